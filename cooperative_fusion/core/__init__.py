@@ -1,0 +1,1 @@
+"""Pure algorithms over numpy arrays. Never imports rclpy or any *_msgs package."""

@@ -1,0 +1,87 @@
+"""Declare a node's parameters from one table, with descriptors and ranges.
+
+Each node lists its parameters once as :class:`Param` rows; :func:`declare`
+declares them with a ``ParameterDescriptor`` (description, range, read-only)
+and returns their values as a plain dict, which the node turns into a frozen
+core config and validates once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from ..core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name (dotted for nesting), default, description, optional numeric range."""
+
+    name: str
+    default: Any
+    description: str
+    min_value: float | None = None
+    max_value: float | None = None
+    read_only: bool = True
+
+
+_TYPES = {
+    bool: Parameter.Type.BOOL,
+    int: Parameter.Type.INTEGER,
+    float: Parameter.Type.DOUBLE,
+    str: Parameter.Type.STRING,
+}
+
+
+def _param_type(default: Any) -> Parameter.Type:
+    if isinstance(default, (list, tuple)):
+        if not default:
+            raise ConfigError('list parameters need a non-empty default to fix their type')
+        first = default[0]
+        if isinstance(first, bool):
+            return Parameter.Type.BOOL_ARRAY
+        if isinstance(first, int) and all(isinstance(v, int) for v in default):
+            return Parameter.Type.INTEGER_ARRAY
+        if isinstance(first, (int, float)):
+            return Parameter.Type.DOUBLE_ARRAY
+        return Parameter.Type.STRING_ARRAY
+    return _TYPES[type(default)]
+
+
+def descriptor(p: Param) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    if p.min_value is not None or p.max_value is not None:
+        lo = p.min_value if p.min_value is not None else -1e18
+        hi = p.max_value if p.max_value is not None else 1e18
+        if isinstance(p.default, bool):
+            pass
+        elif isinstance(p.default, int):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        elif isinstance(p.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return d
+
+
+def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
+    """Declare every parameter and return ``{name: value}``.
+
+    A value outside its range, or of the wrong type, raises ConfigError naming
+    the parameter (rclpy's own exception is kept as the cause).
+    """
+    values: dict[str, Any] = {}
+    for p in params:
+        try:
+            node.declare_parameter(p.name, p.default, descriptor(p))
+        except Exception as exc:  # rclpy raises several types for bad overrides
+            raise ConfigError(f'parameter {p.name!r}: {exc}') from exc
+        value = node.get_parameter(p.name).value
+        if isinstance(p.default, float) and isinstance(value, int):
+            value = float(value)
+        if isinstance(p.default, (list, tuple)) and value is not None:
+            value = list(value)
+        values[p.name] = value
+    return values

@@ -1,0 +1,1 @@
+"""Platoon scenario simulation with ground truth, written to rosbag2."""

@@ -1,0 +1,34 @@
+"""ament_python package definition for cooperative_fusion."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'cooperative_fusion'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
+        (f'share/{PACKAGE}/config/faults', glob('config/faults/*.yaml')),
+    ],
+    package_data={PACKAGE: ['py.typed']},
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='cooperative_fusion developers',
+    maintainer_email='dev@cooperative-fusion.invalid',
+    description='Cooperative perception for vehicle platoons: common occupancy grid and edge digital twin.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'cooperative-fusion = cooperative_fusion.cli:main',
+            'vehicle_node = cooperative_fusion.nodes.vehicle_node:main',
+        ],
+    },
+)
