@@ -1,0 +1,33 @@
+"""builtin_interfaces/Time <-> integer nanoseconds.
+
+Core works on integer nanoseconds only; these two functions are where ROS
+stamps enter and leave it. Integer arithmetic throughout: a float round trip
+would lose nanoseconds beyond ~104 days of epoch time.
+"""
+from __future__ import annotations
+
+from builtin_interfaces.msg import Time
+
+from ..core.errors import MessageFormatError
+
+_NS_PER_S = 1_000_000_000
+_INT32_MAX = 2**31 - 1
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Nanoseconds of a ``builtin_interfaces/Time`` (``sec * 1e9 + nanosec``, exact)."""
+    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """``builtin_interfaces/Time`` of ``ns`` nanoseconds.
+
+    Raises MessageFormatError for a negative stamp or one past 2038 (``sec`` is int32).
+    """
+    ns = int(ns)
+    if ns < 0:
+        raise MessageFormatError(f'stamp {ns} ns is negative: expected >= 0')
+    sec, nanosec = divmod(ns, _NS_PER_S)
+    if sec > _INT32_MAX:
+        raise MessageFormatError(f'stamp {ns} ns does not fit builtin_interfaces/Time: sec {sec} > {_INT32_MAX}')
+    return Time(sec=sec, nanosec=nanosec)
