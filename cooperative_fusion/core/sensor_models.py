@@ -153,7 +153,9 @@ def _as_xy(xy: NDArray[np.floating], name: str) -> NDArray[np.float64]:
         return np.zeros((0, 2))
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ConfigError(f'{name} must have shape (N, 2), got {arr.shape}')
-    return arr[np.isfinite(arr).all(axis=1)]
+    # x + y is non-finite exactly when x or y is (inf - inf and anything + nan are nan).
+    finite = np.isfinite(arr[:, 0] + arr[:, 1])
+    return arr if finite.all() else arr[finite]
 
 
 def _as_origin(origin_xy: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -184,13 +186,17 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     n_bins = max(1, int(math.ceil(_TWO_PI / model.azimuth_resolution_rad - 1e-9)))
     bin_width = _TWO_PI / n_bins
 
-    def polar(xy: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        d = xy - origin
-        return np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]), np.arctan2(d[:, 1], d[:, 0])
+    def polar(xy: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        # float32 is plenty here (1e-5 m at 100 m, 1e-7 rad) and halves the cost.
+        dx = (xy[:, 0] - origin[0]).astype(np.float32)
+        dy = (xy[:, 1] - origin[1]).astype(np.float32)
+        return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
-    def to_bin(azimuth: NDArray[np.float64]) -> NDArray[np.int64]:
-        # arctan2 gives [-pi, pi]; the modulo folds +pi onto bin 0's edge.
-        return np.floor((azimuth + math.pi) / bin_width).astype(np.int64) % n_bins
+    def to_bin(azimuth: NDArray[np.floating]) -> NDArray[np.intp]:
+        # arctan2 gives [-pi, pi] (a hair beyond in float32); both ends border the same
+        # bin edge, so clipping puts them in the first / last bin.
+        return np.clip(np.floor((azimuth + np.float32(math.pi)) * np.float32(1.0 / bin_width)).astype(np.intp),
+                       0, n_bins - 1)
 
     hit_r, hit_az = polar(hits)
     free_r, free_az = polar(free)
@@ -206,13 +212,13 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     hit_bin = to_bin(hit_az)
     free_bin = to_bin(free_az)
 
-    nearest = np.full(n_bins, np.inf)
+    nearest = np.full(n_bins, np.inf, dtype=np.float32)
     np.minimum.at(nearest, hit_bin[valid], hit_r[valid])
-    reach = np.zeros(n_bins)
-    np.maximum.at(reach, free_bin, np.minimum(free_r, model.max_range_m))
+    reach = np.zeros(n_bins, dtype=np.float32)
+    np.maximum.at(reach, free_bin, np.minimum(free_r, np.float32(model.max_range_m)))
     np.maximum.at(reach, hit_bin[valid], hit_r[valid])
     # A return beyond max_range is no trusted hit, but its beam did cross max_range.
-    np.maximum.at(reach, hit_bin[beyond], model.max_range_m)
+    np.maximum.at(reach, hit_bin[beyond], np.float32(model.max_range_m))
     observed = np.zeros(n_bins, dtype=bool)
     observed[free_bin] = True
     observed[hit_bin[valid | beyond]] = True
@@ -225,11 +231,11 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
 
     # Cells must lie more than half a cell before the nearest hit to be free.
     # Unobserved bins keep reach 0 and so stay unknown.
-    blocked = nearest - 0.5 * spec.resolution
+    blocked = nearest - np.float32(0.5 * spec.resolution)
 
     xs, ys = spec.cell_centers()
-    dx = xs - origin[0]
-    dy = ys - origin[1]
+    dx = (xs - origin[0]).astype(np.float32)
+    dy = (ys - origin[1]).astype(np.float32)
     cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
     cell_az = np.arctan2(dy[:, None], dx[None, :])
     cell_bin = to_bin(cell_az)
