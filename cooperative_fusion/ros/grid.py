@@ -1,0 +1,85 @@
+"""nav_msgs/OccupancyGrid <-> (GridSpec, int8 cells).
+
+Cells are (height, width) indexed ``[iy, ix]``, row-major as in the message,
+so no reordering is needed either way. Only axis-aligned grids are supported
+(the whole project lives on one global lattice); a rotated origin is refused.
+"""
+from __future__ import annotations
+
+import array
+import math
+
+import numpy as np
+from nav_msgs.msg import OccupancyGrid
+from numpy.typing import NDArray
+
+from ..core.errors import MessageFormatError
+from ..core.grid import GridSpec
+from .time import ns_to_stamp
+
+#: Largest rotation of the origin accepted as axis-aligned, radians.
+MAX_ORIGIN_ROTATION_RAD = 1e-6
+
+
+def grid_from_msg(msg: OccupancyGrid) -> tuple[GridSpec, NDArray[np.int8]]:
+    """Geometry and cells (height, width) int8 of an OccupancyGrid.
+
+    The cells are a read-write view of ``msg.data`` (no copy). MessageFormatError
+    for a zero size, a bad resolution, a non-finite or rotated origin, or
+    ``len(data) != width * height``.
+    """
+    info = msg.info
+    width, height, resolution = int(info.width), int(info.height), float(info.resolution)
+    if width == 0 or height == 0:
+        raise MessageFormatError(f'occupancy grid is {width}x{height}: expected a non-zero size')
+    if not (math.isfinite(resolution) and resolution > 0):
+        raise MessageFormatError(f'occupancy grid resolution {resolution} m: expected a finite value > 0')
+    p, q = info.origin.position, info.origin.orientation
+    values = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+    if not all(math.isfinite(v) for v in values):
+        raise MessageFormatError(f'occupancy grid origin is not finite: position ({p.x}, {p.y}, {p.z}), '
+                                 f'orientation ({q.x}, {q.y}, {q.z}, {q.w})')
+    vec = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z)
+    if vec == 0.0 and q.w == 0.0:
+        raise MessageFormatError('occupancy grid origin orientation is a zero quaternion: expected a unit quaternion')
+    angle = 2.0 * math.atan2(vec, abs(q.w))
+    if angle > MAX_ORIGIN_ROTATION_RAD:
+        raise MessageFormatError(
+            f'occupancy grid origin is rotated by {angle:.3g} rad (x, y, z, w = {q.x}, {q.y}, {q.z}, {q.w}): '
+            f'only axis-aligned grids are supported')
+    if len(msg.data) != width * height:
+        raise MessageFormatError(
+            f'occupancy grid data length {len(msg.data)} not equal to width {width} * height {height}')
+    # resolution is float32 on the wire: 7 significant digits give back the float64
+    # the sender meant (0.2, not 0.20000000298), so specs compare equal after a round trip.
+    spec = GridSpec(float(p.x), float(p.y), float(f'{resolution:.7g}'), width, height)
+    return spec, np.frombuffer(msg.data, dtype=np.int8).reshape(height, width)
+
+
+def grid_to_msg(spec: GridSpec, cells: NDArray[np.integer], stamp_ns: int, frame_id: str = 'map') -> OccupancyGrid:
+    """OccupancyGrid of ``cells`` (height, width) int8 on ``spec``; map_load_time = the stamp.
+
+    Cells of another integer dtype are cast to int8 (values must already be
+    -1 or 0..100).
+    """
+    cells = np.asarray(cells)
+    if cells.shape != spec.shape:
+        raise MessageFormatError(f'cells have shape {cells.shape}: expected {spec.shape} (height, width) of the spec')
+    if cells.dtype != np.int8:
+        if cells.dtype.kind not in 'iu':
+            raise MessageFormatError(f'cells have dtype {cells.dtype}: expected int8')
+        cells = cells.astype(np.int8)
+    msg = OccupancyGrid()
+    stamp = ns_to_stamp(stamp_ns)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.info.map_load_time = stamp
+    msg.info.resolution = float(spec.resolution)
+    msg.info.width, msg.info.height = spec.width, spec.height
+    msg.info.origin.position.x = float(spec.origin_x)
+    msg.info.origin.position.y = float(spec.origin_y)
+    msg.info.origin.orientation.w = 1.0
+    # array.array('b', bytes) is the setter's fast path: ~0.015 ms for 1000x150,
+    # against ~3 ms for a list and ~9 ms for a numpy array (element-wise conversion).
+    msg.data = array.array('b', np.ascontiguousarray(cells).tobytes())
+    return msg

@@ -1,0 +1,80 @@
+"""nav_msgs/Odometry <-> core.types.PoseSample.
+
+ROS orders quaternions (x, y, z, w); core uses (w, x, y, z). The pose
+covariance (36,) row-major becomes (6, 6) in ROS order x, y, z, roll, pitch, yaw.
+"""
+from __future__ import annotations
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from numpy.typing import NDArray
+
+from ..core.errors import MessageFormatError
+from ..core.types import PoseSample
+from .time import ns_to_stamp, stamp_to_ns
+
+
+def _finite(name: str, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    if not np.all(np.isfinite(values)):
+        raise MessageFormatError(f'odometry {name} is not finite: {values.ravel().tolist()}')
+    return values
+
+
+def odometry_to_pose(msg: Odometry) -> PoseSample:
+    """PoseSample (stamp from header, in the sender's clock) of an Odometry message.
+
+    The quaternion is normalised. MessageFormatError for non-finite position,
+    orientation, covariance or twist, or a zero quaternion.
+    """
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    position = _finite('position', np.array([p.x, p.y, p.z], dtype=np.float64))
+    quat = _finite('orientation', np.array([q.w, q.x, q.y, q.z], dtype=np.float64))
+    norm = float(np.linalg.norm(quat))
+    if norm < 1e-9:
+        raise MessageFormatError(f'odometry orientation is a zero quaternion (x, y, z, w) = '
+                                 f'({q.x}, {q.y}, {q.z}, {q.w}): expected a unit quaternion')
+    cov = _finite('covariance', np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6))
+    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+    return PoseSample(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        position=position,
+        quat_wxyz=quat / norm,
+        covariance=cov,
+        linear_velocity=_finite('twist.linear', np.array([lin.x, lin.y, lin.z], dtype=np.float64)),
+        angular_velocity=_finite('twist.angular', np.array([ang.x, ang.y, ang.z], dtype=np.float64)),
+    )
+
+
+def pose_to_odometry(pose: PoseSample, frame_id: str, child_frame_id: str) -> Odometry:
+    """Odometry of a PoseSample; the twist covariance is left zero (unknown)."""
+    msg = Odometry()
+    msg.header.stamp = ns_to_stamp(pose.stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.child_frame_id = child_frame_id
+    position = msg.pose.pose.position
+    position.x, position.y, position.z = (float(v) for v in pose.position)
+    orientation = msg.pose.pose.orientation
+    orientation.w, orientation.x, orientation.y, orientation.z = (float(v) for v in pose.quat_wxyz)
+    cov = np.asarray(pose.covariance, dtype=np.float64)
+    if cov.shape != (6, 6):
+        raise MessageFormatError(f'pose covariance has shape {cov.shape}: expected (6, 6)')
+    msg.pose.covariance = cov.ravel()
+    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+    lin.x, lin.y, lin.z = (float(v) for v in pose.linear_velocity)
+    ang.x, ang.y, ang.z = (float(v) for v in pose.angular_velocity)
+    return msg
+
+
+def covariance_is_psd(cov: NDArray[np.floating], tol: float = 1e-9) -> bool:
+    """True when ``cov`` (n, n) is finite, symmetric and positive semi-definite.
+
+    Tolerances scale with the largest entry (``tol * max(1, max|cov|)``), so a
+    large variance (an unknown yaw at 1e6) does not fail on rounding.
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
+        return False
+    scale = tol * max(1.0, float(np.abs(cov).max(initial=0.0)))
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=scale):
+        return False
+    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)
