@@ -111,10 +111,10 @@ def fit_ground_plane(points_map: NDArray[np.floating], cfg: GroundConfig) -> NDA
     import open3d as o3d  # heavy import, only for this mode
 
     pts = _check_points(points_map)
-    pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) > RANSAC_MAX_FIT_POINTS:
         # A deterministic stride keeps the spatial spread of the whole scan.
         pts = pts[:: int(math.ceil(len(pts) / RANSAC_MAX_FIT_POINTS))]
+    pts = pts[np.isfinite(pts).all(axis=1)]
     min_up = math.cos(math.radians(cfg.ransac_max_tilt_deg))
     for _ in range(RANSAC_MAX_ATTEMPTS):
         if len(pts) < 3:
@@ -149,14 +149,14 @@ def split_ground(points_map: NDArray[np.floating],
     height band around ``ground_z_m`` is used instead.
     """
     pts = _check_points(points_map)
-    height = None
-    if cfg.mode is GroundMode.RANSAC:
-        plane = fit_ground_plane(pts, cfg)
+    plane = fit_ground_plane(pts, cfg) if cfg.mode is GroundMode.RANSAC else None
+    with np.errstate(invalid='ignore'):         # inf·0 and inf - inf: NaN heights, as wanted
         if plane is not None:
             height = pts @ plane[:3] + plane[3]
-    if height is None:
-        height = pts[:, 2] - cfg.ground_z_m
-    # NaN heights fail every comparison below, so non-finite points are neither.
+        else:
+            # Adding 0·(x + y) turns a point with a non-finite x or y into a NaN height too.
+            height = pts[:, 2] - cfg.ground_z_m + 0.0 * (pts[:, 0] + pts[:, 1])
+    # NaN and infinite heights fail the comparisons below, so non-finite points are neither.
     ground = np.abs(height) < cfg.min_obstacle_height_m
     obstacle = (height >= cfg.min_obstacle_height_m) & (height <= cfg.max_obstacle_height_m)
     return obstacle, ground

@@ -154,7 +154,8 @@ def _as_xy(xy: NDArray[np.floating], name: str) -> NDArray[np.float64]:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ConfigError(f'{name} must have shape (N, 2), got {arr.shape}')
     # x + y is non-finite exactly when x or y is (inf - inf and anything + nan are nan).
-    finite = np.isfinite(arr[:, 0] + arr[:, 1])
+    with np.errstate(invalid='ignore'):
+        finite = np.isfinite(arr[:, 0] + arr[:, 1])
     return arr if finite.all() else arr[finite]
 
 

@@ -89,3 +89,15 @@ def test_config_mode_from_string_and_validation():
         GroundConfig(ransac_iterations=0)
     with pytest.raises(ConfigError, match=r'points must have shape \(N, 3\), got \(4, 2\)'):
         split_ground(np.zeros((4, 2)), GroundConfig())
+
+
+@pytest.mark.parametrize('mode', list(GroundMode))
+def test_non_finite_points_are_neither(mode):
+    points, is_ground, is_obstacle = flat_scene(np.random.default_rng(1))
+    points[[0, 5, 3100]] = [[np.nan, 0.0, 0.0], [0.0, np.inf, 0.0], [1.0, 0.0, np.nan]]
+    obstacle, ground = split_ground(points, GroundConfig(mode=mode))
+    assert not (obstacle[[0, 5, 3100]] | ground[[0, 5, 3100]]).any()
+    keep = np.ones(len(points), dtype=bool)
+    keep[[0, 5, 3100]] = False
+    assert_array_equal(ground[keep], is_ground[keep])
+    assert_array_equal(obstacle[keep], is_obstacle[keep])

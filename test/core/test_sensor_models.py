@@ -251,3 +251,12 @@ def test_lidar_plus_radar_on_a_full_scan():
     total, known = combine(layers)
     assert_array_equal(known, layers[0][1] | layers[1][1])
     assert total[50, 130] > layers[0][0][50, 130] > 0
+
+
+def test_non_finite_points_are_skipped():
+    hits, free = box_scan()
+    clean = lidar_evidence(SPEC, ORIGIN, hits, free, LIDAR)
+    bad = np.array([[np.inf, -np.inf], [np.nan, 1.0], [3.0, np.inf]])
+    dirty = lidar_evidence(SPEC, ORIGIN, np.concatenate([hits, bad]), np.concatenate([bad, free]), LIDAR)
+    assert_array_equal(dirty[0], clean[0])
+    assert_array_equal(dirty[1], clean[1])
