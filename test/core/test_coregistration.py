@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from cooperative_fusion.core.coregistration import (CoregConfig, CoregResult, apply_correction,
+                                                    correction_matrix, estimate_offset, occupied_points)
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.grid import GridSpec, prob_to_logodds
+from cooperative_fusion.core.se3 import apply as se3_apply
+
+
+def box_outline(cx: float, cy: float, length: float, width: float, yaw: float, step: float = 0.1) -> np.ndarray:
+    hl, hw = length / 2, width / 2
+    corners = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw], [-hl, -hw]])
+    pts = []
+    for a, b in zip(corners[:-1], corners[1:]):
+        n = max(int(np.hypot(*(b - a)) / step), 1)
+        pts.append(a + (b - a) * np.arange(n)[:, None] / n)
+    p = np.concatenate(pts)
+    c, s = math.cos(yaw), math.sin(yaw)
+    return p @ np.array([[c, -s], [s, c]]).T + (cx, cy)
+
+
+def scene() -> list[np.ndarray]:
+    """Five cars on a three-lane road near x = 520 m, and a guard-rail segment."""
+    cars = [box_outline(510.0, 3.5, 4.5, 1.9, 0.05), box_outline(525.0, 0.0, 4.6, 1.8, -0.02),
+            box_outline(540.0, -3.5, 12.0, 2.5, 0.0), box_outline(532.0, 3.6, 4.2, 1.8, 0.1),
+            box_outline(503.0, -3.4, 4.4, 1.9, 0.0)]
+    rail = np.stack([np.arange(495.0, 545.0, 0.1), np.full(500, 6.5)], axis=1)
+    return cars + [rail]
+
+
+def rotate_about(p: np.ndarray, c: np.ndarray, yaw: float) -> np.ndarray:
+    cs, sn = math.cos(yaw), math.sin(yaw)
+    return (p - c) @ np.array([[cs, -sn], [sn, cs]]).T + c
+
+
+def rasterise(points: np.ndarray, res: float = 0.2) -> np.ndarray:
+    """Centres of the 0.2 m lattice cells hit by the points (what occupied_points gives from a grid)."""
+    cells = np.unique(np.floor(points / res).astype(np.int64), axis=0)
+    return (cells + 0.5) * res
+
+
+@pytest.mark.parametrize('as_cells', [False, True])
+def test_recovers_shift_and_rotation(as_cells):
+    rng = np.random.default_rng(0)
+    parts = scene()
+    reference = np.concatenate(parts)
+    vehicle_xy = np.array([518.0, 0.0])
+    # Partial visibility: one car unseen, 60 % of the rest's points, plus 3 cm noise.
+    seen = np.concatenate([p for i, p in enumerate(parts) if i != 2])
+    seen = seen[rng.random(len(seen)) < 0.6]
+    seen = seen + rng.normal(0.0, 0.03, seen.shape)
+    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
+    vehicle = rotate_about(seen, vehicle_xy, yaw) + shift
+    if as_cells:
+        reference, vehicle = rasterise(reference), rasterise(vehicle)
+    r = estimate_offset(vehicle, reference, CoregConfig(), pivot_xy=vehicle_xy)
+    assert r.accepted, r.reason
+    assert r.reason == 'ok'
+    # Truth correction: p = R(-yaw)(p_v - c - shift) + c  =>  dx, dy = -R(-yaw) shift.
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    truth_t = -np.array([[c, -s], [s, c]]) @ shift
+    assert np.hypot(r.dx - truth_t[0], r.dy - truth_t[1]) < 0.15
+    assert abs(math.degrees(r.dyaw) + 1.0) < 0.3
+    assert r.fitness > 0.9 and r.rmse < 0.12
+    assert r.pivot == (518.0, 0.0)
+    if not as_cells:
+        corrected = apply_correction(vehicle, r)
+        assert np.median(np.hypot(*(corrected - seen).T)) < 0.1
+
+
+def test_correction_matrix_matches_apply():
+    r = CoregResult(0.3, -0.2, math.radians(2.0), 1.0, 0.0, True, 'ok', (10.0, 5.0))
+    pts = np.random.default_rng(0).uniform(-20, 20, (10, 2))
+    via_matrix = se3_apply(correction_matrix(r), np.column_stack([pts, np.zeros(10)]))[:, :2]
+    assert_allclose(via_matrix, apply_correction(pts, r), atol=1e-12)
+    assert_allclose(apply_correction(np.array([[10.0, 5.0]]), r), [[10.3, 4.8]])
+
+
+def test_single_wall_is_degenerate():
+    rng = np.random.default_rng(0)
+    wall = np.stack([np.arange(0.0, 40.0, 0.1), np.zeros(400)], axis=1)
+    vehicle = wall[50:300] + (0.4, 0.1) + rng.normal(0.0, 0.02, (250, 2))
+    r = estimate_offset(vehicle, wall, CoregConfig())
+    assert not r.accepted
+    assert r.reason.startswith('degenerate scene: weakest constraint')
+
+
+def test_too_few_points_and_bad_fit_are_rejected():
+    parts = scene()
+    reference = np.concatenate(parts)
+    r = estimate_offset(reference[:10], reference, CoregConfig(min_points=30))
+    assert not r.accepted and r.reason == 'too few points: vehicle 10, reference 1286, need 30'
+    # A scene that does not match the reference at all: nothing within 1 m.
+    far = reference + (0.0, 50.0)
+    r = estimate_offset(far, reference, CoregConfig())
+    assert not r.accepted and r.reason.startswith('too few correspondences within 1.0 m: 0')
+    # A large offset that ICP still matches is refused by the correction bound.
+    r = estimate_offset(reference + (0.0, 0.8), reference, CoregConfig(max_correction_m=0.5))
+    assert not r.accepted and 'exceeds 0.5 m / 5.0 deg' in r.reason
+    assert_allclose([r.dx, r.dy], [0.0, -0.8], atol=0.05)
+
+
+def test_occupied_points_from_percent_and_logodds():
+    spec = GridSpec(10.0, -2.0, 0.2, 4, 3)
+    cells = np.full(spec.shape, -1, np.int8)
+    cells[1, 2] = 65
+    cells[2, 0] = 90
+    cells[0, 0] = 64
+    assert_allclose(occupied_points(spec, cells=cells), [[10.5, -1.7], [10.1, -1.5]])
+    l = np.where(cells >= 0, prob_to_logodds(np.clip(cells, 1, 99) / 100.0), 0.0)
+    known = cells >= 0
+    assert_allclose(occupied_points(spec, logodds=l, known=known), [[10.5, -1.7], [10.1, -1.5]])
+    with pytest.raises(ConfigError, match='exactly one of cells'):
+        occupied_points(spec)
+    with pytest.raises(ConfigError, match=r'grid shape \(2, 2\) does not match'):
+        occupied_points(spec, cells=np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(min_points=2), 'min_points must be >= 3, got 2'),
+    (dict(max_rmse_m=0.0), 'max_rmse_m must be a positive finite number'),
+    (dict(min_fitness=1.5), r'min_fitness must be in \[0, 1\], got 1.5'),
+])
+def test_config_validation(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        CoregConfig(**bad)
