@@ -101,6 +101,18 @@ def _vec(name: str, value: NDArray[np.floating] | Sequence[float] | float, n: in
 
 
 @dataclass(frozen=True)
+class VehicleState:
+    """One platoon vehicle: id, centre x, y (metres, ``map``), speed (m/s), heading (rad), length (metres)."""
+
+    vehicle_id: str
+    x: float
+    y: float
+    speed: float
+    heading: float = 0.0
+    length: float = 4.5
+
+
+@dataclass(frozen=True)
 class PlatoonState:
     """Platoon vehicles at the rollout's start (from their odometry).
 
@@ -144,6 +156,14 @@ class PlatoonState:
         by_order = np.empty(len(self), np.int64)
         by_order[self.order] = np.arange(len(self))
         return np.where(self.order > 0, by_order[np.maximum(self.order - 1, 0)], -1)
+
+    def vehicle(self, vehicle_id: str) -> VehicleState:
+        """State of one vehicle by id; ConfigError if the id is not in the platoon."""
+        if vehicle_id not in self.ids:
+            raise ConfigError(f'vehicle {vehicle_id!r} is not in the platoon {list(self.ids)}')
+        i = self.ids.index(vehicle_id)
+        return VehicleState(vehicle_id, float(self.x[i]), float(self.y[i]), float(self.speed[i]),
+                            float(self.heading[i]), float(self.length[i]))
 
     def footprints(self) -> list[OrientedBox]:
         """Each vehicle's box (for excluding it from detections)."""
