@@ -79,7 +79,8 @@ def grid_to_msg(spec: GridSpec, cells: NDArray[np.integer], stamp_ns: int, frame
     msg.info.origin.position.x = float(spec.origin_x)
     msg.info.origin.position.y = float(spec.origin_y)
     msg.info.origin.orientation.w = 1.0
-    # array.array('b', bytes) is the setter's fast path: ~0.015 ms for 1000x150,
-    # against ~3 ms for a list and ~9 ms for a numpy array (element-wise conversion).
-    msg.data = array.array('b', np.ascontiguousarray(cells).tobytes())
+    # An array.array is the setter's fast path; frombytes() copies the buffer once: ~0.01 ms
+    # for 1000x150, against ~3 ms for a list and ~9 ms for a numpy array (element-wise).
+    msg.data = array.array('b')
+    msg.data.frombytes(np.ascontiguousarray(cells))
     return msg
