@@ -48,6 +48,11 @@ def test_16uc1_millimetres_with_padded_rows():
     assert_allclose(out, [[1.0, np.nan, 2.5], [65.535, 0.001, 0.042]], rtol=1e-6)
 
 
+def test_16uc1_big_endian():
+    out = depth_image_to_array(_image('16UC1', 2, 1, 4, struct.pack('>2H', 1500, 258), bigendian=True))
+    assert_allclose(out, [[1.5, 0.258]], rtol=1e-6)
+
+
 def test_16uc1_round_trip_rounds_to_mm_and_marks_no_return():
     depth = np.array([[1.2344, np.nan, -1.0], [0.0, 70.0, 3.0]], dtype=np.float32)
     msg = array_to_depth_image(depth, 0, 'c', encoding='16UC1')
@@ -102,3 +107,19 @@ def test_depth_to_points_size_mismatch():
         depth_to_points(image, k_to_camera_info(K, 8, 2, 0, 'cam'))
     info = k_to_camera_info(K, 0, 0, 0, 'cam')  # size unknown: accepted
     assert depth_to_points(image, info).shape == (8, 3)
+
+
+def test_depth_to_points_bad_k_row_is_a_format_error():
+    image = array_to_depth_image(np.ones((2, 4), np.float32), 0, 'cam')
+    info = k_to_camera_info(K, 4, 2, 0, 'cam')
+    k = np.asarray(info.k).copy()
+    k[8] = 2.0
+    info.k = k
+    with pytest.raises(MessageFormatError, match=r'camera_info: camera matrix K has last row \[0.0, 0.0, 2.0\]'):
+        depth_to_points(image, info)
+
+
+def test_depth_to_points_stride():
+    depth = np.arange(1, 9, dtype=np.float32).reshape(2, 4)
+    pts = depth_to_points(array_to_depth_image(depth, 0, 'c'), k_to_camera_info(K, 4, 2, 0, 'c'), stride=2)
+    assert_allclose(pts[:, 2], [1.0, 3.0])
