@@ -168,6 +168,8 @@ def write_simulation(sim_events: Iterable[SimEvent], out: Path, progress: bool =
                         bar.update(sim_s - shown)
                         shown = sim_s
             counts = dict(bag.counts)
+        if bar is not None and total_s:
+            bar.update(max(0.0, total_s - shown))  # the stream ended: the last tick lies just before total_s
     finally:
         if bar is not None:
             bar.close()
