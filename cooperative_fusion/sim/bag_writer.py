@@ -2,8 +2,8 @@
 
 :func:`event_to_message` builds the message of one :class:`SimEvent` through
 the adapters in ``cooperative_fusion.ros`` (clouds, images, odometry, grids,
-stamps); the few message types that have no adapter family of their own
-(TimeReference, the truth MarkerArray, the scenario String) are built here.
+stamps, time references); the two that have no adapter family of their own
+(the truth MarkerArray and the scenario String) are built here.
 :func:`write_simulation` streams a whole simulation into a bag.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from builtin_interfaces.msg import Duration
-from sensor_msgs.msg import TimeReference
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -27,7 +26,7 @@ from ..ros.grid import grid_to_msg
 from ..ros.image import array_to_depth_image, k_to_camera_info
 from ..ros.odometry import pose_to_odometry
 from ..ros.pointcloud import array_to_cloud
-from ..ros.time import ns_to_stamp
+from ..ros.time import make_time_reference, ns_to_stamp
 from .events import EventKind, SimEvent
 
 #: How long a truth object marker stays on screen unless refreshed (the truth objects
@@ -95,15 +94,6 @@ def boxes_to_markers(boxes: list[dict[str, Any]], stamp_ns: int, frame_id: str) 
     return MarkerArray(markers=markers)
 
 
-def _time_reference(event: SimEvent) -> TimeReference:
-    msg = TimeReference()
-    msg.header.stamp = ns_to_stamp(event.stamp_ns)
-    msg.header.frame_id = event.frame_id
-    msg.time_ref = ns_to_stamp(event.data['time_ref_ns'])
-    msg.source = str(event.data.get('source', ''))
-    return msg
-
-
 def _odometry(event: SimEvent) -> Any:
     pose = event.data['pose']
     if pose.stamp_ns != event.stamp_ns:  # the header stamp is the event's, by contract
@@ -119,7 +109,8 @@ _BUILDERS: dict[EventKind, Callable[[SimEvent], Any]] = {
                                                       e.stamp_ns, e.frame_id),
     EventKind.ODOM: _odometry,
     EventKind.TRUTH_ODOM: _odometry,
-    EventKind.TIME_REFERENCE: _time_reference,
+    EventKind.TIME_REFERENCE: lambda e: make_time_reference(e.stamp_ns, e.data['time_ref_ns'],
+                                                            str(e.data.get('source', 'gnss')), e.frame_id),
     EventKind.TRUTH_GRID: lambda e: grid_to_msg(e.data['spec'], e.data['cells'], e.stamp_ns, e.frame_id),
     EventKind.TRUTH_OBJECTS: lambda e: boxes_to_markers(e.data['boxes'], e.stamp_ns, e.frame_id),
     EventKind.TRUTH_META: lambda e: String(data=str(e.data['json'])),
