@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.metrics import (Accumulator, Box, TruthFrame, footprint_mask, occluded_from,
+                                             overlay, segments_blocked)
+
+SPEC = GridSpec(0.0, 0.0, 1.0, 10, 10)
+A = Box(3.0, 2.5, 2.0, 1.0, id='a', kind='car')     # footprint cells (iy 2, ix 2..3)
+B = Box(7.0, 7.5, 2.0, 1.0, id='b', kind='car')     # footprint cells (iy 7, ix 6..7)
+
+
+def hand_grid() -> np.ndarray:
+    """The grid worked through in test_hand_counts (see the comments there)."""
+    cells = np.full(SPEC.shape, 20, np.int8)
+    cells[9, :] = -1
+    cells[9, 0] = 90          # stray occupied cell, far from any object
+    cells[2, 2] = cells[2, 3] = 90
+    cells[1, 2] = 80          # in A's one-cell ring
+    cells[7, 6] = 70
+    cells[7, 7] = -1
+    cells[6, 6] = 70          # B has two occupied cells: not enough
+    cells[5, 5] = 50          # observed, neither free nor occupied
+    return cells
+
+
+def test_footprint_mask_and_dilation():
+    m = footprint_mask(SPEC, [A])
+    assert_array_equal(np.argwhere(m), [[2, 2], [2, 3]])
+    d = footprint_mask(SPEC, [A], dilate_cells=1)
+    assert d.sum() == 12 and d[1:4, 1:5].all()
+    # A box smaller than a cell still marks the cell holding its centre.
+    tiny = footprint_mask(SPEC, [Box(5.2, 5.9, 0.3, 0.3)])
+    assert_array_equal(np.argwhere(tiny), [[5, 5]])
+    # A rotated box: 45° square of side 2·sqrt(2) covers the centres within |x|+|y| <= 2.
+    diamond = footprint_mask(SPEC, [Box(5.0, 5.0, 2 * math.sqrt(2), 2 * math.sqrt(2), math.pi / 4)])
+    assert diamond.sum() == 12
+    with pytest.raises(ConfigError, match='dilate_cells must be >= 0, got -1'):
+        footprint_mask(SPEC, [A], -1)
+
+
+def test_hand_counts():
+    acc = Accumulator()
+    acc.add(TruthFrame(SPEC, [A, B]), hand_grid())
+    r = acc.report()
+    assert r['object_recall'] == 0.5                   # A has 3 occupied cells in its dilated footprint, B 2
+    assert_allclose(r['occupied_precision'], 5 / 6)    # 6 occupied, the stray one is not near the truth
+    # observed = 100 - 10 (row 9) + 1 (stray) - 1 ((7,7)) = 90; truly free observed = 90 - 3 = 87;
+    # of these, (1,2), (6,6), (9,0) are occupied and (5,5) is 50: 83 marked free.
+    assert_allclose(r['free_accuracy'], 83 / 87)
+    # observed predicted occupied 6, observed true occupied 3, all 3 predicted: IoU 3 / 6.
+    assert_allclose(r['occupancy_iou'], 0.5)
+    assert r['see_through_recall'] == {'mean': None}
+    assert not any(k.startswith('ego_only_') for k in r)
+
+
+def test_roi_restricts_objects_and_cells():
+    roi = np.zeros(SPEC.shape, bool)
+    roi[:5, :5] = True
+    acc = Accumulator()
+    acc.add(TruthFrame(SPEC, [A, B], roi=roi), hand_grid())
+    r = acc.report()
+    assert r['object_recall'] == 1.0                   # only A is inside
+    assert r['occupied_precision'] == 1.0              # (2,2), (2,3), (1,2)
+    assert_allclose(r['free_accuracy'], 22 / 23)       # 25 - 2 true occupied = 23; (1,2) is not free
+    assert_allclose(r['occupancy_iou'], 2 / 3)
+
+
+def test_sums_over_frames_and_empty_ratios():
+    acc = Accumulator()
+    assert acc.report()['object_recall'] is None
+    acc.add(TruthFrame(SPEC, [A, B]), hand_grid())
+    acc.add(TruthFrame(SPEC, [A, B]), np.full(SPEC.shape, -1, np.int8))
+    r = acc.report()
+    assert r['object_recall'] == 0.25 and acc.frames == 2
+    assert_allclose(r['occupied_precision'], 5 / 6)    # the empty frame adds nothing
+
+
+def test_overlay_and_grids_on_another_window():
+    small = GridSpec(2.0, 1.0, 1.0, 3, 3)
+    cells = np.full(small.shape, 90, np.int8)
+    out = overlay(small, cells, SPEC)
+    assert (out[1:4, 2:5] == 90).all() and (out == 90).sum() == 9 and (out == -1).sum() == 91
+    acc = Accumulator()
+    acc.add(TruthFrame(SPEC, [A]), cells, spec=small)
+    r = acc.report()
+    assert r['object_recall'] == 1.0
+    assert_allclose(r['occupied_precision'], 1.0)      # all 9 lie in A's dilated footprint (rows 1..3, cols 1..4)
+    with pytest.raises(ConfigError, match='off the lattice'):
+        overlay(GridSpec(0.5, 0.0, 1.0, 3, 3), cells, SPEC)
+
+
+TRUCK = Box(10.0, 0.0, 4.0, 3.0, id='truck')
+HIDDEN = Box(20.0, 0.0, 4.0, 2.0, id='hidden')
+HALF = Box(20.0, 3.5, 4.0, 2.0, id='half')
+VISIBLE = Box(20.0, 8.0, 4.0, 2.0, id='visible')
+EGO = Box(0.0, 0.0, 4.0, 2.0, id='v1')               # v1's own body, around its sensor
+
+
+def test_segments_blocked_slab_test():
+    ends = np.array([[20.0, 0.0], [20.0, 8.0], [9.0, 0.0], [5.0, 0.0]])
+    blocked = segments_blocked(np.zeros(2), ends, [TRUCK, VISIBLE])
+    # The second segment ends at VISIBLE's centre, so it enters VISIBLE itself.
+    assert_array_equal(blocked, [[True, False], [False, True], [True, False], [False, False]])
+    # Axis-parallel segment beside the box (the parallel branch).
+    assert not segments_blocked(np.array([0.0, 2.0]), np.array([[20.0, 2.0]]), [TRUCK]).any()
+    assert segments_blocked(np.array([0.0, 1.0]), np.array([[20.0, 1.0]]), [TRUCK]).all()
+
+
+def test_occluded_from():
+    sensor = np.zeros(2)
+    assert occluded_from(sensor, HIDDEN, [TRUCK, VISIBLE, HIDDEN])
+    assert not occluded_from(sensor, HALF, [TRUCK, VISIBLE])         # partly hidden is not occluded
+    assert not occluded_from(sensor, VISIBLE, [TRUCK, HIDDEN])
+    rotated_truck = Box(10.0, 0.0, 4.0, 3.0, math.pi / 2)              # now 3 m long, 4 m wide across
+    assert occluded_from(sensor, HALF, [rotated_truck]) is False
+    assert occluded_from(sensor, HIDDEN, [rotated_truck])
+
+
+def test_see_through_and_ego_only_baselines():
+    spec = GridSpec(-5.0, -10.0, 0.5, 70, 40)
+    boxes = [EGO, TRUCK, HIDDEN, HALF, VISIBLE]
+    truth = TruthFrame(spec, boxes, sensors={'v1': np.zeros(2), 'v2': np.array([10.0, -20.0])})
+    assert_array_equal(truth.occluded['v1'], [False, False, True, False, False])   # own body excluded
+    assert not truth.occluded['v2'].any()
+    fused = np.where(footprint_mask(spec, boxes), 90, 10).astype(np.int8)
+    ego = fused.copy()
+    ego[footprint_mask(spec, [HIDDEN], 1)] = -1                          # v1 cannot see the hidden car
+    acc = Accumulator()
+    acc.add(truth, fused)
+    acc.add(truth, ego, ego_vehicle='v1')
+    acc.add(truth, fused, ego_vehicle='v2')
+    r = acc.report()
+    assert r['object_recall'] == 1.0
+    assert r['see_through_recall'] == {'v1': 1.0, 'v2': None, 'mean': 1.0}
+    assert r['ego_only_see_through_recall'] == {'v1': 0.0, 'v2': None, 'mean': 0.0}
+    assert r['ego_only_object_recall'] == {'v1': 0.8, 'v2': 1.0}
+    assert set(r) == {'object_recall', 'see_through_recall', 'occupied_precision', 'free_accuracy',
+                      'occupancy_iou', 'ego_only_object_recall', 'ego_only_see_through_recall',
+                      'ego_only_occupied_precision', 'ego_only_free_accuracy', 'ego_only_occupancy_iou'}
+    assert r['occupied_precision'] == 1.0 and r['free_accuracy'] == 1.0 and r['occupancy_iou'] == 1.0
+    assert r['ego_only_occupancy_iou']['v2'] == 1.0
+    with pytest.raises(ConfigError, match="vehicle 'v3' has no sensor position"):
+        acc.add(truth, fused, ego_vehicle='v3')
+
+
+def test_box_from_truth_and_validation():
+    b = Box.from_truth({'id': 'c7', 'kind': 'car', 'center': [1.0, 2.0, 0.7], 'size': [4.5, 1.8, 1.5],
+                        'yaw': 0.3, 'velocity': [10.0, 0.0]})
+    assert (b.center_x, b.center_y, b.length, b.width, b.yaw, b.id, b.kind) == (1.0, 2.0, 4.5, 1.8, 0.3, 'c7', 'car')
+    assert_allclose(Box(0.0, 0.0, 4.0, 2.0).corners(), [[-2, -1], [2, -1], [2, 1], [-2, 1]])
+    assert Box(0.0, 0.0, 4.0, 2.0).outline_samples(8).shape == (32, 2)
+    with pytest.raises(ConfigError, match=r"box 'x' needs a positive finite size, got 0.0 x 1.0"):
+        Box(0.0, 0.0, 0.0, 1.0, id='x')
+    with pytest.raises(ConfigError, match=r'roi shape \(2, 2\) does not match'):
+        TruthFrame(SPEC, [A], roi=np.ones((2, 2), bool))
