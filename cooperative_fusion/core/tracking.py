@@ -99,7 +99,7 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
 
 def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
                        min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
-                       exclude_margin_m: float = 0.5) -> Detections:
+                       exclude_margin_m: float = 0.5, max_length_m: float = 25.0) -> Detections:
     """Connected components (8-connectivity) of occupied cells, as detections.
 
     cells_percent : (H, W) int8 OccupancyGrid cells, 0..100, -1 unknown
@@ -108,6 +108,8 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     min_cells : smaller components are dropped as noise
     exclude_boxes : platoon footprints (from odometry); their cells, grown by
         ``exclude_margin_m`` metres, are cleared before labelling
+    max_length_m : longer components (guard rails, walls: static structure, not
+        road users) are dropped
     Extent and yaw come from the principal axes (PCA) of each component's cell
     centres; length and width are the spans along those axes plus one cell.
     """
@@ -152,7 +154,7 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     np.minimum.at(vmin, lab, v)
     length = length - umin + spec.resolution
     width = width - vmin + spec.resolution
-    keep = count >= min_cells
+    keep = (count >= min_cells) & (length <= max_length_m)
     return Detections(xy=np.stack([mx, my], axis=1)[keep], length=length[keep], width=width[keep],
                       yaw=yaw[keep], cell_count=count[keep].astype(np.int64),
                       velocity=np.full((int(keep.sum()), 2), np.nan))

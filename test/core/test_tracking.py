@@ -31,6 +31,7 @@ def test_extract_detections_centroid_extent_and_yaw(spec):
     _paint(cells, spec, OrientedBox(20.0, 0.0, 4.6, 1.8, 0.0))
     _paint(cells, spec, OrientedBox(40.0, 3.0, 6.0, 2.0, np.pi / 6))
     cells[5, 5] = 100          # single cell: below min_cells
+    cells[95, 10:280] = 100    # a 54 m guard rail: longer than max_length_m
     dets = extract_detections(cells, spec)
     assert len(dets) == 2
     order = np.argsort(dets.xy[:, 0])
