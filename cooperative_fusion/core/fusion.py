@@ -374,9 +374,10 @@ class CommonGrid:
             m = int(math.ceil(3.0 * sigma_blur / res))
             ex0, ex1 = max(x0 - ox - m, 0), min(x1 - ox + m, spec.width)
             ey0, ey1 = max(y0 - oy - m, 0), min(y1 - oy + m, spec.height)
-            k = known[ey0:ey1, ex0:ex1]
+            lin = logodds[ey0:ey1, ex0:ex1]
+            k = known[ey0:ey1, ex0:ex1] & np.isfinite(lin)     # a NaN must not spread through the kernel
             kf = k.astype(np.float32)
-            lin = np.where(k, logodds[ey0:ey1, ex0:ex1], 0.0).astype(np.float32)
+            lin = np.where(k, lin, 0.0).astype(np.float32)
             s = sigma_blur / res
             num = ndimage.gaussian_filter(lin, s, truncate=3.0, mode='constant')
             den = ndimage.gaussian_filter(kf, s, truncate=3.0, mode='constant')

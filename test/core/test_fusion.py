@@ -287,3 +287,15 @@ def test_config_weights_are_read_only():
     cfg = FusionConfig(spec=COMMON, vehicle_weights={'v1': 1.0})
     with pytest.raises(TypeError):
         cfg.vehicle_weights['v2'] = 1.0   # type: ignore[index]
+
+
+@pytest.mark.parametrize('cov', [None, np.diag([0.09, 0.09])])
+def test_non_finite_evidence_is_treated_as_unknown(cov):
+    g = make()
+    spec = GridSpec(0.0, 0.0, RES, 10, 10)
+    l, k = evidence(spec, 0.3)
+    l[5, 5] = np.nan
+    r = g.integrate('v1', spec, l, k, S, S, pose_cov_xy=cov)
+    assert r.accepted and r.cells == 99
+    assert np.isfinite(g.logodds).all()
+    assert not g.observed[5, 5] and g.observed.sum() == 99
