@@ -15,6 +15,10 @@ from .core.errors import CooperativeFusionError
 
 #: subcommand -> (module, one-line help). Add a row when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    'simulate': ('cooperative_fusion.sim.simulate_cli',
+                 'Simulate a platoon scenario into a rosbag2 (mcap) with ground truth.'),
+    'replay': ('cooperative_fusion.nodes.replay',
+               'Publish a rosbag2 with its recorded timing and /clock.'),
 }
 
 
