@@ -39,10 +39,11 @@ What a vehicle adds on top:
   set has no stamp without it); its silences are still counted.
   :meth:`ApproximateTimeSync.poll` applies the timeout when no message arrives.
 * A message whose stamp is older than the last emitted set's reference stamp
-  minus ``slop_ns`` can never be in a future set: it is dropped as late. A
-  message older than its stream's newest accepted stamp minus
-  ``late_horizon_ns`` is dropped as out of order; a message out of order by
-  less than that is inserted in stamp order (``reordered``).
+  minus ``slop_ns`` can never be in a future set: it is dropped as late, and
+  so is a reference message no newer than that stamp (sets go out with strictly
+  increasing ``stamp_ns``). A message older than its stream's newest accepted
+  stamp minus ``late_horizon_ns`` is dropped as out of order; a message out of
+  order by less than that is inserted in stamp order (``reordered``).
 * A queue that grows beyond ``queue_size`` loses its oldest message. Size
   queues for the longest wait: a stream that dies holds sets back for up to
   ``stream_timeout_ns``, during which the others must fit their queues
@@ -54,6 +55,7 @@ Counters in :attr:`ApproximateTimeSync.stats`:
 ``sets_partial``           sets emitted with at least one stream missing
 ``received.<s>``           messages offered on stream s
 ``dropped.late``           messages older than the last set's reference stamp - slop
+                           (reference messages: not newer than it)
 ``dropped.out_of_order``   messages older than their stream's newest - late_horizon
 ``dropped.queue_overflow`` oldest messages pushed out of a full queue
 ``dropped.unmatched``      messages passed over by the policy (no admissible set)
@@ -199,7 +201,8 @@ class ApproximateTimeSync:
 
     def _accept(self, stream: str, stamp: int, payload: object) -> None:
         cfg = self.config
-        if self._last_ref_ns is not None and stamp < self._last_ref_ns - cfg.slop_ns:
+        if self._last_ref_ns is not None and (stamp < self._last_ref_ns - cfg.slop_ns or (
+                stream == cfg.reference and stamp <= self._last_ref_ns)):
             self._stats['dropped.late'] += 1
             return
         newest = self._newest[stream]

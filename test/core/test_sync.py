@@ -214,3 +214,41 @@ def test_config_validation(kw, match):
     kw = {'streams': STREAMS, 'reference': 'lidar', **kw}
     with pytest.raises(ConfigError, match=match):
         SyncConfig(**kw)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_invariants_under_jitter_loss_reordering_and_outages(seed):
+    """Every message is accounted for exactly once; sets are admissible and in order."""
+    rng = np.random.default_rng(seed)
+    rates = {'lidar': 10.0, 'radar': rng.uniform(12, 25), 'camera': rng.uniform(8, 30)}
+    latency = {s: rng.uniform(5, 60) for s in STREAMS}
+    stop = {str(rng.choice(['radar', 'camera'])): (rng.uniform(0.5, 1.5), rng.uniform(1.6, 2.5))}
+    evts = events(rng, duration_s=4.0, rates=rates, latency_ms=latency, jitter_ms=15.0, stop=stop)
+    keep = rng.uniform(size=len(evts)) > 0.1                     # 10 % loss
+    evts = [e for e, k in zip(evts, keep) if k]
+    late = rng.uniform(size=len(evts)) < 0.05                    # 5 % delayed by up to 1.5 s
+    evts = sorted((a + int(rng.uniform(0, 1.5e9)) if d else a, s, st) for (a, s, st), d in zip(evts, late))
+    sync = make(queue_size=int(rng.integers(3, 15)), slop_ns=int(rng.uniform(20, 60) * MS),
+                late_horizon_ns=int(rng.uniform(0.2, 1.0) * 1e9))
+    sets = []
+    for arrival, stream, stamp in evts:
+        sets += sync.add(stream, stamp, (stream, stamp), arrival)
+        if rng.uniform() < 0.2:
+            sets += sync.poll(arrival + int(rng.uniform(0, 20 * MS)))
+    stamps = [st.stamp_ns for st in sets]
+    assert stamps == sorted(set(stamps))                        # strictly increasing
+    for st in sets:
+        assert st.spread_ns <= sync.config.slop_ns
+        assert set(st.members) | set(st.missing) == set(STREAMS) and 'lidar' in st.members
+        assert st.members['lidar'][0] == st.stamp_ns
+        assert all(payload == (s, stamp) for s, (stamp, payload) in st.members.items())
+    used = [(s, m[0]) for st in sets for s, m in st.members.items()]
+    assert len(used) == len(set(used))                          # each message at most once
+    stats = sync.stats
+    received = sum(stats[f'received.{s}'] for s in STREAMS)
+    dropped = sum(v for k, v in stats.items() if k.startswith('dropped.'))
+    assert received == len(evts)
+    assert received == len(used) + dropped + sum(sync.queued().values())
+    assert stats['sets'] == len(sets)
+    assert stats['sets_partial'] == sum(1 for st in sets if st.missing)
+    assert len(sets) > 10
