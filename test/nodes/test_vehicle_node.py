@@ -1,0 +1,314 @@
+"""The vehicle node in a real rclpy graph: sensors in, evidence grid / radar targets / diagnostics out."""
+from __future__ import annotations
+
+import array
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid, Odometry
+from numpy.testing import assert_allclose, assert_array_equal
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from cooperative_fusion.core import se3
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.types import PoseSample
+from cooperative_fusion.core.vehicle_pipeline import GridMode
+from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params
+from cooperative_fusion.ros.grid import grid_from_msg
+from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
+from cooperative_fusion.ros.odometry import pose_to_odometry
+from cooperative_fusion.ros.pointcloud import array_to_cloud, cloud_to_array, from_columns
+from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
+
+CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'vehicle.yaml'
+X0, Y0, YAW = 100.0, 2.0, 0.1
+T0 = 1_000_000_000_000            # vehicle clock, ns
+FACE_AHEAD_M, FACE_HALF_M = 20.0, 1.0
+K = np.array([[80.0, 0.0, 79.5], [0.0, 80.0, 59.5], [0.0, 0.0, 1.0]])
+HEADING = np.array([math.cos(YAW), math.sin(YAW)])
+ACROSS = np.array([-math.sin(YAW), math.cos(YAW)])
+FACE_C = np.array([X0, Y0]) + FACE_AHEAD_M * HEADING        # the box face, fixed in map
+
+
+def base2map_at(t_ns: int, speed: float) -> np.ndarray:
+    d = speed * (t_ns - T0) * 1e-9
+    return se3.from_xy_yaw(X0 + d * HEADING[0], Y0 + d * HEADING[1], YAW)
+
+
+def odom(t_ns: int, speed: float, vid: str) -> Odometry:
+    b2m = base2map_at(t_ns, speed)
+    pos, q = se3.to_translation_quat(b2m)
+    cov = np.diag([0.01, 0.01, 0.01, 1e-4, 1e-4, 1e-3])
+    return pose_to_odometry(PoseSample(t_ns, pos, q, cov, np.array([speed, 0.0, 0.0])), 'map', f'{vid}/base_link')
+
+
+def lidar_points(sensor2map: np.ndarray) -> np.ndarray:
+    """Structured cloud in the sensor frame: a fan of beams, ground rings 3..17 m, the face where a beam meets it."""
+    origin = sensor2map[:2, 3]
+    az = se3.yaw_of(sensor2map) + np.radians(np.arange(-15.0, 15.0001, 0.1))
+    dirs = np.stack([np.cos(az), np.sin(az)], axis=1)
+    rng = ((FACE_C - origin) @ HEADING) / (dirs @ HEADING)
+    hit = origin + rng[:, None] * dirs
+    hit = hit[np.abs((hit - FACE_C) @ ACROSS) <= FACE_HALF_M]
+    face = [np.column_stack([hit, np.full(len(hit), z)]) for z in (0.6, 1.0, 1.4, 1.8)]
+    ground = [np.column_stack([origin + r * dirs, np.zeros(len(dirs))]) for r in np.arange(3.0, 17.5, 1.0)]
+    p = se3.apply(se3.invert(sensor2map), np.vstack(face + ground))
+    return from_columns({'x': p[:, 0], 'y': p[:, 1], 'z': p[:, 2], 'intensity': np.ones(len(p))})
+
+
+def depth_image(cam2map: np.ndarray, width: int = 160, height: int = 120) -> np.ndarray:
+    """Depth (H, W) of the face (0..2 m high) and the road z = 0, NaN elsewhere."""
+    u, v = np.meshgrid(np.arange(width), np.arange(height))
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(u.shape)], axis=-1) @ cam2map[:3, :3].T
+    o = cam2map[:3, 3]
+    n = np.array([*HEADING, 0.0])
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t_face = ((np.array([*FACE_C, 0.0]) - o) @ n) / (rays @ n)
+        p = o + t_face[..., None] * rays
+        on_face = (t_face > 0) & (np.abs((p[..., :2] - FACE_C) @ ACROSS) <= FACE_HALF_M) & (p[..., 2] >= 0) \
+            & (p[..., 2] <= 2.0)
+        t_ground = -o[2] / rays[..., 2]
+    return np.where(on_face, t_face, np.where(t_ground > 0, t_ground, np.nan)).astype(np.float32)
+
+
+class Sensors(Node):
+    """Publishes one vehicle's inputs and records its outputs."""
+
+    def __init__(self, ctx, vid: str) -> None:
+        super().__init__(f'sensors_{vid}', context=ctx)
+        self.vid = vid
+        self.pub = {
+            'lidar': self.create_publisher(PointCloud2, f'/{vid}/lidar/points', sensor_qos()),
+            'radar': self.create_publisher(PointCloud2, f'/{vid}/radar/points', sensor_qos()),
+            'camera': self.create_publisher(Image, f'/{vid}/camera/depth/image', sensor_qos()),
+            'info': self.create_publisher(CameraInfo, f'/{vid}/camera/depth/camera_info', state_qos()),
+            'odom': self.create_publisher(Odometry, f'/{vid}/odom', state_qos()),
+        }
+        self.grids: list[OccupancyGrid] = []
+        self.targets: list[PointCloud2] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.create_subscription(OccupancyGrid, f'/{vid}/evidence_grid', self.grids.append, evidence_qos())
+        self.create_subscription(PointCloud2, f'/{vid}/radar/targets', self.targets.append, evidence_qos())
+        self.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, diagnostics_qos())
+
+    def connected(self) -> bool:
+        return all(p.get_subscription_count() > 0 for p in self.pub.values())
+
+    def latest_values(self) -> dict[str, str]:
+        for arr in reversed(self.diagnostics):
+            for st in arr.status:
+                if st.hardware_id == self.vid:
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
+
+def make_vehicle(ctx, vid: str, **overrides) -> VehicleNode:
+    # A long stream timeout keeps wall-clock pauses of a busy test machine from making streams silent.
+    params = [Parameter('vehicle_id', value=vid), Parameter('diagnostics.period_s', value=0.2),
+              Parameter('sync.poll_period_s', value=0.02), Parameter('sync.stream_timeout_s', value=30.0)]
+    params += [Parameter(k, value=v) for k, v in overrides.items()]
+    return VehicleNode(context=ctx, parameter_overrides=params)
+
+
+@pytest.fixture
+def graph(ros_context, executor, spin):
+    def build(vid: str, **overrides):
+        vehicle = make_vehicle(ros_context, vid, **overrides)
+        sensors = Sensors(ros_context, vid)
+        executor.add_node(vehicle)
+        executor.add_node(sensors)
+        assert spin(executor, sensors.connected), 'publishers never matched the vehicle node'
+        return vehicle, sensors
+    return build
+
+
+def publish_cycle(sensors: Sensors, vehicle: VehicleNode, t_ns: int, speed: float,
+                  radar_map: np.ndarray, radar_v_map: np.ndarray) -> None:
+    """Lidar at t, radar 10 ms before, camera 10 ms after, each seen from the vehicle's pose at its own stamp."""
+    lidar2map = base2map_at(t_ns, speed) @ vehicle.pipeline.lidar2base
+    sensors.pub['lidar'].publish(array_to_cloud(lidar_points(lidar2map), t_ns, f'{sensors.vid}/lidar'))
+    t_r = t_ns - 10_000_000
+    radar2map = base2map_at(t_r, speed) @ vehicle.pipeline.radar2base
+    u = radar_map - radar2map[:3, 3]
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v_ego = np.array([speed * HEADING[0], speed * HEADING[1], 0.0])
+    measured = np.sum((radar_v_map - v_ego) * u, axis=1)        # relative, + away
+    p = se3.apply(se3.invert(radar2map), radar_map)
+    radar = from_columns({'x': p[:, 0], 'y': p[:, 1], 'z': p[:, 2], 'velocity': measured,
+                          'rcs': np.full(len(p), 10.0)})
+    sensors.pub['radar'].publish(array_to_cloud(radar, t_r, f'{sensors.vid}/radar'))
+    t_c = t_ns + 10_000_000
+    cam2map = base2map_at(t_c, speed) @ vehicle.pipeline.camera2base
+    sensors.pub['camera'].publish(array_to_depth_image(depth_image(cam2map), t_c, f'{sensors.vid}/camera_optical'))
+
+
+def publish_odom(sensors: Sensors, t_from_ns: int, t_to_ns: int, speed: float, spin, executor) -> None:
+    for t in range(t_from_ns, t_to_ns + 1, 50_000_000):
+        sensors.pub['odom'].publish(odom(t, speed, sensors.vid))
+        executor.spin_once(timeout_sec=0.0)
+
+
+def cells_along(spec, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    xy = np.array([X0, Y0]) + np.arange(lo, hi, 0.5)[:, None] * HEADING
+    return spec.world_to_cell(xy)
+
+
+def face_cells(spec) -> tuple[np.ndarray, np.ndarray]:
+    xy = FACE_C + np.linspace(-0.5, 0.5, 7)[:, None] * ACROSS + 0.01 * HEADING
+    return spec.world_to_cell(xy)
+
+
+def test_box_ahead_and_radar_targets_in_map(graph, executor, spin):
+    speed = 10.0
+    vehicle, sensors = graph('v1')
+    publish_odom(sensors, T0 - 1_000_000_000, T0 + 200_000_000, speed, spin, executor)
+    sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v1/camera_optical'))
+    assert spin(executor, lambda: len(vehicle.poses) == 25 and vehicle._K is not None)
+    # A parked car 30 m ahead and 3 m left, and a car ahead driving at 25 m/s along the road.
+    radar_map = np.array([[X0 + 30 * HEADING[0] - 3 * HEADING[1], Y0 + 30 * HEADING[1] + 3 * HEADING[0], 0.8],
+                          [*(FACE_C + 0.0 * ACROSS), 1.0]])
+    radar_v = np.array([[0.0, 0.0, 0.0], [25 * HEADING[0], 25 * HEADING[1], 0.0]])
+    publish_cycle(sensors, vehicle, T0, speed, radar_map, radar_v)
+    # approximate-time sync releases a set once the next messages prove it the best match
+    publish_cycle(sensors, vehicle, T0 + 100_000_000, speed, radar_map, radar_v)
+    assert spin(executor, lambda: sensors.grids and sensors.targets), \
+        f'no evidence grid / radar targets: drops {vehicle.drops.counts}, sync {vehicle.sync.stats}'
+
+    grid = sensors.grids[0]
+    assert grid.header.frame_id == 'map'
+    assert grid.header.stamp.sec * 10**9 + grid.header.stamp.nanosec == T0     # vehicle clock passes through
+    spec, cells = grid_from_msg(grid)
+    ix, iy = face_cells(spec)
+    assert (cells[iy, ix] >= 85).all(), cells[iy, ix]
+    ix, iy = cells_along(spec, 8.0, 16.0)
+    assert (cells[iy, ix] < 35).all(), cells[iy, ix]       # lidar and camera free
+    ix, iy = cells_along(spec, 23.0, 28.0)
+    assert (cells[iy, ix] == -1).all()                      # hidden behind the box
+
+    targets, _ = cloud_to_array(sensors.targets[0])
+    assert sensors.targets[0].header.frame_id == 'map'
+    assert_allclose(np.column_stack([targets['x'], targets['y'], targets['z']]), radar_map, atol=2e-3)
+    los = radar_map - (base2map_at(T0 - 10_000_000, speed) @ vehicle.pipeline.radar2base)[:3, 3]
+    los /= np.linalg.norm(los, axis=1, keepdims=True)
+    # the parked car reads 0 (not -10 m/s); the leading car its own speed along the line of sight
+    assert_allclose(targets['velocity'], [0.0, radar_v[1] @ los[1]], atol=1e-3)
+
+
+def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
+    vehicle, sensors = graph('v2')                  # parked: equal inputs give equal grids
+    publish_odom(sensors, T0 - 500_000_000, T0 + 1_500_000_000, 0.0, spin, executor)
+    sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v2/camera_optical'))
+    assert spin(executor, lambda: len(vehicle.poses) == 41 and vehicle._K is not None)
+    radar_map = np.array([[X0 + 30 * HEADING[0], Y0 + 30 * HEADING[1], 0.8]])
+    for t in (T0, T0 + 100_000_000):
+        publish_cycle(sensors, vehicle, t, 0.0, radar_map, np.zeros((1, 3)))
+    assert spin(executor, lambda: len(sensors.grids) == 1)
+
+    bad = array_to_cloud(lidar_points(base2map_at(T0, 0.0) @ vehicle.pipeline.lidar2base),
+                         T0 + 500_000_000, 'v2/lidar')
+    bad.data = array.array('B', bytes(len(bad.data) - 7))        # wrong data length
+    sensors.pub['lidar'].publish(bad)
+    assert spin(executor, lambda: vehicle.drops.counts.get('lidar_format', 0) == 1)
+
+    for t in (T0 + 1_000_000_000, T0 + 1_100_000_000):
+        publish_cycle(sensors, vehicle, t, 0.0, radar_map, np.zeros((1, 3)))
+    assert spin(executor, lambda: len(sensors.grids) == 3)
+    stamps = [g.header.stamp.sec * 10**9 + g.header.stamp.nanosec for g in sensors.grids]
+    assert stamps == [T0, T0 + 100_000_000, T0 + 1_000_000_000]
+    first, second = grid_from_msg(sensors.grids[0]), grid_from_msg(sensors.grids[2])
+    assert first[0] == second[0]
+    assert_array_equal(first[1], second[1])
+    assert (first[1] >= 0).sum() > 1000
+
+    def reported() -> bool:
+        return sensors.latest_values().get('drops.lidar_format') == '1'
+    assert spin(executor, reported), sensors.latest_values()
+    values = sensors.latest_values()
+    assert values['drops.total'] == '1'
+    assert values['cycles'] == '3'
+    assert values['sync.sets_partial'] == '0'
+    assert float(values['processing_ms.p50']) > 0.0
+    assert float(values['pose_buffer_span_s']) == pytest.approx(2.0)
+    assert vehicle.context.ok()
+
+
+# ----------------------------------------------------------- parameters ---
+
+def load_yaml_params() -> dict[str, object]:
+    doc = yaml.safe_load(CONFIG.read_text())
+    assert list(doc) == ['/**']
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(f'{prefix}{k}.', v)
+            else:
+                flat[f'{prefix}{k}'] = v
+    walk('', doc['/**']['ros__parameters'])
+    return flat
+
+
+def yaml_lines() -> dict[str, str]:
+    """Dotted parameter name -> its line in the YAML file (by indentation under ros__parameters)."""
+    stack: list[tuple[int, str]] = []
+    out: dict[str, str] = {}
+    for line in CONFIG.read_text().splitlines():
+        body = line.split('#', 1)[0].rstrip()
+        if not body.strip() or ':' not in body:
+            continue
+        indent = len(body) - len(body.lstrip())
+        key, value = body.strip().split(':', 1)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if value.strip():
+            names = [k for _, k in stack if k not in ('/**', 'ros__parameters')]
+            out['.'.join([*names, key])] = line
+        else:
+            stack.append((indent, key))
+    return out
+
+
+def test_yaml_documents_every_parameter_with_its_default():
+    flat = load_yaml_params()
+    assert set(flat) == {p.name for p in PARAMS}
+    lines = yaml_lines()
+    assert set(lines) == set(flat)
+    for p in PARAMS:
+        if isinstance(p.default, float) or (isinstance(p.default, list) and isinstance(p.default[0], float)):
+            assert flat[p.name] == pytest.approx(p.default), p.name
+        else:
+            assert flat[p.name] == p.default, p.name
+        assert ' # ' in lines[p.name], f'{p.name} has no comment: {lines[p.name]!r}'
+    # The file is a valid set of overrides for the node's config.
+    cfg = config_from_params({**flat, 'vehicle_id': 'v7'})
+    assert cfg.topics.lidar == '/v7/lidar/points' and cfg.frames.camera_optical == 'v7/camera_optical'
+    assert cfg.pipeline.window.mode is GridMode.ROLLING
+
+
+def test_config_from_namespace_and_bad_values():
+    defaults = {p.name: p.default for p in PARAMS}
+    cfg = config_from_params(defaults, namespace='/v3')
+    assert cfg.vehicle_id == 'v3'
+    assert cfg.topics.evidence_grid == '/v3/evidence_grid'
+    assert cfg.topics.radar_targets == '/v3/radar/targets'
+    assert cfg.sync_slop_ns == 50_000_000
+    with pytest.raises(ConfigError, match='vehicle_id is empty and the node has no namespace'):
+        config_from_params(defaults, namespace='/')
+    with pytest.raises(ConfigError, match="sync reference stream 'camera' must be one of the enabled"):
+        config_from_params({**defaults, 'sync.streams': ['lidar', 'radar'], 'sync.reference': 'camera'}, '/v1')
+    with pytest.raises(ConfigError, match=r"parameter 'extrinsics.radar': expected 6 numbers"):
+        config_from_params({**defaults, 'extrinsics.radar': [1.0, 2.0]}, '/v1')
+    with pytest.raises(ConfigError, match="GroundConfig.mode must be one of height_band, ransac, got 'flat'"):
+        config_from_params({**defaults, 'ground.mode': 'flat'}, '/v1')
+
+
+def test_node_rejects_out_of_range_parameter(ros_context):
+    with pytest.raises(ConfigError, match="parameter 'grid.resolution_m'"):
+        make_vehicle(ros_context, 'v4', **{'grid.resolution_m': -0.2})
