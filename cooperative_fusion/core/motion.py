@@ -87,7 +87,7 @@ def deskew(points_sensor: NDArray[np.floating], t_offset_s: NDArray[np.floating]
         raise ConfigError(f'deskew bin_s must be a positive number of seconds, got {bin_s!r}')
     s2b = _transform(sensor2base, 'sensor2base')
     if p.shape[0] == 0:
-        buffer.span()
+        buffer.lookup(stamp_ns)       # the same FrameError as compensate() for a stamp out of range
         return np.zeros((0, 3))
     if not np.all(np.isfinite(t)):
         bad = t[~np.isfinite(t)][0]

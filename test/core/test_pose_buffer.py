@@ -183,3 +183,20 @@ def test_config_validation():
         PoseBufferConfig(max_age_ns=0)
     with pytest.raises(ConfigError, match='extrapolation_margin_ns must be >= 0, got -1'):
         PoseBufferConfig(extrapolation_margin_ns=-1)
+
+
+@pytest.mark.parametrize('twist', [True, False])
+def test_angular_and_sensor_velocity(twist):
+    buf = PoseBuffer()
+    for s in straight_yawing(EPOCH + np.arange(0, 1000, 20) * MS):
+        # without twist, both velocities come from finite differences
+        buf.insert(s if twist else PoseSample(s.stamp_ns, s.position, s.quat_wxyz))
+    stamp = EPOCH + 503 * MS
+    assert_allclose(buf.angular_velocity(stamp), [0.0, 0.0, 0.5], atol=1e-9)
+    yaw = 0.5 * 0.503
+    radar2base = np.eye(4)
+    radar2base[:3, 3] = (3.6, 0.0, 0.5)
+    lever_map = np.array([3.6 * np.cos(yaw), 3.6 * np.sin(yaw), 0.5])
+    expected = np.array([30.0, 0.0, 0.0]) + np.cross([0.0, 0.0, 0.5], lever_map)
+    assert_allclose(buf.sensor_velocity(stamp, radar2base), expected, atol=1e-6)
+    assert np.linalg.norm(expected[:2] - [30.0, 0.0]) == pytest.approx(1.8)
