@@ -95,8 +95,8 @@ class LidarConfig:
     enabled: bool = True
     rate_hz: float = 10.0
     beams: int = 32
-    elevation_min_deg: float = -16.0
-    elevation_max_deg: float = 8.0
+    elevation_min_deg: float = -15.0
+    elevation_max_deg: float = 9.0
     azimuth_resolution_deg: float = 0.6
     range_min_m: float = 0.5
     range_max_m: float = 100.0

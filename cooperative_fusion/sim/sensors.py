@@ -13,7 +13,9 @@ Every model returns measurements in its own SENSOR frame:
 
 * lidar: x forward, y left, z up; structured float32 x, y, z, intensity, t,
   where t is seconds after the scan start (the header stamp). The scan sweeps
-  azimuth from −180° (behind) counter-clockwise to +180° over one period.
+  azimuth from −180° (behind) counter-clockwise to +180° over one period. Each
+  point is in the sensor frame AT ITS OWN FIRING TIME (a raw sweep, not
+  deskewed: the sensor and the objects move during it).
 * radar: same axes; float32 x, y, z, velocity (radial, m/s, + away, relative
   to the moving sensor: not ego-motion compensated), rcs (dBsm).
 * depth camera: optical frame (z forward, x right, y down); depth is the
@@ -126,15 +128,13 @@ def raycast(origin: NDArray[np.floating], dirs: NDArray[np.floating], boxes: Box
         if idx.size == 0:
             continue
         c, s = math.cos(boxes.yaws[m]), math.sin(boxes.yaws[m])
-        rel = origin - boxes.centers[m]
+        map2box = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])     # rotate by -yaw about z
+        rel = (origin - boxes.centers[m]) @ map2box.T
         if ray_times is not None:
-            rel = rel + np.asarray(ray_times)[idx, None] * (v_origin - boxes.velocities[m])
+            o_l = rel + np.asarray(ray_times)[idx, None] * ((v_origin - boxes.velocities[m]) @ map2box.T)
         else:
-            rel = np.broadcast_to(rel, (idx.size, 3))
-        d = dirs[idx]
-        # map -> box frame: rotate by -yaw about z.
-        o_l = np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], axis=1)
-        d_l = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+            o_l = rel
+        d_l = dirs[idx] @ map2box.T
         d_l = np.where(np.abs(d_l) < 1e-12, 1e-12, d_l)
         inv = 1.0 / d_l
         h = boxes.half_sizes[m]
@@ -158,6 +158,43 @@ def _wrap(a: NDArray[np.floating]) -> NDArray[np.float64]:
     return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def azimuth_candidates(origin: NDArray[np.float64], rot: NDArray[np.float64], v_sensor: NDArray[np.float64],
+                       sweep_s: float, boxes: BoxSet, azimuths: NDArray[np.float64], n_rows: int,
+                       range_max_m: float) -> list[NDArray[np.int64] | None]:
+    """Per box, the rays that may hit it, for rays laid out column-major (ray = col · n_rows + row)
+    with one azimuth per column (sensor frame, sorted).
+
+    The box's azimuth span is taken over its corners at the start and the end of a sweep of
+    ``sweep_s`` seconds (relative motion), widened by one column spacing. Boxes beyond range get
+    no rays; a box around or next to the sensor gets all (None).
+    """
+    out: list[NDArray[np.int64] | None] = []
+    res = float(np.max(np.diff(azimuths))) if azimuths.size > 1 else 2.0 * np.pi
+    offsets = np.arange(n_rows)
+    for m in range(len(boxes)):
+        w = v_sensor - boxes.velocities[m]
+        rel_c = boxes.centers[m] - origin
+        half_diag = float(np.linalg.norm(boxes.half_sizes[m]))
+        sweep = float(np.linalg.norm(w)) * sweep_s
+        if np.linalg.norm(rel_c) - half_diag - sweep > range_max_m:
+            out.append(np.empty(0, dtype=np.int64))
+            continue
+        if math.hypot(rel_c[0], rel_c[1]) < half_diag + sweep + 0.5:
+            out.append(None)
+            continue
+        corners = boxes.corners(m) - origin
+        if sweep_s > 0:
+            corners = np.concatenate([corners, corners + (boxes.velocities[m] - v_sensor) * sweep_s])
+        local = corners @ rot                                     # map -> sensor: R^T · p
+        centre = rel_c @ rot
+        az_c = math.atan2(centre[1], centre[0])
+        d = _wrap(np.arctan2(local[:, 1], local[:, 0]) - az_c)
+        dc = _wrap(azimuths - az_c)
+        cols = np.nonzero((dc >= d.min() - res) & (dc <= d.max() + res))[0]
+        out.append((cols[:, None] * n_rows + offsets).ravel())
+    return out
+
+
 class LidarModel:
     """Rotating multi-beam lidar; see the module docstring for the frame and the sweep."""
 
@@ -173,8 +210,6 @@ class LidarModel:
         self.dirs_sensor = dirs.reshape(-1, 3)                                     # ray i = col * beams + beam
         self.col_times = np.arange(self.n_cols) * (self.period_s / self.n_cols)
         self.ray_times = np.repeat(self.col_times, self.n_beams)
-        self._beam_offsets = np.arange(self.n_beams)
-        self._refl = {k: v for k, v in REFLECTIVITY.items()}
 
     @property
     def n_rays(self) -> int:
@@ -182,32 +217,8 @@ class LidarModel:
 
     def _candidates(self, origin: NDArray[np.float64], rot: NDArray[np.float64], v_sensor: NDArray[np.float64],
                     boxes: BoxSet) -> list[NDArray[np.int64] | None]:
-        """Rays each box may hit: the columns inside its azimuth span over the scan, all beams."""
-        out: list[NDArray[np.int64] | None] = []
-        res = 2.0 * np.pi / self.n_cols
-        T = self.period_s
-        for m in range(len(boxes)):
-            w = v_sensor - boxes.velocities[m]
-            rel_c = boxes.centers[m] - origin
-            half_diag = float(np.linalg.norm(boxes.half_sizes[m]))
-            sweep = float(np.linalg.norm(w)) * T
-            dist_xy = float(np.hypot(rel_c[0], rel_c[1]))
-            if np.linalg.norm(rel_c) - half_diag - sweep > self.config.range_max_m:
-                out.append(np.empty(0, dtype=np.int64))
-                continue
-            if dist_xy < half_diag + sweep + 0.5:
-                out.append(None)
-                continue
-            corners = np.concatenate([boxes.corners(m) - origin, boxes.corners(m, T) - origin - v_sensor * T])
-            local = corners @ rot                                    # map -> sensor: R^T · p
-            centre = rel_c @ rot
-            az_c = math.atan2(centre[1], centre[0])
-            d = _wrap(np.arctan2(local[:, 1], local[:, 0]) - az_c)
-            lo, hi = d.min() - res, d.max() + res
-            dc = _wrap(self.azimuths - az_c)
-            cols = np.nonzero((dc >= lo) & (dc <= hi))[0]
-            out.append((cols[:, None] * self.n_beams + self._beam_offsets).ravel())
-        return out
+        return azimuth_candidates(origin, rot, v_sensor, self.period_s, boxes, self.azimuths, self.n_beams,
+                                  self.config.range_max_m)
 
     def scan(self, sensor2map: NDArray[np.floating], sensor_velocity: NDArray[np.floating], boxes: BoxSet,
              rng: np.random.Generator) -> tuple[NDArray[np.void], NDArray[np.int64]]:
@@ -269,9 +280,8 @@ class RadarModel:
         rot, origin = sensor2map[:3, :3], sensor2map[:3, 3]
         v_sensor = np.asarray(sensor_velocity, dtype=np.float64)
         dirs_map = self.dirs_sensor @ rot.T
-        near = np.linalg.norm(boxes.centers - origin, axis=1) - np.linalg.norm(boxes.half_sizes, axis=1) \
-            <= cfg.range_max_m
-        cands = [None if ok else np.empty(0, dtype=np.int64) for ok in near]
+        cands = azimuth_candidates(origin, rot, v_sensor, 0.0, boxes, self.azimuths, self.elevations.size,
+                                   cfg.range_max_m)
         hits = raycast(origin, dirs_map, boxes, cands, ground_z=0.0)
         ok = (hits.hit >= 0) & (hits.ranges <= cfg.range_max_m)
         ok &= rng.random(ok.size) < cfg.detection_prob

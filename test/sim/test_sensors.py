@@ -61,7 +61,8 @@ def test_lidar_points_lie_on_surfaces_in_sensor_frame():
     excess = np.abs(local) - world.half_sizes[0]
     assert np.abs(excess.max(axis=1)).max() < 0.06
     assert (pts['t'] >= 0).all() and (pts['t'] < 0.1).all()
-    assert (pts['intensity'][on_car] > pts['intensity'][ground].mean()).mean() > 0.9
+    assert np.median(pts['intensity'][on_car]) > 5 * np.median(pts['intensity'][ground])
+    assert pts['intensity'].max() <= 255.0 * 0.5 + 1e-3
     assert lidar.n_rays == 32 * 600
 
 
