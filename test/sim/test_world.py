@@ -236,3 +236,55 @@ def test_negative_vehicle_stamps_rejected():
 def test_events_rejects_bad_duration(scenario):
     with pytest.raises(ConfigError, match=r'duration_s must be a finite number of seconds > 0, got -1.0'):
         next(Simulation(scenario).events(-1.0))
+
+
+def test_odometry_carries_configured_bias_and_noise(scenario, first_second):
+    truth = defaultdict(list)
+    odom = defaultdict(list)
+    for e in first_second:
+        p = e.data.get('pose')
+        if p is None:
+            continue
+        yaw = 2 * math.atan2(p.quat_wxyz[3], p.quat_wxyz[0])
+        row = (e.log_time_ns, p.position[0], p.position[1], yaw)
+        (truth if e.kind is EventKind.TRUTH_ODOM else odom)[e.topic.split('/')[-1 if e.kind is EventKind.TRUTH_ODOM
+                                                                                else 1]].append(row)
+    for v in scenario.platoon.vehicles:
+        loc = v.localization
+        err = np.array([np.subtract(o[1:], _interp_pose(truth[v.id], o[0])) for o in odom[v.id][1:-1]])
+        assert len(err) >= 45
+        assert_allclose(err.mean(axis=0), [loc.bias_x_m, loc.bias_y_m, math.radians(loc.bias_yaw_deg)],
+                        atol=4 * loc.noise_xy_m / math.sqrt(len(err)))
+        assert_allclose(err[:, :2].std(axis=0), loc.noise_xy_m, rtol=0.35)
+    cov = next(e for e in first_second if e.kind is EventKind.ODOM).data['pose'].covariance
+    assert_allclose(np.diag(cov)[[0, 1, 5]], [0.05 ** 2, 0.05 ** 2, math.radians(0.1) ** 2])
+
+
+def test_curved_road_keeps_vehicles_on_their_lane_arc():
+    raw = yaml.safe_load((SCENARIOS / 'highway_clear.yaml').read_text())
+    raw['road']['curvature_per_m'] = 0.002                 # 500 m radius, bending left
+    for v in raw['platoon']['vehicles']:
+        for sensor in ('lidar', 'radar', 'camera'):
+            v['sensors'][sensor]['enabled'] = False
+    scn = scenario_from_dict(raw, 'curved')
+    poses = [e.data['pose'] for e in Simulation(scn).events(4.0) if e.topic == '/truth/odom/v1']
+    pos = np.array([p.position for p in poses])
+    yaw = np.array([2 * math.atan2(p.quat_wxyz[3], p.quat_wxyz[0]) for p in poses])
+    # Lane 0 is the road centre line: a circle of radius 500 m around (0, 500).
+    assert_allclose(np.hypot(pos[:, 0], pos[:, 1] - 500.0), 500.0, atol=1e-6)
+    arc = 500.0 * np.arctan2(pos[:, 0], 500.0 - pos[:, 1])
+    assert_allclose(yaw, arc * 0.002, atol=1e-9)
+    assert_allclose(np.diff(arc), 25.0 / 50.0, atol=1e-6)   # 25 m/s at 50 Hz
+
+
+def test_event_stream_memory_does_not_grow_with_duration():
+    import tracemalloc
+    scn = lean('highway_occlusion', keep_lidar=('v1',))
+    peaks = []
+    for duration in (0.5, 2.0):
+        tracemalloc.start()
+        n = sum(1 for _ in Simulation(scn).events(duration))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert n > 100 * duration
+    assert peaks[1] < 1.3 * peaks[0]
