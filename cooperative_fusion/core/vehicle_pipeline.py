@@ -156,9 +156,9 @@ class PipelineConfig:
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
-    lidar_extrinsic: tuple[float, ...] = (0.0, 0.0, 1.8, 0.0, 0.0, 0.0)
-    radar_extrinsic: tuple[float, ...] = (3.6, 0.0, 0.5, 0.0, 0.0, 0.0)
-    camera_extrinsic: tuple[float, ...] = (1.5, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2)
+    lidar_extrinsic: tuple[float, ...] = (1.2, 0.0, 1.9, 0.0, 0.0, 0.0)
+    radar_extrinsic: tuple[float, ...] = (3.4, 0.0, 0.5, 0.0, 0.0, 0.0)
+    camera_extrinsic: tuple[float, ...] = (1.8, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2)
     lidar_model: SensorModel = field(default_factory=default_lidar_model)
     radar_model: SensorModel = field(default_factory=default_radar_model)
     camera_model: SensorModel = field(default_factory=default_camera_model)

@@ -70,11 +70,12 @@ PARAMS: tuple[Param, ...] = (
     Param('frames.radar', '', 'frame_id expected on radar clouds; empty = <vehicle_id>/radar'),
     Param('frames.camera_optical', '', 'frame_id expected on depth images; empty = <vehicle_id>/camera_optical'),
     # extrinsics: sensor -> base_link
-    Param('extrinsics.lidar', [0.0, 0.0, 1.8, 0.0, 0.0, 0.0],
+    # defaults: the car of config/scenarios (sim.world.sensor_extrinsics gives any vehicle's)
+    Param('extrinsics.lidar', [1.2, 0.0, 1.9, 0.0, 0.0, 0.0],
           'lidar pose in base_link [x, y, z, roll, pitch, yaw], metres and radians'),
-    Param('extrinsics.radar', [3.6, 0.0, 0.5, 0.0, 0.0, 0.0],
+    Param('extrinsics.radar', [3.4, 0.0, 0.5, 0.0, 0.0, 0.0],
           'radar pose in base_link [x, y, z, roll, pitch, yaw], metres and radians'),
-    Param('extrinsics.camera_optical', [1.5, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2],
+    Param('extrinsics.camera_optical', [1.8, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2],
           'camera optical frame (z forward, x right, y down) in base_link [x, y, z, roll, pitch, yaw]'),
     # grid window
     Param('grid.mode', 'rolling', 'rolling: window moves with the vehicle; fixed: window at fixed_origin'),
@@ -105,7 +106,8 @@ PARAMS: tuple[Param, ...] = (
     Param('lidar.p_miss', 0.35, 'lidar inverse model: occupancy probability where a beam passed', 0.0, 0.5),
     Param('lidar.min_range_m', 1.0, 'lidar blind zone, metres', 0.0, 1000.0),
     Param('lidar.max_range_m', 100.0, 'lidar max trusted range, metres', 0.1, 1000.0),
-    Param('lidar.azimuth_resolution_deg', 0.2, 'lidar polar-sweep bin width, degrees', 0.01, 180.0),
+    Param('lidar.azimuth_resolution_deg', 0.6,
+          'lidar polar-sweep bin width, degrees; at least the azimuth step (0.6 for the simulated lidar)', 0.01, 180.0),
     Param('radar.p_hit', 0.65, 'radar inverse model: occupancy probability at a detection', 0.5, 1.0),
     Param('radar.p_miss', 0.45, 'radar inverse model p_miss (radar gives no free evidence)', 0.0, 0.5),
     Param('radar.min_range_m', 0.5, 'radar blind zone, metres', 0.0, 1000.0),
@@ -241,7 +243,8 @@ class VehicleNode(Node):
             self.create_subscription(Image, t.camera, self._guard('camera', self._on_depth), sq)
             self.create_subscription(CameraInfo, t.camera_info, self._guard('camera_info', self._on_camera_info), st)
         self.poll_timer = self.create_timer(cfg.sync_poll_period_s, self._guard('poll', self._on_poll))
-        self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._guard('diagnostics', self._publish_diagnostics))
+        self.diag_timer = self.create_timer(cfg.diagnostics_period_s,
+                                            self._guard('diagnostics', self._publish_diagnostics))
         self.get_logger().info(
             f'vehicle {cfg.vehicle_id}: streams {list(streams)} (reference {cfg.sync_reference}), '
             f'grid {cfg.pipeline.window.mode.value} {cfg.pipeline.window.size_x_m}x{cfg.pipeline.window.size_y_m} m '
