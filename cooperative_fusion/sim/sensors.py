@@ -221,12 +221,14 @@ class LidarModel:
                                   self.config.range_max_m)
 
     def scan(self, sensor2map: NDArray[np.floating], sensor_velocity: NDArray[np.floating], boxes: BoxSet,
-             rng: np.random.Generator) -> tuple[NDArray[np.void], NDArray[np.int64]]:
+             rng: np.random.Generator, self_index: int | None = None) -> tuple[NDArray[np.void], NDArray[np.int64]]:
         """One sweep starting now.
 
         sensor2map : (4, 4) sensor pose at the scan start
         sensor_velocity : (3,) m/s in map (the sensor translates during the sweep; its
             rotation over one sweep is neglected)
+        self_index : the box of the carrying vehicle: it occludes, but its returns are
+            dropped (the self-filter every vehicle lidar driver applies)
         Returns the points (N,) LIDAR_DTYPE in the sensor frame (no-return rays dropped)
         and, per point, the index of the box it hit (HIT_GROUND for the ground).
         """
@@ -238,6 +240,8 @@ class LidarModel:
         hits = raycast(origin, dirs_map, boxes, self._candidates(origin, rot, v_sensor, boxes),
                        self.ray_times, v_sensor)
         keep = (hits.hit != HIT_NONE) & (hits.ranges >= cfg.range_min_m) & (hits.ranges <= cfg.range_max_m)
+        if self_index is not None:
+            keep &= hits.hit != self_index
         if cfg.dropout_prob > 0:
             keep &= rng.random(keep.size) >= cfg.dropout_prob
         idx = np.nonzero(keep)[0]
@@ -272,9 +276,10 @@ class RadarModel:
         self.max_per_object = 4
 
     def scan(self, sensor2map: NDArray[np.floating], sensor_velocity: NDArray[np.floating], boxes: BoxSet,
-             rng: np.random.Generator) -> tuple[NDArray[np.void], NDArray[np.int64]]:
+             rng: np.random.Generator, self_index: int | None = None) -> tuple[NDArray[np.void], NDArray[np.int64]]:
         """One radar cycle. Returns detections (N,) RADAR_DTYPE in the sensor frame and, per
-        detection, the index of the box it came from (HIT_NONE for clutter)."""
+        detection, the index of the box it came from (HIT_NONE for clutter). ``self_index``:
+        the carrying vehicle's box, which occludes but yields no detections."""
         cfg = self.config
         sensor2map = np.asarray(sensor2map, dtype=np.float64)
         rot, origin = sensor2map[:3, :3], sensor2map[:3, 3]
@@ -284,6 +289,8 @@ class RadarModel:
                                    cfg.range_max_m)
         hits = raycast(origin, dirs_map, boxes, cands, ground_z=0.0)
         ok = (hits.hit >= 0) & (hits.ranges <= cfg.range_max_m)
+        if self_index is not None:
+            ok &= hits.hit != self_index
         ok &= rng.random(ok.size) < cfg.detection_prob
         idx = np.nonzero(ok)[0]
         # Keep at most max_per_object detections per box, chosen at random.
@@ -362,10 +369,11 @@ class DepthCameraModel:
             out.append((np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)).ravel())
         return out
 
-    def render(self, optical2map: NDArray[np.floating], boxes: BoxSet,
-               rng: np.random.Generator) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    def render(self, optical2map: NDArray[np.floating], boxes: BoxSet, rng: np.random.Generator,
+               self_index: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Depth image (H, W) float32 metres (z-depth, NaN: no return or dropout) and the hit
-        index image (H, W) (box index, HIT_GROUND or HIT_NONE)."""
+        index image (H, W) (box index, HIT_GROUND or HIT_NONE). Pixels that see the carrying
+        vehicle's own box ``self_index`` are NaN (masked, as a real driver masks the bonnet)."""
         cfg = self.config
         optical2map = np.asarray(optical2map, dtype=np.float64)
         rot, origin = optical2map[:3, :3], optical2map[:3, 3]
@@ -374,6 +382,8 @@ class DepthCameraModel:
         if cfg.depth_noise_m > 0:
             depth = depth + cfg.depth_noise_m * rng.standard_normal(depth.size)
         bad = ~np.isfinite(depth) | (depth > cfg.range_max_m) | (depth <= 0)
+        if self_index is not None:
+            bad |= hits.hit == self_index
         if cfg.dropout_prob > 0:
             bad |= rng.random(depth.size) < cfg.dropout_prob
         depth = np.where(bad, np.nan, depth).astype(np.float32)

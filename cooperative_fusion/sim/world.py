@@ -23,7 +23,9 @@ memory does not grow with the duration. Sensors trigger on their own period
 with a random phase per vehicle and sensor. A lidar scan is logged at its end
 (stamp = scan start, points carry ``t``); everything else is logged at its
 measurement time. Vehicle topics are stamped in the vehicle's clock
-(:mod:`.clocks`); ``/truth/*`` in common time.
+(:mod:`.clocks`); ``/truth/*`` in common time. A vehicle's own box occludes its
+sensors (the truck's lidar cannot see the road behind it through its trailer)
+but gives no returns (self-filtered).
 """
 from __future__ import annotations
 
@@ -369,17 +371,17 @@ class Simulation:
         lidar_period_ns = int(round(1e9 / sensors.lidar.rate_hz))
 
         def on_lidar(t: int, st: _WorldState) -> None:
-            pts, _ = lidar.scan(st.base2map[i] @ mounts['lidar'], st.velocity[i], st.boxes.without(vid), rngs['lidar'])
+            pts, _ = lidar.scan(st.base2map[i] @ mounts['lidar'], st.velocity[i], st.boxes, rngs['lidar'], i)
             push(SimEvent(f'/{vid}/lidar/points', EventKind.LIDAR, clock.to_vehicle_ns(t), t + lidar_period_ns,
                           f'{vid}/lidar', {'points': pts}))
 
         def on_radar(t: int, st: _WorldState) -> None:
-            pts, _ = radar.scan(st.base2map[i] @ mounts['radar'], st.velocity[i], st.boxes.without(vid), rngs['radar'])
+            pts, _ = radar.scan(st.base2map[i] @ mounts['radar'], st.velocity[i], st.boxes, rngs['radar'], i)
             push(SimEvent(f'/{vid}/radar/points', EventKind.RADAR, clock.to_vehicle_ns(t), t, f'{vid}/radar',
                           {'points': pts}))
 
         def on_camera(t: int, st: _WorldState) -> None:
-            depth, _ = camera.render(st.base2map[i] @ mounts['camera_optical'], st.boxes.without(vid), rngs['camera'])
+            depth, _ = camera.render(st.base2map[i] @ mounts['camera_optical'], st.boxes, rngs['camera'], i)
             stamp = clock.to_vehicle_ns(t)
             frame = f'{vid}/camera_optical'
             push(SimEvent(f'/{vid}/camera/depth/image', EventKind.DEPTH, stamp, t, frame, {'depth': depth}))

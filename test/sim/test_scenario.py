@@ -31,7 +31,7 @@ def test_default_scenario_content():
     assert max(offsets) - min(offsets) == pytest.approx(400.0)
     assert max(abs(v.clock.drift_ppm) for v in scn.platoon.vehicles) == pytest.approx(50.0)
     # The truck takes its sensor mounts from sensor_defaults.truck, the cars from .car.
-    assert scn.platoon.vehicles[1].sensors.lidar.mount.xyz_m == (8.0, 0.0, 3.95)
+    assert scn.platoon.vehicles[1].sensors.lidar.mount.xyz_m == (9.6, 0.0, 2.3)
     assert scn.platoon.vehicles[2].sensors.lidar.mount.xyz_m == (1.2, 0.0, 1.9)
     assert any(t.lane == 1 for t in scn.traffic)
 

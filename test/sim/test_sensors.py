@@ -134,3 +134,23 @@ def test_depth_camera_wall_and_intrinsics():
     assert np.isnan(depth2[:60]).all()
     v = 100
     assert_allclose(depth2[v, 80], 1.5 * 80.0 / (v - 59.5), rtol=1e-5)
+
+
+def test_own_box_occludes_but_returns_nothing():
+    """A lidar 0.15 m above its own truck roof: the roof hides the road around it, and no roof points."""
+    lidar = LidarModel(LidarConfig(mount=MOUNT, dropout_prob=0.0, range_noise_m=0.0))
+    world = boxes(('self', 'truck', 0.0, 0.0, 12.0, 2.5, 3.8, 0.0, 0.0))
+    pose = from_xyz_rpy((4.5, 0.0, 3.95), (0.0, 0.0, 0.0))
+    pts, hit = lidar.scan(pose, np.zeros(3), world, np.random.default_rng(0), self_index=0)
+    assert (hit != 0).all()
+    ground_range = np.hypot(pts['x'], pts['y'])[hit == HIT_GROUND]
+    # The roof edge nearest the sensor is 1.25 m to the side: beams steeper than atan(0.15 / 1.25) = 6.8°
+    # down end on the roof, so the ground is first seen at 3.95 m / tan(6.8°) = 33 m.
+    assert ground_range.min() > 3.95 / math.tan(math.radians(6.9))
+    free, _ = lidar.scan(pose, np.zeros(3), boxes(), np.random.default_rng(0))
+    assert pts.size < 0.5 * free.size
+    cam = DepthCameraModel(CameraConfig(mount=MOUNT, depth_noise_m=0.0, dropout_prob=0.0))
+    optical2map = from_xyz_rpy((4.5, 0.0, 3.95), (0.0, math.radians(30), 0.0)) @ OPTICAL2BODY
+    depth, hit_img = cam.render(optical2map, world, np.random.default_rng(0), self_index=0)
+    assert np.isnan(depth[hit_img == HIT_NONE]).all()
+    assert np.isnan(depth[-1]).all()              # bottom row looks at the own roof: masked

@@ -200,7 +200,7 @@ def test_truck_occludes_stopped_car_for_v3_but_not_v1(scenario):
 
 def test_sensor_extrinsics_compose_optical_rotation(scenario):
     ext = sensor_extrinsics(scenario, 'v2')
-    assert_allclose(ext['lidar'], [8.0, 0.0, 3.95, 0.0, 0.0, 0.0], atol=1e-12)
+    assert_allclose(ext['lidar'], [9.6, 0.0, 2.3, 0.0, 0.0, 0.0], atol=1e-12)
     cam = from_xyz_rpy(ext['camera_optical'][:3], ext['camera_optical'][3:])
     # Optical z looks forward and 5° down; optical x points right (−y of base_link); optical y down-ish.
     assert_allclose(cam[:3, 2], [math.cos(math.radians(5)), 0.0, -math.sin(math.radians(5))], atol=1e-9)
