@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -476,8 +476,11 @@ def _platoon(ctx: _Ctx, raw: Any, road: Road) -> Platoon:
             raise ctx.fail(f'{path}.speed_profile[{i}]', [t, v], f'a time > {profile[i - 1][0]} s (increasing)')
     idm_raw = _mapping(ctx, raw.get('idm') or {}, f'{path}.idm', set(IdmParams.__dataclass_fields__))
     d = IdmParams()
-    idm = IdmParams(**{k: _num(ctx, idm_raw, k, f'{path}.idm', getattr(d, k), lo=0.0) for k in
-                       IdmParams.__dataclass_fields__})
+    try:
+        idm = IdmParams(**{k: _num(ctx, idm_raw, k, f'{path}.idm', getattr(d, k), lo=0.0) for k in
+                           IdmParams.__dataclass_fields__})
+    except ConfigError as exc:
+        raise ConfigError(f'{ctx.source}: {path}.idm: {exc}') from exc
     defaults = raw.get('sensor_defaults') or {}
     if not isinstance(defaults, dict):
         raise ctx.fail(f'{path}.sensor_defaults', defaults, 'a mapping')

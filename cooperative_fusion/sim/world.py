@@ -33,7 +33,6 @@ import heapq
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -47,7 +46,7 @@ from ..core.se3 import from_xy_yaw, from_xyz_rpy
 from ..core.types import PoseSample
 from .clocks import VehicleClock
 from .events import EventKind, SimEvent
-from .scenario import GridWindowMode, MountPose, Scenario, load_scenario
+from .scenario import GridWindowMode, MountPose, PlatoonVehicle, Scenario, load_scenario
 from .sensors import BoxSet, DepthCameraModel, LidarModel, RadarModel
 
 __all__ = ['Simulation', 'load_scenario', 'sensor_extrinsics', 'OPTICAL2BODY', 'PHYSICS_DT_NS']
@@ -117,7 +116,6 @@ class _Kinematics:
         v0 = self._profile(0.0)
         self.v = np.array([v0] * self.n_platoon + [t.speed_mps for t in scn.traffic], dtype=np.float64)
         self.a = np.zeros_like(self.v)
-        n_t = len(scn.traffic)
         self.d_from = np.array([p.lane * w] * self.n_platoon + [t.lane * w for t in scn.traffic], dtype=np.float64)
         self.d_to = self.d_from.copy()
         self.lc_t0 = np.full(self.s.size, np.inf)
@@ -130,7 +128,6 @@ class _Kinematics:
                 self.lc_dur[i] = t.lane_change.duration_s
         self.is_traffic = np.arange(self.s.size) >= self.n_platoon
         self.t = 0.0            # seconds since the scenario start
-        self._n_t = n_t
 
     def _profile(self, t: float) -> float:
         prof = self.scn.platoon.speed_profile
@@ -330,7 +327,7 @@ class Simulation:
             streams.append([first, period, handler])
 
         for v in scn.platoon.vehicles:
-            self._add_vehicle_streams(v, add, push, children, kin)
+            self._add_vehicle_streams(v, add, push, children)
         self._add_truth_streams(add, push)
 
         meta = {'scenario': scn.name, 'seed': self.seed, 'vehicle_ids': list(self.vehicle_ids),
@@ -360,7 +357,8 @@ class Simulation:
         while heap:
             yield heapq.heappop(heap)[2]
 
-    def _add_vehicle_streams(self, v, add, push, children, kin) -> None:
+    def _add_vehicle_streams(self, v: PlatoonVehicle, add: Callable[..., None], push: Callable[[SimEvent], None],
+                             children: Iterator[np.random.SeedSequence]) -> None:
         vid = v.id
         i = self.vehicle_ids.index(vid)
         clock = VehicleClock(v.clock, np.random.default_rng(next(children)))
@@ -417,7 +415,7 @@ class Simulation:
         add(loc.rate_hz, on_odom, True)
         add(TIME_REFERENCE_RATE_HZ, on_tref, False)
 
-    def _add_truth_streams(self, add, push) -> None:
+    def _add_truth_streams(self, add: Callable[..., None], push: Callable[[SimEvent], None]) -> None:
         scn = self.scenario
         tc = scn.truth
         lane_d = scn.platoon.lane * scn.road.lane_width_m

@@ -65,6 +65,9 @@ def test_error_names_file_key_path_value_and_expectation(tmp_path):
      r'platoon\.vehicles\[0\]\.sensors\.lidar\.mount\.xyz_m: got \[1, 2\], expected a list of 3 finite numbers'),
     (lambda r: r['traffic'][0].update(id='h1'), r"object id 'h1' is used more than once"),
     (lambda r: r.update(duration_s='long'), r"duration_s: got 'long', expected a number"),
+    (lambda r: r['platoon']['idm'].update(v0_mps=0), r'platoon\.idm: IdmParams\.v0_mps must be a positive'),
+    (lambda r: r['traffic'][0].update(lane_change={'t_s': 2.0, 'to_lane': 5}),
+     r'traffic\[0\]\.lane_change\.to_lane: got 5, expected an integer >= 0 and <= 2'),
 ])
 def test_invalid_values_rejected(mutate, pattern):
     raw = _raw()
@@ -80,3 +83,12 @@ def test_unreadable_file(tmp_path):
     bad.write_text('name: [unclosed')
     with pytest.raises(ConfigError, match=r'broken\.yaml: not valid YAML'):
         load_scenario(bad)
+
+
+def test_debris_hazard_defaults_to_a_small_low_box():
+    raw = _raw()
+    raw['hazards'].append({'id': 'd1', 'kind': 'debris', 'lane': 1, 'x_m': 200.0})
+    scn = scenario_from_dict(raw, 'x.yaml')
+    debris = scn.hazards[-1]
+    assert debris.kind is HazardKind.DEBRIS
+    assert (debris.dimensions.length_m, debris.dimensions.width_m, debris.dimensions.height_m) == (0.6, 0.5, 0.2)
