@@ -294,7 +294,8 @@ class VehicleNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         self.input_rates['odom'].tick(self.now_ns())
-        if not self._check_frame('odom', msg.header.frame_id, self.cfg.frames.map):
+        if not (self._check_frame('odom', msg.header.frame_id, self.cfg.frames.map)
+                and self._check_frame('odom_child', msg.child_frame_id, self.cfg.frames.base_link)):
             return
         pose = odometry_to_pose(msg)
         if not covariance_is_psd(pose.covariance):

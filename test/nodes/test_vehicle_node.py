@@ -19,6 +19,7 @@ from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.core.vehicle_pipeline import GridMode
+from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
@@ -236,6 +237,47 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
     assert float(values['processing_ms.p50']) > 0.0
     assert float(values['pose_buffer_span_s']) == pytest.approx(2.0)
     assert vehicle.context.ok()
+
+
+def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
+    """Composed under the lock-step runner (``run --bag``): no DDS spinning, the same grid, odom of
+    another vehicle's base_link dropped."""
+    vehicle = make_vehicle(ros_context, 'v5', **{'sync.stream_timeout_s': 0.5})
+    try:
+        out: list[tuple[str, object, int]] = []
+        runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False,
+                                start_ns=T0 - 450_000_000)
+        runner.feed('/v5/camera/depth/camera_info', k_to_camera_info(K, 160, 120, T0, 'v5/camera_optical'),
+                    T0 - 450_000_000)
+        for t in range(T0 - 450_000_000, T0 + 300_000_001, 50_000_000):
+            runner.feed('/v5/odom', odom(t, 0.0, 'v5'), T0 - 450_000_000)
+        runner.feed('/v5/odom', odom(T0 + 350_000_000, 0.0, 'v9'), T0 - 450_000_000)
+        b2m = base2map_at(T0, 0.0)
+        for t in (T0, T0 + 100_000_000):       # the camera frame comes in 40 ms after its stamp, the lidar 100 ms
+            runner.feed('/v5/camera/depth/image', array_to_depth_image(
+                depth_image(b2m @ vehicle.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
+            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), t,
+                                                           'v5/lidar'), t + 100_000_000)
+        runner.advance_to(T0 + 400_000_000)     # the radar fell silent at T0 + 0.05 s: sets go without it
+        grids = [msg for topic, msg, _ in out if topic == '/v5/evidence_grid']
+        # equal lidar and camera stamps: each set is provably the best match at once
+        assert [g.header.stamp.sec * 10**9 + g.header.stamp.nanosec for g in grids] == [T0, T0 + 100_000_000]
+        spec, cells = grid_from_msg(grids[0])
+        assert_array_equal(grid_from_msg(grids[1])[1], cells)          # parked: the same evidence
+        ix, iy = face_cells(spec)
+        assert (cells[iy, ix] >= 85).all()
+        ix, iy = cells_along(spec, 8.0, 16.0)
+        assert (cells[iy, ix] < 35).all()
+        assert vehicle.drops.counts == {'odom_child_wrong_frame': 1}
+        assert len(vehicle.poses) == 16
+        diag = [msg for topic, msg, _ in out if topic == '/diagnostics']
+        assert [t for topic, _, t in out if topic == '/diagnostics'] == \
+            [T0 + k * 200_000_000 + 150_000_000 for k in (-2, -1, 0, 1)]       # every 0.2 s of sim time
+        values = {kv.key: kv.value for kv in diag[-1].status[0].values}
+        assert values['sync.gaps.radar'] == '1' and values['sync.missing.radar'] == '2'
+        assert values['cycles'] == '2' and values['drops.total'] == '1'
+    finally:
+        vehicle.destroy_node()
 
 
 # ----------------------------------------------------------- parameters ---
