@@ -1,0 +1,182 @@
+"""Twin results -> visualization_msgs/MarkerArray and nav_msgs/Path.
+
+One array per twin cycle, for RViz / Foxglove: it starts with a DELETEALL
+marker so whatever the previous cycle drew (a track that has gone, a conflict
+that is resolved) vanishes, then draws
+
+- ``tracks`` (CUBE footprint), ``track_ids`` (text), ``track_velocity`` (ARROW
+  over one second of motion) per track;
+- ``predictions``: obstacles (and platoon vehicles) at each output horizon,
+  fading with the horizon;
+- ``conflicts`` (red sphere at the contact point) and ``conflict_ttc`` (text).
+
+Marker ids are the index within their namespace, so (ns, id) is unique per array.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from geometry_msgs.msg import Point, PoseStamped, Quaternion
+from nav_msgs.msg import Path
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..core.conflicts import Advisory, Conflict, ConflictLevel
+from ..core.errors import MessageFormatError
+from ..core.prediction import Rollout
+from ..core.tracking import Track
+from .time import ns_to_stamp
+
+#: Height of the drawn boxes, metres (the grid is 2-D).
+BOX_HEIGHT_M = 1.5
+#: Text size, metres.
+TEXT_SIZE_M = 1.0
+#: The velocity arrow shows this many seconds of motion.
+ARROW_SECONDS = 1.0
+
+_TRACK_COLOR = (0.1, 0.6, 1.0, 0.8)
+_OBSTACLE_PRED_COLOR = (1.0, 0.6, 0.1)
+_PLATOON_PRED_COLOR = (0.3, 0.9, 0.3)
+_CONFLICT_COLORS = {ConflictLevel.WARN: (1.0, 0.8, 0.0, 0.9), ConflictLevel.ERROR: (1.0, 0.0, 0.0, 0.9)}
+_TEXT_COLOR = (1.0, 1.0, 1.0, 1.0)
+
+
+def yaw_to_quaternion(yaw: float) -> Quaternion:
+    """Rotation about z by ``yaw`` radians, as a geometry_msgs Quaternion."""
+    return Quaternion(x=0.0, y=0.0, z=math.sin(0.5 * yaw), w=math.cos(0.5 * yaw))
+
+
+def _color(rgba: Sequence[float]) -> ColorRGBA:
+    r, g, b, a = (float(v) for v in rgba)
+    return ColorRGBA(r=r, g=g, b=b, a=a)
+
+
+def _marker(ns: int | str, marker_id: int, kind: int, stamp_ns: int, frame_id: str, x: float, y: float,
+            z: float = 0.0, yaw: float = 0.0, scale: tuple[float, float, float] = (1.0, 1.0, 1.0),
+            rgba: Sequence[float] = _TRACK_COLOR) -> Marker:
+    if not all(math.isfinite(v) for v in (x, y, z, yaw)):
+        raise MessageFormatError(f'marker {ns}/{marker_id} pose is not finite: x={x} y={y} z={z} yaw={yaw}')
+    m = Marker()
+    m.header.stamp = ns_to_stamp(stamp_ns)
+    m.header.frame_id = frame_id
+    m.ns = str(ns)
+    m.id = int(marker_id)
+    m.type = kind
+    m.action = Marker.ADD
+    m.pose.position.x, m.pose.position.y, m.pose.position.z = float(x), float(y), float(z)
+    m.pose.orientation = yaw_to_quaternion(yaw)
+    m.scale.x, m.scale.y, m.scale.z = (float(max(s, 1e-3)) for s in scale)
+    m.color = _color(rgba)
+    return m
+
+
+def _text(ns: str, marker_id: int, stamp_ns: int, frame_id: str, x: float, y: float, text: str) -> Marker:
+    m = _marker(ns, marker_id, Marker.TEXT_VIEW_FACING, stamp_ns, frame_id, x, y, BOX_HEIGHT_M + 1.0,
+                scale=(TEXT_SIZE_M, TEXT_SIZE_M, TEXT_SIZE_M), rgba=_TEXT_COLOR)
+    m.text = text
+    return m
+
+
+def delete_all(stamp_ns: int, frame_id: str) -> Marker:
+    """The DELETEALL marker that clears everything drawn before it."""
+    m = Marker()
+    m.header.stamp = ns_to_stamp(stamp_ns)
+    m.header.frame_id = frame_id
+    m.action = Marker.DELETEALL
+    return m
+
+
+def track_markers(tracks: Sequence[Track], stamp_ns: int, frame_id: str = 'map') -> list[Marker]:
+    """Per track: CUBE footprint (ns ``tracks``), text id (``track_ids``), 1 s velocity ARROW (``track_velocity``)."""
+    out: list[Marker] = []
+    for i, t in enumerate(tracks):
+        out.append(_marker('tracks', i, Marker.CUBE, stamp_ns, frame_id, t.x, t.y, 0.5 * BOX_HEIGHT_M, t.yaw,
+                           (t.length, t.width, BOX_HEIGHT_M), _TRACK_COLOR))
+        out.append(_text('track_ids', i, stamp_ns, frame_id, t.x, t.y, f'track_{t.track_id}'))
+        arrow = _marker('track_velocity', i, Marker.ARROW, stamp_ns, frame_id, 0.0, 0.0,
+                        scale=(0.3, 0.6, 0.6), rgba=_TRACK_COLOR)
+        z = BOX_HEIGHT_M
+        arrow.points = [Point(x=t.x, y=t.y, z=z),
+                        Point(x=t.x + ARROW_SECONDS * t.vx, y=t.y + ARROW_SECONDS * t.vy, z=z)]
+        out.append(arrow)
+    return out
+
+
+def prediction_markers(ro: Rollout, horizons_s: Sequence[float], stamp_ns: int, frame_id: str = 'map',
+                       include_platoon: bool = True) -> list[Marker]:
+    """Obstacles (and platoon vehicles) at each horizon as CUBEs in ns ``predictions``, fading with the horizon.
+
+    Alpha falls linearly from 0.5 at the first horizon to 0.1 at the last.
+    """
+    out: list[Marker] = []
+    ob, pl = ro.obstacles, ro.platoon
+    hs = list(horizons_s)
+    for n, h in enumerate(hs):
+        k = ro.step_of(h)
+        alpha = 0.5 - 0.4 * (n / (len(hs) - 1) if len(hs) > 1 else 0.0)
+        for j in range(len(ob)):
+            out.append(_marker('predictions', len(out), Marker.CUBE, stamp_ns, frame_id,
+                               float(ro.obstacle_x[k, j]), float(ro.obstacle_y[k, j]), 0.5 * BOX_HEIGHT_M,
+                               float(ro.obstacle_yaw[k, j]), (float(ob.length[j]), float(ob.width[j]), BOX_HEIGHT_M),
+                               (*_OBSTACLE_PRED_COLOR, alpha)))
+        if include_platoon:
+            for i in range(len(pl)):
+                out.append(_marker('predictions', len(out), Marker.CUBE, stamp_ns, frame_id,
+                                   float(ro.platoon_x[k, i]), float(pl.y[i]), 0.5 * BOX_HEIGHT_M,
+                                   float(pl.heading[i]), (float(pl.length[i]), float(pl.width[i]), BOX_HEIGHT_M),
+                                   (*_PLATOON_PRED_COLOR, alpha)))
+    return out
+
+
+def conflict_markers(conflicts: Sequence[Conflict], stamp_ns: int, frame_id: str = 'map') -> list[Marker]:
+    """Per conflict: a sphere at (x, y) (ns ``conflicts``; red for ERROR, amber for WARN) and a ttc text."""
+    out: list[Marker] = []
+    for i, c in enumerate(conflicts):
+        rgba = _CONFLICT_COLORS.get(c.level, _CONFLICT_COLORS[ConflictLevel.WARN])
+        out.append(_marker('conflicts', i, Marker.SPHERE, stamp_ns, frame_id, c.x, c.y, 0.5,
+                           scale=(1.5, 1.5, 1.5), rgba=rgba))
+        ttc = f'{c.ttc_s:.1f} s' if math.isfinite(c.ttc_s) else 'inf'
+        out.append(_text('conflict_ttc', i, stamp_ns, frame_id, c.x, c.y, f'{c.vehicle_id} ttc {ttc}'))
+    return out
+
+
+def twin_markers(tracks: Sequence[Track], ro: Rollout | None, conflicts: Sequence[Conflict],
+                 horizons_s: Sequence[float], stamp_ns: int, frame_id: str = 'map') -> MarkerArray:
+    """DELETEALL, then tracks, predictions at ``horizons_s`` (when a rollout is given) and conflicts."""
+    msg = MarkerArray()
+    markers = [delete_all(stamp_ns, frame_id), *track_markers(tracks, stamp_ns, frame_id)]
+    if ro is not None:
+        markers += prediction_markers(ro, horizons_s, stamp_ns, frame_id)
+    markers += conflict_markers(conflicts, stamp_ns, frame_id)
+    msg.markers = markers
+    return msg
+
+
+def advisory_to_path(advisory: Advisory, stamp_ns: int, frame_id: str = 'map') -> Path:
+    """nav_msgs/Path of an advised trajectory; pose k is stamped ``stamp_ns + t_offset_ns[k]``.
+
+    MessageFormatError when the advisory holds non-finite positions or arrays of different lengths.
+    """
+    n = advisory.t_offset_ns.shape[0]
+    for name in ('x', 'y', 'yaw'):
+        a = getattr(advisory, name)
+        if a.shape != (n,):
+            raise MessageFormatError(f'advisory {name} has shape {a.shape}, expected ({n},) like t_offset_ns')
+        if not np.all(np.isfinite(a)):
+            raise MessageFormatError(f'advisory for {advisory.vehicle_id} holds non-finite {name}')
+    path = Path()
+    path.header.stamp = ns_to_stamp(stamp_ns)
+    path.header.frame_id = frame_id
+    poses = []
+    for k in range(n):
+        ps = PoseStamped()
+        ps.header.stamp = ns_to_stamp(int(stamp_ns) + int(advisory.t_offset_ns[k]))
+        ps.header.frame_id = frame_id
+        ps.pose.position.x = float(advisory.x[k])
+        ps.pose.position.y = float(advisory.y[k])
+        ps.pose.orientation = yaw_to_quaternion(float(advisory.yaw[k]))
+        poses.append(ps)
+    path.poses = poses
+    return path
