@@ -13,6 +13,16 @@ fills a :class:`PoseBuffer`, sensor payloads go into an
 never kills it: each drop is logged (first of a cause, then throttled) and
 counted in ``/diagnostics``.
 
+Drop causes (``drops.<cause>`` in /diagnostics): ``<stream>_format`` (malformed
+message), ``<stream>_wrong_frame`` / ``odom_child_wrong_frame`` (unexpected
+frame_id), ``odom_covariance`` (not PSD), ``odom_frame`` (pose rejected by the
+buffer), ``camera_no_info`` / ``camera_size`` (no or mismatching CameraInfo),
+``sync_late`` / ``sync_out_of_order`` / ``sync_queue_overflow`` /
+``sync_unmatched`` / ``sync_stale`` (the synchroniser's drops), ``set_no_pose``
+(no pose at a set's stamp: the whole cycle is lost), ``<stream>_no_pose`` (one
+member without a pose: the cycle goes on without it), ``<source>_internal``
+(an unexpected exception: a bug, logged and survived).
+
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
 """
