@@ -1,0 +1,698 @@
+"""Fusion node: every vehicle's per-cycle evidence grid -> one common occupancy grid.
+
+Subscribes, for each configured vehicle ``<v>`` (parameter ``vehicles``):
+``/<v>/evidence_grid`` (nav_msgs/OccupancyGrid in ``map``, stamped in common
+time; cells are percent, -1 unknown) and ``/<v>/odom`` (nav_msgs/Odometry: only
+the latest position, heading and xy pose covariance are used, so its
+vehicle-clock stamp does not matter). Publishes the posterior as
+nav_msgs/OccupancyGrid on ``topics.output`` (default ``/cooperative/grid``,
+RELIABLE + TRANSIENT_LOCAL depth 1, so a late joiner gets the latest grid at
+once) and its health on ``/diagnostics``.
+
+The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGrid`
+(Bayesian log-odds, decay, pose blur and weight, fresh-free-wins) and
+:func:`~cooperative_fusion.core.coregistration.estimate_offset`:
+
+* evidence callback: frame check, ``grid_from_msg`` -> ``percent_to_logodds``,
+  the vehicle's co-registration correction (if any) applied to the grid, then
+  ``CommonGrid.integrate(..., now_ns=common now, pose_cov_xy)``; a drop is
+  counted per vehicle and cause and logged once per cause (throttled);
+* publish timer (``publish_rate_hz``, node clock, so sim time and the
+  lock-step runner work): in ``follow_platoon`` mode recentre the window on the
+  platoon centroid (+ ``forward_offset_m`` along the mean heading) when it has
+  moved by a cell or more, ``advance(now)``, publish ``posterior_percent()``
+  stamped ``now``, record ``publish - sensor stamp`` latencies;
+* co-registration timer (``coregistration.period_s``): each vehicle's latest
+  evidence (occupied cells, p >= 0.65) against the other vehicles' latest
+  evidence (their current corrections applied), pivot at the vehicle's odom
+  position; an accepted estimate is blended into the vehicle's correction by an
+  exponential average (``coregistration.smoothing``) so it never jumps;
+* discovery timer: ``/<id>/evidence_grid`` topics of ids not in ``vehicles`` are
+  not subscribed and are reported in ``/diagnostics`` as ignored.
+
+Applying a correction (:func:`warp_evidence`): the evidence grid is resampled
+through the correction with nearest-cell lookup (``scipy.ndimage.affine_transform``
+order 0) on log-odds and on the known mask, onto the same lattice with a margin
+for the shift. Values are never mixed: a one-cell occupied wall keeps its full
+log-odds instead of smearing into two half-confident cells (what bilinear
+resampling would do); the price is a position error of at most half a cell, the
+lattice's own quantisation.
+
+Where it runs: nothing here assumes the edge. A vehicle runs its own copy (its
+own common grid from the V2V evidence it hears), typically with ``-r
+__ns:=/v1`` and ``-p topics.output:=/v1/cooperative/grid``. "Now" is the node
+clock taken as common time (the edge, sim time, a GNSS-disciplined clock); when
+the node clock is a vehicle clock, set ``time_reference_topic`` to that
+vehicle's ``/<v>/time_reference`` and the clock is mapped to common time with
+:class:`~cooperative_fusion.core.timebase.ClockEstimator`.
+
+Run: ``fusion_node --ros-args --params-file config/fusion.yaml``.
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid, Odometry
+from numpy.typing import NDArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from scipy import ndimage
+from sensor_msgs.msg import TimeReference
+
+from ..core.coregistration import CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points
+from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
+from ..core.fusion import CommonGrid, DropCause, FusionConfig
+from ..core.grid import GridSpec, percent_to_logodds
+from ..core.timebase import ClockEstimator
+from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
+from ..ros.grid import grid_from_msg, grid_to_msg
+from ..ros.odometry import covariance_is_psd, odometry_to_pose
+from ..ros.params import Param, declare
+from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
+from ..ros.time import stamp_to_ns, time_reference_to_ns
+
+NODE_NAME = 'fusion_node'
+_NS_PER_S = 1_000_000_000
+_EVIDENCE_TOPIC = re.compile(r'^/([^/]+)/evidence_grid$')
+_VEHICLE_ID = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+
+#: Drop causes the node adds to core's DropCause values (the diagnostics keys ``drops.<cause>``).
+MALFORMED = 'malformed'            # OccupancyGrid whose layout does not match its fields
+FRAME = 'frame'                    # evidence not in the fusion frame
+BAD_COVARIANCE = 'bad_covariance'  # odometry xy covariance non-finite or not PSD (the pose is kept)
+MALFORMED_ODOM = 'malformed_odom'  # odometry with a non-finite position / orientation / twist
+INTERNAL = 'internal'              # a bug: an unexpected exception in a callback
+VEHICLE_CAUSES: tuple[str, ...] = (*(c.value for c in DropCause if c is not DropCause.UNKNOWN_VEHICLE),
+                                   MALFORMED, FRAME, BAD_COVARIANCE, MALFORMED_ODOM)
+
+#: Every parameter of the node, in one place; config/fusion.yaml documents each row.
+PARAMS: tuple[Param, ...] = (
+    Param('vehicles', ['v1', 'v2', 'v3', 'v4'], 'ids of the vehicles whose evidence is fused'),
+    Param('vehicle_weights', [1.0, 1.0, 1.0, 1.0], 'reliability weight in (0, 1] per vehicle, parallel to vehicles'),
+    Param('frame_id', 'map', 'fusion frame: evidence in another frame is dropped; frame of the output'),
+    Param('topics.output', '/cooperative/grid', 'OccupancyGrid output (latched: TRANSIENT_LOCAL, depth 1)'),
+    Param('time_reference_topic', '',
+          'TimeReference mapping the node clock to common time; empty = the node clock is common time'),
+    Param('publish_rate_hz', 10.0, 'fusion cycles (decay + publish) per second, node clock', 0.01, 1000.0),
+    # grid window
+    Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
+    Param('grid.size_x_m', 200.0, 'window extent along map x, metres', 1.0, 5000.0),
+    Param('grid.size_y_m', 30.0, 'window extent along map y, metres', 1.0, 5000.0),
+    Param('grid.resolution_m', 0.2, 'cell size, metres (evidence at an integer multiple/fraction is resampled)',
+          0.01, 10.0),
+    Param('grid.forward_offset_m', 30.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
+          -5000.0, 5000.0),
+    Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
+    Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
+    # fusion (core.fusion.FusionConfig)
+    Param('fusion.clamp_min', -2.0, 'lower log-odds bound after every update', -100.0, 0.0),
+    Param('fusion.clamp_max', 3.5, 'upper log-odds bound after every update', 0.0, 100.0),
+    Param('fusion.half_life_s', 2.0, 'decay of log-odds towards unknown, seconds', 0.001, 3600.0),
+    Param('fusion.max_age_s', 0.5, 'evidence older than now - max_age is dropped (too_old), seconds', 0.0, 3600.0),
+    Param('fusion.future_tolerance_s', 0.05, 'evidence stamped after now + this is dropped (future), seconds',
+          0.0, 3600.0),
+    Param('fusion.vehicle_timeout_s', 2.0, 'a vehicle without accepted evidence this long is flagged dropped, s',
+          0.0, 3600.0),
+    Param('fusion.pose_sigma_min_m', 0.05, 'blur evidence only when the pose sigma beyond a cell reaches this, m',
+          0.0, 100.0),
+    Param('fusion.pose_sigma_ref_m', 0.5, 'pose sigma at which a vehicle\'s weight is halved, metres', 0.001, 100.0),
+    Param('fusion.max_blur_sigma_m', 1.0, 'cap on the pose blur sigma, metres', 0.001, 100.0),
+    Param('fusion.confident_logodds', 0.4, '|weighted evidence| from which it counts as confident', 0.001, 100.0),
+    Param('fusion.free_reset_logodds', 0.0, 'occupied cells are lowered to this by fresh confident free evidence',
+          -100.0, 100.0),
+    Param('fusion.free_wins_after_s', 0.05, 'occupied evidence this much older than free evidence is reset, s',
+          0.0, 3600.0),
+    Param('fusion.unknown_logodds', 0.05, '|L| below this is published unknown (-1)', 0.0001, 100.0),
+    # co-registration (core.coregistration.CoregConfig)
+    Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections'),
+    Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
+    Param('coregistration.smoothing', 0.5, 'weight of a new accepted estimate in the running correction', 0.01, 1.0),
+    Param('coregistration.min_points', 30, 'occupied points needed on each side and as matches', 3, 1_000_000),
+    Param('coregistration.max_correspondence_m', 1.0, 'ICP match radius, metres', 0.01, 100.0),
+    Param('coregistration.min_fitness', 0.5, 'fraction of the vehicle\'s points matched, to accept', 0.0, 1.0),
+    Param('coregistration.max_rmse_m', 0.25, 'RMS distance of the matches, to accept, metres', 0.001, 100.0),
+    Param('coregistration.max_correction_m', 2.0, 'largest translation accepted, metres', 0.001, 100.0),
+    Param('coregistration.max_correction_deg', 5.0, 'largest rotation accepted, degrees', 0.001, 180.0),
+    Param('coregistration.min_constraint', 0.02, 'smallest eigenvalue of the normalised information matrix',
+          0.0, 100.0),
+    Param('coregistration.max_iterations', 50, 'ICP iterations', 1, 10_000),
+    # graph, queues, diagnostics
+    Param('discovery_period_s', 3.0, 'period of the scan for evidence topics of unconfigured ids, seconds',
+          0.01, 3600.0),
+    Param('qos.evidence_depth', 10, 'queue depth of each evidence subscription', 1, 1000),
+    Param('qos.odom_depth', 10, 'queue depth of each odometry subscription (only the latest is used)', 1, 10000),
+    Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
+)
+
+
+class WindowMode(str, Enum):
+    """How the common window is placed."""
+
+    FOLLOW_PLATOON = 'follow_platoon'
+    FIXED = 'fixed'
+
+
+@dataclass(frozen=True)
+class FusionNodeConfig:
+    """Validated node configuration (built once from the parameters by :func:`config_from_params`).
+
+    vehicles : configured ids, in order; fusion : core config (its spec is the initial window)
+    window_mode, size_x_m, size_y_m, resolution_m, forward_offset_m : window placement, metres
+    coreg : ICP gates; coreg_enabled, coreg_period_s (s), coreg_smoothing (0..1]
+    publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
+    frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
+    """
+
+    vehicles: tuple[str, ...]
+    fusion: FusionConfig
+    window_mode: WindowMode
+    size_x_m: float
+    size_y_m: float
+    resolution_m: float
+    forward_offset_m: float
+    coreg: CoregConfig
+    coreg_enabled: bool
+    coreg_period_s: float
+    coreg_smoothing: float
+    publish_period_s: float
+    discovery_period_s: float
+    diagnostics_period_s: float
+    frame_id: str
+    output_topic: str
+    time_reference_topic: str
+    evidence_depth: int
+    odom_depth: int
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * _NS_PER_S))
+
+
+def _on_lattice(value: float, resolution: float) -> bool:
+    k = value / resolution
+    return abs(k - round(k)) < 1e-6
+
+
+def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
+    """The validated FusionNodeConfig from declared parameter values (``{name: value}``).
+
+    Raises ConfigError naming the first unusable value.
+    """
+    vehicles = tuple(str(v) for v in values['vehicles'])
+    weights = [float(w) for w in values['vehicle_weights']]
+    if not vehicles:
+        raise ConfigError('vehicles is empty: expected at least one vehicle id')
+    for vid in vehicles:
+        if not _VEHICLE_ID.match(vid):
+            raise ConfigError(f'vehicle id {vid!r} is not a ROS name token: expected a letter then letters, '
+                              f'digits or _')
+    if len(set(vehicles)) != len(vehicles):
+        raise ConfigError(f'vehicles {list(vehicles)} has duplicates')
+    if len(weights) != len(vehicles):
+        raise ConfigError(f'vehicle_weights has {len(weights)} values for {len(vehicles)} vehicles '
+                          f'{list(vehicles)}: expected one weight per vehicle')
+    try:
+        mode = WindowMode(values['grid.mode'])
+    except ValueError:
+        raise ConfigError(f"grid.mode {values['grid.mode']!r}: expected one of "
+                          f"{', '.join(m.value for m in WindowMode)}") from None
+    res = float(values['grid.resolution_m'])
+    size_x, size_y = float(values['grid.size_x_m']), float(values['grid.size_y_m'])
+    if mode is WindowMode.FIXED:
+        ox, oy = float(values['grid.fixed_origin_x_m']), float(values['grid.fixed_origin_y_m'])
+        if not (_on_lattice(ox, res) and _on_lattice(oy, res)):
+            raise ConfigError(f'grid.fixed_origin ({ox}, {oy}) m is not a multiple of grid.resolution_m {res} m')
+        spec = GridSpec(ox, oy, res, max(1, int(round(size_x / res))), max(1, int(round(size_y / res))))
+    else:
+        spec = GridSpec.centered(0.0, 0.0, size_x, size_y, res)
+    fusion = FusionConfig(
+        spec=spec, vehicle_weights=dict(zip(vehicles, weights)),
+        clamp_min=values['fusion.clamp_min'], clamp_max=values['fusion.clamp_max'],
+        half_life_s=values['fusion.half_life_s'], max_age_ns=_ns(values['fusion.max_age_s']),
+        future_tolerance_ns=_ns(values['fusion.future_tolerance_s']),
+        vehicle_timeout_ns=_ns(values['fusion.vehicle_timeout_s']),
+        pose_sigma_min_m=values['fusion.pose_sigma_min_m'], pose_sigma_ref_m=values['fusion.pose_sigma_ref_m'],
+        max_blur_sigma_m=values['fusion.max_blur_sigma_m'], confident_logodds=values['fusion.confident_logodds'],
+        free_reset_logodds=values['fusion.free_reset_logodds'],
+        free_wins_after_ns=_ns(values['fusion.free_wins_after_s']),
+        unknown_logodds=values['fusion.unknown_logodds'])
+    coreg = CoregConfig(
+        min_points=values['coregistration.min_points'],
+        max_correspondence_m=values['coregistration.max_correspondence_m'],
+        min_fitness=values['coregistration.min_fitness'], max_rmse_m=values['coregistration.max_rmse_m'],
+        max_correction_m=values['coregistration.max_correction_m'],
+        max_correction_deg=values['coregistration.max_correction_deg'],
+        min_constraint=values['coregistration.min_constraint'],
+        max_iterations=values['coregistration.max_iterations'])
+    output = str(values['topics.output'])
+    if not output:
+        raise ConfigError('topics.output is empty: expected a topic name such as /cooperative/grid')
+    if not str(values['frame_id']):
+        raise ConfigError('frame_id is empty: expected the fusion frame, e.g. map')
+    return FusionNodeConfig(
+        vehicles=vehicles, fusion=fusion, window_mode=mode, size_x_m=size_x, size_y_m=size_y, resolution_m=res,
+        forward_offset_m=float(values['grid.forward_offset_m']), coreg=coreg,
+        coreg_enabled=bool(values['coregistration.enabled']),
+        coreg_period_s=float(values['coregistration.period_s']),
+        coreg_smoothing=float(values['coregistration.smoothing']),
+        publish_period_s=1.0 / float(values['publish_rate_hz']),
+        discovery_period_s=float(values['discovery_period_s']),
+        diagnostics_period_s=float(values['diagnostics.period_s']),
+        frame_id=str(values['frame_id']), output_topic=output,
+        time_reference_topic=str(values['time_reference_topic']),
+        evidence_depth=int(values['qos.evidence_depth']), odom_depth=int(values['qos.odom_depth']))
+
+
+# ------------------------------------------------------------------ pure helpers --
+# No rclpy below this line until the node class: candidates for core/coregistration.py.
+
+@dataclass(frozen=True)
+class Correction:
+    """A planar correction ``p -> R(dyaw)·(p - pivot) + pivot + (dx, dy)`` (core.coregistration's form).
+
+    dx, dy : metres; dyaw : radians; pivot : (x, y) metres in ``map``
+    """
+
+    dx: float = 0.0
+    dy: float = 0.0
+    dyaw: float = 0.0
+    pivot: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.dx == 0.0 and self.dy == 0.0 and self.dyaw == 0.0
+
+    def about(self, pivot: tuple[float, float]) -> 'Correction':
+        """The same transform written about another pivot: t' = t + (R - I)(pivot' - pivot)."""
+        d = np.asarray(pivot, dtype=np.float64) - self.pivot
+        c, s = math.cos(self.dyaw), math.sin(self.dyaw)
+        t = np.array([self.dx, self.dy]) + np.array([[c - 1.0, -s], [s, c - 1.0]]) @ d
+        return Correction(float(t[0]), float(t[1]), self.dyaw, (float(pivot[0]), float(pivot[1])))
+
+    def blend(self, estimate: CoregResult, alpha: float) -> 'Correction':
+        """Exponential average towards ``estimate`` (weight ``alpha``), about the estimate's pivot.
+
+        Estimates are absolute (raw evidence against the reference), so the
+        average converges to the estimate instead of integrating it.
+        """
+        cur = self.about(estimate.pivot)
+        return Correction(cur.dx + alpha * (estimate.dx - cur.dx), cur.dy + alpha * (estimate.dy - cur.dy),
+                          cur.dyaw + alpha * (estimate.dyaw - cur.dyaw), cur.pivot)
+
+    def as_result(self) -> CoregResult:
+        return CoregResult(self.dx, self.dy, self.dyaw, 1.0, 0.0, True, 'ok', self.pivot)
+
+
+def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_], corr: Correction
+                  ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+    """The evidence grid moved through ``corr``, nearest-cell resampled onto the same lattice.
+
+    spec : evidence geometry; logodds : (height, width) float32; known : (height, width) bool
+    Returns a spec grown by a margin that holds the moved cells, and its
+    (height', width') log-odds and known mask. A corrected cell takes the value
+    of the source cell its centre maps back into (order 0: values never mix).
+    """
+    if corr.is_identity:
+        return spec, logodds, known
+    res = spec.resolution
+    c = np.asarray(corr.pivot, dtype=np.float64)
+    t = np.array([corr.dx, corr.dy])
+    corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
+                        [spec.origin_x, spec.origin_y + spec.size_y],
+                        [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
+    reach = float(np.hypot(*t)) + abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
+    m = int(math.ceil(reach / res)) + 1
+    out = GridSpec(spec.origin_x - m * res, spec.origin_y - m * res, res, spec.width + 2 * m, spec.height + 2 * m)
+    # Output cell index i (x, y) -> centre q -> source point p = R(-dyaw)(q - c - t) + c -> source index.
+    cs, sn = math.cos(-corr.dyaw), math.sin(-corr.dyaw)
+    r_inv = np.array([[cs, -sn], [sn, cs]])
+    o_in = np.array([spec.origin_x, spec.origin_y])
+    o_out = np.array([out.origin_x, out.origin_y])
+    offset_xy = (r_inv @ (o_out + 0.5 * res - c - t) + c - o_in) / res - 0.5
+    # Arrays are [iy, ix]: swap both the matrix axes and the offset.
+    matrix = r_inv[::-1, ::-1]
+    offset = offset_xy[::-1]
+    lin = ndimage.affine_transform(np.where(known, logodds, 0.0).astype(np.float32), matrix, offset,
+                                   output_shape=out.shape, order=0, mode='constant', cval=0.0)
+    kin = ndimage.affine_transform(known.astype(np.uint8), matrix, offset, output_shape=out.shape, order=0,
+                                   mode='constant', cval=0)
+    return out, lin.astype(np.float32), kin.astype(bool)
+
+
+def quat_wxyz_yaw(q: NDArray[np.floating]) -> float:
+    """Yaw (rad) of a unit quaternion (w, x, y, z)."""
+    w, x, y, z = (float(v) for v in q)
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def platoon_center(positions: Sequence[NDArray[np.floating]], yaws: Sequence[float], forward_offset_m: float
+                   ) -> NDArray[np.float64]:
+    """Centroid of the vehicle positions (N, 2), moved ``forward_offset_m`` along the mean heading."""
+    p = np.mean(np.asarray(positions, dtype=np.float64).reshape(-1, 2), axis=0)
+    h = np.array([np.mean(np.cos(yaws)), np.mean(np.sin(yaws))])
+    n = float(np.hypot(*h))
+    return p + (forward_offset_m * h / n if n > 1e-6 else 0.0)
+
+
+@dataclass
+class _Evidence:
+    spec: GridSpec
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    stamp_ns: int
+
+
+@dataclass
+class _VehicleState:
+    """What the node keeps per configured vehicle (odometry, latest evidence, correction, drops)."""
+
+    drops: DropCounter
+    position: NDArray[np.float64] | None = None
+    yaw: float = 0.0
+    cov_xy: NDArray[np.float64] | None = None
+    evidence: _Evidence | None = None
+    correction: Correction = Correction()
+    coreg_last: CoregResult | None = None
+    coreg_updates: int = 0
+    received: int = 0
+
+
+# ---------------------------------------------------------------------- node --
+
+class FusionNode(Node):
+    """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
+    parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._setup()
+        except Exception:
+            self.destroy_node()   # a half-built node must not linger in the context
+            raise
+
+    def _setup(self) -> None:
+        self.cfg = config_from_params(declare(self, PARAMS))
+        cfg = self.cfg
+        self.grid = CommonGrid(cfg.fusion)
+        self._placed = cfg.window_mode is WindowMode.FIXED
+        self._window_center: NDArray[np.float64] | None = None
+        self.vehicles = {v: _VehicleState(DropCounter()) for v in cfg.vehicles}
+        self.node_drops = DropCounter()
+        self.ignored: set[str] = set()
+        self.latency = LatencyStats()
+        self.cycle_ms = LatencyStats()
+        self.integrate_ms = LatencyStats()
+        self.coreg_ms = LatencyStats()
+        self.publish_rate = RateMeter(max(5.0 * cfg.publish_period_s, 1.0))
+        self.published = 0
+        self.clock_map: ClockEstimator | None = None
+
+        self.grid_pub = self.create_publisher(OccupancyGrid, cfg.output_topic, latched_qos(1))
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
+        for vid in cfg.vehicles:
+            self.create_subscription(OccupancyGrid, f'/{vid}/evidence_grid',
+                                     self._guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
+                                     evidence_qos(cfg.evidence_depth))
+            self.create_subscription(Odometry, f'/{vid}/odom', self._guard(vid, lambda m, v=vid: self._on_odom(v, m)),
+                                     state_qos(cfg.odom_depth))
+        if cfg.time_reference_topic:
+            self.clock_map = ClockEstimator()
+            self.create_subscription(TimeReference, cfg.time_reference_topic,
+                                     self._guard(None, self._on_time_reference), state_qos())
+        self.publish_timer = self.create_timer(cfg.publish_period_s, self._guard(None, self._on_publish))
+        self.coreg_timer = (self.create_timer(cfg.coreg_period_s, self._guard(None, self._on_coregistration))
+                            if cfg.coreg_enabled else None)
+        self.discovery_timer = self.create_timer(cfg.discovery_period_s, self._guard(None, self._on_discovery))
+        self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._guard(None, self._publish_diagnostics))
+        spec = cfg.fusion.spec
+        self.get_logger().info(
+            f'fusing {list(cfg.vehicles)} into {cfg.output_topic}: {cfg.window_mode.value} window '
+            f'{spec.size_x:g}x{spec.size_y:g} m at {spec.resolution:g} m in {cfg.frame_id!r}, '
+            f'co-registration {"on" if cfg.coreg_enabled else "off"}')
+
+    # ------------------------------------------------------------- helpers --
+
+    def now_ns(self) -> int:
+        """Common time now, ns: the node clock (sim time when use_sim_time is set), mapped through
+        ``time_reference_topic`` when one is configured and has been heard."""
+        now = int(self.get_clock().now().nanoseconds)
+        if self.clock_map is not None and self.clock_map.n_samples > 0:
+            return int(self.clock_map.to_common(now))
+        return now
+
+    def _drop(self, vid: str | None, cause: str, detail: str) -> None:
+        if vid in self.vehicles:
+            self.vehicles[vid].drops.count(cause, f'{vid}: {detail}', self.get_logger())
+        else:
+            self.node_drops.count(cause, detail, self.get_logger())
+
+    def _guard(self, vid: str | None, fn: Callable[..., None]) -> Callable[..., None]:
+        """Wrap a callback so nothing it raises reaches the executor: count and log, go on."""
+
+        def wrapped(*args: Any) -> None:
+            try:
+                fn(*args)
+            except CooperativeFusionError as exc:
+                self._drop(vid, f'{INTERNAL}_{type(exc).__name__}', str(exc))
+            except Exception as exc:  # a bug, but one bad message must not stop the fusion
+                self._drop(vid, INTERNAL, f'{type(exc).__name__}: {exc}')
+
+        return wrapped
+
+    # ----------------------------------------------------------- callbacks --
+
+    def _on_time_reference(self, msg: TimeReference) -> None:
+        vehicle_ns, common_ns = time_reference_to_ns(msg)
+        assert self.clock_map is not None
+        self.clock_map.add(vehicle_ns, common_ns)
+
+    def _on_odom(self, vid: str, msg: Odometry) -> None:
+        st = self.vehicles[vid]
+        cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]
+        if not covariance_is_psd(cov_xy):
+            self._drop(vid, BAD_COVARIANCE, f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite '
+                                            f'and positive semi-definite: using the pose without it')
+            cov_xy = None
+            msg.pose.covariance = [0.0] * 36
+        try:
+            pose = odometry_to_pose(msg)
+        except MessageFormatError as exc:
+            self._drop(vid, MALFORMED_ODOM, str(exc))
+            return
+        st.position = pose.position[:2].copy()
+        st.yaw = quat_wxyz_yaw(pose.quat_wxyz)
+        st.cov_xy = cov_xy
+
+    def _on_evidence(self, vid: str, msg: OccupancyGrid) -> None:
+        st = self.vehicles[vid]
+        st.received += 1
+        if msg.header.frame_id != self.cfg.frame_id:
+            self._drop(vid, FRAME, f'evidence grid in frame {msg.header.frame_id!r}: expected the fusion frame '
+                                   f'{self.cfg.frame_id!r}')
+            return
+        try:
+            spec, cells = grid_from_msg(msg)
+        except MessageFormatError as exc:
+            self._drop(vid, MALFORMED, str(exc))
+            return
+        logodds, known = percent_to_logodds(cells)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        st.evidence = _Evidence(spec, logodds, known, stamp_ns)
+        if not self._placed:
+            # follow_platoon before any odometry: start the window on the first evidence.
+            self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
+        t0 = time.perf_counter()
+        if not st.correction.is_identity:
+            spec, logodds, known = warp_evidence(spec, logodds, known, st.correction)
+        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, self.now_ns(), st.cov_xy)
+        self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
+        if not result.accepted and result.cause is not None:
+            self._drop(vid, result.cause.value, result.reason)
+
+    def _place(self, center: NDArray[np.float64]) -> None:
+        """Recentre the window on ``center`` (x, y) when it moved by a cell or more."""
+        cfg = self.cfg
+        if self._window_center is not None and self._placed and \
+                float(np.max(np.abs(center - self._window_center))) < cfg.resolution_m:
+            return
+        spec = GridSpec.centered(float(center[0]), float(center[1]), cfg.size_x_m, cfg.size_y_m, cfg.resolution_m)
+        if spec != self.grid.spec:
+            self.grid.recenter(spec)
+        self._window_center = np.asarray(center, dtype=np.float64).copy()
+        self._placed = True
+
+    def _on_publish(self) -> None:
+        t0 = time.perf_counter()
+        now = self.now_ns()
+        if self.cfg.window_mode is WindowMode.FOLLOW_PLATOON:
+            known = [st for st in self.vehicles.values() if st.position is not None]
+            if known:
+                self._place(platoon_center([st.position for st in known], [st.yaw for st in known],
+                                           self.cfg.forward_offset_m))
+        self.grid.advance(now)
+        self.grid_pub.publish(grid_to_msg(self.grid.spec, self.grid.posterior_percent(), now, self.cfg.frame_id))
+        for ms in self.grid.latency_ms(now):
+            self.latency.add(float(ms))
+        self.publish_rate.tick(now)
+        self.published += 1
+        self.cycle_ms.add(1e3 * (time.perf_counter() - t0))
+
+    def _on_coregistration(self) -> None:
+        """One co-registration round: each fresh vehicle against the others' latest evidence."""
+        t0 = time.perf_counter()
+        now = self.now_ns()
+        timeout = self.cfg.fusion.vehicle_timeout_ns
+        raw: dict[str, NDArray[np.float64]] = {}
+        for vid, st in self.vehicles.items():
+            ev = st.evidence
+            if ev is not None and now - ev.stamp_ns <= timeout:
+                raw[vid] = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
+        if len(raw) < 2:
+            return
+        # The others as everyone currently believes them: with their corrections applied.
+        corrected = {vid: apply_correction(p, self.vehicles[vid].correction.as_result()) for vid, p in raw.items()}
+        res = self.cfg.resolution_m
+        for vid, points in raw.items():
+            others = [corrected[o] for o in raw if o != vid]
+            ref = np.concatenate(others)
+            # Vehicles share the lattice: duplicate cells would only skew the reference normals.
+            ref = np.unique(np.round(ref / (0.01 * res)).astype(np.int64), axis=0) * (0.01 * res)
+            st = self.vehicles[vid]
+            pivot = st.position if st.position is not None else None
+            result = estimate_offset(points, ref, self.cfg.coreg, pivot_xy=pivot)
+            st.coreg_last = result
+            if result.accepted:
+                st.correction = st.correction.blend(result, self.cfg.coreg_smoothing)
+                st.coreg_updates += 1
+        self.coreg_ms.add(1e3 * (time.perf_counter() - t0))
+
+    def _on_discovery(self) -> None:
+        for name, _types in self.get_topic_names_and_types():
+            m = _EVIDENCE_TOPIC.match(name)
+            if m is None or m.group(1) in self.vehicles or m.group(1) in self.ignored:
+                continue
+            self.ignored.add(m.group(1))
+            self.get_logger().warning(
+                f'evidence topic {name} of vehicle {m.group(1)!r} ignored: not in vehicles {list(self.vehicles)}')
+
+    # --------------------------------------------------------- diagnostics --
+
+    def node_values(self, now_ns: int) -> dict[str, object]:
+        """The node-level status values.
+
+        publish_rate_hz : grids published per second (node clock); published : count;
+        grid.* : window geometry; latency_ms.* : sensor stamp -> publish, common time;
+        cycle_ms.*, integrate_ms.*, coreg_ms.* : wall time per publish cycle / evidence message /
+        co-registration round; ignored_vehicles.count / .ids : unconfigured evidence publishers.
+        """
+        spec = self.grid.spec
+        values: dict[str, object] = {
+            'publish_rate_hz': self.publish_rate.rate_hz(now_ns), 'published': self.published,
+            'grid.width': spec.width, 'grid.height': spec.height, 'grid.resolution_m': spec.resolution,
+            'grid.origin_x': spec.origin_x, 'grid.origin_y': spec.origin_y}
+        values.update(self.latency.as_values('latency_ms.'))
+        values.update(self.cycle_ms.as_values('cycle_ms.'))
+        values.update(self.integrate_ms.as_values('integrate_ms.'))
+        values.update(self.coreg_ms.as_values('coreg_ms.'))
+        values['ignored_vehicles.count'] = len(self.ignored)
+        values['ignored_vehicles.ids'] = ','.join(sorted(self.ignored))
+        values.update(self.node_drops.as_values('drops.'))
+        return values
+
+    def vehicle_values(self, vid: str, now_ns: int) -> tuple[Level, str, dict[str, object]]:
+        """Level, message and values of one vehicle's status.
+
+        state : active / dropped (silent longer than the timeout: WARN) / never_seen (STALE);
+        last_seen_age_s; accepted; rejoins; received; weight; drops.<cause> / drops.total;
+        coreg.dx, coreg.dy (m), coreg.dyaw_deg : the correction applied, about coreg.pivot_x/_y;
+        coreg.fitness, coreg.rmse (m), coreg.accepted, coreg.reason : the latest estimate;
+        coreg.updates : accepted estimates so far.
+        """
+        st = self.vehicles[vid]
+        book = self.grid.vehicles_status(now_ns)[vid]
+        if book.last_seen_ns is None:
+            level, state, message = Level.STALE, 'never_seen', 'no evidence fused yet'
+        elif book.active:
+            level, state, message = Level.OK, 'active', f'{book.accepted} grids fused'
+        else:
+            level, state = Level.WARN, 'dropped'
+            message = f'silent for {(now_ns - book.last_seen_ns) / 1e9:.1f} s: dropped from the fusion'
+        counts = st.drops.counts
+        values: dict[str, object] = {
+            'state': state,
+            'last_seen_age_s': math.nan if book.last_seen_ns is None else (now_ns - book.last_seen_ns) / 1e9,
+            'accepted': book.accepted, 'rejoins': book.rejoins, 'received': st.received, 'weight': book.weight}
+        for cause in sorted(set(VEHICLE_CAUSES) | set(counts)):
+            values[f'drops.{cause}'] = counts.get(cause, 0)
+        values['drops.total'] = st.drops.total
+        corr = st.correction
+        values.update({'coreg.dx': corr.dx, 'coreg.dy': corr.dy, 'coreg.dyaw_deg': math.degrees(corr.dyaw),
+                       'coreg.pivot_x': corr.pivot[0], 'coreg.pivot_y': corr.pivot[1],
+                       'coreg.updates': st.coreg_updates})
+        last = st.coreg_last
+        values.update({'coreg.fitness': math.nan if last is None else last.fitness,
+                       'coreg.rmse': math.nan if last is None else last.rmse,
+                       'coreg.accepted': False if last is None else last.accepted,
+                       'coreg.reason': 'not run' if last is None else last.reason})
+        return level, message, values
+
+    def _publish_diagnostics(self) -> None:
+        now = self.now_ns()
+        hw = self.get_fully_qualified_name()
+        statuses = []
+        dropped = []
+        for vid in self.vehicles:
+            level, message, values = self.vehicle_values(vid, now)
+            if values['state'] == 'dropped':
+                dropped.append(vid)
+            statuses.append(make_status(f'{NODE_NAME}: {vid}', level, message, values, hardware_id=vid))
+        node_values = self.node_values(now)
+        if dropped:
+            level, message = Level.WARN, f'vehicles dropped: {", ".join(dropped)}'
+        elif self.published == 0:
+            level, message = Level.STALE, 'no grid published yet'
+        else:
+            level, message = Level.OK, f'{self.published} grids published'
+        if self.ignored:
+            message += f'; ignoring unconfigured {", ".join(sorted(self.ignored))}'
+        statuses.insert(0, make_status(NODE_NAME, level, message, node_values, hardware_id=hw))
+        self.diag_pub.publish(make_array(now, statuses))
+
+
+def create_node(**kwargs: Any) -> FusionNode:
+    """A FusionNode for in-process composition; ``kwargs`` go to ``rclpy.node.Node``."""
+    return FusionNode(**kwargs)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = FusionNode()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The fusion node in a real rclpy graph: evidence grids + odometry in, common grid + diagnostics out."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.types import PoseSample
+from cooperative_fusion.nodes.fusion_node import FusionNode
+from cooperative_fusion.ros.diagnostics import Level, status_level
+from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
+from cooperative_fusion.ros.odometry import pose_to_odometry
+from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
+from cooperative_fusion.ros.time import stamp_to_ns
+
+
+RES = 0.2
+FREE, OCC = 20, 90
+
+
+def odom_msg(vid: str, x: float, y: float, yaw: float = 0.0, cov_xy: float = 0.01) -> Odometry:
+    cov = np.diag([cov_xy, cov_xy, 0.01, 1e-4, 1e-4, 1e-3])
+    q = np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+    return pose_to_odometry(PoseSample(1, np.array([x, y, 0.0]), q, cov), 'map', f'{vid}/base_link')
+
+
+def box_cells(spec: GridSpec, x0: float, x1: float, y0: float, y1: float) -> tuple[slice, slice]:
+    """Array slices [iy, ix] of the cells of spec inside [x0, x1) x [y0, y1) (on the lattice)."""
+    ix0, iy0 = int(round((x0 - spec.origin_x) / RES)), int(round((y0 - spec.origin_y) / RES))
+    ix1, iy1 = int(round((x1 - spec.origin_x) / RES)), int(round((y1 - spec.origin_y) / RES))
+    return slice(iy0, iy1), slice(ix0, ix1)
+
+
+class Platoon(Node):
+    """Publishes evidence and odometry for some vehicles; records the common grid and /diagnostics."""
+
+    def __init__(self, ctx, vids: list[str], name: str = 'platoon') -> None:
+        super().__init__(name, context=ctx)
+        self.evidence = {v: self.create_publisher(OccupancyGrid, f'/{v}/evidence_grid', evidence_qos()) for v in vids}
+        self.odom = {v: self.create_publisher(Odometry, f'/{v}/odom', state_qos()) for v in vids}
+        self.grids: list[OccupancyGrid] = []
+        self.statuses: dict[str, tuple[Level, dict[str, str]]] = {}
+        self.create_subscription(OccupancyGrid, '/cooperative/grid', self.grids.append, latched_qos())
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, diagnostics_qos())
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            self.statuses[st.name] = (status_level(st), {kv.key: kv.value for kv in st.values})
+
+    def connected(self, fusion_subscribes: list[str]) -> bool:
+        return all(self.evidence[v].get_subscription_count() > 0 and self.odom[v].get_subscription_count() > 0
+                   for v in fusion_subscribes)
+
+    def value(self, status: str, key: str) -> str | None:
+        return self.statuses.get(status, (None, {}))[1].get(key)
+
+    def level(self, status: str) -> Level | None:
+        return self.statuses.get(status, (None, {}))[0]
+
+    def latest(self) -> tuple[GridSpec, np.ndarray] | None:
+        return grid_from_msg(self.grids[-1]) if self.grids else None
+
+
+def make_fusion(ctx, **overrides) -> FusionNode:
+    params = {'publish_rate_hz': 20.0, 'diagnostics.period_s': 0.1, 'discovery_period_s': 0.2,
+              'coregistration.period_s': 0.1, 'fusion.max_age_s': 30.0, 'fusion.vehicle_timeout_s': 30.0,
+              **overrides}
+    return FusionNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+@pytest.fixture
+def graph(ros_context, executor, spin):
+    def build(vids: list[str], fused: list[str] | None = None, **overrides) -> tuple[FusionNode, Platoon]:
+        fused = fused or vids
+        fusion = make_fusion(ros_context, vehicles=fused, vehicle_weights=[1.0] * len(fused), **overrides)
+        platoon = Platoon(ros_context, vids)
+        executor.add_node(fusion)
+        executor.add_node(platoon)
+        assert spin(executor, lambda: platoon.connected([v for v in vids if v in fused])), 'never matched'
+        return fusion, platoon
+    return build
+
+
+def send(platoon: Platoon, vid: str, spec: GridSpec, cells: np.ndarray, stamp_ns: int, frame: str = 'map') -> None:
+    platoon.evidence[vid].publish(grid_to_msg(spec, cells.astype(np.int8), stamp_ns, frame))
+
+
+# ------------------------------------------------------------------ graph tests --
+
+EV = GridSpec(0.0, -8.0, RES, 150, 80)            # x 0..30 m, y -8..8 m
+BOX_A = (12.0, 14.0, 2.0, 4.0)
+BOX_B = (20.0, 22.0, -4.0, -2.0)
+
+
+def two_views() -> tuple[np.ndarray, np.ndarray]:
+    """v1 sees box A and not the region of B; v2 sees B and not A (A is occluded from it)."""
+    v1 = np.full(EV.shape, FREE, dtype=np.int8)
+    v1[box_cells(EV, *BOX_A)] = OCC
+    v1[box_cells(EV, *BOX_B)] = -1
+    v2 = np.full(EV.shape, FREE, dtype=np.int8)
+    v2[box_cells(EV, *BOX_B)] = OCC
+    v2[box_cells(EV, *BOX_A)] = -1
+    return v1, v2
+
+
+def test_two_vehicles_each_add_the_box_the_other_cannot_see(graph, executor, spin):
+    fusion, platoon = graph(['v1', 'v2'], **{'grid.size_x_m': 40.0, 'grid.size_y_m': 20.0,
+                                             'grid.forward_offset_m': 10.0})
+    platoon.odom['v1'].publish(odom_msg('v1', 0.0, 0.0))
+    platoon.odom['v2'].publish(odom_msg('v2', 10.0, 0.0))
+    # Centroid (5, 0) + 10 m ahead: the window is 40 x 20 m around (15, 0).
+    expected = GridSpec.centered(15.0, 0.0, 40.0, 20.0, RES)
+    assert spin(executor, lambda: platoon.latest() is not None and platoon.latest()[0] == expected), \
+        platoon.latest() and platoon.latest()[0]
+    assert expected.origin_x == pytest.approx(-5.0) and expected.origin_y == pytest.approx(-10.0)
+
+    v1, v2 = two_views()
+    now = fusion.now_ns()
+    send(platoon, 'v1', EV, v1, now)
+    send(platoon, 'v2', EV, v2, now)
+
+    def inner(box):            # two cells in from the edges: the pose blur softens only the rims
+        x0, x1, y0, y1 = box
+        return box_cells(expected, x0 + 0.4, x1 - 0.4, y0 + 0.4, y1 - 0.4)
+
+    def both_boxes() -> bool:
+        latest = platoon.latest()
+        return latest is not None and bool(np.all(latest[1][inner(BOX_A)] >= 65)) \
+            and bool(np.all(latest[1][inner(BOX_B)] >= 65))
+    assert spin(executor, both_boxes), 'the common grid never showed both boxes'
+    spec, cells = platoon.latest()
+    assert spec == expected
+    assert platoon.grids[-1].header.frame_id == 'map'
+    free = box_cells(expected, 2.0, 10.0, -6.0, 6.0)        # seen free by both, away from the boxes
+    assert np.all((cells[free] >= 0) & (cells[free] <= 35))
+    outside = box_cells(expected, 31.0, 35.0, -6.0, 6.0)   # beyond the evidence: never observed
+    assert np.all(cells[outside] == -1)
+    status = fusion.grid.vehicles_status(fusion.now_ns())
+    assert status['v1'].accepted == 1 and status['v2'].accepted == 1
+
+    # /diagnostics: the node status carries the fusion latency, one status per vehicle.
+    assert spin(executor, lambda: platoon.value('fusion_node', 'latency_ms.count') == '2')
+    assert 0.0 <= float(platoon.value('fusion_node', 'latency_ms.p95')) < 30_000.0
+    assert platoon.value('fusion_node', 'grid.width') == '200'
+    assert platoon.value('fusion_node: v1', 'state') == 'active'
+    assert platoon.level('fusion_node: v1') is Level.OK
+
+
+def test_late_joiner_gets_the_latest_grid(graph, ros_context, executor, spin):
+    fusion, platoon = graph(['v1'], **{'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0,
+                                       'grid.fixed_origin_x_m': 0.0, 'grid.fixed_origin_y_m': -8.0})
+    v1, _ = two_views()
+    send(platoon, 'v1', EV, v1, fusion.now_ns())
+    assert spin(executor, lambda: platoon.latest() is not None and np.any(platoon.latest()[1] >= 65))
+    fusion.publish_timer.cancel()            # nothing is published from now on
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:       # let the last grid reach the first subscriber
+        executor.spin_once(timeout_sec=0.02)
+    published = fusion.published
+
+    late = Platoon(ros_context, [], name='late_joiner')
+    executor.add_node(late)
+    assert spin(executor, lambda: len(late.grids) >= 1), 'the late joiner never got the latched grid'
+    assert fusion.published == published
+    assert len(late.grids) == 1
+    assert stamp_to_ns(late.grids[0].header.stamp) == stamp_to_ns(platoon.grids[-1].header.stamp)
+    spec, cells = late.latest()
+    assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
+
+
+def test_too_old_is_counted_and_a_silent_vehicle_is_flagged_until_it_rejoins(graph, executor, spin):
+    fusion, platoon = graph(['v1', 'v2'], **{'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0,
+                                             'grid.fixed_origin_y_m': -8.0, 'fusion.max_age_s': 1.0,
+                                             'fusion.vehicle_timeout_s': 0.5})
+    v1, v2 = two_views()
+    send(platoon, 'v1', EV, v1, fusion.now_ns())
+    send(platoon, 'v2', EV, v2, fusion.now_ns() - 5_000_000_000)          # 5 s old
+    assert spin(executor, lambda: platoon.value('fusion_node: v2', 'drops.too_old') == '1'), platoon.statuses
+    assert platoon.value('fusion_node: v2', 'accepted') == '0'
+    assert platoon.level('fusion_node: v2') is Level.STALE                # never fused
+
+    assert spin(executor, lambda: platoon.level('fusion_node: v1') is Level.OK)
+    assert spin(executor, lambda: platoon.level('fusion_node: v1') is Level.WARN), 'silent v1 was never flagged'
+    assert platoon.value('fusion_node: v1', 'state') == 'dropped'
+    assert float(platoon.value('fusion_node: v1', 'last_seen_age_s')) > 0.5
+    assert platoon.level('fusion_node') is Level.WARN
+
+    send(platoon, 'v1', EV, v1, fusion.now_ns())
+    assert spin(executor, lambda: platoon.level('fusion_node: v1') is Level.OK), 'v1 never rejoined'
+    assert platoon.value('fusion_node: v1', 'state') == 'active'
+    assert platoon.value('fusion_node: v1', 'rejoins') == '1'
+    assert platoon.value('fusion_node: v1', 'accepted') == '2'
+
+
+def test_unknown_vehicle_is_ignored_and_reported(graph, executor, spin):
+    fusion, platoon = graph(['v1', 'v9'], fused=['v1'], **{
+        'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_y_m': -8.0})
+    _, v9 = two_views()                  # v9 claims box B
+    assert spin(executor, lambda: platoon.value('fusion_node', 'ignored_vehicles.ids') == 'v9'), platoon.statuses
+    assert platoon.value('fusion_node', 'ignored_vehicles.count') == '1'
+    send(platoon, 'v9', EV, v9, fusion.now_ns())
+    v1 = np.full(EV.shape, FREE, dtype=np.int8)
+    v1[box_cells(EV, *BOX_B)] = -1       # v1 does not see B's region
+    send(platoon, 'v1', EV, v1, fusion.now_ns())
+    assert spin(executor, lambda: fusion.grid.vehicles_status(fusion.now_ns())['v1'].accepted == 1)
+    n = len(platoon.grids)
+    assert spin(executor, lambda: len(platoon.grids) > n + 1)
+    spec, cells = platoon.latest()
+    assert np.all(cells[box_cells(spec, *BOX_B)] == -1), 'v9 evidence was fused'
+    assert np.all(cells[box_cells(spec, 2.0, 10.0, -6.0, 6.0)] <= 35)
+    assert platoon.evidence['v9'].get_subscription_count() == 0
+    assert 'fusion_node: v9' not in platoon.statuses
+
+
+def test_malformed_foreign_frame_and_bad_covariance_are_counted_and_harmless(graph, executor, spin):
+    fusion, platoon = graph(['v1'], **{'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0,
+                                       'grid.fixed_origin_y_m': -8.0})
+    v1, _ = two_views()
+    bad = grid_to_msg(EV, v1, fusion.now_ns())
+    bad.info.width = EV.width + 1                            # data length no longer width * height
+    platoon.evidence['v1'].publish(bad)
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.malformed') == '1'), platoon.statuses
+    send(platoon, 'v1', EV, v1, fusion.now_ns(), frame='odom')
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.frame') == '1')
+    nan_cov = odom_msg('v1', 3.0, 4.0)
+    nan_cov.pose.covariance[0] = float('nan')
+    platoon.odom['v1'].publish(nan_cov)
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.bad_covariance') == '1')
+    np.testing.assert_allclose(fusion.vehicles['v1'].position, [3.0, 4.0])   # the pose is still used
+    assert fusion.vehicles['v1'].cov_xy is None
+
+    send(platoon, 'v1', EV, v1, fusion.now_ns())
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'accepted') == '1')
+    assert spin(executor, lambda: platoon.latest() is not None
+                and np.all(platoon.latest()[1][box_cells(platoon.latest()[0], *BOX_A)] >= 65))
+    assert platoon.value('fusion_node: v1', 'drops.total') == '3'
+    assert platoon.value('fusion_node: v1', 'drops.internal') is None
+    assert fusion.context.ok()
+
+
+# -------------------------------------------------------------- co-registration --
+
+CO_SPEC = GridSpec(490.0, -10.0, RES, 300, 100)    # x 490..550, y -10..10
+V1_XY = np.array([518.0, 0.0])
+
+
+def box_outline(cx: float, cy: float, length: float, width: float, yaw: float) -> np.ndarray:
+    """Closed outline (5, 2) of a box, metres (first corner repeated)."""
+    hl, hw = length / 2, width / 2
+    corners = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw], [-hl, -hw]])
+    c, s = math.cos(yaw), math.sin(yaw)
+    return corners @ np.array([[c, -s], [s, c]]).T + (cx, cy)
+
+
+def scene() -> list[np.ndarray]:
+    """Five cars on a three-lane road near x = 520 m and a guard rail (test/core/test_coregistration.py's)."""
+    cars = [box_outline(510.0, 3.5, 4.5, 1.9, 0.05), box_outline(525.0, 0.0, 4.6, 1.8, -0.02),
+            box_outline(540.0, -3.5, 12.0, 2.5, 0.0), box_outline(532.0, 3.6, 4.2, 1.8, 0.1),
+            box_outline(503.0, -3.4, 4.4, 1.9, 0.0)]
+    return cars + [np.array([[495.0, 6.5], [545.0, 6.5]])]
+
+
+def rotate_about(p: np.ndarray, c: np.ndarray, yaw: float) -> np.ndarray:
+    cs, sn = math.cos(yaw), math.sin(yaw)
+    return (p - c) @ np.array([[cs, -sn], [sn, cs]]).T + c
+
+
+def rasterise(points: np.ndarray) -> np.ndarray:
+    """Percent cells of CO_SPEC: the cells hit by points occupied, all else free."""
+    cells = np.full(CO_SPEC.shape, FREE, dtype=np.int8)
+    ix, iy = CO_SPEC.world_to_cell(points)
+    ok = CO_SPEC.in_bounds(ix, iy)
+    cells[iy[ok], ix[ok]] = OCC
+    return cells
+
+
+def dense(parts: list[np.ndarray]) -> np.ndarray:
+    """The outlines resampled at 5 cm so every crossed cell is hit."""
+    out = []
+    for p in parts:
+        seg = np.diff(p, axis=0)
+        n = np.maximum(np.ceil(np.hypot(*seg.T) / 0.05).astype(int), 1)
+        for a, d, k in zip(p[:-1], seg, n):
+            out.append(a + d * (np.arange(k) / k)[:, None])
+    return np.concatenate(out)
+
+
+def test_coregistration_recovers_a_biased_vehicle(graph, executor, spin):
+    fusion, platoon = graph(['v1', 'v2', 'v3'], **{
+        'grid.mode': 'fixed', 'grid.size_x_m': 60.0, 'grid.size_y_m': 20.0, 'grid.fixed_origin_x_m': 490.0,
+        'grid.fixed_origin_y_m': -10.0})
+    parts = scene()
+    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
+    v1_pts = rotate_about(dense([p for i, p in enumerate(parts) if i != 2]), V1_XY, yaw) + shift
+    for vid, xy in (('v1', V1_XY), ('v2', (505.0, 0.0)), ('v3', (530.0, 0.0))):
+        platoon.odom[vid].publish(odom_msg(vid, *xy, cov_xy=0.0))
+    assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
+    now = fusion.now_ns()
+    send(platoon, 'v1', CO_SPEC, rasterise(v1_pts), now)
+    send(platoon, 'v2', CO_SPEC, rasterise(dense(parts)), now)
+    send(platoon, 'v3', CO_SPEC, rasterise(dense(parts[1:])), now)
+
+    def updates() -> int:
+        return int(platoon.value('fusion_node: v1', 'coreg.updates') or 0)
+    assert spin(executor, lambda: updates() >= 8, timeout_s=30.0), platoon.statuses.get('fusion_node: v1')
+    # Truth: p = R(-yaw)(p_v - c - shift) + c  =>  correction (dx, dy) = -R(-yaw) shift, dyaw = -yaw, about c.
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    truth = -np.array([[c, -s], [s, c]]) @ shift
+    v = platoon.statuses['fusion_node: v1'][1]
+    assert v['coreg.accepted'] == 'True', v['coreg.reason']
+    assert (float(v['coreg.pivot_x']), float(v['coreg.pivot_y'])) == (518.0, 0.0)
+    assert math.hypot(float(v['coreg.dx']) - truth[0], float(v['coreg.dy']) - truth[1]) < 0.15, v
+    assert abs(float(v['coreg.dyaw_deg']) + 1.0) < 0.3, v
+    assert float(v['coreg.fitness']) > 0.9 and float(v['coreg.rmse']) < 0.15
+    for other in ('v2', 'v3'):            # the unbiased vehicles stay (nearly) where they are
+        w = platoon.statuses[f'fusion_node: {other}'][1]
+        assert math.hypot(float(w['coreg.dx']), float(w['coreg.dy'])) < 0.15, (other, w)
+        assert abs(float(w['coreg.dyaw_deg'])) < 0.3, (other, w)
