@@ -195,7 +195,26 @@ def azimuth_candidates(origin: NDArray[np.float64], rot: NDArray[np.float64], v_
     return out
 
 
-class LidarModel:
+class _OwnBody:
+    """Rays blocked by the carrying vehicle's own body. The body is rigid with the sensor, so
+    the blocked set is fixed and computed once; those rays return nothing (the self-filter every
+    vehicle driver applies), and nothing behind the body is seen."""
+
+    dirs_sensor: NDArray[np.float64]
+    blocked: NDArray[np.bool_] | None = None
+
+    def occlude_with_own_body(self, sensor2base: NDArray[np.floating], center_base: NDArray[np.floating],
+                              half_sizes: NDArray[np.floating]) -> None:
+        """sensor2base : (4, 4) mount; center_base : (3,) body box centre in base_link, metres;
+        half_sizes : (3,) metres. A sensor inside the box (a bumper radar) is not blocked by it."""
+        sensor2base = np.asarray(sensor2base, dtype=np.float64)
+        body = BoxSet(('self',), ('self',), np.asarray(center_base, dtype=np.float64).reshape(1, 3),
+                      np.asarray(half_sizes, dtype=np.float64).reshape(1, 3), np.zeros(1), np.zeros((1, 3)))
+        hits = raycast(sensor2base[:3, 3], self.dirs_sensor @ sensor2base[:3, :3].T, body, ground_z=None)
+        self.blocked = hits.hit == 0
+
+
+class LidarModel(_OwnBody):
     """Rotating multi-beam lidar; see the module docstring for the frame and the sweep."""
 
     def __init__(self, config: LidarConfig) -> None:
@@ -221,14 +240,13 @@ class LidarModel:
                                   self.config.range_max_m)
 
     def scan(self, sensor2map: NDArray[np.floating], sensor_velocity: NDArray[np.floating], boxes: BoxSet,
-             rng: np.random.Generator, self_index: int | None = None) -> tuple[NDArray[np.void], NDArray[np.int64]]:
+             rng: np.random.Generator) -> tuple[NDArray[np.void], NDArray[np.int64]]:
         """One sweep starting now.
 
         sensor2map : (4, 4) sensor pose at the scan start
         sensor_velocity : (3,) m/s in map (the sensor translates during the sweep; its
             rotation over one sweep is neglected)
-        self_index : the box of the carrying vehicle: it occludes, but its returns are
-            dropped (the self-filter every vehicle lidar driver applies)
+        Rays blocked by the carrying vehicle's body (:meth:`occlude_with_own_body`) give no return.
         Returns the points (N,) LIDAR_DTYPE in the sensor frame (no-return rays dropped)
         and, per point, the index of the box it hit (HIT_GROUND for the ground).
         """
@@ -240,8 +258,8 @@ class LidarModel:
         hits = raycast(origin, dirs_map, boxes, self._candidates(origin, rot, v_sensor, boxes),
                        self.ray_times, v_sensor)
         keep = (hits.hit != HIT_NONE) & (hits.ranges >= cfg.range_min_m) & (hits.ranges <= cfg.range_max_m)
-        if self_index is not None:
-            keep &= hits.hit != self_index
+        if self.blocked is not None:
+            keep &= ~self.blocked
         if cfg.dropout_prob > 0:
             keep &= rng.random(keep.size) >= cfg.dropout_prob
         idx = np.nonzero(keep)[0]
@@ -258,7 +276,7 @@ class LidarModel:
         return pts, hit
 
 
-class RadarModel:
+class RadarModel(_OwnBody):
     """Automotive radar: per-object detections found by a fan of probe rays, plus clutter."""
 
     def __init__(self, config: RadarConfig) -> None:
@@ -276,10 +294,10 @@ class RadarModel:
         self.max_per_object = 4
 
     def scan(self, sensor2map: NDArray[np.floating], sensor_velocity: NDArray[np.floating], boxes: BoxSet,
-             rng: np.random.Generator, self_index: int | None = None) -> tuple[NDArray[np.void], NDArray[np.int64]]:
+             rng: np.random.Generator) -> tuple[NDArray[np.void], NDArray[np.int64]]:
         """One radar cycle. Returns detections (N,) RADAR_DTYPE in the sensor frame and, per
-        detection, the index of the box it came from (HIT_NONE for clutter). ``self_index``:
-        the carrying vehicle's box, which occludes but yields no detections."""
+        detection, the index of the box it came from (HIT_NONE for clutter). Probe rays blocked
+        by the carrying vehicle's body (:meth:`occlude_with_own_body`) detect nothing."""
         cfg = self.config
         sensor2map = np.asarray(sensor2map, dtype=np.float64)
         rot, origin = sensor2map[:3, :3], sensor2map[:3, 3]
@@ -289,8 +307,8 @@ class RadarModel:
                                    cfg.range_max_m)
         hits = raycast(origin, dirs_map, boxes, cands, ground_z=0.0)
         ok = (hits.hit >= 0) & (hits.ranges <= cfg.range_max_m)
-        if self_index is not None:
-            ok &= hits.hit != self_index
+        if self.blocked is not None:
+            ok &= ~self.blocked
         ok &= rng.random(ok.size) < cfg.detection_prob
         idx = np.nonzero(ok)[0]
         # Keep at most max_per_object detections per box, chosen at random.
@@ -325,7 +343,7 @@ class RadarModel:
         return pts, np.concatenate([box, np.full(n_fa, HIT_NONE)])
 
 
-class DepthCameraModel:
+class DepthCameraModel(_OwnBody):
     """Pinhole depth camera, global shutter, rendered by ray casting."""
 
     def __init__(self, config: CameraConfig) -> None:
@@ -339,6 +357,7 @@ class DepthCameraModel:
         rays = np.stack([(u - cx) / fx, (v - cy) / fx, np.ones_like(u, dtype=np.float64)], axis=-1)
         norm = np.linalg.norm(rays, axis=-1, keepdims=True)
         self.dirs_optical = (rays / norm).reshape(-1, 3)                   # pixel i = v * w + u
+        self.dirs_sensor = self.dirs_optical
         self.z_of_unit = self.dirs_optical[:, 2]                          # depth = range · z_of_unit
 
     def _candidates(self, origin: NDArray[np.float64], rot: NDArray[np.float64],
@@ -369,11 +388,11 @@ class DepthCameraModel:
             out.append((np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)).ravel())
         return out
 
-    def render(self, optical2map: NDArray[np.floating], boxes: BoxSet, rng: np.random.Generator,
-               self_index: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    def render(self, optical2map: NDArray[np.floating], boxes: BoxSet,
+               rng: np.random.Generator) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Depth image (H, W) float32 metres (z-depth, NaN: no return or dropout) and the hit
         index image (H, W) (box index, HIT_GROUND or HIT_NONE). Pixels that see the carrying
-        vehicle's own box ``self_index`` are NaN (masked, as a real driver masks the bonnet)."""
+        vehicle's body (:meth:`occlude_with_own_body`) are NaN, as a driver masks the bonnet."""
         cfg = self.config
         optical2map = np.asarray(optical2map, dtype=np.float64)
         rot, origin = optical2map[:3, :3], optical2map[:3, 3]
@@ -382,8 +401,8 @@ class DepthCameraModel:
         if cfg.depth_noise_m > 0:
             depth = depth + cfg.depth_noise_m * rng.standard_normal(depth.size)
         bad = ~np.isfinite(depth) | (depth > cfg.range_max_m) | (depth <= 0)
-        if self_index is not None:
-            bad |= hits.hit == self_index
+        if self.blocked is not None:
+            bad |= self.blocked
         if cfg.dropout_prob > 0:
             bad |= rng.random(depth.size) < cfg.dropout_prob
         depth = np.where(bad, np.nan, depth).astype(np.float32)

@@ -205,6 +205,13 @@ class Simulation:
         self._lidar = {v.id: LidarModel(v.sensors.lidar) for v in scenario.platoon.vehicles}
         self._radar = {v.id: RadarModel(v.sensors.radar) for v in scenario.platoon.vehicles}
         self._camera = {v.id: DepthCameraModel(v.sensors.camera) for v in scenario.platoon.vehicles}
+        for v in scenario.platoon.vehicles:
+            dm = v.dimensions
+            center = np.array([dm.length_m / 2 - dm.rear_overhang_m, 0.0, dm.height_m / 2])
+            half = np.array([dm.length_m / 2, dm.width_m / 2, dm.height_m / 2])
+            for name, model in (('lidar', self._lidar[v.id]), ('radar', self._radar[v.id]),
+                                ('camera_optical', self._camera[v.id])):
+                model.occlude_with_own_body(self._mounts[v.id][name], center, half)
         start_ns = int(round(scenario.start_time_s * 1e9))
         for v in scenario.platoon.vehicles:
             earliest = start_ns * (1.0 + v.clock.drift_ppm * 1e-6) + (v.clock.offset_ms - 3.0 * v.clock.jitter_ms) * 1e6
@@ -369,17 +376,17 @@ class Simulation:
         lidar_period_ns = int(round(1e9 / sensors.lidar.rate_hz))
 
         def on_lidar(t: int, st: _WorldState) -> None:
-            pts, _ = lidar.scan(st.base2map[i] @ mounts['lidar'], st.velocity[i], st.boxes, rngs['lidar'], i)
+            pts, _ = lidar.scan(st.base2map[i] @ mounts['lidar'], st.velocity[i], st.boxes.without(vid), rngs['lidar'])
             push(SimEvent(f'/{vid}/lidar/points', EventKind.LIDAR, clock.to_vehicle_ns(t), t + lidar_period_ns,
                           f'{vid}/lidar', {'points': pts}))
 
         def on_radar(t: int, st: _WorldState) -> None:
-            pts, _ = radar.scan(st.base2map[i] @ mounts['radar'], st.velocity[i], st.boxes, rngs['radar'], i)
+            pts, _ = radar.scan(st.base2map[i] @ mounts['radar'], st.velocity[i], st.boxes.without(vid), rngs['radar'])
             push(SimEvent(f'/{vid}/radar/points', EventKind.RADAR, clock.to_vehicle_ns(t), t, f'{vid}/radar',
                           {'points': pts}))
 
         def on_camera(t: int, st: _WorldState) -> None:
-            depth, _ = camera.render(st.base2map[i] @ mounts['camera_optical'], st.boxes, rngs['camera'], i)
+            depth, _ = camera.render(st.base2map[i] @ mounts['camera_optical'], st.boxes.without(vid), rngs['camera'])
             stamp = clock.to_vehicle_ns(t)
             frame = f'{vid}/camera_optical'
             push(SimEvent(f'/{vid}/camera/depth/image', EventKind.DEPTH, stamp, t, frame, {'depth': depth}))

@@ -136,21 +136,26 @@ def test_depth_camera_wall_and_intrinsics():
     assert_allclose(depth2[v, 80], 1.5 * 80.0 / (v - 59.5), rtol=1e-5)
 
 
-def test_own_box_occludes_but_returns_nothing():
+def test_own_body_occludes_but_returns_nothing():
     """A lidar 0.15 m above its own truck roof: the roof hides the road around it, and no roof points."""
     lidar = LidarModel(LidarConfig(mount=MOUNT, dropout_prob=0.0, range_noise_m=0.0))
-    world = boxes(('self', 'truck', 0.0, 0.0, 12.0, 2.5, 3.8, 0.0, 0.0))
-    pose = from_xyz_rpy((4.5, 0.0, 3.95), (0.0, 0.0, 0.0))
-    pts, hit = lidar.scan(pose, np.zeros(3), world, np.random.default_rng(0), self_index=0)
-    assert (hit != 0).all()
+    mount = from_xyz_rpy((4.5, 0.0, 3.95), (0.0, 0.0, 0.0))          # sensor2base
+    centre, half = np.array([0.0, 0.0, 1.9]), np.array([6.0, 1.25, 1.9])
+    free, _ = lidar.scan(mount, np.zeros(3), boxes(), np.random.default_rng(0))
+    lidar.occlude_with_own_body(mount, centre, half)
+    pts, hit = lidar.scan(mount, np.zeros(3), boxes(), np.random.default_rng(0))
     ground_range = np.hypot(pts['x'], pts['y'])[hit == HIT_GROUND]
     # The roof edge nearest the sensor is 1.25 m to the side: beams steeper than atan(0.15 / 1.25) = 6.8°
     # down end on the roof, so the ground is first seen at 3.95 m / tan(6.8°) = 33 m.
     assert ground_range.min() > 3.95 / math.tan(math.radians(6.9))
-    free, _ = lidar.scan(pose, np.zeros(3), boxes(), np.random.default_rng(0))
     assert pts.size < 0.5 * free.size
     cam = DepthCameraModel(CameraConfig(mount=MOUNT, depth_noise_m=0.0, dropout_prob=0.0))
-    optical2map = from_xyz_rpy((4.5, 0.0, 3.95), (0.0, math.radians(30), 0.0)) @ OPTICAL2BODY
-    depth, hit_img = cam.render(optical2map, world, np.random.default_rng(0), self_index=0)
-    assert np.isnan(depth[hit_img == HIT_NONE]).all()
-    assert np.isnan(depth[-1]).all()              # bottom row looks at the own roof: masked
+    cam_mount = from_xyz_rpy((5.9, 0.0, 3.95), (0.0, math.radians(30), 0.0)) @ OPTICAL2BODY
+    cam.occlude_with_own_body(cam_mount, centre, half)
+    depth, _ = cam.render(cam_mount, boxes(), np.random.default_rng(0))
+    assert np.isnan(depth[-1]).all()              # the bottom row looks at the own roof: masked
+    assert np.isfinite(depth[60]).mean() > 0.9    # the middle row sees the road ahead
+    # A sensor inside its own box (a bumper radar) is not blocked by it.
+    radar = RadarModel(RadarConfig(mount=MOUNT))
+    radar.occlude_with_own_body(from_xyz_rpy((5.9, 0.0, 0.5), (0.0, 0.0, 0.0)), centre, half)
+    assert not radar.blocked.any()
