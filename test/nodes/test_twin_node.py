@@ -310,3 +310,36 @@ def test_bad_parameters_raise_config_error(ros_context):
         config_from_params({**values, 'output_horizons_s': [0.25]})
     with pytest.raises(ConfigError):
         TwinNode(context=ros_context, parameter_overrides=[Parameter('max_rate_hz', value=0.0)])
+
+
+def test_stale_grid_missing_odometry_and_gaps_are_reported(ros_context, executor, io, spin):
+    twin = make_twin(ros_context, executor, **{'diagnostics.period_s': 0.2})
+    t_old = time.time_ns() - 2_000_000_000          # 2 s old: stale (stale_grid_s 0.5)
+    for v in VEHICLES[:3]:                           # v4 never sends odometry
+        io.odom_pubs[v].publish(odom_msg(v, t_old, t_old))
+    assert spin(executor, lambda: all(twin.vehicles[v].odom for v in VEHICLES[:3]))
+    io.grid_pub.publish(grid_to_msg(SPEC, grid_cells(None), t_old))
+    assert spin(executor, lambda: twin.cycles == 1)
+
+    def latest_status():
+        for arr in reversed(io.diagnostics):
+            for s in arr.status:
+                if s.name == 'twin_node' and any(kv.key == 'cycles' and kv.value == '1' for kv in s.values):
+                    return s
+        return None
+
+    assert spin(executor, lambda: latest_status() is not None)
+    status = latest_status()
+    values = {kv.key: kv.value for kv in status.values}
+    assert status_level(status) == Level.WARN
+    assert 'grid: stale' in status.message and 'v4: no odometry' in status.message
+    assert 'clock unknown' in values['degraded']          # no time references were sent
+    assert values['grid.stale'] == 'True' and float(values['grid.age_s']) > 1.5
+    assert twin.last_result is not None and twin.last_result.rollout.platoon.ids == VEHICLES[:3]
+
+    # Gaps: inter-arrival above 2.5 x the median period (node clock).
+    for k in range(6):
+        twin._note_arrival(10**12 + k * PERIOD_NS)
+    assert twin.gaps == 0
+    twin._note_arrival(10**12 + 5 * PERIOD_NS + 4 * PERIOD_NS)
+    assert twin.gaps == 1 and twin.max_gap_s == pytest.approx(0.4)
