@@ -341,11 +341,11 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     # Arrays are [iy, ix]: swap both the matrix axes and the offset.
     matrix = r_inv[::-1, ::-1]
     offset = offset_xy[::-1]
-    lin = ndimage.affine_transform(np.where(known, logodds, 0.0).astype(np.float32), matrix, offset,
-                                   output_shape=out.shape, order=0, mode='constant', cval=0.0)
-    kin = ndimage.affine_transform(known.astype(np.uint8), matrix, offset, output_shape=out.shape, order=0,
-                                   mode='constant', cval=0)
-    return out, lin.astype(np.float32), kin.astype(bool)
+    # One pass: unknown travels as NaN (order 0 copies values, so NaN never spreads).
+    lin = ndimage.affine_transform(np.where(known, logodds, np.nan).astype(np.float32), matrix, offset,
+                                   output_shape=out.shape, order=0, mode='constant', cval=np.nan)
+    kin = ~np.isnan(lin)
+    return out, np.where(kin, lin, 0.0).astype(np.float32), kin
 
 
 def quat_wxyz_yaw(q: NDArray[np.floating]) -> float:

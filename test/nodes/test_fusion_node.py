@@ -3,17 +3,24 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from scipy import ndimage
 
+from cooperative_fusion.core.coregistration import CoregResult, apply_correction
+from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.nodes.fusion_node import FusionNode
+from cooperative_fusion.nodes.fusion_node import (PARAMS, Correction, FusionNode, WindowMode, config_from_params,
+                                                   platoon_center, quat_wxyz_yaw, warp_evidence)
+from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
@@ -323,3 +330,169 @@ def test_coregistration_recovers_a_biased_vehicle(graph, executor, spin):
         w = platoon.statuses[f'fusion_node: {other}'][1]
         assert math.hypot(float(w['coreg.dx']), float(w['coreg.dy'])) < 0.15, (other, w)
         assert abs(float(w['coreg.dyaw_deg'])) < 0.3, (other, w)
+
+
+# ------------------------------------------------------------ pure helpers --
+
+def test_warp_moves_a_biased_grid_back_onto_the_truth():
+    parts = scene()
+    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
+    truth = rasterise(dense(parts)) == OCC
+    biased = rasterise(rotate_about(dense(parts), V1_XY, yaw) + shift)
+    logodds = np.where(biased == OCC, 2.2, -1.4).astype(np.float32)
+    known = np.ones(CO_SPEC.shape, dtype=bool)
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    t = -np.array([[c, -s], [s, c]]) @ shift
+    spec, l2, k2 = warp_evidence(CO_SPEC, logodds, known, Correction(t[0], t[1], -yaw, tuple(V1_XY)))
+    ox, oy = spec.lattice_offset(CO_SPEC)
+    back = l2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
+    kb = k2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
+    assert set(np.unique(l2[k2])) == {np.float32(2.2), np.float32(-1.4)}     # order 0: values never mix
+    occ = kb & (back > 0)
+    # Nearest-cell resampling: every moved occupied cell is the true cell or its neighbour.
+    near = ndimage.binary_dilation(truth, np.ones((3, 3), bool))
+    assert np.all(near[occ])
+    assert np.count_nonzero(occ & truth) / np.count_nonzero(occ) > 0.6
+    before = np.count_nonzero(truth & (biased == OCC)) / np.count_nonzero(biased == OCC)
+    assert before < 0.2                                                     # the bias really mattered
+    assert not k2[0].any() and not k2[:, 0].any()                           # the margin holds everything
+    assert spec.width > CO_SPEC.width and spec.lattice_offset(CO_SPEC) == (ox, oy)
+    same = warp_evidence(CO_SPEC, logodds, known, Correction())
+    assert same[0] == CO_SPEC and same[1] is logodds
+
+
+def test_correction_about_another_pivot_is_the_same_transform():
+    rng = np.random.default_rng(0)
+    corr = Correction(0.3, -0.2, math.radians(2.0), (10.0, 5.0))
+    moved = corr.about((40.0, -3.0))
+    pts = rng.uniform(-50, 50, (20, 2))
+    np.testing.assert_allclose(apply_correction(pts, moved.as_result()), apply_correction(pts, corr.as_result()),
+                               atol=1e-9)
+    est = CoregResult(1.0, 0.0, math.radians(1.0), 1.0, 0.0, True, 'ok', (40.0, -3.0))
+    half = Correction().blend(est, 0.5)
+    assert half.pivot == (40.0, -3.0)
+    assert (half.dx, half.dy, half.dyaw) == pytest.approx((0.5, 0.0, math.radians(0.5)))
+    c = Correction()
+    for _ in range(10):
+        c = c.blend(est, 0.5)
+    assert (c.dx, c.dyaw) == pytest.approx((1.0, math.radians(1.0)), rel=1e-3)
+
+
+def test_platoon_center_moves_ahead_along_the_mean_heading():
+    center = platoon_center([np.array([0.0, 0.0]), np.array([10.0, 2.0])], [0.0, math.pi / 2], 10.0)
+    np.testing.assert_allclose(center, [5.0 + 10 / math.sqrt(2), 1.0 + 10 / math.sqrt(2)])
+    np.testing.assert_allclose(platoon_center([np.array([1.0, 2.0])], [0.0, math.pi], 10.0), [1.0, 2.0])
+    assert quat_wxyz_yaw(np.array([math.cos(0.3), 0.0, 0.0, math.sin(0.3)])) == pytest.approx(0.6)
+
+
+# ------------------------------------------------------------- parameters --
+
+CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'fusion.yaml'
+
+
+def load_yaml_params() -> dict[str, object]:
+    doc = yaml.safe_load(CONFIG.read_text())
+    assert list(doc) == ['/**']
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(f'{prefix}{k}.', v)
+            else:
+                flat[f'{prefix}{k}'] = v
+    walk('', doc['/**']['ros__parameters'])
+    return flat
+
+
+def yaml_lines() -> dict[str, str]:
+    """Dotted parameter name -> its line in the YAML file (by indentation under ros__parameters)."""
+    stack: list[tuple[int, str]] = []
+    out: dict[str, str] = {}
+    for line in CONFIG.read_text().splitlines():
+        body = line.split('#', 1)[0].rstrip()
+        if not body.strip() or ':' not in body:
+            continue
+        indent = len(body) - len(body.lstrip())
+        key, value = body.strip().split(':', 1)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if value.strip():
+            names = [k for _, k in stack if k not in ('/**', 'ros__parameters')]
+            out['.'.join([*names, key])] = line
+        else:
+            stack.append((indent, key))
+    return out
+
+
+def test_yaml_documents_every_parameter_with_its_default():
+    flat = load_yaml_params()
+    assert set(flat) == {p.name for p in PARAMS}
+    lines = yaml_lines()
+    assert set(lines) == set(flat)
+    for p in PARAMS:
+        if isinstance(p.default, float) or (isinstance(p.default, list) and isinstance(p.default[0], float)):
+            assert flat[p.name] == pytest.approx(p.default), p.name
+        else:
+            assert flat[p.name] == p.default, p.name
+        assert ' # ' in lines[p.name], f'{p.name} has no comment: {lines[p.name]!r}'
+    cfg = config_from_params(flat)             # the file is a valid configuration
+    assert cfg.vehicles == ('v1', 'v2', 'v3', 'v4')
+    assert cfg.window_mode is WindowMode.FOLLOW_PLATOON
+    assert cfg.fusion.spec.shape == (150, 1000)
+    assert cfg.fusion.max_age_ns == 500_000_000 and cfg.coreg.min_fitness == 0.5
+    assert cfg.publish_period_s == pytest.approx(0.1)
+
+
+def test_config_rejects_bad_values():
+    d = {p.name: p.default for p in PARAMS}
+    with pytest.raises(ConfigError, match=r'vehicle_weights has 2 values for 4 vehicles'):
+        config_from_params({**d, 'vehicle_weights': [1.0, 0.5]})
+    with pytest.raises(ConfigError, match=r"vehicles \['v1', 'v1'\] has duplicates"):
+        config_from_params({**d, 'vehicles': ['v1', 'v1'], 'vehicle_weights': [1.0, 1.0]})
+    with pytest.raises(ConfigError, match=r"vehicle id '/v1' is not a ROS name token"):
+        config_from_params({**d, 'vehicles': ['/v1'], 'vehicle_weights': [1.0]})
+    with pytest.raises(ConfigError, match=r"weight of vehicle 'v2' must be in \(0, 1\], got 1.5"):
+        config_from_params({**d, 'vehicle_weights': [1.0, 1.5, 1.0, 1.0]})
+    with pytest.raises(ConfigError, match=r"grid.mode 'rolling': expected one of follow_platoon, fixed"):
+        config_from_params({**d, 'grid.mode': 'rolling'})
+    with pytest.raises(ConfigError, match=r'grid.fixed_origin \(0.1, 0.0\) m is not a multiple'):
+        config_from_params({**d, 'grid.mode': 'fixed', 'grid.fixed_origin_x_m': 0.1})
+    with pytest.raises(ConfigError, match='clamp bounds'):
+        config_from_params({**d, 'fusion.clamp_max': 0.0})
+
+
+def test_node_rejects_out_of_range_parameter(ros_context):
+    with pytest.raises(ConfigError, match="parameter 'grid.resolution_m'"):
+        make_fusion(ros_context, **{'grid.resolution_m': -0.2})
+    with pytest.raises(ConfigError, match='vehicle_weights has 1 values for 4 vehicles'):
+        make_fusion(ros_context, vehicle_weights=[1.0])
+
+
+# ------------------------------------------------------------------ lock-step --
+
+def test_lockstep_runner_drives_the_node_on_sim_time(ros_context):
+    """`run --bag` composes the node under the lock-step runner: timers and stamps follow sim time."""
+    fusion = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0], **{
+        'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_y_m': -8.0,
+        'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5})
+    try:
+        out: list[tuple[str, object, int]] = []
+        runner = LockstepRunner([fusion], lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False,
+                                start_ns=50 * 10**9)
+        v1, _ = two_views()
+        t_ev = 50 * 10**9 + 120_000_000
+        runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, t_ev - 20_000_000), t_ev)
+        runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, t_ev - 900_000_000), t_ev)   # too old in sim time
+        runner.advance_to(50 * 10**9 + 300_000_000)
+        grids = [(msg, t) for topic, msg, t in out if topic == '/cooperative/grid']
+        assert [t for _, t in grids] == [50_100_000_000, 50_200_000_000, 50_300_000_000]
+        assert [stamp_to_ns(m.header.stamp) for m, _ in grids] == [t for _, t in grids]
+        assert np.all(grid_from_msg(grids[0][0])[1] == -1)                  # before the evidence
+        spec, cells = grid_from_msg(grids[1][0])
+        assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
+        assert fusion.vehicles['v1'].drops.counts == {'too_old': 1}
+        assert len(fusion.latency) == 1
+        assert fusion.latency.percentile(50) == pytest.approx(100.0)        # 50.2 s publish - 50.1 s stamp
+    finally:
+        fusion.destroy_node()
