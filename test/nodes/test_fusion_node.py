@@ -13,6 +13,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from scipy import ndimage
+from sensor_msgs.msg import TimeReference
 
 from cooperative_fusion.core.coregistration import CoregResult, apply_correction
 from cooperative_fusion.core.errors import ConfigError
@@ -25,7 +26,7 @@ from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
 from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
-from cooperative_fusion.ros.time import stamp_to_ns
+from cooperative_fusion.ros.time import make_time_reference, stamp_to_ns
 
 
 RES = 0.2
@@ -496,3 +497,20 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context):
         assert fusion.latency.percentile(50) == pytest.approx(100.0)        # 50.2 s publish - 50.1 s stamp
     finally:
         fusion.destroy_node()
+
+
+def test_time_reference_maps_a_vehicle_clock_to_common_time(ros_context, executor, spin):
+    """On a vehicle the node clock is the vehicle clock: with time_reference_topic it runs on common time."""
+    fusion = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0],
+                         time_reference_topic='/v1/time_reference')
+    pub_node = Node('time_source', context=ros_context)
+    pub = pub_node.create_publisher(TimeReference, '/v1/time_reference', state_qos())
+    executor.add_node(fusion)
+    executor.add_node(pub_node)
+    assert spin(executor, lambda: pub.get_subscription_count() > 0)
+    vehicle_now = fusion.get_clock().now().nanoseconds
+    assert abs(fusion.now_ns() - vehicle_now) < 5 * 10**9           # before any pair: the node clock
+    pub.publish(make_time_reference(vehicle_now, vehicle_now + 3600 * 10**9))
+    assert spin(executor, lambda: fusion.clock_map.n_samples == 1)
+    offset = fusion.now_ns() - fusion.get_clock().now().nanoseconds
+    assert abs(offset - 3600 * 10**9) < 10**9, offset
