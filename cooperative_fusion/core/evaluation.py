@@ -1,0 +1,230 @@
+"""Pure helpers of ``cooperative-fusion evaluate``: ROI, stamp matching, latency, warnings.
+
+Everything here works on numpy arrays and integer nanoseconds (common time);
+the bag reading lives in :mod:`cooperative_fusion.evaluate`.
+
+Region of interest (ROI), per truth frame, from the true platoon poses
+(``/truth/odom/<v>``, base_link = rear axle): let ``u`` be the platoon's mean
+heading (circular mean of the vehicles' yaws) and ``n`` its left normal,
+``s_i = p_i · u`` and ``d_i = p_i · n`` the vehicles' along-track and lateral
+coordinates. A cell (centre ``c``) is in the ROI when
+
+    min_i s_i - behind_last_m  <=  c · u  <=  max_i s_i + ahead_of_leader_m
+    |c · n - mean_i d_i|  <=  lateral_half_width_m
+
+and it lies in the truth grid. Defaults: 20 m behind the last vehicle's
+base_link, 100 m ahead of the leader's, 10.5 m either side of the platoon's
+line (three 3.5 m lanes: the whole of a three-lane road from any of its lanes).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ConfigError
+from .grid import GridSpec
+from .metrics import Box
+
+#: A truth frame is compared with the newest grid published at or before it, if not older than this.
+MAX_GRID_AGE_NS = 200_000_000
+#: A predicted grid's target stamp matches the truth frame nearest to it within this.
+PREDICTION_MATCH_NS = 50_000_000
+#: Truth poses and objects match a truth frame within this.
+TRUTH_MATCH_NS = 50_000_000
+#: A gap longer than this between two warnings of one vehicle ends a warning episode.
+EPISODE_GAP_NS = 1_000_000_000
+#: Sensor position used for occlusion: this far behind the front face of the vehicle's own box.
+SENSOR_BEHIND_FRONT_M = 1.5
+
+
+@dataclass(frozen=True)
+class RoiConfig:
+    """The evaluation region around the platoon (see the module docstring), metres."""
+
+    behind_last_m: float = 20.0
+    ahead_of_leader_m: float = 100.0
+    lateral_half_width_m: float = 10.5
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f'ROI {name} must be a finite number of metres >= 0, got {value!r}')
+
+    def describe(self) -> dict[str, Any]:
+        """The ROI as stated in the report."""
+        return {**asdict(self),
+                'definition': (f'cells of the truth grid whose centre lies between {self.behind_last_m:g} m behind '
+                               f'the last platoon vehicle and {self.ahead_of_leader_m:g} m ahead of the leader '
+                               f'(base_link, /truth/odom) along the platoon mean heading, and within '
+                               f'{self.lateral_half_width_m:g} m of the platoon mean lateral position')}
+
+
+def platoon_frame(positions_xy: NDArray[np.floating], yaws: NDArray[np.floating]
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Unit heading ``u`` (2,) and left normal ``n`` (2,) of a platoon: the circular mean of its yaws."""
+    yaws = np.asarray(yaws, dtype=np.float64).reshape(-1)
+    if yaws.size == 0 or np.asarray(positions_xy).reshape(-1, 2).shape[0] != yaws.size:
+        raise ConfigError(f'platoon frame needs one yaw per position, got {yaws.size} yaws and '
+                          f'{np.asarray(positions_xy).reshape(-1, 2).shape[0]} positions')
+    heading = math.atan2(float(np.sin(yaws).sum()), float(np.cos(yaws).sum()))
+    u = np.array([math.cos(heading), math.sin(heading)])
+    return u, np.array([-u[1], u[0]])
+
+
+def roi_mask(spec: GridSpec, positions_xy: NDArray[np.floating], yaws: NDArray[np.floating],
+             roi: RoiConfig | None = None) -> NDArray[np.bool_]:
+    """(height, width) bool: the ROI on ``spec`` for platoon base_link positions (V, 2) m and yaws (V,) rad."""
+    roi = roi or RoiConfig()
+    pos = np.asarray(positions_xy, dtype=np.float64).reshape(-1, 2)
+    u, n = platoon_frame(pos, yaws)
+    s, d = pos @ u, pos @ n
+    xs, ys = spec.cell_centers()
+    cs = xs[None, :] * u[0] + ys[:, None] * u[1]
+    cd = xs[None, :] * n[0] + ys[:, None] * n[1]
+    return ((cs >= s.min() - roi.behind_last_m) & (cs <= s.max() + roi.ahead_of_leader_m)
+            & (np.abs(cd - d.mean()) <= roi.lateral_half_width_m))
+
+
+def sensor_position(base_xy: NDArray[np.floating], own_box: Box | None) -> NDArray[np.float64]:
+    """Where a vehicle's sensors are taken to be, (2,) metres: ``SENSOR_BEHIND_FRONT_M`` behind the
+    front face of its own box, on its centre line (the box centre for a box shorter than twice that);
+    the base_link position when the box is unknown.
+
+    The simulated cars carry lidar, camera and radar 1.2–3.4 m ahead of a rear axle about 3.5 m behind
+    the front; the truck its lidar 1.5 m behind its front.
+    """
+    if own_box is None:
+        return np.asarray(base_xy, dtype=np.float64)[:2].copy()
+    ahead = max(0.5 * own_box.length - SENSOR_BEHIND_FRONT_M, 0.0)
+    return np.array([own_box.center_x + ahead * math.cos(own_box.yaw),
+                     own_box.center_y + ahead * math.sin(own_box.yaw)])
+
+
+def latest_at_or_before(times_ns: NDArray[np.integer], t_ns: int, max_age_ns: int = MAX_GRID_AGE_NS) -> int:
+    """Index of the last of the sorted ``times_ns`` that is <= ``t_ns`` and >= ``t_ns - max_age_ns``; -1 if none."""
+    times = np.asarray(times_ns, dtype=np.int64)
+    i = int(np.searchsorted(times, int(t_ns), side='right')) - 1
+    return i if i >= 0 and int(t_ns) - int(times[i]) <= max_age_ns else -1
+
+
+def nearest_within(times_ns: NDArray[np.integer], t_ns: int, tolerance_ns: int) -> int:
+    """Index of the element of the sorted ``times_ns`` nearest to ``t_ns`` within ``tolerance_ns``; -1 if none."""
+    times = np.asarray(times_ns, dtype=np.int64)
+    if times.size == 0:
+        return -1
+    i = int(np.searchsorted(times, int(t_ns)))
+    best = -1
+    for j in (i - 1, i):
+        if 0 <= j < times.size and abs(int(times[j]) - int(t_ns)) <= tolerance_ns:
+            if best < 0 or abs(int(times[j]) - int(t_ns)) < abs(int(times[best]) - int(t_ns)):
+                best = j
+    return best
+
+
+def fusion_latencies_ms(evidence_log_ns: NDArray[np.integer], evidence_stamp_ns: NDArray[np.integer],
+                        publish_log_ns: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Per evidence message: log time of the first common grid published at or after the evidence's log
+    time, minus the evidence stamp, in ms. Evidence after the last publication has no latency (dropped)."""
+    log = np.asarray(evidence_log_ns, dtype=np.int64)
+    stamp = np.asarray(evidence_stamp_ns, dtype=np.int64)
+    pub = np.sort(np.asarray(publish_log_ns, dtype=np.int64))
+    if log.shape != stamp.shape:
+        raise ConfigError(f'evidence log times {log.shape} and stamps {stamp.shape} differ in shape')
+    idx = np.searchsorted(pub, log, side='left')
+    ok = idx < pub.size
+    return (pub[idx[ok]] - stamp[ok]).astype(np.float64) / 1e6
+
+
+def percentiles(values: Sequence[float] | NDArray[np.floating]) -> dict[str, float] | None:
+    """``{"p50", "p95"}`` (linear interpolation) of the finite values; None when there are none."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    return {'p50': float(np.percentile(v, 50)), 'p95': float(np.percentile(v, 95))}
+
+
+def warning_episodes(times_ns: Sequence[int] | NDArray[np.integer], gap_ns: int = EPISODE_GAP_NS
+                     ) -> list[tuple[int, int]]:
+    """(start, end) ns of each episode of the warning log times: consecutive warnings no more than
+    ``gap_ns`` apart belong to one episode."""
+    t = np.sort(np.asarray(times_ns, dtype=np.int64).reshape(-1))
+    if t.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(t) > gap_ns)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [t.size - 1]])
+    return [(int(t[a]), int(t[b])) for a, b in zip(starts, ends)]
+
+
+def lead_times_s(meeting_ns: Mapping[str, int | None], first_warning_ns: Mapping[str, int]
+                 ) -> dict[str, float | None]:
+    """Per vehicle with a meeting time: meeting - first warning, seconds (None if never warned);
+    plus ``"min"`` over the vehicles that have a value (None if none)."""
+    out: dict[str, float | None] = {}
+    for vid, meet in sorted(meeting_ns.items()):
+        if meet is None:
+            continue
+        first = first_warning_ns.get(vid)
+        out[vid] = None if first is None else (int(meet) - int(first)) * 1e-9
+    values = [v for v in out.values() if v is not None]
+    out['min'] = min(values) if values else None
+    return out
+
+
+def horizon_key(offset_ns: int, horizons_s: Sequence[float], tolerance_s: float = 0.1) -> float | None:
+    """The configured horizon (s) nearest to ``offset_ns`` (header stamp - publish time), None if none
+    lies within ``tolerance_s``."""
+    if not horizons_s:
+        return None
+    dt = int(offset_ns) * 1e-9
+    best = min(horizons_s, key=lambda h: abs(h - dt))
+    return float(best) if abs(best - dt) <= tolerance_s else None
+
+
+def cells_on(spec: GridSpec, cells: NDArray[np.integer], target: GridSpec) -> tuple[GridSpec, NDArray[np.int8]]:
+    """``cells`` of a grid brought to ``target``'s resolution: unchanged when equal, each cell repeated
+    k×k when its resolution is an integer multiple k of the target's. ConfigError otherwise."""
+    cells = np.asarray(cells)
+    ratio = spec.resolution / target.resolution
+    if math.isclose(ratio, 1.0, rel_tol=1e-6):
+        return spec, cells.astype(np.int8, copy=False)
+    k = int(round(ratio))
+    if k >= 2 and math.isclose(ratio, k, rel_tol=1e-6):
+        out = np.repeat(np.repeat(cells, k, axis=0), k, axis=1).astype(np.int8, copy=False)
+        return GridSpec(spec.origin_x, spec.origin_y, target.resolution, spec.width * k, spec.height * k), out
+    raise ConfigError(f'grid resolution {spec.resolution} m is not an integer multiple of the truth '
+                      f'grid resolution {target.resolution} m')
+
+
+def median_or_none(values: Sequence[float]) -> float | None:
+    """Median of the finite values, None when there are none."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
+    return float(np.median(v)) if v.size else None
+
+
+@dataclass(frozen=True)
+class SeeThroughSnapshot:
+    """What the see-through picture shows: one truth frame and the grids compared with it.
+
+    spec : the truth grid; truth_cells, common_cells, ego_cells : (height, width) int8 percent on it
+        (-1 unknown; ego_cells None when the vehicle has no evidence)
+    boxes : the true objects; platoon_ids, hazard_ids : which of them are platoon vehicles / hazards
+    roi : (height, width) bool; reason : why this frame was chosen
+    """
+
+    stamp_ns: int
+    vehicle: str
+    spec: GridSpec
+    truth_cells: NDArray[np.int8]
+    common_cells: NDArray[np.int8]
+    ego_cells: NDArray[np.int8] | None
+    boxes: tuple[Box, ...]
+    platoon_ids: tuple[str, ...]
+    hazard_ids: tuple[str, ...]
+    roi: NDArray[np.bool_]
+    reason: str
