@@ -472,9 +472,8 @@ class FusionNode(Node):
     # ----------------------------------------------------------- callbacks --
 
     def _on_time_reference(self, msg: TimeReference) -> None:
-        vehicle_ns, common_ns = time_reference_to_ns(msg)
-        assert self.clock_map is not None
-        self.clock_map.add(vehicle_ns, common_ns)
+        if self.clock_map is not None:
+            self.clock_map.add(*time_reference_to_ns(msg))   # (stamp_vehicle_ns, common_ns)
 
     def _on_odom(self, vid: str, msg: Odometry) -> None:
         st = self.vehicles[vid]
