@@ -60,7 +60,11 @@ class PoseLookup(Protocol):
 
     def lookup(self, stamp_ns: int) -> NDArray[np.float64]: ...
 
+    def lookup_many(self, stamps_ns: NDArray[np.int64]) -> NDArray[np.float64]: ...
+
     def velocity(self, stamp_ns: int) -> NDArray[np.float64]: ...
+
+    def sensor_velocity(self, stamp_ns: int, sensor2base: NDArray[np.floating]) -> NDArray[np.float64]: ...
 
 
 # ------------------------------------------------------------------- config ---
@@ -200,6 +204,7 @@ class TopicConfig:
     odom: str
     evidence_grid: str
     radar_targets: str
+    time_reference: str
 
     @classmethod
     def for_vehicle(cls, vehicle_id: str) -> 'TopicConfig':
@@ -207,7 +212,8 @@ class TopicConfig:
         v = f'/{vehicle_id}'
         return cls(lidar=f'{v}/lidar/points', radar=f'{v}/radar/points', camera=f'{v}/camera/depth/image',
                    camera_info=f'{v}/camera/depth/camera_info', odom=f'{v}/odom',
-                   evidence_grid=f'{v}/evidence_grid', radar_targets=f'{v}/radar/targets')
+                   evidence_grid=f'{v}/evidence_grid', radar_targets=f'{v}/radar/targets',
+                   time_reference=f'{v}/time_reference')
 
 
 @dataclass(frozen=True)
@@ -264,6 +270,10 @@ class VehicleConfig:
     pose_max_age_ns: int
     pose_extrapolation_margin_ns: int
     diagnostics_period_s: float
+    timebase_enabled: bool = True
+    timebase_window_ns: int = 30_000_000_000
+    timebase_outlier_ns: int = 5_000_000
+    output_stamp_offset_ns: int = 0
 
     def __post_init__(self) -> None:
         if not self.vehicle_id or '/' in self.vehicle_id or not self.vehicle_id.replace('_', '').isalnum():
@@ -463,9 +473,8 @@ class VehiclePipeline:
         stamp = int(scan.stamp_vehicle_ns)
         radar2map = poses.lookup(stamp) @ self.radar2base
         points_map = np.asarray(compensate(pts, self.radar2base, poses, stamp), dtype=np.float64)
-        # The sensor moves with base_link's velocity; the lever-arm term (yaw rate × mount offset,
-        # ~0.35 m/s at 0.1 rad/s and 3.5 m) is mostly across the line of sight ahead and is left out.
-        ego_velocity = np.asarray(poses.velocity(stamp), dtype=np.float64)
+        # The sensor's own velocity in map: base_link's, plus yaw rate × mount offset (lever arm).
+        ego_velocity = np.asarray(poses.sensor_velocity(stamp, self.radar2base), dtype=np.float64)
         targets = radar_targets(points_map, vel, rcs, radar2map[:3, 3], ego_velocity)
         layer = radar_evidence(spec, points_map[:, :2], self.cfg.radar_sigma_m, self.cfg.radar_model,
                                origin_xy=radar2map[:2, 3])

@@ -39,13 +39,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
 from ..core.errors import ConfigError, CooperativeFusionError, FrameError, MessageFormatError
 from ..core.ground import GroundConfig
 from ..core.pose_buffer import PoseBuffer, PoseBufferConfig
 from ..core.sensor_models import SensorModel
 from ..core.sync import ApproximateTimeSync, SyncConfig, SyncSet
+from ..core.timebase import ClockEstimator, ClockFitConfig
 from ..core.vehicle_pipeline import (STREAMS, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
                                      QosConfig, RadarScan, TopicConfig, VehicleConfig, VehiclePipeline,
                                      WindowConfig)
@@ -56,7 +57,7 @@ from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.params import Param, declare
 from ..ros.pointcloud import array_to_cloud, cloud_to_array, xyz
 from ..ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
-from ..ros.time import stamp_to_ns
+from ..ros.time import stamp_to_ns, time_reference_to_ns
 
 NODE_NAME = 'vehicle_node'
 _NS_PER_S = 1_000_000_000
@@ -71,6 +72,8 @@ PARAMS: tuple[Param, ...] = (
     Param('topics.camera', '', 'depth Image input; empty = /<vehicle_id>/camera/depth/image'),
     Param('topics.camera_info', '', 'CameraInfo input; empty = /<vehicle_id>/camera/depth/camera_info'),
     Param('topics.odom', '', 'Odometry input (map -> base_link); empty = /<vehicle_id>/odom'),
+    Param('topics.time_reference', '',
+          'TimeReference input (vehicle clock -> common time); empty = /<vehicle_id>/time_reference'),
     Param('topics.evidence_grid', '', 'OccupancyGrid output; empty = /<vehicle_id>/evidence_grid'),
     Param('topics.radar_targets', '', 'PointCloud2 output in map; empty = /<vehicle_id>/radar/targets'),
     # frames
@@ -99,8 +102,9 @@ PARAMS: tuple[Param, ...] = (
     # sync
     Param('sync.streams', list(STREAMS), 'enabled sensor streams (subset of lidar, radar, camera)'),
     Param('sync.reference', 'lidar', 'stream whose stamps define the sets'),
-    Param('sync.slop_s', 0.05, 'max stamp difference of a set member from the reference, seconds', 0.0, 10.0),
-    Param('sync.queue_size', 10, 'messages kept per stream while waiting for partners', 1, 1000),
+    Param('sync.slop_s', 0.05, 'largest spread (max stamp - min stamp) of a set, seconds', 0.0, 10.0),
+    Param('sync.queue_size', 20, 'messages kept per stream while waiting for partners '
+          '(at least rate x stream_timeout_s of the fastest stream)', 1, 1000),
     Param('sync.stream_timeout_s', 0.5, 'a stream silent this long (node clock) is left out of sets, seconds',
           0.001, 60.0),
     Param('sync.late_horizon_s', 0.3, 'a message this far behind its stream\'s newest stamp is dropped, seconds',
@@ -128,7 +132,7 @@ PARAMS: tuple[Param, ...] = (
           0.0, 0.5),
     Param('camera.min_range_m', 0.3, 'depth camera blind zone, metres', 0.0, 1000.0),
     Param('camera.max_range_m', 40.0, 'depth camera max trusted range, metres', 0.1, 1000.0),
-    Param('camera.azimuth_resolution_deg', 0.5, 'depth camera polar-sweep bin width, degrees', 0.01, 180.0),
+    Param('camera.azimuth_resolution_deg', 0.75, 'depth camera polar-sweep bin width, degrees', 0.01, 180.0),
     Param('camera.hfov_deg', 90.0, 'cap on the horizontal field of view, degrees (intrinsics decide when narrower)',
           1.0, 179.0),
     Param('camera.stride', 1, 'use every n-th depth pixel along rows and columns', 1, 64),
@@ -139,6 +143,16 @@ PARAMS: tuple[Param, ...] = (
     Param('ground.max_obstacle_height_m', 3.0, 'higher than this is overhang and ignored, metres', 0.0, 100.0),
     Param('ground.ransac_distance_m', 0.15, 'RANSAC inlier distance, metres', 0.001, 10.0),
     Param('ground.ransac_iterations', 100, 'RANSAC iterations', 1, 100000),
+    # common timebase
+    Param('timebase.enabled', True, 'map output stamps from the vehicle clock to common time with a robust fit '
+          'of the TimeReference stream; false = the vehicle clock already is common time'),
+    Param('timebase.window_s', 30.0, 'sliding window of the clock fit, seconds', 1.0, 3600.0),
+    Param('timebase.outlier_threshold_ms', 5.0, 'TimeReference pairs further than this from the fit are '
+          'rejected as outliers, milliseconds', 0.01, 10000.0),
+    Param('output_stamp_offset_s', 0.05, 'added to the reference (lidar) stamp on outputs: the moment the '
+          'cycle describes. A deskewed sweep puts static things right whatever the stamp; moving things sit '
+          'where they were when the beam passed them, so use the time the lidar looks ahead (half a period '
+          'for a sweep that starts behind the vehicle, as the simulated lidar does)', -1.0, 1.0),
     # motion
     Param('deskew', True, 'per-point motion compensation when a lidar cloud has a t field (seconds after stamp)'),
     # qos / diagnostics
@@ -202,7 +216,10 @@ def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleC
         sync_late_horizon_ns=_ns(values['sync.late_horizon_s']), sync_poll_period_s=values['sync.poll_period_s'],
         pose_max_age_ns=_ns(values['pose_buffer.max_age_s']),
         pose_extrapolation_margin_ns=_ns(values['pose_buffer.extrapolation_margin_s']),
-        diagnostics_period_s=values['diagnostics.period_s'])
+        diagnostics_period_s=values['diagnostics.period_s'],
+        timebase_enabled=values['timebase.enabled'], timebase_window_ns=_ns(values['timebase.window_s']),
+        timebase_outlier_ns=_ns(values['timebase.outlier_threshold_ms'] / 1e3),
+        output_stamp_offset_ns=_ns(values['output_stamp_offset_s']))
 
 
 class VehicleNode(Node):
@@ -236,6 +253,8 @@ class VehicleNode(Node):
         self.cycles = 0
         self._drops_reported = 0
         self._K: np.ndarray | None = None
+        self.clock_fit = ClockEstimator(ClockFitConfig(window_ns=cfg.timebase_window_ns,
+                                                       outlier_threshold_ns=cfg.timebase_outlier_ns))
         self._info_shape: tuple[int, int] | None = None
 
         t = cfg.topics
@@ -245,6 +264,9 @@ class VehicleNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
         sq, st = sensor_qos(cfg.qos.sensor_depth), state_qos(cfg.qos.state_depth)
         self.create_subscription(Odometry, t.odom, self._guard('odom', self._on_odom), st)
+        if cfg.timebase_enabled:
+            self.create_subscription(TimeReference, t.time_reference,
+                                     self._guard('time_reference', self._on_time_reference), st)
         if 'lidar' in streams:
             self.create_subscription(PointCloud2, t.lidar, self._guard('lidar', self._on_lidar), sq)
         if 'radar' in streams:
@@ -266,13 +288,21 @@ class VehicleNode(Node):
         """Node clock (sim time when use_sim_time is set), nanoseconds."""
         return int(self.get_clock().now().nanoseconds)
 
-    def to_output_stamp(self, stamp_vehicle_ns: int) -> int:
-        """Vehicle-clock stamp -> stamp of the published outputs.
+    def to_output_stamp(self, stamp_vehicle_ns: int) -> int | None:
+        """Vehicle-clock stamp -> common-time stamp of the published outputs.
 
-        The single place where the vehicle-to-common timebase mapping will go;
-        for now outputs keep the vehicle's clock.
+        Adds ``output_stamp_offset_s`` and maps through the clock fit of the
+        TimeReference stream. Returns None while no time reference has arrived
+        (the caller drops the cycle and counts it: a stamp in the wrong clock
+        would be fused at the wrong time). With ``timebase.enabled`` false the
+        vehicle clock is taken as common time.
         """
-        return int(stamp_vehicle_ns)
+        stamp = int(stamp_vehicle_ns) + self.cfg.output_stamp_offset_ns
+        if not self.cfg.timebase_enabled:
+            return stamp
+        if self.clock_fit.n_samples == 0:
+            return None
+        return int(self.clock_fit.to_common(stamp))
 
     def _drop(self, cause: str, detail: str) -> None:
         self.drops.count(cause, detail, self.get_logger())
@@ -313,6 +343,12 @@ class VehicleNode(Node):
                                           f'positive semi-definite')
             return
         self.poses.insert(pose)
+
+    def _on_time_reference(self, msg: TimeReference) -> None:
+        stamp_vehicle_ns, common_ns = time_reference_to_ns(msg)
+        if not self.clock_fit.add(stamp_vehicle_ns, common_ns):
+            self._drop('time_reference_outlier', f'time reference {stamp_vehicle_ns} ns -> {common_ns} ns is '
+                                                 f'off the clock fit by more than the outlier threshold')
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._K = camera_info_to_k(msg)
@@ -396,6 +432,10 @@ class VehicleNode(Node):
         for name, reason in result.skipped.items():
             self._drop(f'{name}_no_pose', reason)
         stamp_ns = self.to_output_stamp(result.stamp_vehicle_ns)
+        if stamp_ns is None:
+            self._drop('no_timebase', f'no time reference on {self.cfg.topics.time_reference} yet: cannot map '
+                                      f'the cycle at {result.stamp_vehicle_ns} ns (vehicle clock) to common time')
+            return
         self.grid_pub.publish(grid_to_msg(result.spec, result.cells, stamp_ns, self.cfg.frames.map))
         if result.radar_targets is not None and self.targets_pub is not None:
             self.targets_pub.publish(array_to_cloud(result.radar_targets, stamp_ns, self.cfg.frames.map))
@@ -423,6 +463,12 @@ class VehicleNode(Node):
         values.update({f'sync.{k}': v for k, v in self.sync.stats.items()})
         values.update(self.drops.as_values('drops.'))
         values.update(self.processing_ms.as_values('processing_ms.'))
+        if self.cfg.timebase_enabled:
+            values['timebase.samples'] = self.clock_fit.n_samples
+            if self.clock_fit.n_samples:
+                values['timebase.offset_ms'] = self.clock_fit.offset_ns / 1e6
+                values['timebase.drift_ppm'] = self.clock_fit.drift_ppm
+                values['timebase.residual_ms'] = self.clock_fit.residual_ns / 1e6
         try:
             first, last = self.poses.span()
             values['pose_buffer_span_s'] = (last - first) / _NS_PER_S

@@ -13,7 +13,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.testing import assert_allclose, assert_array_equal
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
 from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import ConfigError
@@ -26,6 +26,7 @@ from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
 from cooperative_fusion.ros.odometry import pose_to_odometry
 from cooperative_fusion.ros.pointcloud import array_to_cloud, cloud_to_array, from_columns
 from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
+from cooperative_fusion.ros.time import make_time_reference
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'vehicle.yaml'
 X0, Y0, YAW = 100.0, 2.0, 0.1
@@ -90,6 +91,7 @@ class Sensors(Node):
             'camera': self.create_publisher(Image, f'/{vid}/camera/depth/image', sensor_qos()),
             'info': self.create_publisher(CameraInfo, f'/{vid}/camera/depth/camera_info', state_qos()),
             'odom': self.create_publisher(Odometry, f'/{vid}/odom', state_qos()),
+            'tref': self.create_publisher(TimeReference, f'/{vid}/time_reference', state_qos()),
         }
         self.grids: list[OccupancyGrid] = []
         self.targets: list[PointCloud2] = []
@@ -99,7 +101,8 @@ class Sensors(Node):
         self.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, diagnostics_qos())
 
     def connected(self) -> bool:
-        return all(p.get_subscription_count() > 0 for p in self.pub.values())
+        # the time reference is subscribed only with the common timebase on
+        return all(p.get_subscription_count() > 0 for k, p in self.pub.items() if k != 'tref')
 
     def latest_values(self) -> dict[str, str]:
         for arr in reversed(self.diagnostics):
@@ -111,8 +114,10 @@ class Sensors(Node):
 
 def make_vehicle(ctx, vid: str, **overrides) -> VehicleNode:
     # A long stream timeout keeps wall-clock pauses of a busy test machine from making streams silent.
+    # Stamps pass through unless a test turns the common timebase on (test_output_stamps_in_common_time).
     params = [Parameter('vehicle_id', value=vid), Parameter('diagnostics.period_s', value=0.2),
-              Parameter('sync.poll_period_s', value=0.02), Parameter('sync.stream_timeout_s', value=30.0)]
+              Parameter('sync.poll_period_s', value=0.02), Parameter('sync.stream_timeout_s', value=30.0),
+              Parameter('timebase.enabled', value=False), Parameter('output_stamp_offset_s', value=0.0)]
     params += [Parameter(k, value=v) for k, v in overrides.items()]
     return VehicleNode(context=ctx, parameter_overrides=params)
 
@@ -199,6 +204,30 @@ def test_box_ahead_and_radar_targets_in_map(graph, executor, spin):
     los /= np.linalg.norm(los, axis=1, keepdims=True)
     # the parked car reads 0 (not -10 m/s); the leading car its own speed along the line of sight
     assert_allclose(targets['velocity'], [0.0, radar_v[1] @ los[1]], atol=1e-3)
+
+
+def test_output_stamps_in_common_time(graph, executor, spin):
+    """No time reference yet: the cycle is dropped (never published in the vehicle clock). Then the
+    clock fit maps the stamp: vehicle clock 200 ms behind common time, plus the output offset."""
+    offset_ns = 200_000_000
+    vehicle, sensors = graph('v3', **{'timebase.enabled': True, 'output_stamp_offset_s': 0.05})
+    publish_odom(sensors, T0 - 1_000_000_000, T0 + 300_000_000, 0.0, spin, executor)
+    sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v3/camera_optical'))
+    assert spin(executor, lambda: vehicle._K is not None and len(vehicle.poses) > 20)
+    none = np.zeros((0, 3))
+    publish_cycle(sensors, vehicle, T0, 0.0, none, none)
+    publish_cycle(sensors, vehicle, T0 + 100_000_000, 0.0, none, none)
+    assert spin(executor, lambda: vehicle.drops.counts.get('no_timebase', 0) >= 1), vehicle.drops.counts
+    assert not sensors.grids
+    assert spin(executor, lambda: sensors.pub['tref'].get_subscription_count() > 0)
+    for k in range(3):
+        t = T0 - 2_000_000_000 + k * 1_000_000_000
+        sensors.pub['tref'].publish(make_time_reference(t, t + offset_ns))
+    assert spin(executor, lambda: vehicle.clock_fit.n_samples == 3)
+    publish_cycle(sensors, vehicle, T0 + 200_000_000, 0.0, none, none)
+    assert spin(executor, lambda: sensors.grids), vehicle.drops.counts
+    stamp = sensors.grids[0].header.stamp.sec * 10**9 + sensors.grids[0].header.stamp.nanosec
+    assert abs(stamp - (T0 + 100_000_000 + 50_000_000 + offset_ns)) < 1000
 
 
 def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
