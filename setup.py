@@ -29,6 +29,8 @@ setup(
         'console_scripts': [
             'cooperative-fusion = cooperative_fusion.cli:main',
             'vehicle_node = cooperative_fusion.nodes.vehicle_node:main',
+            'fusion_node = cooperative_fusion.nodes.fusion_node:main',
+            'twin_node = cooperative_fusion.nodes.twin_node:main',
         ],
     },
 )

@@ -22,9 +22,11 @@ class EventKind(str, Enum):
     TRUTH_GRID = 'truth_grid'            # data['spec']: core.grid.GridSpec; data['cells']: (H, W) int8 0/100
     TRUTH_ODOM = 'truth_odom'            # data['pose']: core.types.PoseSample (common time); data['child_frame_id']
     TRUTH_OBJECTS = 'truth_objects'      # data['boxes']: list[dict(id, kind, center(3), size(3), yaw, velocity(2))]
-    TRUTH_META = 'truth_meta'            # data['json']: str, once at t=0 on /truth/scenario (std_msgs/String):
-                                         # scenario name, seed, vehicle ids, hazard ids, per-vehicle time at which
-                                         # it would reach the hazard if nobody reacted (common ns, or null)
+    TRUTH_META = 'truth_meta'            # data['json']: str, once at the start (first event) on /truth/scenario
+                                         # (std_msgs/String): keys scenario, seed, vehicle_ids, hazard_ids,
+                                         # traffic_ids, start_time_ns, duration_s, meeting_time_ns (per vehicle:
+                                         # common ns at which it would reach the hazard if nobody reacted, or
+                                         # null), meeting_time_s (seconds after start), note
 
 
 @dataclass(frozen=True)
