@@ -303,7 +303,7 @@ class _Evaluator:
         self.pred_unmatched = 0
         self.snapshot: SeeThroughSnapshot | None = None
         self._fallback: SeeThroughSnapshot | None = None
-        self._fallback_rank = 0
+        self._fallback_rank = -1
         self.duration_s: float | None = None
 
     # -- truth frames -------------------------------------------------------------------------
@@ -495,7 +495,7 @@ class _Evaluator:
         import numpy as np
 
         from .core.evaluation import SeeThroughSnapshot
-        from .core.metrics import overlay
+        from .core.metrics import OCCUPIED_PERCENT, overlay
 
         vid = self.plot_vehicle
         occluded = tf.occluded.get(vid) if vid is not None else None
@@ -503,20 +503,30 @@ class _Evaluator:
             return
         hazards = tuple(str(h) for h in self.truth.meta.get('hazard_ids', []) or [])
         is_hazard = np.array([b.id in hazards for b in tf.boxes], dtype=bool)
-        # 3: a hazard is hidden from the vehicle (the picture wanted); 2: some object is; 1: nothing is.
-        rank = 3 if (occluded & is_hazard).any() else 2 if occluded.any() else 1
+        # A hazard hidden from the vehicle is the picture wanted (the first such frame). Without one,
+        # the first frame that shows the most of: an object hidden from it, an occupied common cell
+        # in the ROI, an ego grid.
+        common_cells = overlay(*common, tf.spec)
+        if (occluded & is_hazard).any():
+            rank = 10
+            reason = f'first frame with a hazard ({", ".join(hazards)}) occluded from {vid}'
+        else:
+            shows = {'an object occluded from it': bool(occluded.any()),
+                     'occupied common cells': bool(((common_cells >= OCCUPIED_PERCENT) & tf.region).any()),
+                     'its ego grid': ego is not None}
+            rank = sum(shows.values())
+            have = [name for name, shown in shows.items() if shown]
+            reason = (f'no hazard occluded from {vid}: first frame with '
+                      + (', '.join(have) if have else 'a common grid'))
         if rank <= self._fallback_rank:
             return
-        reason = {3: f'first frame with a hazard ({", ".join(hazards)}) occluded from {vid}',
-                  2: f'no hazard occluded from {vid}: first frame with an object occluded from it',
-                  1: f'nothing occluded from {vid}: first frame scored'}[rank]
         truth_cells = np.where(tf.occupied, 100, 0).astype(np.int8)
         snap = SeeThroughSnapshot(
-            int(self.stamps[k]), str(vid), tf.spec, truth_cells, overlay(*common, tf.spec),
+            int(self.stamps[k]), str(vid), tf.spec, truth_cells, common_cells,
             None if ego is None else overlay(*ego, tf.spec), tuple(tf.boxes),
             tuple(self.vehicle_ids), hazards, tf.region.copy(), reason)
         self._fallback_rank = rank
-        if rank == 3:
+        if rank == 10:
             self.snapshot = snap
         else:
             self._fallback = snap

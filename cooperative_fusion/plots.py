@@ -74,7 +74,8 @@ def plot_see_through(path: str | Path, snap: 'SeeThroughSnapshot') -> Path:
               (f'{snap.vehicle} ego-only', snap.ego_cells)]
     x0, x1, y0, y1 = _crop(snap.spec, snap.roi)
     aspect_h = max(1.2, 11.0 * (y1 - y0) / max(x1 - x0, 1e-6))
-    fig, axes = plt.subplots(3, 1, figsize=(11.0, 3 * aspect_h + 1.2), sharex=True, sharey=True)
+    fig, axes = plt.subplots(3, 1, figsize=(11.0, 3 * aspect_h + 1.2), sharex=True, sharey=True,
+                             layout='constrained')
     for ax, (title, cells) in zip(axes, panels):
         if cells is None:
             ax.text(0.5, 0.5, f'no evidence from {snap.vehicle}', transform=ax.transAxes, ha='center', va='center')
@@ -98,7 +99,6 @@ def plot_see_through(path: str | Path, snap: 'SeeThroughSnapshot') -> Path:
         ax.set_aspect('equal')
     axes[-1].set_xlabel('x [m]')
     fig.suptitle(f'See-through for {snap.vehicle}: {snap.reason}', fontsize=10)
-    fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -111,7 +111,8 @@ def plot_metrics(path: str | Path, report: Mapping[str, Any]) -> Path:
 
     plt = _pyplot()
     vids = list(report.get('vehicles') or [])
-    fig, axes = plt.subplots(1, len(GRID_METRICS), figsize=(3.2 * len(GRID_METRICS), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(GRID_METRICS), figsize=(3.2 * len(GRID_METRICS), 3.6), sharey=True,
+                             layout='constrained')
     x = np.arange(len(vids))
     for ax, key in zip(axes, GRID_METRICS):
         coop = report.get(key)
@@ -126,16 +127,15 @@ def plot_metrics(path: str | Path, report: Mapping[str, Any]) -> Path:
             heights = [0.0 if v is None else float(v) for v in values]
             bars = ax.bar(x + offset, heights, 0.38, label=label, color=color)
             for bar, v in zip(bars, values):
-                if v is None:
-                    ax.annotate('n/a', (bar.get_x() + bar.get_width() / 2, 0.02), ha='center', fontsize=7)
+                ax.annotate('n/a' if v is None else f'{float(v):.2f}',
+                            (bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01), ha='center', fontsize=7)
         ax.set_xticks(x, vids)
-        ax.set_ylim(0.0, 1.05)
+        ax.set_ylim(0.0, 1.1)
         ax.set_title(key.replace('_', ' '), fontsize=10)
         ax.set_xlabel('vehicle')
     axes[0].set_ylabel('fraction')
     axes[0].legend(fontsize=8, loc='lower left')
     fig.suptitle(f"Cooperative vs ego-only: {report.get('scenario') or ''}", fontsize=10)
-    fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=100)
     plt.close(fig)
