@@ -1,0 +1,251 @@
+"""The launch files, checked without the `launch` package (not installable here).
+
+Static checks (ast): each file compiles, every ``executable=`` is a console
+script of setup.py, every config file named exists, every LaunchConfiguration
+has its DeclareLaunchArgument. Then each file is executed against small stand-ins
+of launch / launch_ros / ament_index_python, and the nodes it would start are
+compared with the in-process bringup's (config/platoon.yaml): same executables,
+namespaces, params files in the same order, same parameters.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cooperative_fusion.nodes import bringup
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH = REPO / 'launch'
+CONFIG = REPO / 'config'
+FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
+ARGUMENTS = {
+    'vehicle.launch.py': {'vehicle_id', 'params_file', 'vehicle_params_file', 'use_sim_time'},
+    'edge_twin.launch.py': {'fusion_params_file', 'twin_params_file', 'use_sim_time'},
+    'platoon_replay.launch.py': {'bag', 'vehicles', 'rate', 'delay'},
+}
+
+
+def _tree(name: str) -> ast.Module:
+    return ast.parse((LAUNCH / name).read_text(), filename=name)
+
+
+def _calls(tree: ast.AST, func: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and (getattr(n.func, 'id', None) == func or getattr(n.func, 'attr', None) == func)]
+
+
+def _constants(tree: ast.Module) -> dict[str, object]:
+    """Module-level ``NAME = <literal>`` assignments."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return out
+
+
+def _console_scripts() -> set[str]:
+    tree = ast.parse((REPO / 'setup.py').read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
+                    entries = ast.literal_eval(value)
+                    return {re.split(r'\s*=\s*', e, maxsplit=1)[0].strip() for e in entries}
+    raise AssertionError('setup.py declares no console_scripts')
+
+
+@pytest.mark.parametrize('name', FILES)
+def test_launch_file_compiles_and_names_real_things(name):
+    src = (LAUNCH / name).read_text()
+    compile(src, str(LAUNCH / name), 'exec')
+    tree = _tree(name)
+    consts = _constants(tree)
+
+    def literal(node: ast.expr) -> object:
+        return consts[node.id] if isinstance(node, ast.Name) else ast.literal_eval(node)
+
+    scripts = _console_scripts()
+    executables = [literal(kw.value) for call in _calls(tree, 'Node') for kw in call.keywords
+                   if kw.arg == 'executable']
+    assert executables, 'no launch_ros Node'
+    assert set(executables) <= scripts, f'not console scripts of setup.py: {set(executables) - scripts}'
+    packages = [literal(kw.value) for call in _calls(tree, 'Node') for kw in call.keywords if kw.arg == 'package']
+    assert packages and set(packages) == {'cooperative_fusion'}
+    assert [literal(c.args[0]) for c in _calls(tree, 'get_package_share_directory')] == ['cooperative_fusion']
+    # every params file the launch file names exists in config/
+    named = [v for v in consts.values() if isinstance(v, str) and v.endswith('.yaml')]
+    assert named
+    for file in named:
+        assert (CONFIG / file).is_file(), file
+    if 'VEHICLE_OVERRIDE_DIR' in consts:
+        assert (CONFIG / consts['VEHICLE_OVERRIDE_DIR']).is_dir()
+    # arguments: exactly the documented ones, each used, and nothing used undeclared
+    declared = {call.args[0].value for call in _calls(tree, 'DeclareLaunchArgument')}
+    used = {call.args[0].value for call in _calls(tree, 'LaunchConfiguration')}
+    assert declared == ARGUMENTS[name]
+    assert used == declared
+
+
+def test_launch_defaults_match_the_bringup_config():
+    cfg = bringup.load_platoon_config(None)
+    replay = _constants(_tree('platoon_replay.launch.py'))
+    assert tuple(replay['DEFAULT_VEHICLES'].split(',')) == cfg.vehicles
+    for v in cfg.vehicles:
+        assert cfg.vehicle_params[v] == ((CONFIG / replay['VEHICLE_PARAMS']).resolve(),
+                                         (CONFIG / replay['VEHICLE_OVERRIDE_DIR'] / f'{v}.yaml').resolve())
+    assert cfg.fusion_params == ((CONFIG / replay['FUSION_PARAMS']).resolve(),)
+    assert cfg.twin_params == ((CONFIG / replay['TWIN_PARAMS']).resolve(),)
+    edge = _constants(_tree('edge_twin.launch.py'))
+    vehicle = _constants(_tree('vehicle.launch.py'))
+    assert (edge['FUSION_PARAMS'], edge['TWIN_PARAMS']) == (replay['FUSION_PARAMS'], replay['TWIN_PARAMS'])
+    assert (vehicle['VEHICLE_PARAMS'], vehicle['VEHICLE_OVERRIDE_DIR']) == (replay['VEHICLE_PARAMS'],
+                                                                            replay['VEHICLE_OVERRIDE_DIR'])
+
+
+# ------------------------------------------------------- executing the files --
+
+class _Action:
+    def __init__(self, *args, **kwargs) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: '_Context') -> str:
+        return context.launch_configurations[self.name]
+
+
+class _Context:
+    def __init__(self, configurations: dict[str, str]) -> None:
+        self.launch_configurations = configurations
+
+
+def _stub_modules(monkeypatch) -> None:
+    def module(name: str, **attrs) -> None:
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    names = ('DeclareLaunchArgument', 'OpaqueFunction', 'ExecuteProcess', 'EmitEvent', 'RegisterEventHandler')
+    module('launch', LaunchDescription=lambda actions: list(actions))
+    module('launch.actions', **{n: type(n, (_Action,), {}) for n in names})
+    module('launch.substitutions', LaunchConfiguration=_LaunchConfiguration)
+    module('launch.event_handlers', OnProcessExit=type('OnProcessExit', (_Action,), {}))
+    module('launch.events', Shutdown=type('Shutdown', (_Action,), {}))
+    module('launch_ros')
+    module('launch_ros.actions', Node=type('Node', (_Action,), {}))
+    module('ament_index_python')
+    # the "installed" share dir is the source checkout: same config/ tree as setup.py installs
+    module('ament_index_python.packages', get_package_share_directory=lambda pkg: str(REPO))
+
+
+def _expand(name: str, monkeypatch, **arguments: str) -> list[_Action]:
+    """The actions of ``name`` with the given launch arguments (others: their defaults)."""
+    _stub_modules(monkeypatch)
+    namespace: dict[str, object] = {'__file__': str(LAUNCH / name), '__name__': 'launch_file'}
+    exec(compile((LAUNCH / name).read_text(), str(LAUNCH / name), 'exec'), namespace)
+    description = namespace['generate_launch_description']()
+    configurations = {}
+    for action in description:
+        if type(action).__name__ == 'DeclareLaunchArgument':
+            arg = action.args[0]
+            if arg in arguments:
+                configurations[arg] = arguments[arg]
+            else:
+                assert 'default_value' in action.kwargs, f'{name}: argument {arg} has no default; pass it'
+                configurations[arg] = action.kwargs['default_value']
+    context = _Context(configurations)
+    actions = []
+    for action in description:
+        if type(action).__name__ == 'OpaqueFunction':
+            actions += action.kwargs['function'](context)
+        else:
+            actions.append(action)
+    return actions
+
+
+def _nodes(name: str, monkeypatch, **arguments: str) -> list[_Action]:
+    return [a for a in _expand(name, monkeypatch, **arguments) if type(a).__name__ == 'Node']
+
+
+def _node_view(action: _Action) -> tuple[str, str, list[str], dict[str, object]]:
+    """(executable, namespace, params files, inline parameters) of a launch_ros Node."""
+    kw = action.kwargs
+    files = [str(Path(p).resolve()) for p in kw['parameters'] if isinstance(p, str)]
+    inline: dict[str, object] = {}
+    for p in kw['parameters']:
+        if isinstance(p, dict):
+            inline.update(p)
+    return kw['executable'], kw.get('namespace', ''), files, inline
+
+
+def _spec_view(spec: bringup.NodeSpec, use_sim_time: bool) -> tuple[str, str, list[str], dict[str, object]]:
+    return (spec.kind.executable, spec.namespace.strip('/'), [str(p) for p in spec.params_files],
+            {**dict(spec.parameters), 'use_sim_time': use_sim_time})
+
+
+def test_platoon_replay_starts_what_the_bringup_composes(monkeypatch):
+    actions = _expand('platoon_replay.launch.py', monkeypatch, bag='/data/scenario')
+    nodes = [_node_view(a) for a in actions if type(a).__name__ == 'Node']
+    cfg = bringup.load_platoon_config(None)
+    assert nodes == [_spec_view(s, True) for s in cfg.node_specs()]
+    (play,) = [a for a in actions if type(a).__name__ == 'ExecuteProcess']
+    assert play.kwargs['cmd'] == ['ros2', 'bag', 'play', '/data/scenario', '--clock', '100', '--rate', '1.0',
+                                  '--delay', '2.0']
+    (handler,) = [a for a in actions if type(a).__name__ == 'RegisterEventHandler']
+    assert handler.args[0].kwargs['target_action'] is play
+    # a subset of vehicles
+    actions = _expand('platoon_replay.launch.py', monkeypatch, bag='b', vehicles='v3, v1')
+    assert [_node_view(a)[1] for a in actions if type(a).__name__ == 'Node'] == ['v3', 'v1', '', '']
+
+
+def test_vehicle_launch_matches_the_bringup_vehicle(monkeypatch):
+    cfg = bringup.load_platoon_config(None)
+    spec = next(s for s in cfg.node_specs() if s.namespace == '/v2')
+    (node,) = _nodes('vehicle.launch.py', monkeypatch, vehicle_id='v2')
+    assert _node_view(node) == _spec_view(spec, False)
+    # a vehicle without its own file gets the shared file only
+    (node,) = _nodes('vehicle.launch.py', monkeypatch, vehicle_id='v9', use_sim_time='true')
+    assert _node_view(node) == ('vehicle_node', 'v9', [str(CONFIG / 'vehicle.yaml')],
+                                {'vehicle_id': 'v9', 'use_sim_time': True})
+
+
+def test_edge_twin_launch_matches_the_bringup(monkeypatch):
+    cfg = bringup.load_platoon_config(None)
+    nodes = [_node_view(a) for a in _nodes('edge_twin.launch.py', monkeypatch, use_sim_time='true')]
+    assert nodes == [_spec_view(s, True) for s in cfg.node_specs() if s.kind != bringup.NodeKind.VEHICLE]
+
+
+# ------------------------------------------------------ per-vehicle params --
+
+def test_vehicle_override_files_match_the_scenario_mounts():
+    """config/vehicles/<v>.yaml holds each vehicle's extrinsics: the simulator's mounts in every scenario."""
+    from cooperative_fusion.sim.scenario import load_scenario
+    from cooperative_fusion.sim.world import sensor_extrinsics
+
+    cfg = bringup.load_platoon_config(None)
+    for v in cfg.vehicles:
+        (key, body), = yaml.safe_load((CONFIG / 'vehicles' / f'{v}.yaml').read_text()).items()
+        assert key == f'/{v}/vehicle_node'
+        params = body['ros__parameters']
+        assert params['vehicle_id'] == v
+        for scenario_file in sorted((CONFIG / 'scenarios').glob('*.yaml')):
+            scenario = load_scenario(scenario_file)
+            if v not in scenario.vehicle_ids:
+                continue
+            for sensor, six in sensor_extrinsics(scenario, v).items():
+                np.testing.assert_allclose(params['extrinsics'][sensor], six, atol=1e-9,
+                                           err_msg=f'{v} {sensor} vs {scenario_file.name}')
