@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  'Simulate a platoon scenario into a rosbag2 (mcap) with ground truth.'),
     'replay': ('cooperative_fusion.nodes.replay',
                'Publish a rosbag2 with its recorded timing and /clock.'),
+    'evaluate': ('cooperative_fusion.evaluate',
+                 'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
 }
 
 

@@ -90,6 +90,8 @@ def _to_rosbags(msg: Any, types: dict[str, type]) -> Any:
         value = getattr(msg, name)
         if hasattr(value, 'get_fields_and_field_types'):
             value = _to_rosbags(value, types)
+        elif isinstance(value, bytes) and len(value) == 1:
+            value = value[0]          # a single octet/byte field (e.g. DiagnosticStatus.level): rosbags wants an int
         elif isinstance(value, array.array):
             value = np.frombuffer(value, dtype=np.dtype(value.typecode))
         elif isinstance(value, list) and value:

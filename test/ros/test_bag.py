@@ -225,3 +225,21 @@ def test_serialize_is_deterministic_cdr_that_rclpy_reads(msg: object) -> None:
 def test_topic_qos(topic: str, depth: int, durability: DurabilityPolicy) -> None:
     profile = topic_qos(topic)
     assert (profile.depth, profile.durability, profile.reliability) == (depth, durability, ReliabilityPolicy.RELIABLE)
+
+
+def test_diagnostic_array_round_trip(tmp_path):
+    """DiagnosticStatus.level is a single octet (bytes in rclpy): it must serialize and read back."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    from cooperative_fusion.ros.bag import BagReader, BagWriter
+
+    arr = DiagnosticArray(status=[DiagnosticStatus(level=DiagnosticStatus.WARN, name='v3', message='m',
+                                                   values=[KeyValue(key='ttc_s', value='2.5')])])
+    with BagWriter(tmp_path / 'b') as w:
+        w.write('/twin/warnings', arr, 5)
+    with BagReader(tmp_path / 'b') as r:
+        (_, msgtype, t, raw), = list(r.messages())
+        back = r.deserialize(msgtype, raw)
+    assert t == 5
+    assert back.status[0].level == DiagnosticStatus.WARN
+    assert back.status[0].values[0].value == '2.5'
