@@ -14,6 +14,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config/vehicles', glob('config/vehicles/*.yaml')),
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
         (f'share/{PACKAGE}/config/faults', glob('config/faults/*.yaml')),
     ],

@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  'Simulate a platoon scenario into a rosbag2 (mcap) with ground truth.'),
     'replay': ('cooperative_fusion.nodes.replay',
                'Publish a rosbag2 with its recorded timing and /clock.'),
+    'run': ('cooperative_fusion.nodes.run_cli',
+            'Run the platoon (vehicles, fusion, twin) in one process, on a bag or on live topics.'),
     'evaluate': ('cooperative_fusion.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
 }
