@@ -1,0 +1,314 @@
+"""Fault injector: a relay between one vehicle and everyone else, applying ``config/faults/*.yaml``.
+
+One node per vehicle, in namespace ``/<v>``. With faults on, the vehicle's
+true streams are renamed ``raw/`` and the injector publishes what the
+network (and a biased localisation) makes of them under DESIGN.md's names:
+
+================================  ==========================  =================================
+in (true)                         out                         who reads the output
+================================  ==========================  =================================
+``/<v>/raw/evidence_grid``        ``/<v>/evidence_grid``      fusion (network faults, clock skew)
+``/<v>/raw/radar/targets``        ``/<v>/radar/targets``      twin (network faults, clock skew)
+``/<v>/raw/odom``                 ``/<v>/odom``               fusion, twin (pose bias + network faults)
+``/<v>/raw/odom``                 ``/<v>/onboard/odom``       the vehicle node (pose bias only, at once)
+``/<v>/raw/time_reference``       ``/<v>/time_reference``     fusion, twin (network faults)
+================================  ==========================  =================================
+
+The vehicle node publishes to the raw output topics (its ``topics.evidence_grid``
+/ ``topics.radar_targets`` parameters), reads ``/<v>/onboard/odom`` (a pose bias is
+a localisation error, so the vehicle itself must use it; network delay and loss
+must not hit its own bus) and ``/<v>/raw/time_reference``. The sources (bag,
+simulator, vehicle drivers) publish odometry and time references as
+``/<v>/raw/...``; ``cooperative-fusion run --faults`` renames a bag's topics
+itself. :func:`vehicle_parameters` and :func:`source_renames` give exactly that.
+
+Per message, :class:`~cooperative_fusion.core.faults.FaultModel` decides the
+release times (none: lost; two: duplicated). Held messages are released by a
+timer on the node clock (``release_period_s``, 5 ms default), in order of due
+time, then arrival; so sim time and the lock-step runner work, and nothing
+sleeps. A message due at arrival (no delay) is published at once.
+
+/diagnostics (``fault_injector: <v>``), per stream (``evidence_grid``,
+``radar/targets``, ``odom``, ``time_reference``): ``<s>.in``, ``<s>.out`` (messages
+published, duplicates included), ``<s>.lost`` (random, burst or silence),
+``<s>.silenced`` (of those, lost to a silence window), ``<s>.duplicated``,
+``<s>.reordered`` (published after a message of the stream that arrived later),
+``<s>.delayed_mean_ms`` (publish time - arrival time, node clock, mean over out),
+plus ``pending`` (held now), ``silent`` and ``drops.*`` (inputs that could not be
+relayed, e.g. a skewed stamp out of range).
+
+Run: ``fault_injector --ros-args -r __ns:=/v1 -p faults_file:=config/faults/lossy.yaml``.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import PointCloud2, TimeReference
+
+from ..core.errors import ConfigError, CooperativeFusionError
+from ..core.faults import FaultModel, FaultsConfig, FaultSpec, apply_pose_bias, load_faults
+from ..ros.diagnostics import DropCounter, Level, make_array, make_status
+from ..ros.params import Param, declare
+from ..ros.qos import diagnostics_qos, evidence_qos, state_qos
+from ..ros.time import ns_to_stamp, stamp_to_ns
+
+NODE_NAME = 'fault_injector'
+_NS_PER_MS = 1_000_000
+
+#: Stream name (core.faults.STREAMS) -> (message class, parameter suffix, raw topic, output topic), relative.
+_STREAMS: dict[str, tuple[type, str, str, str]] = {
+    'evidence_grid': (OccupancyGrid, 'evidence_grid', 'raw/evidence_grid', 'evidence_grid'),
+    'radar/targets': (PointCloud2, 'radar_targets', 'raw/radar/targets', 'radar/targets'),
+    'odom': (Odometry, 'odom', 'raw/odom', 'odom'),
+    'time_reference': (TimeReference, 'time_reference', 'raw/time_reference', 'time_reference'),
+}
+ONBOARD_ODOM = 'onboard/odom'
+
+PARAMS: tuple[Param, ...] = (
+    Param('vehicle_id', '', 'vehicle id (v1, ...); empty = the node namespace without its slash'),
+    Param('faults_file', '', 'faults YAML (config/faults/*.yaml); required'),
+    Param('seed', -1, 'seed of the fault model; -1 = the file\'s seed', -1, 2**62),
+    Param('origin_ns', 0, 'common time (ns) of the run start, the zero of silence windows and skew drift; '
+          '0 = the node clock at the first message', 0, 2**63 - 1),
+    Param('release_period_s', 0.005, 'period of the timer releasing delayed messages, seconds', 0.001, 1.0),
+    Param('relay_state', True, 'relay odometry and time references too (false: only evidence and radar targets, '
+          'for sources that cannot be renamed to raw/)'),
+    Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
+    *(Param(f'topics.raw_{suffix}', '', f'true {name} in; empty = /<vehicle_id>/{raw}')
+      for name, (_, suffix, raw, _) in _STREAMS.items()),
+    *(Param(f'topics.{suffix}', '', f'{name} out, with faults; empty = /<vehicle_id>/{out}')
+      for name, (_, suffix, _, out) in _STREAMS.items()),
+    Param('topics.onboard_odom', '', 'biased odometry for the vehicle node, no network faults; '
+          'empty = /<vehicle_id>/onboard/odom'),
+)
+
+
+def vehicle_parameters(vehicle_id: str) -> tuple[tuple[str, str], ...]:
+    """The vehicle node's topic parameters when an injector relays its streams (``-p name:=value`` pairs)."""
+    v = f'/{vehicle_id}'
+    return (('topics.evidence_grid', f'{v}/raw/evidence_grid'), ('topics.radar_targets', f'{v}/raw/radar/targets'),
+            ('topics.odom', f'{v}/{ONBOARD_ODOM}'), ('topics.time_reference', f'{v}/raw/time_reference'))
+
+
+def source_renames(vehicle_id: str) -> dict[str, str]:
+    """Source topic -> topic it must be published on when an injector relays ``vehicle_id``'s state."""
+    v = f'/{vehicle_id}'
+    return {f'{v}/odom': f'{v}/raw/odom', f'{v}/time_reference': f'{v}/raw/time_reference'}
+
+
+@dataclass
+class _StreamStats:
+    n_in: int = 0
+    out: int = 0
+    lost: int = 0
+    silenced: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    delay_sum_ns: int = 0
+    last_arrival_out: int = -1   # arrival index of the latest-arrived message published so far
+
+    def values(self, prefix: str) -> dict[str, object]:
+        mean = self.delay_sum_ns / self.out / _NS_PER_MS if self.out else math.nan
+        return {f'{prefix}.in': self.n_in, f'{prefix}.out': self.out, f'{prefix}.lost': self.lost,
+                f'{prefix}.silenced': self.silenced, f'{prefix}.duplicated': self.duplicated,
+                f'{prefix}.reordered': self.reordered, f'{prefix}.delayed_mean_ms': mean}
+
+
+class FaultInjector(Node):
+    """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, cli_args,
+    parameter_overrides, namespace, ...)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._setup()
+        except Exception:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
+        values = declare(self, PARAMS)
+        vid = str(values['vehicle_id']) or self.get_namespace().strip('/')
+        if not vid:
+            raise ConfigError('vehicle_id is empty and the node has no namespace: set -p vehicle_id:=v1 '
+                              'or -r __ns:=/v1')
+        if not values['faults_file']:
+            raise ConfigError('faults_file is empty: expected a faults YAML such as config/faults/lossy.yaml')
+        self.vehicle_id = vid
+        self.faults: FaultsConfig = load_faults(Path(values['faults_file']))
+        spec = self.faults.for_vehicle(vid)
+        if spec is None:
+            self.get_logger().warning(f'{values["faults_file"]} names no faults for {vid}: relaying unimpaired')
+            spec = FaultSpec()
+        seed = self.faults.seed if values['seed'] < 0 else int(values['seed'])
+        self.model = FaultModel(spec, seed, vid, int(values['origin_ns']) or None)
+        self.drops = DropCounter()
+        self.stats: dict[str, _StreamStats] = {}
+        self._pending: list[tuple[int, int, str, Any, int, int]] = []   # (due, seq, stream, msg, arrival_ns, index)
+        self._seq = 0
+        base = f'/{vid}'
+        self.pubs: dict[str, Any] = {}
+        streams = [s for s in _STREAMS if values['relay_state'] or s not in ('odom', 'time_reference')]
+        for stream in streams:
+            cls, suffix, raw, out = _STREAMS[stream]
+            qos = state_qos() if stream in ('odom', 'time_reference') else evidence_qos()
+            self.stats[stream] = _StreamStats()
+            self.pubs[stream] = self.create_publisher(cls, values[f'topics.{suffix}'] or f'{base}/{out}', qos)
+            self.create_subscription(cls, values[f'topics.raw_{suffix}'] or f'{base}/{raw}',
+                                     self._guard(stream, lambda m, s=stream: self._on_message(s, m)), qos)
+        self.onboard_pub = (self.create_publisher(Odometry, values['topics.onboard_odom'] or f'{base}/{ONBOARD_ODOM}',
+                                                  state_qos()) if 'odom' in streams else None)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
+        self.release_timer = self.create_timer(values['release_period_s'], self._guard('release', self._on_timer))
+        self.diag_timer = self.create_timer(values['diagnostics.period_s'],
+                                            self._guard('diagnostics', self._publish_diagnostics))
+        self.get_logger().info(f'fault injector for {vid}: {values["faults_file"]} (seed {seed}), '
+                               f'streams {streams}')
+
+    # ------------------------------------------------------------- helpers --
+
+    def now_ns(self) -> int:
+        """Node clock (sim time when use_sim_time is set), nanoseconds."""
+        return int(self.get_clock().now().nanoseconds)
+
+    def _guard(self, source: str, fn: Callable[..., None]) -> Callable[..., None]:
+        def wrapped(*args: Any) -> None:
+            try:
+                fn(*args)
+            except CooperativeFusionError as exc:
+                self.drops.count(f'{source}_{type(exc).__name__}', str(exc), self.get_logger())
+            except Exception as exc:  # a bug; one message must not stop the relay
+                self.drops.count(f'{source}_internal', f'{type(exc).__name__}: {exc}', self.get_logger())
+
+        return wrapped
+
+    # ----------------------------------------------------------- callbacks --
+
+    def _on_message(self, stream: str, msg: Any) -> None:
+        now = self.now_ns()
+        if self.model.origin_ns is None and now > 0:
+            self.model.origin_ns = now
+        st = self.stats[stream]
+        index = st.n_in
+        st.n_in += 1
+        stamp = stamp_to_ns(msg.header.stamp)
+        if stream == 'odom' and self.model.spec.pose_bias.active:
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            pos, quat = apply_pose_bias(np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]),
+                                        self.model.spec.pose_bias)
+            p.x, p.y, p.z = (float(v) for v in pos)
+            q.w, q.x, q.y, q.z = (float(v) for v in quat)
+        if stream == 'odom' and self.onboard_pub is not None:
+            self.onboard_pub.publish(msg)
+        skewed = self.model.skew_stamp(stream, stamp)
+        if skewed != stamp:
+            msg.header.stamp = ns_to_stamp(skewed)
+        releases = self.model.decide(stream, stamp, now)
+        if not releases:
+            st.lost += 1
+            if self.model.silent(now):
+                st.silenced += 1
+        if len(releases) > 1:
+            st.duplicated += len(releases) - 1
+        for due in releases:
+            self._seq += 1
+            heapq.heappush(self._pending, (due, self._seq, stream, msg, now, index))
+        self._release(now)
+
+    def _on_timer(self) -> None:
+        self._release(self.now_ns())
+
+    def _release(self, now: int) -> None:
+        """Publish every held message due at ``now`` or earlier: by due time, then arrival."""
+        while self._pending and self._pending[0][0] <= now:
+            _, _, stream, msg, arrival_ns, index = heapq.heappop(self._pending)
+            st = self.stats[stream]
+            if index < st.last_arrival_out:
+                st.reordered += 1
+            st.last_arrival_out = max(st.last_arrival_out, index)
+            st.out += 1
+            st.delay_sum_ns += now - arrival_ns
+            self.pubs[stream].publish(msg)
+
+    # --------------------------------------------------------- diagnostics --
+
+    def diagnostics_values(self) -> dict[str, object]:
+        """Per-stream counters (see the module docstring), ``pending``, ``silent`` and ``drops.*``."""
+        values: dict[str, object] = {}
+        for stream, st in self.stats.items():
+            values.update(st.values(stream))
+        values['pending'] = len(self._pending)
+        values['silent'] = self.model.silent(self.now_ns()) if self.model.origin_ns is not None else False
+        values.update(self.drops.as_values('drops.'))
+        return values
+
+    def _publish_diagnostics(self) -> None:
+        values = self.diagnostics_values()
+        lost = sum(st.lost for st in self.stats.values())
+        level = Level.WARN if self.drops.total else Level.OK
+        message = (f'{lost} lost, {len(self._pending)} held' + (', silent' if values['silent'] else '')
+                   + (f', {self.drops.total} could not be relayed' if self.drops.total else ''))
+        status = make_status(f'{NODE_NAME}: {self.vehicle_id}', level, message, values,
+                             hardware_id=self.vehicle_id)
+        self.diag_pub.publish(make_array(self.now_ns(), [status]))
+
+
+def create_injectors(faults_path: str | Path, vehicle_ids: Sequence[str], context: Any,
+                     use_sim_time: bool | None = None, origin_ns: int = 0) -> list[FaultInjector]:
+    """One FaultInjector per vehicle of ``vehicle_ids`` the faults file names (or all, with ``all_vehicles``).
+
+    On failure the injectors already created are destroyed and ConfigError names the vehicle.
+    """
+    faults_path = Path(faults_path).resolve()
+    cfg = load_faults(faults_path)
+    nodes: list[FaultInjector] = []
+    try:
+        for vid in cfg.faulted(list(vehicle_ids)):
+            args = ['--ros-args', '-r', f'__ns:=/{vid}', '-p', f'vehicle_id:={vid}',
+                    '-p', f'faults_file:={faults_path}', '-p', f'origin_ns:={int(origin_ns)}']
+            if use_sim_time is not None:
+                args += ['-p', f'use_sim_time:={"true" if use_sim_time else "false"}']
+            try:
+                nodes.append(FaultInjector(context=context, cli_args=args))
+            except ConfigError as exc:
+                raise ConfigError(f'fault_injector in /{vid}: {exc}') from exc
+    except BaseException:
+        for node in nodes:
+            node.destroy_node()
+        raise
+    return nodes
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = FaultInjector()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
