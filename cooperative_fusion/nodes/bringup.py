@@ -32,7 +32,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TextIO
@@ -430,6 +430,9 @@ class _Progress:
                   file=self.stream, flush=True)
             self._next = (math.floor(sim_s / self.every_s) + 1) * self.every_s
 
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
     @property
     def wall_s(self) -> float:
         return time.perf_counter() - self.start
@@ -531,6 +534,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
             nodes = compose_nodes(config, ctx, use_sim_time=True)
             feed = sorted(input_topics(nodes) & set(bag_topics))
             writer = _open_writer(record_path, overwrite)
+            meter.restart()   # wall time of the run itself, without node start-up
 
             def recorder(topic: str, msg: Any, t_ns: int) -> None:
                 counts['out'] += 1
@@ -651,7 +655,7 @@ class _Spinner:
 
 def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: float,
                  record_path: str | Path | None, progress: bool = True, *, faults: str | Path | None = None,
-                 domain_id: int | None = None, overwrite: bool = False, wait_for_subscribers_s: float = 5.0,
+                 domain_id: int | None = None, overwrite: bool = False, wait_for_subscribers_s: float = 15.0,
                  drain_wall_s: float = 1.0, progress_stream: TextIO | None = None) -> RunSummary:
     """Replay ``bag_path`` over DDS with /clock at ``rate`` into the nodes, spun by a MultiThreadedExecutor.
 
