@@ -446,53 +446,9 @@ def _open_writer(record_path: str | Path | None, overwrite: bool) -> 'BagWriter 
     return BagWriter(record_path, overwrite=overwrite).open()
 
 
-def _to_typestore(msg: Any, types: dict[str, type]) -> Any:
-    """Like ``ros.bag``'s copy into the rosbags classes, plus scalar ``byte`` fields (bytes of length 1)."""
-    import array
-
-    import numpy as np
-
-    from ..ros.bag import message_type_name
-
-    kwargs = {}
-    for name in msg.get_fields_and_field_types():
-        value = getattr(msg, name)
-        if hasattr(value, 'get_fields_and_field_types'):
-            value = _to_typestore(value, types)
-        elif isinstance(value, bytes) and len(value) == 1:
-            value = value[0]
-        elif isinstance(value, array.array):
-            value = np.frombuffer(value, dtype=np.dtype(value.typecode))
-        elif isinstance(value, list) and value:
-            first = value[0]
-            if hasattr(first, 'get_fields_and_field_types'):
-                value = [_to_typestore(v, types) for v in value]
-            elif isinstance(first, bool):
-                value = np.asarray(value, dtype=np.bool_)
-            elif isinstance(first, bytes):
-                value = np.frombuffer(b''.join(value), dtype=np.uint8)
-        elif isinstance(value, list):
-            value = []
-        kwargs[name] = value
-    return types[message_type_name(msg)](**kwargs)
-
-
 def _write(writer: 'BagWriter', topic: str, msg: Any, t_ns: int) -> None:
-    """``writer.write`` (deterministic CDR); for a message ``ros.bag.serialize`` rejects, the same
-    rosbags serializer after a copy that also converts scalar byte fields (DiagnosticStatus.level),
-    so the bytes stay deterministic (rclpy's serializer leaves padding uninitialised)."""
-    from ..ros.bag import _typestore, message_type_name
-
-    try:
-        writer.write(topic, msg, t_ns)
-    except BagError:
-        store = _typestore()
-        msgtype = message_type_name(msg)
-        try:
-            raw = bytes(store.serialize_cdr(_to_typestore(msg, store.types), msgtype))
-        except Exception as exc:
-            raise BagError(f'cannot serialize {msgtype} on {topic}: {exc}') from exc
-        writer.write_serialized(topic, msgtype, raw, t_ns)
+    """``writer.write``: deterministic CDR (ros.bag.serialize), so equal runs give equal bytes."""
+    writer.write(topic, msg, t_ns)
 
 
 def _close_writer(writer: 'BagWriter | None') -> None:
