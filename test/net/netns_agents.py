@@ -1,0 +1,202 @@
+"""Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, and a probe.
+
+``python netns_agents.py replay BAG --ready F --go F [--topics T ...] [--clock-topic /v1/clock] [--clock-only]``
+    Publishes BAG's ``--topics`` with :class:`cooperative_fusion.nodes.replay.ReplayPublisher`
+    (and the /clock it publishes before each message, remapped to ``--clock-topic``),
+    paced by :class:`~cooperative_fusion.nodes.replay.BagPlayer` at ``--rate``. It
+    writes ``--ready`` once every publisher has a subscriber, waits for the
+    ``--go`` file (a wall-clock epoch in seconds), anchors the bag's start time
+    to that instant and plays. Every replay of the test anchors to the same
+    instant, so the sim clocks of the hosts agree as if their wall clocks were
+    synchronised (NTP/PTP), and each host's /clock stays on that host.
+    ``--clock-only``: publish only the clock, at most every ``--clock-period`` s of bag time.
+
+``python netns_agents.py probe --vehicles v1 v2 --ready F --out F.json``
+    Counts /cooperative/grid (cells occupied / free in each) and each vehicle's
+    /<v>/evidence_grid, keeps the latest /diagnostics status of every name and
+    each fusion vehicle status' states; writes ``--ready`` when fusion, twin and
+    every vehicle node are visible on the graph, and the JSON summary on SIGTERM.
+
+Nothing here is specific to namespaces: the test runs these with ``ip netns exec``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _wait_for_file(path: Path, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{path} did not appear within {timeout_s:.0f} s')
+        time.sleep(0.01)
+    return path.read_text()
+
+
+def replay_main(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.context import Context
+    from rosgraph_msgs.msg import Clock
+
+    from cooperative_fusion.nodes.replay import BagPlayer, ReplayPublisher
+    from cooperative_fusion.ros.bag import BagReader
+    from cooperative_fusion.ros.time import ns_to_stamp
+
+    ctx = Context()
+    rclpy.init(context=ctx, args=['--ros-args', '-r', f'/clock:={args.clock_topic}'])
+    node = rclpy.create_node(args.name, context=ctx)
+    log = node.get_logger()
+    try:
+        with BagReader(args.bag) as reader:
+            recorded = reader.topics()
+            topics = {} if args.clock_only else {t: recorded[t] for t in args.topics}
+            out = ReplayPublisher(node, topics)
+            if not out.wait_for_subscribers(args.wait_s, ctx.ok):
+                log.warning(f'not every topic has a subscriber after {args.wait_s:.0f} s; playing anyway')
+            _write(args.ready, 'ready')
+            start_at = float(_wait_for_file(args.go, args.wait_s + 60.0))
+            player = BagPlayer(reader, rate=args.rate, topics=None if args.clock_only else list(out.publishers),
+                               clock=time.time)
+            while time.time() < start_at:
+                time.sleep(min(0.01, max(0.0, start_at - time.time())))
+            player.wait_until(reader.start_time_ns)      # anchors the bag start to start_at
+            last_clock_ns = None
+            period_ns = int(args.clock_period * 1e9)
+            for log_time_ns, topic, _msgtype, raw in player:
+                if not player.wait_until(log_time_ns, ctx.ok):
+                    break
+                if not args.clock_only:
+                    out.publish(log_time_ns, topic, raw)
+                elif last_clock_ns is None or log_time_ns - last_clock_ns >= period_ns:
+                    out.clock_pub.publish(Clock(clock=ns_to_stamp(log_time_ns)))
+                    last_clock_ns = log_time_ns
+            if args.clock_only:
+                # run the clock on past the bag's end so timers fire and the last inputs are fused
+                end_ns = reader.end_time_ns
+                for i in range(1, int(args.drain_s / args.clock_period) + 1):
+                    t_ns = end_ns + i * period_ns
+                    player.wait_until(t_ns, ctx.ok)
+                    out.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+            out.wait_for_acked(3.0)
+            log.info(f'{args.name}: published {out.published} messages, wall lag at the end '
+                     f'{time.time() - (player.due_wall_time(reader.end_time_ns) or time.time()):.3f} s')
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    import numpy as np
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, latched_qos
+
+    stop = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node('netns_probe', context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    summary: dict = {'grids': [], 'evidence': {v: 0 for v in args.vehicles}, 'statuses': {},
+                     'fusion_states': {v: [] for v in args.vehicles}, 'ready_wall_s': None}
+    t0 = time.monotonic()
+
+    def on_grid(msg: OccupancyGrid) -> None:
+        cells = np.frombuffer(bytes(msg.data), dtype=np.int8) if not isinstance(msg.data, np.ndarray) \
+            else msg.data.astype(np.int8)
+        summary['grids'].append({
+            'stamp_ns': msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+            'frame_id': msg.header.frame_id, 'width': msg.info.width, 'height': msg.info.height,
+            'occupied': int((cells >= 65).sum()), 'free': int(((cells >= 0) & (cells < 40)).sum()),
+            'wall_s': time.monotonic() - t0})
+
+    def on_evidence(vid: str) -> object:
+        def cb(_msg: OccupancyGrid) -> None:
+            summary['evidence'][vid] += 1
+        return cb
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            values = {kv.key: kv.value for kv in st.values}
+            summary['statuses'][st.name] = {'level': int.from_bytes(bytes(st.level), 'little') if not
+                                            isinstance(st.level, int) else st.level,
+                                            'message': st.message, 'values': values}
+            for vid in args.vehicles:
+                if st.name == f'fusion_node: {vid}':
+                    summary['fusion_states'][vid].append(values.get('state', ''))
+
+    node.create_subscription(OccupancyGrid, '/cooperative/grid', on_grid, latched_qos())
+    for vid in args.vehicles:
+        node.create_subscription(OccupancyGrid, f'/{vid}/evidence_grid', on_evidence(vid), evidence_qos())
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, diagnostics_qos())
+
+    def graph_ready() -> bool:
+        names = {(ns, name) for name, ns in node.get_node_names_and_namespaces()}
+        need = {('/', 'fusion_node'), ('/', 'twin_node')} | {(f'/{v}', 'vehicle_node') for v in args.vehicles}
+        return need <= names and all(node.count_publishers(f'/{v}/evidence_grid') >= 1 for v in args.vehicles)
+
+    try:
+        while not stop and ctx.ok():
+            executor.spin_once(timeout_sec=0.05)
+            if summary['ready_wall_s'] is None and graph_ready():
+                summary['ready_wall_s'] = time.monotonic() - t0
+                _write(args.ready, 'ready')
+        summary['graph'] = sorted(f'{ns.rstrip("/")}/{name}' for name, ns in node.get_node_names_and_namespaces())
+        _write(args.out, json.dumps(summary, indent=1))
+        return 0
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    rp = sub.add_parser('replay')
+    rp.add_argument('bag', type=Path)
+    rp.add_argument('--topics', nargs='*', default=[])
+    rp.add_argument('--clock-topic', default='/clock')
+    rp.add_argument('--clock-only', action='store_true')
+    rp.add_argument('--clock-period', type=float, default=0.01, help='--clock-only: bag seconds between ticks')
+    rp.add_argument('--drain-s', type=float, default=1.0, help='--clock-only: clock run on past the bag end')
+    rp.add_argument('--rate', type=float, default=1.0)
+    rp.add_argument('--name', default='replay')
+    rp.add_argument('--ready', type=Path, required=True)
+    rp.add_argument('--go', type=Path, required=True)
+    rp.add_argument('--wait-s', type=float, default=40.0)
+    pp = sub.add_parser('probe')
+    pp.add_argument('--vehicles', nargs='+', required=True)
+    pp.add_argument('--ready', type=Path, required=True)
+    pp.add_argument('--out', type=Path, required=True)
+    args = parser.parse_args(argv)
+    return replay_main(args) if args.command == 'replay' else probe_main(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Multi-host run: vehicles and the edge as separate hosts (network namespaces), real DDS discovery, 10 % loss.
+
+Topology (:mod:`netns`): one namespace per vehicle and one ``edge``, each with
+``eth0`` on 10.123.0.0/24, joined by a bridge in a switch namespace. Only the
+namespaces hold these addresses; the test deletes them at the end, even on
+failure. Loss: 10 % of the UDP datagrams each vehicle sends on ``eth0`` are
+dropped by nftables (``numgen random mod 100 < 10 drop``): the wireless link
+from the vehicles to the edge. Traffic inside a host (replay -> vehicle node) is
+not impaired.
+
+Per vehicle host: the vehicle node (the bringup's command line,
+``config/vehicle.yaml`` + ``config/vehicles/<v>.yaml``, ``use_sim_time``) and a
+replay of that vehicle's input topics from a simulated bag. At the edge: fusion
+and twin nodes (their bringup command lines), a clock-only replay and the probe
+(``netns_agents.py probe``) that counts what arrives there.
+
+Discovery: plain Fast DDS SPDP multicast, ``ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET``;
+what makes it work between namespaces is a route for 224.0.0.0/4 via ``eth0``
+in each namespace and a bridge that floods multicast (snooping off). No static
+peers or XML profile are needed. ``FASTDDS_BUILTIN_TRANSPORTS=UDPv4`` keeps the
+shared-memory transport out (the namespaces share /dev/shm, so data could in
+principle bypass the lossy link; measured with the default transports, Fast DDS
+sent it over ``eth0`` anyway, so this is a guard); the nft counters check that
+the data really crossed ``eth0``.
+
+Clock: every host has its own /clock. Each vehicle's replay publishes it
+remapped to ``/<v>/clock`` and the vehicle node subscribes there
+(``-r /clock:=/<v>/clock``); the edge's clock-only replay publishes ``/clock`` for
+fusion and twin. All replays anchor the bag start to one wall-clock instant
+(the ``go`` file), so the hosts' sim clocks agree as NTP/PTP-synchronised
+hosts' clocks would, and no /clock crosses the lossy link. (One shared /clock
+from several replays would interleave slightly different times.)
+
+Vehicles: 2 (v1, v2), not 4: with 4 vehicle nodes, 4 replays, fusion, twin and
+the probe, two shared cores fall behind a rate-1.0 replay (test_multiprocess
+needs rate 0.5 for 4 vehicles without the network); 2 vehicles at rate 1.0 is
+the same load, and two vehicles are enough to show fusion across hosts.
+
+Bounds asserted (bag: 3.5 s of highway_occlusion, common grid at 10 Hz of sim time):
+* discovery: the probe at the edge sees both vehicle nodes, fusion and twin
+  on the graph, and every replay has its subscribers;
+* >= 12 /cooperative/grid messages at the edge (of ~45 cycles the sim clock
+  allows, 3.5 s bag + 1 s drain), every one in frame ``map``;
+* the best grid has >= 30 occupied (p >= 0.65) and >= 20000 free cells
+  (measured: 37-88 occupied, up to ~107000 free);
+* /diagnostics ``fusion_node: v1`` and ``: v2`` both reached state ``active``;
+  each vehicle's evidence arrived for >= 20 of its 34 lidar cycles
+  (``received``; measured 33-34: RELIABLE retransmission recovers the lost
+  datagrams), ``received == accepted + drops.total`` and drops (``too_old``
+  after slow retransmission, ``future``) <= 25 % of received (measured 0);
+* >= 20 evidence grids of each vehicle reach the edge's probe;
+* the link: each vehicle's nft counters show >= 300 datagrams and >= 1 MB sent
+  on ``eth0`` (the evidence grids travelled over the emulated link; measured
+  ~2500 and ~8.5 MB) and a dropped fraction in [4 %, 18 %] (10 % +- more than
+  3 sigma at that count; measured 9.7 %, 9.7 %).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import netns
+
+REPO = Path(__file__).resolve().parents[2]
+AGENTS = Path(__file__).resolve().parent / 'netns_agents.py'
+VEHICLES = ('v1', 'v2')
+SIM_S = 3.5
+RATE = 1.0
+LOSS_PERCENT = 10
+HOSTS = (*VEHICLES, 'edge')
+
+
+@pytest.fixture(scope='module')
+def star():
+    """The namespaces, created for this module and deleted afterwards (skip when they cannot be made)."""
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    topo = netns.Star(prefix=f'cf{os.getpid()}', hosts=HOSTS)
+    with topo:
+        yield topo
+    leftover = [n for n in subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout.split()
+                if n.startswith(topo.prefix + '-')]
+    assert not leftover, f'namespaces left behind: {leftover}'
+
+
+@pytest.fixture(scope='module')
+def net_bag(tmp_path_factory) -> Path:
+    from cooperative_fusion.sim.bag_writer import write_simulation
+    from cooperative_fusion.sim.scenario import load_scenario
+    from cooperative_fusion.sim.world import Simulation
+
+    scenario = load_scenario(REPO / 'config' / 'scenarios' / 'highway_occlusion.yaml')
+    out = tmp_path_factory.mktemp('multihost') / 'scenario'
+    write_simulation(Simulation(scenario, seed=5).events(duration_s=SIM_S), out, progress=False)
+    return out
+
+
+def _stop(procs: dict[str, subprocess.Popen]) -> None:
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 10.0
+    for p in procs.values():
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _logs(logs: dict[str, Path]) -> str:
+    return '\n'.join(f'--- {name}:\n' + path.read_text(errors='replace')[-1200:] for name, path in logs.items()
+                     if path.exists())
+
+
+def test_star_namespaces_are_isolated_and_linked(star):
+    """The topology itself: each host reaches the others over the bridge, and nothing exists in the root namespace."""
+    out = subprocess.run(star.exec_cmd('v1', ['ping', '-c', '1', '-W', '2', star.address('edge')]),
+                         capture_output=True, text=True) if _have('ping') else None
+    if out is not None:
+        assert out.returncode == 0, out.stdout + out.stderr
+    root_addrs = subprocess.run(['ip', '-o', 'addr'], capture_output=True, text=True).stdout
+    assert netns.SUBNET + '.' not in root_addrs, f'a test address leaked into the root namespace:\n{root_addrs}'
+    routes = netns.run(['ip', '-n', star.ns('v1'), 'route'])
+    assert '224.0.0.0/4 dev eth0' in routes, routes
+
+
+def _have(tool: str) -> bool:
+    from shutil import which
+    return which(tool) is not None
+
+
+def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
+    """Vehicles and edge on separate hosts over a 10 %-loss link keep the common grid flowing (bounds: module doc)."""
+    from cooperative_fusion.nodes import bringup
+    from cooperative_fusion.ros.bag import BagReader
+
+    for v in VEHICLES:
+        star.add_egress_loss(v, LOSS_PERCENT)
+    domain = random.SystemRandom().randint(1, 200)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ROS_', 'FASTDDS_', 'FASTRTPS_'))}
+    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET', FASTDDS_BUILTIN_TRANSPORTS='UDPv4',
+               RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH', '')])))
+    cfg = bringup.load_platoon_config(None)
+    specs = {(s.namespace.strip('/') or s.kind.executable): s for s in cfg.node_specs()}
+    with BagReader(net_bag) as reader:
+        recorded = reader.topics()
+    go = tmp_path / 'go'
+    probe_out = tmp_path / 'probe.json'
+    procs: dict[str, subprocess.Popen] = {}
+    logs: dict[str, Path] = {}
+
+    def start(name: str, host: str, cmd: list[str]) -> None:
+        logs[name] = tmp_path / f'{name}.log'
+        with open(logs[name], 'w') as log:
+            procs[name] = subprocess.Popen(star.exec_cmd(host, cmd), env=env, cwd=REPO, stdout=log,
+                                           stderr=subprocess.STDOUT)
+
+    def wait_for(predicate, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            dead = [n for n, p in procs.items() if p.poll() is not None and not n.startswith('replay')]
+            assert not dead, f'{dead} exited ({[procs[n].returncode for n in dead]})\n{_logs(logs)}'
+            assert time.monotonic() < deadline, f'{what} within {timeout_s:.0f} s\n{_logs(logs)}'
+            time.sleep(0.05)
+
+    t_start = time.monotonic()
+    try:
+        for v in VEHICLES:
+            cmd = specs[v].command(sys.executable, use_sim_time=True) + ['-r', f'/clock:=/{v}/clock']
+            start(f'vehicle_{v}', v, cmd)
+        start('fusion', 'edge', specs['fusion_node'].command(sys.executable, use_sim_time=True))
+        start('twin', 'edge', specs['twin_node'].command(sys.executable, use_sim_time=True))
+        start('probe', 'edge', [sys.executable, str(AGENTS), 'probe', '--vehicles', *VEHICLES,
+                                '--ready', str(tmp_path / 'probe.ready'), '--out', str(probe_out)])
+        common = ['--go', str(go), '--rate', str(RATE), '--wait-s', '40']
+        for v in VEHICLES:
+            topics = sorted(t for t in recorded if t.startswith(f'/{v}/'))
+            start(f'replay_{v}', v, [sys.executable, str(AGENTS), 'replay', str(net_bag), '--name', f'replay_{v}',
+                                     '--topics', *topics, '--clock-topic', f'/{v}/clock',
+                                     '--ready', str(tmp_path / f'replay_{v}.ready'), *common])
+        start('replay_edge', 'edge', [sys.executable, str(AGENTS), 'replay', str(net_bag), '--name', 'replay_edge',
+                                      '--clock-only', '--ready', str(tmp_path / 'replay_edge.ready'), *common])
+        readies = [tmp_path / f'{n}.ready' for n in ('probe', *(f'replay_{v}' for v in VEHICLES), 'replay_edge')]
+        wait_for(lambda: all(r.exists() for r in readies), 60.0, 'discovery across the namespaces')
+        t_ready = time.monotonic()
+        go.write_text(f'{time.time() + 0.5:.6f}')
+        replays = [procs[n] for n in procs if n.startswith('replay')]
+        wait_for(lambda: all(p.poll() is not None for p in replays), SIM_S / RATE + 25.0, 'replays finished')
+        assert all(p.returncode == 0 for p in replays), _logs(logs)
+        t_played = time.monotonic()
+        time.sleep(1.0)                                    # in-flight retransmissions
+        procs['probe'].send_signal(signal.SIGTERM)
+        procs['probe'].wait(timeout=15.0)
+        counters = {v: star.loss_counters(v) for v in VEHICLES}
+    finally:
+        _stop(procs)
+
+    summary = json.loads(probe_out.read_text())
+    grids = summary['grids']
+    statuses = summary['statuses']
+    report = (f'startup+discovery {t_ready - t_start:.1f} s, replay {t_played - t_ready:.1f} s; '
+              f'{len(grids)} grids; evidence at edge {summary["evidence"]}; link {counters}; '
+              f'fusion states { {v: sorted(set(s)) for v, s in summary["fusion_states"].items()} }')
+    print(report)
+    context = f'{report}\n{_logs(logs)}'
+
+    assert len(grids) >= 12, context
+    assert {g['frame_id'] for g in grids} == {'map'}, context
+    best = max(grids, key=lambda g: g['occupied'])
+    assert best['occupied'] >= 30 and best['free'] >= 20000, (best, context)
+    for v in VEHICLES:
+        assert summary['evidence'][v] >= 20, context
+        assert 'active' in summary['fusion_states'][v], context
+        values = {k: float(x) for k, x in statuses[f'fusion_node: {v}']['values'].items()
+                  if k in ('received', 'accepted', 'drops.total', 'drops.too_old')}
+        assert values['received'] >= 20, (values, context)
+        assert values['received'] == values['accepted'] + values['drops.total'], (values, context)
+        assert values['drops.total'] <= 0.25 * values['received'], (values, context)
+        c = counters[v]
+        assert c['sent_packets'] >= 300 and c['sent_bytes'] >= 1_000_000, (c, context)
+        lost = c['lost_packets'] / c['sent_packets']
+        assert 0.04 <= lost <= 0.18, (v, lost, c)
