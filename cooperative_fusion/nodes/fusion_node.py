@@ -70,7 +70,7 @@ from sensor_msgs.msg import TimeReference
 
 from ..core.coregistration import CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
-from ..core.fusion import CommonGrid, DropCause, FusionConfig
+from ..core.fusion import CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits
 from ..core.grid import GridSpec, percent_to_logodds
 from ..core.timebase import ClockEstimator
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
@@ -105,11 +105,11 @@ PARAMS: tuple[Param, ...] = (
     Param('publish_rate_hz', 10.0, 'fusion cycles (decay + publish) per second, node clock', 0.01, 1000.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
-    Param('grid.size_x_m', 200.0, 'window extent along map x, metres', 1.0, 5000.0),
+    Param('grid.size_x_m', 240.0, 'window extent along map x, metres', 1.0, 5000.0),
     Param('grid.size_y_m', 30.0, 'window extent along map y, metres', 1.0, 5000.0),
     Param('grid.resolution_m', 0.2, 'cell size, metres (evidence at an integer multiple/fraction is resampled)',
           0.01, 10.0),
-    Param('grid.forward_offset_m', 30.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
+    Param('grid.forward_offset_m', 40.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
           -5000.0, 5000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
@@ -132,6 +132,20 @@ PARAMS: tuple[Param, ...] = (
     Param('fusion.free_wins_after_s', 0.05, 'occupied evidence this much older than free evidence is reset, s',
           0.0, 3600.0),
     Param('fusion.unknown_logodds', 0.05, '|L| below this is published unknown (-1)', 0.0001, 100.0),
+    # platoon members' own bodies (core.fusion.Footprint), lists parallel to footprints.vehicles
+    Param('footprints.enabled', True,
+          'draw each member\'s body (odometry pose + speed, at publish time) and drop evidence hits on it'),
+    Param('footprints.vehicles', ['v1', 'v2', 'v3', 'v4'],
+          'ids whose body is known (fused vehicles not listed get none); the lists below are parallel'),
+    Param('footprints.length_m', [4.5, 12.0, 4.5, 4.5], 'body length per footprints.vehicles entry, metres'),
+    Param('footprints.width_m', [1.8, 2.5, 1.8, 1.8], 'body width per footprints.vehicles entry, metres'),
+    Param('footprints.rear_overhang_m', [1.0, 2.5, 1.0, 1.0],
+          'rear face behind base_link per footprints.vehicles entry, metres'),
+    Param('footprints.margin_m', 0.4, 'evidence hits this close to a member\'s body (any side) are dropped, m',
+          0.0, 100.0),
+    Param('footprints.margin_behind_m', 1.6,
+          'extra margin behind a member\'s body: hits of sensors sampled before the cycle stamp, metres',
+          0.0, 100.0),
     # co-registration (core.coregistration.CoregConfig)
     Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections'),
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
@@ -191,6 +205,9 @@ class FusionNodeConfig:
     time_reference_topic: str
     evidence_depth: int
     odom_depth: int
+    footprints: Mapping[str, Footprint] | None = None
+    footprint_margin_m: float = 0.4
+    footprint_margin_behind_m: float = 1.6
 
 
 def _ns(seconds: float) -> int:
@@ -253,6 +270,16 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         max_correction_deg=values['coregistration.max_correction_deg'],
         min_constraint=values['coregistration.min_constraint'],
         max_iterations=values['coregistration.max_iterations'])
+    footprints = None
+    if bool(values['footprints.enabled']):
+        ids = [str(v) for v in values['footprints.vehicles']]
+        dims = {k: [float(v) for v in values[f'footprints.{k}']] for k in ('length_m', 'width_m', 'rear_overhang_m')}
+        for k, v in dims.items():
+            if len(v) != len(ids):
+                raise ConfigError(f'footprints.{k} has {len(v)} values for {len(ids)} footprints.vehicles '
+                                  f'{ids}: expected one per entry')
+        footprints = {vid: Footprint(dims['length_m'][i], dims['width_m'][i], dims['rear_overhang_m'][i])
+                      for i, vid in enumerate(ids) if vid in vehicles}
     output = str(values['topics.output'])
     if not output:
         raise ConfigError('topics.output is empty: expected a topic name such as /cooperative/grid')
@@ -269,7 +296,9 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         diagnostics_period_s=float(values['diagnostics.period_s']),
         frame_id=str(values['frame_id']), output_topic=output,
         time_reference_topic=str(values['time_reference_topic']),
-        evidence_depth=int(values['qos.evidence_depth']), odom_depth=int(values['qos.odom_depth']))
+        evidence_depth=int(values['qos.evidence_depth']), odom_depth=int(values['qos.odom_depth']),
+        footprints=footprints, footprint_margin_m=float(values['footprints.margin_m']),
+        footprint_margin_behind_m=float(values['footprints.margin_behind_m']))
 
 
 # ------------------------------------------------------------------ pure helpers --
@@ -378,6 +407,8 @@ class _VehicleState:
     drops: DropCounter
     position: NDArray[np.float64] | None = None
     yaw: float = 0.0
+    speed: float = 0.0
+    pose_ns: int | None = None
     cov_xy: NDArray[np.float64] | None = None
     evidence: _Evidence | None = None
     correction: Correction = Correction()
@@ -404,6 +435,8 @@ class FusionNode(Node):
         self.cfg = config_from_params(declare(self, PARAMS))
         cfg = self.cfg
         self.grid = CommonGrid(cfg.fusion)
+        # A member's body is as certain as the grid allows: the upper clamp.
+        self._body_percent = int(round(100.0 / (1.0 + math.exp(-cfg.fusion.clamp_max))))
         self._placed = cfg.window_mode is WindowMode.FIXED
         self._window_center: NDArray[np.float64] | None = None
         self.vehicles = {v: _VehicleState(DropCounter()) for v in cfg.vehicles}
@@ -490,6 +523,8 @@ class FusionNode(Node):
             return
         st.position = pose.position[:2].copy()
         st.yaw = quat_wxyz_yaw(pose.quat_wxyz)
+        st.speed = float(msg.twist.twist.linear.x) if math.isfinite(msg.twist.twist.linear.x) else 0.0
+        st.pose_ns = self.now_ns()   # receive time as common time: the stamp is in the vehicle clock
         st.cov_xy = cov_xy
 
     def _on_evidence(self, vid: str, msg: OccupancyGrid) -> None:
@@ -513,10 +548,36 @@ class FusionNode(Node):
         t0 = time.perf_counter()
         if not st.correction.is_identity:
             spec, logodds, known = warp_evidence(spec, logodds, known, st.correction)
+        if self.cfg.footprints is not None:
+            # The members' bodies are drawn at publish time; their faces seen at this stamp would lag.
+            logodds, known, _ = drop_member_hits(spec, logodds, known, self.member_poses(stamp_ns),
+                                                 self.cfg.footprint_margin_m, self.cfg.footprint_margin_behind_m)
         result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, self.now_ns(), st.cov_xy)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if not result.accepted and result.cause is not None:
             self._drop(vid, result.cause.value, result.reason)
+
+    def member_poses(self, t_ns: int) -> list[tuple[float, float, float, Footprint]]:
+        """(x, y, yaw, footprint) of every member with odometry, its latest pose moved at its odometry
+        speed to common time ``t_ns`` and through its co-registration correction; members whose pose is
+        older than ``fusion.vehicle_timeout_s`` are left out."""
+        out = []
+        if self.cfg.footprints is None:
+            return out
+        for vid, st in self.vehicles.items():
+            fp = self.cfg.footprints.get(vid)
+            if fp is None or st.position is None or st.pose_ns is None \
+                    or abs(t_ns - st.pose_ns) > self.cfg.fusion.vehicle_timeout_ns:
+                continue
+            dt = (t_ns - st.pose_ns) * 1e-9
+            xy = st.position + st.speed * dt * np.array([math.cos(st.yaw), math.sin(st.yaw)])
+            yaw = st.yaw
+            if not st.correction.is_identity:
+                c = st.correction.as_result()
+                xy = apply_correction(xy[None, :], c)[0]
+                yaw += c.dyaw
+            out.append((float(xy[0]), float(xy[1]), yaw, fp))
+        return out
 
     def _place(self, center: NDArray[np.float64]) -> None:
         """Recentre the window on ``center`` (x, y) when it moved by a cell or more."""
@@ -539,7 +600,10 @@ class FusionNode(Node):
                 self._place(platoon_center([st.position for st in known], [st.yaw for st in known],
                                            self.cfg.forward_offset_m))
         self.grid.advance(now)
-        self.grid_pub.publish(grid_to_msg(self.grid.spec, self.grid.posterior_percent(), now, self.cfg.frame_id))
+        cells = self.grid.posterior_percent()
+        if self.cfg.footprints is not None:
+            cells = draw_members(self.grid.spec, cells, self.member_poses(now), self._body_percent)
+        self.grid_pub.publish(grid_to_msg(self.grid.spec, cells, now, self.cfg.frame_id))
         for ms in self.grid.latency_ms(now):
             self.latency.add(float(ms))
         self.publish_rate.tick(now)

@@ -299,3 +299,50 @@ def test_non_finite_evidence_is_treated_as_unknown(cov):
     assert r.accepted and r.cells == 99
     assert np.isfinite(g.logodds).all()
     assert not g.observed[5, 5] and g.observed.sum() == 99
+
+
+# ------------------------------------------------------------ member footprints --
+
+def test_member_box_mask_spans_the_body_from_base_link_with_margins():
+    from cooperative_fusion.core.fusion import Footprint, member_box_mask
+    spec = GridSpec(-10.0, -5.0, 0.2, 100, 50)
+    fp = Footprint(4.6, 1.9, 1.05)                     # rear face 1.05 m behind base_link, front 3.55 m ahead
+    m = member_box_mask(spec, 0.0, 0.0, 0.0, fp)
+    xs, ys = spec.cell_centers()
+    cols = xs[m.any(axis=0)]
+    rows = ys[m.any(axis=1)]
+    assert cols.min() == pytest.approx(-0.9) and cols.max() == pytest.approx(3.5)
+    assert rows.min() == pytest.approx(-0.9) and rows.max() == pytest.approx(0.9)
+    grown = member_box_mask(spec, 0.0, 0.0, 0.0, fp, margin_m=0.4, margin_behind_m=1.6)
+    cols = xs[grown.any(axis=0)]
+    assert cols.min() == pytest.approx(-2.9) and cols.max() == pytest.approx(3.9)
+    # Heading +90 deg: the body runs along +y.
+    up = member_box_mask(spec, 0.0, 0.0, math.pi / 2, fp)
+    assert ys[up.any(axis=1)].max() == pytest.approx(3.5) and xs[up.any(axis=0)].max() == pytest.approx(0.9)
+    with pytest.raises(ConfigError, match='rear_overhang_m'):
+        Footprint(4.5, 1.8, 4.5)
+
+
+def test_drop_member_hits_keeps_free_and_other_hits_and_draw_members_marks_the_body():
+    from cooperative_fusion.core.fusion import Footprint, draw_members, drop_member_hits
+    spec = GridSpec(-10.0, -5.0, 0.2, 100, 50)
+    fp = Footprint(4.6, 1.9, 1.05)
+    l_occ, l_free = float(prob_to_logodds(np.float32(0.85))), float(prob_to_logodds(np.float32(0.35)))
+    logodds = np.full(spec.shape, l_free, np.float32)
+    known = np.ones(spec.shape, bool)
+    ix_face, ix_other = spec.world_to_cell(np.array([[-1.9, 0.0], [8.1, 0.0]]))[0]
+    iy0 = spec.world_to_cell(np.array([[0.0, 0.0]]))[1][0]
+    logodds[iy0, ix_face] = l_occ     # a rear face seen 0.9 m behind the body (lag)
+    logodds[iy0, ix_other] = l_occ    # something else, 4.5 m ahead of the body
+    out_l, out_k, n = drop_member_hits(spec, logodds, known, [(0.0, 0.0, 0.0, fp)], 0.4, 1.6)
+    assert n == 1
+    assert not out_k[iy0, ix_face] and out_l[iy0, ix_face] == 0.0
+    assert out_l[iy0, ix_other] == pytest.approx(l_occ) and out_k[iy0, ix_other]
+    assert np.count_nonzero(out_k) == known.size - 1          # free evidence on the body is kept
+    assert logodds[iy0, ix_face] == pytest.approx(l_occ)       # input untouched
+    assert drop_member_hits(spec, logodds, known, [], 0.4, 1.6)[2] == 0
+    cells = np.full(spec.shape, -1, np.int8)
+    drawn = draw_members(spec, cells, [(0.0, 0.0, 0.0, fp)], 97)
+    body = drawn == 97
+    assert np.count_nonzero(body) == 23 * 10                   # cell centres -0.9..3.5 x -0.9..0.9
+    assert np.all(drawn[~body] == -1) and np.all(cells == -1)

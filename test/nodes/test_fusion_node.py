@@ -119,8 +119,9 @@ def two_views() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_two_vehicles_each_add_the_box_the_other_cannot_see(graph, executor, spin):
+    # The odometry only places the window here: no bodies drawn where the test expects free space.
     fusion, platoon = graph(['v1', 'v2'], **{'grid.size_x_m': 40.0, 'grid.size_y_m': 20.0,
-                                             'grid.forward_offset_m': 10.0})
+                                             'grid.forward_offset_m': 10.0, 'footprints.enabled': False})
     platoon.odom['v1'].publish(odom_msg('v1', 0.0, 0.0))
     platoon.odom['v2'].publish(odom_msg('v2', 10.0, 0.0))
     # Centroid (5, 0) + 10 m ahead: the window is 40 x 20 m around (15, 0).
@@ -440,7 +441,7 @@ def test_yaml_documents_every_parameter_with_its_default():
     cfg = config_from_params(flat)             # the file is a valid configuration
     assert cfg.vehicles == ('v1', 'v2', 'v3', 'v4')
     assert cfg.window_mode is WindowMode.FOLLOW_PLATOON
-    assert cfg.fusion.spec.shape == (150, 1000)
+    assert cfg.fusion.spec.shape == (150, 1200)
     assert cfg.fusion.max_age_ns == 500_000_000 and cfg.coreg.min_fitness == 0.5
     assert cfg.publish_period_s == pytest.approx(0.1)
 
