@@ -546,7 +546,7 @@ def collect_frames(truth_bag: str | Path, result_bag: str | Path, period_s: floa
         frames.append(Frame(t_s=(t - start_ns) * 1e-9, view=centred[k], spec=None if g is None else g[0],
                             cells=None if g is None else g[1], platoon=tuple(platoon), hazards=tuple(hazards),
                             others=tuple(others), tracks=tuple(tracks[k]),
-                            warnings={v: w for v, w in warns[k].items() if v in vids} or {}, note=note))
+                            warnings={v: w for v, w in warns[k].items() if v in vids}, note=note))
     return frames, truth.scenario, period_s
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from cooperative_fusion import demo
+from cooperative_fusion import cli, demo
 from cooperative_fusion.animation import (ERROR_RGB, PLATOON_RGB, UNKNOWN_RGB, WARN_RGB, Frame, FrameRenderer,
                                           OutputError, VehicleWarning, warnings_of, write_gif)
 from cooperative_fusion.core.errors import ConfigError
@@ -102,6 +102,17 @@ def test_demo_refuses_a_directory_that_is_not_a_demo_output(tmp_path, capsys):
     (tmp_path / 'file').write_text('x')
     with pytest.raises(OutputError, match='exists and is not a directory'):
         demo.prepare_out_dir(tmp_path / 'file')
+
+
+def test_demo_runs_as_a_cli_subcommand(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(cli.SUBCOMMANDS, 'demo', ('cooperative_fusion.demo', 'demo'))
+    args = cli.build_parser().parse_args(['demo'])
+    assert str(args.out) == 'demo_output' and args.duration is None and args.faults is None and not args.quiet
+    out = tmp_path / 'other'
+    out.mkdir()
+    (out / 'a.txt').write_text('x')
+    assert cli.main(['demo', '--out', str(out), '--duration', '1', '--quiet']) == 2
+    assert 'cooperative-fusion demo: error: --out' in capsys.readouterr().err
 
 
 def test_prepare_out_dir_replaces_only_the_demo_files(tmp_path):
