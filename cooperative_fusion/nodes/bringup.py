@@ -22,7 +22,14 @@ Three ways to run (``cooperative-fusion run``, :mod:`.run_cli`):
 * :func:`run_live` -- no bag: the nodes spin on the real sensor topics until
   Ctrl-C (or ``duration_s``).
 
-Fault injection (``--faults``, issue 7) hooks in at :func:`load_faults`.
+Fault injection (``--faults FILE``, issue 7): :func:`load_faults` plans one
+:class:`~.fault_injector.FaultInjector` per vehicle the file names (or all);
+:func:`compose_nodes` points those vehicles' nodes at the raw topics and adds
+the injectors; a bag's ``/<v>/odom`` and ``/<v>/time_reference`` of a faulted
+vehicle are fed as ``/<v>/raw/...`` (lock-step) or published so (live rate).
+The lock-step run stays deterministic: the fault models are seeded and their
+origin is the bag's start. Live runs (no bag) need the sources to publish
+``/<v>/raw/odom`` and ``/<v>/raw/time_reference`` themselves (launch remaps).
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TextIO
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
     from rclpy.node import Node
 
     from ..ros.bag import BagWriter
+    from .fault_injector import FaultPlan
 
 PACKAGE = 'cooperative_fusion'
 DEFAULT_CONFIG = 'platoon.yaml'
@@ -335,19 +343,25 @@ def load_platoon_config(path: str | Path | None = None) -> PlatoonConfig:
                          drain_s=float(drain_s))
 
 
-def load_faults(path: str | Path | None) -> None:
-    """Hook point of fault injection (``--faults FILE``, issue 7); nothing to do without a file.
+def load_faults(path: str | Path | None, config: PlatoonConfig | None = None) -> 'FaultPlan | None':
+    """Validate the faults file (``--faults FILE``) and plan its injectors; None without a file.
 
-    Raises ConfigError while the fault injector does not exist.
+    config : the platoon whose vehicles get injectors (None: just validate the file)
+    Raises ConfigError naming the file, the key and the bad value.
     """
     if path is None:
-        return
-    raise ConfigError('fault injection (--faults) is not implemented yet; see issue 7')
+        return None
+    from .fault_injector import plan_faults
+
+    if config is None:
+        return plan_faults(path, ())
+    return plan_faults(path, config.vehicles, vehicle_nodes=config.run_vehicles)
 
 
 # ------------------------------------------------------------- composition --
 
-def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool | None = None) -> list['Node']:
+def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool | None = None,
+                  faults: 'FaultPlan | None' = None, origin_ns: int = 0) -> list['Node']:
     """Create every node of ``config`` on ``context`` with its :meth:`NodeSpec.ros_args`.
 
     On any failure the nodes already created are destroyed and a ConfigError
@@ -356,6 +370,8 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
     nodes: list[Node] = []
     try:
         for spec in config.node_specs():
+            if faults is not None and spec.kind is NodeKind.VEHICLE:   # outputs to raw/, onboard odometry
+                spec = replace(spec, parameters=spec.parameters + faults.vehicle_parameters(spec.namespace[1:]))
             try:
                 cls = getattr(importlib.import_module(spec.kind.module), spec.kind.class_name)
             except (ImportError, AttributeError) as exc:
@@ -370,6 +386,8 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
             except Exception as exc:  # rcl rejects a params file with RCLError, ...
                 raise ConfigError(f'{spec.label} (params {", ".join(map(str, spec.params_files))}): '
                                   f'cannot create the node: {type(exc).__name__}: {exc}') from exc
+        if faults is not None:
+            nodes += faults.create_injectors(context, use_sim_time, origin_ns)
     except BaseException:
         _destroy(nodes)
         raise
@@ -476,7 +494,8 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     from .lockstep import LockstepRunner
 
     config = load_platoon_config(config_path)
-    load_faults(faults)
+    plan = load_faults(faults, config)
+    renames = plan.renames() if plan is not None else {}
     record = set(config.record_topics)
     with BagReader(bag_path) as reader:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
@@ -487,8 +506,9 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
         counts = {'in': 0, 'out': 0, 'recorded': 0, 'bad': 0}
         meter = _Progress(progress, (end_ns - start_ns) / _NS_PER_S, stream=progress_stream)
         try:
-            nodes = compose_nodes(config, ctx, use_sim_time=True)
-            feed = sorted(input_topics(nodes) & set(bag_topics))
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns)
+            inputs = input_topics(nodes)
+            feed = sorted(t for t in bag_topics if renames.get(t, t) in inputs)
             writer = _open_writer(record_path, overwrite)
             meter.restart()   # wall time of the run itself, without node start-up
 
@@ -508,7 +528,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
                         print(f'run: skipping undecodable messages (first: {topic} at {log_time_ns} ns: {exc})',
                               file=progress_stream or sys.stderr)
                     continue
-                runner.feed(topic, msg, log_time_ns)
+                runner.feed(renames.get(topic, topic), msg, log_time_ns)
                 counts['in'] += 1
                 meter.update((log_time_ns - start_ns) / _NS_PER_S)
             stop_ns = end_ns + int(round(config.drain_s * _NS_PER_S))
@@ -630,7 +650,8 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise ConfigError(f'--rate must be a finite number > 0, got {rate!r}')
     config = load_platoon_config(config_path)
-    load_faults(faults)
+    plan = load_faults(faults, config)
+    renames = plan.renames() if plan is not None else {}
     with BagReader(bag_path) as reader:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
         bag_topics = reader.topics()
@@ -645,13 +666,16 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
             import rclpy
             from rclpy.qos import DurabilityPolicy
 
-            nodes = compose_nodes(config, ctx, use_sim_time=True)
-            feed = {t: bag_topics[t] for t in sorted(input_topics(nodes) & set(bag_topics))}
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns)
+            inputs = input_topics(nodes)
+            feed = {t: bag_topics[t] for t in sorted(bag_topics) if renames.get(t, t) in inputs}
             record = {t: c for t, c in published_topics(nodes).items() if t in set(config.record_topics)}
             writer = _open_writer(record_path, overwrite)
             recorder = _Recorder(ctx, record, writer, use_sim_time=True)
             extra.append(recorder.node)
-            player_node = rclpy.create_node('run_replay', context=ctx)
+            # a faulted vehicle's odometry / time reference go out as /<v>/raw/... (remap rules)
+            player_node = rclpy.create_node('run_replay', context=ctx,
+                                            cli_args=plan.remap_args() if plan is not None else None)
             extra.append(player_node)
             latched = [t for t in feed if (q := reader.offered_qos(t)) is not None
                        and q.durability == DurabilityPolicy.TRANSIENT_LOCAL]
@@ -701,7 +725,7 @@ def run_live(config_path: str | Path | None, record_path: str | Path | None = No
     Record topics go to ``record_path`` with log time = the recorder's clock.
     """
     config = load_platoon_config(config_path)
-    load_faults(faults)
+    plan = load_faults(faults, config)
     ctx = _init_context(domain_id)
     nodes: list[Node] = []
     extra: list[Node] = []
@@ -709,7 +733,7 @@ def run_live(config_path: str | Path | None, record_path: str | Path | None = No
     spinner = None
     start = time.perf_counter()
     try:
-        nodes = compose_nodes(config, ctx)
+        nodes = compose_nodes(config, ctx, faults=plan)
         sim = any(n.get_parameter('use_sim_time').value for n in nodes)
         record = {t: c for t, c in published_topics(nodes).items() if t in set(config.record_topics)}
         writer = _open_writer(record_path, overwrite)

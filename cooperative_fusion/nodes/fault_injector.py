@@ -264,6 +264,55 @@ class FaultInjector(Node):
         self.diag_pub.publish(make_array(self.now_ns(), [status]))
 
 
+def source_renames_all(vehicle_id: str) -> dict[str, str]:
+    """Like :func:`source_renames`, plus the vehicle node's outputs (for a bag that already holds them)."""
+    v = f'/{vehicle_id}'
+    return {**source_renames(vehicle_id), f'{v}/evidence_grid': f'{v}/raw/evidence_grid',
+            f'{v}/radar/targets': f'{v}/raw/radar/targets'}
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """How a bringup wires fault injectors into a platoon (``cooperative-fusion run --faults``).
+
+    path : the faults file (absolute); config : its contents
+    vehicles : the ids that get an injector (named in the file, or all with ``all_vehicles``)
+    vehicle_nodes : whether vehicle nodes run (if not, a bag's evidence is relayed too)
+    """
+
+    path: Path
+    config: FaultsConfig
+    vehicles: tuple[str, ...]
+    vehicle_nodes: bool = True
+
+    def vehicle_parameters(self, vehicle_id: str) -> tuple[tuple[str, str], ...]:
+        """Extra ``-p`` pairs of that vehicle's node (its raw outputs, onboard odometry); () if not faulted."""
+        return vehicle_parameters(vehicle_id) if vehicle_id in self.vehicles else ()
+
+    def renames(self) -> dict[str, str]:
+        """Source (bag) topic -> the topic it must be fed or published on, for every faulted vehicle."""
+        out: dict[str, str] = {}
+        for v in self.vehicles:
+            out.update(source_renames(v) if self.vehicle_nodes else source_renames_all(v))
+        return out
+
+    def remap_args(self) -> list[str]:
+        """``['--ros-args', '-r', 'from:=to', ...]`` renaming a replay node's publishers (empty: none)."""
+        rules = [a for src, dst in sorted(self.renames().items()) for a in ('-r', f'{src}:={dst}')]
+        return ['--ros-args', *rules] if rules else []
+
+    def create_injectors(self, context: Any, use_sim_time: bool | None = None,
+                         origin_ns: int = 0) -> list['FaultInjector']:
+        return create_injectors(self.path, self.vehicles, context, use_sim_time, origin_ns)
+
+
+def plan_faults(path: str | Path, vehicle_ids: Sequence[str], vehicle_nodes: bool = True) -> FaultPlan:
+    """Load and validate ``path`` (ConfigError names file, key and value) and plan the injectors of ``vehicle_ids``."""
+    path = Path(path).resolve()
+    cfg = load_faults(path)
+    return FaultPlan(path, cfg, tuple(cfg.faulted(list(vehicle_ids))), vehicle_nodes)
+
+
 def create_injectors(faults_path: str | Path, vehicle_ids: Sequence[str], context: Any,
                      use_sim_time: bool | None = None, origin_ns: int = 0) -> list[FaultInjector]:
     """One FaultInjector per vehicle of ``vehicle_ids`` the faults file names (or all, with ``all_vehicles``).

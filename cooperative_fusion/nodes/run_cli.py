@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the config's record topics to this rosbag2 directory")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing bag at --record')
     parser.add_argument('--faults', type=Path, default=None, metavar='FILE',
-                        help='fault injection file (config/faults/*.yaml; not implemented yet, issue 7)')
+                        help='fault injection file (config/faults/*.yaml): a fault_injector relay per vehicle it names')
     parser.add_argument('--quiet', action='store_true', help='no progress lines')
 
 
