@@ -15,7 +15,8 @@ counted in ``/diagnostics``.
 
 Drop causes (``drops.<cause>`` in /diagnostics): ``<stream>_format`` (malformed
 message), ``<stream>_wrong_frame`` / ``odom_child_wrong_frame`` (unexpected
-frame_id), ``odom_covariance`` (not PSD), ``odom_frame`` (pose rejected by the
+frame_id), ``<stream>_stamp_future`` / ``odom_stamp_future`` (stamped over a minute ahead of
+the node clock), ``odom_covariance`` (not PSD), ``odom_frame`` (pose rejected by the
 buffer), ``camera_no_info`` / ``camera_size`` (no or mismatching CameraInfo),
 ``sync_late`` / ``sync_out_of_order`` / ``sync_queue_overflow`` /
 ``sync_unmatched`` / ``sync_stale`` (the synchroniser's drops), ``set_no_pose``
@@ -61,6 +62,11 @@ from ..ros.time import stamp_to_ns, time_reference_to_ns
 
 NODE_NAME = 'vehicle_node'
 _NS_PER_S = 1_000_000_000
+#: An input stamped further than this ahead of the node clock is dropped (``<stream>_stamp_future``):
+#: one message from a broken clock (year 2100) would otherwise become its stream's newest stamp and
+#: make every later message late, or empty the pose buffer. Vehicle clocks are within seconds of
+#: the node clock (on the vehicle it is the same clock; in a replay, the bag's log time).
+STAMP_FUTURE_TOLERANCE_NS = 60 * _NS_PER_S
 
 #: Every parameter of the node, in one place. Empty topic / frame names are
 #: derived from the vehicle id (DESIGN.md's names); config/vehicle.yaml documents each row.
@@ -324,6 +330,15 @@ class VehicleNode(Node):
 
         return wrapped
 
+    def _check_stamp(self, stream: str, stamp_ns: int) -> bool:
+        now = self.now_ns()
+        if now > 0 and stamp_ns > now + STAMP_FUTURE_TOLERANCE_NS:   # 0: sim time not started yet
+            self._drop(f'{stream}_stamp_future', f'{stream} stamp {stamp_ns} ns is more than '
+                                                 f'{STAMP_FUTURE_TOLERANCE_NS / _NS_PER_S:g} s ahead of the node '
+                                                 f'clock ({now} ns)')
+            return False
+        return True
+
     def _check_frame(self, stream: str, frame_id: str, expected: str) -> bool:
         if frame_id != expected:
             self._drop(f'{stream}_wrong_frame', f'{stream} frame_id {frame_id!r}, expected {expected!r}')
@@ -338,6 +353,8 @@ class VehicleNode(Node):
                 and self._check_frame('odom_child', msg.child_frame_id, self.cfg.frames.base_link)):
             return
         pose = odometry_to_pose(msg)
+        if not self._check_stamp('odom', pose.stamp_ns):
+            return
         if not covariance_is_psd(pose.covariance):
             self._drop('odom_covariance', f'odometry at {pose.stamp_ns} ns has a covariance that is not '
                                           f'positive semi-definite')
@@ -351,12 +368,18 @@ class VehicleNode(Node):
                                                  f'off the clock fit by more than the outlier threshold')
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        if not self._check_frame('camera_info', msg.header.frame_id, self.cfg.frames.camera_optical):
+            return
+        if msg.width == 0 or msg.height == 0:
+            raise MessageFormatError(f'camera_info size is {msg.width}x{msg.height}: expected the image size')
         self._K = camera_info_to_k(msg)
         self._info_shape = (int(msg.height), int(msg.width))
 
     def _on_lidar(self, msg: PointCloud2) -> None:
         self.input_rates['lidar'].tick(self.now_ns())
         if not self._check_frame('lidar', msg.header.frame_id, self.cfg.frames.lidar):
+            return
+        if not self._check_stamp('lidar', stamp_to_ns(msg.header.stamp)):
             return
         points, _ = cloud_to_array(msg)
         t_offset = None
@@ -369,6 +392,8 @@ class VehicleNode(Node):
         self.input_rates['radar'].tick(self.now_ns())
         if not self._check_frame('radar', msg.header.frame_id, self.cfg.frames.radar):
             return
+        if not self._check_stamp('radar', stamp_to_ns(msg.header.stamp)):
+            return
         points, _ = cloud_to_array(msg, required=('x', 'y', 'z', 'velocity', 'rcs'))
         scan = RadarScan(stamp_to_ns(msg.header.stamp), xyz(points),
                          np.asarray(points['velocity'], dtype=np.float64), np.asarray(points['rcs'], dtype=np.float64))
@@ -377,6 +402,8 @@ class VehicleNode(Node):
     def _on_depth(self, msg: Image) -> None:
         self.input_rates['camera'].tick(self.now_ns())
         if not self._check_frame('camera', msg.header.frame_id, self.cfg.frames.camera_optical):
+            return
+        if not self._check_stamp('camera', stamp_to_ns(msg.header.stamp)):
             return
         if self._K is None:
             self._drop('camera_no_info', f'depth image before any CameraInfo on {self.cfg.topics.camera_info}')
