@@ -17,6 +17,7 @@ setup(
         (f'share/{PACKAGE}/config/vehicles', glob('config/vehicles/*.yaml')),
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
         (f'share/{PACKAGE}/config/faults', glob('config/faults/*.yaml')),
+        (f'share/{PACKAGE}/scripts', glob('scripts/*.sh')),
     ],
     package_data={PACKAGE: ['py.typed']},
     install_requires=['setuptools'],
@@ -32,6 +33,7 @@ setup(
             'vehicle_node = cooperative_fusion.nodes.vehicle_node:main',
             'fusion_node = cooperative_fusion.nodes.fusion_node:main',
             'twin_node = cooperative_fusion.nodes.twin_node:main',
+            'fault_injector = cooperative_fusion.nodes.fault_injector:main',
         ],
     },
 )

@@ -147,13 +147,13 @@ def test_missing_or_malformed_params_files(tmp_path):
     assert bringup.load_platoon_config(path).run_fusion is False
 
 
-def test_faults_are_refused_clearly(tmp_path, sim_bag):
-    with pytest.raises(ConfigError, match=r'fault injection \(--faults\) is not implemented yet; see issue 7'):
+def test_missing_faults_file_is_refused_clearly(tmp_path, sim_bag):
+    with pytest.raises(ConfigError, match=r'f\.yaml: faults file does not exist'):
         bringup.run_bag_lockstep(_write_config(tmp_path / 'p.yaml'), sim_bag, None, faults=tmp_path / 'f.yaml')
     parser = argparse.ArgumentParser()
     run_cli.add_arguments(parser)
     args = parser.parse_args(['--config', str(tmp_path / 'p.yaml'), '--bag', str(sim_bag), '--faults', 'x.yaml'])
-    with pytest.raises(ConfigError, match='see issue 7'):
+    with pytest.raises(ConfigError, match=r'x\.yaml: faults file does not exist'):
         run_cli.run(args)
 
 
