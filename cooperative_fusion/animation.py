@@ -31,11 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from .core.errors import BagError, ConfigError, CooperativeFusionError
-
-
-class OutputError(CooperativeFusionError):
-    """An output file or directory cannot be written, or is refused (it holds someone else's files)."""
+from .core.errors import BagError, ConfigError, CooperativeFusionError, OutputError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                'Publish a rosbag2 with its recorded timing and /clock.'),
     'run': ('cooperative_fusion.nodes.run_cli',
             'Run the platoon (vehicles, fusion, twin) in one process, on a bag or on live topics.'),
+    'demo': ('cooperative_fusion.demo',
+             'Simulate, run and evaluate a scenario; leave bags, report and pictures in DIR.'),
     'evaluate': ('cooperative_fusion.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
 }

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from .animation import OutputError
+from .core.errors import OutputError
 from .core.errors import ConfigError, CooperativeFusionError
 
 DEFAULT_OUT = Path('demo_output')

@@ -24,3 +24,7 @@ class SyncError(CooperativeFusionError):
 
 class BagError(CooperativeFusionError):
     """A rosbag2 directory cannot be read or written."""
+
+
+class OutputError(CooperativeFusionError):
+    """An output file or directory cannot be written, or is refused (it holds someone else's files)."""
