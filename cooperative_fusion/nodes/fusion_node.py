@@ -15,6 +15,10 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
 
 * evidence callback: frame check, ``grid_from_msg`` -> ``percent_to_logodds``,
   the vehicle's co-registration correction (if any) applied to the grid, then
+  the cross-vehicle consistency check (``consistency.*``,
+  :class:`~cooperative_fusion.core.consistency.ConsistencyChecker`: cells that
+  contradict two or more other vehicles' evidence of about the same time are
+  scaled down, the vehicle's consistency score is updated), then
   ``CommonGrid.integrate(..., now_ns=common now, pose_cov_xy)``; a drop is
   counted per vehicle and cause and logged once per cause (throttled);
 * publish timer (``publish_rate_hz``, node clock, so sim time and the
@@ -68,6 +72,7 @@ from rclpy.node import Node
 from scipy import ndimage
 from sensor_msgs.msg import TimeReference
 
+from ..core.consistency import ConsistencyChecker, ConsistencyConfig
 from ..core.coregistration import CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
 from ..core.fusion import CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits
@@ -159,6 +164,22 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.min_constraint', 0.02, 'smallest eigenvalue of the normalised information matrix',
           0.0, 100.0),
     Param('coregistration.max_iterations', 50, 'ICP iterations', 1, 10_000),
+    # cross-vehicle consistency (core.consistency.ConsistencyConfig)
+    Param('consistency.enabled', True,
+          'down-weight evidence cells that contradict min_witnesses other vehicles; score and flag each source'),
+    Param('consistency.confident_logodds', 0.4, '|evidence log-odds| from which a cell is confident free/occupied',
+          0.001, 100.0),
+    Param('consistency.min_witnesses', 2, 'other vehicles that must agree against a vehicle for a conflict', 1, 100),
+    Param('consistency.max_age_s', 0.2, 'others\' evidence further than this from the stamp is not compared, s',
+          0.0, 3600.0),
+    Param('consistency.conflict_weight', 0.1, 'factor on a vehicle\'s log-odds in its conflicting cells', 0.0, 1.0),
+    Param('consistency.score_smoothing', 0.3, 'weight of a new sample in the consistency score average', 0.001, 1.0),
+    Param('consistency.flag_below', 0.8, 'a vehicle whose consistency score is below this is flagged (WARN)',
+          0.0, 1.0),
+    Param('consistency.motion_margin_m', 0.2,
+          'an occupied cell this close keeps a cell out of "free" (moved or misregistered faces), metres',
+          0.0, 100.0),
+    Param('consistency.min_cells', 10, 'compared cells needed for a consistency score sample', 1, 1_000_000),
     # graph, queues, diagnostics
     Param('discovery_period_s', 3.0, 'period of the scan for evidence topics of unconfigured ids, seconds',
           0.01, 3600.0),
@@ -392,6 +413,20 @@ def platoon_center(positions: Sequence[NDArray[np.floating]], yaws: Sequence[flo
     return p + (forward_offset_m * h / n if n > 1e-6 else 0.0)
 
 
+def consistency_from_params(values: Mapping[str, Any]) -> ConsistencyConfig | None:
+    """The consistency check's config from declared parameter values; None when it is disabled."""
+    if not bool(values['consistency.enabled']):
+        return None
+    return ConsistencyConfig(
+        confident_logodds=float(values['consistency.confident_logodds']),
+        min_witnesses=int(values['consistency.min_witnesses']), max_age_ns=_ns(values['consistency.max_age_s']),
+        conflict_weight=float(values['consistency.conflict_weight']),
+        score_smoothing=float(values['consistency.score_smoothing']),
+        flag_below=float(values['consistency.flag_below']),
+        motion_margin_m=float(values['consistency.motion_margin_m']),
+        min_cells=int(values['consistency.min_cells']))
+
+
 @dataclass
 class _Evidence:
     spec: GridSpec
@@ -432,7 +467,10 @@ class FusionNode(Node):
             raise
 
     def _setup(self) -> None:
-        self.cfg = config_from_params(declare(self, PARAMS))
+        values = declare(self, PARAMS)
+        self.cfg = config_from_params(values)
+        consistency = consistency_from_params(values)
+        self.consistency = ConsistencyChecker(consistency) if consistency is not None else None
         cfg = self.cfg
         self.grid = CommonGrid(cfg.fusion)
         # A member's body is as certain as the grid allows: the upper clamp.
@@ -552,6 +590,9 @@ class FusionNode(Node):
             # The members' bodies are drawn at publish time; their faces seen at this stamp would lag.
             logodds, known, _ = drop_member_hits(spec, logodds, known, self.member_poses(stamp_ns),
                                                  self.cfg.footprint_margin_m, self.cfg.footprint_margin_behind_m)
+        if self.consistency is not None:
+            # Cells contradicting two or more other vehicles are scaled down (the per-cell weight).
+            logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns).logodds
         result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, self.now_ns(), st.cov_xy)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if not result.accepted and result.cause is not None:
@@ -679,7 +720,9 @@ class FusionNode(Node):
         last_seen_age_s; accepted; rejoins; received; weight; drops.<cause> / drops.total;
         coreg.dx, coreg.dy (m), coreg.dyaw_deg : the correction applied, about coreg.pivot_x/_y;
         coreg.fitness, coreg.rmse (m), coreg.accepted, coreg.reason : the latest estimate;
-        coreg.updates : accepted estimates so far.
+        coreg.updates : accepted estimates so far; consistency.score (1 = agrees with the others),
+        consistency.conflict_cells (latest message), consistency.conflict_cells_total, consistency.flagged
+        (score below consistency.flag_below: WARN, unless the vehicle is already dropped).
         """
         st = self.vehicles[vid]
         book = self.grid.vehicles_status(now_ns)[vid]
@@ -690,6 +733,11 @@ class FusionNode(Node):
         else:
             level, state = Level.WARN, 'dropped'
             message = f'silent for {(now_ns - book.last_seen_ns) / 1e9:.1f} s: dropped from the fusion'
+        cons = self.consistency.status(vid) if self.consistency is not None else None
+        if cons is not None and cons.flagged and level is not Level.WARN:
+            level = Level.WARN
+            message = (f'inconsistent: score {cons.score:.2f} < {self.consistency.config.flag_below:g}, '
+                       f'{cons.last_conflict_cells} cells contradict the others')
         counts = st.drops.counts
         values: dict[str, object] = {
             'state': state,
@@ -707,6 +755,10 @@ class FusionNode(Node):
                        'coreg.rmse': math.nan if last is None else last.rmse,
                        'coreg.accepted': False if last is None else last.accepted,
                        'coreg.reason': 'not run' if last is None else last.reason})
+        if cons is not None:
+            values.update({'consistency.score': cons.score, 'consistency.conflict_cells': cons.last_conflict_cells,
+                           'consistency.conflict_cells_total': cons.total_conflict_cells,
+                           'consistency.flagged': cons.flagged})
         return level, message, values
 
     def _publish_diagnostics(self) -> None:
