@@ -58,7 +58,8 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
@@ -92,12 +93,13 @@ _VEHICLE_ID = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 #: Drop causes the node adds to core's DropCause values (the diagnostics keys ``drops.<cause>``).
 MALFORMED = 'malformed'            # OccupancyGrid whose layout does not match its fields
-FRAME = 'frame'                    # evidence not in the fusion frame
-BAD_COVARIANCE = 'bad_covariance'  # odometry xy covariance non-finite or not PSD (the pose is kept)
+FRAME = 'frame'                    # evidence or odometry not in the fusion frame
+BAD_COVARIANCE = 'bad_covariance'  # odometry xy covariance non-finite or not PSD (pose and last good cov kept)
 MALFORMED_ODOM = 'malformed_odom'  # odometry with a non-finite position / orientation / twist
+DUPLICATE = 'duplicate'            # evidence with the stamp of one already fused (a re-delivery)
 INTERNAL = 'internal'              # a bug: an unexpected exception in a callback
 VEHICLE_CAUSES: tuple[str, ...] = (*(c.value for c in DropCause if c is not DropCause.UNKNOWN_VEHICLE),
-                                   MALFORMED, FRAME, BAD_COVARIANCE, MALFORMED_ODOM)
+                                   MALFORMED, FRAME, BAD_COVARIANCE, MALFORMED_ODOM, DUPLICATE)
 
 #: Every parameter of the node, in one place; config/fusion.yaml documents each row.
 PARAMS: tuple[Param, ...] = (
@@ -450,6 +452,7 @@ class _VehicleState:
     coreg_last: CoregResult | None = None
     coreg_updates: int = 0
     received: int = 0
+    fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
 
 
 # ---------------------------------------------------------------------- node --
@@ -548,17 +551,25 @@ class FusionNode(Node):
 
     def _on_odom(self, vid: str, msg: Odometry) -> None:
         st = self.vehicles[vid]
+        if msg.header.frame_id != self.cfg.frame_id:
+            self._drop(vid, FRAME, f'odometry in frame {msg.header.frame_id!r}: expected the fusion frame '
+                                   f'{self.cfg.frame_id!r}')
+            return
         cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]
-        if not covariance_is_psd(cov_xy):
-            self._drop(vid, BAD_COVARIANCE, f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite '
-                                            f'and positive semi-definite: using the pose without it')
-            cov_xy = None
+        bad_cov = not covariance_is_psd(cov_xy)
+        if bad_cov:
             msg.pose.covariance = [0.0] * 36
         try:
             pose = odometry_to_pose(msg)
         except MessageFormatError as exc:
             self._drop(vid, MALFORMED_ODOM, str(exc))
             return
+        if bad_cov:
+            # Keep the last good covariance: none at all would fuse the vehicle unblurred at full weight.
+            self._drop(vid, BAD_COVARIANCE, f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite '
+                                            f'and positive semi-definite: keeping the pose and the last good '
+                                            f'covariance')
+            cov_xy = st.cov_xy
         st.position = pose.position[:2].copy()
         st.yaw = quat_wxyz_yaw(pose.quat_wxyz)
         st.speed = float(msg.twist.twist.linear.x) if math.isfinite(msg.twist.twist.linear.x) else 0.0
@@ -579,8 +590,13 @@ class FusionNode(Node):
             return
         logodds, known = percent_to_logodds(cells)
         stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns in st.fused_stamps:
+            self._drop(vid, DUPLICATE, f'evidence at {stamp_ns} ns was fused already: fusing it twice would '
+                                       f'count it twice')
+            return
         st.evidence = _Evidence(spec, logodds, known, stamp_ns)
-        if not self._placed:
+        placing = not self._placed
+        if placing:
             # follow_platoon before any odometry: start the window on the first evidence.
             self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
         t0 = time.perf_counter()
@@ -595,7 +611,12 @@ class FusionNode(Node):
             logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns).logodds
         result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, self.now_ns(), st.cov_xy)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
-        if not result.accepted and result.cause is not None:
+        if result.accepted:
+            st.fused_stamps.append(stamp_ns)
+            return
+        if placing:
+            self._placed = False      # rejected evidence must not place the window: the next input does
+        if result.cause is not None:
             self._drop(vid, result.cause.value, result.reason)
 
     def member_poses(self, t_ns: int) -> list[tuple[float, float, float, Footprint]]:
