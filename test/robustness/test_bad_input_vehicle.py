@@ -48,7 +48,7 @@ END = T0 + 1_000 * MS
 CLOCK_OFFSET = 100 * MS                  # common - vehicle
 K = np.array([[16.0, 0.0, 15.5], [0.0, 16.0, 11.5], [0.0, 0.0, 1.0]])
 W, H = 32, 24
-YEAR_2100_NS = 4_102_444_800 * 1_000_000_000
+YEAR_2033_NS = 2_000_000_000 * 1_000_000_000   # (year 2100 does not fit the int32 sec of a stamp)
 TOPICS = {s: f'/{V}/{t}' for s, t in (('lidar', 'lidar/points'), ('radar', 'radar/points'),
                                       ('camera', 'camera/depth/image'), ('info', 'camera/depth/camera_info'),
                                       ('odom', 'odom'), ('tref', 'time_reference'))}
@@ -198,7 +198,7 @@ class Garbage:
 
 SYNC = frozenset({'sync_late', 'sync_out_of_order', 'sync_unmatched', 'sync_stale', 'sync_queue_overflow'})
 FUTURE = ('stamp_future',)
-bad_stamps = st.sampled_from([YEAR_2100_NS, (2**31 - 1) * 10**9, T0 + 3_600 * 10**9])
+bad_stamps = st.sampled_from([YEAR_2033_NS, (2**31 - 1) * 10**9, T0 + 3_600 * 10**9])
 old_stamps = st.sampled_from([0, 1, T0 - 10 * 10**9, T0 - 3 * 10**9])
 valid_stamps = st.integers(0, 5).map(lambda k: T0 + k * 100 * MS)
 

@@ -1,0 +1,263 @@
+"""Property tests: the fusion node under bad input (issue 7, item 4).
+
+Garbage evidence grids and odometry are interleaved with a fixed valid stream of
+two vehicles under the lock-step runner. The common grids must be byte-for-byte
+those of the valid stream alone, nothing may escape a callback (no ``internal``
+drop), and each garbage message must be exactly one drop under its cause.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.parameter import Parameter
+
+from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.types import PoseSample
+from cooperative_fusion.nodes.fusion_node import FusionNode
+from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
+from cooperative_fusion.ros.odometry import pose_to_odometry
+
+S = 50 * 10**9
+MS = 1_000_000
+END = S + 900 * MS
+EV = GridSpec(0.0, -8.0, 0.2, 150, 80)
+POSITIONS = {'v1': 20.0, 'v2': 8.0}
+YEAR_2033_NS = 2_000_000_000 * 1_000_000_000   # (year 2100 does not fit the int32 sec of a stamp)
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def make_node(ctx) -> FusionNode:
+    params = {'vehicles': ['v1', 'v2'], 'vehicle_weights': [1.0, 0.8], 'publish_rate_hz': 10.0,
+              'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.forward_offset_m': 0.0,
+              'coregistration.enabled': False, 'diagnostics.period_s': 0.3, 'discovery_period_s': 100.0,
+              'fusion.max_age_s': 0.5, 'fusion.future_tolerance_s': 0.05}
+    return FusionNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+def cells(vid: str) -> np.ndarray:
+    c = np.full(EV.shape, -1, np.int8)
+    c[20:60, :] = 20                              # free road
+    x0 = 60 if vid == 'v1' else 100
+    c[45:55, x0:x0 + 10] = 90                     # each vehicle sees one box
+    return c
+
+
+def evidence(vid: str, t_ns: int) -> OccupancyGrid:
+    return grid_to_msg(EV, cells(vid), t_ns)
+
+
+def odom(vid: str, cov_xy: float = 0.01) -> Odometry:
+    cov = np.diag([cov_xy, cov_xy, 0.01, 1e-4, 1e-4, 1e-3])
+    return pose_to_odometry(PoseSample(1, np.array([POSITIONS[vid], 0.0, 0.0]), np.array([1.0, 0, 0, 0]), cov),
+                            'map', f'{vid}/base_link')
+
+
+def valid_stream() -> list[tuple[str, Any, int]]:
+    ev = []
+    for k in range(7):
+        t = S + 50 * MS + k * 100 * MS
+        for i, vid in enumerate(('v1', 'v2')):
+            ev.append((t + (5 + i) * MS, f'/{vid}/odom', odom(vid, 0.01 + 0.01 * i)))
+            ev.append((t + (20 + 10 * i) * MS, f'/{vid}/evidence_grid', evidence(vid, t)))
+    ev.sort(key=lambda e: e[0])
+    return [(topic, msg, t) for t, topic, msg in ev]
+
+
+@dataclass
+class Run:
+    grids: list[tuple[int, bytes]]
+    drops: dict[str, int]
+
+
+def drops_of(node: FusionNode) -> dict[str, int]:
+    out = Counter(node.node_drops.counts)
+    for vid, st_ in node.vehicles.items():
+        out.update({f'{vid}.{c}': n for c, n in st_.drops.counts.items()})
+    return dict(out)
+
+
+def run(ctx, stream: list[tuple[str, Any, int]]) -> Run:
+    node = make_node(ctx)
+    grids: list[tuple[int, bytes]] = []
+
+    def record(topic: str, msg: Any, t: int) -> None:
+        if topic == '/cooperative/grid':
+            spec, c = grid_from_msg(msg)
+            grids.append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, repr(spec).encode() + c.tobytes()))
+    try:
+        runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=S)
+        for topic, msg, t in stream:
+            runner.feed(topic, msg, t)
+        runner.advance_to(END)
+        return Run(grids, drops_of(node))
+    finally:
+        node.destroy_node()
+
+
+_BASE: dict[str, Run] = {}
+
+
+def baseline(ctx) -> Run:
+    if 'run' not in _BASE:
+        _BASE['run'] = run(ctx, valid_stream())
+    return _BASE['run']
+
+
+def test_valid_stream_fuses_both_boxes(ros_context):
+    base = baseline(ros_context)
+    assert len(base.grids) == 9 and base.drops == {}
+    last = np.frombuffer(base.grids[-1][1][-(150 * 80):], np.int8)
+    assert (last >= 65).sum() >= 150          # both boxes (2 x 100 cells) seen
+    assert len({g for _, g in base.grids[1:]}) > 1
+
+
+# ------------------------------------------------------------------ garbage --
+
+@dataclass(frozen=True)
+class Garbage:
+    kind: str
+    topic: str
+    msg: Any
+    causes: frozenset[str]
+
+    def __repr__(self) -> str:
+        return f'Garbage({self.kind}, {self.topic})'
+
+
+def stamp_of(t_ns: int):
+    from cooperative_fusion.ros.time import ns_to_stamp
+    return ns_to_stamp(t_ns)
+
+
+@st.composite
+def evidence_garbage(draw) -> Garbage:
+    vid = draw(st.sampled_from(['v1', 'v2']))
+    t = S + 50 * MS + draw(st.integers(0, 6)) * 100 * MS
+    msg = evidence(vid, t)
+    info = msg.info
+    kind = draw(st.sampled_from(['frame', 'length', 'rotated', 'resolution', 'empty', 'huge', 'zero_quat',
+                                 'nan_origin', 'other_resolution', 'off_lattice', 'future', 'old', 'duplicate']))
+    cause = 'malformed'
+    if kind == 'frame':
+        msg.header.frame_id = draw(st.sampled_from(['', 'odom', 'v1/base_link', 'world']))
+        cause = 'frame'
+    elif kind == 'length':
+        n = len(msg.data)
+        m = draw(st.integers(0, n + 50).filter(lambda m: m != n))
+        msg.data = (bytes(msg.data) + bytes(50))[:m]
+    elif kind == 'rotated':
+        yaw = draw(st.floats(1e-3, math.pi))
+        info.origin.orientation.z, info.origin.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    elif kind == 'resolution':
+        info.resolution = draw(st.sampled_from([0.0, -0.2, math.nan, math.inf]))
+    elif kind == 'empty':
+        info.width, info.height = draw(st.sampled_from([(0, 0), (0, 80), (150, 0)]))
+        msg.data = []
+    elif kind == 'huge':
+        info.width, info.height = draw(st.sampled_from([(2**31, 2**31), (10**6, 10**6), (150, 10**7)]))
+    elif kind == 'zero_quat':
+        info.origin.orientation.w = 0.0
+    elif kind == 'nan_origin':
+        setattr(info.origin.position, draw(st.sampled_from('xy')), draw(st.sampled_from([math.nan, math.inf])))
+    elif kind == 'other_resolution':      # neither an integer multiple nor a fraction of 0.2 m
+        info.resolution = draw(st.sampled_from([0.3, 0.15, 0.25, 0.7]))
+        cause = 'geometry'
+    elif kind == 'off_lattice':
+        info.origin.position.x += draw(st.sampled_from([0.05, 0.1, 0.013]))
+        cause = 'geometry'
+    elif kind == 'future':
+        msg.header.stamp = stamp_of(draw(st.sampled_from([YEAR_2033_NS, (2**31 - 1) * 10**9, S + 3_600 * 10**9])))
+        cause = 'future'
+    elif kind == 'old':
+        msg.header.stamp = stamp_of(draw(st.sampled_from([0, 1, S - 10 * 10**9, S - 600 * MS])))
+        cause = 'too_old'
+    else:
+        return Garbage(kind, f'/{vid}/evidence_grid', None, frozenset({f'{vid}.duplicate', f'{vid}.too_old'}))
+    # A well-formed grid at a random cycle's stamp may be too old or too new where it arrives, or
+    # carry the stamp of a grid fused already.
+    causes = {cause, 'too_old', 'future', 'duplicate'} if cause == 'geometry' else {cause}
+    return Garbage(kind, f'/{vid}/evidence_grid', msg, frozenset(f'{vid}.{c}' for c in causes))
+
+
+@st.composite
+def odom_garbage(draw) -> Garbage:
+    vid = draw(st.sampled_from(['v1', 'v2']))
+    msg = odom(vid, 0.01 + 0.01 * (vid == 'v2'))
+    kind = draw(st.sampled_from(['nan_position', 'zero_quat', 'nan_quat', 'inf_twist', 'frame', 'not_psd',
+                                 'nan_cov']))
+    cause = 'malformed_odom'
+    if kind == 'nan_position':
+        setattr(msg.pose.pose.position, draw(st.sampled_from('xyz')), draw(st.sampled_from([math.nan, math.inf])))
+    elif kind == 'zero_quat':
+        q = msg.pose.pose.orientation
+        q.x = q.y = q.z = q.w = 0.0
+    elif kind == 'nan_quat':
+        msg.pose.pose.orientation.z = math.nan
+    elif kind == 'inf_twist':
+        msg.twist.twist.angular.z = -math.inf
+    elif kind == 'frame':
+        msg.header.frame_id = draw(st.sampled_from(['', 'odom', 'world']))
+        msg.pose.pose.position.x = 500.0                 # an odom-frame pose: far from the map pose
+        cause = 'frame'
+    else:
+        cov = np.array(msg.pose.covariance).reshape(6, 6)
+        if kind == 'not_psd':
+            cov[0, 0] = -draw(st.floats(1e-3, 1e3))
+        else:
+            cov[draw(st.integers(0, 1)), draw(st.integers(0, 1))] = draw(st.sampled_from([math.nan, math.inf]))
+        msg.pose.covariance = cov.ravel()
+        cause = 'bad_covariance'
+    return Garbage(kind, f'/{vid}/odom', msg, frozenset({f'{vid}.{cause}'}))
+
+
+class Case(tuple):
+    def __repr__(self) -> str:
+        return f'Case({self[1]})'
+
+
+@st.composite
+def interleaving(draw) -> Case:
+    valid = valid_stream()
+    garbage = draw(st.lists(st.one_of(evidence_garbage(), odom_garbage()), min_size=1, max_size=6))
+    slots = sorted(draw(st.lists(st.integers(0, len(valid) - 1), min_size=len(garbage), max_size=len(garbage))))
+    out, fed, gi = [], [], 0
+    latest: dict[str, Any] = {}
+    for i, (topic, msg, t) in enumerate(valid):
+        out.append((topic, msg, t))
+        latest[topic] = msg
+        while gi < len(garbage) and slots[gi] == i:
+            g = garbage[gi]
+            if g.kind == 'duplicate':         # a second delivery of the latest evidence of that vehicle
+                g = Garbage(g.kind, g.topic, latest.get(g.topic), g.causes)
+            if g.msg is not None:
+                out.append((g.topic, g.msg, t))
+                fed.append(g)
+            gi += 1
+    return Case((out, fed))
+
+
+@SETTINGS
+@given(interleaving())
+def test_garbage_does_not_change_the_common_grid_and_is_counted(ros_context, case):
+    stream, garbage = case
+    base = baseline(ros_context)
+    got = run(ros_context, stream)
+    assert [t for t, _ in got.grids] == [t for t, _ in base.grids]
+    for (t, a), (_, b) in zip(got.grids, base.grids):
+        assert a == b, f'common grid at {t} differs; garbage {garbage}'
+    delta = Counter(got.drops)
+    delta.subtract(base.drops)
+    delta = +delta
+    assert not [c for c in delta if 'internal' in c], f'internal error (a bug): {dict(delta)}'
+    assert sum(delta.values()) == len(garbage), f'{dict(delta)} for {garbage}'
+    allowed = frozenset().union(*(g.causes for g in garbage))
+    assert set(delta) <= allowed, f'unexpected causes {set(delta) - allowed}: {dict(delta)}; {garbage}'
