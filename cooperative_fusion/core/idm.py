@@ -55,13 +55,23 @@ class IdmParams:
                 raise ConfigError(f'IdmParams.{name} must be a finite number >= 0, got {value!r}')
 
 
-def free_road_acceleration(v: NDArray[np.floating], params: IdmParams) -> NDArray[np.float64]:
+def free_road_acceleration(v: NDArray[np.floating], params: IdmParams,
+                           v0_mps: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """IDM acceleration with no vehicle ahead: a_max·(1 − (v/v0)^δ).
 
     v : (N,) speeds, m/s (negative speeds are treated as 0). Returns (N,) m/s².
+    v0_mps : (N,) per-vehicle desired speeds (> 0) instead of ``params.v0_mps``
     """
     v = np.maximum(np.asarray(v, dtype=np.float64), 0.0)
-    return params.a_max * (1.0 - (v / params.v0_mps) ** params.delta)
+    v0 = params.v0_mps if v0_mps is None else _desired_speeds(v0_mps)
+    return params.a_max * (1.0 - (v / v0) ** params.delta)
+
+
+def _desired_speeds(v0_mps: NDArray[np.floating]) -> NDArray[np.float64]:
+    v0 = np.asarray(v0_mps, dtype=np.float64)
+    if not np.all(np.isfinite(v0) & (v0 > 0)):
+        raise ConfigError(f'desired speeds must be positive finite m/s, got {v0.tolist()}')
+    return v0
 
 
 def desired_gap(v: NDArray[np.floating], v_lead: NDArray[np.floating], params: IdmParams) -> NDArray[np.float64]:
@@ -85,12 +95,13 @@ def equilibrium_gap(v: NDArray[np.floating], params: IdmParams) -> NDArray[np.fl
 
 
 def idm_acceleration(v: NDArray[np.floating], v_lead: NDArray[np.floating], gap_m: NDArray[np.floating],
-                     params: IdmParams) -> NDArray[np.float64]:
+                     params: IdmParams, v0_mps: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """IDM acceleration, vectorised over vehicles.
 
     v : (N,) follower speeds, m/s
     v_lead : (N,) speeds of the vehicles ahead, m/s (ignored where the gap is inf)
     gap_m : (N,) bumper-to-bumper gaps, metres; ``inf`` = free road
+    v0_mps : (N,) per-vehicle desired speeds instead of ``params.v0_mps`` (None: the parameter)
     Returns (N,) accelerations, m/s² (unbounded below: a gap far smaller than
     s* brakes hard, as the model says).
     """
@@ -98,7 +109,7 @@ def idm_acceleration(v: NDArray[np.floating], v_lead: NDArray[np.floating], gap_
                                          np.asarray(gap_m, dtype=np.float64))
     if np.isnan(gap).any() or np.isnan(v).any():
         raise ConfigError(f'idm_acceleration: NaN in speeds or gaps (v={v.tolist()}, gap={gap.tolist()})')
-    free = free_road_acceleration(v, params)
+    free = free_road_acceleration(v, params, v0_mps)
     finite = np.isfinite(gap)
     v_lead_safe = np.where(finite, v_lead, v)
     s_star = desired_gap(v, v_lead_safe, params)

@@ -18,7 +18,7 @@ independent (1 - prod(1 - p)).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Sequence
 
@@ -29,6 +29,10 @@ from .errors import ConfigError, MessageFormatError
 from .grid import GridSpec
 from .idm import IdmParams, idm_acceleration, idm_step
 from .tracking import OrientedBox, Track
+
+
+#: Desired speed of a leader that stands still at the start (keeps IDM's free term defined), m/s.
+_MIN_CRUISE_MPS = 0.1
 
 
 class ObstacleModel(Enum):
@@ -51,6 +55,16 @@ class PredictionConfig:
     lane_half_width_m : an obstacle whose centre is within this of a vehicle's
         lane centre line is in its path
     window_sigmas : each object's raster window extends this many sigmas past its box
+    leader_keeps_speed : a platoon vehicle without a platoon predecessor (the leader)
+        cruises at its current speed on a free road (its IDM desired speed is its
+        speed at the start) instead of accelerating towards ``idm.v0_mps``; it still
+        brakes for obstacles ahead. Followers use ``idm.v0_mps``.
+    lateral_deadband_mps : obstacles whose across-road speed |vy| is below this keep their lateral
+        position in the rollout (lane keeping): a few tenths of a m/s of tracking noise in vy,
+        extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
+        lane. A real lane change (about 1 m/s or more) is followed.
+    lateral_sigmas : ... and below this many of the track's own vy std (a track confirmed a few
+        frames ago has a vy std of 1-2 m/s, a settled one about 0.3 m/s)
     """
 
     horizon_s: float = 5.0
@@ -62,12 +76,19 @@ class PredictionConfig:
     obstacle_model: ObstacleModel = ObstacleModel.CV
     lane_half_width_m: float = 1.8
     window_sigmas: float = 3.0
+    leader_keeps_speed: bool = True
+    lateral_deadband_mps: float = 0.5
+    lateral_sigmas: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
+        for name in ('lateral_deadband_mps', 'lateral_sigmas'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
         if not (math.isfinite(self.sigma_growth_mps) and self.sigma_growth_mps >= 0):
             raise ConfigError(f'PredictionConfig.sigma_growth_mps must be >= 0, got {self.sigma_growth_mps!r}')
         if self.dt_s > self.horizon_s:
@@ -165,10 +186,17 @@ class PlatoonState:
         return VehicleState(vehicle_id, float(self.x[i]), float(self.y[i]), float(self.speed[i]),
                             float(self.heading[i]), float(self.length[i]))
 
-    def footprints(self) -> list[OrientedBox]:
-        """Each vehicle's box (for excluding it from detections)."""
-        return [OrientedBox(float(self.x[i]), float(self.y[i]), float(self.length[i]), float(self.width[i]),
-                            float(self.heading[i])) for i in range(len(self))]
+    def footprints(self, trail_s: float = 0.0) -> list[OrientedBox]:
+        """Each vehicle's box (for excluding it from detections), stretched backwards over the
+        ``speed · trail_s`` metres it covered in the last ``trail_s`` seconds (its front stays put)."""
+        if not (math.isfinite(trail_s) and trail_s >= 0):
+            raise ConfigError(f'footprint trail must be a finite number of seconds >= 0, got {trail_s!r}')
+        trail = self.speed * trail_s
+        back = 0.5 * trail
+        return [OrientedBox(float(self.x[i] - back[i] * math.cos(self.heading[i])),
+                            float(self.y[i] - back[i] * math.sin(self.heading[i])),
+                            float(self.length[i] + trail[i]), float(self.width[i]), float(self.heading[i]))
+                for i in range(len(self))]
 
 
 @dataclass(frozen=True)
@@ -177,7 +205,7 @@ class ObstacleState:
 
     ids : (K,) track ids; x, y : (K,) metres; vx, vy : (K,) m/s; length, width : (K,) metres;
     yaw : (K,) footprint yaw, radians; yaw_rate : (K,) rad/s (CTRV only);
-    position_std : (K,) track position std, metres
+    position_std : (K,) track position std, metres; vy_std : (K,) std of vy, m/s (0 when not given)
     """
 
     ids: NDArray[np.int64]
@@ -190,11 +218,14 @@ class ObstacleState:
     yaw: NDArray[np.float64]
     yaw_rate: NDArray[np.float64]
     position_std: NDArray[np.float64]
+    vy_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
-        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std'):
+        if not np.asarray(self.vy_std).size:
+            object.__setattr__(self, 'vy_std', np.zeros(ids.shape[0]))
+        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std'):
             object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
 
     def __len__(self) -> int:
@@ -204,6 +235,14 @@ class ObstacleState:
     def empty(cls) -> 'ObstacleState':
         z = np.zeros(0)
         return cls(np.zeros(0, np.int64), z, z, z, z, z, z, z, z, z)
+
+    def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0) -> 'ObstacleState':
+        """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std):
+        lateral motion is kept only where it is both fast and significant (a CTRV yaw rate stays)."""
+        keep = np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)
+        if not keep.any():
+            return self
+        return replace(self, vy=np.where(keep, 0.0, self.vy))
 
     @classmethod
     def from_tracks(cls, tracks: Sequence[Track], min_length_m: float = 1.0, min_width_m: float = 0.8,
@@ -226,7 +265,8 @@ class ObstacleState:
         return cls(np.array([t.track_id for t in tracks]), st[:, 0], st[:, 1], st[:, 2], st[:, 3],
                    np.maximum([t.length for t in tracks], min_length_m),
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
-                   np.array([t.position_std_m for t in tracks]))
+                   np.array([t.position_std_m for t in tracks]),
+                   np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)))
 
 
 @dataclass(frozen=True)
@@ -296,12 +336,15 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
 
     Gaps are bumper to bumper along x. A vehicle's leader at each step is the
     closer of its platoon predecessor and the nearest obstacle ahead whose
-    centre lies within ``lane_half_width_m`` of the vehicle's lane.
+    centre lies within ``lane_half_width_m`` of the vehicle's lane. With
+    ``cfg.leader_keeps_speed`` the platoon leader's desired speed is its current
+    speed (a cruise set point the twin cannot see), not ``idm.v0_mps``.
     """
     cfg = cfg or PredictionConfig()
     n_steps = cfg.steps
     t = np.arange(n_steps + 1) * cfg.dt_s
-    ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles, t, cfg.obstacle_model)
+    ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas), t,
+                                             cfg.obstacle_model)
     o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)
 
     nv = len(platoon)
@@ -313,6 +356,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     pred = platoon.predecessor
     has_pred = pred >= 0
     pred_safe = np.where(has_pred, pred, 0)
+    v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
+          if cfg.leader_keeps_speed else None)
     half = 0.5 * platoon.length
     # Obstacles in each vehicle's lane: lanes are constant, obstacles move laterally.
     in_lane = np.abs(oy[:, None, :] - platoon.y[None, :, None]) <= cfg.lane_half_width_m   # (S+1, V, K)
@@ -332,7 +377,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
             lead = np.where(closer, nv + j, lead)
         leader[k] = lead
-        acc[k] = idm_acceleration(v, v_lead, gap, cfg.idm)
+        acc[k] = idm_acceleration(v, v_lead, gap, cfg.idm, v0)
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
     return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy)

@@ -6,6 +6,7 @@ radar targets, and publishes what :meth:`TwinCore.step` returns.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,9 @@ class TwinConfig:
 
     occupied_threshold, min_cells : detection on the common grid (percent, cells)
     exclude_margin_m : platoon footprints are grown by this before their cells are cleared
+    exclude_trail_s : platoon footprints also reach back over the distance each vehicle covered in
+        this many seconds: the common grid fuses evidence that is up to the fusion latency old, so a
+        moving vehicle's cells trail behind where its odometry puts it (a ghost moving with it)
     radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
     include_platoon_in_grids : draw the platoon vehicles in the predicted grids
     """
@@ -34,6 +38,7 @@ class TwinConfig:
     occupied_threshold: int = 65
     min_cells: int = 3
     exclude_margin_m: float = 0.5
+    exclude_trail_s: float = 0.0
     radar_radius_m: float = 2.0
     radar_max_los_angle_deg: float = 25.0
     include_platoon_in_grids: bool = True
@@ -41,6 +46,8 @@ class TwinConfig:
     def __post_init__(self) -> None:
         if not 0 < self.occupied_threshold <= 100:
             raise ConfigError(f'occupied_threshold must be in 1..100 percent, got {self.occupied_threshold}')
+        if not 0 <= self.exclude_trail_s < math.inf:
+            raise ConfigError(f'exclude_trail_s must be a finite number of seconds >= 0, got {self.exclude_trail_s}')
         if self.exclude_margin_m < 0 or self.radar_radius_m <= 0:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
@@ -77,7 +84,7 @@ class TwinCore:
         """
         cfg = self.config
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
-                                  platoon.footprints(), cfg.exclude_margin_m)
+                                  platoon.footprints(cfg.exclude_trail_s), cfg.exclude_margin_m)
         if radar_xyv is not None and len(dets):
             if radar_sensor_xy is None:
                 raise ConfigError('radar targets given without the position of the radar that saw them')

@@ -6,11 +6,11 @@ common time, one :class:`ClockEstimator` per vehicle) and
 ``/<v>/radar/targets`` (map frame, common time: velocity hints for tracks).
 
 On every new grid (throttled to ``max_rate_hz`` by grid stamp, so a replay is
-deterministic) the platoon's odometry is mapped to common time and
+deterministic; held while no odometry has arrived since the last cycle) the platoon's odometry is mapped to common time and
 extrapolated to the grid's stamp, and :meth:`TwinCore.step` runs once. The
 node publishes ``/twin/predicted_grid`` (one per output horizon, stamped grid
 stamp + horizon), ``/twin/warnings`` (every cycle; one status per conflict,
-name = vehicle id), ``/<v>/twin/advisory`` for each warned vehicle,
+name = vehicle id), ``/<v>/twin/advisory`` for each warned vehicle (base_link poses),
 ``/twin/markers`` and, on a timer, its health in ``/diagnostics`` (status
 ``twin_node``: grid rate, age, gaps, tracks, cycle time, ``twin_speedup``,
 prediction self-check, degraded inputs, drops by cause).
@@ -31,15 +31,13 @@ import statistics
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from numpy.typing import NDArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2, TimeReference
 from visualization_msgs.msg import MarkerArray
@@ -60,6 +58,7 @@ from ..ros.params import Param, declare
 from ..ros.pointcloud import cloud_to_array
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
+from .entry import spin_node
 
 NODE_NAME = 'twin_node'
 _NS_PER_S = 1_000_000_000
@@ -72,7 +71,8 @@ _RESTART_NS = 5 * _NS_PER_S
 
 _D_TRACKER = TrackerConfig()
 _D_PRED = PredictionConfig()
-_D_IDM = IdmParams()
+#: The platoon's own car-following controller (the default scenario's CACC-like IDM: 15 m gaps at 25 m/s).
+_D_IDM = IdmParams(v0_mps=30.0, time_headway_s=0.35)
 _D_CONF = ConflictConfig()
 _D_TWIN = TwinConfig()
 _D_CLOCK = ClockFitConfig()
@@ -82,8 +82,10 @@ _D_CLOCK = ClockFitConfig()
 PARAMS: tuple[Param, ...] = (
     # platoon
     Param('vehicles', ['v1', 'v2', 'v3', 'v4'], 'platoon vehicle ids in platoon order (leader first)'),
-    Param('vehicle_lengths_m', [4.5, 4.5, 4.5, 4.5], 'length of each vehicle of `vehicles`, metres'),
-    Param('vehicle_widths_m', [1.8, 1.8, 1.8, 1.8], 'width of each vehicle of `vehicles`, metres'),
+    Param('vehicle_lengths_m', [4.5, 12.0, 4.5, 4.5], 'length of each vehicle of `vehicles`, metres'),
+    Param('vehicle_widths_m', [1.8, 2.5, 1.8, 1.8], 'width of each vehicle of `vehicles`, metres'),
+    Param('vehicle_rear_overhangs_m', [1.0, 2.5, 1.0, 1.0],
+          'rear face to base_link (the odometry origin) of each vehicle of `vehicles`, metres'),
     # cycle and freshness
     Param('max_rate_hz', 10.0, 'at most this many twin cycles per second of grid time', 0.1, 1000.0),
     Param('stale_grid_s', 0.5, 'a grid older than this (node clock - stamp) is stale: WARN, seconds', 0.001, 3600.0),
@@ -111,6 +113,12 @@ PARAMS: tuple[Param, ...] = (
     Param('prediction.lane_half_width_m', _D_PRED.lane_half_width_m,
           'rollout: an obstacle this close to a lane centre line is followed, metres', 0.01, 100.0),
     Param('prediction.window_sigmas', _D_PRED.window_sigmas, 'raster window past each box, in sigmas', 0.5, 20.0),
+    Param('prediction.lateral_deadband_mps', _D_PRED.lateral_deadband_mps,
+          'obstacles slower than this across the road keep their lane in the rollout, m/s', 0.0, 100.0),
+    Param('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
+          '... or than this many of the track\'s own vy std', 0.0, 100.0),
+    Param('prediction.leader_keeps_speed', _D_PRED.leader_keeps_speed,
+          'the platoon leader cruises at its current speed on a free road (followers use idm.v0_mps)'),
     Param('idm.v0_mps', _D_IDM.v0_mps, 'IDM desired speed, m/s', 0.01, 100.0),
     Param('idm.time_headway_s', _D_IDM.time_headway_s, 'IDM desired time gap, seconds', 0.0, 10.0),
     Param('idm.a_max', _D_IDM.a_max, 'IDM maximum acceleration, m/s^2', 0.01, 20.0),
@@ -123,6 +131,9 @@ PARAMS: tuple[Param, ...] = (
     Param('detection.min_cells', _D_TWIN.min_cells, 'smaller occupied components are noise, cells', 1, 100000),
     Param('detection.exclude_margin_m', _D_TWIN.exclude_margin_m,
           'platoon footprints grow by this before their cells are cleared, metres', 0.0, 10.0),
+    Param('detection.exclude_trail_s', 0.2,
+          'platoon footprints also reach back over the distance driven in this long (grid latency), seconds',
+          0.0, 10.0),
     Param('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
           'draw the platoon vehicles in the predicted grids'),
     Param('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
@@ -233,6 +244,7 @@ class TwinNodeConfig:
     vehicles: tuple[str, ...]
     lengths_m: tuple[float, ...]
     widths_m: tuple[float, ...]
+    rear_overhangs_m: tuple[float, ...]
     min_cycle_period_ns: int
     stale_grid_ns: int
     gap_factor: float
@@ -265,19 +277,28 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
     if not vehicles or any(not v or '/' in v for v in vehicles) or len(set(vehicles)) != len(vehicles):
         raise ConfigError(f'vehicles must be distinct non-empty ids without "/", got {list(vehicles)}')
     sizes = {}
-    for name in ('vehicle_lengths_m', 'vehicle_widths_m'):
+    for name in ('vehicle_lengths_m', 'vehicle_widths_m', 'vehicle_rear_overhangs_m'):
         seq = tuple(float(x) for x in values[name])
-        if len(seq) != len(vehicles) or not all(math.isfinite(x) and x > 0 for x in seq):
-            raise ConfigError(f'{name} must hold {len(vehicles)} positive sizes (one per vehicle {list(vehicles)}), '
+        positive = name != 'vehicle_rear_overhangs_m'
+        if len(seq) != len(vehicles) or not all(math.isfinite(x) and (x > 0 if positive else x >= 0) for x in seq):
+            kind = 'positive sizes' if positive else 'sizes >= 0'
+            raise ConfigError(f'{name} must hold {len(vehicles)} {kind} (one per vehicle {list(vehicles)}), '
                               f'got {list(seq)}')
         sizes[name] = seq
+    bad = [v for v, length, rear in zip(vehicles, sizes['vehicle_lengths_m'], sizes['vehicle_rear_overhangs_m'])
+           if rear >= length]
+    if bad:
+        raise ConfigError(f'vehicle_rear_overhangs_m must be shorter than the vehicle length, not for {bad}')
     idm = IdmParams(**{f: values[f'idm.{f}'] for f in IdmParams.__dataclass_fields__})
     prediction = PredictionConfig(
         horizon_s=values['horizon_s'], dt_s=values['dt_s'],
         output_horizons_s=tuple(float(h) for h in values['output_horizons_s']), idm=idm,
         sigma0_m=values['prediction.sigma0_m'], sigma_growth_mps=values['prediction.sigma_growth_mps'],
         obstacle_model=_enum(ObstacleModel, 'prediction.obstacle_model', values['prediction.obstacle_model']),
-        lane_half_width_m=values['prediction.lane_half_width_m'], window_sigmas=values['prediction.window_sigmas'])
+        lane_half_width_m=values['prediction.lane_half_width_m'], window_sigmas=values['prediction.window_sigmas'],
+        leader_keeps_speed=values['prediction.leader_keeps_speed'],
+        lateral_deadband_mps=values['prediction.lateral_deadband_mps'],
+        lateral_sigmas=values['prediction.lateral_sigmas'])
     tracker = TrackerConfig(
         model=_enum(MotionModel, 'tracker.model', values['tracker.model']),
         **{f: values[f'tracker.{f}'] for f in TrackerConfig.__dataclass_fields__ if f != 'model'})
@@ -286,6 +307,7 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
                       occupied_threshold=values['detection.occupied_threshold'],
                       min_cells=values['detection.min_cells'],
                       exclude_margin_m=values['detection.exclude_margin_m'],
+                      exclude_trail_s=values['detection.exclude_trail_s'],
                       radar_radius_m=values['radar.radius_m'],
                       radar_max_los_angle_deg=values['radar.max_los_angle_deg'],
                       include_platoon_in_grids=values['detection.include_platoon_in_grids'])
@@ -302,6 +324,7 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
             raise ConfigError(f'topics.{f} = {getattr(topics, f)!r} must contain {{v}} (the vehicle id)')
     return TwinNodeConfig(
         vehicles=vehicles, lengths_m=sizes['vehicle_lengths_m'], widths_m=sizes['vehicle_widths_m'],
+        rear_overhangs_m=sizes['vehicle_rear_overhangs_m'],
         min_cycle_period_ns=_ns(1.0 / values['max_rate_hz']), stale_grid_ns=_ns(values['stale_grid_s']),
         gap_factor=values['gap_factor'], stale_odom_ns=_ns(values['stale_odom_s']),
         odom_max_age_ns=_ns(values['odom_max_age_s']), accel_window_ns=_ns(values['accel_window_s']),
@@ -386,6 +409,9 @@ class TwinNode(Node):
         self._last_cycle_stamp_ns: int | None = None
         self.cycles = 0
         self.cycles_throttled = 0
+        self.cycles_held = 0              # grids without any odometry since the last cycle
+        self._odom_received = 0
+        self._odom_at_last_cycle = 0
         self.last_result: TwinResult | None = None
         self.last_step_ms = math.nan
         self.last_cycle_ms = math.nan
@@ -484,6 +510,7 @@ class TwinNode(Node):
                 return
             odom.append((pose.stamp_ns, float(pose.position[0]), float(pose.position[1]), _yaw(pose.quat_wxyz),
                          float(pose.linear_velocity[0])))
+            self._odom_received += 1
         return on_odom
 
     def _time_ref_cb(self, vehicle_id: str) -> Callable[[TimeReference], None]:
@@ -530,6 +557,12 @@ class TwinNode(Node):
             elif stamp_ns - last < 0.9 * self.cfg.min_cycle_period_ns:
                 self.cycles_throttled += 1
                 return
+            elif self._odom_received == self._odom_at_last_cycle:
+                # No vehicle reported since the last cycle: the platoon would only be extrapolated
+                # and the grid holds no newer evidence of it either (its cells freeze while the
+                # vehicles drive on: stationary ghosts in their lane). Mirror, but do not cycle.
+                self.cycles_held += 1
+                return
         self._cycle(spec, cells, stamp_ns)
 
     def _note_arrival(self, now_ns: int) -> None:
@@ -550,7 +583,9 @@ class TwinNode(Node):
         """The platoon at ``stamp_ns`` (common time) from odometry, and each present vehicle's (x, y).
 
         Per vehicle: the odometry sample nearest the stamp (its vehicle stamp mapped
-        to common time), extrapolated along its heading at its speed; acceleration
+        to common time), extrapolated along its heading at its speed, and moved from
+        base_link to the centre of the vehicle's box (``length / 2 - rear overhang``
+        ahead along the heading: the core works on box centres); acceleration
         from the speed change over at least ``accel_window_s``. Vehicles without
         odometry, or with odometry older than ``odom_max_age_s``, are left out;
         ``self.degraded`` says why, and which are stale or have an unknown clock.
@@ -582,8 +617,8 @@ class TwinNode(Node):
             if older.size:
                 j = int(older[-1])
                 accel = (speed - vin.odom[j][4]) / ((common[k] - common[j]) / _NS_PER_S)
-            dt = age / _NS_PER_S
-            rows.append((v, x + speed * math.cos(yaw) * dt, y + speed * math.sin(yaw) * dt, max(speed, 0.0), yaw,
+            ahead = speed * age / _NS_PER_S + 0.5 * cfg.lengths_m[i] - cfg.rear_overhangs_m[i]
+            rows.append((v, x + ahead * math.cos(yaw), y + ahead * math.sin(yaw), max(speed, 0.0), yaw,
                          cfg.lengths_m[i], cfg.widths_m[i], accel))
         self.degraded = degraded
         if not rows:
@@ -627,6 +662,7 @@ class TwinNode(Node):
             self._drop('cycle_SyncError', str(exc))
             return
         self._last_cycle_stamp_ns = stamp_ns
+        self._odom_at_last_cycle = self._odom_received
         self.last_result = result
         self.publish_result(result, spec)
         self.last_cycle_ms = 1e3 * (time.perf_counter() - t0)
@@ -647,10 +683,16 @@ class TwinNode(Node):
         for v, adv in result.advisories.items():
             pub = self.advisory_pubs.get(v)
             if pub is not None:
-                pub.publish(advisory_to_path(adv, stamp, cfg.map_frame))
+                pub.publish(advisory_to_path(self.advisory_of_base_link(adv), stamp, cfg.map_frame))
         if cfg.publish_markers:
             self.markers_pub.publish(twin_markers(result.tracks, result.rollout, result.conflicts,
                                                   cfg.twin.prediction.output_horizons_s, stamp, cfg.map_frame))
+
+    def advisory_of_base_link(self, adv: Advisory) -> Advisory:
+        """The advisory (box centres in core) as poses of the vehicle's base_link, like its odometry."""
+        i = self.cfg.vehicles.index(adv.vehicle_id)
+        back = 0.5 * self.cfg.lengths_m[i] - self.cfg.rear_overhangs_m[i]
+        return replace(adv, x=adv.x - back * np.cos(adv.yaw), y=adv.y - back * np.sin(adv.yaw))
 
     @staticmethod
     def _warning(c: Conflict, adv: Advisory | None) -> DiagnosticStatus:
@@ -716,8 +758,8 @@ class TwinNode(Node):
     def diagnostics_values(self) -> dict[str, object]:
         """The node's health as /diagnostics carries it (make_status formats the values).
 
-        grid.* : mirror rate, age (node clock - stamp), staleness, gaps, size; cycles and
-        cycles_throttled; tracks and conflicts of the last cycle; step_ms (TwinCore.step),
+        grid.* : mirror rate, age (node clock - stamp), staleness, gaps, size; cycles,
+        cycles_throttled and cycles_held (grids with no odometry since the last cycle); tracks and conflicts of the last cycle; step_ms (TwinCore.step),
         cycle_ms.* (step + publishing); twin_speedup = horizon_s / median step time
         (predicted seconds per wall second); vehicle.<v>.* odometry age and clock fit;
         self_check.*; degraded (which inputs); drops.<cause> / drops.total.
@@ -734,7 +776,7 @@ class TwinNode(Node):
         med = self.median_period_ns()
         values.update({'grid.period_s': math.nan if med is None else med / _NS_PER_S, 'grid.gaps': self.gaps,
                        'grid.max_gap_s': self.max_gap_s, 'cycles': self.cycles,
-                       'cycles_throttled': self.cycles_throttled})
+                       'cycles_throttled': self.cycles_throttled, 'cycles_held': self.cycles_held})
         r = self.last_result
         values['tracks'] = 0 if r is None else len(r.tracks)
         values['conflicts'] = 0 if r is None else len(r.conflicts)
@@ -784,22 +826,7 @@ def create_node(**kwargs: Any) -> TwinNode:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = TwinNode()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(TwinNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

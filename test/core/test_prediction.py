@@ -58,12 +58,30 @@ def test_braking_profile_to_a_moving_speed():
 
 
 def test_free_road_vehicle_approaches_v0():
-    cfg = PredictionConfig(horizon_s=60.0, output_horizons_s=(1.0,))
+    cfg = PredictionConfig(horizon_s=60.0, output_horizons_s=(1.0,), leader_keeps_speed=False)
     ro = rollout(platoon([0.0], 10.0), ObstacleState.empty(), cfg)
     v = ro.platoon_speed[:, 0]
     assert np.all(np.diff(v) >= 0)
     assert 0.97 * cfg.idm.v0_mps < v[-1] <= cfg.idm.v0_mps
     assert np.all(ro.platoon_leader == -1)
+
+
+def test_leader_keeps_its_speed_and_followers_hold_the_platoon_gap():
+    # The platoon's controller: 0.35 s headway, v0 30 m/s; at 25 m/s its equilibrium gap is about 15 m.
+    idm = IdmParams(v0_mps=30.0, time_headway_s=0.35)
+    gap = 15.0
+    x = 100.0 - np.arange(3) * (gap + 4.5)
+    cfg = PredictionConfig(horizon_s=5.0, output_horizons_s=(1.0,), idm=idm)
+    ro = rollout(platoon(x, 25.0), ObstacleState.empty(), cfg)
+    assert_allclose(ro.platoon_speed[:, 0], 25.0)                 # the leader cruises: no pull towards v0
+    assert_allclose(ro.platoon_x[-1], x + 25.0 * 5.0, atol=0.5)    # followers stay within 0.5 m of cruising
+    # Without it the leader accelerates towards v0 and the platoon stretches.
+    ro_free = rollout(platoon(x, 25.0), ObstacleState.empty(),
+                      PredictionConfig(horizon_s=5.0, output_horizons_s=(1.0,), idm=idm, leader_keeps_speed=False))
+    assert ro_free.platoon_x[-1, 0] > x[0] + 25.0 * 5.0 + 5.0
+    # The cruising leader still brakes for a stopped obstacle ahead.
+    ro_obs = rollout(platoon(x, 25.0), obstacles([200.0]), cfg)
+    assert ro_obs.platoon_speed[-1, 0] < 20.0
 
 
 def test_follower_behind_stopped_obstacle_stops_with_gap_at_least_s0():
@@ -197,3 +215,25 @@ def test_obstacles_from_tracks_and_config_validation():
         PlatoonState(('a', 'b'), [0, 1], [0, 0], [1, 1], [0, 0], [4, 4], [2, 2], [0, 0])
     with pytest.raises(MessageFormatError, match=r'x has shape \(3,\), expected \(2,\)'):
         PlatoonState(('a', 'b'), [0, 1, 2], [0, 0], [1, 1], [0, 0], [4, 4], [2, 2], [0, 1])
+
+
+def test_obstacles_keep_their_lane_unless_lateral_motion_is_fast_and_significant():
+    # vy: noise of a settled track (0.3 +- 0.27), a lane change (1.2 +- 0.27), a fresh fragment (2.2 +- 1.06).
+    obs = ObstacleState(np.arange(3), np.full(3, 50.0), np.full(3, 3.5), np.full(3, 25.0),
+                        np.array([-0.3, -1.2, -2.2]), np.full(3, 4.5), np.full(3, 1.8), np.zeros(3), np.zeros(3),
+                        np.full(3, 0.3), np.array([0.27, 0.27, 1.06]))
+    cfg = PredictionConfig()
+    assert (cfg.lateral_deadband_mps, cfg.lateral_sigmas) == (0.5, 3.0)
+    ro = rollout(platoon([0.0], 25.0), obs, cfg)
+    k = ro.step_of(3.0)
+    assert_allclose(ro.obstacle_y[k], [3.5, 3.5 - 1.2 * 3.0, 3.5], atol=1e-9)
+    assert_allclose(ro.obstacle_vy[k], [0.0, -1.2, 0.0])
+    # Without the deadband and the significance test, every vy is extrapolated.
+    free = rollout(platoon([0.0], 25.0), obs, PredictionConfig(lateral_deadband_mps=0.0, lateral_sigmas=0.0))
+    assert_allclose(free.obstacle_y[k], 3.5 + np.array([-0.3, -1.2, -2.2]) * 3.0, atol=1e-9)
+    # Tracks carry their vy std into the rollout.
+    tr = Track(1, np.array([50.0, 3.5, 25.0, -2.2]), np.diag([0.09, 0.09, 1.0, 1.06 ** 2]), 5, 3, 0, 4.5, 1.8,
+               0.0, True)
+    assert_allclose(ObstacleState.from_tracks([tr]).vy_std, [1.06])
+    with pytest.raises(ConfigError, match='lateral_sigmas must be a finite number >= 0'):
+        PredictionConfig(lateral_sigmas=-1.0)

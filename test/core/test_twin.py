@@ -70,3 +70,21 @@ def test_radar_without_sensor_position_is_refused():
         twin.step(cells, SPEC, 0, pl, radar_xyv=np.array([[190.0, 0.0, 0.0]]))
     with pytest.raises(ConfigError, match='occupied_threshold must be in 1..100 percent, got 0'):
         TwinConfig(occupied_threshold=0)
+
+
+@pytest.mark.parametrize('trail_s,ghost_tracks', [(0.0, 1), (0.2, 0)])
+def test_cells_trailing_a_platoon_vehicle_are_not_an_obstacle(trail_s, ghost_tracks):
+    # The common grid fuses evidence up to its latency old: a moving vehicle's cells trail it.
+    # 3.5 m behind v1's rear at 25 m/s is 0.14 s of driving: inside a 0.2 s trail, a track without it.
+    twin = TwinCore(TwinConfig(exclude_trail_s=trail_s))
+    for k in range(6):
+        t = k * 0.1
+        cells = np.zeros(SPEC.shape, np.int8)
+        pl = _platoon(t)
+        _paint(cells, pl.x[0] - LEN / 2 - 0.5 - 3.0, 0.0, 1.0, 1.8)     # rear face seen 3.5 m late
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+    assert len(res.tracks) == ghost_tracks
+    if ghost_tracks:
+        assert_allclose(res.tracks[0].vx, V, atol=1.0)                   # it moves with the platoon
+    with pytest.raises(ConfigError, match='exclude_trail_s must be a finite number of seconds >= 0'):
+        TwinConfig(exclude_trail_s=-0.1)

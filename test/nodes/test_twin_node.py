@@ -152,10 +152,13 @@ def test_stopped_car_ahead_warns_every_vehicle_and_advises_braking(ros_context, 
     warn = next(w for w in io.warnings if stamp_to_ns(w.header.stamp) == last)
     assert [s.name for s in warn.status] == list(VEHICLES)
     car_rear = car_x - CAR_L / 2
+    cfg = twin.cfg
     for s in warn.status:
         assert status_level(s) in (Level.WARN, Level.ERROR)
         values = {kv.key: kv.value for kv in s.values}
-        front = leader_x(last, t0) - VEHICLES.index(s.name) * SPACING + 2.25
+        i = VEHICLES.index(s.name)
+        # Odometry is base_link (rear axle): the front is length - rear overhang ahead (the truck's 9.5 m).
+        front = leader_x(last, t0) - i * SPACING + cfg.lengths_m[i] - cfg.rear_overhangs_m[i]
         distance, ttc = float(values['distance_m']), float(values['ttc_s'])
         assert distance == pytest.approx(car_rear - front, abs=0.5), s.name
         assert ttc == pytest.approx(distance / SPEED, rel=0.10), s.name
@@ -171,7 +174,7 @@ def test_stopped_car_ahead_warns_every_vehicle_and_advises_braking(ros_context, 
     assert xs[0] == pytest.approx(leader_x(last, t0), abs=0.5)
     assert steps[0] == pytest.approx(SPEED * 0.1, rel=0.1)
     assert np.all(np.diff(steps) <= 1e-6) and steps[-1] < 0.5 * steps[0]     # slowing down
-    assert xs[-1] + 2.25 < car_rear                                           # stops behind the car
+    assert xs[-1] + cfg.lengths_m[0] - cfg.rear_overhangs_m[0] < car_rear    # base_link poses; front stops behind
     offsets = [stamp_to_ns(p.header.stamp) - last for p in path.poses]
     assert offsets[0] == 0 and np.all(np.diff(offsets) > 0)
 
@@ -306,6 +309,11 @@ def test_bad_parameters_raise_config_error(ros_context):
         config_from_params({**values, 'tracker.model': 'kalman'})
     with pytest.raises(ConfigError, match=r'must contain \{v\}'):
         config_from_params({**values, 'topics.odom': '/odom'})
+    with pytest.raises(ConfigError, match=r'vehicle_rear_overhangs_m must be shorter than the vehicle length, '
+                                          r"not for \['v2'\]"):
+        config_from_params({**values, 'vehicle_rear_overhangs_m': [1.0, 12.0, 1.0, 1.0]})
+    with pytest.raises(ConfigError, match=r'vehicle_rear_overhangs_m must hold 4 sizes >= 0'):
+        config_from_params({**values, 'vehicle_rear_overhangs_m': [1.0, -1.0, 1.0, 1.0]})
     with pytest.raises(ConfigError, match='output horizon 0.25 s must be a multiple'):
         config_from_params({**values, 'output_horizons_s': [0.25]})
     with pytest.raises(ConfigError):
@@ -343,3 +351,20 @@ def test_stale_grid_missing_odometry_and_gaps_are_reported(ros_context, executor
     assert twin.gaps == 0
     twin._note_arrival(10**12 + 5 * PERIOD_NS + 4 * PERIOD_NS)
     assert twin.gaps == 1 and twin.max_gap_s == pytest.approx(0.4)
+
+
+def test_grids_without_new_odometry_are_mirrored_but_not_cycled(ros_context, executor, io, spin):
+    # After the vehicles stop reporting (end of a bag, a network cut), the fusion node still publishes
+    # its decaying grid: its cells freeze while the extrapolated platoon drives on, so a cycle would
+    # meet its own ghosts. The twin mirrors such grids but holds its cycles until odometry resumes.
+    twin = make_twin(ros_context, executor)
+    t0 = time.time_ns()
+    sync_clocks(io, twin, executor, spin, t0)
+    stamps = run_cycles(io, twin, executor, spin, t0, 2, None)
+    for k in (1, 2):
+        io.grid_pub.publish(grid_to_msg(SPEC, grid_cells(None), stamps[-1] + k * PERIOD_NS))
+        assert spin(executor, lambda: twin.grids_received == 2 + k)
+    assert twin.cycles == 2 and twin.cycles_held == 2
+    assert twin.diagnostics_values()['cycles_held'] == 2
+    run_cycles(io, twin, executor, spin, stamps[-1] + 3 * PERIOD_NS, 1, None)     # odometry again: cycles
+    assert twin.cycles == 3 and twin.cycles_held == 2
