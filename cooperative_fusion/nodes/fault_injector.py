@@ -49,10 +49,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2, TimeReference
 
@@ -62,6 +60,7 @@ from ..ros.diagnostics import DropCounter, Level, make_array, make_status
 from ..ros.params import Param, declare
 from ..ros.qos import diagnostics_qos, evidence_qos, state_qos
 from ..ros.time import ns_to_stamp, stamp_to_ns
+from .entry import spin_node
 
 NODE_NAME = 'fault_injector'
 _NS_PER_MS = 1_000_000
@@ -341,22 +340,7 @@ def create_injectors(faults_path: str | Path, vehicle_ids: Sequence[str], contex
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = FaultInjector()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(FaultInjector, NODE_NAME, args)
 
 
 if __name__ == '__main__':

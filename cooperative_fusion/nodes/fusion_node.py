@@ -64,11 +64,9 @@ from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from scipy import ndimage
 from sensor_msgs.msg import TimeReference
@@ -85,6 +83,7 @@ from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.params import Param, declare
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
+from .entry import spin_node
 
 NODE_NAME = 'fusion_node'
 _NS_PER_S = 1_000_000_000
@@ -812,22 +811,7 @@ def create_node(**kwargs: Any) -> FusionNode:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = FusionNode()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(FusionNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

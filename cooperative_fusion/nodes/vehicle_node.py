@@ -35,10 +35,8 @@ import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
@@ -59,6 +57,7 @@ from ..ros.params import Param, declare
 from ..ros.pointcloud import array_to_cloud, cloud_to_array, xyz
 from ..ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
+from .entry import spin_node
 
 NODE_NAME = 'vehicle_node'
 _NS_PER_S = 1_000_000_000
@@ -525,22 +524,7 @@ def create_node(**kwargs: Any) -> VehicleNode:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = VehicleNode()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        print(f'{NODE_NAME}: configuration error: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(VehicleNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':
