@@ -382,13 +382,21 @@ class BagReader:
             conns = [c for c in conns if c.topic in wanted]
             if not conns:
                 return
+        expected = sum(int(getattr(c, 'msgcount', 0) or 0) for c in conns)
+        count = 0
         try:
             for conn, log_time_ns, raw in self._reader.messages(connections=conns):
+                count += 1
                 yield conn.topic, conn.msgtype, int(log_time_ns), bytes(raw)
         except BagError:
             raise
         except Exception as exc:
             raise BagError(f'{self.path}: cannot read messages: {exc}') from exc
+        # rosbags does not check chunk CRCs: a damaged chunk can vanish silently. The index says
+        # how many messages there are; reading fewer means data was lost, and that is an error.
+        if expected and count != expected:
+            raise BagError(f'{self.path}: the bag is damaged: read {count} of the {expected} messages its '
+                           f'index lists')
 
     @staticmethod
     def deserialize(msgtype: str, raw: bytes) -> Any:

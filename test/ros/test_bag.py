@@ -243,3 +243,23 @@ def test_diagnostic_array_round_trip(tmp_path):
     assert t == 5
     assert back.status[0].level == DiagnosticStatus.WARN
     assert back.status[0].values[0].value == '2.5'
+
+
+def test_damaged_chunk_is_an_error_not_silence(tmp_path):
+    """rosbags does not check chunk CRCs; a bag whose chunks were overwritten must not read as 'fewer messages'."""
+    from std_msgs.msg import String
+
+    from cooperative_fusion.core.errors import BagError
+    from cooperative_fusion.ros.bag import BagReader, BagWriter
+
+    with BagWriter(tmp_path / 'b') as w:
+        for i in range(40):
+            w.write('/s', String(data='x' * 2000 + str(i)), i * 1000)
+    mcap = next((tmp_path / 'b').glob('*.mcap'))
+    data = bytearray(mcap.read_bytes())
+    rng = np.random.default_rng(0)
+    data[3000:30000] = rng.integers(0, 256, 27000, dtype=np.uint8).tobytes()
+    mcap.write_bytes(bytes(data))
+    with pytest.raises(BagError, match=r'damaged|cannot read|cannot open'):
+        with BagReader(tmp_path / 'b') as r:
+            list(r.messages())
