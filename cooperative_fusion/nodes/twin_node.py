@@ -6,8 +6,9 @@ common time, one :class:`ClockEstimator` per vehicle) and
 ``/<v>/radar/targets`` (map frame, common time: velocity hints for tracks).
 
 On every new grid (throttled to ``max_rate_hz`` by grid stamp, so a replay is
-deterministic; held while no odometry has arrived since the last cycle) the platoon's odometry is mapped to common time and
-extrapolated to the grid's stamp, and :meth:`TwinCore.step` runs once. The
+deterministic; held while no odometry has arrived since the last cycle) the
+platoon's odometry is mapped to common time and extrapolated to the grid's
+stamp (base_link moved to the centre of each vehicle's box), and :meth:`TwinCore.step` runs once. The
 node publishes ``/twin/predicted_grid`` (one per output horizon, stamped grid
 stamp + horizon), ``/twin/warnings`` (every cycle; one status per conflict,
 name = vehicle id), ``/<v>/twin/advisory`` for each warned vehicle (base_link poses),
@@ -759,7 +760,8 @@ class TwinNode(Node):
         """The node's health as /diagnostics carries it (make_status formats the values).
 
         grid.* : mirror rate, age (node clock - stamp), staleness, gaps, size; cycles,
-        cycles_throttled and cycles_held (grids with no odometry since the last cycle); tracks and conflicts of the last cycle; step_ms (TwinCore.step),
+        cycles_throttled and cycles_held (grids with no odometry since the last cycle);
+        tracks and conflicts of the last cycle; step_ms (TwinCore.step),
         cycle_ms.* (step + publishing); twin_speedup = horizon_s / median step time
         (predicted seconds per wall second); vehicle.<v>.* odometry age and clock fit;
         self_check.*; degraded (which inputs); drops.<cause> / drops.total.
