@@ -177,7 +177,8 @@ def twin_diagnostics(result_bag: Path) -> dict[str, Any]:
     """The twin's health over the run from ``/diagnostics``: statuses per level, WARN share, what it said.
 
     ``degraded`` counts each distinct part of the 'degraded' value, ``messages`` each distinct message of
-    a non-OK status; numbers in both are replaced by '#'.
+    a non-OK status; numbers in both are replaced by '#'. ``first_warning_message``: vehicle id -> the
+    message of its first status on ``/twin/warnings``.
     """
     from cooperative_fusion.ros.bag import BagReader
 
@@ -199,8 +200,12 @@ def twin_diagnostics(result_bag: Path) -> dict[str, Any]:
                     if kv.key == 'degraded' and kv.value != 'none':
                         for part in kv.value.split('; '):
                             degraded[re.sub(r'-?\d+(\.\d+)?', '#', part)] += 1
+        first: dict[str, str] = {}
+        for _topic, msgtype, _t, raw in reader.messages(['/twin/warnings']):
+            for st in reader.deserialize(msgtype, raw).status:
+                first.setdefault(st.name, st.message)
     total = sum(levels.values())
-    return {'statuses': total, 'levels': dict(levels), 'warn_share': (levels['WARN'] / total) if total else None,
+    return {'first_warning_message': first, 'statuses': total, 'levels': dict(levels), 'warn_share': (levels['WARN'] / total) if total else None,
             'degraded': dict(degraded.most_common()), 'messages': dict(messages.most_common())}
 
 
@@ -317,11 +322,36 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         out += [f'- {rid}: {crash}; twin `/diagnostics` (status `twin_node`): {diag.get("statuses", 0)} statuses, '
                 f'levels {diag.get("levels", {})}; flagged (WARN/ERROR): **{"yes" if flagged else "no"}**; '
                 f'messages: {said}; `degraded` values: {degraded}']
+    out += first_warnings(results)
     clean = results.get('clock_corrected')
     if clean is not None and clean.get('twin_diagnostics'):
         d = clean['twin_diagnostics']
         out += [f'- no faults (reference): twin levels {d.get("levels", {})}, degraded '
                 f'{"; ".join(f"{k!r} x{n}" for k, n in (d.get("degraded") or {}).items()) or "none"}']
+    return out + ['']
+
+
+def first_warnings(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Per row: when (s after the run start = meeting time - lead) and why each vehicle was first warned.
+
+    A lead time is only as good as the warning behind it: this says whether the first warning was about
+    the hazard or about something else (a platoon member seen as an obstacle, say).
+    """
+    out = ['', '### First twin warning per vehicle', '',
+           'time = meeting time - lead (s after the run start); message of that first `/twin/warnings` status.', '',
+           '| row | ' + ' | '.join(f'{v}' for v in ('v1', 'v2', 'v3', 'v4')) + ' |', '|---|' + '---|' * 4]
+    for rid, r in results.items():
+        lead = r.get('warning_lead_time_s') or {}
+        meet = r.get('meeting_time_s') or {}
+        msgs = (r.get('twin_diagnostics') or {}).get('first_warning_message') or {}
+        cells = []
+        for v in ('v1', 'v2', 'v3', 'v4'):
+            if lead.get(v) is None or meet.get(v) is None:
+                cells.append('-')
+            else:
+                cells.append(f'{meet[v] - lead[v]:.1f} s: {msgs.get(v, "?")}')
+        if any(c != '-' for c in cells):
+            out.append(f'| {ROWS[rid].label} | ' + ' | '.join(cells) + ' |')
     return out + ['']
 
 
