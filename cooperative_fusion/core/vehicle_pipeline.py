@@ -37,6 +37,7 @@ from .errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from .grid import GridSpec, logodds_to_percent
 from .motion import compensate, deskew
+from .share import ShareConfig, lattice_factor
 from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine, default_camera_model,
                             default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
                             split_ground)
@@ -253,7 +254,8 @@ class VehicleConfig:
 
     sync_* and pose_buffer_* are plain values here so this module does not fix
     how the sync and pose buffer configs are built; the node turns them into
-    ``SyncConfig`` / ``PoseBufferConfig``.
+    ``SyncConfig`` / ``PoseBufferConfig``. ``share`` says what of each cycle's
+    evidence is published (core.share); its resolution is a whole multiple of the grid's.
     """
 
     vehicle_id: str
@@ -274,8 +276,10 @@ class VehicleConfig:
     timebase_window_ns: int = 30_000_000_000
     timebase_outlier_ns: int = 5_000_000
     output_stamp_offset_ns: int = 0
+    share: ShareConfig = field(default_factory=ShareConfig)
 
     def __post_init__(self) -> None:
+        lattice_factor(self.share.resolution_m, self.pipeline.window.resolution_m)   # ConfigError if not k × grid
         if not self.vehicle_id or '/' in self.vehicle_id or not self.vehicle_id.replace('_', '').isalnum():
             raise ConfigError(f'vehicle_id must be a non-empty name of letters, digits and _, '
                               f'got {self.vehicle_id!r}')

@@ -41,9 +41,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
 from ..core.errors import ConfigError, CooperativeFusionError, FrameError, MessageFormatError
+from ..core.grid import logodds_to_percent
 from ..core.ground import GroundConfig
 from ..core.pose_buffer import PoseBuffer, PoseBufferConfig
 from ..core.sensor_models import SensorModel
+from ..core.share import EvidenceSharer, ShareConfig
 from ..core.sync import ApproximateTimeSync, SyncConfig, SyncSet
 from ..core.timebase import ClockEstimator, ClockFitConfig
 from ..core.vehicle_pipeline import (STREAMS, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
@@ -158,6 +160,19 @@ PARAMS: tuple[Param, ...] = (
           'cycle describes. A deskewed sweep puts static things right whatever the stamp; moving things sit '
           'where they were when the beam passed them, so use the time the lidar looks ahead (half a period '
           'for a sweep that starts behind the vehicle, as the simulated lidar does)', -1.0, 1.0),
+    # what is shared of each cycle's evidence (core/share.py): V2V bandwidth
+    Param('share.resolution_m', 0.2, 'cell size of the published evidence, metres: a whole multiple of '
+          'grid.resolution_m (k x k blocks of the global lattice become one cell; a block with a confident '
+          'occupied cell takes its maximum, else the mean of its known cells)', 0.01, 10.0),
+    Param('share.period_cycles', 1, 'publish every N-th cycle the sum of the evidence of the N cycles since the '
+          'last share (each cycle sent once; moving objects smear over the N cycles)', 1, 100),
+    Param('share.crop', 'none', 'none: the whole window; known: the bounding box of the known cells; corridor: '
+          'cells within share.corridor_half_width_m of the vehicle\'s map y (straight road along map x), '
+          'then their known bounding box'),
+    Param('share.corridor_half_width_m', 10.0, 'corridor crop: half width of the band around the vehicle\'s y, '
+          'metres', 0.1, 1000.0),
+    Param('share.occupied_logodds', 0.4, 'downsampling: a block with a cell at or above this log-odds '
+          '(0.4 = p 0.6) takes the block maximum (occupied wins)', 0.01, 10.0),
     # motion
     Param('deskew', True, 'per-point motion compensation when a lidar cloud has a t field (seconds after stamp)'),
     # qos / diagnostics
@@ -224,7 +239,10 @@ def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleC
         diagnostics_period_s=values['diagnostics.period_s'],
         timebase_enabled=values['timebase.enabled'], timebase_window_ns=_ns(values['timebase.window_s']),
         timebase_outlier_ns=_ns(values['timebase.outlier_threshold_ms'] / 1e3),
-        output_stamp_offset_ns=_ns(values['output_stamp_offset_s']))
+        output_stamp_offset_ns=_ns(values['output_stamp_offset_s']),
+        share=ShareConfig(resolution_m=values['share.resolution_m'], period_cycles=values['share.period_cycles'],
+                          crop=values['share.crop'], corridor_half_width_m=values['share.corridor_half_width_m'],
+                          occupied_logodds=values['share.occupied_logodds']))
 
 
 class VehicleNode(Node):
@@ -243,6 +261,8 @@ class VehicleNode(Node):
         self.cfg = config_from_params(declare(self, PARAMS), self.get_namespace())
         cfg = self.cfg
         self.pipeline = VehiclePipeline(cfg.pipeline)
+        self.sharer = EvidenceSharer(cfg.share, cfg.pipeline.window.resolution_m)
+        self.shares = 0
         self.poses = PoseBuffer(PoseBufferConfig(max_age_ns=cfg.pose_max_age_ns,
                                                  extrapolation_margin_ns=cfg.pose_extrapolation_margin_ns))
         streams = cfg.pipeline.enabled
@@ -285,7 +305,8 @@ class VehicleNode(Node):
         self.get_logger().info(
             f'vehicle {cfg.vehicle_id}: streams {list(streams)} (reference {cfg.sync_reference}), '
             f'grid {cfg.pipeline.window.mode.value} {cfg.pipeline.window.size_x_m}x{cfg.pipeline.window.size_y_m} m '
-            f'at {cfg.pipeline.window.resolution_m} m -> {t.evidence_grid}')
+            f'at {cfg.pipeline.window.resolution_m} m -> {t.evidence_grid} at {cfg.share.resolution_m} m every '
+            f'{cfg.share.period_cycles} cycle(s), crop {cfg.share.crop.value}')
 
     # ------------------------------------------------------------- helpers --
 
@@ -462,7 +483,13 @@ class VehicleNode(Node):
             self._drop('no_timebase', f'no time reference on {self.cfg.topics.time_reference} yet: cannot map '
                                       f'the cycle at {result.stamp_vehicle_ns} ns (vehicle clock) to common time')
             return
-        self.grid_pub.publish(grid_to_msg(result.spec, result.cells, stamp_ns, self.cfg.frames.map))
+        shared = self.sharer.add(result.spec, result.logodds, result.known, result.stamp_vehicle_ns,
+                                 float(self.poses.lookup(result.stamp_vehicle_ns)[1, 3]))
+        if shared is not None:
+            cells = (result.cells if shared.spec == result.spec and shared.cycles == 1
+                     else logodds_to_percent(shared.logodds, shared.known))
+            self.grid_pub.publish(grid_to_msg(shared.spec, cells, stamp_ns, self.cfg.frames.map))
+            self.shares += 1
         if result.radar_targets is not None and self.targets_pub is not None:
             self.targets_pub.publish(array_to_cloud(result.radar_targets, stamp_ns, self.cfg.frames.map))
         self.processing_ms.add(1e3 * (time.perf_counter() - t0))
@@ -474,7 +501,8 @@ class VehicleNode(Node):
         """The node's health as /diagnostics carries it (make_status formats the values).
 
         rate_hz.<stream> : input messages per second (node clock); set_rate_hz : sync sets
-        per second; cycles : evidence grids published; sync.* : the synchroniser's counters
+        per second; cycles : evidence cycles processed; shares : evidence grids published
+        (one per share.period_cycles cycles); sync.* : the synchroniser's counters
         (sync.gaps.<stream> silences, sync.missing.<stream> sets without it, ...);
         drops.<cause> / drops.total : inputs dropped, by cause;
         processing_ms.p50 / .p95 / .count : pipeline + publish time per set (wall clock);
@@ -486,6 +514,7 @@ class VehicleNode(Node):
             values[f'rate_hz.{name}'] = meter.rate_hz(now)
         values['set_rate_hz'] = self.set_rate.rate_hz(now)
         values['cycles'] = self.cycles
+        values['shares'] = self.shares
         values.update({f'sync.{k}': v for k, v in self.sync.stats.items()})
         values.update(self.drops.as_values('drops.'))
         values.update(self.processing_ms.as_values('processing_ms.'))
