@@ -63,6 +63,9 @@ class PredictionConfig:
         position in the rollout (lane keeping): a few tenths of a m/s of tracking noise in vy,
         extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
         lane. A real lane change (about 1 m/s or more) is followed.
+    platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their
+        start is odometry (not a track) and their motion the platoon's own controller, so their
+        footprints stay sharper than obstacles' (sigma0 + this·h)
     lateral_sigmas : ... and below this many of the track's own vy std (a track confirmed a few
         frames ago has a vy std of 1-2 m/s, a settled one about 0.3 m/s)
     """
@@ -79,13 +82,14 @@ class PredictionConfig:
     leader_keeps_speed: bool = True
     lateral_deadband_mps: float = 0.5
     lateral_sigmas: float = 3.0
+    platoon_sigma_growth_mps: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('lateral_deadband_mps', 'lateral_sigmas'):
+        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
@@ -108,6 +112,10 @@ class PredictionConfig:
     def sigma_at(self, horizon_s: float) -> float:
         """Blur sigma at a horizon, metres (before adding a track's own std)."""
         return self.sigma0_m + self.sigma_growth_mps * horizon_s
+
+    def platoon_sigma_at(self, horizon_s: float) -> float:
+        """Blur sigma of the platoon vehicles at a horizon, metres."""
+        return self.sigma0_m + self.platoon_sigma_growth_mps * horizon_s
 
 
 def _vec(name: str, value: NDArray[np.floating] | Sequence[float] | float, n: int) -> NDArray[np.float64]:
@@ -481,7 +489,8 @@ def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = 
 
     Objects: obstacles at their predicted poses and, with ``include_platoon``,
     the platoon vehicles at their IDM positions (their odometry is exact, so
-    their sigma has no track term). sigma = sqrt(track_std² + (sigma0 + growth·h)²).
+    their sigma has no track term and grows by ``platoon_sigma_growth_mps``).
+    Obstacles: sigma = sqrt(track_std² + (sigma0 + growth·h)²).
     """
     cfg = cfg or ro.config
     p, o = ro.platoon, ro.obstacles
@@ -492,7 +501,8 @@ def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = 
         parts = [(ro.obstacle_x[k], ro.obstacle_y[k], o.length, o.width, ro.obstacle_yaw[k],
                   np.hypot(o.position_std, sig))]
         if include_platoon and len(p):
-            parts.append((ro.platoon_x[k], p.y, p.length, p.width, p.heading, np.full(len(p), sig)))
+            parts.append((ro.platoon_x[k], p.y, p.length, p.width, p.heading,
+                          np.full(len(p), cfg.platoon_sigma_at(h))))
         cols = [np.concatenate(c) for c in zip(*parts)]
         out[float(h)] = rasterise_boxes(spec, *cols, window_sigmas=cfg.window_sigmas)
     return out

@@ -237,3 +237,18 @@ def test_obstacles_keep_their_lane_unless_lateral_motion_is_fast_and_significant
     assert_allclose(ObstacleState.from_tracks([tr]).vy_std, [1.06])
     with pytest.raises(ConfigError, match='lateral_sigmas must be a finite number >= 0'):
         PredictionConfig(lateral_sigmas=-1.0)
+
+
+def test_platoon_vehicles_stay_sharp_in_predicted_grids():
+    # Their start is odometry and their motion the platoon's own controller: blur grows by
+    # platoon_sigma_growth_mps, not by the obstacles' sigma_growth_mps.
+    spec = GridSpec(0.0, -5.0, 0.2, 600, 50)
+    pl = platoon([20.0], 25.0)
+    xs, ys = spec.cell_centers()
+    box = (np.abs(ys) <= 0.8)[:, None] & (np.abs(xs - (20.0 + 25.0 * 3.0)) <= 2.15)[None, :]
+    sharp = predicted_grids(rollout(pl, ObstacleState.empty()), spec, PredictionConfig(output_horizons_s=(3.0,)))
+    blurred = predicted_grids(rollout(pl, ObstacleState.empty()), spec,
+                              PredictionConfig(output_horizons_s=(3.0,), platoon_sigma_growth_mps=0.5))
+    assert PredictionConfig().platoon_sigma_growth_mps == 0.1
+    assert (sharp[3.0][box] >= 0.5).mean() > 0.9          # sigma 0.6 m: the box is still the box
+    assert (blurred[3.0][box] >= 0.5).mean() < 0.6        # sigma 1.8 m (the obstacles' growth): half of it
