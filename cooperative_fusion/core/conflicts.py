@@ -23,8 +23,10 @@ Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
 ``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m``.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
-with an obstacle that is also ahead in the follower's own path (and closing)
-gets at least a WARN for it: a platoon brakes together. Obstacles are not
+with an obstacle that is also ahead in the follower's own path (and closing,
+with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
+platoon brakes together. (A car that cut in just ahead of the predecessor at
+nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obstacles are not
 masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
@@ -65,12 +67,13 @@ class ConflictConfig:
     lane_half_width_m: float = 1.8
     min_closing_speed_mps: float = 0.1
     propagate_to_followers: bool = True
+    propagate_max_ttc_s: float = 10.0
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ('ttc_warn_s', 'ttc_error_s', 'comfortable_decel_mps2', 'max_decel_mps2', 'lane_half_width_m',
-                     'min_closing_speed_mps', 'advisory_dt_s'):
+                     'min_closing_speed_mps', 'advisory_dt_s', 'propagate_max_ttc_s'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a positive finite number, got {value!r}')
@@ -199,7 +202,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None) -> list[Confl
         # Sequential along the platoon order (a follower inherits from its predecessor), vectorised over obstacles.
         by_order = np.argsort(pl.order)
         for j in by_order[1:]:
-            inherit = (level[pred[j], :nk] > 0) & np.isfinite(ttc[j, :nk]) & (level[j, :nk] == 0)
+            inherit = (level[pred[j], :nk] > 0) & (ttc[j, :nk] < cfg.propagate_max_ttc_s) & (level[j, :nk] == 0)
             level[j, :nk] = np.where(inherit, 1, level[j, :nk])
             propagated[j, :nk] = inherit
 

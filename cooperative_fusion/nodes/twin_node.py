@@ -177,6 +177,8 @@ PARAMS: tuple[Param, ...] = (
           'slower closing is not closing, m/s', 1e-6, 100.0),
     Param('conflicts.propagate_to_followers', _D_CONF.propagate_to_followers,
           'a follower inherits at least WARN from its predecessor\'s conflict'),
+    Param('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
+          '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     Param('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
     Param('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s, 'advisory continues this long after braking, seconds',
           0.0, 60.0),

@@ -55,6 +55,8 @@ def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_
     assert_allclose([conflicts[0].x, conflicts[0].y], [rear, 0.0])           # contact at the obstacle's rear
     # Without propagation only v1 and v2 are within 6 s.
     assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_to_followers=False))] == ['v1', 'v2']
+    # Propagation stops where the follower's own TTC is beyond propagate_max_ttc_s (v4: 7.5 s).
+    assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_max_ttc_s=7.0))] == ['v1', 'v2', 'v3']
 
 
 def test_close_stopped_obstacle_is_an_error():
