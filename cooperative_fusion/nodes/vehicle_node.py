@@ -161,12 +161,12 @@ PARAMS: tuple[Param, ...] = (
           'where they were when the beam passed them, so use the time the lidar looks ahead (half a period '
           'for a sweep that starts behind the vehicle, as the simulated lidar does)', -1.0, 1.0),
     # what is shared of each cycle's evidence (core/share.py): V2V bandwidth
-    Param('share.resolution_m', 0.2, 'cell size of the published evidence, metres: a whole multiple of '
+    Param('share.resolution_m', 0.4, 'cell size of the published evidence, metres: a whole multiple of '
           'grid.resolution_m (k x k blocks of the global lattice become one cell; a block with a confident '
           'occupied cell takes its maximum, else the mean of its known cells)', 0.01, 10.0),
     Param('share.period_cycles', 1, 'publish every N-th cycle the sum of the evidence of the N cycles since the '
           'last share (each cycle sent once; moving objects smear over the N cycles)', 1, 100),
-    Param('share.crop', 'none', 'none: the whole window; known: the bounding box of the known cells; corridor: '
+    Param('share.crop', 'known', 'none: the whole window; known: the bounding box of the known cells; corridor: '
           'cells within share.corridor_half_width_m of the vehicle\'s map y (straight road along map x), '
           'then their known bounding box'),
     Param('share.corridor_half_width_m', 10.0, 'corridor crop: half width of the band around the vehicle\'s y, '

@@ -257,7 +257,8 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
     assert (first[1] >= 0).sum() > 1000
 
     def reported() -> bool:
-        return sensors.latest_values().get('drops.lidar_format') == '1'
+        values = sensors.latest_values()     # a report after the third cycle (diagnostics run on a timer)
+        return values.get('drops.lidar_format') == '1' and values.get('cycles') == '3'
     assert spin(executor, reported), sensors.latest_values()
     values = sensors.latest_values()
     assert values['drops.total'] == '1'
@@ -307,6 +308,56 @@ def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
         assert values['cycles'] == '2' and values['drops.total'] == '1'
     finally:
         vehicle.destroy_node()
+
+
+def test_lockstep_coarse_shared_evidence_is_fused_by_a_finer_fusion_node(ros_context):
+    """share.resolution_m 0.4, period 2, crop known: one smaller grid per two cycles on the 0.4 m lattice,
+    which the fusion node at 0.2 m accepts and fuses (face occupied, the road before it free)."""
+    from cooperative_fusion.nodes.fusion_node import FusionNode
+
+    vehicle = make_vehicle(ros_context, 'v5', **{'sync.stream_timeout_s': 0.5, 'share.resolution_m': 0.4,
+                                                 'share.period_cycles': 2, 'share.crop': 'known'})
+    fusion = FusionNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in {
+        'vehicles': ['v5'], 'vehicle_weights': [1.0], 'footprints.enabled': False, 'grid.mode': 'fixed',
+        'grid.size_x_m': 40.0, 'grid.size_y_m': 24.0, 'grid.fixed_origin_x_m': 100.0,
+        'grid.fixed_origin_y_m': -8.0, 'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5}.items()])
+    try:
+        out: list[tuple[str, object, int]] = []
+        runner = LockstepRunner([vehicle, fusion], lambda topic, msg, t: out.append((topic, msg, t)),
+                                publish_to_dds=False, start_ns=T0 - 450_000_000)
+        runner.feed('/v5/camera/depth/camera_info', k_to_camera_info(K, 160, 120, T0, 'v5/camera_optical'),
+                    T0 - 450_000_000)
+        for t in range(T0 - 450_000_000, T0 + 300_000_001, 50_000_000):
+            runner.feed('/v5/odom', odom(t, 0.0, 'v5'), T0 - 450_000_000)
+        b2m = base2map_at(T0, 0.0)
+        for t in (T0, T0 + 100_000_000):
+            runner.feed('/v5/camera/depth/image', array_to_depth_image(
+                depth_image(b2m @ vehicle.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
+            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), t,
+                                                           'v5/lidar'), t + 100_000_000)
+        runner.advance_to(T0 + 400_000_000)
+        grids = [msg for topic, msg, _ in out if topic == '/v5/evidence_grid']
+        assert [g.header.stamp.sec * 10**9 + g.header.stamp.nanosec for g in grids] == [T0 + 100_000_000]
+        spec, cells = grid_from_msg(grids[0])
+        assert spec.resolution == pytest.approx(0.4)
+        for origin in (spec.origin_x, spec.origin_y):
+            assert origin / 0.4 == pytest.approx(round(origin / 0.4), abs=1e-4)
+        assert cells.size < 100.0 * 40.0 / 0.4**2 / 2              # cropped to the known cells
+        assert (cells >= 0).any(axis=0).all() and (cells >= 0).any(axis=1).all()   # no all-unknown edge
+        ix, iy = face_cells(spec)
+        assert (cells[iy, ix] >= 95).all(), cells[iy, ix]          # two cycles of lidar + camera hits summed
+        assert vehicle.shares == 1 and vehicle.cycles == 2
+        fused = [msg for topic, msg, _ in out if topic == '/cooperative/grid']
+        fspec, fcells = grid_from_msg(fused[-1])
+        assert fspec.resolution == pytest.approx(0.2)
+        ix, iy = face_cells(fspec)
+        assert (fcells[iy, ix] >= 65).all(), fcells[iy, ix]
+        ix, iy = cells_along(fspec, 8.0, 16.0)
+        assert (fcells[iy, ix].astype(int) < 40).all() and (fcells[iy, ix] >= 0).all(), fcells[iy, ix]
+        assert not fusion.vehicles['v5'].drops.counts, fusion.vehicles['v5'].drops.counts
+    finally:
+        vehicle.destroy_node()
+        fusion.destroy_node()
 
 
 # ----------------------------------------------------------- parameters ---
