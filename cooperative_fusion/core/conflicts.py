@@ -55,7 +55,12 @@ class ConflictLevel(IntEnum):
 
 @dataclass(frozen=True)
 class ConflictConfig:
-    """Conflict thresholds and advice settings (seconds, metres, m/s^2)."""
+    """Conflict thresholds and advice settings (seconds, metres, m/s^2).
+
+    min_track_hits : a track raises conflicts only after this many detections (used by the twin:
+        the velocity of a young track, or of a fragment of a split object, is not known well enough
+        for a time to collision)
+    """
 
     ttc_warn_s: float = 6.0
     ttc_error_s: float = 3.0
@@ -68,6 +73,7 @@ class ConflictConfig:
     min_closing_speed_mps: float = 0.1
     propagate_to_followers: bool = True
     propagate_max_ttc_s: float = 10.0
+    min_track_hits: int = 1
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
@@ -81,6 +87,8 @@ class ConflictConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
+        if not (isinstance(self.min_track_hits, int) and self.min_track_hits >= 1):
+            raise ConfigError(f'ConflictConfig.min_track_hits must be an integer >= 1, got {self.min_track_hits!r}')
         if self.ttc_error_s > self.ttc_warn_s:
             raise ConfigError(f'ttc_error_s {self.ttc_error_s} s must not exceed ttc_warn_s {self.ttc_warn_s} s')
         if self.gap_error_m > self.gap_warn_m:
@@ -134,8 +142,13 @@ def _no_reaction(x0: NDArray[np.float64], v0: NDArray[np.float64], a0: NDArray[n
     return x0 + v0 * tb + 0.5 * a0 * tb * tb, v0 + a0 * tb
 
 
-def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None) -> list[Conflict]:
-    """At most one conflict per platoon vehicle (its worst), in platoon order. See the module doc."""
+def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
+                   eligible: NDArray[np.bool_] | None = None) -> list[Conflict]:
+    """At most one conflict per platoon vehicle (its worst), in platoon order. See the module doc.
+
+    eligible : (K,) which obstacles may raise a conflict (None: all); the others still are in the
+        rollout (and the predicted grids)
+    """
     cfg = cfg or ConflictConfig()
     pl, ob = ro.platoon, ro.obstacles
     nv, nk = len(pl), len(ob)
@@ -165,6 +178,8 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None) -> list[Confl
     ohalf[:, :, nk] = half_v[ps]
     valid = np.ones((nv, nk + 1), bool)
     valid[:, nk] = has_pred
+    if eligible is not None:
+        valid[:, :nk] &= np.asarray(eligible, dtype=bool).reshape(1, nk)
 
     xi3 = xi[:, :, None]
     in_path = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m) & (ox > xi3)

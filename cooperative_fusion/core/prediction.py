@@ -63,6 +63,8 @@ class PredictionConfig:
         position in the rollout (lane keeping): a few tenths of a m/s of tracking noise in vy,
         extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
         lane. A real lane change (about 1 m/s or more) is followed.
+    lateral_max_std_mps : ... and only from tracks whose vy std is at most this (settled tracks;
+        young fragments of a split object carry vy of several m/s at a std above 1 m/s)
     platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their
         start is odometry (not a track) and their motion the platoon's own controller, so their
         footprints stay sharper than obstacles' (sigma0 + this·h)
@@ -82,6 +84,7 @@ class PredictionConfig:
     leader_keeps_speed: bool = True
     lateral_deadband_mps: float = 0.5
     lateral_sigmas: float = 3.0
+    lateral_max_std_mps: float = 0.5
     platoon_sigma_growth_mps: float = 0.1
 
     def __post_init__(self) -> None:
@@ -89,7 +92,7 @@ class PredictionConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps'):
+        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps', 'lateral_max_std_mps'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
@@ -194,13 +197,14 @@ class PlatoonState:
         return VehicleState(vehicle_id, float(self.x[i]), float(self.y[i]), float(self.speed[i]),
                             float(self.heading[i]), float(self.length[i]))
 
-    def footprints(self, trail_s: float = 0.0) -> list[OrientedBox]:
+    def footprints(self, trail_s: float = 0.0, front_m: float = 0.0) -> list[OrientedBox]:
         """Each vehicle's box (for excluding it from detections), stretched backwards over the
-        ``speed · trail_s`` metres it covered in the last ``trail_s`` seconds (its front stays put)."""
-        if not (math.isfinite(trail_s) and trail_s >= 0):
-            raise ConfigError(f'footprint trail must be a finite number of seconds >= 0, got {trail_s!r}')
-        trail = self.speed * trail_s
-        back = 0.5 * trail
+        ``speed · trail_s`` metres it covered in the last ``trail_s`` seconds and forwards by ``front_m``."""
+        if not (math.isfinite(trail_s) and trail_s >= 0 and math.isfinite(front_m) and front_m >= 0):
+            raise ConfigError(f'footprint trail and front extension must be finite and >= 0, got '
+                              f'{trail_s!r} s and {front_m!r} m')
+        trail = self.speed * trail_s + front_m
+        back = 0.5 * (trail - 2.0 * front_m)
         return [OrientedBox(float(self.x[i] - back[i] * math.cos(self.heading[i])),
                             float(self.y[i] - back[i] * math.sin(self.heading[i])),
                             float(self.length[i] + trail[i]), float(self.width[i]), float(self.heading[i]))
@@ -244,10 +248,12 @@ class ObstacleState:
         z = np.zeros(0)
         return cls(np.zeros(0, np.int64), z, z, z, z, z, z, z, z, z)
 
-    def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0) -> 'ObstacleState':
-        """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std):
-        lateral motion is kept only where it is both fast and significant (a CTRV yaw rate stays)."""
-        keep = np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)
+    def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0,
+                     max_std_mps: float = math.inf) -> 'ObstacleState':
+        """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std)
+        or vy_std > ``max_std_mps``: lateral motion is kept only where it is fast, significant and
+        measured by a settled track (a CTRV yaw rate stays)."""
+        keep = (np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)) | (self.vy_std > max_std_mps)
         if not keep.any():
             return self
         return replace(self, vy=np.where(keep, 0.0, self.vy))
@@ -351,7 +357,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     cfg = cfg or PredictionConfig()
     n_steps = cfg.steps
     t = np.arange(n_steps + 1) * cfg.dt_s
-    ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas), t,
+    ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas,
+                                                                    cfg.lateral_max_std_mps), t,
                                              cfg.obstacle_model)
     o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)
 

@@ -28,6 +28,8 @@ class TwinConfig:
     exclude_trail_s : platoon footprints also reach back over the distance each vehicle covered in
         this many seconds: the common grid fuses evidence that is up to the fusion latency old, so a
         moving vehicle's cells trail behind where its odometry puts it (a ghost moving with it)
+    exclude_front_m : ... and reach this far ahead of each vehicle's front: near-field returns of
+        its own front sensors (bumper zone) show up there and move with it
     radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
     include_platoon_in_grids : draw the platoon vehicles in the predicted grids
     """
@@ -39,6 +41,7 @@ class TwinConfig:
     min_cells: int = 3
     exclude_margin_m: float = 0.5
     exclude_trail_s: float = 0.0
+    exclude_front_m: float = 0.0
     radar_radius_m: float = 2.0
     radar_max_los_angle_deg: float = 25.0
     include_platoon_in_grids: bool = True
@@ -48,6 +51,8 @@ class TwinConfig:
             raise ConfigError(f'occupied_threshold must be in 1..100 percent, got {self.occupied_threshold}')
         if not 0 <= self.exclude_trail_s < math.inf:
             raise ConfigError(f'exclude_trail_s must be a finite number of seconds >= 0, got {self.exclude_trail_s}')
+        if not 0 <= self.exclude_front_m < math.inf:
+            raise ConfigError(f'exclude_front_m must be a finite number of metres >= 0, got {self.exclude_front_m}')
         if self.exclude_margin_m < 0 or self.radar_radius_m <= 0:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
@@ -84,7 +89,7 @@ class TwinCore:
         """
         cfg = self.config
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
-                                  platoon.footprints(cfg.exclude_trail_s), cfg.exclude_margin_m)
+                                  platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m)
         if radar_xyv is not None and len(dets):
             if radar_sensor_xy is None:
                 raise ConfigError('radar targets given without the position of the radar that saw them')
@@ -92,6 +97,7 @@ class TwinCore:
         tracks = self.tracker.update_detections(dets, stamp_ns)
         ro = rollout(platoon, ObstacleState.from_tracks(tracks), cfg.prediction)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
-        conflicts = find_conflicts(ro, cfg.conflicts)
+        mature = np.array([t.hits >= cfg.conflicts.min_track_hits for t in tracks], dtype=bool)
+        conflicts = find_conflicts(ro, cfg.conflicts, mature)
         advisories = {c.vehicle_id: advise(platoon.vehicle(c.vehicle_id), c, cfg.conflicts) for c in conflicts}
         return TwinResult(int(stamp_ns), dets, tracks, ro, grids, conflicts, advisories)

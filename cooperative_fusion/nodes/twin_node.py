@@ -11,7 +11,8 @@ platoon's odometry is mapped to common time and extrapolated to the grid's
 stamp (base_link moved to the centre of each vehicle's box), and :meth:`TwinCore.step` runs once. The
 node publishes ``/twin/predicted_grid`` (one per output horizon, stamped grid
 stamp + horizon), ``/twin/warnings`` (every cycle; one status per conflict,
-name = vehicle id), ``/<v>/twin/advisory`` for each warned vehicle (base_link poses),
+name = vehicle id), ``/<v>/twin/advisory`` for each warned vehicle (base_link poses; no warnings
+while a platoon vehicle's clock is unknown: its position is not trusted),
 ``/twin/markers`` and, on a timer, its health in ``/diagnostics`` (status
 ``twin_node``: grid rate, age, gaps, tracks, cycle time, ``twin_speedup``,
 prediction self-check, degraded inputs, drops by cause).
@@ -120,6 +121,8 @@ PARAMS: tuple[Param, ...] = (
           'obstacles slower than this across the road keep their lane in the rollout, m/s', 0.0, 100.0),
     Param('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
           '... or than this many of the track\'s own vy std', 0.0, 100.0),
+    Param('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
+          '... and only tracks whose vy std is at most this move across the road, m/s', 0.0, 100.0),
     Param('prediction.leader_keeps_speed', _D_PRED.leader_keeps_speed,
           'the platoon leader cruises at its current speed on a free road (followers use idm.v0_mps)'),
     Param('idm.v0_mps', _D_IDM.v0_mps, 'IDM desired speed, m/s', 0.01, 100.0),
@@ -137,6 +140,8 @@ PARAMS: tuple[Param, ...] = (
     Param('detection.exclude_trail_s', 0.2,
           'platoon footprints also reach back over the distance driven in this long (grid latency), seconds',
           0.0, 10.0),
+    Param('detection.exclude_front_m', 1.5,
+          'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
     Param('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
           'draw the platoon vehicles in the predicted grids'),
     Param('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
@@ -179,6 +184,7 @@ PARAMS: tuple[Param, ...] = (
           'a follower inherits at least WARN from its predecessor\'s conflict'),
     Param('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
           '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
+    Param('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
     Param('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
     Param('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s, 'advisory continues this long after braking, seconds',
           0.0, 60.0),
@@ -304,7 +310,8 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
         lane_half_width_m=values['prediction.lane_half_width_m'], window_sigmas=values['prediction.window_sigmas'],
         leader_keeps_speed=values['prediction.leader_keeps_speed'],
         lateral_deadband_mps=values['prediction.lateral_deadband_mps'],
-        lateral_sigmas=values['prediction.lateral_sigmas'])
+        lateral_sigmas=values['prediction.lateral_sigmas'],
+        lateral_max_std_mps=values['prediction.lateral_max_std_mps'])
     tracker = TrackerConfig(
         model=_enum(MotionModel, 'tracker.model', values['tracker.model']),
         **{f: values[f'tracker.{f}'] for f in TrackerConfig.__dataclass_fields__ if f != 'model'})
@@ -314,6 +321,7 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
                       min_cells=values['detection.min_cells'],
                       exclude_margin_m=values['detection.exclude_margin_m'],
                       exclude_trail_s=values['detection.exclude_trail_s'],
+                      exclude_front_m=values['detection.exclude_front_m'],
                       radar_radius_m=values['radar.radius_m'],
                       radar_max_los_angle_deg=values['radar.max_los_angle_deg'],
                       include_platoon_in_grids=values['detection.include_platoon_in_grids'])
@@ -416,6 +424,7 @@ class TwinNode(Node):
         self.cycles = 0
         self.cycles_throttled = 0
         self.cycles_held = 0              # grids without any odometry since the last cycle
+        self.warnings_withheld = 0        # cycles whose conflicts were dropped: a vehicle's clock unknown
         self._odom_received = 0
         self._odom_at_last_cycle = 0
         self.last_result: TwinResult | None = None
@@ -667,6 +676,13 @@ class TwinNode(Node):
         except SyncError as exc:
             self._drop('cycle_SyncError', str(exc))
             return
+        unsynced = [v for v in result.rollout.platoon.ids if self.vehicles[v].clock.n_samples == 0]
+        if unsynced and result.conflicts:
+            # Odometry stamps of a vehicle without a time reference are taken as common time: its
+            # box can be off by its clock offset times its speed (5 m for 0.2 s at 25 m/s), its
+            # own cells then become obstacles. Predict, but do not warn on such a platoon.
+            self.warnings_withheld += 1
+            result = replace(result, conflicts=[], advisories={})
         self._last_cycle_stamp_ns = stamp_ns
         self._odom_at_last_cycle = self._odom_received
         self.last_result = result
@@ -766,6 +782,7 @@ class TwinNode(Node):
 
         grid.* : mirror rate, age (node clock - stamp), staleness, gaps, size; cycles,
         cycles_throttled and cycles_held (grids with no odometry since the last cycle);
+        warnings_withheld (cycles whose conflicts were dropped while a vehicle's clock was unknown);
         tracks and conflicts of the last cycle; step_ms (TwinCore.step),
         cycle_ms.* (step + publishing); twin_speedup = horizon_s / median step time
         (predicted seconds per wall second); vehicle.<v>.* odometry age and clock fit;
@@ -783,7 +800,8 @@ class TwinNode(Node):
         med = self.median_period_ns()
         values.update({'grid.period_s': math.nan if med is None else med / _NS_PER_S, 'grid.gaps': self.gaps,
                        'grid.max_gap_s': self.max_gap_s, 'cycles': self.cycles,
-                       'cycles_throttled': self.cycles_throttled, 'cycles_held': self.cycles_held})
+                       'cycles_throttled': self.cycles_throttled, 'cycles_held': self.cycles_held,
+                       'warnings_withheld': self.warnings_withheld})
         r = self.last_result
         values['tracks'] = 0 if r is None else len(r.tracks)
         values['conflicts'] = 0 if r is None else len(r.conflicts)

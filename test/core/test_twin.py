@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cooperative_fusion.core.conflicts import ConflictLevel
+from cooperative_fusion.core.conflicts import ConflictConfig, ConflictLevel
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.prediction import PlatoonState, iou
@@ -88,3 +88,18 @@ def test_cells_trailing_a_platoon_vehicle_are_not_an_obstacle(trail_s, ghost_tra
         assert_allclose(res.tracks[0].vx, V, atol=1.0)                   # it moves with the platoon
     with pytest.raises(ConfigError, match='exclude_trail_s must be a finite number of seconds >= 0'):
         TwinConfig(exclude_trail_s=-0.1)
+
+
+def test_young_tracks_raise_no_conflict_until_min_track_hits():
+    # The velocity of a track a few frames old (or of a fragment of a split object) is not known
+    # well enough for a time to collision: conflicts wait for min_track_hits detections.
+    twin = TwinCore(TwinConfig(conflicts=ConflictConfig(min_track_hits=6)))
+    seen = []
+    for k in range(7):
+        cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+        seen.append(len(res.conflicts))
+    assert seen[:5] == [0] * 5 and seen[5:] == [4, 4]
+    assert len(res.tracks) == 2                     # tracked (and predicted) all along
+    with pytest.raises(ConfigError, match='min_track_hits must be an integer >= 1, got 0'):
+        ConflictConfig(min_track_hits=0)

@@ -146,7 +146,7 @@ def test_stopped_car_ahead_warns_every_vehicle_and_advises_braking(ros_context, 
     t0 = time.time_ns()
     car_x = X_LEADER + CAR_AHEAD
     sync_clocks(io, twin, executor, spin, t0)
-    stamps = run_cycles(io, twin, executor, spin, t0, 5, car_x)
+    stamps = run_cycles(io, twin, executor, spin, t0, 7, car_x)     # conflicts from the 6th detection
     last = stamps[-1]
     assert spin(executor, lambda: any(stamp_to_ns(w.header.stamp) == last for w in io.warnings))
     warn = next(w for w in io.warnings if stamp_to_ns(w.header.stamp) == last)
@@ -368,3 +368,15 @@ def test_grids_without_new_odometry_are_mirrored_but_not_cycled(ros_context, exe
     assert twin.diagnostics_values()['cycles_held'] == 2
     run_cycles(io, twin, executor, spin, stamps[-1] + 3 * PERIOD_NS, 1, None)     # odometry again: cycles
     assert twin.cycles == 3 and twin.cycles_held == 2
+
+
+def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io, spin):
+    # Without time references the odometry stamps are taken as common time: each vehicle is off by
+    # its clock offset times its speed (here 10 to 50 m). The twin predicts but does not warn.
+    twin = make_twin(ros_context, executor)
+    t0 = time.time_ns()
+    stamps = run_cycles(io, twin, executor, spin, t0, 7, X_LEADER + CAR_AHEAD)
+    assert spin(executor, lambda: any(stamp_to_ns(w.header.stamp) == stamps[-1] for w in io.warnings))
+    assert all(len(w.status) == 0 for w in io.warnings)
+    assert twin.warnings_withheld > 0 and twin.diagnostics_values()['warnings_withheld'] == twin.warnings_withheld
+    assert len(twin.last_result.tracks) == 1 and twin.last_result.grids
