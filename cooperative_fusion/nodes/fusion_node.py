@@ -4,7 +4,8 @@ Subscribes, for each configured vehicle ``<v>`` (parameter ``vehicles``):
 ``/<v>/evidence_grid`` (nav_msgs/OccupancyGrid in ``map``, stamped in common
 time; cells are percent, -1 unknown) and ``/<v>/odom`` (nav_msgs/Odometry: only
 the latest position, heading and xy pose covariance are used, so its
-vehicle-clock stamp does not matter). Publishes the posterior as
+vehicle-clock stamp does not matter), and with ``dynamic.enabled``
+``/<v>/radar/targets`` (PointCloud2 in ``map``, x, y, velocity). Publishes the posterior as
 nav_msgs/OccupancyGrid on ``topics.output`` (default ``/cooperative/grid``,
 RELIABLE + TRANSIENT_LOCAL depth 1, so a late joiner gets the latest grid at
 once) and its health on ``/diagnostics``.
@@ -19,13 +20,22 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
   :class:`~cooperative_fusion.core.consistency.ConsistencyChecker`: cells that
   contradict two or more other vehicles' evidence of about the same time are
   scaled down, the vehicle's consistency score is updated), then
-  ``CommonGrid.integrate(..., now_ns=common now, pose_cov_xy)``; a drop is
-  counted per vehicle and cause and logged once per cause (throttled);
+  with ``dynamic.enabled`` the moving components go to the dynamic layer
+  (:class:`~cooperative_fusion.core.dynamic.DynamicLayer`: connected
+  components, along-road speed from the same vehicle's ``/<v>/radar/targets``
+  or from tracking its previous components; moving ones are kept as objects,
+  not fused), then ``CommonGrid.integrate(..., now_ns=common now,
+  pose_cov_xy)`` of the rest; a drop is counted per vehicle and cause and
+  logged once per cause (throttled); with ``publish_on_evidence`` an accepted
+  message is followed by a publish (no sooner than ``publish_min_interval_s``
+  after the previous one), so fresh evidence does not wait for the timer;
 * publish timer (``publish_rate_hz``, node clock, so sim time and the
   lock-step runner work): in ``follow_platoon`` mode recentre the window on the
   platoon centroid (+ ``forward_offset_m`` along the mean heading) when it has
   moved by a cell or more, ``advance(now)``, publish ``posterior_percent()``
-  stamped ``now``, record ``publish - sensor stamp`` latencies;
+  with the moving objects drawn where they are at ``now`` (moved by
+  ``v·(now - stamp)``) and the members' bodies, stamped ``now``, record
+  ``publish - sensor stamp`` latencies;
 * co-registration timer (``coregistration.period_s``): each vehicle's latest
   evidence (occupied cells, p >= 0.65) against the other vehicles' latest
   evidence (their current corrections applied), pivot at the vehicle's odom
@@ -69,18 +79,21 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
 from rclpy.node import Node
 from scipy import ndimage
-from sensor_msgs.msg import TimeReference
+from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.consistency import ConsistencyChecker, ConsistencyConfig
 from ..core.coregistration import CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
-from ..core.fusion import CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits
+from ..core.dynamic import DynamicConfig, DynamicLayer, RadarTargets
+from ..core.fusion import (CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits,
+                           member_box_mask, resample_to_resolution)
 from ..core.grid import GridSpec, percent_to_logodds
 from ..core.timebase import ClockEstimator
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.params import Param, declare
+from ..ros.pointcloud import cloud_to_array
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
 from .entry import spin_node
@@ -96,9 +109,10 @@ FRAME = 'frame'                    # evidence or odometry not in the fusion fram
 BAD_COVARIANCE = 'bad_covariance'  # odometry xy covariance non-finite or not PSD (pose and last good cov kept)
 MALFORMED_ODOM = 'malformed_odom'  # odometry with a non-finite position / orientation / twist
 DUPLICATE = 'duplicate'            # evidence with the stamp of one already fused (a re-delivery)
+MALFORMED_RADAR = 'malformed_radar'  # radar targets without x, y, velocity or not in the fusion frame
 INTERNAL = 'internal'              # a bug: an unexpected exception in a callback
 VEHICLE_CAUSES: tuple[str, ...] = (*(c.value for c in DropCause if c is not DropCause.UNKNOWN_VEHICLE),
-                                   MALFORMED, FRAME, BAD_COVARIANCE, MALFORMED_ODOM, DUPLICATE)
+                                   MALFORMED, FRAME, BAD_COVARIANCE, MALFORMED_ODOM, DUPLICATE, MALFORMED_RADAR)
 
 #: Every parameter of the node, in one place; config/fusion.yaml documents each row.
 PARAMS: tuple[Param, ...] = (
@@ -109,6 +123,10 @@ PARAMS: tuple[Param, ...] = (
     Param('time_reference_topic', '',
           'TimeReference mapping the node clock to common time; empty = the node clock is common time'),
     Param('publish_rate_hz', 10.0, 'fusion cycles (decay + publish) per second, node clock', 0.01, 1000.0),
+    Param('publish_on_evidence', True,
+          'also publish right after fusing evidence (no sooner than publish_min_interval_s after the last)'),
+    Param('publish_min_interval_s', 0.02, 'publish_on_evidence: shortest time between two grids, seconds',
+          0.0, 3600.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
     Param('grid.size_x_m', 240.0, 'window extent along map x, metres', 1.0, 5000.0),
@@ -151,6 +169,31 @@ PARAMS: tuple[Param, ...] = (
           0.0, 100.0),
     Param('footprints.margin_behind_m', 1.6,
           'extra margin behind a member\'s body: hits of sensors sampled before the cycle stamp, metres',
+          0.0, 100.0),
+    # moving objects (core.dynamic.DynamicConfig)
+    Param('dynamic.enabled', True,
+          'moving components of the evidence kept as objects and drawn at publish time, not fused as static'),
+    Param('dynamic.occupied_logodds', 0.4, 'evidence log-odds from which a cell belongs to a component',
+          0.001, 100.0),
+    Param('dynamic.merge_gap_m', 0.4, 'occupied cells at most this far apart are one component, metres', 0.0, 100.0),
+    Param('dynamic.min_cells', 3, 'smaller components stay static', 1, 1_000_000),
+    Param('dynamic.max_length_m', 20.0, 'components longer than this along the road stay static, metres',
+          0.01, 10000.0),
+    Param('dynamic.radar_radius_m', 2.0, 'a radar target joins the component with the nearest cell within this, m',
+          0.01, 100.0),
+    Param('dynamic.radar_max_dt_s', 0.15, 'radar targets stamped further than this from the evidence are unused, s',
+          0.0, 10.0),
+    Param('dynamic.max_los_angle_deg', 25.0, 'radar speed v_r/cos(a) only where line of sight and road are '
+          'within this, degrees', 0.1, 89.9),
+    Param('dynamic.min_speed_mps', 3.0, 'along-road speed from which a component is moving, m/s', 0.01, 1000.0),
+    Param('dynamic.max_speed_mps', 50.0, 'tracking gate along the road: max_speed_mps x dt, m/s', 0.01, 1000.0),
+    Param('dynamic.track_lateral_gate_m', 1.0, 'tracking gate across the road, metres', 0.01, 100.0),
+    Param('dynamic.track_smoothing', 0.5, 'weight of a new tracking speed in a component\'s speed', 0.01, 1.0),
+    Param('dynamic.max_age_s', 0.3, 'a moving object not renewed for this long expires, seconds', 0.0, 10.0),
+    Param('dynamic.duplicate_radius_m', 1.0,
+          'an object with half its cells this close to a newer object\'s is not drawn, metres', 0.0, 100.0),
+    Param('dynamic.member_margin_m', 1.5,
+          'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
     # co-registration (core.coregistration.CoregConfig)
     Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections'),
@@ -230,6 +273,9 @@ class FusionNodeConfig:
     footprints: Mapping[str, Footprint] | None = None
     footprint_margin_m: float = 0.4
     footprint_margin_behind_m: float = 1.6
+    dynamic: DynamicConfig | None = None
+    dynamic_member_margin_m: float = 1.5
+    publish_min_interval_ns: int | None = 20_000_000
 
 
 def _ns(seconds: float) -> int:
@@ -302,6 +348,20 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
                                   f'{ids}: expected one per entry')
         footprints = {vid: Footprint(dims['length_m'][i], dims['width_m'][i], dims['rear_overhang_m'][i])
                       for i, vid in enumerate(ids) if vid in vehicles}
+    dynamic = None
+    if bool(values['dynamic.enabled']):
+        dynamic = DynamicConfig(
+            occupied_logodds=float(values['dynamic.occupied_logodds']),
+            merge_gap_m=float(values['dynamic.merge_gap_m']), min_cells=int(values['dynamic.min_cells']),
+            max_length_m=float(values['dynamic.max_length_m']),
+            radar_radius_m=float(values['dynamic.radar_radius_m']),
+            radar_max_dt_ns=_ns(values['dynamic.radar_max_dt_s']),
+            max_los_angle_deg=float(values['dynamic.max_los_angle_deg']),
+            min_speed_mps=float(values['dynamic.min_speed_mps']),
+            max_speed_mps=float(values['dynamic.max_speed_mps']),
+            track_lateral_gate_m=float(values['dynamic.track_lateral_gate_m']),
+            track_smoothing=float(values['dynamic.track_smoothing']), max_age_ns=_ns(values['dynamic.max_age_s']),
+            duplicate_radius_m=float(values['dynamic.duplicate_radius_m']))
     output = str(values['topics.output'])
     if not output:
         raise ConfigError('topics.output is empty: expected a topic name such as /cooperative/grid')
@@ -320,7 +380,10 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         time_reference_topic=str(values['time_reference_topic']),
         evidence_depth=int(values['qos.evidence_depth']), odom_depth=int(values['qos.odom_depth']),
         footprints=footprints, footprint_margin_m=float(values['footprints.margin_m']),
-        footprint_margin_behind_m=float(values['footprints.margin_behind_m']))
+        footprint_margin_behind_m=float(values['footprints.margin_behind_m']), dynamic=dynamic,
+        dynamic_member_margin_m=float(values['dynamic.member_margin_m']),
+        publish_min_interval_ns=(_ns(values['publish_min_interval_s']) if bool(values['publish_on_evidence'])
+                                 else None))
 
 
 # ------------------------------------------------------------------ pure helpers --
@@ -452,6 +515,7 @@ class _VehicleState:
     coreg_updates: int = 0
     received: int = 0
     fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
+    radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
 
 
 # ---------------------------------------------------------------------- node --
@@ -488,6 +552,8 @@ class FusionNode(Node):
         self.coreg_ms = LatencyStats()
         self.publish_rate = RateMeter(max(5.0 * cfg.publish_period_s, 1.0))
         self.published = 0
+        self._last_publish_ns: int | None = None
+        self.dynamic = DynamicLayer(cfg.dynamic) if cfg.dynamic is not None else None
         self.clock_map: ClockEstimator | None = None
 
         self.grid_pub = self.create_publisher(OccupancyGrid, cfg.output_topic, latched_qos(1))
@@ -498,6 +564,10 @@ class FusionNode(Node):
                                      evidence_qos(cfg.evidence_depth))
             self.create_subscription(Odometry, f'/{vid}/odom', self._guard(vid, lambda m, v=vid: self._on_odom(v, m)),
                                      state_qos(cfg.odom_depth))
+            if cfg.dynamic is not None:
+                self.create_subscription(PointCloud2, f'/{vid}/radar/targets',
+                                         self._guard(vid, lambda m, v=vid: self._on_radar(v, m)),
+                                         evidence_qos(cfg.evidence_depth))
         if cfg.time_reference_topic:
             self.clock_map = ClockEstimator()
             self.create_subscription(TimeReference, cfg.time_reference_topic,
@@ -608,15 +678,90 @@ class FusionNode(Node):
         if self.consistency is not None:
             # Cells contradicting two or more other vehicles are scaled down (the per-cell weight).
             logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns).logodds
-        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, self.now_ns(), st.cov_xy)
+        now = self.now_ns()
+        if self.dynamic is not None:
+            spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now)
+        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, now, st.cov_xy)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if result.accepted:
             st.fused_stamps.append(stamp_ns)
+            min_gap = self.cfg.publish_min_interval_ns
+            if min_gap is not None and (self._last_publish_ns is None or now - self._last_publish_ns >= min_gap):
+                self._publish(now)
             return
         if placing:
             self._placed = False      # rejected evidence must not place the window: the next input does
         if result.cause is not None:
             self._drop(vid, result.cause.value, result.reason)
+
+    def _split_moving(self, vid: str, st: _VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
+                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int
+                      ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+        """The static part of the evidence (on the common resolution); its moving components go to the
+        dynamic layer. Evidence that integrate will drop (too old, future, bad shape or geometry) is
+        returned unchanged, so it is dropped with its cause and leaves no object."""
+        fcfg = self.cfg.fusion
+        if now_ns - stamp_ns > fcfg.max_age_ns or stamp_ns - now_ns > fcfg.future_tolerance_ns \
+                or np.shape(logodds) != spec.shape or np.shape(known) != spec.shape:
+            return spec, logodds, known
+        try:
+            r_spec, r_l, r_k = resample_to_resolution(spec, logodds, known, self.grid.spec.resolution,
+                                                      self.grid.spec)
+            self.grid.spec.lattice_offset(r_spec)
+        except ConfigError:
+            return spec, logodds, known
+        pose = self._pose_at(vid, st, stamp_ns)
+        heading = pose[2] if pose is not None else 0.0
+        radar = None
+        if pose is not None and st.radar:
+            r_stamp, xyv = min(st.radar, key=lambda item: abs(item[0] - stamp_ns))
+            fp = self.cfg.footprints.get(vid) if self.cfg.footprints is not None else None
+            # The radar sits at the front of the body (config/scenarios: 3.4 of 3.5 m, 9.55 of 9.5 m).
+            front = fp.length_m - fp.rear_overhang_m if fp is not None else 0.0
+            sensor = np.array([pose[0] + front * math.cos(heading), pose[1] + front * math.sin(heading)])
+            radar = RadarTargets(r_stamp, xyv, sensor)
+        zone = None
+        members = self.member_poses(stamp_ns)
+        if members:
+            # Around each member's body (footprint margins + member_margin_m ahead and behind) a component
+            # is a face of the member the margins missed (sensor timing): fused static, never an object.
+            m = self.cfg.dynamic_member_margin_m
+            zone = np.zeros(r_spec.shape, dtype=bool)
+            for x, y, yaw, fp in members:
+                grown = Footprint(fp.length_m + 2.0 * m, fp.width_m, fp.rear_overhang_m + m)
+                zone |= member_box_mask(r_spec, x, y, yaw, grown, self.cfg.footprint_margin_m,
+                                        self.cfg.footprint_margin_behind_m)
+        split = self.dynamic.split(vid, r_spec, r_l, r_k, stamp_ns, heading, radar,
+                                   self.cfg.fusion.vehicle_weights.get(vid, 1.0), zone)
+        return split.spec, split.logodds, split.known
+
+    def _on_radar(self, vid: str, msg: PointCloud2) -> None:
+        st = self.vehicles[vid]
+        if msg.header.frame_id != self.cfg.frame_id:
+            self._drop(vid, MALFORMED_RADAR, f'radar targets in frame {msg.header.frame_id!r}: expected the fusion '
+                                             f'frame {self.cfg.frame_id!r}')
+            return
+        try:
+            points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
+        except MessageFormatError as exc:
+            self._drop(vid, MALFORMED_RADAR, str(exc))
+            return
+        xyv = np.stack([points['x'], points['y'], points['velocity']], axis=1).astype(np.float64)
+        st.radar.append((stamp_to_ns(msg.header.stamp), xyv))
+
+    def _pose_at(self, vid: str, st: _VehicleState, t_ns: int) -> tuple[float, float, float] | None:
+        """(x, y, yaw) of ``vid`` at common time ``t_ns``: its latest odometry moved at its speed, through its
+        co-registration correction; None without odometry or when it is older than the vehicle timeout."""
+        if st.position is None or st.pose_ns is None or abs(t_ns - st.pose_ns) > self.cfg.fusion.vehicle_timeout_ns:
+            return None
+        dt = (t_ns - st.pose_ns) * 1e-9
+        xy = st.position + st.speed * dt * np.array([math.cos(st.yaw), math.sin(st.yaw)])
+        yaw = st.yaw
+        if not st.correction.is_identity:
+            c = st.correction.as_result()
+            xy = apply_correction(xy[None, :], c)[0]
+            yaw += c.dyaw
+        return float(xy[0]), float(xy[1]), yaw
 
     def member_poses(self, t_ns: int) -> list[tuple[float, float, float, Footprint]]:
         """(x, y, yaw, footprint) of every member with odometry, its latest pose moved at its odometry
@@ -627,17 +772,9 @@ class FusionNode(Node):
             return out
         for vid, st in self.vehicles.items():
             fp = self.cfg.footprints.get(vid)
-            if fp is None or st.position is None or st.pose_ns is None \
-                    or abs(t_ns - st.pose_ns) > self.cfg.fusion.vehicle_timeout_ns:
-                continue
-            dt = (t_ns - st.pose_ns) * 1e-9
-            xy = st.position + st.speed * dt * np.array([math.cos(st.yaw), math.sin(st.yaw)])
-            yaw = st.yaw
-            if not st.correction.is_identity:
-                c = st.correction.as_result()
-                xy = apply_correction(xy[None, :], c)[0]
-                yaw += c.dyaw
-            out.append((float(xy[0]), float(xy[1]), yaw, fp))
+            pose = self._pose_at(vid, st, t_ns) if fp is not None else None
+            if pose is not None:
+                out.append((*pose, fp))
         return out
 
     def _place(self, center: NDArray[np.float64]) -> None:
@@ -653,8 +790,11 @@ class FusionNode(Node):
         self._placed = True
 
     def _on_publish(self) -> None:
+        self._publish(self.now_ns())
+
+    def _publish(self, now: int) -> None:
+        """One fusion cycle at common time ``now``: place the window, decay, draw, publish."""
         t0 = time.perf_counter()
-        now = self.now_ns()
         if self.cfg.window_mode is WindowMode.FOLLOW_PLATOON:
             known = [st for st in self.vehicles.values() if st.position is not None]
             if known:
@@ -662,6 +802,8 @@ class FusionNode(Node):
                                            self.cfg.forward_offset_m))
         self.grid.advance(now)
         cells = self.grid.posterior_percent()
+        if self.dynamic is not None:
+            cells = self.dynamic.draw(self.grid.spec, cells, now)
         if self.cfg.footprints is not None:
             cells = draw_members(self.grid.spec, cells, self.member_poses(now), self._body_percent)
         self.grid_pub.publish(grid_to_msg(self.grid.spec, cells, now, self.cfg.frame_id))
@@ -669,6 +811,7 @@ class FusionNode(Node):
             self.latency.add(float(ms))
         self.publish_rate.tick(now)
         self.published += 1
+        self._last_publish_ns = now
         self.cycle_ms.add(1e3 * (time.perf_counter() - t0))
 
     def _on_coregistration(self) -> None:
@@ -717,7 +860,8 @@ class FusionNode(Node):
         publish_rate_hz : grids published per second (node clock); published : count;
         grid.* : window geometry; latency_ms.* : sensor stamp -> publish, common time;
         cycle_ms.*, integrate_ms.*, coreg_ms.* : wall time per publish cycle / evidence message /
-        co-registration round; ignored_vehicles.count / .ids : unconfigured evidence publishers.
+        co-registration round; ignored_vehicles.count / .ids : unconfigured evidence publishers;
+        dynamic.objects : moving objects drawn now, dynamic.moving_total : moving components so far.
         """
         spec = self.grid.spec
         values: dict[str, object] = {
@@ -728,6 +872,9 @@ class FusionNode(Node):
         values.update(self.cycle_ms.as_values('cycle_ms.'))
         values.update(self.integrate_ms.as_values('integrate_ms.'))
         values.update(self.coreg_ms.as_values('coreg_ms.'))
+        if self.dynamic is not None:
+            values['dynamic.objects'] = len(self.dynamic.objects(now_ns))
+            values['dynamic.moving_total'] = self.dynamic.moving_total
         values['ignored_vehicles.count'] = len(self.ignored)
         values['ignored_vehicles.ids'] = ','.join(sorted(self.ignored))
         values.update(self.node_drops.as_values('drops.'))

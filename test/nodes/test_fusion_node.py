@@ -473,11 +473,13 @@ def test_node_rejects_out_of_range_parameter(ros_context):
 
 # ------------------------------------------------------------------ lock-step --
 
-def test_lockstep_runner_drives_the_node_on_sim_time(ros_context):
-    """`run --bag` composes the node under the lock-step runner: timers and stamps follow sim time."""
+@pytest.mark.parametrize('on_evidence', [False, True])
+def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
+    """`run --bag` composes the node under the lock-step runner: timers and stamps follow sim time. With
+    publish_on_evidence a grid also goes out right after the evidence is fused (latency 20 ms, not 100)."""
     fusion = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0], **{
         'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_y_m': -8.0,
-        'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5})
+        'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5, 'publish_on_evidence': on_evidence})
     try:
         out: list[tuple[str, object, int]] = []
         runner = LockstepRunner([fusion], lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False,
@@ -488,14 +490,18 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context):
         runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, t_ev - 900_000_000), t_ev)   # too old in sim time
         runner.advance_to(50 * 10**9 + 300_000_000)
         grids = [(msg, t) for topic, msg, t in out if topic == '/cooperative/grid']
-        assert [t for _, t in grids] == [50_100_000_000, 50_200_000_000, 50_300_000_000]
+        expected = [50_100_000_000, 50_200_000_000, 50_300_000_000]
+        if on_evidence:
+            expected.insert(1, t_ev)
+        assert [t for _, t in grids] == expected
         assert [stamp_to_ns(m.header.stamp) for m, _ in grids] == [t for _, t in grids]
         assert np.all(grid_from_msg(grids[0][0])[1] == -1)                  # before the evidence
         spec, cells = grid_from_msg(grids[1][0])
         assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
         assert fusion.vehicles['v1'].drops.counts == {'too_old': 1}
         assert len(fusion.latency) == 1
-        assert fusion.latency.percentile(50) == pytest.approx(100.0)        # 50.2 s publish - 50.1 s stamp
+        # publish (50.12 s on evidence, else 50.2 s on the timer) - stamp 50.1 s
+        assert fusion.latency.percentile(50) == pytest.approx(20.0 if on_evidence else 100.0)
     finally:
         fusion.destroy_node()
 
