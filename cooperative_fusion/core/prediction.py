@@ -65,6 +65,8 @@ class PredictionConfig:
         lane. A real lane change (about 1 m/s or more) is followed.
     lateral_max_std_mps : ... and only from tracks whose vy std is at most this (settled tracks;
         young fragments of a split object carry vy of several m/s at a std above 1 m/s)
+    max_lateral_shift_m : a CV obstacle moves across the road by at most this (one lane change:
+        a car two lanes over does not reach the platoon's lane within the rollout)
     platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their
         start is odometry (not a track) and their motion the platoon's own controller, so their
         footprints stay sharper than obstacles' (sigma0 + this·h)
@@ -85,10 +87,11 @@ class PredictionConfig:
     lateral_deadband_mps: float = 0.5
     lateral_sigmas: float = 3.0
     lateral_max_std_mps: float = 0.5
+    max_lateral_shift_m: float = 3.5
     platoon_sigma_growth_mps: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas'):
+        for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas', 'max_lateral_shift_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
@@ -318,15 +321,18 @@ class Rollout:
         return int(round(k))
 
 
-def _obstacle_paths(obs: ObstacleState, t: NDArray[np.float64], model: ObstacleModel
-                    ) -> tuple[NDArray[np.float64], ...]:
-    """(S+1, K) x, y, yaw, vx, vy of obstacles moving by CV or CTRV (closed form)."""
+def _obstacle_paths(obs: ObstacleState, t: NDArray[np.float64], model: ObstacleModel,
+                    max_shift_m: float = math.inf) -> tuple[NDArray[np.float64], ...]:
+    """(S+1, K) x, y, yaw, vx, vy of obstacles moving by CV or CTRV (closed form); CV obstacles move
+    across the road by at most ``max_shift_m`` (one lane change), then keep that lane."""
     tt = t[:, None]
     if model is ObstacleModel.CV or len(obs) == 0:
         x = obs.x + obs.vx * tt
-        y = obs.y + obs.vy * tt
+        shift = obs.vy * tt
+        y = obs.y + np.clip(shift, -max_shift_m, max_shift_m)
         ones = np.ones_like(tt)
-        return x, y, obs.yaw * ones, obs.vx * ones, obs.vy * ones
+        vy = np.where(np.abs(shift) < max_shift_m, obs.vy * ones, 0.0)
+        return x, y, obs.yaw * ones, obs.vx * ones, vy
     speed = np.hypot(obs.vx, obs.vy)
     theta0 = np.arctan2(obs.vy, obs.vx)
     w = obs.yaw_rate
@@ -359,7 +365,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     t = np.arange(n_steps + 1) * cfg.dt_s
     ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas,
                                                                     cfg.lateral_max_std_mps), t,
-                                             cfg.obstacle_model)
+                                             cfg.obstacle_model, cfg.max_lateral_shift_m)
     o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)
 
     nv = len(platoon)

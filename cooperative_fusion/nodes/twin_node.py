@@ -123,6 +123,9 @@ PARAMS: tuple[Param, ...] = (
           '... or than this many of the track\'s own vy std', 0.0, 100.0),
     Param('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
           '... and only tracks whose vy std is at most this move across the road, m/s', 0.0, 100.0),
+    Param('prediction.max_lateral_shift_m', _D_PRED.max_lateral_shift_m,
+          'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
+          0.01, 100.0),
     Param('prediction.leader_keeps_speed', _D_PRED.leader_keeps_speed,
           'the platoon leader cruises at its current speed on a free road (followers use idm.v0_mps)'),
     Param('idm.v0_mps', _D_IDM.v0_mps, 'IDM desired speed, m/s', 0.01, 100.0),
@@ -311,7 +314,8 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
         leader_keeps_speed=values['prediction.leader_keeps_speed'],
         lateral_deadband_mps=values['prediction.lateral_deadband_mps'],
         lateral_sigmas=values['prediction.lateral_sigmas'],
-        lateral_max_std_mps=values['prediction.lateral_max_std_mps'])
+        lateral_max_std_mps=values['prediction.lateral_max_std_mps'],
+        max_lateral_shift_m=values['prediction.max_lateral_shift_m'])
     tracker = TrackerConfig(
         model=_enum(MotionModel, 'tracker.model', values['tracker.model']),
         **{f: values[f'tracker.{f}'] for f in TrackerConfig.__dataclass_fields__ if f != 'model'})

@@ -225,13 +225,14 @@ def test_obstacles_keep_their_lane_unless_lateral_motion_is_fast_and_significant
     cfg = PredictionConfig()
     assert (cfg.lateral_deadband_mps, cfg.lateral_sigmas) == (0.5, 3.0)
     ro = rollout(platoon([0.0], 25.0), obs, cfg)
-    k = ro.step_of(3.0)
-    assert_allclose(ro.obstacle_y[k], [3.5, 3.5 - 1.2 * 3.0, 3.5], atol=1e-9)
+    k = ro.step_of(2.0)
+    assert_allclose(ro.obstacle_y[k], [3.5, 3.5 - 1.2 * 2.0, 3.5], atol=1e-9)
     assert_allclose(ro.obstacle_vy[k], [0.0, -1.2, 0.0])
     # Without the deadband and the significance test, every vy is extrapolated.
     free = rollout(platoon([0.0], 25.0), obs,
-                   PredictionConfig(lateral_deadband_mps=0.0, lateral_sigmas=0.0, lateral_max_std_mps=10.0))
-    assert_allclose(free.obstacle_y[k], 3.5 + np.array([-0.3, -1.2, -2.2]) * 3.0, atol=1e-9)
+                   PredictionConfig(lateral_deadband_mps=0.0, lateral_sigmas=0.0, lateral_max_std_mps=10.0,
+                                    max_lateral_shift_m=100.0))
+    assert_allclose(free.obstacle_y[k], 3.5 + np.array([-0.3, -1.2, -2.2]) * 2.0, atol=1e-9)
     # Tracks carry their vy std into the rollout.
     tr = Track(1, np.array([50.0, 3.5, 25.0, -2.2]), np.diag([0.09, 0.09, 1.0, 1.06 ** 2]), 5, 3, 0, 4.5, 1.8,
                0.0, True)
@@ -241,8 +242,12 @@ def test_obstacles_keep_their_lane_unless_lateral_motion_is_fast_and_significant
                           np.array([0.8]), np.array([0.4]), np.zeros(1), np.zeros(1), np.array([0.3]),
                           np.array([1.33]))
     assert_allclose(rollout(platoon([0.0], 25.0), young, cfg).obstacle_y[k], [6.0])
-    loose = PredictionConfig(lateral_max_std_mps=2.0)
-    assert_allclose(rollout(platoon([0.0], 25.0), young, loose).obstacle_y[k], [6.0 - 4.32 * 3.0])
+    loose = PredictionConfig(lateral_max_std_mps=2.0, max_lateral_shift_m=100.0)
+    assert_allclose(rollout(platoon([0.0], 25.0), young, loose).obstacle_y[k], [6.0 - 4.32 * 2.0])
+    # One lane change at most: a car two lanes over stops in the next lane (max_lateral_shift_m 3.5).
+    one_lane = rollout(platoon([0.0], 25.0), young, PredictionConfig(lateral_max_std_mps=2.0))
+    assert_allclose(one_lane.obstacle_y[-1], [6.0 - 3.5])
+    assert_allclose(one_lane.obstacle_vy[-1], [0.0])
     with pytest.raises(ConfigError, match='lateral_sigmas must be a finite number >= 0'):
         PredictionConfig(lateral_sigmas=-1.0)
 
