@@ -49,11 +49,8 @@ PY = sys.executable
 HIDDEN = ('v3', 'v4')
 #: Streams of a vehicle's shared outputs (what the generated link faults impair).
 SHARED_STREAMS = ('evidence_grid', 'radar/targets')
-#: A warning is about the hazard when its conflict point lies this close to the hazard's rear face, metres.
-HAZARD_RADIUS_M = 10.0
-HAZARD_HALF_WIDTH_M = 1.75
-#: ... and the thing it is about (``other_speed_mps``) stands (nearly) still, as the stopped car does, m/s.
-HAZARD_MAX_SPEED_MPS = 3.0
+#: A gap longer than this between two warnings of a vehicle ends a warning episode (evaluate's episode gap), s.
+EPISODE_GAP_S = 1.0
 #: Seed of the generated link faults.
 LINK_SEED = 11
 #: Targets of issue 7 for the lossy row.
@@ -183,11 +180,9 @@ def twin_diagnostics(result_bag: Path) -> dict[str, Any]:
 
     ``degraded`` counts each distinct part of the 'degraded' value, ``messages`` each distinct message of
     a non-OK status; numbers in both are replaced by '#'. ``first_warning_message``: vehicle id -> the
-    message of its first status on ``/twin/warnings``; ``hazard_warning_delay_s``: vehicle id -> seconds
-    from its first warning to its first warning whose conflict point (x, y) lies at a scenario hazard
-    and whose other party stands still.
+    message of its first status on ``/twin/warnings``; ``warning_episodes_s``: vehicle id -> its warning
+    episodes (gaps <= EPISODE_GAP_S), [start, end] in seconds after its first warning.
     """
-    hazards = scenario_hazards()
     from cooperative_fusion.ros.bag import BagReader
 
     levels: Counter[str] = Counter()
@@ -209,52 +204,38 @@ def twin_diagnostics(result_bag: Path) -> dict[str, Any]:
                         for part in kv.value.split('; '):
                             degraded[re.sub(r'-?\d+(\.\d+)?', '#', part)] += 1
         first: dict[str, tuple[int, str]] = {}
-        first_hazard: dict[str, int] = {}
+        episodes: dict[str, list[list[float]]] = {}   # vehicle -> [[start, end], ...] s after its first warning
         for _topic, msgtype, t_ns, raw in reader.messages(['/twin/warnings']):
             for st in reader.deserialize(msgtype, raw).status:
-                first.setdefault(st.name, (t_ns, st.message))
-                values = {kv.key: kv.value for kv in st.values}
-                try:
-                    xy = (float(values['x']), float(values['y']))
-                    speed = float(values.get('other_speed_mps', 0.0))
-                except (KeyError, ValueError):
-                    continue
-                if (st.name not in first_hazard and abs(speed) <= HAZARD_MAX_SPEED_MPS
-                        and any(near_hazard(xy, h) for h in hazards)):
-                    first_hazard[st.name] = t_ns
+                t0_ns = first.setdefault(st.name, (t_ns, st.message))[0]
+                t = (t_ns - t0_ns) * 1e-9
+                eps = episodes.setdefault(st.name, [])
+                if eps and t - eps[-1][1] <= EPISODE_GAP_S:
+                    eps[-1][1] = t
+                else:
+                    eps.append([t, t])
     total = sum(levels.values())
-    # seconds from a vehicle's first warning (any) to its first warning at a hazard
-    hazard_delay = {v: (first_hazard[v] - first[v][0]) * 1e-9 for v in first_hazard}
     return {'statuses': total, 'levels': dict(levels), 'warn_share': (levels['WARN'] / total) if total else None,
             'degraded': dict(degraded.most_common()), 'messages': dict(messages.most_common()),
-            'first_warning_message': {v: m for v, (_t, m) in first.items()}, 'hazard_warning_delay_s': hazard_delay}
+            'first_warning_message': {v: m for v, (_t, m) in first.items()}, 'warning_episodes_s': episodes}
 
 
-def scenario_hazards(path: Path = SCENARIO) -> list[tuple[float, float]]:
-    """(x, y) in ``map`` of the rear face of each stationary hazard of a straight-road scenario, metres."""
-    import yaml
+def sustained_leads(r: Mapping[str, Any]) -> dict[str, float | None]:
+    """Per vehicle: meeting time - start of its last warning episode that began at or before the meeting, s.
 
-    raw = yaml.safe_load(path.read_text())
-    width = float(raw['road']['lane_width_m'])
-    return [(float(h['x_m']), float(h.get('lane', 0)) * width) for h in raw.get('hazards') or []
-            if h.get('speed_mps', 0.0) == 0.0]
-
-
-def near_hazard(xy: tuple[float, float], hazard: tuple[float, float]) -> bool:
-    """A conflict point within HAZARD_RADIUS_M along the road and half a lane across of a hazard."""
-    return abs(xy[0] - hazard[0]) <= HAZARD_RADIUS_M and abs(xy[1] - hazard[1]) <= HAZARD_HALF_WIDTH_M
-
-
-def hazard_leads(r: Mapping[str, Any]) -> dict[str, float | None]:
-    """Lead time of the first warning *about the hazard* per vehicle, seconds; None: never warned about it.
-
-    evaluate's lead minus the delay from the vehicle's first warning of any kind to its first one whose
-    conflict point lies at the hazard.
+    evaluate's lead counts from the first warning of any kind; a stray warning seconds earlier (a platoon
+    member taken for an obstacle for a moment) then passes for a long lead. This one counts from the start
+    of the warning that lasts up to the meeting (gaps <= EPISODE_GAP_S). None: no warning.
     """
     lead = r.get('warning_lead_time_s') or {}
-    delay = (r.get('twin_diagnostics') or {}).get('hazard_warning_delay_s') or {}
-    return {v: (None if lead.get(v) is None or v not in delay else lead[v] - delay[v])
-            for v in lead if v != 'min'}
+    episodes = (r.get('twin_diagnostics') or {}).get('warning_episodes_s') or {}
+    out: dict[str, float | None] = {}
+    for v, first_lead in lead.items():
+        if v == 'min':
+            continue
+        starts = [e[0] for e in episodes.get(v, []) if first_lead is not None and e[0] <= first_lead]
+        out[v] = None if not starts else first_lead - starts[-1]   # meeting is first_lead s after the first warning
+    return out
 
 
 def run_row(run: str, bag: Path, work: Path, twin: bool = True, keep_bag: bool = False,
@@ -307,12 +288,12 @@ def _see(r: Mapping[str, Any]) -> Mapping[str, Any]:
     return r.get('see_through_recall') or {}
 
 
-def lead_min_hidden(r: Mapping[str, Any], hazard: bool = False) -> float | None:
+def lead_min_hidden(r: Mapping[str, Any], sustained: bool = False) -> float | None:
     """Min warning lead time over v3/v4 (None when either has none: a missed warning is no lead).
 
-    hazard : of the first warnings about the hazard (:func:`hazard_leads`), not of any first warning
+    sustained : of the warning episode running up to the meeting (:func:`sustained_leads`)
     """
-    lead = hazard_leads(r) if hazard else (r.get('warning_lead_time_s') or {})
+    lead = sustained_leads(r) if sustained else (r.get('warning_lead_time_s') or {})
     values = [lead.get(v) for v in HIDDEN if v in lead]
     if not values or any(v is None for v in values):
         return None
@@ -326,7 +307,7 @@ def row_cells(r: Mapping[str, Any], lead_vids: Sequence[str]) -> list[str]:
     see = _see(r)
     lead = r.get('warning_lead_time_s') or {}
     return ([_f(r.get('object_recall')), _f(see.get('mean'))] + [_f(see.get(v)) for v in HIDDEN]
-            + [_f(r.get('occupied_precision')), _f(lead_min_hidden(r), 2), _f(lead_min_hidden(r, hazard=True), 2)]
+            + [_f(r.get('occupied_precision')), _f(lead_min_hidden(r), 2), _f(lead_min_hidden(r, sustained=True), 2)]
             + [_f(lead.get(v), 2) for v in lead_vids] + [_f(r.get('wall_s'), 0)])
 
 
@@ -335,7 +316,7 @@ def table(results: Mapping[str, Mapping[str, Any]], header: Sequence[str] = ()) 
     lead_vids: list[str] = sorted({v for r in results.values() for v in (r.get('warning_lead_time_s') or {})
                                    if v != 'min'})
     cols = (['row', 'object_recall', 'see_through mean'] + [f'see_through {v}' for v in HIDDEN]
-            + ['occupied_precision', 'lead min(v3,v4) s', 'hazard lead min(v3,v4) s']
+            + ['occupied_precision', 'lead min(v3,v4) s', 'sustained lead min(v3,v4) s']
             + [f'lead {v} s' for v in lead_vids] + ['wall s'])
     out = list(header)
     for group, title in GROUPS:
@@ -356,7 +337,7 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lossy = results.get('lossy')
     if lossy is not None:
         see = _see(lossy).get('mean')
-        lead, hlead = lead_min_hidden(lossy), lead_min_hidden(lossy, hazard=True)
+        lead, hlead = lead_min_hidden(lossy), lead_min_hidden(lossy, sustained=True)
 
         def verdict(value: float | None, bound: float) -> str:
             return '**met**' if value is not None and value >= bound else '**NOT met**'
@@ -364,7 +345,8 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         out += [f'- lossy.yaml: see_through_recall (mean) {_f(see)} >= {LOSSY_SEE_THROUGH_MIN}: '
                 f'{verdict(see, LOSSY_SEE_THROUGH_MIN)}; warning lead time min(v3, v4) >= {LOSSY_LEAD_MIN_S} s: '
                 f'as evaluate counts it (first warning of any kind) {_f(lead, 2)} s '
-                f'{verdict(lead, LOSSY_LEAD_MIN_S)}; first warning about the hazard {_f(hlead, 2)} s '
+                f'{verdict(lead, LOSSY_LEAD_MIN_S)}; sustained warning (the episode up to the meeting) '
+                f'{_f(hlead, 2)} s '
                 f'{verdict(hlead, LOSSY_LEAD_MIN_S)}']
     for rid in ('harsh', 'dropout', 'lossy'):
         r = results.get(rid)
@@ -391,13 +373,13 @@ def first_warnings(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Per row: when (s after the run start = meeting time - lead) and why each vehicle was first warned.
 
     A lead time is only as good as the warning behind it: this says whether the first warning was about
-    the hazard or about something else (a platoon member seen as an obstacle, say).
+    the hazard or about something else (a platoon member seen as an obstacle, say), next to the sustained
+    lead (:func:`sustained_leads`).
     """
     out = ['', '### First twin warning per vehicle', '',
            'time = meeting time - lead (s after the run start); message of that first `/twin/warnings` status; '
-           f'hazard lead = meeting time - first warning whose conflict point lies within {HAZARD_RADIUS_M:g} m '
-           f'along / {HAZARD_HALF_WIDTH_M:g} m across of the stopped car and whose other party moves at most '
-           f'{HAZARD_MAX_SPEED_MPS:g} m/s.', '',
+           f'sustained = meeting time - start of the warning episode (gaps <= {EPISODE_GAP_S:g} s) running up '
+           'to the meeting.', '',
            '| row | ' + ' | '.join(f'{v}' for v in ('v1', 'v2', 'v3', 'v4')) + ' |', '|---|' + '---|' * 4]
     for rid, r in results.items():
         lead = r.get('warning_lead_time_s') or {}
@@ -408,8 +390,8 @@ def first_warnings(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
             if lead.get(v) is None or meet.get(v) is None:
                 cells.append('-')
             else:
-                h = hazard_leads(r).get(v)
-                cells.append(f'{meet[v] - lead[v]:.1f} s: {msgs.get(v, "?")} (hazard lead {_f(h, 2)} s)')
+                h = sustained_leads(r).get(v)
+                cells.append(f'{meet[v] - lead[v]:.1f} s: {msgs.get(v, "?")} (sustained lead {_f(h, 2)} s)')
         if any(c != '-' for c in cells):
             out.append(f'| {ROWS[rid].label} | ' + ' | '.join(cells) + ' |')
     return out + ['']
@@ -434,9 +416,9 @@ def header(command: str, duration: float, wall_s: float, missing: Sequence[str])
              'see_through: recall of the objects hidden from that vehicle; mean = pooled over every vehicle '
              '(evaluate\'s "mean"); v3 and v4 are the cars behind the truck. lead: warning lead time as '
              '`evaluate` reports it (meeting time - first twin warning of any kind for that vehicle), seconds; '
-             'n/a = no warning (or no meeting within the run). hazard lead: the same for the first warning whose '
-             'conflict point lies at the stopped car (a warning about something else, e.g. a platoon member '
-             'taken for an obstacle, is not a warning of the hazard). wall s: lock-step run + evaluate.', '']
+             'n/a = no warning (or no meeting within the run). sustained lead: meeting time - start '
+             'of the warning episode (gaps <= 1 s) that runs up to the meeting; a stray warning earlier (e.g. a '
+             'platoon member taken for an obstacle for a moment) does not count. wall s: lock-step run + evaluate.', '']
     if missing:
         lines += [f'Rows not run: {", ".join(missing)}.', '']
     return lines
@@ -474,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[rid] = runs[run]
         print(f'    ok={r.get("run_ok")} object_recall {_f(r.get("object_recall"))} see_through '
               f'{_f(_see(r).get("mean"))} occupied_precision {_f(r.get("occupied_precision"))} '
-              f'lead min(v3,v4) {_f(lead_min_hidden(r), 2)} s (hazard {_f(lead_min_hidden(r, hazard=True), 2)} s)'
+              f'lead min(v3,v4) {_f(lead_min_hidden(r), 2)} s (sustained {_f(lead_min_hidden(r, sustained=True), 2)} s)'
               f'  [{_f(r.get("wall_s"), 0)} s; '
               f'{(time.monotonic() - t0) / 60:.1f} min so far]', flush=True)
         missing = [x for x in ROWS if x not in results]
