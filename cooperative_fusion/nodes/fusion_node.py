@@ -19,7 +19,9 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
   the cross-vehicle consistency check (``consistency.*``,
   :class:`~cooperative_fusion.core.consistency.ConsistencyChecker`: cells that
   contradict two or more other vehicles' evidence of about the same time are
-  scaled down, the vehicle's consistency score is updated), then
+  scaled down, the vehicle's consistency score is updated; free road within
+  ``consistency.max_speed_mps`` times the two stamps' difference along the
+  vehicle's heading of an occupied cell is not compared), then
   with ``dynamic.enabled`` the moving components go to the dynamic layer
   (:class:`~cooperative_fusion.core.dynamic.DynamicLayer`: connected
   components, along-road speed from the same vehicle's ``/<v>/radar/targets``
@@ -223,6 +225,12 @@ PARAMS: tuple[Param, ...] = (
     Param('consistency.motion_margin_m', 0.2,
           'an occupied cell this close keeps a cell out of "free" (moved or misregistered faces), metres',
           0.0, 100.0),
+    Param('consistency.max_speed_mps', 30.0,
+          'bound on object speed along the road: free cells within max_speed x |stamp difference| of the same '
+          'vehicle\'s occupied cells are not compared (swept by what may have moved), m/s', 0.0, 1000.0),
+    Param('consistency.score_min_area_m2', 2.0,
+          'conflict components smaller than this are down-weighted but left out of the score (sensor clutter), '
+          'square metres', 0.0, 10000.0),
     Param('consistency.min_cells', 10, 'compared cells needed for a consistency score sample', 1, 1_000_000),
     # graph, queues, diagnostics
     Param('discovery_period_s', 3.0, 'period of the scan for evidence topics of unconfigured ids, seconds',
@@ -488,6 +496,8 @@ def consistency_from_params(values: Mapping[str, Any]) -> ConsistencyConfig | No
         score_smoothing=float(values['consistency.score_smoothing']),
         flag_below=float(values['consistency.flag_below']),
         motion_margin_m=float(values['consistency.motion_margin_m']),
+        max_speed_mps=float(values['consistency.max_speed_mps']),
+        score_min_area_m2=float(values['consistency.score_min_area_m2']),
         min_cells=int(values['consistency.min_cells']))
 
 
@@ -676,8 +686,12 @@ class FusionNode(Node):
             logodds, known, _ = drop_member_hits(spec, logodds, known, self.member_poses(stamp_ns),
                                                  self.cfg.footprint_margin_m, self.cfg.footprint_margin_behind_m)
         if self.consistency is not None:
-            # Cells contradicting two or more other vehicles are scaled down (the per-cell weight).
-            logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns).logodds
+            # Cells contradicting two or more other vehicles are scaled down (the per-cell weight); free
+            # road swept by what may have moved between two vehicles' stamps (along the vehicle's heading)
+            # is not compared.
+            pose = self._pose_at(vid, st, stamp_ns)
+            logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns,
+                                             pose[2] if pose is not None else 0.0).logodds
         now = self.now_ns()
         if self.dynamic is not None:
             spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now)

@@ -112,11 +112,97 @@ def test_a_moving_car_seen_a_cell_apart_is_not_a_conflict(shift_m):
     assert res.witnesses == 2
     assert res.conflict_cells == 0
     assert res.sample == pytest.approx(1.0) and not res.flagged
-    # Without the margin the leading / trailing column of the car would conflict both ways.
-    strict = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0, motion_margin_m=0.0))
+    # Without the margin (and no swept distance) the leading / trailing column would conflict both ways.
+    strict = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0, motion_margin_m=0.0, max_speed_mps=0.0))
     honest_round(strict, T0, vids=('v1', 'v3'), boxes=(car,))
     res = strict.check('v4', SPEC, *road(moved), T0 + 40_000_000)
     assert res.conflict_cells == 2 * 9
+
+
+def car_at(t_ns: int, speed: float = 25.0, heading: str = 'x') -> tuple[float, float, float, float]:
+    """A 4.4 x 1.8 m car moving at ``speed`` along x (or y), its rear at 8 m at T0."""
+    d = speed * (t_ns - T0) * 1e-9
+    if heading == 'x':
+        return (8.0 + d, 12.4 + d, -0.8, 1.0)
+    return (14.0, 15.8, -5.0 + d, -0.6 + d)
+
+
+@pytest.mark.parametrize('max_speed_mps, expect_conflict', [(30.0, False), (0.0, True)])
+def test_a_car_at_25_mps_seen_by_two_vehicles_0_15_s_apart_is_not_a_conflict(max_speed_mps, expect_conflict):
+    """v1 and v3 see the car at T0 and T0 + 20 ms, v4 0.15 s later 3.75 m further on: where v4 sees it
+    now the others saw free road, where they saw it v4 sees free road. Swept, so no evidence either way
+    (with max_speed_mps 0 both the car's new front and its old rear are called conflicts: the control)."""
+    checker = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0, max_speed_mps=max_speed_mps))
+    for vid, t in (('v1', T0), ('v3', T0 + 20_000_000)):
+        checker.check(vid, SPEC, *road(car_at(t)), t)
+    t4 = T0 + 150_000_000
+    res = checker.check('v4', SPEC, *road(car_at(t4)), t4)
+    assert res.witnesses == 2
+    if expect_conflict:
+        ahead = cells(car_at(T0 + 20_000_000)[1] + 0.2, car_at(t4)[1], -0.8, 1.0)       # v4's new front
+        behind = cells(car_at(T0 + 20_000_000)[0] + 0.2, car_at(t4)[0] - 0.4, -0.8, 1.0)    # the road it left
+        assert np.all(res.conflict[ahead]) and np.all(res.conflict[behind])
+        assert res.flagged
+    else:
+        assert res.conflict_cells == 0 and res.sample == pytest.approx(1.0) and not res.flagged
+        np.testing.assert_array_equal(res.logodds, road(car_at(t4))[0])
+    if not expect_conflict:
+        # v1 in turn, against v3 0.14 s and v4 0.01 s older: no conflict either.
+        res = checker.check('v1', SPEC, *road(car_at(T0 + 160_000_000)), T0 + 160_000_000)
+        assert res.witnesses == 2 and res.conflict_cells == 0
+
+
+def test_the_swept_distance_follows_the_road_heading():
+    """On a road along y the car moves along y: swept along y, not along x."""
+    checker = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0))
+    north = np.pi / 2
+    for vid, t in (('v1', T0), ('v3', T0 + 20_000_000)):
+        checker.check(vid, SPEC, *road(car_at(t, heading='y')), t, road_heading_rad=north)
+    t4 = T0 + 150_000_000
+    assert checker.check('v4', SPEC, *road(car_at(t4, heading='y')), t4, road_heading_rad=north).conflict_cells == 0
+    across = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0))
+    for vid, t in (('v1', T0), ('v3', T0 + 20_000_000)):
+        across.check(vid, SPEC, *road(car_at(t, heading='y')), t)          # road heading x: wrong direction
+    assert across.check('v4', SPEC, *road(car_at(t4, heading='y')), t4).conflict_cells > 0
+
+
+@pytest.mark.parametrize('dt_ns', [0, 150_000_000])
+def test_a_static_ghost_on_open_road_is_a_conflict_whatever_the_stamps(dt_ns):
+    """Two witnesses see free road at the same time as each other, v2's ghost is 0 or 0.15 s later: the
+    swept distance (30 m/s x 0.15 s = 4.5 m) reaches from the witnesses' own occupied cells (the barrier,
+    5 m to the side: along the road only) and v2's, not from the ghost onto the witnesses' free road."""
+    checker = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0))
+    checker.check('v1', SPEC, *road(), T0)
+    checker.check('v3', SPEC, *road(), T0)
+    res = checker.check('v2', SPEC, *road(GHOST), T0 + dt_ns)
+    assert res.witnesses == 2
+    assert res.conflict_cells == 22 * 9 and np.all(res.conflict[cells(*GHOST)])
+    assert res.flagged
+    # A ghost within the swept distance of a real obstacle along the road is the price of the bound.
+    near = (BARRIER[1] + 1.0, BARRIER[1] + 4.0, BARRIER[2], BARRIER[3])
+    res = checker.check('v4', SPEC, *road(near), T0 + dt_ns)
+    assert (res.conflict_cells == 0) is (dt_ns > 0)
+
+
+@pytest.mark.parametrize('min_area_m2', [2.0, 0.0])
+def test_a_radar_false_alarm_is_down_weighted_but_not_scored(min_area_m2):
+    """A 1.2 x 1.0 m blob (30 cells, a radar false alarm's evidence) where two others see free road: its
+    cells are scaled down either way; below score_min_area_m2 it does not count in the score."""
+    blob = (28.0, 29.2, -3.0, -2.0)
+    checker = ConsistencyChecker(ConsistencyConfig(score_smoothing=1.0, score_min_area_m2=min_area_m2))
+    honest_round(checker, T0, vids=('v1', 'v3'))
+    lo, known = road(blob)
+    res = checker.check('v4', SPEC, lo, known, T0 + 30_000_000)
+    assert res.conflict_cells == 30 and np.all(res.conflict[cells(*blob)])
+    np.testing.assert_allclose(res.logodds[cells(*blob)], 0.1 * OCC, rtol=1e-6)
+    barrier = res.conflict[cells(*BARRIER)].size
+    if min_area_m2 > 0:
+        assert res.compared_cells == barrier and res.sample == pytest.approx(1.0) and not res.flagged
+    else:
+        assert res.compared_cells == barrier + 30 and res.sample == pytest.approx(barrier / (barrier + 30))
+    # A car-sized ghost (7.9 m2) is scored whatever the threshold.
+    res = checker.check('v2', SPEC, *road(GHOST), T0 + 40_000_000)
+    assert res.sample == pytest.approx(barrier / (barrier + 22 * 9)) and res.flagged
 
 
 def test_a_car_that_moved_far_between_old_stamps_is_not_compared():
@@ -181,6 +267,10 @@ def test_consistency_config_rejects_bad_values():
         ConsistencyConfig(min_witnesses=0)
     with pytest.raises(ConfigError, match='score_smoothing must be in'):
         ConsistencyConfig(score_smoothing=0.0)
+    with pytest.raises(ConfigError, match='max_speed_mps must be a finite number >= 0'):
+        ConsistencyConfig(max_speed_mps=-1.0)
+    with pytest.raises(ConfigError, match='score_min_area_m2 must be a finite number >= 0'):
+        ConsistencyConfig(score_min_area_m2=float('nan'))
     with pytest.raises(ConfigError, match='do not match the spec'):
         ConsistencyChecker(ConsistencyConfig()).check('v1', SPEC, np.zeros((3, 3), np.float32),
                                                       np.ones((3, 3), bool), T0)

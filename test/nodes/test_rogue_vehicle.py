@@ -5,7 +5,10 @@ platoon v1..v4 at 25 m/s on a straight road (lane 0, y = 0) with parked cars
 on the shoulder, every vehicle seeing the road free around it. From
 GHOST_START_S on, v2 adds a car-sized block (4.4 x 1.8 m at p = 0.99) 20 m in
 front of v3, driving at 20 m/s (v3 closes on it), to every evidence grid; v1, v3 and v4
-see that area free.
+see that area free. The vehicles' evidence stamps are STAGGER_S apart (v1 first, v4 75 ms
+later), as in a real run: the check compares grids of different times, so its swept-area
+exclusion (consistency.max_speed_mps) is exercised, and it must not hide the ghost. Every vehicle
+sends its time reference (common time): the twin warns only vehicles whose clock it knows.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
-from cooperative_fusion.ros.time import stamp_to_ns
+from cooperative_fusion.ros.time import make_time_reference, stamp_to_ns
 
 RES = 0.2
 SPEED = 25.0
@@ -36,6 +39,7 @@ X0 = {'v1': 95.0, 'v2': 65.0, 'v3': 25.0, 'v4': 0.0}
 PARKED = [(x, x + 4.4, 6.0, 7.8) for x in np.arange(20.0, 400.0, 30.0)]
 GHOST_AHEAD_M = 20.0          # ghost centre ahead of v3's base_link at GHOST_START_S
 GHOST_SPEED = 20.0            # a slower car: v3 closes on it at 5 m/s (the twin warns v3 when it is fused)
+STAGGER_S = 0.025             # evidence stamp of the i-th vehicle: cycle start + i * STAGGER_S
 
 
 def x_at(vid: str, t_s: float) -> float:
@@ -91,11 +95,15 @@ def run(ros_context, consistency: bool) -> dict:
             t_s = 0.1 * k
             t_ns = START_NS + 100_000_000 * k
             for vid in X0:
+                # Vehicle clocks are common time; the twin warns only vehicles whose clock it knows.
+                runner.feed(f'/{vid}/time_reference', make_time_reference(t_ns, t_ns), t_ns + 500_000)
                 runner.feed(f'/{vid}/odom', odom(vid, t_ns, t_s), t_ns + 1_000_000)
             for i, vid in enumerate(X0):
-                spec, cells = evidence(vid, t_s, ghost=vid == 'v2' and t_s >= GHOST_START_S - 1e-9)
-                runner.feed(f'/{vid}/evidence_grid', grid_to_msg(spec, cells, t_ns, 'map'),
-                            t_ns + 20_000_000 + 5_000_000 * i)
+                stamp_s = t_s + STAGGER_S * i
+                stamp_ns = t_ns + int(round(STAGGER_S * i * 1e9))
+                spec, cells = evidence(vid, stamp_s, ghost=vid == 'v2' and t_s >= GHOST_START_S - 1e-9)
+                runner.feed(f'/{vid}/evidence_grid', grid_to_msg(spec, cells, stamp_ns, 'map'),
+                            stamp_ns + 20_000_000)
         runner.advance_to(START_NS + int(DURATION_S * 1e9))
         core_flag_ns = fusion.consistency.status('v2').first_flagged_stamp_ns if fusion.consistency else None
     finally:
