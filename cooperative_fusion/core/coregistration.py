@@ -4,11 +4,22 @@ The vehicle's occupied cells (p >= 0.65) are registered to the occupied cells
 of the OTHER vehicles (the caller builds that reference, e.g. from their latest
 evidence grids, so a vehicle is never registered to itself) by 2-D
 point-to-line ICP: nearest neighbours from a KD-tree within
-``max_correspondence_m``, reference normals from the PCA of 8 neighbours, and a
+``max_correspondence_m``, reference normals from the PCA of up to 8 neighbours
+within ``normal_radius_m``, and a
 Gauss–Newton step in (x, y, yaw) per iteration, until the update is below
 0.1 mm / 0.0001°. Point-to-point ICP on cell centres locks onto the 0.2 m
 lattice (points slide along walls by whole cells at zero cost); point-to-line
 lets them slide, so the ends of the structures decide the motion along them.
+A reference point without a line around it (fewer than 3 neighbours within
+``normal_radius_m``, or a spread that is not elongated: an isolated post, a
+corner) has no normal: it is matched point-to-point (one row along x and one
+along y), so a row of posts 10 m apart pins the motion along the road instead
+of reading as one long line.
+
+Only structure that is static should be registered: a moving car seen by two
+vehicles at different stamps is in two places. :func:`persistent_points` keeps
+the points of a vehicle's evidence that its own evidence of some time earlier
+also holds (a static landmark stays put in ``map``, a car moves metres).
 
 The correction maps vehicle points onto the reference, rotating about a pivot
 ``c`` (the vehicle position if given, else the centroid of its points)::
@@ -51,6 +62,7 @@ class CoregConfig:
     max_correction_m, max_correction_deg : largest correction accepted
     min_constraint : smallest eigenvalue of the normalised information matrix
     max_iterations : ICP iterations
+    normal_radius_m : neighbours of a reference point for its normal, metres (see the module docstring)
     """
 
     min_points: int = 30
@@ -61,13 +73,15 @@ class CoregConfig:
     max_correction_deg: float = 5.0
     min_constraint: float = 0.02
     max_iterations: int = 50
+    normal_radius_m: float = 1.0
 
     def __post_init__(self) -> None:
         if self.min_points < 3:
             raise ConfigError(f'min_points must be >= 3, got {self.min_points}')
         if self.max_iterations < 1:
             raise ConfigError(f'max_iterations must be >= 1, got {self.max_iterations}')
-        for name in ('max_correspondence_m', 'max_rmse_m', 'max_correction_m', 'max_correction_deg'):
+        for name in ('max_correspondence_m', 'max_rmse_m', 'max_correction_m', 'max_correction_deg',
+                     'normal_radius_m'):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ConfigError(f'{name} must be a positive finite number, got {v!r}')
@@ -125,13 +139,55 @@ def _rot(yaw: float) -> NDArray[np.float64]:
     return np.array([[c, -s], [s, c]])
 
 
-def _normals(points: NDArray[np.float64], tree: cKDTree, k: int = 8) -> NDArray[np.float64]:
-    """Unit normals (N, 2) of points (N, 2): the least-spread direction of their k nearest neighbours."""
+#: A neighbourhood is a line when its spread across is at most this fraction of its spread along (variances).
+_LINE_RATIO = 0.1
+
+
+def _normals(points: NDArray[np.float64], tree: cKDTree, radius: float, k: int = 8
+             ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Unit normals (N, 2) of points (N, 2) and whether each lies on a line (N,).
+
+    The normal is the least-spread direction of the (up to) k nearest neighbours within ``radius``;
+    a point with fewer than 3 of them, or whose neighbourhood is not elongated, is not on a line.
+    """
     k = min(k, len(points))
-    _, nb = tree.query(points, k=k)
-    nbp = points[nb] - points[nb].mean(axis=1, keepdims=True)       # (N, k, 2)
-    _, vecs = np.linalg.eigh(np.einsum('nki,nkj->nij', nbp, nbp))
-    return vecs[:, :, 0]
+    d, nb = tree.query(points, k=k, distance_upper_bound=radius)
+    d, nb = d.reshape(len(points), k), nb.reshape(len(points), k)
+    valid = np.isfinite(d)
+    count = valid.sum(axis=1)
+    nb = np.where(valid, nb, np.arange(len(points))[:, None])
+    w = valid[..., None].astype(np.float64)
+    nbp = points[nb]                                                  # (N, k, 2)
+    mean = (nbp * w).sum(axis=1) / np.maximum(count, 1)[:, None]
+    dev = (nbp - mean[:, None, :]) * w
+    vals, vecs = np.linalg.eigh(np.einsum('nki,nkj->nij', dev, dev))
+    line = (count >= 3) & (vals[:, 0] <= _LINE_RATIO * vals[:, 1])
+    return vecs[:, :, 0], line
+
+
+def _rows(src: NDArray[np.float64], dst: NDArray[np.float64], normals: NDArray[np.float64],
+          line: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Residual rows: one point-to-line row per match on a line, two (x and y) per match that is not."""
+    pt = ~line
+    axes = np.broadcast_to(np.eye(2), (int(pt.sum()), 2, 2)).reshape(-1, 2)
+    return (np.concatenate([src[line], np.repeat(src[pt], 2, axis=0)]),
+            np.concatenate([dst[line], np.repeat(dst[pt], 2, axis=0)]),
+            np.concatenate([normals[line], axes]))
+
+
+def persistent_points(points_xy: NDArray[np.floating], earlier_xy: NDArray[np.floating], tolerance_m: float
+                      ) -> NDArray[np.float64]:
+    """The points (N, 2) of a vehicle's evidence that its earlier evidence also holds within ``tolerance_m``.
+
+    A static landmark stays put in ``map`` (the vehicle's own pose bias is the same in both), a car at
+    road speed has moved metres: registering only these keeps traffic from pulling the estimate.
+    """
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    e = np.asarray(earlier_xy, dtype=np.float64).reshape(-1, 2)
+    if len(p) == 0 or len(e) == 0:
+        return p[:0]
+    d, _ = cKDTree(e).query(p, distance_upper_bound=tolerance_m)
+    return p[np.isfinite(d)]
 
 
 def _point_to_line_step(src: NDArray[np.float64], dst: NDArray[np.float64], normals: NDArray[np.float64]
@@ -175,7 +231,7 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
     # Work about the pivot: coordinates stay small, yaw and translation decouple.
     src_c, ref_c = src - pivot, ref - pivot
     tree = cKDTree(ref_c)
-    normals = _normals(ref_c, tree)
+    normals, line = _normals(ref_c, tree, cfg.normal_radius_m)
     yaw, t = 0.0, np.zeros(2)
     for _ in range(cfg.max_iterations):
         moved = src_c @ _rot(yaw).T + t
@@ -184,7 +240,7 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
         if m.sum() < cfg.min_points:
             return _reject(f'too few correspondences within {cfg.max_correspondence_m} m: {int(m.sum())}, '
                            f'need {cfg.min_points}', pivot, t[0], t[1], yaw, float(m.mean()))
-        dyaw, dt = _point_to_line_step(moved[m], ref_c[idx[m]], normals[idx[m]])
+        dyaw, dt = _point_to_line_step(*_rows(moved[m], ref_c[idx[m]], normals[idx[m]], line[idx[m]]))
         yaw += dyaw
         t = _rot(dyaw) @ t + dt
         if np.hypot(*dt) < 1e-4 and abs(dyaw) < math.radians(1e-4):
@@ -206,7 +262,8 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
     if shift > cfg.max_correction_m or abs(math.degrees(yaw)) > cfg.max_correction_deg:
         return _reject(f'correction {shift:.2f} m / {math.degrees(yaw):.2f} deg exceeds '
                        f'{cfg.max_correction_m} m / {cfg.max_correction_deg} deg', *args)
-    weakest = _weakest_constraint(ref_c[idx[m]], normals[idx[m]])
+    rows = _rows(moved[m], ref_c[idx[m]], normals[idx[m]], line[idx[m]])
+    weakest = _weakest_constraint(rows[1], rows[2])
     if weakest < cfg.min_constraint:
         return _reject(f'degenerate scene: weakest constraint {weakest:.3f} below {cfg.min_constraint} '
                        f'(e.g. a single straight wall leaves the motion along it free)', *args)

@@ -41,7 +41,12 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
 * co-registration timer (``coregistration.period_s``): each vehicle's latest
   evidence (occupied cells, p >= 0.65) against the other vehicles' latest
   evidence (their current corrections applied), pivot at the vehicle's odom
-  position; an accepted estimate is blended into the vehicle's correction by an
+  position; only static structure is registered: with
+  ``coregistration.static_min_age_s`` > 0, a vehicle's cells that its own
+  evidence at least that much older also holds (within
+  ``coregistration.static_tolerance_m``, :func:`~cooperative_fusion.core.coregistration.persistent_points`),
+  so moving traffic, seen at different stamps by different vehicles, does not
+  pull the estimate; an accepted estimate is blended into the vehicle's correction by an
   exponential average (``coregistration.smoothing``) so it never jumps;
 * discovery timer: ``/<id>/evidence_grid`` topics of ids not in ``vehicles`` are
   not subscribed and are reported in ``/diagnostics`` as ignored.
@@ -84,7 +89,8 @@ from scipy import ndimage
 from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.consistency import ConsistencyChecker, ConsistencyConfig
-from ..core.coregistration import CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points
+from ..core.coregistration import (CoregConfig, CoregResult, apply_correction, estimate_offset, occupied_points,
+                                   persistent_points)
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
 from ..core.dynamic import DynamicConfig, DynamicLayer, RadarTargets
 from ..core.fusion import (CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits,
@@ -201,7 +207,7 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections'),
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
     Param('coregistration.smoothing', 0.5, 'weight of a new accepted estimate in the running correction', 0.01, 1.0),
-    Param('coregistration.min_points', 30, 'occupied points needed on each side and as matches', 3, 1_000_000),
+    Param('coregistration.min_points', 10, 'occupied points needed on each side and as matches', 3, 1_000_000),
     Param('coregistration.max_correspondence_m', 1.0, 'ICP match radius, metres', 0.01, 100.0),
     Param('coregistration.min_fitness', 0.5, 'fraction of the vehicle\'s points matched, to accept', 0.0, 1.0),
     Param('coregistration.max_rmse_m', 0.25, 'RMS distance of the matches, to accept, metres', 0.001, 100.0),
@@ -210,6 +216,12 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.min_constraint', 0.02, 'smallest eigenvalue of the normalised information matrix',
           0.0, 100.0),
     Param('coregistration.max_iterations', 50, 'ICP iterations', 1, 10_000),
+    Param('coregistration.normal_radius_m', 1.0, 'neighbours of a reference cell for its line normal; a cell '
+          'without a line around it (post, corner) is matched point-to-point, metres', 0.01, 100.0),
+    Param('coregistration.static_min_age_s', 0.5, 'register only cells the vehicle\'s own evidence at least '
+          'this much older also holds (static structure); 0 = all occupied cells, seconds', 0.0, 60.0),
+    Param('coregistration.static_tolerance_m', 0.3, 'static_min_age_s: a cell counts as held within this, metres',
+          0.0, 100.0),
     # cross-vehicle consistency (core.consistency.ConsistencyConfig)
     Param('consistency.enabled', True,
           'down-weight evidence cells that contradict min_witnesses other vehicles; score and flag each source'),
@@ -255,6 +267,7 @@ class FusionNodeConfig:
     vehicles : configured ids, in order; fusion : core config (its spec is the initial window)
     window_mode, size_x_m, size_y_m, resolution_m, forward_offset_m : window placement, metres
     coreg : ICP gates; coreg_enabled, coreg_period_s (s), coreg_smoothing (0..1]
+    coreg_static_min_age_ns, coreg_static_tolerance_m : the static-structure filter (0 ns = off), ns / metres
     publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
     frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
     """
@@ -284,6 +297,8 @@ class FusionNodeConfig:
     dynamic: DynamicConfig | None = None
     dynamic_member_margin_m: float = 1.5
     publish_min_interval_ns: int | None = 20_000_000
+    coreg_static_min_age_ns: int = 500_000_000
+    coreg_static_tolerance_m: float = 0.3
 
 
 def _ns(seconds: float) -> int:
@@ -345,7 +360,8 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         max_correction_m=values['coregistration.max_correction_m'],
         max_correction_deg=values['coregistration.max_correction_deg'],
         min_constraint=values['coregistration.min_constraint'],
-        max_iterations=values['coregistration.max_iterations'])
+        max_iterations=values['coregistration.max_iterations'],
+        normal_radius_m=values['coregistration.normal_radius_m'])
     footprints = None
     if bool(values['footprints.enabled']):
         ids = [str(v) for v in values['footprints.vehicles']]
@@ -381,6 +397,8 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         coreg_enabled=bool(values['coregistration.enabled']),
         coreg_period_s=float(values['coregistration.period_s']),
         coreg_smoothing=float(values['coregistration.smoothing']),
+        coreg_static_min_age_ns=_ns(values['coregistration.static_min_age_s']),
+        coreg_static_tolerance_m=float(values['coregistration.static_tolerance_m']),
         publish_period_s=1.0 / float(values['publish_rate_hz']),
         discovery_period_s=float(values['discovery_period_s']),
         diagnostics_period_s=float(values['diagnostics.period_s']),
@@ -523,6 +541,9 @@ class _VehicleState:
     correction: Correction = Correction()
     coreg_last: CoregResult | None = None
     coreg_updates: int = 0
+    coreg_static_points: int = 0
+    # (stamp ns, occupied points (N, 2) m) of recent evidence, uncorrected: the static-structure filter
+    coreg_history: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=deque)
     received: int = 0
     fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
     radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
@@ -674,6 +695,7 @@ class FusionNode(Node):
                                        f'count it twice')
             return
         st.evidence = _Evidence(spec, logodds, known, stamp_ns)
+        self._remember_for_coregistration(st)
         placing = not self._placed
         if placing:
             # follow_platoon before any odometry: start the window on the first evidence.
@@ -828,8 +850,33 @@ class FusionNode(Node):
         self._last_publish_ns = now
         self.cycle_ms.add(1e3 * (time.perf_counter() - t0))
 
+    def _remember_for_coregistration(self, st: _VehicleState) -> None:
+        """Keep the occupied cells of the vehicle's latest evidence for the static-structure filter
+        (as long as the filter may still need them: static_min_age + a vehicle timeout)."""
+        cfg = self.cfg
+        if not cfg.coreg_enabled or cfg.coreg_static_min_age_ns <= 0 or st.evidence is None:
+            return
+        ev = st.evidence
+        st.coreg_history.append((ev.stamp_ns, occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)))
+        keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
+        while st.coreg_history and ev.stamp_ns - st.coreg_history[0][0] > keep:
+            st.coreg_history.popleft()
+
+    def _static_points(self, st: _VehicleState, points: NDArray[np.float64], stamp_ns: int
+                       ) -> NDArray[np.float64] | None:
+        """The points of the evidence at ``stamp_ns`` that the vehicle's evidence at least
+        ``static_min_age`` older also holds; all of them when the filter is off; None while no evidence
+        is that old yet."""
+        min_age = self.cfg.coreg_static_min_age_ns
+        if min_age <= 0:
+            return points
+        earlier = [p for t, p in st.coreg_history if stamp_ns - t >= min_age]
+        if not earlier:
+            return None
+        return persistent_points(points, earlier[-1], self.cfg.coreg_static_tolerance_m)
+
     def _on_coregistration(self) -> None:
-        """One co-registration round: each fresh vehicle against the others' latest evidence."""
+        """One co-registration round: each fresh vehicle's static structure against the others' latest."""
         t0 = time.perf_counter()
         now = self.now_ns()
         timeout = self.cfg.fusion.vehicle_timeout_ns
@@ -837,7 +884,11 @@ class FusionNode(Node):
         for vid, st in self.vehicles.items():
             ev = st.evidence
             if ev is not None and now - ev.stamp_ns <= timeout:
-                raw[vid] = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
+                static = self._static_points(st, occupied_points(ev.spec, logodds=ev.logodds, known=ev.known),
+                                             ev.stamp_ns)
+                if static is not None:
+                    raw[vid] = static
+                    st.coreg_static_points = len(static)
         if len(raw) < 2:
             return
         # The others as everyone currently believes them: with their corrections applied.
@@ -901,7 +952,7 @@ class FusionNode(Node):
         last_seen_age_s; accepted; rejoins; received; weight; drops.<cause> / drops.total;
         coreg.dx, coreg.dy (m), coreg.dyaw_deg : the correction applied, about coreg.pivot_x/_y;
         coreg.fitness, coreg.rmse (m), coreg.accepted, coreg.reason : the latest estimate;
-        coreg.updates : accepted estimates so far; consistency.score (1 = agrees with the others),
+        coreg.updates : accepted estimates so far; coreg.static_points : static cells registered last; consistency.score (1 = agrees with the others),
         consistency.conflict_cells (latest message), consistency.conflict_cells_total, consistency.flagged
         (score below consistency.flag_below: WARN, unless the vehicle is already dropped).
         """
@@ -930,7 +981,7 @@ class FusionNode(Node):
         corr = st.correction
         values.update({'coreg.dx': corr.dx, 'coreg.dy': corr.dy, 'coreg.dyaw_deg': math.degrees(corr.dyaw),
                        'coreg.pivot_x': corr.pivot[0], 'coreg.pivot_y': corr.pivot[1],
-                       'coreg.updates': st.coreg_updates})
+                       'coreg.updates': st.coreg_updates, 'coreg.static_points': st.coreg_static_points})
         last = st.coreg_last
         values.update({'coreg.fitness': math.nan if last is None else last.fitness,
                        'coreg.rmse': math.nan if last is None else last.rmse,

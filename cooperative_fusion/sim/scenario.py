@@ -62,6 +62,7 @@ DEFAULT_DIMENSIONS: dict[str, tuple[float, float, float, float]] = {
     'truck': (12.0, 2.5, 3.8, 2.5),
     'stopped_car': (4.5, 1.8, 1.5, 1.0),
     'debris': (0.6, 0.5, 0.2, 0.3),
+    'roadside': (0.4, 0.4, 1.0, 0.2),
 }
 
 
@@ -207,6 +208,34 @@ class Hazard:
 
 
 @dataclass(frozen=True)
+class RoadsideRow:
+    """A row of static boxes beside the road (guard-rail posts, barrier segments): landmarks, not hazards.
+
+    side : 'right' (below lane 0) or 'left' (beyond the last lane); offset_m : gap between the road
+    edge and the box's near face; boxes every spacing_m from x_start_m (rear face) up to x_end_m.
+    """
+
+    id: str
+    side: str
+    offset_m: float
+    x_start_m: float
+    x_end_m: float
+    spacing_m: float
+    dimensions: Dimensions
+
+    def boxes(self, road: 'Road') -> list[tuple[str, float, float]]:
+        """(id, road s of the box centre, road d of the box centre) of every box of the row."""
+        half_w = self.dimensions.width_m / 2
+        if self.side == 'right':
+            d = -road.lane_width_m / 2 - self.offset_m - half_w
+        else:
+            d = (road.lane_count - 0.5) * road.lane_width_m + self.offset_m + half_w
+        n = int(math.floor((self.x_end_m - self.x_start_m) / self.spacing_m + 1e-9)) + 1
+        return [(f'{self.id}_{k}', self.x_start_m + k * self.spacing_m + self.dimensions.length_m / 2, d)
+                for k in range(n)]
+
+
+@dataclass(frozen=True)
 class Road:
     lane_width_m: float = 3.5
     lane_count: int = 3
@@ -239,6 +268,7 @@ class Scenario:
     hazards: tuple[Hazard, ...]
     truth: TruthConfig
     source: str = ''
+    roadside: tuple[RoadsideRow, ...] = ()
 
     @property
     def vehicle_ids(self) -> tuple[str, ...]:
@@ -561,6 +591,30 @@ def _hazards(ctx: _Ctx, raw: Any, road: Road) -> tuple[Hazard, ...]:
     return tuple(out)
 
 
+def _roadside(ctx: _Ctx, raw: Any) -> tuple[RoadsideRow, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.fail('roadside', raw, 'a list')
+    out = []
+    for i, rr in enumerate(raw):
+        p = f'roadside[{i}]'
+        rr = _mapping(ctx, rr, p, {'id', 'side', 'offset_m', 'x_start_m', 'x_end_m', 'spacing_m', 'dimensions'},
+                      {'id', 'side', 'x_start_m', 'x_end_m', 'spacing_m'})
+        side = _str(ctx, rr, 'side', p)
+        if side not in ('left', 'right'):
+            raise ctx.fail(f'{p}.side', side, "'left' or 'right'")
+        x0 = _num(ctx, rr, 'x_start_m', p, None)
+        row = RoadsideRow(id=_str(ctx, rr, 'id', p), side=side, offset_m=_num(ctx, rr, 'offset_m', p, 0.5, lo=0.0),
+                          x_start_m=x0, x_end_m=_num(ctx, rr, 'x_end_m', p, None, lo=x0),
+                          spacing_m=_num(ctx, rr, 'spacing_m', p, None, lo=0.5),
+                          dimensions=_dimensions(ctx, rr.get('dimensions'), f'{p}.dimensions', 'roadside'))
+        if len(row.boxes(Road())) > 10_000:
+            raise ctx.fail(f'{p}.spacing_m', row.spacing_m, 'at most 10000 boxes per row')
+        out.append(row)
+    return tuple(out)
+
+
 def _truth(ctx: _Ctx, raw: Any) -> TruthConfig:
     d = TruthConfig()
     p = 'truth'
@@ -578,7 +632,7 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
     """Validate a parsed scenario mapping; ``source`` names it in error messages."""
     ctx = _Ctx(source)
     raw = _mapping(ctx, raw, '', {'name', 'duration_s', 'seed', 'start_time_s', 'road', 'platoon', 'traffic',
-                                  'hazards', 'truth'}, {'name', 'duration_s', 'road', 'platoon'})
+                                  'hazards', 'roadside', 'truth'}, {'name', 'duration_s', 'road', 'platoon'})
     road_raw = _mapping(ctx, raw['road'], 'road', {'lane_width_m', 'lane_count', 'curvature_per_m'})
     d = Road()
     road = Road(_num(ctx, road_raw, 'lane_width_m', 'road', d.lane_width_m, lo=1.0, hi=10.0),
@@ -587,7 +641,9 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
     platoon = _platoon(ctx, raw['platoon'], road)
     traffic = _traffic(ctx, raw.get('traffic'), road)
     hazards = _hazards(ctx, raw.get('hazards'), road)
-    ids = [v.id for v in platoon.vehicles] + [t.id for t in traffic] + [h.id for h in hazards]
+    roadside = _roadside(ctx, raw.get('roadside'))
+    ids = [v.id for v in platoon.vehicles] + [t.id for t in traffic] + [h.id for h in hazards] \
+        + [b[0] for row in roadside for b in row.boxes(road)]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise ConfigError(f'{source}: object id {dup[0]!r} is used more than once; ids must be unique')
@@ -596,7 +652,7 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
                     seed=_num(ctx, raw, 'seed', '', 0, lo=0, integer=True),
                     start_time_s=_num(ctx, raw, 'start_time_s', '', 0.0, lo=0.0),
                     road=road, platoon=platoon, traffic=traffic, hazards=hazards, truth=_truth(ctx, raw.get('truth')),
-                    source=source)
+                    source=source, roadside=roadside)
 
 
 def load_scenario(path: str | Path) -> Scenario:

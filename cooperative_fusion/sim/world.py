@@ -240,19 +240,19 @@ class Simulation:
         half = np.array([[dm.length_m / 2, dm.width_m / 2, dm.height_m / 2] for dm in dims])
         off = np.array([dm.length_m / 2 - dm.rear_overhang_m for dm in dims])
         centers = np.stack([x + off * np.cos(yaw), y + off * np.sin(yaw), half[:, 2]], axis=1)
-        if scn.hazards:
-            hz = scn.hazards
-            hs = np.array([h.x_m + h.dimensions.length_m / 2 for h in hz])
-            hd = np.array([h.lane * scn.road.lane_width_m + h.lateral_offset_m for h in hz])
-            hx, hy, hth = road_to_map(hs, hd, kappa)
-            hhalf = np.array([[h.dimensions.length_m / 2, h.dimensions.width_m / 2, h.dimensions.height_m / 2]
-                              for h in hz])
+        # Static boxes: hazards, then roadside rows (kind 'roadside': landmarks, not hazards).
+        static = [(h.id, h.kind.value, h.x_m + h.dimensions.length_m / 2,
+                   h.lane * scn.road.lane_width_m + h.lateral_offset_m, h.dimensions) for h in scn.hazards]
+        static += [(bid, 'roadside', bs, bd, row.dimensions) for row in scn.roadside for bid, bs, bd in row.boxes(scn.road)]
+        if static:
+            hx, hy, hth = road_to_map(np.array([b[2] for b in static]), np.array([b[3] for b in static]), kappa)
+            hhalf = np.array([[b[4].length_m / 2, b[4].width_m / 2, b[4].height_m / 2] for b in static])
             centers = np.concatenate([centers, np.stack([hx, hy, hhalf[:, 2]], axis=1)])
             half = np.concatenate([half, hhalf])
             yaw_all = np.concatenate([yaw, hth])
-            vel_all = np.concatenate([vel, np.zeros((len(hz), 3))])
-            ids += [h.id for h in hz]
-            kinds += [h.kind.value for h in hz]
+            vel_all = np.concatenate([vel, np.zeros((len(static), 3))])
+            ids += [b[0] for b in static]
+            kinds += [b[1] for b in static]
         else:
             yaw_all, vel_all = yaw, vel
         n = kin.n_platoon

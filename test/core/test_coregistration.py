@@ -7,7 +7,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.coregistration import (CoregConfig, CoregResult, apply_correction,
-                                                    correction_matrix, estimate_offset, occupied_points)
+                                                    correction_matrix, estimate_offset, occupied_points,
+                                                    persistent_points)
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec, prob_to_logodds
 from cooperative_fusion.core.se3 import apply as se3_apply
@@ -130,3 +131,74 @@ def test_occupied_points_from_percent_and_logodds():
 def test_config_validation(bad, match):
     with pytest.raises(ConfigError, match=match):
         CoregConfig(**bad)
+
+
+def landmark_scene(t_s: float, x_min: float, x_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(static, moving) outline points at time t_s of a highway seen between x_min and x_max: guard-rail
+    posts (0.4 x 0.4 m) every 12 m 1 m beyond both road edges, a stopped car, and four cars driving at
+    23-28 m/s along the road (one a truck)."""
+    posts = [box_outline(x, y, 0.4, 0.4, 0.0, 0.05) for x in np.arange(402.2, 700.0, 12.0) for y in (-2.95, 9.95)]
+    static = np.concatenate(posts + [box_outline(560.0, 0.0, 4.5, 1.8, 0.0)])
+    traffic = ((470.0, 3.5, 23.0, 4.5), (440.0, 7.0, 28.0, 4.5), (520.0, 3.5, 27.0, 12.0), (515.0, 0.0, 25.0, 4.5))
+    moving = np.concatenate([box_outline(x + v * t_s, y, length, 1.9, 0.0) for x, y, v, length in traffic])
+    keep = lambda p: p[(p[:, 0] >= x_min) & (p[:, 0] <= x_max)]   # noqa: E731
+    return keep(static), keep(moving)
+
+
+def test_static_landmarks_recover_a_bias_while_traffic_moves():
+    """0.5 m lateral + 1 deg on the vehicle: the posts (point-to-point, no line around them) and the
+    stopped car recover it from the static cells only; the moving cars, seen by the other vehicle 0.1 s
+    later and by the vehicle itself 0.5 s earlier, are filtered out and do not pull the estimate."""
+    rng = np.random.default_rng(0)
+    vehicle_xy, shift, yaw = np.array([500.0, 0.0]), np.array([0.0, 0.5]), math.radians(1.0)
+
+    def seen(t_s: float, x_min: float, x_max: float, biased: bool) -> tuple[np.ndarray, int]:
+        static, moving = landmark_scene(t_s, x_min, x_max)
+        pts = np.concatenate([static, moving])
+        pts = pts[rng.random(len(pts)) < 0.7]
+        pts = pts + rng.normal(0.0, 0.03, pts.shape)
+        if biased:
+            pts = rotate_about(pts, vehicle_xy, yaw) + shift
+        return rasterise(pts, 0.4), len(moving)
+
+    vehicle, _ = seen(1.0, 440.0, 600.0, True)
+    vehicle_earlier, _ = seen(0.5, 428.0, 588.0, True)
+    other, _ = seen(1.1, 470.0, 640.0, False)
+    other_earlier, _ = seen(0.6, 458.0, 628.0, False)
+    v_static = persistent_points(vehicle, vehicle_earlier, 0.3)
+    o_static = persistent_points(other, other_earlier, 0.3)
+    # The filter keeps the landmarks and drops the cars (a car's cells, one per 0.4 m cell, are all gone).
+    _, moving_now = landmark_scene(1.0, 440.0, 600.0)
+    moving_cells = rasterise(rotate_about(moving_now, vehicle_xy, yaw) + shift, 0.4)
+    kept_moving = (np.min(np.hypot(*(v_static[:, None, :] - moving_cells[None, :, :]).transpose(2, 0, 1)),
+                          axis=1) < 0.01).sum()
+    assert kept_moving <= 0.05 * len(moving_cells), kept_moving
+    assert len(v_static) > 0.5 * len(rasterise(rotate_about(landmark_scene(1.0, 440.0, 600.0)[0], vehicle_xy, yaw)
+                                               + shift, 0.4))
+    cfg = CoregConfig(max_correspondence_m=1.5)
+    r = estimate_offset(v_static, o_static, cfg, pivot_xy=vehicle_xy)
+    assert r.accepted, r.reason
+    # Truth (see test_recovers_shift_and_rotation): dyaw = -yaw, (dx, dy) = -R(-yaw) shift about the vehicle.
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    truth = -np.array([[c, -s], [s, c]]) @ shift
+    assert math.hypot(r.dx - truth[0], r.dy - truth[1]) < 0.15, r
+    assert abs(math.degrees(r.dyaw) + 1.0) < 0.3, r
+    # All occupied cells, cars included: the cars seen at two stamps pull the estimate off or get it rejected.
+    bad = estimate_offset(vehicle, other, cfg, pivot_xy=vehicle_xy)
+    assert not bad.accepted or math.hypot(bad.dx - truth[0], bad.dy - truth[1]) > 0.15 \
+        or abs(math.degrees(bad.dyaw) + 1.0) > 0.3, bad
+
+
+def test_isolated_posts_are_matched_point_to_point():
+    """A single row of posts along the road: point-to-line on the row would leave the motion along it free
+    (degenerate); each post has no line around it within normal_radius_m, so it pins x as well."""
+    posts = np.array([[x, -2.95] for x in np.arange(400.0, 600.0, 12.0)])
+    cfg = CoregConfig(min_points=10)
+    r = estimate_offset(posts + (0.3, 0.1), posts, cfg, pivot_xy=np.array([500.0, 0.0]))
+    assert r.accepted, r.reason
+    assert_allclose((r.dx, r.dy, r.dyaw), (-0.3, -0.1, 0.0), atol=1e-6)
+    # One long line instead (normal radius spanning the row): the motion along it is free, x stays
+    # unrecovered and the estimate is rejected.
+    wide = estimate_offset(posts + (0.3, 0.1), posts, CoregConfig(min_points=10, normal_radius_m=30.0),
+                           pivot_xy=np.array([500.0, 0.0]))
+    assert not wide.accepted and abs(wide.dx) < 0.05, wide

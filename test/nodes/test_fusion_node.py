@@ -311,10 +311,14 @@ def test_coregistration_recovers_a_biased_vehicle(graph, executor, spin):
     for vid, xy in (('v1', V1_XY), ('v2', (505.0, 0.0)), ('v3', (530.0, 0.0))):
         platoon.odom[vid].publish(odom_msg(vid, *xy, cov_xy=0.0))
     assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
-    now = fusion.now_ns()
-    send(platoon, 'v1', CO_SPEC, rasterise(v1_pts), now)
-    send(platoon, 'v2', CO_SPEC, rasterise(dense(parts)), now)
-    send(platoon, 'v3', CO_SPEC, rasterise(dense(parts[1:])), now)
+    # Twice, 0.6 s apart: only cells the vehicle's own earlier evidence also holds are registered
+    # (coregistration.static_min_age_s 0.5).
+    for _ in range(2):
+        now = fusion.now_ns()
+        send(platoon, 'v1', CO_SPEC, rasterise(v1_pts), now)
+        send(platoon, 'v2', CO_SPEC, rasterise(dense(parts)), now)
+        send(platoon, 'v3', CO_SPEC, rasterise(dense(parts[1:])), now)
+        spin(executor, lambda: fusion.now_ns() - now >= 600_000_000, timeout_s=5.0)
 
     def updates() -> int:
         return int(platoon.value('fusion_node: v1', 'coreg.updates') or 0)

@@ -92,3 +92,29 @@ def test_debris_hazard_defaults_to_a_small_low_box():
     debris = scn.hazards[-1]
     assert debris.kind is HazardKind.DEBRIS
     assert (debris.dimensions.length_m, debris.dimensions.width_m, debris.dimensions.height_m) == (0.6, 0.5, 0.2)
+
+
+def test_landmark_pair_differs_only_in_v1_bias_and_has_roadside_posts():
+    plain = load_scenario(SCENARIOS / 'highway_occlusion_landmarks.yaml')
+    biased = load_scenario(SCENARIOS / 'highway_occlusion_landmarks_v1_bias.yaml')
+    assert plain.roadside == biased.roadside and plain.hazards == biased.hazards
+    assert plain.platoon.vehicles[1:] == biased.platoon.vehicles[1:]
+    b, p = biased.platoon.vehicles[0].localization, plain.platoon.vehicles[0].localization
+    assert (b.bias_y_m - p.bias_y_m, b.bias_yaw_deg - p.bias_yaw_deg) == pytest.approx((0.55, 0.9))
+    road = plain.road
+    right, left = (row.boxes(road) for row in plain.roadside)
+    # Posts 1 m beyond each road edge (0.4 m wide: centre 1.2 m out), every 12 m.
+    assert [d for _, _, d in right] == pytest.approx([-road.lane_width_m / 2 - 1.2] * len(right))
+    assert [d for _, _, d in left] == pytest.approx([(road.lane_count - 0.5) * road.lane_width_m + 1.2] * len(left))
+    assert right[1][1] - right[0][1] == pytest.approx(12.0) and len(right) == 71
+
+
+def test_roadside_rows_are_validated():
+    raw = _raw()
+    raw['roadside'] = [{'id': 'p', 'side': 'middle', 'x_start_m': 0.0, 'x_end_m': 10.0, 'spacing_m': 5.0}]
+    with pytest.raises(ConfigError, match=r"roadside\[0\]\.side.*'left' or 'right'"):
+        scenario_from_dict(raw)
+    raw['roadside'][0]['side'] = 'left'
+    raw['roadside'][0]['spacing_m'] = 0.1
+    with pytest.raises(ConfigError, match=r'roadside\[0\].*spacing_m'):
+        scenario_from_dict(raw)
