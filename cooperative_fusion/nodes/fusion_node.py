@@ -208,7 +208,7 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
     Param('coregistration.smoothing', 0.5, 'weight of a new accepted estimate in the running correction', 0.01, 1.0),
     Param('coregistration.min_points', 10, 'occupied points needed on each side and as matches', 3, 1_000_000),
-    Param('coregistration.max_correspondence_m', 1.0, 'ICP match radius, metres', 0.01, 100.0),
+    Param('coregistration.max_correspondence_m', 2.0, 'ICP match radius, metres', 0.01, 100.0),
     Param('coregistration.min_fitness', 0.5, 'fraction of the vehicle\'s points matched, to accept', 0.0, 1.0),
     Param('coregistration.max_rmse_m', 0.25, 'RMS distance of the matches, to accept, metres', 0.001, 100.0),
     Param('coregistration.max_correction_m', 2.0, 'largest translation accepted, metres', 0.001, 100.0),
