@@ -189,9 +189,12 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
 
     def polar(xy: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         # float32 is plenty here (1e-5 m at 100 m, 1e-7 rad) and halves the cost.
-        dx = (xy[:, 0] - origin[0]).astype(np.float32)
-        dy = (xy[:, 1] - origin[1]).astype(np.float32)
-        return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
+        # Absurd coordinates (1e30 m) overflow to an infinite range, which every caller drops as
+        # beyond max range: that is the intended outcome, so the overflow is not reported.
+        with np.errstate(over='ignore', invalid='ignore'):
+            dx = (xy[:, 0] - origin[0]).astype(np.float32)
+            dy = (xy[:, 1] - origin[1]).astype(np.float32)
+            return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
     def to_bin(azimuth: NDArray[np.floating]) -> NDArray[np.intp]:
         # arctan2 gives [-pi, pi] (a hair beyond in float32); both ends border the same
