@@ -107,9 +107,6 @@ def test_twin_warns_the_occluded_followers_of_the_stopped_car_in_time(tmp_path):
     assert report['twin_speedup'] is not None and report['twin_speedup'] > 0.0
 
 
-@pytest.mark.xfail(strict=False, reason='with the fusion of 74cfa7f (dynamic layer) a fragment of the lane-2 car '
-                   '(y ~5.5 m, vy -1.6 m/s from a settled track) is predicted into the platoon lane: one WARN for v2 '
-                   'at 4.8 s; 0 with the fusion of 6e3a27c')
 def test_twin_warns_nobody_on_the_clear_highway(tmp_path):
     bag = _simulate(tmp_path, 'highway_clear', None)
     result, report = _run(tmp_path, bag)

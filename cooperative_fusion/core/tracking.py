@@ -99,7 +99,8 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
 
 def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
                        min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
-                       exclude_margin_m: float = 0.5, max_length_m: float = 25.0) -> Detections:
+                       exclude_margin_m: float = 0.5, max_length_m: float = 25.0,
+                       merge_gap_m: float = 0.0) -> Detections:
     """Connected components (8-connectivity) of occupied cells, as detections.
 
     cells_percent : (H, W) int8 OccupancyGrid cells, 0..100, -1 unknown
@@ -110,6 +111,10 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
         ``exclude_margin_m`` metres, are cleared before labelling
     max_length_m : longer components (guard rails, walls: static structure, not
         road users) are dropped
+    merge_gap_m : components separated by at most this (rounded down to an even number
+        of cells) are one object: the common grid often shows a car as stripes or pieces
+        a cell or two apart, each of which would otherwise be tracked with its own noisy
+        velocity. The merged object's statistics come from its occupied cells only.
     Extent and yaw come from the principal axes (PCA) of each component's cell
     centres; length and width are the spans along those axes plus one cell.
     """
@@ -126,7 +131,16 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
         if hit is not None:
             rows, cols, mask = hit
             occupied[rows, cols] &= ~mask
-    labels, n = ndimage.label(occupied, structure=np.ones((3, 3), dtype=bool))
+    if not (0.0 <= merge_gap_m < math.inf):
+        raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {merge_gap_m}')
+    reach = int(merge_gap_m / (2.0 * spec.resolution) + 1e-9)      # cells each side
+    eight = np.ones((3, 3), dtype=bool)
+    if reach > 0 and occupied.any():
+        grown = ndimage.binary_dilation(occupied, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
+        labels, n = ndimage.label(grown, structure=eight)
+        labels[~occupied] = 0
+    else:
+        labels, n = ndimage.label(occupied, structure=eight)
     if n == 0:
         return Detections.empty()
     iy, ix = np.nonzero(labels)

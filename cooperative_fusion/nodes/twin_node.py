@@ -17,6 +17,14 @@ while a platoon vehicle's clock is unknown: its position is not trusted),
 ``twin_node``: grid rate, age, gaps, tracks, cycle time, ``twin_speedup``,
 prediction self-check, degraded inputs, drops by cause).
 
+Every input is validated before it changes any state: a malformed grid, or one
+stamped ahead of the node clock (``future_tolerance_s``), before the latest
+grid, or over 5 s before it (``grid_stale``: a single old grid does not reset
+the tracker; ``restart_grids`` of them in a row are a replay restart), is
+counted by cause and leaves the mirror, its arrival statistics and the
+self-check untouched. Odometry with a covariance that is not PSD, or from the
+future, and out-of-order or future radar targets are dropped likewise.
+
 The mirror keeps the received grid exactly (spec + int8 cells);
 :meth:`TwinNode.mirror_checksum` identifies it (:func:`grid_checksum`).
 Self-check: each predicted grid is kept until a mirrored grid stamped at or
@@ -55,7 +63,7 @@ from ..core.twin import TwinConfig, TwinCore, TwinResult
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
-from ..ros.odometry import odometry_to_pose
+from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.params import Param, declare
 from ..ros.pointcloud import cloud_to_array
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
@@ -68,7 +76,7 @@ _NS_PER_S = 1_000_000_000
 _PERIOD_WINDOW = 50
 #: Self-check scores kept per horizon for the reported mean.
 _SELF_CHECK_WINDOW = 50
-#: A grid stamp this far before the last cycle's is a replay restart: the tracker starts afresh.
+#: A grid stamp this far before the latest grid's is stale, or (``restart_grids`` in a row) a replay restart.
 _RESTART_NS = 5 * _NS_PER_S
 
 _D_TRACKER = TrackerConfig()
@@ -92,6 +100,12 @@ PARAMS: tuple[Param, ...] = (
     Param('max_rate_hz', 10.0, 'at most this many twin cycles per second of grid time', 0.1, 1000.0),
     Param('stale_grid_s', 0.5, 'a grid older than this (node clock - stamp) is stale: WARN, seconds', 0.001, 3600.0),
     Param('gap_factor', 2.5, 'a grid inter-arrival above this times the median period is a gap', 1.0, 100.0),
+    Param('future_tolerance_s', 2.0,
+          'a grid, odometry (clock known) or radar stamp further than this ahead of the node clock is dropped, '
+          'seconds', 0.001, 3600.0),
+    Param('restart_grids', 3,
+          'a grid stamped over 5 s before the latest is dropped as stale unless this many such grids in a row, '
+          'each newer than the one before, confirm a replay restart (the tracker starts afresh)', 1, 1000),
     Param('stale_odom_s', 0.5, 'odometry older than this at the grid stamp is stale: WARN, seconds',
           0.001, 3600.0),
     Param('odom_max_age_s', 5.0, 'odometry older than this at the grid stamp leaves the vehicle out, seconds',
@@ -145,6 +159,8 @@ PARAMS: tuple[Param, ...] = (
           0.0, 10.0),
     Param('detection.exclude_front_m', 1.5,
           'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
+    Param('detection.merge_gap_m', 1.0,
+          'occupied components at most this far apart are one object (pieces of one car), metres', 0.0, 10.0),
     Param('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
           'draw the platoon vehicles in the predicted grids'),
     Param('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
@@ -262,6 +278,8 @@ class TwinNodeConfig:
     min_cycle_period_ns: int
     stale_grid_ns: int
     gap_factor: float
+    future_tolerance_ns: int
+    restart_grids: int
     stale_odom_ns: int
     odom_max_age_ns: int
     accel_window_ns: int
@@ -326,6 +344,7 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
                       exclude_margin_m=values['detection.exclude_margin_m'],
                       exclude_trail_s=values['detection.exclude_trail_s'],
                       exclude_front_m=values['detection.exclude_front_m'],
+                      merge_gap_m=values['detection.merge_gap_m'],
                       radar_radius_m=values['radar.radius_m'],
                       radar_max_los_angle_deg=values['radar.max_los_angle_deg'],
                       include_platoon_in_grids=values['detection.include_platoon_in_grids'])
@@ -344,7 +363,8 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
         vehicles=vehicles, lengths_m=sizes['vehicle_lengths_m'], widths_m=sizes['vehicle_widths_m'],
         rear_overhangs_m=sizes['vehicle_rear_overhangs_m'],
         min_cycle_period_ns=_ns(1.0 / values['max_rate_hz']), stale_grid_ns=_ns(values['stale_grid_s']),
-        gap_factor=values['gap_factor'], stale_odom_ns=_ns(values['stale_odom_s']),
+        gap_factor=values['gap_factor'], future_tolerance_ns=_ns(values['future_tolerance_s']),
+        restart_grids=values['restart_grids'], stale_odom_ns=_ns(values['stale_odom_s']),
         odom_max_age_ns=_ns(values['odom_max_age_s']), accel_window_ns=_ns(values['accel_window_s']),
         radar_max_age_ns=_ns(values['radar_max_age_s']), use_radar=values['use_radar'],
         self_check=values['self_check'], publish_markers=values['publish_markers'], twin=twin, clock=clock,
@@ -418,6 +438,8 @@ class TwinNode(Node):
         self._mirror_cells: NDArray[np.int8] | None = None
         self._mirror_stamp_ns: int | None = None
         self._last_arrival_ns: int | None = None
+        self._restart_run: list[int] = []      # stamps of consecutive stale grids (a replay restart if enough)
+        self.restarts = 0
         self._intervals_ns: deque[int] = deque(maxlen=_PERIOD_WINDOW)
         self.grids_received = 0
         self.gaps = 0
@@ -522,7 +544,18 @@ class TwinNode(Node):
             if not self._frame_ok('odom', msg.header.frame_id):
                 return
             pose = odometry_to_pose(msg)
-            odom = self.vehicles[vehicle_id].odom
+            if not covariance_is_psd(pose.covariance):
+                self._drop('odom_bad_covariance', f'{vehicle_id} odometry pose covariance is not symmetric '
+                                                  f'positive semi-definite')
+                return
+            vin = self.vehicles[vehicle_id]
+            if vin.clock.n_samples:
+                ahead = int(vin.to_common(np.array([pose.stamp_ns], np.int64))[0]) - self.now_ns()
+                if ahead > self.cfg.future_tolerance_ns:
+                    self._drop('odom_future', f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the node '
+                                              f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
+                    return
+            odom = vin.odom
             if odom and pose.stamp_ns <= odom[-1][0]:
                 self._drop('odom_out_of_order', f'{vehicle_id} odometry at {pose.stamp_ns} ns is not newer '
                                                 f'than {odom[-1][0]} ns')
@@ -546,16 +579,48 @@ class TwinNode(Node):
                 return
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
             vin = self.vehicles[vehicle_id]
-            vin.radar_stamp_ns = stamp_to_ns(msg.header.stamp)
+            stamp_ns = stamp_to_ns(msg.header.stamp)
+            ahead = stamp_ns - self.now_ns()
+            if ahead > self.cfg.future_tolerance_ns:
+                self._drop('radar_future', f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
+                                           f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
+                return
+            if vin.radar_stamp_ns is not None and stamp_ns < vin.radar_stamp_ns:
+                self._drop('radar_out_of_order', f'{vehicle_id} radar targets at {stamp_ns} ns are older than '
+                                                 f'the latest at {vin.radar_stamp_ns} ns')
+                return
+            vin.radar_stamp_ns = stamp_ns
             vin.radar_xyv = np.column_stack([points['x'], points['y'], points['velocity']]).astype(np.float64)
         return on_radar
 
     def _on_grid(self, msg: OccupancyGrid) -> None:
+        """Validate the grid (frame, format, stamp) before it touches any state; then mirror it and cycle."""
         now = self.now_ns()
         if not self._frame_ok('grid', msg.header.frame_id):
             return
-        spec, view = grid_from_msg(msg)
+        spec, view = grid_from_msg(msg)          # MessageFormatError: counted as grid_format by the guard
         stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns - now > self.cfg.future_tolerance_ns:
+            self._drop('grid_future', f'grid at {stamp_ns} ns is {(stamp_ns - now) / 1e9:.3g} s ahead of the node '
+                                      f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
+            return
+        latest, last = self._mirror_stamp_ns, self._last_cycle_stamp_ns
+        if latest is not None:
+            if stamp_ns < latest - _RESTART_NS:
+                if not self._restart_confirmed(stamp_ns):
+                    self._drop('grid_stale', f'grid at {stamp_ns} ns is {(latest - stamp_ns) / 1e9:.1f} s before '
+                                             f'the latest; {self.cfg.restart_grids} such grids in a row restart '
+                                             f'the twin')
+                    return
+                self.get_logger().info(f'grid stamp went back {(latest - stamp_ns) / 1e9:.1f} s for '
+                                       f'{self.cfg.restart_grids} grids: restarting the tracker')
+                self._restart()
+                last = None
+            elif stamp_ns < latest or (last is not None and stamp_ns <= last):
+                self._drop('grid_out_of_order', f'grid at {stamp_ns} ns is older than the latest at {latest} ns '
+                                                f'or not newer than the last cycle')
+                return
+        self._restart_run.clear()
         cells = view.copy()      # the mirror owns its cells: an in-process publisher may reuse its message
         self._mirror_spec, self._mirror_cells, self._mirror_stamp_ns = spec, cells, stamp_ns
         self.grids_received += 1
@@ -563,26 +628,38 @@ class TwinNode(Node):
         self._note_arrival(now)
         if self.cfg.self_check:
             self._self_check(spec, cells, stamp_ns)
-        last = self._last_cycle_stamp_ns
         if last is not None:
-            if stamp_ns < last - _RESTART_NS:
-                self.get_logger().info(f'grid stamp went back {(last - stamp_ns) / 1e9:.1f} s: restarting the tracker')
-                self.core = TwinCore(self.cfg.twin)
-                self._pending.clear()
-            elif stamp_ns <= last:
-                self._drop('grid_out_of_order', f'grid at {stamp_ns} ns is not newer than the last cycle '
-                                                f'at {last} ns')
-                return
-            elif stamp_ns - last < 0.9 * self.cfg.min_cycle_period_ns:
+            if stamp_ns - last < 0.9 * self.cfg.min_cycle_period_ns:
                 self.cycles_throttled += 1
                 return
-            elif self._odom_received == self._odom_at_last_cycle:
+            if self._odom_received == self._odom_at_last_cycle:
                 # No vehicle reported since the last cycle: the platoon would only be extrapolated
                 # and the grid holds no newer evidence of it either (its cells freeze while the
                 # vehicles drive on: stationary ghosts in their lane). Mirror, but do not cycle.
                 self.cycles_held += 1
                 return
         self._cycle(spec, cells, stamp_ns)
+
+    def _restart_confirmed(self, stamp_ns: int) -> bool:
+        """Note a stale grid; True when it is the ``restart_grids``-th in a row, each newer than the one before."""
+        run = self._restart_run
+        if run and not (run[-1] < stamp_ns <= run[-1] + _RESTART_NS):
+            run.clear()
+        run.append(stamp_ns)
+        return len(run) >= self.cfg.restart_grids
+
+    def _restart(self) -> None:
+        """A replay restarted: forget tracks, pending self-checks, the mirror, odometry and radar."""
+        self.core = TwinCore(self.cfg.twin)
+        self._pending.clear()
+        self._restart_run.clear()
+        self._mirror_spec = self._mirror_cells = self._mirror_stamp_ns = None
+        self._last_cycle_stamp_ns = None
+        for vin in self.vehicles.values():
+            vin.odom.clear()
+            vin.radar_stamp_ns = None
+            vin.radar_xyv = np.zeros((0, 3))
+        self.restarts += 1
 
     def _note_arrival(self, now_ns: int) -> None:
         """Inter-arrival bookkeeping; an interval above gap_factor x the median period is a gap."""
@@ -785,7 +862,8 @@ class TwinNode(Node):
         """The node's health as /diagnostics carries it (make_status formats the values).
 
         grid.* : mirror rate, age (node clock - stamp), staleness, gaps, size; cycles,
-        cycles_throttled and cycles_held (grids with no odometry since the last cycle);
+        cycles_throttled and cycles_held (grids with no odometry since the last cycle); restarts
+        (replay restarts: ``restart_grids`` grids in a row stamped over 5 s before the latest);
         warnings_withheld (cycles whose conflicts were dropped while a vehicle's clock was unknown);
         tracks and conflicts of the last cycle; step_ms (TwinCore.step),
         cycle_ms.* (step + publishing); twin_speedup = horizon_s / median step time
@@ -805,7 +883,7 @@ class TwinNode(Node):
         values.update({'grid.period_s': math.nan if med is None else med / _NS_PER_S, 'grid.gaps': self.gaps,
                        'grid.max_gap_s': self.max_gap_s, 'cycles': self.cycles,
                        'cycles_throttled': self.cycles_throttled, 'cycles_held': self.cycles_held,
-                       'warnings_withheld': self.warnings_withheld})
+                       'warnings_withheld': self.warnings_withheld, 'restarts': self.restarts})
         r = self.last_result
         values['tracks'] = 0 if r is None else len(r.tracks)
         values['conflicts'] = 0 if r is None else len(r.conflicts)

@@ -193,3 +193,24 @@ def test_update_detections_carries_size_and_rejects_bad_input():
     with pytest.raises(ConfigError, match='confirm_hits must be in 1..confirm_window'):
         TrackerConfig(confirm_hits=6, confirm_window=5)
     assert_array_equal([t.track_id for t in trk.tracks()], [1])
+
+
+def test_extract_detections_merges_pieces_of_one_car_but_not_cars_in_adjacent_lanes():
+    spec = GridSpec(0.0, -4.0, 0.4, 100, 30)          # the common grid's 0.4 m cells
+    cells = np.zeros(spec.shape, np.int8)
+    car = OrientedBox(20.0, 3.5, 4.4, 1.6)             # next-lane car seen as stripes one cell apart
+    _paint(cells, spec, car)
+    xs, _ = spec.cell_centers()
+    cells[:, (np.arange(spec.width) % 2 == 1) & (np.abs(xs - car.center_x) < 1.8)] = 0
+    _paint(cells, spec, OrientedBox(21.0, 0.0, 4.4, 1.6))   # a car in the platoon lane, 1.9 m across
+    pieces = extract_detections(cells, spec, min_cells=1)
+    assert len(pieces) >= 5                           # unmerged: every stripe is an object
+    merged = extract_detections(cells, spec, min_cells=1, merge_gap_m=1.0)
+    assert len(merged) == 2
+    order = np.argsort(merged.xy[:, 1])
+    assert_allclose(merged.xy[order, 1], [0.0, 3.5], atol=0.25)
+    assert_allclose(merged.length[order], [4.4, 4.4], atol=0.41)
+    # the merged car's cells are its painted cells only (the gaps are not counted)
+    assert merged.cell_count[order][1] < merged.cell_count[order][0]
+    with pytest.raises(ConfigError, match='merge_gap_m must be a finite number'):
+        extract_detections(cells, spec, merge_gap_m=-1.0)
