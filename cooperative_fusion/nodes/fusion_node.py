@@ -38,15 +38,18 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
   with the moving objects drawn where they are at ``now`` (moved by
   ``v·(now - stamp)``) and the members' bodies, stamped ``now``, record
   ``publish - sensor stamp`` latencies;
-* co-registration timer (``coregistration.period_s``): each vehicle's latest
-  evidence (occupied cells, p >= 0.65) against the other vehicles' latest
-  evidence (their current corrections applied), pivot at the vehicle's odom
-  position; only static structure is registered: with
-  ``coregistration.static_min_age_s`` > 0, a vehicle's cells that its own
-  evidence at least that much older also holds (within
+* co-registration timer (``coregistration.period_s``): each vehicle's static
+  cells (occupied, p >= 0.65) against the other vehicles' static cells as
+  received (without their corrections, so the corrections cannot drift
+  together), pivot at the vehicle's odom position; only static structure is
+  registered: with ``coregistration.static_min_age_s`` > 0, a vehicle's cells
+  that its own evidence at least that much older also holds (within
   ``coregistration.static_tolerance_m``, :func:`~cooperative_fusion.core.coregistration.persistent_points`),
   so moving traffic, seen at different stamps by different vehicles, does not
-  pull the estimate; an accepted estimate is blended into the vehicle's correction by an
+  pull the estimate; the static cells of each vehicle's evidence over the last
+  ``coregistration.accumulate_s`` are registered together (a post stays put in
+  ``map``: the leader sees it far ahead, the followers a second or two later);
+  an accepted estimate is blended into the vehicle's correction by an
   exponential average (``coregistration.smoothing``) so it never jumps;
 * discovery timer: ``/<id>/evidence_grid`` topics of ids not in ``vehicles`` are
   not subscribed and are reported in ``/diagnostics`` as ignored.
@@ -210,7 +213,7 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.min_points', 10, 'occupied points needed on each side and as matches', 3, 1_000_000),
     Param('coregistration.max_correspondence_m', 2.0, 'ICP match radius, metres', 0.01, 100.0),
     Param('coregistration.min_fitness', 0.5, 'fraction of the vehicle\'s points matched, to accept', 0.0, 1.0),
-    Param('coregistration.max_rmse_m', 0.25, 'RMS distance of the matches, to accept, metres', 0.001, 100.0),
+    Param('coregistration.max_rmse_m', 0.35, 'RMS distance of the matches, to accept, metres', 0.001, 100.0),
     Param('coregistration.max_correction_m', 2.0, 'largest translation accepted, metres', 0.001, 100.0),
     Param('coregistration.max_correction_deg', 5.0, 'largest rotation accepted, degrees', 0.001, 180.0),
     Param('coregistration.min_constraint', 0.02, 'smallest eigenvalue of the normalised information matrix',
@@ -222,6 +225,9 @@ PARAMS: tuple[Param, ...] = (
           'this much older also holds (static structure); 0 = all occupied cells, seconds', 0.0, 60.0),
     Param('coregistration.static_tolerance_m', 0.3, 'static_min_age_s: a cell counts as held within this, metres',
           0.0, 100.0),
+    Param('coregistration.accumulate_s', 2.0, 'register the union of each vehicle\'s static cells over its '
+          'evidence of the last accumulate_s (static structure stays put in map); 0 = latest evidence only, seconds',
+          0.0, 60.0),
     # cross-vehicle consistency (core.consistency.ConsistencyConfig)
     Param('consistency.enabled', True,
           'down-weight evidence cells that contradict min_witnesses other vehicles; score and flag each source'),
@@ -268,6 +274,7 @@ class FusionNodeConfig:
     window_mode, size_x_m, size_y_m, resolution_m, forward_offset_m : window placement, metres
     coreg : ICP gates; coreg_enabled, coreg_period_s (s), coreg_smoothing (0..1]
     coreg_static_min_age_ns, coreg_static_tolerance_m : the static-structure filter (0 ns = off), ns / metres
+    coreg_accumulate_ns : static cells of the evidence this far back are registered too (0 = latest only), ns
     publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
     frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
     """
@@ -299,6 +306,7 @@ class FusionNodeConfig:
     publish_min_interval_ns: int | None = 20_000_000
     coreg_static_min_age_ns: int = 500_000_000
     coreg_static_tolerance_m: float = 0.3
+    coreg_accumulate_ns: int = 0
 
 
 def _ns(seconds: float) -> int:
@@ -399,6 +407,7 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         coreg_smoothing=float(values['coregistration.smoothing']),
         coreg_static_min_age_ns=_ns(values['coregistration.static_min_age_s']),
         coreg_static_tolerance_m=float(values['coregistration.static_tolerance_m']),
+        coreg_accumulate_ns=_ns(values['coregistration.accumulate_s']),
         publish_period_s=1.0 / float(values['publish_rate_hz']),
         discovery_period_s=float(values['discovery_period_s']),
         diagnostics_period_s=float(values['diagnostics.period_s']),
@@ -414,6 +423,12 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
 
 # ------------------------------------------------------------------ pure helpers --
 # No rclpy below this line until the node class: candidates for core/coregistration.py.
+
+
+def _unique_cells(points: NDArray[np.float64], resolution_m: float) -> NDArray[np.float64]:
+    """Points (N, 2), metres, with duplicates (within 1 % of a cell) removed."""
+    q = 0.01 * resolution_m
+    return np.unique(np.round(points / q).astype(np.int64), axis=0) * q
 
 @dataclass(frozen=True)
 class Correction:
@@ -544,6 +559,8 @@ class _VehicleState:
     coreg_static_points: int = 0
     # (stamp ns, occupied points (N, 2) m) of recent evidence, uncorrected: the static-structure filter
     coreg_history: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=deque)
+    # (stamp ns, static points (N, 2) m) of recent evidence, uncorrected: accumulated for registration
+    coreg_static: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=deque)
     received: int = 0
     fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
     radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
@@ -852,15 +869,31 @@ class FusionNode(Node):
 
     def _remember_for_coregistration(self, st: _VehicleState) -> None:
         """Keep the occupied cells of the vehicle's latest evidence for the static-structure filter
-        (as long as the filter may still need them: static_min_age + a vehicle timeout)."""
+        (as long as the filter may still need them: static_min_age + a vehicle timeout) and its static
+        cells for accumulation (accumulate_s; the latest only when 0)."""
         cfg = self.cfg
-        if not cfg.coreg_enabled or cfg.coreg_static_min_age_ns <= 0 or st.evidence is None:
+        if not cfg.coreg_enabled or st.evidence is None:
             return
         ev = st.evidence
-        st.coreg_history.append((ev.stamp_ns, occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)))
-        keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
-        while st.coreg_history and ev.stamp_ns - st.coreg_history[0][0] > keep:
-            st.coreg_history.popleft()
+        points = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
+        static = self._static_points(st, points, ev.stamp_ns)
+        if cfg.coreg_static_min_age_ns > 0:
+            st.coreg_history.append((ev.stamp_ns, points))
+            keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
+            while st.coreg_history and ev.stamp_ns - st.coreg_history[0][0] > keep:
+                st.coreg_history.popleft()
+        if static is not None:
+            st.coreg_static.append((ev.stamp_ns, static))
+        while st.coreg_static and ev.stamp_ns - st.coreg_static[0][0] > cfg.coreg_accumulate_ns:
+            st.coreg_static.popleft()
+
+    def _accumulated_static(self, st: _VehicleState) -> NDArray[np.float64] | None:
+        """The union (N, 2), metres, of the vehicle's static cells over its evidence of the last accumulate_s
+        (one point per cell); None before any evidence has static cells."""
+        if not st.coreg_static:
+            return None
+        points = np.concatenate([p for _t, p in st.coreg_static])
+        return _unique_cells(points, self.cfg.resolution_m)
 
     def _static_points(self, st: _VehicleState, points: NDArray[np.float64], stamp_ns: int
                        ) -> NDArray[np.float64] | None:
@@ -884,21 +917,22 @@ class FusionNode(Node):
         for vid, st in self.vehicles.items():
             ev = st.evidence
             if ev is not None and now - ev.stamp_ns <= timeout:
-                static = self._static_points(st, occupied_points(ev.spec, logodds=ev.logodds, known=ev.known),
-                                             ev.stamp_ns)
+                static = self._accumulated_static(st)
                 if static is not None:
                     raw[vid] = static
                     st.coreg_static_points = len(static)
         if len(raw) < 2:
             return
-        # The others as everyone currently believes them: with their corrections applied.
-        corrected = {vid: apply_correction(p, self.vehicles[vid].correction.as_result()) for vid, p in raw.items()}
+        # The reference is the others' evidence as received, without their corrections: registering to
+        # corrected evidence feeds every correction back into the others' references, and the platoon's
+        # corrections then drift together (nothing anchors their common part; measured on
+        # highway_occlusion_landmarks: all four drifted ~1 m sideways in 20 s).
         res = self.cfg.resolution_m
         for vid, points in raw.items():
-            others = [corrected[o] for o in raw if o != vid]
+            others = [raw[o] for o in raw if o != vid]
             ref = np.concatenate(others)
             # Vehicles share the lattice: duplicate cells would only skew the reference normals.
-            ref = np.unique(np.round(ref / (0.01 * res)).astype(np.int64), axis=0) * (0.01 * res)
+            ref = _unique_cells(ref, res)
             st = self.vehicles[vid]
             pivot = st.position if st.position is not None else None
             result = estimate_offset(points, ref, self.cfg.coreg, pivot_xy=pivot)

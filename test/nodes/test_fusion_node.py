@@ -525,3 +525,41 @@ def test_time_reference_maps_a_vehicle_clock_to_common_time(ros_context, executo
     assert spin(executor, lambda: fusion.clock_map.n_samples == 1)
     offset = fusion.now_ns() - fusion.get_clock().now().nanoseconds
     assert abs(offset - 3600 * 10**9) < 10**9, offset
+
+
+
+@pytest.mark.parametrize('accumulate_s', [5.0, 0.0])
+def test_coregistration_accumulates_static_cells_over_frames(graph, executor, spin, accumulate_s):
+    # Each of v1's two frames holds half of the scene, fewer cells than min_points; their union over
+    # coregistration.accumulate_s is enough (static structure stays put in map, so the frames add up).
+    parts = scene()
+    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
+    views = [rasterise(rotate_about(dense(h), V1_XY, yaw) + shift) for h in (parts[:3], parts[3:])]
+    min_points = max(int((v == OCC).sum()) for v in views) + 1
+    fusion, platoon = graph(['v1', 'v2'], **{
+        'grid.mode': 'fixed', 'grid.size_x_m': 60.0, 'grid.size_y_m': 20.0, 'grid.fixed_origin_x_m': 490.0,
+        'grid.fixed_origin_y_m': -10.0, 'coregistration.static_min_age_s': 0.0,
+        'coregistration.accumulate_s': accumulate_s, 'coregistration.min_points': min_points})
+    platoon.odom['v1'].publish(odom_msg('v1', *V1_XY, cov_xy=0.0))
+    platoon.odom['v2'].publish(odom_msg('v2', 505.0, 0.0, cov_xy=0.0))
+    assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
+    for view in views:
+        now = fusion.now_ns()
+        send(platoon, 'v1', CO_SPEC, view, now)
+        send(platoon, 'v2', CO_SPEC, rasterise(dense(parts)), now)
+        spin(executor, lambda: fusion.now_ns() - now >= 300_000_000, timeout_s=5.0)
+
+    def updates() -> int:
+        return int(platoon.value('fusion_node: v1', 'coreg.updates') or 0)
+    recovered = spin(executor, lambda: updates() >= 8, timeout_s=10.0 if accumulate_s else 2.0)
+    v = platoon.statuses['fusion_node: v1'][1]
+    if not accumulate_s:
+        assert not recovered and updates() == 0
+        assert v['coreg.reason'].startswith('too few points: vehicle'), v['coreg.reason']
+        return
+    assert recovered, v
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    truth = -np.array([[c, -s], [s, c]]) @ shift
+    assert int(v['coreg.static_points']) >= min_points
+    assert math.hypot(float(v['coreg.dx']) - truth[0], float(v['coreg.dy']) - truth[1]) < 0.15, v
+    assert abs(float(v['coreg.dyaw_deg']) + 1.0) < 0.3, v
