@@ -221,11 +221,13 @@ def twin_diagnostics(result_bag: Path) -> dict[str, Any]:
 
 
 def sustained_leads(r: Mapping[str, Any]) -> dict[str, float | None]:
-    """Per vehicle: meeting time - start of its last warning episode that began at or before the meeting, s.
+    """Per vehicle: meeting time - start of its longest warning episode that began at or before the meeting, s.
 
     evaluate's lead counts from the first warning of any kind; a stray warning seconds earlier (a platoon
     member taken for an obstacle for a moment) then passes for a long lead. This one counts from the start
-    of the warning that lasts up to the meeting (gaps <= EPISODE_GAP_S). None: no warning.
+    of the longest warning episode (gaps <= EPISODE_GAP_S): the sustained warning, not a blip. (Not the
+    episode running up to the meeting: the twin's warnings of a follower pause for a second or so when the
+    leader reaches the obstacle.) None: no warning.
     """
     lead = r.get('warning_lead_time_s') or {}
     episodes = (r.get('twin_diagnostics') or {}).get('warning_episodes_s') or {}
@@ -233,8 +235,9 @@ def sustained_leads(r: Mapping[str, Any]) -> dict[str, float | None]:
     for v, first_lead in lead.items():
         if v == 'min':
             continue
-        starts = [e[0] for e in episodes.get(v, []) if first_lead is not None and e[0] <= first_lead]
-        out[v] = None if not starts else first_lead - starts[-1]   # meeting is first_lead s after the first warning
+        eps = [e for e in episodes.get(v, []) if first_lead is not None and e[0] <= first_lead]
+        longest = max(eps, key=lambda e: e[1] - e[0], default=None)
+        out[v] = None if longest is None else first_lead - longest[0]   # meeting: first_lead s after the first warning
     return out
 
 
@@ -254,11 +257,12 @@ def run_row(run: str, bag: Path, work: Path, twin: bool = True, keep_bag: bool =
            '--record', str(result), '--overwrite', '--quiet']
     if faults is not None:
         cmd += ['--faults', str(faults)]
+    commit = _git('rev-parse', '--short', 'HEAD') + (' (dirty)' if _dirty() else '')
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     run_s = time.monotonic() - t0
     report: dict[str, Any] = {'run_ok': proc.returncode == 0, 'returncode': proc.returncode,
-                              'command': ' '.join(cmd), 'run_wall_s': run_s}
+                              'command': ' '.join(cmd), 'run_wall_s': run_s, 'commit': commit}
     if proc.returncode != 0:
         report['stderr_tail'] = proc.stderr[-2000:]
     if result.exists():
@@ -291,7 +295,7 @@ def _see(r: Mapping[str, Any]) -> Mapping[str, Any]:
 def lead_min_hidden(r: Mapping[str, Any], sustained: bool = False) -> float | None:
     """Min warning lead time over v3/v4 (None when either has none: a missed warning is no lead).
 
-    sustained : of the warning episode running up to the meeting (:func:`sustained_leads`)
+    sustained : of the longest warning episode (:func:`sustained_leads`)
     """
     lead = sustained_leads(r) if sustained else (r.get('warning_lead_time_s') or {})
     values = [lead.get(v) for v in HIDDEN if v in lead]
@@ -345,7 +349,7 @@ def targets(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         out += [f'- lossy.yaml: see_through_recall (mean) {_f(see)} >= {LOSSY_SEE_THROUGH_MIN}: '
                 f'{verdict(see, LOSSY_SEE_THROUGH_MIN)}; warning lead time min(v3, v4) >= {LOSSY_LEAD_MIN_S} s: '
                 f'as evaluate counts it (first warning of any kind) {_f(lead, 2)} s '
-                f'{verdict(lead, LOSSY_LEAD_MIN_S)}; sustained warning (the episode up to the meeting) '
+                f'{verdict(lead, LOSSY_LEAD_MIN_S)}; sustained warning (longest episode) '
                 f'{_f(hlead, 2)} s '
                 f'{verdict(hlead, LOSSY_LEAD_MIN_S)}']
     for rid in ('harsh', 'dropout', 'lossy'):
@@ -378,8 +382,8 @@ def first_warnings(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """
     out = ['', '### First twin warning per vehicle', '',
            'time = meeting time - lead (s after the run start); message of that first `/twin/warnings` status; '
-           f'sustained = meeting time - start of the warning episode (gaps <= {EPISODE_GAP_S:g} s) running up '
-           'to the meeting.', '',
+           f'sustained = meeting time - start of the longest warning episode (gaps <= {EPISODE_GAP_S:g} s) '
+           'that began before the meeting.', '',
            '| row | ' + ' | '.join(f'{v}' for v in ('v1', 'v2', 'v3', 'v4')) + ' |', '|---|' + '---|' * 4]
     for rid, r in results.items():
         lead = r.get('warning_lead_time_s') or {}
@@ -404,21 +408,30 @@ def _git(*args: str) -> str:
         return 'unknown'
 
 
-def header(command: str, duration: float, wall_s: float, missing: Sequence[str]) -> list[str]:
-    dirty = ' (working tree with uncommitted changes)' if _git('status', '--porcelain', '--untracked-files=no') \
-        else ''
+def _dirty() -> bool:
+    return bool(_git('status', '--porcelain', '--untracked-files=no'))
+
+
+def header(command: str, duration: float, wall_s: float, missing: Sequence[str],
+           rows_s: float | None = None, commits: Sequence[str] = ()) -> list[str]:
+    dirty = ' (working tree with uncommitted changes)' if _dirty() else ''
+    ran = f'; the rows ran at {", ".join(f"`{c}`" for c in commits)}' if commits else ''
     lines = ['# Degradation under faults on highway_occlusion', '',
              f'Made by `{command}` on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC at commit '
-             f'`{_git("rev-parse", "--short", "HEAD")}`{dirty}; {duration:g} s simulated (scenario seed), '
+             f'`{_git("rev-parse", "--short", "HEAD")}`{dirty}{ran} (dirty: other engineers\' uncommitted '
+             f'changes in the working tree); {duration:g} s simulated (scenario seed), '
              f'deterministic lock-step runs of the whole platoon (4 vehicle nodes, fusion, twin) with '
              f'`--faults`; every number is measured by `cooperative-fusion evaluate` on the result bag. '
-             f'Total wall time {wall_s / 60:.1f} min.', '',
+             f'Wall time of this invocation {wall_s / 60:.1f} min'
+             + ('' if rows_s is None else f'; the runs: {rows_s / 60:.1f} min (sum of the rows\' run + evaluate)')
+             + '.', '',
              'see_through: recall of the objects hidden from that vehicle; mean = pooled over every vehicle '
              '(evaluate\'s "mean"); v3 and v4 are the cars behind the truck. lead: warning lead time as '
              '`evaluate` reports it (meeting time - first twin warning of any kind for that vehicle), seconds; '
              'n/a = no warning (or no meeting within the run). sustained lead: meeting time - start '
-             'of the warning episode (gaps <= 1 s) that runs up to the meeting; a stray warning earlier (e.g. a '
-             'platoon member taken for an obstacle for a moment) does not count. wall s: lock-step run + evaluate.', '']
+             'of the longest warning episode (gaps <= 1 s) that began before the meeting; a short stray warning '
+             'earlier (e.g. a platoon member taken for an obstacle for a moment) does not count. '
+             'wall s: lock-step run + evaluate.', '']
     if missing:
         lines += [f'Rows not run: {", ".join(missing)}.', '']
     return lines
@@ -460,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
               f'  [{_f(r.get("wall_s"), 0)} s; '
               f'{(time.monotonic() - t0) / 60:.1f} min so far]', flush=True)
         missing = [x for x in ROWS if x not in results]
-        text = table(results, header(command, args.duration, time.monotonic() - t0, missing))
+        rows_s = sum(float(r.get('wall_s') or 0.0) for r in runs.values())
+        commits = sorted({str(r['commit']) for r in runs.values() if r.get('commit')})
+        text = table(results, header(command, args.duration, time.monotonic() - t0, missing, rows_s, commits))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)   # after every row: a cut-off run leaves what finished
     print(text)

@@ -76,9 +76,9 @@ def test_degradation_two_rows_on_a_short_bag_give_numeric_cells(tmp_path):
 
 
 def test_degradation_sustained_lead_skips_a_stray_early_warning():
-    # v3 warned at 0 s (stray), again from 10 s until the meeting at 14 s; v4 never warned; v1 no meeting
+    # v3 warned at 0 s (stray), from 10 s to 12.5 s, and again just before the meeting at 14 s; v4 never
     report = {'warning_lead_time_s': {'v3': 14.0, 'v4': None, 'min': 14.0},
-              'twin_diagnostics': {'warning_episodes_s': {'v3': [[0.0, 0.3], [10.0, 14.5]]}}}
+              'twin_diagnostics': {'warning_episodes_s': {'v3': [[0.0, 0.3], [10.0, 12.5], [13.9, 14.5]]}}}
     assert dt.sustained_leads(report) == {'v3': 4.0, 'v4': None}
     assert dt.lead_min_hidden(report) is None and dt.lead_min_hidden(report, sustained=True) is None
     report['warning_lead_time_s']['v4'] = 3.0
