@@ -48,7 +48,7 @@ RUNS = {
     'ideal_clocks': ('ideal_clocks', {}, {}),
     'clocks_uncorrected': ('default', {'timebase': {'enabled': False}}, {}),
     'landmarks': ('landmarks', {}, {}),
-    'bias_coreg': ('landmarks_v1_bias', {}, {}),
+    'bias_coreg': ('landmarks_v1_bias', {}, {'coregistration': {'enabled': True}}),
     'bias_no_coreg': ('landmarks_v1_bias', {}, {'coregistration': {'enabled': False}}),
 }
 METRICS = ('object_recall', 'see_through_recall', 'occupied_precision', 'free_accuracy', 'occupancy_iou')

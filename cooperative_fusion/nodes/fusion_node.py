@@ -207,7 +207,8 @@ PARAMS: tuple[Param, ...] = (
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
     # co-registration (core.coregistration.CoregConfig)
-    Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections'),
+    Param('coregistration.enabled', False, 'estimate and apply per-vehicle pose corrections (off by default: on the '
+          'landmark test its sideways correction overshoots, see docs/quality.md)'),
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
     Param('coregistration.smoothing', 0.5, 'weight of a new accepted estimate in the running correction', 0.01, 1.0),
     Param('coregistration.min_points', 10, 'occupied points needed on each side and as matches', 3, 1_000_000),

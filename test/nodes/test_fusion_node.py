@@ -77,9 +77,10 @@ class Platoon(Node):
 
 
 def make_fusion(ctx, **overrides) -> FusionNode:
+    # co-registration is off by default (config/fusion.yaml says why); these tests exercise it
     params = {'publish_rate_hz': 20.0, 'diagnostics.period_s': 0.1, 'discovery_period_s': 0.2,
-              'coregistration.period_s': 0.1, 'fusion.max_age_s': 30.0, 'fusion.vehicle_timeout_s': 30.0,
-              **overrides}
+              'coregistration.enabled': True, 'coregistration.period_s': 0.1, 'fusion.max_age_s': 30.0,
+              'fusion.vehicle_timeout_s': 30.0, **overrides}
     return FusionNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
 
 
