@@ -15,7 +15,8 @@ one), evaluates the result against the truth and reads the twin's
   the normal run, no faults; uncorrected = vehicle param ``timebase.enabled:
   false`` through an extra vehicle params file;
 * pose bias 0.5 m / 1 deg on v1 (``config/faults/pose_bias.yaml``) with
-  co-registration and without (fusion param ``coregistration.enabled: false``);
+  co-registration and without (fusion param ``coregistration.enabled`` true /
+  false in an extra fusion params file; the other rows keep config/fusion.yaml's default);
 * v1 silent for 5 s mid-run (``config/faults/dropout.yaml``);
 * the shipped ``config/faults/lossy.yaml`` and ``config/faults/harsh.yaml``.
 
@@ -82,7 +83,7 @@ RUNS: dict[str, RunSpec] = {
     **{f'link_d{d}_l{l}': RunSpec(link=(float(d), l / 100.0))
        for d, l in ((0, 0), (50, 0), (100, 0), (200, 0), (400, 0), (0, 10), (0, 30))},
     'clock_uncorrected': RunSpec(vehicle_extra={'timebase': {'enabled': False}}),
-    'bias_coreg': RunSpec(faults_file=FAULTS / 'pose_bias.yaml'),
+    'bias_coreg': RunSpec(faults_file=FAULTS / 'pose_bias.yaml', fusion_extra={'coregistration': {'enabled': True}}),
     'bias_no_coreg': RunSpec(faults_file=FAULTS / 'pose_bias.yaml',
                              fusion_extra={'coregistration': {'enabled': False}}),
     'dropout': RunSpec(faults_file=FAULTS / 'dropout.yaml'),

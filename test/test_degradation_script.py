@@ -49,6 +49,9 @@ def test_degradation_platoon_config_appends_param_overrides(tmp_path):
     assert yaml.safe_load(nocoreg.fusion_params[-1].read_text())['/**']['ros__parameters'] == {
         'coregistration': {'enabled': False}}
     assert dt.faults_file(tmp_path, 'nc', dt.RUNS['bias_no_coreg']).name == 'pose_bias.yaml'
+    coreg = load_platoon_config(dt.platoon_config(tmp_path, 'co', dt.RUNS['bias_coreg']))
+    assert yaml.safe_load(coreg.fusion_params[-1].read_text())['/**']['ros__parameters'] == {
+        'coregistration': {'enabled': True}}
 
 
 def test_degradation_every_row_names_a_run_and_shipped_faults_exist():
