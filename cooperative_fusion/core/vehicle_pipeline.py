@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -277,6 +277,7 @@ class VehicleConfig:
     timebase_outlier_ns: int = 5_000_000
     output_stamp_offset_ns: int = 0
     share: ShareConfig = field(default_factory=ShareConfig)
+    pose_wait_ns: int = 300_000_000
 
     def __post_init__(self) -> None:
         lattice_factor(self.share.resolution_m, self.pipeline.window.resolution_m)   # ConfigError if not k × grid
@@ -287,7 +288,7 @@ class VehicleConfig:
             raise ConfigError(f'sync reference stream {self.sync_reference!r} must be one of the enabled '
                               f'streams {list(self.pipeline.enabled)}')
         for name in ('sync_slop_ns', 'sync_stream_timeout_ns', 'sync_late_horizon_ns', 'pose_max_age_ns',
-                     'pose_extrapolation_margin_ns'):
+                     'pose_extrapolation_margin_ns', 'pose_wait_ns'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.sync_queue_size < 1:
@@ -300,6 +301,19 @@ class VehicleConfig:
 
 
 # ------------------------------------------------------------------- inputs ---
+
+def set_pose_horizon_ns(members: Mapping[str, Any], deskew: bool) -> int:
+    """The latest vehicle-clock stamp whose pose a sync set needs: its newest member stamp, or for a
+    deskewed lidar sweep its last point's time."""
+    need = max(int(m.stamp_vehicle_ns) for m in members.values())
+    lidar = members.get('lidar')
+    if deskew and lidar is not None and lidar.t_offset_s is not None and len(lidar.t_offset_s):
+        t = np.asarray(lidar.t_offset_s, dtype=np.float64)
+        t = t[np.isfinite(t)]
+        if t.size and t.max() > 0:
+            need = max(need, int(lidar.stamp_vehicle_ns) + int(round(float(t.max()) * 1e9)))
+    return need
+
 
 @dataclass(frozen=True, eq=False)
 class LidarScan:

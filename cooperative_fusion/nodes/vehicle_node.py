@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import deque
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -48,7 +49,7 @@ from ..core.sensor_models import SensorModel
 from ..core.share import EvidenceSharer, ShareConfig
 from ..core.sync import ApproximateTimeSync, SyncConfig, SyncSet
 from ..core.timebase import ClockEstimator, ClockFitConfig
-from ..core.vehicle_pipeline import (STREAMS, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
+from ..core.vehicle_pipeline import (STREAMS, set_pose_horizon_ns, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
                                      QosConfig, RadarScan, TopicConfig, VehicleConfig, VehiclePipeline,
                                      WindowConfig)
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
@@ -120,6 +121,9 @@ PARAMS: tuple[Param, ...] = (
           0.001, 10.0),
     # pose buffer
     Param('pose_buffer.max_age_s', 2.0, 'odometry history kept, seconds', 0.01, 600.0),
+    Param('pose_buffer.wait_s', 0.3, 'a sync set waits up to this long (node clock) for odometry to cover its '
+          'stamps (odometry may arrive after the sensors); then it is processed with the poses there are, seconds',
+          0.0, 10.0),
     Param('pose_buffer.extrapolation_margin_s', 0.1,
           'lookups up to this far past the newest pose extrapolate, seconds', 0.0, 10.0),
     # sensor models
@@ -236,6 +240,7 @@ def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleC
         sync_late_horizon_ns=_ns(values['sync.late_horizon_s']), sync_poll_period_s=values['sync.poll_period_s'],
         pose_max_age_ns=_ns(values['pose_buffer.max_age_s']),
         pose_extrapolation_margin_ns=_ns(values['pose_buffer.extrapolation_margin_s']),
+        pose_wait_ns=_ns(values['pose_buffer.wait_s']),
         diagnostics_period_s=values['diagnostics.period_s'],
         timebase_enabled=values['timebase.enabled'], timebase_window_ns=_ns(values['timebase.window_s']),
         timebase_outlier_ns=_ns(values['timebase.outlier_threshold_ms'] / 1e3),
@@ -276,6 +281,9 @@ class VehicleNode(Node):
         self.set_rate = RateMeter(window_s)
         self.processing_ms = LatencyStats()
         self.cycles = 0
+        # sync sets waiting for odometry to cover their stamps: (set, pose horizon ns, arrival node-clock ns)
+        self._waiting: deque[tuple[SyncSet, int, int]] = deque()
+        self.sets_waited = 0
         self._drops_reported = 0
         self._K: np.ndarray | None = None
         self.clock_fit = ClockEstimator(ClockFitConfig(window_ns=cfg.timebase_window_ns,
@@ -380,6 +388,7 @@ class VehicleNode(Node):
                                           f'positive semi-definite')
             return
         self.poses.insert(pose)
+        self._release_waiting()
 
     def _on_time_reference(self, msg: TimeReference) -> None:
         stamp_vehicle_ns, common_ns = time_reference_to_ns(msg)
@@ -441,13 +450,45 @@ class VehicleNode(Node):
         sets = self.sync.add(stream, stamp_vehicle_ns, payload, self.now_ns())
         self._count_sync_drops(before, f'{stream} message at {stamp_vehicle_ns} ns')
         for sset in sets:
-            self._process(sset)
+            self._submit(sset)
 
     def _on_poll(self) -> None:
         before = self.sync.stats
         sets = self.sync.poll(self.now_ns())
         self._count_sync_drops(before, 'stream timeout')
         for sset in sets:
+            self._submit(sset)
+        self._release_waiting()
+
+    def _pose_covers(self, horizon_ns: int) -> bool:
+        try:
+            return self.poses.span()[1] >= horizon_ns
+        except FrameError:      # no odometry yet
+            return False
+
+    def _submit(self, sset: SyncSet) -> None:
+        """Process a sync set once odometry covers its stamps (or it has waited pose_buffer.wait_s).
+
+        Odometry and sensors travel on different topics; a set whose newest stamp (or deskewed
+        sweep end) lies after the newest pose would otherwise be extrapolated or dropped. Sets
+        keep their order: one waiting set holds the ones behind it.
+        """
+        members = {name: payload for name, (_, payload) in sset.members.items()}
+        horizon = set_pose_horizon_ns(members, self.cfg.pipeline.deskew)
+        self._waiting.append((sset, horizon, self.now_ns()))
+        self._release_waiting()
+
+    def _release_waiting(self) -> None:
+        now = self.now_ns()
+        while self._waiting:
+            sset, horizon, arrived = self._waiting[0]
+            if not self._pose_covers(horizon):
+                if now - arrived < self.cfg.pose_wait_ns:
+                    return
+            else:
+                if now != arrived:
+                    self.sets_waited += 1
+            self._waiting.popleft()
             self._process(sset)
 
     def _count_sync_drops(self, before: dict[str, int], detail: str) -> None:
@@ -514,6 +555,8 @@ class VehicleNode(Node):
             values[f'rate_hz.{name}'] = meter.rate_hz(now)
         values['set_rate_hz'] = self.set_rate.rate_hz(now)
         values['cycles'] = self.cycles
+        values['sets_waiting_for_pose'] = len(self._waiting)
+        values['sets_waited_for_pose'] = self.sets_waited
         values['shares'] = self.shares
         values.update({f'sync.{k}': v for k, v in self.sync.stats.items()})
         values.update(self.drops.as_values('drops.'))

@@ -269,6 +269,33 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
     assert vehicle.context.ok()
 
 
+@pytest.mark.parametrize('wait_s', [0.3, 0.0])
+def test_set_waits_for_odometry_that_arrives_after_the_sensor(ros_context, wait_s):
+    """Odometry and sensors come on different topics: a lidar sweep that arrives before the odometry
+    covering its stamp waits for it (pose_buffer.wait_s) instead of being dropped; with no wait the
+    same input loses the cycle (set_no_pose)."""
+    vehicle = make_vehicle(ros_context, 'v6', **{'sync.streams': ['lidar'], 'pose_buffer.wait_s': wait_s})
+    try:
+        out: list[OccupancyGrid] = []
+        runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append(msg) if topic.endswith('grid') else None,
+                                publish_to_dds=False, start_ns=T0 - 1_000_000_000)
+        for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):      # odometry up to T0 - 200 ms
+            runner.feed('/v6/odom', odom(t, 0.0, 'v6'), t)
+        b2m = base2map_at(T0, 0.0)
+        runner.feed('/v6/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
+                                                       'v6/lidar'), T0 - 190_000_000)
+        for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the rest comes late
+            runner.feed('/v6/odom', odom(t, 0.0, 'v6'), T0 - 150_000_000)
+        runner.advance_to(T0)
+        if wait_s > 0:
+            assert len(out) == 1 and vehicle.sets_waited == 1, vehicle.drops.counts
+            assert not any(k.endswith('no_pose') for k in vehicle.drops.counts)
+        else:
+            assert out == [] and vehicle.drops.counts.get('set_no_pose') == 1, vehicle.drops.counts
+    finally:
+        vehicle.destroy_node()
+
+
 def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
     """Composed under the lock-step runner (``run --bag``): no DDS spinning, the same grid, odom of
     another vehicle's base_link dropped."""
