@@ -507,9 +507,13 @@ class _Evaluator:
         # the first frame that shows the most of: an object hidden from it, an occupied common cell
         # in the ROI, an ego grid.
         common_cells = overlay(*common, tf.spec)
-        if (occluded & is_hazard).any():
+        hidden_hazard = occluded & is_hazard
+        if hidden_hazard.any() and (hidden_hazard & tf.hits(common_cells)).any():
             rank = 10
-            reason = f'first frame with a hazard ({", ".join(hazards)}) occluded from {vid}'
+            reason = f'first frame with a hazard ({", ".join(hazards)}) occluded from {vid} and in the common grid'
+        elif hidden_hazard.any():
+            rank = 9
+            reason = f'a hazard ({", ".join(hazards)}) occluded from {vid}; the common grid does not show it yet'
         else:
             shows = {'an object occluded from it': bool(occluded.any()),
                      'occupied common cells': bool(((common_cells >= OCCUPIED_PERCENT) & tf.region).any()),
