@@ -1,14 +1,38 @@
-"""The console entry point every node shares: init, spin until Ctrl-C or shutdown, clean up."""
+"""How every node starts: the two-step constructor and the console entry point (init, spin, clean up)."""
 from __future__ import annotations
 
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from ..core.errors import ConfigError
+
+
+class SetupNode(Node):
+    """An rclpy Node whose ``_setup()`` declares parameters and builds everything else.
+
+    ``kwargs`` go to ``rclpy.node.Node`` (context, namespace, parameter_overrides,
+    cli_args, ...), so the in-process bringup composes it as ``ros2 launch`` would.
+    A node whose set-up fails (a bad parameter) is destroyed before the error
+    propagates: a half-built node must not linger in the context.
+    """
+
+    #: the node name; subclasses set it
+    default_name = ''
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(self.default_name, **kwargs)
+        try:
+            self._setup()
+        except Exception:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
+        raise NotImplementedError
 
 
 def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None = None) -> int:

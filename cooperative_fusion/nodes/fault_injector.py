@@ -51,7 +51,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.errors import ConfigError, CooperativeFusionError
@@ -60,7 +59,7 @@ from ..ros.diagnostics import DropCounter, Level, make_array, make_status
 from ..ros.params import Param, declare
 from ..ros.qos import diagnostics_qos, evidence_qos, state_qos
 from ..ros.time import ns_to_stamp, stamp_to_ns
-from .entry import spin_node
+from .entry import SetupNode, spin_node
 
 NODE_NAME = 'fault_injector'
 _NS_PER_MS = 1_000_000
@@ -124,17 +123,11 @@ class _StreamStats:
                 f'{prefix}.reordered': self.reordered, f'{prefix}.delayed_mean_ms': mean}
 
 
-class FaultInjector(Node):
+class FaultInjector(SetupNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, cli_args,
     parameter_overrides, namespace, ...)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._setup()
-        except Exception:
-            self.destroy_node()
-            raise
+    default_name = NODE_NAME
 
     def _setup(self) -> None:
         values = declare(self, PARAMS)

@@ -87,7 +87,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.typing import NDArray
-from rclpy.node import Node
 from scipy import ndimage
 from sensor_msgs.msg import PointCloud2, TimeReference
 
@@ -107,7 +106,7 @@ from ..ros.params import Param, declare
 from ..ros.pointcloud import cloud_to_array
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import spin_node
+from .entry import SetupNode, spin_node
 
 NODE_NAME = 'fusion_node'
 _NS_PER_S = 1_000_000_000
@@ -569,17 +568,11 @@ class _VehicleState:
 
 # ---------------------------------------------------------------------- node --
 
-class FusionNode(Node):
+class FusionNode(SetupNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
     parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._setup()
-        except Exception:
-            self.destroy_node()   # a half-built node must not linger in the context
-            raise
+    default_name = NODE_NAME
 
     def _setup(self) -> None:
         values = declare(self, PARAMS)

@@ -48,7 +48,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from numpy.typing import NDArray
-from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2, TimeReference
 from visualization_msgs.msg import MarkerArray
 
@@ -68,7 +67,7 @@ from ..ros.params import Param, declare
 from ..ros.pointcloud import cloud_to_array
 from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import spin_node
+from .entry import SetupNode, spin_node
 
 NODE_NAME = 'twin_node'
 _NS_PER_S = 1_000_000_000
@@ -415,17 +414,11 @@ def _yaw(quat_wxyz: NDArray[np.float64]) -> float:
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
-class TwinNode(Node):
+class TwinNode(SetupNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
     parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._setup()
-        except Exception:
-            self.destroy_node()   # a half-built node must not linger in the context
-            raise
+    default_name = NODE_NAME
 
     def _setup(self) -> None:
         self.cfg = config_from_params(declare(self, PARAMS))

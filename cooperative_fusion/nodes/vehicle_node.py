@@ -38,7 +38,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
 from ..core.errors import ConfigError, CooperativeFusionError, FrameError, MessageFormatError
@@ -60,7 +59,7 @@ from ..ros.params import Param, declare
 from ..ros.pointcloud import array_to_cloud, cloud_to_array, xyz
 from ..ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import spin_node
+from .entry import SetupNode, spin_node
 
 NODE_NAME = 'vehicle_node'
 _NS_PER_S = 1_000_000_000
@@ -250,17 +249,11 @@ def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleC
                           occupied_logodds=values['share.occupied_logodds']))
 
 
-class VehicleNode(Node):
+class VehicleNode(SetupNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
     parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._setup()
-        except Exception:
-            self.destroy_node()   # a half-built node must not linger in the context
-            raise
+    default_name = NODE_NAME
 
     def _setup(self) -> None:
         self.cfg = config_from_params(declare(self, PARAMS), self.get_namespace())
