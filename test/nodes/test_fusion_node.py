@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import params_file
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
@@ -398,38 +398,11 @@ CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'fusion.yaml'
 
 
 def load_yaml_params() -> dict[str, object]:
-    doc = yaml.safe_load(CONFIG.read_text())
-    assert list(doc) == ['/**']
-    flat: dict[str, object] = {}
-
-    def walk(prefix: str, node: dict) -> None:
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(f'{prefix}{k}.', v)
-            else:
-                flat[f'{prefix}{k}'] = v
-    walk('', doc['/**']['ros__parameters'])
-    return flat
+    return params_file.load_yaml_params(CONFIG)
 
 
 def yaml_lines() -> dict[str, str]:
-    """Dotted parameter name -> its line in the YAML file (by indentation under ros__parameters)."""
-    stack: list[tuple[int, str]] = []
-    out: dict[str, str] = {}
-    for line in CONFIG.read_text().splitlines():
-        body = line.split('#', 1)[0].rstrip()
-        if not body.strip() or ':' not in body:
-            continue
-        indent = len(body) - len(body.lstrip())
-        key, value = body.strip().split(':', 1)
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        if value.strip():
-            names = [k for _, k in stack if k not in ('/**', 'ros__parameters')]
-            out['.'.join([*names, key])] = line
-        else:
-            stack.append((indent, key))
-    return out
+    return params_file.yaml_lines(CONFIG)
 
 
 def test_yaml_documents_every_parameter_with_its_default():

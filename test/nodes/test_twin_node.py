@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import params_file
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from nav_msgs.msg import Path as PathMsg
@@ -264,18 +264,7 @@ def test_self_check_scores_predictions_against_the_mirror(ros_context, executor,
 # ------------------------------------------------------------- parameters --
 
 def load_yaml_params() -> dict[str, object]:
-    doc = yaml.safe_load(CONFIG.read_text())
-    assert list(doc) == ['/**']
-    flat: dict[str, object] = {}
-
-    def walk(prefix: str, node: dict) -> None:
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(f'{prefix}{k}.', v)
-            else:
-                flat[f'{prefix}{k}'] = v
-    walk('', doc['/**']['ros__parameters'])
-    return flat
+    return params_file.load_yaml_params(CONFIG)
 
 
 def test_yaml_keys_and_defaults_equal_the_declared_table():
