@@ -564,6 +564,8 @@ class _VehicleState:
     received: int = 0
     fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
     radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
+    # the vehicle's clock -> common time, from /<v>/time_reference: odometry stamps are in the vehicle clock
+    clock: ClockEstimator = field(default_factory=ClockEstimator)
 
 
 # ---------------------------------------------------------------------- node --
@@ -605,6 +607,9 @@ class FusionNode(SetupNode):
                                      self._guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
                                      evidence_qos(cfg.evidence_depth))
             self.create_subscription(Odometry, f'/{vid}/odom', self._guard(vid, lambda m, v=vid: self._on_odom(v, m)),
+                                     state_qos(cfg.odom_depth))
+            self.create_subscription(TimeReference, f'/{vid}/time_reference',
+                                     self._guard(vid, lambda m, v=vid: self._on_vehicle_time_reference(v, m)),
                                      state_qos(cfg.odom_depth))
             if cfg.dynamic is not None:
                 self.create_subscription(PointCloud2, f'/{vid}/radar/targets',
@@ -656,6 +661,10 @@ class FusionNode(SetupNode):
 
     # ----------------------------------------------------------- callbacks --
 
+    def _on_vehicle_time_reference(self, vid: str, msg: TimeReference) -> None:
+        # (stamp_vehicle_ns, common_ns); an outlier is rejected by the fit and shows as clock.rejected
+        self.vehicles[vid].clock.add(*time_reference_to_ns(msg))
+
     def _on_time_reference(self, msg: TimeReference) -> None:
         if self.clock_map is not None:
             self.clock_map.add(*time_reference_to_ns(msg))   # (stamp_vehicle_ns, common_ns)
@@ -684,7 +693,11 @@ class FusionNode(SetupNode):
         st.position = pose.position[:2].copy()
         st.yaw = quat_wxyz_yaw(pose.quat_wxyz)
         st.speed = float(msg.twist.twist.linear.x) if math.isfinite(msg.twist.twist.linear.x) else 0.0
-        st.pose_ns = self.now_ns()   # receive time as common time: the stamp is in the vehicle clock
+        # The stamp is in the vehicle clock: through the vehicle's clock fit it says when the pose was
+        # true, however late the message came (a delayed link); until a time reference has been heard,
+        # the receive time stands in for it. Never later than now.
+        now = self.now_ns()
+        st.pose_ns = min(int(st.clock.to_common(pose.stamp_ns)), now) if st.clock.n_samples else now
         st.cov_xy = cov_xy
 
     def _on_evidence(self, vid: str, msg: OccupancyGrid) -> None:
@@ -1006,6 +1019,8 @@ class FusionNode(SetupNode):
         for cause in sorted(set(VEHICLE_CAUSES) | set(counts)):
             values[f'drops.{cause}'] = counts.get(cause, 0)
         values['drops.total'] = st.drops.total
+        values.update({'clock.samples': st.clock.n_samples, 'clock.rejected': st.clock.n_rejected,
+                       'clock.offset_ms': st.clock.offset_ns / 1e6 if st.clock.n_samples else math.nan})
         corr = st.correction
         values.update({'coreg.dx': corr.dx, 'coreg.dy': corr.dy, 'coreg.dyaw_deg': math.degrees(corr.dyaw),
                        'coreg.pivot_x': corr.pivot[0], 'coreg.pivot_y': corr.pivot[1],

@@ -537,3 +537,29 @@ def test_coregistration_accumulates_static_cells_over_frames(graph, executor, sp
     assert int(v['coreg.static_points']) >= min_points
     assert math.hypot(float(v['coreg.dx']) - truth[0], float(v['coreg.dy']) - truth[1]) < 0.15, v
     assert abs(float(v['coreg.dyaw_deg']) + 1.0) < 0.3, v
+
+
+def test_delayed_odometry_places_the_member_where_it_is_now(ros_context):
+    """Odometry stamps are in the vehicle clock. With the vehicle's time references heard, a pose that
+    arrives 150 ms late is moved by its speed over the time since it was true, not since it arrived
+    (a delayed V2V link must not draw the car 150 ms behind itself)."""
+    from cooperative_fusion.core.types import PoseSample
+    from cooperative_fusion.nodes.lockstep import LockstepRunner
+    from cooperative_fusion.ros.time import make_time_reference
+
+    offset = 300_000_000                               # vehicle clock = common - 0.3 s
+    node = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0])
+    try:
+        runner = LockstepRunner([node], None, publish_to_dds=False, start_ns=10**9)
+        for k in range(3):
+            t = 10**9 + k * 10**9
+            runner.feed('/v1/time_reference', make_time_reference(t - offset, t), t)
+        pose_common = 4 * 10**9
+        pose = PoseSample(pose_common - offset, np.array([100.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 0.0]),
+                          np.diag([0.01, 0.01, 0.0, 0.0, 0.0, 0.0]), np.array([25.0, 0.0, 0.0]))
+        runner.feed('/v1/odom', pose_to_odometry(pose, 'map', 'v1/base_link'), pose_common + 150_000_000)
+        x, y, _, _ = node.member_poses(pose_common + 200_000_000)[0]
+        assert x == pytest.approx(100.0 + 25.0 * 0.2, abs=0.05)   # from when it was true, not when it came
+        assert y == pytest.approx(0.0, abs=1e-6)
+    finally:
+        node.destroy_node()
