@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .core.errors import OutputError
-from .core.errors import ConfigError, CooperativeFusionError
+from .core.errors import ConfigError
 
 DEFAULT_OUT = Path('demo_output')
 SCENARIO_BAG = 'scenario_bag'
@@ -225,18 +225,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cooperative_fusion.demo ...`` (the same as ``cooperative-fusion demo``)."""
-    parser = argparse.ArgumentParser(prog='demo', description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CooperativeFusionError as exc:
-        print(f'demo: error: {exc}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('demo: interrupted', file=sys.stderr)
-        return 130
+    """``python -m cooperative_fusion.demo ...``: the same as ``cooperative-fusion demo ...`` (one error handling, in cli.py)."""
+    from .cli import main as cli_main
+
+    return cli_main(['demo', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

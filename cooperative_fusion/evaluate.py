@@ -50,7 +50,7 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .core.errors import BagError, ConfigError, CooperativeFusionError
 
@@ -809,16 +809,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    """Run this subcommand on its own (as the CLI would), for tests and debugging."""
-    parser = argparse.ArgumentParser(prog='cooperative-fusion evaluate')
-    add_arguments(parser)
-    args = parser.parse_args(None if argv is None else list(argv))
-    try:
-        return run(args)
-    except CooperativeFusionError as exc:
-        print(f'cooperative-fusion evaluate: error: {exc}', file=sys.stderr)
-        return 2
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cooperative_fusion.evaluate ...``: the same as ``cooperative-fusion evaluate ...`` (one error handling, in cli.py)."""
+    from .cli import main as cli_main
+
+    return cli_main(['evaluate', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

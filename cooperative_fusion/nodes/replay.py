@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from ..core.errors import ConfigError, CooperativeFusionError
+from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
     from rclpy.node import Node
@@ -228,18 +228,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cooperative_fusion.nodes.replay BAG ...`` (the same as ``cooperative-fusion replay``)."""
-    parser = argparse.ArgumentParser(prog='replay', description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CooperativeFusionError as exc:
-        print(f'replay: error: {exc}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('replay: interrupted', file=sys.stderr)
-        return 130
+    """``python -m cooperative_fusion.nodes.replay ...``: the same as ``cooperative-fusion replay ...`` (one error handling, in cli.py)."""
+    from ..cli import main as cli_main
+
+    return cli_main(['replay', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

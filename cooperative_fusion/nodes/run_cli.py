@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..core.errors import ConfigError, CooperativeFusionError
+from ..core.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,15 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cooperative_fusion.nodes.run_cli ...`` (the same as ``cooperative-fusion run``)."""
-    parser = argparse.ArgumentParser(prog='run', description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CooperativeFusionError as exc:
-        print(f'run: error: {exc}', file=sys.stderr)
-        return 2
+    """``python -m cooperative_fusion.nodes.run_cli ...``: the same as ``cooperative-fusion run ...`` (one error handling, in cli.py)."""
+    from ..cli import main as cli_main
+
+    return cli_main(['run', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':
