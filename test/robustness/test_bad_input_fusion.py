@@ -12,8 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import harness
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from harness import MS, SETTINGS, YEAR_2033_NS, Case, Garbage, Stream
+from hypothesis import given
 from hypothesis import strategies as st
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.parameter import Parameter
@@ -21,18 +23,14 @@ from rclpy.parameter import Parameter
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import FusionNode
-from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
+from cooperative_fusion.ros.time import ns_to_stamp
 
 S = 50 * 10**9
-MS = 1_000_000
 END = S + 900 * MS
 EV = GridSpec(0.0, -8.0, 0.2, 150, 80)
 POSITIONS = {'v1': 20.0, 'v2': 8.0}
-YEAR_2033_NS = 2_000_000_000 * 1_000_000_000   # (year 2100 does not fit the int32 sec of a stamp)
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def make_node(ctx) -> FusionNode:
@@ -61,7 +59,7 @@ def odom(vid: str, cov_xy: float = 0.01) -> Odometry:
                             'map', f'{vid}/base_link')
 
 
-def valid_stream() -> list[tuple[str, Any, int]]:
+def valid_stream() -> Stream:
     ev = []
     for k in range(7):
         t = S + 50 * MS + k * 100 * MS
@@ -74,7 +72,7 @@ def valid_stream() -> list[tuple[str, Any, int]]:
 
 @dataclass
 class Run:
-    grids: list[tuple[int, bytes]]
+    grids: harness.Outputs
     drops: dict[str, int]
 
 
@@ -85,31 +83,19 @@ def drops_of(node: FusionNode) -> dict[str, int]:
     return dict(out)
 
 
-def run(ctx, stream: list[tuple[str, Any, int]]) -> Run:
+def fingerprint(topic: str, msg: Any) -> bytes:
+    spec, c = grid_from_msg(msg)
+    return repr(spec).encode() + c.tobytes()
+
+
+def run(ctx, stream: Stream) -> Run:
     node = make_node(ctx)
-    grids: list[tuple[int, bytes]] = []
-
-    def record(topic: str, msg: Any, t: int) -> None:
-        if topic == '/cooperative/grid':
-            spec, c = grid_from_msg(msg)
-            grids.append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, repr(spec).encode() + c.tobytes()))
-    try:
-        runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=S)
-        for topic, msg, t in stream:
-            runner.feed(topic, msg, t)
-        runner.advance_to(END)
-        return Run(grids, drops_of(node))
-    finally:
-        node.destroy_node()
+    outputs, _ = harness.run_node(node, stream, start_ns=S, end_ns=END, outputs=('/cooperative/grid',),
+                                  fingerprint=fingerprint)
+    return Run(outputs, drops_of(node))
 
 
-_BASE: dict[str, Run] = {}
-
-
-def baseline(ctx) -> Run:
-    if 'run' not in _BASE:
-        _BASE['run'] = run(ctx, valid_stream())
-    return _BASE['run']
+baseline = harness.once(lambda ctx: run(ctx, valid_stream()))
 
 
 def test_valid_stream_fuses_both_boxes(ros_context):
@@ -117,28 +103,12 @@ def test_valid_stream_fuses_both_boxes(ros_context):
     # 9 timer grids + 7 published right after the first evidence of each cycle (publish_on_evidence;
     # the second, 10 ms later, is inside publish_min_interval_s)
     assert len(base.grids) == 16 and base.drops == {}
-    last = np.frombuffer(base.grids[-1][1][-(150 * 80):], np.int8)
+    last = np.frombuffer(base.grids[-1][2][-(150 * 80):], np.int8)
     assert (last >= 65).sum() >= 150          # both boxes (2 x 100 cells) seen
-    assert len({g for _, g in base.grids[1:]}) > 1
+    assert len({g for _, _, g in base.grids[1:]}) > 1
 
 
 # ------------------------------------------------------------------ garbage --
-
-@dataclass(frozen=True)
-class Garbage:
-    kind: str
-    topic: str
-    msg: Any
-    causes: frozenset[str]
-
-    def __repr__(self) -> str:
-        return f'Garbage({self.kind}, {self.topic})'
-
-
-def stamp_of(t_ns: int):
-    from cooperative_fusion.ros.time import ns_to_stamp
-    return ns_to_stamp(t_ns)
-
 
 @st.composite
 def evidence_garbage(draw) -> Garbage:
@@ -177,10 +147,10 @@ def evidence_garbage(draw) -> Garbage:
         info.origin.position.x += draw(st.sampled_from([0.05, 0.1, 0.013]))
         cause = 'geometry'
     elif kind == 'future':
-        msg.header.stamp = stamp_of(draw(st.sampled_from([YEAR_2033_NS, (2**31 - 1) * 10**9, S + 3_600 * 10**9])))
+        msg.header.stamp = ns_to_stamp(draw(st.sampled_from([YEAR_2033_NS, (2**31 - 1) * 10**9, S + 3_600 * 10**9])))
         cause = 'future'
     elif kind == 'old':
-        msg.header.stamp = stamp_of(draw(st.sampled_from([0, 1, S - 10 * 10**9, S - 600 * MS])))
+        msg.header.stamp = ns_to_stamp(draw(st.sampled_from([0, 1, S - 10 * 10**9, S - 600 * MS])))
         cause = 'too_old'
     else:
         return Garbage(kind, f'/{vid}/evidence_grid', None, frozenset({f'{vid}.duplicate', f'{vid}.too_old'}))
@@ -221,30 +191,12 @@ def odom_garbage(draw) -> Garbage:
     return Garbage(kind, f'/{vid}/odom', msg, frozenset({f'{vid}.{cause}'}))
 
 
-class Case(tuple):
-    def __repr__(self) -> str:
-        return f'Case({self[1]})'
-
-
 @st.composite
 def interleaving(draw) -> Case:
     valid = valid_stream()
     garbage = draw(st.lists(st.one_of(evidence_garbage(), odom_garbage()), min_size=1, max_size=6))
     slots = sorted(draw(st.lists(st.integers(0, len(valid) - 1), min_size=len(garbage), max_size=len(garbage))))
-    out, fed, gi = [], [], 0
-    latest: dict[str, Any] = {}
-    for i, (topic, msg, t) in enumerate(valid):
-        out.append((topic, msg, t))
-        latest[topic] = msg
-        while gi < len(garbage) and slots[gi] == i:
-            g = garbage[gi]
-            if g.kind == 'duplicate':         # a second delivery of the latest evidence of that vehicle
-                g = Garbage(g.kind, g.topic, latest.get(g.topic), g.causes)
-            if g.msg is not None:
-                out.append((g.topic, g.msg, t))
-                fed.append(g)
-            gi += 1
-    return Case((out, fed))
+    return harness.interleave(valid, garbage, slots)
 
 
 @SETTINGS
@@ -253,13 +205,5 @@ def test_garbage_does_not_change_the_common_grid_and_is_counted(ros_context, cas
     stream, garbage = case
     base = baseline(ros_context)
     got = run(ros_context, stream)
-    assert [t for t, _ in got.grids] == [t for t, _ in base.grids]
-    for (t, a), (_, b) in zip(got.grids, base.grids):
-        assert a == b, f'common grid at {t} differs; garbage {garbage}'
-    delta = Counter(got.drops)
-    delta.subtract(base.drops)
-    delta = +delta
-    assert not [c for c in delta if 'internal' in c], f'internal error (a bug): {dict(delta)}'
-    assert sum(delta.values()) == len(garbage), f'{dict(delta)} for {garbage}'
-    allowed = frozenset().union(*(g.causes for g in garbage))
-    assert set(delta) <= allowed, f'unexpected causes {set(delta) - allowed}: {dict(delta)}; {garbage}'
+    harness.assert_same_outputs(got.grids, base.grids, garbage)
+    harness.check_drops(got.drops, base.drops, garbage)

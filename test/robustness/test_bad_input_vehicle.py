@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import array
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import harness
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from harness import MS, SETTINGS, YEAR_2033_NS, Case, Garbage, Stream
+from hypothesis import given
 from hypothesis import strategies as st
 from nav_msgs.msg import Odometry
 from numpy.testing import assert_array_equal
@@ -32,7 +33,6 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, TimeRefe
 from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import MessageFormatError
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.nodes.vehicle_node import VehicleNode
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
@@ -42,19 +42,15 @@ from cooperative_fusion.ros.time import make_time_reference
 
 V = 'v1'
 T0 = 1_000_000_000_000                   # vehicle clock at the first lidar sweep, ns
-MS = 1_000_000
 START = T0 - 500 * MS                    # sim time of the first message
 END = T0 + 1_000 * MS
 CLOCK_OFFSET = 100 * MS                  # common - vehicle
 K = np.array([[16.0, 0.0, 15.5], [0.0, 16.0, 11.5], [0.0, 0.0, 1.0]])
 W, H = 32, 24
-YEAR_2033_NS = 2_000_000_000 * 1_000_000_000   # (year 2100 does not fit the int32 sec of a stamp)
 TOPICS = {s: f'/{V}/{t}' for s, t in (('lidar', 'lidar/points'), ('radar', 'radar/points'),
                                       ('camera', 'camera/depth/image'), ('info', 'camera/depth/camera_info'),
                                       ('odom', 'odom'), ('tref', 'time_reference'))}
 OUTPUTS = (f'/{V}/evidence_grid', f'/{V}/radar/targets')
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def make_node(ctx) -> VehicleNode:
@@ -98,7 +94,7 @@ def depth(t_ns: int) -> Image:
     return array_to_depth_image(d, t_ns, f'{V}/camera_optical')
 
 
-def valid_stream() -> list[tuple[str, Any, int]]:
+def valid_stream() -> Stream:
     """(topic, message, sim time) in feed order: parked vehicle, 6 lidar sweeps at 10 Hz."""
     ev: list[tuple[int, int, str, Any]] = [(START, 0, TOPICS['info'], k_to_camera_info(K, W, H, T0, f'{V}/camera_optical'))]
     for k in range(3):
@@ -119,7 +115,7 @@ def valid_stream() -> list[tuple[str, Any, int]]:
 
 @dataclass
 class Run:
-    outputs: list[tuple[str, int, bytes]]
+    outputs: harness.Outputs
     drops: dict[str, int]
     cycles: int
     alive: bool
@@ -132,19 +128,11 @@ def fingerprint(topic: str, msg: Any) -> bytes:
     return bytes(msg.data) + repr([(f.name, f.offset, f.datatype) for f in msg.fields]).encode()
 
 
-def run(ctx, stream: list[tuple[str, Any, int]]) -> Run:
+def run(ctx, stream: Stream) -> Run:
     node = make_node(ctx)
-    out: list[tuple[str, int, bytes]] = []
 
-    def record(topic: str, msg: Any, t: int) -> None:
-        if topic in OUTPUTS:
-            out.append((topic, msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, fingerprint(topic, msg)))
-    try:
-        runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=START)
-        for topic, msg, t in stream:
-            runner.feed(topic, msg, t)      # an exception escaping a callback fails the test here
-        runner.advance_to(END)
-        # the node still processes: one more valid cycle after all the garbage gives one more grid
+    def one_more_cycle(runner) -> int:
+        """After all the garbage the node still processes: one more valid cycle gives one more grid."""
         before = node.cycles
         for k in (6, 7, 8):
             t = T0 + k * 100 * MS
@@ -155,18 +143,13 @@ def run(ctx, stream: list[tuple[str, Any, int]]) -> Run:
             runner.feed(TOPICS['camera'], depth(t + 10 * MS), END + 20 * MS + k * MS)
             runner.feed(TOPICS['lidar'], lidar(t), END + 30 * MS + k * MS)
         runner.advance_to(END + 100 * MS)
-        return Run(out, node.drops.counts, node.cycles - before, node.context.ok())
-    finally:
-        node.destroy_node()
+        return node.cycles - before
+    outputs, cycles = harness.run_node(node, stream, start_ns=START, end_ns=END, outputs=OUTPUTS,
+                                       fingerprint=fingerprint, then=one_more_cycle)
+    return Run(outputs, node.drops.counts, cycles, node.context.ok())
 
 
-_BASELINE: dict[str, Run] = {}
-
-
-def baseline(ctx) -> Run:
-    if 'run' not in _BASELINE:
-        _BASELINE['run'] = run(ctx, valid_stream())
-    return _BASELINE['run']
+baseline = harness.once(lambda ctx: run(ctx, valid_stream()))
 
 
 def test_valid_stream_gives_grids_and_no_drops(ros_context):
@@ -182,19 +165,6 @@ def test_valid_stream_gives_grids_and_no_drops(ros_context):
 
 
 # ------------------------------------------------------------------ garbage --
-
-@dataclass(frozen=True)
-class Garbage:
-    kind: str
-    topic: str
-    msg: Any
-    causes: frozenset[str]          # acceptable drop causes for this one message
-
-    def __repr__(self) -> str:       # hypothesis prints failing examples with this
-        stamp = getattr(self.msg, 'header', None)
-        stamp = '' if stamp is None else f', {stamp.stamp.sec}.{stamp.stamp.nanosec:09d}'
-        return f'Garbage({self.kind}, {self.topic}{stamp})'
-
 
 SYNC = frozenset({'sync_late', 'sync_out_of_order', 'sync_unmatched', 'sync_stale', 'sync_queue_overflow'})
 FUTURE = ('stamp_future',)
@@ -372,13 +342,6 @@ def tref_garbage(draw) -> Garbage:
 GARBAGE = st.one_of(cloud_garbage(), image_garbage(), info_garbage(), odom_garbage())
 
 
-class Case(tuple):
-    """(stream, garbage); printed as the garbage and where it went (the stream is long)."""
-
-    def __repr__(self) -> str:
-        return f'Case({self[1]})'
-
-
 @st.composite
 def interleaving(draw) -> Case:
     """The valid stream with garbage inserted after random messages (at their sim time)."""
@@ -389,35 +352,7 @@ def interleaving(draw) -> Case:
     garbage = draw(st.permutations(garbage))
     # after the camera info and the time references (they would be taken as the first of their kind)
     slots = sorted(draw(st.lists(st.integers(4, len(valid) - 1), min_size=len(garbage), max_size=len(garbage))))
-    out, fed, gi = [], [], 0
-    latest: dict[str, Any] = {}
-    for i, (topic, msg, t) in enumerate(valid):
-        out.append((topic, msg, t))
-        latest[topic] = msg
-        while gi < len(garbage) and slots[gi] == i:
-            g = garbage[gi]
-            if g.kind == 'duplicate':
-                g = Garbage(g.kind, g.topic, latest.get(g.topic), g.causes)
-            if g.msg is not None:
-                out.append((g.topic, g.msg, t))
-                fed.append(g)
-            gi += 1
-    return Case((out, fed))
-
-
-def check_drops(got: dict[str, int], base: dict[str, int], garbage: list[Garbage]) -> None:
-    delta = Counter(got)
-    delta.subtract(base)
-    delta = +delta
-    assert not [c for c in delta if c.endswith('_internal')], f'internal error (a bug): {dict(delta)}'
-    assert sum(delta.values()) == len(garbage), \
-        f'{sum(delta.values())} drops counted for {len(garbage)} garbage messages: {dict(delta)}; {garbage}'
-    allowed = frozenset().union(*(g.causes for g in garbage))
-    assert set(delta) <= allowed, f'unexpected causes {set(delta) - allowed}; {dict(delta)}; {garbage}'
-    for cause in delta:            # a cause only one kind of garbage can have is counted once per message
-        owners = [g for g in garbage if g.causes == frozenset({cause})]
-        if owners and all(len(g.causes) == 1 for g in garbage if cause in g.causes):
-            assert delta[cause] == len(owners), (cause, dict(delta), garbage)
+    return harness.interleave(valid, garbage, slots)
 
 
 @SETTINGS
@@ -427,10 +362,8 @@ def test_garbage_does_not_change_the_evidence_and_is_counted(ros_context, case):
     base = baseline(ros_context)
     got = run(ros_context, stream)
     assert got.alive and got.cycles == base.cycles >= 1, 'the node stopped processing after the garbage'
-    assert [(t, s) for t, s, _ in got.outputs] == [(t, s) for t, s, _ in base.outputs], garbage
-    for (topic, stamp, a), (_, _, b) in zip(got.outputs, base.outputs):
-        assert a == b, f'{topic} at {stamp} differs; garbage {garbage}'
-    check_drops(got.drops, base.drops, garbage)
+    harness.assert_same_outputs(got.outputs, base.outputs, garbage)
+    harness.check_drops(got.drops, base.drops, garbage)
 
 
 # ------------------------------------------------------------------ non-finite points --
