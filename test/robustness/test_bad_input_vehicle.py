@@ -16,7 +16,6 @@ the same instants as in the clean run.
 from __future__ import annotations
 
 import array
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from hypothesis import strategies as st
 from nav_msgs.msg import Odometry
 from numpy.testing import assert_array_equal
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, TimeReference
+from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import MessageFormatError
