@@ -185,3 +185,23 @@ def test_split_rejects_arrays_that_do_not_match_the_spec():
     with pytest.raises(ConfigError, match='do not match the spec'):
         DynamicLayer(DynamicConfig()).split('v1', SPEC, np.zeros((3, 3), np.float32), np.zeros((3, 3), bool),
                                             T0, 0.0)
+
+
+def test_an_object_with_its_own_age_limit_outlives_the_layer_limit():
+    """A vehicle on a 400 ms link: its objects live max_age + latency, drawn where they are by then."""
+    layer = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    lin, known = block(30.0)
+    out = layer.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0), max_age_ns=700 * MS)
+    assert out.moving[0].max_age_ns == 700 * MS
+    empty = np.full(SPEC.shape, -1, np.int8)
+    x_min, _ = occupied_x(layer.draw(SPEC, empty, T0 + 600 * MS))
+    assert x_min == pytest.approx(30.0 + 25.0 * 0.6, abs=RES)           # alive at 0.6 s, at x0 + v dt
+    assert len(layer.objects(T0 + 600 * MS)) == 1
+    assert layer.objects(T0 + 750 * MS) == []                            # gone after its own limit
+    # A limit below the layer's is raised to it; None keeps the layer's.
+    layer2 = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    low = layer2.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0), max_age_ns=100 * MS)
+    assert low.moving[0].max_age_ns == 300 * MS and len(layer2.objects(T0 + 250 * MS)) == 1
+    layer3 = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    none = layer3.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0))
+    assert none.moving[0].max_age_ns is None and layer3.objects(T0 + 400 * MS) == []
