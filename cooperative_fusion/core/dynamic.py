@@ -41,8 +41,13 @@ another view sees free road there. So each incoming evidence grid is split
    view of it is kept); objects older than ``max_age_ns`` expire. An object
    may carry its own, longer limit (:meth:`DynamicLayer.split`'s
    ``max_age_ns``: the node adds the vehicle's measured link latency, so
-   evidence that spent 0.4 s in the network is not dead on arrival); the
-   stamp-to-stamp replacement and tracking gates keep ``max_age_ns``.
+   evidence that spent 0.4 s in the network is not dead on arrival) until the
+   same vehicle's newer evidence arrives: an older object that evidence does
+   not replace falls back to ``max_age_ns`` (the extension bridges the wait
+   for the vehicle's next view, it does not keep views the vehicle has since
+   superseded: extrapolated for longer, they would be drawn as ghost copies
+   beside the newer ones). The stamp-to-stamp replacement and tracking gates
+   keep ``max_age_ns``.
 
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
@@ -53,7 +58,7 @@ it twice, on top of each other when both are right.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -350,7 +355,8 @@ class DynamicLayer:
 
     def _replace(self, vehicle_id: str, spec: GridSpec, known: NDArray[np.bool_], stamp_ns: int,
                  new: list[MovingObject]) -> None:
-        """Keep the vehicle's older objects its new evidence does not observe (and not expired); add ``new``."""
+        """Keep the vehicle's older objects its new evidence does not observe (and not expired; they lose
+        their own age limit); add ``new``."""
         kept = []
         for o in self._objects.get(vehicle_id, []):
             if stamp_ns - o.stamp_ns > self.config.max_age_ns:
@@ -362,6 +368,8 @@ class DynamicLayer:
                 observed[inside] = known[iy[inside], ix[inside]]
                 if observed.mean() >= 0.5:
                     continue
+                if o.max_age_ns is not None:
+                    o = replace(o, max_age_ns=None)
             kept.append(o)
         self._objects[vehicle_id] = kept + new
 

@@ -17,7 +17,8 @@ keeps the recent ``(stamp, arrival)`` pairs of one stream, over
   already) messages, counted since the start.
 
 :func:`age_limit_ns` turns a latency into the age limit of data from that
-link: the configured limit plus the measured latency, the addition capped.
+link: the configured limit plus the measured latency beyond the nominal one
+the limit was set for, the addition capped.
 Data that waits ``L`` in the network arrives ``L`` old; a limit that ignores
 ``L`` drops everything on a slow link although it is still useful when
 extrapolated (a moving object at its speed).
@@ -32,11 +33,14 @@ import numpy as np
 from .errors import ConfigError
 
 
-def age_limit_ns(base_ns: int, latency_ns: int | None, cap_ns: int) -> int:
-    """``base_ns + min(max(latency_ns, 0), cap_ns)``; ``base_ns`` when the latency is unknown (None)."""
+def age_limit_ns(base_ns: int, latency_ns: int | None, cap_ns: int, nominal_ns: int = 0) -> int:
+    """``base_ns + min(max(latency_ns - nominal_ns, 0), cap_ns)``; ``base_ns`` when the latency is unknown.
+
+    nominal_ns : the latency ``base_ns`` already allows for (only the excess is added)
+    """
     if latency_ns is None:
         return int(base_ns)
-    return int(base_ns) + min(max(int(latency_ns), 0), int(cap_ns))
+    return int(base_ns) + min(max(int(latency_ns) - int(nominal_ns), 0), int(cap_ns))
 
 
 class LinkMonitor:

@@ -256,8 +256,11 @@ PARAMS: tuple[Param, ...] = (
     # link latency (core.link): a slow link's evidence is not dead on arrival
     Param('link.latency_allowance_max_s', 0.5,
           'a vehicle\'s evidence (fusion.max_age_s) and moving objects (dynamic.max_age_s) may be older by its '
-          'measured link latency (median arrival - stamp over link.window_s), at most this; 0 = fixed limits, '
-          'seconds', 0.0, 60.0),
+          'measured link latency (median arrival - stamp over link.window_s) beyond link.nominal_latency_s, at '
+          'most this; 0 = fixed limits, seconds', 0.0, 60.0),
+    Param('link.nominal_latency_s', 0.1,
+          'latency the fixed age limits already allow for (the vehicles\' own pipeline: scan end, sync); only '
+          'the excess is added, seconds', 0.0, 60.0),
     Param('link.window_s', 2.0, 'arrival-time window of the per-vehicle link statistics, seconds', 0.01, 3600.0),
     Param('link.min_samples', 5, 'evidence messages in the window before a latency is measured (and added)', 1, 64),
     # graph, queues, diagnostics
@@ -286,6 +289,7 @@ class FusionNodeConfig:
     coreg_static_min_age_ns, coreg_static_tolerance_m : the static-structure filter (0 ns = off), ns / metres
     coreg_accumulate_ns : static cells of the evidence this far back are registered too (0 = latest only), ns
     latency_allowance_max_ns : cap on the measured link latency added to the age limits, ns (0 = fixed limits)
+    nominal_latency_ns : latency the fixed age limits already allow for (only the excess is added), ns
     link_window_ns : arrival-time window of the per-vehicle link statistics, ns; link_min_samples : messages
         in it before a latency is measured
     publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
@@ -321,6 +325,7 @@ class FusionNodeConfig:
     coreg_static_tolerance_m: float = 0.3
     coreg_accumulate_ns: int = 0
     latency_allowance_max_ns: int = 500_000_000
+    nominal_latency_ns: int = 100_000_000
     link_window_ns: int = 2_000_000_000
     link_min_samples: int = 5
 
@@ -425,6 +430,7 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         coreg_static_tolerance_m=float(values['coregistration.static_tolerance_m']),
         coreg_accumulate_ns=_ns(values['coregistration.accumulate_s']),
         latency_allowance_max_ns=_ns(values['link.latency_allowance_max_s']),
+        nominal_latency_ns=_ns(values['link.nominal_latency_s']),
         link_window_ns=_ns(values['link.window_s']), link_min_samples=int(values['link.min_samples']),
         publish_period_s=1.0 / float(values['publish_rate_hz']),
         discovery_period_s=float(values['discovery_period_s']),
@@ -667,16 +673,18 @@ class FusionNode(SetupNode):
         return st.link.latency_ns(now_ns)
 
     def evidence_max_age_ns(self, st: _VehicleState, now_ns: int) -> int:
-        """Age limit of the vehicle's evidence: fusion.max_age_s + its link latency (capped), ns."""
+        """Age limit of the vehicle's evidence: fusion.max_age_s + its link latency beyond the nominal
+        (capped), ns."""
         return age_limit_ns(self.cfg.fusion.max_age_ns, self.link_latency_ns(st, now_ns),
-                            self.cfg.latency_allowance_max_ns)
+                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
 
     def object_max_age_ns(self, st: _VehicleState, now_ns: int) -> int | None:
-        """Age limit of the vehicle's moving objects: dynamic.max_age_s + its link latency (capped), ns."""
+        """Age limit of the vehicle's moving objects: dynamic.max_age_s + its link latency beyond the
+        nominal (capped), ns."""
         if self.cfg.dynamic is None:
             return None
         return age_limit_ns(self.cfg.dynamic.max_age_ns, self.link_latency_ns(st, now_ns),
-                            self.cfg.latency_allowance_max_ns)
+                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
 
     def _drop(self, vid: str | None, cause: str, detail: str) -> None:
         if vid in self.vehicles:
@@ -1041,7 +1049,8 @@ class FusionNode(SetupNode):
         link.latency_ms / link.latency_p95_ms : evidence arrival - stamp (median / p95 over link.window_s),
         link.missing_share : share of the evidence stream missing over the window, link.reordered /
         link.duplicates : counts so far, link.evidence_max_age_s / link.object_max_age_s : the age limits
-        in force (fusion.max_age_s / dynamic.max_age_s + the latency, capped); consistency.score (1 = agrees with the others),
+        in force (fusion.max_age_s / dynamic.max_age_s + the latency beyond link.nominal_latency_s, capped);
+        consistency.score (1 = agrees with the others),
         consistency.conflict_cells (latest message), consistency.conflict_cells_total, consistency.flagged
         (score below consistency.flag_below: WARN, unless the vehicle is already dropped).
         """

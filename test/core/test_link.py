@@ -71,6 +71,8 @@ def test_age_limit_adds_the_latency_up_to_the_cap():
     assert age_limit_ns(500 * MS, 2 * S, 500 * MS) == 1 * S
     assert age_limit_ns(500 * MS, -30 * MS, 500 * MS) == 500 * MS
     assert age_limit_ns(300 * MS, 380 * MS, 0) == 300 * MS          # cap 0: fixed limits
+    assert age_limit_ns(300 * MS, 380 * MS, 500 * MS, 100 * MS) == 580 * MS     # only the excess over nominal
+    assert age_limit_ns(300 * MS, 60 * MS, 500 * MS, 100 * MS) == 300 * MS
 
 
 @pytest.mark.parametrize('kwargs, match', [
