@@ -417,10 +417,13 @@ def header(command: str, duration: float, wall_s: float, missing: Sequence[str],
            rows_s: float | None = None, commits: Sequence[str] = ()) -> list[str]:
     dirty = ' (working tree with uncommitted changes)' if _dirty() else ''
     ran = f'; the rows ran at {", ".join(f"`{c}`" for c in commits)}' if commits else ''
+    # A row's commit carries ' (dirty)' when the tree had uncommitted changes while it ran.
+    note = (' (dirty: uncommitted changes in the working tree)'
+            if any('dirty' in c for c in commits) else '')
     lines = ['# Degradation under faults on highway_occlusion', '',
              f'Made by `{command}` on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC at commit '
-             f'`{_git("rev-parse", "--short", "HEAD")}`{dirty}{ran} (dirty: other engineers\' uncommitted '
-             f'changes in the working tree); {duration:g} s simulated (scenario seed), '
+             f'`{_git("rev-parse", "--short", "HEAD")}`{dirty}{ran}{note}; '
+             f'{duration:g} s simulated (scenario seed), '
              f'deterministic lock-step runs of the whole platoon (4 vehicle nodes, fusion, twin) with '
              f'`--faults`; every number is measured by `cooperative-fusion evaluate` on the result bag. '
              f'Wall time of this invocation {wall_s / 60:.1f} min'

@@ -38,7 +38,16 @@ another view sees free road there. So each incoming evidence grid is split
    the vehicle weight, velocity, stamp), per vehicle. A vehicle's newer
    evidence that observes (occupied or free) at least half of an object's
    cells, moved to the new stamp, replaces that object (the vehicle's newest
-   view of it is kept); objects older than ``max_age_ns`` expire.
+   view of it is kept); objects older than ``max_age_ns`` expire. An object
+   may carry its own, longer limit (:meth:`DynamicLayer.split`'s
+   ``max_age_ns``: the node adds the vehicle's measured link latency, so
+   evidence that spent 0.4 s in the network is not dead on arrival) until the
+   same vehicle's newer evidence arrives: an older object that evidence does
+   not replace falls back to ``max_age_ns`` (the extension bridges the wait
+   for the vehicle's next view, it does not keep views the vehicle has since
+   superseded: extrapolated for longer, they would be drawn as ghost copies
+   beside the newer ones). The stamp-to-stamp replacement and tracking gates
+   keep ``max_age_ns``.
 
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
@@ -49,7 +58,7 @@ it twice, on top of each other when both are right.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -132,7 +141,8 @@ class MovingObject:
     """A moving component of one vehicle's evidence.
 
     cells_xy : (K, 2) cell centres in ``map`` at ``stamp_ns``, metres; logodds : (K,) float32 (times the
-    vehicle weight); velocity : (2,) m/s in ``map``; source : 'radar' or 'track'
+    vehicle weight); velocity : (2,) m/s in ``map``; source : 'radar' or 'track'; max_age_ns : drawn while
+    at most this old (None: the layer's ``max_age_ns``), ns
     """
 
     vehicle_id: str
@@ -141,6 +151,7 @@ class MovingObject:
     velocity: NDArray[np.float64]
     stamp_ns: int
     source: str
+    max_age_ns: int | None = None
 
     def cells_at(self, t_ns: int) -> NDArray[np.float64]:
         """(K, 2) cell centres moved to common time ``t_ns``, metres."""
@@ -203,15 +214,19 @@ class DynamicLayer:
         self.moving_total = 0
 
     def objects(self, t_ns: int | None = None) -> list[MovingObject]:
-        """Every kept object (live at ``t_ns`` when given: ``0 <= t - stamp <= max_age``, 50 ms early allowed)."""
+        """Every kept object (live at ``t_ns`` when given: ``0 <= t - stamp <= max_age`` (the object's own
+        limit when it has one), 50 ms early allowed)."""
         out = [o for objs in self._objects.values() for o in objs]
         if t_ns is None:
             return out
-        return [o for o in out if -50_000_000 <= int(t_ns) - o.stamp_ns <= self.config.max_age_ns]
+        base = self.config.max_age_ns
+        return [o for o in out
+                if -50_000_000 <= int(t_ns) - o.stamp_ns <= (base if o.max_age_ns is None else o.max_age_ns)]
 
     def split(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
               stamp_ns: int, heading_rad: float, radar: RadarTargets | None = None,
-              weight: float = 1.0, static_zone: NDArray[np.bool_] | None = None) -> SplitResult:
+              weight: float = 1.0, static_zone: NDArray[np.bool_] | None = None,
+              max_age_ns: int | None = None) -> SplitResult:
         """Split one vehicle's evidence (on ``spec``) into its static part and moving objects.
 
         heading_rad : the road direction at the vehicle (its heading), radians in ``map``
@@ -220,6 +235,8 @@ class DynamicLayer:
         static_zone : (height, width) bool, cells where a component stays static whatever its speed
             (around the platoon members: their bodies are drawn from odometry, and a face of theirs
             that the member margins missed must not become an object)
+        max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
+            to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
         Raises ConfigError when the arrays do not match ``spec``.
         """
         cfg = self.config
@@ -327,7 +344,8 @@ class DynamicLayer:
                 objects.append(MovingObject(
                     vehicle_id, np.stack([x[sel], y[sel]], axis=1),
                     (lin[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
-                    float(speeds[c]) * road, stamp_ns, sources[c]))
+                    float(speeds[c]) * road, stamp_ns, sources[c],
+                    None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
         self.moving_total += len(objects)
         static_known = known & ~moving_cells
@@ -337,7 +355,8 @@ class DynamicLayer:
 
     def _replace(self, vehicle_id: str, spec: GridSpec, known: NDArray[np.bool_], stamp_ns: int,
                  new: list[MovingObject]) -> None:
-        """Keep the vehicle's older objects its new evidence does not observe (and not expired); add ``new``."""
+        """Keep the vehicle's older objects its new evidence does not observe (and not expired; they lose
+        their own age limit); add ``new``."""
         kept = []
         for o in self._objects.get(vehicle_id, []):
             if stamp_ns - o.stamp_ns > self.config.max_age_ns:
@@ -349,6 +368,8 @@ class DynamicLayer:
                 observed[inside] = known[iy[inside], ix[inside]]
                 if observed.mean() >= 0.5:
                     continue
+                if o.max_age_ns is not None:
+                    o = replace(o, max_age_ns=None)
             kept.append(o)
         self._objects[vehicle_id] = kept + new
 

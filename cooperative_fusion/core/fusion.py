@@ -293,7 +293,8 @@ class CommonGrid:
 
     def integrate(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32],
                   known: NDArray[np.bool_], stamp_ns: int, now_ns: int,
-                  pose_cov_xy: NDArray[np.floating] | None = None) -> IntegrateResult:
+                  pose_cov_xy: NDArray[np.floating] | None = None,
+                  max_age_ns: int | None = None) -> IntegrateResult:
         """Fuse one vehicle's per-cycle evidence.
 
         spec : geometry of the evidence grid (same lattice; resolution an integer multiple/fraction)
@@ -301,6 +302,8 @@ class CommonGrid:
         known : (height, width) bool, cells that carry evidence
         stamp_ns : evidence stamp, common time, ns; now_ns : receive time, common time, ns
         pose_cov_xy : (2, 2) m², the vehicle's xy pose covariance, or None
+        max_age_ns : this message's age limit (e.g. ``max_age_ns`` plus the link's measured latency);
+            None: ``config.max_age_ns``
         Never raises on bad input: returns a dropped result with its cause.
         """
         cfg = self.config
@@ -310,7 +313,8 @@ class CommonGrid:
             self._unknown[vehicle_id] = self._unknown.get(vehicle_id, 0) + 1
             return IntegrateResult(False, DropCause.UNKNOWN_VEHICLE,
                                    f'vehicle {vehicle_id!r} is not in vehicle_weights {sorted(self._books)}')
-        result = self._integrate(vehicle_id, book, spec, logodds, known, stamp_ns, now_ns, pose_cov_xy)
+        result = self._integrate(vehicle_id, book, spec, logodds, known, stamp_ns, now_ns, pose_cov_xy,
+                                 cfg.max_age_ns if max_age_ns is None else int(max_age_ns))
         if result.accepted:
             if book.last_seen_ns is not None and now_ns - book.last_seen_ns > cfg.vehicle_timeout_ns:
                 book.rejoins += 1
@@ -324,12 +328,12 @@ class CommonGrid:
 
     def _integrate(self, vehicle_id: str, book: _Book, spec: GridSpec, logodds: NDArray[np.float32],
                    known: NDArray[np.bool_], stamp_ns: int, now_ns: int,
-                   pose_cov_xy: NDArray[np.floating] | None) -> IntegrateResult:
+                   pose_cov_xy: NDArray[np.floating] | None, max_age_ns: int) -> IntegrateResult:
         cfg = self.config
-        if now_ns - stamp_ns > cfg.max_age_ns:
+        if now_ns - stamp_ns > max_age_ns:
             return IntegrateResult(False, DropCause.TOO_OLD,
                                    f'stamp {stamp_ns} is {(now_ns - stamp_ns) / 1e6:.1f} ms old, '
-                                   f'max_age is {cfg.max_age_ns / 1e6:.1f} ms')
+                                   f'max_age is {max_age_ns / 1e6:.1f} ms')
         if stamp_ns - now_ns > cfg.future_tolerance_ns:
             return IntegrateResult(False, DropCause.FUTURE,
                                    f'stamp {stamp_ns} is {(stamp_ns - now_ns) / 1e6:.1f} ms ahead of now {now_ns}, '

@@ -98,6 +98,7 @@ from ..core.dynamic import DynamicConfig, DynamicLayer, RadarTargets
 from ..core.fusion import (CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits,
                            member_box_mask, resample_to_resolution)
 from ..core.grid import GridSpec, percent_to_logodds
+from ..core.link import LinkMonitor, age_limit_ns
 from ..core.timebase import ClockEstimator
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
@@ -151,7 +152,8 @@ PARAMS: tuple[Param, ...] = (
     Param('fusion.clamp_min', -2.0, 'lower log-odds bound after every update', -100.0, 0.0),
     Param('fusion.clamp_max', 3.5, 'upper log-odds bound after every update', 0.0, 100.0),
     Param('fusion.half_life_s', 2.0, 'decay of log-odds towards unknown, seconds', 0.001, 3600.0),
-    Param('fusion.max_age_s', 0.5, 'evidence older than now - max_age is dropped (too_old), seconds', 0.0, 3600.0),
+    Param('fusion.max_age_s', 0.5, 'evidence older than now - max_age (plus the vehicle\'s link latency '
+          'allowance, see link.*) is dropped (too_old), seconds', 0.0, 3600.0),
     Param('fusion.future_tolerance_s', 0.05, 'evidence stamped after now + this is dropped (future), seconds',
           0.0, 3600.0),
     Param('fusion.vehicle_timeout_s', 2.0, 'a vehicle without accepted evidence this long is flagged dropped, s',
@@ -199,7 +201,8 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.max_speed_mps', 50.0, 'tracking gate along the road: max_speed_mps x dt, m/s', 0.01, 1000.0),
     Param('dynamic.track_lateral_gate_m', 1.0, 'tracking gate across the road, metres', 0.01, 100.0),
     Param('dynamic.track_smoothing', 0.5, 'weight of a new tracking speed in a component\'s speed', 0.01, 1.0),
-    Param('dynamic.max_age_s', 0.3, 'a moving object not renewed for this long expires, seconds', 0.0, 10.0),
+    Param('dynamic.max_age_s', 0.3, 'a moving object not renewed for this long expires (plus the vehicle\'s '
+          'link latency allowance, see link.*), seconds', 0.0, 10.0),
     Param('dynamic.duplicate_radius_m', 1.0,
           'an object with half its cells this close to a newer object\'s is not drawn, metres', 0.0, 100.0),
     Param('dynamic.member_margin_m', 1.5,
@@ -250,6 +253,16 @@ PARAMS: tuple[Param, ...] = (
           'conflict components smaller than this are down-weighted but left out of the score (sensor clutter), '
           'square metres', 0.0, 10000.0),
     Param('consistency.min_cells', 10, 'compared cells needed for a consistency score sample', 1, 1_000_000),
+    # link latency (core.link): a slow link's evidence is not dead on arrival
+    Param('link.latency_allowance_max_s', 0.5,
+          'a vehicle\'s evidence (fusion.max_age_s) and moving objects (dynamic.max_age_s) may be older by its '
+          'measured link latency (median arrival - stamp over link.window_s) beyond link.nominal_latency_s, at '
+          'most this; 0 = fixed limits, seconds', 0.0, 60.0),
+    Param('link.nominal_latency_s', 0.1,
+          'latency the fixed age limits already allow for (the vehicles\' own pipeline: scan end, sync); only '
+          'the excess is added, seconds', 0.0, 60.0),
+    Param('link.window_s', 2.0, 'arrival-time window of the per-vehicle link statistics, seconds', 0.01, 3600.0),
+    Param('link.min_samples', 5, 'evidence messages in the window before a latency is measured (and added)', 1, 64),
     # graph, queues, diagnostics
     Param('discovery_period_s', 3.0, 'period of the scan for evidence topics of unconfigured ids, seconds',
           0.01, 3600.0),
@@ -275,6 +288,10 @@ class FusionNodeConfig:
     coreg : ICP gates; coreg_enabled, coreg_period_s (s), coreg_smoothing (0..1]
     coreg_static_min_age_ns, coreg_static_tolerance_m : the static-structure filter (0 ns = off), ns / metres
     coreg_accumulate_ns : static cells of the evidence this far back are registered too (0 = latest only), ns
+    latency_allowance_max_ns : cap on the measured link latency added to the age limits, ns (0 = fixed limits)
+    nominal_latency_ns : latency the fixed age limits already allow for (only the excess is added), ns
+    link_window_ns : arrival-time window of the per-vehicle link statistics, ns; link_min_samples : messages
+        in it before a latency is measured
     publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
     frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
     """
@@ -307,6 +324,10 @@ class FusionNodeConfig:
     coreg_static_min_age_ns: int = 500_000_000
     coreg_static_tolerance_m: float = 0.3
     coreg_accumulate_ns: int = 0
+    latency_allowance_max_ns: int = 500_000_000
+    nominal_latency_ns: int = 100_000_000
+    link_window_ns: int = 2_000_000_000
+    link_min_samples: int = 5
 
 
 def _ns(seconds: float) -> int:
@@ -408,6 +429,9 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         coreg_static_min_age_ns=_ns(values['coregistration.static_min_age_s']),
         coreg_static_tolerance_m=float(values['coregistration.static_tolerance_m']),
         coreg_accumulate_ns=_ns(values['coregistration.accumulate_s']),
+        latency_allowance_max_ns=_ns(values['link.latency_allowance_max_s']),
+        nominal_latency_ns=_ns(values['link.nominal_latency_s']),
+        link_window_ns=_ns(values['link.window_s']), link_min_samples=int(values['link.min_samples']),
         publish_period_s=1.0 / float(values['publish_rate_hz']),
         discovery_period_s=float(values['discovery_period_s']),
         diagnostics_period_s=float(values['diagnostics.period_s']),
@@ -566,6 +590,8 @@ class _VehicleState:
     radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
     # the vehicle's clock -> common time, from /<v>/time_reference: odometry stamps are in the vehicle clock
     clock: ClockEstimator = field(default_factory=ClockEstimator)
+    # latency, loss, reordering of the evidence stream as it arrives (set up with the node's link.window_s)
+    link: LinkMonitor = field(default_factory=LinkMonitor)
 
 
 # ---------------------------------------------------------------------- node --
@@ -587,7 +613,9 @@ class FusionNode(SetupNode):
         self._body_percent = int(round(100.0 / (1.0 + math.exp(-cfg.fusion.clamp_max))))
         self._placed = cfg.window_mode is WindowMode.FIXED
         self._window_center: NDArray[np.float64] | None = None
-        self.vehicles = {v: _VehicleState(DropCounter()) for v in cfg.vehicles}
+        self.vehicles = {v: _VehicleState(DropCounter(), link=LinkMonitor(cfg.link_window_ns,
+                                                                       min_samples=cfg.link_min_samples))
+                         for v in cfg.vehicles}
         self.node_drops = DropCounter()
         self.ignored: set[str] = set()
         self.latency = LatencyStats()
@@ -639,6 +667,24 @@ class FusionNode(SetupNode):
         if self.clock_map is not None and self.clock_map.n_samples > 0:
             return int(self.clock_map.to_common(now))
         return now
+
+    def link_latency_ns(self, st: _VehicleState, now_ns: int) -> int | None:
+        """The vehicle's evidence latency (median arrival - stamp over link.window_s), ns; None when unknown."""
+        return st.link.latency_ns(now_ns)
+
+    def evidence_max_age_ns(self, st: _VehicleState, now_ns: int) -> int:
+        """Age limit of the vehicle's evidence: fusion.max_age_s + its link latency beyond the nominal
+        (capped), ns."""
+        return age_limit_ns(self.cfg.fusion.max_age_ns, self.link_latency_ns(st, now_ns),
+                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
+
+    def object_max_age_ns(self, st: _VehicleState, now_ns: int) -> int | None:
+        """Age limit of the vehicle's moving objects: dynamic.max_age_s + its link latency beyond the
+        nominal (capped), ns."""
+        if self.cfg.dynamic is None:
+            return None
+        return age_limit_ns(self.cfg.dynamic.max_age_ns, self.link_latency_ns(st, now_ns),
+                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
 
     def _drop(self, vid: str | None, cause: str, detail: str) -> None:
         if vid in self.vehicles:
@@ -714,6 +760,9 @@ class FusionNode(SetupNode):
             return
         logodds, known = percent_to_logodds(cells)
         stamp_ns = stamp_to_ns(msg.header.stamp)
+        arrival = self.now_ns()
+        if stamp_ns - arrival <= self.cfg.fusion.future_tolerance_ns:
+            st.link.add(stamp_ns, arrival)      # a stamp from the future says nothing about the link
         if stamp_ns in st.fused_stamps:
             self._drop(vid, DUPLICATE, f'evidence at {stamp_ns} ns was fused already: fusing it twice would '
                                        f'count it twice')
@@ -741,7 +790,8 @@ class FusionNode(SetupNode):
         now = self.now_ns()
         if self.dynamic is not None:
             spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now)
-        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, now, st.cov_xy)
+        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, now, st.cov_xy,
+                                     max_age_ns=self.evidence_max_age_ns(st, now))
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if result.accepted:
             st.fused_stamps.append(stamp_ns)
@@ -761,7 +811,8 @@ class FusionNode(SetupNode):
         dynamic layer. Evidence that integrate will drop (too old, future, bad shape or geometry) is
         returned unchanged, so it is dropped with its cause and leaves no object."""
         fcfg = self.cfg.fusion
-        if now_ns - stamp_ns > fcfg.max_age_ns or stamp_ns - now_ns > fcfg.future_tolerance_ns \
+        if now_ns - stamp_ns > self.evidence_max_age_ns(st, now_ns) \
+                or stamp_ns - now_ns > fcfg.future_tolerance_ns \
                 or np.shape(logodds) != spec.shape or np.shape(known) != spec.shape:
             return spec, logodds, known
         try:
@@ -792,7 +843,8 @@ class FusionNode(SetupNode):
                 zone |= member_box_mask(r_spec, x, y, yaw, grown, self.cfg.footprint_margin_m,
                                         self.cfg.footprint_margin_behind_m)
         split = self.dynamic.split(vid, r_spec, r_l, r_k, stamp_ns, heading, radar,
-                                   self.cfg.fusion.vehicle_weights.get(vid, 1.0), zone)
+                                   self.cfg.fusion.vehicle_weights.get(vid, 1.0), zone,
+                                   max_age_ns=self.object_max_age_ns(st, now_ns))
         return split.spec, split.logodds, split.known
 
     def _on_radar(self, vid: str, msg: PointCloud2) -> None:
@@ -993,7 +1045,12 @@ class FusionNode(SetupNode):
         last_seen_age_s; accepted; rejoins; received; weight; drops.<cause> / drops.total;
         coreg.dx, coreg.dy (m), coreg.dyaw_deg : the correction applied, about coreg.pivot_x/_y;
         coreg.fitness, coreg.rmse (m), coreg.accepted, coreg.reason : the latest estimate;
-        coreg.updates : accepted estimates so far; coreg.static_points : static cells registered last; consistency.score (1 = agrees with the others),
+        coreg.updates : accepted estimates so far; coreg.static_points : static cells registered last;
+        link.latency_ms / link.latency_p95_ms : evidence arrival - stamp (median / p95 over link.window_s),
+        link.missing_share : share of the evidence stream missing over the window, link.reordered /
+        link.duplicates : counts so far, link.evidence_max_age_s / link.object_max_age_s : the age limits
+        in force (fusion.max_age_s / dynamic.max_age_s + the latency beyond link.nominal_latency_s, capped);
+        consistency.score (1 = agrees with the others),
         consistency.conflict_cells (latest message), consistency.conflict_cells_total, consistency.flagged
         (score below consistency.flag_below: WARN, unless the vehicle is already dropped).
         """
@@ -1019,6 +1076,16 @@ class FusionNode(SetupNode):
         for cause in sorted(set(VEHICLE_CAUSES) | set(counts)):
             values[f'drops.{cause}'] = counts.get(cause, 0)
         values['drops.total'] = st.drops.total
+        lat = self.link_latency_ns(st, now_ns)
+        values.update({'link.latency_ms': math.nan if lat is None else lat / 1e6,
+                       'link.latency_p95_ms': (math.nan if lat is None
+                                               else st.link.latency_ns(now_ns, 0.95) / 1e6),
+                       'link.missing_share': st.link.missing_share(now_ns),
+                       'link.reordered': st.link.reordered, 'link.duplicates': st.link.duplicates,
+                       'link.evidence_max_age_s': self.evidence_max_age_ns(st, now_ns) / 1e9})
+        obj_age = self.object_max_age_ns(st, now_ns)
+        if obj_age is not None:
+            values['link.object_max_age_s'] = obj_age / 1e9
         values.update({'clock.samples': st.clock.n_samples, 'clock.rejected': st.clock.n_rejected,
                        'clock.offset_ms': st.clock.offset_ns / 1e6 if st.clock.n_samples else math.nan})
         corr = st.correction

@@ -55,6 +55,7 @@ from ..core.conflicts import Advisory, Conflict, ConflictConfig
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError, SyncError
 from ..core.grid import GridSpec
 from ..core.idm import IdmParams
+from ..core.link import LinkMonitor
 from ..core.prediction import ObstacleModel, PlatoonState, PredictionConfig, brier, iou
 from ..core.timebase import ClockEstimator, ClockFitConfig
 from ..core.tracking import MotionModel, TrackerConfig
@@ -227,6 +228,14 @@ PARAMS: tuple[Param, ...] = (
     Param('qos.state_depth', 50, 'queue depth of odometry, time reference and radar subscriptions', 1, 10000),
     Param('qos.output_depth', 10, 'queue depth of the output publishers', 1, 1000),
     Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
+    # link quality of each vehicle's odometry and radar as the twin receives them (core.link)
+    Param('links.window_s', 2.0, 'arrival-time window of the per-vehicle link statistics, seconds', 0.01, 3600.0),
+    Param('links.late_s', 0.25,
+          'odometry or radar arriving later than this (median arrival - stamp) is reported in degraded, seconds',
+          0.0, 3600.0),
+    Param('links.missing_share', 0.2,
+          'a share of a vehicle\'s odometry missing above this (over links.window_s) is reported in degraded',
+          0.0, 1.0),
 )
 
 
@@ -293,6 +302,9 @@ class TwinNodeConfig:
     state_depth: int
     output_depth: int
     diagnostics_period_s: float
+    links_window_ns: int = 2 * _NS_PER_S
+    links_late_ns: int = 250_000_000
+    links_missing_share: float = 0.2
 
 
 def _enum(cls: type, name: str, value: str) -> Any:
@@ -368,14 +380,19 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
         radar_max_age_ns=_ns(values['radar_max_age_s']), use_radar=values['use_radar'],
         self_check=values['self_check'], publish_markers=values['publish_markers'], twin=twin, clock=clock,
         map_frame=values['frames.map'], topics=topics, state_depth=values['qos.state_depth'],
-        output_depth=values['qos.output_depth'], diagnostics_period_s=values['diagnostics.period_s'])
+        output_depth=values['qos.output_depth'], diagnostics_period_s=values['diagnostics.period_s'],
+        links_window_ns=_ns(values['links.window_s']), links_late_ns=_ns(values['links.late_s']),
+        links_missing_share=float(values['links.missing_share']))
 
 
 class _VehicleInput:
     """What the twin knows of one vehicle: its clock fit, recent odometry, latest radar targets."""
 
-    def __init__(self, clock: ClockFitConfig) -> None:
+    def __init__(self, clock: ClockFitConfig, links_window_ns: int = 2 * _NS_PER_S) -> None:
         self.clock = ClockEstimator(clock)
+        # arrival - stamp (common time), missing share, reordering of what reaches the twin
+        self.odom_link = LinkMonitor(links_window_ns)
+        self.radar_link = LinkMonitor(links_window_ns)
         # (stamp_vehicle_ns, x, y, yaw, speed) in arrival order, stamps increasing
         self.odom: deque[tuple[int, float, float, float, float]] = deque(maxlen=64)
         self.radar_stamp_ns: int | None = None
@@ -425,7 +442,7 @@ class TwinNode(SetupNode):
         cfg = self.cfg
         self.core = TwinCore(cfg.twin)
         self.drops = DropCounter()
-        self.vehicles = {v: _VehicleInput(cfg.clock) for v in cfg.vehicles}
+        self.vehicles = {v: _VehicleInput(cfg.clock, cfg.links_window_ns) for v in cfg.vehicles}
         # mirror
         self._mirror_spec: GridSpec | None = None
         self._mirror_cells: NDArray[np.int8] | None = None
@@ -543,11 +560,16 @@ class TwinNode(SetupNode):
                 return
             vin = self.vehicles[vehicle_id]
             if vin.clock.n_samples:
-                ahead = int(vin.to_common(np.array([pose.stamp_ns], np.int64))[0]) - self.now_ns()
+                now = self.now_ns()
+                common = int(vin.to_common(np.array([pose.stamp_ns], np.int64))[0])
+                ahead = common - now
                 if ahead > self.cfg.future_tolerance_ns:
                     self._drop('odom_future', f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the node '
                                               f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
                     return
+                # Only with a known clock: the lateness of a vehicle stamp taken as common time would be
+                # its clock offset. An out-of-order message below still counts as received (not missing).
+                vin.odom_link.add(common, now)
             odom = vin.odom
             if odom and pose.stamp_ns <= odom[-1][0]:
                 self._drop('odom_out_of_order', f'{vehicle_id} odometry at {pose.stamp_ns} ns is not newer '
@@ -574,6 +596,8 @@ class TwinNode(SetupNode):
             vin = self.vehicles[vehicle_id]
             stamp_ns = stamp_to_ns(msg.header.stamp)
             ahead = stamp_ns - self.now_ns()
+            if ahead <= self.cfg.future_tolerance_ns:
+                vin.radar_link.add(stamp_ns, self.now_ns())
             if ahead > self.cfg.future_tolerance_ns:
                 self._drop('radar_future', f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
                                            f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
@@ -650,6 +674,8 @@ class TwinNode(SetupNode):
         self._last_cycle_stamp_ns = None
         for vin in self.vehicles.values():
             vin.odom.clear()
+            vin.odom_link = LinkMonitor(self.cfg.links_window_ns)      # arrival times went back
+            vin.radar_link = LinkMonitor(self.cfg.links_window_ns)
             vin.radar_stamp_ns = None
             vin.radar_xyv = np.zeros((0, 3))
         self.restarts += 1
@@ -700,6 +726,7 @@ class TwinNode(SetupNode):
                 continue
             if age > cfg.stale_odom_ns:
                 degraded.append(f'{v}: odometry stale ({age / 1e9:.2f} s)')
+            degraded.extend(self.link_degraded(v))
             _, x, y, yaw, speed = vin.odom[k]
             older = np.nonzero(common <= common[k] - cfg.accel_window_ns)[0]
             accel = 0.0
@@ -718,6 +745,24 @@ class TwinNode(SetupNode):
                                np.array(cols[4]), np.array(cols[5]), np.array(cols[6]), np.arange(len(rows)),
                                np.array(cols[7]))
         return platoon, {r[0]: (r[1], r[2]) for r in rows}
+
+    def link_degraded(self, vehicle_id: str) -> list[str]:
+        """What the twin measures wrong with the vehicle's links now: odometry or radar arriving late
+        (median arrival - stamp above ``links.late_s``), odometry missing (share above
+        ``links.missing_share``); e.g. ``['v2: odometry late 0.31 s', 'v2: 28 % of odometry missing']``."""
+        cfg, vin, now = self.cfg, self.vehicles[vehicle_id], self.now_ns()
+        out = []
+        late = vin.odom_link.latency_ns(now)
+        if late is not None and late > cfg.links_late_ns:
+            out.append(f'{vehicle_id}: odometry late {late / 1e9:.2f} s')
+        missing = vin.odom_link.missing_share(now)
+        if math.isfinite(missing) and missing > cfg.links_missing_share:
+            out.append(f'{vehicle_id}: {100.0 * missing:.0f} % of odometry missing')
+        late = vin.radar_link.latency_ns(now)
+        if cfg.use_radar and late is not None and late > cfg.links_late_ns:
+            unused = ' (beyond radar_max_age_s: unused)' if late > cfg.radar_max_age_ns else ''
+            out.append(f'{vehicle_id}: radar late {late / 1e9:.2f} s{unused}')
+        return out
 
     def radar_at(self, stamp_ns: int, positions: dict[str, tuple[float, float]]
                  ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
@@ -860,7 +905,9 @@ class TwinNode(SetupNode):
         warnings_withheld (cycles whose conflicts were dropped while a vehicle's clock was unknown);
         tracks and conflicts of the last cycle; step_ms (TwinCore.step),
         cycle_ms.* (step + publishing); twin_speedup = horizon_s / median step time
-        (predicted seconds per wall second); vehicle.<v>.* odometry age and clock fit;
+        (predicted seconds per wall second); vehicle.<v>.* odometry age and clock fit, and the links
+        as received: odom_late_s / radar_late_s (median arrival - stamp over links.window_s),
+        odom_missing_share, odom_reordered, odom_duplicates;
         self_check.*; degraded (which inputs); drops.<cause> / drops.total.
         """
         cfg, now = self.cfg, self.now_ns()
@@ -889,6 +936,13 @@ class TwinNode(SetupNode):
             values[f'vehicle.{v}.clock_samples'] = vin.clock.n_samples
             values[f'vehicle.{v}.clock_offset_ms'] = vin.clock.offset_ns / 1e6 if vin.clock.n_samples else math.nan
             values[f'vehicle.{v}.clock_drift_ppm'] = vin.clock.drift_ppm
+            late = vin.odom_link.latency_ns(now)
+            values[f'vehicle.{v}.odom_late_s'] = math.nan if late is None else late / _NS_PER_S
+            values[f'vehicle.{v}.odom_missing_share'] = vin.odom_link.missing_share(now)
+            values[f'vehicle.{v}.odom_reordered'] = vin.odom_link.reordered
+            values[f'vehicle.{v}.odom_duplicates'] = vin.odom_link.duplicates
+            late = vin.radar_link.latency_ns(now)
+            values[f'vehicle.{v}.radar_late_s'] = math.nan if late is None else late / _NS_PER_S
         values.update(self.self_check_values())
         values['degraded'] = '; '.join(self.current_degraded()) or 'none'
         values.update(self.drops.as_values('drops.'))

@@ -185,3 +185,42 @@ def test_split_rejects_arrays_that_do_not_match_the_spec():
     with pytest.raises(ConfigError, match='do not match the spec'):
         DynamicLayer(DynamicConfig()).split('v1', SPEC, np.zeros((3, 3), np.float32), np.zeros((3, 3), bool),
                                             T0, 0.0)
+
+
+def test_an_object_with_its_own_age_limit_outlives_the_layer_limit():
+    """A vehicle on a 400 ms link: its objects live max_age + latency, drawn where they are by then."""
+    layer = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    lin, known = block(30.0)
+    out = layer.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0), max_age_ns=700 * MS)
+    assert out.moving[0].max_age_ns == 700 * MS
+    empty = np.full(SPEC.shape, -1, np.int8)
+    x_min, _ = occupied_x(layer.draw(SPEC, empty, T0 + 600 * MS))
+    assert x_min == pytest.approx(30.0 + 25.0 * 0.6, abs=RES)           # alive at 0.6 s, at x0 + v dt
+    assert len(layer.objects(T0 + 600 * MS)) == 1
+    assert layer.objects(T0 + 750 * MS) == []                            # gone after its own limit
+    # A limit below the layer's is raised to it; None keeps the layer's.
+    layer2 = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    low = layer2.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0), max_age_ns=100 * MS)
+    assert low.moving[0].max_age_ns == 300 * MS and len(layer2.objects(T0 + 250 * MS)) == 1
+    layer3 = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    none = layer3.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0))
+    assert none.moving[0].max_age_ns is None and layer3.objects(T0 + 400 * MS) == []
+
+
+def test_newer_evidence_of_the_vehicle_ends_the_age_extension_of_its_older_objects():
+    """The extension bridges the wait for the vehicle's next view: an older object that view does not
+    observe keeps only the layer's max_age (else it is extrapolated on as a ghost copy)."""
+    layer = DynamicLayer(DynamicConfig(max_age_ns=300 * MS))
+    lin, known = block(30.0)
+    layer.split('v1', SPEC, lin, known, T0, 0.0, radar_on(30.0, 25.0, T0), max_age_ns=700 * MS)
+    assert len(layer.objects(T0 + 500 * MS)) == 1
+    unseen = np.zeros(SPEC.shape, np.float32), np.zeros(SPEC.shape, bool)   # the next view sees nothing
+    layer.split('v1', SPEC, *unseen, T0 + 100 * MS, 0.0, None, max_age_ns=700 * MS)
+    kept = layer.objects()
+    assert len(kept) == 1 and kept[0].max_age_ns is None
+    assert len(layer.objects(T0 + 250 * MS)) == 1 and layer.objects(T0 + 500 * MS) == []
+    # Another vehicle's evidence does not touch v1's objects.
+    layer.split('v1', SPEC, lin, known, T0 + 150 * MS, 0.0, radar_on(30.0, 25.0, T0 + 150 * MS),
+                max_age_ns=700 * MS)
+    layer.split('v2', SPEC, *unseen, T0 + 200 * MS, 0.0, None, max_age_ns=700 * MS)
+    assert [o.max_age_ns for o in layer.objects() if o.stamp_ns == T0 + 150 * MS] == [700 * MS]

@@ -53,6 +53,8 @@ def test_window_partly_outside_is_cropped():
 @pytest.mark.parametrize('kwargs, cause, match', [
     (dict(vehicle_id='v9'), DropCause.UNKNOWN_VEHICLE, r"vehicle 'v9' is not in vehicle_weights \['v1', 'v2'\]"),
     (dict(stamp_ns=S - 600_000_000), DropCause.TOO_OLD, r'600\.0 ms old, max_age is 500\.0 ms'),
+    (dict(stamp_ns=S - 950_000_000, max_age_ns=900_000_000), DropCause.TOO_OLD,
+     r'950\.0 ms old, max_age is 900\.0 ms'),
     (dict(stamp_ns=S + 60_000_000), DropCause.FUTURE, r'60\.0 ms ahead of now'),
     (dict(spec=GridSpec(0.1, 0.0, RES, 4, 4)), DropCause.GEOMETRY, 'off the lattice'),
     (dict(spec=GridSpec(0.0, 0.0, 0.3, 4, 4)), DropCause.GEOMETRY,
@@ -79,6 +81,17 @@ def test_drop_causes_are_counted(kwargs, cause, match):
     else:
         assert status['v1'].drops[cause.value] == 1
         assert status['v1'].accepted == 0
+
+
+def test_a_per_message_age_limit_replaces_max_age():
+    """The node passes max_age + the link's latency: 600 ms old evidence is fused under a 900 ms limit."""
+    g = make()
+    l, k = evidence(GridSpec(0.0, 0.0, RES, 4, 4), 0.9)
+    r = g.integrate('v1', GridSpec(0.0, 0.0, RES, 4, 4), l, k, S - 600_000_000, S, max_age_ns=900_000_000)
+    assert r.accepted and r.cells == 16
+    assert g.vehicles_status(S)['v1'].drops['too_old'] == 0
+    r = g.integrate('v1', GridSpec(0.0, 0.0, RES, 4, 4), l, k, S - 600_000_000, S)     # config max_age 500 ms
+    assert not r.accepted and r.cause is DropCause.TOO_OLD
 
 
 def test_resample_coarser_and_finer():

@@ -563,3 +563,33 @@ def test_delayed_odometry_places_the_member_where_it_is_now(ros_context):
         assert y == pytest.approx(0.0, abs=1e-6)
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('allowance_s', [0.5, 0.0])
+def test_a_slow_link_is_measured_and_its_evidence_fused(ros_context, allowance_s):
+    """Evidence 600 ms late (> fusion.max_age_s 0.5): once link.min_samples (5) latencies are measured the
+    limit becomes 0.5 + 0.5 (capped) s and the rest is fused; with link.latency_allowance_max_s 0 none is."""
+    fusion = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0], **{
+        'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_y_m': -8.0,
+        'fusion.max_age_s': 0.5, 'link.latency_allowance_max_s': allowance_s, 'coregistration.enabled': False})
+    try:
+        start = 50 * 10**9
+        runner = LockstepRunner([fusion], None, publish_to_dds=False, start_ns=start)
+        v1, _ = two_views()
+        for k in range(12):
+            stamp = start + k * 100_000_000
+            runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, stamp), stamp + 600_000_000)
+        now = start + 11 * 100_000_000 + 600_000_000
+        _, _, values = fusion.vehicle_values('v1', now)
+        assert values['link.latency_ms'] == pytest.approx(600.0)
+        assert values['link.missing_share'] == pytest.approx(0.0)
+        if allowance_s:
+            assert fusion.vehicles['v1'].drops.counts == {'too_old': 4}    # before 5 latencies were measured
+            assert values['accepted'] == 8
+            assert values['link.evidence_max_age_s'] == pytest.approx(1.0)
+            assert values['link.object_max_age_s'] == pytest.approx(0.8)   # dynamic.max_age_s 0.3 + 0.5
+        else:
+            assert fusion.vehicles['v1'].drops.counts == {'too_old': 12}
+            assert values['link.evidence_max_age_s'] == pytest.approx(0.5)
+    finally:
+        fusion.destroy_node()

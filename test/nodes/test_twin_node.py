@@ -369,3 +369,38 @@ def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io,
     assert all(len(w.status) == 0 for w in io.warnings)
     assert twin.warnings_withheld > 0 and twin.diagnostics_values()['warnings_withheld'] == twin.warnings_withheld
     assert len(twin.last_result.tracks) == 1 and twin.last_result.grids
+
+
+def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
+    """v2's odometry arrives 350 ms late with a quarter of it lost, v3's on time and whole: degraded names
+    v2's link only, from what the twin measures (arrival - stamp mapped through v2's clock)."""
+    from cooperative_fusion.nodes.lockstep import LockstepRunner
+
+    twin = TwinNode(context=ros_context)
+    try:
+        start = 100 * 10**9
+        runner = LockstepRunner([twin], None, publish_to_dds=False, start_ns=start)
+        for k in range(3):
+            common = start + k * PERIOD_NS
+            for v in ('v2', 'v3'):
+                runner.feed(f'/{v}/time_reference', make_time_reference(common + CLOCK_OFFSETS[v], common), common)
+        t0 = start + 3 * PERIOD_NS
+        events = []                                           # (arrival, topic, message): 1.2 s at 50 Hz
+        for k in range(60):
+            t = t0 + k * 20_000_000
+            events.append((t, '/v3/odom', odom_msg('v3', t, t0)))
+            if k % 4 != 1:
+                events.append((t + 350_000_000, '/v2/odom', odom_msg('v2', t, t0)))
+        for arrival, topic, msg in sorted(events, key=lambda e: e[0]):
+            runner.feed(topic, msg, arrival)
+        runner.advance_to(t0 + 60 * 20_000_000 + 350_000_000)
+        assert twin.link_degraded('v2') == ['v2: odometry late 0.35 s', 'v2: 25 % of odometry missing']
+        assert twin.link_degraded('v3') == []
+        values = twin.diagnostics_values()
+        assert values['vehicle.v2.odom_late_s'] == pytest.approx(0.35)
+        assert values['vehicle.v2.odom_missing_share'] == pytest.approx(0.25, abs=0.02)
+        assert values['vehicle.v3.odom_late_s'] == pytest.approx(0.0)
+        assert values['vehicle.v3.odom_missing_share'] == pytest.approx(0.0)
+        assert math.isnan(values['vehicle.v1.odom_late_s'])    # nothing heard from v1
+    finally:
+        twin.destroy_node()
