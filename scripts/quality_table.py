@@ -10,15 +10,17 @@ common grid), evaluates the result against the truth and writes the table:
 * clocks: perfect clocks (highway_occlusion_ideal_clocks.yaml) / default
   clocks (+-200 ms, up to 50 ppm) corrected by the vehicles' timebase /
   the same uncorrected (vehicle param ``timebase.enabled: false``);
-* pose bias, on the landmark pair (guard-rail posts beside the road: static
-  structure to register on): unbiased (highway_occlusion_landmarks.yaml) /
-  0.5 m lateral and 1 deg on v1 (highway_occlusion_landmarks_v1_bias.yaml) with
-  co-registration / without (fusion param ``coregistration.enabled: false``),
-  and the co-registration correction of v1 at the end of each run (from
-  ``/diagnostics``) against the injected bias;
+* pose bias and co-registration (fusion param ``coregistration.enabled`` set
+  explicitly in every row): highway_occlusion on / off, and the landmark pair
+  (guard-rail posts beside the road: static structure to register on):
+  unbiased (highway_occlusion_landmarks.yaml) on / off, 0.5 m lateral and 1 deg
+  on v1 (highway_occlusion_landmarks_v1_bias.yaml) on / off; every vehicle's
+  co-registration correction at the end of each run (from ``/diagnostics``)
+  against the inverse of its bias in the scenario file;
 * bandwidth per vehicle and fusion latency.
 
     .venv/bin/python scripts/quality_table.py [--work DIR] [--out docs/quality.md] [--duration S] [--seed N]
+    .venv/bin/python scripts/quality_table.py --work DIR --pose-bias-section   # only that section of --out
 
 Every number in the output comes from the runs it makes; nothing is typed in.
 """

@@ -26,13 +26,25 @@ The correction maps vehicle points onto the reference, rotating about a pivot
 
     p_corrected = R(dyaw) · (p - c) + c + (dx, dy)
 
+A localisation error travels with the vehicle: the same offset and heading
+error wherever it is. So points the vehicle sensed from different places (its
+static cells accumulated over a few seconds of driving) each turn about where
+the vehicle was when it sensed them (per-point pivots): about one fixed point, a
+1 deg heading error of sightings 50 m back reads as 0.9 m sideways.
+
+Registration sees only relative offsets. :func:`register_platoon` registers
+every vehicle against the others' points moved by their latest estimates and
+then removes the platoon's median correction (a rigid transform of ``map``),
+so one biased vehicle among three or more neither pulls the honest ones
+towards it nor moves the frame.
+
 It is accepted only when the fit is good and well posed:
 enough points, fitness (fraction of vehicle points with a correspondence) >=
 ``min_fitness``, inlier RMSE <= ``max_rmse_m``, a correction within
 ``max_correction_m`` / ``max_correction_deg``, and a scene that constrains x,
 y and yaw. The last test uses the reference normals n_i at the matches and
-the point-to-line information matrix ``H = mean_i J_iᵀ J_i`` with ``J_i = (n_x, n_y, ((p_i - c) × n_i) / r)`` (r the
-RMS radius of the points about c, so the three axes share units); the scene is
+the point-to-line information matrix ``H = mean_i J_iᵀ J_i`` with ``J_i = (n_x, n_y, ((p_i - c_i) × n_i) / r)`` (r the
+RMS radius of the points about their pivots, so the three axes share units); the scene is
 degenerate when the smallest eigenvalue of H is below ``min_constraint``. A
 single straight wall (every normal the same) leaves the motion along it free
 and is rejected.
@@ -305,11 +317,11 @@ def register_platoon(points_xy: Mapping[str, NDArray[np.floating]], pivots_xy: M
 
     Registration only sees relative offsets: a vehicle registered against the others' evidence as they
     reported it is pulled towards a biased one, and registered against their corrected evidence the
-    corrections can drift together. So: ``sweeps`` rounds in which each vehicle is registered against
-    the union of the others' points moved by their latest estimates (a biased vehicle's points are
-    moved back before they become anyone's reference), then the component-wise median of all the
-    corrections is subtracted from each (the gauge: the majority of honest vehicles defines ``map``,
-    one biased vehicle in three or more cannot move it).
+    corrections can drift together. So: ``sweeps`` Gauss-Seidel sweeps in which each vehicle in turn is
+    registered against the union of the others' points moved by their newest estimates (a biased
+    vehicle's points are moved back before they become anyone's reference), then the rigid map
+    transform that brings the median correction to zero is applied to all of them (the gauge: the
+    majority defines ``map``; one biased vehicle in three or more cannot move it).
     """
     if sweeps < 1:
         raise ConfigError(f'sweeps must be >= 1, got {sweeps}')

@@ -15,7 +15,8 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
 :func:`~cooperative_fusion.core.coregistration.estimate_offset`:
 
 * evidence callback: frame check, ``grid_from_msg`` -> ``percent_to_logodds``,
-  the vehicle's co-registration correction (if any) applied to the grid, then
+  the vehicle's co-registration correction (if any) applied to the grid (about
+  the vehicle's odometry position at the evidence stamp), then
   the cross-vehicle consistency check (``consistency.*``,
   :class:`~cooperative_fusion.core.consistency.ConsistencyChecker`: cells that
   contradict two or more other vehicles' evidence of about the same time are
@@ -38,10 +39,13 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
   with the moving objects drawn where they are at ``now`` (moved by
   ``v·(now - stamp)``) and the members' bodies, stamped ``now``, record
   ``publish - sensor stamp`` latencies;
-* co-registration timer (``coregistration.period_s``): each vehicle's static
-  cells (occupied, p >= 0.65) against the other vehicles' static cells as
-  received (without their corrections, so the corrections cannot drift
-  together), pivot at the vehicle's odom position; only static structure is
+* co-registration timer (``coregistration.period_s``): all vehicles' static
+  cells (occupied, p >= 0.65) registered together
+  (:func:`~cooperative_fusion.core.coregistration.register_platoon`: each against
+  the others' moved by their latest estimates, ``coregistration.sweeps`` times,
+  then the platoon's median correction removed, so the majority defines
+  ``map``); each point turns about the vehicle's odometry position at its stamp
+  (a pose error travels with the vehicle); only static structure is
   registered: with ``coregistration.static_min_age_s`` > 0, a vehicle's cells
   that its own evidence at least that much older also holds (within
   ``coregistration.static_tolerance_m``, :func:`~cooperative_fusion.core.coregistration.persistent_points`),
@@ -205,8 +209,8 @@ PARAMS: tuple[Param, ...] = (
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
     # co-registration (core.coregistration.CoregConfig)
-    Param('coregistration.enabled', False, 'estimate and apply per-vehicle pose corrections (off by default: on the '
-          'landmark test its sideways correction overshoots, see docs/quality.md)'),
+    Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections (docs/quality.md: a '
+          '0.5 m / 1 deg biased vehicle corrected on the landmark scene, no change without roadside structure)'),
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
     Param('coregistration.smoothing', 0.5, 'weight of a new accepted estimate in the running correction', 0.01, 1.0),
     Param('coregistration.min_points', 10, 'occupied points needed on each side and as matches', 3, 1_000_000),
@@ -501,6 +505,18 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     return out, np.where(kin, lin, 0.0).astype(np.float32), kin
 
 
+def mask_on(src: GridSpec, mask: NDArray[np.bool_], dst: GridSpec) -> NDArray[np.bool_]:
+    """``mask`` (src.height, src.width) read at the centre of every cell of ``dst``: (dst.height, dst.width);
+    False outside ``src``. Carries a per-cell flag onto another resolution or lattice."""
+    ix = np.floor((dst.origin_x + (np.arange(dst.width) + 0.5) * dst.resolution - src.origin_x)
+                  / src.resolution).astype(np.int64)
+    iy = np.floor((dst.origin_y + (np.arange(dst.height) + 0.5) * dst.resolution - src.origin_y)
+                  / src.resolution).astype(np.int64)
+    okx, oky = (ix >= 0) & (ix < src.width), (iy >= 0) & (iy < src.height)
+    out = np.asarray(mask, dtype=bool)[np.clip(iy, 0, src.height - 1)[:, None], np.clip(ix, 0, src.width - 1)[None, :]]
+    return out & oky[:, None] & okx[None, :]
+
+
 def quat_wxyz_yaw(q: NDArray[np.floating]) -> float:
     """Yaw (rad) of a unit quaternion (w, x, y, z)."""
     w, x, y, z = (float(v) for v in q)
@@ -724,22 +740,41 @@ class FusionNode(SetupNode):
             # follow_platoon before any odometry: start the window on the first evidence.
             self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
         t0 = time.perf_counter()
+        # What the consistency check compares: the evidence on its own lattice (the others' are on theirs).
+        checked = None
         if not st.correction.is_identity:
             # About where the vehicle was at the stamp (the pose error travels with it).
             at = self._odom_at(st, stamp_ns)
             corr = st.correction.at(at[:2]) if at is not None else st.correction
+            fine = self._fine(spec, logodds, known)
+            if fine is not None:
+                # Nearest-cell warping on a 0.4 m lattice would move the evidence by whole 0.4 m cells (a
+                # 0.25 m correction by 0.4 m): warp on the common lattice; check the coarse warp.
+                if self.consistency is not None:
+                    checked = warp_evidence(spec, logodds, known, corr)
+                spec, logodds, known = fine
             spec, logodds, known = warp_evidence(spec, logodds, known, corr)
         if self.cfg.footprints is not None:
             # The members' bodies are drawn at publish time; their faces seen at this stamp would lag.
-            logodds, known, _ = drop_member_hits(spec, logodds, known, self.member_poses(stamp_ns),
-                                                 self.cfg.footprint_margin_m, self.cfg.footprint_margin_behind_m)
+            members = self.member_poses(stamp_ns)
+            logodds, known, _ = drop_member_hits(spec, logodds, known, members, self.cfg.footprint_margin_m,
+                                                 self.cfg.footprint_margin_behind_m)
+            if checked is not None:
+                checked = (checked[0], *drop_member_hits(*checked, members, self.cfg.footprint_margin_m,
+                                                         self.cfg.footprint_margin_behind_m)[:2])
         if self.consistency is not None:
             # Cells contradicting two or more other vehicles are scaled down (the per-cell weight); free
             # road swept by what may have moved between two vehicles' stamps (along the vehicle's heading)
             # is not compared.
             pose = self._pose_at(vid, st, stamp_ns)
-            logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns,
-                                             pose[2] if pose is not None else 0.0).logodds
+            heading = pose[2] if pose is not None else 0.0
+            if checked is None:
+                logodds = self.consistency.check(vid, spec, logodds, known, stamp_ns, heading).logodds
+            else:
+                conflict = self.consistency.check(vid, *checked, stamp_ns, heading).conflict
+                weight = self.consistency.config.conflict_weight
+                logodds = np.where(mask_on(checked[0], conflict, spec), logodds * np.float32(weight),
+                                   logodds).astype(np.float32)
         now = self.now_ns()
         if self.dynamic is not None:
             spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now)
@@ -755,6 +790,17 @@ class FusionNode(SetupNode):
             self._placed = False      # rejected evidence must not place the window: the next input does
         if result.cause is not None:
             self._drop(vid, result.cause.value, result.reason)
+
+    def _fine(self, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_]
+              ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]] | None:
+        """The evidence repeated onto the common resolution when it is coarser (a whole multiple), else None."""
+        if spec.resolution <= self.grid.spec.resolution * (1.0 + 1e-6) or np.shape(logodds) != spec.shape \
+                or np.shape(known) != spec.shape:
+            return None
+        try:
+            return resample_to_resolution(spec, logodds, known, self.grid.spec.resolution, self.grid.spec)
+        except ConfigError:
+            return None          # not a whole multiple: integrate drops it with its cause
 
     def _split_moving(self, vid: str, st: _VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
                       known: NDArray[np.bool_], stamp_ns: int, now_ns: int

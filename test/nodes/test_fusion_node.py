@@ -20,7 +20,7 @@ from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import (PARAMS, Correction, FusionNode, WindowMode, config_from_params,
-                                                   platoon_center, quat_wxyz_yaw, warp_evidence)
+                                                   mask_on, platoon_center, quat_wxyz_yaw, warp_evidence)
 from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
@@ -366,6 +366,36 @@ def test_warp_moves_a_biased_grid_back_onto_the_truth():
     assert spec.width > CO_SPEC.width and spec.lattice_offset(CO_SPEC) == (ox, oy)
     same = warp_evidence(CO_SPEC, logodds, known, Correction())
     assert same[0] == CO_SPEC and same[1] is logodds
+
+
+def test_warp_on_the_common_lattice_keeps_a_sub_cell_correction():
+    """Evidence shared at 0.4 m and corrected by 0.2 m: warped on its own lattice it moves by a whole
+    0.4 m cell or not at all; repeated onto the 0.2 m lattice first, it moves by the 0.2 m."""
+    coarse = GridSpec(0.0, 0.0, 0.4, 50, 25)
+    logodds = np.zeros(coarse.shape, np.float32)
+    logodds[10, 20] = 2.0                                      # a post at x 8.0-8.4, y 4.0-4.4
+    known = np.ones(coarse.shape, bool)
+    corr = Correction(0.2, 0.0, 0.0, (0.0, 0.0))
+    spec, out, k = warp_evidence(coarse, logodds, known, corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    assert np.all(np.isclose(xs, 8.2) | np.isclose(xs, 8.6)) and len(xs) == 1     # 0.4 m or nothing
+    fine = GridSpec(0.0, 0.0, 0.2, 100, 50)
+    rep = np.repeat(np.repeat(logodds, 2, axis=0), 2, axis=1)
+    spec, out, k = warp_evidence(fine, rep, np.ones(fine.shape, bool), corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    np.testing.assert_allclose(sorted(set(np.round(xs, 6))), [8.3, 8.5])
+
+
+def test_mask_on_reads_a_coarse_mask_at_the_fine_cell_centres():
+    coarse = GridSpec(-0.8, 0.0, 0.4, 4, 2)
+    mask = np.zeros(coarse.shape, bool)
+    mask[1, 2] = True                                          # x 0.0-0.4, y 0.4-0.8
+    fine = GridSpec(-0.2, 0.2, 0.2, 6, 5)                     # x -0.2-1.0, y 0.2-1.2 (partly outside)
+    out = mask_on(coarse, mask, fine)
+    assert out.shape == fine.shape
+    assert set(zip(*np.nonzero(out))) == {(1, 1), (1, 2), (2, 1), (2, 2)}   # y 0.4-0.8, x 0.0-0.4
+    full = mask_on(coarse, np.ones(coarse.shape, bool), fine)
+    assert full[:3, :5].all() and not full[:, 5:].any() and not full[3:].any()    # centres beyond 0.8: outside
 
 
 def test_correction_travels_with_the_vehicle():
