@@ -190,7 +190,7 @@ def _inverse_biases(scenario: str) -> dict[str, tuple[float, float, float]]:
     out = {}
     for v in doc['platoon']['vehicles']:
         loc = v.get('localization') or {}
-        out[v['id']] = tuple(-float(loc.get(k, 0.0)) for k in ('bias_x_m', 'bias_y_m', 'bias_yaw_deg'))
+        out[v['id']] = tuple(0.0 - float(loc.get(k, 0.0)) for k in ('bias_x_m', 'bias_y_m', 'bias_yaw_deg'))
     return out
 
 
@@ -208,7 +208,8 @@ def pose_bias_section(reports: dict[str, dict[str, Any]], command: str | None) -
         out += [f'Made by `{command}` on {_dt.date.today().isoformat()}.', '']
     out += ['Guard-rail posts every 12 m beside the road (static structure to register on); object_recall and '
             'see-through count the posts as objects, so they are lower than on highway_occlusion. '
-            'highway_occlusion has no static roadside structure: there no estimate is expected to be accepted.', '',
+            'highway_occlusion has no static roadside structure (the stopped car is the only static object): '
+            'there hardly any estimate is accepted.', '',
             '| run | occupied_precision | object_recall | see_through mean | v1 correction dx, dy m / dyaw deg '
             '(updates) |', '|---|---|---|---|---|']
     for name, label in (('default_coreg', 'highway_occlusion, co-registration on'),
