@@ -26,13 +26,25 @@ The correction maps vehicle points onto the reference, rotating about a pivot
 
     p_corrected = R(dyaw) · (p - c) + c + (dx, dy)
 
+A localisation error travels with the vehicle: the same offset and heading
+error wherever it is. So points the vehicle sensed from different places (its
+static cells accumulated over a few seconds of driving) each turn about where
+the vehicle was when it sensed them (per-point pivots): about one fixed point, a
+1 deg heading error of sightings 50 m back reads as 0.9 m sideways.
+
+Registration sees only relative offsets. :func:`register_platoon` registers
+every vehicle against the others' points moved by their latest estimates and
+then removes the platoon's median correction (a rigid transform of ``map``),
+so one biased vehicle among three or more neither pulls the honest ones
+towards it nor moves the frame.
+
 It is accepted only when the fit is good and well posed:
 enough points, fitness (fraction of vehicle points with a correspondence) >=
 ``min_fitness``, inlier RMSE <= ``max_rmse_m``, a correction within
 ``max_correction_m`` / ``max_correction_deg``, and a scene that constrains x,
 y and yaw. The last test uses the reference normals n_i at the matches and
-the point-to-line information matrix ``H = mean_i J_iᵀ J_i`` with ``J_i = (n_x, n_y, ((p_i - c) × n_i) / r)`` (r the
-RMS radius of the points about c, so the three axes share units); the scene is
+the point-to-line information matrix ``H = mean_i J_iᵀ J_i`` with ``J_i = (n_x, n_y, ((p_i - c_i) × n_i) / r)`` (r the
+RMS radius of the points about their pivots, so the three axes share units); the scene is
 degenerate when the smallest eigenvalue of H is below ``min_constraint``. A
 single straight wall (every normal the same) leaves the motion along it free
 and is rejected.
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -165,14 +178,19 @@ def _normals(points: NDArray[np.float64], tree: cKDTree, radius: float, k: int =
     return vecs[:, :, 0], line
 
 
-def _rows(src: NDArray[np.float64], dst: NDArray[np.float64], normals: NDArray[np.float64],
-          line: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Residual rows: one point-to-line row per match on a line, two (x and y) per match that is not."""
+def _rows(line: NDArray[np.bool_], normals: NDArray[np.float64], *per_match: NDArray[np.float64]
+          ) -> list[NDArray[np.float64]]:
+    """Residual rows: one point-to-line row per match on a line, two (x and y) per match that is not.
+
+    line : (M,) whether each match's reference point lies on a line; normals : (M, 2) their normals;
+    per_match : arrays (M, ...) with one entry per match, each repeated the same way.
+    Returns the rows' normals (M', 2) (the x and y axes for the point-to-point rows), then each
+    per_match array expanded to (M', ...).
+    """
     pt = ~line
     axes = np.broadcast_to(np.eye(2), (int(pt.sum()), 2, 2)).reshape(-1, 2)
-    return (np.concatenate([src[line], np.repeat(src[pt], 2, axis=0)]),
-            np.concatenate([dst[line], np.repeat(dst[pt], 2, axis=0)]),
-            np.concatenate([normals[line], axes]))
+    return [np.concatenate([normals[line], axes])] + [
+        np.concatenate([a[line], np.repeat(a[pt], 2, axis=0)]) for a in per_match]
 
 
 def persistent_points(points_xy: NDArray[np.floating], earlier_xy: NDArray[np.floating], tolerance_m: float
@@ -190,19 +208,18 @@ def persistent_points(points_xy: NDArray[np.floating], earlier_xy: NDArray[np.fl
     return p[np.isfinite(d)]
 
 
-def _point_to_line_step(src: NDArray[np.float64], dst: NDArray[np.float64], normals: NDArray[np.float64]
-                        ) -> tuple[float, NDArray[np.float64]]:
-    """Gauss-Newton step (yaw, translation) minimising sum (n_i · (R p_i + t - q_i))², linearised in yaw.
+def _gauss_newton_step(residual_vec: NDArray[np.float64], lever: NDArray[np.float64],
+                       normals: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Step (dx, dy, dyaw) minimising sum (n_i · (moved_i - q_i))², linearised in yaw.
 
-    Point-to-line lets points slide along walls and box sides, so the ends of
-    the structures, not the lattice of the cells, decide the motion along them.
+    residual_vec : (M, 2) moved_i - q_i; lever : (M, 2) the rotated point about its pivot, R·(p_i - c_i);
+    normals : (M, 2). Point-to-line lets points slide along walls and box sides, so the ends of the
+    structures, not the lattice of the cells, decide the motion along them.
     """
-    r = np.sum(normals * (src - dst), axis=1)
-    j = np.column_stack([normals, src[:, 0] * normals[:, 1] - src[:, 1] * normals[:, 0]])
+    r = np.sum(normals * residual_vec, axis=1)
+    j = np.column_stack([normals, lever[:, 0] * normals[:, 1] - lever[:, 1] * normals[:, 0]])
     h = j.T @ j + 1e-9 * np.eye(3)
-    tx, ty, yaw = np.linalg.solve(h, -j.T @ r)
-    # Re-orthogonalise: rotate about the origin by yaw, then translate.
-    return float(yaw), np.array([tx, ty])
+    return np.linalg.solve(h, -j.T @ r)
 
 
 def _reject(reason: str, pivot: NDArray[np.float64], dx: float = 0.0, dy: float = 0.0, dyaw: float = 0.0,
@@ -216,41 +233,58 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
 
     vehicle_points_xy : (N, 2) metres in ``map``, this vehicle's occupied cells
     reference_points_xy : (M, 2) metres, the other vehicles' occupied cells
-    pivot_xy : (2,) metres, the vehicle position; default the vehicle points' centroid
+    pivot_xy : (2,) metres, the vehicle position; or (N, 2), one per vehicle point: the vehicle position
+        when that point was sensed (see :func:`apply_correction`); default the vehicle points' centroid
+    With per-point pivots, the result's pivot is the last row (pass the points oldest first).
     Never raises on a poor scene: returns ``accepted=False`` with the reason.
     """
     cfg = cfg or CoregConfig()
     src = np.asarray(vehicle_points_xy, dtype=np.float64).reshape(-1, 2)
     ref = np.asarray(reference_points_xy, dtype=np.float64).reshape(-1, 2)
-    src = src[np.all(np.isfinite(src), axis=1)]
+    if pivot_xy is None:
+        finite = src[np.all(np.isfinite(src), axis=1)]
+        pivots = np.broadcast_to(finite.mean(axis=0) if len(finite) else np.zeros(2), src.shape)
+    else:
+        pivots = np.asarray(pivot_xy, dtype=np.float64)
+        if pivots.shape not in ((2,), src.shape):
+            raise ConfigError(f'pivot_xy must have shape (2,) or {src.shape} (one per vehicle point), '
+                              f'got {pivots.shape}')
+        pivots = np.broadcast_to(pivots, src.shape)
+    ok = np.all(np.isfinite(src), axis=1) & np.all(np.isfinite(pivots), axis=1)
+    src, pivots = src[ok], pivots[ok]
     ref = ref[np.all(np.isfinite(ref), axis=1)]
-    pivot = np.asarray(pivot_xy, dtype=np.float64) if pivot_xy is not None else (
-        src.mean(axis=0) if len(src) else np.zeros(2))
+    pivot = pivots[-1] if len(pivots) else np.zeros(2)
     if len(src) < cfg.min_points or len(ref) < cfg.min_points:
         return _reject(f'too few points: vehicle {len(src)}, reference {len(ref)}, need {cfg.min_points}', pivot)
-    # Work about the pivot: coordinates stay small, yaw and translation decouple.
-    src_c, ref_c = src - pivot, ref - pivot
+    # Work about the (last) pivot: coordinates stay small. Each point turns about its own pivot:
+    # moved_i = R(yaw)·(p_i - c_i) + c_i + t.
+    arm = src - pivots
+    base = pivots - pivot
+    ref_c = ref - pivot
     tree = cKDTree(ref_c)
     normals, line = _normals(ref_c, tree, cfg.normal_radius_m)
-    yaw, t = 0.0, np.zeros(2)
+    x = np.zeros(3)                                                   # dx, dy, dyaw
     for _ in range(cfg.max_iterations):
-        moved = src_c @ _rot(yaw).T + t
+        lever = arm @ _rot(x[2]).T
+        moved = lever + base + x[:2]
         d, idx = tree.query(moved, distance_upper_bound=cfg.max_correspondence_m)
         m = np.isfinite(d)
         if m.sum() < cfg.min_points:
             return _reject(f'too few correspondences within {cfg.max_correspondence_m} m: {int(m.sum())}, '
-                           f'need {cfg.min_points}', pivot, t[0], t[1], yaw, float(m.mean()))
-        dyaw, dt = _point_to_line_step(*_rows(moved[m], ref_c[idx[m]], normals[idx[m]], line[idx[m]]))
-        yaw += dyaw
-        t = _rot(dyaw) @ t + dt
-        if np.hypot(*dt) < 1e-4 and abs(dyaw) < math.radians(1e-4):
+                           f'need {cfg.min_points}', pivot, x[0], x[1], x[2], float(m.mean()))
+        n, res, lev = _rows(line[idx[m]], normals[idx[m]], moved[m] - ref_c[idx[m]], lever[m])
+        step = _gauss_newton_step(res, lev, n)
+        x += step
+        if np.hypot(*step[:2]) < 1e-4 and abs(step[2]) < math.radians(1e-4):
             break
-    moved = src_c @ _rot(yaw).T + t
+    lever = arm @ _rot(x[2]).T
+    moved = lever + base + x[:2]
     d, idx = tree.query(moved, distance_upper_bound=cfg.max_correspondence_m)
     m = np.isfinite(d)
     fitness = float(m.mean())
     rmse = float(np.sqrt(np.mean(d[m] ** 2))) if m.any() else math.inf
-    args = (pivot, float(t[0]), float(t[1]), float(yaw), fitness, rmse)
+    dx, dy, yaw = (float(v) for v in x)
+    args = (pivot, dx, dy, yaw, fitness, rmse)
     if m.sum() < cfg.min_points:
         return _reject(f'too few correspondences within {cfg.max_correspondence_m} m: {int(m.sum())}, '
                        f'need {cfg.min_points}', *args)
@@ -258,23 +292,99 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
         return _reject(f'fitness {fitness:.2f} below min_fitness {cfg.min_fitness}', *args)
     if rmse > cfg.max_rmse_m:
         return _reject(f'rmse {rmse:.3f} m above max_rmse {cfg.max_rmse_m} m', *args)
-    shift = float(np.hypot(*t))
+    shift = math.hypot(dx, dy)
     if shift > cfg.max_correction_m or abs(math.degrees(yaw)) > cfg.max_correction_deg:
         return _reject(f'correction {shift:.2f} m / {math.degrees(yaw):.2f} deg exceeds '
                        f'{cfg.max_correction_m} m / {cfg.max_correction_deg} deg', *args)
-    rows = _rows(moved[m], ref_c[idx[m]], normals[idx[m]], line[idx[m]])
-    weakest = _weakest_constraint(rows[1], rows[2])
+    n, lev = _rows(line[idx[m]], normals[idx[m]], lever[m])
+    weakest = _weakest_constraint(lev, n)
     if weakest < cfg.min_constraint:
         return _reject(f'degenerate scene: weakest constraint {weakest:.3f} below {cfg.min_constraint} '
                        f'(e.g. a single straight wall leaves the motion along it free)', *args)
-    return CoregResult(float(t[0]), float(t[1]), float(yaw), fitness, rmse, True, 'ok',
-                       (float(pivot[0]), float(pivot[1])))
+    return CoregResult(dx, dy, yaw, fitness, rmse, True, 'ok', (float(pivot[0]), float(pivot[1])))
 
 
-def _weakest_constraint(matched: NDArray[np.float64], normals: NDArray[np.float64]) -> float:
-    """Smallest eigenvalue of the normalised point-to-line information matrix at the matched points."""
-    r = float(np.sqrt(np.mean(np.sum(matched ** 2, axis=1)))) or 1.0
-    cross = (matched[:, 0] * normals[:, 1] - matched[:, 1] * normals[:, 0]) / r
+def register_platoon(points_xy: Mapping[str, NDArray[np.floating]], pivots_xy: Mapping[str, NDArray[np.floating]],
+                     current: Mapping[str, CoregResult], cfg: CoregConfig | None = None, sweeps: int = 3
+                     ) -> dict[str, CoregResult]:
+    """Every vehicle's correction at once, in the frame the majority of the platoon agrees on.
+
+    points_xy : {vehicle: (N, 2) metres in ``map``}, its static cells as it reported them (uncorrected)
+    pivots_xy : {vehicle: (N, 2) or (2,) metres}, where it was when it sensed each point
+    current : {vehicle: its correction so far} (missing: none), the starting point
+    Returns {vehicle: result}; a rejected vehicle's result carries the reason and its current
+    correction as dx, dy, dyaw.
+
+    Registration only sees relative offsets: a vehicle registered against the others' evidence as they
+    reported it is pulled towards a biased one, and registered against their corrected evidence the
+    corrections can drift together. So: ``sweeps`` Gauss-Seidel sweeps in which each vehicle in turn is
+    registered against the union of the others' points moved by their newest estimates (a biased
+    vehicle's points are moved back before they become anyone's reference), then the rigid map
+    transform that brings the median correction to zero is applied to all of them (the gauge: the
+    majority defines ``map``; one biased vehicle in three or more cannot move it).
+    """
+    if sweeps < 1:
+        raise ConfigError(f'sweeps must be >= 1, got {sweeps}')
+    cfg = cfg or CoregConfig()
+    vids = list(points_xy)
+    if not vids:
+        return {}
+    identity = CoregResult(0.0, 0.0, 0.0, 0.0, math.inf, False, 'not run')
+    est = {v: current.get(v, identity) for v in vids}
+    moved = {v: apply_correction(points_xy[v], est[v], pivots_xy[v]) for v in vids}
+    results: dict[str, CoregResult] = {}
+    for _ in range(sweeps):
+        # Gauss-Seidel: each vehicle against the others' points moved by their newest estimates (all at
+        # once, Jacobi, a biased and an honest vehicle swap their errors every sweep).
+        for v in vids:
+            others = [moved[o] for o in vids if o != v]
+            # Vehicles share the lattice: cells two vehicles report alike would only skew the normals.
+            ref = np.unique(np.round(np.concatenate(others) / 0.01), axis=0) * 0.01
+            r = estimate_offset(points_xy[v], ref, cfg, pivot_xy=pivots_xy[v])
+            results[v] = r
+            if r.accepted:
+                est[v] = r
+                moved[v] = apply_correction(points_xy[v], r, pivots_xy[v])
+    gauge = _median_gauge([est[v] for v in vids])
+    out = {}
+    for v in vids:
+        r, e = results[v], _compose(gauge, est[v])
+        out[v] = CoregResult(e.dx, e.dy, e.dyaw, r.fitness, r.rmse, r.accepted, r.reason, e.pivot)
+    return out
+
+
+def _compose(gauge: tuple[float, float, float, NDArray[np.float64]], corr: CoregResult) -> CoregResult:
+    """``gauge`` (dx, dy, dyaw about a point) applied after ``corr``, written about ``corr``'s pivot."""
+    gx, gy, gyaw, centre = gauge
+    c = np.asarray(corr.pivot, dtype=np.float64)
+    # corr maps its pivot c to c + t; the gauge maps that on; the rotations add.
+    moved = _rot(gyaw) @ (c + (corr.dx, corr.dy) - centre) + centre + (gx, gy)
+    t = moved - c
+    return CoregResult(float(t[0]), float(t[1]), corr.dyaw + gyaw, corr.fitness, corr.rmse, corr.accepted,
+                       corr.reason, corr.pivot)
+
+
+def _median_gauge(corrections: list[CoregResult]) -> tuple[float, float, float, NDArray[np.float64]]:
+    """The map transform (dx, dy, dyaw about the pivots' centroid) that brings the median correction to zero.
+
+    Registration fixes the vehicles only relative to each other: all of them turned and shifted together
+    fit as well. The rotation is the median heading correction; the shift, after it, the median of where
+    the pivots land: one vehicle in three or more cannot move either.
+    """
+    centre = np.mean([c.pivot for c in corrections], axis=0)
+    gyaw = -float(np.median([c.dyaw for c in corrections]))
+    landed = [_rot(gyaw) @ (np.asarray(c.pivot) + (c.dx, c.dy) - centre) + centre - c.pivot for c in corrections]
+    shift = -np.median(landed, axis=0)
+    return float(shift[0]), float(shift[1]), gyaw, centre
+
+
+def _weakest_constraint(lever: NDArray[np.float64], normals: NDArray[np.float64]) -> float:
+    """Smallest eigenvalue of the normalised point-to-line information matrix at the matches.
+
+    lever : (M, 2) each matched point about its pivot (rotated); normals : (M, 2) the rows' normals.
+    """
+    r = float(np.sqrt(np.mean(np.sum(lever ** 2, axis=1)))) or 1.0
+    cross = (lever[:, 0] * normals[:, 1] - lever[:, 1] * normals[:, 0]) / r
     j = np.column_stack([normals, cross])
     return float(np.linalg.eigvalsh(j.T @ j / len(j))[0])
 
@@ -289,8 +399,14 @@ def correction_matrix(result: CoregResult) -> NDArray[np.float64]:
     return out
 
 
-def apply_correction(points_xy: NDArray[np.floating], result: CoregResult) -> NDArray[np.float64]:
-    """Corrected points (N, 2) metres: ``R(dyaw) · (p - pivot) + pivot + (dx, dy)``."""
+def apply_correction(points_xy: NDArray[np.floating], result: CoregResult,
+                     pivot_xy: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+    """Corrected points (N, 2) metres: ``R(dyaw) · (p - pivot) + pivot + (dx, dy)``.
+
+    pivot_xy : (2,) or (N, 2) metres instead of ``result.pivot``. A pose error travels with the vehicle
+    (its odometry is off by the same offset and heading wherever it is), so the correction turns each
+    point about where the vehicle was when it sensed that point, not about one fixed point in ``map``.
+    """
     p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    c = np.asarray(result.pivot)
+    c = np.asarray(result.pivot if pivot_xy is None else pivot_xy, dtype=np.float64)
     return (p - c) @ _rot(result.dyaw).T + c + (result.dx, result.dy)

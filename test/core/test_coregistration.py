@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.coregistration import (CoregConfig, CoregResult, apply_correction,
                                                     correction_matrix, estimate_offset, occupied_points,
-                                                    persistent_points)
+                                                    persistent_points, register_platoon)
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec, prob_to_logodds
 from cooperative_fusion.core.se3 import apply as se3_apply
@@ -202,3 +202,94 @@ def test_isolated_posts_are_matched_point_to_point():
     wide = estimate_offset(posts + (0.3, 0.1), posts, CoregConfig(min_points=10, normal_radius_m=30.0),
                            pivot_xy=np.array([500.0, 0.0]))
     assert not wide.accepted and abs(wide.dx) < 0.05, wide
+
+
+POSTS = np.array([[x, y] for x in np.arange(-96.0, 400.0, 12.0) for y in (-2.95, 9.75)])
+
+
+def drive(true_xs: np.ndarray, bias: tuple[float, float, float], rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """A vehicle in lane 0 passing the posts: at each true position x in ``true_xs`` it senses the posts
+    from 20 m behind to 70 m ahead (80 % of them, 0.4 m cells) through a pose biased by (bx, by, yaw deg).
+    Returns the sensed points (N, 2) and, per point, its odometry position then (N, 2)."""
+    b, yaw = np.array(bias[:2]), math.radians(bias[2])
+    pts, pivots = [], []
+    for x in true_xs:
+        here = np.array([x, 0.0])
+        seen = POSTS[(POSTS[:, 0] > x - 20.0) & (POSTS[:, 0] < x + 70.0)]
+        seen = seen[rng.random(len(seen)) < 0.8]
+        cells = rasterise(np.concatenate([box_outline(px, py, 0.4, 0.4, 0.0, 0.05) for px, py in seen]), 0.4)
+        pts.append(rotate_about(cells, here, yaw) + b)
+        pivots.append(np.broadcast_to(here + b, cells.shape))
+    return np.concatenate(pts), np.concatenate(pivots)
+
+
+def test_a_bias_that_travels_with_the_vehicle_is_recovered_from_a_drive():
+    """The posts a vehicle saw over 2 s at 25 m/s, each sensed through the same pose error: turned about
+    where the vehicle was for each point, the correction comes out right; turned about one point (its
+    latest position), the heading error of the older sightings reads as a sideways offset."""
+    rng = np.random.default_rng(0)
+    xs = 100.0 + 25.0 * np.arange(0.0, 2.01, 0.25)
+    vehicle, pivots = drive(xs, (0.1, 0.5, 1.0), rng)
+    reference, _ = drive(xs - 30.0, (0.0, 0.0, 0.0), rng)
+    cfg = CoregConfig(min_points=10, max_correspondence_m=2.0, max_rmse_m=0.35)
+    r = estimate_offset(vehicle, reference, cfg, pivot_xy=pivots)
+    assert r.accepted, r.reason
+    assert r.pivot == pytest.approx(tuple(pivots[-1]))
+    assert math.hypot(r.dx + 0.1, r.dy + 0.5) < 0.1, r          # about the odometry position: -bias
+    assert abs(math.degrees(r.dyaw) + 1.0) < 0.1, r
+    one = estimate_offset(vehicle, reference, cfg, pivot_xy=pivots[-1])
+    assert not one.accepted or abs(one.dy + 0.5) > 0.2, one
+    with pytest.raises(ConfigError, match='pivot_xy must have shape'):
+        estimate_offset(vehicle, reference, cfg, pivot_xy=pivots[:5])
+
+
+def platoon_views(biases: dict[str, tuple[float, float, float]], rng: np.random.Generator
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Four vehicles 20-25 m apart (v1 leading) passing the posts for 2 s, each with its own pose bias."""
+    gaps = {'v1': 0.0, 'v2': -27.0, 'v3': -47.0, 'v4': -67.0}
+    xs = 200.0 + 25.0 * np.arange(0.0, 2.01, 0.25)
+    views = {v: drive(xs + gaps[v], biases[v], rng) for v in biases}
+    return {v: p for v, (p, _) in views.items()}, {v: c for v, (_, c) in views.items()}
+
+
+BIASES = {'v1': (0.1, 0.5, 1.0), 'v2': (-0.2, 0.1, -0.2), 'v3': (0.3, 0.0, 0.0), 'v4': (0.0, 0.15, 0.0)}
+
+
+def test_register_platoon_lets_the_majority_define_map():
+    """v1 biased 0.5 m / 1 deg, the others by highway_occlusion_landmarks' small honest biases. Each
+    vehicle registered against the others' evidence as reported pulls the honest followers towards v1;
+    registered together and anchored on the median, v1 gets its inverse bias and the others stay small."""
+    rng = np.random.default_rng(1)
+    points, pivots = platoon_views(BIASES, rng)
+    cfg = CoregConfig(min_points=10, max_correspondence_m=2.0, max_rmse_m=0.35)
+    out = register_platoon(points, pivots, {}, cfg, sweeps=3)
+    assert all(r.accepted for r in out.values()), out
+    # Error of each correction against the inverse of the vehicle's bias (about its odometry position).
+    err = np.array([[out[v].dx + bx, out[v].dy + by, math.degrees(out[v].dyaw) + yaw]
+                    for v, (bx, by, yaw) in BIASES.items()])
+    # map is where the honest majority puts it, their own small biases included: a common error
+    # of a few tenths at most ...
+    assert np.all(np.hypot(err[:, 0], err[:, 1]) < 0.25) and np.all(np.abs(err[:, 2]) < 0.1), err
+    # ... and every vehicle, v1 included, shares it (they agree with each other).
+    spread = err - np.median(err, axis=0)
+    assert np.all(np.hypot(spread[:, 0], spread[:, 1]) < 0.1) and np.all(np.abs(spread[:, 2]) < 0.1), err
+    # Against the others as reported (one sweep, no anchor: what the node did before), v2 is pulled.
+    ref = np.concatenate([points[o] for o in ('v1', 'v3', 'v4')])
+    pulled = estimate_offset(points['v2'], ref, cfg, pivot_xy=pivots['v2'])
+    assert abs(math.degrees(pulled.dyaw) - 0.2) > 0.5, pulled
+
+
+def test_register_platoon_starts_from_the_current_corrections_and_checks_sweeps():
+    rng = np.random.default_rng(2)
+    points, pivots = platoon_views({'v1': (0.0, 0.0, 0.0), 'v2': (0.0, 0.0, 0.0), 'v3': (0.0, 0.0, 0.0)}, rng)
+    cfg = CoregConfig(min_points=10, max_correspondence_m=2.0, max_rmse_m=0.35)
+    # Two vehicles only: nothing tells which one is off, each gets half of the relative offset.
+    two = register_platoon({v: points[v] for v in ('v1', 'v2')}, {v: pivots[v] for v in ('v1', 'v2')}, {}, cfg)
+    assert two['v1'].dy == pytest.approx(-two['v2'].dy, abs=1e-9)
+    start = {v: CoregResult(0.0, 0.3, 0.0, 1.0, 0.0, True, 'ok') for v in points}
+    out = register_platoon(points, pivots, start, cfg, sweeps=2)
+    for r in out.values():                      # a common shift of all corrections is no information
+        assert r.accepted and math.hypot(r.dx, r.dy) < 0.05 and abs(math.degrees(r.dyaw)) < 0.05, r
+    with pytest.raises(ConfigError, match='sweeps must be >= 1'):
+        register_platoon(points, pivots, {}, cfg, sweeps=0)

@@ -20,7 +20,7 @@ from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import (PARAMS, Correction, FusionNode, WindowMode, config_from_params,
-                                                   platoon_center, quat_wxyz_yaw, warp_evidence)
+                                                   mask_on, platoon_center, quat_wxyz_yaw, warp_evidence)
 from cooperative_fusion.nodes.lockstep import LockstepRunner
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
@@ -368,13 +368,50 @@ def test_warp_moves_a_biased_grid_back_onto_the_truth():
     assert same[0] == CO_SPEC and same[1] is logodds
 
 
-def test_correction_about_another_pivot_is_the_same_transform():
+def test_warp_on_the_common_lattice_keeps_a_sub_cell_correction():
+    """Evidence shared at 0.4 m and corrected by 0.2 m: warped on its own lattice it moves by a whole
+    0.4 m cell or not at all; repeated onto the 0.2 m lattice first, it moves by the 0.2 m."""
+    coarse = GridSpec(0.0, 0.0, 0.4, 50, 25)
+    logodds = np.zeros(coarse.shape, np.float32)
+    logodds[10, 20] = 2.0                                      # a post at x 8.0-8.4, y 4.0-4.4
+    known = np.ones(coarse.shape, bool)
+    corr = Correction(0.2, 0.0, 0.0, (0.0, 0.0))
+    spec, out, k = warp_evidence(coarse, logodds, known, corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    assert np.all(np.isclose(xs, 8.2) | np.isclose(xs, 8.6)) and len(xs) == 1     # 0.4 m or nothing
+    fine = GridSpec(0.0, 0.0, 0.2, 100, 50)
+    rep = np.repeat(np.repeat(logodds, 2, axis=0), 2, axis=1)
+    spec, out, k = warp_evidence(fine, rep, np.ones(fine.shape, bool), corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    np.testing.assert_allclose(sorted(set(np.round(xs, 6))), [8.3, 8.5])
+
+
+def test_mask_on_reads_a_coarse_mask_at_the_fine_cell_centres():
+    coarse = GridSpec(-0.8, 0.0, 0.4, 4, 2)
+    mask = np.zeros(coarse.shape, bool)
+    mask[1, 2] = True                                          # x 0.0-0.4, y 0.4-0.8
+    fine = GridSpec(-0.2, 0.2, 0.2, 6, 5)                     # x -0.2-1.0, y 0.2-1.2 (partly outside)
+    out = mask_on(coarse, mask, fine)
+    assert out.shape == fine.shape
+    assert set(zip(*np.nonzero(out))) == {(1, 1), (1, 2), (2, 1), (2, 2)}   # y 0.4-0.8, x 0.0-0.4
+    full = mask_on(coarse, np.ones(coarse.shape, bool), fine)
+    assert full[:3, :5].all() and not full[:, 5:].any() and not full[3:].any()    # centres beyond 0.8: outside
+
+
+def test_correction_travels_with_the_vehicle():
+    """A pose error (offset + heading) is the same wherever the vehicle is: one correction, turned about the
+    vehicle's position at each stamp, undoes it along the whole drive (about one fixed map point it would
+    be off sideways by dyaw x the distance driven: 0.44 m per second at 25 m/s and 1 deg)."""
     rng = np.random.default_rng(0)
-    corr = Correction(0.3, -0.2, math.radians(2.0), (10.0, 5.0))
-    moved = corr.about((40.0, -3.0))
-    pts = rng.uniform(-50, 50, (20, 2))
-    np.testing.assert_allclose(apply_correction(pts, moved.as_result()), apply_correction(pts, corr.as_result()),
-                               atol=1e-9)
+    shift, yaw = np.array([0.1, 0.5]), math.radians(1.0)
+    corr = Correction(-shift[0], -shift[1], -yaw, (0.0, 0.0))   # about the odometry position: -bias, -yaw
+    for x in (0.0, 25.0, 50.0):
+        true_pos = np.array([x, 0.0])
+        pts = true_pos + rng.uniform(-40.0, 80.0, (20, 2))
+        sensed = rotate_about(pts, true_pos, yaw) + shift           # what the biased vehicle reports
+        odom = tuple(true_pos + shift)
+        np.testing.assert_allclose(apply_correction(sensed, corr.at(odom).as_result()), pts, atol=1e-9)
+    assert corr.at((50.0, 0.5)).pivot == (50.0, 0.5) and corr.at((50.0, 0.5)).dyaw == corr.dyaw
     est = CoregResult(1.0, 0.0, math.radians(1.0), 1.0, 0.0, True, 'ok', (40.0, -3.0))
     half = Correction().blend(est, 0.5)
     assert half.pivot == (40.0, -3.0)
@@ -510,17 +547,21 @@ def test_coregistration_accumulates_static_cells_over_frames(graph, executor, sp
     shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
     views = [rasterise(rotate_about(dense(h), V1_XY, yaw) + shift) for h in (parts[:3], parts[3:])]
     min_points = max(int((v == OCC).sum()) for v in views) + 1
-    fusion, platoon = graph(['v1', 'v2'], **{
+    # Three vehicles: the platoon's median correction defines map, so two honest ones outvote v1 (with
+    # two, neither can tell which of them is off: each would get half of the offset).
+    fusion, platoon = graph(['v1', 'v2', 'v3'], **{
         'grid.mode': 'fixed', 'grid.size_x_m': 60.0, 'grid.size_y_m': 20.0, 'grid.fixed_origin_x_m': 490.0,
         'grid.fixed_origin_y_m': -10.0, 'coregistration.static_min_age_s': 0.0,
         'coregistration.accumulate_s': accumulate_s, 'coregistration.min_points': min_points})
     platoon.odom['v1'].publish(odom_msg('v1', *V1_XY, cov_xy=0.0))
     platoon.odom['v2'].publish(odom_msg('v2', 505.0, 0.0, cov_xy=0.0))
+    platoon.odom['v3'].publish(odom_msg('v3', 530.0, 0.0, cov_xy=0.0))
     assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
     for view in views:
         now = fusion.now_ns()
         send(platoon, 'v1', CO_SPEC, view, now)
         send(platoon, 'v2', CO_SPEC, rasterise(dense(parts)), now)
+        send(platoon, 'v3', CO_SPEC, rasterise(dense(parts)), now)
         spin(executor, lambda: fusion.now_ns() - now >= 300_000_000, timeout_s=5.0)
 
     def updates() -> int:
