@@ -1,28 +1,14 @@
 """scripts/bandwidth_curve.py: every setting is a valid vehicle config, the target check and the YAML default."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from cooperative_fusion.core.share import CropMode
 from cooperative_fusion.nodes.vehicle_node import PARAMS, config_from_params
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_module import load_script
 
-
-def _load_script():
-    sys.path.insert(0, str(ROOT / 'scripts'))
-    spec = importlib.util.spec_from_file_location('bandwidth_curve', ROOT / 'scripts' / 'bandwidth_curve.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bc = _load_script()
+bc = load_script('bandwidth_curve')
 
 
 @pytest.mark.parametrize('name', list(bc.SETTINGS))

@@ -1,28 +1,16 @@
 """scripts/degradation_table.py: the generated configs load, and two rows on a 2 s bag give a table of numbers."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import yaml
 
 from cooperative_fusion.core.faults import load_faults
 from cooperative_fusion.nodes.bringup import load_platoon_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_module import load_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location('degradation_table', ROOT / 'scripts' / 'degradation_table.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dt = _load_script()
+dt = load_script('degradation_table')
 
 
 def test_degradation_link_faults_load_with_delay_and_loss_on_shared_outputs_only(tmp_path):

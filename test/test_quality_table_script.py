@@ -1,22 +1,9 @@
 """scripts/quality_table.py: the pose-bias section is built from the reports and spliced into the file alone."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from script_module import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location('quality_table', ROOT / 'scripts' / 'quality_table.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-qt = _load_script()
+qt = load_script('quality_table')
 
 
 def _coreg(dx: float, dy: float, dyaw: float, updates: int) -> dict[str, str]:
