@@ -278,6 +278,7 @@ class VehicleConfig:
     output_stamp_offset_ns: int = 0
     share: ShareConfig = field(default_factory=ShareConfig)
     pose_wait_ns: int = 300_000_000
+    pose_max_wait_ns: int = 2_000_000_000
 
     def __post_init__(self) -> None:
         lattice_factor(self.share.resolution_m, self.pipeline.window.resolution_m)   # ConfigError if not k × grid
@@ -288,7 +289,7 @@ class VehicleConfig:
             raise ConfigError(f'sync reference stream {self.sync_reference!r} must be one of the enabled '
                               f'streams {list(self.pipeline.enabled)}')
         for name in ('sync_slop_ns', 'sync_stream_timeout_ns', 'sync_late_horizon_ns', 'pose_max_age_ns',
-                     'pose_extrapolation_margin_ns', 'pose_wait_ns'):
+                     'pose_extrapolation_margin_ns', 'pose_wait_ns', 'pose_max_wait_ns'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.sync_queue_size < 1:

@@ -17,8 +17,10 @@ Three ways to run (``cooperative-fusion run``, :mod:`.run_cli`):
   machine (except ``/diagnostics``, whose latency values are wall-clock
   measurements).
 * :func:`run_bag_live` -- ``--bag --rate R``: the bag is published over DDS
-  with ``/clock`` at rate R while a MultiThreadedExecutor spins the nodes
-  (``use_sim_time``), as on a vehicle. Results depend on load.
+  with ``/clock`` at rate R while one executor thread spins the nodes
+  (``use_sim_time``), as a component container does. Results depend on load
+  (how late the outputs come), not which sweeps give evidence: queued input is
+  worked off before the run ends (see :func:`run_bag_live`).
 * :func:`run_live` -- no bag: the nodes spin on the real sensor topics until
   Ctrl-C (or ``duration_s``).
 
@@ -589,12 +591,21 @@ class _Recorder:
 
 
 class _Spinner:
-    """A MultiThreadedExecutor spinning nodes in a background thread until :meth:`stop`."""
+    """A SingleThreadedExecutor spinning nodes in a background thread until :meth:`stop`.
+
+    Single-threaded on purpose (ROS 2's default component container is too): under the
+    GIL a MultiThreadedExecutor runs no Python in parallel, but hands every callback to
+    a pool thread and lets one node's callbacks race for its mutually exclusive group.
+    Measured on two loaded cores, that used ~1.5x the CPU and let the vehicle's 50 Hz
+    odometry lose the race to its sweeps and /clock (rclpy takes one message per
+    subscription per wait), so odometry fell 1-2 s behind. One thread takes every
+    ready subscription in turn on each wait.
+    """
 
     def __init__(self, context: 'Context', nodes: Sequence['Node']) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
-        self.executor = MultiThreadedExecutor(context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.nodes = list(nodes)
         for node in self.nodes:
             self.executor.add_node(node)
@@ -629,17 +640,39 @@ class _Spinner:
                 pass
 
 
+def _wait_until_quiet(count: Callable[[], int], quiet_s: float, max_s: float,
+                      should_continue: Callable[[], bool] = lambda: True) -> bool:
+    """Sleep until ``count()`` has not changed for ``quiet_s`` wall seconds (True), or ``max_s`` passed (False)."""
+    start = last_change = time.monotonic()
+    seen = count()
+    while should_continue():
+        now = time.monotonic()
+        if now - last_change >= quiet_s:
+            return True
+        if now - start >= max_s:
+            return False
+        time.sleep(min(0.05, quiet_s))
+        if (n := count()) != seen:
+            seen, last_change = n, time.monotonic()
+    return False
+
+
 def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: float,
                  record_path: str | Path | None, progress: bool = True, *, faults: str | Path | None = None,
                  domain_id: int | None = None, overwrite: bool = False, wait_for_subscribers_s: float = 15.0,
-                 drain_wall_s: float = 1.0, progress_stream: TextIO | None = None) -> RunSummary:
-    """Replay ``bag_path`` over DDS with /clock at ``rate`` into the nodes, spun by a MultiThreadedExecutor.
+                 drain_wall_s: float = 1.0, max_drain_wall_s: float = 30.0,
+                 progress_stream: TextIO | None = None) -> RunSummary:
+    """Replay ``bag_path`` over DDS with /clock at ``rate`` into the nodes, spun by one executor thread.
 
     The nodes run with ``use_sim_time``; a recorder node writes the record
-    topics with log time = its sim clock. After the last message, /clock is
-    advanced ``drain_s`` past the bag's end and the nodes get ``drain_wall_s``
-    wall seconds to finish. Ctrl-C stops it cleanly (KeyboardInterrupt is re-raised
-    after cleanup, the record bag is closed readable).
+    topics with log time = its sim clock. After the last message the nodes
+    first work off what is still queued, with /clock held at the last
+    message (a clock jump would time out streams whose messages are merely
+    queued); then /clock is advanced ``drain_s`` past the bag's end. Each of
+    the two drains lasts until the recorded outputs have been quiet for
+    ``drain_wall_s`` wall seconds, at most ``max_drain_wall_s``. Ctrl-C stops
+    it cleanly (KeyboardInterrupt is re-raised after cleanup, the record bag is
+    closed readable).
     """
     from rosgraph_msgs.msg import Clock
 
@@ -681,7 +714,13 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
                        and q.durability == DurabilityPolicy.TRANSIENT_LOCAL]
             out = ReplayPublisher(player_node, feed, latched)
             spinner = _Spinner(ctx, [*nodes, recorder.node])
-            if not out.wait_for_subscribers(wait_for_subscribers_s, ctx.ok):
+            # every in-process subscriber of a topic, not just one: the bag's first messages (the one
+            # time reference that lets the vehicle publish for a second) must reach all of them
+            expected: dict[str, int] = {}
+            for node in (*nodes, recorder.node):
+                for sub in node.subscriptions:
+                    expected[sub.topic_name] = expected.get(sub.topic_name, 0) + 1
+            if not out.wait_for_subscribers(wait_for_subscribers_s, ctx.ok, expected):
                 player_node.get_logger().warning('not every input topic has a subscriber yet; replaying anyway')
             player = BagPlayer(reader, rate=rate, topics=list(out.publishers))
             for log_time_ns, topic, _msgtype, raw in player:
@@ -691,9 +730,10 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
                 last_ns = log_time_ns
                 meter.update((log_time_ns - start_ns) / _NS_PER_S)
             out.wait_for_acked(2.0)
+            _wait_until_quiet(lambda: recorder.count, drain_wall_s, max_drain_wall_s, ctx.ok)
             last_ns = end_ns + int(round(config.drain_s * _NS_PER_S))
             out.clock_pub.publish(Clock(clock=ns_to_stamp(last_ns)))
-            time.sleep(drain_wall_s)
+            _wait_until_quiet(lambda: recorder.count, drain_wall_s, max_drain_wall_s, ctx.ok)
             spinner.stop()
             if spinner.error is not None:
                 raise spinner.error

@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..core.errors import ConfigError
 
@@ -121,12 +121,19 @@ class ReplayPublisher:
             self.publishers[topic] = node.create_publisher(message_class(msgtype), topic, qos)
         self.published = 0
 
-    def wait_for_subscribers(self, timeout_s: float, should_continue: Callable[[], bool] = lambda: True) -> bool:
-        """Wait up to ``timeout_s`` until every publisher (and /clock) has a subscriber; True if they all do."""
+    def wait_for_subscribers(self, timeout_s: float, should_continue: Callable[[], bool] = lambda: True,
+                             expected: Mapping[str, int] | None = None) -> bool:
+        """Wait up to ``timeout_s`` until every publisher (and /clock) has a subscriber; True if they all do.
+
+        expected : ``{topic: n}`` subscriptions to wait for (default 1 each). One matched subscriber
+        is not all of them: a message sent before the others matched is lost to them (a VOLATILE
+        reader gets nothing from before it matched), e.g. the bag's first time reference.
+        """
         deadline = time.monotonic() + timeout_s
         pubs = [self.clock_pub, *self.publishers.values()]
+        want = {p.topic_name: max(1, (expected or {}).get(p.topic_name, 1)) for p in pubs}
         while should_continue():
-            if all(p.get_subscription_count() > 0 for p in pubs):
+            if all(p.get_subscription_count() >= want[p.topic_name] for p in pubs):
                 return True
             if time.monotonic() >= deadline:
                 return False

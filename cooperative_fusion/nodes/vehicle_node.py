@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections import deque
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -44,6 +43,7 @@ from ..core.errors import ConfigError, CooperativeFusionError, FrameError, Messa
 from ..core.grid import logodds_to_percent
 from ..core.ground import GroundConfig
 from ..core.pose_buffer import PoseBuffer, PoseBufferConfig
+from ..core.pose_wait import PoseWait, PoseWaitConfig, Release
 from ..core.sensor_models import SensorModel
 from ..core.share import EvidenceSharer, ShareConfig
 from ..core.sync import ApproximateTimeSync, SyncConfig, SyncSet
@@ -120,9 +120,13 @@ PARAMS: tuple[Param, ...] = (
           0.001, 10.0),
     # pose buffer
     Param('pose_buffer.max_age_s', 2.0, 'odometry history kept, seconds', 0.01, 600.0),
-    Param('pose_buffer.wait_s', 0.3, 'a sync set waits up to this long (node clock) for odometry to cover its '
-          'stamps (odometry may arrive after the sensors); then it is processed with the poses there are, seconds',
-          0.0, 10.0),
+    Param('pose_buffer.wait_s', 0.3, 'a sync set waits for odometry to cover its stamps (odometry may arrive after '
+          'the sensors) until the sensors have moved this far on, by their stamps, without new odometry; then it is '
+          'processed with the poses there are, seconds. Timed on the sensor stamps, not the node clock, so a node '
+          'that falls behind its input queues does not give up on odometry already queued', 0.0, 10.0),
+    Param('pose_buffer.max_wait_s', 2.0, 'longest a sync set waits for odometry on the node clock, whatever the '
+          'sensors do (when they stop too, or odometry keeps coming without covering the set), seconds',
+          0.0, 60.0),
     Param('pose_buffer.extrapolation_margin_s', 0.1,
           'lookups up to this far past the newest pose extrapolate, seconds', 0.0, 10.0),
     # sensor models
@@ -179,7 +183,9 @@ PARAMS: tuple[Param, ...] = (
     # motion
     Param('deskew', True, 'per-point motion compensation when a lidar cloud has a t field (seconds after stamp)'),
     # qos / diagnostics
-    Param('qos.sensor_depth', 5, 'queue depth of lidar, radar, camera subscriptions', 1, 1000),
+    Param('qos.sensor_depth', 20, 'queue depth of lidar, radar, camera subscriptions: at least sync.queue_size\'s '
+          'worth of the fastest stream, so a node that falls behind (a busy CPU) finds the partners its sync '
+          'waits for still queued; a partner overwritten in the queue costs the whole cycle', 1, 1000),
     Param('qos.state_depth', 50, 'queue depth of odometry and camera_info subscriptions', 1, 10000),
     Param('qos.output_depth', 10, 'queue depth of the evidence and radar target publishers', 1, 1000),
     Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
@@ -240,6 +246,7 @@ def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleC
         pose_max_age_ns=_ns(values['pose_buffer.max_age_s']),
         pose_extrapolation_margin_ns=_ns(values['pose_buffer.extrapolation_margin_s']),
         pose_wait_ns=_ns(values['pose_buffer.wait_s']),
+        pose_max_wait_ns=_ns(values['pose_buffer.max_wait_s']),
         diagnostics_period_s=values['diagnostics.period_s'],
         timebase_enabled=values['timebase.enabled'], timebase_window_ns=_ns(values['timebase.window_s']),
         timebase_outlier_ns=_ns(values['timebase.outlier_threshold_ms'] / 1e3),
@@ -274,9 +281,11 @@ class VehicleNode(SetupNode):
         self.set_rate = RateMeter(window_s)
         self.processing_ms = LatencyStats()
         self.cycles = 0
-        # sync sets waiting for odometry to cover their stamps: (set, pose horizon ns, arrival node-clock ns)
-        self._waiting: deque[tuple[SyncSet, int, int]] = deque()
+        # sync sets waiting for odometry to cover their stamps, timed on the sensor stamps
+        self._waiting: PoseWait[SyncSet] = PoseWait(PoseWaitConfig(wait_ns=cfg.pose_wait_ns,
+                                                                   max_wait_ns=cfg.pose_max_wait_ns))
         self.sets_waited = 0
+        self.sets_released = {r: 0 for r in Release if r is not Release.COVERED}
         self._drops_reported = 0
         self._K: np.ndarray | None = None
         self.clock_fit = ClockEstimator(ClockFitConfig(window_ns=cfg.timebase_window_ns,
@@ -380,7 +389,10 @@ class VehicleNode(SetupNode):
             self._drop('odom_covariance', f'odometry at {pose.stamp_ns} ns has a covariance that is not '
                                           f'positive semi-definite')
             return
+        newest = self._newest_pose_ns()
         self.poses.insert(pose)
+        if newest is None or pose.stamp_ns > newest:
+            self._waiting.odometry()
         self._release_waiting()
 
     def _on_time_reference(self, msg: TimeReference) -> None:
@@ -439,11 +451,13 @@ class VehicleNode(SetupNode):
         self._add('camera', frame.stamp_vehicle_ns, frame)
 
     def _add(self, stream: str, stamp_vehicle_ns: int, payload: Any) -> None:
+        self._waiting.sensor(stamp_vehicle_ns)
         before = self.sync.stats
         sets = self.sync.add(stream, stamp_vehicle_ns, payload, self.now_ns())
         self._count_sync_drops(before, f'{stream} message at {stamp_vehicle_ns} ns')
         for sset in sets:
             self._submit(sset)
+        self._release_waiting()    # sensor time moved on: sets may have waited long enough
 
     def _on_poll(self) -> None:
         before = self.sync.stats
@@ -453,14 +467,14 @@ class VehicleNode(SetupNode):
             self._submit(sset)
         self._release_waiting()
 
-    def _pose_covers(self, horizon_ns: int) -> bool:
+    def _newest_pose_ns(self) -> int | None:
         try:
-            return self.poses.span()[1] >= horizon_ns
+            return self.poses.span()[1]
         except FrameError:      # no odometry yet
-            return False
+            return None
 
     def _submit(self, sset: SyncSet) -> None:
-        """Process a sync set once odometry covers its stamps (or it has waited pose_buffer.wait_s).
+        """Process a sync set once odometry covers its stamps (core.pose_wait: or odometry went silent).
 
         Odometry and sensors travel on different topics; a set whose newest stamp (or deskewed
         sweep end) lies after the newest pose would otherwise be extrapolated or dropped. Sets
@@ -468,21 +482,17 @@ class VehicleNode(SetupNode):
         """
         members = {name: payload for name, (_, payload) in sset.members.items()}
         horizon = set_pose_horizon_ns(members, self.cfg.pipeline.deskew)
-        self._waiting.append((sset, horizon, self.now_ns()))
+        self._waiting.push(sset, horizon, self.now_ns())
         self._release_waiting()
 
     def _release_waiting(self) -> None:
-        now = self.now_ns()
-        while self._waiting:
-            sset, horizon, arrived = self._waiting[0]
-            if not self._pose_covers(horizon):
-                if now - arrived < self.cfg.pose_wait_ns:
-                    return
-            else:
-                if now != arrived:
+        for released in self._waiting.release(self._newest_pose_ns(), self.now_ns()):
+            if released.reason is Release.COVERED:
+                if released.waited:
                     self.sets_waited += 1
-            self._waiting.popleft()
-            self._process(sset)
+            else:
+                self.sets_released[released.reason] += 1
+            self._process(released.payload)
 
     def _count_sync_drops(self, before: dict[str, int], detail: str) -> None:
         """Log and count the messages the synchroniser dropped in the last call (late, stale, ...)."""
@@ -538,6 +548,9 @@ class VehicleNode(SetupNode):
         per second; cycles : evidence cycles processed; shares : evidence grids published
         (one per share.period_cycles cycles); sync.* : the synchroniser's counters
         (sync.gaps.<stream> silences, sync.missing.<stream> sets without it, ...);
+        sets_waiting_for_pose / sets_waited_for_pose : sync sets waiting for odometry now / that
+        waited and got it; sets_released_odometry_silent / sets_released_max_wait : sets that went on
+        without covering odometry (core.pose_wait; then extrapolated or dropped as set_no_pose);
         drops.<cause> / drops.total : inputs dropped, by cause;
         processing_ms.p50 / .p95 / .count : pipeline + publish time per set (wall clock);
         pose_buffer_span_s : odometry history held.
@@ -550,6 +563,8 @@ class VehicleNode(SetupNode):
         values['cycles'] = self.cycles
         values['sets_waiting_for_pose'] = len(self._waiting)
         values['sets_waited_for_pose'] = self.sets_waited
+        for reason, n in self.sets_released.items():   # went on without covering odometry (set_no_pose if too far)
+            values[f'sets_released_{reason.value}'] = n
         values['shares'] = self.shares
         values.update({f'sync.{k}': v for k, v in self.sync.stats.items()})
         values.update(self.drops.as_values('drops.'))

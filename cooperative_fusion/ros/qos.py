@@ -2,8 +2,9 @@
 
 Measured here: a 100k-point PointCloud2 at 10 Hz crosses processes reliably
 with RELIABLE (~15 ms p50) while BEST_EFFORT lost ~45 % of them, so sensor
-streams are RELIABLE with a short queue (a late cloud is worth less than the
-next one, so the queue stays small). Publishers are RELIABLE everywhere: a
+streams are RELIABLE; the vehicle node sizes their queues (``qos.sensor_depth``)
+like its synchroniser's, so a node that falls behind still finds the partner
+scans a sweep needs. Publishers are RELIABLE everywhere: a
 RELIABLE writer also serves BEST_EFFORT readers (e.g. RViz defaults).
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 
 def sensor_qos(depth: int = 5) -> QoSProfile:
-    """Lidar, radar, camera: reliable, shallow queue, volatile."""
+    """Lidar, radar, camera: reliable, volatile; the vehicle node sizes the queue (qos.sensor_depth)."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 

@@ -279,25 +279,56 @@ def test_lockstep_progress_lines(tmp_path, sim_bag):
 
 # ---------------------------------------------------------------- live rate --
 
-@pytest.mark.xfail(strict=False, reason=(
-    'known flaky, under investigation: in one Python process on two cores the live (--rate) run of a '
-    'vehicle + fusion + twin sometimes publishes 0-2 evidence grids from a 3 s bag (sync sets outwait '
-    'pose_buffer.wait_s for odometry, streams time out); the deterministic lock-step run is unaffected'))
 def test_bag_at_live_rate_records_outputs(tmp_path, live_bag):
+    """One vehicle + fusion + twin in one process, the bag at half speed on live timing: evidence for
+    (nearly) every sweep of the bag, however loaded the machine. The vehicle may fall behind its input
+    queues (it did, by 1-2 s, on two busy cores); it must then wait for the queued odometry instead of
+    timing out on /clock (the cycles were lost as set_no_pose, 0-2 grids in a quarter of the runs)."""
     config = _write_config(tmp_path / 'p.yaml', vehicles=('v1',))
     out = tmp_path / 'live'
     summary = bringup.run_bag_live(config, live_bag, 0.5, out, progress=False, domain_id=_domain(),
                                    drain_wall_s=1.0)
-    counts = Counter(topic for topic, _, _ in _read(out))
+    recorded = _read(out)
+    counts = Counter(topic for topic, _, _ in recorded)
     with BagReader(live_bag) as reader:
         start = reader.start_time_ns
+        sweeps = sum(1 for topic, _, _, _ in reader.messages(['/v1/lidar/points']))
+    with BagReader(out) as reader:
+        reports = [{kv.key: kv.value for kv in status.values}
+                   for topic, msgtype, _, raw in reader.messages(['/diagnostics'])
+                   for status in reader.deserialize(msgtype, raw).status if status.name == 'vehicle_node: v1']
+    assert reports, 'no vehicle diagnostics recorded'
+    last = reports[-1]
+    health = {k: v for k, v in last.items() if k.startswith(('drops.', 'sync.', 'sets_', 'cycles'))}
     assert summary.messages_in > 100
-    # live timing under load: not every cycle is guaranteed, but the pipeline must flow end to end
-    assert counts['/v1/evidence_grid'] >= 3, counts
+    # one evidence grid per sweep (share.period_cycles 1); a sweep at the very start may miss its
+    # partners while discovery settles
+    assert sweeps >= 25 and counts['/v1/evidence_grid'] >= 0.9 * sweeps, (sweeps, counts, health)
     assert counts['/cooperative/grid'] >= 3, counts
     assert summary.recorded == sum(counts.values())
+    # no cycle was given up for want of odometry, none is still waiting for it
+    assert 'drops.set_no_pose' not in last and last['sets_waiting_for_pose'] == '0', health
     # log times are the recorder's sim clock: inside the bag's time span (+ drain)
-    assert all(start - 1 <= t <= start + int((LIVE_SIM_S + 1.0) * 1e9) for _, t, _ in _read(out))
+    assert all(start - 1 <= t <= start + int((LIVE_SIM_S + 1.0) * 1e9) for _, t, _ in recorded)
+
+
+def test_drain_waits_while_outputs_keep_coming():
+    """The live run's drain: over while outputs still come (a node working off its queues), done once they
+    have been quiet for quiet_s, and bounded by max_s."""
+    start = time.monotonic()
+    ticks = iter(range(8))          # eight more outputs, one per poll (50 ms), then quiet
+    box = [0]
+
+    def count() -> int:
+        box[0] = next(ticks, box[0])
+        return box[0]
+
+    assert bringup._wait_until_quiet(count, quiet_s=0.2, max_s=5.0) is True
+    assert 0.55 <= time.monotonic() - start < 3.0
+    endless = iter(range(10**9))
+    start = time.monotonic()
+    assert bringup._wait_until_quiet(lambda: next(endless), quiet_s=0.2, max_s=0.5) is False
+    assert time.monotonic() - start < 2.0
 
 
 def test_live_run_stops_cleanly_on_ctrl_c(tmp_path):

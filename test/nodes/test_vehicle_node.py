@@ -296,6 +296,40 @@ def test_set_waits_for_odometry_that_arrives_after_the_sensor(ros_context, wait_
         vehicle.destroy_node()
 
 
+def test_set_waits_for_queued_odometry_while_the_node_clock_runs_ahead(ros_context):
+    """The flaky live run, reproduced deterministically: the node falls behind its input queues (its
+    odometry is handled a second late) while /clock keeps coming, so the node clock runs 0.9 s (three
+    times pose_buffer.wait_s) past the waiting sweep with no input at all. The wait is timed on the
+    sensor stamps, so the sweep still waits and gets its real poses when the queued odometry is
+    handled; timed on the node clock it was lost (set_no_pose)."""
+    vehicle = make_vehicle(ros_context, 'v7', **{'sync.streams': ['lidar'], 'pose_buffer.wait_s': 0.3})
+    try:
+        out: list[OccupancyGrid] = []
+        runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append(msg) if topic.endswith('grid') else None,
+                                publish_to_dds=False, start_ns=T0 - 1_000_000_000)
+        for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):      # odometry up to T0 - 200 ms
+            runner.feed('/v7/odom', odom(t, 0.0, 'v7'), t)
+        b2m = base2map_at(T0, 0.0)
+        runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
+                                                       'v7/lidar'), T0 - 190_000_000)
+        runner.advance_to(T0 + 700_000_000)      # 0.9 s of node clock, poll timer firing, no odometry handled
+        assert out == [] and len(vehicle._waiting) == 1, vehicle.drops.counts
+        for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the queued odometry, at last
+            runner.feed('/v7/odom', odom(t, 0.0, 'v7'), T0 + 700_000_000)
+        assert len(out) == 1 and vehicle.sets_waited == 1, vehicle.drops.counts
+        assert not any(k.endswith('no_pose') for k in vehicle.drops.counts), vehicle.drops.counts
+        values = vehicle.diagnostics_values()
+        assert (values['sets_released_odometry_silent'], values['sets_released_max_wait']) == (0, 0)
+        # odometry that never comes: after pose_buffer.max_wait_s on the node clock the set goes on (counted)
+        runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base),
+                                                       T0 + 500_000_000, 'v7/lidar'), T0 + 800_000_000)
+        runner.advance_to(T0 + 2_900_000_000)
+        assert vehicle.diagnostics_values()['sets_released_max_wait'] == 1
+        assert vehicle.drops.counts.get('set_no_pose') == 1, vehicle.drops.counts
+    finally:
+        vehicle.destroy_node()
+
+
 def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
     """Composed under the lock-step runner (``run --bag``): no DDS spinning, the same grid, odom of
     another vehicle's base_link dropped."""
