@@ -7,8 +7,10 @@ current acceleration until it stops). The IDM rollout, in which the platoon
 reacts, is for the predicted grids, not for this judgement: a vehicle that would
 brake in time in the rollout still needs to be told to brake.
 
-For vehicle i and each other actor j ahead of it in its path (centre within
-``lane_half_width_m`` of i's lane) at prediction step k:
+For vehicle i and each other actor j ahead of it in its path at prediction step k
+(centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
+i's front at the first step of its current stay in that lane, now or when it
+comes into it):
 
 - gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
@@ -30,7 +32,12 @@ nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obsta
 masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
-A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing.
+A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
+beside a vehicle (overlapping it along the road) when it is, or comes, within the
+lane is not ahead of it: following it at constant speed never runs into it. On the
+common grid such an actor is mostly a piece of the near side of a vehicle in the
+next lane, tracked with a sideways speed it does not have; a real car moving into
+a vehicle from beside is a side conflict this model does not judge.
 """
 from __future__ import annotations
 
@@ -182,8 +189,13 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         valid[:, :nk] &= np.asarray(eligible, dtype=bool).reshape(1, nk)
 
     xi3 = xi[:, :, None]
-    in_path = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m) & (ox > xi3)
     gap = ox - ohalf - xi3 - half_v[None, :, None]
+    in_lane = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m)
+    # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began.
+    in_path = np.empty_like(in_lane)
+    in_path[0] = in_lane[0] & (gap[0] > 0)
+    for k in range(1, t.shape[0]):
+        in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
     closing = pl.speed[None, :, None] - ovx
     t3 = t[:, None, None]
     with np.errstate(divide='ignore', invalid='ignore'):
