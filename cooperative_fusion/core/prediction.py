@@ -64,7 +64,8 @@ class PredictionConfig:
         extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
         lane. A real lane change (about 1 m/s or more) is followed.
     lateral_max_std_mps : ... and only from tracks whose vy std is at most this (settled tracks;
-        young fragments of a split object carry vy of several m/s at a std above 1 m/s)
+        young fragments of a split object carry vy of several m/s at a std above 1 m/s), and only
+        from tracks detected in the latest grid (a coasting track keeps its lane)
     max_lateral_shift_m : a CV obstacle moves across the road by at most this (one lane change:
         a car two lanes over does not reach the platoon's lane within the rollout)
     platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their

@@ -136,7 +136,8 @@ PARAMS: tuple[Param, ...] = (
     Param('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
           '... or than this many of the track\'s own vy std', 0.0, 100.0),
     Param('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
-          '... and only tracks whose vy std is at most this move across the road, m/s', 0.0, 100.0),
+          '... and only tracks whose vy std is at most this (and seen in the latest grid) move across the road, '
+          'm/s', 0.0, 100.0),
     Param('prediction.max_lateral_shift_m', _D_PRED.max_lateral_shift_m,
           'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
           0.01, 100.0),
