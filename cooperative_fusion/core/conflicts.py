@@ -35,10 +35,11 @@ point of the common grid.
 
 A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
 beside a vehicle (overlapping it along the road, clear of it across) when it is, or
-comes, within the lane is not ahead of it: following it at constant speed never runs into it. On the
-common grid such an actor is mostly a piece of the near side of a vehicle in the
-next lane, tracked with a sideways speed it does not have; a real car moving into
-a vehicle from beside is a side conflict this model does not judge.
+comes, within the lane is not ahead of it: following it at constant speed never
+runs into it. On the common grid such an actor is mostly a piece of the near side
+of a vehicle in the next lane, tracked with a sideways speed it does not have; a
+real car moving into a vehicle from beside is a side conflict this model does not
+judge.
 """
 from __future__ import annotations
 
