@@ -7,8 +7,11 @@ current acceleration until it stops). The IDM rollout, in which the platoon
 reacts, is for the predicted grids, not for this judgement: a vehicle that would
 brake in time in the rollout still needs to be told to brake.
 
-For vehicle i and each other actor j ahead of it in its path (centre within
-``lane_half_width_m`` of i's lane) at prediction step k:
+For vehicle i and each other actor j ahead of it in its path at prediction step k
+(centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
+i's front at the first step of its current stay in that lane, now or when it
+comes into it; or, at the start, touching i: overlapping its box along and across
+the road, contact now):
 
 - gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
@@ -30,7 +33,13 @@ nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obsta
 masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
-A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing.
+A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
+beside a vehicle (overlapping it along the road, clear of it across) when it is, or
+comes, within the lane is not ahead of it: following it at constant speed never
+runs into it. On the common grid such an actor is mostly a piece of the near side
+of a vehicle in the next lane, tracked with a sideways speed it does not have; a
+real car moving into a vehicle from beside is a side conflict this model does not
+judge.
 """
 from __future__ import annotations
 
@@ -168,22 +177,33 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     oy = np.empty(shape)
     ovx = np.empty(shape)
     ohalf = np.empty(shape)
+    owide = np.empty(shape[1:])                                                 # half width across the road, now
     ox[:, :, :nk] = ro.obstacle_x[:, None, :]
     oy[:, :, :nk] = ro.obstacle_y[:, None, :]
     ovx[:, :, :nk] = ro.obstacle_vx[:, None, :]
     ohalf[:, :, :nk] = along_road_half_length(ob.length, ob.width, ro.obstacle_yaw)[:, None, :]
+    owide[:, :nk] = along_road_half_length(ob.width, ob.length, ro.obstacle_yaw[0])[None, :]
     ox[:, :, nk] = xp[:, ps]
     oy[:, :, nk] = pl.y[ps]
     ovx[:, :, nk] = vp[:, ps]
     ohalf[:, :, nk] = half_v[ps]
+    owide[:, nk] = 0.5 * pl.width[ps]
     valid = np.ones((nv, nk + 1), bool)
     valid[:, nk] = has_pred
     if eligible is not None:
         valid[:, :nk] &= np.asarray(eligible, dtype=bool).reshape(1, nk)
 
     xi3 = xi[:, :, None]
-    in_path = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m) & (ox > xi3)
     gap = ox - ohalf - xi3 - half_v[None, :, None]
+    in_lane = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m)
+    # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
+    # at the start also an actor the vehicle's box touches now (overlapping along and across the road).
+    touching = ((np.abs(oy[0] - pl.y[:, None]) < 0.5 * pl.width[:, None] + owide)
+                & (np.abs(ox[0] - xi[0][:, None]) < ohalf[0] + half_v[:, None]))
+    in_path = np.empty_like(in_lane)
+    in_path[0] = in_lane[0] & ((gap[0] > 0) | touching)
+    for k in range(1, t.shape[0]):
+        in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
     closing = pl.speed[None, :, None] - ovx
     t3 = t[:, None, None]
     with np.errstate(divide='ignore', invalid='ignore'):

@@ -64,7 +64,8 @@ class PredictionConfig:
         extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
         lane. A real lane change (about 1 m/s or more) is followed.
     lateral_max_std_mps : ... and only from tracks whose vy std is at most this (settled tracks;
-        young fragments of a split object carry vy of several m/s at a std above 1 m/s)
+        young fragments of a split object carry vy of several m/s at a std above 1 m/s), and only
+        from tracks detected in the latest grid (a coasting track keeps its lane)
     max_lateral_shift_m : a CV obstacle moves across the road by at most this (one lane change:
         a car two lanes over does not reach the platoon's lane within the rollout)
     platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their
@@ -221,6 +222,7 @@ class ObstacleState:
     ids : (K,) track ids; x, y : (K,) metres; vx, vy : (K,) m/s; length, width : (K,) metres;
     yaw : (K,) footprint yaw, radians; yaw_rate : (K,) rad/s (CTRV only);
     position_std : (K,) track position std, metres; vy_std : (K,) std of vy, m/s (0 when not given)
+    misses : (K,) consecutive tracker cycles without a detection (coasting), 0 when not given
     """
 
     ids: NDArray[np.int64]
@@ -234,12 +236,19 @@ class ObstacleState:
     yaw_rate: NDArray[np.float64]
     position_std: NDArray[np.float64]
     vy_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    misses: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
         if not np.asarray(self.vy_std).size:
             object.__setattr__(self, 'vy_std', np.zeros(ids.shape[0]))
+        misses = np.asarray(self.misses, dtype=np.int64).reshape(-1)
+        if not misses.size:
+            misses = np.zeros(ids.shape[0], np.int64)
+        if misses.shape != ids.shape:
+            raise MessageFormatError(f'misses has shape {misses.shape}, expected {ids.shape}')
+        object.__setattr__(self, 'misses', misses)
         for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std'):
             object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
 
@@ -254,9 +263,13 @@ class ObstacleState:
     def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0,
                      max_std_mps: float = math.inf) -> 'ObstacleState':
         """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std)
-        or vy_std > ``max_std_mps``: lateral motion is kept only where it is fast, significant and
-        measured by a settled track (a CTRV yaw rate stays)."""
-        keep = (np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)) | (self.vy_std > max_std_mps)
+        or vy_std > ``max_std_mps``, or the track missed its latest detection: lateral motion is kept
+        only where it is fast, significant and measured by a settled track that is seen now (a CTRV
+        yaw rate stays). A coasting track's vy is extrapolated, not observed: on the common grid it
+        is mostly a piece of a next-lane vehicle's side that lost its detection to a regrouping of
+        the pieces, and the sideways speed it carries is what the regrouping made up."""
+        keep = ((np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)) | (self.vy_std > max_std_mps)
+                | (self.misses > 0))
         if not keep.any():
             return self
         return replace(self, vy=np.where(keep, 0.0, self.vy))
@@ -283,7 +296,8 @@ class ObstacleState:
                    np.maximum([t.length for t in tracks], min_length_m),
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
                    np.array([t.position_std_m for t in tracks]),
-                   np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)))
+                   np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)),
+                   np.array([t.misses for t in tracks], np.int64))
 
 
 @dataclass(frozen=True)

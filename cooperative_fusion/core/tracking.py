@@ -226,6 +226,40 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
                       detections.cell_count, velocity)
 
 
+def radar_to_stamp(radar_xyv: NDArray[np.floating], sensor_xy: NDArray[np.floating], dt_s: float,
+                   max_los_angle_deg: float = 25.0,
+                   road_heading_rad: float = 0.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Radar targets moved ``dt_s`` seconds later (earlier if negative) along the road at their speed.
+
+    radar_xyv : (M, 3) map-frame x, y (metres) and radial velocity (m/s, + away, ego-motion removed)
+    sensor_xy : (2,) or (M, 2) where the radar was when it saw them, metres in ``map``
+    Targets on a straight road (heading ``road_heading_rad``) move along it at
+    ``v_r / cos(angle)`` (see :func:`associate_radar`); only targets whose line of
+    sight is within ``max_los_angle_deg`` of the road have a known speed, the
+    others are left out (:func:`associate_radar` would not use them either). Each
+    sensor position moves with its target, so line of sight, angle and the speed
+    :func:`associate_radar` derives stay those that were measured. Returns the
+    moved (K, 3) targets and (K, 2) sensor positions, K <= M.
+    """
+    radar = np.asarray(radar_xyv, dtype=np.float64)
+    if radar.ndim != 2 or radar.shape[1] != 3:
+        raise MessageFormatError(f'radar_xyv must have shape (M, 3), got {radar.shape}')
+    if not math.isfinite(dt_s):
+        raise ConfigError(f'dt_s must be a finite number of seconds, got {dt_s!r}')
+    sensor = np.broadcast_to(np.asarray(sensor_xy, dtype=np.float64), (radar.shape[0], 2))
+    los = radar[:, :2] - sensor
+    rng = np.linalg.norm(los, axis=1)
+    road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
+    with np.errstate(invalid='ignore'):
+        cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+        usable = (np.all(np.isfinite(radar), axis=1) & np.all(np.isfinite(sensor), axis=1)
+                  & (np.abs(cos_angle) >= math.cos(math.radians(max_los_angle_deg))))
+    shift = (radar[usable, 2] / cos_angle[usable] * dt_s)[:, None] * road[None, :]
+    out = radar[usable].copy()
+    out[:, :2] += shift
+    return out, sensor[usable] + shift
+
+
 class MotionModel(Enum):
     """Kalman motion model: constant velocity or constant acceleration."""
 

@@ -58,7 +58,7 @@ from ..core.idm import IdmParams
 from ..core.link import LinkMonitor
 from ..core.prediction import ObstacleModel, PlatoonState, PredictionConfig, brier, iou
 from ..core.timebase import ClockEstimator, ClockFitConfig
-from ..core.tracking import MotionModel, TrackerConfig
+from ..core.tracking import MotionModel, TrackerConfig, radar_to_stamp
 from ..core.twin import TwinConfig, TwinCore, TwinResult
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
@@ -112,8 +112,11 @@ PARAMS: tuple[Param, ...] = (
           0.001, 3600.0),
     Param('accel_window_s', 0.3, 'acceleration = speed difference over at least this much odometry, seconds',
           0.01, 10.0),
-    Param('radar_max_age_s', 0.2, 'radar targets further than this from the grid stamp are not used, seconds',
+    Param('radar_max_age_s', 0.2, 'radar targets within this of the grid stamp are used as they are, seconds',
           0.0, 10.0),
+    Param('radar_max_late_s', 1.0, 'radar targets further than radar_max_age_s from the grid stamp, up to this, are '
+          'moved to it along the road at their speed (line of sight within radar.max_los_angle_deg of the road); '
+          'further ones are not used, seconds', 0.0, 10.0),
     Param('use_radar', True, 'use radar targets as velocity hints for new detections'),
     Param('self_check', True, 'score predicted grids against the mirrored grid at their target time'),
     Param('publish_markers', True, 'publish /twin/markers'),
@@ -136,7 +139,8 @@ PARAMS: tuple[Param, ...] = (
     Param('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
           '... or than this many of the track\'s own vy std', 0.0, 100.0),
     Param('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
-          '... and only tracks whose vy std is at most this move across the road, m/s', 0.0, 100.0),
+          '... and only tracks whose vy std is at most this (and seen in the latest grid) move across the road, '
+          'm/s', 0.0, 100.0),
     Param('prediction.max_lateral_shift_m', _D_PRED.max_lateral_shift_m,
           'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
           0.01, 100.0),
@@ -292,6 +296,7 @@ class TwinNodeConfig:
     odom_max_age_ns: int
     accel_window_ns: int
     radar_max_age_ns: int
+    radar_max_late_ns: int
     use_radar: bool
     self_check: bool
     publish_markers: bool
@@ -377,7 +382,8 @@ def config_from_params(values: dict[str, Any]) -> TwinNodeConfig:
         gap_factor=values['gap_factor'], future_tolerance_ns=_ns(values['future_tolerance_s']),
         restart_grids=values['restart_grids'], stale_odom_ns=_ns(values['stale_odom_s']),
         odom_max_age_ns=_ns(values['odom_max_age_s']), accel_window_ns=_ns(values['accel_window_s']),
-        radar_max_age_ns=_ns(values['radar_max_age_s']), use_radar=values['use_radar'],
+        radar_max_age_ns=_ns(values['radar_max_age_s']), radar_max_late_ns=_ns(values['radar_max_late_s']),
+        use_radar=values['use_radar'],
         self_check=values['self_check'], publish_markers=values['publish_markers'], twin=twin, clock=clock,
         map_frame=values['frames.map'], topics=topics, state_depth=values['qos.state_depth'],
         output_depth=values['qos.output_depth'], diagnostics_period_s=values['diagnostics.period_s'],
@@ -760,28 +766,48 @@ class TwinNode(SetupNode):
             out.append(f'{vehicle_id}: {100.0 * missing:.0f} % of odometry missing')
         late = vin.radar_link.latency_ns(now)
         if cfg.use_radar and late is not None and late > cfg.links_late_ns:
-            unused = ' (beyond radar_max_age_s: unused)' if late > cfg.radar_max_age_ns else ''
+            unused = ('' if late <= cfg.radar_max_age_ns else ' (beyond radar_max_age_s: moved to the grid time)'
+                      if late <= cfg.radar_max_late_ns else ' (beyond radar_max_late_s: unused)')
             out.append(f'{vehicle_id}: radar late {late / 1e9:.2f} s{unused}')
         return out
 
-    def radar_at(self, stamp_ns: int, positions: dict[str, tuple[float, float]]
+    def radar_at(self, stamp_ns: int, platoon: PlatoonState
                  ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
-        """Radar targets (M, 3) x, y, v_radial within radar_max_age_s of the stamp, and (M, 2) sensor positions."""
+        """Radar targets (M, 3) x, y, v_radial at the stamp, and (M, 2) sensor positions (each vehicle's
+        box centre, where it was when its radar saw them).
+
+        Each vehicle's latest targets within ``radar_max_age_s`` of the stamp are used as they are; up
+        to ``radar_max_late_s`` (a slow link) they are moved to the stamp along the road at their speed
+        (:func:`radar_to_stamp`), beyond that left out.
+        """
+        cfg = self.cfg
         xyv, sensor = [], []
         for v, vin in self.vehicles.items():
-            if (vin.radar_stamp_ns is None or v not in positions or not len(vin.radar_xyv)
-                    or abs(stamp_ns - vin.radar_stamp_ns) > self.cfg.radar_max_age_ns):
+            if vin.radar_stamp_ns is None or v not in platoon.ids or not len(vin.radar_xyv):
                 continue
-            xyv.append(vin.radar_xyv)
-            sensor.append(np.broadcast_to(np.asarray(positions[v]), (len(vin.radar_xyv), 2)))
+            dt_ns = stamp_ns - vin.radar_stamp_ns
+            if abs(dt_ns) > max(cfg.radar_max_age_ns, cfg.radar_max_late_ns):
+                continue
+            i = platoon.ids.index(v)
+            here = np.array([platoon.x[i], platoon.y[i]])
+            if abs(dt_ns) <= cfg.radar_max_age_ns:
+                xyv.append(vin.radar_xyv)
+                sensor.append(np.broadcast_to(here, (len(vin.radar_xyv), 2)))
+                continue
+            dt_s = dt_ns / _NS_PER_S
+            heading = np.array([math.cos(platoon.heading[i]), math.sin(platoon.heading[i])])
+            moved, moved_sensor = radar_to_stamp(vin.radar_xyv, here - platoon.speed[i] * dt_s * heading, dt_s,
+                                                 cfg.twin.radar_max_los_angle_deg)
+            xyv.append(moved)
+            sensor.append(moved_sensor)
         if not xyv:
             return None, None
         return np.concatenate(xyv), np.concatenate(sensor)
 
     def run_cycle(self, spec: GridSpec, cells: NDArray[np.int8], stamp_ns: int) -> TwinResult:
         """One twin step on a grid (no publishing); sets last_step_ms. Raises the core's errors."""
-        platoon, positions = self.platoon_at(stamp_ns)
-        radar_xyv, radar_xy = self.radar_at(stamp_ns, positions) if self.cfg.use_radar else (None, None)
+        platoon, _ = self.platoon_at(stamp_ns)
+        radar_xyv, radar_xy = self.radar_at(stamp_ns, platoon) if self.cfg.use_radar else (None, None)
         t0 = time.perf_counter()
         result = self.core.step(cells, spec, stamp_ns, platoon, radar_xyv, radar_xy)
         self.last_step_ms = 1e3 * (time.perf_counter() - t0)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -94,6 +96,29 @@ def test_cut_in_from_the_next_lane_is_seen_before_it_enters():
     # Enters the lane (|y| <= 1.8) at t = 1.2 s, when the gap is 10 - 5 * 1.2 = 4 m -> contact at 1.2 + 0.8 s.
     assert_allclose(c.ttc_s, 2.0, atol=1e-6)
     assert c.level is ConflictLevel.ERROR
+
+
+@pytest.mark.parametrize('y, vy', [(1.7, 0.0), (2.2, -1.2)])
+def test_piece_beside_the_vehicle_is_not_ahead_of_it(y, vy):
+    """A narrow piece of a next-lane truck's near side, overlapping v1 along the road (centre 2 m ahead of
+    v1's centre, rear 0.65 m behind its front) and slower: within lane_half_width of v1's line (y 1.7), or
+    drifting into it (tracked with a sideways speed, 2.2 m at -1.2 m/s). Following it never runs into it:
+    no conflict (it used to be an ERROR with ttc 0 and a negative gap)."""
+    pl = platoon(n=1)
+    ob = ObstacleState(np.array([100]), np.array([pl.x[0] + 2.0]), np.array([y]), np.array([24.2]),
+                       np.array([vy]), np.array([0.8]), np.array([0.6]), np.zeros(1), np.zeros(1),
+                       np.array([0.2]), np.array([0.1]))
+    ro = rollout(pl, ob, PredictionConfig())
+    assert find_conflicts(ro) == []
+    # An obstacle the box touches now (overlapping along and across the road: already in contact) is one.
+    (c,) = find_conflicts(rollout(pl, replace(ob, y=np.array([0.5])), PredictionConfig()))
+    assert c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
+    assert c.distance_m == pytest.approx(-0.65)
+    # The same piece 3 m ahead of v1's front, slower and in (or coming into) the lane: a conflict.
+    ahead = replace(ob, x=np.array([pl.x[0] + LEN / 2 + 3.0 + 0.4]))
+    (c,) = find_conflicts(rollout(pl, ahead, PredictionConfig()))
+    assert c.obstacle_track_id == 100 and c.level is ConflictLevel.ERROR
+    assert c.distance_m == pytest.approx(3.0)
 
 
 def test_braking_predecessor_closing_is_a_conflict_equal_speed_is_not():

@@ -7,7 +7,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from cooperative_fusion.core.errors import ConfigError, MessageFormatError, SyncError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.tracking import (Detections, MotionModel, MultiObjectTracker, OrientedBox,
-                                              TrackerConfig, associate_radar, extract_detections)
+                                              TrackerConfig, associate_radar, extract_detections,
+                                              radar_to_stamp)
 
 NS = 1_000_000_000
 DT_NS = NS // 10
@@ -76,6 +77,31 @@ def test_associate_radar_along_road_speed():
     assert np.isnan(out.velocity[0, 1])
     # Detection 1 is 13.5 deg off the road axis: radial velocity not trusted.
     assert np.all(np.isnan(out.velocity[1]))
+
+
+def test_radar_targets_moved_to_the_grid_stamp_keep_their_hint():
+    """Targets 0.3 s late (a slow link) moved forward along the road at their speed land on the objects
+    they saw and give the same along-road speed; targets off the road axis are left out."""
+    sensor = np.array([0.0, 0.0])
+    # Car at 20 m/s seen 0.3 s ago at (50, 0.5) and (49.5, -0.5); a stopped car at (80, 1); a target across.
+    pts = np.array([[50.0, 0.5], [49.5, -0.5], [80.0, 1.0], [5.0, 12.0]])
+    cos_a = pts[:, 0] / np.linalg.norm(pts, axis=1)
+    radial = np.array([20.0, 20.0, 0.0, 3.0]) * cos_a
+    moved, moved_sensor = radar_to_stamp(np.column_stack([pts, radial]), sensor, 0.3, max_los_angle_deg=25.0)
+    assert_allclose(moved[:, :2], [[56.0, 0.5], [55.5, -0.5], [80.0, 1.0]], atol=1e-9)
+    assert_allclose(moved_sensor, [[6.0, 0.0], [6.0, 0.0], [0.0, 0.0]], atol=1e-9)
+    dets = Detections(np.array([[56.0, 0.0], [80.0, 1.0]]), np.ones(2), np.ones(2), np.zeros(2),
+                      np.array([10, 10]), np.full((2, 2), np.nan))
+    out = associate_radar(dets, moved, moved_sensor, radius_m=2.0, max_los_angle_deg=25.0)
+    assert_allclose(out.velocity[:, 0], [20.0, 0.0], atol=1e-9)
+    # Not moved, the late car targets are 6 m behind the car: no hint for it.
+    late = associate_radar(dets, np.column_stack([pts, radial]), sensor, radius_m=2.0, max_los_angle_deg=25.0)
+    assert np.isnan(late.velocity[0, 0])
+    # Earlier (a target newer than the grid) moves back; bad input is named.
+    back, _ = radar_to_stamp(np.array([[50.0, 0.0, 10.0]]), sensor, -0.5)
+    assert_allclose(back[0, :2], [45.0, 0.0])
+    with pytest.raises(MessageFormatError, match=r'radar_xyv must have shape \(M, 3\), got \(2,\)'):
+        radar_to_stamp(np.zeros(2), sensor, 0.1)
 
 
 def _cfg(**kw) -> TrackerConfig:

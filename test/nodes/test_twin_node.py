@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numpy.testing import assert_allclose
 import params_file
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -402,5 +403,36 @@ def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
         assert values['vehicle.v3.odom_late_s'] == pytest.approx(0.0)
         assert values['vehicle.v3.odom_missing_share'] == pytest.approx(0.0)
         assert math.isnan(values['vehicle.v1.odom_late_s'])    # nothing heard from v1
+    finally:
+        twin.destroy_node()
+
+
+def test_late_radar_targets_are_moved_to_the_grid_stamp(ros_context):
+    """On a slow link (targets 0.35 s before the grid, beyond radar_max_age_s 0.2 s) v2's radar targets are
+    moved along the road at their speed to the grid stamp, not dropped; within 0.2 s they are used as they
+    are; beyond radar_max_late_s (1 s) they are left out. degraded says which."""
+    from cooperative_fusion.core.prediction import PlatoonState
+
+    twin = TwinNode(context=ros_context)
+    try:
+        stamp = 100 * 10**9
+        # v2 at x 50 driving 25 m/s; it saw a car 40 m ahead at 20 m/s (radial ~20) and a stopped car at 80 m.
+        platoon = PlatoonState(('v2', 'v3'), np.array([50.0, 27.5]), np.zeros(2), np.full(2, 25.0), np.zeros(2),
+                               np.array([12.0, 4.5]), np.array([2.5, 1.8]), np.arange(2))
+        seen_from = np.array([50.0 - 25.0 * 0.35, 0.0])
+        targets = np.array([[seen_from[0] + 40.0, 0.0, 20.0], [seen_from[0] + 80.0, 1.0, 0.0]])
+        twin.vehicles['v2'].radar_stamp_ns = stamp - 350_000_000
+        twin.vehicles['v2'].radar_xyv = targets
+        twin.vehicles['v3'].radar_stamp_ns = stamp - 100_000_000
+        twin.vehicles['v3'].radar_xyv = np.array([[60.0, 0.0, 20.0]])
+        xyv, sensor = twin.radar_at(stamp, platoon)
+        assert_allclose(xyv[:, :2], [[seen_from[0] + 40.0 + 20.0 * 0.35, 0.0], [seen_from[0] + 80.0, 1.0],
+                                     [60.0, 0.0]], atol=1e-6)
+        # Each sensor position moves with its target (line of sight as measured): where v2 was at its stamp.
+        assert_allclose(sensor[:2], [seen_from + [20.0 * 0.35, 0.0], seen_from], atol=1e-6)
+        assert_allclose(sensor[2], [27.5, 0.0])
+        twin.vehicles['v2'].radar_stamp_ns = stamp - 1_500_000_000
+        xyv, _ = twin.radar_at(stamp, platoon)
+        assert_allclose(xyv, [[60.0, 0.0, 20.0]])
     finally:
         twin.destroy_node()
