@@ -227,9 +227,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         count = replay(args.bag, rate=args.rate, topics=args.topics,
                        wait_for_subscribers_s=args.wait_for_subscribers)
+        # rclpy's SIGINT handler shuts the context down; replay() then stops early and returns.
+        # That is an interruption too, even when no KeyboardInterrupt reached this thread.
+        interrupted = not rclpy.ok()
     finally:
         if rclpy.ok():
             rclpy.shutdown()
+    if interrupted:
+        print(f'replayed {count} messages from {args.bag} before the interruption', file=sys.stderr)
+        raise KeyboardInterrupt
     print(f'replayed {count} messages from {args.bag} in {time.monotonic() - start:.2f} s')
     return 0
 

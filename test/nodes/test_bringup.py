@@ -347,7 +347,7 @@ def test_live_run_stops_cleanly_on_ctrl_c(tmp_path):
             time.sleep(0.1)
         time.sleep(1.5)          # nodes up and spinning (diagnostics timer fires at 1 s)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=20)
+        stdout, stderr = proc.communicate(timeout=60)     # closing the bag takes a while on a loaded machine
     finally:
         if proc.poll() is None:
             proc.kill()

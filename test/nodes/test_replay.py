@@ -1,6 +1,7 @@
 """The replay command: BagPlayer pacing, and a live replay into an rclpy subscriber."""
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -192,3 +193,18 @@ def test_command_line_reports_errors_and_stops_on_ctrl_c(bag: tuple[Path, list],
             proc.wait()
     assert proc.returncode == 130, err
     assert 'interrupted' in err and 'Traceback' not in err
+
+
+def test_a_context_shut_down_by_a_signal_is_an_interruption(bag: tuple[Path, list], monkeypatch, capsys) -> None:
+    """rclpy's SIGINT handler shuts the context down and replay() returns early: run() must not report success."""
+    from cooperative_fusion.nodes import replay as replay_module
+
+    def shut_down_midway(*_args, **_kwargs) -> int:
+        rclpy.shutdown()              # what the signal handler does
+        return 3
+    monkeypatch.setattr(replay_module, 'replay', shut_down_midway)
+    args = argparse.Namespace(bag=bag[0], rate=1.0, topics=None, wait_for_subscribers=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        replay_module.run(args)
+    assert 'replayed 3 messages' in capsys.readouterr().err
+    assert not rclpy.ok()
