@@ -11,7 +11,7 @@ For vehicle i and each other actor j ahead of it in its path at prediction step 
 (centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
 i's front at the first step of its current stay in that lane, now or when it
 comes into it; or, at the start, touching i: overlapping its box along and across
-the road, contact now):
+the road and not moving with it, contact now):
 
 - gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
@@ -40,6 +40,14 @@ runs into it. On the common grid such an actor is mostly a piece of the near sid
 of a vehicle in the next lane, tracked with a sideways speed it does not have; a
 real car moving into a vehicle from beside is a side conflict this model does not
 judge.
+
+An obstacle that overlaps a platoon vehicle's box now and moves with it (along-road
+speeds within ``own_body_speed_tol_mps``) is that vehicle: two bodies do not overlap
+and drive on together. It is a piece of the vehicle's own cells on the common grid
+that the twin's footprint did not clear (the vehicle placed off by an unknown clock
+offset until its first time reference, a ghost that then coasts inside its box); it
+raises no conflict for any vehicle. A real contact closes: a vehicle running into a
+stopped car overlaps it at its own speed.
 """
 from __future__ import annotations
 
@@ -69,6 +77,8 @@ class ConflictConfig:
     min_track_hits : a track raises conflicts only after this many detections (used by the twin:
         the velocity of a young track, or of a fragment of a split object, is not known well enough
         for a time to collision)
+    own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
+        is within this of the vehicle's is the vehicle itself, not a contact, m/s
     """
 
     ttc_warn_s: float = 6.0
@@ -83,6 +93,7 @@ class ConflictConfig:
     propagate_to_followers: bool = True
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
+    own_body_speed_tol_mps: float = 1.0
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
@@ -92,7 +103,7 @@ class ConflictConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s'):
+        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
@@ -188,8 +199,14 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     ovx[:, :, nk] = vp[:, ps]
     ohalf[:, :, nk] = half_v[ps]
     owide[:, nk] = 0.5 * pl.width[ps]
+    # Actors the vehicle's box touches now (overlapping along and across the road), (V, K+1).
+    touching = ((np.abs(oy[0] - pl.y[:, None]) < 0.5 * pl.width[:, None] + owide)
+                & (np.abs(ox[0] - xi[0][:, None]) < ohalf[0] + half_v[:, None]))
+    # An obstacle touching a vehicle and moving with it is that vehicle (its own cells): nobody's obstacle.
+    own_body = touching[:, :nk] & (np.abs(pl.speed[:, None] - ovx[0, :, :nk]) <= cfg.own_body_speed_tol_mps)
     valid = np.ones((nv, nk + 1), bool)
     valid[:, nk] = has_pred
+    valid[:, :nk] &= ~own_body.any(axis=0)[None, :]
     if eligible is not None:
         valid[:, :nk] &= np.asarray(eligible, dtype=bool).reshape(1, nk)
 
@@ -197,9 +214,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     gap = ox - ohalf - xi3 - half_v[None, :, None]
     in_lane = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m)
     # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
-    # at the start also an actor the vehicle's box touches now (overlapping along and across the road).
-    touching = ((np.abs(oy[0] - pl.y[:, None]) < 0.5 * pl.width[:, None] + owide)
-                & (np.abs(ox[0] - xi[0][:, None]) < ohalf[0] + half_v[:, None]))
+    # at the start also an actor the vehicle's box touches now (contact).
     in_path = np.empty_like(in_lane)
     in_path[0] = in_lane[0] & ((gap[0] > 0) | touching)
     for k in range(1, t.shape[0]):

@@ -208,6 +208,8 @@ PARAMS: tuple[Param, ...] = (
     Param('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
           '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     Param('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    Param('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
+          'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
     Param('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
     Param('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s, 'advisory continues this long after braking, seconds',
           0.0, 60.0),

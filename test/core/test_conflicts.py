@@ -110,15 +110,38 @@ def test_piece_beside_the_vehicle_is_not_ahead_of_it(y, vy):
                        np.array([0.2]), np.array([0.1]))
     ro = rollout(pl, ob, PredictionConfig())
     assert find_conflicts(ro) == []
-    # An obstacle the box touches now (overlapping along and across the road: already in contact) is one.
-    (c,) = find_conflicts(rollout(pl, replace(ob, y=np.array([0.5])), PredictionConfig()))
+    # An obstacle the box touches now (overlapping along and across the road) and closing on it is a
+    # contact; moving with it (24.2 vs 25 m/s) it is the vehicle's own body (see the test below).
+    (c,) = find_conflicts(rollout(pl, replace(ob, y=np.array([0.5]), vx=np.array([20.0])), PredictionConfig()))
     assert c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
     assert c.distance_m == pytest.approx(-0.65)
+    assert find_conflicts(rollout(pl, replace(ob, y=np.array([0.5])), PredictionConfig())) == []
     # The same piece 3 m ahead of v1's front, slower and in (or coming into) the lane: a conflict.
     ahead = replace(ob, x=np.array([pl.x[0] + LEN / 2 + 3.0 + 0.4]))
     (c,) = find_conflicts(rollout(pl, ahead, PredictionConfig()))
     assert c.obstacle_track_id == 100 and c.level is ConflictLevel.ERROR
     assert c.distance_m == pytest.approx(3.0)
+
+
+def test_ghost_of_a_vehicles_own_body_is_not_a_contact():
+    """lossy.yaml at 1.1 s: v3's clock was unknown until then (no time reference), its odometry stamps
+    taken as common time placed it 4.5 m behind its cells, so its own front cells became track 1 (L 1.8,
+    W 0.7, 24.78 m/s). With the first time reference v3 is placed right and the coasting track sits inside
+    its box, 0.6 m behind its centre: it is v3, not an ERROR 'gap -3.8 m, ttc 0' (nor anything for v4)."""
+    pl = platoon(speed=[25.05, 24.97, 25.02, 25.01])
+    ghost = ObstacleState(np.array([1]), np.array([pl.x[2] - 0.6]), np.array([0.05]), np.array([24.78]),
+                          np.array([0.1]), np.array([1.8]), np.array([0.7]), np.zeros(1), np.zeros(1),
+                          np.array([0.3]), np.array([0.2]), np.array([2]))
+    assert find_conflicts(rollout(pl, ghost, PredictionConfig())) == []
+    # A tolerance of 0 takes it for a contact again (what it was).
+    (c,) = find_conflicts(rollout(pl, ghost, PredictionConfig()), ConflictConfig(own_body_speed_tol_mps=0.0))
+    assert c.vehicle_id == 'v3' and c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
+    assert c.distance_m == pytest.approx(-3.75, abs=0.01)
+    # cut_in at 18.0 s: v1 runs into the stopped car (its box overlaps v1's by 1.2 m): still a contact.
+    car = obstacle(pl.x[0] + LEN / 2 - 1.2 + 2.0, vx=0.0, track_id=171)
+    by_id = {c.vehicle_id: c for c in find_conflicts(rollout(pl, car, PredictionConfig()))}
+    assert by_id['v1'].level is ConflictLevel.ERROR and by_id['v1'].ttc_s == 0.0
+    assert by_id['v1'].obstacle_track_id == 171 and by_id['v1'].distance_m == pytest.approx(-1.2)
 
 
 def test_braking_predecessor_closing_is_a_conflict_equal_speed_is_not():
