@@ -269,21 +269,28 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
     assert vehicle.context.ok()
 
 
+def _sweep_ahead_of_its_odometry(ros_context, vid: str, wait_s: float):
+    """A lidar-only vehicle fed odometry up to T0 - 200 ms, then the sweep stamped T0 (at T0 - 190 ms):
+    the sweep is ahead of every pose it has. Returns (vehicle, runner, the grids it publishes)."""
+    vehicle = make_vehicle(ros_context, vid, **{'sync.streams': ['lidar'], 'pose_buffer.wait_s': wait_s})
+    out: list[OccupancyGrid] = []
+    runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append(msg) if topic.endswith('grid') else None,
+                            publish_to_dds=False, start_ns=T0 - 1_000_000_000)
+    for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):
+        runner.feed(f'/{vid}/odom', odom(t, 0.0, vid), t)
+    b2m = base2map_at(T0, 0.0)
+    runner.feed(f'/{vid}/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
+                                                        f'{vid}/lidar'), T0 - 190_000_000)
+    return vehicle, runner, out
+
+
 @pytest.mark.parametrize('wait_s', [0.3, 0.0])
 def test_set_waits_for_odometry_that_arrives_after_the_sensor(ros_context, wait_s):
     """Odometry and sensors come on different topics: a lidar sweep that arrives before the odometry
     covering its stamp waits for it (pose_buffer.wait_s) instead of being dropped; with no wait the
     same input loses the cycle (set_no_pose)."""
-    vehicle = make_vehicle(ros_context, 'v6', **{'sync.streams': ['lidar'], 'pose_buffer.wait_s': wait_s})
+    vehicle, runner, out = _sweep_ahead_of_its_odometry(ros_context, 'v6', wait_s)
     try:
-        out: list[OccupancyGrid] = []
-        runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append(msg) if topic.endswith('grid') else None,
-                                publish_to_dds=False, start_ns=T0 - 1_000_000_000)
-        for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):      # odometry up to T0 - 200 ms
-            runner.feed('/v6/odom', odom(t, 0.0, 'v6'), t)
-        b2m = base2map_at(T0, 0.0)
-        runner.feed('/v6/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
-                                                       'v6/lidar'), T0 - 190_000_000)
         for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the rest comes late
             runner.feed('/v6/odom', odom(t, 0.0, 'v6'), T0 - 150_000_000)
         runner.advance_to(T0)
@@ -302,16 +309,8 @@ def test_set_waits_for_queued_odometry_while_the_node_clock_runs_ahead(ros_conte
     times pose_buffer.wait_s) past the waiting sweep with no input at all. The wait is timed on the
     sensor stamps, so the sweep still waits and gets its real poses when the queued odometry is
     handled; timed on the node clock it was lost (set_no_pose)."""
-    vehicle = make_vehicle(ros_context, 'v7', **{'sync.streams': ['lidar'], 'pose_buffer.wait_s': 0.3})
+    vehicle, runner, out = _sweep_ahead_of_its_odometry(ros_context, 'v7', 0.3)
     try:
-        out: list[OccupancyGrid] = []
-        runner = LockstepRunner([vehicle], lambda topic, msg, t: out.append(msg) if topic.endswith('grid') else None,
-                                publish_to_dds=False, start_ns=T0 - 1_000_000_000)
-        for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):      # odometry up to T0 - 200 ms
-            runner.feed('/v7/odom', odom(t, 0.0, 'v7'), t)
-        b2m = base2map_at(T0, 0.0)
-        runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
-                                                       'v7/lidar'), T0 - 190_000_000)
         runner.advance_to(T0 + 700_000_000)      # 0.9 s of node clock, poll timer firing, no odometry handled
         assert out == [] and len(vehicle._waiting) == 1, vehicle.drops.counts
         for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the queued odometry, at last
@@ -321,6 +320,7 @@ def test_set_waits_for_queued_odometry_while_the_node_clock_runs_ahead(ros_conte
         values = vehicle.diagnostics_values()
         assert (values['sets_released_odometry_silent'], values['sets_released_max_wait']) == (0, 0)
         # odometry that never comes: after pose_buffer.max_wait_s on the node clock the set goes on (counted)
+        b2m = base2map_at(T0, 0.0)
         runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base),
                                                        T0 + 500_000_000, 'v7/lidar'), T0 + 800_000_000)
         runner.advance_to(T0 + 2_900_000_000)
