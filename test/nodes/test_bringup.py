@@ -336,9 +336,9 @@ def test_live_run_stops_cleanly_on_ctrl_c(tmp_path):
     config = _write_config(tmp_path / 'p.yaml', vehicles=('v1',), fusion=False, twin=False)
     out = tmp_path / 'rec'
     env = dict(os.environ, ROS_DOMAIN_ID=str(_domain()), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    proc = subprocess.Popen([sys.executable, '-m', 'cooperative_fusion.nodes.run_cli', '--config', str(config),
-                             '--record', str(out)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, '-X', 'faulthandler', '-m', 'cooperative_fusion.nodes.run_cli',
+                             '--config', str(config), '--record', str(out)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30.0
         while not (out / 'metadata.yaml').exists() and not any(out.glob('*.mcap')):
@@ -347,7 +347,12 @@ def test_live_run_stops_cleanly_on_ctrl_c(tmp_path):
             time.sleep(0.1)
         time.sleep(1.5)          # nodes up and spinning (diagnostics timer fires at 1 s)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)     # closing the bag takes a while on a loaded machine
+        try:
+            stdout, stderr = proc.communicate(timeout=60)     # closing the bag takes a while on a loaded machine
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)                  # faulthandler: every thread's stack to stderr
+            stdout, stderr = proc.communicate(timeout=30)
+            pytest.fail(f'no exit 60 s after SIGINT; stacks:\n{stderr[-6000:]}')
     finally:
         if proc.poll() is None:
             proc.kill()
