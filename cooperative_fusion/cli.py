@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from .core.errors import CooperativeFusionError
+from .ros.signals import take_sigint
 
 #: subcommand -> (module, one-line help). Add a row when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    take_sigint()                 # Ctrl-C / kill -INT stops every command (ros/signals.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)

@@ -9,6 +9,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from ..core.errors import ConfigError
+from ..ros.signals import take_sigint
 
 
 class SetupNode(Node):
@@ -37,6 +38,7 @@ class SetupNode(Node):
 
 def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None = None) -> int:
     """Run one node until Ctrl-C or shutdown; 2 (and one line on stderr) on a configuration error."""
+    take_sigint()                 # kill -INT stops the node even when started with SIGINT ignored
     rclpy.init(args=args)
     node = None
     code = 0

@@ -181,18 +181,20 @@ def test_command_line_reports_errors_and_stops_on_ctrl_c(bag: tuple[Path, list],
     assert 'Traceback' not in bad.stderr
 
     path, _ = bag
-    proc = subprocess.Popen(_module_cmd(str(path), '--rate', '0.01'), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    try:
-        time.sleep(3.0)  # let it start publishing; at rate 0.01 the bag lasts 100 s
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    assert 'interrupted' in err and 'Traceback' not in err
+    # also when SIGINT was inherited ignored (a background job of a non-interactive shell): it exited 0
+    for preexec in (None, lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)):
+        proc = subprocess.Popen(_module_cmd(str(path), '--rate', '0.01'), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, preexec_fn=preexec)
+        try:
+            time.sleep(3.0)  # let it start publishing; at rate 0.01 the bag lasts 100 s
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert 'interrupted' in err and 'Traceback' not in err
 
 
 def test_a_context_shut_down_by_a_signal_is_an_interruption(bag: tuple[Path, list], monkeypatch, capsys) -> None:
