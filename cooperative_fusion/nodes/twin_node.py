@@ -398,15 +398,21 @@ class _VehicleInput:
 
     def __init__(self, clock: ClockFitConfig, links_window_ns: int = 2 * _NS_PER_S) -> None:
         self.clock = ClockEstimator(clock)
+        self.links_window_ns = links_window_ns
+        self.odom_age_ns: int | None = None        # at the last cycle's grid stamp
+        self.clock_known = False
+        self.forget_streams()
+
+    def forget_streams(self) -> None:
+        """Drop the odometry, the radar targets and the link statistics (a replay restarted: arrival
+        times went back); the clock fit stays."""
         # arrival - stamp (common time), missing share, reordering of what reaches the twin
-        self.odom_link = LinkMonitor(links_window_ns)
-        self.radar_link = LinkMonitor(links_window_ns)
+        self.odom_link = LinkMonitor(self.links_window_ns)
+        self.radar_link = LinkMonitor(self.links_window_ns)
         # (stamp_vehicle_ns, x, y, yaw, speed) in arrival order, stamps increasing
         self.odom: deque[tuple[int, float, float, float, float]] = deque(maxlen=64)
         self.radar_stamp_ns: int | None = None
         self.radar_xyv: NDArray[np.float64] = np.zeros((0, 3))
-        self.odom_age_ns: int | None = None        # at the last cycle's grid stamp
-        self.clock_known = False
 
     def to_common(self, stamps_vehicle_ns: NDArray[np.int64]) -> NDArray[np.int64]:
         """Vehicle stamps in common time; unchanged (clock taken as common) before any time reference."""
@@ -602,14 +608,13 @@ class TwinNode(SetupNode):
                 return
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
             vin = self.vehicles[vehicle_id]
-            stamp_ns = stamp_to_ns(msg.header.stamp)
-            ahead = stamp_ns - self.now_ns()
-            if ahead <= self.cfg.future_tolerance_ns:
-                vin.radar_link.add(stamp_ns, self.now_ns())
+            stamp_ns, now = stamp_to_ns(msg.header.stamp), self.now_ns()
+            ahead = stamp_ns - now
             if ahead > self.cfg.future_tolerance_ns:
                 self._drop('radar_future', f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
                                            f'clock (tolerance {self.cfg.future_tolerance_ns / 1e9:g} s)')
                 return
+            vin.radar_link.add(stamp_ns, now)       # out-of-order targets below still arrived (not missing)
             if vin.radar_stamp_ns is not None and stamp_ns < vin.radar_stamp_ns:
                 self._drop('radar_out_of_order', f'{vehicle_id} radar targets at {stamp_ns} ns are older than '
                                                  f'the latest at {vin.radar_stamp_ns} ns')
@@ -681,11 +686,7 @@ class TwinNode(SetupNode):
         self._mirror_spec = self._mirror_cells = self._mirror_stamp_ns = None
         self._last_cycle_stamp_ns = None
         for vin in self.vehicles.values():
-            vin.odom.clear()
-            vin.odom_link = LinkMonitor(self.cfg.links_window_ns)      # arrival times went back
-            vin.radar_link = LinkMonitor(self.cfg.links_window_ns)
-            vin.radar_stamp_ns = None
-            vin.radar_xyv = np.zeros((0, 3))
+            vin.forget_streams()
         self.restarts += 1
 
     def _note_arrival(self, now_ns: int) -> None:
@@ -702,8 +703,8 @@ class TwinNode(SetupNode):
 
     # --------------------------------------------------------------- cycle --
 
-    def platoon_at(self, stamp_ns: int) -> tuple[PlatoonState, dict[str, tuple[float, float]]]:
-        """The platoon at ``stamp_ns`` (common time) from odometry, and each present vehicle's (x, y).
+    def platoon_at(self, stamp_ns: int) -> PlatoonState:
+        """The platoon at ``stamp_ns`` (common time) from odometry.
 
         Per vehicle: the odometry sample nearest the stamp (its vehicle stamp mapped
         to common time), extrapolated along its heading at its speed, and moved from
@@ -747,12 +748,11 @@ class TwinNode(SetupNode):
         self.degraded = degraded
         if not rows:
             z = np.zeros(0)
-            return PlatoonState((), z, z, z, z, z, z, np.zeros(0, np.int64), z), {}
+            return PlatoonState((), z, z, z, z, z, z, np.zeros(0, np.int64), z)
         cols = list(zip(*rows))
-        platoon = PlatoonState(tuple(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
-                               np.array(cols[4]), np.array(cols[5]), np.array(cols[6]), np.arange(len(rows)),
-                               np.array(cols[7]))
-        return platoon, {r[0]: (r[1], r[2]) for r in rows}
+        return PlatoonState(tuple(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
+                            np.array(cols[4]), np.array(cols[5]), np.array(cols[6]), np.arange(len(rows)),
+                            np.array(cols[7]))
 
     def link_degraded(self, vehicle_id: str) -> list[str]:
         """What the twin measures wrong with the vehicle's links now: odometry or radar arriving late
@@ -808,7 +808,7 @@ class TwinNode(SetupNode):
 
     def run_cycle(self, spec: GridSpec, cells: NDArray[np.int8], stamp_ns: int) -> TwinResult:
         """One twin step on a grid (no publishing); sets last_step_ms. Raises the core's errors."""
-        platoon, _ = self.platoon_at(stamp_ns)
+        platoon = self.platoon_at(stamp_ns)
         radar_xyv, radar_xy = self.radar_at(stamp_ns, platoon) if self.cfg.use_radar else (None, None)
         t0 = time.perf_counter()
         result = self.core.step(cells, spec, stamp_ns, platoon, radar_xyv, radar_xy)
