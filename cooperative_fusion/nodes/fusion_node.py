@@ -683,23 +683,21 @@ class FusionNode(SetupNode):
             return int(self.clock_map.to_common(now))
         return now
 
-    def link_latency_ns(self, st: _VehicleState, now_ns: int) -> int | None:
-        """The vehicle's evidence latency (median arrival - stamp over link.window_s), ns; None when unknown."""
-        return st.link.latency_ns(now_ns)
+    def _with_link_allowance(self, base_ns: int, st: _VehicleState, now_ns: int) -> int:
+        """``base_ns`` + the vehicle's evidence latency (median arrival - stamp over link.window_s)
+        beyond link.nominal_latency_s, capped by link.latency_allowance_max_s, ns."""
+        return age_limit_ns(base_ns, st.link.latency_ns(now_ns), self.cfg.latency_allowance_max_ns,
+                            self.cfg.nominal_latency_ns)
 
     def evidence_max_age_ns(self, st: _VehicleState, now_ns: int) -> int:
-        """Age limit of the vehicle's evidence: fusion.max_age_s + its link latency beyond the nominal
-        (capped), ns."""
-        return age_limit_ns(self.cfg.fusion.max_age_ns, self.link_latency_ns(st, now_ns),
-                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
+        """Age limit of the vehicle's evidence: fusion.max_age_s with its link allowance, ns."""
+        return self._with_link_allowance(self.cfg.fusion.max_age_ns, st, now_ns)
 
     def object_max_age_ns(self, st: _VehicleState, now_ns: int) -> int | None:
-        """Age limit of the vehicle's moving objects: dynamic.max_age_s + its link latency beyond the
-        nominal (capped), ns."""
+        """Age limit of the vehicle's moving objects: dynamic.max_age_s with its link allowance, ns."""
         if self.cfg.dynamic is None:
             return None
-        return age_limit_ns(self.cfg.dynamic.max_age_ns, self.link_latency_ns(st, now_ns),
-                            self.cfg.latency_allowance_max_ns, self.cfg.nominal_latency_ns)
+        return self._with_link_allowance(self.cfg.dynamic.max_age_ns, st, now_ns)
 
     def _drop(self, vid: str | None, cause: str, detail: str) -> None:
         if vid in self.vehicles:
@@ -825,10 +823,10 @@ class FusionNode(SetupNode):
                 logodds = np.where(mask_on(checked[0], conflict, spec), logodds * np.float32(weight),
                                    logodds).astype(np.float32)
         now = self.now_ns()
+        max_age_ns = self.evidence_max_age_ns(st, now)
         if self.dynamic is not None:
-            spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now)
-        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, now, st.cov_xy,
-                                     max_age_ns=self.evidence_max_age_ns(st, now))
+            spec, logodds, known = self._split_moving(vid, st, spec, logodds, known, stamp_ns, now, max_age_ns)
+        result = self.grid.integrate(vid, spec, logodds, known, stamp_ns, now, st.cov_xy, max_age_ns=max_age_ns)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if result.accepted:
             st.fused_stamps.append(stamp_ns)
@@ -853,13 +851,13 @@ class FusionNode(SetupNode):
             return None          # not a whole multiple: integrate drops it with its cause
 
     def _split_moving(self, vid: str, st: _VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
-                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int
+                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int, max_age_ns: int
                       ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
         """The static part of the evidence (on the common resolution); its moving components go to the
-        dynamic layer. Evidence that integrate will drop (too old, future, bad shape or geometry) is
-        returned unchanged, so it is dropped with its cause and leaves no object."""
+        dynamic layer. Evidence that integrate will drop (older than ``max_age_ns``, future, bad shape or
+        geometry) is returned unchanged, so it is dropped with its cause and leaves no object."""
         fcfg = self.cfg.fusion
-        if now_ns - stamp_ns > self.evidence_max_age_ns(st, now_ns) \
+        if now_ns - stamp_ns > max_age_ns \
                 or stamp_ns - now_ns > fcfg.future_tolerance_ns \
                 or np.shape(logodds) != spec.shape or np.shape(known) != spec.shape:
             return spec, logodds, known
@@ -1135,7 +1133,7 @@ class FusionNode(SetupNode):
         for cause in sorted(set(VEHICLE_CAUSES) | set(counts)):
             values[f'drops.{cause}'] = counts.get(cause, 0)
         values['drops.total'] = st.drops.total
-        lat = self.link_latency_ns(st, now_ns)
+        lat = st.link.latency_ns(now_ns)
         values.update({'link.latency_ms': math.nan if lat is None else lat / 1e6,
                        'link.latency_p95_ms': (math.nan if lat is None
                                                else st.link.latency_ns(now_ns, 0.95) / 1e6),
