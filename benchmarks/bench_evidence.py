@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.sensor_models import (GroundConfig, GroundMode, default_lidar_model,
+from cooperative_fusion.core.vehicle.sensor_models import (GroundConfig, GroundMode, default_lidar_model,
                                                    lidar_evidence, split_ground)
 
 SENSOR = np.array([12.3, -4.1, 1.8])          # lidar position in map, metres

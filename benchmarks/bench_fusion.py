@@ -1,4 +1,4 @@
-"""Benchmark: one cooperative fusion cycle (core.fusion.CommonGrid).
+"""Benchmark: one cooperative fusion cycle (core.fusion.common_grid.CommonGrid).
 
 A cycle is what the fusion node does per common-grid publish: ``advance(now)``,
 ``integrate`` one evidence grid per vehicle (100 m × 40 m at 0.2 m, pose
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from cooperative_fusion.core.fusion import CommonGrid, FusionConfig
+from cooperative_fusion.core.fusion.common_grid import CommonGrid, FusionConfig
 from cooperative_fusion.core.grid import GridSpec, percent_to_logodds
 
 RES = 0.2

@@ -19,7 +19,7 @@ from pathlib import Path
 from cooperative_fusion.ros.bag import serialize
 from cooperative_fusion.sim.bag_writer import event_to_message, write_simulation
 from cooperative_fusion.sim.scenario import load_scenario
-from cooperative_fusion.sim.simulate_cli import default_scenario_path
+from cooperative_fusion.commands.simulate import default_scenario_path
 from cooperative_fusion.sim.world import Simulation
 
 

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from cooperative_fusion.core.conflicts import ConflictConfig, find_conflicts
+from cooperative_fusion.core.twin.conflicts import ConflictConfig, find_conflicts
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.prediction import (ObstacleState, PlatoonState, PredictionConfig, predicted_grids,
+from cooperative_fusion.core.twin.prediction import (ObstacleState, PlatoonState, PredictionConfig, predicted_grids,
                                                 rollout)
 
 RUNS = 30

@@ -16,15 +16,15 @@ from .ros.signals import take_sigint
 
 #: subcommand -> (module, one-line help). Add a row when a subcommand lands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    'simulate': ('cooperative_fusion.sim.simulate_cli',
+    'simulate': ('cooperative_fusion.commands.simulate',
                  'Simulate a platoon scenario into a rosbag2 (mcap) with ground truth.'),
-    'replay': ('cooperative_fusion.nodes.replay',
+    'replay': ('cooperative_fusion.commands.replay',
                'Publish a rosbag2 with its recorded timing and /clock.'),
-    'run': ('cooperative_fusion.nodes.run_cli',
+    'run': ('cooperative_fusion.commands.run',
             'Run the platoon (vehicles, fusion, twin) in one process, on a bag or on live topics.'),
-    'demo': ('cooperative_fusion.demo',
+    'demo': ('cooperative_fusion.commands.demo',
              'Simulate, run and evaluate a scenario; leave bags, report and pictures in DIR.'),
-    'evaluate': ('cooperative_fusion.evaluate',
+    'evaluate': ('cooperative_fusion.commands.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
 }
 

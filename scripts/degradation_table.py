@@ -245,7 +245,7 @@ def sustained_leads(r: Mapping[str, Any]) -> dict[str, float | None]:
 def run_row(run: str, bag: Path, work: Path, twin: bool = True, keep_bag: bool = False,
             resume: bool = False) -> dict[str, Any]:
     """Run ``RUNS[run]`` on ``bag``, evaluate it; the report plus ``run_ok``, ``wall_s``, ``twin_diagnostics``."""
-    from cooperative_fusion.evaluate import evaluate
+    from cooperative_fusion.evaluation.report import evaluate
 
     report_path = work / f'{run}_report.json'
     if resume and report_path.exists():
@@ -254,7 +254,7 @@ def run_row(run: str, bag: Path, work: Path, twin: bool = True, keep_bag: bool =
     cfg = platoon_config(work, run, spec, twin=twin)
     faults = faults_file(work, run, spec)
     result = work / f'{run}_result.bag'
-    cmd = [PY, '-m', 'cooperative_fusion.nodes.run_cli', '--config', str(cfg), '--bag', str(bag),
+    cmd = [PY, '-m', 'cooperative_fusion.cli', 'run', '--config', str(cfg), '--bag', str(bag),
            '--record', str(result), '--overwrite', '--quiet']
     if faults is not None:
         cmd += ['--faults', str(faults)]

@@ -110,13 +110,13 @@ def simulate(work: Path, scenario: str, duration: float | None, seed: int | None
 
 
 def run_and_evaluate(work: Path, name: str, bag: Path, vehicle_extra: dict, fusion_extra: dict) -> dict[str, Any]:
-    from cooperative_fusion.evaluate import evaluate
+    from cooperative_fusion.evaluation.report import evaluate
 
     report_path = work / f'{name}_report.json'
     result = work / f'{name}_result.bag'
     if not report_path.exists():
         cfg = platoon_config(work, name, vehicle_extra, fusion_extra)
-        subprocess.run([PY, '-m', 'cooperative_fusion.nodes.run_cli', '--config', str(cfg), '--bag', str(bag),
+        subprocess.run([PY, '-m', 'cooperative_fusion.cli', 'run', '--config', str(cfg), '--bag', str(bag),
                         '--record', str(result), '--overwrite', '--quiet'], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
         report = evaluate(bag, result)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cooperative_fusion.core.share import CropMode
+from cooperative_fusion.core.vehicle.share import CropMode
 from cooperative_fusion.nodes.vehicle_node import PARAMS, config_from_params
 
 from script_module import load_script

@@ -6,7 +6,7 @@ import re
 import yaml
 
 from cooperative_fusion.core.faults import load_faults
-from cooperative_fusion.nodes.bringup import load_platoon_config
+from cooperative_fusion.app.bringup import load_platoon_config
 
 from script_module import load_script
 

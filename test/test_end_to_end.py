@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cooperative_fusion.evaluate import evaluate
-from cooperative_fusion.nodes.bringup import run_bag_lockstep
-from cooperative_fusion.sim import simulate_cli
+from cooperative_fusion.evaluation.report import evaluate
+from cooperative_fusion.app.bringup import run_bag_lockstep
+from cooperative_fusion.commands import simulate as simulate_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'config'
@@ -38,8 +38,8 @@ def e2e_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     scenario_path.write_text(yaml.safe_dump(scenario, sort_keys=False))
     bag = tmp / 'truth.bag'
     parser = argparse.ArgumentParser()
-    simulate_cli.add_arguments(parser)
-    assert simulate_cli.run(parser.parse_args(['--scenario', str(scenario_path), '--out', str(bag), '--quiet'])) == 0
+    simulate_cmd.add_arguments(parser)
+    assert simulate_cmd.run(parser.parse_args(['--scenario', str(scenario_path), '--out', str(bag), '--quiet'])) == 0
 
     platoon = yaml.safe_load((CONFIG / 'platoon.yaml').read_text())
     platoon['run']['twin'] = False

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from cooperative_fusion.evaluate import evaluate
-from cooperative_fusion.nodes.bringup import run_bag_lockstep
+from cooperative_fusion.evaluation.report import evaluate
+from cooperative_fusion.app.bringup import run_bag_lockstep
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.sim.bag_writer import write_simulation

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cooperative_fusion.nodes import bringup
+from cooperative_fusion.app import bringup
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch'

@@ -1,7 +1,7 @@
 """Pure helpers of ``cooperative-fusion evaluate``: ROI, stamp matching, latency, warnings.
 
 Everything here works on numpy arrays and integer nanoseconds (common time);
-the bag reading lives in :mod:`cooperative_fusion.evaluate`.
+the bag reading lives in :mod:`cooperative_fusion.evaluation.report`.
 
 Region of interest (ROI), per truth frame, from the true platoon poses
 (``/truth/odom/<v>``, base_link = rear axle): let ``u`` be the platoon's mean

@@ -56,6 +56,7 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+from .config_files import read_yaml
 from .errors import ConfigError
 
 _NS_PER_MS = 1_000_000
@@ -418,15 +419,10 @@ def load_faults(path: str | Path) -> FaultsConfig:
 
     Raises ConfigError naming the file, the key path (``vehicles.v1.links.odom.loss``) and the bad value.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f'{path}: faults file does not exist')
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f'{path}: not readable YAML: {exc}') from exc
+    raw = read_yaml(path, 'faults file')
     loader = _Loader(path)
     if not isinstance(raw, dict):
         raise ConfigError(f'{path}: expected a mapping at the top level, got {type(raw).__name__}')

@@ -10,21 +10,21 @@ nav_msgs/OccupancyGrid on ``topics.output`` (default ``/cooperative/grid``,
 RELIABLE + TRANSIENT_LOCAL depth 1, so a late joiner gets the latest grid at
 once) and its health on ``/diagnostics``.
 
-The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGrid`
+The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.common_grid.CommonGrid`
 (Bayesian log-odds, decay, pose blur and weight, fresh-free-wins) and
-:func:`~cooperative_fusion.core.coregistration.estimate_offset`:
+:func:`~cooperative_fusion.core.fusion.coregistration.estimate_offset`:
 
 * evidence callback: frame check, ``grid_from_msg`` -> ``percent_to_logodds``,
   the vehicle's co-registration correction (if any) applied to the grid (about
   the vehicle's odometry position at the evidence stamp), then
   the cross-vehicle consistency check (``consistency.*``,
-  :class:`~cooperative_fusion.core.consistency.ConsistencyChecker`: cells that
+  :class:`~cooperative_fusion.core.fusion.consistency.ConsistencyChecker`: cells that
   contradict two or more other vehicles' evidence of about the same time are
   scaled down, the vehicle's consistency score is updated; free road within
   ``consistency.max_speed_mps`` times the two stamps' difference along the
   vehicle's heading of an occupied cell is not compared), then
   with ``dynamic.enabled`` the moving components go to the dynamic layer
-  (:class:`~cooperative_fusion.core.dynamic.DynamicLayer`: connected
+  (:class:`~cooperative_fusion.core.fusion.dynamic.DynamicLayer`: connected
   components, along-road speed from the same vehicle's ``/<v>/radar/targets``
   or from tracking its previous components; moving ones are kept as objects,
   not fused), then ``CommonGrid.integrate(..., now_ns=common now,
@@ -41,14 +41,14 @@ The node is thin; the maths is :class:`~cooperative_fusion.core.fusion.CommonGri
   ``publish - sensor stamp`` latencies;
 * co-registration timer (``coregistration.period_s``): all vehicles' static
   cells (occupied, p >= 0.65) registered together
-  (:func:`~cooperative_fusion.core.coregistration.register_platoon`: each against
+  (:func:`~cooperative_fusion.core.fusion.coregistration.register_platoon`: each against
   the others' moved by their latest estimates, ``coregistration.sweeps`` times,
   then the platoon's median correction removed, so the majority defines
   ``map``); each point turns about the vehicle's odometry position at its stamp
   (a pose error travels with the vehicle); only static structure is
   registered: with ``coregistration.static_min_age_s`` > 0, a vehicle's cells
   that its own evidence at least that much older also holds (within
-  ``coregistration.static_tolerance_m``, :func:`~cooperative_fusion.core.coregistration.persistent_points`),
+  ``coregistration.static_tolerance_m``, :func:`~cooperative_fusion.core.fusion.coregistration.persistent_points`),
   so moving traffic, seen at different stamps by different vehicles, does not
   pull the estimate; the static cells of each vehicle's evidence over the last
   ``coregistration.accumulate_s`` are registered together (a post stays put in
@@ -94,11 +94,11 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from sensor_msgs.msg import PointCloud2, TimeReference
 
-from ..core.consistency import ConsistencyChecker, ConsistencyConfig
-from ..core.coregistration import CoregConfig, CoregResult, occupied_points, persistent_points, register_platoon
+from ..core.fusion.consistency import ConsistencyChecker, ConsistencyConfig
+from ..core.fusion.coregistration import CoregConfig, CoregResult, occupied_points, persistent_points, register_platoon
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError
-from ..core.dynamic import DynamicConfig, DynamicLayer, RadarTargets
-from ..core.fusion import (CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits,
+from ..core.fusion.dynamic import DynamicConfig, DynamicLayer, RadarTargets
+from ..core.fusion.common_grid import (CommonGrid, DropCause, Footprint, FusionConfig, draw_members, drop_member_hits,
                            member_box_mask, resample_to_resolution)
 from ..core.grid import GridSpec, percent_to_logodds
 from ..core.link import LinkMonitor, age_limit_ns
@@ -151,7 +151,7 @@ PARAMS: tuple[Param, ...] = (
           -5000.0, 5000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
-    # fusion (core.fusion.FusionConfig)
+    # fusion (core.fusion.common_grid.FusionConfig)
     Param('fusion.clamp_min', -2.0, 'lower log-odds bound after every update', -100.0, 0.0),
     Param('fusion.clamp_max', 3.5, 'upper log-odds bound after every update', 0.0, 100.0),
     Param('fusion.half_life_s', 2.0, 'decay of log-odds towards unknown, seconds', 0.001, 3600.0),
@@ -171,7 +171,7 @@ PARAMS: tuple[Param, ...] = (
     Param('fusion.free_wins_after_s', 0.05, 'occupied evidence this much older than free evidence is reset, s',
           0.0, 3600.0),
     Param('fusion.unknown_logodds', 0.05, '|L| below this is published unknown (-1)', 0.0001, 100.0),
-    # platoon members' own bodies (core.fusion.Footprint), lists parallel to footprints.vehicles
+    # platoon members' own bodies (core.fusion.common_grid.Footprint), lists parallel to footprints.vehicles
     Param('footprints.enabled', True,
           'draw each member\'s body (odometry pose + speed, at publish time) and drop evidence hits on it'),
     Param('footprints.vehicles', ['v1', 'v2', 'v3', 'v4'],
@@ -185,7 +185,7 @@ PARAMS: tuple[Param, ...] = (
     Param('footprints.margin_behind_m', 1.6,
           'extra margin behind a member\'s body: hits of sensors sampled before the cycle stamp, metres',
           0.0, 100.0),
-    # moving objects (core.dynamic.DynamicConfig)
+    # moving objects (core.fusion.dynamic.DynamicConfig)
     Param('dynamic.enabled', True,
           'moving components of the evidence kept as objects and drawn at publish time, not fused as static'),
     Param('dynamic.occupied_logodds', 0.4, 'evidence log-odds from which a cell belongs to a component',
@@ -211,7 +211,7 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
-    # co-registration (core.coregistration.CoregConfig)
+    # co-registration (core.fusion.coregistration.CoregConfig)
     Param('coregistration.enabled', True, 'estimate and apply per-vehicle pose corrections (docs/quality.md: a '
           '0.5 m / 1 deg biased vehicle corrected on the landmark scene, no change without roadside structure)'),
     Param('coregistration.period_s', 1.0, 'period of the estimate, seconds (node clock)', 0.01, 3600.0),
@@ -236,7 +236,7 @@ PARAMS: tuple[Param, ...] = (
           0.0, 60.0),
     Param('coregistration.sweeps', 3, 'per round, times every vehicle is registered against the others\' evidence '
           'moved by their latest estimates, before the platoon median correction is removed', 1, 100),
-    # cross-vehicle consistency (core.consistency.ConsistencyConfig)
+    # cross-vehicle consistency (core.fusion.consistency.ConsistencyConfig)
     Param('consistency.enabled', True,
           'down-weight evidence cells that contradict min_witnesses other vehicles; score and flag each source'),
     Param('consistency.confident_logodds', 0.4, '|evidence log-odds| from which a cell is confident free/occupied',
@@ -293,7 +293,7 @@ class FusionNodeConfig:
     coreg : ICP gates; coreg_enabled, coreg_period_s (s), coreg_smoothing (0..1]
     coreg_static_min_age_ns, coreg_static_tolerance_m : the static-structure filter (0 ns = off), ns / metres
     coreg_accumulate_ns : static cells of the evidence this far back are registered too (0 = latest only), ns
-    coreg_sweeps : registration sweeps per round (core.coregistration.register_platoon)
+    coreg_sweeps : registration sweeps per round (core.fusion.coregistration.register_platoon)
     latency_allowance_max_ns : cap on the measured link latency added to the age limits, ns (0 = fixed limits)
     nominal_latency_ns : latency the fixed age limits already allow for (only the excess is added), ns
     link_window_ns : arrival-time window of the per-vehicle link statistics, ns; link_min_samples : messages
@@ -459,7 +459,7 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
 
 @dataclass(frozen=True)
 class Correction:
-    """A vehicle's pose correction ``p -> R(dyaw)·(p - pivot) + pivot + (dx, dy)`` (core.coregistration's form).
+    """A vehicle's pose correction ``p -> R(dyaw)·(p - pivot) + pivot + (dx, dy)`` (core.fusion.coregistration's form).
 
     dx, dy : metres; dyaw : radians. A pose error travels with the vehicle (its odometry is off by the
     same offset and heading wherever it is), so the correction does too: it turns about the vehicle's
@@ -1029,7 +1029,7 @@ class FusionNode(SetupNode):
 
     def _on_coregistration(self) -> None:
         """One co-registration round: all fresh vehicles' static structure at once
-        (:func:`~cooperative_fusion.core.coregistration.register_platoon`)."""
+        (:func:`~cooperative_fusion.core.fusion.coregistration.register_platoon`)."""
         t0 = time.perf_counter()
         now = self.now_ns()
         timeout = self.cfg.fusion.vehicle_timeout_ns

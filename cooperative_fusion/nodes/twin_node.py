@@ -51,15 +51,15 @@ from numpy.typing import NDArray
 from sensor_msgs.msg import PointCloud2, TimeReference
 from visualization_msgs.msg import MarkerArray
 
-from ..core.conflicts import Advisory, Conflict, ConflictConfig
+from ..core.twin.conflicts import Advisory, Conflict, ConflictConfig
 from ..core.errors import ConfigError, CooperativeFusionError, MessageFormatError, SyncError
 from ..core.grid import GridSpec
-from ..core.idm import IdmParams
+from ..core.twin.idm import IdmParams
 from ..core.link import LinkMonitor
-from ..core.prediction import ObstacleModel, PlatoonState, PredictionConfig, brier, iou
+from ..core.twin.prediction import ObstacleModel, PlatoonState, PredictionConfig, brier, iou
 from ..core.timebase import ClockEstimator, ClockFitConfig
-from ..core.tracking import MotionModel, TrackerConfig, radar_to_stamp
-from ..core.twin import TwinConfig, TwinCore, TwinResult
+from ..core.twin.tracking import MotionModel, TrackerConfig, radar_to_stamp
+from ..core.twin.twin_core import TwinConfig, TwinCore, TwinResult
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers

@@ -9,7 +9,7 @@ ego motion removed from the radial velocity) and ``/diagnostics``.
 The node is thin: callbacks convert messages with the ``ros/`` adapters, odometry
 fills a :class:`PoseBuffer`, sensor payloads go into an
 :class:`ApproximateTimeSync`, and every completed set runs through
-:class:`~cooperative_fusion.core.vehicle_pipeline.VehiclePipeline`. Bad input
+:class:`~cooperative_fusion.core.vehicle.pipeline.VehiclePipeline`. Bad input
 never kills it: each drop is logged (first of a cause, then throttled) and
 counted in ``/diagnostics``.
 
@@ -41,14 +41,14 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
 from ..core.errors import ConfigError, CooperativeFusionError, FrameError, MessageFormatError
 from ..core.grid import logodds_to_percent
-from ..core.ground import GroundConfig
-from ..core.pose_buffer import PoseBuffer, PoseBufferConfig
-from ..core.pose_wait import PoseWait, PoseWaitConfig, Release
-from ..core.sensor_models import SensorModel
-from ..core.share import EvidenceSharer, ShareConfig
-from ..core.sync import ApproximateTimeSync, SyncConfig, SyncSet
+from ..core.vehicle.ground import GroundConfig
+from ..core.vehicle.pose_buffer import PoseBuffer, PoseBufferConfig
+from ..core.vehicle.pose_wait import PoseWait, PoseWaitConfig, Release
+from ..core.vehicle.sensor_models import SensorModel
+from ..core.vehicle.share import EvidenceSharer, ShareConfig
+from ..core.vehicle.sync import ApproximateTimeSync, SyncConfig, SyncSet
 from ..core.timebase import ClockEstimator, ClockFitConfig
-from ..core.vehicle_pipeline import (STREAMS, set_pose_horizon_ns, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
+from ..core.vehicle.pipeline import (STREAMS, set_pose_horizon_ns, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
                                      QosConfig, RadarScan, TopicConfig, VehicleConfig, VehiclePipeline,
                                      WindowConfig)
 from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
@@ -474,7 +474,7 @@ class VehicleNode(SetupNode):
             return None
 
     def _submit(self, sset: SyncSet) -> None:
-        """Process a sync set once odometry covers its stamps (core.pose_wait: or odometry went silent).
+        """Process a sync set once odometry covers its stamps (core.vehicle.pose_wait: or odometry went silent).
 
         Odometry and sensors travel on different topics; a set whose newest stamp (or deskewed
         sweep end) lies after the newest pose would otherwise be extrapolated or dropped. Sets
@@ -550,7 +550,7 @@ class VehicleNode(SetupNode):
         (sync.gaps.<stream> silences, sync.missing.<stream> sets without it, ...);
         sets_waiting_for_pose / sets_waited_for_pose : sync sets waiting for odometry now / that
         waited and got it; sets_released_odometry_silent / sets_released_max_wait : sets that went on
-        without covering odometry (core.pose_wait; then extrapolated or dropped as set_no_pose);
+        without covering odometry (core.vehicle.pose_wait; then extrapolated or dropped as set_no_pose);
         drops.<cause> / drops.total : inputs dropped, by cause;
         processing_ms.p50 / .p95 / .count : pipeline + publish time per set (wall clock);
         pose_buffer_span_s : odometry history held.

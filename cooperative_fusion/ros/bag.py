@@ -39,6 +39,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ..core.errors import BagError
 from . import qos as qos_profiles
+from . import names
 
 #: Typestore whose message definitions and RIHS01 hashes go into written bags.
 TYPESTORE = Stores.ROS2_KILTED
@@ -141,9 +142,9 @@ def topic_qos(topic: str) -> QoSProfile:
         return qos_profiles.clock_qos()
     if topic == '/diagnostics':
         return qos_profiles.diagnostics_qos()
-    if topic in ('/cooperative/grid', '/truth/scenario'):
+    if topic in (names.COMMON_GRID, names.TRUTH_SCENARIO):
         return qos_profiles.latched_qos()
-    if topic.startswith('/truth/odom/') or topic.endswith('/odom') or topic.endswith('/time_reference'):
+    if topic.startswith(names.TRUTH_ODOM_PREFIX) or topic.endswith('/odom') or topic.endswith('/time_reference'):
         return qos_profiles.state_qos()
     if topic.endswith('/radar/targets'):
         return qos_profiles.evidence_qos()

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..core import camera
+from ..core.vehicle import camera
 from ..core.errors import ConfigError, MessageFormatError
 from .time import ns_to_stamp
 

@@ -23,10 +23,10 @@ from nav_msgs.msg import Path
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..core.conflicts import Advisory, Conflict, ConflictLevel
+from ..core.twin.conflicts import Advisory, Conflict, ConflictLevel
 from ..core.errors import MessageFormatError
-from ..core.prediction import Rollout
-from ..core.tracking import Track
+from ..core.twin.prediction import Rollout
+from ..core.twin.tracking import Track
 from .time import ns_to_stamp
 
 #: Height of the drawn boxes, metres (the grid is 2-D).

@@ -34,10 +34,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from ..core.config_files import read_yaml
 from ..core.errors import ConfigError
-from ..core.idm import IdmParams
+from ..core.twin.idm import IdmParams
 from .clocks import ClockConfig
 
 
@@ -657,13 +657,4 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file. Raises ConfigError naming the file and key path."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f'{path}: cannot read scenario file: {exc.strerror}') from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
-    return scenario_from_dict(raw, str(path))
+    return scenario_from_dict(read_yaml(path, 'scenario file'), str(path))

@@ -4,7 +4,7 @@ Motion
 ------
 Vehicles move along the road in road coordinates (s along, d to the left),
 integrated in fixed 10 ms steps. The platoon leader follows its speed
-profile; followers use the IDM (:mod:`cooperative_fusion.core.idm`) behind
+profile; followers use the IDM (:mod:`cooperative_fusion.core.twin.idm`) behind
 the nearest vehicle ahead in their lane (the predecessor, or a car that has
 cut in — a lane-changing car belongs to its target lane from half-way through
 the manoeuvre). Other traffic drives at constant speed; a lane change follows
@@ -41,9 +41,10 @@ from numpy.typing import NDArray
 
 from ..core.errors import ConfigError
 from ..core.grid import GridSpec
-from ..core.idm import idm_acceleration, idm_step
+from ..core.twin.idm import idm_acceleration, idm_step
 from ..core.se3 import from_xy_yaw, from_xyz_rpy
 from ..core.types import PoseSample
+from ..ros import names
 from .clocks import VehicleClock
 from .events import EventKind, SimEvent
 from .scenario import GridWindowMode, MountPose, PlatoonVehicle, Scenario, load_scenario
@@ -343,7 +344,7 @@ class Simulation:
                 'meeting_time_ns': meeting,
                 'meeting_time_s': {k: (None if t is None else (t - start_ns) * 1e-9) for k, t in meeting.items()},
                 'note': 'nobody reacts to a hazard; a vehicle that reaches one drives through it'}
-        yield SimEvent('/truth/scenario', EventKind.TRUTH_META, start_ns, start_ns, '', {'json': json.dumps(meta)})
+        yield SimEvent(names.TRUTH_SCENARIO, EventKind.TRUTH_META, start_ns, start_ns, '', {'json': json.dumps(meta)})
 
         t_ns = start_ns
         while t_ns < end_ns:
@@ -377,20 +378,20 @@ class Simulation:
 
         def on_lidar(t: int, st: _WorldState) -> None:
             pts, _ = lidar.scan(st.base2map[i] @ mounts['lidar'], st.velocity[i], st.boxes.without(vid), rngs['lidar'])
-            push(SimEvent(f'/{vid}/lidar/points', EventKind.LIDAR, clock.to_vehicle_ns(t), t + lidar_period_ns,
+            push(SimEvent(names.vehicle_topic(vid, names.LIDAR), EventKind.LIDAR, clock.to_vehicle_ns(t), t + lidar_period_ns,
                           f'{vid}/lidar', {'points': pts}))
 
         def on_radar(t: int, st: _WorldState) -> None:
             pts, _ = radar.scan(st.base2map[i] @ mounts['radar'], st.velocity[i], st.boxes.without(vid), rngs['radar'])
-            push(SimEvent(f'/{vid}/radar/points', EventKind.RADAR, clock.to_vehicle_ns(t), t, f'{vid}/radar',
+            push(SimEvent(names.vehicle_topic(vid, names.RADAR), EventKind.RADAR, clock.to_vehicle_ns(t), t, f'{vid}/radar',
                           {'points': pts}))
 
         def on_camera(t: int, st: _WorldState) -> None:
             depth, _ = camera.render(st.base2map[i] @ mounts['camera_optical'], st.boxes.without(vid), rngs['camera'])
             stamp = clock.to_vehicle_ns(t)
             frame = f'{vid}/camera_optical'
-            push(SimEvent(f'/{vid}/camera/depth/image', EventKind.DEPTH, stamp, t, frame, {'depth': depth}))
-            push(SimEvent(f'/{vid}/camera/depth/camera_info', EventKind.CAMERA_INFO, stamp, t, frame,
+            push(SimEvent(names.vehicle_topic(vid, names.DEPTH_IMAGE), EventKind.DEPTH, stamp, t, frame, {'depth': depth}))
+            push(SimEvent(names.vehicle_topic(vid, names.CAMERA_INFO), EventKind.CAMERA_INFO, stamp, t, frame,
                           {'K': camera.K.copy(), 'width': sensors.camera.width, 'height': sensors.camera.height}))
 
         loc = v.localization
@@ -406,11 +407,11 @@ class Simulation:
             sample = PoseSample(clock.to_vehicle_ns(t), pos, np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]),
                                 cov.copy(), np.array([st.speed[i] + loc.speed_noise_mps * n[3], 0.0, 0.0]),
                                 np.array([0.0, 0.0, st.yaw_rate[i]]))
-            push(SimEvent(f'/{vid}/odom', EventKind.ODOM, sample.stamp_ns, t, 'map',
+            push(SimEvent(names.vehicle_topic(vid, names.ODOM), EventKind.ODOM, sample.stamp_ns, t, 'map',
                           {'pose': sample, 'child_frame_id': f'{vid}/base_link'}))
 
         def on_tref(t: int, st: _WorldState) -> None:
-            push(SimEvent(f'/{vid}/time_reference', EventKind.TIME_REFERENCE, clock.to_vehicle_ns(t), t, '',
+            push(SimEvent(names.vehicle_topic(vid, names.TIME_REFERENCE), EventKind.TIME_REFERENCE, clock.to_vehicle_ns(t), t, '',
                           {'time_ref_ns': t, 'source': 'gnss'}))
 
         if sensors.lidar.enabled:
@@ -434,7 +435,7 @@ class Simulation:
                 sample = PoseSample(t, pose[:3, 3].copy(), np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]),
                                     np.zeros((6, 6)), np.array([st.speed[i], 0.0, 0.0]),
                                     np.array([0.0, 0.0, st.yaw_rate[i]]))
-                push(SimEvent(f'/truth/odom/{vid}', EventKind.TRUTH_ODOM, t, t, 'map',
+                push(SimEvent(names.truth_odom(vid), EventKind.TRUTH_ODOM, t, t, 'map',
                               {'pose': sample, 'child_frame_id': f'{vid}/base_link'}))
 
         def on_grid(t: int, st: _WorldState) -> None:
@@ -445,7 +446,7 @@ class Simulation:
             else:
                 cx, cy = tc.grid_center_x_m, tc.grid_center_y_m
             spec = GridSpec.centered(cx, cy, tc.grid_size_x_m, tc.grid_size_y_m, tc.grid_resolution_m)
-            push(SimEvent('/truth/grid', EventKind.TRUTH_GRID, t, t, 'map',
+            push(SimEvent(names.TRUTH_GRID, EventKind.TRUTH_GRID, t, t, 'map',
                           {'spec': spec, 'cells': rasterize_boxes(spec, st.boxes)}))
 
         def on_objects(t: int, st: _WorldState) -> None:
@@ -453,7 +454,7 @@ class Simulation:
             boxes = [{'id': b.ids[m], 'kind': b.kinds[m], 'center': b.centers[m].tolist(),
                       'size': (2.0 * b.half_sizes[m]).tolist(), 'yaw': float(b.yaws[m]),
                       'velocity': b.velocities[m, :2].tolist()} for m in range(len(b))]
-            push(SimEvent('/truth/objects', EventKind.TRUTH_OBJECTS, t, t, 'map', {'boxes': boxes}))
+            push(SimEvent(names.TRUTH_OBJECTS, EventKind.TRUTH_OBJECTS, t, t, 'map', {'boxes': boxes}))
 
         add(tc.odom_rate_hz, on_truth_odom, False)
         add(tc.grid_rate_hz, on_grid, False)

@@ -246,7 +246,7 @@ def test_missing_and_unreadable_files(tmp_path):
         load_faults(tmp_path / 'nope.yaml')
     bad = tmp_path / 'bad.yaml'
     bad.write_text('a: [1, 2\n')
-    with pytest.raises(ConfigError, match='not readable YAML'):
+    with pytest.raises(ConfigError, match='not valid YAML'):
         load_faults(bad)
     bad.write_text('- 1\n')
     with pytest.raises(ConfigError, match='expected a mapping at the top level'):

@@ -1,9 +1,9 @@
 """Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, and a probe.
 
 ``python netns_agents.py replay BAG --ready F --go F [--topics T ...] [--clock-topic /v1/clock] [--clock-only]``
-    Publishes BAG's ``--topics`` with :class:`cooperative_fusion.nodes.replay.ReplayPublisher`
+    Publishes BAG's ``--topics`` with :class:`cooperative_fusion.app.player.ReplayPublisher`
     (and the /clock it publishes before each message, remapped to ``--clock-topic``),
-    paced by :class:`~cooperative_fusion.nodes.replay.BagPlayer` at ``--rate``. It
+    paced by :class:`~cooperative_fusion.app.player.BagPlayer` at ``--rate``. It
     writes ``--ready`` once every publisher has a subscriber, waits for the
     ``--go`` file (a wall-clock epoch in seconds), anchors the bag's start time
     to that instant and plays. Every replay of the test anchors to the same
@@ -50,7 +50,7 @@ def replay_main(args: argparse.Namespace) -> int:
     from rclpy.context import Context
     from rosgraph_msgs.msg import Clock
 
-    from cooperative_fusion.nodes.replay import BagPlayer, ReplayPublisher
+    from cooperative_fusion.app.player import BagPlayer, ReplayPublisher
     from cooperative_fusion.ros.bag import BagReader
     from cooperative_fusion.ros.time import ns_to_stamp
 

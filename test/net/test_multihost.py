@@ -141,7 +141,7 @@ def _have(tool: str) -> bool:
 
 def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
     """Vehicles and edge on separate hosts over a 10 %-loss link keep the common grid flowing (bounds: module doc)."""
-    from cooperative_fusion.nodes import bringup
+    from cooperative_fusion.app import bringup
     from cooperative_fusion.ros.bag import BagReader
 
     for v in VEHICLES:

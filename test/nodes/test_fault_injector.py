@@ -13,7 +13,7 @@ from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.faults import FaultModel, load_faults
 from cooperative_fusion.nodes.fault_injector import (FaultInjector, create_injectors, source_renames,
                                                      vehicle_parameters)
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.ros.time import make_time_reference, ns_to_stamp, stamp_to_ns
 
 START = 1_000 * 10**9

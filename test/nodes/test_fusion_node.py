@@ -15,13 +15,13 @@ from rclpy.parameter import Parameter
 from scipy import ndimage
 from sensor_msgs.msg import TimeReference
 
-from cooperative_fusion.core.coregistration import CoregResult, apply_correction
+from cooperative_fusion.core.fusion.coregistration import CoregResult, apply_correction
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import (PARAMS, Correction, FusionNode, WindowMode, config_from_params,
                                                    mask_on, platoon_center, quat_wxyz_yaw, warp_evidence)
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
@@ -585,7 +585,7 @@ def test_delayed_odometry_places_the_member_where_it_is_now(ros_context):
     arrives 150 ms late is moved by its speed over the time since it was true, not since it arrived
     (a delayed V2V link must not draw the car 150 ms behind itself)."""
     from cooperative_fusion.core.types import PoseSample
-    from cooperative_fusion.nodes.lockstep import LockstepRunner
+    from cooperative_fusion.app.lockstep import LockstepRunner
     from cooperative_fusion.ros.time import make_time_reference
 
     offset = 300_000_000                               # vehicle clock = common - 0.3 s

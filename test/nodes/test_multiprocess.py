@@ -3,7 +3,7 @@
 The four vehicle nodes, fusion and twin are started with the command lines of
 the bringup (:meth:`NodeSpec.command`: the same params files, namespaces and
 parameters as config/platoon.yaml and the launch files), with use_sim_time;
-``cooperative_fusion.nodes.replay`` publishes a short simulated bag with
+``cooperative_fusion.app.player`` publishes a short simulated bag with
 /clock; this test process listens on DDS for /cooperative/grid and
 /twin/warnings.
 """
@@ -25,7 +25,7 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
-from cooperative_fusion.nodes import bringup
+from cooperative_fusion.app import bringup
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.qos import evidence_qos, latched_qos
 
@@ -117,7 +117,7 @@ def test_nodes_as_separate_processes_fuse_a_replayed_bag(tmp_path, scenario_bag)
                         and all(listener.count_subscribers(f'/{v}/lidar/points') >= 1 for v in cfg.vehicles),
                         timeout_s=60.0)
         assert up, f'nodes did not come up\n{_logs(logs)}'
-        replay = start('replay', [sys.executable, '-m', 'cooperative_fusion.nodes.replay', str(scenario_bag),
+        replay = start('replay', [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(scenario_bag),
                                   '--rate', str(RATE), '--wait-for-subscribers', '10', '--topics', *inputs])
         assert spin_until(lambda: replay.poll() is not None, timeout_s=SIM_S / RATE + 40.0), \
             f'replay did not finish\n{_logs(logs)}'

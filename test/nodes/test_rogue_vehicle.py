@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import FusionNode
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg

@@ -375,7 +375,7 @@ def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io,
 def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
     """v2's odometry arrives 350 ms late with a quarter of it lost, v3's on time and whole: degraded names
     v2's link only, from what the twin measures (arrival - stamp mapped through v2's clock)."""
-    from cooperative_fusion.nodes.lockstep import LockstepRunner
+    from cooperative_fusion.app.lockstep import LockstepRunner
 
     twin = TwinNode(context=ros_context)
     try:
@@ -411,7 +411,7 @@ def test_late_radar_targets_are_moved_to_the_grid_stamp(ros_context):
     """On a slow link (targets 0.35 s before the grid, beyond radar_max_age_s 0.2 s) v2's radar targets are
     moved along the road at their speed to the grid stamp, not dropped; within 0.2 s they are used as they
     are; beyond radar_max_late_s (1 s) they are left out. degraded says which."""
-    from cooperative_fusion.core.prediction import PlatoonState
+    from cooperative_fusion.core.twin.prediction import PlatoonState
 
     twin = TwinNode(context=ros_context)
     try:

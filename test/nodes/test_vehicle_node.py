@@ -18,8 +18,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.core.vehicle_pipeline import GridMode
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.core.vehicle.pipeline import GridMode
+from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from rclpy.node import Node
 
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner
 
 MS = 1_000_000
 #: A far-future stamp that still fits the int32 seconds of a ROS stamp (year 2100 does not).

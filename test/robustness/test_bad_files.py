@@ -18,17 +18,12 @@ from cooperative_fusion.ros.grid import grid_to_msg
 from cooperative_fusion.ros.time import make_time_reference
 
 SCENARIO = Path(__file__).resolve().parents[2] / 'config' / 'scenarios' / 'highway_clear.yaml'
-#: module of each command, for commands not (yet) registered in cli.py
-MODULES = {'evaluate': 'cooperative_fusion.evaluate', 'run': 'cooperative_fusion.nodes.run_cli',
-           'replay': 'cooperative_fusion.nodes.replay', 'simulate': 'cooperative_fusion.sim.simulate_cli'}
 
 
 def cli(command: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    """``cooperative-fusion COMMAND ARGS`` (or the command's module where cli.py lacks it)."""
-    if command in SUBCOMMANDS:
-        argv = [sys.executable, '-m', 'cooperative_fusion.cli', command]
-    else:
-        argv = [sys.executable, '-m', MODULES[command]]
+    """``cooperative-fusion COMMAND ARGS``."""
+    assert command in SUBCOMMANDS, command
+    argv = [sys.executable, '-m', 'cooperative_fusion.cli', command]
     env = {**os.environ, 'ROS_DOMAIN_ID': '199', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     return subprocess.run([*argv, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 

@@ -24,7 +24,7 @@ from rclpy.parameter import Parameter
 
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.nodes.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.ros.grid import grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry

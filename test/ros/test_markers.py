@@ -8,10 +8,10 @@ import pytest
 from numpy.testing import assert_allclose
 from visualization_msgs.msg import Marker
 
-from cooperative_fusion.core.conflicts import Advisory, Conflict, ConflictLevel
+from cooperative_fusion.core.twin.conflicts import Advisory, Conflict, ConflictLevel
 from cooperative_fusion.core.errors import MessageFormatError
-from cooperative_fusion.core.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
-from cooperative_fusion.core.tracking import Track
+from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
+from cooperative_fusion.core.twin.tracking import Track
 from cooperative_fusion.ros.markers import (advisory_to_path, conflict_markers, prediction_markers, track_markers,
                                             twin_markers, yaw_to_quaternion)
 from cooperative_fusion.ros.time import stamp_to_ns

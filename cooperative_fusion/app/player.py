@@ -1,0 +1,205 @@
+"""``cooperative-fusion replay BAG``: publish a recorded bag with its timing and a /clock.
+
+Every topic is published with its recorded relative timing, scaled by
+``--rate``, and ``/clock`` (rosgraph_msgs/Clock) carries the bag's log time,
+published just before each message, so nodes with ``use_sim_time`` follow the
+bag. Messages are published as the recorded CDR bytes (rclpy's
+``Publisher.publish`` takes bytes), with no deserialisation.
+
+QoS: every topic is published with :func:`cooperative_fusion.ros.bag.topic_qos`
+(RELIABLE, which serves RELIABLE and BEST_EFFORT readers alike, so a Gazebo bag
+recorded BEST_EFFORT still reaches this package's RELIABLE subscribers); a
+topic recorded TRANSIENT_LOCAL (``/tf_static`` in a foreign bag,
+``/truth/scenario``) stays latched. ``/clock`` uses ``clock_qos``. A ``/clock``
+recorded in the bag is not replayed: the replay makes its own.
+
+The timing loop, :class:`BagPlayer`, holds no ROS, so ``run --bag`` reuses it.
+Top-level imports stay light: the CLI imports this module to build its parser.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+    from ..ros.bag import BagReader
+
+#: Longest single sleep: keeps a replay responsive to shutdown across long gaps in the bag.
+_MAX_SLEEP_S = 0.1
+
+
+class BagPlayer:
+    """Iterate a bag's messages and pace them in wall time.
+
+    Iterating yields ``(log_time_ns, topic, msgtype, raw_cdr)`` in log-time
+    order. :meth:`wait_until` blocks until wall time has caught up with a log
+    time: the first call anchors log time to wall time, later calls sleep until
+    ``anchor_wall + (log_time_ns - anchor_log) / rate``. A consumer slower than
+    that is never made to catch up by skipping: it just does not sleep.
+
+    reader : an open :class:`~cooperative_fusion.ros.bag.BagReader`
+    rate : replay speed factor (> 0), or None for "as fast as the consumer allows"
+    topics : only these topics (None: all)
+    clock, sleep : wall clock (s) and sleep (s); injectable for tests
+    """
+
+    def __init__(self, reader: 'BagReader', *, rate: float | None = 1.0, topics: Iterable[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+            raise ConfigError(f'replay rate must be a finite number > 0 (or None for as fast as possible), '
+                              f'got {rate!r}')
+        self.reader = reader
+        self.rate = None if rate is None else float(rate)
+        self.topics = None if topics is None else list(topics)
+        self._clock = clock
+        self._sleep = sleep
+        self._anchor: tuple[int, float] | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, str, str, bytes]]:
+        for topic, msgtype, log_time_ns, raw in self.reader.messages(self.topics):
+            yield log_time_ns, topic, msgtype, raw
+
+    def due_wall_time(self, log_time_ns: int) -> float | None:
+        """Wall time (clock seconds) at which ``log_time_ns`` is due; None before the anchor or with rate None."""
+        if self.rate is None or self._anchor is None:
+            return None
+        anchor_log_ns, anchor_wall = self._anchor
+        return anchor_wall + (log_time_ns - anchor_log_ns) * 1e-9 / self.rate
+
+    def wait_until(self, log_time_ns: int, should_continue: Callable[[], bool] = lambda: True) -> bool:
+        """Sleep until ``log_time_ns`` is due; False if ``should_continue`` turned False meanwhile."""
+        if self.rate is None:
+            return should_continue()
+        if self._anchor is None:
+            self._anchor = (log_time_ns, self._clock())
+            return should_continue()
+        due = self.due_wall_time(log_time_ns)
+        while True:
+            if not should_continue():
+                return False
+            remaining = due - self._clock()
+            if remaining <= 0.0:
+                return True
+            self._sleep(min(remaining, _MAX_SLEEP_S))
+
+
+class ReplayPublisher:
+    """Publishers for a bag's topics and /clock on one rclpy node.
+
+    node : the node to publish from
+    topics : ``{topic: msgtype}`` to publish (``/clock`` in it is ignored)
+    latched : topics recorded TRANSIENT_LOCAL, kept latched
+    """
+
+    def __init__(self, node: 'Node', topics: dict[str, str], latched: Iterable[str] = ()) -> None:
+        from rclpy.qos import DurabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        from ..ros.bag import message_class, topic_qos
+        from ..ros.qos import clock_qos
+
+        self.node = node
+        self._clock_cls = Clock
+        self.clock_pub = node.create_publisher(Clock, '/clock', clock_qos())
+        self.publishers: dict[str, Any] = {}
+        latched = set(latched)
+        for topic, msgtype in sorted(topics.items()):
+            if topic == '/clock':
+                continue
+            qos = topic_qos(topic)
+            if topic in latched:
+                qos.durability = DurabilityPolicy.TRANSIENT_LOCAL
+            self.publishers[topic] = node.create_publisher(message_class(msgtype), topic, qos)
+        self.published = 0
+
+    def wait_for_subscribers(self, timeout_s: float, should_continue: Callable[[], bool] = lambda: True,
+                             expected: Mapping[str, int] | None = None) -> bool:
+        """Wait up to ``timeout_s`` until every publisher (and /clock) has a subscriber; True if they all do.
+
+        expected : ``{topic: n}`` subscriptions to wait for (default 1 each). One matched subscriber
+        is not all of them: a message sent before the others matched is lost to them (a VOLATILE
+        reader gets nothing from before it matched), e.g. the bag's first time reference.
+        """
+        deadline = time.monotonic() + timeout_s
+        pubs = [self.clock_pub, *self.publishers.values()]
+        want = {p.topic_name: max(1, (expected or {}).get(p.topic_name, 1)) for p in pubs}
+        while should_continue():
+            if all(p.get_subscription_count() >= want[p.topic_name] for p in pubs):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return False
+
+    def publish(self, log_time_ns: int, topic: str, raw: bytes) -> bool:
+        """Publish /clock at ``log_time_ns``, then ``raw`` on ``topic``; False for a topic not replayed."""
+        from ..ros.time import ns_to_stamp
+
+        pub = self.publishers.get(topic)
+        if pub is None:
+            return False
+        self.clock_pub.publish(self._clock_cls(clock=ns_to_stamp(log_time_ns)))
+        pub.publish(raw)
+        self.published += 1
+        return True
+
+    def wait_for_acked(self, timeout_s: float) -> bool:
+        """Block until reliable subscribers acknowledged everything published (or ``timeout_s`` passed)."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        ok = True
+        for pub in [self.clock_pub, *self.publishers.values()]:
+            left = max(0.0, deadline - time.monotonic())
+            ok &= bool(pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))))
+        return ok
+
+
+def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] | None = None,
+           context: Any = None, wait_for_subscribers_s: float = 0.0, node_name: str = 'replay',
+           on_message: Callable[[int, str], None] | None = None) -> int:
+    """Publish ``bag`` on the ROS graph of ``context`` (rclpy must be initialised); returns messages published.
+
+    rate : speed factor, or None for as fast as possible
+    topics : only these topics (None: all but /clock)
+    wait_for_subscribers_s : wait up to this long for every topic to have a subscriber first
+    """
+    import rclpy
+    from rclpy.qos import DurabilityPolicy
+
+    from ..ros.bag import BagReader
+
+    with BagReader(bag) as reader:
+        recorded = reader.topics()
+        if topics is not None:
+            unknown = sorted(set(topics) - set(recorded))
+            if unknown:
+                raise ConfigError(f'{bag}: topics {unknown} are not in the bag; it has {sorted(recorded)}')
+            recorded = {t: recorded[t] for t in topics}
+        latched = [t for t in recorded
+                   if (q := reader.offered_qos(t)) is not None and q.durability == DurabilityPolicy.TRANSIENT_LOCAL]
+        node = rclpy.create_node(node_name, context=context)
+        try:
+            out = ReplayPublisher(node, recorded, latched)
+            ok = context.ok if context is not None else rclpy.ok
+            if wait_for_subscribers_s > 0 and not out.wait_for_subscribers(wait_for_subscribers_s, ok):
+                node.get_logger().warning(
+                    f'not every topic has a subscriber after {wait_for_subscribers_s:.1f} s; replaying anyway')
+            player = BagPlayer(reader, rate=rate, topics=list(out.publishers))
+            for log_time_ns, topic, _msgtype, raw in player:
+                if not player.wait_until(log_time_ns, ok):
+                    break
+                if out.publish(log_time_ns, topic, raw) and on_message is not None:
+                    on_message(log_time_ns, topic)
+            if ok():
+                out.wait_for_acked(2.0)
+            return out.published
+        finally:
+            node.destroy_node()

@@ -1,0 +1,65 @@
+"""``cooperative-fusion evaluate``: score a result bag against a simulated bag's ground truth (``evaluation.report``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from ..evaluation.report import DEFAULT_PLOT_VEHICLE, evaluate, summary_table
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f'{text!r} must be a finite number >= 0')
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--truth', type=Path, required=True, metavar='BAG',
+                        help='bag written by `cooperative-fusion simulate` (ground truth)')
+    parser.add_argument('--result', type=Path, required=True, metavar='OUT_BAG',
+                        help='bag written by `cooperative-fusion run --record`')
+    parser.add_argument('--report', type=Path, required=True, metavar='REPORT.json', help='JSON report to write')
+    parser.add_argument('--plots', type=Path, default=None, metavar='DIR',
+                        help='write see_through.png and metrics.png into DIR')
+    parser.add_argument('--plot-vehicle', default=DEFAULT_PLOT_VEHICLE, metavar='ID',
+                        help=f'vehicle of the see-through picture (default {DEFAULT_PLOT_VEHICLE})')
+    parser.add_argument('--fusion-config', type=Path, default=None, metavar='FILE',
+                        help='fusion parameters for the ego-only baselines (default config/fusion.yaml if present)')
+    parser.add_argument('--twin-config', type=Path, default=None, metavar='FILE',
+                        help='twin parameters with output_horizons_s (default config/twin.yaml if present)')
+    parser.add_argument('--roi-behind', type=_nonneg_float, default=20.0, metavar='M',
+                        help='ROI starts this far behind the last vehicle (default 20 m)')
+    parser.add_argument('--roi-ahead', type=_nonneg_float, default=100.0, metavar='M',
+                        help='ROI ends this far ahead of the leader (default 100 m)')
+    parser.add_argument('--roi-half-width', type=_nonneg_float, default=10.5, metavar='M',
+                        help="ROI half width about the platoon's line (default 10.5 m)")
+    parser.add_argument('--quiet', action='store_true', help='no summary table on stdout')
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.evaluation import RoiConfig
+
+    for name in ('fusion_config', 'twin_config'):
+        path = getattr(args, name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f'{path}: no such file (--{name.replace("_", "-")})')
+    report = evaluate(args.truth, args.result, roi=RoiConfig(args.roi_behind, args.roi_ahead, args.roi_half_width),
+                      fusion_config=args.fusion_config, twin_config=args.twin_config, plots_dir=args.plots,
+                      plot_vehicle=args.plot_vehicle)
+    out = Path(args.report)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + '\n')
+    except OSError as exc:
+        raise ConfigError(f'{out}: cannot write the report: {exc}') from exc
+    if not args.quiet:
+        print(summary_table(report))
+        print(f'wrote {out}' + (f" and {', '.join(report.get('plots', []))}" if args.plots is not None else ''))
+    return 0

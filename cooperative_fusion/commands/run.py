@@ -1,0 +1,71 @@
+"""``cooperative-fusion run``: the platoon's nodes in one process, on a bag or on live topics.
+
+``--bag`` without ``--rate`` is deterministic (lock-step); ``--bag --rate R``
+replays on live timing; no ``--bag`` runs on the live sensor topics until
+Ctrl-C. See :mod:`cooperative_fusion.app.bringup`. Top-level imports stay
+light: the CLI imports this module to build its parser.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', type=Path, default=None, metavar='FILE',
+                        help='bringup config (default: config/platoon.yaml of the package)')
+    parser.add_argument('--bag', type=Path, default=None, metavar='BAG',
+                        help='input rosbag2 (default: run on the live sensor topics until Ctrl-C)')
+    parser.add_argument('--rate', type=float, default=None, metavar='R',
+                        help='with --bag: replay on live timing at R x recorded speed '
+                             '(default: deterministic lock-step, as fast as the nodes go)')
+    parser.add_argument('--record', type=Path, default=None, metavar='OUT_BAG',
+                        help="write the config's record topics to this rosbag2 directory")
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing bag at --record')
+    parser.add_argument('--faults', type=Path, default=None, metavar='FILE',
+                        help='fault injection file (config/faults/*.yaml): a fault_injector relay per vehicle it names')
+    parser.add_argument('--quiet', action='store_true', help='no progress lines')
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..app import bringup
+
+    if args.rate is not None and args.bag is None:
+        raise ConfigError('--rate needs --bag (live runs follow the sensors\' own timing)')
+    if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(f'--rate must be a finite number > 0, got {args.rate}')
+    if args.record is not None and args.record.exists() and not args.overwrite:
+        raise ConfigError(f'--record {args.record} already exists; choose another path or pass --overwrite')
+    # Validate before starting anything, so a bad file fails fast.
+    bringup.load_platoon_config(args.config)
+    bringup.load_faults(args.faults)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)   # clean up on kill as on Ctrl-C
+    try:
+        if args.bag is None:
+            print('run: live on the sensor topics; Ctrl-C to stop', file=sys.stderr)
+            summary = bringup.run_live(args.config, args.record, faults=args.faults, overwrite=args.overwrite)
+        elif args.rate is None:
+            summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not args.quiet,
+                                               faults=args.faults, overwrite=args.overwrite)
+        else:
+            summary = bringup.run_bag_live(args.config, args.bag, args.rate, args.record,
+                                           progress=not args.quiet, faults=args.faults,
+                                           overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print('run: interrupted; nodes stopped' + (f', {args.record} closed' if args.record else ''),
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f'run: {summary.line()}')
+    return 0

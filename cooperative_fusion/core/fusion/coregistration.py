@@ -1,0 +1,412 @@
+"""Co-registration: estimate a vehicle's planar pose error against the others' evidence.
+
+The vehicle's occupied cells (p >= 0.65) are registered to the occupied cells
+of the OTHER vehicles (the caller builds that reference, e.g. from their latest
+evidence grids, so a vehicle is never registered to itself) by 2-D
+point-to-line ICP: nearest neighbours from a KD-tree within
+``max_correspondence_m``, reference normals from the PCA of up to 8 neighbours
+within ``normal_radius_m``, and a
+Gauss–Newton step in (x, y, yaw) per iteration, until the update is below
+0.1 mm / 0.0001°. Point-to-point ICP on cell centres locks onto the 0.2 m
+lattice (points slide along walls by whole cells at zero cost); point-to-line
+lets them slide, so the ends of the structures decide the motion along them.
+A reference point without a line around it (fewer than 3 neighbours within
+``normal_radius_m``, or a spread that is not elongated: an isolated post, a
+corner) has no normal: it is matched point-to-point (one row along x and one
+along y), so a row of posts 10 m apart pins the motion along the road instead
+of reading as one long line.
+
+Only structure that is static should be registered: a moving car seen by two
+vehicles at different stamps is in two places. :func:`persistent_points` keeps
+the points of a vehicle's evidence that its own evidence of some time earlier
+also holds (a static landmark stays put in ``map``, a car moves metres).
+
+The correction maps vehicle points onto the reference, rotating about a pivot
+``c`` (the vehicle position if given, else the centroid of its points)::
+
+    p_corrected = R(dyaw) · (p - c) + c + (dx, dy)
+
+A localisation error travels with the vehicle: the same offset and heading
+error wherever it is. So points the vehicle sensed from different places (its
+static cells accumulated over a few seconds of driving) each turn about where
+the vehicle was when it sensed them (per-point pivots): about one fixed point, a
+1 deg heading error of sightings 50 m back reads as 0.9 m sideways.
+
+Registration sees only relative offsets. :func:`register_platoon` registers
+every vehicle against the others' points moved by their latest estimates and
+then removes the platoon's median correction (a rigid transform of ``map``),
+so one biased vehicle among three or more neither pulls the honest ones
+towards it nor moves the frame.
+
+It is accepted only when the fit is good and well posed:
+enough points, fitness (fraction of vehicle points with a correspondence) >=
+``min_fitness``, inlier RMSE <= ``max_rmse_m``, a correction within
+``max_correction_m`` / ``max_correction_deg``, and a scene that constrains x,
+y and yaw. The last test uses the reference normals n_i at the matches and
+the point-to-line information matrix ``H = mean_i J_iᵀ J_i`` with ``J_i = (n_x, n_y, ((p_i - c_i) × n_i) / r)`` (r the
+RMS radius of the points about their pivots, so the three axes share units); the scene is
+degenerate when the smallest eigenvalue of H is below ``min_constraint``. A
+single straight wall (every normal the same) leaves the motion along it free
+and is rejected.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from ..errors import ConfigError
+from ..grid import GridSpec
+
+#: Probability from which a cell counts as occupied (the same as the metrics).
+P_OCCUPIED = 0.65
+
+
+@dataclass(frozen=True)
+class CoregConfig:
+    """min_points : points needed on each side and as correspondences
+    max_correspondence_m : ICP match radius, metres
+    min_fitness : fraction of vehicle points matched, to accept
+    max_rmse_m : RMS distance of the matches, to accept
+    max_correction_m, max_correction_deg : largest correction accepted
+    min_constraint : smallest eigenvalue of the normalised information matrix
+    max_iterations : ICP iterations
+    normal_radius_m : neighbours of a reference point for its normal, metres (see the module docstring)
+    """
+
+    min_points: int = 30
+    max_correspondence_m: float = 1.0
+    min_fitness: float = 0.5
+    max_rmse_m: float = 0.25
+    max_correction_m: float = 2.0
+    max_correction_deg: float = 5.0
+    min_constraint: float = 0.02
+    max_iterations: int = 50
+    normal_radius_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_points < 3:
+            raise ConfigError(f'min_points must be >= 3, got {self.min_points}')
+        if self.max_iterations < 1:
+            raise ConfigError(f'max_iterations must be >= 1, got {self.max_iterations}')
+        for name in ('max_correspondence_m', 'max_rmse_m', 'max_correction_m', 'max_correction_deg',
+                     'normal_radius_m'):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ConfigError(f'{name} must be a positive finite number, got {v!r}')
+        if not (0.0 <= self.min_fitness <= 1.0):
+            raise ConfigError(f'min_fitness must be in [0, 1], got {self.min_fitness}')
+        if self.min_constraint < 0:
+            raise ConfigError(f'min_constraint must be >= 0, got {self.min_constraint}')
+
+
+@dataclass(frozen=True)
+class CoregResult:
+    """dx, dy : metres; dyaw : radians, about ``pivot`` (see the module docstring)
+    fitness : fraction of vehicle points with a match; rmse : metres, over the matches
+    accepted : True when the correction should be applied; reason : why not (or 'ok')
+    pivot : (x, y) metres
+    """
+
+    dx: float
+    dy: float
+    dyaw: float
+    fitness: float
+    rmse: float
+    accepted: bool
+    reason: str
+    pivot: tuple[float, float] = (0.0, 0.0)
+
+
+def occupied_points(spec: GridSpec, cells: NDArray[np.integer] | None = None,
+                    logodds: NDArray[np.floating] | None = None, known: NDArray[np.bool_] | None = None,
+                    p_min: float = P_OCCUPIED) -> NDArray[np.float64]:
+    """Centres (N, 2), metres in ``map``, of cells with p >= ``p_min``.
+
+    Give either ``cells`` (OccupancyGrid percent, -1 unknown) or ``logodds``
+    (with an optional ``known`` mask), each of shape (height, width).
+    """
+    if (cells is None) == (logodds is None):
+        raise ConfigError('give exactly one of cells (percent) or logodds')
+    if cells is not None:
+        arr = np.asarray(cells)
+        mask = arr >= int(math.ceil(100.0 * p_min - 1e-9))
+    else:
+        arr = np.asarray(logodds)
+        mask = arr >= math.log(p_min / (1.0 - p_min)) - 1e-5   # float32 log-odds of exactly p_min
+        if known is not None:
+            mask &= np.asarray(known, dtype=bool)
+    if arr.shape != spec.shape:
+        raise ConfigError(f'grid shape {arr.shape} does not match the spec (height, width) = {spec.shape}')
+    iy, ix = np.nonzero(mask)
+    return np.stack([spec.origin_x + (ix + 0.5) * spec.resolution,
+                     spec.origin_y + (iy + 0.5) * spec.resolution], axis=1)
+
+
+def _rot(yaw: float) -> NDArray[np.float64]:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s], [s, c]])
+
+
+#: A neighbourhood is a line when its spread across is at most this fraction of its spread along (variances).
+_LINE_RATIO = 0.1
+
+
+def _normals(points: NDArray[np.float64], tree: cKDTree, radius: float, k: int = 8
+             ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Unit normals (N, 2) of points (N, 2) and whether each lies on a line (N,).
+
+    The normal is the least-spread direction of the (up to) k nearest neighbours within ``radius``;
+    a point with fewer than 3 of them, or whose neighbourhood is not elongated, is not on a line.
+    """
+    k = min(k, len(points))
+    d, nb = tree.query(points, k=k, distance_upper_bound=radius)
+    d, nb = d.reshape(len(points), k), nb.reshape(len(points), k)
+    valid = np.isfinite(d)
+    count = valid.sum(axis=1)
+    nb = np.where(valid, nb, np.arange(len(points))[:, None])
+    w = valid[..., None].astype(np.float64)
+    nbp = points[nb]                                                  # (N, k, 2)
+    mean = (nbp * w).sum(axis=1) / np.maximum(count, 1)[:, None]
+    dev = (nbp - mean[:, None, :]) * w
+    vals, vecs = np.linalg.eigh(np.einsum('nki,nkj->nij', dev, dev))
+    line = (count >= 3) & (vals[:, 0] <= _LINE_RATIO * vals[:, 1])
+    return vecs[:, :, 0], line
+
+
+def _rows(line: NDArray[np.bool_], normals: NDArray[np.float64], *per_match: NDArray[np.float64]
+          ) -> list[NDArray[np.float64]]:
+    """Residual rows: one point-to-line row per match on a line, two (x and y) per match that is not.
+
+    line : (M,) whether each match's reference point lies on a line; normals : (M, 2) their normals;
+    per_match : arrays (M, ...) with one entry per match, each repeated the same way.
+    Returns the rows' normals (M', 2) (the x and y axes for the point-to-point rows), then each
+    per_match array expanded to (M', ...).
+    """
+    pt = ~line
+    axes = np.broadcast_to(np.eye(2), (int(pt.sum()), 2, 2)).reshape(-1, 2)
+    return [np.concatenate([normals[line], axes])] + [
+        np.concatenate([a[line], np.repeat(a[pt], 2, axis=0)]) for a in per_match]
+
+
+def persistent_points(points_xy: NDArray[np.floating], earlier_xy: NDArray[np.floating], tolerance_m: float
+                      ) -> NDArray[np.float64]:
+    """The points (N, 2) of a vehicle's evidence that its earlier evidence also holds within ``tolerance_m``.
+
+    A static landmark stays put in ``map`` (the vehicle's own pose bias is the same in both), a car at
+    road speed has moved metres: registering only these keeps traffic from pulling the estimate.
+    """
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    e = np.asarray(earlier_xy, dtype=np.float64).reshape(-1, 2)
+    if len(p) == 0 or len(e) == 0:
+        return p[:0]
+    d, _ = cKDTree(e).query(p, distance_upper_bound=tolerance_m)
+    return p[np.isfinite(d)]
+
+
+def _gauss_newton_step(residual_vec: NDArray[np.float64], lever: NDArray[np.float64],
+                       normals: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Step (dx, dy, dyaw) minimising sum (n_i · (moved_i - q_i))², linearised in yaw.
+
+    residual_vec : (M, 2) moved_i - q_i; lever : (M, 2) the rotated point about its pivot, R·(p_i - c_i);
+    normals : (M, 2). Point-to-line lets points slide along walls and box sides, so the ends of the
+    structures, not the lattice of the cells, decide the motion along them.
+    """
+    r = np.sum(normals * residual_vec, axis=1)
+    j = np.column_stack([normals, lever[:, 0] * normals[:, 1] - lever[:, 1] * normals[:, 0]])
+    h = j.T @ j + 1e-9 * np.eye(3)
+    return np.linalg.solve(h, -j.T @ r)
+
+
+def _reject(reason: str, pivot: NDArray[np.float64], dx: float = 0.0, dy: float = 0.0, dyaw: float = 0.0,
+            fitness: float = 0.0, rmse: float = math.inf) -> CoregResult:
+    return CoregResult(dx, dy, dyaw, fitness, rmse, False, reason, (float(pivot[0]), float(pivot[1])))
+
+
+def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy: NDArray[np.floating],
+                    cfg: CoregConfig | None = None, pivot_xy: NDArray[np.floating] | None = None) -> CoregResult:
+    """Correction (dx, dy, dyaw about the pivot) that registers the vehicle's points to the reference.
+
+    vehicle_points_xy : (N, 2) metres in ``map``, this vehicle's occupied cells
+    reference_points_xy : (M, 2) metres, the other vehicles' occupied cells
+    pivot_xy : (2,) metres, the vehicle position; or (N, 2), one per vehicle point: the vehicle position
+        when that point was sensed (see :func:`apply_correction`); default the vehicle points' centroid
+    With per-point pivots, the result's pivot is the last row (pass the points oldest first).
+    Never raises on a poor scene: returns ``accepted=False`` with the reason.
+    """
+    cfg = cfg or CoregConfig()
+    src = np.asarray(vehicle_points_xy, dtype=np.float64).reshape(-1, 2)
+    ref = np.asarray(reference_points_xy, dtype=np.float64).reshape(-1, 2)
+    if pivot_xy is None:
+        finite = src[np.all(np.isfinite(src), axis=1)]
+        pivots = np.broadcast_to(finite.mean(axis=0) if len(finite) else np.zeros(2), src.shape)
+    else:
+        pivots = np.asarray(pivot_xy, dtype=np.float64)
+        if pivots.shape not in ((2,), src.shape):
+            raise ConfigError(f'pivot_xy must have shape (2,) or {src.shape} (one per vehicle point), '
+                              f'got {pivots.shape}')
+        pivots = np.broadcast_to(pivots, src.shape)
+    ok = np.all(np.isfinite(src), axis=1) & np.all(np.isfinite(pivots), axis=1)
+    src, pivots = src[ok], pivots[ok]
+    ref = ref[np.all(np.isfinite(ref), axis=1)]
+    pivot = pivots[-1] if len(pivots) else np.zeros(2)
+    if len(src) < cfg.min_points or len(ref) < cfg.min_points:
+        return _reject(f'too few points: vehicle {len(src)}, reference {len(ref)}, need {cfg.min_points}', pivot)
+    # Work about the (last) pivot: coordinates stay small. Each point turns about its own pivot:
+    # moved_i = R(yaw)·(p_i - c_i) + c_i + t.
+    arm = src - pivots
+    base = pivots - pivot
+    ref_c = ref - pivot
+    tree = cKDTree(ref_c)
+    normals, line = _normals(ref_c, tree, cfg.normal_radius_m)
+    x = np.zeros(3)                                                   # dx, dy, dyaw
+    for _ in range(cfg.max_iterations):
+        lever = arm @ _rot(x[2]).T
+        moved = lever + base + x[:2]
+        d, idx = tree.query(moved, distance_upper_bound=cfg.max_correspondence_m)
+        m = np.isfinite(d)
+        if m.sum() < cfg.min_points:
+            return _reject(f'too few correspondences within {cfg.max_correspondence_m} m: {int(m.sum())}, '
+                           f'need {cfg.min_points}', pivot, x[0], x[1], x[2], float(m.mean()))
+        n, res, lev = _rows(line[idx[m]], normals[idx[m]], moved[m] - ref_c[idx[m]], lever[m])
+        step = _gauss_newton_step(res, lev, n)
+        x += step
+        if np.hypot(*step[:2]) < 1e-4 and abs(step[2]) < math.radians(1e-4):
+            break
+    lever = arm @ _rot(x[2]).T
+    moved = lever + base + x[:2]
+    d, idx = tree.query(moved, distance_upper_bound=cfg.max_correspondence_m)
+    m = np.isfinite(d)
+    fitness = float(m.mean())
+    rmse = float(np.sqrt(np.mean(d[m] ** 2))) if m.any() else math.inf
+    dx, dy, yaw = (float(v) for v in x)
+    args = (pivot, dx, dy, yaw, fitness, rmse)
+    if m.sum() < cfg.min_points:
+        return _reject(f'too few correspondences within {cfg.max_correspondence_m} m: {int(m.sum())}, '
+                       f'need {cfg.min_points}', *args)
+    if fitness < cfg.min_fitness:
+        return _reject(f'fitness {fitness:.2f} below min_fitness {cfg.min_fitness}', *args)
+    if rmse > cfg.max_rmse_m:
+        return _reject(f'rmse {rmse:.3f} m above max_rmse {cfg.max_rmse_m} m', *args)
+    shift = math.hypot(dx, dy)
+    if shift > cfg.max_correction_m or abs(math.degrees(yaw)) > cfg.max_correction_deg:
+        return _reject(f'correction {shift:.2f} m / {math.degrees(yaw):.2f} deg exceeds '
+                       f'{cfg.max_correction_m} m / {cfg.max_correction_deg} deg', *args)
+    n, lev = _rows(line[idx[m]], normals[idx[m]], lever[m])
+    weakest = _weakest_constraint(lev, n)
+    if weakest < cfg.min_constraint:
+        return _reject(f'degenerate scene: weakest constraint {weakest:.3f} below {cfg.min_constraint} '
+                       f'(e.g. a single straight wall leaves the motion along it free)', *args)
+    return CoregResult(dx, dy, yaw, fitness, rmse, True, 'ok', (float(pivot[0]), float(pivot[1])))
+
+
+def register_platoon(points_xy: Mapping[str, NDArray[np.floating]], pivots_xy: Mapping[str, NDArray[np.floating]],
+                     current: Mapping[str, CoregResult], cfg: CoregConfig | None = None, sweeps: int = 3
+                     ) -> dict[str, CoregResult]:
+    """Every vehicle's correction at once, in the frame the majority of the platoon agrees on.
+
+    points_xy : {vehicle: (N, 2) metres in ``map``}, its static cells as it reported them (uncorrected)
+    pivots_xy : {vehicle: (N, 2) or (2,) metres}, where it was when it sensed each point
+    current : {vehicle: its correction so far} (missing: none), the starting point
+    Returns {vehicle: result}; a rejected vehicle's result carries the reason and its current
+    correction as dx, dy, dyaw.
+
+    Registration only sees relative offsets: a vehicle registered against the others' evidence as they
+    reported it is pulled towards a biased one, and registered against their corrected evidence the
+    corrections can drift together. So: ``sweeps`` Gauss-Seidel sweeps in which each vehicle in turn is
+    registered against the union of the others' points moved by their newest estimates (a biased
+    vehicle's points are moved back before they become anyone's reference), then the rigid map
+    transform that brings the median correction to zero is applied to all of them (the gauge: the
+    majority defines ``map``; one biased vehicle in three or more cannot move it).
+    """
+    if sweeps < 1:
+        raise ConfigError(f'sweeps must be >= 1, got {sweeps}')
+    cfg = cfg or CoregConfig()
+    vids = list(points_xy)
+    if not vids:
+        return {}
+    identity = CoregResult(0.0, 0.0, 0.0, 0.0, math.inf, False, 'not run')
+    est = {v: current.get(v, identity) for v in vids}
+    moved = {v: apply_correction(points_xy[v], est[v], pivots_xy[v]) for v in vids}
+    results: dict[str, CoregResult] = {}
+    for _ in range(sweeps):
+        # Gauss-Seidel: each vehicle against the others' points moved by their newest estimates (all at
+        # once, Jacobi, a biased and an honest vehicle swap their errors every sweep).
+        for v in vids:
+            others = [moved[o] for o in vids if o != v]
+            # Vehicles share the lattice: cells two vehicles report alike would only skew the normals.
+            ref = np.unique(np.round(np.concatenate(others) / 0.01), axis=0) * 0.01
+            r = estimate_offset(points_xy[v], ref, cfg, pivot_xy=pivots_xy[v])
+            results[v] = r
+            if r.accepted:
+                est[v] = r
+                moved[v] = apply_correction(points_xy[v], r, pivots_xy[v])
+    gauge = _median_gauge([est[v] for v in vids])
+    out = {}
+    for v in vids:
+        r, e = results[v], _compose(gauge, est[v])
+        out[v] = CoregResult(e.dx, e.dy, e.dyaw, r.fitness, r.rmse, r.accepted, r.reason, e.pivot)
+    return out
+
+
+def _compose(gauge: tuple[float, float, float, NDArray[np.float64]], corr: CoregResult) -> CoregResult:
+    """``gauge`` (dx, dy, dyaw about a point) applied after ``corr``, written about ``corr``'s pivot."""
+    gx, gy, gyaw, centre = gauge
+    c = np.asarray(corr.pivot, dtype=np.float64)
+    # corr maps its pivot c to c + t; the gauge maps that on; the rotations add.
+    moved = _rot(gyaw) @ (c + (corr.dx, corr.dy) - centre) + centre + (gx, gy)
+    t = moved - c
+    return CoregResult(float(t[0]), float(t[1]), corr.dyaw + gyaw, corr.fitness, corr.rmse, corr.accepted,
+                       corr.reason, corr.pivot)
+
+
+def _median_gauge(corrections: list[CoregResult]) -> tuple[float, float, float, NDArray[np.float64]]:
+    """The map transform (dx, dy, dyaw about the pivots' centroid) that brings the median correction to zero.
+
+    Registration fixes the vehicles only relative to each other: all of them turned and shifted together
+    fit as well. The rotation is the median heading correction; the shift, after it, the median of where
+    the pivots land: one vehicle in three or more cannot move either.
+    """
+    centre = np.mean([c.pivot for c in corrections], axis=0)
+    gyaw = -float(np.median([c.dyaw for c in corrections]))
+    landed = [_rot(gyaw) @ (np.asarray(c.pivot) + (c.dx, c.dy) - centre) + centre - c.pivot for c in corrections]
+    shift = -np.median(landed, axis=0)
+    return float(shift[0]), float(shift[1]), gyaw, centre
+
+
+def _weakest_constraint(lever: NDArray[np.float64], normals: NDArray[np.float64]) -> float:
+    """Smallest eigenvalue of the normalised point-to-line information matrix at the matches.
+
+    lever : (M, 2) each matched point about its pivot (rotated); normals : (M, 2) the rows' normals.
+    """
+    r = float(np.sqrt(np.mean(np.sum(lever ** 2, axis=1)))) or 1.0
+    cross = (lever[:, 0] * normals[:, 1] - lever[:, 1] * normals[:, 0]) / r
+    j = np.column_stack([normals, cross])
+    return float(np.linalg.eigvalsh(j.T @ j / len(j))[0])
+
+
+def correction_matrix(result: CoregResult) -> NDArray[np.float64]:
+    """The correction as a 4×4 transform ``map -> map`` (apply as ``corrected_base2map = C @ base2map``)."""
+    c = np.asarray(result.pivot)
+    rot = _rot(result.dyaw)
+    out = np.eye(4)
+    out[:2, :2] = rot
+    out[:2, 3] = c - rot @ c + (result.dx, result.dy)
+    return out
+
+
+def apply_correction(points_xy: NDArray[np.floating], result: CoregResult,
+                     pivot_xy: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+    """Corrected points (N, 2) metres: ``R(dyaw) · (p - pivot) + pivot + (dx, dy)``.
+
+    pivot_xy : (2,) or (N, 2) metres instead of ``result.pivot``. A pose error travels with the vehicle
+    (its odometry is off by the same offset and heading wherever it is), so the correction turns each
+    point about where the vehicle was when it sensed that point, not about one fixed point in ``map``.
+    """
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    c = np.asarray(result.pivot if pivot_xy is None else pivot_xy, dtype=np.float64)
+    return (p - c) @ _rot(result.dyaw).T + c + (result.dx, result.dy)

@@ -1,0 +1,402 @@
+"""Dynamic layer of the common grid: moving objects kept apart and drawn where they are at publish time.
+
+A moving face fused into the static :class:`~.fusion.CommonGrid` stays where it
+was at its evidence stamp. The grid is published 50-150 ms later (lidar logged
+at scan end, sync, the publish cadence), which at 25 m/s puts the face
+1.25-3.75 m behind the object, and fresh-free-wins then clears it as soon as
+another view sees free road there. So each incoming evidence grid is split
+(:meth:`DynamicLayer.split`):
+
+1. Components. The cells with evidence log-odds ``>= occupied_logodds`` are
+   labelled (8-connectivity; cells at most ``merge_gap_m`` apart join, so an
+   object's rear and side faces are one component). Components with fewer than
+   ``min_cells`` cells or longer than ``max_length_m`` along the road (guard
+   rails, walls) stay static.
+2. Velocity, along the road (the heading of the vehicle that sent the
+   evidence: traffic drives along its lane). From radar first: the same
+   vehicle's targets (``map``, radial velocity with ego motion removed, + away)
+   stamped within ``radar_max_dt_ns`` of the evidence (a vehicle sends its
+   targets after its grid, so these are usually the previous cycle's, moved
+   along the road at their own speed to the evidence stamp), each given to the
+   component with the nearest cell within ``radar_radius_m``. A target moving
+   along the road at speed ``s`` has ``v_r = s·cos(a)``, ``a`` the angle
+   between line of sight and road, so ``s = v_r / cos(a)``, used only where
+   ``a <= max_los_angle_deg`` (1/cos amplifies noise; across the road ``s`` is
+   unobservable). A component's speed is the median over its targets. Without
+   a usable target: from tracking, the nearest component of the same vehicle's
+   previous evidence (predicted along the road at its speed, laterally within
+   ``track_lateral_gate_m``, along the road within ``max_speed_mps·dt``); the
+   centroid's displacement along the road over ``dt`` is a speed measurement,
+   averaged into the previous speed with weight ``track_smoothing``.
+3. A component is moving when ``|speed| >= min_speed_mps`` (from tracking only:
+   for its last two estimates, so one noisy centroid step does not make a
+   static object move). Moving cells are taken out of the evidence (unknown):
+   they are not fused into the static grid, so they leave no trail and do not
+   fight fresh-free-wins; the free evidence around them still is fused. Static
+   components are fused as before.
+4. Moving components are kept as :class:`MovingObject` (cells, log-odds times
+   the vehicle weight, velocity, stamp), per vehicle. A vehicle's newer
+   evidence that observes (occupied or free) at least half of an object's
+   cells, moved to the new stamp, replaces that object (the vehicle's newest
+   view of it is kept); objects older than ``max_age_ns`` expire. An object
+   may carry its own, longer limit (:meth:`DynamicLayer.split`'s
+   ``max_age_ns``: the node adds the vehicle's measured link latency, so
+   evidence that spent 0.4 s in the network is not dead on arrival) until the
+   same vehicle's newer evidence arrives: an older object that evidence does
+   not replace falls back to ``max_age_ns`` (the extension bridges the wait
+   for the vehicle's next view, it does not keep views the vehicle has since
+   superseded: extrapolated for longer, they would be drawn as ghost copies
+   beside the newer ones). The stamp-to-stamp replacement and tracking gates
+   keep ``max_age_ns``.
+
+:meth:`DynamicLayer.draw` puts every live object into the published cells at
+its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
+the object's evidence probability (a cell shows the larger of that and the
+static grid). Vehicles are independent: two vehicles seeing the same car draw
+it twice, on top of each other when both are right.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from ..errors import ConfigError
+from ..grid import GridSpec, logodds_to_percent
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    """Dynamic-layer parameters (see the module docstring).
+
+    occupied_logodds : evidence log-odds from which a cell belongs to a component
+    merge_gap_m : occupied cells at most this far apart (gap between cells) are one component, metres
+    min_cells : smaller components stay static; max_length_m : longer ones (along the road) too, metres
+    radar_radius_m : a radar target joins the component with the nearest cell within this, metres
+    radar_max_dt_ns : radar targets stamped further than this from the evidence are not used, ns
+    max_los_angle_deg : radar speed only where line of sight and road are closer than this, degrees
+    min_speed_mps : along-road speed from which a component is moving, m/s
+    max_speed_mps : tracking gate along the road is max_speed_mps·dt, m/s
+    track_lateral_gate_m : tracking gate across the road, metres
+    track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
+    max_age_ns : a moving object not renewed for this long expires, ns
+    duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn, metres
+    """
+
+    occupied_logodds: float = 0.4
+    merge_gap_m: float = 0.4
+    min_cells: int = 3
+    max_length_m: float = 20.0
+    radar_radius_m: float = 2.0
+    radar_max_dt_ns: int = 150_000_000
+    max_los_angle_deg: float = 25.0
+    min_speed_mps: float = 3.0
+    max_speed_mps: float = 50.0
+    track_lateral_gate_m: float = 1.0
+    track_smoothing: float = 0.5
+    max_age_ns: int = 300_000_000
+    duplicate_radius_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ('occupied_logodds', 'max_length_m', 'radar_radius_m', 'min_speed_mps', 'max_speed_mps',
+                     'track_lateral_gate_m'):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f'dynamic {name} must be a positive finite number, got {v!r}')
+        for name in ('merge_gap_m', 'duplicate_radius_m'):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f'dynamic {name} must be a finite number >= 0, got {v!r}')
+        if self.min_cells < 1:
+            raise ConfigError(f'dynamic min_cells must be >= 1, got {self.min_cells}')
+        if not (0.0 < self.max_los_angle_deg < 90.0):
+            raise ConfigError(f'dynamic max_los_angle_deg must be in (0, 90), got {self.max_los_angle_deg!r}')
+        if not (0.0 < self.track_smoothing <= 1.0):
+            raise ConfigError(f'dynamic track_smoothing must be in (0, 1], got {self.track_smoothing!r}')
+        for name in ('radar_max_dt_ns', 'max_age_ns'):
+            if getattr(self, name) < 0:
+                raise ConfigError(f'dynamic {name} must be >= 0, got {getattr(self, name)}')
+
+
+@dataclass(frozen=True)
+class RadarTargets:
+    """One vehicle's radar targets of one cycle.
+
+    stamp_ns : common time; xyv : (M, 3) x, y in ``map`` (metres) and radial velocity (m/s, + away
+    from the sensor, ego motion removed); sensor_xy : (2,) the radar's position in ``map``, metres
+    """
+
+    stamp_ns: int
+    xyv: NDArray[np.float64]
+    sensor_xy: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MovingObject:
+    """A moving component of one vehicle's evidence.
+
+    cells_xy : (K, 2) cell centres in ``map`` at ``stamp_ns``, metres; logodds : (K,) float32 (times the
+    vehicle weight); velocity : (2,) m/s in ``map``; source : 'radar' or 'track'; max_age_ns : drawn while
+    at most this old (None: the layer's ``max_age_ns``), ns
+    """
+
+    vehicle_id: str
+    cells_xy: NDArray[np.float64]
+    logodds: NDArray[np.float32]
+    velocity: NDArray[np.float64]
+    stamp_ns: int
+    source: str
+    max_age_ns: int | None = None
+
+    def cells_at(self, t_ns: int) -> NDArray[np.float64]:
+        """(K, 2) cell centres moved to common time ``t_ns``, metres."""
+        return self.cells_xy + self.velocity * ((int(t_ns) - self.stamp_ns) * 1e-9)
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Outcome of :meth:`DynamicLayer.split`.
+
+    logodds, known : (height, width) the static part of the evidence (moving cells unknown), on ``spec``
+    moving : the moving objects found; components : components considered (size/length gates passed)
+    radar_speeds, track_speeds : components whose speed came from radar / from tracking
+    """
+
+    spec: GridSpec
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    moving: tuple[MovingObject, ...]
+    components: int
+    radar_speeds: int
+    track_speeds: int
+
+
+@dataclass
+class _Seen:
+    centroid: NDArray[np.float64]
+    speed: float | None          # along the road, m/s
+    moving: bool
+
+
+@dataclass
+class _VehicleTracks:
+    stamp_ns: int
+    heading: NDArray[np.float64]
+    seen: list[_Seen] = field(default_factory=list)
+
+
+def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: float
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Along-road speeds ``v_r / cos(a)`` of the usable targets: returns ((U, 2) xy, (U,) m/s)."""
+    xyv = np.asarray(radar.xyv, dtype=np.float64).reshape(-1, 3)
+    ok = np.all(np.isfinite(xyv), axis=1)
+    xyv = xyv[ok]
+    los = xyv[:, :2] - np.asarray(radar.sensor_xy, dtype=np.float64)[None, :]
+    rng = np.linalg.norm(los, axis=1)
+    road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
+    cos_a = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    use = np.abs(cos_a) >= math.cos(math.radians(max_los_angle_deg))
+    return xyv[use, :2], xyv[use, 2] / cos_a[use]
+
+
+class DynamicLayer:
+    """Per-vehicle component tracks and moving objects (see the module docstring)."""
+
+    def __init__(self, config: DynamicConfig) -> None:
+        self.config = config
+        self._tracks: dict[str, _VehicleTracks] = {}
+        self._objects: dict[str, list[MovingObject]] = {}
+        self.moving_total = 0
+
+    def objects(self, t_ns: int | None = None) -> list[MovingObject]:
+        """Every kept object (live at ``t_ns`` when given: ``0 <= t - stamp <= max_age`` (the object's own
+        limit when it has one), 50 ms early allowed)."""
+        out = [o for objs in self._objects.values() for o in objs]
+        if t_ns is None:
+            return out
+        base = self.config.max_age_ns
+        return [o for o in out
+                if -50_000_000 <= int(t_ns) - o.stamp_ns <= (base if o.max_age_ns is None else o.max_age_ns)]
+
+    def split(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
+              stamp_ns: int, heading_rad: float, radar: RadarTargets | None = None,
+              weight: float = 1.0, static_zone: NDArray[np.bool_] | None = None,
+              max_age_ns: int | None = None) -> SplitResult:
+        """Split one vehicle's evidence (on ``spec``) into its static part and moving objects.
+
+        heading_rad : the road direction at the vehicle (its heading), radians in ``map``
+        radar : the same vehicle's targets of about the same stamp, or None
+        weight : the vehicle's reliability weight, applied to the kept objects' log-odds
+        static_zone : (height, width) bool, cells where a component stays static whatever its speed
+            (around the platoon members: their bodies are drawn from odometry, and a face of theirs
+            that the member margins missed must not become an object)
+        max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
+            to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
+        Raises ConfigError when the arrays do not match ``spec``.
+        """
+        cfg = self.config
+        stamp_ns = int(stamp_ns)
+        logodds = np.asarray(logodds, dtype=np.float32)
+        known = np.asarray(known, dtype=bool)
+        if logodds.shape != spec.shape or known.shape != spec.shape:
+            raise ConfigError(f'evidence shapes {logodds.shape} / {known.shape} do not match the spec '
+                              f'(height, width) = {spec.shape}')
+        res = spec.resolution
+        road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
+        lin = np.where(known, np.nan_to_num(logodds, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        occ = known & (lin >= cfg.occupied_logodds)
+        k = int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9))
+        grown = ndimage.binary_dilation(occ, _EIGHT, iterations=k) if k > 0 and occ.any() else occ
+        labels, n = ndimage.label(grown, structure=_EIGHT)
+        labels = np.where(occ, labels, 0)
+        iy, ix = np.nonzero(labels)
+        lab = labels[iy, ix] - 1
+        x = spec.origin_x + (ix + 0.5) * res
+        y = spec.origin_y + (iy + 0.5) * res
+        count = np.bincount(lab, minlength=n).astype(np.float64)
+        safe = np.maximum(count, 1.0)
+        centroid = np.stack([np.bincount(lab, x, n) / safe, np.bincount(lab, y, n) / safe], axis=1)
+        u = x * road[0] + y * road[1]
+        umax = np.full(n, -np.inf)
+        umin = np.full(n, np.inf)
+        np.maximum.at(umax, lab, u)
+        np.minimum.at(umin, lab, u)
+        valid = (count >= cfg.min_cells) & (umax - umin + res <= cfg.max_length_m)
+        pinned = np.zeros(n, dtype=bool)
+        if static_zone is not None and n > 0:
+            pinned[np.unique(lab[np.asarray(static_zone, dtype=bool)[iy, ix]])] = True
+
+        # Radar speeds: each usable target to the component with its nearest cell within the radius.
+        speed_radar = np.full(n, np.nan)
+        if radar is not None and abs(int(radar.stamp_ns) - stamp_ns) <= cfg.radar_max_dt_ns and n > 0:
+            txy, tspeed = radar_speeds(radar, heading_rad, cfg.max_los_angle_deg)
+            # Targets of another cycle (a vehicle sends its targets after its grid) moved along the
+            # road at their own speed to the evidence stamp.
+            txy = txy + (tspeed * ((stamp_ns - int(radar.stamp_ns)) * 1e-9))[:, None] * road[None, :]
+            cell_ok = valid[lab]
+            cxy = np.stack([x, y], axis=1)[cell_ok]
+            clab = lab[cell_ok]
+            if txy.shape[0] and cxy.shape[0]:
+                d2 = ((txy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
+                j = np.argmin(d2, axis=1)
+                near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
+                for c in np.unique(clab[j[near]]):
+                    speed_radar[c] = float(np.median(tspeed[near][clab[j[near]] == c]))
+
+        # Tracking: the same vehicle's previous components, predicted along the road.
+        prev = self._tracks.get(vehicle_id)
+        dt = (stamp_ns - prev.stamp_ns) * 1e-9 if prev is not None else 0.0
+        use_prev = prev is not None and 0.0 < dt <= cfg.max_age_ns * 1e-9 and bool(prev.seen)
+        if use_prev:
+            p_xy = np.array([s.centroid for s in prev.seen])
+            p_speed = np.array([0.0 if s.speed is None else s.speed for s in prev.seen])
+        seen: list[_Seen] = []
+        moving_label = np.zeros(n, dtype=bool)
+        objects: list[MovingObject] = []
+        n_radar = n_track = 0
+        speeds = np.full(n, np.nan)
+        sources = [''] * n
+        for c in np.flatnonzero(valid):
+            match = None
+            if use_prev:
+                d = centroid[c][None, :] - p_xy
+                along_raw = d @ road
+                pred = d - (p_speed * dt)[:, None] * road[None, :]
+                along = pred @ road
+                lateral = np.abs(pred[:, 0] * road[1] - pred[:, 1] * road[0])
+                ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= cfg.max_speed_mps * dt)
+                if ok.any():
+                    cand = np.flatnonzero(ok)
+                    match = int(cand[np.argmin(np.abs(along[cand]))])
+            before = prev.seen[match] if match is not None else None
+            if math.isfinite(speed_radar[c]):
+                speed, source, moving = float(speed_radar[c]), 'radar', abs(speed_radar[c]) >= cfg.min_speed_mps
+                n_radar += 1
+            elif before is not None:
+                meas = float((centroid[c] - before.centroid) @ road) / dt
+                speed = meas if before.speed is None else before.speed + cfg.track_smoothing * (meas - before.speed)
+                source = 'track'
+                moving = (abs(speed) >= cfg.min_speed_mps and before.speed is not None
+                          and abs(before.speed) >= cfg.min_speed_mps)
+                n_track += 1
+            else:
+                speed, source, moving = None, '', False
+            moving = moving and not pinned[c]
+            seen.append(_Seen(centroid[c].copy(), speed, moving))
+            if moving:
+                moving_label[c] = True
+                speeds[c] = speed
+                sources[c] = source
+        if prev is None or stamp_ns > prev.stamp_ns:
+            self._tracks[vehicle_id] = _VehicleTracks(stamp_ns, road, seen)
+
+        moving_cells = np.zeros(spec.shape, dtype=bool)
+        if moving_label.any():
+            cell_moving = moving_label[lab]
+            moving_cells[iy[cell_moving], ix[cell_moving]] = True
+            for c in np.flatnonzero(moving_label):
+                sel = lab == c
+                objects.append(MovingObject(
+                    vehicle_id, np.stack([x[sel], y[sel]], axis=1),
+                    (lin[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
+                    float(speeds[c]) * road, stamp_ns, sources[c],
+                    None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
+        self._replace(vehicle_id, spec, known, stamp_ns, objects)
+        self.moving_total += len(objects)
+        static_known = known & ~moving_cells
+        static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
+        return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
+                           n_radar, n_track)
+
+    def _replace(self, vehicle_id: str, spec: GridSpec, known: NDArray[np.bool_], stamp_ns: int,
+                 new: list[MovingObject]) -> None:
+        """Keep the vehicle's older objects its new evidence does not observe (and not expired; they lose
+        their own age limit); add ``new``."""
+        kept = []
+        for o in self._objects.get(vehicle_id, []):
+            if stamp_ns - o.stamp_ns > self.config.max_age_ns:
+                continue
+            if o.stamp_ns < stamp_ns:
+                ix, iy = spec.world_to_cell(o.cells_at(stamp_ns))
+                inside = spec.in_bounds(ix, iy)
+                observed = np.zeros(ix.shape, dtype=bool)
+                observed[inside] = known[iy[inside], ix[inside]]
+                if observed.mean() >= 0.5:
+                    continue
+                if o.max_age_ns is not None:
+                    o = replace(o, max_age_ns=None)
+            kept.append(o)
+        self._objects[vehicle_id] = kept + new
+
+    def draw(self, spec: GridSpec, cells: NDArray[np.int8], t_ns: int) -> NDArray[np.int8]:
+        """Published cells (int8 percent, -1 unknown) with every live object at its position at ``t_ns``.
+
+        Newest first; an object with at least half its cells within ``duplicate_radius_m`` of the cells of
+        newer objects (another vehicle's or an older view of the same car) is not drawn.
+        """
+        out = np.array(cells, dtype=np.int8, copy=True)
+        drawn = np.zeros(spec.shape, dtype=bool)
+        r = int(round(self.config.duplicate_radius_m / spec.resolution))
+        for o in sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns):
+            ix, iy = spec.world_to_cell(o.cells_at(t_ns))
+            inside = spec.in_bounds(ix, iy)
+            if not inside.any():
+                continue
+            ix, iy = ix[inside], iy[inside]
+            if r >= 0 and drawn.any():
+                x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
+                y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+                near = drawn[y0:y1, x0:x1]
+                if r > 0 and near.any():
+                    near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
+                if near[iy - y0, ix - x0].mean() >= 0.5:
+                    continue
+            pct = logodds_to_percent(o.logodds[inside])
+            out[iy, ix] = np.maximum(out[iy, ix], pct)
+            drawn[iy, ix] = True
+        return out

@@ -1,0 +1,343 @@
+"""Conflicts between platoon vehicles and what lies ahead of them, and braking advice.
+
+Conflicts are judged on the **no-reaction** assumption: the vehicle under
+test keeps its current speed, while the others do what they do now (tracked
+obstacles move as the rollout predicts them; the platoon predecessor keeps its
+current acceleration until it stops). The IDM rollout, in which the platoon
+reacts, is for the predicted grids, not for this judgement: a vehicle that would
+brake in time in the rollout still needs to be told to brake.
+
+For vehicle i and each other actor j ahead of it in its path at prediction step k
+(centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
+i's front at the first step of its current stay in that lane, now or when it
+comes into it; or, at the start, touching i: overlapping its box along and across
+the road and not moving with it, contact now):
+
+- gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
+- contact time t_k + gap_k / closing_k, defined only when closing_k > 0
+  (a predecessor at the same speed never produces a TTC); ``ttc_s`` is its
+  minimum over the steps, so a contact after the rollout horizon is
+  extrapolated from the last step;
+- required deceleration to end ``safe_gap_m`` behind j at j's speed:
+  (v_i - v_j)² / (2 (gap_0 - safe_gap)) (for a braking predecessor: stopping
+  behind where it stops).
+
+Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
+``comfortable_decel_mps2``, or the current gap to an in-path actor is below
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m``.
+With ``propagate_to_followers``, a follower whose predecessor has a conflict
+with an obstacle that is also ahead in the follower's own path (and closing,
+with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
+platoon brakes together. (A car that cut in just ahead of the predecessor at
+nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obstacles are not
+masked by the platoon vehicles in between: seeing past the truck ahead is the
+point of the common grid.
+
+A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
+beside a vehicle (overlapping it along the road, clear of it across) when it is, or
+comes, within the lane is not ahead of it: following it at constant speed never
+runs into it. On the common grid such an actor is mostly a piece of the near side
+of a vehicle in the next lane, tracked with a sideways speed it does not have; a
+real car moving into a vehicle from beside is a side conflict this model does not
+judge.
+
+An obstacle that overlaps a platoon vehicle's box now and moves with it (along-road
+speeds within ``own_body_speed_tol_mps``) is that vehicle: two bodies do not overlap
+and drive on together. It is a piece of the vehicle's own cells on the common grid
+that the twin's footprint did not clear (the vehicle placed off by an unknown clock
+offset until its first time reference, a ghost that then coasts inside its box); it
+raises no conflict for any vehicle. A real contact closes: a vehicle running into a
+stopped car overlaps it at its own speed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError
+from .prediction import Rollout, VehicleState, along_road_half_length, braking_profile
+
+
+class ConflictLevel(IntEnum):
+    """Severity, with the values of diagnostic_msgs/DiagnosticStatus levels."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+
+
+@dataclass(frozen=True)
+class ConflictConfig:
+    """Conflict thresholds and advice settings (seconds, metres, m/s^2).
+
+    min_track_hits : a track raises conflicts only after this many detections (used by the twin:
+        the velocity of a young track, or of a fragment of a split object, is not known well enough
+        for a time to collision)
+    own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
+        is within this of the vehicle's is the vehicle itself, not a contact, m/s
+    """
+
+    ttc_warn_s: float = 6.0
+    ttc_error_s: float = 3.0
+    gap_warn_m: float = 10.0
+    gap_error_m: float = 5.0
+    comfortable_decel_mps2: float = 3.0
+    max_decel_mps2: float = 8.0
+    safe_gap_m: float = 5.0
+    lane_half_width_m: float = 1.8
+    min_closing_speed_mps: float = 0.1
+    propagate_to_followers: bool = True
+    propagate_max_ttc_s: float = 10.0
+    min_track_hits: int = 1
+    own_body_speed_tol_mps: float = 1.0
+    advisory_dt_s: float = 0.1
+    advisory_hold_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ('ttc_warn_s', 'ttc_error_s', 'comfortable_decel_mps2', 'max_decel_mps2', 'lane_half_width_m',
+                     'min_closing_speed_mps', 'advisory_dt_s', 'propagate_max_ttc_s'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f'ConflictConfig.{name} must be a positive finite number, got {value!r}')
+        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
+        if not (isinstance(self.min_track_hits, int) and self.min_track_hits >= 1):
+            raise ConfigError(f'ConflictConfig.min_track_hits must be an integer >= 1, got {self.min_track_hits!r}')
+        if self.ttc_error_s > self.ttc_warn_s:
+            raise ConfigError(f'ttc_error_s {self.ttc_error_s} s must not exceed ttc_warn_s {self.ttc_warn_s} s')
+        if self.gap_error_m > self.gap_warn_m:
+            raise ConfigError(f'gap_error_m {self.gap_error_m} m must not exceed gap_warn_m {self.gap_warn_m} m')
+        if self.comfortable_decel_mps2 > self.max_decel_mps2:
+            raise ConfigError(f'comfortable_decel_mps2 {self.comfortable_decel_mps2} must not exceed '
+                              f'max_decel_mps2 {self.max_decel_mps2}')
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The worst conflict of one platoon vehicle.
+
+    ttc_s : seconds from now to contact under no reaction (inf if not closing)
+    distance_m : current bumper gap along x to the other actor, metres
+    x, y : predicted contact point (the vehicle's front), or the other's position if no contact, metres
+    obstacle_track_id / predecessor_id : the other actor (exactly one is set)
+    required_decel_mps2 : deceleration that ends safe_gap behind it at its speed
+    other_speed_mps, other_accel_mps2 : the other's current along-road speed and acceleration
+    min_gap_m : smallest predicted gap over the horizon while in the path (no reaction), metres
+    propagated : True when the level comes only from the predecessor's conflict
+    """
+
+    vehicle_id: str
+    level: ConflictLevel
+    ttc_s: float
+    distance_m: float
+    x: float
+    y: float
+    obstacle_track_id: int | None
+    predecessor_id: str | None
+    required_decel_mps2: float
+    other_speed_mps: float
+    other_accel_mps2: float
+    min_gap_m: float
+    propagated: bool = False
+
+    @property
+    def other_id(self) -> str:
+        """``track_<id>`` or the predecessor's vehicle id."""
+        return self.predecessor_id if self.predecessor_id is not None else f'track_{self.obstacle_track_id}'
+
+
+def _no_reaction(x0: NDArray[np.float64], v0: NDArray[np.float64], a0: NDArray[np.float64],
+                 t: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(S+1, N) positions and speeds at constant acceleration, stopping (not reversing) at v = 0."""
+    tt = t[:, None]
+    braking = a0 < 0
+    t_stop = np.where(braking, v0 / np.where(braking, -a0, 1.0), np.inf)
+    tb = np.minimum(tt, t_stop)
+    return x0 + v0 * tb + 0.5 * a0 * tb * tb, v0 + a0 * tb
+
+
+def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
+                   eligible: NDArray[np.bool_] | None = None) -> list[Conflict]:
+    """At most one conflict per platoon vehicle (its worst), in platoon order. See the module doc.
+
+    eligible : (K,) which obstacles may raise a conflict (None: all); the others still are in the
+        rollout (and the predicted grids)
+    """
+    cfg = cfg or ConflictConfig()
+    pl, ob = ro.platoon, ro.obstacles
+    nv, nk = len(pl), len(ob)
+    if nv == 0:
+        return []
+    t = ro.times_s
+    half_v = 0.5 * pl.length
+    xi = pl.x + pl.speed * t[:, None]                                            # (S+1, V) no reaction
+    pred = pl.predecessor
+    has_pred = pred >= 0
+    ps = np.where(has_pred, pred, 0)
+    xp, vp = _no_reaction(pl.x, pl.speed, pl.accel, t)
+
+    # Others per vehicle: K obstacles then the predecessor -> (S+1, V, K+1).
+    shape = (t.shape[0], nv, nk + 1)
+    ox = np.empty(shape)
+    oy = np.empty(shape)
+    ovx = np.empty(shape)
+    ohalf = np.empty(shape)
+    owide = np.empty(shape[1:])                                                 # half width across the road, now
+    ox[:, :, :nk] = ro.obstacle_x[:, None, :]
+    oy[:, :, :nk] = ro.obstacle_y[:, None, :]
+    ovx[:, :, :nk] = ro.obstacle_vx[:, None, :]
+    ohalf[:, :, :nk] = along_road_half_length(ob.length, ob.width, ro.obstacle_yaw)[:, None, :]
+    owide[:, :nk] = along_road_half_length(ob.width, ob.length, ro.obstacle_yaw[0])[None, :]
+    ox[:, :, nk] = xp[:, ps]
+    oy[:, :, nk] = pl.y[ps]
+    ovx[:, :, nk] = vp[:, ps]
+    ohalf[:, :, nk] = half_v[ps]
+    owide[:, nk] = 0.5 * pl.width[ps]
+    # Actors the vehicle's box touches now (overlapping along and across the road), (V, K+1).
+    touching = ((np.abs(oy[0] - pl.y[:, None]) < 0.5 * pl.width[:, None] + owide)
+                & (np.abs(ox[0] - xi[0][:, None]) < ohalf[0] + half_v[:, None]))
+    # An obstacle touching a vehicle and moving with it is that vehicle (its own cells): nobody's obstacle.
+    own_body = touching[:, :nk] & (np.abs(pl.speed[:, None] - ovx[0, :, :nk]) <= cfg.own_body_speed_tol_mps)
+    valid = np.ones((nv, nk + 1), bool)
+    valid[:, nk] = has_pred
+    valid[:, :nk] &= ~own_body.any(axis=0)[None, :]
+    if eligible is not None:
+        valid[:, :nk] &= np.asarray(eligible, dtype=bool).reshape(1, nk)
+
+    xi3 = xi[:, :, None]
+    gap = ox - ohalf - xi3 - half_v[None, :, None]
+    in_lane = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m)
+    # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
+    # at the start also an actor the vehicle's box touches now (contact).
+    in_path = np.empty_like(in_lane)
+    in_path[0] = in_lane[0] & ((gap[0] > 0) | touching)
+    for k in range(1, t.shape[0]):
+        in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
+    closing = pl.speed[None, :, None] - ovx
+    t3 = t[:, None, None]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        contact = np.where(gap <= 0, t3,
+                           np.where(closing > cfg.min_closing_speed_mps, t3 + gap / closing, np.inf))
+    contact = np.where(in_path, contact, np.inf)
+    kmin = np.argmin(contact, axis=0)                                            # (V, K+1)
+    ttc = np.take_along_axis(contact, kmin[None], axis=0)[0]
+    min_gap = np.where(in_path, np.maximum(gap, 0.0), np.inf).min(axis=0)
+    gap0, in_path0 = gap[0], in_path[0]
+
+    # Required deceleration (no reaction of the other; predecessor braking to a stop if it brakes now).
+    v_i = pl.speed[:, None]
+    v_j = np.maximum(ovx[0], 0.0)
+    a_j = np.zeros((nv, nk + 1))
+    a_j[:, nk] = pl.accel[ps]
+    stopping = a_j < -1e-3
+    with np.errstate(divide='ignore', invalid='ignore'):
+        room = gap0 - cfg.safe_gap_m + np.where(stopping, v_j ** 2 / (2.0 * np.abs(a_j)), 0.0)
+        rel = np.where(stopping, v_i, v_i - v_j)
+        a_req = np.where(rel > cfg.min_closing_speed_mps,
+                         np.where(room > 0, rel ** 2 / (2.0 * room), np.inf), 0.0)
+    relevant = np.isfinite(ttc) | in_path0
+    a_req = np.where(relevant, a_req, 0.0)
+    error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
+                        | (in_path0 & (gap0 < cfg.gap_error_m)))
+    warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & (gap0 < cfg.gap_warn_m)))
+    level = np.where(error, 2, np.where(warn, 1, 0))
+    propagated = np.zeros_like(error)
+    if cfg.propagate_to_followers and nk:
+        # Sequential along the platoon order (a follower inherits from its predecessor), vectorised over obstacles.
+        by_order = np.argsort(pl.order)
+        for j in by_order[1:]:
+            inherit = (level[pred[j], :nk] > 0) & (ttc[j, :nk] < cfg.propagate_max_ttc_s) & (level[j, :nk] == 0)
+            level[j, :nk] = np.where(inherit, 1, level[j, :nk])
+            propagated[j, :nk] = inherit
+
+    out: list[Conflict] = []
+    score = np.where(level > 0, level * 1e6 - np.minimum(ttc, 1e5), -np.inf)
+    for i in np.argsort(pl.order):
+        if level[i].max() == 0:
+            continue
+        j = int(np.argmax(score[i]))
+        is_pred = j == nk
+        if np.isfinite(ttc[i, j]):
+            cx, cy = pl.x[i] + half_v[i] + pl.speed[i] * ttc[i, j], pl.y[i]
+        else:
+            cx, cy = ox[0, i, j], oy[0, i, j]
+        out.append(Conflict(
+            vehicle_id=pl.ids[i], level=ConflictLevel(int(level[i, j])), ttc_s=float(ttc[i, j]),
+            distance_m=float(gap0[i, j]), x=float(cx), y=float(cy),
+            obstacle_track_id=None if is_pred else int(ob.ids[j]),
+            predecessor_id=pl.ids[pred[i]] if is_pred else None,
+            required_decel_mps2=float(a_req[i, j]), other_speed_mps=float(v_j[i, j]),
+            other_accel_mps2=float(a_j[i, j]), min_gap_m=float(min_gap[i, j]),
+            propagated=bool(propagated[i, j])))
+    return out
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """An advised trajectory along the vehicle's lane (x along the road).
+
+    t_offset_ns : (P,) int64 nanoseconds from the advisory's stamp
+    x, y, yaw, speed : (P,) metres, metres, radians, m/s
+    decel_mps2 : deceleration the profile uses; needed_decel_mps2 : what ends exactly safe_gap behind
+    target_speed_mps : the speed held after braking (the other's speed, 0 if it stands or stops)
+    exceeds_comfort : needed > comfortable; unavoidable : needed > max (the safe gap cannot be kept)
+    """
+
+    vehicle_id: str
+    t_offset_ns: NDArray[np.int64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    yaw: NDArray[np.float64]
+    speed: NDArray[np.float64]
+    decel_mps2: float
+    needed_decel_mps2: float
+    target_speed_mps: float
+    exceeds_comfort: bool
+    unavoidable: bool
+
+
+def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None = None) -> Advisory:
+    """Constant-deceleration profile that ends ``safe_gap_m`` behind the other actor at its speed.
+
+    Uses the least deceleration that keeps the safe gap (the other at constant
+    speed; a braking predecessor taken to its stop). When that is above
+    ``comfortable_decel_mps2`` the profile uses it anyway, up to
+    ``max_decel_mps2``, and says so; beyond that the safe gap cannot be kept and
+    the advisory brakes at ``max_decel_mps2`` with ``unavoidable`` set. Not
+    closing: the vehicle is advised to hold the lower of the two speeds.
+    """
+    cfg = cfg or ConflictConfig()
+    if vehicle.vehicle_id != conflict.vehicle_id:
+        raise ConfigError(f'conflict is for {conflict.vehicle_id!r}, not for vehicle {vehicle.vehicle_id!r}')
+    v = max(float(vehicle.speed), 0.0)
+    stopping = conflict.other_accel_mps2 < -1e-3
+    v_t = 0.0 if stopping else min(max(conflict.other_speed_mps, 0.0), v)
+    room = conflict.distance_m - cfg.safe_gap_m
+    if stopping:
+        room += conflict.other_speed_mps ** 2 / (2.0 * abs(conflict.other_accel_mps2))
+    rel = v - v_t
+    if rel <= cfg.min_closing_speed_mps:
+        needed = 0.0
+    elif room <= 0:
+        needed = math.inf
+    else:
+        needed = rel * rel / (2.0 * room)
+    decel = min(needed, cfg.max_decel_mps2)
+    if decel > 0:
+        prof = braking_profile(v, decel, cfg.advisory_dt_s, v_final_mps=v_t,
+                               duration_s=(v - v_t) / decel + cfg.advisory_hold_s)
+        t, s, speed = prof.t_s, prof.s_m, prof.v_mps
+    else:
+        t = np.arange(int(round(cfg.advisory_hold_s / cfg.advisory_dt_s)) + 1) * cfg.advisory_dt_s
+        speed = np.full(t.shape, v_t)
+        s = v_t * t
+    n = t.shape[0]
+    return Advisory(vehicle.vehicle_id, np.rint(t * 1e9).astype(np.int64), vehicle.x + s,
+                    np.full(n, vehicle.y), np.zeros(n), speed, float(decel), float(needed), float(v_t),
+                    needed > cfg.comfortable_decel_mps2, needed > cfg.max_decel_mps2)

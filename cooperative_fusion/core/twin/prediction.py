@@ -1,0 +1,569 @@
+"""Faster-than-real-time rollout of the scene, predicted occupancy grids, and their self-check.
+
+Road convention: ``map`` x runs along the road in the driving direction, y
+across it. Platoon vehicles keep their lane (constant y) and move along x by
+IDM car-following (:mod:`.idm`); each one follows whichever is closer of its
+predecessor in the platoon and the nearest tracked obstacle ahead within
+``lane_half_width_m`` of its path. Other tracked objects move by constant
+velocity (or constant turn rate and velocity, CTRV). Every step is vectorised
+over vehicles and obstacles; the only Python loop is the time loop.
+
+Predicted grids render each object's footprint convolved with an isotropic
+Gaussian whose sigma grows with the horizon. The convolution of a rectangle
+with an isotropic Gaussian is separable in the rectangle's own frame, so each
+cell's probability is a product of two differences of normal CDFs; it is
+evaluated only over each object's bounding window, and objects combine as
+independent (1 - prod(1 - p)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError, MessageFormatError
+from ..grid import GridSpec
+from .idm import IdmParams, idm_acceleration, idm_step
+from .tracking import OrientedBox, Track
+
+
+#: Desired speed of a leader that stands still at the start (keeps IDM's free term defined), m/s.
+_MIN_CRUISE_MPS = 0.1
+
+
+class ObstacleModel(Enum):
+    """How tracked obstacles move during the rollout."""
+
+    CV = 'cv'
+    CTRV = 'ctrv'
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    """Rollout and predicted-grid settings.
+
+    horizon_s, dt_s : rollout length and step, seconds
+    output_horizons_s : horizons (multiples of dt_s, <= horizon_s) for predicted grids
+    idm : car-following parameters of the platoon vehicles
+    sigma0_m, sigma_growth_mps : footprint blur sigma(h) = sigma0 + growth·h, metres
+        (combined in quadrature with a track's own position std)
+    obstacle_model : CV or CTRV
+    lane_half_width_m : an obstacle whose centre is within this of a vehicle's
+        lane centre line is in its path
+    window_sigmas : each object's raster window extends this many sigmas past its box
+    leader_keeps_speed : a platoon vehicle without a platoon predecessor (the leader)
+        cruises at its current speed on a free road (its IDM desired speed is its
+        speed at the start) instead of accelerating towards ``idm.v0_mps``; it still
+        brakes for obstacles ahead. Followers use ``idm.v0_mps``.
+    lateral_deadband_mps : obstacles whose across-road speed |vy| is below this keep their lateral
+        position in the rollout (lane keeping): a few tenths of a m/s of tracking noise in vy,
+        extrapolated over seconds, would otherwise move a car in the next lane into the platoon's
+        lane. A real lane change (about 1 m/s or more) is followed.
+    lateral_max_std_mps : ... and only from tracks whose vy std is at most this (settled tracks;
+        young fragments of a split object carry vy of several m/s at a std above 1 m/s), and only
+        from tracks detected in the latest grid (a coasting track keeps its lane)
+    max_lateral_shift_m : a CV obstacle moves across the road by at most this (one lane change:
+        a car two lanes over does not reach the platoon's lane within the rollout)
+    platoon_sigma_growth_mps : blur growth of the platoon vehicles in predicted grids, m/s: their
+        start is odometry (not a track) and their motion the platoon's own controller, so their
+        footprints stay sharper than obstacles' (sigma0 + this·h)
+    lateral_sigmas : ... and below this many of the track's own vy std (a track confirmed a few
+        frames ago has a vy std of 1-2 m/s, a settled one about 0.3 m/s)
+    """
+
+    horizon_s: float = 5.0
+    dt_s: float = 0.1
+    output_horizons_s: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+    idm: IdmParams = field(default_factory=IdmParams)
+    sigma0_m: float = 0.3
+    sigma_growth_mps: float = 0.5
+    obstacle_model: ObstacleModel = ObstacleModel.CV
+    lane_half_width_m: float = 1.8
+    window_sigmas: float = 3.0
+    leader_keeps_speed: bool = True
+    lateral_deadband_mps: float = 0.5
+    lateral_sigmas: float = 3.0
+    lateral_max_std_mps: float = 0.5
+    max_lateral_shift_m: float = 3.5
+    platoon_sigma_growth_mps: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas', 'max_lateral_shift_m'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
+        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps', 'lateral_max_std_mps'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
+        if not (math.isfinite(self.sigma_growth_mps) and self.sigma_growth_mps >= 0):
+            raise ConfigError(f'PredictionConfig.sigma_growth_mps must be >= 0, got {self.sigma_growth_mps!r}')
+        if self.dt_s > self.horizon_s:
+            raise ConfigError(f'dt_s {self.dt_s} s is longer than horizon_s {self.horizon_s} s')
+        for h in self.output_horizons_s:
+            steps = h / self.dt_s
+            if not (0 < h <= self.horizon_s + 1e-9) or abs(steps - round(steps)) > 1e-6:
+                raise ConfigError(f'output horizon {h} s must be a multiple of dt_s {self.dt_s} s '
+                                  f'in (0, {self.horizon_s}] s')
+        if not isinstance(self.obstacle_model, ObstacleModel):
+            raise ConfigError(f'obstacle_model must be an ObstacleModel, got {self.obstacle_model!r}')
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.horizon_s / self.dt_s))
+
+    def sigma_at(self, horizon_s: float) -> float:
+        """Blur sigma at a horizon, metres (before adding a track's own std)."""
+        return self.sigma0_m + self.sigma_growth_mps * horizon_s
+
+    def platoon_sigma_at(self, horizon_s: float) -> float:
+        """Blur sigma of the platoon vehicles at a horizon, metres."""
+        return self.sigma0_m + self.platoon_sigma_growth_mps * horizon_s
+
+
+def _vec(name: str, value: NDArray[np.floating] | Sequence[float] | float, n: int) -> NDArray[np.float64]:
+    a = np.asarray(value, dtype=np.float64)
+    if a.ndim == 0:
+        a = np.full(n, float(a))
+    if a.shape != (n,):
+        raise MessageFormatError(f'{name} has shape {a.shape}, expected ({n},)')
+    if not np.all(np.isfinite(a)):
+        raise MessageFormatError(f'{name} holds non-finite values: {a.tolist()}')
+    return a
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    """One platoon vehicle: id, centre x, y (metres, ``map``), speed (m/s), heading (rad), length (metres)."""
+
+    vehicle_id: str
+    x: float
+    y: float
+    speed: float
+    heading: float = 0.0
+    length: float = 4.5
+
+
+@dataclass(frozen=True)
+class PlatoonState:
+    """Platoon vehicles at the rollout's start (from their odometry).
+
+    ids : vehicle ids (``v1``, ...)
+    x, y : (V,) centre position in ``map``, metres; speed : (V,) m/s along the road
+    heading : (V,) yaw, radians; length, width : (V,) metres
+    order : (V,) position in the platoon, 0 = leader; vehicle i's predecessor has order[i] - 1
+    accel : (V,) current acceleration, m/s^2 (used by the no-reaction conflict model)
+    """
+
+    ids: tuple[str, ...]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    speed: NDArray[np.float64]
+    heading: NDArray[np.float64]
+    length: NDArray[np.float64]
+    width: NDArray[np.float64]
+    order: NDArray[np.int64]
+    accel: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        object.__setattr__(self, 'ids', tuple(str(i) for i in self.ids))
+        for name in ('x', 'y', 'speed', 'heading', 'length', 'width'):
+            object.__setattr__(self, name, _vec(name, getattr(self, name), n))
+        accel = self.accel if np.asarray(self.accel).size else np.zeros(n)
+        object.__setattr__(self, 'accel', _vec('accel', accel, n))
+        order = np.asarray(self.order, dtype=np.int64).reshape(-1)
+        if sorted(order.tolist()) != list(range(n)):
+            raise ConfigError(f'platoon order must be a permutation of 0..{n - 1}, got {order.tolist()}')
+        object.__setattr__(self, 'order', order)
+        if np.any(self.speed < 0):
+            raise MessageFormatError(f'platoon speeds must be >= 0 m/s, got {self.speed.tolist()}')
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def predecessor(self) -> NDArray[np.int64]:
+        """(V,) index of each vehicle's predecessor, -1 for the leader."""
+        by_order = np.empty(len(self), np.int64)
+        by_order[self.order] = np.arange(len(self))
+        return np.where(self.order > 0, by_order[np.maximum(self.order - 1, 0)], -1)
+
+    def vehicle(self, vehicle_id: str) -> VehicleState:
+        """State of one vehicle by id; ConfigError if the id is not in the platoon."""
+        if vehicle_id not in self.ids:
+            raise ConfigError(f'vehicle {vehicle_id!r} is not in the platoon {list(self.ids)}')
+        i = self.ids.index(vehicle_id)
+        return VehicleState(vehicle_id, float(self.x[i]), float(self.y[i]), float(self.speed[i]),
+                            float(self.heading[i]), float(self.length[i]))
+
+    def footprints(self, trail_s: float = 0.0, front_m: float = 0.0) -> list[OrientedBox]:
+        """Each vehicle's box (for excluding it from detections), stretched backwards over the
+        ``speed · trail_s`` metres it covered in the last ``trail_s`` seconds and forwards by ``front_m``."""
+        if not (math.isfinite(trail_s) and trail_s >= 0 and math.isfinite(front_m) and front_m >= 0):
+            raise ConfigError(f'footprint trail and front extension must be finite and >= 0, got '
+                              f'{trail_s!r} s and {front_m!r} m')
+        trail = self.speed * trail_s + front_m
+        back = 0.5 * (trail - 2.0 * front_m)
+        return [OrientedBox(float(self.x[i] - back[i] * math.cos(self.heading[i])),
+                            float(self.y[i] - back[i] * math.sin(self.heading[i])),
+                            float(self.length[i] + trail[i]), float(self.width[i]), float(self.heading[i]))
+                for i in range(len(self))]
+
+
+@dataclass(frozen=True)
+class ObstacleState:
+    """Tracked objects at the rollout's start.
+
+    ids : (K,) track ids; x, y : (K,) metres; vx, vy : (K,) m/s; length, width : (K,) metres;
+    yaw : (K,) footprint yaw, radians; yaw_rate : (K,) rad/s (CTRV only);
+    position_std : (K,) track position std, metres; vy_std : (K,) std of vy, m/s (0 when not given)
+    misses : (K,) consecutive tracker cycles without a detection (coasting), 0 when not given
+    """
+
+    ids: NDArray[np.int64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    vx: NDArray[np.float64]
+    vy: NDArray[np.float64]
+    length: NDArray[np.float64]
+    width: NDArray[np.float64]
+    yaw: NDArray[np.float64]
+    yaw_rate: NDArray[np.float64]
+    position_std: NDArray[np.float64]
+    vy_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    misses: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
+        object.__setattr__(self, 'ids', ids)
+        if not np.asarray(self.vy_std).size:
+            object.__setattr__(self, 'vy_std', np.zeros(ids.shape[0]))
+        misses = np.asarray(self.misses, dtype=np.int64).reshape(-1)
+        if not misses.size:
+            misses = np.zeros(ids.shape[0], np.int64)
+        if misses.shape != ids.shape:
+            raise MessageFormatError(f'misses has shape {misses.shape}, expected {ids.shape}')
+        object.__setattr__(self, 'misses', misses)
+        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std'):
+            object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @classmethod
+    def empty(cls) -> 'ObstacleState':
+        z = np.zeros(0)
+        return cls(np.zeros(0, np.int64), z, z, z, z, z, z, z, z, z)
+
+    def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0,
+                     max_std_mps: float = math.inf) -> 'ObstacleState':
+        """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std)
+        or vy_std > ``max_std_mps``, or the track missed its latest detection: lateral motion is kept
+        only where it is fast, significant and measured by a settled track that is seen now (a CTRV
+        yaw rate stays). A coasting track's vy is extrapolated, not observed: on the common grid it
+        is mostly a piece of a next-lane vehicle's side that lost its detection to a regrouping of
+        the pieces, and the sideways speed it carries is what the regrouping made up."""
+        keep = ((np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)) | (self.vy_std > max_std_mps)
+                | (self.misses > 0))
+        if not keep.any():
+            return self
+        return replace(self, vy=np.where(keep, 0.0, self.vy))
+
+    @classmethod
+    def from_tracks(cls, tracks: Sequence[Track], min_length_m: float = 1.0, min_width_m: float = 0.8,
+                    heading_speed_mps: float = 1.0) -> 'ObstacleState':
+        """Obstacles from tracker snapshots.
+
+        Extents below the minimums (partly seen objects) are raised to them. A
+        track moving faster than ``heading_speed_mps`` takes its velocity's
+        direction as footprint yaw, else its detection yaw. CA tracks give CTRV
+        a yaw rate (v × a) / |v|^2.
+        """
+        if not tracks:
+            return cls.empty()
+        st = np.stack([np.pad(t.state, (0, 6 - t.state.shape[0])) for t in tracks])
+        speed = np.hypot(st[:, 2], st[:, 3])
+        moving = speed > heading_speed_mps
+        yaw = np.where(moving, np.arctan2(st[:, 3], st[:, 2]), [t.yaw for t in tracks])
+        with np.errstate(divide='ignore', invalid='ignore'):
+            rate = np.where(moving, (st[:, 2] * st[:, 5] - st[:, 3] * st[:, 4]) / np.maximum(speed, 1e-9) ** 2, 0.0)
+        return cls(np.array([t.track_id for t in tracks]), st[:, 0], st[:, 1], st[:, 2], st[:, 3],
+                   np.maximum([t.length for t in tracks], min_length_m),
+                   np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
+                   np.array([t.position_std_m for t in tracks]),
+                   np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)),
+                   np.array([t.misses for t in tracks], np.int64))
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A predicted scene, one row per step (S = horizon / dt).
+
+    times_s : (S+1,) seconds from the start
+    platoon_x, platoon_speed : (S+1, V) IDM trajectory, metres and m/s
+    platoon_accel : (S+1, V) IDM acceleration at each row's state (applied over the next step), m/s^2
+    platoon_leader : (S+1, V) what each vehicle followed: -1 nothing, i < V platoon vehicle i,
+        V + k obstacle k
+    obstacle_x, obstacle_y, obstacle_yaw, obstacle_vx, obstacle_vy : (S+1, K)
+    """
+
+    config: PredictionConfig
+    platoon: PlatoonState
+    obstacles: ObstacleState
+    times_s: NDArray[np.float64]
+    platoon_x: NDArray[np.float64]
+    platoon_speed: NDArray[np.float64]
+    platoon_accel: NDArray[np.float64]
+    platoon_leader: NDArray[np.int64]
+    obstacle_x: NDArray[np.float64]
+    obstacle_y: NDArray[np.float64]
+    obstacle_yaw: NDArray[np.float64]
+    obstacle_vx: NDArray[np.float64]
+    obstacle_vy: NDArray[np.float64]
+
+    def step_of(self, horizon_s: float) -> int:
+        """Row index of a horizon (must be a multiple of dt within the rollout)."""
+        k = horizon_s / self.config.dt_s
+        if abs(k - round(k)) > 1e-6 or not 0 <= round(k) < self.times_s.shape[0]:
+            raise ConfigError(f'horizon {horizon_s} s is not a step of this rollout '
+                              f'(dt {self.config.dt_s} s, horizon {self.times_s[-1]} s)')
+        return int(round(k))
+
+
+def _obstacle_paths(obs: ObstacleState, t: NDArray[np.float64], model: ObstacleModel,
+                    max_shift_m: float = math.inf) -> tuple[NDArray[np.float64], ...]:
+    """(S+1, K) x, y, yaw, vx, vy of obstacles moving by CV or CTRV (closed form); CV obstacles move
+    across the road by at most ``max_shift_m`` (one lane change), then keep that lane."""
+    tt = t[:, None]
+    if model is ObstacleModel.CV or len(obs) == 0:
+        x = obs.x + obs.vx * tt
+        shift = obs.vy * tt
+        y = obs.y + np.clip(shift, -max_shift_m, max_shift_m)
+        ones = np.ones_like(tt)
+        vy = np.where(np.abs(shift) < max_shift_m, obs.vy * ones, 0.0)
+        return x, y, obs.yaw * ones, obs.vx * ones, vy
+    speed = np.hypot(obs.vx, obs.vy)
+    theta0 = np.arctan2(obs.vy, obs.vx)
+    w = obs.yaw_rate
+    turning = np.abs(w) > 1e-6
+    w_safe = np.where(turning, w, 1.0)
+    theta = theta0 + w * tt
+    x = np.where(turning, obs.x + speed / w_safe * (np.sin(theta) - np.sin(theta0)), obs.x + obs.vx * tt)
+    y = np.where(turning, obs.y + speed / w_safe * (np.cos(theta0) - np.cos(theta)), obs.y + obs.vy * tt)
+    yaw = obs.yaw + w * tt
+    return x, y, yaw, speed * np.cos(theta), speed * np.sin(theta)
+
+
+def along_road_half_length(length: NDArray[np.floating], width: NDArray[np.floating],
+                           yaw: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Half the extent along x of boxes (length, width, yaw), metres."""
+    return 0.5 * (np.abs(np.cos(yaw)) * length + np.abs(np.sin(yaw)) * width)
+
+
+def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConfig | None = None) -> Rollout:
+    """Predict platoon (IDM) and obstacles (CV/CTRV) over ``cfg.horizon_s`` in steps of ``cfg.dt_s``.
+
+    Gaps are bumper to bumper along x. A vehicle's leader at each step is the
+    closer of its platoon predecessor and the nearest obstacle ahead whose
+    centre lies within ``lane_half_width_m`` of the vehicle's lane. With
+    ``cfg.leader_keeps_speed`` the platoon leader's desired speed is its current
+    speed (a cruise set point the twin cannot see), not ``idm.v0_mps``.
+    """
+    cfg = cfg or PredictionConfig()
+    n_steps = cfg.steps
+    t = np.arange(n_steps + 1) * cfg.dt_s
+    ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas,
+                                                                    cfg.lateral_max_std_mps), t,
+                                             cfg.obstacle_model, cfg.max_lateral_shift_m)
+    o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)
+
+    nv = len(platoon)
+    xs = np.empty((n_steps + 1, nv))
+    vs = np.empty((n_steps + 1, nv))
+    acc = np.zeros((n_steps + 1, nv))
+    leader = np.full((n_steps + 1, nv), -1, np.int64)
+    xs[0], vs[0] = platoon.x, platoon.speed
+    pred = platoon.predecessor
+    has_pred = pred >= 0
+    pred_safe = np.where(has_pred, pred, 0)
+    v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
+          if cfg.leader_keeps_speed else None)
+    half = 0.5 * platoon.length
+    # Obstacles in each vehicle's lane: lanes are constant, obstacles move laterally.
+    in_lane = np.abs(oy[:, None, :] - platoon.y[None, :, None]) <= cfg.lane_half_width_m   # (S+1, V, K)
+    rows = np.arange(nv)
+    for k in range(n_steps + 1):
+        x, v = xs[k], vs[k]
+        gap = np.where(has_pred, xs[k, pred_safe] - half[pred_safe] - x - half, np.inf)
+        v_lead = np.where(has_pred, vs[k, pred_safe], v)
+        lead = np.where(has_pred, pred, -1)
+        if len(obstacles):
+            dx = ox[k][None, :] - x[:, None]
+            g_obs = np.where(in_lane[k] & (dx > 0), dx - o_half[k][None, :] - half[:, None], np.inf)
+            j = np.argmin(g_obs, axis=1)
+            g_min = g_obs[rows, j]
+            closer = g_min < gap
+            gap = np.where(closer, g_min, gap)
+            v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
+            lead = np.where(closer, nv + j, lead)
+        leader[k] = lead
+        acc[k] = idm_acceleration(v, v_lead, gap, cfg.idm, v0)
+        if k < n_steps:
+            xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
+    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy)
+
+
+@dataclass(frozen=True)
+class BrakingProfile:
+    """Constant-deceleration braking from v0 to v_final, then holding v_final.
+
+    t_s, s_m, v_mps : (P,) time from start, distance travelled, speed
+    decel_mps2 : the deceleration used (positive); stop_time_s, stop_distance_m : end of braking
+    """
+
+    t_s: NDArray[np.float64]
+    s_m: NDArray[np.float64]
+    v_mps: NDArray[np.float64]
+    decel_mps2: float
+    stop_time_s: float
+    stop_distance_m: float
+
+
+def braking_profile(v0_mps: float, decel_mps2: float, dt_s: float, duration_s: float | None = None,
+                    v_final_mps: float = 0.0) -> BrakingProfile:
+    """Closed-form constant-deceleration profile sampled every ``dt_s``.
+
+    Braking lasts T = (v0 - v_final) / b and covers (v0² - v_final²) / (2b)
+    metres; afterwards the speed stays v_final. ``duration_s`` defaults to T
+    plus one second. Used by advice; the rollout's integrator reproduces it.
+    """
+    if not (decel_mps2 > 0 and math.isfinite(decel_mps2)):
+        raise ConfigError(f'braking deceleration must be a positive finite m/s^2, got {decel_mps2!r}')
+    if not (dt_s > 0 and math.isfinite(dt_s)):
+        raise ConfigError(f'braking profile dt must be a positive finite number of seconds, got {dt_s!r}')
+    if not 0 <= v_final_mps <= v0_mps:
+        raise ConfigError(f'v_final {v_final_mps} m/s must be in [0, v0 = {v0_mps}] m/s')
+    t_stop = (v0_mps - v_final_mps) / decel_mps2
+    s_stop = (v0_mps ** 2 - v_final_mps ** 2) / (2.0 * decel_mps2)
+    duration = t_stop + 1.0 if duration_s is None else duration_s
+    t = np.arange(int(math.ceil(duration / dt_s - 1e-9)) + 1) * dt_s
+    tb = np.minimum(t, t_stop)
+    s = v0_mps * tb - 0.5 * decel_mps2 * tb * tb + v_final_mps * (t - tb)
+    v = v0_mps - decel_mps2 * tb
+    return BrakingProfile(t, s, v, float(decel_mps2), float(t_stop), float(s_stop))
+
+
+def _phi(z: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Standard normal CDF, tanh approximation (max abs error 1.8e-4), ~10x faster than ndtr."""
+    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.7978845608) * (z + np.float32(0.044715) * z * z * z)))
+
+
+def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.floating],
+                    length: NDArray[np.floating], width: NDArray[np.floating], yaw: NDArray[np.floating],
+                    sigma: NDArray[np.floating], window_sigmas: float = 3.0) -> NDArray[np.float32]:
+    """Occupancy probability (H, W) float32 of boxes blurred by isotropic Gaussians.
+
+    cx, cy, length, width, yaw, sigma : (N,) metres / radians, one per box.
+    Each box's probability at a cell is (Φ((u+L/2)/σ) − Φ((u−L/2)/σ))·(Φ((v+W/2)/σ) − Φ((v−W/2)/σ))
+    with (u, v) the cell centre in the box frame; it is evaluated over the box's
+    window only (all windows padded to one size and done in one array), and
+    boxes combine as independent: 1 − Π(1 − p).
+    """
+    cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1)
+                                         for a in (cx, cy, length, width, yaw, sigma))
+    n = cx.shape[0]
+    if n == 0:
+        return np.zeros(spec.shape, np.float32)
+    if np.any(sigma <= 0):
+        raise ConfigError(f'box sigmas must be > 0 m, got {sigma.tolist()}')
+    res = spec.resolution
+    c, s = np.cos(yaw), np.sin(yaw)
+    ex = 0.5 * (np.abs(c) * length + np.abs(s) * width) + window_sigmas * sigma
+    ey = 0.5 * (np.abs(s) * length + np.abs(c) * width) + window_sigmas * sigma
+    ix0 = np.floor((cx - ex - spec.origin_x) / res).astype(np.int64)
+    iy0 = np.floor((cy - ey - spec.origin_y) / res).astype(np.int64)
+    nx = np.floor((cx + ex - spec.origin_x) / res).astype(np.int64) - ix0 + 1
+    ny = np.floor((cy + ey - spec.origin_y) / res).astype(np.int64) - iy0 + 1
+    wx, wy = int(nx.max()), int(ny.max())
+    f32 = np.float32
+    dx = (spec.origin_x + (ix0[:, None] + np.arange(wx)[None, :] + 0.5) * res - cx[:, None]).astype(f32)
+    dy = (spec.origin_y + (iy0[:, None] + np.arange(wy)[None, :] + 0.5) * res - cy[:, None]).astype(f32)
+    inv = (1.0 / sigma).astype(f32)[:, None, None]
+    c3, s3 = c.astype(f32)[:, None, None] * inv, s.astype(f32)[:, None, None] * inv
+    u = c3 * dx[:, None, :] + s3 * dy[:, :, None]                                 # (N, wy, wx), in sigmas
+    v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
+    hl = (0.5 * length / sigma).astype(f32)[:, None, None]
+    hw = (0.5 * width / sigma).astype(f32)[:, None, None]
+    free_obj = f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
+    # Accumulate each object's window (clipped to the grid) into the free-space product:
+    # one slice multiply per object, the arithmetic above is batched.
+    free = np.ones(spec.shape, np.float32)
+    r0, c0 = np.maximum(iy0, 0), np.maximum(ix0, 0)
+    r1, c1 = np.minimum(iy0 + ny, spec.height), np.minimum(ix0 + nx, spec.width)
+    for i in np.nonzero((r1 > r0) & (c1 > c0))[0]:
+        free[r0[i]:r1[i], c0[i]:c1[i]] *= free_obj[i, r0[i] - iy0[i]:r1[i] - iy0[i], c0[i] - ix0[i]:c1[i] - ix0[i]]
+    return f32(1.0) - free
+
+
+def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = None,
+                    include_platoon: bool = True) -> dict[float, NDArray[np.float32]]:
+    """Probability grids (H, W) float32 in [0, 1] at each output horizon, keyed by horizon (s).
+
+    Objects: obstacles at their predicted poses and, with ``include_platoon``,
+    the platoon vehicles at their IDM positions (their odometry is exact, so
+    their sigma has no track term and grows by ``platoon_sigma_growth_mps``).
+    Obstacles: sigma = sqrt(track_std² + (sigma0 + growth·h)²).
+    """
+    cfg = cfg or ro.config
+    p, o = ro.platoon, ro.obstacles
+    out: dict[float, NDArray[np.float32]] = {}
+    for h in cfg.output_horizons_s:
+        k = ro.step_of(h)
+        sig = cfg.sigma_at(h)
+        parts = [(ro.obstacle_x[k], ro.obstacle_y[k], o.length, o.width, ro.obstacle_yaw[k],
+                  np.hypot(o.position_std, sig))]
+        if include_platoon and len(p):
+            parts.append((ro.platoon_x[k], p.y, p.length, p.width, p.heading,
+                          np.full(len(p), cfg.platoon_sigma_at(h))))
+        cols = [np.concatenate(c) for c in zip(*parts)]
+        out[float(h)] = rasterise_boxes(spec, *cols, window_sigmas=cfg.window_sigmas)
+    return out
+
+
+def _known_pairs(pred_prob: NDArray[np.floating], observed_percent: NDArray[np.integer]
+                 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    pred = np.asarray(pred_prob, dtype=np.float32)
+    obs = np.asarray(observed_percent)
+    if pred.shape != obs.shape:
+        raise MessageFormatError(f'predicted grid shape {pred.shape} does not match observed {obs.shape}')
+    known = (obs >= 0) & (obs <= 100)
+    return pred[known], obs[known].astype(np.float32) / 100.0
+
+
+def iou(pred_prob: NDArray[np.floating], observed_percent: NDArray[np.integer], threshold: float = 0.5) -> float:
+    """Intersection over union of occupied cells, over observed cells only.
+
+    pred_prob : (H, W) probabilities; observed_percent : (H, W) OccupancyGrid cells (-1 unknown).
+    A cell is occupied when its probability (observed: percent / 100) is >= threshold.
+    NaN when neither grid has an occupied observed cell.
+    """
+    p, o = _known_pairs(pred_prob, observed_percent)
+    a, b = p >= threshold, o >= threshold
+    union = int(np.count_nonzero(a | b))
+    return float(np.count_nonzero(a & b)) / union if union else float('nan')
+
+
+def brier(pred_prob: NDArray[np.floating], observed_percent: NDArray[np.integer], threshold: float = 0.5) -> float:
+    """Mean squared error between predicted probability and the observed outcome (0/1), over observed cells.
+
+    The outcome of a cell is 1 when its percent / 100 >= threshold. NaN when no cell is observed.
+    """
+    p, o = _known_pairs(pred_prob, observed_percent)
+    if p.size == 0:
+        return float('nan')
+    return float(np.mean((p - (o >= threshold)) ** 2))

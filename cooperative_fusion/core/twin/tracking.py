@@ -1,0 +1,566 @@
+"""Obstacle detection on the common grid and multi-object Kalman tracking.
+
+Detections are connected components of occupied cells of the common grid
+(``map`` frame, x along the road). Cells under platoon members' footprints are
+cleared first, so a platoon vehicle is never taken for an obstacle. Radar
+targets near a detection give it a velocity hint. The tracker runs a Kalman
+filter per track (constant velocity or constant acceleration), gates by
+Mahalanobis distance, assigns with the Hungarian method, confirms a track after
+M hits in its first N frames and deletes it after K consecutive misses.
+
+All filter arithmetic is batched over tracks (stacked ``(T, n)`` states and
+``(T, n, n)`` covariances); the only Python loop is over the short list of
+output tracks when snapshots are built.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from ..errors import ConfigError, MessageFormatError, SyncError
+from ..grid import GridSpec
+
+#: Cost given to pairs outside the gate; never chosen unless nothing else fits.
+_FORBIDDEN = 1e12
+
+
+@dataclass(frozen=True)
+class OrientedBox:
+    """A rectangle in ``map``: centre (metres), length along ``yaw``, width across, yaw (radians)."""
+
+    center_x: float
+    center_y: float
+    length: float
+    width: float
+    yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.length >= 0 and self.width >= 0):
+            raise ConfigError(f'box size must be non-negative, got length={self.length} width={self.width}')
+
+    def dilated(self, margin_m: float) -> 'OrientedBox':
+        """The same box grown by ``margin_m`` on every side."""
+        return OrientedBox(self.center_x, self.center_y, self.length + 2.0 * margin_m,
+                           self.width + 2.0 * margin_m, self.yaw)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Objects found on one grid.
+
+    xy : (N, 2) centroids, metres in ``map``
+    length, width : (N,) extent along / across the principal axis, metres
+    yaw : (N,) principal-axis angle in (-pi/2, pi/2], radians
+    cell_count : (N,) occupied cells of each component
+    velocity : (N, 2) m/s velocity hint in ``map``; NaN per component where unknown
+    """
+
+    xy: NDArray[np.float64]
+    length: NDArray[np.float64]
+    width: NDArray[np.float64]
+    yaw: NDArray[np.float64]
+    cell_count: NDArray[np.int64]
+    velocity: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    @classmethod
+    def empty(cls) -> 'Detections':
+        z = np.zeros(0)
+        return cls(np.zeros((0, 2)), z, z.copy(), z.copy(), np.zeros(0, np.int64), np.zeros((0, 2)))
+
+
+def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[np.bool_]] | None:
+    """Cells of ``spec`` whose centres lie inside ``box``, computed over the box's bounding window only."""
+    c, s = math.cos(box.yaw), math.sin(box.yaw)
+    hl, hw = 0.5 * box.length, 0.5 * box.width
+    ex = abs(c) * hl + abs(s) * hw
+    ey = abs(s) * hl + abs(c) * hw
+    ix0, iy0 = spec.world_to_cell(np.array([box.center_x - ex, box.center_y - ey]))
+    ix1, iy1 = spec.world_to_cell(np.array([box.center_x + ex, box.center_y + ey]))
+    ix0, iy0 = max(int(ix0), 0), max(int(iy0), 0)
+    ix1, iy1 = min(int(ix1) + 1, spec.width), min(int(iy1) + 1, spec.height)
+    if ix0 >= ix1 or iy0 >= iy1:
+        return None
+    xs = spec.origin_x + (np.arange(ix0, ix1) + 0.5) * spec.resolution - box.center_x
+    ys = spec.origin_y + (np.arange(iy0, iy1) + 0.5) * spec.resolution - box.center_y
+    u = c * xs[None, :] + s * ys[:, None]
+    v = -s * xs[None, :] + c * ys[:, None]
+    return slice(iy0, iy1), slice(ix0, ix1), (np.abs(u) <= hl) & (np.abs(v) <= hw)
+
+
+def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
+                       min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
+                       exclude_margin_m: float = 0.5, max_length_m: float = 25.0,
+                       merge_gap_m: float = 0.0) -> Detections:
+    """Connected components (8-connectivity) of occupied cells, as detections.
+
+    cells_percent : (H, W) int8 OccupancyGrid cells, 0..100, -1 unknown
+    spec : geometry of that grid
+    occupied_threshold : a cell is occupied when its percent is >= this
+    min_cells : smaller components are dropped as noise
+    exclude_boxes : platoon footprints (from odometry); their cells, grown by
+        ``exclude_margin_m`` metres, are cleared before labelling
+    max_length_m : longer components (guard rails, walls: static structure, not
+        road users) are dropped
+    merge_gap_m : components separated by at most this (rounded down to an even number
+        of cells) are one object: the common grid often shows a car as stripes or pieces
+        a cell or two apart, each of which would otherwise be tracked with its own noisy
+        velocity. The merged object's statistics come from its occupied cells only.
+    Extent and yaw come from the principal axes (PCA) of each component's cell
+    centres; length and width are the spans along those axes plus one cell.
+    """
+    cells = np.asarray(cells_percent)
+    if cells.shape != spec.shape:
+        raise MessageFormatError(f'grid cells have shape {cells.shape}, expected {spec.shape} from the grid spec')
+    if not 0 < occupied_threshold <= 100:
+        raise ConfigError(f'occupied_threshold must be in 1..100 percent, got {occupied_threshold}')
+    if min_cells < 1:
+        raise ConfigError(f'min_cells must be >= 1, got {min_cells}')
+    occupied = cells.astype(np.int16) >= occupied_threshold
+    for box in exclude_boxes:
+        hit = _box_mask(spec, box.dilated(exclude_margin_m))
+        if hit is not None:
+            rows, cols, mask = hit
+            occupied[rows, cols] &= ~mask
+    if not (0.0 <= merge_gap_m < math.inf):
+        raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {merge_gap_m}')
+    reach = int(merge_gap_m / (2.0 * spec.resolution) + 1e-9)      # cells each side
+    eight = np.ones((3, 3), dtype=bool)
+    if reach > 0 and occupied.any():
+        grown = ndimage.binary_dilation(occupied, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
+        labels, n = ndimage.label(grown, structure=eight)
+        labels[~occupied] = 0
+    else:
+        labels, n = ndimage.label(occupied, structure=eight)
+    if n == 0:
+        return Detections.empty()
+    iy, ix = np.nonzero(labels)
+    lab = labels[iy, ix] - 1
+    x = spec.origin_x + (ix + 0.5) * spec.resolution
+    y = spec.origin_y + (iy + 0.5) * spec.resolution
+    count = np.bincount(lab, minlength=n).astype(np.float64)
+    mx = np.bincount(lab, x, n) / count
+    my = np.bincount(lab, y, n) / count
+    dx, dy = x - mx[lab], y - my[lab]
+    sxx = np.bincount(lab, dx * dx, n) / count
+    syy = np.bincount(lab, dy * dy, n) / count
+    sxy = np.bincount(lab, dx * dy, n) / count
+    yaw = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    c, s = np.cos(yaw)[lab], np.sin(yaw)[lab]
+    u = c * dx + s * dy
+    v = -s * dx + c * dy
+    length = np.full(n, -np.inf)
+    width = np.full(n, -np.inf)
+    np.maximum.at(length, lab, u)
+    np.maximum.at(width, lab, v)
+    umin = np.full(n, np.inf)
+    vmin = np.full(n, np.inf)
+    np.minimum.at(umin, lab, u)
+    np.minimum.at(vmin, lab, v)
+    length = length - umin + spec.resolution
+    width = width - vmin + spec.resolution
+    keep = (count >= min_cells) & (length <= max_length_m)
+    return Detections(xy=np.stack([mx, my], axis=1)[keep], length=length[keep], width=width[keep],
+                      yaw=yaw[keep], cell_count=count[keep].astype(np.int64),
+                      velocity=np.full((int(keep.sum()), 2), np.nan))
+
+
+def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sensor_xy: NDArray[np.floating],
+                    radius_m: float = 2.0, max_los_angle_deg: float = 25.0,
+                    road_heading_rad: float = 0.0) -> Detections:
+    """Attach a velocity hint from radar targets to nearby detections.
+
+    radar_xyv : (M, 3) map-frame target x, y (metres) and radial velocity
+        (m/s, + away from the sensor, ego-motion removed)
+    sensor_xy : (2,) or (M, 2) position of the radar that saw each target, metres in ``map``
+    A radial velocity is the projection of the target's velocity on the line of
+    sight. Assuming the target moves along the road (heading
+    ``road_heading_rad``), its along-road speed is ``v_r / cos(angle)`` between
+    line of sight and road; this is only trusted where that angle is below
+    ``max_los_angle_deg`` (the division amplifies noise by 1/cos). Each target
+    goes to the nearest detection within ``radius_m``; a detection's hint is
+    the mean over its targets, expressed as ``(vx, vy)`` along the road. The
+    across-road component is not observable this way and is left NaN.
+    """
+    radar = np.asarray(radar_xyv, dtype=np.float64)
+    if radar.ndim != 2 or radar.shape[1] != 3:
+        raise MessageFormatError(f'radar_xyv must have shape (M, 3), got {radar.shape}')
+    sensor = np.broadcast_to(np.asarray(sensor_xy, dtype=np.float64), (radar.shape[0], 2))
+    n = len(detections)
+    if n == 0 or radar.shape[0] == 0:
+        return detections
+    finite = np.all(np.isfinite(radar), axis=1) & np.all(np.isfinite(sensor), axis=1)
+    radar, sensor = radar[finite], sensor[finite]
+    if radar.shape[0] == 0:
+        return detections
+    los = radar[:, :2] - sensor
+    rng = np.linalg.norm(los, axis=1)
+    road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
+    cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    usable = np.abs(cos_angle) >= math.cos(math.radians(max_los_angle_deg))
+    d2 = ((radar[:, None, :2] - detections.xy[None, :, :]) ** 2).sum(axis=2)
+    nearest = np.argmin(d2, axis=1)
+    usable &= d2[np.arange(radar.shape[0]), nearest] <= radius_m ** 2
+    if not usable.any():
+        return detections
+    along = radar[usable, 2] / cos_angle[usable]
+    idx = nearest[usable]
+    cnt = np.bincount(idx, minlength=n)
+    mean_along = np.bincount(idx, along, n) / np.maximum(cnt, 1)
+    velocity = detections.velocity.copy()
+    has = cnt > 0
+    velocity[has, 0] = mean_along[has] * road[0]
+    # Across-road: only known when the road is not along x; keep NaN on a road along x.
+    if abs(road[1]) > 1e-9:
+        velocity[has, 1] = mean_along[has] * road[1]
+    return Detections(detections.xy, detections.length, detections.width, detections.yaw,
+                      detections.cell_count, velocity)
+
+
+def radar_to_stamp(radar_xyv: NDArray[np.floating], sensor_xy: NDArray[np.floating], dt_s: float,
+                   max_los_angle_deg: float = 25.0,
+                   road_heading_rad: float = 0.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Radar targets moved ``dt_s`` seconds later (earlier if negative) along the road at their speed.
+
+    radar_xyv : (M, 3) map-frame x, y (metres) and radial velocity (m/s, + away, ego-motion removed)
+    sensor_xy : (2,) or (M, 2) where the radar was when it saw them, metres in ``map``
+    Targets on a straight road (heading ``road_heading_rad``) move along it at
+    ``v_r / cos(angle)`` (see :func:`associate_radar`); only targets whose line of
+    sight is within ``max_los_angle_deg`` of the road have a known speed, the
+    others are left out (:func:`associate_radar` would not use them either). Each
+    sensor position moves with its target, so line of sight, angle and the speed
+    :func:`associate_radar` derives stay those that were measured. Returns the
+    moved (K, 3) targets and (K, 2) sensor positions, K <= M.
+    """
+    radar = np.asarray(radar_xyv, dtype=np.float64)
+    if radar.ndim != 2 or radar.shape[1] != 3:
+        raise MessageFormatError(f'radar_xyv must have shape (M, 3), got {radar.shape}')
+    if not math.isfinite(dt_s):
+        raise ConfigError(f'dt_s must be a finite number of seconds, got {dt_s!r}')
+    sensor = np.broadcast_to(np.asarray(sensor_xy, dtype=np.float64), (radar.shape[0], 2))
+    los = radar[:, :2] - sensor
+    rng = np.linalg.norm(los, axis=1)
+    road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
+    with np.errstate(invalid='ignore'):
+        cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+        usable = (np.all(np.isfinite(radar), axis=1) & np.all(np.isfinite(sensor), axis=1)
+                  & (np.abs(cos_angle) >= math.cos(math.radians(max_los_angle_deg))))
+    shift = (radar[usable, 2] / cos_angle[usable] * dt_s)[:, None] * road[None, :]
+    out = radar[usable].copy()
+    out[:, :2] += shift
+    return out, sensor[usable] + shift
+
+
+class MotionModel(Enum):
+    """Kalman motion model: constant velocity or constant acceleration."""
+
+    CV = 'cv'
+    CA = 'ca'
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Multi-object tracker settings.
+
+    process_noise_accel : CV: std of the white acceleration (m/s^2);
+        CA: std of the white jerk (m/s^3)
+    meas_noise_m : std of a detection centroid, metres
+    meas_noise_vel_mps : std of a velocity hint, m/s
+    gate_chi2 : Mahalanobis gate on the position innovation (2 dof; 9.21 = 99 %)
+    confirm_hits, confirm_window : a track is confirmed after that many hits
+        within its first ``confirm_window`` frames, else it is dropped
+    max_misses : a confirmed track is deleted after this many consecutive misses
+    init_velocity_std_mps, init_accel_std_mps2 : prior std of a new track's velocity / acceleration
+    size_smoothing : weight of a new detection's extent in the track's size (0..1)
+    """
+
+    model: MotionModel = MotionModel.CV
+    process_noise_accel: float = 1.0
+    meas_noise_m: float = 0.3
+    meas_noise_vel_mps: float = 1.0
+    gate_chi2: float = 9.21
+    confirm_hits: int = 3
+    confirm_window: int = 5
+    max_misses: int = 5
+    init_velocity_std_mps: float = 10.0
+    init_accel_std_mps2: float = 3.0
+    size_smoothing: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, MotionModel):
+            raise ConfigError(f'model must be a MotionModel, got {self.model!r}')
+        for name in ('process_noise_accel', 'meas_noise_m', 'meas_noise_vel_mps', 'gate_chi2',
+                     'init_velocity_std_mps', 'init_accel_std_mps2'):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f'{name} must be a positive finite number, got {value!r}')
+        if not 1 <= self.confirm_hits <= self.confirm_window:
+            raise ConfigError(f'confirm_hits must be in 1..confirm_window ({self.confirm_window}), '
+                              f'got {self.confirm_hits}')
+        if self.max_misses < 1:
+            raise ConfigError(f'max_misses must be >= 1, got {self.max_misses}')
+        if not 0.0 <= self.size_smoothing <= 1.0:
+            raise ConfigError(f'size_smoothing must be in [0, 1], got {self.size_smoothing}')
+
+    @property
+    def state_dim(self) -> int:
+        return 4 if self.model is MotionModel.CV else 6
+
+
+@dataclass(frozen=True)
+class Track:
+    """Snapshot of one track.
+
+    state : (4,) x, y, vx, vy or (6,) x, y, vx, vy, ax, ay; metres, m/s, m/s^2 in ``map``
+    covariance : (n, n) state covariance
+    age : frames since birth (including the birth frame); hits, misses : counts
+        (misses: consecutive); length, width : metres; yaw : radians
+    """
+
+    track_id: int
+    state: NDArray[np.float64]
+    covariance: NDArray[np.float64]
+    age: int
+    hits: int
+    misses: int
+    length: float
+    width: float
+    yaw: float
+    confirmed: bool
+    stamp_ns: int = 0
+    model: MotionModel = field(default=MotionModel.CV)
+
+    @property
+    def x(self) -> float:
+        return float(self.state[0])
+
+    @property
+    def y(self) -> float:
+        return float(self.state[1])
+
+    @property
+    def vx(self) -> float:
+        return float(self.state[2])
+
+    @property
+    def vy(self) -> float:
+        return float(self.state[3])
+
+    @property
+    def ax(self) -> float:
+        return float(self.state[4]) if self.state.shape[0] > 4 else 0.0
+
+    @property
+    def ay(self) -> float:
+        return float(self.state[5]) if self.state.shape[0] > 4 else 0.0
+
+    @property
+    def position_std_m(self) -> float:
+        """sqrt of the mean position variance, metres."""
+        return float(math.sqrt(max(0.5 * (self.covariance[0, 0] + self.covariance[1, 1]), 0.0)))
+
+
+def _model_matrices(cfg: TrackerConfig, dt: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Transition F and process noise Q for state order (x, y, vx, vy[, ax, ay])."""
+    if cfg.model is MotionModel.CV:
+        f1 = np.array([[1.0, dt], [0.0, 1.0]])
+        g = np.array([0.5 * dt * dt, dt])
+    else:
+        f1 = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+        g = np.array([dt ** 3 / 6.0, 0.5 * dt * dt, dt])
+    q1 = cfg.process_noise_accel ** 2 * np.outer(g, g)
+    eye2 = np.eye(2)
+    return np.kron(f1, eye2), np.kron(q1, eye2)
+
+
+def _as_xy(name: str, array: NDArray[np.floating] | None, n: int | None = None,
+           allow_nan: bool = False) -> NDArray[np.float64]:
+    a = np.asarray(array, dtype=np.float64)
+    if a.ndim == 1 and a.shape[0] == 0:
+        a = a.reshape(0, 2)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise MessageFormatError(f'{name} must have shape (N, 2), got {a.shape}')
+    if n is not None and a.shape[0] != n:
+        raise MessageFormatError(f'{name} has {a.shape[0]} rows, expected {n} (one per detection)')
+    bad = ~np.isfinite(a) if not allow_nan else np.isinf(a)
+    if bad.any():
+        raise MessageFormatError(f'{name} holds {int(bad.any(axis=1).sum())} non-finite rows')
+    return a
+
+
+class MultiObjectTracker:
+    """Kalman multi-object tracker over map-frame detections (see module doc)."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        n = self.config.state_dim
+        self._x = np.zeros((0, n))
+        self._p = np.zeros((0, n, n))
+        self._ids = np.zeros(0, np.int64)
+        self._age = np.zeros(0, np.int64)
+        self._hits = np.zeros(0, np.int64)
+        self._misses = np.zeros(0, np.int64)
+        self._confirmed = np.zeros(0, bool)
+        self._size = np.zeros((0, 2))
+        self._yaw = np.zeros(0)
+        self._next_id = 1
+        self._stamp_ns: int | None = None
+
+    @property
+    def stamp_ns(self) -> int | None:
+        """Stamp of the last update, or None before the first."""
+        return self._stamp_ns
+
+    def predict_to(self, stamp_ns: int) -> None:
+        """Propagate every track to ``stamp_ns`` (common time, ns). Raises SyncError if it goes back in time."""
+        stamp_ns = int(stamp_ns)
+        if self._stamp_ns is not None:
+            if stamp_ns < self._stamp_ns:
+                raise SyncError(f'tracker stamp {stamp_ns} ns is before the last update {self._stamp_ns} ns')
+            dt = (stamp_ns - self._stamp_ns) * 1e-9
+            if dt > 0 and self._x.shape[0]:
+                f, q = _model_matrices(self.config, dt)
+                self._x = self._x @ f.T
+                self._p = f @ self._p @ f.T + q
+        self._stamp_ns = stamp_ns
+
+    def update(self, detections_xy: NDArray[np.floating], stamp_ns: int,
+               velocities: NDArray[np.floating] | None = None,
+               sizes: NDArray[np.floating] | None = None,
+               yaws: NDArray[np.floating] | None = None) -> list[Track]:
+        """One tracking cycle; returns the confirmed tracks.
+
+        detections_xy : (N, 2) centroids, metres in ``map``
+        stamp_ns : common time of the grid, ns (non-decreasing)
+        velocities : (N, 2) m/s velocity hints, NaN per component where unknown
+        sizes : (N, 2) length, width in metres; yaws : (N,) radians
+        """
+        cfg = self.config
+        z = _as_xy('detections_xy', detections_xy)
+        nd = z.shape[0]
+        vel = _as_xy('velocities', velocities, nd, allow_nan=True) if velocities is not None else None
+        size = _as_xy('sizes', sizes, nd) if sizes is not None else None
+        yaw = np.asarray(yaws, dtype=np.float64).reshape(-1) if yaws is not None else None
+        if yaw is not None and yaw.shape[0] != nd:
+            raise MessageFormatError(f'yaws has {yaw.shape[0]} entries, expected {nd}')
+        self.predict_to(stamp_ns)
+
+        nt = self._x.shape[0]
+        r = cfg.meas_noise_m ** 2 * np.eye(2)
+        rows = cols = np.zeros(0, np.int64)
+        if nt and nd:
+            s = self._p[:, :2, :2] + r
+            s_inv = np.linalg.inv(s)
+            d = z[None, :, :] - self._x[:, None, :2]
+            maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
+            cost = np.where(maha <= cfg.gate_chi2, maha, _FORBIDDEN)
+            rows, cols = linear_sum_assignment(cost)
+            ok = cost[rows, cols] < _FORBIDDEN
+            rows, cols = rows[ok], cols[ok]
+        if rows.size:
+            self._kalman_update(rows, z[cols], vel[cols] if vel is not None else None)
+            if size is not None:
+                a = cfg.size_smoothing
+                self._size[rows] = (1.0 - a) * self._size[rows] + a * size[cols]
+            if yaw is not None:
+                self._yaw[rows] = yaw[cols]
+
+        assigned = np.zeros(nt, bool)
+        assigned[rows] = True
+        self._age += 1
+        self._hits += assigned
+        self._misses = np.where(assigned, 0, self._misses + 1)
+        self._confirmed |= (~self._confirmed) & (self._hits >= cfg.confirm_hits) & (self._age <= cfg.confirm_window)
+        hopeless = (~self._confirmed) & (self._hits + (cfg.confirm_window - self._age) < cfg.confirm_hits)
+        dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless
+        if dead.any():
+            self._keep(~dead)
+
+        new = np.ones(nd, bool)
+        new[cols] = False
+        if new.any():
+            self._birth(z[new], None if vel is None else vel[new], None if size is None else size[new],
+                        None if yaw is None else yaw[new])
+        return self.tracks()
+
+    def tracks(self, include_tentative: bool = False) -> list[Track]:
+        """Snapshots of the current tracks (confirmed only unless ``include_tentative``), by id."""
+        sel = np.nonzero(self._confirmed | include_tentative)[0]
+        stamp = self._stamp_ns or 0
+        return [Track(int(self._ids[i]), self._x[i].copy(), self._p[i].copy(), int(self._age[i]),
+                      int(self._hits[i]), int(self._misses[i]), float(self._size[i, 0]), float(self._size[i, 1]),
+                      float(self._yaw[i]), bool(self._confirmed[i]), stamp, self.config.model)
+                for i in sel]
+
+    def _kalman_update(self, rows: NDArray[np.int64], z: NDArray[np.float64],
+                       vel: NDArray[np.float64] | None) -> None:
+        cfg = self.config
+        n = cfg.state_dim
+        x, p = self._x[rows], self._p[rows]
+        r = cfg.meas_noise_m ** 2 * np.eye(2)
+        s = p[:, :2, :2] + r
+        k = p[:, :, :2] @ np.linalg.inv(s)                       # (A, n, 2)
+        x = x + np.einsum('aij,aj->ai', k, z - x[:, :2])
+        i_kh = np.eye(n)[None] - np.concatenate([k, np.zeros((len(rows), n, n - 2))], axis=2)
+        p = i_kh @ p @ np.transpose(i_kh, (0, 2, 1)) + k @ r @ np.transpose(k, (0, 2, 1))   # Joseph form
+        if vel is not None:
+            # Velocity hints: scalar sequential updates per component (exact, noises independent).
+            for comp in (0, 1):
+                m = np.isfinite(vel[:, comp])
+                if not m.any():
+                    continue
+                c = 2 + comp
+                pm, xm = p[m], x[m]
+                s_c = pm[:, c, c] + cfg.meas_noise_vel_mps ** 2
+                k_c = pm[:, :, c] / s_c[:, None]
+                xm = xm + k_c * (vel[m, comp] - xm[:, c])[:, None]
+                pm = pm - k_c[:, :, None] * pm[:, c, None, :]
+                x[m], p[m] = xm, 0.5 * (pm + np.transpose(pm, (0, 2, 1)))
+        self._x[rows], self._p[rows] = x, p
+
+    def _birth(self, z: NDArray[np.float64], vel: NDArray[np.float64] | None,
+               size: NDArray[np.float64] | None, yaw: NDArray[np.float64] | None) -> None:
+        cfg = self.config
+        nb, n = z.shape[0], cfg.state_dim
+        x = np.zeros((nb, n))
+        x[:, :2] = z
+        var = np.zeros((nb, n))
+        var[:, :2] = cfg.meas_noise_m ** 2
+        var[:, 2:4] = cfg.init_velocity_std_mps ** 2
+        if n == 6:
+            var[:, 4:6] = cfg.init_accel_std_mps2 ** 2
+        if vel is not None:
+            known = np.isfinite(vel)
+            x[:, 2:4] = np.where(known, vel, 0.0)
+            var[:, 2:4] = np.where(known, cfg.meas_noise_vel_mps ** 2, var[:, 2:4])
+        p = np.zeros((nb, n, n))
+        p[:, np.arange(n), np.arange(n)] = var
+        self._x = np.concatenate([self._x, x])
+        self._p = np.concatenate([self._p, p])
+        self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + nb)])
+        self._next_id += nb
+        self._age = np.concatenate([self._age, np.ones(nb, np.int64)])
+        self._hits = np.concatenate([self._hits, np.ones(nb, np.int64)])
+        self._misses = np.concatenate([self._misses, np.zeros(nb, np.int64)])
+        self._confirmed = np.concatenate([self._confirmed, np.full(nb, cfg.confirm_hits <= 1)])
+        self._size = np.concatenate([self._size, size if size is not None else np.zeros((nb, 2))])
+        self._yaw = np.concatenate([self._yaw, yaw if yaw is not None else np.zeros(nb)])
+
+    def _keep(self, keep: NDArray[np.bool_]) -> None:
+        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_size', '_yaw'):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def update_detections(self, detections: Detections, stamp_ns: int) -> list[Track]:
+        """:meth:`update` from a :class:`Detections` (centroids, velocity hints, extents, yaws)."""
+        return self.update(detections.xy, stamp_ns, detections.velocity,
+                           np.stack([detections.length, detections.width], axis=1)
+                           if len(detections) else np.zeros((0, 2)), detections.yaw)

@@ -1,0 +1,108 @@
+"""One digital-twin cycle: grid -> detections -> tracks -> rollout -> predicted grids -> conflicts -> advice.
+
+:class:`TwinCore` holds the tracker between cycles; the twin node feeds it the
+common grid, the platoon's odometry (at the grid's stamp) and, optionally,
+radar targets, and publishes what :meth:`TwinCore.step` returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .conflicts import Advisory, Conflict, ConflictConfig, advise, find_conflicts
+from ..errors import ConfigError
+from ..grid import GridSpec
+from .prediction import ObstacleState, PlatoonState, PredictionConfig, Rollout, predicted_grids, rollout
+from .tracking import Detections, MultiObjectTracker, Track, TrackerConfig, associate_radar, extract_detections
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """Settings of every twin stage.
+
+    occupied_threshold, min_cells : detection on the common grid (percent, cells)
+    exclude_margin_m : platoon footprints are grown by this before their cells are cleared
+    exclude_trail_s : platoon footprints also reach back over the distance each vehicle covered in
+        this many seconds: the common grid fuses evidence that is up to the fusion latency old, so a
+        moving vehicle's cells trail behind where its odometry puts it (a ghost moving with it)
+    exclude_front_m : ... and reach this far ahead of each vehicle's front: near-field returns of
+        its own front sensors (bumper zone) show up there and move with it
+    merge_gap_m : occupied components this close are one object (see tracking.extract_detections)
+    radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
+    include_platoon_in_grids : draw the platoon vehicles in the predicted grids
+    """
+
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    prediction: PredictionConfig = field(default_factory=PredictionConfig)
+    conflicts: ConflictConfig = field(default_factory=ConflictConfig)
+    occupied_threshold: int = 65
+    min_cells: int = 3
+    exclude_margin_m: float = 0.5
+    exclude_trail_s: float = 0.0
+    exclude_front_m: float = 0.0
+    merge_gap_m: float = 0.0
+    radar_radius_m: float = 2.0
+    radar_max_los_angle_deg: float = 25.0
+    include_platoon_in_grids: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.occupied_threshold <= 100:
+            raise ConfigError(f'occupied_threshold must be in 1..100 percent, got {self.occupied_threshold}')
+        if not 0 <= self.exclude_trail_s < math.inf:
+            raise ConfigError(f'exclude_trail_s must be a finite number of seconds >= 0, got {self.exclude_trail_s}')
+        if not 0 <= self.exclude_front_m < math.inf:
+            raise ConfigError(f'exclude_front_m must be a finite number of metres >= 0, got {self.exclude_front_m}')
+        if not 0 <= self.merge_gap_m < math.inf:
+            raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {self.merge_gap_m}')
+        if self.exclude_margin_m < 0 or self.radar_radius_m <= 0:
+            raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
+                              f'{self.exclude_margin_m} and {self.radar_radius_m}')
+
+
+@dataclass(frozen=True)
+class TwinResult:
+    """Everything one cycle produced. grids : horizon (s) -> (H, W) float32 probabilities on the input grid."""
+
+    stamp_ns: int
+    detections: Detections
+    tracks: list[Track]
+    rollout: Rollout
+    grids: dict[float, NDArray[np.float32]]
+    conflicts: list[Conflict]
+    advisories: dict[str, Advisory]
+
+
+class TwinCore:
+    """Stateful twin pipeline (the tracker persists across cycles)."""
+
+    def __init__(self, config: TwinConfig | None = None) -> None:
+        self.config = config or TwinConfig()
+        self.tracker = MultiObjectTracker(self.config.tracker)
+
+    def step(self, cells_percent: NDArray[np.int8], spec: GridSpec, stamp_ns: int, platoon: PlatoonState,
+             radar_xyv: NDArray[np.floating] | None = None,
+             radar_sensor_xy: NDArray[np.floating] | None = None) -> TwinResult:
+        """Run one cycle on the common grid at ``stamp_ns`` (common time, ns).
+
+        cells_percent : (H, W) int8 grid cells; spec : its geometry
+        platoon : the platoon's state at ``stamp_ns``
+        radar_xyv : (M, 3) map-frame targets x, y, radial velocity; radar_sensor_xy : (2,) or (M, 2) metres
+        """
+        cfg = self.config
+        dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
+                                  platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m,
+                                  merge_gap_m=cfg.merge_gap_m)
+        if radar_xyv is not None and len(dets):
+            if radar_sensor_xy is None:
+                raise ConfigError('radar targets given without the position of the radar that saw them')
+            dets = associate_radar(dets, radar_xyv, radar_sensor_xy, cfg.radar_radius_m, cfg.radar_max_los_angle_deg)
+        tracks = self.tracker.update_detections(dets, stamp_ns)
+        ro = rollout(platoon, ObstacleState.from_tracks(tracks), cfg.prediction)
+        grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
+        mature = np.array([t.hits >= cfg.conflicts.min_track_hits for t in tracks], dtype=bool)
+        conflicts = find_conflicts(ro, cfg.conflicts, mature)
+        advisories = {c.vehicle_id: advise(platoon.vehicle(c.vehicle_id), c, cfg.conflicts) for c in conflicts}
+        return TwinResult(int(stamp_ns), dets, tracks, ro, grids, conflicts, advisories)

@@ -1,0 +1,520 @@
+"""One vehicle's perception cycle: a synchronised sensor set -> this cycle's evidence grid.
+
+The vehicle node hands in the members of one :class:`~cooperative_fusion.core.vehicle.sync.SyncSet`
+(converted to arrays) and its pose buffer; :class:`VehiclePipeline` does the rest:
+
+1. motion compensation: every sensor's points go to ``map`` with the pose at
+   *that sensor's* stamp (``compensate``), or per point when the lidar cloud
+   carries per-point time offsets and deskew is on (``deskew``);
+2. ground split (``split_ground``): obstacle returns are hits, ground returns
+   are the free-space end points;
+3. inverse sensor models: lidar (polar sweep), radar (Gaussian spread of
+   detections), depth camera (polar sweep inside its field of view);
+4. ``combine`` and ``logodds_to_percent``: OccupancyGrid cells, round(100·p) of
+   this cycle's evidence, -1 where there is none.
+
+The grid window is axis-aligned in ``map`` and on the global lattice, either
+rolling (centred ``forward_offset_m`` ahead of the vehicle at the set stamp) or
+fixed. Radar targets are returned in ``map`` with the ego motion removed from
+their radial velocity.
+
+Stamps here are in the vehicle's clock (``*_vehicle_ns``): the pose buffer is
+filled from the vehicle's own odometry, so both sides share that clock.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import se3
+from .camera import backproject
+from ..errors import ConfigError, FrameError
+from .extrinsics import extrinsic_from_params
+from ..grid import GridSpec, logodds_to_percent
+from .motion import compensate, deskew
+from .share import ShareConfig, lattice_factor
+from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine, default_camera_model,
+                            default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
+                            split_ground)
+
+__all__ = [
+    'GridMode', 'WindowConfig', 'PipelineConfig', 'TopicConfig', 'FrameConfig', 'QosConfig',
+    'VehicleConfig', 'LidarScan', 'RadarScan', 'DepthFrame', 'CycleResult', 'VehiclePipeline',
+    'RADAR_TARGET_DTYPE', 'radar_targets', 'window_spec',
+]
+
+#: Fields of the radar targets cloud published in ``map``.
+RADAR_TARGET_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
+                               ('velocity', np.float32), ('rcs', np.float32)])
+
+#: Stream names, as the sync and the parameters use them.
+STREAMS = ('lidar', 'radar', 'camera')
+
+
+class PoseLookup(Protocol):
+    """What the pipeline needs of a pose buffer (core.vehicle.pose_buffer.PoseBuffer)."""
+
+    def lookup(self, stamp_ns: int) -> NDArray[np.float64]: ...
+
+    def lookup_many(self, stamps_ns: NDArray[np.int64]) -> NDArray[np.float64]: ...
+
+    def velocity(self, stamp_ns: int) -> NDArray[np.float64]: ...
+
+    def sensor_velocity(self, stamp_ns: int, sensor2base: NDArray[np.floating]) -> NDArray[np.float64]: ...
+
+
+# ------------------------------------------------------------------- config ---
+
+class GridMode(Enum):
+    ROLLING = 'rolling'
+    FIXED = 'fixed'
+
+
+def _finite(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value):
+        raise ConfigError(f'{name} must be a finite number, got {value!r}')
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Where this cycle's evidence grid lies in ``map``.
+
+    mode : GridMode (a string value such as ``'rolling'`` is converted)
+    size_x_m, size_y_m : metres, extent along map x and y
+    resolution_m : metres per cell
+    forward_offset_m : metres; rolling mode centres the window this far ahead of
+        base_link along the vehicle heading (a vehicle sees more ahead than behind)
+    fixed_origin_x_m, fixed_origin_y_m : metres, lower-left corner in fixed mode;
+        must lie on the lattice (whole multiples of the resolution)
+    """
+
+    mode: GridMode = GridMode.ROLLING
+    size_x_m: float = 100.0
+    size_y_m: float = 40.0
+    resolution_m: float = 0.2
+    forward_offset_m: float = 30.0
+    fixed_origin_x_m: float = 0.0
+    fixed_origin_y_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, 'mode', GridMode(self.mode))
+        except ValueError as exc:
+            expected = ', '.join(m.value for m in GridMode)
+            raise ConfigError(f'grid mode must be one of {expected}, got {self.mode!r}') from exc
+        for name in ('size_x_m', 'size_y_m', 'resolution_m', 'forward_offset_m',
+                     'fixed_origin_x_m', 'fixed_origin_y_m'):
+            _finite(f'grid {name}', getattr(self, name))
+        if not self.resolution_m > 0:
+            raise ConfigError(f'grid resolution_m must be > 0, got {self.resolution_m!r}')
+        for name in ('size_x_m', 'size_y_m'):
+            if not getattr(self, name) >= self.resolution_m:
+                raise ConfigError(
+                    f'grid {name} must be at least one cell ({self.resolution_m} m), got {getattr(self, name)!r}')
+        if self.mode is GridMode.FIXED:
+            for name in ('fixed_origin_x_m', 'fixed_origin_y_m'):
+                cells = getattr(self, name) / self.resolution_m
+                if abs(cells - round(cells)) > 1e-6:
+                    raise ConfigError(
+                        f'grid {name} = {getattr(self, name)!r} is off the lattice: expected a whole '
+                        f'multiple of the resolution {self.resolution_m} m')
+
+
+def window_spec(cfg: WindowConfig, base2map: NDArray[np.floating]) -> GridSpec:
+    """The evidence grid for a vehicle at ``base2map`` (4×4)."""
+    if cfg.mode is GridMode.FIXED:
+        return GridSpec(cfg.fixed_origin_x_m, cfg.fixed_origin_y_m, cfg.resolution_m,
+                        max(1, int(round(cfg.size_x_m / cfg.resolution_m))),
+                        max(1, int(round(cfg.size_y_m / cfg.resolution_m))))
+    yaw = se3.yaw_of(base2map)
+    cx = float(base2map[0, 3]) + cfg.forward_offset_m * math.cos(yaw)
+    cy = float(base2map[1, 3]) + cfg.forward_offset_m * math.sin(yaw)
+    return GridSpec.centered(cx, cy, cfg.size_x_m, cfg.size_y_m, cfg.resolution_m)
+
+
+def _extrinsic6(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    """Validated [x, y, z, roll, pitch, yaw] as a tuple (ConfigError from extrinsic_from_params)."""
+    extrinsic_from_params(name, values)
+    return tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything one evidence cycle needs besides the data.
+
+    lidar_extrinsic, radar_extrinsic, camera_extrinsic : [x, y, z, roll, pitch, yaw]
+        of the sensor frame (camera: the optical frame) in base_link, metres and radians
+    lidar_model, radar_model, camera_model : inverse sensor models
+    radar_sigma_m : metres, 1-sigma position error of a radar detection
+    camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
+        field of view from the intrinsics is used when narrower)
+    camera_stride : take every n-th depth pixel along both image axes
+    ground : ground removal for lidar and camera points
+    deskew : per-point motion compensation when a lidar cloud carries time offsets
+    enabled : streams that contribute evidence
+    """
+
+    window: WindowConfig = field(default_factory=WindowConfig)
+    lidar_extrinsic: tuple[float, ...] = (1.2, 0.0, 1.9, 0.0, 0.0, 0.0)
+    radar_extrinsic: tuple[float, ...] = (3.4, 0.0, 0.5, 0.0, 0.0, 0.0)
+    camera_extrinsic: tuple[float, ...] = (1.8, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2)
+    lidar_model: SensorModel = field(default_factory=default_lidar_model)
+    radar_model: SensorModel = field(default_factory=default_radar_model)
+    camera_model: SensorModel = field(default_factory=default_camera_model)
+    radar_sigma_m: float = 0.5
+    camera_hfov_rad: float = math.radians(90.0)
+    camera_stride: int = 1
+    ground: GroundConfig = field(default_factory=GroundConfig)
+    deskew: bool = True
+    enabled: tuple[str, ...] = STREAMS
+
+    def __post_init__(self) -> None:
+        for name in ('lidar', 'radar', 'camera'):
+            object.__setattr__(self, f'{name}_extrinsic',
+                               _extrinsic6(f'extrinsics.{name}', getattr(self, f'{name}_extrinsic')))
+        _finite('radar_sigma_m', self.radar_sigma_m)
+        if self.radar_sigma_m < 0:
+            raise ConfigError(f'radar_sigma_m must be >= 0, got {self.radar_sigma_m!r}')
+        _finite('camera_hfov_rad', self.camera_hfov_rad)
+        if not 0 < self.camera_hfov_rad < math.pi:
+            raise ConfigError(f'camera_hfov_rad must be in (0, pi) for a pinhole camera, got {self.camera_hfov_rad!r}')
+        if isinstance(self.camera_stride, bool) or not isinstance(self.camera_stride, (int, np.integer)) \
+                or self.camera_stride < 1:
+            raise ConfigError(f'camera_stride must be an integer >= 1, got {self.camera_stride!r}')
+        enabled = tuple(self.enabled)
+        unknown = [s for s in enabled if s not in STREAMS]
+        if unknown or not enabled:
+            raise ConfigError(f'enabled streams must be a non-empty subset of {list(STREAMS)}, got {list(enabled)!r}')
+        object.__setattr__(self, 'enabled', enabled)
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """Absolute topic names of one vehicle."""
+
+    lidar: str
+    radar: str
+    camera: str
+    camera_info: str
+    odom: str
+    evidence_grid: str
+    radar_targets: str
+    time_reference: str
+
+    @classmethod
+    def for_vehicle(cls, vehicle_id: str) -> 'TopicConfig':
+        """The DESIGN.md names: ``/<v>/lidar/points`` etc."""
+        v = f'/{vehicle_id}'
+        return cls(lidar=f'{v}/lidar/points', radar=f'{v}/radar/points', camera=f'{v}/camera/depth/image',
+                   camera_info=f'{v}/camera/depth/camera_info', odom=f'{v}/odom',
+                   evidence_grid=f'{v}/evidence_grid', radar_targets=f'{v}/radar/targets',
+                   time_reference=f'{v}/time_reference')
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """Frame ids: the shared frame and this vehicle's sensor frames (as in the message headers)."""
+
+    map: str
+    base_link: str
+    lidar: str
+    radar: str
+    camera_optical: str
+
+    @classmethod
+    def for_vehicle(cls, vehicle_id: str) -> 'FrameConfig':
+        return cls(map='map', base_link=f'{vehicle_id}/base_link', lidar=f'{vehicle_id}/lidar',
+                   radar=f'{vehicle_id}/radar', camera_optical=f'{vehicle_id}/camera_optical')
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    """Queue depths of the node's subscriptions and publishers."""
+
+    sensor_depth: int = 5
+    state_depth: int = 50
+    output_depth: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ('sensor_depth', 'state_depth', 'output_depth'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f'qos {name} must be an integer >= 1, got {value!r}')
+
+
+@dataclass(frozen=True)
+class VehicleConfig:
+    """The whole vehicle node's configuration, built from its parameters and validated once.
+
+    sync_* and pose_buffer_* are plain values here so this module does not fix
+    how the sync and pose buffer configs are built; the node turns them into
+    ``SyncConfig`` / ``PoseBufferConfig``. ``share`` says what of each cycle's
+    evidence is published (core.vehicle.share); its resolution is a whole multiple of the grid's.
+    """
+
+    vehicle_id: str
+    topics: TopicConfig
+    frames: FrameConfig
+    pipeline: PipelineConfig
+    qos: QosConfig
+    sync_reference: str
+    sync_slop_ns: int
+    sync_queue_size: int
+    sync_stream_timeout_ns: int
+    sync_late_horizon_ns: int
+    sync_poll_period_s: float
+    pose_max_age_ns: int
+    pose_extrapolation_margin_ns: int
+    diagnostics_period_s: float
+    timebase_enabled: bool = True
+    timebase_window_ns: int = 30_000_000_000
+    timebase_outlier_ns: int = 5_000_000
+    output_stamp_offset_ns: int = 0
+    share: ShareConfig = field(default_factory=ShareConfig)
+    pose_wait_ns: int = 300_000_000
+    pose_max_wait_ns: int = 2_000_000_000
+
+    def __post_init__(self) -> None:
+        lattice_factor(self.share.resolution_m, self.pipeline.window.resolution_m)   # ConfigError if not k × grid
+        if not self.vehicle_id or '/' in self.vehicle_id or not self.vehicle_id.replace('_', '').isalnum():
+            raise ConfigError(f'vehicle_id must be a non-empty name of letters, digits and _, '
+                              f'got {self.vehicle_id!r}')
+        if self.sync_reference not in self.pipeline.enabled:
+            raise ConfigError(f'sync reference stream {self.sync_reference!r} must be one of the enabled '
+                              f'streams {list(self.pipeline.enabled)}')
+        for name in ('sync_slop_ns', 'sync_stream_timeout_ns', 'sync_late_horizon_ns', 'pose_max_age_ns',
+                     'pose_extrapolation_margin_ns', 'pose_wait_ns', 'pose_max_wait_ns'):
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        if self.sync_queue_size < 1:
+            raise ConfigError(f'sync_queue_size must be >= 1, got {self.sync_queue_size!r}')
+        for name in ('sync_poll_period_s', 'diagnostics_period_s'):
+            value = getattr(self, name)
+            _finite(name, value)
+            if value <= 0:
+                raise ConfigError(f'{name} must be > 0 seconds, got {value!r}')
+
+
+# ------------------------------------------------------------------- inputs ---
+
+def set_pose_horizon_ns(members: Mapping[str, Any], deskew: bool) -> int:
+    """The latest vehicle-clock stamp whose pose a sync set needs: its newest member stamp, or for a
+    deskewed lidar sweep its last point's time."""
+    need = max(int(m.stamp_vehicle_ns) for m in members.values())
+    lidar = members.get('lidar')
+    if deskew and lidar is not None and lidar.t_offset_s is not None and len(lidar.t_offset_s):
+        t = np.asarray(lidar.t_offset_s, dtype=np.float64)
+        t = t[np.isfinite(t)]
+        if t.size and t.max() > 0:
+            need = max(need, int(lidar.stamp_vehicle_ns) + int(round(float(t.max()) * 1e9)))
+    return need
+
+
+@dataclass(frozen=True, eq=False)
+class LidarScan:
+    """A lidar cloud in its sensor frame.
+
+    stamp_vehicle_ns : header stamp, vehicle clock
+    points : (N, 3) float, metres, sensor frame
+    t_offset_s : optional (N,) float, seconds of each point after the stamp
+    """
+
+    stamp_vehicle_ns: int
+    points: NDArray[np.floating]
+    t_offset_s: NDArray[np.floating] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class RadarScan:
+    """Radar detections in the radar frame.
+
+    points : (N, 3) float, metres; velocity : (N,) m/s radial, + away from the
+    sensor, as measured (relative to the moving sensor); rcs : (N,) dBsm
+    """
+
+    stamp_vehicle_ns: int
+    points: NDArray[np.floating]
+    velocity: NDArray[np.floating]
+    rcs: NDArray[np.floating]
+
+
+@dataclass(frozen=True, eq=False)
+class DepthFrame:
+    """A depth image with the intrinsics it was taken with.
+
+    depth_m : (H, W) float32 metres, NaN or 0 where no return; K : (3, 3) pinhole
+    """
+
+    stamp_vehicle_ns: int
+    depth_m: NDArray[np.floating]
+    K: NDArray[np.floating]
+
+
+@dataclass(frozen=True, eq=False)
+class CycleResult:
+    """One cycle's output.
+
+    stamp_vehicle_ns : the sync set's stamp (vehicle clock)
+    spec : the evidence grid
+    logodds : (height, width) float32, this cycle's evidence; known : (height, width) bool
+    cells : (height, width) int8, OccupancyGrid cells (round(100·p), -1 unknown)
+    radar_targets : (M,) RADAR_TARGET_DTYPE in ``map``, ego motion removed; None without radar
+    used : streams whose evidence went in
+    skipped : stream -> reason, for members that could not be used (e.g. no pose)
+    n_points : stream -> number of points that entered the sensor model
+    """
+
+    stamp_vehicle_ns: int
+    spec: GridSpec
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    cells: NDArray[np.int8]
+    radar_targets: NDArray | None
+    used: tuple[str, ...]
+    skipped: dict[str, str]
+    n_points: dict[str, int]
+
+
+# ---------------------------------------------------------------- pipeline ---
+
+def _xyz(points: NDArray[np.floating], name: str) -> NDArray[np.float64]:
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ConfigError(f'{name} points must have shape (N, 3), got {pts.shape}')
+    return pts
+
+
+def radar_targets(points_map: NDArray[np.floating], velocity_measured: NDArray[np.floating],
+                  rcs: NDArray[np.floating], sensor_xyz_map: NDArray[np.floating],
+                  sensor_velocity_map: NDArray[np.floating]) -> NDArray:
+    """Radar detections in ``map`` with the ego motion removed from the radial velocity.
+
+    points_map : (N, 3) metres in ``map``; velocity_measured : (N,) m/s, + away;
+    rcs : (N,); sensor_xyz_map : (3,) radar position; sensor_velocity_map : (3,) m/s.
+    The radar measures ``(v_target - v_sensor) · u`` with ``u`` the unit line of
+    sight from sensor to target, so ``v_target · u = v_measured + v_sensor · u``.
+    Returns (N,) RADAR_TARGET_DTYPE.
+    """
+    pts = _xyz(points_map, 'radar')
+    los = pts - np.asarray(sensor_xyz_map, dtype=np.float64)
+    norm = np.linalg.norm(los, axis=1)
+    unit = np.divide(los, norm[:, None], out=np.zeros_like(los), where=norm[:, None] > 1e-9)
+    out = np.empty(len(pts), dtype=RADAR_TARGET_DTYPE)
+    out['x'], out['y'], out['z'] = pts[:, 0], pts[:, 1], pts[:, 2]
+    out['velocity'] = np.asarray(velocity_measured, dtype=np.float64) + unit @ np.asarray(sensor_velocity_map,
+                                                                                          dtype=np.float64)
+    out['rcs'] = rcs
+    return out
+
+
+class VehiclePipeline:
+    """Turns one synchronised sensor set into this cycle's evidence (see the module docstring)."""
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
+        self.lidar2base = extrinsic_from_params('lidar', cfg.lidar_extrinsic)
+        self.radar2base = extrinsic_from_params('radar', cfg.radar_extrinsic)
+        self.camera2base = extrinsic_from_params('camera_optical', cfg.camera_extrinsic)
+
+    def process(self, stamp_vehicle_ns: int, poses: PoseLookup, lidar: LidarScan | None = None,
+                radar: RadarScan | None = None, camera: DepthFrame | None = None) -> CycleResult:
+        """One cycle. ``stamp_vehicle_ns`` is the sync set's stamp; the window is placed at the pose then.
+
+        Raises FrameError when there is no pose at ``stamp_vehicle_ns`` (nothing can
+        be placed). A member whose own stamp has no pose is skipped and reported in
+        ``CycleResult.skipped``; the others still count.
+        """
+        spec = window_spec(self.cfg.window, poses.lookup(int(stamp_vehicle_ns)))
+        layers: list[tuple[NDArray[np.float32], NDArray[np.bool_]]] = []
+        used: list[str] = []
+        skipped: dict[str, str] = {}
+        n_points: dict[str, int] = {}
+        targets = None
+        members = {'lidar': lidar, 'radar': radar, 'camera': camera}
+        for name in STREAMS:
+            member = members[name]
+            if member is None or name not in self.cfg.enabled:
+                continue
+            try:
+                if name == 'lidar':
+                    layer, n = self._lidar(spec, member, poses)
+                elif name == 'radar':
+                    layer, n, targets = self._radar(spec, member, poses)
+                else:
+                    layer, n = self._camera(spec, member, poses)
+            except FrameError as exc:
+                skipped[name] = str(exc)
+                continue
+            layers.append(layer)
+            used.append(name)
+            n_points[name] = n
+        if layers:
+            logodds, known = combine(layers)
+        else:
+            logodds, known = np.zeros(spec.shape, np.float32), np.zeros(spec.shape, bool)
+        return CycleResult(int(stamp_vehicle_ns), spec, logodds, known, logodds_to_percent(logodds, known),
+                           targets, tuple(used), skipped, n_points)
+
+    def _split(self, points_map: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        obstacle, ground = split_ground(points_map, self.cfg.ground)
+        return points_map[obstacle, :2], points_map[ground, :2]
+
+    def _lidar(self, spec: GridSpec, scan: LidarScan, poses: PoseLookup):
+        pts = _xyz(scan.points, 'lidar')
+        stamp = int(scan.stamp_vehicle_ns)
+        if self.cfg.deskew and scan.t_offset_s is not None:
+            t = np.asarray(scan.t_offset_s, dtype=np.float64)
+            if t.shape != (len(pts),):
+                raise ConfigError(f'lidar t_offset_s must have shape ({len(pts)},), got {t.shape}')
+            ok = np.isfinite(pts).all(axis=1) & np.isfinite(t)
+            points_map = deskew(pts[ok], t[ok], self.lidar2base, poses, stamp)
+        else:
+            pts = pts[np.isfinite(pts).all(axis=1)]
+            points_map = compensate(pts, self.lidar2base, poses, stamp)
+        origin = se3.apply(poses.lookup(stamp) @ self.lidar2base, np.zeros((1, 3)))[0, :2]
+        hits, free = self._split(np.asarray(points_map, dtype=np.float64))
+        return lidar_evidence(spec, origin, hits, free, self.cfg.lidar_model), len(points_map)
+
+    def _radar(self, spec: GridSpec, scan: RadarScan, poses: PoseLookup):
+        pts = _xyz(scan.points, 'radar')
+        vel = np.asarray(scan.velocity, dtype=np.float64).reshape(-1)
+        rcs = np.asarray(scan.rcs, dtype=np.float64).reshape(-1)
+        if vel.shape != (len(pts),) or rcs.shape != (len(pts),):
+            raise ConfigError(f'radar velocity and rcs must have shape ({len(pts)},), got {vel.shape} and {rcs.shape}')
+        ok = np.isfinite(pts).all(axis=1) & np.isfinite(vel)
+        pts, vel, rcs = pts[ok], vel[ok], rcs[ok]
+        stamp = int(scan.stamp_vehicle_ns)
+        radar2map = poses.lookup(stamp) @ self.radar2base
+        points_map = np.asarray(compensate(pts, self.radar2base, poses, stamp), dtype=np.float64)
+        # The sensor's own velocity in map: base_link's, plus yaw rate × mount offset (lever arm).
+        ego_velocity = np.asarray(poses.sensor_velocity(stamp, self.radar2base), dtype=np.float64)
+        targets = radar_targets(points_map, vel, rcs, radar2map[:3, 3], ego_velocity)
+        layer = radar_evidence(spec, points_map[:, :2], self.cfg.radar_sigma_m, self.cfg.radar_model,
+                               origin_xy=radar2map[:2, 3])
+        return layer, len(points_map), targets
+
+    def _camera(self, spec: GridSpec, frame: DepthFrame, poses: PoseLookup):
+        depth = np.asarray(frame.depth_m, dtype=np.float32)
+        if depth.ndim != 2:
+            raise ConfigError(f'depth image must have shape (H, W), got {depth.shape}')
+        K = np.asarray(frame.K, dtype=np.float64)
+        # Returns beyond the model's max range still tell that the beam crossed it, so no range cut.
+        pts = backproject(depth, K, stride=self.cfg.camera_stride)
+        stamp = int(frame.stamp_vehicle_ns)
+        camera2map = poses.lookup(stamp) @ self.camera2base
+        points_map = np.asarray(compensate(pts, self.camera2base, poses, stamp), dtype=np.float64)
+        axis = camera2map[:3, 2]  # optical z axis in map
+        yaw = math.atan2(float(axis[1]), float(axis[0]))
+        # Field of view from the intrinsics (columns 0 .. W-1 around cx), capped by the parameter.
+        fx, cx, width = float(K[0, 0]), float(K[0, 2]), depth.shape[1]
+        hfov = math.atan2(cx + 0.5, fx) + math.atan2(width - 0.5 - cx, fx)
+        hfov = min(hfov, self.cfg.camera_hfov_rad) if hfov > 0 else self.cfg.camera_hfov_rad
+        hits, free = self._split(points_map)
+        layer = camera_evidence(spec, camera2map[:2, 3], yaw, hfov, hits, free, self.cfg.camera_model)
+        return layer, len(points_map)

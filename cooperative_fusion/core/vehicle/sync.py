@@ -1,0 +1,314 @@
+"""Approximate-time synchronisation of a vehicle's sensor streams (message_filters' policy, in core).
+
+Records are plain ``(stamp_ns, payload)`` pairs; the caller passes its own clock
+``now_ns`` (sim time or wall time, core never reads a clock).
+
+Policy (ROS message_filters ``ApproximateTime``, without age penalty and
+inter-message bounds):
+
+* Each stream has a queue of at most ``queue_size`` messages, kept sorted by
+  stamp. A set takes exactly one message per (active) stream; each message is
+  used at most once.
+* Matching starts when every active queue is non-empty. If the heads of the
+  queues span more than ``slop_ns`` (max stamp - min stamp), the oldest head
+  cannot be in any admissible set and is dropped (``dropped.unmatched``);
+  otherwise the stream holding the latest head is the *pivot*.
+* Among the sets that contain the pivot message, the one with the smallest
+  spread is chosen by a sweep: repeatedly advance the stream with the oldest
+  head and remember the best set of heads (a tie keeps the earlier set). The
+  sweep stops and the best set goes out when the oldest head is no older than
+  the pivot (every set containing the pivot has been seen), or when the best
+  set is provably optimal: every later set contains ``[pivot stamp, current
+  latest head]``, so once that interval is at least the best spread nothing
+  can beat it. When a queue runs out before that, the stream's next message
+  is assumed no older than its newest one (in-order arrival); if even that
+  optimistic bound cannot prove optimality, matching waits for more messages.
+* When a set goes out, its messages leave their queues together with every
+  older message of the same streams (``dropped.unmatched``).
+
+What a vehicle adds on top:
+
+* ``SyncSet.stamp_ns`` is the stamp of the ``reference`` stream's message (the
+  lidar, say); the reference stream is in every set.
+* A stream from which nothing has been received for more than
+  ``stream_timeout_ns`` of ``now_ns`` is *silent*: its queue is discarded
+  (``dropped.stale``) and sets are matched without it; they list it in
+  ``missing``. A stream never heard counts from the first ``now_ns`` the
+  synchroniser sees. A silent stream rejoins with its next message, and from
+  then on sets wait for it again. The reference stream is never left out (a
+  set has no stamp without it); its silences are still counted.
+  :meth:`ApproximateTimeSync.poll` applies the timeout when no message arrives.
+* A message whose stamp is older than the last emitted set's reference stamp
+  minus ``slop_ns`` can never be in a future set: it is dropped as late, and
+  so is a reference message no newer than that stamp (sets go out with strictly
+  increasing ``stamp_ns``). A message older than its stream's newest accepted
+  stamp minus ``late_horizon_ns`` is dropped as out of order; a message out of
+  order by less than that is inserted in stamp order (``reordered``).
+* A queue that grows beyond ``queue_size`` loses its oldest message. Size
+  queues for the longest wait: a stream that dies holds sets back for up to
+  ``stream_timeout_ns``, during which the others must fit their queues
+  (queue_size >= rate · timeout).
+
+Counters in :attr:`ApproximateTimeSync.stats`:
+
+``sets``                   sets emitted
+``sets_partial``           sets emitted with at least one stream missing
+``received.<s>``           messages offered on stream s
+``dropped.late``           messages older than the last set's reference stamp - slop
+                           (reference messages: not newer than it)
+``dropped.out_of_order``   messages older than their stream's newest - late_horizon
+``dropped.queue_overflow`` oldest messages pushed out of a full queue
+``dropped.unmatched``      messages passed over by the policy (no admissible set)
+``dropped.stale``          queued messages discarded when their stream fell silent
+``reordered``              messages accepted out of stamp order (within the horizon)
+``gaps.<s>``               times stream s fell silent (timed out)
+``rejoins.<s>``            times stream s spoke again after a gap
+``missing.<s>``            sets emitted without stream s
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from numbers import Integral
+from typing import Any
+
+from ..errors import ConfigError, SyncError
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """streams : names of the synchronised streams (e.g. ``('lidar', 'radar', 'camera')``)
+    reference : the stream whose stamp a set carries; in every set
+    slop_ns : largest admissible spread (max stamp - min stamp) of a set, ns (0 = exact time)
+    queue_size : messages held per stream
+    stream_timeout_ns : silence (in the caller's clock) after which a stream is left out
+    late_horizon_ns : how far behind its stream's newest stamp a message may still be accepted
+    """
+
+    streams: tuple[str, ...]
+    reference: str
+    slop_ns: int = 50_000_000
+    queue_size: int = 10
+    stream_timeout_ns: int = 500_000_000
+    late_horizon_ns: int = 1_000_000_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'streams', tuple(self.streams))
+        if not self.streams:
+            raise ConfigError('sync needs at least one stream, got none')
+        if len(set(self.streams)) != len(self.streams):
+            raise ConfigError(f'sync stream names must be unique, got {list(self.streams)}')
+        if self.reference not in self.streams:
+            raise ConfigError(f'reference stream {self.reference!r} is not one of the streams '
+                              f'{list(self.streams)}')
+        if self.slop_ns < 0:
+            raise ConfigError(f'slop_ns must be >= 0, got {self.slop_ns}')
+        for name in ('queue_size', 'stream_timeout_ns', 'late_horizon_ns'):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f'{name} must be positive, got {value}')
+
+
+@dataclass(frozen=True)
+class SyncSet:
+    """One synchronised set.
+
+    stamp_ns : the reference stream's stamp, ns
+    members : stream -> (stamp_ns, payload), one per stream that took part
+    missing : streams left out because they were silent
+    """
+
+    stamp_ns: int
+    members: dict[str, tuple[int, object]]
+    missing: tuple[str, ...] = field(default=())
+
+    @property
+    def spread_ns(self) -> int:
+        """Max stamp - min stamp over the members, ns."""
+        stamps = [m[0] for m in self.members.values()]
+        return max(stamps) - min(stamps)
+
+
+class ApproximateTimeSync:
+    """Approximate-time synchroniser over named streams; see the module docstring for the policy."""
+
+    def __init__(self, config: SyncConfig) -> None:
+        self.config = config
+        streams = config.streams
+        # per stream: stamps (sorted) and payloads, parallel lists
+        self._stamps: dict[str, list[int]] = {s: [] for s in streams}
+        self._payloads: dict[str, list[Any]] = {s: [] for s in streams}
+        self._newest: dict[str, int | None] = {s: None for s in streams}
+        self._heard_ns: dict[str, int | None] = {s: None for s in streams}
+        self._silent: set[str] = set()
+        self._start_ns: int | None = None
+        self._last_ref_ns: int | None = None
+        self._stats: dict[str, int] = {k: 0 for k in (
+            'sets', 'sets_partial', 'dropped.late', 'dropped.out_of_order', 'dropped.queue_overflow',
+            'dropped.unmatched', 'dropped.stale', 'reordered')}
+        for s in streams:
+            for k in ('received', 'gaps', 'rejoins', 'missing'):
+                self._stats[f'{k}.{s}'] = 0
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters (a copy); keys are listed in the module docstring."""
+        return dict(self._stats)
+
+    @property
+    def silent(self) -> tuple[str, ...]:
+        """Streams silent longer than the timeout, in config order (all but the reference are left out)."""
+        return tuple(s for s in self.config.streams if s in self._silent)
+
+    def queued(self) -> dict[str, int]:
+        """Messages waiting per stream."""
+        return {s: len(q) for s, q in self._stamps.items()}
+
+    def add(self, stream: str, stamp_ns: int, payload: object, now_ns: int) -> list[SyncSet]:
+        """Offer one message; returns the sets it completes (oldest first, possibly none).
+
+        Raises SyncError for an unknown stream or a stamp that is not an integer.
+        """
+        if stream not in self._stamps:
+            raise SyncError(f'unknown stream {stream!r}; known streams: {", ".join(self.config.streams)}')
+        if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, Integral):
+            raise SyncError(f'{stream}: stamp must be integer nanoseconds, got {stamp_ns!r}')
+        stamp = int(stamp_ns)
+        now = self._clock(now_ns)
+        self._stats[f'received.{stream}'] += 1
+        self._heard_ns[stream] = now
+        if stream in self._silent:
+            self._silent.discard(stream)
+            self._stats[f'rejoins.{stream}'] += 1
+        self._accept(stream, stamp, payload)
+        return self._update(now)
+
+    def poll(self, now_ns: int) -> list[SyncSet]:
+        """Apply the silence timeout at ``now_ns`` and return the sets that can now go out."""
+        return self._update(self._clock(now_ns))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _clock(self, now_ns: int) -> int:
+        if isinstance(now_ns, bool) or not isinstance(now_ns, Integral):
+            raise SyncError(f'now_ns must be integer nanoseconds, got {now_ns!r}')
+        now = int(now_ns)
+        if self._start_ns is None:
+            self._start_ns = now
+        return now
+
+    def _accept(self, stream: str, stamp: int, payload: object) -> None:
+        cfg = self.config
+        if self._last_ref_ns is not None and (stamp < self._last_ref_ns - cfg.slop_ns or (
+                stream == cfg.reference and stamp <= self._last_ref_ns)):
+            self._stats['dropped.late'] += 1
+            return
+        newest = self._newest[stream]
+        if newest is not None and stamp < newest - cfg.late_horizon_ns:
+            self._stats['dropped.out_of_order'] += 1
+            return
+        stamps, payloads = self._stamps[stream], self._payloads[stream]
+        i = bisect.bisect_right(stamps, stamp)
+        if i < len(stamps):
+            self._stats['reordered'] += 1
+        stamps.insert(i, stamp)
+        payloads.insert(i, payload)
+        if newest is None or stamp > newest:
+            self._newest[stream] = stamp
+        overflow = len(stamps) - cfg.queue_size
+        if overflow > 0:
+            del stamps[:overflow]
+            del payloads[:overflow]
+            self._stats['dropped.queue_overflow'] += overflow
+
+    def _update(self, now: int) -> list[SyncSet]:
+        cfg = self.config
+        for s in cfg.streams:
+            heard = self._heard_ns[s] if self._heard_ns[s] is not None else self._start_ns
+            if s not in self._silent and now - heard > cfg.stream_timeout_ns:
+                self._stats[f'gaps.{s}'] += 1
+                self._silent.add(s)
+                if s != cfg.reference:
+                    self._stats['dropped.stale'] += len(self._stamps[s])
+                    self._stamps[s].clear()
+                    self._payloads[s].clear()
+        active = [s for s in cfg.streams if s == cfg.reference or s not in self._silent]
+        out = []
+        while True:
+            chosen = self._search(active)
+            if chosen is None:
+                return out
+            out.append(self._emit(chosen, active))
+
+    def _search(self, active: list[str]) -> dict[str, int] | None:
+        """Queue index per active stream of the best set, or None to wait for more messages."""
+        q = self._stamps
+        slop = self.config.slop_ns
+        while True:
+            if any(not q[s] for s in active):
+                return None
+            heads = {s: q[s][0] for s in active}
+            start_s = min(active, key=heads.__getitem__)
+            pivot = max(active, key=heads.__getitem__)
+            if heads[pivot] - heads[start_s] <= slop:
+                break
+            del q[start_s][0]
+            del self._payloads[start_s][0]
+            self._stats['dropped.unmatched'] += 1
+        t_pivot = heads[pivot]
+        idx = {s: 0 for s in active}
+        best, best_spread = dict(idx), heads[pivot] - heads[start_s]
+        while True:
+            times = {s: q[s][idx[s]] for s in active}
+            s_min = min(active, key=times.__getitem__)
+            if times[s_min] >= t_pivot:
+                return best                       # every set containing the pivot has been seen
+            idx[s_min] += 1
+            if idx[s_min] == len(q[s_min]):
+                return best if self._proved_optimal(active, idx, t_pivot, best_spread) else None
+            times[s_min] = q[s_min][idx[s_min]]
+            end = max(times.values())
+            spread = end - min(times.values())
+            if spread < best_spread:
+                best, best_spread = dict(idx), spread
+            if end - t_pivot >= best_spread:
+                return best                       # later sets contain [t_pivot, end]: no better one
+
+    def _proved_optimal(self, active: list[str], idx: dict[str, int], t_pivot: int, best_spread: int) -> bool:
+        """Optimistic look-ahead once a queue ran out (message_filters' virtual moves).
+
+        A stream with no message left is given the virtual stamp max(its newest, pivot):
+        its next message can be no older (in-order arrival). Advance the oldest real head
+        until the best set is proved optimal (True) or an optimistic set could beat it (False).
+        """
+        q = self._stamps
+        idx = dict(idx)
+        while True:
+            times = {s: (q[s][idx[s]] if idx[s] < len(q[s]) else max(q[s][-1], t_pivot)) for s in active}
+            end, start = max(times.values()), min(times.values())
+            if end - t_pivot >= best_spread:
+                return True
+            if end - start < best_spread:
+                return False
+            # start < t_pivot here, so the oldest head is a real message
+            idx[min(active, key=times.__getitem__)] += 1
+
+    def _emit(self, chosen: dict[str, int], active: list[str]) -> SyncSet:
+        members: dict[str, tuple[int, object]] = {}
+        for s in active:
+            i = chosen[s]
+            members[s] = (self._stamps[s][i], self._payloads[s][i])
+            self._stats['dropped.unmatched'] += i
+            del self._stamps[s][:i + 1]
+            del self._payloads[s][:i + 1]
+        missing = tuple(s for s in self.config.streams if s not in members)
+        self._stats['sets'] += 1
+        if missing:
+            self._stats['sets_partial'] += 1
+            for s in missing:
+                self._stats[f'missing.{s}'] += 1
+        stamp = members[self.config.reference][0]
+        self._last_ref_ns = stamp
+        return SyncSet(stamp, members, missing)

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from cooperative_fusion.core.twin.conflicts import ConflictConfig, ConflictLevel, advise, find_conflicts
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
+
+LEN, GAP, V = 4.5, 18.0, 25.0
+
+
+def platoon(n=4, gap=GAP, speed=V, accel=None, lead_x=200.0) -> PlatoonState:
+    x = lead_x - np.arange(n) * (gap + LEN)
+    speed = np.broadcast_to(np.asarray(speed, float), (n,)).copy()
+    return PlatoonState(tuple(f'v{i + 1}' for i in range(n)), x, np.zeros(n), speed, np.zeros(n),
+                        np.full(n, LEN), np.full(n, 1.8), np.arange(n),
+                        np.zeros(n) if accel is None else np.asarray(accel, float))
+
+
+def obstacle(x, y=0.0, vx=0.0, length=4.0, track_id=42) -> ObstacleState:
+    one = lambda v: np.array([float(v)])  # noqa: E731
+    return ObstacleState(np.array([track_id]), one(x), one(y), one(vx), one(0.0), one(length), one(1.8),
+                         one(0.0), one(0.0), one(0.2))
+
+
+def test_stable_platoon_raises_nothing():
+    for gap in (15.0, 18.0, 20.0):
+        ro = rollout(platoon(gap=gap), ObstacleState.empty(), PredictionConfig())
+        assert find_conflicts(ro) == []
+    # Small speed noise between members (a follower 0.2 m/s faster) is not a conflict either.
+    ro = rollout(platoon(speed=[25.0, 25.2, 24.9, 25.1]), ObstacleState.empty())
+    assert find_conflicts(ro) == []
+    # Nor a car in the next lane, nor one ahead moving away.
+    ro = rollout(platoon(), ObstacleState(np.array([1, 2]), np.array([150.0, 230.0]), np.array([3.5, 0.0]),
+                                          np.array([20.0, 30.0]), np.zeros(2), np.full(2, 4.0), np.full(2, 1.8),
+                                          np.zeros(2), np.zeros(2), np.full(2, 0.2)))
+    assert find_conflicts(ro) == []
+
+
+def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_speed():
+    pl = platoon()
+    rear = pl.x[0] + LEN / 2 + 120.0
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig())
+    conflicts = find_conflicts(ro)
+    assert [c.vehicle_id for c in conflicts] == ['v1', 'v2', 'v3', 'v4']
+    distance = 120.0 + np.arange(4) * (GAP + LEN)
+    assert_allclose([c.distance_m for c in conflicts], distance, atol=1e-9)
+    assert_allclose([c.ttc_s for c in conflicts], distance / V, rtol=1e-9)     # 4.8, 5.7, 6.6, 7.5 s
+    assert all(c.obstacle_track_id == 42 and c.predecessor_id is None for c in conflicts)
+    assert [c.level for c in conflicts] == [ConflictLevel.WARN] * 4
+    assert [c.propagated for c in conflicts] == [False, False, True, True]   # 6.6 s and 7.5 s > ttc_warn 6 s
+    assert_allclose(conflicts[0].required_decel_mps2, V ** 2 / (2 * (120.0 - 5.0)))
+    assert_allclose([conflicts[0].x, conflicts[0].y], [rear, 0.0])           # contact at the obstacle's rear
+    # Without propagation only v1 and v2 are within 6 s.
+    assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_to_followers=False))] == ['v1', 'v2']
+    # Propagation stops where the follower's own TTC is beyond propagate_max_ttc_s (v4: 7.5 s).
+    assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_max_ttc_s=7.0))] == ['v1', 'v2', 'v3']
+
+
+def test_close_stopped_obstacle_is_an_error():
+    pl = platoon(n=1)
+    ro = rollout(pl, obstacle(pl.x[0] + LEN / 2 + 60.0 + 2.0), PredictionConfig())
+    (c,) = find_conflicts(ro)
+    assert c.level is ConflictLevel.ERROR
+    assert_allclose(c.ttc_s, 60.0 / V)
+    assert c.required_decel_mps2 > 3.0
+
+
+def test_cut_in_ahead_of_v2_is_a_conflict_for_v2():
+    pl = platoon()
+    rear = pl.x[1] + LEN / 2 + 8.0
+    ro = rollout(pl, obstacle(rear + 2.0, y=0.6, vx=20.0, track_id=7), PredictionConfig())
+    by_id = {c.vehicle_id: c for c in find_conflicts(ro)}
+    assert 'v1' not in by_id
+    c = by_id['v2']
+    assert c.level is ConflictLevel.ERROR and not c.propagated
+    assert c.obstacle_track_id == 7
+    assert_allclose(c.distance_m, 8.0)
+    assert_allclose(c.ttc_s, 8.0 / (V - 20.0))
+    assert_allclose(c.required_decel_mps2, 5.0 ** 2 / (2 * (8.0 - 5.0)))
+    assert by_id['v3'].level is ConflictLevel.WARN and by_id['v3'].propagated
+
+
+def test_cut_in_from_the_next_lane_is_seen_before_it_enters():
+    pl = platoon(n=2)
+    # Car 10 m ahead of v2's front, in the next lane, drifting in at 1 m/s and 5 m/s slower.
+    ob = ObstacleState(np.array([3]), np.array([pl.x[1] + LEN / 2 + 10.0 + 2.0]), np.array([3.0]),
+                       np.array([20.0]), np.array([-1.0]), np.array([4.0]), np.array([1.8]),
+                       np.array([0.0]), np.array([0.0]), np.array([0.2]))
+    ro = rollout(pl, ob, PredictionConfig())
+    (c,) = [c for c in find_conflicts(ro) if c.vehicle_id == 'v2']
+    # Enters the lane (|y| <= 1.8) at t = 1.2 s, when the gap is 10 - 5 * 1.2 = 4 m -> contact at 1.2 + 0.8 s.
+    assert_allclose(c.ttc_s, 2.0, atol=1e-6)
+    assert c.level is ConflictLevel.ERROR
+
+
+@pytest.mark.parametrize('y, vy', [(1.7, 0.0), (2.2, -1.2)])
+def test_piece_beside_the_vehicle_is_not_ahead_of_it(y, vy):
+    """A narrow piece of a next-lane truck's near side, overlapping v1 along the road (centre 2 m ahead of
+    v1's centre, rear 0.65 m behind its front) and slower: within lane_half_width of v1's line (y 1.7), or
+    drifting into it (tracked with a sideways speed, 2.2 m at -1.2 m/s). Following it never runs into it:
+    no conflict (it used to be an ERROR with ttc 0 and a negative gap)."""
+    pl = platoon(n=1)
+    ob = ObstacleState(np.array([100]), np.array([pl.x[0] + 2.0]), np.array([y]), np.array([24.2]),
+                       np.array([vy]), np.array([0.8]), np.array([0.6]), np.zeros(1), np.zeros(1),
+                       np.array([0.2]), np.array([0.1]))
+    ro = rollout(pl, ob, PredictionConfig())
+    assert find_conflicts(ro) == []
+    # An obstacle the box touches now (overlapping along and across the road) and closing on it is a
+    # contact; moving with it (24.2 vs 25 m/s) it is the vehicle's own body (see the test below).
+    (c,) = find_conflicts(rollout(pl, replace(ob, y=np.array([0.5]), vx=np.array([20.0])), PredictionConfig()))
+    assert c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
+    assert c.distance_m == pytest.approx(-0.65)
+    assert find_conflicts(rollout(pl, replace(ob, y=np.array([0.5])), PredictionConfig())) == []
+    # The same piece 3 m ahead of v1's front, slower and in (or coming into) the lane: a conflict.
+    ahead = replace(ob, x=np.array([pl.x[0] + LEN / 2 + 3.0 + 0.4]))
+    (c,) = find_conflicts(rollout(pl, ahead, PredictionConfig()))
+    assert c.obstacle_track_id == 100 and c.level is ConflictLevel.ERROR
+    assert c.distance_m == pytest.approx(3.0)
+
+
+def test_ghost_of_a_vehicles_own_body_is_not_a_contact():
+    """lossy.yaml at 1.1 s: v3's clock was unknown until then (no time reference), its odometry stamps
+    taken as common time placed it 4.5 m behind its cells, so its own front cells became track 1 (L 1.8,
+    W 0.7, 24.78 m/s). With the first time reference v3 is placed right and the coasting track sits inside
+    its box, 0.6 m behind its centre: it is v3, not an ERROR 'gap -3.8 m, ttc 0' (nor anything for v4)."""
+    pl = platoon(speed=[25.05, 24.97, 25.02, 25.01])
+    ghost = ObstacleState(np.array([1]), np.array([pl.x[2] - 0.6]), np.array([0.05]), np.array([24.78]),
+                          np.array([0.1]), np.array([1.8]), np.array([0.7]), np.zeros(1), np.zeros(1),
+                          np.array([0.3]), np.array([0.2]), np.array([2]))
+    assert find_conflicts(rollout(pl, ghost, PredictionConfig())) == []
+    # A tolerance of 0 takes it for a contact again (what it was).
+    (c,) = find_conflicts(rollout(pl, ghost, PredictionConfig()), ConflictConfig(own_body_speed_tol_mps=0.0))
+    assert c.vehicle_id == 'v3' and c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
+    assert c.distance_m == pytest.approx(-3.75, abs=0.01)
+    # cut_in at 18.0 s: v1 runs into the stopped car (its box overlaps v1's by 1.2 m): still a contact.
+    car = obstacle(pl.x[0] + LEN / 2 - 1.2 + 2.0, vx=0.0, track_id=171)
+    by_id = {c.vehicle_id: c for c in find_conflicts(rollout(pl, car, PredictionConfig()))}
+    assert by_id['v1'].level is ConflictLevel.ERROR and by_id['v1'].ttc_s == 0.0
+    assert by_id['v1'].obstacle_track_id == 171 and by_id['v1'].distance_m == pytest.approx(-1.2)
+
+
+def test_braking_predecessor_closing_is_a_conflict_equal_speed_is_not():
+    ro = rollout(platoon(n=2, accel=[-6.0, 0.0]), ObstacleState.empty())
+    (c,) = find_conflicts(ro)
+    assert c.vehicle_id == 'v2' and c.predecessor_id == 'v1' and c.obstacle_track_id is None
+    # Leader stops after 25^2 / 12 = 52.1 m; v2 must stop in 18 + 52.1 - 5 m.
+    assert_allclose(c.required_decel_mps2, V ** 2 / (2 * (GAP + V ** 2 / 12.0 - 5.0)))
+    assert c.level is ConflictLevel.ERROR
+    assert 0 < c.ttc_s < 6.0
+    assert find_conflicts(rollout(platoon(n=2, gap=12.0), ObstacleState.empty())) == []
+
+
+@pytest.mark.parametrize('distance', [120.0, 60.0, 30.0])
+def test_advisory_stops_at_least_safe_gap_before_obstacle(distance):
+    cfg = ConflictConfig()
+    pl = platoon(n=1)
+    rear = pl.x[0] + LEN / 2 + distance
+    (c,) = find_conflicts(rollout(pl, obstacle(rear + 2.0)), cfg)
+    adv = advise(pl.vehicle('v1'), c, cfg)
+    front = adv.x + LEN / 2
+    if not adv.unavoidable:
+        assert front[-1] <= rear - cfg.safe_gap_m + 1e-6
+        assert_allclose(front[-1], rear - cfg.safe_gap_m, atol=1e-6)          # no more braking than needed
+    else:                                                                      # flagged; brakes at the maximum
+        assert_allclose(front[-1] - front[0], V ** 2 / (2 * cfg.max_decel_mps2))
+    assert_allclose(adv.speed[-1], 0.0, atol=1e-12)
+    decel = -np.diff(adv.speed) / np.diff(adv.t_offset_ns * 1e-9)
+    assert decel.max() <= adv.decel_mps2 + 1e-9
+    assert_allclose(adv.needed_decel_mps2, V ** 2 / (2 * (distance - cfg.safe_gap_m)))
+    assert adv.exceeds_comfort == (adv.needed_decel_mps2 > cfg.comfortable_decel_mps2)
+    assert adv.unavoidable == (distance == 30.0)                             # needs 12.5 m/s^2 > 8
+    if adv.unavoidable:
+        assert adv.decel_mps2 == cfg.max_decel_mps2
+    assert np.all(np.diff(adv.t_offset_ns) == 100_000_000) and adv.t_offset_ns[0] == 0
+    assert np.all(adv.y == 0.0) and np.all(np.diff(adv.x) >= 0)
+
+
+def test_advisory_matches_a_moving_obstacles_speed():
+    cfg = ConflictConfig()
+    pl = platoon(n=1)
+    rear = pl.x[0] + LEN / 2 + 40.0
+    (c,) = find_conflicts(rollout(pl, obstacle(rear + 2.0, vx=15.0)), cfg)
+    adv = advise(pl.vehicle('v1'), c, cfg)
+    assert_allclose(adv.target_speed_mps, 15.0)
+    assert_allclose(adv.speed[-1], 15.0)
+    t_end = adv.t_offset_ns[-1] * 1e-9
+    obstacle_rear_end = rear + 15.0 * t_end
+    assert adv.x[-1] + LEN / 2 <= obstacle_rear_end - cfg.safe_gap_m + 1e-6
+    assert adv.decel_mps2 <= cfg.comfortable_decel_mps2 and not adv.exceeds_comfort
+    with pytest.raises(ConfigError, match="conflict is for 'v1', not for vehicle 'v9'"):
+        advise(pl.vehicle('v1').__class__('v9', 0.0, 0.0, 25.0), c, cfg)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match='ttc_error_s 7.0 s must not exceed ttc_warn_s 6.0 s'):
+        ConflictConfig(ttc_error_s=7.0)
+    with pytest.raises(ConfigError, match=r'ConflictConfig.safe_gap_m must be a finite number >= 0, got -1.0'):
+        ConflictConfig(safe_gap_m=-1.0)
+    with pytest.raises(ConfigError, match='comfortable_decel_mps2 9.0 must not exceed max_decel_mps2 8.0'):
+        ConflictConfig(comfortable_decel_mps2=9.0)

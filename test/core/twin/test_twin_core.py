@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from cooperative_fusion.core.twin.conflicts import ConflictConfig, ConflictLevel
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.twin.prediction import PlatoonState, iou
+from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore
+
+LEN, GAP, V = 4.5, 18.0, 25.0
+SPEC = GridSpec(0.0, -15.0, 0.2, 1500, 150)       # 300 m x 30 m
+
+
+def _paint(cells, x, y, length, width, value=100):
+    xs, ys = SPEC.cell_centers()
+    cells[(np.abs(ys[:, None] - y) <= width / 2) & (np.abs(xs[None, :] - x) <= length / 2)] = value
+
+
+def _platoon(t: float, x0: float = 40.0) -> PlatoonState:
+    x = x0 + V * t - np.arange(4) * (GAP + LEN)
+    return PlatoonState(('v1', 'v2', 'v3', 'v4'), x, np.zeros(4), np.full(4, V), np.zeros(4),
+                        np.full(4, LEN), np.full(4, 1.8), np.arange(4))
+
+
+def _scene(t: float, stopped_x: float, car_x0: float, car_v: float) -> tuple[np.ndarray, PlatoonState]:
+    cells = np.zeros(SPEC.shape, np.int8)
+    pl = _platoon(t)
+    for x in pl.x:
+        _paint(cells, x, 0.0, LEN, 1.8)            # platoon vehicles are in the common grid too
+    _paint(cells, stopped_x, 0.0, 4.0, 1.8)        # a stopped car in the platoon's lane
+    _paint(cells, car_x0 + car_v * t, 3.5, 4.4, 1.8)  # a car in the next lane
+    return cells, pl
+
+
+def test_twin_cycle_tracks_obstacles_not_platoon_and_warns_everyone():
+    twin = TwinCore()
+    for k in range(8):
+        t = k * 0.1
+        cells, pl = _scene(t, stopped_x=190.0, car_x0=80.0, car_v=20.0)
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+    assert len(res.detections) == 2                          # platoon vehicles excluded
+    assert len(res.tracks) == 2
+    by_y = sorted(res.tracks, key=lambda tr: tr.y)
+    assert_allclose([by_y[0].x, by_y[0].vx], [190.0, 0.0], atol=0.3)
+    assert_allclose(by_y[1].x, 80.0 + 20.0 * 0.7, atol=0.3)
+    assert_allclose(by_y[1].vx, 20.0, atol=1.0)
+    assert [c.vehicle_id for c in res.conflicts] == ['v1', 'v2', 'v3', 'v4']
+    c1 = res.conflicts[0]
+    assert c1.obstacle_track_id == by_y[0].track_id
+    lead_front = 40.0 + V * 0.7 + LEN / 2
+    assert_allclose(c1.ttc_s, (190.0 - 2.0 - lead_front) / V, atol=0.05)
+    # 128 m at 25 m/s: TTC 5.1 s < 6 s, needs 2.5 m/s^2 < 3 m/s^2 to stop 5 m short -> WARN.
+    assert c1.level is ConflictLevel.WARN
+    assert set(res.advisories) == {'v1', 'v2', 'v3', 'v4'}
+    adv = res.advisories['v1']
+    assert adv.x[-1] + LEN / 2 <= 190.0 - 2.0 - twin.config.conflicts.safe_gap_m + 0.3
+    assert set(res.grids) == {0.5, 1.0, 2.0, 3.0}
+    # The predicted grid at 0.5 s overlaps the truth 0.5 s later (platoon at constant speed, car at 20 m/s).
+    truth, _ = _scene(0.7 + 0.5, stopped_x=190.0, car_x0=80.0, car_v=20.0)
+    assert iou(res.grids[0.5], truth) > 0.5
+
+
+def test_radar_without_sensor_position_is_refused():
+    twin = TwinCore()
+    cells, pl = _scene(0.0, 190.0, 80.0, 20.0)
+    with pytest.raises(ConfigError, match='radar targets given without the position'):
+        twin.step(cells, SPEC, 0, pl, radar_xyv=np.array([[190.0, 0.0, 0.0]]))
+    with pytest.raises(ConfigError, match='occupied_threshold must be in 1..100 percent, got 0'):
+        TwinConfig(occupied_threshold=0)
+
+
+@pytest.mark.parametrize('trail_s,ghost_tracks', [(0.0, 1), (0.2, 0)])
+def test_cells_trailing_a_platoon_vehicle_are_not_an_obstacle(trail_s, ghost_tracks):
+    # The common grid fuses evidence up to its latency old: a moving vehicle's cells trail it.
+    # 3.5 m behind v1's rear at 25 m/s is 0.14 s of driving: inside a 0.2 s trail, a track without it.
+    twin = TwinCore(TwinConfig(exclude_trail_s=trail_s))
+    for k in range(6):
+        t = k * 0.1
+        cells = np.zeros(SPEC.shape, np.int8)
+        pl = _platoon(t)
+        _paint(cells, pl.x[0] - LEN / 2 - 0.5 - 3.0, 0.0, 1.0, 1.8)     # rear face seen 3.5 m late
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+    assert len(res.tracks) == ghost_tracks
+    if ghost_tracks:
+        assert_allclose(res.tracks[0].vx, V, atol=1.0)                   # it moves with the platoon
+    with pytest.raises(ConfigError, match='exclude_trail_s must be a finite number of seconds >= 0'):
+        TwinConfig(exclude_trail_s=-0.1)
+
+
+def test_young_tracks_raise_no_conflict_until_min_track_hits():
+    # The velocity of a track a few frames old (or of a fragment of a split object) is not known
+    # well enough for a time to collision: conflicts wait for min_track_hits detections.
+    twin = TwinCore(TwinConfig(conflicts=ConflictConfig(min_track_hits=6)))
+    seen = []
+    for k in range(7):
+        cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+        seen.append(len(res.conflicts))
+    assert seen[:5] == [0] * 5 and seen[5:] == [4, 4]
+    assert len(res.tracks) == 2                     # tracked (and predicted) all along
+    with pytest.raises(ConfigError, match='min_track_hits must be an integer >= 1, got 0'):
+        ConflictConfig(min_track_hits=0)
