@@ -104,13 +104,6 @@ def sensor_position(base_xy: NDArray[np.floating], own_box: Box | None) -> NDArr
                      own_box.center_y + ahead * math.sin(own_box.yaw)])
 
 
-def latest_at_or_before(times_ns: NDArray[np.integer], t_ns: int, max_age_ns: int = MAX_GRID_AGE_NS) -> int:
-    """Index of the last of the sorted ``times_ns`` that is <= ``t_ns`` and >= ``t_ns - max_age_ns``; -1 if none."""
-    times = np.asarray(times_ns, dtype=np.int64)
-    i = int(np.searchsorted(times, int(t_ns), side='right')) - 1
-    return i if i >= 0 and int(t_ns) - int(times[i]) <= max_age_ns else -1
-
-
 def nearest_within(times_ns: NDArray[np.integer], t_ns: int, tolerance_ns: int) -> int:
     """Index of the element of the sorted ``times_ns`` nearest to ``t_ns`` within ``tolerance_ns``; -1 if none."""
     times = np.asarray(times_ns, dtype=np.int64)

@@ -76,12 +76,6 @@ class Box:
         if not all(math.isfinite(v) for v in (self.center_x, self.center_y, self.yaw)):
             raise ConfigError(f'box {self.id!r} has a non-finite pose ({self.center_x}, {self.center_y}, {self.yaw})')
 
-    @classmethod
-    def from_truth(cls, obj: Mapping[str, Any]) -> 'Box':
-        """From a TRUTH_OBJECTS entry: dict(id, kind, center(3), size(3), yaw)."""
-        return cls(float(obj['center'][0]), float(obj['center'][1]), float(obj['size'][0]), float(obj['size'][1]),
-                   float(obj.get('yaw', 0.0)), str(obj.get('id', '')), str(obj.get('kind', '')))
-
     def to_local(self, xy: NDArray[np.floating]) -> NDArray[np.float64]:
         """Points (..., 2) in the box frame (x along the heading)."""
         c, s = math.cos(self.yaw), math.sin(self.yaw)
@@ -138,14 +132,6 @@ def segments_blocked(origin_xy: NDArray[np.floating], ends_xy: NDArray[np.floati
     t_in = np.maximum(np.maximum(lo[0], lo[1]), 0.0)
     t_out = np.minimum(np.minimum(hi[0], hi[1]), 1.0)
     return t_in < t_out - 1e-9
-
-
-def occluded_from(sensor_xy: NDArray[np.floating], target_box: Box, other_boxes: Sequence[Box],
-                  per_side: int = SAMPLES_PER_SIDE, fraction: float = OCCLUDED_FRACTION) -> bool:
-    """True when >= ``fraction`` of the target's outline samples are hidden from the sensor by other boxes."""
-    samples = target_box.outline_samples(per_side)
-    blocked = segments_blocked(sensor_xy, samples, [b for b in other_boxes if b is not target_box])
-    return bool(blocked.any(axis=1).mean() >= fraction) if blocked.shape[1] else False
 
 
 def _box_slice_mask(spec: GridSpec, box: Box, dilate_cells: int) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:

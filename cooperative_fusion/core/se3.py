@@ -10,19 +10,6 @@ import numpy as np
 import transforms3d
 from numpy.typing import NDArray
 
-from .errors import ConfigError
-
-
-def from_translation_quat(translation: NDArray[np.floating], quat_wxyz: NDArray[np.floating]) -> NDArray[np.float64]:
-    """4×4 transform from a translation (3,) metres and a unit quaternion (w, x, y, z)."""
-    q = np.asarray(quat_wxyz, dtype=np.float64)
-    norm = float(np.linalg.norm(q))
-    if not np.isfinite(norm) or norm < 1e-9:
-        raise ConfigError(f'quaternion {q.tolist()} has no usable norm')
-    t = np.eye(4)
-    t[:3, :3] = transforms3d.quaternions.quat2mat(q / norm)
-    t[:3, 3] = np.asarray(translation, dtype=np.float64)
-    return t
 
 
 def from_xyz_rpy(xyz: NDArray[np.floating], rpy: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -68,13 +55,3 @@ def apply(t: NDArray[np.floating], points: NDArray[np.floating]) -> NDArray[np.f
     """Transform points (N, 3) by a 4×4 transform; returns (N, 3) float64."""
     points = np.asarray(points, dtype=np.float64)
     return points @ np.asarray(t)[:3, :3].T + np.asarray(t)[:3, 3]
-
-
-def quat_xyzw_to_wxyz(q: NDArray[np.floating]) -> NDArray[np.float64]:
-    q = np.asarray(q, dtype=np.float64)
-    return np.array([q[3], q[0], q[1], q[2]])
-
-
-def quat_wxyz_to_xyzw(q: NDArray[np.floating]) -> NDArray[np.float64]:
-    q = np.asarray(q, dtype=np.float64)
-    return np.array([q[1], q[2], q[3], q[0]])

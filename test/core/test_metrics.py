@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.metrics import (Accumulator, Box, TruthFrame, footprint_mask, occluded_from,
+from cooperative_fusion.core.metrics import (Accumulator, Box, TruthFrame, footprint_mask,
                                              overlay, segments_blocked)
 
 SPEC = GridSpec(0.0, 0.0, 1.0, 10, 10)
@@ -113,16 +113,6 @@ def test_segments_blocked_slab_test():
     assert segments_blocked(np.array([0.0, 1.0]), np.array([[20.0, 1.0]]), [TRUCK]).all()
 
 
-def test_occluded_from():
-    sensor = np.zeros(2)
-    assert occluded_from(sensor, HIDDEN, [TRUCK, VISIBLE, HIDDEN])
-    assert not occluded_from(sensor, HALF, [TRUCK, VISIBLE])         # partly hidden is not occluded
-    assert not occluded_from(sensor, VISIBLE, [TRUCK, HIDDEN])
-    rotated_truck = Box(10.0, 0.0, 4.0, 3.0, math.pi / 2)              # now 3 m long, 4 m wide across
-    assert occluded_from(sensor, HALF, [rotated_truck]) is False
-    assert occluded_from(sensor, HIDDEN, [rotated_truck])
-
-
 def test_see_through_and_ego_only_baselines():
     spec = GridSpec(-5.0, -10.0, 0.5, 70, 40)
     boxes = [EGO, TRUCK, HIDDEN, HALF, VISIBLE]
@@ -150,10 +140,7 @@ def test_see_through_and_ego_only_baselines():
         acc.add(truth, fused, ego_vehicle='v3')
 
 
-def test_box_from_truth_and_validation():
-    b = Box.from_truth({'id': 'c7', 'kind': 'car', 'center': [1.0, 2.0, 0.7], 'size': [4.5, 1.8, 1.5],
-                        'yaw': 0.3, 'velocity': [10.0, 0.0]})
-    assert (b.center_x, b.center_y, b.length, b.width, b.yaw, b.id, b.kind) == (1.0, 2.0, 4.5, 1.8, 0.3, 'c7', 'car')
+def test_box_validation():
     assert_allclose(Box(0.0, 0.0, 4.0, 2.0).corners(), [[-2, -1], [2, -1], [2, 1], [-2, 1]])
     assert Box(0.0, 0.0, 4.0, 2.0).outline_samples(8).shape == (32, 2)
     with pytest.raises(ConfigError, match=r"box 'x' needs a positive finite size, got 0.0 x 1.0"):

@@ -21,7 +21,7 @@ from std_msgs.msg import String
 from cooperative_fusion import cli
 from cooperative_fusion.core.errors import BagError, ConfigError
 from cooperative_fusion.core.evaluation import (RoiConfig, fusion_latencies_ms, horizon_key, lead_times_s,
-                                                latest_at_or_before, nearest_within, percentiles, roi_mask,
+                                                nearest_within, percentiles, roi_mask,
                                                 sensor_position, warning_episodes)
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.metrics import Box, footprint_mask
@@ -175,10 +175,6 @@ def test_sensor_position_is_behind_the_front() -> None:
 
 def test_stamp_matching() -> None:
     t = np.array([100, 200, 300])
-    assert latest_at_or_before(t, 250, 100) == 1
-    assert latest_at_or_before(t, 200, 100) == 1          # at the stamp counts
-    assert latest_at_or_before(t, 99, 100) == -1
-    assert latest_at_or_before(t, 450, 100) == -1         # too old
     assert nearest_within(t, 240, 50) == 1 and nearest_within(t, 260, 50) == 2 and nearest_within(t, 150, 49) == -1
     assert horizon_key(1_020_000_000, (0.5, 1.0, 2.0)) == 1.0
     assert horizon_key(1_500_000_000, (0.5, 1.0, 2.0)) is None

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cooperative_fusion.core.se3 import from_xy_yaw, from_xyz_rpy
+from cooperative_fusion.core.se3 import from_xyz_rpy
 from cooperative_fusion.sim.scenario import CameraConfig, LidarConfig, MountPose, RadarConfig
 from cooperative_fusion.sim.sensors import (HIT_GROUND, HIT_NONE, LIDAR_DTYPE, RADAR_DTYPE, BoxSet, DepthCameraModel,
                                             LidarModel, RadarModel, raycast)
