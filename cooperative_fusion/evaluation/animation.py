@@ -270,37 +270,6 @@ def write_gif(images: Iterable['NDArray[np.uint8]'], path: str | Path, frame_ms:
 
 # -------------------------------------------------------------------------------- bag reading
 
-def _yaw_of(qz: float, qw: float) -> float:
-    return 2.0 * math.atan2(qz, qw)
-
-
-def cube_boxes(msg: Any, namespace: str | None = None) -> list['Box']:
-    """Boxes of the ADD CUBE markers of a MarkerArray (only those in ``namespace`` when given).
-
-    The id is the ``id`` of the marker's JSON ``text`` (truth objects), else ``<ns>_<id>``.
-    """
-    from visualization_msgs.msg import Marker
-
-    from ..core.metrics import Box
-
-    out = []
-    for m in msg.markers:
-        if m.type != Marker.CUBE or m.action != Marker.ADD or (namespace is not None and m.ns != namespace):
-            continue
-        info: Any = {}
-        if m.text:
-            try:
-                info = json.loads(m.text)
-            except json.JSONDecodeError:
-                info = {}
-        if not isinstance(info, dict):
-            info = {}
-        q = m.pose.orientation
-        out.append(Box(float(m.pose.position.x), float(m.pose.position.y), float(m.scale.x), float(m.scale.y),
-                       _yaw_of(q.z, q.w), str(info.get('id', f'{m.ns}_{m.id}')), str(info.get('kind', m.ns))))
-    return out
-
-
 def warnings_of(msg: Any) -> dict[str, VehicleWarning]:
     """Vehicle id -> VehicleWarning of a /twin/warnings DiagnosticArray: WARN/ERROR statuses, the worst level
     and the smallest finite ``ttc_s`` per vehicle."""
@@ -343,6 +312,7 @@ class _TruthTrack:
 def _read_truth(path: Path) -> _TruthTrack:
     from ..ros.bag import BagReader
     from ..ros.time import stamp_to_ns
+    from ..ros.truth import cube_boxes
 
     truth = _TruthTrack()
     with BagReader(path) as bag:
@@ -428,6 +398,7 @@ def collect_frames(truth_bag: str | Path, result_bag: str | Path, period_s: floa
     from ..core.evaluation import RoiConfig
     from ..ros.bag import BagReader
     from ..ros.grid import grid_from_msg
+    from ..ros.truth import cube_boxes
 
     roi = roi or RoiConfig()
     truth = _read_truth(Path(truth_bag))

@@ -184,29 +184,6 @@ class _Truth:
         return np.unpackbits(self.grid_bits[k], count=n).astype(bool).reshape(spec.shape)
 
 
-def _yaw_of(qz: float, qw: float) -> float:
-    return 2.0 * math.atan2(qz, qw)
-
-
-def _boxes_from_markers(msg: Any) -> tuple['Box', ...]:
-    from visualization_msgs.msg import Marker
-
-    from ..core.metrics import Box
-
-    out = []
-    for m in msg.markers:
-        if m.type != Marker.CUBE or m.action != Marker.ADD:
-            continue
-        try:
-            info = json.loads(m.text) if m.text else {}
-        except json.JSONDecodeError:
-            info = {}
-        q = m.pose.orientation
-        out.append(Box(float(m.pose.position.x), float(m.pose.position.y), float(m.scale.x), float(m.scale.y),
-                       _yaw_of(q.z, q.w), str(info.get('id', m.id)), str(info.get('kind', m.ns))))
-    return tuple(out)
-
-
 def read_truth(path: str | Path) -> _Truth:
     """Read the truth topics of a simulated bag. BagError naming the file when it cannot be used."""
     import numpy as np
@@ -214,6 +191,7 @@ def read_truth(path: str | Path) -> _Truth:
     from ..ros.bag import BagReader
     from ..ros.grid import grid_from_msg
     from ..ros.time import stamp_to_ns
+    from ..ros.truth import cube_boxes, yaw_of_quaternion
 
     truth = _Truth(Path(path))
     with BagReader(path) as bag:
@@ -234,7 +212,7 @@ def read_truth(path: str | Path) -> _Truth:
                 elif topic == TRUTH_OBJECTS:
                     stamps = [stamp_to_ns(m.header.stamp) for m in msg.markers]
                     truth.object_stamps.append(stamps[0] if stamps else log_ns)
-                    truth.objects.append(_boxes_from_markers(msg))
+                    truth.objects.append(cube_boxes(msg))
                 elif topic == TRUTH_SCENARIO:
                     meta = json.loads(msg.data)
                     if not isinstance(meta, dict):
@@ -243,7 +221,7 @@ def read_truth(path: str | Path) -> _Truth:
                 else:
                     p, q = msg.pose.pose.position, msg.pose.pose.orientation
                     truth.odom.setdefault(topic[len(TRUTH_ODOM_PREFIX):], []).append(
-                        (stamp_to_ns(msg.header.stamp), float(p.x), float(p.y), _yaw_of(q.z, q.w)))
+                        (stamp_to_ns(msg.header.stamp), float(p.x), float(p.y), yaw_of_quaternion(q)))
             except (CooperativeFusionError, json.JSONDecodeError, ValueError) as exc:
                 raise BagError(f'{path}: {topic} at log time {log_ns} ns: {exc}') from exc
     if not truth.grid_stamps:
