@@ -27,7 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'evaluate': ('cooperative_fusion.commands.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
     'export-gazebo': ('cooperative_fusion.commands.export_gazebo',
-                      'Write a scenario as a Gazebo world (SDF 1.9) with a ros_gz_bridge config; or the truth of a Gazebo run.'),
+                      'Write a scenario as a Gazebo world (SDF 1.9) and ros_gz_bridge config.'),
 }
 
 

@@ -28,7 +28,7 @@ from ..core.errors import ConfigError
 from ..core.se3 import from_xyz_rpy, invert
 from ..ros import names
 from .scenario import Dimensions, Scenario
-from .world import OPTICAL2BODY, PHYSICS_DT_NS, Simulation, _Kinematics
+from .world import OPTICAL2BODY, PHYSICS_DT_NS, Simulation, _Kinematics, road_to_map
 
 SDF_VERSION = '1.9'
 WORLD_NAME = 'platoon'
@@ -220,11 +220,12 @@ def _pose_publisher(mid: str, rate_hz: float) -> str:
                    f'<update_frequency>{_f(rate_hz)}</update_frequency><topic>{TRUTH_POSE_PREFIX}{mid}</topic>')
 
 
-def _mover(mid: str, pose: tuple[float, float, float], body: str) -> str:
-    """A moving model: one link at base_link, no collision (the motion system places it every step)."""
-    x, y, yaw = pose
-    return (f'<model name="{escape(mid)}"><static>false</static>{_pose((x, y, 0.0, 0.0, 0.0, yaw))}'
-            f'<link name="base_link"><gravity>false</gravity>{body}</link></model>')
+def _mover(mid: str, track: Track, link_body: str, plugins: str) -> str:
+    """A moving model at the track's first pose: one link at base_link, no collision (the motion
+    system places it every step); ``link_body`` and ``plugins`` are SDF text."""
+    start = (track.x_m[0], track.y_m[0], 0.0, 0.0, 0.0, track.yaw_rad[0])
+    return (f'<model name="{escape(mid)}"><static>false</static>{_pose(start)}'
+            f'<link name="base_link"><gravity>false</gravity>{link_body}</link>{plugins}</model>')
 
 
 def _static_box(mid: str, kind: str, x: float, y: float, yaw: float, dims: Dimensions) -> str:
@@ -239,8 +240,6 @@ def _static_box(mid: str, kind: str, x: float, y: float, yaw: float, dims: Dimen
 
 def _road(scenario: Scenario, tracks: dict[str, Track]) -> str:
     """The road as flat boxes along its centre line (segments of <= 25 m on a curve), 2 cm thick."""
-    from .world import road_to_map
-
     road = scenario.road
     lane_w = road.lane_width_m
     width = road.lane_count * lane_w + 2.0                        # 1 m shoulders
@@ -258,8 +257,9 @@ def _road(scenario: Scenario, tracks: dict[str, Track]) -> str:
         f'<visual name="segment_{k}">{_pose((x[k], y[k], -0.01, 0.0, 0.0, th[k]))}<geometry><box><size>'
         f'{_f(seg + 0.05)} {_f(width)} 0.02</size></box></geometry><material><ambient>0.25 0.25 0.25 1</ambient>'
         f'<diffuse>0.25 0.25 0.25 1</diffuse></material></visual>' for k in range(n))
-    ground = ('<collision name="ground_collision"><geometry><plane><normal>0 0 1</normal><size>10000 10000</size></plane>'
-              '</geometry></collision><visual name="ground_visual"><pose>0 0 -0.03 0 0 0</pose><geometry><plane>'
+    ground = ('<collision name="ground_collision"><geometry><plane><normal>0 0 1</normal>'
+              '<size>10000 10000</size></plane></geometry></collision>'
+              '<visual name="ground_visual"><pose>0 0 -0.03 0 0 0</pose><geometry><plane>'
               '<normal>0 0 1</normal><size>10000 10000</size></plane></geometry><material>'
               '<ambient>0.3 0.45 0.25 1</ambient><diffuse>0.3 0.45 0.25 1</diffuse></material></visual>')
     return f'<model name="road"><static>true</static><link name="link">{ground}{visuals}</link></model>'
@@ -268,8 +268,6 @@ def _road(scenario: Scenario, tracks: dict[str, Track]) -> str:
 def world_sdf(scenario: Scenario, extrinsics: dict[str, dict[str, list[float]]],
               tracks: dict[str, Track]) -> str:
     """The scenario as an SDF 1.9 world (text). Raises ConfigError for a platoon vehicle without extrinsics."""
-    from .world import road_to_map
-
     parts = [
         f'<?xml version="1.0"?>\n<!-- {escape(scenario.name)}: written by `cooperative-fusion export-gazebo` '
         f'from {escape(Path(scenario.source).name)}; see README.md beside it -->\n',
@@ -289,7 +287,6 @@ def world_sdf(scenario: Scenario, extrinsics: dict[str, dict[str, list[float]]],
         '<diffuse>1 1 1 1</diffuse><specular>0.2 0.2 0.2 1</specular><direction>-0.3 0.2 -0.9</direction></light>',
         _road(scenario, tracks),
     ]
-    loc_rate = {v.id: v.localization for v in scenario.platoon.vehicles}
     for v in scenario.platoon.vehicles:
         if v.id not in extrinsics:
             raise ConfigError(f'platoon vehicle {v.id!r} of {scenario.source} has no params files in the platoon '
@@ -301,16 +298,13 @@ def world_sdf(scenario: Scenario, extrinsics: dict[str, dict[str, list[float]]],
             body += _lidar_sensor(v.id, mounts['lidar'], v.sensors.lidar)
         if v.sensors.camera.enabled:
             body += _depth_sensor(v.id, camera_body_pose(mounts['camera_optical']), v.sensors.camera)
-        model = _mover(v.id, (track.x_m[0], track.y_m[0], track.yaw_rad[0]), body)
-        plugins = (_odometry(v.id, names.vehicle_topic(v.id, names.ODOM), loc_rate[v.id].rate_hz,
-                             loc_rate[v.id].noise_xy_m)
+        plugins = (_odometry(v.id, names.vehicle_topic(v.id, names.ODOM), v.localization.rate_hz,
+                             v.localization.noise_xy_m)
                    + _odometry(v.id, names.truth_odom(v.id), scenario.truth.odom_rate_hz, 0.0))
-        parts.append(model.replace('</model>', plugins + '</model>'))
+        parts.append(_mover(v.id, track, body, plugins))
     for t in scenario.traffic:
-        track = tracks[t.id]
-        model = _mover(t.id, (track.x_m[0], track.y_m[0], track.yaw_rad[0]),
-                       _box_visual('body', t.dimensions, _RGBA.get(t.type.value, _RGBA['car'])))
-        parts.append(model.replace('</model>', _pose_publisher(t.id, scenario.truth.objects_rate_hz) + '</model>'))
+        body = _box_visual('body', t.dimensions, _RGBA.get(t.type.value, _RGBA['car']))
+        parts.append(_mover(t.id, tracks[t.id], body, _pose_publisher(t.id, scenario.truth.objects_rate_hz)))
     kappa = scenario.road.curvature_per_m
     for h in scenario.hazards:
         hx, hy, hth = road_to_map(np.array([h.x_m + h.dimensions.length_m / 2]),
@@ -423,7 +417,8 @@ Written by `cooperative-fusion export-gazebo` from `{Path(scenario.source).name}
 
 | file | what |
 |---|---|
-| `{WORLD_FILE}` | SDF {SDF_VERSION} world: road, platoon ({vehicles}) with `gpu_lidar` and `depth_camera`, traffic, hazards |
+| `{WORLD_FILE}` | SDF {SDF_VERSION} world: road, platoon ({vehicles}) with `gpu_lidar` and `depth_camera`, \
+traffic, hazards |
 | `{BRIDGE_FILE}` | `ros_gz_bridge` `config_file`: sensors, odometry, `/clock`, truth |
 | `{PARAMS_FILE}` | vehicle-node parameters of a Gazebo run (no radar, timebase off) |
 | `{MOTION_MODULE}.py`, `{TRAJECTORIES_FILE}` | the Python system that moves the models along the scenario |
