@@ -110,18 +110,14 @@ def boxes_at(scenario: Scenario, tracks: dict[str, NDArray[np.float64]], t_ns: i
     return BoxSet(tuple(ids), tuple(kinds), np.array(centers), np.array(halves), np.array(yaws), np.array(vels))
 
 
-def _grid_spec(scenario: Scenario, boxes: BoxSet) -> GridSpec:
+def _grid_spec(scenario: Scenario, tracks: dict[str, NDArray[np.float64]], t_ns: int) -> GridSpec:
+    """The truth grid window at t_ns, placed as the simulator places it (follow: platoon base_link centroid)."""
     tc = scenario.truth
     if tc.grid_mode is GridWindowMode.FOLLOW:
-        n = len(scenario.platoon.vehicles)
+        base = np.array([_interpolate(tracks[v], t_ns)[:2] for v in scenario.vehicle_ids])
         lane_d = scenario.platoon.lane * scenario.road.lane_width_m
-        # the simulator centres on base_link positions; the platoon's boxes come first
-        base = [(boxes.centers[i, 0] - (v.dimensions.length_m / 2 - v.dimensions.rear_overhang_m)
-                 * math.cos(boxes.yaws[i]),
-                 boxes.centers[i, 1] - (v.dimensions.length_m / 2 - v.dimensions.rear_overhang_m)
-                 * math.sin(boxes.yaws[i])) for i, v in zip(range(n), scenario.platoon.vehicles)]
-        cx = float(np.mean([b[0] for b in base])) + tc.grid_center_ahead_m
-        cy = float(np.mean([b[1] for b in base])) - lane_d + tc.grid_center_y_m
+        cx = float(base[:, 0].mean()) + tc.grid_center_ahead_m
+        cy = float(base[:, 1].mean()) - lane_d + tc.grid_center_y_m
     else:
         cx, cy = tc.grid_center_x_m, tc.grid_center_y_m
     return GridSpec.centered(cx, cy, tc.grid_size_x_m, tc.grid_size_y_m, tc.grid_resolution_m)
@@ -157,7 +153,7 @@ def write_gazebo_truth(recorded: str | Path, scenario: Scenario, out: str | Path
         for t_ns in range(-(-t0 // period) * period, t1 + 1, period):
             boxes = boxes_at(scenario, tracks, t_ns)
             if kind is EventKind.TRUTH_GRID:
-                spec = _grid_spec(scenario, boxes)
+                spec = _grid_spec(scenario, tracks, t_ns)
                 event = SimEvent(names.TRUTH_GRID, kind, t_ns, t_ns, names.MAP_FRAME,
                                  {'spec': spec, 'cells': rasterize_boxes(spec, boxes)})
             else:
