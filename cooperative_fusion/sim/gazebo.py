@@ -118,6 +118,7 @@ def vehicle_extrinsics(platoon_config: str | Path) -> dict[str, dict[str, list[f
 def sample_tracks(scenario: Scenario, rate_hz: float = TRAJECTORY_RATE_HZ) -> dict[str, Track]:
     """base_link pose of every platoon vehicle and traffic vehicle from t = 0 to the scenario's
     duration (sim seconds from its start), every 1/rate_hz s, as the simulator moves them."""
+    # world.py has no public pose sampler: its kinematics and _state are what Simulation.events uses
     sim = Simulation(scenario)
     kin = _Kinematics(scenario)
     start_ns = int(round(scenario.start_time_s * 1e9))
@@ -437,7 +438,7 @@ ros2 run ros_gz_bridge parameter_bridge --ros-args -p config_file:=$PWD/{BRIDGE_
 ```
 
 The run lasts {scenario.duration_s:g} s of sim time; after it the models stand still.
-Score it: `cooperative-fusion export-gazebo --scenario {Path(scenario.source).name} --truth-from gz_run
+Score it: `cooperative-fusion export-gazebo --scenario {scenario.source} --truth-from gz_run
 --out gz_truth`, then `cooperative-fusion evaluate --truth gz_truth --result gz_run --report report.json`.
 
 Gazebo has no radar with Doppler and no vehicle clocks: `/<v>/radar/points` and `/<v>/time_reference`
