@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := libusb-1.0-0 libgl1 libegl1 libgomp1 openssl iproute2 nftables
+APT_PACKAGES := libusb-1.0-0 libgl1 libegl1 libgomp1 openssl iproute2 nftables ignition-tools libsdformat-dev
 PYTEST_FLAGS ?=
 DEMO_OUT ?= demo_output
 

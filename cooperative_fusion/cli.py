@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
              'Simulate, run and evaluate a scenario; leave bags, report and pictures in DIR.'),
     'evaluate': ('cooperative_fusion.commands.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
+    'export-gazebo': ('cooperative_fusion.commands.export_gazebo',
+                      'Write a scenario as a Gazebo world (SDF 1.9) and ros_gz_bridge config.'),
 }
 
 
