@@ -1,21 +1,16 @@
 """In-process bringup: compose the platoon's nodes (``config/platoon.yaml``) and run them on a bag in lock-step.
 
-:func:`compose_nodes` creates every node of a :class:`~.platoon.PlatoonConfig` with
-exactly the arguments the launch files give it (:meth:`~.platoon.NodeSpec.ros_args`:
-params files, namespace, ``vehicle_id`` and the platoon parameters of fusion and
-twin), so ``cooperative-fusion run`` and ``ros2 launch`` configure the nodes identically.
+:func:`compose_nodes` creates the nodes with the arguments the launch files give them
+(:meth:`~.platoon.NodeSpec.ros_args`: params files, namespace, ``vehicle_id``, the
+platoon parameters of fusion and twin); with ``--faults`` it points the faulted
+vehicles' nodes at the raw topics and adds the injectors (:func:`load_faults`).
 
-:func:`run_bag_lockstep` -- ``run --bag`` without ``--rate`` -- is deterministic: a
-:class:`~.lockstep.LockstepRunner` is the executor; every input message of the bag
-is delivered in log-time order and everything it causes is processed before sim
-time moves on. The same bag gives the same result bag on any machine (except
-``/diagnostics``, whose latency values are wall-clock measurements). The live runs
-(``--rate R``, no bag) are in :mod:`.live`.
-
-Faults (``--faults FILE``): :func:`load_faults` plans one injector per vehicle the file
-names; :func:`compose_nodes` points those vehicles' nodes at the raw topics and adds
-the injectors; a bag's ``/<v>/odom`` and ``/<v>/time_reference`` of a faulted vehicle
-are fed as ``/<v>/raw/...``. The fault models are seeded, their origin is the bag's start.
+:func:`run_bag_lockstep` (``run --bag`` without ``--rate``) is deterministic: a
+:class:`~.lockstep.LockstepRunner` is the executor, every bag message is delivered in
+log-time order and all it causes is processed before sim time moves on. The same bag
+gives the same result bag on any machine (``/diagnostics`` latencies aside). A faulted
+vehicle's ``/<v>/odom`` and ``/<v>/time_reference`` are fed as ``/<v>/raw/...``; the
+fault models are seeded from the bag's start. Live runs are in :mod:`.live`.
 """
 from __future__ import annotations
 
