@@ -1,10 +1,12 @@
 """The edge side: the fusion node (common occupancy grid) and the digital twin.
 
-    ros2 launch cooperative_fusion edge_twin.launch.py use_sim_time:=true
+    ros2 launch cooperative_fusion edge_twin.launch.py use_sim_time:=true [platoon_file:=my_platoon.yaml]
 
-Both in the root namespace with their params files (default: the package's
-config/fusion.yaml and config/twin.yaml) — the same files
-``cooperative-fusion run`` composes them with (config/platoon.yaml).
+Both in the root namespace with their params files (default: those the platoon
+config names, config/fusion.yaml and config/twin.yaml) and the platoon
+parameters (vehicle ids, weights, bodies) derived from the platoon config's
+vehicle list (default: the package's config/platoon.yaml): the same files and
+parameters ``cooperative-fusion run`` composes them with.
 """
 import os
 
@@ -14,31 +16,47 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
+
 PACKAGE = 'cooperative_fusion'
+PLATOON_CONFIG = 'platoon.yaml'
 FUSION_PARAMS = 'fusion.yaml'
 TWIN_PARAMS = 'twin.yaml'
 
 
+def _files(paths, default):
+    """The platoon config's params files of a node, or ``default`` when it names none (node switched off)."""
+    return [str(p) for p in paths] or [default]
+
+
 def _edge_nodes(context):
     config = os.path.join(get_package_share_directory(PACKAGE), 'config')
-    fusion_params = LaunchConfiguration('fusion_params_file').perform(context) or \
-        os.path.join(config, FUSION_PARAMS)
-    twin_params = LaunchConfiguration('twin_params_file').perform(context) or os.path.join(config, TWIN_PARAMS)
-    use_sim_time = LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')
+    cfg = load_platoon_config(LaunchConfiguration('platoon_file').perform(context) or
+                              os.path.join(config, PLATOON_CONFIG))
+    derived = cfg.node_parameters()
+    fusion_file = LaunchConfiguration('fusion_params_file').perform(context)
+    twin_file = LaunchConfiguration('twin_params_file').perform(context)
+    fusion_params = [fusion_file] if fusion_file else _files(cfg.fusion_params, os.path.join(config, FUSION_PARAMS))
+    twin_params = [twin_file] if twin_file else _files(cfg.twin_params, os.path.join(config, TWIN_PARAMS))
+    sim = {'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')}
     return [
         Node(package=PACKAGE, executable='fusion_node', name='fusion_node',
-             parameters=[fusion_params, {'use_sim_time': use_sim_time}], output='screen', emulate_tty=True),
+             parameters=[*fusion_params, {**derived[NodeKind.FUSION], **sim}], output='screen', emulate_tty=True),
         Node(package=PACKAGE, executable='twin_node', name='twin_node',
-             parameters=[twin_params, {'use_sim_time': use_sim_time}], output='screen', emulate_tty=True),
+             parameters=[*twin_params, {**derived[NodeKind.TWIN], **sim}], output='screen', emulate_tty=True),
     ]
 
 
 def generate_launch_description():
     return LaunchDescription([
+        DeclareLaunchArgument('platoon_file', default_value='',
+                              description=f'platoon config naming the vehicles, their bodies and weights '
+                                          f'(empty: the package\'s config/{PLATOON_CONFIG})'),
         DeclareLaunchArgument('fusion_params_file', default_value='',
-                              description=f'fusion params file (empty: the package\'s config/{FUSION_PARAMS})'),
+                              description=f'fusion params file (empty: the platoon config\'s, '
+                                          f'config/{FUSION_PARAMS})'),
         DeclareLaunchArgument('twin_params_file', default_value='',
-                              description=f'twin params file (empty: the package\'s config/{TWIN_PARAMS})'),
+                              description=f'twin params file (empty: the platoon config\'s, config/{TWIN_PARAMS})'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='follow /clock (true when replaying a bag)'),
         OpaqueFunction(function=_edge_nodes),

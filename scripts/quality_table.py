@@ -84,8 +84,9 @@ def platoon_config(work: Path, name: str, vehicle_extra: dict, fusion_extra: dic
         fparams.append(str(_params_file(work / f'{name}_fusion.yaml', 'fusion_node', fusion_extra)))
     cfg = {
         'run': {'vehicles': True, 'fusion': True, 'twin': False},
-        'vehicles': [{'id': v['id'], 'params': vparams[:1] + [str(CONFIG / p) for p in v['params'][1:]]
-                      + vparams[1:]} for v in base['vehicles']],
+        # the platoon as declared (ids, bodies, weights), each vehicle's params with the run's overrides
+        'vehicles': [{**v, 'params': vparams[:1] + [str(CONFIG / p) for p in v['params'][1:]] + vparams[1:]}
+                     for v in base['vehicles']],
         'fusion': {'params': fparams},
         'twin': {'params': [str(CONFIG / p) for p in base['twin']['params']]},
         'record': {'topics': ['/<v>/evidence_grid', '/<v>/radar/targets', '/cooperative/grid', '/diagnostics']},

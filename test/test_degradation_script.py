@@ -6,7 +6,7 @@ import re
 import yaml
 
 from cooperative_fusion.core.faults import load_faults
-from cooperative_fusion.app.bringup import load_platoon_config
+from cooperative_fusion.app.platoon import load_platoon_config
 
 from script_module import load_script
 
@@ -28,6 +28,7 @@ def test_degradation_platoon_config_appends_param_overrides(tmp_path):
     spec = dt.RUNS['clock_uncorrected']
     cfg = load_platoon_config(dt.platoon_config(tmp_path, 'clk', spec, twin=False))
     assert cfg.vehicles == ('v1', 'v2', 'v3', 'v4') and not cfg.run_twin and cfg.run_fusion
+    assert cfg.node_parameters() == load_platoon_config(None).node_parameters()   # bodies and weights kept
     extra = cfg.vehicle_params['v2'][-1]
     assert yaml.safe_load(extra.read_text()) == {'/**': {'ros__parameters': {'timebase': {'enabled': False}}}}
     assert [p.name for p in cfg.vehicle_params['v2'][:2]] == ['vehicle.yaml', 'v2.yaml']

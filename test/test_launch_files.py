@@ -5,7 +5,8 @@ script of setup.py, every config file named exists, every LaunchConfiguration
 has its DeclareLaunchArgument. Then each file is executed against small stand-ins
 of launch / launch_ros / ament_index_python, and the nodes it would start are
 compared with the in-process bringup's (config/platoon.yaml): same executables,
-namespaces, params files in the same order, same parameters.
+namespaces, params files in the same order, same parameters (the platoon
+parameters of fusion and twin derived from the platoon config included).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
-from cooperative_fusion.app import bringup
+from cooperative_fusion.app import platoon
+from cooperative_fusion.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch'
@@ -27,8 +29,8 @@ CONFIG = REPO / 'config'
 FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
 ARGUMENTS = {
     'vehicle.launch.py': {'vehicle_id', 'params_file', 'vehicle_params_file', 'use_sim_time'},
-    'edge_twin.launch.py': {'fusion_params_file', 'twin_params_file', 'use_sim_time'},
-    'platoon_replay.launch.py': {'bag', 'vehicles', 'rate', 'delay'},
+    'edge_twin.launch.py': {'platoon_file', 'fusion_params_file', 'twin_params_file', 'use_sim_time'},
+    'platoon_replay.launch.py': {'bag', 'platoon_file', 'vehicles', 'rate', 'delay'},
 }
 
 
@@ -97,19 +99,16 @@ def test_launch_file_compiles_and_names_real_things(name):
 
 
 def test_launch_defaults_match_the_bringup_config():
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     replay = _constants(_tree('platoon_replay.launch.py'))
-    assert tuple(replay['DEFAULT_VEHICLES'].split(',')) == cfg.vehicles
-    for v in cfg.vehicles:
-        assert cfg.vehicle_params[v] == ((CONFIG / replay['VEHICLE_PARAMS']).resolve(),
-                                         (CONFIG / replay['VEHICLE_OVERRIDE_DIR'] / f'{v}.yaml').resolve())
-    assert cfg.fusion_params == ((CONFIG / replay['FUSION_PARAMS']).resolve(),)
-    assert cfg.twin_params == ((CONFIG / replay['TWIN_PARAMS']).resolve(),)
     edge = _constants(_tree('edge_twin.launch.py'))
     vehicle = _constants(_tree('vehicle.launch.py'))
-    assert (edge['FUSION_PARAMS'], edge['TWIN_PARAMS']) == (replay['FUSION_PARAMS'], replay['TWIN_PARAMS'])
-    assert (vehicle['VEHICLE_PARAMS'], vehicle['VEHICLE_OVERRIDE_DIR']) == (replay['VEHICLE_PARAMS'],
-                                                                            replay['VEHICLE_OVERRIDE_DIR'])
+    assert replay['PLATOON_CONFIG'] == edge['PLATOON_CONFIG'] == platoon.DEFAULT_CONFIG
+    assert cfg.fusion_params == ((CONFIG / edge['FUSION_PARAMS']).resolve(),)
+    assert cfg.twin_params == ((CONFIG / edge['TWIN_PARAMS']).resolve(),)
+    for v in cfg.vehicles:
+        assert cfg.vehicle_params[v] == ((CONFIG / vehicle['VEHICLE_PARAMS']).resolve(),
+                                         (CONFIG / vehicle['VEHICLE_OVERRIDE_DIR'] / f'{v}.yaml').resolve())
 
 
 # ------------------------------------------------------- executing the files --
@@ -192,28 +191,73 @@ def _node_view(action: _Action) -> tuple[str, str, list[str], dict[str, object]]
     return kw['executable'], kw.get('namespace', ''), files, inline
 
 
-def _spec_view(spec: bringup.NodeSpec, use_sim_time: bool) -> tuple[str, str, list[str], dict[str, object]]:
+def _spec_view(spec: platoon.NodeSpec, use_sim_time: bool) -> tuple[str, str, list[str], dict[str, object]]:
+    inline = {name: list(value) if isinstance(value, tuple) else value for name, value in spec.parameters}
     return (spec.kind.executable, spec.namespace.strip('/'), [str(p) for p in spec.params_files],
-            {**dict(spec.parameters), 'use_sim_time': use_sim_time})
+            {**inline, 'use_sim_time': use_sim_time})
+
+
+def _three_vehicle_platoon(tmp_path: Path) -> Path:
+    """lead (car), truck_7 (truck, weight 0.8), tail (van): vehicle.yaml only, absolute paths."""
+    vehicle = str(CONFIG / 'vehicle.yaml')
+    raw = {'vehicles': [
+        {'id': 'lead', 'params': [vehicle], 'body': {'length_m': 4.5, 'width_m': 1.8, 'rear_overhang_m': 1.0}},
+        {'id': 'truck_7', 'params': [vehicle], 'body': {'length_m': 16.5, 'width_m': 2.55, 'rear_overhang_m': 4.0},
+         'weight': 0.8},
+        {'id': 'tail', 'params': [vehicle], 'body': {'length_m': 6.0, 'width_m': 2.0, 'rear_overhang_m': 1.2}}],
+        'fusion': {'params': [str(CONFIG / 'fusion.yaml')]}, 'twin': {'params': [str(CONFIG / 'twin.yaml')]}}
+    path = tmp_path / 'three.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+THREE_FUSION = {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_weights': [1.0, 0.8, 1.0],
+                'footprints.vehicles': ['lead', 'truck_7', 'tail'], 'footprints.length_m': [4.5, 16.5, 6.0],
+                'footprints.width_m': [1.8, 2.55, 2.0], 'footprints.rear_overhang_m': [1.0, 4.0, 1.2]}
+THREE_TWIN = {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_lengths_m': [4.5, 16.5, 6.0],
+              'vehicle_widths_m': [1.8, 2.55, 2.0], 'vehicle_rear_overhangs_m': [1.0, 4.0, 1.2]}
 
 
 def test_platoon_replay_starts_what_the_bringup_composes(monkeypatch):
     actions = _expand('platoon_replay.launch.py', monkeypatch, bag='/data/scenario')
     nodes = [_node_view(a) for a in actions if type(a).__name__ == 'Node']
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     assert nodes == [_spec_view(s, True) for s in cfg.node_specs()]
+    # fusion and twin get the default platoon's ids, weights and bodies
+    assert nodes[4][3]['vehicles'] == nodes[5][3]['vehicles'] == ['v1', 'v2', 'v3', 'v4']
+    assert nodes[4][3]['footprints.length_m'] == nodes[5][3]['vehicle_lengths_m'] == [4.5, 12.0, 4.5, 4.5]
+    assert nodes[4][3]['vehicle_weights'] == [1.0] * 4
     (play,) = [a for a in actions if type(a).__name__ == 'ExecuteProcess']
     assert play.kwargs['cmd'] == ['ros2', 'bag', 'play', '/data/scenario', '--clock', '100', '--rate', '1.0',
                                   '--delay', '2.0']
     (handler,) = [a for a in actions if type(a).__name__ == 'RegisterEventHandler']
     assert handler.args[0].kwargs['target_action'] is play
-    # a subset of vehicles
+    # a subset of the vehicle nodes (platoon order); fusion and twin still take the whole platoon
     actions = _expand('platoon_replay.launch.py', monkeypatch, bag='b', vehicles='v3, v1')
-    assert [_node_view(a)[1] for a in actions if type(a).__name__ == 'Node'] == ['v3', 'v1', '', '']
+    nodes = [_node_view(a) for a in actions if type(a).__name__ == 'Node']
+    assert [n[1] for n in nodes] == ['v1', 'v3', '', '']
+    assert nodes[2][3]['vehicles'] == ['v1', 'v2', 'v3', 'v4']
+    with pytest.raises(ConfigError, match=r"vehicles:=v1,v9: \['v9'\] not in the platoon"):
+        _expand('platoon_replay.launch.py', monkeypatch, bag='b', vehicles='v1,v9')
+
+
+def test_launch_files_take_the_platoon_from_the_platoon_file(monkeypatch, tmp_path):
+    path = _three_vehicle_platoon(tmp_path)
+    cfg = platoon.load_platoon_config(path)
+    nodes = [_node_view(a) for a in _nodes('platoon_replay.launch.py', monkeypatch, bag='b',
+                                           platoon_file=str(path))]
+    assert nodes == [_spec_view(s, True) for s in cfg.node_specs()]
+    assert [n[1] for n in nodes] == ['lead', 'truck_7', 'tail', '', '']
+    assert nodes[3][3] == {**THREE_FUSION, 'use_sim_time': True}
+    assert nodes[4][3] == {**THREE_TWIN, 'use_sim_time': True}
+    edge = [_node_view(a) for a in _nodes('edge_twin.launch.py', monkeypatch, platoon_file=str(path))]
+    assert edge == [_spec_view(s, False) for s in cfg.node_specs() if s.kind != platoon.NodeKind.VEHICLE]
+    assert edge[0][3] == {**THREE_FUSION, 'use_sim_time': False}
+    assert edge[1][3] == {**THREE_TWIN, 'use_sim_time': False}
 
 
 def test_vehicle_launch_matches_the_bringup_vehicle(monkeypatch):
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     spec = next(s for s in cfg.node_specs() if s.namespace == '/v2')
     (node,) = _nodes('vehicle.launch.py', monkeypatch, vehicle_id='v2')
     assert _node_view(node) == _spec_view(spec, False)
@@ -223,10 +267,16 @@ def test_vehicle_launch_matches_the_bringup_vehicle(monkeypatch):
                                 {'vehicle_id': 'v9', 'use_sim_time': True})
 
 
-def test_edge_twin_launch_matches_the_bringup(monkeypatch):
-    cfg = bringup.load_platoon_config(None)
+def test_edge_twin_launch_matches_the_bringup(monkeypatch, tmp_path):
+    cfg = platoon.load_platoon_config(None)
     nodes = [_node_view(a) for a in _nodes('edge_twin.launch.py', monkeypatch, use_sim_time='true')]
-    assert nodes == [_spec_view(s, True) for s in cfg.node_specs() if s.kind != bringup.NodeKind.VEHICLE]
+    assert nodes == [_spec_view(s, True) for s in cfg.node_specs() if s.kind != platoon.NodeKind.VEHICLE]
+    # explicit params files replace the platoon config's; the platoon parameters stay
+    own = tmp_path / 'my_fusion.yaml'
+    own.write_text('/**:\n  ros__parameters:\n    publish_rate_hz: 5.0\n')
+    fusion, twin = _nodes('edge_twin.launch.py', monkeypatch, fusion_params_file=str(own))
+    assert _node_view(fusion)[2] == [str(own)] and _node_view(twin)[2] == [str(CONFIG / 'twin.yaml')]
+    assert _node_view(fusion)[3]['vehicles'] == ['v1', 'v2', 'v3', 'v4']
 
 
 # ------------------------------------------------------ per-vehicle params --
@@ -236,7 +286,7 @@ def test_vehicle_override_files_match_the_scenario_mounts():
     from cooperative_fusion.sim.scenario import load_scenario
     from cooperative_fusion.sim.world import sensor_extrinsics
 
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     for v in cfg.vehicles:
         (key, body), = yaml.safe_load((CONFIG / 'vehicles' / f'{v}.yaml').read_text()).items()
         assert key == f'/{v}/vehicle_node'

@@ -1,13 +1,30 @@
-"""scripts/quality_table.py: the pose-bias section is built from the reports and spliced into the file alone."""
+"""scripts/quality_table.py: generated platoon configs; the pose-bias section is built from the reports and
+spliced into the file alone."""
 from __future__ import annotations
 
+import yaml
 from script_module import load_script
+
+from cooperative_fusion.app.platoon import load_platoon_config
 
 qt = load_script('quality_table')
 
 
 def _coreg(dx: float, dy: float, dyaw: float, updates: int) -> dict[str, str]:
     return {'coreg.dx': str(dx), 'coreg.dy': str(dy), 'coreg.dyaw_deg': str(dyaw), 'coreg.updates': str(updates)}
+
+
+def test_platoon_config_keeps_the_platoon_and_appends_the_overrides(tmp_path):
+    cfg = load_platoon_config(qt.platoon_config(tmp_path, 'nc', {'timebase': {'enabled': False}},
+                                                {'coregistration': {'enabled': False}}))
+    default = load_platoon_config(None)
+    assert cfg.platoon[0].id == 'v1' and not cfg.run_twin
+    # the same platoon (ids, bodies, weights): fusion fuses the default platoon
+    assert [(v.id, v.body, v.weight) for v in cfg.platoon] == [(v.id, v.body, v.weight) for v in default.platoon]
+    assert cfg.node_parameters() == default.node_parameters()
+    assert [p.name for p in cfg.vehicle_params['v2']] == ['vehicle.yaml', 'v2.yaml', 'nc_vehicle.yaml']
+    assert yaml.safe_load(cfg.fusion_params[-1].read_text()) == {
+        '/**': {'ros__parameters': {'coregistration': {'enabled': False}}}}
 
 
 def test_inverse_biases_come_from_the_scenario_file():

@@ -122,13 +122,14 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
         raise ConfigError(f'--duration must be a finite number of seconds > 0, got {duration_s}')
 
     from ..app import bringup
+    from ..app.platoon import load_platoon_config
     from ..sim.scenario import load_scenario
     from .simulate import default_scenario_path
 
     # Validate every input before writing anything.
     scenario_path = Path(scenario) if scenario is not None else default_scenario_path()
     scn = load_scenario(scenario_path)
-    bringup.load_platoon_config(config)
+    load_platoon_config(config)
     bringup.load_faults(faults)
     out = prepare_out_dir(out_dir)
     duration = float(duration_s) if duration_s is not None else float(scn.duration_s)

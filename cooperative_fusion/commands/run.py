@@ -2,8 +2,9 @@
 
 ``--bag`` without ``--rate`` is deterministic (lock-step); ``--bag --rate R``
 replays on live timing; no ``--bag`` runs on the live sensor topics until
-Ctrl-C. See :mod:`cooperative_fusion.app.bringup`. Top-level imports stay
-light: the CLI imports this module to build its parser.
+Ctrl-C. See :mod:`cooperative_fusion.app.bringup` (lock-step) and
+:mod:`cooperative_fusion.app.live`. Top-level imports stay light: the CLI
+imports this module to build its parser.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..app import bringup
+    from ..app import bringup, live
+    from ..app.platoon import load_platoon_config
 
     if args.rate is not None and args.bag is None:
         raise ConfigError('--rate needs --bag (live runs follow the sensors\' own timing)')
@@ -47,20 +49,19 @@ def run(args: argparse.Namespace) -> int:
     if args.record is not None and args.record.exists() and not args.overwrite:
         raise ConfigError(f'--record {args.record} already exists; choose another path or pass --overwrite')
     # Validate before starting anything, so a bad file fails fast.
-    bringup.load_platoon_config(args.config)
+    load_platoon_config(args.config)
     bringup.load_faults(args.faults)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)   # clean up on kill as on Ctrl-C
     try:
         if args.bag is None:
             print('run: live on the sensor topics; Ctrl-C to stop', file=sys.stderr)
-            summary = bringup.run_live(args.config, args.record, faults=args.faults, overwrite=args.overwrite)
+            summary = live.run_live(args.config, args.record, faults=args.faults, overwrite=args.overwrite)
         elif args.rate is None:
             summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not args.quiet,
                                                faults=args.faults, overwrite=args.overwrite)
         else:
-            summary = bringup.run_bag_live(args.config, args.bag, args.rate, args.record,
-                                           progress=not args.quiet, faults=args.faults,
-                                           overwrite=args.overwrite)
+            summary = live.run_bag_live(args.config, args.bag, args.rate, args.record,
+                                        progress=not args.quiet, faults=args.faults, overwrite=args.overwrite)
     except KeyboardInterrupt:
         print('run: interrupted; nodes stopped' + (f', {args.record} closed' if args.record else ''),
               file=sys.stderr)

@@ -1,13 +1,7 @@
-"""In-process bringup: platoon config, composition, lock-step (deterministic) and live-rate runs of a bag."""
+"""In-process bringup (app/bringup.py): composition and lock-step (deterministic) runs of a bag."""
 from __future__ import annotations
 
 import argparse
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,69 +13,26 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Int64
 
-from cooperative_fusion.core.errors import BagError, ConfigError
 from cooperative_fusion.app import bringup
+from cooperative_fusion.app.platoon import load_platoon_config
 from cooperative_fusion.commands import run as run_cmd
+from cooperative_fusion.core.errors import BagError, ConfigError
 from cooperative_fusion.ros.bag import BagReader
+from platoon_files import domain as _domain
+from platoon_files import simulate, vehicle_entry, write_config
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'config'
 SIM_S = 1.5
-VEHICLES = ('v1', 'v2')    # two of the four keep the load small; fusion hears v3/v4 as silent
+VEHICLES = ('v1', 'v2')    # two of the four keep the load small; fusion and twin take only these two
 
 
-def _domain() -> int:
-    return random.SystemRandom().randint(1, 100)
-
-
-def _write_config(path: Path, vehicles=VEHICLES, fusion: bool = True, twin: bool | None = None, **extra) -> Path:
-    """A bringup config with absolute paths to the repository's params files."""
-    if twin is None:
-        twin = (CONFIG / 'twin.yaml').is_file()
-    raw = {
-        'run': {'vehicles': True, 'fusion': fusion, 'twin': twin},
-        'vehicles': [{'id': v, 'params': [str(CONFIG / 'vehicle.yaml'), str(CONFIG / 'vehicles' / f'{v}.yaml')]}
-                     for v in vehicles],
-        'fusion': {'params': [str(CONFIG / 'fusion.yaml')]},
-        'twin': {'params': [str(CONFIG / 'twin.yaml')]},
-        'record': {'topics': ['/<v>/evidence_grid', '/<v>/radar/targets', '/cooperative/grid', '/twin/predicted_grid',
-                              '/twin/warnings', '/<v>/twin/advisory', '/twin/markers', '/diagnostics']},
-        'drain_s': 0.5,
-    }
-    raw.update(extra)
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def _write_config(path: Path, vehicles=VEHICLES, fusion: bool = True, twin: bool = True, **extra) -> Path:
+    return write_config(path, vehicles, fusion, twin, **extra)
 
 
 @pytest.fixture(scope='module')
 def sim_bag(tmp_path_factory) -> Path:
     """1.5 s of the default scenario (four vehicles, truth) from the simulator."""
-    from cooperative_fusion.sim.bag_writer import write_simulation
-    from cooperative_fusion.sim.scenario import load_scenario
-    from cooperative_fusion.sim.world import Simulation
-
-    scenario = load_scenario(CONFIG / 'scenarios' / 'highway_occlusion.yaml')
-    out = tmp_path_factory.mktemp('bringup') / 'scenario'
-    write_simulation(Simulation(scenario, seed=3).events(duration_s=SIM_S), out, progress=False)
-    return out
-
-
-LIVE_SIM_S = 3.0
-
-
-@pytest.fixture(scope='module')
-def live_bag(tmp_path_factory) -> Path:
-    """3 s of the default scenario for the live-timing test. The vehicles publish only once a time
-    reference (1 Hz) maps their clock; over DDS the first one, at the very start of the bag, can go
-    before discovery settles, and 1.5 s then leaves too few sweeps after the next one."""
-    from cooperative_fusion.sim.bag_writer import write_simulation
-    from cooperative_fusion.sim.scenario import load_scenario
-    from cooperative_fusion.sim.world import Simulation
-
-    scenario = load_scenario(CONFIG / 'scenarios' / 'highway_occlusion.yaml')
-    out = tmp_path_factory.mktemp('bringup_live') / 'scenario'
-    write_simulation(Simulation(scenario, seed=3).events(duration_s=LIVE_SIM_S), out, progress=False)
-    return out
+    return simulate(tmp_path_factory.mktemp('bringup') / 'scenario', SIM_S)
 
 
 def _read(bag: Path) -> list[tuple[str, int, bytes]]:
@@ -89,82 +40,7 @@ def _read(bag: Path) -> list[tuple[str, int, bytes]]:
         return [(topic, t, raw) for topic, _type, t, raw in reader.messages()]
 
 
-# ------------------------------------------------------------------ config --
-
-def test_default_platoon_config_matches_the_params_files():
-    cfg = bringup.load_platoon_config(None)
-    assert cfg.path == (CONFIG / 'platoon.yaml').resolve()
-    assert cfg.vehicles == ('v1', 'v2', 'v3', 'v4')
-    assert (cfg.run_vehicles, cfg.run_fusion, cfg.run_twin) == (True, True, True)
-    assert cfg.vehicle_params['v2'] == ((CONFIG / 'vehicle.yaml').resolve(), (CONFIG / 'vehicles/v2.yaml').resolve())
-    assert cfg.fusion_params == ((CONFIG / 'fusion.yaml').resolve(),)
-    assert cfg.twin_params == ((CONFIG / 'twin.yaml').resolve(),)
-    expected = [f'/{v}/evidence_grid' for v in cfg.vehicles] + [f'/{v}/radar/targets' for v in cfg.vehicles] + [
-        '/cooperative/grid', '/twin/predicted_grid', '/twin/warnings'] + [
-        f'/{v}/twin/advisory' for v in cfg.vehicles] + ['/twin/markers', '/diagnostics']
-    assert list(cfg.record_topics) == expected
-    specs = cfg.node_specs()
-    assert [s.kind for s in specs] == [bringup.NodeKind.VEHICLE] * 4 + [bringup.NodeKind.FUSION,
-                                                                       bringup.NodeKind.TWIN]
-    assert specs[1].ros_args(use_sim_time=True) == [
-        '--ros-args', '--params-file', str((CONFIG / 'vehicle.yaml').resolve()),
-        '--params-file', str((CONFIG / 'vehicles/v2.yaml').resolve()),
-        '-r', '__ns:=/v2', '-p', 'vehicle_id:=v2', '-p', 'use_sim_time:=true']
-    assert specs[4].command('py') == ['py', '-m', 'cooperative_fusion.nodes.fusion_node', '--ros-args',
-                                      '--params-file', str((CONFIG / 'fusion.yaml').resolve())]
-    # fusion and twin fuse / protect the same platoon the bringup starts
-    for name in ('fusion.yaml', 'twin.yaml'):
-        params = yaml.safe_load((CONFIG / name).read_text())
-        (body,) = params.values()
-        assert tuple(body['ros__parameters']['vehicles']) == cfg.vehicles, name
-
-
-def _bad(tmp_path: Path, mutate) -> Path:
-    raw = yaml.safe_load((CONFIG / 'platoon.yaml').read_text())
-    for section in raw['vehicles']:
-        section['params'] = [str(CONFIG / p) for p in section['params']]
-    raw['fusion']['params'] = [str(CONFIG / 'fusion.yaml')]
-    raw['twin']['params'] = [str(CONFIG / 'vehicle.yaml')]   # any valid params file: twin.yaml may be landing
-    mutate(raw)
-    path = tmp_path / 'platoon.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-@pytest.mark.parametrize('mutate, match', [
-    (lambda r: r['vehicles'][1].update(id='v1'), r"vehicles\[1\]\.id: vehicle id 'v1' appears twice"),
-    (lambda r: r['vehicles'][0].update(id='1v'), r"vehicles\[0\]\.id: expected a vehicle id like v1"),
-    (lambda r: r['vehicles'][2].pop('params'), r"vehicles\[2\]\.params: missing"),
-    (lambda r: r['run'].update(fusion='yes'), r"run\.fusion: expected true or false, got 'yes'"),
-    (lambda r: r['run'].update(radar=True), r"run\.radar: unknown key"),
-    (lambda r: r.update(vehicles=[]), r"vehicles: expected a non-empty list"),
-    (lambda r: r['record'].update(topics=['cooperative/grid']), r"record\.topics\[0\]: expected an absolute topic"),
-    (lambda r: r.update(drain_s=-1), r"drain_s: expected seconds in \[0, 3600\), got -1"),
-    (lambda r: r.update(recrod={}), r"recrod: unknown key"),
-])
-def test_bad_config_names_file_and_key(tmp_path, mutate, match):
-    path = _bad(tmp_path, mutate)
-    with pytest.raises(ConfigError, match=rf'{path.resolve()}: {match}'):
-        bringup.load_platoon_config(path)
-
-
-def test_missing_or_malformed_params_files(tmp_path):
-    path = _write_config(tmp_path / 'a.yaml')
-    raw = yaml.safe_load(path.read_text())
-    raw['vehicles'][1]['params'][1] = 'nowhere.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r"vehicles\[1\]\.params\[1\]: params file .*nowhere\.yaml does not exist"):
-        bringup.load_platoon_config(path)
-    (tmp_path / 'nowhere.yaml').write_text('vehicle_id: v2\n')    # not a ROS params file
-    with pytest.raises(ConfigError, match=r"node 'vehicle_id' has no ros__parameters mapping"):
-        bringup.load_platoon_config(path)
-    # a node that is switched off needs no params file
-    raw['vehicles'][1]['params'][1] = str(CONFIG / 'vehicles' / 'v2.yaml')
-    raw['run']['fusion'] = False
-    raw['fusion']['params'] = ['missing-fusion.yaml']
-    path.write_text(yaml.safe_dump(raw))
-    assert bringup.load_platoon_config(path).run_fusion is False
-
+# ------------------------------------------------------------------ runs --
 
 def test_missing_faults_file_is_refused_clearly(tmp_path, sim_bag):
     with pytest.raises(ConfigError, match=r'f\.yaml: faults file does not exist'):
@@ -213,13 +89,48 @@ def test_compose_failure_cleans_up_and_names_the_node(tmp_path):
     raw = yaml.safe_load(path.read_text())
     raw['vehicles'][1]['params'].append(str(bad))
     path.write_text(yaml.safe_dump(raw))
-    cfg = bringup.load_platoon_config(path)
+    cfg = load_platoon_config(path)
     ctx = Context()
     rclpy.init(context=ctx, domain_id=_domain())
     try:
         with pytest.raises(ConfigError, match=r'vehicle_node in /v2 \(params .*bad_vehicle\.yaml\)'):
             bringup.compose_nodes(cfg, ctx)
     finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_fusion_and_twin_take_the_platoon_from_the_platoon_file(tmp_path):
+    """lead, truck_7, tail: the nodes fuse and protect exactly that platoon, also over a params file that
+    still lists another one (the platoon parameters come after the files, so they win)."""
+    old_style = tmp_path / 'old_fusion.yaml'
+    old_style.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'vehicles': ['v1'], 'vehicle_weights': [1.0], 'publish_rate_hz': 5.0}}}))
+    path = write_config(tmp_path / 'three.yaml', fusion=True, twin=True, vehicles=[
+        vehicle_entry('lead'),
+        vehicle_entry('truck_7', body={'length_m': 16.5, 'width_m': 2.55, 'rear_overhang_m': 4.0}, weight=0.8),
+        vehicle_entry('tail', body={'length_m': 6.0, 'width_m': 2.0, 'rear_overhang_m': 1.2})])
+    raw = yaml.safe_load(path.read_text())
+    raw['run']['vehicles'] = False
+    raw['fusion']['params'].append(str(old_style))
+    path.write_text(yaml.safe_dump(raw))
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=_domain())
+    nodes = []
+    try:
+        nodes = bringup.compose_nodes(load_platoon_config(path), ctx, use_sim_time=True)
+        fusion, twin = nodes
+        value = lambda node, name: list(node.get_parameter(name).value)     # noqa: E731
+        assert value(fusion, 'vehicles') == value(fusion, 'footprints.vehicles') == ['lead', 'truck_7', 'tail']
+        assert value(fusion, 'vehicle_weights') == [1.0, 0.8, 1.0]
+        assert value(fusion, 'footprints.length_m') == [4.5, 16.5, 6.0]
+        assert fusion.get_parameter('publish_rate_hz').value == 5.0        # the rest of the file still applies
+        assert value(twin, 'vehicles') == ['lead', 'truck_7', 'tail']
+        assert value(twin, 'vehicle_widths_m') == [1.8, 2.55, 2.0]
+        assert value(twin, 'vehicle_rear_overhangs_m') == [1.0, 4.0, 1.2]
+        assert {'/lead/evidence_grid', '/truck_7/evidence_grid', '/tail/odom'} <= {
+            sub.topic_name for sub in fusion.subscriptions}
+    finally:
+        bringup.destroy_nodes(nodes)
         rclpy.try_shutdown(context=ctx)
 
 
@@ -269,7 +180,7 @@ def test_lockstep_progress_lines(tmp_path, sim_bag):
                                        progress_stream=stream)
     assert summary.recorded == 0 and summary.record_path is None and summary.messages_out > 0
     assert 'sim s' in summary.line() and 'x real time' in summary.line()
-    p = bringup._Progress(True, 10.0, every_s=0.5, stream=stream)
+    p = bringup.Progress(True, 10.0, every_s=0.5, stream=stream)
     p.update(0.4)
     p.update(0.6)
     p.update(0.7)
@@ -278,96 +189,33 @@ def test_lockstep_progress_lines(tmp_path, sim_bag):
     assert [ln.split('/')[0].split(':')[1].strip() for ln in lines] == ['0.6', '1.6']
 
 
-# ---------------------------------------------------------------- live rate --
-
-def test_bag_at_live_rate_records_outputs(tmp_path, live_bag):
-    """One vehicle + fusion + twin in one process, the bag at half speed on live timing: evidence for
-    (nearly) every sweep of the bag, however loaded the machine. The vehicle may fall behind its input
-    queues (it did, by 1-2 s, on two busy cores); it must then wait for the queued odometry instead of
-    timing out on /clock (the cycles were lost as set_no_pose, 0-2 grids in a quarter of the runs)."""
-    config = _write_config(tmp_path / 'p.yaml', vehicles=('v1',))
-    out = tmp_path / 'live'
-    summary = bringup.run_bag_live(config, live_bag, 0.5, out, progress=False, domain_id=_domain(),
-                                   drain_wall_s=1.0)
-    recorded = _read(out)
-    counts = Counter(topic for topic, _, _ in recorded)
-    with BagReader(live_bag) as reader:
-        start = reader.start_time_ns
-        sweeps = sum(1 for topic, _, _, _ in reader.messages(['/v1/lidar/points']))
-    with BagReader(out) as reader:
-        reports = [{kv.key: kv.value for kv in status.values}
-                   for topic, msgtype, _, raw in reader.messages(['/diagnostics'])
-                   for status in reader.deserialize(msgtype, raw).status if status.name == 'vehicle_node: v1']
-    assert reports, 'no vehicle diagnostics recorded'
-    last = reports[-1]
-    health = {k: v for k, v in last.items() if k.startswith(('drops.', 'sync.', 'sets_', 'cycles'))}
-    assert summary.messages_in > 100
-    # one evidence grid per sweep (share.period_cycles 1); a sweep at the very start may miss its
-    # partners while discovery settles
-    assert sweeps >= 25 and counts['/v1/evidence_grid'] >= 0.9 * sweeps, (sweeps, counts, health)
-    assert counts['/cooperative/grid'] >= 3, counts
-    assert summary.recorded == sum(counts.values())
-    # no cycle was given up for want of odometry, none is still waiting for it
-    assert 'drops.set_no_pose' not in last and last['sets_waiting_for_pose'] == '0', health
-    # log times are the recorder's sim clock: inside the bag's time span (+ drain)
-    assert all(start - 1 <= t <= start + int((LIVE_SIM_S + 1.0) * 1e9) for _, t, _ in recorded)
 
 
-def test_drain_waits_while_outputs_keep_coming():
-    """The live run's drain: over while outputs still come (a node working off its queues), done once they
-    have been quiet for quiet_s, and bounded by max_s."""
-    start = time.monotonic()
-    ticks = iter(range(8))          # eight more outputs, one per poll (50 ms), then quiet
-    box = [0]
-
-    def count() -> int:
-        box[0] = next(ticks, box[0])
-        return box[0]
-
-    assert bringup._wait_until_quiet(count, quiet_s=0.2, max_s=5.0) is True
-    assert 0.55 <= time.monotonic() - start < 3.0
-    endless = iter(range(10**9))
-    start = time.monotonic()
-    assert bringup._wait_until_quiet(lambda: next(endless), quiet_s=0.2, max_s=0.5) is False
-    assert time.monotonic() - start < 2.0
+def _statuses(bag: Path) -> tuple[set[str], dict[str, str], dict[str, str]]:
+    """Names of every /diagnostics status; the last fusion status of v3 and the last twin status."""
+    names: set[str] = set()
+    fusion_v3: dict[str, str] = {}
+    twin: dict[str, str] = {}
+    with BagReader(bag) as reader:
+        for _topic, msgtype, _t, raw in reader.messages(['/diagnostics']):
+            for status in reader.deserialize(msgtype, raw).status:
+                names.add(status.name)
+                if status.name == 'fusion_node: v3':
+                    fusion_v3 = {kv.key: kv.value for kv in status.values}
+                elif status.name == 'twin_node':
+                    twin = {kv.key: kv.value for kv in status.values}
+    return names, fusion_v3, twin
 
 
-def _sigint_ignored() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.mark.parametrize('inherited', ['default', 'ignored'])
-def test_live_run_stops_cleanly_on_ctrl_c(tmp_path, inherited):
-    """No bag: the nodes wait for sensors; SIGINT ends the process with 130, no traceback, a readable bag.
-    Also when the process inherited SIGINT ignored, as a background job of a non-interactive shell does
-    (`make test &` in a script): it then ran on until killed, with neither KeyboardInterrupt nor shutdown."""
-    config = _write_config(tmp_path / 'p.yaml', vehicles=('v1',), fusion=False, twin=False)
-    out = tmp_path / 'rec'
-    env = dict(os.environ, ROS_DOMAIN_ID=str(_domain()), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    proc = subprocess.Popen([sys.executable, '-X', 'faulthandler', '-m', 'cooperative_fusion.cli', 'run',
-                             '--config', str(config), '--record', str(out)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_sigint_ignored if inherited == 'ignored' else None)
-    try:
-        deadline = time.monotonic() + 30.0
-        while not (out / 'metadata.yaml').exists() and not any(out.glob('*.mcap')):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, 'the run did not open its record bag'
-            time.sleep(0.1)
-        time.sleep(1.5)          # nodes up and spinning (diagnostics timer fires at 1 s)
-        proc.send_signal(signal.SIGINT)
-        try:
-            stdout, stderr = proc.communicate(timeout=30)     # closing the bag takes a while on a loaded machine
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)                  # faulthandler: every thread's stack to stderr
-            stdout, stderr = proc.communicate(timeout=30)
-            pytest.fail(f'no exit 30 s after SIGINT; stacks:\n{stderr[-6000:]}')
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr
-    assert 'Traceback' not in stderr, stderr
-    assert 'run: interrupted' in stderr
-    with BagReader(out) as reader:     # closed properly: metadata written, diagnostics recorded
-        assert '/diagnostics' in reader.topics()
+def test_lockstep_run_fuses_the_vehicles_of_the_platoon_file(tmp_path, sim_bag):
+    """The platoon file alone decides: v3 (weight 0.5) and v4 of the four in the bag, with fusion.yaml and
+    twin.yaml as shipped; fusion and twin report on those two only."""
+    config = write_config(tmp_path / 'p.yaml', vehicles=[vehicle_entry('v3', weight=0.5), vehicle_entry('v4')])
+    out = tmp_path / 'result'
+    bringup.run_bag_lockstep(config, sim_bag, out, progress=False, domain_id=_domain())
+    counts = Counter(topic for topic, _, _ in _read(out))
+    assert counts['/v3/evidence_grid'] >= 10 and counts['/cooperative/grid'] >= 10, counts
+    names, fusion_v3, twin = _statuses(out)
+    assert {n for n in names if n.startswith('fusion_node: ')} == {'fusion_node: v3', 'fusion_node: v4'}
+    assert fusion_v3['weight'] == '0.5' and int(fusion_v3['accepted']) > 0, fusion_v3
+    assert {k.split('.')[1] for k in twin if k.startswith('vehicle.')} == {'v3', 'v4'}, sorted(twin)

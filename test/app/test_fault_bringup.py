@@ -43,7 +43,8 @@ def platoon(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp('faults_cfg') / 'platoon.yaml'
     path.write_text(yaml.safe_dump({
         'run': {'vehicles': True, 'fusion': True, 'twin': False},
-        'vehicles': [{'id': 'v1', 'params': [str(CONFIG / 'vehicle.yaml'), str(CONFIG / 'vehicles' / 'v1.yaml')]}],
+        'vehicles': [{'id': 'v1', 'params': [str(CONFIG / 'vehicle.yaml'), str(CONFIG / 'vehicles' / 'v1.yaml')],
+                      'body': {'length_m': 4.5, 'width_m': 1.8, 'rear_overhang_m': 1.0}}],
         'fusion': {'params': [str(CONFIG / 'fusion.yaml')]},
         'record': {'topics': ['/<v>/evidence_grid', '/<v>/radar/targets', '/<v>/odom', '/cooperative/grid',
                               '/diagnostics']},

@@ -141,7 +141,7 @@ def _have(tool: str) -> bool:
 
 def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
     """Vehicles and edge on separate hosts over a 10 %-loss link keep the common grid flowing (bounds: module doc)."""
-    from cooperative_fusion.app import bringup
+    from cooperative_fusion.app import platoon
     from cooperative_fusion.ros.bag import BagReader
 
     for v in VEHICLES:
@@ -151,7 +151,7 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET', FASTDDS_BUILTIN_TRANSPORTS='UDPv4',
                RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH', '')])))
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     specs = {(s.namespace.strip('/') or s.kind.executable): s for s in cfg.node_specs()}
     with BagReader(net_bag) as reader:
         recorded = reader.topics()

@@ -25,7 +25,7 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
-from cooperative_fusion.app import bringup
+from cooperative_fusion.app import platoon
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.qos import evidence_qos, latched_qos
 
@@ -71,7 +71,7 @@ def test_nodes_as_separate_processes_fuse_a_replayed_bag(tmp_path, scenario_bag)
     domain = random.SystemRandom().randint(1, 100)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1')
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     specs = cfg.node_specs()
     assert [s.kind.executable for s in specs] == ['vehicle_node'] * 4 + ['fusion_node', 'twin_node']
     with BagReader(scenario_bag) as reader:
