@@ -15,56 +15,45 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import PointCloud2, TimeReference
 
-from ..core.errors import CooperativeFusionError, MessageFormatError
+from ..core.errors import MessageFormatError
 from ..core.fusion.config import FusionNodeConfig, WindowMode, config_from_params
 from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health, InputDrop
 from ..core.grid import percent_to_logodds
 from ..ros import names
-from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
+from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
-from ..ros.params import declare
 from ..ros.pointcloud import cloud_to_array
-from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
+from ..ros.node import BaseNode, spin_node
+from ..ros.qos import evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import SetupNode, spin_node
 from .fusion_params import PARAMS
 
 __all__ = ['PARAMS', 'FusionNode', 'FusionNodeConfig', 'WindowMode', 'config_from_params', 'create_node', 'main']
 
 NODE_NAME = 'fusion_node'
 _EVIDENCE_TOPIC = re.compile(rf'^/([^/]+)/{re.escape(names.EVIDENCE_GRID)}$')
-INTERNAL = 'internal'              # a bug: an unexpected exception in a callback
 _LEVEL = {Health.OK: Level.OK, Health.WARN: Level.WARN, Health.STALE: Level.STALE}
 
 
-@dataclass
-class _Inputs:
-    """The node's own books per vehicle: drops by cause and evidence messages received."""
-
-    drops: DropCounter = field(default_factory=DropCounter)
-    received: int = 0
-
-
-class FusionNode(SetupNode):
-    """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
-    parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
+class FusionNode(BaseNode):
+    """See the module docstring. Drops are counted per vehicle (``drops.<v>.<cause>`` in the node's status,
+    ``drops.<cause>`` in the vehicle's) and per timer. ``kwargs`` go to ``rclpy.node.Node`` (context,
+    namespace, parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        cfg = self.cfg = config_from_params(declare(self, PARAMS))
+        cfg = self.cfg = config_from_params(self.declare_params(PARAMS))
         self.core = CooperativeFusion(cfg)
-        self.vehicles = {v: _Inputs() for v in cfg.vehicles}
-        self.node_drops = DropCounter()
+        self.received = {v: 0 for v in cfg.vehicles}        # evidence messages per vehicle
         self.ignored: set[str] = set()
         self.latency = LatencyStats()
         self.cycle_ms = LatencyStats()
@@ -74,32 +63,31 @@ class FusionNode(SetupNode):
         self.published = 0
 
         self.grid_pub = self.create_publisher(OccupancyGrid, cfg.output_topic, latched_qos(1))
-        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, diagnostics_qos())
         for vid in cfg.vehicles:
             self.create_subscription(OccupancyGrid, names.vehicle_topic(vid, names.EVIDENCE_GRID),
-                                     self._guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
+                                     self.guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
                                      evidence_qos(cfg.evidence_depth))
             self.create_subscription(Odometry, names.vehicle_topic(vid, names.ODOM),
-                                     self._guard(vid, lambda m, v=vid: self._on_odom(v, m)),
+                                     self.guard(vid, lambda m, v=vid: self._on_odom(v, m)),
                                      state_qos(cfg.odom_depth))
             self.create_subscription(TimeReference, names.vehicle_topic(vid, names.TIME_REFERENCE),
-                                     self._guard(vid, lambda m, v=vid: self.core.add_time_reference(
+                                     self.guard(vid, lambda m, v=vid: self.core.add_time_reference(
                                          *time_reference_to_ns(m), vehicle_id=v)),
                                      state_qos(cfg.odom_depth))
             if cfg.dynamic is not None:
                 self.create_subscription(PointCloud2, names.vehicle_topic(vid, names.RADAR_TARGETS),
-                                         self._guard(vid, lambda m, v=vid: self._on_radar(v, m)),
+                                         self.guard(vid, lambda m, v=vid: self._on_radar(v, m)),
                                          evidence_qos(cfg.evidence_depth))
         if cfg.time_reference_topic:
             self.create_subscription(TimeReference, cfg.time_reference_topic,
-                                     self._guard(None, lambda m: self.core.add_time_reference(
+                                     self.guard('time_reference', lambda m: self.core.add_time_reference(
                                          *time_reference_to_ns(m))), state_qos())
         self.publish_timer = self.create_timer(cfg.publish_period_s,
-                                               self._guard(None, lambda: self._publish(self.now_ns())))
-        self.coreg_timer = (self.create_timer(cfg.coreg_period_s, self._guard(None, self._on_coregistration))
+                                               self.guard('publish', lambda: self._publish(self.now_ns())))
+        self.coreg_timer = (self.create_timer(cfg.coreg_period_s, self.guard('coregistration', self._on_coregistration))
                             if cfg.coreg_enabled else None)
-        self.discovery_timer = self.create_timer(cfg.discovery_period_s, self._guard(None, self._on_discovery))
-        self.diag_timer = self.create_timer(cfg.diagnostics_period_s, self._guard(None, self._publish_diagnostics))
+        self.discovery_timer = self.create_timer(cfg.discovery_period_s, self.guard('discovery', self._on_discovery))
+        self.start_diagnostics(cfg.diagnostics_period_s, NODE_NAME, self.get_fully_qualified_name())
         spec = cfg.fusion.spec
         self.get_logger().info(
             f'fusing {list(cfg.vehicles)} into {cfg.output_topic}: {cfg.window_mode.value} window '
@@ -113,29 +101,10 @@ class FusionNode(SetupNode):
         ``time_reference_topic`` when one is configured and has been heard."""
         return self.core.common_time(int(self.get_clock().now().nanoseconds))
 
-    def _drop(self, vid: str | None, cause: str, detail: str) -> None:
-        if vid in self.vehicles:
-            self.vehicles[vid].drops.count(cause, f'{vid}: {detail}', self.get_logger())
-        else:
-            self.node_drops.count(cause, detail, self.get_logger())
-
-    def _guard(self, vid: str | None, fn: Callable[..., None]) -> Callable[..., None]:
-        """Wrap a callback so nothing it raises reaches the executor: count and log, go on."""
-
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except CooperativeFusionError as exc:
-                self._drop(vid, f'{INTERNAL}_{type(exc).__name__}', str(exc))
-            except Exception as exc:  # a bug, but one bad message must not stop the fusion
-                self._drop(vid, INTERNAL, f'{type(exc).__name__}: {exc}')
-
-        return wrapped
-
     def _wrong_frame(self, vid: str, frame_id: str, what: str, cause: InputDrop) -> bool:
         if frame_id == self.cfg.frame_id:
             return False
-        self._drop(vid, cause.value, f'{what} in frame {frame_id!r}: expected the fusion frame '
+        self.drop(vid, cause.value, f'{what} in frame {frame_id!r}: expected the fusion frame '
                                      f'{self.cfg.frame_id!r}')
         return True
 
@@ -151,23 +120,23 @@ class FusionNode(SetupNode):
         try:
             pose = odometry_to_pose(msg)
         except MessageFormatError as exc:
-            self._drop(vid, InputDrop.MALFORMED_ODOM.value, str(exc))
+            self.drop(vid, InputDrop.MALFORMED_ODOM.value, str(exc))
             return
         if not cov_ok:
-            self._drop(vid, InputDrop.BAD_COVARIANCE.value,
+            self.drop(vid, InputDrop.COVARIANCE,
                        f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite and positive '
                        f'semi-definite: keeping the pose and the last good covariance')
         self.core.add_odometry(vid, pose.position, pose.quat_wxyz, msg.twist.twist.linear.x,
                                cov_xy if cov_ok else None, pose.stamp_ns, self.now_ns())
 
     def _on_evidence(self, vid: str, msg: OccupancyGrid) -> None:
-        self.vehicles[vid].received += 1
+        self.received[vid] += 1
         if self._wrong_frame(vid, msg.header.frame_id, 'evidence grid', InputDrop.FRAME):
             return
         try:
             spec, cells = grid_from_msg(msg)
         except MessageFormatError as exc:
-            self._drop(vid, InputDrop.MALFORMED.value, str(exc))
+            self.drop(vid, InputDrop.MALFORMED.value, str(exc))
             return
         logodds, known = percent_to_logodds(cells)
         now = self.now_ns()
@@ -177,7 +146,7 @@ class FusionNode(SetupNode):
         if result.publish:
             self._publish(now)
         elif not result.accepted and result.cause is not None:
-            self._drop(vid, result.cause, result.detail)
+            self.drop(vid, result.cause, result.detail)
 
     def _on_radar(self, vid: str, msg: PointCloud2) -> None:
         if self._wrong_frame(vid, msg.header.frame_id, 'radar targets', InputDrop.MALFORMED_RADAR):
@@ -185,7 +154,7 @@ class FusionNode(SetupNode):
         try:
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
         except MessageFormatError as exc:
-            self._drop(vid, InputDrop.MALFORMED_RADAR.value, str(exc))
+            self.drop(vid, InputDrop.MALFORMED_RADAR.value, str(exc))
             return
         xyv = np.stack([points['x'], points['y'], points['velocity']], axis=1)
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
@@ -209,21 +178,21 @@ class FusionNode(SetupNode):
     def _on_discovery(self) -> None:
         for name, _types in self.get_topic_names_and_types():
             m = _EVIDENCE_TOPIC.match(name)
-            if m is None or m.group(1) in self.vehicles or m.group(1) in self.ignored:
+            if m is None or m.group(1) in self.received or m.group(1) in self.ignored:
                 continue
             self.ignored.add(m.group(1))
             self.get_logger().warning(
-                f'evidence topic {name} of vehicle {m.group(1)!r} ignored: not in vehicles {list(self.vehicles)}')
+                f'evidence topic {name} of vehicle {m.group(1)!r} ignored: not in vehicles {list(self.received)}')
 
     # --------------------------------------------------------- diagnostics --
 
     def node_values(self, now_ns: int) -> dict[str, object]:
-        """The node-level status values.
+        """The node-level status values (the scaffold's drops.* follow).
 
         publish_rate_hz : grids published per second (node clock); published : count;
         grid.*, dynamic.* : :meth:`CooperativeFusion.grid_values`; latency_ms.* : sensor stamp -> publish,
         common time; cycle_ms.*, integrate_ms.*, coreg_ms.* : wall time per publish cycle / evidence message /
-        co-registration round; ignored_vehicles.count / .ids : unconfigured evidence publishers; drops.*.
+        co-registration round; ignored_vehicles.count / .ids : unconfigured evidence publishers.
         """
         values: dict[str, object] = {'publish_rate_hz': self.publish_rate.rate_hz(now_ns),
                                      'published': self.published, **self.core.grid_values(now_ns)}
@@ -233,26 +202,27 @@ class FusionNode(SetupNode):
         values.update(self.coreg_ms.as_values('coreg_ms.'))
         values['ignored_vehicles.count'] = len(self.ignored)
         values['ignored_vehicles.ids'] = ','.join(sorted(self.ignored))
-        values.update(self.node_drops.as_values('drops.'))
         return values
 
     def vehicle_values(self, vid: str, now_ns: int) -> tuple[Level, str, dict[str, object]]:
         """Level, message and values of one vehicle's status: the core's
-        (:meth:`CooperativeFusion.vehicle_report`), received, drops.<cause> and drops.total."""
+        (:meth:`CooperativeFusion.vehicle_report`), received, and its drops.<cause> (every cause it can
+        have, 0 when none) and drops.total."""
         report = self.core.vehicle_report(vid, now_ns)
-        inputs = self.vehicles[vid]
-        counts = inputs.drops.counts
-        values = {**report.values, 'received': inputs.received}
+        prefix = f'{vid}.'
+        counts = {k[len(prefix):]: n for k, n in self.drops.counts.items() if k.startswith(prefix)}
+        values = {**report.values, 'received': self.received[vid]}
         for cause in sorted(set(VEHICLE_CAUSES) | set(counts)):
             values[f'drops.{cause}'] = counts.get(cause, 0)
-        values['drops.total'] = inputs.drops.total
+        values['drops.total'] = sum(counts.values())
         return _LEVEL[report.health], report.message, values
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics_statuses(self) -> list[DiagnosticStatus]:
+        """The node's status, then one per configured vehicle (``fusion_node: <v>``)."""
         now = self.now_ns()
         statuses = []
         dropped = []
-        for vid in self.vehicles:
+        for vid in self.received:
             level, message, values = self.vehicle_values(vid, now)
             if values['state'] == 'dropped':
                 dropped.append(vid)
@@ -265,9 +235,10 @@ class FusionNode(SetupNode):
             level, message = Level.OK, f'{self.published} grids published'
         if self.ignored:
             message += f'; ignoring unconfigured {", ".join(sorted(self.ignored))}'
-        statuses.insert(0, make_status(NODE_NAME, level, message, self.node_values(now),
+        values = {**self.node_values(now), **self.drops.as_values('drops.')}
+        statuses.insert(0, make_status(NODE_NAME, level, message, values,
                                        hardware_id=self.get_fully_qualified_name()))
-        self.diag_pub.publish(make_array(now, statuses))
+        return statuses
 
 
 def create_node(**kwargs: Any) -> FusionNode:

@@ -240,7 +240,7 @@ def test_malformed_foreign_frame_and_bad_covariance_are_counted_and_harmless(gra
     nan_cov = odom_msg('v1', 3.0, 4.0)
     nan_cov.pose.covariance[0] = float('nan')
     platoon.odom['v1'].publish(nan_cov)
-    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.bad_covariance') == '1')
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.covariance') == '1')
     np.testing.assert_allclose(fusion.core.vehicles['v1'].position, [3.0, 4.0])   # the pose is still used
     assert fusion.core.vehicles['v1'].cov_xy is None
 
@@ -250,6 +250,10 @@ def test_malformed_foreign_frame_and_bad_covariance_are_counted_and_harmless(gra
                 and np.all(platoon.latest()[1][box_cells(platoon.latest()[0], *BOX_A)] >= 65))
     assert platoon.value('fusion_node: v1', 'drops.total') == '3'
     assert platoon.value('fusion_node: v1', 'drops.internal') is None
+    # The node's status: the scaffold's keys, per vehicle and summed.
+    assert platoon.value('fusion_node', 'drops.v1.covariance') == '1'
+    assert platoon.value('fusion_node', 'drops.malformed') == '1'
+    assert platoon.value('fusion_node', 'drops.total') == '3'
     assert fusion.context.ok()
 
 
@@ -403,7 +407,7 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
         assert np.all(grid_from_msg(grids[0][0])[1] == -1)                  # before the evidence
         spec, cells = grid_from_msg(grids[1][0])
         assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
-        assert fusion.vehicles['v1'].drops.counts == {'too_old': 1}
+        assert fusion.drops.counts == {'v1.too_old': 1}
         assert len(fusion.latency) == 1
         # publish (50.12 s on evidence, else 50.2 s on the timer) - stamp 50.1 s
         assert fusion.latency.percentile(50) == pytest.approx(20.0 if on_evidence else 100.0)
@@ -515,12 +519,12 @@ def test_a_slow_link_is_measured_and_its_evidence_fused(ros_context, allowance_s
         assert values['link.latency_ms'] == pytest.approx(600.0)
         assert values['link.missing_share'] == pytest.approx(0.0)
         if allowance_s:
-            assert fusion.vehicles['v1'].drops.counts == {'too_old': 4}    # before 5 latencies were measured
+            assert fusion.drops.counts == {'v1.too_old': 4}    # before 5 latencies were measured
             assert values['accepted'] == 8
             assert values['link.evidence_max_age_s'] == pytest.approx(1.0)
             assert values['link.object_max_age_s'] == pytest.approx(0.8)   # dynamic.max_age_s 0.3 + 0.5
         else:
-            assert fusion.vehicles['v1'].drops.counts == {'too_old': 12}
+            assert fusion.drops.counts == {'v1.too_old': 12}
             assert values['link.evidence_max_age_s'] == pytest.approx(0.5)
     finally:
         fusion.destroy_node()

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..drops import Cause
 from ..errors import ConfigError
 from ..grid import GridSpec
 from ..link import LinkMonitor, age_limit_ns
@@ -33,13 +34,13 @@ from .dynamic import DynamicLayer, RadarTargets
 
 
 class InputDrop(str, Enum):
-    """Drop causes of the node's inputs besides core's :class:`DropCause` (the value is the diagnostics key)."""
+    """Drop causes of the fusion's inputs besides :class:`DropCause` (core.drops vocabulary, and two of its own)."""
 
-    MALFORMED = 'malformed'              # OccupancyGrid whose layout does not match its fields
-    FRAME = 'frame'                      # evidence or odometry not in the fusion frame
-    BAD_COVARIANCE = 'bad_covariance'    # odometry xy covariance non-finite or not PSD (pose and last good cov kept)
+    MALFORMED = Cause.MALFORMED.value    # OccupancyGrid whose layout does not match its fields
+    FRAME = Cause.FRAME.value            # evidence or odometry not in the fusion frame
+    COVARIANCE = Cause.COVARIANCE.value  # odometry xy covariance non-finite or not PSD (pose and last good cov kept)
+    DUPLICATE = Cause.DUPLICATE.value    # evidence with the stamp of one already fused (a re-delivery)
     MALFORMED_ODOM = 'malformed_odom'    # odometry with a non-finite position / orientation / twist
-    DUPLICATE = 'duplicate'              # evidence with the stamp of one already fused (a re-delivery)
     MALFORMED_RADAR = 'malformed_radar'  # radar targets without x, y, velocity or not in the fusion frame
 
 
