@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping
 
+from ..config_values import config_from_values, seconds_to_ns as _ns
 from ..errors import ConfigError
 from ..grid import GridSpec
 from .common_grid import Footprint, FusionConfig
@@ -18,7 +19,9 @@ from .consistency import ConsistencyConfig
 from .coregistration import CoregConfig
 from .dynamic import DynamicConfig
 
-_NS_PER_S = 1_000_000_000
+#: coregistration.* parameters of the node, not of CoregConfig
+_COREG_NODE = ('enabled', 'period_s', 'smoothing', 'static_min_age_s', 'static_tolerance_m', 'accumulate_s',
+               'sweeps')
 _VEHICLE_ID = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 
 
@@ -84,10 +87,6 @@ class FusionNodeConfig:
     consistency: ConsistencyConfig | None = None
 
 
-def _ns(seconds: float) -> int:
-    return int(round(seconds * _NS_PER_S))
-
-
 def _on_lattice(value: float, resolution: float) -> bool:
     k = value / resolution
     return abs(k - round(k)) < 1e-6
@@ -95,7 +94,8 @@ def _on_lattice(value: float, resolution: float) -> bool:
 
 def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
     """The validated FusionNodeConfig from parameter values (``{dotted.name: value}``, every name of the
-    node's parameter table).
+    node's parameter table). The fusion.*, coregistration.*, dynamic.* and consistency.* values fill the core
+    configs by field name (:func:`~cooperative_fusion.core.config_values.config_from_values`).
 
     Raises ConfigError naming the first unusable value.
     """
@@ -126,26 +126,9 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         spec = GridSpec(ox, oy, res, max(1, int(round(size_x / res))), max(1, int(round(size_y / res))))
     else:
         spec = GridSpec.centered(0.0, 0.0, size_x, size_y, res)
-    fusion = FusionConfig(
-        spec=spec, vehicle_weights=dict(zip(vehicles, weights)),
-        clamp_min=values['fusion.clamp_min'], clamp_max=values['fusion.clamp_max'],
-        half_life_s=values['fusion.half_life_s'], max_age_ns=_ns(values['fusion.max_age_s']),
-        future_tolerance_ns=_ns(values['fusion.future_tolerance_s']),
-        vehicle_timeout_ns=_ns(values['fusion.vehicle_timeout_s']),
-        pose_sigma_min_m=values['fusion.pose_sigma_min_m'], pose_sigma_ref_m=values['fusion.pose_sigma_ref_m'],
-        max_blur_sigma_m=values['fusion.max_blur_sigma_m'], confident_logodds=values['fusion.confident_logodds'],
-        free_reset_logodds=values['fusion.free_reset_logodds'],
-        free_wins_after_ns=_ns(values['fusion.free_wins_after_s']),
-        unknown_logodds=values['fusion.unknown_logodds'])
-    coreg = CoregConfig(
-        min_points=values['coregistration.min_points'],
-        max_correspondence_m=values['coregistration.max_correspondence_m'],
-        min_fitness=values['coregistration.min_fitness'], max_rmse_m=values['coregistration.max_rmse_m'],
-        max_correction_m=values['coregistration.max_correction_m'],
-        max_correction_deg=values['coregistration.max_correction_deg'],
-        min_constraint=values['coregistration.min_constraint'],
-        max_iterations=values['coregistration.max_iterations'],
-        normal_radius_m=values['coregistration.normal_radius_m'])
+    fusion = config_from_values(FusionConfig, values, 'fusion.', spec=spec,
+                                vehicle_weights=dict(zip(vehicles, weights)))
+    coreg = config_from_values(CoregConfig, values, 'coregistration.', ignore=_COREG_NODE)
     footprints = None
     if bool(values['footprints.enabled']):
         ids = [str(v) for v in values['footprints.vehicles']]
@@ -156,20 +139,8 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
                                   f'{ids}: expected one per entry')
         footprints = {vid: Footprint(dims['length_m'][i], dims['width_m'][i], dims['rear_overhang_m'][i])
                       for i, vid in enumerate(ids) if vid in vehicles}
-    dynamic = None
-    if bool(values['dynamic.enabled']):
-        dynamic = DynamicConfig(
-            occupied_logodds=float(values['dynamic.occupied_logodds']),
-            merge_gap_m=float(values['dynamic.merge_gap_m']), min_cells=int(values['dynamic.min_cells']),
-            max_length_m=float(values['dynamic.max_length_m']),
-            radar_radius_m=float(values['dynamic.radar_radius_m']),
-            radar_max_dt_ns=_ns(values['dynamic.radar_max_dt_s']),
-            max_los_angle_deg=float(values['dynamic.max_los_angle_deg']),
-            min_speed_mps=float(values['dynamic.min_speed_mps']),
-            max_speed_mps=float(values['dynamic.max_speed_mps']),
-            track_lateral_gate_m=float(values['dynamic.track_lateral_gate_m']),
-            track_smoothing=float(values['dynamic.track_smoothing']), max_age_ns=_ns(values['dynamic.max_age_s']),
-            duplicate_radius_m=float(values['dynamic.duplicate_radius_m']))
+    dynamic = (config_from_values(DynamicConfig, values, 'dynamic.', ignore=('enabled', 'member_margin_m'))
+               if bool(values['dynamic.enabled']) else None)
     output = str(values['topics.output'])
     if not output:
         raise ConfigError('topics.output is empty: expected a topic name such as /cooperative/grid')
@@ -203,16 +174,7 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
 
 
 def consistency_from_params(values: Mapping[str, Any]) -> ConsistencyConfig | None:
-    """The consistency check's config from declared parameter values; None when it is disabled."""
+    """The consistency check's config from parameter values; None when it is disabled."""
     if not bool(values['consistency.enabled']):
         return None
-    return ConsistencyConfig(
-        confident_logodds=float(values['consistency.confident_logodds']),
-        min_witnesses=int(values['consistency.min_witnesses']), max_age_ns=_ns(values['consistency.max_age_s']),
-        conflict_weight=float(values['consistency.conflict_weight']),
-        score_smoothing=float(values['consistency.score_smoothing']),
-        flag_below=float(values['consistency.flag_below']),
-        motion_margin_m=float(values['consistency.motion_margin_m']),
-        max_speed_mps=float(values['consistency.max_speed_mps']),
-        score_min_area_m2=float(values['consistency.score_min_area_m2']),
-        min_cells=int(values['consistency.min_cells']))
+    return config_from_values(ConsistencyConfig, values, 'consistency.', ignore=('enabled',))

@@ -48,3 +48,14 @@ def test_config_rejects_bad_values():
         config_from_params({**d, 'fusion.clamp_max': 0.0})
 
 
+
+
+def test_core_configs_are_filled_by_field_name_and_a_misspelt_parameter_is_caught():
+    cfg = config_from_params({**DEFAULTS, 'dynamic.radar_max_dt_s': 0.25, 'coregistration.max_iterations': 7,
+                              'consistency.max_age_s': 0.15, 'fusion.free_wins_after_s': 0.02})
+    assert cfg.dynamic.radar_max_dt_ns == 250_000_000 and cfg.coreg.max_iterations == 7
+    assert cfg.consistency.max_age_ns == 150_000_000 and cfg.fusion.free_wins_after_ns == 20_000_000
+    with pytest.raises(ConfigError, match=r'unknown parameter\(s\) fusion.max_agee_s'):
+        config_from_params({**DEFAULTS, 'fusion.max_agee_s': 0.2})
+    with pytest.raises(ConfigError, match=r"parameter 'coregistration.min_points': expected int"):
+        config_from_params({**DEFAULTS, 'coregistration.min_points': 'ten'})
