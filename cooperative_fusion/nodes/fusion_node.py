@@ -23,7 +23,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.errors import MessageFormatError
-from ..core.fusion.config import FusionNodeConfig, WindowMode, config_from_params
+from ..core.fusion.config import config_from_params
 from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health, InputDrop
 from ..core.grid import percent_to_logodds
 from ..ros import names
@@ -36,7 +36,7 @@ from ..ros.qos import evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
 from .fusion_params import PARAMS
 
-__all__ = ['PARAMS', 'FusionNode', 'FusionNodeConfig', 'WindowMode', 'config_from_params', 'create_node', 'main']
+__all__ = ['PARAMS', 'FusionNode', 'create_node', 'main']
 
 NODE_NAME = 'fusion_node'
 _EVIDENCE_TOPIC = re.compile(rf'^/([^/]+)/{re.escape(names.EVIDENCE_GRID)}$')

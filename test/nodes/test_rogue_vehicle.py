@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from rclpy.parameter import Parameter
 
 from cooperative_fusion.core.grid import GridSpec
