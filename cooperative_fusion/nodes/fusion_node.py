@@ -104,8 +104,7 @@ class FusionNode(BaseNode):
     def _wrong_frame(self, vid: str, frame_id: str, what: str, cause: InputDrop) -> bool:
         if frame_id == self.cfg.frame_id:
             return False
-        self.drop(vid, cause.value, f'{what} in frame {frame_id!r}: expected the fusion frame '
-                                     f'{self.cfg.frame_id!r}')
+        self.drop(vid, cause, f'{what} in frame {frame_id!r}: expected the fusion frame {self.cfg.frame_id!r}')
         return True
 
     # ----------------------------------------------------------- callbacks --
@@ -120,12 +119,12 @@ class FusionNode(BaseNode):
         try:
             pose = odometry_to_pose(msg)
         except MessageFormatError as exc:
-            self.drop(vid, InputDrop.MALFORMED_ODOM.value, str(exc))
+            self.drop(vid, InputDrop.MALFORMED_ODOM, str(exc))
             return
         if not cov_ok:
             self.drop(vid, InputDrop.COVARIANCE,
-                       f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite and positive '
-                       f'semi-definite: keeping the pose and the last good covariance')
+                      f'odometry xy covariance {cov_xy.ravel().tolist()} is not finite and positive '
+                      f'semi-definite: keeping the pose and the last good covariance')
         self.core.add_odometry(vid, pose.position, pose.quat_wxyz, msg.twist.twist.linear.x,
                                cov_xy if cov_ok else None, pose.stamp_ns, self.now_ns())
 
@@ -133,11 +132,7 @@ class FusionNode(BaseNode):
         self.received[vid] += 1
         if self._wrong_frame(vid, msg.header.frame_id, 'evidence grid', InputDrop.FRAME):
             return
-        try:
-            spec, cells = grid_from_msg(msg)
-        except MessageFormatError as exc:
-            self.drop(vid, InputDrop.MALFORMED.value, str(exc))
-            return
+        spec, cells = grid_from_msg(msg)        # a MessageFormatError: the guard counts it malformed
         logodds, known = percent_to_logodds(cells)
         now = self.now_ns()
         t0 = time.perf_counter()
@@ -154,7 +149,7 @@ class FusionNode(BaseNode):
         try:
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
         except MessageFormatError as exc:
-            self.drop(vid, InputDrop.MALFORMED_RADAR.value, str(exc))
+            self.drop(vid, InputDrop.MALFORMED_RADAR, str(exc))
             return
         xyv = np.stack([points['x'], points['y'], points['velocity']], axis=1)
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
