@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..core.config_files import find_config, ros_parameters
 from ..core.errors import BagError, ConfigError, CooperativeFusionError
 from ..ros.names import (COMMON_GRID, PREDICTED_GRID, TRUTH_GRID, TRUTH_OBJECTS, TRUTH_ODOM_PREFIX, TRUTH_SCENARIO,
                          WARNINGS)
@@ -72,82 +73,47 @@ DEFAULT_PLOT_VEHICLE = 'v3'
 METRIC_KEYS = ('object_recall', 'see_through_recall', 'occupied_precision', 'free_accuracy', 'occupancy_iou')
 
 
-def _config_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / 'config'
+def _shipped(name: str, flag: str) -> Path | None:
+    try:
+        return find_config(name, flag)
+    except ConfigError:
+        return None
 
 
 def default_fusion_config_path() -> Path | None:
-    """``config/fusion.yaml`` of a source checkout when it exists, else None (core defaults)."""
-    path = _config_dir() / 'fusion.yaml'
-    return path if path.is_file() else None
+    """``config/fusion.yaml`` of the checkout (or the installed share directory) when it exists, else None
+    (core defaults)."""
+    return _shipped('fusion.yaml', '--fusion-config')
 
 
 def default_twin_config_path() -> Path | None:
-    """``config/twin.yaml`` of a source checkout when it exists, else None (core defaults)."""
-    path = _config_dir() / 'twin.yaml'
-    return path if path.is_file() else None
+    """``config/twin.yaml`` of the checkout (or the installed share directory) when it exists, else None
+    (core defaults)."""
+    return _shipped('twin.yaml', '--twin-config')
 
 
 # --------------------------------------------------------------------------------- config files
 
-def _flatten(data: Any, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every leaf of nested YAML mappings by its last key (ROS parameter files nest under ``ros__parameters``)."""
-    out = {} if out is None else out
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            if isinstance(value, Mapping) and str(key) != 'vehicle_weights':
-                _flatten(value, out)
-            else:
-                out.setdefault(str(key), value)
-    return out
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f'{path}: cannot read YAML: {exc}') from exc
-    return _flatten(data)
-
-
 def fusion_overrides(path: Path | None) -> tuple[dict[str, Any], dict[str, float]]:
-    """FusionConfig field values and vehicle weights found in a fusion parameter file.
+    """The FusionConfig fields a fusion parameter file sets away from the core defaults, and the vehicle weights.
 
-    A field is taken by its name; a ``*_ns`` field also from ``*_s`` (seconds) or ``*_ms``.
-    Weights from ``vehicle_weights``: a mapping, or a list parallel to ``vehicles`` (config/fusion.yaml).
+    The file is read as the fusion node reads it: its values over the node's parameter defaults, through
+    :func:`~cooperative_fusion.core.fusion.config.config_from_params`. Raises ConfigError naming the file.
     """
     if path is None:
         return {}, {}
     from ..core.fusion.common_grid import FusionConfig
+    from ..core.fusion.config import config_from_params
+    from ..nodes.fusion_params import PARAMS
 
-    flat = _load_yaml(path)
-    out: dict[str, Any] = {}
-    for f in fields(FusionConfig):
-        if f.name in ('spec', 'vehicle_weights'):
-            continue
-        if f.name in flat:
-            out[f.name] = flat[f.name]
-        elif f.name.endswith('_ns'):
-            base = f.name[:-3]
-            if f'{base}_s' in flat:
-                out[f.name] = int(round(float(flat[f'{base}_s']) * 1e9))
-            elif f'{base}_ms' in flat:
-                out[f.name] = int(round(float(flat[f'{base}_ms']) * 1e6))
-    weights: dict[str, float] = {}
-    raw = flat.get('vehicle_weights')
-    ids = flat.get('vehicles', flat.get('vehicle_ids'))
     try:
-        if isinstance(raw, Mapping):
-            weights = {str(k): float(v) for k, v in raw.items()}
-        elif isinstance(raw, list) and isinstance(ids, list):
-            if len(raw) != len(ids):
-                raise ConfigError(f'{path}: vehicle_weights has {len(raw)} values for {len(ids)} vehicles')
-            weights = {str(k): float(v) for k, v in zip(ids, raw)}
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'{path}: vehicle_weights: {exc}') from exc
-    return out, weights
+        fusion = config_from_params({**{p.name: p.default for p in PARAMS}, **ros_parameters(path)}).fusion
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from exc
+    core = FusionConfig(spec=fusion.spec)
+    out = {f.name: getattr(fusion, f.name) for f in fields(FusionConfig)
+           if f.name not in ('spec', 'vehicle_weights') and getattr(fusion, f.name) != getattr(core, f.name)}
+    return out, dict(fusion.vehicle_weights)
 
 
 def prediction_horizons(path: Path | None) -> tuple[float, ...]:
@@ -155,7 +121,7 @@ def prediction_horizons(path: Path | None) -> tuple[float, ...]:
     from ..core.twin.prediction import PredictionConfig
 
     if path is not None:
-        value = _load_yaml(path).get('output_horizons_s')
+        value = ros_parameters(path).get('output_horizons_s')
         if isinstance(value, list) and value:
             return tuple(float(v) for v in value)
     return tuple(float(h) for h in PredictionConfig().output_horizons_s)

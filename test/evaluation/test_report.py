@@ -19,6 +19,7 @@ from rclpy.serialization import serialize_message
 from std_msgs.msg import String
 
 from cooperative_fusion import cli
+from cooperative_fusion.core.config_files import CHECKOUT_CONFIG
 from cooperative_fusion.core.errors import BagError, ConfigError
 from cooperative_fusion.core.evaluation import (RoiConfig, fusion_latencies_ms, horizon_key, lead_times_s,
                                                 nearest_within, percentiles, roi_mask,
@@ -196,14 +197,20 @@ def test_warning_episodes_and_lead_times() -> None:
 
 
 def test_fusion_overrides_from_a_ros_parameter_file(tmp_path: Path) -> None:
+    """Read as the fusion node reads it (core.fusion.config.config_from_params over the node's defaults):
+    the FusionConfig fields away from the core defaults, and the weights."""
     cfg = tmp_path / 'fusion.yaml'
     cfg.write_text('/**:\n  ros__parameters:\n    vehicles: [v1, v2]\n    vehicle_weights: [1.0, 0.5]\n'
-                   '    fusion:\n      half_life_s: 1.5\n      max_age_s: 0.25\n      free_wins_after_ms: 20\n')
+                   '    fusion:\n      half_life_s: 1.5\n      max_age_s: 0.25\n      free_wins_after_s: 0.02\n')
     over, weights = fusion_overrides(cfg)
     assert over == {'half_life_s': 1.5, 'max_age_ns': 250 * MS, 'free_wins_after_ns': 20 * MS}
     assert weights == {'v1': 1.0, 'v2': 0.5}
-    cfg.write_text('vehicles: [v1]\nvehicle_weights: [1.0, 0.5]\n')
+    assert fusion_overrides(CHECKOUT_CONFIG / 'fusion.yaml') == ({}, {'v1': 1.0, 'v2': 1.0, 'v3': 1.0, 'v4': 1.0})
+    cfg.write_text('/**:\n  ros__parameters:\n    vehicles: [v1]\n    vehicle_weights: [1.0, 0.5]\n')
     with pytest.raises(ConfigError, match='fusion.yaml: vehicle_weights has 2 values for 1 vehicles'):
+        fusion_overrides(cfg)
+    cfg.write_text('vehicles: [v1]\nvehicle_weights: [1.0, 0.5]\n')
+    with pytest.raises(ConfigError, match='fusion.yaml: not a ROS 2 parameter file|has no ros__parameters'):
         fusion_overrides(cfg)
 
 

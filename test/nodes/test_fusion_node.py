@@ -12,15 +12,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from scipy import ndimage
 from sensor_msgs.msg import TimeReference
 
-from cooperative_fusion.core.fusion.coregistration import CoregResult, apply_correction
 from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.fusion.config import WindowMode, config_from_params
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.nodes.fusion_node import (PARAMS, Correction, FusionNode, WindowMode, config_from_params,
-                                                   mask_on, platoon_center, quat_wxyz_yaw, warp_evidence)
+from cooperative_fusion.nodes.fusion_node import PARAMS, FusionNode
 from cooperative_fusion.app.lockstep import LockstepRunner
 from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
 from cooperative_fusion.ros.diagnostics import Level, status_level
@@ -153,7 +151,7 @@ def test_two_vehicles_each_add_the_box_the_other_cannot_see(graph, executor, spi
     assert np.all((cells[free] >= 0) & (cells[free] <= 35))
     outside = box_cells(expected, 31.0, 35.0, -6.0, 6.0)   # beyond the evidence: never observed
     assert np.all(cells[outside] == -1)
-    status = fusion.grid.vehicles_status(fusion.now_ns())
+    status = fusion.core.grid.vehicles_status(fusion.now_ns())
     assert status['v1'].accepted == 1 and status['v2'].accepted == 1
 
     # /diagnostics: the node status carries the fusion latency, one status per vehicle.
@@ -220,7 +218,7 @@ def test_unknown_vehicle_is_ignored_and_reported(graph, executor, spin):
     v1 = np.full(EV.shape, FREE, dtype=np.int8)
     v1[box_cells(EV, *BOX_B)] = -1       # v1 does not see B's region
     send(platoon, 'v1', EV, v1, fusion.now_ns())
-    assert spin(executor, lambda: fusion.grid.vehicles_status(fusion.now_ns())['v1'].accepted == 1)
+    assert spin(executor, lambda: fusion.core.grid.vehicles_status(fusion.now_ns())['v1'].accepted == 1)
     n = len(platoon.grids)
     assert spin(executor, lambda: len(platoon.grids) > n + 1)
     spec, cells = platoon.latest()
@@ -243,9 +241,9 @@ def test_malformed_foreign_frame_and_bad_covariance_are_counted_and_harmless(gra
     nan_cov = odom_msg('v1', 3.0, 4.0)
     nan_cov.pose.covariance[0] = float('nan')
     platoon.odom['v1'].publish(nan_cov)
-    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.bad_covariance') == '1')
-    np.testing.assert_allclose(fusion.vehicles['v1'].position, [3.0, 4.0])   # the pose is still used
-    assert fusion.vehicles['v1'].cov_xy is None
+    assert spin(executor, lambda: platoon.value('fusion_node: v1', 'drops.covariance') == '1')
+    np.testing.assert_allclose(fusion.core.vehicles['v1'].position, [3.0, 4.0])   # the pose is still used
+    assert fusion.core.vehicles['v1'].cov_xy is None
 
     send(platoon, 'v1', EV, v1, fusion.now_ns())
     assert spin(executor, lambda: platoon.value('fusion_node: v1', 'accepted') == '1')
@@ -253,6 +251,10 @@ def test_malformed_foreign_frame_and_bad_covariance_are_counted_and_harmless(gra
                 and np.all(platoon.latest()[1][box_cells(platoon.latest()[0], *BOX_A)] >= 65))
     assert platoon.value('fusion_node: v1', 'drops.total') == '3'
     assert platoon.value('fusion_node: v1', 'drops.internal') is None
+    # The node's status: the scaffold's keys, per vehicle and summed.
+    assert platoon.value('fusion_node', 'drops.v1.covariance') == '1'
+    assert platoon.value('fusion_node', 'drops.malformed') == '1'
+    assert platoon.value('fusion_node', 'drops.total') == '3'
     assert fusion.context.ok()
 
 
@@ -312,7 +314,7 @@ def test_coregistration_recovers_a_biased_vehicle(graph, executor, spin):
     v1_pts = rotate_about(dense([p for i, p in enumerate(parts) if i != 2]), V1_XY, yaw) + shift
     for vid, xy in (('v1', V1_XY), ('v2', (505.0, 0.0)), ('v3', (530.0, 0.0))):
         platoon.odom[vid].publish(odom_msg(vid, *xy, cov_xy=0.0))
-    assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
+    assert spin(executor, lambda: all(st.position is not None for st in fusion.core.vehicles.values()))
     # Twice, 0.6 s apart: only cells the vehicle's own earlier evidence also holds are registered
     # (coregistration.static_min_age_s 0.5).
     for _ in range(2):
@@ -338,96 +340,6 @@ def test_coregistration_recovers_a_biased_vehicle(graph, executor, spin):
         w = platoon.statuses[f'fusion_node: {other}'][1]
         assert math.hypot(float(w['coreg.dx']), float(w['coreg.dy'])) < 0.15, (other, w)
         assert abs(float(w['coreg.dyaw_deg'])) < 0.3, (other, w)
-
-
-# ------------------------------------------------------------ pure helpers --
-
-def test_warp_moves_a_biased_grid_back_onto_the_truth():
-    parts = scene()
-    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
-    truth = rasterise(dense(parts)) == OCC
-    biased = rasterise(rotate_about(dense(parts), V1_XY, yaw) + shift)
-    logodds = np.where(biased == OCC, 2.2, -1.4).astype(np.float32)
-    known = np.ones(CO_SPEC.shape, dtype=bool)
-    c, s = math.cos(-yaw), math.sin(-yaw)
-    t = -np.array([[c, -s], [s, c]]) @ shift
-    spec, l2, k2 = warp_evidence(CO_SPEC, logodds, known, Correction(t[0], t[1], -yaw, tuple(V1_XY)))
-    ox, oy = spec.lattice_offset(CO_SPEC)
-    back = l2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
-    kb = k2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
-    assert set(np.unique(l2[k2])) == {np.float32(2.2), np.float32(-1.4)}     # order 0: values never mix
-    occ = kb & (back > 0)
-    # Nearest-cell resampling: every moved occupied cell is the true cell or its neighbour.
-    near = ndimage.binary_dilation(truth, np.ones((3, 3), bool))
-    assert np.all(near[occ])
-    assert np.count_nonzero(occ & truth) / np.count_nonzero(occ) > 0.6
-    before = np.count_nonzero(truth & (biased == OCC)) / np.count_nonzero(biased == OCC)
-    assert before < 0.2                                                     # the bias really mattered
-    assert not k2[0].any() and not k2[:, 0].any()                           # the margin holds everything
-    assert spec.width > CO_SPEC.width and spec.lattice_offset(CO_SPEC) == (ox, oy)
-    same = warp_evidence(CO_SPEC, logodds, known, Correction())
-    assert same[0] == CO_SPEC and same[1] is logodds
-
-
-def test_warp_on_the_common_lattice_keeps_a_sub_cell_correction():
-    """Evidence shared at 0.4 m and corrected by 0.2 m: warped on its own lattice it moves by a whole
-    0.4 m cell or not at all; repeated onto the 0.2 m lattice first, it moves by the 0.2 m."""
-    coarse = GridSpec(0.0, 0.0, 0.4, 50, 25)
-    logodds = np.zeros(coarse.shape, np.float32)
-    logodds[10, 20] = 2.0                                      # a post at x 8.0-8.4, y 4.0-4.4
-    known = np.ones(coarse.shape, bool)
-    corr = Correction(0.2, 0.0, 0.0, (0.0, 0.0))
-    spec, out, k = warp_evidence(coarse, logodds, known, corr)
-    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
-    assert np.all(np.isclose(xs, 8.2) | np.isclose(xs, 8.6)) and len(xs) == 1     # 0.4 m or nothing
-    fine = GridSpec(0.0, 0.0, 0.2, 100, 50)
-    rep = np.repeat(np.repeat(logodds, 2, axis=0), 2, axis=1)
-    spec, out, k = warp_evidence(fine, rep, np.ones(fine.shape, bool), corr)
-    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
-    np.testing.assert_allclose(sorted(set(np.round(xs, 6))), [8.3, 8.5])
-
-
-def test_mask_on_reads_a_coarse_mask_at_the_fine_cell_centres():
-    coarse = GridSpec(-0.8, 0.0, 0.4, 4, 2)
-    mask = np.zeros(coarse.shape, bool)
-    mask[1, 2] = True                                          # x 0.0-0.4, y 0.4-0.8
-    fine = GridSpec(-0.2, 0.2, 0.2, 6, 5)                     # x -0.2-1.0, y 0.2-1.2 (partly outside)
-    out = mask_on(coarse, mask, fine)
-    assert out.shape == fine.shape
-    assert set(zip(*np.nonzero(out))) == {(1, 1), (1, 2), (2, 1), (2, 2)}   # y 0.4-0.8, x 0.0-0.4
-    full = mask_on(coarse, np.ones(coarse.shape, bool), fine)
-    assert full[:3, :5].all() and not full[:, 5:].any() and not full[3:].any()    # centres beyond 0.8: outside
-
-
-def test_correction_travels_with_the_vehicle():
-    """A pose error (offset + heading) is the same wherever the vehicle is: one correction, turned about the
-    vehicle's position at each stamp, undoes it along the whole drive (about one fixed map point it would
-    be off sideways by dyaw x the distance driven: 0.44 m per second at 25 m/s and 1 deg)."""
-    rng = np.random.default_rng(0)
-    shift, yaw = np.array([0.1, 0.5]), math.radians(1.0)
-    corr = Correction(-shift[0], -shift[1], -yaw, (0.0, 0.0))   # about the odometry position: -bias, -yaw
-    for x in (0.0, 25.0, 50.0):
-        true_pos = np.array([x, 0.0])
-        pts = true_pos + rng.uniform(-40.0, 80.0, (20, 2))
-        sensed = rotate_about(pts, true_pos, yaw) + shift           # what the biased vehicle reports
-        odom = tuple(true_pos + shift)
-        np.testing.assert_allclose(apply_correction(sensed, corr.at(odom).as_result()), pts, atol=1e-9)
-    assert corr.at((50.0, 0.5)).pivot == (50.0, 0.5) and corr.at((50.0, 0.5)).dyaw == corr.dyaw
-    est = CoregResult(1.0, 0.0, math.radians(1.0), 1.0, 0.0, True, 'ok', (40.0, -3.0))
-    half = Correction().blend(est, 0.5)
-    assert half.pivot == (40.0, -3.0)
-    assert (half.dx, half.dy, half.dyaw) == pytest.approx((0.5, 0.0, math.radians(0.5)))
-    c = Correction()
-    for _ in range(10):
-        c = c.blend(est, 0.5)
-    assert (c.dx, c.dyaw) == pytest.approx((1.0, math.radians(1.0)), rel=1e-3)
-
-
-def test_platoon_center_moves_ahead_along_the_mean_heading():
-    center = platoon_center([np.array([0.0, 0.0]), np.array([10.0, 2.0])], [0.0, math.pi / 2], 10.0)
-    np.testing.assert_allclose(center, [5.0 + 10 / math.sqrt(2), 1.0 + 10 / math.sqrt(2)])
-    np.testing.assert_allclose(platoon_center([np.array([1.0, 2.0])], [0.0, math.pi], 10.0), [1.0, 2.0])
-    assert quat_wxyz_yaw(np.array([math.cos(0.3), 0.0, 0.0, math.sin(0.3)])) == pytest.approx(0.6)
 
 
 # ------------------------------------------------------------- parameters --
@@ -465,24 +377,6 @@ def test_yaml_documents_every_parameter_with_its_default():
     assert cfg.publish_period_s == pytest.approx(0.1)
 
 
-def test_config_rejects_bad_values():
-    d = {p.name: p.default for p in PARAMS}
-    with pytest.raises(ConfigError, match=r'vehicle_weights has 2 values for 4 vehicles'):
-        config_from_params({**d, 'vehicle_weights': [1.0, 0.5]})
-    with pytest.raises(ConfigError, match=r"vehicles \['v1', 'v1'\] has duplicates"):
-        config_from_params({**d, 'vehicles': ['v1', 'v1'], 'vehicle_weights': [1.0, 1.0]})
-    with pytest.raises(ConfigError, match=r"vehicle id '/v1' is not a ROS name token"):
-        config_from_params({**d, 'vehicles': ['/v1'], 'vehicle_weights': [1.0]})
-    with pytest.raises(ConfigError, match=r"weight of vehicle 'v2' must be in \(0, 1\], got 1.5"):
-        config_from_params({**d, 'vehicle_weights': [1.0, 1.5, 1.0, 1.0]})
-    with pytest.raises(ConfigError, match=r"grid.mode 'rolling': expected one of follow_platoon, fixed"):
-        config_from_params({**d, 'grid.mode': 'rolling'})
-    with pytest.raises(ConfigError, match=r'grid.fixed_origin \(0.1, 0.0\) m is not a multiple'):
-        config_from_params({**d, 'grid.mode': 'fixed', 'grid.fixed_origin_x_m': 0.1})
-    with pytest.raises(ConfigError, match='clamp bounds'):
-        config_from_params({**d, 'fusion.clamp_max': 0.0})
-
-
 def test_node_rejects_out_of_range_parameter(ros_context):
     with pytest.raises(ConfigError, match="parameter 'grid.resolution_m'"):
         make_fusion(ros_context, **{'grid.resolution_m': -0.2})
@@ -517,7 +411,7 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
         assert np.all(grid_from_msg(grids[0][0])[1] == -1)                  # before the evidence
         spec, cells = grid_from_msg(grids[1][0])
         assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
-        assert fusion.vehicles['v1'].drops.counts == {'too_old': 1}
+        assert fusion.drops.counts == {'v1.too_old': 1}
         assert len(fusion.latency) == 1
         # publish (50.12 s on evidence, else 50.2 s on the timer) - stamp 50.1 s
         assert fusion.latency.percentile(50) == pytest.approx(20.0 if on_evidence else 100.0)
@@ -537,7 +431,7 @@ def test_time_reference_maps_a_vehicle_clock_to_common_time(ros_context, executo
     vehicle_now = fusion.get_clock().now().nanoseconds
     assert abs(fusion.now_ns() - vehicle_now) < 5 * 10**9           # before any pair: the node clock
     pub.publish(make_time_reference(vehicle_now, vehicle_now + 3600 * 10**9))
-    assert spin(executor, lambda: fusion.clock_map.n_samples == 1)
+    assert spin(executor, lambda: fusion.core.clock_map.n_samples == 1)
     offset = fusion.now_ns() - fusion.get_clock().now().nanoseconds
     assert abs(offset - 3600 * 10**9) < 10**9, offset
 
@@ -560,7 +454,7 @@ def test_coregistration_accumulates_static_cells_over_frames(graph, executor, sp
     platoon.odom['v1'].publish(odom_msg('v1', *V1_XY, cov_xy=0.0))
     platoon.odom['v2'].publish(odom_msg('v2', 505.0, 0.0, cov_xy=0.0))
     platoon.odom['v3'].publish(odom_msg('v3', 530.0, 0.0, cov_xy=0.0))
-    assert spin(executor, lambda: all(st.position is not None for st in fusion.vehicles.values()))
+    assert spin(executor, lambda: all(st.position is not None for st in fusion.core.vehicles.values()))
     for view in views:
         now = fusion.now_ns()
         send(platoon, 'v1', CO_SPEC, view, now)
@@ -603,7 +497,7 @@ def test_delayed_odometry_places_the_member_where_it_is_now(ros_context):
         pose = PoseSample(pose_common - offset, np.array([100.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 0.0]),
                           np.diag([0.01, 0.01, 0.0, 0.0, 0.0, 0.0]), np.array([25.0, 0.0, 0.0]))
         runner.feed('/v1/odom', pose_to_odometry(pose, 'map', 'v1/base_link'), pose_common + 150_000_000)
-        x, y, _, _ = node.member_poses(pose_common + 200_000_000)[0]
+        x, y, _, _ = node.core.member_poses(pose_common + 200_000_000)[0]
         assert x == pytest.approx(100.0 + 25.0 * 0.2, abs=0.05)   # from when it was true, not when it came
         assert y == pytest.approx(0.0, abs=1e-6)
     finally:
@@ -629,12 +523,12 @@ def test_a_slow_link_is_measured_and_its_evidence_fused(ros_context, allowance_s
         assert values['link.latency_ms'] == pytest.approx(600.0)
         assert values['link.missing_share'] == pytest.approx(0.0)
         if allowance_s:
-            assert fusion.vehicles['v1'].drops.counts == {'too_old': 4}    # before 5 latencies were measured
+            assert fusion.drops.counts == {'v1.too_old': 4}    # before 5 latencies were measured
             assert values['accepted'] == 8
             assert values['link.evidence_max_age_s'] == pytest.approx(1.0)
             assert values['link.object_max_age_s'] == pytest.approx(0.8)   # dynamic.max_age_s 0.3 + 0.5
         else:
-            assert fusion.vehicles['v1'].drops.counts == {'too_old': 12}
+            assert fusion.drops.counts == {'v1.too_old': 12}
             assert values['link.evidence_max_age_s'] == pytest.approx(0.5)
     finally:
         fusion.destroy_node()

@@ -104,7 +104,8 @@ def run(ros_context, consistency: bool) -> dict:
                 runner.feed(f'/{vid}/evidence_grid', grid_to_msg(spec, cells, stamp_ns, 'map'),
                             stamp_ns + 20_000_000)
         runner.advance_to(START_NS + int(DURATION_S * 1e9))
-        core_flag_ns = fusion.consistency.status('v2').first_flagged_stamp_ns if fusion.consistency else None
+        core_flag_ns = (fusion.core.consistency.status('v2').first_flagged_stamp_ns if fusion.core.consistency
+                        else None)
     finally:
         fusion.destroy_node()
         twin.destroy_node()

@@ -415,7 +415,7 @@ def test_lockstep_coarse_shared_evidence_is_fused_by_a_finer_fusion_node(ros_con
         assert (fcells[iy, ix] >= 65).all(), fcells[iy, ix]
         ix, iy = cells_along(fspec, 8.0, 16.0)
         assert (fcells[iy, ix].astype(int) < 40).all() and (fcells[iy, ix] >= 0).all(), fcells[iy, ix]
-        assert not fusion.vehicles['v5'].drops.counts, fusion.vehicles['v5'].drops.counts
+        assert not fusion.drops.counts, fusion.drops.counts
     finally:
         vehicle.destroy_node()
         fusion.destroy_node()

@@ -1,0 +1,575 @@
+"""The fusion node's whole work as one core object: evidence of every vehicle -> one common grid.
+
+:class:`CooperativeFusion` owns the :class:`CommonGrid`, the consistency check,
+the dynamic layer, co-registration and, per vehicle, its odometry, clock fit,
+link statistics and latest evidence. The fusion node subscribes, converts
+messages to arrays, calls :meth:`~CooperativeFusion.add` (and ``add_odometry``,
+``add_radar``, ``add_time_reference``, ``coregister``), publishes what
+:meth:`~CooperativeFusion.publish` returns and reports the health values. Stamps
+are common time, int ns, unless named ``*_vehicle_ns``.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..drops import Cause
+from ..errors import ConfigError
+from ..grid import GridSpec
+from ..link import LinkMonitor, age_limit_ns
+from ..timebase import ClockEstimator
+from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_member_hits, member_box_mask, \
+    resample_to_resolution
+from .config import FusionNodeConfig, WindowMode
+from .consistency import ConsistencyChecker
+from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
+from .correction import Correction, mask_on, warp_evidence
+from .dynamic import DynamicLayer, RadarTargets
+
+
+class InputDrop(str, Enum):
+    """Drop causes of the fusion's inputs besides :class:`DropCause` (core.drops vocabulary, and two of its own)."""
+
+    MALFORMED = Cause.MALFORMED.value    # OccupancyGrid whose layout does not match its fields
+    FRAME = Cause.FRAME.value            # evidence or odometry not in the fusion frame
+    COVARIANCE = Cause.COVARIANCE.value  # odometry xy covariance non-finite or not PSD (pose and last good cov kept)
+    DUPLICATE = Cause.DUPLICATE.value    # evidence with the stamp of one already fused (a re-delivery)
+    MALFORMED_ODOM = 'malformed_odom'    # odometry with a non-finite position / orientation / twist
+    MALFORMED_RADAR = 'malformed_radar'  # radar targets without x, y, velocity or not in the fusion frame
+
+
+#: Every cause a vehicle's drops are reported under (diagnostics ``drops.<cause>``, 0 when none).
+VEHICLE_CAUSES: tuple[str, ...] = (*(c.value for c in DropCause if c is not DropCause.UNKNOWN_VEHICLE),
+                                   *(c.value for c in InputDrop))
+
+
+class Health(str, Enum):
+    """A vehicle's health as /diagnostics reports it."""
+
+    OK = 'ok'
+    WARN = 'warn'
+    STALE = 'stale'
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What became of one input: accepted, or dropped with ``cause`` (a diagnostics key) and ``detail``.
+
+    publish : evidence only: publish now (publish_on_evidence, the minimum interval since the last has passed)
+    """
+
+    accepted: bool
+    cause: str | None = None
+    detail: str = ''
+    publish: bool = False
+
+
+@dataclass(frozen=True)
+class GridOutput:
+    """One published common grid: cells (H, W) int8 percent (-1 unknown) on ``spec``, stamped ``stamp_ns``;
+    latencies_ms : publish - sensor stamp of the evidence fused since the previous grid, ms."""
+
+    spec: GridSpec
+    cells: NDArray[np.int8]
+    stamp_ns: int
+    latencies_ms: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class VehicleReport:
+    """One vehicle's health: level, one-line message and the diagnostics values (see :meth:`vehicle_report`)."""
+
+    health: Health
+    state: str
+    message: str
+    values: dict[str, object]
+
+
+@dataclass
+class _Evidence:
+    spec: GridSpec
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    stamp_ns: int
+
+
+@dataclass
+class VehicleState:
+    """What the fusion keeps per configured vehicle: odometry, clock fit, link, latest evidence, correction."""
+
+    position: NDArray[np.float64] | None = None
+    yaw: float = 0.0
+    speed: float = 0.0
+    pose_ns: int | None = None
+    cov_xy: NDArray[np.float64] | None = None
+    evidence: _Evidence | None = None
+    correction: Correction = Correction()
+    coreg_last: CoregResult | None = None
+    coreg_updates: int = 0
+    coreg_static_points: int = 0
+    # (stamp ns, occupied points (N, 2) m) of recent evidence, uncorrected: the static-structure filter
+    coreg_history: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=deque)
+    # (stamp ns, static points (N, 2) m, odometry position (2,) m at the stamp) of recent evidence,
+    # uncorrected: accumulated for registration
+    coreg_static: deque[tuple[int, NDArray[np.float64], NDArray[np.float64]]] = field(default_factory=deque)
+    fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
+    radar: deque[tuple[int, NDArray[np.float64]]] = field(default_factory=lambda: deque(maxlen=8))  # (stamp, xyv)
+    # the vehicle's clock -> common time, from its time references: odometry stamps are in the vehicle clock
+    clock: ClockEstimator = field(default_factory=ClockEstimator)
+    # latency, loss, reordering of the evidence stream as it arrives
+    link: LinkMonitor = field(default_factory=LinkMonitor)
+
+
+def quat_wxyz_yaw(q: NDArray[np.floating]) -> float:
+    """Yaw (rad) of a unit quaternion (w, x, y, z)."""
+    w, x, y, z = (float(v) for v in q)
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def platoon_center(positions: Sequence[NDArray[np.floating]], yaws: Sequence[float], forward_offset_m: float
+                   ) -> NDArray[np.float64]:
+    """Centroid of the vehicle positions (N, 2), moved ``forward_offset_m`` along the mean heading."""
+    p = np.mean(np.asarray(positions, dtype=np.float64).reshape(-1, 2), axis=0)
+    h = np.array([np.mean(np.cos(yaws)), np.mean(np.sin(yaws))])
+    n = float(np.hypot(*h))
+    return p + (forward_offset_m * h / n if n > 1e-6 else 0.0)
+
+
+class CooperativeFusion:
+    """Every configured vehicle's evidence, odometry and radar targets -> the common grid (README: fusion)."""
+
+    def __init__(self, config: FusionNodeConfig) -> None:
+        cfg = self.config = config
+        self.grid = CommonGrid(cfg.fusion)
+        self.consistency = ConsistencyChecker(cfg.consistency) if cfg.consistency is not None else None
+        self.dynamic = DynamicLayer(cfg.dynamic) if cfg.dynamic is not None else None
+        self.vehicles = {v: VehicleState(link=LinkMonitor(cfg.link_window_ns, min_samples=cfg.link_min_samples))
+                         for v in cfg.vehicles}
+        #: the node clock -> common time (time_reference_topic); None: the node clock is common time
+        self.clock_map = ClockEstimator() if cfg.time_reference_topic else None
+        # A member's body is as certain as the grid allows: the upper clamp.
+        self._body_percent = int(round(100.0 / (1.0 + math.exp(-cfg.fusion.clamp_max))))
+        self._placed = cfg.window_mode is WindowMode.FIXED
+        self._window_center: NDArray[np.float64] | None = None
+        self._last_publish_ns: int | None = None
+
+    # ------------------------------------------------------------------ time --
+
+    def add_time_reference(self, stamp_vehicle_ns: int, common_ns: int, vehicle_id: str | None = None) -> None:
+        """One (clock, common time) pair: of ``vehicle_id``'s clock, or of the node clock when None."""
+        if vehicle_id is not None:
+            # an outlier is rejected by the fit and shows as clock.rejected
+            self.vehicles[vehicle_id].clock.add(stamp_vehicle_ns, common_ns)
+        elif self.clock_map is not None:
+            self.clock_map.add(stamp_vehicle_ns, common_ns)
+
+    def common_time(self, node_clock_ns: int) -> int:
+        """Common time of a node clock reading, ns (the reading itself until a time reference is heard)."""
+        if self.clock_map is not None and self.clock_map.n_samples > 0:
+            return int(self.clock_map.to_common(node_clock_ns))
+        return node_clock_ns
+
+    def evidence_max_age_ns(self, vehicle_id: str, now_ns: int) -> int:
+        """Age limit of the vehicle's evidence: fusion.max_age_s with its link allowance, ns."""
+        return self._with_link_allowance(self.config.fusion.max_age_ns, self.vehicles[vehicle_id], now_ns)
+
+    def object_max_age_ns(self, vehicle_id: str, now_ns: int) -> int | None:
+        """Age limit of the vehicle's moving objects: dynamic.max_age_s with its link allowance, ns."""
+        if self.config.dynamic is None:
+            return None
+        return self._with_link_allowance(self.config.dynamic.max_age_ns, self.vehicles[vehicle_id], now_ns)
+
+    def _with_link_allowance(self, base_ns: int, st: VehicleState, now_ns: int) -> int:
+        """``base_ns`` + the vehicle's evidence latency (median arrival - stamp over link.window_s)
+        beyond link.nominal_latency_s, capped by link.latency_allowance_max_s, ns."""
+        return age_limit_ns(base_ns, st.link.latency_ns(now_ns), self.config.latency_allowance_max_ns,
+                            self.config.nominal_latency_ns)
+
+    # ---------------------------------------------------------------- inputs --
+
+    def add_odometry(self, vehicle_id: str, position: NDArray[np.floating], quat_wxyz: NDArray[np.floating],
+                     speed_mps: float, cov_xy: NDArray[np.floating] | None, stamp_vehicle_ns: int,
+                     now_ns: int) -> None:
+        """The vehicle's latest pose: position (>= 2,) m in map, orientation (w, x, y, z), forward speed m/s,
+        xy covariance (2, 2) m² (None: unusable, the last good one is kept: none at all would fuse the
+        vehicle unblurred at full weight)."""
+        st = self.vehicles[vehicle_id]
+        st.position = np.asarray(position, dtype=np.float64)[:2].copy()
+        st.yaw = quat_wxyz_yaw(quat_wxyz)
+        st.speed = float(speed_mps) if math.isfinite(speed_mps) else 0.0
+        # The stamp is in the vehicle clock: through the vehicle's clock fit it says when the pose was
+        # true, however late the message came (a delayed link); until a time reference has been heard,
+        # the receive time stands in for it. Never later than now.
+        st.pose_ns = min(int(st.clock.to_common(stamp_vehicle_ns)), now_ns) if st.clock.n_samples else now_ns
+        if cov_xy is not None:
+            st.cov_xy = np.asarray(cov_xy, dtype=np.float64)
+
+    def add_radar(self, vehicle_id: str, stamp_ns: int, xyv: NDArray[np.floating]) -> None:
+        """The vehicle's radar targets in map: xyv (N, 3) x, y (m), radial velocity (m/s, ego-motion removed)."""
+        self.vehicles[vehicle_id].radar.append((stamp_ns, np.asarray(xyv, dtype=np.float64)))
+
+    def add(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
+            stamp_ns: int, now_ns: int) -> AddResult:
+        """Fuse one evidence grid of ``vehicle_id``: logodds (H, W) float32, known (H, W) bool on ``spec``.
+
+        Its co-registration correction is applied (about the vehicle's odometry position at the stamp),
+        hits on platoon members dropped, cells contradicting the others scaled down, moving components
+        handed to the dynamic layer, the rest integrated into the common grid.
+        """
+        st = self.vehicles.get(vehicle_id)
+        if st is None:
+            return AddResult(False, DropCause.UNKNOWN_VEHICLE.value,
+                             f'vehicle {vehicle_id!r} is not configured: expected one of {list(self.vehicles)}')
+        cfg = self.config
+        if stamp_ns - now_ns <= cfg.fusion.future_tolerance_ns:
+            st.link.add(stamp_ns, now_ns)      # a stamp from the future says nothing about the link
+        if stamp_ns in st.fused_stamps:
+            return AddResult(False, InputDrop.DUPLICATE.value,
+                             f'evidence at {stamp_ns} ns was fused already: fusing it twice would count it twice')
+        st.evidence = _Evidence(spec, logodds, known, stamp_ns)
+        self._remember_for_coregistration(st)
+        placing = not self._placed
+        if placing:
+            # follow_platoon before any odometry: start the window on the first evidence.
+            self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
+        spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns)
+        max_age_ns = self.evidence_max_age_ns(vehicle_id, now_ns)
+        if self.dynamic is not None:
+            spec, logodds, known = self._split_moving(vehicle_id, st, spec, logodds, known, stamp_ns, now_ns,
+                                                      max_age_ns)
+        result = self.grid.integrate(vehicle_id, spec, logodds, known, stamp_ns, now_ns, st.cov_xy,
+                                     max_age_ns=max_age_ns)
+        if result.accepted:
+            st.fused_stamps.append(stamp_ns)
+            gap = cfg.publish_min_interval_ns
+            return AddResult(True, publish=gap is not None and (self._last_publish_ns is None
+                                                               or now_ns - self._last_publish_ns >= gap))
+        if placing:
+            self._placed = False      # rejected evidence must not place the window: the next input does
+        return AddResult(False, result.cause.value if result.cause is not None else None, result.reason)
+
+    def _prepare(self, vehicle_id: str, st: VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
+                 known: NDArray[np.bool_], stamp_ns: int
+                 ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+        """The evidence corrected, without member hits and with conflicting cells scaled down."""
+        cfg = self.config
+        # What the consistency check compares: the evidence on its own lattice (the others' are on theirs).
+        checked = None
+        if not st.correction.is_identity:
+            # About where the vehicle was at the stamp (the pose error travels with it).
+            at = self._odom_at(st, stamp_ns)
+            corr = st.correction.at(at[:2]) if at is not None else st.correction
+            fine = self._fine(spec, logodds, known)
+            if fine is not None:
+                # Nearest-cell warping on a 0.4 m lattice would move the evidence by whole 0.4 m cells (a
+                # 0.25 m correction by 0.4 m): warp on the common lattice; check the coarse warp.
+                if self.consistency is not None:
+                    checked = warp_evidence(spec, logodds, known, corr)
+                spec, logodds, known = fine
+            spec, logodds, known = warp_evidence(spec, logodds, known, corr)
+        if cfg.footprints is not None:
+            # The members' bodies are drawn at publish time; their faces seen at this stamp would lag.
+            members = self.member_poses(stamp_ns)
+            logodds, known, _ = drop_member_hits(spec, logodds, known, members, cfg.footprint_margin_m,
+                                                 cfg.footprint_margin_behind_m)
+            if checked is not None:
+                checked = (checked[0], *drop_member_hits(*checked, members, cfg.footprint_margin_m,
+                                                         cfg.footprint_margin_behind_m)[:2])
+        if self.consistency is not None:
+            # Cells contradicting two or more other vehicles are scaled down (the per-cell weight); free
+            # road swept by what may have moved between two vehicles' stamps (along the vehicle's heading)
+            # is not compared.
+            pose = self._pose_at(st, stamp_ns)
+            heading = pose[2] if pose is not None else 0.0
+            if checked is None:
+                logodds = self.consistency.check(vehicle_id, spec, logodds, known, stamp_ns, heading).logodds
+            else:
+                conflict = self.consistency.check(vehicle_id, *checked, stamp_ns, heading).conflict
+                weight = self.consistency.config.conflict_weight
+                logodds = np.where(mask_on(checked[0], conflict, spec), logodds * np.float32(weight),
+                                   logodds).astype(np.float32)
+        return spec, logodds, known
+
+    def _fine(self, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_]
+              ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]] | None:
+        """The evidence repeated onto the common resolution when it is coarser (a whole multiple), else None."""
+        if spec.resolution <= self.grid.spec.resolution * (1.0 + 1e-6) or np.shape(logodds) != spec.shape \
+                or np.shape(known) != spec.shape:
+            return None
+        try:
+            return resample_to_resolution(spec, logodds, known, self.grid.spec.resolution, self.grid.spec)
+        except ConfigError:
+            return None          # not a whole multiple: integrate drops it with its cause
+
+    def _split_moving(self, vehicle_id: str, st: VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
+                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int, max_age_ns: int
+                      ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+        """The static part of the evidence (on the common resolution); its moving components go to the
+        dynamic layer. Evidence that integrate will drop (older than ``max_age_ns``, future, bad shape or
+        geometry) is returned unchanged, so it is dropped with its cause and leaves no object."""
+        cfg = self.config
+        if now_ns - stamp_ns > max_age_ns \
+                or stamp_ns - now_ns > cfg.fusion.future_tolerance_ns \
+                or np.shape(logodds) != spec.shape or np.shape(known) != spec.shape:
+            return spec, logodds, known
+        try:
+            r_spec, r_l, r_k = resample_to_resolution(spec, logodds, known, self.grid.spec.resolution,
+                                                      self.grid.spec)
+            self.grid.spec.lattice_offset(r_spec)
+        except ConfigError:
+            return spec, logodds, known
+        pose = self._pose_at(st, stamp_ns)
+        heading = pose[2] if pose is not None else 0.0
+        radar = None
+        if pose is not None and st.radar:
+            r_stamp, xyv = min(st.radar, key=lambda item: abs(item[0] - stamp_ns))
+            fp = cfg.footprints.get(vehicle_id) if cfg.footprints is not None else None
+            # The radar sits at the front of the body (config/scenarios: 3.4 of 3.5 m, 9.55 of 9.5 m).
+            front = fp.length_m - fp.rear_overhang_m if fp is not None else 0.0
+            sensor = np.array([pose[0] + front * math.cos(heading), pose[1] + front * math.sin(heading)])
+            radar = RadarTargets(r_stamp, xyv, sensor)
+        zone = None
+        members = self.member_poses(stamp_ns)
+        if members:
+            # Around each member's body (footprint margins + member_margin_m ahead and behind) a component
+            # is a face of the member the margins missed (sensor timing): fused static, never an object.
+            m = cfg.dynamic_member_margin_m
+            zone = np.zeros(r_spec.shape, dtype=bool)
+            for x, y, yaw, fp in members:
+                grown = Footprint(fp.length_m + 2.0 * m, fp.width_m, fp.rear_overhang_m + m)
+                zone |= member_box_mask(r_spec, x, y, yaw, grown, cfg.footprint_margin_m,
+                                        cfg.footprint_margin_behind_m)
+        split = self.dynamic.split(vehicle_id, r_spec, r_l, r_k, stamp_ns, heading, radar,
+                                   cfg.fusion.vehicle_weights.get(vehicle_id, 1.0), zone,
+                                   max_age_ns=self.object_max_age_ns(vehicle_id, now_ns))
+        return split.spec, split.logodds, split.known
+
+    # --------------------------------------------------------------- members --
+
+    def _odom_at(self, st: VehicleState, t_ns: int) -> tuple[float, float, float] | None:
+        """(x, y, yaw) of the vehicle's odometry at common time ``t_ns`` (its latest pose moved at its speed),
+        uncorrected; None without odometry or when it is older than the vehicle timeout."""
+        if st.position is None or st.pose_ns is None \
+                or abs(t_ns - st.pose_ns) > self.config.fusion.vehicle_timeout_ns:
+            return None
+        dt = (t_ns - st.pose_ns) * 1e-9
+        xy = st.position + st.speed * dt * np.array([math.cos(st.yaw), math.sin(st.yaw)])
+        return float(xy[0]), float(xy[1]), st.yaw
+
+    def _pose_at(self, st: VehicleState, t_ns: int) -> tuple[float, float, float] | None:
+        """(x, y, yaw) of the vehicle at common time ``t_ns``: its odometry there through its co-registration
+        correction (about itself: an offset and a heading change); None without recent odometry."""
+        pose = self._odom_at(st, t_ns)
+        if pose is None:
+            return None
+        c = st.correction
+        return pose[0] + c.dx, pose[1] + c.dy, pose[2] + c.dyaw
+
+    def member_poses(self, t_ns: int) -> list[tuple[float, float, float, Footprint]]:
+        """(x, y, yaw, footprint) of every member with odometry, its latest pose moved at its odometry
+        speed to common time ``t_ns`` and through its co-registration correction; members whose pose is
+        older than ``fusion.vehicle_timeout_s`` are left out."""
+        out: list[tuple[float, float, float, Footprint]] = []
+        if self.config.footprints is None:
+            return out
+        for vid, st in self.vehicles.items():
+            fp = self.config.footprints.get(vid)
+            pose = self._pose_at(st, t_ns) if fp is not None else None
+            if pose is not None:
+                out.append((*pose, fp))
+        return out
+
+    # --------------------------------------------------------------- publish --
+
+    def _place(self, center: NDArray[np.float64]) -> None:
+        """Recentre the window on ``center`` (x, y) when it moved by a cell or more."""
+        cfg = self.config
+        if self._window_center is not None and self._placed and \
+                float(np.max(np.abs(center - self._window_center))) < cfg.resolution_m:
+            return
+        spec = GridSpec.centered(float(center[0]), float(center[1]), cfg.size_x_m, cfg.size_y_m, cfg.resolution_m)
+        if spec != self.grid.spec:
+            self.grid.recenter(spec)
+        self._window_center = np.asarray(center, dtype=np.float64).copy()
+        self._placed = True
+
+    def publish(self, now_ns: int) -> GridOutput:
+        """One fusion cycle at common time ``now_ns``: place the window, decay, draw the moving objects
+        where they are now and the members' bodies; the grid to publish."""
+        cfg = self.config
+        if cfg.window_mode is WindowMode.FOLLOW_PLATOON:
+            known = [st for st in self.vehicles.values() if st.position is not None]
+            if known:
+                self._place(platoon_center([st.position for st in known], [st.yaw for st in known],
+                                           cfg.forward_offset_m))
+        self.grid.advance(now_ns)
+        cells = self.grid.posterior_percent()
+        if self.dynamic is not None:
+            cells = self.dynamic.draw(self.grid.spec, cells, now_ns)
+        if cfg.footprints is not None:
+            cells = draw_members(self.grid.spec, cells, self.member_poses(now_ns), self._body_percent)
+        self._last_publish_ns = now_ns
+        return GridOutput(self.grid.spec, cells, now_ns, self.grid.latency_ms(now_ns))
+
+    # -------------------------------------------------------- co-registration --
+
+    def _remember_for_coregistration(self, st: VehicleState) -> None:
+        """Keep the occupied cells of the vehicle's latest evidence for the static-structure filter
+        (as long as the filter may still need them: static_min_age + a vehicle timeout) and its static
+        cells for accumulation (accumulate_s; the latest only when 0)."""
+        cfg = self.config
+        if not cfg.coreg_enabled or st.evidence is None:
+            return
+        ev = st.evidence
+        points = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
+        static = self._static_points(st, points, ev.stamp_ns)
+        if cfg.coreg_static_min_age_ns > 0:
+            st.coreg_history.append((ev.stamp_ns, points))
+            keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
+            while st.coreg_history and ev.stamp_ns - st.coreg_history[0][0] > keep:
+                st.coreg_history.popleft()
+        if static is not None:
+            # Where the vehicle was: its correction turns these points about there (NaN: no odometry yet,
+            # the points are not registered).
+            at = self._odom_at(st, ev.stamp_ns)
+            st.coreg_static.append((ev.stamp_ns, static, np.array(at[:2] if at is not None else (math.nan,) * 2)))
+        while st.coreg_static and ev.stamp_ns - st.coreg_static[0][0] > cfg.coreg_accumulate_ns:
+            st.coreg_static.popleft()
+
+    def _accumulated_static(self, st: VehicleState) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """The union (N, 2), metres, of the vehicle's static cells over its evidence of the last accumulate_s
+        (one point per cell, oldest evidence first) and, per point, the vehicle's odometry position (N, 2)
+        at the stamp of the newest evidence holding it; None before any evidence has static cells."""
+        if not st.coreg_static:
+            return None
+        points = np.concatenate([p for _t, p, _c in st.coreg_static])
+        pivots = np.concatenate([np.broadcast_to(c, p.shape) for _t, p, c in st.coreg_static])
+        # Newest first into unique: each cell keeps its newest sighting.
+        q = 0.01 * self.config.resolution_m
+        _, first = np.unique(np.round(points[::-1] / q).astype(np.int64), axis=0, return_index=True)
+        keep = len(points) - 1 - np.sort(first)[::-1]
+        return points[keep], pivots[keep]
+
+    def _static_points(self, st: VehicleState, points: NDArray[np.float64], stamp_ns: int
+                       ) -> NDArray[np.float64] | None:
+        """The points of the evidence at ``stamp_ns`` that the vehicle's evidence at least
+        ``static_min_age`` older also holds; all of them when the filter is off; None while no evidence
+        is that old yet."""
+        min_age = self.config.coreg_static_min_age_ns
+        if min_age <= 0:
+            return points
+        earlier = [p for t, p in st.coreg_history if stamp_ns - t >= min_age]
+        if not earlier:
+            return None
+        return persistent_points(points, earlier[-1], self.config.coreg_static_tolerance_m)
+
+    def coregister(self, now_ns: int) -> bool:
+        """One co-registration round over all fresh vehicles' static structure
+        (:func:`~cooperative_fusion.core.fusion.coregistration.register_platoon`); False when fewer than two
+        vehicles have any (nothing ran)."""
+        cfg = self.config
+        points: dict[str, NDArray[np.float64]] = {}
+        pivots: dict[str, NDArray[np.float64]] = {}
+        for vid, st in self.vehicles.items():
+            ev = st.evidence
+            if ev is not None and now_ns - ev.stamp_ns <= cfg.fusion.vehicle_timeout_ns:
+                static = self._accumulated_static(st)
+                if static is not None:
+                    points[vid], pivots[vid] = static
+                    st.coreg_static_points = len(static[0])
+        if len(points) < 2:
+            return False
+        # Each vehicle against the others' evidence moved by their estimates of this round, then the
+        # platoon's median correction removed: registering to evidence as received pulled honest vehicles
+        # towards a biased one (v2 +0.6-0.9 m towards a 0.5 m biased v1 on highway_occlusion_landmarks),
+        # and registering to corrected evidence without an anchor let all corrections drift together.
+        current = {vid: self.vehicles[vid].correction.as_result() for vid in points}
+        results = register_platoon(points, pivots, current, cfg.coreg, cfg.coreg_sweeps)
+        for vid, result in results.items():
+            st = self.vehicles[vid]
+            st.coreg_last = result
+            if result.accepted:
+                st.correction = st.correction.blend(result, cfg.coreg_smoothing)
+                st.coreg_updates += 1
+        return True
+
+    # ---------------------------------------------------------------- health --
+
+    def grid_values(self, now_ns: int) -> dict[str, object]:
+        """grid.* : window geometry; dynamic.objects : moving objects drawn now, dynamic.moving_total :
+        moving components so far (with the dynamic layer)."""
+        spec = self.grid.spec
+        values: dict[str, object] = {
+            'grid.width': spec.width, 'grid.height': spec.height, 'grid.resolution_m': spec.resolution,
+            'grid.origin_x': spec.origin_x, 'grid.origin_y': spec.origin_y}
+        if self.dynamic is not None:
+            values['dynamic.objects'] = len(self.dynamic.objects(now_ns))
+            values['dynamic.moving_total'] = self.dynamic.moving_total
+        return values
+
+    def vehicle_report(self, vehicle_id: str, now_ns: int) -> VehicleReport:
+        """Health, message and values of one vehicle (drop counts are the node's).
+
+        state : active / dropped (silent longer than the timeout: WARN) / never_seen (STALE);
+        last_seen_age_s; accepted; rejoins; weight;
+        link.latency_ms / link.latency_p95_ms : evidence arrival - stamp (median / p95 over link.window_s),
+        link.missing_share : share of the evidence stream missing over the window, link.reordered /
+        link.duplicates : counts so far, link.evidence_max_age_s / link.object_max_age_s : the age limits
+        in force (fusion.max_age_s / dynamic.max_age_s + the latency beyond link.nominal_latency_s, capped);
+        clock.samples, clock.rejected, clock.offset_ms : the vehicle clock's fit to common time;
+        coreg.dx, coreg.dy (m), coreg.dyaw_deg : the correction applied, about coreg.pivot_x/_y;
+        coreg.fitness, coreg.rmse (m), coreg.accepted, coreg.reason : the latest estimate;
+        coreg.updates : accepted estimates so far; coreg.static_points : static cells registered last;
+        consistency.score (1 = agrees with the others), consistency.conflict_cells (latest message),
+        consistency.conflict_cells_total, consistency.flagged (score below consistency.flag_below: WARN).
+        """
+        st = self.vehicles[vehicle_id]
+        book = self.grid.vehicles_status(now_ns)[vehicle_id]
+        if book.last_seen_ns is None:
+            health, state, message = Health.STALE, 'never_seen', 'no evidence fused yet'
+        elif book.active:
+            health, state, message = Health.OK, 'active', f'{book.accepted} grids fused'
+        else:
+            health, state = Health.WARN, 'dropped'
+            message = f'silent for {(now_ns - book.last_seen_ns) / 1e9:.1f} s: dropped from the fusion'
+        cons = self.consistency.status(vehicle_id) if self.consistency is not None else None
+        if cons is not None and cons.flagged and health is not Health.WARN:
+            health = Health.WARN
+            message = (f'inconsistent: score {cons.score:.2f} < {self.consistency.config.flag_below:g}, '
+                       f'{cons.last_conflict_cells} cells contradict the others')
+        values: dict[str, object] = {
+            'state': state,
+            'last_seen_age_s': math.nan if book.last_seen_ns is None else (now_ns - book.last_seen_ns) / 1e9,
+            'accepted': book.accepted, 'rejoins': book.rejoins, 'weight': book.weight}
+        lat = st.link.latency_ns(now_ns)
+        values.update({'link.latency_ms': math.nan if lat is None else lat / 1e6,
+                       'link.latency_p95_ms': (math.nan if lat is None
+                                               else st.link.latency_ns(now_ns, 0.95) / 1e6),
+                       'link.missing_share': st.link.missing_share(now_ns),
+                       'link.reordered': st.link.reordered, 'link.duplicates': st.link.duplicates,
+                       'link.evidence_max_age_s': self.evidence_max_age_ns(vehicle_id, now_ns) / 1e9})
+        obj_age = self.object_max_age_ns(vehicle_id, now_ns)
+        if obj_age is not None:
+            values['link.object_max_age_s'] = obj_age / 1e9
+        values.update({'clock.samples': st.clock.n_samples, 'clock.rejected': st.clock.n_rejected,
+                       'clock.offset_ms': st.clock.offset_ns / 1e6 if st.clock.n_samples else math.nan})
+        corr = st.correction
+        values.update({'coreg.dx': corr.dx, 'coreg.dy': corr.dy, 'coreg.dyaw_deg': math.degrees(corr.dyaw),
+                       'coreg.pivot_x': corr.pivot[0], 'coreg.pivot_y': corr.pivot[1],
+                       'coreg.updates': st.coreg_updates, 'coreg.static_points': st.coreg_static_points})
+        last = st.coreg_last
+        values.update({'coreg.fitness': math.nan if last is None else last.fitness,
+                       'coreg.rmse': math.nan if last is None else last.rmse,
+                       'coreg.accepted': False if last is None else last.accepted,
+                       'coreg.reason': 'not run' if last is None else last.reason})
+        if cons is not None:
+            values.update({'consistency.score': cons.score, 'consistency.conflict_cells': cons.last_conflict_cells,
+                           'consistency.conflict_cells_total': cons.total_conflict_cells,
+                           'consistency.flagged': cons.flagged})
+        return VehicleReport(health, state, message, values)

@@ -1,0 +1,140 @@
+"""Evidence moved through a vehicle's co-registration correction (core.fusion.correction)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cooperative_fusion.core.fusion.coregistration import CoregResult, apply_correction
+from cooperative_fusion.core.fusion.correction import Correction, mask_on, warp_evidence
+from cooperative_fusion.core.grid import GridSpec
+
+RES = 0.2
+FREE, OCC = 20, 90
+
+CO_SPEC = GridSpec(490.0, -10.0, RES, 300, 100)    # x 490..550, y -10..10
+V1_XY = np.array([518.0, 0.0])
+
+
+def box_outline(cx: float, cy: float, length: float, width: float, yaw: float) -> np.ndarray:
+    """Closed outline (5, 2) of a box, metres (first corner repeated)."""
+    hl, hw = length / 2, width / 2
+    corners = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw], [-hl, -hw]])
+    c, s = math.cos(yaw), math.sin(yaw)
+    return corners @ np.array([[c, -s], [s, c]]).T + (cx, cy)
+
+
+def scene() -> list[np.ndarray]:
+    """Five cars on a three-lane road near x = 520 m and a guard rail (test_coregistration.py's)."""
+    cars = [box_outline(510.0, 3.5, 4.5, 1.9, 0.05), box_outline(525.0, 0.0, 4.6, 1.8, -0.02),
+            box_outline(540.0, -3.5, 12.0, 2.5, 0.0), box_outline(532.0, 3.6, 4.2, 1.8, 0.1),
+            box_outline(503.0, -3.4, 4.4, 1.9, 0.0)]
+    return cars + [np.array([[495.0, 6.5], [545.0, 6.5]])]
+
+
+def rotate_about(p: np.ndarray, c: np.ndarray, yaw: float) -> np.ndarray:
+    cs, sn = math.cos(yaw), math.sin(yaw)
+    return (p - c) @ np.array([[cs, -sn], [sn, cs]]).T + c
+
+
+def rasterise(points: np.ndarray) -> np.ndarray:
+    """Percent cells of CO_SPEC: the cells hit by points occupied, all else free."""
+    cells = np.full(CO_SPEC.shape, FREE, dtype=np.int8)
+    ix, iy = CO_SPEC.world_to_cell(points)
+    ok = CO_SPEC.in_bounds(ix, iy)
+    cells[iy[ok], ix[ok]] = OCC
+    return cells
+
+
+def dense(parts: list[np.ndarray]) -> np.ndarray:
+    """The outlines resampled at 5 cm so every crossed cell is hit."""
+    out = []
+    for p in parts:
+        seg = np.diff(p, axis=0)
+        n = np.maximum(np.ceil(np.hypot(*seg.T) / 0.05).astype(int), 1)
+        for a, d, k in zip(p[:-1], seg, n):
+            out.append(a + d * (np.arange(k) / k)[:, None])
+    return np.concatenate(out)
+
+
+def test_warp_moves_a_biased_grid_back_onto_the_truth():
+    parts = scene()
+    shift, yaw = np.array([0.5, 0.0]), math.radians(1.0)
+    truth = rasterise(dense(parts)) == OCC
+    biased = rasterise(rotate_about(dense(parts), V1_XY, yaw) + shift)
+    logodds = np.where(biased == OCC, 2.2, -1.4).astype(np.float32)
+    known = np.ones(CO_SPEC.shape, dtype=bool)
+    c, s = math.cos(-yaw), math.sin(-yaw)
+    t = -np.array([[c, -s], [s, c]]) @ shift
+    spec, l2, k2 = warp_evidence(CO_SPEC, logodds, known, Correction(t[0], t[1], -yaw, tuple(V1_XY)))
+    ox, oy = spec.lattice_offset(CO_SPEC)
+    back = l2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
+    kb = k2[oy:oy + CO_SPEC.height, ox:ox + CO_SPEC.width]
+    assert set(np.unique(l2[k2])) == {np.float32(2.2), np.float32(-1.4)}     # order 0: values never mix
+    occ = kb & (back > 0)
+    # Nearest-cell resampling: every moved occupied cell is the true cell or its neighbour.
+    near = ndimage.binary_dilation(truth, np.ones((3, 3), bool))
+    assert np.all(near[occ])
+    assert np.count_nonzero(occ & truth) / np.count_nonzero(occ) > 0.6
+    before = np.count_nonzero(truth & (biased == OCC)) / np.count_nonzero(biased == OCC)
+    assert before < 0.2                                                     # the bias really mattered
+    assert not k2[0].any() and not k2[:, 0].any()                           # the margin holds everything
+    assert spec.width > CO_SPEC.width and spec.lattice_offset(CO_SPEC) == (ox, oy)
+    same = warp_evidence(CO_SPEC, logodds, known, Correction())
+    assert same[0] == CO_SPEC and same[1] is logodds
+
+
+def test_warp_on_the_common_lattice_keeps_a_sub_cell_correction():
+    """Evidence shared at 0.4 m and corrected by 0.2 m: warped on its own lattice it moves by a whole
+    0.4 m cell or not at all; repeated onto the 0.2 m lattice first, it moves by the 0.2 m."""
+    coarse = GridSpec(0.0, 0.0, 0.4, 50, 25)
+    logodds = np.zeros(coarse.shape, np.float32)
+    logodds[10, 20] = 2.0                                      # a post at x 8.0-8.4, y 4.0-4.4
+    known = np.ones(coarse.shape, bool)
+    corr = Correction(0.2, 0.0, 0.0, (0.0, 0.0))
+    spec, out, k = warp_evidence(coarse, logodds, known, corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    assert np.all(np.isclose(xs, 8.2) | np.isclose(xs, 8.6)) and len(xs) == 1     # 0.4 m or nothing
+    fine = GridSpec(0.0, 0.0, 0.2, 100, 50)
+    rep = np.repeat(np.repeat(logodds, 2, axis=0), 2, axis=1)
+    spec, out, k = warp_evidence(fine, rep, np.ones(fine.shape, bool), corr)
+    xs = spec.origin_x + (np.nonzero(out > 1.0)[1] + 0.5) * spec.resolution
+    np.testing.assert_allclose(sorted(set(np.round(xs, 6))), [8.3, 8.5])
+
+
+def test_mask_on_reads_a_coarse_mask_at_the_fine_cell_centres():
+    coarse = GridSpec(-0.8, 0.0, 0.4, 4, 2)
+    mask = np.zeros(coarse.shape, bool)
+    mask[1, 2] = True                                          # x 0.0-0.4, y 0.4-0.8
+    fine = GridSpec(-0.2, 0.2, 0.2, 6, 5)                     # x -0.2-1.0, y 0.2-1.2 (partly outside)
+    out = mask_on(coarse, mask, fine)
+    assert out.shape == fine.shape
+    assert set(zip(*np.nonzero(out))) == {(1, 1), (1, 2), (2, 1), (2, 2)}   # y 0.4-0.8, x 0.0-0.4
+    full = mask_on(coarse, np.ones(coarse.shape, bool), fine)
+    assert full[:3, :5].all() and not full[:, 5:].any() and not full[3:].any()    # centres beyond 0.8: outside
+
+
+def test_correction_travels_with_the_vehicle():
+    """A pose error (offset + heading) is the same wherever the vehicle is: one correction, turned about the
+    vehicle's position at each stamp, undoes it along the whole drive (about one fixed map point it would
+    be off sideways by dyaw x the distance driven: 0.44 m per second at 25 m/s and 1 deg)."""
+    rng = np.random.default_rng(0)
+    shift, yaw = np.array([0.1, 0.5]), math.radians(1.0)
+    corr = Correction(-shift[0], -shift[1], -yaw, (0.0, 0.0))   # about the odometry position: -bias, -yaw
+    for x in (0.0, 25.0, 50.0):
+        true_pos = np.array([x, 0.0])
+        pts = true_pos + rng.uniform(-40.0, 80.0, (20, 2))
+        sensed = rotate_about(pts, true_pos, yaw) + shift           # what the biased vehicle reports
+        odom = tuple(true_pos + shift)
+        np.testing.assert_allclose(apply_correction(sensed, corr.at(odom).as_result()), pts, atol=1e-9)
+    assert corr.at((50.0, 0.5)).pivot == (50.0, 0.5) and corr.at((50.0, 0.5)).dyaw == corr.dyaw
+    est = CoregResult(1.0, 0.0, math.radians(1.0), 1.0, 0.0, True, 'ok', (40.0, -3.0))
+    half = Correction().blend(est, 0.5)
+    assert half.pivot == (40.0, -3.0)
+    assert (half.dx, half.dy, half.dyaw) == pytest.approx((0.5, 0.0, math.radians(0.5)))
+    c = Correction()
+    for _ in range(10):
+        c = c.blend(est, 0.5)
+    assert (c.dx, c.dyaw) == pytest.approx((1.0, math.radians(1.0)), rel=1e-3)
