@@ -4,10 +4,11 @@
     ros2 launch cooperative_fusion gazebo_platoon.launch.py world_dir:=$PWD/gz_world record:=$PWD/gz_run
 
 Starts ``gz sim`` on world_dir/world.sdf (world_dir on GZ_SIM_SYSTEM_PLUGIN_PATH, for the
-Python motion system), ros_gz_bridge's ``parameter_bridge`` with world_dir/bridge.yaml, every
-vehicle node (config/vehicle.yaml, config/vehicles/<v>.yaml, then world_dir/gazebo_params.yaml),
-fusion and twin on sim time, and ``ros2 bag record`` (mcap) of every bridged topic (inputs,
-clock, truth) and the outputs of config/platoon.yaml. Gazebo stops after ``duration`` sim
+Python motion system), ros_gz_bridge's ``parameter_bridge`` with world_dir/bridge.yaml, the
+nodes of the platoon config (``platoon_file``, default config/platoon.yaml): each vehicle node with
+its params files, then world_dir/gazebo_params.yaml; fusion and twin with the platoon parameters;
+all on sim time; and ``ros2 bag record`` (mcap) of every bridged topic (inputs, clock, truth) and
+the platoon config's record topics. Gazebo stops after ``duration`` sim
 seconds and the launch with it. Score the run with ``cooperative-fusion export-gazebo
 --truth-from`` and ``cooperative-fusion evaluate`` (docs/gazebo.md).
 """
@@ -22,12 +23,11 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
+from cooperative_fusion.core.errors import ConfigError
+
 PACKAGE = 'cooperative_fusion'
-DEFAULT_VEHICLES = 'v1,v2,v3,v4'
-VEHICLE_PARAMS = 'vehicle.yaml'
-VEHICLE_OVERRIDE_DIR = 'vehicles'
-FUSION_PARAMS = 'fusion.yaml'
-TWIN_PARAMS = 'twin.yaml'
+#: The platoon config in the package's config/, when platoon_file is not given.
 PLATOON_CONFIG = 'platoon.yaml'
 #: Files of an `export-gazebo` directory.
 WORLD_FILE = 'world.sdf'
@@ -38,9 +38,16 @@ STEP_S = 0.001
 
 
 def _gazebo(context):
-    config = os.path.join(get_package_share_directory(PACKAGE), 'config')
+    platoon_file = LaunchConfiguration('platoon_file').perform(context) or \
+        os.path.join(get_package_share_directory(PACKAGE), 'config', PLATOON_CONFIG)
+    cfg = load_platoon_config(platoon_file)
+    derived = cfg.node_parameters()
     world_dir = os.path.abspath(LaunchConfiguration('world_dir').perform(context))
-    vehicles = [v.strip() for v in LaunchConfiguration('vehicles').perform(context).split(',') if v.strip()]
+    selected = [v.strip() for v in LaunchConfiguration('vehicles').perform(context).split(',') if v.strip()]
+    unknown = sorted(set(selected) - set(cfg.vehicles))
+    if unknown:
+        raise ConfigError(f'{cfg.path}: vehicles:={",".join(selected)}: {unknown} not in the platoon '
+                          f'{list(cfg.vehicles)}')
     duration_s = float(LaunchConfiguration('duration').perform(context))
     headless = LaunchConfiguration('headless').perform(context).lower() in ('true', '1')
     sim = {'use_sim_time': True}
@@ -55,30 +62,24 @@ def _gazebo(context):
     actions.append(Node(package='ros_gz_bridge', executable='parameter_bridge', name='gz_bridge',
                         parameters=[{'config_file': bridge_file, **sim}], output='screen'))
     gazebo_params = os.path.join(world_dir, GAZEBO_PARAMS)
-    for v in vehicles:
-        params = [os.path.join(config, VEHICLE_PARAMS)]
-        override = os.path.join(config, VEHICLE_OVERRIDE_DIR, f'{v}.yaml')
-        if os.path.isfile(override):
-            params.append(override)
-        actions.append(Node(package=PACKAGE, executable='vehicle_node', name='vehicle_node', namespace=v,
-                            parameters=[*params, gazebo_params, {'vehicle_id': v, **sim}], output='screen',
-                            emulate_tty=True))
+    vehicles = [v for v in cfg.platoon if not selected or v.id in selected]
+    for vehicle in vehicles:
+        actions.append(Node(package=PACKAGE, executable='vehicle_node', name='vehicle_node', namespace=vehicle.id,
+                            parameters=[*map(str, vehicle.params), gazebo_params, {'vehicle_id': vehicle.id, **sim}],
+                            output='screen', emulate_tty=True))
     actions += [
         Node(package=PACKAGE, executable='fusion_node', name='fusion_node',
-             parameters=[os.path.join(config, FUSION_PARAMS), sim], output='screen', emulate_tty=True),
+             parameters=[*map(str, cfg.fusion_params), {**derived[NodeKind.FUSION], **sim}], output='screen',
+             emulate_tty=True),
         Node(package=PACKAGE, executable='twin_node', name='twin_node',
-             parameters=[os.path.join(config, TWIN_PARAMS), sim], output='screen', emulate_tty=True),
+             parameters=[*map(str, cfg.twin_params), {**derived[NodeKind.TWIN], **sim}], output='screen',
+             emulate_tty=True),
     ]
     record = LaunchConfiguration('record').perform(context)
     if record:
         with open(bridge_file) as f:
             topics = [entry['ros_topic_name'] for entry in yaml.safe_load(f)]
-        with open(os.path.join(config, PLATOON_CONFIG)) as f:
-            outputs = yaml.safe_load(f)['record']['topics']
-        for topic in outputs:
-            for t in ([topic.replace('<v>', v) for v in vehicles] if '<v>' in topic else [topic]):
-                if t not in topics:
-                    topics.append(t)
+        topics += [t for t in cfg.record_topics if t not in topics]
         actions.append(ExecuteProcess(cmd=['ros2', 'bag', 'record', '-s', 'mcap', '--use-sim-time', '-o', record,
                                            *topics], output='screen'))
     return actions
@@ -87,8 +88,12 @@ def _gazebo(context):
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('world_dir', description='directory written by `cooperative-fusion export-gazebo`'),
-        DeclareLaunchArgument('vehicles', default_value=DEFAULT_VEHICLES,
-                              description='comma-separated vehicle ids of the scenario; one vehicle node each'),
+        DeclareLaunchArgument('platoon_file', default_value='',
+                              description=f'platoon config (empty: the package\'s config/{PLATOON_CONFIG}); '
+                                          f'its vehicles must be the scenario\'s'),
+        DeclareLaunchArgument('vehicles', default_value='',
+                              description='comma-separated ids of the vehicle nodes to start (empty: every '
+                                          'vehicle of the platoon)'),
         DeclareLaunchArgument('duration', default_value='20.0',
                               description="sim seconds to run (the scenario's duration_s)"),
         DeclareLaunchArgument('headless', default_value='true', description='true: gz sim server only, no GUI'),

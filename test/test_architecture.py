@@ -127,7 +127,8 @@ ALLOWED = {
     'ros': {'core', 'core.vehicle', 'core.fusion', 'core.twin'},
     'sim': {'core', 'core.vehicle', 'core.twin', 'ros'},
     'nodes': {'core', 'core.vehicle', 'core.fusion', 'core.twin', 'ros'},
-    'evaluation': {'core', 'core.fusion', 'core.twin', 'ros'},
+    # evaluation reads the nodes' parameter tables (nodes/*_params.py) to map their files as the nodes do
+    'evaluation': {'core', 'core.fusion', 'core.twin', 'ros', 'nodes'},
     'app': {'core', 'core.vehicle', 'core.fusion', 'core.twin', 'ros', 'nodes', 'sim', 'evaluation'},
     'commands': {'core', 'ros', 'sim', 'app', 'evaluation'},
     'cli': {'core', 'ros', 'commands'},

@@ -312,15 +312,12 @@ def test_gazebo_launch_names_real_things():
     consts = _constants(tree)
     declared = {call.args[0].value for call in _calls(tree, 'DeclareLaunchArgument')}
     used = {call.args[0].value for call in _calls(tree, 'LaunchConfiguration')}
-    assert declared == used == {'world_dir', 'vehicles', 'duration', 'headless', 'record'}
-    for key in ('VEHICLE_PARAMS', 'FUSION_PARAMS', 'TWIN_PARAMS', 'PLATOON_CONFIG'):
-        assert (CONFIG / consts[key]).is_file(), key
-    assert (CONFIG / consts['VEHICLE_OVERRIDE_DIR']).is_dir()
+    assert declared == used == {'world_dir', 'platoon_file', 'vehicles', 'duration', 'headless', 'record'}
+    assert (CONFIG / consts['PLATOON_CONFIG']).is_file()
     from cooperative_fusion.sim import gazebo
 
     assert (consts['WORLD_FILE'], consts['BRIDGE_FILE'], consts['GAZEBO_PARAMS']) == (
         gazebo.WORLD_FILE, gazebo.BRIDGE_FILE, gazebo.PARAMS_FILE)
-    assert tuple(consts['DEFAULT_VEHICLES'].split(',')) == bringup.load_platoon_config(None).vehicles
 
 
 @pytest.fixture(scope='module')
@@ -348,14 +345,14 @@ def test_gazebo_launch_starts_gazebo_bridge_platoon_and_recorder(monkeypatch, ga
     assert (bridge.kwargs['package'], bridge.kwargs['executable']) == ('ros_gz_bridge', 'parameter_bridge')
     (params,) = bridge.kwargs['parameters']
     assert Path(params['config_file']) == export.bridge and params['use_sim_time'] is True
-    cfg = bringup.load_platoon_config(None)
+    cfg = platoon.load_platoon_config(None)
     scripts = _console_scripts()
     views = [_node_view(n) for n in nodes[1:]]
     assert {v[0] for v in views} <= scripts
     want = []
     for s in cfg.node_specs():
         exe, ns, files, inline = _spec_view(s, True)
-        if s.kind == bringup.NodeKind.VEHICLE:
+        if s.kind == platoon.NodeKind.VEHICLE:
             files = files + [str(export.params)]
         want.append((exe, ns, files, inline))
     assert views == want
