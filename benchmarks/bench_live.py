@@ -1,17 +1,14 @@
 """Live benchmark: every node its own OS process, fed by a bag replayed at sensor rate.
 
-For each platoon size N (``--vehicles 2 4 8``) it simulates ``--duration`` s of a
-``highway_occlusion`` variant with N platoon vehicles, starts the N vehicle
-nodes, fusion and twin as separate processes (bringup :class:`NodeSpec`
-commands, ``use_sim_time``, an isolated ROS domain), replays the bag with
-``cooperative-fusion replay --rate R`` and listens from this process (not a
-measured one) to ``/<v>/evidence_grid``, ``/cooperative/grid`` and
-``/diagnostics``. Per N: evidence published / fused, fusion drops by cause,
-data age (see :func:`age_samples`) p50 / p95 / max and its trend, and CPU
-cores per second of data of each process (``/proc/<pid>/stat``).
-
-Reference, measured in the same run: the same bag through the same nodes in one
-process, lock-step (``cooperative-fusion run --bag``), as cores per second of data.
+Per platoon size N (``--vehicles 2 4 8``): simulate ``--duration`` s of a
+``highway_occlusion`` variant with N vehicles; start the vehicle nodes, fusion
+and twin as processes (bringup :class:`NodeSpec` commands, ``use_sim_time``, an
+isolated ROS domain); replay the bag (``cooperative-fusion replay --rate R``);
+listen from this process, which is not measured. Reported: evidence published /
+fused, fusion drops by cause, data age (:func:`age_samples`) p50 / p95 / max and
+trend, CPU cores per second of data of each process (``/proc/<pid>/stat``).
+Reference, same run: the same bag and nodes in one process, lock-step
+(``cooperative-fusion run --bag``), in cores per second of data.
 
 Last line: ``live_n2_fused=... live_n2_too_old=... live_n2_age_p95_ms=... live_n2_cores_fusion=... ...``.
 """
@@ -298,8 +295,11 @@ def platoon_config_file(scenario: Any, raw_scenario: dict[str, Any], out_dir: Pa
     return path
 
 
-def simulate_bag(n: int, duration_s: float, out_dir: Path) -> tuple[Any, dict[str, Any], Path]:
-    """Simulate ``duration_s`` of the N-vehicle variant into ``out_dir/scenario``: (scenario, raw dict, bag)."""
+def simulate_bag(n: int, duration_s: float, out_dir: Path) -> tuple[Any, dict[str, Any], Path, dict[str, int]]:
+    """Simulate ``duration_s`` of the N-vehicle variant into ``out_dir/scenario``.
+
+    Returns (scenario, its raw dict, the bag, messages per topic).
+    """
     from cooperative_fusion.core.config_files import read_yaml
     from cooperative_fusion.sim.bag_writer import write_simulation
     from cooperative_fusion.sim.scenario import scenario_from_dict
@@ -308,8 +308,9 @@ def simulate_bag(n: int, duration_s: float, out_dir: Path) -> tuple[Any, dict[st
     raw = scenario_variant(read_yaml(SCENARIO, 'scenario file'), n)
     scenario = scenario_from_dict(raw, f'{SCENARIO} with {n} vehicles')
     bag = out_dir / 'scenario'
-    write_simulation(Simulation(scenario, seed=SEED).events(duration_s=duration_s), bag, progress=False, overwrite=True)
-    return scenario, raw, bag
+    counts = write_simulation(Simulation(scenario, seed=SEED).events(duration_s=duration_s), bag,
+                              progress=False, overwrite=True)
+    return scenario, raw, bag, counts
 
 
 # ------------------------------------------------------------------ live run --
@@ -320,12 +321,14 @@ class LiveResult:
 
     n: int
     data_s: float
+    sweeps: int = 0          # lidar sweeps in the bag: the evidence grids the vehicles could publish
     published: int = 0
     received: int = 0
     fused: int = 0
     drops: dict[str, int] = field(default_factory=dict)
     grids: int = 0
     ages_ms: list[float] = field(default_factory=list)
+    evidence_delay_ms: list[float] = field(default_factory=list)
     age_times_s: list[float] = field(default_factory=list)
     fusion_reported_ms: tuple[float, float] = (math.nan, math.nan)
     cores: dict[str, float] = field(default_factory=dict)
@@ -367,7 +370,8 @@ class _Listener:
         self.node = rclpy.create_node('bench_live_listener', context=context, parameter_overrides=[
             Parameter('use_sim_time', Parameter.Type.BOOL, True)])
         self.vehicles = list(vehicles)
-        self.evidence: dict[str, list[int]] = {v: [] for v in vehicles}
+        self.evidence: dict[str, list[int]] = {v: [] for v in vehicles}      # sensor stamps, ns
+        self.evidence_arrivals: list[tuple[int, int]] = []   # (sim time on arrival here, sensor stamp), ns
         self.grid_stamps: list[int] = []
         self.diagnostics: list[tuple[int, int, dict[str, dict[str, str]]]] = []
         self.first_clock_wall: float | None = None
@@ -396,7 +400,9 @@ class _Listener:
 
     def _on_evidence(self, vid: str) -> Callable[[bytes], None]:
         def on_message(raw: bytes) -> None:
-            self.evidence[vid].append(cdr_header_stamp_ns(raw))
+            stamp = cdr_header_stamp_ns(raw)
+            self.evidence[vid].append(stamp)
+            self.evidence_arrivals.append((self.now_ns(), stamp))
             self.last_output_wall = time.monotonic()
         return on_message
 
@@ -453,13 +459,14 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
     from cooperative_fusion.ros.time import ns_to_stamp
 
     work.mkdir(parents=True, exist_ok=True)
-    scenario, raw, bag = simulate_bag(n, duration_s, work)
+    scenario, raw, bag, counts = simulate_bag(n, duration_s, work)
     cfg_path = platoon_config_file(scenario, raw, work)
     cfg = load_platoon_config(cfg_path)
     with BagReader(bag) as reader:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
         inputs = sorted(t for t in reader.topics() if not t.startswith('/truth/'))
-    result = LiveResult(n=n, data_s=(end_ns - start_ns) / NS_PER_S)
+    result = LiveResult(n=n, data_s=(end_ns - start_ns) / NS_PER_S,
+                        sweeps=sum(counts.get(f'/{v}/lidar/points', 0) for v in cfg.vehicles))
 
     domain = random.SystemRandom().randint(1, 101)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
@@ -535,25 +542,33 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
 
-    final = listener.latest_fusion_status()
-    result.published = sum(len(s) for s in listener.evidence.values())
-    result.grids = len(listener.grid_stamps)
-    per_vehicle = {v: final.get(v, {}) for v in cfg.vehicles}
-    result.received = int(sum(as_number(vals.get('received', 'nan')) for vals in per_vehicle.values()
-                              if math.isfinite(as_number(vals.get('received', 'nan')))))
-    result.fused = int(sum(as_number(vals.get('accepted', 'nan')) for vals in per_vehicle.values()
-                           if math.isfinite(as_number(vals.get('accepted', 'nan')))))
-    result.drops = drop_counts(final.values())
-    node_values = final.get('', {})
-    result.fusion_reported_ms = (as_number(node_values.get('latency_ms.p50', 'nan')),
-                                 as_number(node_values.get('latency_ms.p95', 'nan')))
-    diags = [(t, {v: s[v] for v in cfg.vehicles if v in s}) for t, _, s in listener.diagnostics if t <= end_ns]
-    for t_ns, age in age_samples(listener.evidence, diags):
-        result.age_times_s.append((t_ns - start_ns) / NS_PER_S)
-        result.ages_ms.append(age)
+    _summarise(result, listener, cfg.vehicles, start_ns, end_ns)
     if reference:
         result.reference_cores = lockstep_cores(cfg_path, bag, result.data_s)
     return result
+
+
+def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str], start_ns: int, end_ns: int) -> None:
+    """Fill ``result``'s counts, drops and ages from what ``listener`` heard (the fusion's last report)."""
+    final = listener.latest_fusion_status()
+
+    def total(key: str) -> int:
+        values = [as_number(final.get(v, {}).get(key, 'nan')) for v in vehicles]
+        return int(sum(x for x in values if math.isfinite(x)))
+
+    result.published = sum(len(s) for s in listener.evidence.values())
+    result.grids = len(listener.grid_stamps)
+    result.evidence_delay_ms = [(t - stamp) / 1e6 for t, stamp in listener.evidence_arrivals if t <= end_ns]
+    result.received, result.fused = total('received'), total('accepted')
+    result.drops = drop_counts(final.values())
+    own = final.get('', {})
+    result.fusion_reported_ms = (as_number(own.get('latency_ms.p50', 'nan')),
+                                 as_number(own.get('latency_ms.p95', 'nan')))
+    # after the run's end sim time moved on only to flush the counters: no delay or age samples there
+    diags = [(t, {v: s[v] for v in vehicles if v in s}) for t, _, s in listener.diagnostics if t <= end_ns]
+    for t_ns, age in age_samples(listener.evidence, diags):
+        result.age_times_s.append((t_ns - start_ns) / NS_PER_S)
+        result.ages_ms.append(age)
 
 
 #: Run in a fresh interpreter: the CPU seconds of a lock-step run, imports and interpreter start left out.
@@ -587,16 +602,19 @@ def _fmt(x: float, digits: int = 0) -> str:
 
 def table(results: Sequence[LiveResult]) -> list[str]:
     """Markdown table, one row per platoon size."""
-    lines = ['| N | evidence published | fused | too_old | other drops | not taken in | grids '
-             '| age p50 / p95 / max ms | age trend ms/s | fusion-reported age p50 / p95 ms '
+    lines = ['| N | lidar sweeps | evidence published | fused | too_old | other drops | not taken in | grids '
+             '| evidence delay p50 / p95 ms | age p50 / p95 / max ms | age trend ms/s '
+             '| fusion-reported age p50 / p95 ms '
              '| cores: vehicle (max) | fusion | twin | all nodes | lock-step ref | live / ref |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         vc = r.vehicle_cores()
         ages = r.ages_ms
         ratio = r.pipeline_cores() / r.reference_cores if r.reference_cores > 0 else math.nan
         lines.append(
-            f'| {r.n} | {r.published} | {r.fused} | {r.too_old} | {r.other_drops} | {r.lost} | {r.grids} '
+            f'| {r.n} | {r.sweeps} | {r.published} | {r.fused} | {r.too_old} | {r.other_drops} | {r.lost} '
+            f'| {r.grids} '
+            f'| {_fmt(percentile(r.evidence_delay_ms, 50))} / {_fmt(percentile(r.evidence_delay_ms, 95))} '
             f'| {_fmt(percentile(ages, 50))} / {_fmt(percentile(ages, 95))} / {_fmt(max(ages, default=math.nan))} '
             f'| {_fmt(trend_slope(r.age_times_s, ages), 1)} '
             f'| {_fmt(r.fusion_reported_ms[0])} / {_fmt(r.fusion_reported_ms[1])} '
@@ -613,8 +631,9 @@ def result_line(results: Sequence[LiveResult]) -> str:
         vc = r.vehicle_cores()
         ages = r.ages_ms
         values = {
-            'published': str(r.published), 'fused': str(r.fused), 'too_old': str(r.too_old),
-            'drops_other': str(r.other_drops), 'not_taken_in': str(r.lost),
+            'sweeps': str(r.sweeps), 'published': str(r.published), 'fused': str(r.fused),
+            'too_old': str(r.too_old), 'drops_other': str(r.other_drops), 'not_taken_in': str(r.lost),
+            'evidence_delay_p50_ms': _fmt(percentile(r.evidence_delay_ms, 50)),
             'age_p50_ms': _fmt(percentile(ages, 50)), 'age_p95_ms': _fmt(percentile(ages, 95)),
             'age_max_ms': _fmt(max(ages, default=math.nan)),
             'age_trend_ms_per_s': _fmt(trend_slope(r.age_times_s, ages), 1),
@@ -646,7 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in args.vehicles:
             print(f'N={n}: simulating {args.duration:g} s, replaying at rate {args.rate:g} ...', flush=True)
             r = run_live(n, args.duration, args.rate, root / f'n{n}', reference=not args.no_reference)
-            print(f'N={n}: {r.published} evidence grids, {r.fused} fused, drops {r.drops or "none"}; '
+            drops = {cause: k for cause, k in r.drops.items() if k} or 'none'
+            print(f'N={n}: {r.published} evidence grids, {r.fused} fused, drops {drops}; '
                   f'processes (cores per data s): '
                   + ', '.join(f'{k} {v:.3f}' for k, v in sorted(r.cores.items())), flush=True)
             results.append(r)

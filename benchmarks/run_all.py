@@ -43,7 +43,8 @@ def results_path(update: bool, out: Path | None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group()
-    target.add_argument('--update', action='store_true', help=f'write the tracked {TRACKED.relative_to(HERE.parent)}')
+    target.add_argument('--update', action='store_true',
+                        help=f'write the tracked {TRACKED.relative_to(HERE.parent)}')
     target.add_argument('--out', type=Path, default=None, metavar='FILE',
                         help=f'write FILE (default: {DEFAULT_OUT.relative_to(HERE.parent)})')
     parser.add_argument('--only', nargs='+', default=None, metavar='NAME',

@@ -159,19 +159,22 @@ def test_platoon_config_for_five_vehicles_gives_node_specs_with_every_vehicle(tm
 
 
 def test_result_line_has_every_figure_of_every_n():
-    r = bench.LiveResult(n=3, data_s=10.0, published=300, received=290, fused=250,
+    r = bench.LiveResult(n=3, data_s=10.0, sweeps=310, published=300, received=290, fused=250,
                          drops={'too_old': 40, 'frame': 0, 'future': 2}, ages_ms=[100.0, 200.0, 300.0],
-                         age_times_s=[1.0, 2.0, 3.0],
+                         age_times_s=[1.0, 2.0, 3.0], evidence_delay_ms=[40.0, 60.0],
                          cores={'vehicle_node_v1': 0.2, 'vehicle_node_v2': 0.3, 'fusion_node': 0.5,
                                 'twin_node': 0.4, 'replay': 0.1}, reference_cores=1.0)
     line = bench.result_line([r])
     values = dict(kv.split('=') for kv in line.split())
+    assert values['live_n3_sweeps'] == '310' and values['live_n3_evidence_delay_p50_ms'] == '50'
     assert values['live_n3_fused'] == '250' and values['live_n3_too_old'] == '40'
     assert values['live_n3_drops_other'] == '2' and values['live_n3_not_taken_in'] == '10'
     assert values['live_n3_age_p50_ms'] == '200' and values['live_n3_age_max_ms'] == '300'
     assert values['live_n3_age_trend_ms_per_s'] == '100.0'
     assert values['live_n3_cores_vehicle_max'] == '0.300' and values['live_n3_cores_all'] == '1.400'
-    assert len(bench.table([r])) == 3
+    header, rule, row = bench.table([r])
+    assert header.count('|') == rule.count('|') == row.count('|')
+    assert row.startswith('| 3 | 310 | 300 | 250 | 40 | 2 | 10 |')
 
 
 # ---------------------------------------------------------------- a live run --
@@ -185,11 +188,12 @@ def test_short_live_run_prints_a_sane_result_line(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert re.fullmatch(r'(live_n2_\w+=\S+ ?)+', lines[-1]), lines[-1]
     v = dict(kv.split('=') for kv in lines[-1].split())
-    published, fused = int(v['live_n2_published']), int(v['live_n2_fused'])
-    assert 0 < fused <= published
+    sweeps, published, fused = (int(v[f'live_n2_{k}']) for k in ('sweeps', 'published', 'fused'))
+    assert sweeps >= 50 and published > 0 and fused > 0      # 2 vehicles x 3 s x 10 Hz lidar = 60 sweeps
     assert int(v['live_n2_too_old']) >= 0 and int(v['live_n2_drops_other']) >= 0
     ages = [float(v[f'live_n2_age_{k}_ms']) for k in ('p50', 'p95', 'max')]
     assert 0.0 <= ages[0] <= ages[1] <= ages[2], ages
+    assert float(v['live_n2_evidence_delay_p50_ms']) >= 0.0
     for key in ('vehicle_max', 'fusion', 'twin', 'all'):
         assert float(v[f'live_n2_cores_{key}']) > 0.0, key
     assert float(v['live_n2_ref_lockstep_cores']) > 0.0
