@@ -122,6 +122,16 @@ def as_number(value: str) -> float:
         return math.nan
 
 
+def fusion_statuses(msg: Any) -> dict[str, dict[str, str]]:
+    """The fusion node's statuses of a DiagnosticArray: '' (the node's own) or vehicle id -> values."""
+    out = {}
+    for status in msg.status:
+        if status.name.startswith('fusion'):
+            key = status.name.split(':', 1)[1].strip() if ':' in status.name else ''
+            out[key] = {kv.key: kv.value for kv in status.values}
+    return out
+
+
 def age_samples(evidence_stamps: Mapping[str, Sequence[int]],
                 diagnostics: Sequence[tuple[int, Mapping[str, Mapping[str, str]]]]
                 ) -> list[tuple[int, float]]:
@@ -332,7 +342,11 @@ class LiveResult:
     age_times_s: list[float] = field(default_factory=list)
     fusion_reported_ms: tuple[float, float] = (math.nan, math.nan)
     cores: dict[str, float] = field(default_factory=dict)
-    reference_cores: float = math.nan
+    reference: Reference | None = None
+
+    @property
+    def reference_cores(self) -> float:
+        return self.reference.cores if self.reference is not None else math.nan
 
     @property
     def too_old(self) -> int:
@@ -411,12 +425,7 @@ class _Listener:
         self.last_output_wall = time.monotonic()
 
     def _on_diagnostics(self, msg: Any) -> None:
-        fusion = {}
-        for status in msg.status:
-            if not status.name.startswith('fusion'):
-                continue
-            key = status.name.split(':')[-1].strip() if ':' in status.name else ''
-            fusion[key] = {kv.key: kv.value for kv in status.values}
+        fusion = fusion_statuses(msg)
         if fusion:
             stamp = msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec
             self.diagnostics.append((self.now_ns(), stamp, fusion))
@@ -544,7 +553,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
 
     _summarise(result, listener, cfg.vehicles, start_ns, end_ns)
     if reference:
-        result.reference_cores = lockstep_cores(cfg_path, bag, result.data_s)
+        result.reference = lockstep_reference(cfg_path, bag, result.data_s, work)
     return result
 
 
@@ -576,22 +585,50 @@ _LOCKSTEP = """
 import sys, time
 from cooperative_fusion.app.bringup import run_bag_lockstep
 t = time.process_time()
-run_bag_lockstep(sys.argv[1], sys.argv[2], None, progress=False)
+run_bag_lockstep(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)
 print(f'cpu_s={time.process_time() - t}')
 """
 
 
-def lockstep_cores(config: Path, bag: Path, data_s: float) -> float:
-    """CPU seconds per second of data of the lock-step run of ``bag`` (every node in one process, as
-    ``cooperative-fusion run --bag``), measured in its own process without its start-up."""
+@dataclass(frozen=True)
+class Reference:
+    """The lock-step run of the same bag: cores per second of data, evidence grids published and fused."""
+
+    cores: float
+    published: int
+    fused: int
+
+
+def lockstep_reference(config: Path, bag: Path, data_s: float, work: Path) -> Reference:
+    """Run ``bag`` lock-step (every node in one process, as ``cooperative-fusion run --bag``) in a fresh
+    process; its CPU seconds per second of data leave out the start-up and include recording the evidence
+    grids and /diagnostics, which give the counts."""
+    from cooperative_fusion.ros.bag import BagReader
+
+    raw = yaml.safe_load(config.read_text())
+    raw['record'] = {'topics': ['/<v>/evidence_grid', '/diagnostics']}
+    ref_config = work / 'platoon_lockstep.yaml'
+    ref_config.write_text(_dump_yaml(raw))
+    record = work / 'lockstep_result'
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)))
-    proc = subprocess.run([sys.executable, '-c', _LOCKSTEP, str(config), str(bag)], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, '-c', _LOCKSTEP, str(ref_config), str(bag), str(record)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('cpu_s=')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f'lock-step reference run failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}')
-    return float(lines[-1].split('=', 1)[1]) / data_s
+    vehicles = [v['id'] for v in raw['vehicles']]
+    published = 0
+    final: dict[str, dict[str, str]] = {}
+    with BagReader(record) as reader:
+        for topic, msgtype, _, data in reader.messages():
+            if topic == '/diagnostics':
+                final.update(fusion_statuses(reader.deserialize(msgtype, data)))
+            else:
+                published += 1
+    accepted = [as_number(final.get(v, {}).get('accepted', 'nan')) for v in vehicles]
+    fused = int(sum(x for x in accepted if math.isfinite(x)))
+    return Reference(float(lines[-1].split('=', 1)[1]) / data_s, published, fused)
 
 
 # ------------------------------------------------------------------- output --
@@ -602,7 +639,8 @@ def _fmt(x: float, digits: int = 0) -> str:
 
 def table(results: Sequence[LiveResult]) -> list[str]:
     """Markdown table, one row per platoon size."""
-    lines = ['| N | lidar sweeps | evidence published | fused | too_old | other drops | not taken in | grids '
+    lines = ['| N | lidar sweeps | evidence published (lock-step) | fused (lock-step) | too_old | other drops '
+             '| not taken in | grids '
              '| evidence delay p50 / p95 ms | age p50 / p95 / max ms | age trend ms/s '
              '| fusion-reported age p50 / p95 ms '
              '| cores: vehicle (max) | fusion | twin | all nodes | lock-step ref | live / ref |',
@@ -611,9 +649,10 @@ def table(results: Sequence[LiveResult]) -> list[str]:
         vc = r.vehicle_cores()
         ages = r.ages_ms
         ratio = r.pipeline_cores() / r.reference_cores if r.reference_cores > 0 else math.nan
+        ref_published, ref_fused = (r.reference.published, r.reference.fused) if r.reference else ('-', '-')
         lines.append(
-            f'| {r.n} | {r.sweeps} | {r.published} | {r.fused} | {r.too_old} | {r.other_drops} | {r.lost} '
-            f'| {r.grids} '
+            f'| {r.n} | {r.sweeps} | {r.published} ({ref_published}) | {r.fused} ({ref_fused}) | {r.too_old} '
+            f'| {r.other_drops} | {r.lost} | {r.grids} '
             f'| {_fmt(percentile(r.evidence_delay_ms, 50))} / {_fmt(percentile(r.evidence_delay_ms, 95))} '
             f'| {_fmt(percentile(ages, 50))} / {_fmt(percentile(ages, 95))} / {_fmt(max(ages, default=math.nan))} '
             f'| {_fmt(trend_slope(r.age_times_s, ages), 1)} '
@@ -642,6 +681,8 @@ def result_line(results: Sequence[LiveResult]) -> str:
             'cores_twin': _fmt(r.cores.get('twin_node', math.nan), 3),
             'cores_all': _fmt(r.pipeline_cores(), 3),
             'ref_lockstep_cores': _fmt(r.reference_cores, 3),
+            'ref_lockstep_published': str(r.reference.published) if r.reference else 'nan',
+            'ref_lockstep_fused': str(r.reference.fused) if r.reference else 'nan',
         }
         parts += [f'live_n{r.n}_{k}={v}' for k, v in values.items()]
     return ' '.join(parts)

@@ -163,7 +163,8 @@ def test_result_line_has_every_figure_of_every_n():
                          drops={'too_old': 40, 'frame': 0, 'future': 2}, ages_ms=[100.0, 200.0, 300.0],
                          age_times_s=[1.0, 2.0, 3.0], evidence_delay_ms=[40.0, 60.0],
                          cores={'vehicle_node_v1': 0.2, 'vehicle_node_v2': 0.3, 'fusion_node': 0.5,
-                                'twin_node': 0.4, 'replay': 0.1}, reference_cores=1.0)
+                                'twin_node': 0.4, 'replay': 0.1},
+                         reference=bench.Reference(cores=1.0, published=305, fused=280))
     line = bench.result_line([r])
     values = dict(kv.split('=') for kv in line.split())
     assert values['live_n3_sweeps'] == '310' and values['live_n3_evidence_delay_p50_ms'] == '50'
@@ -174,7 +175,8 @@ def test_result_line_has_every_figure_of_every_n():
     assert values['live_n3_cores_vehicle_max'] == '0.300' and values['live_n3_cores_all'] == '1.400'
     header, rule, row = bench.table([r])
     assert header.count('|') == rule.count('|') == row.count('|')
-    assert row.startswith('| 3 | 310 | 300 | 250 | 40 | 2 | 10 |')
+    assert row.startswith('| 3 | 310 | 300 (305) | 250 (280) | 40 | 2 | 10 |')
+    assert values['live_n3_ref_lockstep_fused'] == '280' and values['live_n3_ref_lockstep_cores'] == '1.000'
 
 
 # ---------------------------------------------------------------- a live run --
@@ -197,5 +199,6 @@ def test_short_live_run_prints_a_sane_result_line(tmp_path):
     for key in ('vehicle_max', 'fusion', 'twin', 'all'):
         assert float(v[f'live_n2_cores_{key}']) > 0.0, key
     assert float(v['live_n2_ref_lockstep_cores']) > 0.0
+    assert int(v['live_n2_ref_lockstep_published']) >= int(v['live_n2_ref_lockstep_fused']) > 0
     assert any(ln.startswith('| 2 |') for ln in lines), 'no table row for N=2'
     assert (tmp_path / 'n2' / 'fusion_node.log').is_file()
