@@ -152,7 +152,7 @@ def age_samples(evidence_stamps: Mapping[str, Sequence[int]],
     published, and evidence dropped as too old leaves the fused stamp where it was,
     so the age grows with sim time in both cases. For a node that keeps up it exceeds
     the age at the first grid holding the evidence by at most one evidence period;
-    evidence lost in a full queue (``lost``) makes it read high (conservative).
+    evidence lost in the fusion's full queue ("not taken in") makes it read high.
     """
     samples: list[tuple[int, float]] = []
     accepted_before: dict[str, float] = {}
@@ -164,8 +164,8 @@ def age_samples(evidence_stamps: Mapping[str, Sequence[int]],
             accepted = as_number(values.get('accepted', 'nan'))
             if not (math.isfinite(received) and math.isfinite(accepted)):
                 continue
-            if accepted > accepted_before.get(vid, 0.0) and 1 <= received <= len(stamps):
-                newest[vid] = stamps[int(received) - 1]
+            if accepted > accepted_before.get(vid, 0.0) and received >= 1 and stamps:
+                newest[vid] = stamps[min(int(received), len(stamps)) - 1]
             accepted_before[vid] = accepted
             if vid in newest:
                 samples.append((t_ns, (t_ns - newest[vid]) / 1e6))
