@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--only', nargs='+', default=None, metavar='NAME',
                         help='run only these benchmarks (bench_live or bench_live.py)')
     args = parser.parse_args(argv)
+    argv_used = sys.argv[1:] if argv is None else list(argv)
     benches = sorted(HERE.glob('bench_*.py'))
     if args.only is not None:
         wanted = {n if n.endswith('.py') else f'{n}.py' for n in args.only}
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((bench.name, last))
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     out = ['# Benchmark results', '', f'- date: {now}', f'- machine: {machine()}',
-           '- command: `make bench` (runs `python benchmarks/run_all.py`; `make bench BENCH_FLAGS=--update` writes this file)', '',
+           f'- command: `python benchmarks/run_all.py{"".join(" " + a for a in argv_used)}` (`make bench`; '
+           '`make bench BENCH_FLAGS=--update` writes the tracked benchmarks/results.md)', '',
            '| benchmark | result line |', '|---|---|']
     out += [f'| `{name}` | `{line}` |' for name, line in rows]
     path = results_path(args.update, args.out)
