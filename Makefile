@@ -42,8 +42,10 @@ demo: venv
 test: venv
 	$(PY) -m pytest -p no:dash -p no:cacheprovider test $(PYTEST_FLAGS)
 
+# Results go to build/benchmarks/results.md; BENCH_FLAGS=--update writes the tracked benchmarks/results.md.
+BENCH_FLAGS ?=
 bench: venv
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output .pytest_cache
