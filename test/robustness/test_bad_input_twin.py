@@ -115,7 +115,7 @@ def run(ctx, stream: Stream) -> Run:
     node = make_node(ctx)
     outputs, _ = harness.run_node(node, stream, start_ns=S - 500 * MS, end_ns=END, outputs=OUTPUTS,
                                   fingerprint=fingerprint)
-    return Run(outputs, dict(node.drops.counts), node.cycles)
+    return Run(outputs, dict(node.drops.counts), node.edge.cycles)
 
 
 baseline = harness.once(lambda ctx: run(ctx, valid_stream()))
@@ -286,13 +286,13 @@ def test_one_stale_grid_does_not_restart_the_twin_but_three_in_a_row_do(ros_cont
         runner = LockstepRunner([node], None, publish_to_dds=False, start_ns=S - 500 * MS)
         for topic, msg, t in valid:
             runner.feed(topic, msg, t)
-        tracks = len(node.last_result.tracks)
-        assert tracks == 1 and node.restarts == 0
+        tracks = len(node.edge.last_result.tracks)
+        assert tracks == 1 and node.edge.restarts == 0
         for k, msg in enumerate(old):
             runner.feed('/cooperative/grid', msg, END + k * PERIOD)
-        assert node.restarts == 1 and node.drops.counts == {'grid_stale': 2}
-        assert node.mirror is not None and node.mirror[2] == S - 20 * 10**9 + 2 * PERIOD
-        assert node.cycles == CYCLES + 1 and node.last_result.tracks == []    # a new tracker
+        assert node.edge.restarts == 1 and node.drops.counts == {'grid_stale': 2}
+        assert node.edge.mirror.cells is not None and node.edge.mirror.stamp_ns == S - 20 * 10**9 + 2 * PERIOD
+        assert node.edge.cycles == CYCLES + 1 and node.edge.last_result.tracks == []    # a new tracker
     finally:
         node.destroy_node()
 
@@ -303,16 +303,16 @@ def test_dropped_grids_leave_the_mirror_and_its_bookkeeping_untouched(ros_contex
         runner = LockstepRunner([node], None, publish_to_dds=False, start_ns=S - 500 * MS)
         for topic, msg, t in valid_stream():
             runner.feed(topic, msg, t)
-        before = (node.mirror_checksum(), node.mirror[2], node.grids_received, list(node._intervals_ns),
-                  node.self_check_values())
+        before = (node.edge.mirror.checksum(), node.edge.mirror.stamp_ns, node.edge.mirror.received,
+                  list(node.edge.mirror.intervals_ns), node.edge.self_check.values())
         empty = grid(S + (CYCLES - 2) * PERIOD)          # older than the latest, and empty
         empty.data = bytes(len(empty.data))
         short = grid(S + CYCLES * PERIOD)                # newer, but its data is cut short
         short.data = bytes(short.data)[:-1]
         for k, msg in enumerate((empty, short)):
             runner.feed('/cooperative/grid', msg, END + k * PERIOD)
-        after = (node.mirror_checksum(), node.mirror[2], node.grids_received, list(node._intervals_ns),
-                 node.self_check_values())
+        after = (node.edge.mirror.checksum(), node.edge.mirror.stamp_ns, node.edge.mirror.received,
+                 list(node.edge.mirror.intervals_ns), node.edge.self_check.values())
         assert node.drops.counts == {'grid_out_of_order': 1, 'grid_format': 1}
         assert after == before
     finally:
