@@ -159,6 +159,11 @@ class RateMeter:
         self._ticks: deque[int] = deque()
         self._first_ns: int | None = None
 
+    @classmethod
+    def for_reports(cls, report_period_s: float) -> RateMeter:
+        """A meter whose window spans two reports every ``report_period_s`` seconds, and at least 1 s."""
+        return cls(max(2.0 * report_period_s, 1.0))
+
     def tick(self, t_ns: int) -> None:
         t_ns = int(t_ns)
         if self._ticks and t_ns < self._ticks[-1] - self._window_ns:
