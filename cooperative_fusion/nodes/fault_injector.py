@@ -34,8 +34,9 @@ published, duplicates included), ``<s>.lost`` (random, burst or silence),
 ``<s>.silenced`` (of those, lost to a silence window), ``<s>.duplicated``,
 ``<s>.reordered`` (published after a message of the stream that arrived later),
 ``<s>.delayed_mean_ms`` (publish time - arrival time, node clock, mean over out),
-plus ``pending`` (held now), ``silent`` and ``drops.*`` (inputs that could not be
-relayed, e.g. a skewed stamp out of range).
+plus ``pending`` (held now), ``silent`` and the scaffold's ``drops.*`` (ros/node.py:
+inputs that could not be relayed, e.g. a skewed stamp out of range; source = the
+stream's parameter suffix, ``evidence_grid``, ``radar_targets``, ``odom``, ``time_reference``).
 
 Run: ``fault_injector --ros-args -r __ns:=/v1 -p faults_file:=config/faults/lossy.yaml``.
 """
@@ -46,20 +47,19 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import PointCloud2, TimeReference
 
-from ..core.errors import ConfigError, CooperativeFusionError
+from ..core.errors import ConfigError
 from ..core.faults import FaultModel, FaultsConfig, FaultSpec, apply_pose_bias, load_faults
-from ..ros.diagnostics import DropCounter, Level, make_array, make_status
-from ..ros.params import Param, declare
-from ..ros.qos import diagnostics_qos, evidence_qos, state_qos
+from ..ros.diagnostics import Level
+from ..ros.node import BaseNode, spin_node
+from ..ros.params import Param
+from ..ros.qos import evidence_qos, state_qos
 from ..ros.time import ns_to_stamp, stamp_to_ns
-from .entry import SetupNode, spin_node
 
 NODE_NAME = 'fault_injector'
 _NS_PER_MS = 1_000_000
@@ -123,18 +123,15 @@ class _StreamStats:
                 f'{prefix}.reordered': self.reordered, f'{prefix}.delayed_mean_ms': mean}
 
 
-class FaultInjector(SetupNode):
+class FaultInjector(BaseNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, cli_args,
     parameter_overrides, namespace, ...)."""
 
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        values = declare(self, PARAMS)
-        vid = str(values['vehicle_id']) or self.get_namespace().strip('/')
-        if not vid:
-            raise ConfigError('vehicle_id is empty and the node has no namespace: set -p vehicle_id:=v1 '
-                              'or -r __ns:=/v1')
+        values = self.declare_params(PARAMS)
+        vid = self.vehicle_id_from(values['vehicle_id'])
         if not values['faults_file']:
             raise ConfigError('faults_file is empty: expected a faults YAML such as config/faults/lossy.yaml')
         self.vehicle_id = vid
@@ -145,7 +142,6 @@ class FaultInjector(SetupNode):
             spec = FaultSpec()
         seed = self.faults.seed if values['seed'] < 0 else int(values['seed'])
         self.model = FaultModel(spec, seed, vid, int(values['origin_ns']) or None)
-        self.drops = DropCounter()
         self.stats: dict[str, _StreamStats] = {}
         self._pending: list[tuple[int, int, str, Any, int, int]] = []   # (due, seq, stream, msg, arrival_ns, index)
         self._seq = 0
@@ -158,32 +154,13 @@ class FaultInjector(SetupNode):
             self.stats[stream] = _StreamStats()
             self.pubs[stream] = self.create_publisher(cls, values[f'topics.{suffix}'] or f'{base}/{out}', qos)
             self.create_subscription(cls, values[f'topics.raw_{suffix}'] or f'{base}/{raw}',
-                                     self._guard(stream, lambda m, s=stream: self._on_message(s, m)), qos)
+                                     self.guard(suffix, lambda m, s=stream: self._on_message(s, m)), qos)
         self.onboard_pub = (self.create_publisher(Odometry, values['topics.onboard_odom'] or f'{base}/{ONBOARD_ODOM}',
                                                   state_qos()) if 'odom' in streams else None)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
-        self.release_timer = self.create_timer(values['release_period_s'], self._guard('release', self._on_timer))
-        self.diag_timer = self.create_timer(values['diagnostics.period_s'],
-                                            self._guard('diagnostics', self._publish_diagnostics))
+        self.release_timer = self.create_timer(values['release_period_s'], self.guard('release', self._on_timer))
+        self.start_diagnostics(values['diagnostics.period_s'], f'{NODE_NAME}: {vid}', hardware_id=vid)
         self.get_logger().info(f'fault injector for {vid}: {values["faults_file"]} (seed {seed}), '
                                f'streams {streams}')
-
-    # ------------------------------------------------------------- helpers --
-
-    def now_ns(self) -> int:
-        """Node clock (sim time when use_sim_time is set), nanoseconds."""
-        return int(self.get_clock().now().nanoseconds)
-
-    def _guard(self, source: str, fn: Callable[..., None]) -> Callable[..., None]:
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except CooperativeFusionError as exc:
-                self.drops.count(f'{source}_{type(exc).__name__}', str(exc), self.get_logger())
-            except Exception as exc:  # a bug; one message must not stop the relay
-                self.drops.count(f'{source}_internal', f'{type(exc).__name__}: {exc}', self.get_logger())
-
-        return wrapped
 
     # ----------------------------------------------------------- callbacks --
 
@@ -236,24 +213,22 @@ class FaultInjector(SetupNode):
     # --------------------------------------------------------- diagnostics --
 
     def diagnostics_values(self) -> dict[str, object]:
-        """Per-stream counters (see the module docstring), ``pending``, ``silent`` and ``drops.*``."""
+        """Per-stream counters (see the module docstring), ``pending`` and ``silent``."""
         values: dict[str, object] = {}
         for stream, st in self.stats.items():
             values.update(st.values(stream))
         values['pending'] = len(self._pending)
         values['silent'] = self.model.silent(self.now_ns()) if self.model.origin_ns is not None else False
-        values.update(self.drops.as_values('drops.'))
         return values
 
-    def _publish_diagnostics(self) -> None:
-        values = self.diagnostics_values()
+    def diagnostics_summary(self, new_drops: int) -> tuple[Level, str]:
+        """WARN once any input could not be relayed; the message says what was lost and held."""
         lost = sum(st.lost for st in self.stats.values())
-        level = Level.WARN if self.drops.total else Level.OK
-        message = (f'{lost} lost, {len(self._pending)} held' + (', silent' if values['silent'] else '')
-                   + (f', {self.drops.total} could not be relayed' if self.drops.total else ''))
-        status = make_status(f'{NODE_NAME}: {self.vehicle_id}', level, message, values,
-                             hardware_id=self.vehicle_id)
-        self.diag_pub.publish(make_array(self.now_ns(), [status]))
+        total = self.drops.total
+        silent = self.model.origin_ns is not None and self.model.silent(self.now_ns())
+        message = (f'{lost} lost, {len(self._pending)} held' + (', silent' if silent else '')
+                   + (f', {total} could not be relayed' if total else ''))
+        return (Level.WARN if total else Level.OK), message
 
 
 def source_renames_all(vehicle_id: str) -> dict[str, str]:

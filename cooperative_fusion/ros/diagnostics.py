@@ -70,49 +70,76 @@ def make_array(stamp_ns: int, statuses: Iterable[DiagnosticStatus]) -> Diagnosti
 
 
 class DropCounter:
-    """Counts dropped inputs by cause and logs them without flooding.
+    """Counts dropped inputs by source and cause, and logs them without flooding.
 
-    The first drop of a cause is logged at WARN with its detail; later ones
-    of the same cause at most once per ``interval_s`` (on ``clock``, wall
-    time by default) with the running count.
+    Keys (see ``ros/node.py`` for the scheme every node uses): ``<cause>`` for a
+    drop without a source, ``<source>.<cause>`` for one with. The first drop of a
+    key is logged at WARN with its detail; later ones of the same key at most
+    once per ``interval_s`` (on ``clock``, wall time by default) with the running
+    count.
     """
 
     def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval_s = float(interval_s)
         self._clock = clock
-        self._counts: dict[str, int] = {}
-        self._last_log: dict[str, float] = {}
+        self._counts: dict[tuple[str | None, str], int] = {}
+        self._last_log: dict[tuple[str | None, str], float] = {}
 
-    def count(self, cause: str, detail: str, logger: Any = None) -> None:
-        """Count one drop of ``cause``; log through ``logger`` (an rclpy logger) when due."""
-        n = self._counts.get(cause, 0) + 1
-        self._counts[cause] = n
+    def count(self, cause: str, detail: str, logger: Any = None, source: str | None = None) -> bool:
+        """Count one drop of ``cause`` from ``source``; log through ``logger`` (an rclpy logger) when due.
+
+        Returns True for the first drop of this source and cause.
+        """
+        cause = str(getattr(cause, 'value', cause))
+        key = (source, cause)
+        n = self._counts.get(key, 0) + 1
+        self._counts[key] = n
         if logger is None:
-            return
+            return n == 1
+        label = cause if source is None else f'{source}: {cause}'
         now = self._clock()
-        last = self._last_log.get(cause)
+        last = self._last_log.get(key)
         if last is None:
-            logger.warning(f'dropped input ({cause}): {detail}')
+            logger.warning(f'dropped input ({label}): {detail}')
         elif now - last >= self._interval_s:
-            logger.warning(f'dropped input ({cause}): {n} so far; latest: {detail}')
+            logger.warning(f'dropped input ({label}): {n} so far; latest: {detail}')
         else:
-            return
-        self._last_log[cause] = now
+            return n == 1
+        self._last_log[key] = now
+        return n == 1
 
     @property
     def counts(self) -> dict[str, int]:
-        """Drops per cause (a copy)."""
-        return dict(self._counts)
+        """Drops per key, ``<cause>`` or ``<source>.<cause>`` (a copy)."""
+        return {_key(source, cause): n for (source, cause), n in self._counts.items()}
+
+    @property
+    def by_cause(self) -> dict[str, int]:
+        """Drops per cause, summed over the sources."""
+        out: dict[str, int] = {}
+        for (_, cause), n in self._counts.items():
+            out[cause] = out.get(cause, 0) + n
+        return out
 
     @property
     def total(self) -> int:
         return sum(self._counts.values())
 
     def as_values(self, prefix: str = 'drops.') -> dict[str, int]:
-        """``{prefix + cause: n, ..., prefix + 'total': total}`` for :func:`make_status`."""
-        values = {f'{prefix}{cause}': n for cause, n in sorted(self._counts.items())}
+        """``{prefix + cause: n, prefix + source.cause: n, ..., prefix + 'total': total}`` for :func:`make_status`.
+
+        ``prefix + cause`` sums every source; ``prefix + source.cause`` is there for drops with a source.
+        """
+        values = {f'{prefix}{cause}': n for cause, n in sorted(self.by_cause.items())}
+        values.update({f'{prefix}{_key(source, cause)}': n
+                       for (source, cause), n in sorted(self._counts.items(), key=lambda kv: _key(*kv[0]))
+                       if source is not None})
         values[f'{prefix}total'] = self.total
         return values
+
+
+def _key(source: str | None, cause: str) -> str:
+    return cause if source is None else f'{source}.{cause}'
 
 
 class RateMeter:
@@ -131,6 +158,11 @@ class RateMeter:
         self._window_ns = int(window_s * 1e9)
         self._ticks: deque[int] = deque()
         self._first_ns: int | None = None
+
+    @classmethod
+    def for_reports(cls, report_period_s: float) -> RateMeter:
+        """A meter whose window spans two reports every ``report_period_s`` seconds, and at least 1 s."""
+        return cls(max(2.0 * report_period_s, 1.0))
 
     def tick(self, t_ns: int) -> None:
         t_ns = int(t_ns)

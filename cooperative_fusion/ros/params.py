@@ -2,8 +2,8 @@
 
 Each node lists its parameters once as :class:`Param` rows; :func:`declare`
 declares them with a ``ParameterDescriptor`` (description, range, read-only)
-and returns their values as a plain dict, which the node turns into a frozen
-core config and validates once.
+and returns their values as a plain dict, which the node turns into frozen
+core configs (``core.config_values.config_from_values``, by field name).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any, Sequence
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 
 from ..core.errors import ConfigError
 
@@ -27,29 +26,6 @@ class Param:
     min_value: float | None = None
     max_value: float | None = None
     read_only: bool = True
-
-
-_TYPES = {
-    bool: Parameter.Type.BOOL,
-    int: Parameter.Type.INTEGER,
-    float: Parameter.Type.DOUBLE,
-    str: Parameter.Type.STRING,
-}
-
-
-def _param_type(default: Any) -> Parameter.Type:
-    if isinstance(default, (list, tuple)):
-        if not default:
-            raise ConfigError('list parameters need a non-empty default to fix their type')
-        first = default[0]
-        if isinstance(first, bool):
-            return Parameter.Type.BOOL_ARRAY
-        if isinstance(first, int) and all(isinstance(v, int) for v in default):
-            return Parameter.Type.INTEGER_ARRAY
-        if isinstance(first, (int, float)):
-            return Parameter.Type.DOUBLE_ARRAY
-        return Parameter.Type.STRING_ARRAY
-    return _TYPES[type(default)]
 
 
 def descriptor(p: Param) -> ParameterDescriptor:

@@ -96,14 +96,30 @@ def test_delay_and_loss_on_sim_time_with_diagnostics(tmp_path, run):
     assert values['evidence_grid.lost'] == 100 - len(expected)
     assert values['evidence_grid.duplicated'] == 0 and values['evidence_grid.reordered'] == 0
     assert values['evidence_grid.delayed_mean_ms'] == pytest.approx(100.0)
-    assert values['pending'] == 0 and values['drops.total'] == 0
+    assert values['pending'] == 0 and r.node.drops.total == 0
     # the published /diagnostics carry the same counters
     diags = [m for m, _ in r.on('/diagnostics')]
     assert diags
     last = {kv.key: kv.value for kv in diags[-1].status[0].values}
     assert diags[-1].status[0].name == 'fault_injector: v1'
     assert last['evidence_grid.out'] == str(len(expected)) and last['evidence_grid.in'] == '100'
-    assert last['evidence_grid.lost'] == str(100 - len(expected))
+    assert last['evidence_grid.lost'] == str(100 - len(expected)) and last['drops.total'] == '0'
+
+
+def test_a_stamp_skewed_out_of_range_is_a_counted_drop(tmp_path, run):
+    faults = _faults(tmp_path, {'vehicles': {'v1': {'clock_skew': {'offset_ms': 500}}}})
+    r = run(faults)
+    last_second = (2**31 - 1) * 10**9 + 900 * MS                       # + 500 ms does not fit an int32 sec
+    for i, stamp in enumerate((START, last_second, START + 100 * MS)):
+        r.runner.feed('/v1/raw/evidence_grid', _grid(stamp), START + i * 100 * MS)
+    r.runner.advance_to(START + 1_500 * MS)
+    assert [stamp_to_ns(m.header.stamp) for m, _ in r.on('/v1/evidence_grid')] == [START + 500 * MS,
+                                                                                 START + 600 * MS]
+    assert r.node.drops.counts == {'evidence_grid.malformed': 1}
+    status = [m for m, _ in r.on('/diagnostics')][-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert (values['drops.malformed'], values['drops.evidence_grid.malformed'], values['drops.total']) == ('1', '1', '1')
+    assert status.message == '0 lost, 0 held, 1 could not be relayed'
 
 
 def test_pose_bias_reaches_onboard_and_edge_odometry(tmp_path, run):

@@ -78,6 +78,21 @@ def test_drop_counter_without_logger_still_counts():
     assert drops.counts == {'a': 2} and drops.as_values('d.') == {'d.a': 2, 'd.total': 2}
 
 
+def test_drop_counter_keys_by_source_and_cause():
+    clock, log = FakeClock(), FakeLogger()
+    drops = DropCounter(clock=clock)
+    assert drops.count('malformed', 'short cloud', log, source='lidar') is True
+    assert drops.count('malformed', 'short again', log, source='lidar') is False
+    assert drops.count('malformed', 'bad image', log, source='camera') is True    # another source logs at once
+    drops.count('internal', 'KeyError', log)
+    assert log.lines == ['dropped input (lidar: malformed): short cloud', 'dropped input (camera: malformed): bad image',
+                         'dropped input (internal): KeyError']
+    assert drops.counts == {'lidar.malformed': 2, 'camera.malformed': 1, 'internal': 1}
+    assert drops.by_cause == {'malformed': 3, 'internal': 1} and drops.total == 4
+    assert drops.as_values() == {'drops.internal': 1, 'drops.malformed': 3, 'drops.camera.malformed': 1,
+                                 'drops.lidar.malformed': 2, 'drops.total': 4}
+
+
 def test_rate_meter_on_synthetic_ticks():
     meter = RateMeter(window_s=5.0)
     assert meter.rate_hz(0) == 0.0
