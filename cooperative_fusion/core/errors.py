@@ -28,11 +28,3 @@ class BagError(CooperativeFusionError):
 
 class OutputError(CooperativeFusionError):
     """An output file or directory cannot be written, or is refused (it holds someone else's files)."""
-
-
-class StampError(SyncError):
-    """An input's stamp is refused; ``cause`` says how: ``future``, ``out_of_order``, ``stale``, ``outlier``."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause

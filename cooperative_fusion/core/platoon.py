@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import StampError
+from .drops import Cause, DroppedInput
 from .link import LinkMonitor
 from .timebase import ClockEstimator, ClockFitConfig
 from .types import PoseSample
@@ -177,17 +177,17 @@ class Platoon:
         self.received = 0
 
     def add_time_reference(self, vehicle_id: str, stamp_vehicle_ns: int, common_ns: int) -> None:
-        """One (vehicle clock, common time) pair. Raises StampError('outlier') when it is off the clock fit,
+        """One (vehicle clock, common time) pair. Raises DroppedInput (cause ``outlier``) when it is off the clock fit,
         SyncError for a stamp that is not a non-negative integer."""
         if not self.vehicles[vehicle_id].clock.add(stamp_vehicle_ns, common_ns):
-            raise StampError('outlier', f'{vehicle_id} pair ({stamp_vehicle_ns}, {common_ns}) ns is off the '
+            raise DroppedInput(Cause.OUTLIER, f'{vehicle_id} pair ({stamp_vehicle_ns}, {common_ns}) ns is off the '
                                         f'clock fit by more than the outlier threshold')
 
     def add_odometry(self, vehicle_id: str, sample: OdomSample, now_ns: int) -> None:
         """One odometry sample that arrived at ``now_ns`` (common time).
 
-        Raises StampError('future') when, with the vehicle's clock known, it is stamped further than
-        ``future_tolerance_ns`` ahead of ``now_ns``; StampError('out_of_order') when it is not newer than
+        Raises DroppedInput ``future`` when, with the vehicle's clock known, it is stamped further than
+        ``future_tolerance_ns`` ahead of ``now_ns``; DroppedInput ``out_of_order`` when it is not newer than
         the latest sample (it still counts as arrived in the link statistics).
         """
         veh, cfg = self.vehicles[vehicle_id], self.config
@@ -195,13 +195,13 @@ class Platoon:
             common = int(veh.to_common(np.array([sample.stamp_vehicle_ns], np.int64))[0])
             ahead = common - now_ns
             if ahead > cfg.future_tolerance_ns:
-                raise StampError('future', f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the node '
+                raise DroppedInput(Cause.FUTURE, f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the node '
                                            f'clock (tolerance {cfg.future_tolerance_ns / 1e9:g} s)')
             # Only with a known clock: the lateness of a vehicle stamp taken as common time would be
             # its clock offset.
             veh.link.add(common, now_ns)
         if veh.odom and sample.stamp_vehicle_ns <= veh.odom[-1].stamp_vehicle_ns:
-            raise StampError('out_of_order', f'{vehicle_id} odometry at {sample.stamp_vehicle_ns} ns is not newer '
+            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} odometry at {sample.stamp_vehicle_ns} ns is not newer '
                                              f'than {veh.odom[-1].stamp_vehicle_ns} ns')
         veh.odom.append(sample)
         self.received += 1

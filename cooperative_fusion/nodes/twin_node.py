@@ -6,8 +6,9 @@ Subscribes ``/cooperative/grid`` (latched) and per vehicle ``/<v>/odom``,
 ``/twin/warnings`` (every cycle; one status per conflict, name = vehicle id),
 ``/<v>/twin/advisory`` (base_link poses of each warned vehicle), ``/twin/markers``
 and, on a timer, its health in ``/diagnostics`` (status ``twin_node``).
-The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is counted by cause
-(``drops.<source>_<cause>``) and logged, never fatal.
+The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
+(``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
+``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal.
 
 Run: ``twin_node --ros-args --params-file config/twin.yaml``.
 """
@@ -23,21 +24,22 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from sensor_msgs.msg import PointCloud2, TimeReference
 from visualization_msgs.msg import MarkerArray
 
-from ..core.errors import CooperativeFusionError, MessageFormatError, StampError, SyncError
+from ..core.drops import Cause
+from ..core.errors import SyncError
 from ..core.platoon import OdomSample
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
-from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
+from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
-from ..ros.names import (ADVISORY, COMMON_GRID, DIAGNOSTICS, MAP_FRAME, MARKERS, ODOM, PREDICTED_GRID,
-                         RADAR_TARGETS, TIME_REFERENCE, WARNINGS, vehicle_topic)
+from ..ros.names import (ADVISORY, COMMON_GRID, MAP_FRAME, MARKERS, ODOM, PREDICTED_GRID, RADAR_TARGETS,
+                         TIME_REFERENCE, WARNINGS, vehicle_topic)
+from ..ros.node import BaseNode, spin_node
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
-from ..ros.params import Param, declare
+from ..ros.params import Param
 from ..ros.pointcloud import cloud_to_array
-from ..ros.qos import diagnostics_qos, evidence_qos, latched_qos, state_qos
+from ..ros.qos import evidence_qos, latched_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import SetupNode, spin_node
 
 NODE_NAME = 'twin_node'
 #: Per-vehicle topics are templates in which ``{v}`` is replaced by the vehicle id.
@@ -58,20 +60,18 @@ PARAMS: tuple[Param, ...] = tuple(Param(*row) for row in PARAMETERS) + (
 )
 
 
-class TwinNode(SetupNode):
+class TwinNode(BaseNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
     parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        self.cfg = cfg = config_from_params(declare(self, PARAMS))
+        self.cfg = cfg = config_from_params(self.declare_params(PARAMS))
         self.edge = EdgeTwin(cfg)
-        self.drops = DropCounter()
-        self.grid_rate = RateMeter(max(2.0 * cfg.diagnostics_period_s, 1.0))
+        self.grid_rate = RateMeter.for_reports(cfg.diagnostics_period_s)
         self.cycle_ms = LatencyStats()          # step + publishing
         self.last_cycle_ms = math.nan
-        self._drops_reported = 0
 
         t, out_qos = cfg.topics, evidence_qos(cfg.output_depth)
         self.predicted_pub = self.create_publisher(OccupancyGrid, t.predicted_grid, out_qos)
@@ -79,18 +79,16 @@ class TwinNode(SetupNode):
         self.markers_pub = self.create_publisher(MarkerArray, t.markers, out_qos)
         self.advisory_pubs = {v: self.create_publisher(Path, t.for_vehicle(t.advisory, v), out_qos)
                               for v in cfg.vehicles}
-        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, diagnostics_qos())
-        self.create_subscription(OccupancyGrid, t.grid, self._guard('grid', self._on_grid), latched_qos())
+        self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos())
         sq = state_qos(cfg.state_depth)
         for v in cfg.vehicles:
-            self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self._guard('odom', self._odom_cb(v)), sq)
+            self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self.guard('odom', self._odom_cb(v)), sq)
             self.create_subscription(TimeReference, t.for_vehicle(t.time_reference, v),
-                                     self._guard('time_reference', self._time_ref_cb(v)), sq)
+                                     self.guard('time_reference', self._time_ref_cb(v)), sq)
             if cfg.use_radar:
                 self.create_subscription(PointCloud2, t.for_vehicle(t.radar_targets, v),
-                                         self._guard('radar', self._radar_cb(v)), evidence_qos(cfg.state_depth))
-        self.diag_timer = self.create_timer(cfg.diagnostics_period_s,
-                                            self._guard('diagnostics', self._publish_diagnostics))
+                                         self.guard('radar', self._radar_cb(v)), evidence_qos(cfg.state_depth))
+        self.start_diagnostics(cfg.diagnostics_period_s)
         p = cfg.twin.prediction
         self.get_logger().info(
             f'twin: platoon {list(cfg.vehicles)}, grid {t.grid}, horizon {p.horizon_s} s at {p.dt_s} s, '
@@ -98,33 +96,9 @@ class TwinNode(SetupNode):
 
     # ------------------------------------------------------------- helpers --
 
-    def now_ns(self) -> int:
-        """Node clock (sim time when use_sim_time is set), nanoseconds."""
-        return int(self.get_clock().now().nanoseconds)
-
-    def _drop(self, cause: str, detail: str) -> None:
-        self.drops.count(cause, detail, self.get_logger())
-
-    def _guard(self, source: str, fn: Callable[..., None]) -> Callable[..., None]:
-        """Wrap a callback so bad input is counted and logged, never raised into the executor."""
-
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except StampError as exc:
-                self._drop(f'{source}_{exc.cause}', str(exc))
-            except MessageFormatError as exc:
-                self._drop(f'{source}_format', str(exc))
-            except CooperativeFusionError as exc:
-                self._drop(f'{source}_{type(exc).__name__}', str(exc))
-            except Exception as exc:  # a bug, but one bad message must not stop the twin
-                self._drop(f'{source}_internal', f'{type(exc).__name__}: {exc}')
-
-        return wrapped
-
     def _frame_ok(self, source: str, frame_id: str) -> bool:
         if frame_id != self.cfg.map_frame:
-            self._drop(f'{source}_wrong_frame', f'{source} frame_id {frame_id!r}, expected {self.cfg.map_frame!r}')
+            self.drop(source, Cause.FRAME, f'{source} frame_id {frame_id!r}, expected {self.cfg.map_frame!r}')
             return False
         return True
 
@@ -136,8 +110,8 @@ class TwinNode(SetupNode):
                 return
             pose = odometry_to_pose(msg)
             if not covariance_is_psd(pose.covariance):
-                self._drop('odom_bad_covariance', f'{vehicle_id} odometry pose covariance is not symmetric '
-                                                  f'positive semi-definite')
+                self.drop('odom', Cause.COVARIANCE, f'{vehicle_id} odometry pose covariance is not symmetric '
+                                                    f'positive semi-definite')
                 return
             self.edge.add_odometry(vehicle_id, OdomSample.from_pose(pose), self.now_ns())
         return on_odom
@@ -161,7 +135,7 @@ class TwinNode(SetupNode):
         now = self.now_ns()
         if not self._frame_ok('grid', msg.header.frame_id):
             return
-        spec, view = grid_from_msg(msg)          # MessageFormatError: counted as grid_format by the guard
+        spec, view = grid_from_msg(msg)          # MessageFormatError: counted as grid.malformed by the guard
         action, back_ns = self.edge.on_grid(spec, view, stamp_to_ns(msg.header.stamp), now)
         if back_ns is not None:
             self.get_logger().info(f'grid stamp went back {back_ns / 1e9:.1f} s for {self.cfg.restart_grids} '
@@ -175,7 +149,7 @@ class TwinNode(SetupNode):
         try:
             out = self.edge.cycle(now_ns)
         except SyncError as exc:
-            self._drop('cycle_SyncError', str(exc))
+            self.drop('cycle', Cause.STAMP, str(exc))
             return
         self._publish(out)
         self.last_cycle_ms = 1e3 * (time.perf_counter() - t0)
@@ -201,26 +175,21 @@ class TwinNode(SetupNode):
     # --------------------------------------------------------- diagnostics --
 
     def diagnostics_values(self) -> dict[str, object]:
-        """The node's health as /diagnostics carries it (EdgeTwin.health, cycle_ms.*, drops.<cause> / drops.total)."""
+        """The node's health (EdgeTwin.health with the grid rate and cycle_ms.*); the scaffold adds drops.*."""
         now = self.now_ns()
-        values = self.edge.health(now, self.grid_rate.rate_hz(now), self.cycle_ms.as_values('cycle_ms.'))
-        values.update(self.drops.as_values('drops.'))
-        return values
+        return self.edge.health(now, self.grid_rate.rate_hz(now), self.cycle_ms.as_values('cycle_ms.'))
 
-    def _publish_diagnostics(self) -> None:
-        values = self.diagnostics_values()
-        total = self.drops.total
+    def diagnostics_summary(self, new_drops: int) -> tuple[Level, str]:
+        """STALE before the first grid, WARN while inputs are degraded or dropped, else OK."""
         degraded = self.edge.degraded(self.now_ns())
         if self.edge.mirror.received == 0:
-            level, message = Level.STALE, 'no grid yet'
-        elif degraded:
-            level, message = Level.WARN, 'degraded: ' + '; '.join(degraded)
-        elif total > self._drops_reported:
-            level, message = Level.WARN, f'{total - self._drops_reported} input(s) dropped since the last report'
-        else:
-            level, message = Level.OK, f'{self.edge.cycles} cycles, {values["tracks"]} tracks'
-        self._drops_reported = total
-        self.diag_pub.publish(make_array(self.now_ns(), [make_status(NODE_NAME, level, message, values)]))
+            return Level.STALE, 'no grid yet'
+        if degraded:
+            return Level.WARN, 'degraded: ' + '; '.join(degraded)
+        if new_drops:
+            return Level.WARN, f'{new_drops} input(s) dropped since the last report'
+        r = self.edge.last_result
+        return Level.OK, f'{self.edge.cycles} cycles, {0 if r is None else len(r.tracks)} tracks'
 
 
 def create_node(**kwargs: Any) -> TwinNode:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cooperative_fusion.core.errors import StampError, SyncError
+from cooperative_fusion.core.drops import DroppedInput
+from cooperative_fusion.core.errors import SyncError
 from cooperative_fusion.core.platoon import (Degradation, DegradedCause, OdomSample, Platoon, PlatoonConfig)
 from cooperative_fusion.core.types import PoseSample
 
@@ -105,15 +106,15 @@ def test_future_out_of_order_and_outlier_inputs_are_refused_by_cause():
     platoon = Platoon(CFG)
     synced(platoon)
     drive(platoon, 'v1', 0.0, [20.0, 20.0])
-    with pytest.raises(StampError, match=r'v1 odometry is 3 s ahead of the node clock \(tolerance 2 s\)') as e:
+    with pytest.raises(DroppedInput, match=r'v1 odometry is 3 s ahead of the node clock \(tolerance 2 s\)') as e:
         platoon.add_odometry('v1', OdomSample(T0 + 3 * S + OFFSET['v1'], 0.0, 0.0, 0.0, 20.0), T0)
     assert e.value.cause == 'future'
-    with pytest.raises(StampError, match=r'not newer than') as e:
+    with pytest.raises(DroppedInput, match=r'not newer than') as e:
         platoon.add_odometry('v1', OdomSample(T0 + 100 * MS + OFFSET['v1'], 0.0, 0.0, 0.0, 20.0), T0 + S)
     assert e.value.cause == 'out_of_order'
     assert len(platoon.vehicles['v1'].odom) == 2 and platoon.received == 2
     assert platoon.vehicles['v1'].link.received == 3           # the out-of-order one still arrived
-    with pytest.raises(StampError, match=r'off the clock fit') as e:
+    with pytest.raises(DroppedInput, match=r'off the clock fit') as e:
         platoon.add_time_reference('v1', T0 + OFFSET['v1'], T0 + 10 * S)
     assert e.value.cause == 'outlier'
     with pytest.raises(SyncError, match='non-negative integer'):

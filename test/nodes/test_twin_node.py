@@ -229,11 +229,11 @@ def test_malformed_grid_and_nan_odometry_are_counted_not_fatal(ros_context, exec
     bad = grid_to_msg(SPEC, np.zeros(SPEC.shape, np.int8), t0)
     bad.data = array.array('b', bytes(10))              # 10 cells for a 1000 x 80 grid
     io.grid_pub.publish(bad)
-    assert spin(executor, lambda: twin.drops.counts.get('grid_format', 0) == 1)
+    assert spin(executor, lambda: twin.drops.counts.get('grid.malformed', 0) == 1)
     nan_odom = odom_msg('v2', t0, t0)
     nan_odom.pose.pose.position.x = math.nan
     io.odom_pubs['v2'].publish(nan_odom)
-    assert spin(executor, lambda: twin.drops.counts.get('odom_format', 0) == 1)
+    assert spin(executor, lambda: twin.drops.counts.get('odom.malformed', 0) == 1)
     # Still alive: a good grid runs a cycle.
     sync_clocks(io, twin, executor, spin, t0)
     run_cycles(io, twin, executor, spin, t0, 1, None)
@@ -248,7 +248,8 @@ def test_malformed_grid_and_nan_odometry_are_counted_not_fatal(ros_context, exec
 
     assert spin(executor, lambda: reported() is not None)
     values = reported()
-    assert values['drops.grid_format'] == '1' and values['drops.odom_format'] == '1'
+    assert values['drops.grid.malformed'] == '1' and values['drops.odom.malformed'] == '1'
+    assert values['drops.malformed'] == '2'
     assert values['drops.total'] == '2'
     assert float(values['twin_speedup']) > 0.0
     assert float(values['step_ms']) > 0.0

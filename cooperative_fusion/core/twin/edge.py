@@ -1,7 +1,7 @@
 """The edge twin's whole work between messages: inputs, the grid mirror, the cycle, the self-check, health.
 
 :class:`EdgeTwin` is what the twin node calls: it takes each input as it arrives
-(bad stamps raise :class:`~..errors.StampError`), decides per mirrored grid whether
+(bad stamps raise :class:`~..drops.DroppedInput`), decides per mirrored grid whether
 to cycle (at most one cycle per ``min_cycle_period_ns`` of grid time; held while no
 odometry arrived since the last cycle), runs :meth:`TwinCore.step` on it and returns
 everything the node publishes (:class:`CycleOutput`).
@@ -104,7 +104,7 @@ class EdgeTwin:
 
         Returns the action it leads to and, when it confirmed a replay restart (tracker, pending
         self-checks, odometry and radar forgotten), how far its stamp went back, ns.
-        Raises StampError (see GridMirror.admit) before anything changes.
+        Raises DroppedInput (see GridMirror.admit) before anything changes.
         """
         cfg = self.cfg
         back = self.mirror.admit(stamp_ns, now_ns, self._last_cycle_stamp_ns)

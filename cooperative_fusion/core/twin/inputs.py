@@ -1,7 +1,7 @@
 """What the twin knows of the platoon between cycles: odometry and clocks (core.platoon), latest radar targets.
 
 :class:`TwinInputs` takes each vehicle's inputs as they arrive (rejecting bad stamps
-with :class:`~..errors.StampError`) and gives, at a grid's stamp, the platoon as the
+with :class:`~..drops.DroppedInput`) and gives, at a grid's stamp, the platoon as the
 twin core wants it (:class:`PlatoonState`, box centres) and the radar targets moved
 to that stamp.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import StampError
+from ..drops import Cause, DroppedInput
 from ..link import LinkMonitor
 from ..platoon import Degradation, DegradedCause, OdomSample, Platoon, PlatoonConfig
 from .prediction import PlatoonState
@@ -73,18 +73,18 @@ class TwinInputs:
                   velocity: NDArray[np.floating], now_ns: int) -> None:
         """Radar targets (map frame, common-time stamp, radial velocity m/s) that arrived at ``now_ns``.
 
-        Raises StampError('future') beyond the future tolerance, StampError('out_of_order') when older than
+        Raises DroppedInput ``future`` beyond the future tolerance, DroppedInput ``out_of_order`` when older than
         the latest targets (they still count as arrived in the link statistics).
         """
         tolerance = self.platoon.config.future_tolerance_ns
         ahead = stamp_ns - now_ns
         if ahead > tolerance:
-            raise StampError('future', f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
+            raise DroppedInput(Cause.FUTURE, f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
                                        f'clock (tolerance {tolerance / 1e9:g} s)')
         radar = self.radar[vehicle_id]
         radar.link.add(stamp_ns, now_ns)
         if radar.stamp_ns is not None and stamp_ns < radar.stamp_ns:
-            raise StampError('out_of_order', f'{vehicle_id} radar targets at {stamp_ns} ns are older than the '
+            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} radar targets at {stamp_ns} ns are older than the '
                                              f'latest at {radar.stamp_ns} ns')
         radar.stamp_ns = stamp_ns
         radar.xyv = np.column_stack([x, y, velocity]).astype(np.float64)

@@ -4,7 +4,7 @@ A grid is checked before it changes anything (:meth:`GridMirror.admit`): one sta
 ahead of the receiver clock beyond the tolerance, before the latest grid, or over
 :data:`RESTART_NS` before it (stale: one such grid does not reset the twin;
 ``restart_grids`` of them in a row, each newer than the one before, are a replay
-restart) is refused with a :class:`~..errors.StampError`. The mirror keeps the
+restart) is refused with a :class:`~..drops.DroppedInput`. The mirror keeps the
 received grid exactly (spec + int8 cells); :func:`grid_checksum` identifies it.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import StampError
+from ..drops import Cause, DroppedInput
 from ..grid import GridSpec
 
 _NS_PER_S = 1_000_000_000
@@ -56,23 +56,23 @@ class GridMirror:
         """Check a grid's stamp against the node clock, the latest grid and the last cycle's stamp.
 
         Returns None, or how far (ns) the stamp went back when this grid confirms a replay restart
-        (the caller restarts; the mirror is cleared). Raises StampError ``future``, ``stale`` or
-        ``out_of_order``.
+        (the caller restarts; the mirror is cleared). Raises DroppedInput (cause ``future``, ``too_old`` or
+        ``out_of_order``).
         """
         if stamp_ns - now_ns > self.future_tolerance_ns:
-            raise StampError('future', f'grid at {stamp_ns} ns is {(stamp_ns - now_ns) / 1e9:.3g} s ahead of the '
+            raise DroppedInput(Cause.FUTURE, f'grid at {stamp_ns} ns is {(stamp_ns - now_ns) / 1e9:.3g} s ahead of the '
                                        f'node clock (tolerance {self.future_tolerance_ns / 1e9:g} s)')
         latest, back = self.stamp_ns, None
         if latest is not None:
             if stamp_ns < latest - RESTART_NS:
                 if not self._restart_confirmed(stamp_ns):
-                    raise StampError('stale', f'grid at {stamp_ns} ns is {(latest - stamp_ns) / 1e9:.1f} s before '
+                    raise DroppedInput(Cause.TOO_OLD, f'grid at {stamp_ns} ns is {(latest - stamp_ns) / 1e9:.1f} s before '
                                               f'the latest; {self.restart_grids} such grids in a row restart '
                                               f'the twin')
                 back = latest - stamp_ns
                 self.clear()
             elif stamp_ns < latest or (last_cycle_ns is not None and stamp_ns <= last_cycle_ns):
-                raise StampError('out_of_order', f'grid at {stamp_ns} ns is older than the latest at {latest} ns '
+                raise DroppedInput(Cause.OUT_OF_ORDER, f'grid at {stamp_ns} ns is older than the latest at {latest} ns '
                                                  f'or not newer than the last cycle')
         self._restart_run.clear()
         return back

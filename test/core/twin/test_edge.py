@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cooperative_fusion.core.errors import StampError, SyncError
+from cooperative_fusion.core.drops import DroppedInput
+from cooperative_fusion.core.errors import SyncError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.platoon import OdomSample
 from cooperative_fusion.core.twin.config import config_from_params, with_defaults
@@ -90,7 +91,7 @@ def test_throttled_held_and_refused_grids_do_not_cycle():
     run(twin, 1)
     assert twin.on_grid(SPEC, cells(), T0 + 50 * MS, T0 + 60 * MS) == (GridAction.THROTTLED, None)
     assert twin.on_grid(SPEC, cells(), T0 + PERIOD, T0 + PERIOD) == (GridAction.HELD, None)   # no odometry since
-    with pytest.raises(StampError, match='not newer than the last cycle'):
+    with pytest.raises(DroppedInput, match='not newer than the last cycle'):
         twin.on_grid(SPEC, cells(), T0, T0 + PERIOD)
     assert (twin.cycles, twin.cycles_throttled, twin.cycles_held, twin.mirror.received) == (1, 1, 1, 3)
     odometry(twin, T0 + 2 * PERIOD)
@@ -112,7 +113,7 @@ def test_three_old_grids_restart_the_tracker_and_forget_odometry():
     now = T0 + 3 * PERIOD
     old = T0 - 20 * S
     for k in range(2):
-        with pytest.raises(StampError, match='before the latest'):
+        with pytest.raises(DroppedInput, match='before the latest'):
             twin.on_grid(SPEC, cells(), old + k * PERIOD, now)
     action, back = twin.on_grid(SPEC, cells(), old + 2 * PERIOD, now)
     assert action is GridAction.CYCLE and back == T0 + 2 * PERIOD - (old + 2 * PERIOD)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cooperative_fusion.core.errors import StampError
+from cooperative_fusion.core.drops import DroppedInput
 from cooperative_fusion.core.platoon import OdomSample, PlatoonConfig
 from cooperative_fusion.core.twin.inputs import RadarInputConfig, TwinInputs
 from cooperative_fusion.core.twin.prediction import PlatoonState
@@ -54,10 +54,10 @@ def test_late_radar_targets_are_moved_to_the_grid_stamp():
 def test_radar_from_the_future_or_out_of_order_is_refused():
     twin = inputs()
     targets(twin, 'v1', T0, [[1.0, 2.0, 3.0]])
-    with pytest.raises(StampError, match=r'v1 radar targets are 2.5 s ahead of the node clock') as e:
+    with pytest.raises(DroppedInput, match=r'v1 radar targets are 2.5 s ahead of the node clock') as e:
         targets(twin, 'v1', T0 + 2_500 * MS, [[1.0, 2.0, 3.0]], now_ns=T0)
     assert e.value.cause == 'future'
-    with pytest.raises(StampError, match=r'older than the latest') as e:
+    with pytest.raises(DroppedInput, match=r'older than the latest') as e:
         targets(twin, 'v1', T0 - MS, [[9.0, 9.0, 9.0]])
     assert e.value.cause == 'out_of_order'
     assert twin.radar['v1'].stamp_ns == T0 and twin.radar['v1'].link.received == 2

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cooperative_fusion.core.errors import StampError
+from cooperative_fusion.core.drops import DroppedInput
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.twin.mirror import RESTART_NS, GridMirror, grid_checksum
 from cooperative_fusion.core.twin.self_check import SelfCheck, horizon_key, overlap
@@ -36,19 +36,19 @@ def test_checksum_names_geometry_and_cells():
 
 def test_future_out_of_order_and_stale_grids_are_refused_by_cause():
     m = mirror()
-    with pytest.raises(StampError, match=r'2.5 s ahead of the node clock \(tolerance 2 s\)') as e:
+    with pytest.raises(DroppedInput, match=r'2.5 s ahead of the node clock \(tolerance 2 s\)') as e:
         m.admit(T0 + 2_500 * MS, T0, None)
     assert e.value.cause == 'future'
     assert m.admit(T0, T0, None) is None
     m.store(SPEC, np.zeros(SPEC.shape, np.int8), T0, T0)
-    with pytest.raises(StampError, match='older than the latest') as e:
+    with pytest.raises(DroppedInput, match='older than the latest') as e:
         m.admit(T0 - MS, T0, None)
     assert e.value.cause == 'out_of_order'
-    with pytest.raises(StampError, match='not newer than the last cycle'):
+    with pytest.raises(DroppedInput, match='not newer than the last cycle'):
         m.admit(T0 + 100 * MS, T0, last_cycle_ns=T0 + 100 * MS)
-    with pytest.raises(StampError, match=r'6.0 s before the latest; 3 such grids in a row restart') as e:
+    with pytest.raises(DroppedInput, match=r'6.0 s before the latest; 3 such grids in a row restart') as e:
         m.admit(T0 - 6 * S, T0, None)
-    assert e.value.cause == 'stale' and m.stamp_ns == T0
+    assert e.value.cause == 'too_old' and m.stamp_ns == T0
 
 
 def test_three_stale_grids_in_a_row_each_newer_confirm_a_restart():
@@ -56,12 +56,12 @@ def test_three_stale_grids_in_a_row_each_newer_confirm_a_restart():
     m.store(SPEC, np.zeros(SPEC.shape, np.int8), T0, T0)
     old = T0 - 20 * S
     for k in range(2):
-        with pytest.raises(StampError):
+        with pytest.raises(DroppedInput):
             m.admit(old + k * 100 * MS, T0, None)
-    with pytest.raises(StampError):                       # not newer than the one before: the run restarts
+    with pytest.raises(DroppedInput):                       # not newer than the one before: the run restarts
         m.admit(old, T0, None)
     for k in range(1, 2):
-        with pytest.raises(StampError):
+        with pytest.raises(DroppedInput):
             m.admit(old + k * 100 * MS, T0, None)
     assert m.admit(old + 2 * 100 * MS, T0, None) == T0 - (old + 200 * MS)
     assert m.stamp_ns is None and m.cells is None
