@@ -177,11 +177,11 @@ class Platoon:
         self.received = 0
 
     def add_time_reference(self, vehicle_id: str, stamp_vehicle_ns: int, common_ns: int) -> None:
-        """One (vehicle clock, common time) pair. Raises DroppedInput (cause ``outlier``) when it is off the clock fit,
-        SyncError for a stamp that is not a non-negative integer."""
+        """One (vehicle clock, common time) pair. Raises DroppedInput ``outlier`` when it is off the clock
+        fit, SyncError for a stamp that is not a non-negative integer."""
         if not self.vehicles[vehicle_id].clock.add(stamp_vehicle_ns, common_ns):
-            raise DroppedInput(Cause.OUTLIER, f'{vehicle_id} pair ({stamp_vehicle_ns}, {common_ns}) ns is off the '
-                                        f'clock fit by more than the outlier threshold')
+            raise DroppedInput(Cause.OUTLIER, f'{vehicle_id} pair ({stamp_vehicle_ns}, {common_ns}) ns is off '
+                                              f'the clock fit by more than the outlier threshold')
 
     def add_odometry(self, vehicle_id: str, sample: OdomSample, now_ns: int) -> None:
         """One odometry sample that arrived at ``now_ns`` (common time).
@@ -195,14 +195,14 @@ class Platoon:
             common = int(veh.to_common(np.array([sample.stamp_vehicle_ns], np.int64))[0])
             ahead = common - now_ns
             if ahead > cfg.future_tolerance_ns:
-                raise DroppedInput(Cause.FUTURE, f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the node '
-                                           f'clock (tolerance {cfg.future_tolerance_ns / 1e9:g} s)')
+                raise DroppedInput(Cause.FUTURE, f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the '
+                                                 f'node clock (tolerance {cfg.future_tolerance_ns / 1e9:g} s)')
             # Only with a known clock: the lateness of a vehicle stamp taken as common time would be
             # its clock offset.
             veh.link.add(common, now_ns)
         if veh.odom and sample.stamp_vehicle_ns <= veh.odom[-1].stamp_vehicle_ns:
-            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} odometry at {sample.stamp_vehicle_ns} ns is not newer '
-                                             f'than {veh.odom[-1].stamp_vehicle_ns} ns')
+            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} odometry at {sample.stamp_vehicle_ns} ns is not '
+                                                   f'newer than {veh.odom[-1].stamp_vehicle_ns} ns')
         veh.odom.append(sample)
         self.received += 1
 

@@ -12,13 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple
 
+from ..config_values import config_from_values
 from ..errors import ConfigError
 from ..platoon import PlatoonConfig
 from ..timebase import ClockFitConfig
 from .conflicts import ConflictConfig
 from .idm import IdmParams
-from .prediction import ObstacleModel, PredictionConfig
-from .tracking import MotionModel, TrackerConfig
+from .prediction import PredictionConfig
+from .tracking import TrackerConfig
 from .twin_core import TwinConfig
 
 _NS_PER_S = 1_000_000_000
@@ -51,28 +52,28 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('vehicle_lengths_m', [4.5, 12.0, 4.5, 4.5], 'length of each vehicle of `vehicles`, metres'),
     ParamRow('vehicle_widths_m', [1.8, 2.5, 1.8, 1.8], 'width of each vehicle of `vehicles`, metres'),
     ParamRow('vehicle_rear_overhangs_m', [1.0, 2.5, 1.0, 1.0],
-          'rear face to base_link (the odometry origin) of each vehicle of `vehicles`, metres'),
+             'rear face to base_link (the odometry origin) of each vehicle of `vehicles`, metres'),
     # cycle and freshness
     ParamRow('max_rate_hz', 10.0, 'at most this many twin cycles per second of grid time', 0.1, 1000.0),
     ParamRow('stale_grid_s', 0.5, 'a grid older than this (node clock - stamp) is stale: WARN, seconds', 0.001, 3600.0),
     ParamRow('gap_factor', 2.5, 'a grid inter-arrival above this times the median period is a gap', 1.0, 100.0),
     ParamRow('future_tolerance_s', 2.0,
-          'a grid, odometry (clock known) or radar stamp further than this ahead of the node clock is dropped, '
-          'seconds', 0.001, 3600.0),
+             'a grid, odometry (clock known) or radar stamp further than this ahead of the node clock is dropped, '
+             'seconds', 0.001, 3600.0),
     ParamRow('restart_grids', 3,
-          'a grid stamped over 5 s before the latest is dropped as stale unless this many such grids in a row, '
-          'each newer than the one before, confirm a replay restart (the tracker starts afresh)', 1, 1000),
+             'a grid stamped over 5 s before the latest is dropped as stale unless this many such grids in a row, '
+             'each newer than the one before, confirm a replay restart (the tracker starts afresh)', 1, 1000),
     ParamRow('stale_odom_s', 0.5, 'odometry older than this at the grid stamp is stale: WARN, seconds',
-          0.001, 3600.0),
+             0.001, 3600.0),
     ParamRow('odom_max_age_s', 5.0, 'odometry older than this at the grid stamp leaves the vehicle out, seconds',
-          0.001, 3600.0),
+             0.001, 3600.0),
     ParamRow('accel_window_s', 0.3, 'acceleration = speed difference over at least this much odometry, seconds',
-          0.01, 10.0),
+             0.01, 10.0),
     ParamRow('radar_max_age_s', 0.2, 'radar targets within this of the grid stamp are used as they are, seconds',
-          0.0, 10.0),
+             0.0, 10.0),
     ParamRow('radar_max_late_s', 1.0, 'radar targets further than radar_max_age_s from the grid stamp, up to this, are '
-          'moved to it along the road at their speed (line of sight within radar.max_los_angle_deg of the road); '
-          'further ones are not used, seconds', 0.0, 10.0),
+             'moved to it along the road at their speed (line of sight within radar.max_los_angle_deg of the road); '
+             'further ones are not used, seconds', 0.0, 10.0),
     ParamRow('use_radar', True, 'use radar targets as velocity hints for new detections'),
     ParamRow('self_check', True, 'score predicted grids against the mirrored grid at their target time'),
     ParamRow('publish_markers', True, 'publish /twin/markers'),
@@ -80,28 +81,28 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('horizon_s', _D_PRED.horizon_s, 'rollout length, seconds', 0.01, 60.0),
     ParamRow('dt_s', _D_PRED.dt_s, 'rollout step, seconds', 0.001, 10.0),
     ParamRow('output_horizons_s', list(_D_PRED.output_horizons_s),
-          'horizons of the predicted grids, seconds (multiples of dt_s, <= horizon_s)'),
+             'horizons of the predicted grids, seconds (multiples of dt_s, <= horizon_s)'),
     ParamRow('prediction.sigma0_m', _D_PRED.sigma0_m, 'predicted footprint blur at horizon 0, metres', 0.001, 100.0),
     ParamRow('prediction.sigma_growth_mps', _D_PRED.sigma_growth_mps, 'blur growth per second of horizon, m/s',
-          0.0, 100.0),
+             0.0, 100.0),
     ParamRow('prediction.platoon_sigma_growth_mps', _D_PRED.platoon_sigma_growth_mps,
-          'blur growth of the platoon vehicles per second of horizon, m/s', 0.0, 100.0),
+             'blur growth of the platoon vehicles per second of horizon, m/s', 0.0, 100.0),
     ParamRow('prediction.obstacle_model', _D_PRED.obstacle_model.value, 'obstacle motion in the rollout: cv or ctrv'),
     ParamRow('prediction.lane_half_width_m', _D_PRED.lane_half_width_m,
-          'rollout: an obstacle this close to a lane centre line is followed, metres', 0.01, 100.0),
+             'rollout: an obstacle this close to a lane centre line is followed, metres', 0.01, 100.0),
     ParamRow('prediction.window_sigmas', _D_PRED.window_sigmas, 'raster window past each box, in sigmas', 0.5, 20.0),
     ParamRow('prediction.lateral_deadband_mps', _D_PRED.lateral_deadband_mps,
-          'obstacles slower than this across the road keep their lane in the rollout, m/s', 0.0, 100.0),
+             'obstacles slower than this across the road keep their lane in the rollout, m/s', 0.0, 100.0),
     ParamRow('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
-          '... or than this many of the track\'s own vy std', 0.0, 100.0),
+             '... or than this many of the track\'s own vy std', 0.0, 100.0),
     ParamRow('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
-          '... and only tracks whose vy std is at most this (and seen in the latest grid) move across the road, '
-          'm/s', 0.0, 100.0),
+             '... and only tracks whose vy std is at most this (and seen in the latest grid) move across the road, '
+             'm/s', 0.0, 100.0),
     ParamRow('prediction.max_lateral_shift_m', _D_PRED.max_lateral_shift_m,
-          'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
-          0.01, 100.0),
+             'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
+             0.01, 100.0),
     ParamRow('prediction.leader_keeps_speed', _D_PRED.leader_keeps_speed,
-          'the platoon leader cruises at its current speed on a free road (followers use idm.v0_mps)'),
+             'the platoon leader cruises at its current speed on a free road (followers use idm.v0_mps)'),
     ParamRow('idm.v0_mps', _D_IDM.v0_mps, 'IDM desired speed, m/s', 0.01, 100.0),
     ParamRow('idm.time_headway_s', _D_IDM.time_headway_s, 'IDM desired time gap, seconds', 0.0, 10.0),
     ParamRow('idm.a_max', _D_IDM.a_max, 'IDM maximum acceleration, m/s^2', 0.01, 20.0),
@@ -110,71 +111,71 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('idm.delta', _D_IDM.delta, 'IDM acceleration exponent', 0.1, 20.0),
     # detection on the grid
     ParamRow('detection.occupied_threshold', _D_TWIN.occupied_threshold, 'a cell is occupied at this percent or more',
-          1, 100),
+             1, 100),
     ParamRow('detection.min_cells', _D_TWIN.min_cells, 'smaller occupied components are noise, cells', 1, 100000),
     ParamRow('detection.exclude_margin_m', _D_TWIN.exclude_margin_m,
-          'platoon footprints grow by this before their cells are cleared, metres', 0.0, 10.0),
+             'platoon footprints grow by this before their cells are cleared, metres', 0.0, 10.0),
     ParamRow('detection.exclude_trail_s', 0.2,
-          'platoon footprints also reach back over the distance driven in this long (grid latency), seconds',
-          0.0, 10.0),
+             'platoon footprints also reach back over the distance driven in this long (grid latency), seconds',
+             0.0, 10.0),
     ParamRow('detection.exclude_front_m', 1.5,
-          'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
+             'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
     ParamRow('detection.merge_gap_m', 1.0,
-          'occupied components at most this far apart are one object (pieces of one car), metres', 0.0, 10.0),
+             'occupied components at most this far apart are one object (pieces of one car), metres', 0.0, 10.0),
     ParamRow('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
-          'draw the platoon vehicles in the predicted grids'),
+             'draw the platoon vehicles in the predicted grids'),
     ParamRow('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
-          0.01, 100.0),
+             0.01, 100.0),
     ParamRow('radar.max_los_angle_deg', _D_TWIN.radar_max_los_angle_deg,
-          'radial speed is used only where line of sight and road are within this, degrees', 0.1, 89.0),
+             'radial speed is used only where line of sight and road are within this, degrees', 0.1, 89.0),
     # tracker
     ParamRow('tracker.model', _D_TRACKER.model.value, 'Kalman motion model: cv or ca'),
     ParamRow('tracker.process_noise_accel', _D_TRACKER.process_noise_accel,
-          'white acceleration std (cv, m/s^2) or jerk std (ca, m/s^3)', 1e-6, 100.0),
+             'white acceleration std (cv, m/s^2) or jerk std (ca, m/s^3)', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_m', _D_TRACKER.meas_noise_m, 'detection centroid std, metres', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_vel_mps', _D_TRACKER.meas_noise_vel_mps, 'radar velocity hint std, m/s',
-          1e-6, 100.0),
+             1e-6, 100.0),
     ParamRow('tracker.gate_chi2', _D_TRACKER.gate_chi2, 'Mahalanobis gate (2 dof; 9.21 = 99 %)', 0.01, 1000.0),
     ParamRow('tracker.confirm_hits', _D_TRACKER.confirm_hits, 'hits that confirm a track ...', 1, 100),
     ParamRow('tracker.confirm_window', _D_TRACKER.confirm_window, '... within this many first frames', 1, 100),
     ParamRow('tracker.max_misses', _D_TRACKER.max_misses, 'consecutive misses that delete a confirmed track', 1, 1000),
     ParamRow('tracker.init_velocity_std_mps', _D_TRACKER.init_velocity_std_mps, 'new track velocity std, m/s',
-          1e-6, 1000.0),
+             1e-6, 1000.0),
     ParamRow('tracker.init_accel_std_mps2', _D_TRACKER.init_accel_std_mps2, 'new track acceleration std (ca), m/s^2',
-          1e-6, 1000.0),
+             1e-6, 1000.0),
     ParamRow('tracker.size_smoothing', _D_TRACKER.size_smoothing, 'weight of a new detection in a track\'s size',
-          0.0, 1.0),
+             0.0, 1.0),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to an actor in the path, metres',
-          0.0, 1000.0),
+             0.0, 1000.0),
     ParamRow('conflicts.gap_error_m', _D_CONF.gap_error_m, 'ERROR below this gap, metres', 0.0, 1000.0),
     ParamRow('conflicts.comfortable_decel_mps2', _D_CONF.comfortable_decel_mps2,
-          'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),
+             'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),
     ParamRow('conflicts.max_decel_mps2', _D_CONF.max_decel_mps2, 'strongest advised deceleration, m/s^2', 0.01, 20.0),
     ParamRow('conflicts.safe_gap_m', _D_CONF.safe_gap_m, 'advisories end this far behind the other actor, metres',
-          0.0, 1000.0),
+             0.0, 1000.0),
     ParamRow('conflicts.lane_half_width_m', _D_CONF.lane_half_width_m,
-          'an actor this close to a lane centre line is in the path, metres', 0.01, 100.0),
+             'an actor this close to a lane centre line is in the path, metres', 0.01, 100.0),
     ParamRow('conflicts.min_closing_speed_mps', _D_CONF.min_closing_speed_mps,
-          'slower closing is not closing, m/s', 1e-6, 100.0),
+             'slower closing is not closing, m/s', 1e-6, 100.0),
     ParamRow('conflicts.propagate_to_followers', _D_CONF.propagate_to_followers,
-          'a follower inherits at least WARN from its predecessor\'s conflict'),
+             'a follower inherits at least WARN from its predecessor\'s conflict'),
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
-          '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
+             '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
     ParamRow('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
-          'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
+             'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
     ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
-    ParamRow('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s, 'advisory continues this long after braking, seconds',
-          0.0, 60.0),
+    ParamRow('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s,
+             'advisory continues this long after braking, seconds', 0.0, 60.0),
     # clocks
     ParamRow('clock.window_s', _D_CLOCK.window_ns / _NS_PER_S, 'time-reference pairs kept for the clock fit, seconds',
-          0.001, 3600.0),
+             0.001, 3600.0),
     ParamRow('clock.min_samples', _D_CLOCK.min_samples, 'pairs before offset and drift are fitted', 2, 10000),
     ParamRow('clock.outlier_threshold_s', _D_CLOCK.outlier_threshold_ns / _NS_PER_S,
-          'a pair off the fit by more than this is an outlier, seconds', 1e-9, 10.0),
+             'a pair off the fit by more than this is an outlier, seconds', 1e-9, 10.0),
     ParamRow('clock.max_drift_ppm', _D_CLOCK.max_drift_ppm, 'bound on the fitted clock drift, ppm', 0.001, 1e6),
     # qos / diagnostics
     ParamRow('qos.state_depth', 50, 'queue depth of odometry, time reference and radar subscriptions', 1, 10000),
@@ -183,11 +184,11 @@ PARAMETERS: tuple[ParamRow, ...] = (
     # link quality of each vehicle's odometry and radar as the twin receives them (core.link)
     ParamRow('links.window_s', 2.0, 'arrival-time window of the per-vehicle link statistics, seconds', 0.01, 3600.0),
     ParamRow('links.late_s', 0.25,
-          'odometry or radar arriving later than this (median arrival - stamp) is reported in degraded, seconds',
-          0.0, 3600.0),
+             'odometry or radar arriving later than this (median arrival - stamp) is reported in degraded, seconds',
+             0.0, 3600.0),
     ParamRow('links.missing_share', 0.2,
-          'a share of a vehicle\'s odometry missing above this (over links.window_s) is reported in degraded',
-          0.0, 1.0),
+             'a share of a vehicle\'s odometry missing above this (over links.window_s) is reported in degraded',
+             0.0, 1.0),
 )
 
 
@@ -267,42 +268,17 @@ class TwinNodeConfig:
                              links_late_ns=self.links_late_ns, links_missing_share=self.links_missing_share)
 
 
-def _enum(cls: type, name: str, value: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError as exc:
-        raise ConfigError(f'{name} must be one of {[m.value for m in cls]}, got {value!r}') from exc
-
-
 def twin_config_from_params(values: Mapping[str, Any]) -> TwinConfig:
-    """The core TwinConfig (tracker, prediction, conflicts, detection) from parameter values."""
-    idm = IdmParams(**{f: values[f'idm.{f}'] for f in IdmParams.__dataclass_fields__})
-    prediction = PredictionConfig(
-        horizon_s=values['horizon_s'], dt_s=values['dt_s'],
-        output_horizons_s=tuple(float(h) for h in values['output_horizons_s']), idm=idm,
-        sigma0_m=values['prediction.sigma0_m'], sigma_growth_mps=values['prediction.sigma_growth_mps'],
-        platoon_sigma_growth_mps=values['prediction.platoon_sigma_growth_mps'],
-        obstacle_model=_enum(ObstacleModel, 'prediction.obstacle_model', values['prediction.obstacle_model']),
-        lane_half_width_m=values['prediction.lane_half_width_m'], window_sigmas=values['prediction.window_sigmas'],
-        leader_keeps_speed=values['prediction.leader_keeps_speed'],
-        lateral_deadband_mps=values['prediction.lateral_deadband_mps'],
-        lateral_sigmas=values['prediction.lateral_sigmas'],
-        lateral_max_std_mps=values['prediction.lateral_max_std_mps'],
-        max_lateral_shift_m=values['prediction.max_lateral_shift_m'])
-    tracker = TrackerConfig(
-        model=_enum(MotionModel, 'tracker.model', values['tracker.model']),
-        **{f: values[f'tracker.{f}'] for f in TrackerConfig.__dataclass_fields__ if f != 'model'})
-    conflicts = ConflictConfig(**{f: values[f'conflicts.{f}'] for f in ConflictConfig.__dataclass_fields__})
-    return TwinConfig(tracker=tracker, prediction=prediction, conflicts=conflicts,
-                      occupied_threshold=values['detection.occupied_threshold'],
-                      min_cells=values['detection.min_cells'],
-                      exclude_margin_m=values['detection.exclude_margin_m'],
-                      exclude_trail_s=values['detection.exclude_trail_s'],
-                      exclude_front_m=values['detection.exclude_front_m'],
-                      merge_gap_m=values['detection.merge_gap_m'],
-                      radar_radius_m=values['radar.radius_m'],
-                      radar_max_los_angle_deg=values['radar.max_los_angle_deg'],
-                      include_platoon_in_grids=values['detection.include_platoon_in_grids'])
+    """The core TwinConfig (tracker, prediction, conflicts, detection) from parameter values, each config's
+    fields by name from its prefix (``tracker.``, ``prediction.``, ``idm.``, ``conflicts.``, ``detection.``)."""
+    prediction = config_from_values(
+        PredictionConfig, values, 'prediction.', horizon_s=values['horizon_s'], dt_s=values['dt_s'],
+        output_horizons_s=tuple(float(h) for h in values['output_horizons_s']),
+        idm=config_from_values(IdmParams, values, 'idm.'))
+    return config_from_values(
+        TwinConfig, values, 'detection.', tracker=config_from_values(TrackerConfig, values, 'tracker.'),
+        prediction=prediction, conflicts=config_from_values(ConflictConfig, values, 'conflicts.'),
+        radar_radius_m=values['radar.radius_m'], radar_max_los_angle_deg=values['radar.max_los_angle_deg'])
 
 
 def config_from_params(values: Mapping[str, Any]) -> TwinNodeConfig:
@@ -325,9 +301,7 @@ def config_from_params(values: Mapping[str, Any]) -> TwinNodeConfig:
     if bad:
         raise ConfigError(f'vehicle_rear_overhangs_m must be shorter than the vehicle length, not for {bad}')
     twin = twin_config_from_params(values)
-    clock = ClockFitConfig(window_ns=_ns(values['clock.window_s']), min_samples=values['clock.min_samples'],
-                           outlier_threshold_ns=max(1, _ns(values['clock.outlier_threshold_s'])),
-                           max_drift_ppm=values['clock.max_drift_ppm'])
+    clock = config_from_values(ClockFitConfig, values, 'clock.')
     topics = TwinTopics(**{f: values[f'topics.{f}'] for f in TwinTopics.__dataclass_fields__})
     for f in TwinTopics.__dataclass_fields__:
         name = getattr(topics, f)

@@ -79,13 +79,13 @@ class TwinInputs:
         tolerance = self.platoon.config.future_tolerance_ns
         ahead = stamp_ns - now_ns
         if ahead > tolerance:
-            raise DroppedInput(Cause.FUTURE, f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the node '
-                                       f'clock (tolerance {tolerance / 1e9:g} s)')
+            raise DroppedInput(Cause.FUTURE, f'{vehicle_id} radar targets are {ahead / 1e9:.3g} s ahead of the '
+                                             f'node clock (tolerance {tolerance / 1e9:g} s)')
         radar = self.radar[vehicle_id]
         radar.link.add(stamp_ns, now_ns)
         if radar.stamp_ns is not None and stamp_ns < radar.stamp_ns:
-            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} radar targets at {stamp_ns} ns are older than the '
-                                             f'latest at {radar.stamp_ns} ns')
+            raise DroppedInput(Cause.OUT_OF_ORDER, f'{vehicle_id} radar targets at {stamp_ns} ns are older than '
+                                                   f'the latest at {radar.stamp_ns} ns')
         radar.stamp_ns = stamp_ns
         radar.xyv = np.column_stack([x, y, velocity]).astype(np.float64)
 

@@ -60,20 +60,20 @@ class GridMirror:
         ``out_of_order``).
         """
         if stamp_ns - now_ns > self.future_tolerance_ns:
-            raise DroppedInput(Cause.FUTURE, f'grid at {stamp_ns} ns is {(stamp_ns - now_ns) / 1e9:.3g} s ahead of the '
-                                       f'node clock (tolerance {self.future_tolerance_ns / 1e9:g} s)')
+            raise DroppedInput(Cause.FUTURE, f'grid at {stamp_ns} ns is {(stamp_ns - now_ns) / 1e9:.3g} s ahead '
+                                             f'of the node clock (tolerance {self.future_tolerance_ns / 1e9:g} s)')
         latest, back = self.stamp_ns, None
         if latest is not None:
             if stamp_ns < latest - RESTART_NS:
                 if not self._restart_confirmed(stamp_ns):
-                    raise DroppedInput(Cause.TOO_OLD, f'grid at {stamp_ns} ns is {(latest - stamp_ns) / 1e9:.1f} s before '
-                                              f'the latest; {self.restart_grids} such grids in a row restart '
-                                              f'the twin')
+                    raise DroppedInput(Cause.TOO_OLD, f'grid at {stamp_ns} ns is {(latest - stamp_ns) / 1e9:.1f} s '
+                                                      f'before the latest; {self.restart_grids} such grids in a row '
+                                                      f'restart the twin')
                 back = latest - stamp_ns
                 self.clear()
             elif stamp_ns < latest or (last_cycle_ns is not None and stamp_ns <= last_cycle_ns):
-                raise DroppedInput(Cause.OUT_OF_ORDER, f'grid at {stamp_ns} ns is older than the latest at {latest} ns '
-                                                 f'or not newer than the last cycle')
+                raise DroppedInput(Cause.OUT_OF_ORDER, f'grid at {stamp_ns} ns is older than the latest at '
+                                                       f'{latest} ns or not newer than the last cycle')
         self._restart_run.clear()
         return back
 

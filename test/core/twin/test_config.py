@@ -47,9 +47,19 @@ def test_the_shipped_file_maps_to_the_core_twin_config():
 
 def test_bad_values_raise_config_error_naming_them():
     values = with_defaults(NAMES)
-    with pytest.raises(ConfigError, match=r"prediction.obstacle_model must be one of \['cv', 'ctrv'\], got 'x'"):
+    with pytest.raises(ConfigError, match=r"parameter 'prediction.obstacle_model': expected one of cv, ctrv, got 'x'"):
         config_from_params({**values, 'prediction.obstacle_model': 'x'})
     with pytest.raises(ConfigError, match=r'vehicles must be distinct'):
         config_from_params({**values, 'vehicles': ['v1', 'v1', 'v2', 'v3']})
     with pytest.raises(ConfigError, match=r'topics.markers is empty'):
         config_from_params({**values, 'topics.markers': ''})
+
+
+def test_a_misspelt_or_mistyped_value_is_named():
+    values = with_defaults(NAMES)
+    with pytest.raises(ConfigError, match=r'unknown parameter\(s\) conflicts.ttc_warn: ConflictConfig has no such '):
+        config_from_params({**values, 'conflicts.ttc_warn': 5.0})
+    with pytest.raises(ConfigError, match=r"parameter 'idm.delta': expected float, got str 'four'"):
+        config_from_params({**values, 'idm.delta': 'four'})
+    cfg = config_from_params({**values, 'clock.window_s': 1.5, 'clock.outlier_threshold_s': 0.002})
+    assert cfg.clock.window_ns == 1_500_000_000 and cfg.clock.outlier_threshold_ns == 2_000_000
