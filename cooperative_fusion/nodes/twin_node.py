@@ -157,7 +157,7 @@ class TwinNode(BaseNode):
 
     def _publish(self, out: CycleOutput) -> None:
         """Predicted grids, warnings (always), advisories of warned vehicles, markers."""
-        cfg, stamp, spec = self.cfg, out.result.stamp_ns, self.edge.mirror.spec
+        cfg, stamp, spec = self.cfg, out.result.stamp_ns, out.spec
         for g in out.predicted:
             self.predicted_pub.publish(grid_to_msg(spec, g.percent, g.target_ns, cfg.map_frame))
         self.warnings_pub.publish(make_array(stamp, [

@@ -51,9 +51,11 @@ class PredictedGrid:
 
 @dataclass(frozen=True)
 class CycleOutput:
-    """What one cycle publishes: predicted grids, a warning per conflict, advisories as base_link poses."""
+    """What one cycle publishes: predicted grids (on ``spec``, the cycled grid's), a warning per conflict,
+    advisories as base_link poses."""
 
     result: TwinResult
+    spec: GridSpec
     predicted: list[PredictedGrid]
     warnings: list[TwinWarning]
     advisories: dict[str, Advisory]
@@ -169,7 +171,7 @@ class EdgeTwin:
         warnings = [warning_of(c, result.advisories.get(c.vehicle_id)) for c in result.conflicts]
         advisories = {v: advisory_of_base_link(adv, self.platoon_config.base_to_centre_m(v))
                       for v, adv in result.advisories.items()}
-        return CycleOutput(result, predicted, warnings, advisories)
+        return CycleOutput(result, spec, predicted, warnings, advisories)
 
     # -------------------------------------------------------------- health --
 

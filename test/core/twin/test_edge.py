@@ -72,7 +72,7 @@ def test_cycles_warn_both_vehicles_and_advise_base_link_poses():
     out, t = outs[-1], T0 + 4 * PERIOD
     assert [(g.horizon_s, g.target_ns) for g in out.predicted] == [(0.5, t + 500 * MS), (1.0, t + S)]
     assert all(g.percent.dtype == np.int8 and g.percent.shape == SPEC.shape for g in out.predicted)
-    assert [w.vehicle_id for w in out.warnings] == ['v1', 'v2']
+    assert out.spec == SPEC and [w.vehicle_id for w in out.warnings] == ['v1', 'v2']
     v1 = out.warnings[0]
     front = X0['v1'] + SPEED * 0.4 + 3.5
     assert v1.level == ConflictLevel.ERROR and v1.values['distance_m'] == pytest.approx(CAR_X - CAR_L / 2 - front,
