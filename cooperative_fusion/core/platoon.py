@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .drops import Cause, DroppedInput
+from .errors import ConfigError
 from .link import LinkMonitor
 from .timebase import ClockEstimator, ClockFitConfig
 from .types import PoseSample
@@ -54,6 +55,7 @@ class PlatoonConfig:
     accel_window_ns : acceleration = speed change over at least this much odometry
     future_tolerance_ns : odometry (clock known) further ahead of the receiver clock is rejected
     links_* : arrival statistics window, and the latency / missing share reported as degraded
+    history : odometry samples kept per vehicle
     """
 
     vehicles: tuple[str, ...]
@@ -69,6 +71,15 @@ class PlatoonConfig:
     links_late_ns: int = 250_000_000
     links_missing_share: float = 0.2
     history: int = 64
+
+    def __post_init__(self) -> None:
+        n = len(self.vehicles)
+        for name in ('lengths_m', 'widths_m', 'rear_overhangs_m'):
+            if len(getattr(self, name)) != n:
+                raise ConfigError(f'{name} must hold one value per vehicle {list(self.vehicles)}, '
+                                  f'got {list(getattr(self, name))}')
+        if self.history < 2:
+            raise ConfigError(f'history must keep at least 2 odometry samples, got {self.history}')
 
     def base_to_centre_m(self, vehicle_id: str) -> float:
         """Distance from base_link forward to the centre of the vehicle's box, metres."""

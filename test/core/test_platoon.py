@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.drops import DroppedInput
-from cooperative_fusion.core.errors import SyncError
+from cooperative_fusion.core.errors import ConfigError, SyncError
 from cooperative_fusion.core.platoon import (Degradation, DegradedCause, OdomSample, Platoon, PlatoonConfig)
 from cooperative_fusion.core.types import PoseSample
 
@@ -159,3 +159,8 @@ def test_odom_sample_from_a_pose():
 
 def test_base_to_centre():
     assert CFG.base_to_centre_m('v2') == pytest.approx(3.5)
+
+
+def test_config_needs_one_size_per_vehicle():
+    with pytest.raises(ConfigError, match=r"widths_m must hold one value per vehicle \['v1', 'v2'\], got \[1.8\]"):
+        PlatoonConfig(('v1', 'v2'), (4.5, 4.5), (1.8,), (1.0, 1.0))
