@@ -23,8 +23,8 @@ from ..core.config_values import config_from_values
 from ..core.drops import Cause, Drop, cause_of
 from ..core.errors import ConfigError
 from .diagnostics import DropCounter, Level, make_array, make_status
-from .params import Param, declare
 from .names import DIAGNOSTICS
+from .params import Param, declare
 from .qos import diagnostics_qos
 from .signals import take_sigint
 
@@ -46,7 +46,9 @@ class BaseNode(Node):
                 self.start_diagnostics(values['diagnostics.period_s'], 'my_node: v1')
 
             def _on_lidar(self, msg) -> None:
-                ...                                        # raise a domain error, or self.drop(...)
+                if too_new:                                # a domain error is counted under its cause:
+                    raise DroppedInput(Cause.FUTURE, f'stamp {stamp} ns is ahead of the clock')
+                ...                                        # or self.drop('lidar', Cause.LATE, detail)
 
             def diagnostics_values(self) -> dict[str, object]:
                 return {'cycles': self.cycles}             # drops.* are added by the scaffold

@@ -1,7 +1,8 @@
 """One vehicle's perception cycle: a synchronised sensor set -> this cycle's evidence grid.
 
-The vehicle node hands in the members of one :class:`~cooperative_fusion.core.vehicle.sync.SyncSet`
-(converted to arrays) and its pose buffer; :class:`VehiclePipeline` does the rest:
+:class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore` hands in the members of one
+:class:`~cooperative_fusion.core.vehicle.sync.SyncSet` (converted to arrays) and its pose buffer;
+:class:`VehiclePipeline` does the rest:
 
 1. motion compensation: every sensor's points go to ``map`` with the pose at
    *that sensor's* stamp (``compensate``), or per point when the lidar cloud
