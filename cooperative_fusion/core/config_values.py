@@ -39,13 +39,17 @@ def seconds_to_ns(seconds: float) -> int:
 
 
 def config_from_values(cls: type[C], values: Mapping[str, Any], prefix: str = '', *,
-                       names: Mapping[str, str] | None = None, ignore: Iterable[str] = (), **given: Any) -> C:
+                       names: Mapping[str, str] | None = None, ignore: Iterable[str] = (),
+                       fallback: Mapping[str, Any] | None = None, **given: Any) -> C:
     """``cls(**fields)`` with each field taken from ``values[prefix + name]``.
 
     cls : a dataclass (its own ``__post_init__`` validates ranges and relations)
     prefix : e.g. ``'sync.'``; every value whose name starts with it must fill a field
-    names : field -> value name (after the prefix) where the two differ, e.g. ``{'ground_z_m': 'z_m'}``
+        (no such check with an empty prefix)
+    names : field -> value name (after the prefix) where the two differ, e.g. ``{'ground_z_m': 'z_m'}``;
+        a name in another unit is converted (``{'camera_hfov_rad': 'camera.hfov_deg'}``)
     ignore : value names (after the prefix) that belong to another config
+    fallback : field -> what it takes when its value is the empty string (a default derived elsewhere)
     given : fields set directly (nested configs, derived values); not looked up
 
     A field with no value keeps its default. Raises ConfigError naming the parameter
@@ -55,39 +59,46 @@ def config_from_values(cls: type[C], values: Mapping[str, Any], prefix: str = ''
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f'{cls!r} is not a dataclass')
     names = dict(names or {})
+    fallback = dict(fallback or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown_names = set(names) - set(fields)
+    unknown_names = (set(names) | set(fallback)) - set(fields)
     if unknown_names:
-        raise TypeError(f'names maps unknown fields of {cls.__name__}: {sorted(unknown_names)}')
+        raise TypeError(f'names / fallback name unknown fields of {cls.__name__}: {sorted(unknown_names)}')
     used: set[str] = set(prefix + n for n in ignore)
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name in given:
             kwargs[name] = given[name]
             continue
-        found = _lookup(values, prefix, names.get(name, name))
+        found = _lookup(values, prefix, name, names.get(name, name))
         if found is None:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f'{cls.__name__}.{name}: no parameter {prefix}{names.get(name, name)}')
             continue
         key, value, convert = found
         used.add(key)
-        if convert is None:
+        if isinstance(value, str) and value == '' and name in fallback:
+            kwargs[name] = fallback[name]
+        elif convert is None:
             kwargs[name] = _checked(key, value, hints[name])
         else:
             kwargs[name] = _checked(f'{prefix}{name}', convert(_checked(key, value, float)), hints[name])
-    extra = sorted(k for k in values if k.startswith(prefix) and k not in used)
+    extra = sorted(k for k in values if prefix and k.startswith(prefix) and k not in used)
     if extra:
         raise ConfigError(f'unknown parameter(s) {", ".join(extra)}: {cls.__name__} has no such field '
                           f'(fields: {", ".join(fields)})')
     return cls(**kwargs)
 
 
-def _lookup(values: Mapping[str, Any], prefix: str, name: str) -> tuple[str, Any, Any] | None:
-    """(key, value, conversion or None) of the value that fills field ``name``; None if there is none."""
-    if prefix + name in values:
-        return prefix + name, values[prefix + name], None
+def _lookup(values: Mapping[str, Any], prefix: str, field: str, name: str) -> tuple[str, Any, Any] | None:
+    """(key, value, conversion or None) of the value that fills ``field`` (value name ``name``); None if none."""
+    key = prefix + name
+    if key in values:
+        for field_suffix, value_suffix, convert in _UNITS:
+            if field.endswith(field_suffix) and name.endswith(value_suffix) and not name.endswith(field_suffix):
+                return key, values[key], convert
+        return key, values[key], None
     for field_suffix, value_suffix, convert in _UNITS:
         if name.endswith(field_suffix):
             key = prefix + name[:-len(field_suffix)] + value_suffix

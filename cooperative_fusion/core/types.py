@@ -1,4 +1,4 @@
-"""Small value types shared by several core modules."""
+"""Small value types shared by several core modules, and the check of a pose covariance."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,3 +29,18 @@ class PoseSample:
     covariance: NDArray[np.float64] = field(default_factory=_zeros6)
     linear_velocity: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     angular_velocity: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
+
+
+def covariance_is_psd(cov: NDArray[np.floating], tol: float = 1e-9) -> bool:
+    """True when ``cov`` (n, n) is finite, symmetric and positive semi-definite.
+
+    Tolerances scale with the largest entry (``tol * max(1, max|cov|)``), so a
+    large variance (an unknown yaw at 1e6) does not fail on rounding.
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
+        return False
+    scale = tol * max(1.0, float(np.abs(cov).max(initial=0.0)))
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=scale):
+        return False
+    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)

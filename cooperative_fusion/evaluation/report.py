@@ -117,14 +117,13 @@ def fusion_overrides(path: Path | None) -> tuple[dict[str, Any], dict[str, float
 
 
 def prediction_horizons(path: Path | None) -> tuple[float, ...]:
-    """``output_horizons_s`` of a twin parameter file, else the core default."""
-    from ..core.twin.prediction import PredictionConfig
+    """``output_horizons_s`` of the twin's config from a twin parameter file (the node's own parameter ->
+    config mapping, missing names at their defaults), else of the defaults."""
+    from ..core.config_files import ros_parameters
+    from ..core.twin.config import twin_config_from_params, with_defaults
 
-    if path is not None:
-        value = ros_parameters(path).get('output_horizons_s')
-        if isinstance(value, list) and value:
-            return tuple(float(v) for v in value)
-    return tuple(float(h) for h in PredictionConfig().output_horizons_s)
+    values = with_defaults(ros_parameters(path) if path is not None else {})
+    return twin_config_from_params(values).prediction.output_horizons_s
 
 
 # ---------------------------------------------------------------------------------- truth bag

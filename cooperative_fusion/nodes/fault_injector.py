@@ -1,42 +1,16 @@
 """Fault injector: a relay between one vehicle and everyone else, applying ``config/faults/*.yaml``.
 
-One node per vehicle, in namespace ``/<v>``. With faults on, the vehicle's
-true streams are renamed ``raw/`` and the injector publishes what the
-network (and a biased localisation) makes of them under DESIGN.md's names:
+One node per vehicle, in ``/<v>``. It reads the vehicle's true streams under ``raw/``
+(``raw/evidence_grid``, ``raw/radar/targets``, ``raw/odom``, ``raw/time_reference``) and
+publishes them under DESIGN.md's names as the network makes them (delay, loss, reordering,
+duplication, clock skew: :class:`~cooperative_fusion.core.faults.FaultModel`); odometry also
+goes, pose-biased but at once, to ``onboard/odom`` for the vehicle node itself
+(:func:`vehicle_parameters` and :func:`source_renames` give the wiring). Held messages are
+released by a timer on the node clock, by due time, then arrival: nothing sleeps.
 
-================================  ==========================  =================================
-in (true)                         out                         who reads the output
-================================  ==========================  =================================
-``/<v>/raw/evidence_grid``        ``/<v>/evidence_grid``      fusion (network faults, clock skew)
-``/<v>/raw/radar/targets``        ``/<v>/radar/targets``      twin (network faults, clock skew)
-``/<v>/raw/odom``                 ``/<v>/odom``               fusion, twin (pose bias + network faults)
-``/<v>/raw/odom``                 ``/<v>/onboard/odom``       the vehicle node (pose bias only, at once)
-``/<v>/raw/time_reference``       ``/<v>/time_reference``     fusion, twin (network faults)
-================================  ==========================  =================================
-
-The vehicle node publishes to the raw output topics (its ``topics.evidence_grid``
-/ ``topics.radar_targets`` parameters), reads ``/<v>/onboard/odom`` (a pose bias is
-a localisation error, so the vehicle itself must use it; network delay and loss
-must not hit its own bus) and ``/<v>/raw/time_reference``. The sources (bag,
-simulator, vehicle drivers) publish odometry and time references as
-``/<v>/raw/...``; ``cooperative-fusion run --faults`` renames a bag's topics
-itself. :func:`vehicle_parameters` and :func:`source_renames` give exactly that.
-
-Per message, :class:`~cooperative_fusion.core.faults.FaultModel` decides the
-release times (none: lost; two: duplicated). Held messages are released by a
-timer on the node clock (``release_period_s``, 5 ms default), in order of due
-time, then arrival; so sim time and the lock-step runner work, and nothing
-sleeps. A message due at arrival (no delay) is published at once.
-
-/diagnostics (``fault_injector: <v>``), per stream (``evidence_grid``,
-``radar/targets``, ``odom``, ``time_reference``): ``<s>.in``, ``<s>.out`` (messages
-published, duplicates included), ``<s>.lost`` (random, burst or silence),
-``<s>.silenced`` (of those, lost to a silence window), ``<s>.duplicated``,
-``<s>.reordered`` (published after a message of the stream that arrived later),
-``<s>.delayed_mean_ms`` (publish time - arrival time, node clock, mean over out),
-plus ``pending`` (held now), ``silent`` and the scaffold's ``drops.*`` (ros/node.py:
-inputs that could not be relayed, e.g. a skewed stamp out of range; source = the
-stream's parameter suffix, ``evidence_grid``, ``radar_targets``, ``odom``, ``time_reference``).
+/diagnostics (``fault_injector: <v>``), per stream ``<s>``: ``<s>.in``, ``<s>.out``,
+``<s>.lost``, ``<s>.silenced``, ``<s>.duplicated``, ``<s>.reordered``, ``<s>.delayed_mean_ms``;
+``pending``, ``silent`` and the scaffold's ``drops.*`` (source: the stream's parameter suffix).
 
 Run: ``fault_injector --ros-args -r __ns:=/v1 -p faults_file:=config/faults/lossy.yaml``.
 """
@@ -55,6 +29,7 @@ from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.errors import ConfigError
 from ..core.faults import FaultModel, FaultsConfig, FaultSpec, apply_pose_bias, load_faults
+from ..ros import names
 from ..ros.diagnostics import Level
 from ..ros.node import BaseNode, spin_node
 from ..ros.params import Param
@@ -64,14 +39,16 @@ from ..ros.time import ns_to_stamp, stamp_to_ns
 NODE_NAME = 'fault_injector'
 _NS_PER_MS = 1_000_000
 
-#: Stream name (core.faults.STREAMS) -> (message class, parameter suffix, raw topic, output topic), relative.
-_STREAMS: dict[str, tuple[type, str, str, str]] = {
-    'evidence_grid': (OccupancyGrid, 'evidence_grid', 'raw/evidence_grid', 'evidence_grid'),
-    'radar/targets': (PointCloud2, 'radar_targets', 'raw/radar/targets', 'radar/targets'),
-    'odom': (Odometry, 'odom', 'raw/odom', 'odom'),
-    'time_reference': (TimeReference, 'time_reference', 'raw/time_reference', 'time_reference'),
-}
+RAW = 'raw/'
 ONBOARD_ODOM = 'onboard/odom'
+#: Stream name (core.faults.STREAMS) -> (message class, parameter suffix, output topic relative to /<v>);
+#: the input is the output's name under raw/.
+_STREAMS: dict[str, tuple[type, str, str]] = {
+    'evidence_grid': (OccupancyGrid, 'evidence_grid', names.EVIDENCE_GRID),
+    'radar/targets': (PointCloud2, 'radar_targets', names.RADAR_TARGETS),
+    'odom': (Odometry, 'odom', names.ODOM),
+    'time_reference': (TimeReference, 'time_reference', names.TIME_REFERENCE),
+}
 
 PARAMS: tuple[Param, ...] = (
     Param('vehicle_id', '', 'vehicle id (v1, ...); empty = the node namespace without its slash'),
@@ -83,10 +60,10 @@ PARAMS: tuple[Param, ...] = (
     Param('relay_state', True, 'relay odometry and time references too (false: only evidence and radar targets, '
           'for sources that cannot be renamed to raw/)'),
     Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
-    *(Param(f'topics.raw_{suffix}', '', f'true {name} in; empty = /<vehicle_id>/{raw}')
-      for name, (_, suffix, raw, _) in _STREAMS.items()),
+    *(Param(f'topics.raw_{suffix}', '', f'true {name} in; empty = /<vehicle_id>/{RAW}{out}')
+      for name, (_, suffix, out) in _STREAMS.items()),
     *(Param(f'topics.{suffix}', '', f'{name} out, with faults; empty = /<vehicle_id>/{out}')
-      for name, (_, suffix, _, out) in _STREAMS.items()),
+      for name, (_, suffix, out) in _STREAMS.items()),
     Param('topics.onboard_odom', '', 'biased odometry for the vehicle node, no network faults; '
           'empty = /<vehicle_id>/onboard/odom'),
 )
@@ -94,15 +71,21 @@ PARAMS: tuple[Param, ...] = (
 
 def vehicle_parameters(vehicle_id: str) -> tuple[tuple[str, str], ...]:
     """The vehicle node's topic parameters when an injector relays its streams (``-p name:=value`` pairs)."""
-    v = f'/{vehicle_id}'
-    return (('topics.evidence_grid', f'{v}/raw/evidence_grid'), ('topics.radar_targets', f'{v}/raw/radar/targets'),
-            ('topics.odom', f'{v}/{ONBOARD_ODOM}'), ('topics.time_reference', f'{v}/raw/time_reference'))
+    def topic(name: str) -> str:
+        return names.vehicle_topic(vehicle_id, name)
+    return (('topics.evidence_grid', topic(RAW + names.EVIDENCE_GRID)),
+            ('topics.radar_targets', topic(RAW + names.RADAR_TARGETS)),
+            ('topics.odom', topic(ONBOARD_ODOM)), ('topics.time_reference', topic(RAW + names.TIME_REFERENCE)))
 
 
 def source_renames(vehicle_id: str) -> dict[str, str]:
     """Source topic -> topic it must be published on when an injector relays ``vehicle_id``'s state."""
-    v = f'/{vehicle_id}'
-    return {f'{v}/odom': f'{v}/raw/odom', f'{v}/time_reference': f'{v}/raw/time_reference'}
+    return _to_raw(vehicle_id, (names.ODOM, names.TIME_REFERENCE))
+
+
+def _to_raw(vehicle_id: str, relative: Sequence[str]) -> dict[str, str]:
+    """``/<v>/<name>`` -> ``/<v>/raw/<name>`` for each relative name."""
+    return {names.vehicle_topic(vehicle_id, n): names.vehicle_topic(vehicle_id, RAW + n) for n in relative}
 
 
 @dataclass
@@ -145,18 +128,18 @@ class FaultInjector(BaseNode):
         self.stats: dict[str, _StreamStats] = {}
         self._pending: list[tuple[int, int, str, Any, int, int]] = []   # (due, seq, stream, msg, arrival_ns, index)
         self._seq = 0
-        base = f'/{vid}'
         self.pubs: dict[str, Any] = {}
         streams = [s for s in _STREAMS if values['relay_state'] or s not in ('odom', 'time_reference')]
         for stream in streams:
-            cls, suffix, raw, out = _STREAMS[stream]
+            cls, suffix, out = _STREAMS[stream]
             qos = state_qos() if stream in ('odom', 'time_reference') else evidence_qos()
             self.stats[stream] = _StreamStats()
-            self.pubs[stream] = self.create_publisher(cls, values[f'topics.{suffix}'] or f'{base}/{out}', qos)
-            self.create_subscription(cls, values[f'topics.raw_{suffix}'] or f'{base}/{raw}',
+            self.pubs[stream] = self.create_publisher(cls, values[f'topics.{suffix}'] or names.vehicle_topic(vid, out),
+                                                      qos)
+            self.create_subscription(cls, values[f'topics.raw_{suffix}'] or names.vehicle_topic(vid, RAW + out),
                                      self.guard(suffix, lambda m, s=stream: self._on_message(s, m)), qos)
-        self.onboard_pub = (self.create_publisher(Odometry, values['topics.onboard_odom'] or f'{base}/{ONBOARD_ODOM}',
-                                                  state_qos()) if 'odom' in streams else None)
+        onboard = values['topics.onboard_odom'] or names.vehicle_topic(vid, ONBOARD_ODOM)
+        self.onboard_pub = self.create_publisher(Odometry, onboard, state_qos()) if 'odom' in streams else None
         self.release_timer = self.create_timer(values['release_period_s'], self.guard('release', self._on_timer))
         self.start_diagnostics(values['diagnostics.period_s'], f'{NODE_NAME}: {vid}', hardware_id=vid)
         self.get_logger().info(f'fault injector for {vid}: {values["faults_file"]} (seed {seed}), '
@@ -233,9 +216,7 @@ class FaultInjector(BaseNode):
 
 def source_renames_all(vehicle_id: str) -> dict[str, str]:
     """Like :func:`source_renames`, plus the vehicle node's outputs (for a bag that already holds them)."""
-    v = f'/{vehicle_id}'
-    return {**source_renames(vehicle_id), f'{v}/evidence_grid': f'{v}/raw/evidence_grid',
-            f'{v}/radar/targets': f'{v}/raw/radar/targets'}
+    return {**source_renames(vehicle_id), **_to_raw(vehicle_id, (names.EVIDENCE_GRID, names.RADAR_TARGETS))}
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,14 @@
 
 Subscribes (topics default to DESIGN.md's names under ``/<vehicle_id>``):
 ``lidar/points``, ``radar/points``, ``camera/depth/image``,
-``camera/depth/camera_info``, ``odom``. Publishes ``evidence_grid``
+``camera/depth/camera_info``, ``odom``, ``time_reference``. Publishes ``evidence_grid``
 (nav_msgs/OccupancyGrid, ``map``), ``radar/targets`` (PointCloud2 in ``map``,
-ego motion removed from the radial velocity) and ``/diagnostics``.
-
-The node is thin: callbacks convert messages with the ``ros/`` adapters, odometry
-fills a :class:`PoseBuffer`, sensor payloads go into an
-:class:`ApproximateTimeSync`, and every completed set runs through
-:class:`~cooperative_fusion.core.vehicle.pipeline.VehiclePipeline`. Bad input
-never kills it: each drop is logged (first of a cause, then throttled) and
-counted in ``/diagnostics``.
-
-Drop causes (``drops.<cause>`` in /diagnostics): ``<stream>_format`` (malformed
-message), ``<stream>_wrong_frame`` / ``odom_child_wrong_frame`` (unexpected
-frame_id), ``<stream>_stamp_future`` / ``odom_stamp_future`` (stamped over a minute ahead of
-the node clock), ``odom_covariance`` (not PSD), ``odom_frame`` (pose rejected by the
-buffer), ``camera_no_info`` / ``camera_size`` (no or mismatching CameraInfo),
-``sync_late`` / ``sync_out_of_order`` / ``sync_queue_overflow`` /
-``sync_unmatched`` / ``sync_stale`` (the synchroniser's drops), ``set_no_pose``
-(no pose at a set's stamp: the whole cycle is lost), ``<stream>_no_pose`` (one
-member without a pose: the cycle goes on without it), ``<source>_internal``
-(an unexpected exception: a bug, logged and survived).
+ego motion removed from the radial velocity) and ``/diagnostics``. Callbacks
+convert messages with the ``ros/`` adapters and hand them to
+:class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore`; drops are
+counted by the scaffold (``ros/node.py``): ``drops.<source>.<cause>`` with source
+a stream, ``odom``, ``camera_info``, ``time_reference``, ``sync`` (the synchroniser)
+or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``).
 
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
@@ -32,42 +19,34 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
-from ..core.errors import ConfigError, CooperativeFusionError, FrameError, MessageFormatError
-from ..core.grid import logodds_to_percent
+from ..core.config_values import config_from_values
+from ..core.timebase import ClockFitConfig
 from ..core.vehicle.ground import GroundConfig
-from ..core.vehicle.pose_buffer import PoseBuffer, PoseBufferConfig
-from ..core.vehicle.pose_wait import PoseWait, PoseWaitConfig, Release
+from ..core.vehicle.pipeline import STREAMS, LidarScan, PipelineConfig, RadarScan, WindowConfig
+from ..core.vehicle.pose_buffer import PoseBufferConfig
+from ..core.vehicle.pose_wait import PoseWaitConfig
 from ..core.vehicle.sensor_models import SensorModel
-from ..core.vehicle.share import EvidenceSharer, ShareConfig
-from ..core.vehicle.sync import ApproximateTimeSync, SyncConfig, SyncSet
-from ..core.timebase import ClockEstimator, ClockFitConfig
-from ..core.vehicle.pipeline import (STREAMS, set_pose_horizon_ns, CycleResult, DepthFrame, FrameConfig, LidarScan, PipelineConfig,
-                                     QosConfig, RadarScan, TopicConfig, VehicleConfig, VehiclePipeline,
-                                     WindowConfig)
-from ..ros.diagnostics import DropCounter, LatencyStats, Level, RateMeter, make_array, make_status
+from ..core.vehicle.share import ShareConfig
+from ..core.vehicle.sync import SyncConfig
+from ..core.vehicle.vehicle_core import FrameConfig, Step, VehicleConfig, VehicleCore
+from ..ros import names
+from ..ros.diagnostics import LatencyStats, Level, RateMeter
 from ..ros.grid import grid_to_msg
 from ..ros.image import camera_info_to_k, depth_image_to_array
-from ..ros.odometry import covariance_is_psd, odometry_to_pose
-from ..ros.params import Param, declare
+from ..ros.node import BaseNode, spin_node, vehicle_id_or_namespace
+from ..ros.odometry import odometry_to_pose
+from ..ros.params import Param
 from ..ros.pointcloud import array_to_cloud, cloud_to_array, xyz
-from ..ros.qos import diagnostics_qos, evidence_qos, sensor_qos, state_qos
+from ..ros.qos import evidence_qos, sensor_qos, state_qos
 from ..ros.time import stamp_to_ns, time_reference_to_ns
-from .entry import SetupNode, spin_node
 
 NODE_NAME = 'vehicle_node'
-_NS_PER_S = 1_000_000_000
-#: An input stamped further than this ahead of the node clock is dropped (``<stream>_stamp_future``):
-#: one message from a broken clock (year 2100) would otherwise become its stream's newest stamp and
-#: make every later message late, or empty the pose buffer. Vehicle clocks are within seconds of
-#: the node clock (on the vehicle it is the same clock; in a replay, the bag's log time).
-STAMP_FUTURE_TOLERANCE_NS = 60 * _NS_PER_S
 
 #: Every parameter of the node, in one place. Empty topic / frame names are
 #: derived from the vehicle id (DESIGN.md's names); config/vehicle.yaml documents each row.
@@ -192,414 +171,195 @@ PARAMS: tuple[Param, ...] = (
 )
 
 
-def _ns(seconds: float) -> int:
-    return int(round(seconds * _NS_PER_S))
+@dataclass(frozen=True)
+class TopicConfig:
+    """Absolute topic names of one vehicle's inputs and outputs."""
+
+    lidar: str
+    radar: str
+    camera: str
+    camera_info: str
+    odom: str
+    time_reference: str
+    evidence_grid: str
+    radar_targets: str
 
 
-def config_from_params(values: dict[str, Any], namespace: str = '/') -> VehicleConfig:
+@dataclass(frozen=True)
+class QosConfig:
+    """Queue depths of the node's subscriptions and publishers."""
+
+    sensor_depth: int
+    state_depth: int
+    output_depth: int
+
+
+#: TopicConfig field -> DESIGN.md's name under /<vehicle_id>
+_TOPICS = {'lidar': names.LIDAR, 'radar': names.RADAR, 'camera': names.DEPTH_IMAGE, 'camera_info': names.CAMERA_INFO,
+           'odom': names.ODOM, 'time_reference': names.TIME_REFERENCE, 'evidence_grid': names.EVIDENCE_GRID,
+           'radar_targets': names.RADAR_TARGETS}
+#: PipelineConfig field -> parameter, where they differ
+_PIPELINE_NAMES = {'lidar_extrinsic': 'extrinsics.lidar', 'radar_extrinsic': 'extrinsics.radar',
+                   'camera_extrinsic': 'extrinsics.camera_optical', 'radar_sigma_m': 'radar.sigma_m',
+                   'camera_hfov_rad': 'camera.hfov_deg', 'camera_stride': 'camera.stride', 'enabled': 'sync.streams'}
+
+
+def config_from_params(values: Mapping[str, Any], namespace: str = '/') -> VehicleConfig:
     """The validated VehicleConfig from declared parameter values (``{name: value}``).
 
     Raises ConfigError naming the first unusable value.
     """
-    v = str(values['vehicle_id']) or namespace.strip('/')
-    if not v:
-        raise ConfigError('vehicle_id is empty and the node has no namespace: set -p vehicle_id:=v1 '
-                          'or -r __ns:=/v1')
-    default_topics = TopicConfig.for_vehicle(v)
-    topics = TopicConfig(**{f: values[f'topics.{f}'] or getattr(default_topics, f)
-                            for f in TopicConfig.__dataclass_fields__})
-    default_frames = FrameConfig.for_vehicle(v)
-    frames = FrameConfig(**{f: values[f'frames.{f}'] or getattr(default_frames, f)
-                            for f in FrameConfig.__dataclass_fields__})
-    window = WindowConfig(mode=values['grid.mode'], size_x_m=values['grid.size_x_m'],
-                          size_y_m=values['grid.size_y_m'], resolution_m=values['grid.resolution_m'],
-                          forward_offset_m=values['grid.forward_offset_m'],
-                          fixed_origin_x_m=values['grid.fixed_origin_x_m'],
-                          fixed_origin_y_m=values['grid.fixed_origin_y_m'])
+    v = vehicle_id_or_namespace(values['vehicle_id'], namespace)
+    frames = config_from_values(FrameConfig, values, 'frames.', fallback={
+        'map': names.MAP_FRAME, **{f: names.vehicle_frame(v, f) for f in ('base_link', 'lidar', 'radar',
+                                                                             'camera_optical')}})
 
-    def model(s: str, az_deg: float) -> SensorModel:
-        return SensorModel(p_hit=values[f'{s}.p_hit'], p_miss=values[f'{s}.p_miss'],
-                           max_range_m=values[f'{s}.max_range_m'], min_range_m=values[f'{s}.min_range_m'],
-                           azimuth_resolution_rad=math.radians(az_deg))
+    def model(sensor: str, *ignore: str) -> SensorModel:
+        return config_from_values(SensorModel, values, f'{sensor}.', ignore=ignore)
 
-    ground = GroundConfig(mode=values['ground.mode'], ground_z_m=values['ground.z_m'],
-                          min_obstacle_height_m=values['ground.min_obstacle_height_m'],
-                          max_obstacle_height_m=values['ground.max_obstacle_height_m'],
-                          ransac_distance_m=values['ground.ransac_distance_m'],
-                          ransac_iterations=values['ground.ransac_iterations'])
-    pipeline = PipelineConfig(
-        window=window, lidar_extrinsic=values['extrinsics.lidar'], radar_extrinsic=values['extrinsics.radar'],
-        camera_extrinsic=values['extrinsics.camera_optical'],
-        lidar_model=model('lidar', values['lidar.azimuth_resolution_deg']),
-        # the radar model's bins are unused (no polar sweep for radar)
-        radar_model=model('radar', 1.0),
-        camera_model=model('camera', values['camera.azimuth_resolution_deg']),
-        radar_sigma_m=values['radar.sigma_m'], camera_hfov_rad=math.radians(values['camera.hfov_deg']),
-        camera_stride=values['camera.stride'], ground=ground, deskew=values['deskew'],
-        enabled=tuple(values['sync.streams']))
-    return VehicleConfig(
-        vehicle_id=v, topics=topics, frames=frames, pipeline=pipeline,
-        qos=QosConfig(values['qos.sensor_depth'], values['qos.state_depth'], values['qos.output_depth']),
-        sync_reference=values['sync.reference'], sync_slop_ns=_ns(values['sync.slop_s']),
-        sync_queue_size=values['sync.queue_size'], sync_stream_timeout_ns=_ns(values['sync.stream_timeout_s']),
-        sync_late_horizon_ns=_ns(values['sync.late_horizon_s']), sync_poll_period_s=values['sync.poll_period_s'],
-        pose_max_age_ns=_ns(values['pose_buffer.max_age_s']),
-        pose_extrapolation_margin_ns=_ns(values['pose_buffer.extrapolation_margin_s']),
-        pose_wait_ns=_ns(values['pose_buffer.wait_s']),
-        pose_max_wait_ns=_ns(values['pose_buffer.max_wait_s']),
-        diagnostics_period_s=values['diagnostics.period_s'],
-        timebase_enabled=values['timebase.enabled'], timebase_window_ns=_ns(values['timebase.window_s']),
-        timebase_outlier_ns=_ns(values['timebase.outlier_threshold_ms'] / 1e3),
-        output_stamp_offset_ns=_ns(values['output_stamp_offset_s']),
-        share=ShareConfig(resolution_m=values['share.resolution_m'], period_cycles=values['share.period_cycles'],
-                          crop=values['share.crop'], corridor_half_width_m=values['share.corridor_half_width_m'],
-                          occupied_logodds=values['share.occupied_logodds']))
+    pipeline = config_from_values(
+        PipelineConfig, values, names=_PIPELINE_NAMES, window=config_from_values(WindowConfig, values, 'grid.'),
+        lidar_model=model('lidar'), radar_model=model('radar', 'sigma_m'),
+        camera_model=model('camera', 'hfov_deg', 'stride'),
+        ground=config_from_values(GroundConfig, values, 'ground.', names={'ground_z_m': 'z_m'}))
+    timebase = (config_from_values(ClockFitConfig, values, 'timebase.', ignore=('enabled',))
+                if values['timebase.enabled'] else None)
+    return config_from_values(
+        VehicleConfig, values, vehicle_id=v, frames=frames, pipeline=pipeline,
+        sync=config_from_values(SyncConfig, values, 'sync.', ignore=('poll_period_s',)),
+        pose_buffer=config_from_values(PoseBufferConfig, values, 'pose_buffer.', ignore=('wait_s', 'max_wait_s')),
+        pose_wait=config_from_values(PoseWaitConfig, values, 'pose_buffer.',
+                                     ignore=('max_age_s', 'extrapolation_margin_s')),
+        timebase=timebase, share=config_from_values(ShareConfig, values, 'share.'))
 
 
-class VehicleNode(SetupNode):
+def topics_from_params(values: Mapping[str, Any], vehicle_id: str) -> TopicConfig:
+    """The topics: each ``topics.*`` parameter, or DESIGN.md's name under ``/<vehicle_id>`` when empty."""
+    return config_from_values(TopicConfig, values, 'topics.',
+                              fallback={f: names.vehicle_topic(vehicle_id, n) for f, n in _TOPICS.items()})
+
+
+class VehicleNode(BaseNode):
     """See the module docstring. ``kwargs`` go to ``rclpy.node.Node`` (context, namespace,
     parameter_overrides, cli_args, ...), so the in-process bringup can compose it."""
 
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        self.cfg = config_from_params(declare(self, PARAMS), self.get_namespace())
-        cfg = self.cfg
-        self.pipeline = VehiclePipeline(cfg.pipeline)
-        self.sharer = EvidenceSharer(cfg.share, cfg.pipeline.window.resolution_m)
-        self.shares = 0
-        self.poses = PoseBuffer(PoseBufferConfig(max_age_ns=cfg.pose_max_age_ns,
-                                                 extrapolation_margin_ns=cfg.pose_extrapolation_margin_ns))
+        values = self.declare_params(PARAMS)
+        self.cfg = cfg = config_from_params(values, self.get_namespace())
+        self.topics = t = topics_from_params(values, cfg.vehicle_id)
+        qos = self.config(QosConfig, values, 'qos.')
+        self.core = VehicleCore(cfg)
         streams = cfg.pipeline.enabled
-        self.sync = ApproximateTimeSync(SyncConfig(
-            streams=streams, reference=cfg.sync_reference, slop_ns=cfg.sync_slop_ns,
-            queue_size=cfg.sync_queue_size, stream_timeout_ns=cfg.sync_stream_timeout_ns,
-            late_horizon_ns=cfg.sync_late_horizon_ns))
-        self.drops = DropCounter()
-        window_s = max(2.0 * cfg.diagnostics_period_s, 1.0)
-        self.input_rates = {s: RateMeter(window_s) for s in (*streams, 'odom')}
-        self.set_rate = RateMeter(window_s)
+        period_s = values['diagnostics.period_s']
+        self.input_rates = {s: RateMeter.for_reports(period_s) for s in (*streams, 'odom')}
+        self.set_rate = RateMeter.for_reports(period_s)
         self.processing_ms = LatencyStats()
-        self.cycles = 0
-        # sync sets waiting for odometry to cover their stamps, timed on the sensor stamps
-        self._waiting: PoseWait[SyncSet] = PoseWait(PoseWaitConfig(wait_ns=cfg.pose_wait_ns,
-                                                                   max_wait_ns=cfg.pose_max_wait_ns))
-        self.sets_waited = 0
-        self.sets_released = {r: 0 for r in Release if r is not Release.COVERED}
-        self._drops_reported = 0
-        self._K: np.ndarray | None = None
-        self.clock_fit = ClockEstimator(ClockFitConfig(window_ns=cfg.timebase_window_ns,
-                                                       outlier_threshold_ns=cfg.timebase_outlier_ns))
-        self._info_shape: tuple[int, int] | None = None
 
-        t = cfg.topics
-        self.grid_pub = self.create_publisher(OccupancyGrid, t.evidence_grid, evidence_qos(cfg.qos.output_depth))
-        self.targets_pub = (self.create_publisher(PointCloud2, t.radar_targets, evidence_qos(cfg.qos.output_depth))
+        self.grid_pub = self.create_publisher(OccupancyGrid, t.evidence_grid, evidence_qos(qos.output_depth))
+        self.targets_pub = (self.create_publisher(PointCloud2, t.radar_targets, evidence_qos(qos.output_depth))
                             if 'radar' in streams else None)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
-        sq, st = sensor_qos(cfg.qos.sensor_depth), state_qos(cfg.qos.state_depth)
-        self.create_subscription(Odometry, t.odom, self._guard('odom', self._on_odom), st)
-        if cfg.timebase_enabled:
+        sq, st = sensor_qos(qos.sensor_depth), state_qos(qos.state_depth)
+        self.create_subscription(Odometry, t.odom, self.guard('odom', self._on_odom), st)
+        if cfg.timebase is not None:
             self.create_subscription(TimeReference, t.time_reference,
-                                     self._guard('time_reference', self._on_time_reference), st)
+                                     self.guard('time_reference', self._on_time_reference), st)
         if 'lidar' in streams:
-            self.create_subscription(PointCloud2, t.lidar, self._guard('lidar', self._on_lidar), sq)
+            self.create_subscription(PointCloud2, t.lidar, self.guard('lidar', self._on_lidar), sq)
         if 'radar' in streams:
-            self.create_subscription(PointCloud2, t.radar, self._guard('radar', self._on_radar), sq)
+            self.create_subscription(PointCloud2, t.radar, self.guard('radar', self._on_radar), sq)
         if 'camera' in streams:
-            self.create_subscription(Image, t.camera, self._guard('camera', self._on_depth), sq)
-            self.create_subscription(CameraInfo, t.camera_info, self._guard('camera_info', self._on_camera_info), st)
-        self.poll_timer = self.create_timer(cfg.sync_poll_period_s, self._guard('poll', self._on_poll))
-        self.diag_timer = self.create_timer(cfg.diagnostics_period_s,
-                                            self._guard('diagnostics', self._publish_diagnostics))
+            self.create_subscription(Image, t.camera, self.guard('camera', self._on_depth), sq)
+            self.create_subscription(CameraInfo, t.camera_info, self.guard('camera_info', self._on_camera_info), st)
+        self.poll_timer = self.create_timer(values['sync.poll_period_s'], self.guard('poll', self._on_poll))
+        self.start_diagnostics(period_s, f'{NODE_NAME}: {cfg.vehicle_id}', hardware_id=cfg.vehicle_id)
+        window = cfg.pipeline.window
         self.get_logger().info(
-            f'vehicle {cfg.vehicle_id}: streams {list(streams)} (reference {cfg.sync_reference}), '
-            f'grid {cfg.pipeline.window.mode.value} {cfg.pipeline.window.size_x_m}x{cfg.pipeline.window.size_y_m} m '
-            f'at {cfg.pipeline.window.resolution_m} m -> {t.evidence_grid} at {cfg.share.resolution_m} m every '
-            f'{cfg.share.period_cycles} cycle(s), crop {cfg.share.crop.value}')
-
-    # ------------------------------------------------------------- helpers --
-
-    def now_ns(self) -> int:
-        """Node clock (sim time when use_sim_time is set), nanoseconds."""
-        return int(self.get_clock().now().nanoseconds)
-
-    def to_output_stamp(self, stamp_vehicle_ns: int) -> int | None:
-        """Vehicle-clock stamp -> common-time stamp of the published outputs.
-
-        Adds ``output_stamp_offset_s`` and maps through the clock fit of the
-        TimeReference stream. Returns None while no time reference has arrived
-        (the caller drops the cycle and counts it: a stamp in the wrong clock
-        would be fused at the wrong time). With ``timebase.enabled`` false the
-        vehicle clock is taken as common time.
-        """
-        stamp = int(stamp_vehicle_ns) + self.cfg.output_stamp_offset_ns
-        if not self.cfg.timebase_enabled:
-            return stamp
-        if self.clock_fit.n_samples == 0:
-            return None
-        return int(self.clock_fit.to_common(stamp))
-
-    def _drop(self, cause: str, detail: str) -> None:
-        self.drops.count(cause, detail, self.get_logger())
-
-    def _guard(self, source: str, fn: Callable[[Any], None] | Callable[[], None]) -> Callable[..., None]:
-        """Wrap a callback so bad input is counted and logged, never raised into the executor."""
-
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except MessageFormatError as exc:
-                self._drop(f'{source}_format', str(exc))
-            except FrameError as exc:
-                self._drop(f'{source}_frame', str(exc))
-            except CooperativeFusionError as exc:
-                self._drop(f'{source}_{type(exc).__name__}', str(exc))
-            except Exception as exc:  # a bug, but one bad message must not stop the vehicle's perception
-                self._drop(f'{source}_internal', f'{type(exc).__name__}: {exc}')
-
-        return wrapped
-
-    def _check_stamp(self, stream: str, stamp_ns: int) -> bool:
-        now = self.now_ns()
-        if now > 0 and stamp_ns > now + STAMP_FUTURE_TOLERANCE_NS:   # 0: sim time not started yet
-            self._drop(f'{stream}_stamp_future', f'{stream} stamp {stamp_ns} ns is more than '
-                                                 f'{STAMP_FUTURE_TOLERANCE_NS / _NS_PER_S:g} s ahead of the node '
-                                                 f'clock ({now} ns)')
-            return False
-        return True
-
-    def _check_frame(self, stream: str, frame_id: str, expected: str) -> bool:
-        if frame_id != expected:
-            self._drop(f'{stream}_wrong_frame', f'{stream} frame_id {frame_id!r}, expected {expected!r}')
-            return False
-        return True
+            f'vehicle {cfg.vehicle_id}: streams {list(streams)} (reference {cfg.sync.reference}), '
+            f'grid {window.mode.value} {window.size_x_m}x{window.size_y_m} m at {window.resolution_m} m '
+            f'-> {t.evidence_grid} at {cfg.share.resolution_m} m every {cfg.share.period_cycles} cycle(s), '
+            f'crop {cfg.share.crop.value}')
 
     # ----------------------------------------------------------- callbacks --
 
+    def _tick(self, stream: str) -> int:
+        now = self.now_ns()
+        self.input_rates[stream].tick(now)
+        return now
+
     def _on_odom(self, msg: Odometry) -> None:
-        self.input_rates['odom'].tick(self.now_ns())
-        if not (self._check_frame('odom', msg.header.frame_id, self.cfg.frames.map)
-                and self._check_frame('odom_child', msg.child_frame_id, self.cfg.frames.base_link)):
-            return
-        pose = odometry_to_pose(msg)
-        if not self._check_stamp('odom', pose.stamp_ns):
-            return
-        if not covariance_is_psd(pose.covariance):
-            self._drop('odom_covariance', f'odometry at {pose.stamp_ns} ns has a covariance that is not '
-                                          f'positive semi-definite')
-            return
-        newest = self._newest_pose_ns()
-        self.poses.insert(pose)
-        if newest is None or pose.stamp_ns > newest:
-            self._waiting.odometry()
-        self._release_waiting()
+        now = self._tick('odom')
+        self.core.check_odometry_frames(msg.header.frame_id, msg.child_frame_id)
+        self._publish(self.core.odometry(odometry_to_pose(msg), now))
 
     def _on_time_reference(self, msg: TimeReference) -> None:
-        stamp_vehicle_ns, common_ns = time_reference_to_ns(msg)
-        if not self.clock_fit.add(stamp_vehicle_ns, common_ns):
-            self._drop('time_reference_outlier', f'time reference {stamp_vehicle_ns} ns -> {common_ns} ns is '
-                                                 f'off the clock fit by more than the outlier threshold')
+        self.core.time_reference(*time_reference_to_ns(msg))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        if not self._check_frame('camera_info', msg.header.frame_id, self.cfg.frames.camera_optical):
-            return
-        if msg.width == 0 or msg.height == 0:
-            raise MessageFormatError(f'camera_info size is {msg.width}x{msg.height}: expected the image size')
-        self._K = camera_info_to_k(msg)
-        self._info_shape = (int(msg.height), int(msg.width))
+        self.core.check_frame('camera_info', msg.header.frame_id)
+        self.core.camera_info(camera_info_to_k(msg), msg.height, msg.width)
 
     def _on_lidar(self, msg: PointCloud2) -> None:
-        self.input_rates['lidar'].tick(self.now_ns())
-        if not self._check_frame('lidar', msg.header.frame_id, self.cfg.frames.lidar):
-            return
-        if not self._check_stamp('lidar', stamp_to_ns(msg.header.stamp)):
-            return
+        now, stamp = self._tick('lidar'), stamp_to_ns(msg.header.stamp)
+        self.core.check_sensor('lidar', msg.header.frame_id, stamp, now)
         points, _ = cloud_to_array(msg)
-        t_offset = None
-        if 't' in (points.dtype.names or ()):
-            t_offset = np.asarray(points['t'], dtype=np.float64)
-        scan = LidarScan(stamp_to_ns(msg.header.stamp), xyz(points), t_offset)
-        self._add('lidar', scan.stamp_vehicle_ns, scan)
+        t_offset_s = points['t'] if 't' in (points.dtype.names or ()) else None
+        self._publish(self.core.sensor('lidar', LidarScan(stamp, xyz(points), t_offset_s), now))
 
     def _on_radar(self, msg: PointCloud2) -> None:
-        self.input_rates['radar'].tick(self.now_ns())
-        if not self._check_frame('radar', msg.header.frame_id, self.cfg.frames.radar):
-            return
-        if not self._check_stamp('radar', stamp_to_ns(msg.header.stamp)):
-            return
+        now, stamp = self._tick('radar'), stamp_to_ns(msg.header.stamp)
+        self.core.check_sensor('radar', msg.header.frame_id, stamp, now)
         points, _ = cloud_to_array(msg, required=('x', 'y', 'z', 'velocity', 'rcs'))
-        scan = RadarScan(stamp_to_ns(msg.header.stamp), xyz(points),
-                         np.asarray(points['velocity'], dtype=np.float64), np.asarray(points['rcs'], dtype=np.float64))
-        self._add('radar', scan.stamp_vehicle_ns, scan)
+        self._publish(self.core.sensor('radar', RadarScan(stamp, xyz(points), points['velocity'], points['rcs']),
+                                       now))
 
     def _on_depth(self, msg: Image) -> None:
-        self.input_rates['camera'].tick(self.now_ns())
-        if not self._check_frame('camera', msg.header.frame_id, self.cfg.frames.camera_optical):
-            return
-        if not self._check_stamp('camera', stamp_to_ns(msg.header.stamp)):
-            return
-        if self._K is None:
-            self._drop('camera_no_info', f'depth image before any CameraInfo on {self.cfg.topics.camera_info}')
-            return
-        depth = depth_image_to_array(msg)
-        if depth.shape != self._info_shape:
-            self._drop('camera_size', f'depth image {depth.shape[1]}x{depth.shape[0]} does not match '
-                                      f'CameraInfo {self._info_shape[1]}x{self._info_shape[0]}')
-            return
-        frame = DepthFrame(stamp_to_ns(msg.header.stamp), depth, self._K)
-        self._add('camera', frame.stamp_vehicle_ns, frame)
-
-    def _add(self, stream: str, stamp_vehicle_ns: int, payload: Any) -> None:
-        self._waiting.sensor(stamp_vehicle_ns)
-        before = self.sync.stats
-        sets = self.sync.add(stream, stamp_vehicle_ns, payload, self.now_ns())
-        self._count_sync_drops(before, f'{stream} message at {stamp_vehicle_ns} ns')
-        for sset in sets:
-            self._submit(sset)
-        self._release_waiting()    # sensor time moved on: sets may have waited long enough
+        now, stamp = self._tick('camera'), stamp_to_ns(msg.header.stamp)
+        self.core.check_sensor('camera', msg.header.frame_id, stamp, now)
+        self._publish(self.core.depth(stamp, depth_image_to_array(msg), now))
 
     def _on_poll(self) -> None:
-        before = self.sync.stats
-        sets = self.sync.poll(self.now_ns())
-        self._count_sync_drops(before, 'stream timeout')
-        for sset in sets:
-            self._submit(sset)
-        self._release_waiting()
+        self._publish(self.core.poll(self.now_ns()))
 
-    def _newest_pose_ns(self) -> int | None:
-        try:
-            return self.poses.span()[1]
-        except FrameError:      # no odometry yet
-            return None
-
-    def _submit(self, sset: SyncSet) -> None:
-        """Process a sync set once odometry covers its stamps (core.vehicle.pose_wait: or odometry went silent).
-
-        Odometry and sensors travel on different topics; a set whose newest stamp (or deskewed
-        sweep end) lies after the newest pose would otherwise be extrapolated or dropped. Sets
-        keep their order: one waiting set holds the ones behind it.
-        """
-        members = {name: payload for name, (_, payload) in sset.members.items()}
-        horizon = set_pose_horizon_ns(members, self.cfg.pipeline.deskew)
-        self._waiting.push(sset, horizon, self.now_ns())
-        self._release_waiting()
-
-    def _release_waiting(self) -> None:
-        for released in self._waiting.release(self._newest_pose_ns(), self.now_ns()):
-            if released.reason is Release.COVERED:
-                if released.waited:
-                    self.sets_waited += 1
-            else:
-                self.sets_released[released.reason] += 1
-            self._process(released.payload)
-
-    def _count_sync_drops(self, before: dict[str, int], detail: str) -> None:
-        """Log and count the messages the synchroniser dropped in the last call (late, stale, ...)."""
-        for key, n in self.sync.stats.items():
-            if key.startswith('dropped.') and n > before.get(key, 0):
-                for _ in range(n - before.get(key, 0)):
-                    self._drop(f'sync_{key[len("dropped."):]}', detail)
-
-    # --------------------------------------------------------------- cycle --
-
-    def process_set(self, sset: SyncSet) -> CycleResult:
-        """Run one sync set through the pipeline (no publishing). Raises the pipeline's errors."""
-        members = {name: payload for name, (_, payload) in sset.members.items()}
-        return self.pipeline.process(sset.stamp_ns, self.poses, lidar=members.get('lidar'),
-                                     radar=members.get('radar'), camera=members.get('camera'))
-
-    def _process(self, sset: SyncSet) -> None:
-        self.set_rate.tick(self.now_ns())
-        t0 = time.perf_counter()
-        try:
-            result = self.process_set(sset)
-        except FrameError as exc:
-            self._drop('set_no_pose', str(exc))
-            return
-        except CooperativeFusionError as exc:
-            self._drop(f'set_{type(exc).__name__}', str(exc))
-            return
-        for name, reason in result.skipped.items():
-            self._drop(f'{name}_no_pose', reason)
-        stamp_ns = self.to_output_stamp(result.stamp_vehicle_ns)
-        if stamp_ns is None:
-            self._drop('no_timebase', f'no time reference on {self.cfg.topics.time_reference} yet: cannot map '
-                                      f'the cycle at {result.stamp_vehicle_ns} ns (vehicle clock) to common time')
-            return
-        shared = self.sharer.add(result.spec, result.logodds, result.known, result.stamp_vehicle_ns,
-                                 float(self.poses.lookup(result.stamp_vehicle_ns)[1, 3]))
-        if shared is not None:
-            cells = (result.cells if shared.spec == result.spec and shared.cycles == 1
-                     else logodds_to_percent(shared.logodds, shared.known))
-            self.grid_pub.publish(grid_to_msg(shared.spec, cells, stamp_ns, self.cfg.frames.map))
-            self.shares += 1
-        if result.radar_targets is not None and self.targets_pub is not None:
-            self.targets_pub.publish(array_to_cloud(result.radar_targets, stamp_ns, self.cfg.frames.map))
-        self.processing_ms.add(1e3 * (time.perf_counter() - t0))
-        self.cycles += 1
+    def _publish(self, step: Step) -> None:
+        """Count what the core dropped, publish the evidence it produced."""
+        now = self.now_ns()
+        for _ in range(step.sets):
+            self.set_rate.tick(now)
+        self.drop_all(step.drops)
+        for evidence in step.evidence:
+            t0 = time.perf_counter()
+            if evidence.grid is not None:
+                self.grid_pub.publish(grid_to_msg(evidence.grid.spec, evidence.grid.cells, evidence.stamp_ns,
+                                                  self.cfg.frames.map))
+            if evidence.radar_targets is not None and self.targets_pub is not None:
+                self.targets_pub.publish(array_to_cloud(evidence.radar_targets, evidence.stamp_ns,
+                                                        self.cfg.frames.map))
+            self.processing_ms.add(evidence.elapsed_ms + 1e3 * (time.perf_counter() - t0))
 
     # --------------------------------------------------------- diagnostics --
 
     def diagnostics_values(self) -> dict[str, object]:
-        """The node's health as /diagnostics carries it (make_status formats the values).
-
-        rate_hz.<stream> : input messages per second (node clock); set_rate_hz : sync sets
-        per second; cycles : evidence cycles processed; shares : evidence grids published
-        (one per share.period_cycles cycles); sync.* : the synchroniser's counters
-        (sync.gaps.<stream> silences, sync.missing.<stream> sets without it, ...);
-        sets_waiting_for_pose / sets_waited_for_pose : sync sets waiting for odometry now / that
-        waited and got it; sets_released_odometry_silent / sets_released_max_wait : sets that went on
-        without covering odometry (core.vehicle.pose_wait; then extrapolated or dropped as set_no_pose);
-        drops.<cause> / drops.total : inputs dropped, by cause;
-        processing_ms.p50 / .p95 / .count : pipeline + publish time per set (wall clock);
-        pose_buffer_span_s : odometry history held.
+        """rate_hz.<stream> : input messages per second (node clock); set_rate_hz : sync sets per second;
+        the core's counters (VehicleCore.stats: cycles, shares, sets_*, sync.*, timebase.*,
+        pose_buffer_span_s); processing_ms.p50 / .p95 / .count : pipeline + publish time per cycle
+        (wall clock). The scaffold adds drops.*.
         """
         now = self.now_ns()
-        values: dict[str, object] = {}
-        for name, meter in self.input_rates.items():
-            values[f'rate_hz.{name}'] = meter.rate_hz(now)
+        values: dict[str, object] = {f'rate_hz.{name}': meter.rate_hz(now) for name, meter in self.input_rates.items()}
         values['set_rate_hz'] = self.set_rate.rate_hz(now)
-        values['cycles'] = self.cycles
-        values['sets_waiting_for_pose'] = len(self._waiting)
-        values['sets_waited_for_pose'] = self.sets_waited
-        for reason, n in self.sets_released.items():   # went on without covering odometry (set_no_pose if too far)
-            values[f'sets_released_{reason.value}'] = n
-        values['shares'] = self.shares
-        values.update({f'sync.{k}': v for k, v in self.sync.stats.items()})
-        values.update(self.drops.as_values('drops.'))
+        values.update(self.core.stats())
         values.update(self.processing_ms.as_values('processing_ms.'))
-        if self.cfg.timebase_enabled:
-            values['timebase.samples'] = self.clock_fit.n_samples
-            if self.clock_fit.n_samples:
-                values['timebase.offset_ms'] = self.clock_fit.offset_ns / 1e6
-                values['timebase.drift_ppm'] = self.clock_fit.drift_ppm
-                values['timebase.residual_ms'] = self.clock_fit.residual_ns / 1e6
-        try:
-            first, last = self.poses.span()
-            values['pose_buffer_span_s'] = (last - first) / _NS_PER_S
-        except FrameError:  # empty buffer
-            values['pose_buffer_span_s'] = 0.0
         return values
 
-    def _publish_diagnostics(self) -> None:
-        values = self.diagnostics_values()
-        total = self.drops.total
-        if self.cycles == 0:
-            level, message = Level.STALE, 'no evidence cycle yet'
-        elif total > self._drops_reported:
-            level, message = Level.WARN, f'{total - self._drops_reported} input(s) dropped since the last report'
-        else:
-            level, message = Level.OK, f'{self.cycles} cycles'
-        self._drops_reported = total
-        status = make_status(f'{NODE_NAME}: {self.cfg.vehicle_id}', level, message, values,
-                             hardware_id=self.cfg.vehicle_id)
-        self.diag_pub.publish(make_array(self.now_ns(), [status]))
-
-
-def create_node(**kwargs: Any) -> VehicleNode:
-    """A VehicleNode for in-process composition; ``kwargs`` go to ``rclpy.node.Node``."""
-    return VehicleNode(**kwargs)
+    def diagnostics_summary(self, new_drops: int) -> tuple[Level, str]:
+        """STALE before the first cycle, WARN after new drops, else OK."""
+        if self.core.cycles == 0:
+            return Level.STALE, 'no evidence cycle yet'
+        if new_drops:
+            return super().diagnostics_summary(new_drops)
+        return Level.OK, f'{self.core.cycles} cycles'
 
 
 def main(args: Sequence[str] | None = None) -> int:

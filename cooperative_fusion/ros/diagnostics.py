@@ -125,6 +125,10 @@ class DropCounter:
     def total(self) -> int:
         return sum(self._counts.values())
 
+    def of_source(self, source: str | None) -> dict[str, int]:
+        """Drops of one source per cause (None: the drops counted without a source)."""
+        return {cause: n for (s, cause), n in self._counts.items() if s == source}
+
     def as_values(self, prefix: str = 'drops.') -> dict[str, int]:
         """``{prefix + cause: n, prefix + source.cause: n, ..., prefix + 'total': total}`` for :func:`make_status`.
 
@@ -158,6 +162,11 @@ class RateMeter:
         self._window_ns = int(window_s * 1e9)
         self._ticks: deque[int] = deque()
         self._first_ns: int | None = None
+
+    @classmethod
+    def for_reports(cls, report_period_s: float) -> RateMeter:
+        """A meter whose window spans two reports every ``report_period_s`` seconds, and at least 1 s."""
+        return cls(max(2.0 * report_period_s, 1.0))
 
     def tick(self, t_ns: int) -> None:
         t_ns = int(t_ns)

@@ -23,14 +23,14 @@ from ..core.config_values import config_from_values
 from ..core.drops import Cause, Drop, cause_of
 from ..core.errors import ConfigError
 from .diagnostics import DropCounter, Level, make_array, make_status
+from .names import DIAGNOSTICS
 from .params import Param, declare
 from .qos import diagnostics_qos
 from .signals import take_sigint
 
-__all__ = ['BaseNode', 'spin_node', 'Param', 'config_from_values']
+__all__ = ['BaseNode', 'spin_node', 'vehicle_id_or_namespace', 'Param', 'config_from_values']
 
 C = TypeVar('C')
-DIAGNOSTICS_TOPIC = '/diagnostics'
 
 
 class BaseNode(Node):
@@ -46,7 +46,9 @@ class BaseNode(Node):
                 self.start_diagnostics(values['diagnostics.period_s'], 'my_node: v1')
 
             def _on_lidar(self, msg) -> None:
-                ...                                        # raise a domain error, or self.drop(...)
+                if too_new:                                # a domain error is counted under its cause:
+                    raise DroppedInput(Cause.FUTURE, f'stamp {stamp} ns is ahead of the clock')
+                ...                                        # or self.drop('lidar', Cause.LATE, detail)
 
             def diagnostics_values(self) -> dict[str, object]:
                 return {'cycles': self.cycles}             # drops.* are added by the scaffold
@@ -90,11 +92,7 @@ class BaseNode(Node):
 
     def vehicle_id_from(self, value: str) -> str:
         """``value``, or when empty the node namespace without its slash; ConfigError when both are empty."""
-        vid = str(value) or self.get_namespace().strip('/')
-        if not vid:
-            raise ConfigError('vehicle_id is empty and the node has no namespace: set -p vehicle_id:=v1 '
-                              'or -r __ns:=/v1')
-        return vid
+        return vehicle_id_or_namespace(value, self.get_namespace())
 
     def now_ns(self) -> int:
         """Node clock (sim time when use_sim_time is set), nanoseconds."""
@@ -143,7 +141,7 @@ class BaseNode(Node):
         """Publish /diagnostics every ``period_s`` (node clock) under ``status_name`` (default: the node name)."""
         self._status_name = status_name or self.default_name
         self._hardware_id = hardware_id
-        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, diagnostics_qos())
+        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, diagnostics_qos())
         self.diag_timer = self.create_timer(period_s, self.guard('diagnostics', self.publish_diagnostics))
 
     def diagnostics_values(self) -> dict[str, object]:
@@ -173,6 +171,15 @@ class BaseNode(Node):
         statuses = self.diagnostics_statuses()
         if self.diag_pub is not None:
             self.diag_pub.publish(make_array(self.now_ns(), statuses))
+
+
+def vehicle_id_or_namespace(value: str, namespace: str) -> str:
+    """``value``, or when empty ``namespace`` without its slash (``/v1`` -> ``v1``); ConfigError when both are empty."""
+    vid = str(value) or namespace.strip('/')
+    if not vid:
+        raise ConfigError('vehicle_id is empty and the node has no namespace: set -p vehicle_id:=v1 '
+                          'or -r __ns:=/v1')
+    return vid
 
 
 def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None = None) -> int:

@@ -10,8 +10,10 @@ from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
 
 from ..core.errors import MessageFormatError
-from ..core.types import PoseSample
+from ..core.types import PoseSample, covariance_is_psd
 from .time import ns_to_stamp, stamp_to_ns
+
+__all__ = ['odometry_to_pose', 'pose_to_odometry', 'covariance_is_psd']   # covariance_is_psd: core.types
 
 
 def _finite(name: str, values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -63,18 +65,3 @@ def pose_to_odometry(pose: PoseSample, frame_id: str, child_frame_id: str) -> Od
     lin.x, lin.y, lin.z = (float(v) for v in pose.linear_velocity)
     ang.x, ang.y, ang.z = (float(v) for v in pose.angular_velocity)
     return msg
-
-
-def covariance_is_psd(cov: NDArray[np.floating], tol: float = 1e-9) -> bool:
-    """True when ``cov`` (n, n) is finite, symmetric and positive semi-definite.
-
-    Tolerances scale with the largest entry (``tol * max(1, max|cov|)``), so a
-    large variance (an unknown yaw at 1e6) does not fail on rounding.
-    """
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
-        return False
-    scale = tol * max(1.0, float(np.abs(cov).max(initial=0.0)))
-    if not np.allclose(cov, cov.T, rtol=0.0, atol=scale):
-        return False
-    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)

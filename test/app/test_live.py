@@ -60,7 +60,7 @@ def test_bag_at_live_rate_records_outputs(tmp_path, live_bag):
     assert counts['/cooperative/grid'] >= 3, counts
     assert summary.recorded == sum(counts.values())
     # no cycle was given up for want of odometry, none is still waiting for it
-    assert 'drops.set_no_pose' not in last and last['sets_waiting_for_pose'] == '0', health
+    assert 'drops.set.no_pose' not in last and last['sets_waiting_for_pose'] == '0', health
     # log times are the recorder's sim clock: inside the bag's time span (+ drain)
     assert all(start - 1 <= t <= start + int((LIVE_SIM_S + 1.0) * 1e9) for _, t, _ in recorded)
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numpy.testing import assert_allclose
 import params_file
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -22,7 +21,10 @@ from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
-from cooperative_fusion.nodes.twin_node import PARAMS, TwinNode, config_from_params, grid_checksum, horizon_key
+from cooperative_fusion.core.twin.config import config_from_params
+from cooperative_fusion.core.twin.mirror import grid_checksum
+from cooperative_fusion.core.twin.self_check import horizon_key
+from cooperative_fusion.nodes.twin_node import PARAMS, TwinNode
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
 from cooperative_fusion.ros.odometry import pose_to_odometry
@@ -84,6 +86,15 @@ def grid_cells(car_x: float | None) -> np.ndarray:
     return cells
 
 
+def vehicle(twin: TwinNode, vehicle_id: str):
+    """The twin's odometry and clock of one vehicle (core.platoon.VehicleOdometry)."""
+    return twin.edge.inputs.platoon.vehicles[vehicle_id]
+
+
+def link_degraded(twin: TwinNode, vehicle_id: str) -> list[str]:
+    return [str(d) for d in twin.edge.inputs.link_degraded(vehicle_id, twin.now_ns())]
+
+
 def make_twin(ros_context, executor, **overrides) -> TwinNode:
     params = [Parameter(k, value=v) for k, v in overrides.items()]
     node = TwinNode(context=ros_context, parameter_overrides=params)
@@ -96,7 +107,7 @@ def sync_clocks(io: Io, twin: TwinNode, executor, spin, t0_ns: int) -> None:
         common = t0_ns - (3 - k) * PERIOD_NS
         for v in VEHICLES:
             io.tref_pubs[v].publish(make_time_reference(common + CLOCK_OFFSETS[v], common))
-    assert spin(executor, lambda: all(twin.vehicles[v].clock.n_samples == 3 for v in VEHICLES))
+    assert spin(executor, lambda: all(vehicle(twin, v).clock.n_samples == 3 for v in VEHICLES))
 
 
 def run_cycles(io: Io, twin: TwinNode, executor, spin, t0_ns: int, n: int, car_x: float | None) -> list[int]:
@@ -106,11 +117,11 @@ def run_cycles(io: Io, twin: TwinNode, executor, spin, t0_ns: int, n: int, car_x
         t = t0_ns + k * PERIOD_NS
         for v in VEHICLES:
             io.odom_pubs[v].publish(odom_msg(v, t, t0_ns))
-        assert spin(executor, lambda: all(twin.vehicles[v].odom and twin.vehicles[v].odom[-1][0]
+        assert spin(executor, lambda: all(vehicle(twin, v).odom and vehicle(twin, v).odom[-1].stamp_vehicle_ns
                                           == t + CLOCK_OFFSETS[v] for v in VEHICLES))
-        cycles = twin.cycles
+        cycles = twin.edge.cycles
         io.grid_pub.publish(grid_to_msg(SPEC, grid_cells(car_x), t))
-        assert spin(executor, lambda: twin.cycles == cycles + 1)
+        assert spin(executor, lambda: twin.edge.cycles == cycles + 1)
         stamps.append(t)
     return stamps
 
@@ -132,11 +143,11 @@ def test_mirror_gets_the_latest_latched_grid_published_before_it_started(ros_con
     io.grid_pub.publish(grid_to_msg(SPEC, first, t0))
     io.grid_pub.publish(grid_to_msg(SPEC, latest, t0 + PERIOD_NS))
     twin = make_twin(ros_context, executor)
-    assert twin.mirror_checksum() is None
-    assert spin(executor, lambda: twin.mirror is not None)
-    spec, cells, stamp = twin.mirror
-    assert twin.mirror_checksum() == grid_checksum(SPEC, latest)
-    assert twin.mirror_checksum() != grid_checksum(SPEC, first)
+    assert twin.edge.mirror.checksum() is None
+    assert spin(executor, lambda: twin.edge.mirror.cells is not None)
+    spec, cells, stamp = twin.edge.mirror.spec, twin.edge.mirror.cells, twin.edge.mirror.stamp_ns
+    assert twin.edge.mirror.checksum() == grid_checksum(SPEC, latest)
+    assert twin.edge.mirror.checksum() != grid_checksum(SPEC, first)
     assert spec == SPEC and stamp == t0 + PERIOD_NS
     np.testing.assert_array_equal(cells, latest)
 
@@ -208,7 +219,7 @@ def test_clear_road_publishes_empty_warnings_and_predicted_grids_per_horizon(ros
     ix, iy = SPEC.world_to_cell(np.array([leader_x(stamps[-1], t0) + SPEED * 1.0, 0.0]))
     assert cells[iy, ix] > 50
     assert cells.min() >= 0 and cells.max() <= 100
-    assert twin.last_result is not None and twin.last_result.conflicts == []
+    assert twin.edge.last_result is not None and twin.edge.last_result.conflicts == []
 
 
 # -------------------------------------------------------------- bad input --
@@ -219,15 +230,15 @@ def test_malformed_grid_and_nan_odometry_are_counted_not_fatal(ros_context, exec
     bad = grid_to_msg(SPEC, np.zeros(SPEC.shape, np.int8), t0)
     bad.data = array.array('b', bytes(10))              # 10 cells for a 1000 x 80 grid
     io.grid_pub.publish(bad)
-    assert spin(executor, lambda: twin.drops.counts.get('grid_format', 0) == 1)
+    assert spin(executor, lambda: twin.drops.counts.get('grid.malformed', 0) == 1)
     nan_odom = odom_msg('v2', t0, t0)
     nan_odom.pose.pose.position.x = math.nan
     io.odom_pubs['v2'].publish(nan_odom)
-    assert spin(executor, lambda: twin.drops.counts.get('odom_format', 0) == 1)
+    assert spin(executor, lambda: twin.drops.counts.get('odom.malformed', 0) == 1)
     # Still alive: a good grid runs a cycle.
     sync_clocks(io, twin, executor, spin, t0)
     run_cycles(io, twin, executor, spin, t0, 1, None)
-    assert twin.cycles == 1 and twin.grids_received == 1
+    assert twin.edge.cycles == 1 and twin.edge.mirror.received == 1
 
     def reported() -> dict[str, str] | None:
         for arr in reversed(io.diagnostics):
@@ -238,7 +249,8 @@ def test_malformed_grid_and_nan_odometry_are_counted_not_fatal(ros_context, exec
 
     assert spin(executor, lambda: reported() is not None)
     values = reported()
-    assert values['drops.grid_format'] == '1' and values['drops.odom_format'] == '1'
+    assert values['drops.grid.malformed'] == '1' and values['drops.odom.malformed'] == '1'
+    assert values['drops.malformed'] == '2'
     assert values['drops.total'] == '2'
     assert float(values['twin_speedup']) > 0.0
     assert float(values['step_ms']) > 0.0
@@ -254,7 +266,7 @@ def test_self_check_scores_predictions_against_the_mirror(ros_context, executor,
     t0 = time.time_ns()
     sync_clocks(io, twin, executor, spin, t0)
     run_cycles(io, twin, executor, spin, t0, 4, None)
-    values = twin.self_check_values()
+    values = twin.edge.self_check.values()
     # Cycles 1..3 score the 0.1 s prediction of the cycle before; the grids hold nothing
     # (the platoon is not in them) while the predictions draw the platoon: IoU 0, Brier > 0.
     assert values['self_check.count_0.1s'] == 3 and values['self_check.count_0.2s'] == 2
@@ -299,7 +311,7 @@ def test_bad_parameters_raise_config_error(ros_context):
     values = {p.name: p.default for p in PARAMS}
     with pytest.raises(ConfigError, match=r'vehicle_lengths_m must hold 4 positive sizes'):
         config_from_params({**values, 'vehicle_lengths_m': [4.5, 4.5]})
-    with pytest.raises(ConfigError, match=r"tracker.model must be one of \['cv', 'ca'\], got 'kalman'"):
+    with pytest.raises(ConfigError, match=r"parameter 'tracker.model': expected one of cv, ca, got 'kalman'"):
         config_from_params({**values, 'tracker.model': 'kalman'})
     with pytest.raises(ConfigError, match=r'must contain \{v\}'):
         config_from_params({**values, 'topics.odom': '/odom'})
@@ -319,9 +331,9 @@ def test_stale_grid_missing_odometry_and_gaps_are_reported(ros_context, executor
     t_old = time.time_ns() - 2_000_000_000          # 2 s old: stale (stale_grid_s 0.5)
     for v in VEHICLES[:3]:                           # v4 never sends odometry
         io.odom_pubs[v].publish(odom_msg(v, t_old, t_old))
-    assert spin(executor, lambda: all(twin.vehicles[v].odom for v in VEHICLES[:3]))
+    assert spin(executor, lambda: all(vehicle(twin, v).odom for v in VEHICLES[:3]))
     io.grid_pub.publish(grid_to_msg(SPEC, grid_cells(None), t_old))
-    assert spin(executor, lambda: twin.cycles == 1)
+    assert spin(executor, lambda: twin.edge.cycles == 1)
 
     def latest_status():
         for arr in reversed(io.diagnostics):
@@ -337,14 +349,14 @@ def test_stale_grid_missing_odometry_and_gaps_are_reported(ros_context, executor
     assert 'grid: stale' in status.message and 'v4: no odometry' in status.message
     assert 'clock unknown' in values['degraded']          # no time references were sent
     assert values['grid.stale'] == 'True' and float(values['grid.age_s']) > 1.5
-    assert twin.last_result is not None and twin.last_result.rollout.platoon.ids == VEHICLES[:3]
+    assert twin.edge.last_result is not None and twin.edge.last_result.rollout.platoon.ids == VEHICLES[:3]
 
     # Gaps: inter-arrival above 2.5 x the median period (node clock).
     for k in range(6):
-        twin._note_arrival(10**12 + k * PERIOD_NS)
-    assert twin.gaps == 0
-    twin._note_arrival(10**12 + 5 * PERIOD_NS + 4 * PERIOD_NS)
-    assert twin.gaps == 1 and twin.max_gap_s == pytest.approx(0.4)
+        twin.edge.mirror.note_arrival(10**12 + k * PERIOD_NS)
+    assert twin.edge.mirror.gaps == 0
+    twin.edge.mirror.note_arrival(10**12 + 5 * PERIOD_NS + 4 * PERIOD_NS)
+    assert twin.edge.mirror.gaps == 1 and twin.edge.mirror.max_gap_s == pytest.approx(0.4)
 
 
 def test_grids_without_new_odometry_are_mirrored_but_not_cycled(ros_context, executor, io, spin):
@@ -357,11 +369,11 @@ def test_grids_without_new_odometry_are_mirrored_but_not_cycled(ros_context, exe
     stamps = run_cycles(io, twin, executor, spin, t0, 2, None)
     for k in (1, 2):
         io.grid_pub.publish(grid_to_msg(SPEC, grid_cells(None), stamps[-1] + k * PERIOD_NS))
-        assert spin(executor, lambda: twin.grids_received == 2 + k)
-    assert twin.cycles == 2 and twin.cycles_held == 2
+        assert spin(executor, lambda: twin.edge.mirror.received == 2 + k)
+    assert twin.edge.cycles == 2 and twin.edge.cycles_held == 2
     assert twin.diagnostics_values()['cycles_held'] == 2
     run_cycles(io, twin, executor, spin, stamps[-1] + 3 * PERIOD_NS, 1, None)     # odometry again: cycles
-    assert twin.cycles == 3 and twin.cycles_held == 2
+    assert twin.edge.cycles == 3 and twin.edge.cycles_held == 2
 
 
 def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io, spin):
@@ -372,8 +384,9 @@ def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io,
     stamps = run_cycles(io, twin, executor, spin, t0, 7, X_LEADER + CAR_AHEAD)
     assert spin(executor, lambda: any(stamp_to_ns(w.header.stamp) == stamps[-1] for w in io.warnings))
     assert all(len(w.status) == 0 for w in io.warnings)
-    assert twin.warnings_withheld > 0 and twin.diagnostics_values()['warnings_withheld'] == twin.warnings_withheld
-    assert len(twin.last_result.tracks) == 1 and twin.last_result.grids
+    withheld = twin.edge.warnings_withheld
+    assert withheld > 0 and twin.diagnostics_values()['warnings_withheld'] == withheld
+    assert len(twin.edge.last_result.tracks) == 1 and twin.edge.last_result.grids
 
 
 def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
@@ -399,44 +412,13 @@ def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
         for arrival, topic, msg in sorted(events, key=lambda e: e[0]):
             runner.feed(topic, msg, arrival)
         runner.advance_to(t0 + 60 * 20_000_000 + 350_000_000)
-        assert twin.link_degraded('v2') == ['v2: odometry late 0.35 s', 'v2: 25 % of odometry missing']
-        assert twin.link_degraded('v3') == []
+        assert link_degraded(twin, 'v2') == ['v2: odometry late 0.35 s', 'v2: 25 % of odometry missing']
+        assert link_degraded(twin, 'v3') == []
         values = twin.diagnostics_values()
         assert values['vehicle.v2.odom_late_s'] == pytest.approx(0.35)
         assert values['vehicle.v2.odom_missing_share'] == pytest.approx(0.25, abs=0.02)
         assert values['vehicle.v3.odom_late_s'] == pytest.approx(0.0)
         assert values['vehicle.v3.odom_missing_share'] == pytest.approx(0.0)
         assert math.isnan(values['vehicle.v1.odom_late_s'])    # nothing heard from v1
-    finally:
-        twin.destroy_node()
-
-
-def test_late_radar_targets_are_moved_to_the_grid_stamp(ros_context):
-    """On a slow link (targets 0.35 s before the grid, beyond radar_max_age_s 0.2 s) v2's radar targets are
-    moved along the road at their speed to the grid stamp, not dropped; within 0.2 s they are used as they
-    are; beyond radar_max_late_s (1 s) they are left out. degraded says which."""
-    from cooperative_fusion.core.twin.prediction import PlatoonState
-
-    twin = TwinNode(context=ros_context)
-    try:
-        stamp = 100 * 10**9
-        # v2 at x 50 driving 25 m/s; it saw a car 40 m ahead at 20 m/s (radial ~20) and a stopped car at 80 m.
-        platoon = PlatoonState(('v2', 'v3'), np.array([50.0, 27.5]), np.zeros(2), np.full(2, 25.0), np.zeros(2),
-                               np.array([12.0, 4.5]), np.array([2.5, 1.8]), np.arange(2))
-        seen_from = np.array([50.0 - 25.0 * 0.35, 0.0])
-        targets = np.array([[seen_from[0] + 40.0, 0.0, 20.0], [seen_from[0] + 80.0, 1.0, 0.0]])
-        twin.vehicles['v2'].radar_stamp_ns = stamp - 350_000_000
-        twin.vehicles['v2'].radar_xyv = targets
-        twin.vehicles['v3'].radar_stamp_ns = stamp - 100_000_000
-        twin.vehicles['v3'].radar_xyv = np.array([[60.0, 0.0, 20.0]])
-        xyv, sensor = twin.radar_at(stamp, platoon)
-        assert_allclose(xyv[:, :2], [[seen_from[0] + 40.0 + 20.0 * 0.35, 0.0], [seen_from[0] + 80.0, 1.0],
-                                     [60.0, 0.0]], atol=1e-6)
-        # Each sensor position moves with its target (line of sight as measured): where v2 was at its stamp.
-        assert_allclose(sensor[:2], [seen_from + [20.0 * 0.35, 0.0], seen_from], atol=1e-6)
-        assert_allclose(sensor[2], [27.5, 0.0])
-        twin.vehicles['v2'].radar_stamp_ns = stamp - 1_500_000_000
-        xyv, _ = twin.radar_at(stamp, platoon)
-        assert_allclose(xyv, [[60.0, 0.0, 20.0]])
     finally:
         twin.destroy_node()

@@ -20,7 +20,7 @@ from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.core.vehicle.pipeline import GridMode
 from cooperative_fusion.app.lockstep import LockstepRunner
-from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params
+from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params, topics_from_params
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
 from cooperative_fusion.ros.odometry import pose_to_odometry
@@ -137,10 +137,10 @@ def graph(ros_context, executor, spin):
 def publish_cycle(sensors: Sensors, vehicle: VehicleNode, t_ns: int, speed: float,
                   radar_map: np.ndarray, radar_v_map: np.ndarray) -> None:
     """Lidar at t, radar 10 ms before, camera 10 ms after, each seen from the vehicle's pose at its own stamp."""
-    lidar2map = base2map_at(t_ns, speed) @ vehicle.pipeline.lidar2base
+    lidar2map = base2map_at(t_ns, speed) @ vehicle.core.pipeline.lidar2base
     sensors.pub['lidar'].publish(array_to_cloud(lidar_points(lidar2map), t_ns, f'{sensors.vid}/lidar'))
     t_r = t_ns - 10_000_000
-    radar2map = base2map_at(t_r, speed) @ vehicle.pipeline.radar2base
+    radar2map = base2map_at(t_r, speed) @ vehicle.core.pipeline.radar2base
     u = radar_map - radar2map[:3, 3]
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     v_ego = np.array([speed * HEADING[0], speed * HEADING[1], 0.0])
@@ -150,7 +150,7 @@ def publish_cycle(sensors: Sensors, vehicle: VehicleNode, t_ns: int, speed: floa
                           'rcs': np.full(len(p), 10.0)})
     sensors.pub['radar'].publish(array_to_cloud(radar, t_r, f'{sensors.vid}/radar'))
     t_c = t_ns + 10_000_000
-    cam2map = base2map_at(t_c, speed) @ vehicle.pipeline.camera2base
+    cam2map = base2map_at(t_c, speed) @ vehicle.core.pipeline.camera2base
     sensors.pub['camera'].publish(array_to_depth_image(depth_image(cam2map), t_c, f'{sensors.vid}/camera_optical'))
 
 
@@ -175,7 +175,7 @@ def test_box_ahead_and_radar_targets_in_map(graph, executor, spin):
     vehicle, sensors = graph('v1')
     publish_odom(sensors, T0 - 1_000_000_000, T0 + 200_000_000, speed, spin, executor)
     sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v1/camera_optical'))
-    assert spin(executor, lambda: len(vehicle.poses) == 25 and vehicle._K is not None)
+    assert spin(executor, lambda: len(vehicle.core.poses) == 25 and vehicle.core.K is not None)
     # A parked car 30 m ahead and 3 m left, and a car ahead driving at 25 m/s along the road.
     radar_map = np.array([[X0 + 30 * HEADING[0] - 3 * HEADING[1], Y0 + 30 * HEADING[1] + 3 * HEADING[0], 0.8],
                           [*(FACE_C + 0.0 * ACROSS), 1.0]])
@@ -184,7 +184,7 @@ def test_box_ahead_and_radar_targets_in_map(graph, executor, spin):
     # approximate-time sync releases a set once the next messages prove it the best match
     publish_cycle(sensors, vehicle, T0 + 100_000_000, speed, radar_map, radar_v)
     assert spin(executor, lambda: sensors.grids and sensors.targets), \
-        f'no evidence grid / radar targets: drops {vehicle.drops.counts}, sync {vehicle.sync.stats}'
+        f'no evidence grid / radar targets: drops {vehicle.drops.counts}, sync {vehicle.core.sync.stats}'
 
     grid = sensors.grids[0]
     assert grid.header.frame_id == 'map'
@@ -200,7 +200,7 @@ def test_box_ahead_and_radar_targets_in_map(graph, executor, spin):
     targets, _ = cloud_to_array(sensors.targets[0])
     assert sensors.targets[0].header.frame_id == 'map'
     assert_allclose(np.column_stack([targets['x'], targets['y'], targets['z']]), radar_map, atol=2e-3)
-    los = radar_map - (base2map_at(T0 - 10_000_000, speed) @ vehicle.pipeline.radar2base)[:3, 3]
+    los = radar_map - (base2map_at(T0 - 10_000_000, speed) @ vehicle.core.pipeline.radar2base)[:3, 3]
     los /= np.linalg.norm(los, axis=1, keepdims=True)
     # the parked car reads 0 (not -10 m/s); the leading car its own speed along the line of sight
     assert_allclose(targets['velocity'], [0.0, radar_v[1] @ los[1]], atol=1e-3)
@@ -213,17 +213,17 @@ def test_output_stamps_in_common_time(graph, executor, spin):
     vehicle, sensors = graph('v3', **{'timebase.enabled': True, 'output_stamp_offset_s': 0.05})
     publish_odom(sensors, T0 - 1_000_000_000, T0 + 300_000_000, 0.0, spin, executor)
     sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v3/camera_optical'))
-    assert spin(executor, lambda: vehicle._K is not None and len(vehicle.poses) > 20)
+    assert spin(executor, lambda: vehicle.core.K is not None and len(vehicle.core.poses) > 20)
     none = np.zeros((0, 3))
     publish_cycle(sensors, vehicle, T0, 0.0, none, none)
     publish_cycle(sensors, vehicle, T0 + 100_000_000, 0.0, none, none)
-    assert spin(executor, lambda: vehicle.drops.counts.get('no_timebase', 0) >= 1), vehicle.drops.counts
+    assert spin(executor, lambda: vehicle.drops.counts.get('set.no_timebase', 0) >= 1), vehicle.drops.counts
     assert not sensors.grids
     assert spin(executor, lambda: sensors.pub['tref'].get_subscription_count() > 0)
     for k in range(3):
         t = T0 - 2_000_000_000 + k * 1_000_000_000
         sensors.pub['tref'].publish(make_time_reference(t, t + offset_ns))
-    assert spin(executor, lambda: vehicle.clock_fit.n_samples == 3)
+    assert spin(executor, lambda: vehicle.core.clock_fit.n_samples == 3)
     publish_cycle(sensors, vehicle, T0 + 200_000_000, 0.0, none, none)
     assert spin(executor, lambda: sensors.grids), vehicle.drops.counts
     stamp = sensors.grids[0].header.stamp.sec * 10**9 + sensors.grids[0].header.stamp.nanosec
@@ -234,17 +234,17 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
     vehicle, sensors = graph('v2')                  # parked: equal inputs give equal grids
     publish_odom(sensors, T0 - 500_000_000, T0 + 1_500_000_000, 0.0, spin, executor)
     sensors.pub['info'].publish(k_to_camera_info(K, 160, 120, T0, 'v2/camera_optical'))
-    assert spin(executor, lambda: len(vehicle.poses) == 41 and vehicle._K is not None)
+    assert spin(executor, lambda: len(vehicle.core.poses) == 41 and vehicle.core.K is not None)
     radar_map = np.array([[X0 + 30 * HEADING[0], Y0 + 30 * HEADING[1], 0.8]])
     for t in (T0, T0 + 100_000_000):
         publish_cycle(sensors, vehicle, t, 0.0, radar_map, np.zeros((1, 3)))
     assert spin(executor, lambda: len(sensors.grids) == 1)
 
-    bad = array_to_cloud(lidar_points(base2map_at(T0, 0.0) @ vehicle.pipeline.lidar2base),
+    bad = array_to_cloud(lidar_points(base2map_at(T0, 0.0) @ vehicle.core.pipeline.lidar2base),
                          T0 + 500_000_000, 'v2/lidar')
     bad.data = array.array('B', bytes(len(bad.data) - 7))        # wrong data length
     sensors.pub['lidar'].publish(bad)
-    assert spin(executor, lambda: vehicle.drops.counts.get('lidar_format', 0) == 1)
+    assert spin(executor, lambda: vehicle.drops.counts.get('lidar.malformed', 0) == 1)
 
     for t in (T0 + 1_000_000_000, T0 + 1_100_000_000):
         publish_cycle(sensors, vehicle, t, 0.0, radar_map, np.zeros((1, 3)))
@@ -258,10 +258,10 @@ def test_malformed_cloud_is_dropped_counted_and_harmless(graph, executor, spin):
 
     def reported() -> bool:
         values = sensors.latest_values()     # a report after the third cycle (diagnostics run on a timer)
-        return values.get('drops.lidar_format') == '1' and values.get('cycles') == '3'
+        return values.get('drops.lidar.malformed') == '1' and values.get('cycles') == '3'
     assert spin(executor, reported), sensors.latest_values()
     values = sensors.latest_values()
-    assert values['drops.total'] == '1'
+    assert (values['drops.total'], values['drops.malformed'], values['drops.lidar.malformed']) == ('1', '1', '1')
     assert values['cycles'] == '3'
     assert values['sync.sets_partial'] == '0'
     assert float(values['processing_ms.p50']) > 0.0
@@ -279,7 +279,7 @@ def _sweep_ahead_of_its_odometry(ros_context, vid: str, wait_s: float):
     for t in range(T0 - 1_000_000_000, T0 - 199_999_999, 20_000_000):
         runner.feed(f'/{vid}/odom', odom(t, 0.0, vid), t)
     b2m = base2map_at(T0, 0.0)
-    runner.feed(f'/{vid}/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), T0,
+    runner.feed(f'/{vid}/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.core.pipeline.lidar2base), T0,
                                                         f'{vid}/lidar'), T0 - 190_000_000)
     return vehicle, runner, out
 
@@ -288,17 +288,17 @@ def _sweep_ahead_of_its_odometry(ros_context, vid: str, wait_s: float):
 def test_set_waits_for_odometry_that_arrives_after_the_sensor(ros_context, wait_s):
     """Odometry and sensors come on different topics: a lidar sweep that arrives before the odometry
     covering its stamp waits for it (pose_buffer.wait_s) instead of being dropped; with no wait the
-    same input loses the cycle (set_no_pose)."""
+    same input loses the cycle (set.no_pose)."""
     vehicle, runner, out = _sweep_ahead_of_its_odometry(ros_context, 'v6', wait_s)
     try:
         for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the rest comes late
             runner.feed('/v6/odom', odom(t, 0.0, 'v6'), T0 - 150_000_000)
         runner.advance_to(T0)
         if wait_s > 0:
-            assert len(out) == 1 and vehicle.sets_waited == 1, vehicle.drops.counts
+            assert len(out) == 1 and vehicle.core.sets_waited == 1, vehicle.drops.counts
             assert not any(k.endswith('no_pose') for k in vehicle.drops.counts)
         else:
-            assert out == [] and vehicle.drops.counts.get('set_no_pose') == 1, vehicle.drops.counts
+            assert out == [] and vehicle.drops.counts.get('set.no_pose') == 1, vehicle.drops.counts
     finally:
         vehicle.destroy_node()
 
@@ -308,24 +308,24 @@ def test_set_waits_for_queued_odometry_while_the_node_clock_runs_ahead(ros_conte
     odometry is handled a second late) while /clock keeps coming, so the node clock runs 0.9 s (three
     times pose_buffer.wait_s) past the waiting sweep with no input at all. The wait is timed on the
     sensor stamps, so the sweep still waits and gets its real poses when the queued odometry is
-    handled; timed on the node clock it was lost (set_no_pose)."""
+    handled; timed on the node clock it was lost (set.no_pose)."""
     vehicle, runner, out = _sweep_ahead_of_its_odometry(ros_context, 'v7', 0.3)
     try:
         runner.advance_to(T0 + 700_000_000)      # 0.9 s of node clock, poll timer firing, no odometry handled
-        assert out == [] and len(vehicle._waiting) == 1, vehicle.drops.counts
+        assert out == [] and len(vehicle.core.waiting) == 1, vehicle.drops.counts
         for t in range(T0 - 180_000_000, T0 + 40_000_001, 20_000_000):         # the queued odometry, at last
             runner.feed('/v7/odom', odom(t, 0.0, 'v7'), T0 + 700_000_000)
-        assert len(out) == 1 and vehicle.sets_waited == 1, vehicle.drops.counts
+        assert len(out) == 1 and vehicle.core.sets_waited == 1, vehicle.drops.counts
         assert not any(k.endswith('no_pose') for k in vehicle.drops.counts), vehicle.drops.counts
         values = vehicle.diagnostics_values()
         assert (values['sets_released_odometry_silent'], values['sets_released_max_wait']) == (0, 0)
         # odometry that never comes: after pose_buffer.max_wait_s on the node clock the set goes on (counted)
         b2m = base2map_at(T0, 0.0)
-        runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base),
+        runner.feed('/v7/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.core.pipeline.lidar2base),
                                                        T0 + 500_000_000, 'v7/lidar'), T0 + 800_000_000)
         runner.advance_to(T0 + 2_900_000_000)
         assert vehicle.diagnostics_values()['sets_released_max_wait'] == 1
-        assert vehicle.drops.counts.get('set_no_pose') == 1, vehicle.drops.counts
+        assert vehicle.drops.counts.get('set.no_pose') == 1, vehicle.drops.counts
     finally:
         vehicle.destroy_node()
 
@@ -346,8 +346,8 @@ def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
         b2m = base2map_at(T0, 0.0)
         for t in (T0, T0 + 100_000_000):       # the camera frame comes in 40 ms after its stamp, the lidar 100 ms
             runner.feed('/v5/camera/depth/image', array_to_depth_image(
-                depth_image(b2m @ vehicle.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
-            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), t,
+                depth_image(b2m @ vehicle.core.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
+            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.core.pipeline.lidar2base), t,
                                                            'v5/lidar'), t + 100_000_000)
         runner.advance_to(T0 + 400_000_000)     # the radar fell silent at T0 + 0.05 s: sets go without it
         grids = [msg for topic, msg, _ in out if topic == '/v5/evidence_grid']
@@ -359,14 +359,15 @@ def test_lockstep_run_is_deterministic_on_sim_time(ros_context):
         assert (cells[iy, ix] >= 85).all()
         ix, iy = cells_along(spec, 8.0, 16.0)
         assert (cells[iy, ix] < 35).all()
-        assert vehicle.drops.counts == {'odom_child_wrong_frame': 1}
-        assert len(vehicle.poses) == 16
+        assert vehicle.drops.counts == {'odom.frame': 1}
+        assert len(vehicle.core.poses) == 16
         diag = [msg for topic, msg, _ in out if topic == '/diagnostics']
         assert [t for topic, _, t in out if topic == '/diagnostics'] == \
             [T0 + k * 200_000_000 + 150_000_000 for k in (-2, -1, 0, 1)]       # every 0.2 s of sim time
         values = {kv.key: kv.value for kv in diag[-1].status[0].values}
         assert values['sync.gaps.radar'] == '1' and values['sync.missing.radar'] == '2'
         assert values['cycles'] == '2' and values['drops.total'] == '1'
+        assert values['drops.frame'] == values['drops.odom.frame'] == '1'
     finally:
         vehicle.destroy_node()
 
@@ -393,8 +394,8 @@ def test_lockstep_coarse_shared_evidence_is_fused_by_a_finer_fusion_node(ros_con
         b2m = base2map_at(T0, 0.0)
         for t in (T0, T0 + 100_000_000):
             runner.feed('/v5/camera/depth/image', array_to_depth_image(
-                depth_image(b2m @ vehicle.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
-            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.pipeline.lidar2base), t,
+                depth_image(b2m @ vehicle.core.pipeline.camera2base), t, 'v5/camera_optical'), t + 40_000_000)
+            runner.feed('/v5/lidar/points', array_to_cloud(lidar_points(b2m @ vehicle.core.pipeline.lidar2base), t,
                                                            'v5/lidar'), t + 100_000_000)
         runner.advance_to(T0 + 400_000_000)
         grids = [msg for topic, msg, _ in out if topic == '/v5/evidence_grid']
@@ -407,7 +408,7 @@ def test_lockstep_coarse_shared_evidence_is_fused_by_a_finer_fusion_node(ros_con
         assert (cells >= 0).any(axis=0).all() and (cells >= 0).any(axis=1).all()   # no all-unknown edge
         ix, iy = face_cells(spec)
         assert (cells[iy, ix] >= 95).all(), cells[iy, ix]          # two cycles of lidar + camera hits summed
-        assert vehicle.shares == 1 and vehicle.cycles == 2
+        assert vehicle.core.shares == 1 and vehicle.core.cycles == 2
         fused = [msg for topic, msg, _ in out if topic == '/cooperative/grid']
         fspec, fcells = grid_from_msg(fused[-1])
         assert fspec.resolution == pytest.approx(0.2)
@@ -444,7 +445,7 @@ def test_yaml_documents_every_parameter_with_its_default():
         assert ' # ' in lines[p.name], f'{p.name} has no comment: {lines[p.name]!r}'
     # The file is a valid set of overrides for the node's config.
     cfg = config_from_params({**flat, 'vehicle_id': 'v7'})
-    assert cfg.topics.lidar == '/v7/lidar/points' and cfg.frames.camera_optical == 'v7/camera_optical'
+    assert topics_from_params(flat, 'v7').lidar == '/v7/lidar/points' and cfg.frames.camera_optical == 'v7/camera_optical'
     assert cfg.pipeline.window.mode is GridMode.ROLLING
 
 
@@ -452,17 +453,28 @@ def test_config_from_namespace_and_bad_values():
     defaults = {p.name: p.default for p in PARAMS}
     cfg = config_from_params(defaults, namespace='/v3')
     assert cfg.vehicle_id == 'v3'
-    assert cfg.topics.evidence_grid == '/v3/evidence_grid'
-    assert cfg.topics.radar_targets == '/v3/radar/targets'
-    assert cfg.sync_slop_ns == 50_000_000
+    topics = topics_from_params(defaults, 'v3')
+    assert (topics.evidence_grid, topics.radar_targets) == ('/v3/evidence_grid', '/v3/radar/targets')
+    assert topics_from_params({**defaults, 'topics.odom': '/v3/onboard/odom'}, 'v3').odom == '/v3/onboard/odom'
+    assert (cfg.frames.map, cfg.frames.base_link) == ('map', 'v3/base_link')
+    assert (cfg.sync.slop_ns, cfg.sync.stream_timeout_ns, cfg.pose_wait.wait_ns) == (50_000_000, 500_000_000, 300_000_000)
+    assert cfg.timebase.outlier_threshold_ns == 5_000_000 and cfg.output_stamp_offset_ns == 50_000_000
+    assert cfg.pipeline.camera_hfov_rad == pytest.approx(math.pi / 2) and cfg.pipeline.radar_sigma_m == 0.5
+    assert cfg.pipeline.lidar_model.azimuth_resolution_rad == pytest.approx(math.radians(0.6))
+    assert cfg.pipeline.ground.ground_z_m == 0.0 and cfg.pipeline.enabled == ('lidar', 'radar', 'camera')
+    assert config_from_params({**defaults, 'timebase.enabled': False}, '/v3').timebase is None
     with pytest.raises(ConfigError, match='vehicle_id is empty and the node has no namespace'):
         config_from_params(defaults, namespace='/')
-    with pytest.raises(ConfigError, match="sync reference stream 'camera' must be one of the enabled"):
+    with pytest.raises(ConfigError, match=r"reference stream 'camera' is not one of the streams \['lidar', 'radar'\]"):
         config_from_params({**defaults, 'sync.streams': ['lidar', 'radar'], 'sync.reference': 'camera'}, '/v1')
     with pytest.raises(ConfigError, match=r"parameter 'extrinsics.radar': expected 6 numbers"):
         config_from_params({**defaults, 'extrinsics.radar': [1.0, 2.0]}, '/v1')
-    with pytest.raises(ConfigError, match="GroundConfig.mode must be one of height_band, ransac, got 'flat'"):
+    with pytest.raises(ConfigError, match="parameter 'ground.mode': expected one of height_band, ransac, got 'flat'"):
         config_from_params({**defaults, 'ground.mode': 'flat'}, '/v1')
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) lidar.p_hits: SensorModel has no such field"):
+        config_from_params({**defaults, 'lidar.p_hits': 0.9}, '/v1')
+    with pytest.raises(ConfigError, match="parameter 'share.period_cycles': expected int, got float 2.5"):
+        config_from_params({**defaults, 'share.period_cycles': 2.5}, '/v1')
 
 
 def test_node_rejects_out_of_range_parameter(ros_context):

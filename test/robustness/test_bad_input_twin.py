@@ -115,7 +115,7 @@ def run(ctx, stream: Stream) -> Run:
     node = make_node(ctx)
     outputs, _ = harness.run_node(node, stream, start_ns=S - 500 * MS, end_ns=END, outputs=OUTPUTS,
                                   fingerprint=fingerprint)
-    return Run(outputs, dict(node.drops.counts), node.cycles)
+    return Run(outputs, dict(node.drops.counts), node.edge.cycles)
 
 
 baseline = harness.once(lambda ctx: run(ctx, valid_stream()))
@@ -143,10 +143,10 @@ def grid_garbage(draw) -> Garbage:
     info = msg.info
     kind = draw(st.sampled_from(['frame', 'length', 'rotated', 'resolution', 'empty', 'zero_quat', 'nan_origin',
                                  'future', 'old', 'out_of_order']))
-    cause = 'grid_format'
+    cause = 'grid.malformed'
     if kind == 'frame':
         msg.header.frame_id = draw(st.sampled_from(['', 'odom', 'v1/base_link']))
-        cause = 'grid_wrong_frame'
+        cause = 'grid.frame'
     elif kind == 'length':
         n = len(msg.data)
         msg.data = (bytes(msg.data) + bytes(50))[:draw(st.integers(0, n + 50).filter(lambda m: m != n))]
@@ -164,13 +164,13 @@ def grid_garbage(draw) -> Garbage:
         setattr(info.origin.position, draw(st.sampled_from('xy')), draw(st.sampled_from([math.nan, -math.inf])))
     elif kind == 'future':
         msg.header.stamp = ns_to_stamp(draw(st.sampled_from([YEAR_2033_NS, S + 3_600 * 10**9, S + 60 * 10**9])))
-        cause = 'grid_future'
+        cause = 'grid.future'
     elif kind == 'old':                 # far past: stale, never a restart on its own
         msg.header.stamp = ns_to_stamp(draw(st.sampled_from([0, 1, S - 10 * 10**9, S - 45 * 10**9])))
-        cause = 'grid_stale'
+        cause = 'grid.too_old'
     else:                               # a grid from before the first cycle, or the previous one again
         msg.header.stamp = ns_to_stamp(S - draw(st.sampled_from([50, 2_000, 4_900])) * MS)
-        cause = 'grid_out_of_order'
+        cause = 'grid.out_of_order'
     return Garbage(kind, '/cooperative/grid', msg, frozenset({cause}))
 
 
@@ -180,7 +180,7 @@ def odom_garbage(draw) -> Garbage:
     msg = odom(vid, _cycle_stamp(draw))
     kind = draw(st.sampled_from(['nan_position', 'zero_quat', 'nan_quat', 'inf_twist', 'frame', 'not_psd',
                                  'nan_cov', 'future', 'old']))
-    cause = 'odom_format'
+    cause = 'odom.malformed'
     if kind == 'nan_position':
         setattr(msg.pose.pose.position, draw(st.sampled_from('xyz')), draw(st.sampled_from([math.nan, math.inf])))
     elif kind == 'zero_quat':
@@ -192,22 +192,22 @@ def odom_garbage(draw) -> Garbage:
         msg.twist.twist.linear.x = -math.inf
     elif kind == 'frame':
         msg.header.frame_id = draw(st.sampled_from(['', 'odom', 'world']))
-        cause = 'odom_wrong_frame'
+        cause = 'odom.frame'
     elif kind in ('not_psd', 'nan_cov'):
         cov = np.array(msg.pose.covariance).reshape(6, 6)
         if kind == 'not_psd':
             cov[0, 0] = -draw(st.floats(1e-3, 1e3))
-            cause = 'odom_bad_covariance'
+            cause = 'odom.covariance'
         else:
             cov[draw(st.integers(0, 1)), draw(st.integers(0, 1))] = math.nan
         msg.pose.covariance = cov.ravel()
     elif kind == 'future':
         msg.header.stamp = ns_to_stamp(draw(st.sampled_from([YEAR_2033_NS, S + 3_600 * 10**9])))
-        cause = 'odom_future'
+        cause = 'odom.future'
     else:
         msg.header.stamp = ns_to_stamp(draw(st.sampled_from([0, S - 10**9, S - 200 * MS])) + CLOCK_OFFSETS[vid]
                                        if vid == 'v1' else draw(st.sampled_from([0, S - 10**9])))
-        cause = 'odom_out_of_order'
+        cause = 'odom.out_of_order'
     return Garbage(kind, f'/{vid}/odom', msg, frozenset({cause}))
 
 
@@ -219,17 +219,17 @@ def radar_garbage(draw) -> Garbage:
     if kind == 'missing_field':
         drop = draw(st.sampled_from(['x', 'y', 'velocity']))
         msg = radar(vid, t, tuple(f for f in ('x', 'y', 'z', 'velocity', 'rcs') if f != drop))
-        cause = 'radar_format'
+        cause = 'radar.malformed'
     elif kind == 'frame':
         msg = radar(vid, t)
         msg.header.frame_id = draw(st.sampled_from(['', f'{vid}/radar']))
-        cause = 'radar_wrong_frame'
+        cause = 'radar.frame'
     elif kind == 'future':
         msg = radar(vid, draw(st.sampled_from([YEAR_2033_NS, S + 60 * 10**9])))
-        cause = 'radar_future'
+        cause = 'radar.future'
     else:
         msg = radar(vid, draw(st.sampled_from([0, S - 10**9, S - 20 * MS])))
-        cause = 'radar_out_of_order'
+        cause = 'radar.out_of_order'
     return Garbage(kind, f'/{vid}/radar/targets', msg, frozenset({cause}))
 
 
@@ -242,10 +242,10 @@ def tref_garbage(draw) -> Garbage:
     if draw(st.booleans()):
         off = draw(st.one_of(st.integers(10**9, 10**12), st.integers(-common + 1, -10**9)))
         return Garbage('absurd', f'/{vid}/time_reference', make_time_reference(vehicle, common + off),
-                       frozenset({'time_reference_outlier'}))
+                       frozenset({'time_reference.outlier'}))
     msg = make_time_reference(vehicle, common)
     msg.time_ref.sec = -draw(st.integers(1, 2**31 - 1))
-    return Garbage('negative', f'/{vid}/time_reference', msg, frozenset({'time_reference_SyncError'}))
+    return Garbage('negative', f'/{vid}/time_reference', msg, frozenset({'time_reference.stamp'}))
 
 
 @st.composite
@@ -279,20 +279,20 @@ def test_one_stale_grid_does_not_restart_the_twin_but_three_in_a_row_do(ros_cont
     old = [grid(S - 20 * 10**9 + k * PERIOD) for k in range(3)]
     one = valid[:FIRST_SLOT + 1] + [('/cooperative/grid', old[0], valid[FIRST_SLOT][2])] + valid[FIRST_SLOT + 1:]
     got = run(ros_context, one)
-    assert got.drops == {'grid_stale': 1}
+    assert got.drops == {'grid.too_old': 1}
     assert got.outputs == baseline(ros_context).outputs           # tracks kept: same warnings, same grids
     node = make_node(ros_context)
     try:
         runner = LockstepRunner([node], None, publish_to_dds=False, start_ns=S - 500 * MS)
         for topic, msg, t in valid:
             runner.feed(topic, msg, t)
-        tracks = len(node.last_result.tracks)
-        assert tracks == 1 and node.restarts == 0
+        tracks = len(node.edge.last_result.tracks)
+        assert tracks == 1 and node.edge.restarts == 0
         for k, msg in enumerate(old):
             runner.feed('/cooperative/grid', msg, END + k * PERIOD)
-        assert node.restarts == 1 and node.drops.counts == {'grid_stale': 2}
-        assert node.mirror is not None and node.mirror[2] == S - 20 * 10**9 + 2 * PERIOD
-        assert node.cycles == CYCLES + 1 and node.last_result.tracks == []    # a new tracker
+        assert node.edge.restarts == 1 and node.drops.counts == {'grid.too_old': 2}
+        assert node.edge.mirror.cells is not None and node.edge.mirror.stamp_ns == S - 20 * 10**9 + 2 * PERIOD
+        assert node.edge.cycles == CYCLES + 1 and node.edge.last_result.tracks == []    # a new tracker
     finally:
         node.destroy_node()
 
@@ -303,17 +303,17 @@ def test_dropped_grids_leave_the_mirror_and_its_bookkeeping_untouched(ros_contex
         runner = LockstepRunner([node], None, publish_to_dds=False, start_ns=S - 500 * MS)
         for topic, msg, t in valid_stream():
             runner.feed(topic, msg, t)
-        before = (node.mirror_checksum(), node.mirror[2], node.grids_received, list(node._intervals_ns),
-                  node.self_check_values())
+        before = (node.edge.mirror.checksum(), node.edge.mirror.stamp_ns, node.edge.mirror.received,
+                  list(node.edge.mirror.intervals_ns), node.edge.self_check.values())
         empty = grid(S + (CYCLES - 2) * PERIOD)          # older than the latest, and empty
         empty.data = bytes(len(empty.data))
         short = grid(S + CYCLES * PERIOD)                # newer, but its data is cut short
         short.data = bytes(short.data)[:-1]
         for k, msg in enumerate((empty, short)):
             runner.feed('/cooperative/grid', msg, END + k * PERIOD)
-        after = (node.mirror_checksum(), node.mirror[2], node.grids_received, list(node._intervals_ns),
-                 node.self_check_values())
-        assert node.drops.counts == {'grid_out_of_order': 1, 'grid_format': 1}
+        after = (node.edge.mirror.checksum(), node.edge.mirror.stamp_ns, node.edge.mirror.received,
+                 list(node.edge.mirror.intervals_ns), node.edge.self_check.values())
+        assert node.drops.counts == {'grid.out_of_order': 1, 'grid.malformed': 1}
         assert after == before
     finally:
         node.destroy_node()

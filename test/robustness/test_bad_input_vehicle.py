@@ -4,7 +4,7 @@ Hypothesis interleaves garbage messages with one fixed valid stream and runs the
 node under the lock-step runner (no DDS timing: the run is deterministic). For
 every example:
 
-1. nothing escapes a callback and no drop is an ``*_internal`` one (a bug);
+1. nothing escapes a callback and no drop is an ``internal`` one (a bug);
 2. the evidence grids and radar targets are byte-for-byte those of the valid
    stream alone;
 3. every garbage message is counted as exactly one drop, under a cause that
@@ -132,7 +132,7 @@ def run(ctx, stream: Stream) -> Run:
 
     def one_more_cycle(runner) -> int:
         """After all the garbage the node still processes: one more valid cycle gives one more grid."""
-        before = node.cycles
+        before = node.core.cycles
         for k in (6, 7, 8):
             t = T0 + k * 100 * MS
             runner.feed(TOPICS['odom'], odom(t + 100 * MS), END + k * MS)
@@ -142,7 +142,7 @@ def run(ctx, stream: Stream) -> Run:
             runner.feed(TOPICS['camera'], depth(t + 10 * MS), END + 20 * MS + k * MS)
             runner.feed(TOPICS['lidar'], lidar(t), END + 30 * MS + k * MS)
         runner.advance_to(END + 100 * MS)
-        return node.cycles - before
+        return node.core.cycles - before
     outputs, cycles = harness.run_node(node, stream, start_ns=START, end_ns=END, outputs=OUTPUTS,
                                        fingerprint=fingerprint, then=one_more_cycle)
     return Run(outputs, node.drops.counts, cycles, node.context.ok())
@@ -165,8 +165,7 @@ def test_valid_stream_gives_grids_and_no_drops(ros_context):
 
 # ------------------------------------------------------------------ garbage --
 
-SYNC = frozenset({'sync_late', 'sync_out_of_order', 'sync_unmatched', 'sync_stale', 'sync_queue_overflow'})
-FUTURE = ('stamp_future',)
+SYNC = frozenset({'sync.late', 'sync.out_of_order', 'sync.unmatched', 'sync.stale', 'sync.queue_overflow'})
 bad_stamps = st.sampled_from([YEAR_2033_NS, (2**31 - 1) * 10**9, T0 + 3_600 * 10**9])
 old_stamps = st.sampled_from([0, 1, T0 - 10 * 10**9, T0 - 3 * 10**9])
 valid_stamps = st.integers(0, 5).map(lambda k: T0 + k * 100 * MS)
@@ -198,7 +197,7 @@ def random_layout_cloud(draw, stream: str) -> Garbage:
         usable = False
     # A layout that happens to be readable is an old message: the synchroniser drops it (or its
     # whole set finds no pose at that stamp).
-    causes = frozenset({f'{stream}_format'}) if not usable else SYNC | {'set_no_pose'}
+    causes = frozenset({f'{stream}.malformed'}) if not usable else SYNC | {'set.no_pose'}
     return Garbage('random_layout', TOPICS[stream], msg, causes)
 
 
@@ -215,25 +214,25 @@ def cloud_garbage(draw) -> Garbage:
         n = len(msg.data)
         m = draw(st.integers(0, n + 64).filter(lambda m: m != n))
         msg.data = array.array('B', bytes(msg.data)[:m] + bytes(max(0, m - n)))
-        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}_format'}))
+        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}.malformed'}))
     if kind == 'frame':
         msg.header.frame_id = draw(st.sampled_from(['', 'map', 'v2/lidar', f'{V}/camera_optical', 'lidar']))
-        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}_wrong_frame'}))
+        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}.frame'}))
     if kind == 'nonfinite_frame':      # NaN / inf / 1e30 coordinates in a cloud of the wrong frame
         pts, _ = cloud_to_array(msg, skip_nonfinite=False)
         pts = pts.copy()
         bad = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e30]))
         pts['x'][::3] = bad
         msg = array_to_cloud(pts, t, 'v9/lidar')
-        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}_wrong_frame'}))
+        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}.frame'}))
     if kind == 'future':
         stamp = draw(bad_stamps)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-        return Garbage(kind, TOPICS[stream], msg, frozenset(f'{stream}_{c}' for c in FUTURE))
+        return Garbage(kind, TOPICS[stream], msg, frozenset({f'{stream}.future'}))
     if kind == 'old':
         stamp = draw(old_stamps)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-        return Garbage(kind, TOPICS[stream], msg, SYNC | {'set_no_pose'})
+        return Garbage(kind, TOPICS[stream], msg, SYNC | {'set.no_pose'})
     # a second delivery of the stream's latest valid message (filled in by interleaving())
     return Garbage(kind, TOPICS[stream], None, SYNC)
 
@@ -243,11 +242,11 @@ def image_garbage(draw) -> Garbage:
     t = draw(valid_stamps) + 10 * MS
     msg = depth(t)
     kind = draw(st.sampled_from(['zero_size', 'step', 'encoding', 'length', 'frame', 'size', 'future']))
-    causes = frozenset({'camera_format'})
+    causes = frozenset({'camera.malformed'})
     if kind == 'zero_size':
         msg.width, msg.height = draw(st.sampled_from([(0, 0), (0, H), (W, 0)]))
         msg.step, msg.data = 0, array.array('B')
-        causes = frozenset({'camera_format', 'camera_size'})
+        causes = frozenset({'camera.malformed', 'camera.size_mismatch'})
     elif kind == 'step':
         msg.step = draw(st.integers(0, 4 * W - 1))
         msg.data = array.array('B', bytes(msg.step * H))
@@ -257,16 +256,16 @@ def image_garbage(draw) -> Garbage:
         msg.data = array.array('B', bytes(msg.data)[:draw(st.integers(0, len(msg.data) - 1))])
     elif kind == 'frame':
         msg.header.frame_id = draw(st.sampled_from(['', 'map', f'{V}/lidar', 'v2/camera_optical']))
-        causes = frozenset({'camera_wrong_frame'})
+        causes = frozenset({'camera.frame'})
     elif kind == 'size':                # a well-formed image that does not match CameraInfo
         w, h = draw(st.sampled_from([(W + 1, H), (W, H - 1), (1, 1)]))
         enc = draw(st.sampled_from(['32FC1', '16UC1']))
         msg = array_to_depth_image(np.full((h, w), 4.0, np.float32), t, f'{V}/camera_optical', enc)
-        causes = frozenset({'camera_size'})
+        causes = frozenset({'camera.size_mismatch'})
     else:
         stamp = draw(bad_stamps)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-        causes = frozenset(f'camera_{c}' for c in FUTURE)
+        causes = frozenset({'camera.future'})
     return Garbage(kind, TOPICS['camera'], msg, causes)
 
 
@@ -287,8 +286,8 @@ def info_garbage(draw) -> Garbage:
         msg.width, msg.height = draw(st.sampled_from([(0, 0), (0, H), (W, 0)]))
     else:
         msg.header.frame_id = draw(st.sampled_from(['', 'map', 'v2/camera_optical']))
-        return Garbage(kind, TOPICS['info'], msg, frozenset({'camera_info_wrong_frame'}))
-    return Garbage(kind, TOPICS['info'], msg, frozenset({'camera_info_format'}))
+        return Garbage(kind, TOPICS['info'], msg, frozenset({'camera_info.frame'}))
+    return Garbage(kind, TOPICS['info'], msg, frozenset({'camera_info.malformed'}))
 
 
 @st.composite
@@ -303,7 +302,7 @@ def odom_garbage(draw) -> Garbage:
         if draw(st.booleans()):
             cov[0, 0], cov[0, 1], cov[1, 0] = 0.01, 1.0, 1.0        # symmetric, indefinite
         msg.pose.covariance = cov.ravel()
-        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom_covariance'}))
+        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom.covariance'}))
     if kind == 'nan_cov':
         cov = np.array(msg.pose.covariance)
         cov[draw(st.integers(0, 35))] = draw(st.sampled_from([np.nan, np.inf]))
@@ -319,15 +318,15 @@ def odom_garbage(draw) -> Garbage:
         msg.pose.pose.orientation.w = np.nan
     elif kind == 'frame':
         msg.header.frame_id = draw(st.sampled_from(['', 'odom', 'v1/base_link', 'world']))
-        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom_wrong_frame'}))
+        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom.frame'}))
     elif kind == 'child_frame':
         msg.child_frame_id = draw(st.sampled_from(['', 'v2/base_link', 'base_link']))
-        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom_child_wrong_frame'}))
+        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom.frame'}))
     else:
         stamp = draw(bad_stamps)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-        return Garbage(kind, TOPICS['odom'], msg, frozenset(f'odom_{c}' for c in FUTURE))
-    return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom_format'}))
+        return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom.future'}))
+    return Garbage(kind, TOPICS['odom'], msg, frozenset({'odom.malformed'}))
 
 
 @st.composite
@@ -335,7 +334,7 @@ def tref_garbage(draw) -> Garbage:
     """A time reference whose offset is absurd (seconds to years off the fit)."""
     v = draw(st.integers(T0 - 3 * 10**9, T0 + 10**9))
     common = draw(st.one_of(st.integers(0, v - 10**9), st.integers(v + 10**9, (2**31 - 1) * 10**9)))
-    return Garbage('absurd', TOPICS['tref'], make_time_reference(v, common), frozenset({'time_reference_outlier'}))
+    return Garbage('absurd', TOPICS['tref'], make_time_reference(v, common), frozenset({'time_reference.outlier'}))
 
 
 GARBAGE = st.one_of(cloud_garbage(), image_garbage(), info_garbage(), odom_garbage())

@@ -1,7 +1,8 @@
 """One vehicle's perception cycle: a synchronised sensor set -> this cycle's evidence grid.
 
-The vehicle node hands in the members of one :class:`~cooperative_fusion.core.vehicle.sync.SyncSet`
-(converted to arrays) and its pose buffer; :class:`VehiclePipeline` does the rest:
+:class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore` hands in the members of one
+:class:`~cooperative_fusion.core.vehicle.sync.SyncSet` (converted to arrays) and its pose buffer;
+:class:`VehiclePipeline` does the rest:
 
 1. motion compensation: every sensor's points go to ``map`` with the pose at
    *that sensor's* stamp (``compensate``), or per point when the lidar cloud
@@ -37,14 +38,12 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, logodds_to_percent
 from .motion import compensate, deskew
-from .share import ShareConfig, lattice_factor
 from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine, default_camera_model,
                             default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
                             split_ground)
 
 __all__ = [
-    'GridMode', 'WindowConfig', 'PipelineConfig', 'TopicConfig', 'FrameConfig', 'QosConfig',
-    'VehicleConfig', 'LidarScan', 'RadarScan', 'DepthFrame', 'CycleResult', 'VehiclePipeline',
+    'GridMode', 'WindowConfig', 'PipelineConfig', 'LidarScan', 'RadarScan', 'DepthFrame', 'CycleResult', 'VehiclePipeline',
     'RADAR_TARGET_DTYPE', 'radar_targets', 'window_spec',
 ]
 
@@ -192,113 +191,6 @@ class PipelineConfig:
         if unknown or not enabled:
             raise ConfigError(f'enabled streams must be a non-empty subset of {list(STREAMS)}, got {list(enabled)!r}')
         object.__setattr__(self, 'enabled', enabled)
-
-
-@dataclass(frozen=True)
-class TopicConfig:
-    """Absolute topic names of one vehicle."""
-
-    lidar: str
-    radar: str
-    camera: str
-    camera_info: str
-    odom: str
-    evidence_grid: str
-    radar_targets: str
-    time_reference: str
-
-    @classmethod
-    def for_vehicle(cls, vehicle_id: str) -> 'TopicConfig':
-        """The DESIGN.md names: ``/<v>/lidar/points`` etc."""
-        v = f'/{vehicle_id}'
-        return cls(lidar=f'{v}/lidar/points', radar=f'{v}/radar/points', camera=f'{v}/camera/depth/image',
-                   camera_info=f'{v}/camera/depth/camera_info', odom=f'{v}/odom',
-                   evidence_grid=f'{v}/evidence_grid', radar_targets=f'{v}/radar/targets',
-                   time_reference=f'{v}/time_reference')
-
-
-@dataclass(frozen=True)
-class FrameConfig:
-    """Frame ids: the shared frame and this vehicle's sensor frames (as in the message headers)."""
-
-    map: str
-    base_link: str
-    lidar: str
-    radar: str
-    camera_optical: str
-
-    @classmethod
-    def for_vehicle(cls, vehicle_id: str) -> 'FrameConfig':
-        return cls(map='map', base_link=f'{vehicle_id}/base_link', lidar=f'{vehicle_id}/lidar',
-                   radar=f'{vehicle_id}/radar', camera_optical=f'{vehicle_id}/camera_optical')
-
-
-@dataclass(frozen=True)
-class QosConfig:
-    """Queue depths of the node's subscriptions and publishers."""
-
-    sensor_depth: int = 5
-    state_depth: int = 50
-    output_depth: int = 10
-
-    def __post_init__(self) -> None:
-        for name in ('sensor_depth', 'state_depth', 'output_depth'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f'qos {name} must be an integer >= 1, got {value!r}')
-
-
-@dataclass(frozen=True)
-class VehicleConfig:
-    """The whole vehicle node's configuration, built from its parameters and validated once.
-
-    sync_* and pose_buffer_* are plain values here so this module does not fix
-    how the sync and pose buffer configs are built; the node turns them into
-    ``SyncConfig`` / ``PoseBufferConfig``. ``share`` says what of each cycle's
-    evidence is published (core.vehicle.share); its resolution is a whole multiple of the grid's.
-    """
-
-    vehicle_id: str
-    topics: TopicConfig
-    frames: FrameConfig
-    pipeline: PipelineConfig
-    qos: QosConfig
-    sync_reference: str
-    sync_slop_ns: int
-    sync_queue_size: int
-    sync_stream_timeout_ns: int
-    sync_late_horizon_ns: int
-    sync_poll_period_s: float
-    pose_max_age_ns: int
-    pose_extrapolation_margin_ns: int
-    diagnostics_period_s: float
-    timebase_enabled: bool = True
-    timebase_window_ns: int = 30_000_000_000
-    timebase_outlier_ns: int = 5_000_000
-    output_stamp_offset_ns: int = 0
-    share: ShareConfig = field(default_factory=ShareConfig)
-    pose_wait_ns: int = 300_000_000
-    pose_max_wait_ns: int = 2_000_000_000
-
-    def __post_init__(self) -> None:
-        lattice_factor(self.share.resolution_m, self.pipeline.window.resolution_m)   # ConfigError if not k × grid
-        if not self.vehicle_id or '/' in self.vehicle_id or not self.vehicle_id.replace('_', '').isalnum():
-            raise ConfigError(f'vehicle_id must be a non-empty name of letters, digits and _, '
-                              f'got {self.vehicle_id!r}')
-        if self.sync_reference not in self.pipeline.enabled:
-            raise ConfigError(f'sync reference stream {self.sync_reference!r} must be one of the enabled '
-                              f'streams {list(self.pipeline.enabled)}')
-        for name in ('sync_slop_ns', 'sync_stream_timeout_ns', 'sync_late_horizon_ns', 'pose_max_age_ns',
-                     'pose_extrapolation_margin_ns', 'pose_wait_ns', 'pose_max_wait_ns'):
-            if getattr(self, name) < 0:
-                raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
-        if self.sync_queue_size < 1:
-            raise ConfigError(f'sync_queue_size must be >= 1, got {self.sync_queue_size!r}')
-        for name in ('sync_poll_period_s', 'diagnostics_period_s'):
-            value = getattr(self, name)
-            _finite(name, value)
-            if value <= 0:
-                raise ConfigError(f'{name} must be > 0 seconds, got {value!r}')
 
 
 # ------------------------------------------------------------------- inputs ---

@@ -1,0 +1,111 @@
+"""The twin's self-check: its predicted grids scored against the mirrored grid at their target time.
+
+Each predicted grid waits (:meth:`SelfCheck.expect`) until a mirrored grid stamped at
+or after its target (within half a grid period) arrives (:meth:`SelfCheck.observe`);
+IoU and Brier score against it (:func:`.prediction.iou`, :func:`.prediction.brier`)
+are kept per horizon over the last ``window`` predictions.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError
+from ..grid import GridSpec
+from .prediction import brier, iou
+
+#: Self-check scores kept per horizon for the reported mean.
+SELF_CHECK_WINDOW = 50
+
+
+def horizon_key(horizon_s: float) -> str:
+    """``'1.0'`` for 1.0 s, ``'0.5'`` for 0.5 s, ``'0.25'`` for 0.25 s (diagnostics key suffix)."""
+    s = f'{horizon_s:g}'
+    return s if '.' in s or 'e' in s else f'{s}.0'
+
+
+def overlap(a: GridSpec, b: GridSpec) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Slices of ``a`` and of ``b`` over their common cells (same lattice), or None when disjoint.
+
+    Raises ConfigError when the grids do not share a lattice.
+    """
+    dx, dy = a.lattice_offset(b)       # b's cell (0, 0) in a
+    x0, x1 = max(0, dx), min(a.width, dx + b.width)
+    y0, y1 = max(0, dy), min(a.height, dy + b.height)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A predicted grid waiting for the mirrored grid at its target stamp."""
+
+    horizon_s: float
+    spec: GridSpec
+    percent: NDArray[np.int8]
+
+
+class SelfCheck:
+    """Predicted grids waiting for their target time, and the scores of those that met it."""
+
+    def __init__(self, horizons_s: Sequence[float], window: int = SELF_CHECK_WINDOW) -> None:
+        self._window = window
+        self._pending: dict[int, list[_Pending]] = {}
+        self._scores: dict[float, dict[str, deque[float]]] = {h: self._new_scores() for h in horizons_s}
+        #: predictions that met no mirrored grid within half a period, or one on another lattice or area
+        self.missed = 0
+
+    def _new_scores(self) -> dict[str, deque[float]]:
+        return {'iou': deque(maxlen=self._window), 'brier': deque(maxlen=self._window)}
+
+    def expect(self, horizon_s: float, target_ns: int, spec: GridSpec, percent: NDArray[np.int8]) -> None:
+        """Keep a predicted grid (percent cells on ``spec``) until the mirror reaches ``target_ns``."""
+        self._pending.setdefault(target_ns, []).append(_Pending(horizon_s, spec, percent))
+
+    def forget_pending(self) -> None:
+        """Drop every waiting prediction (a replay restarted); the scores stay."""
+        self._pending.clear()
+
+    def observe(self, spec: GridSpec, cells: NDArray[np.int8], stamp_ns: int, period_ns: int) -> None:
+        """Score the predictions whose target is at most half a period before ``stamp_ns`` against this grid."""
+        if not self._pending:
+            return
+        half = period_ns // 2
+        for target in sorted(self._pending):
+            if target > stamp_ns:
+                break
+            entries = self._pending.pop(target)
+            if stamp_ns - target > half:
+                self.missed += len(entries)
+                continue
+            for e in entries:
+                try:
+                    ov = overlap(spec, e.spec) if e.spec != spec else ((slice(None),) * 2, (slice(None),) * 2)
+                except ConfigError:
+                    ov = None
+                if ov is None:
+                    self.missed += 1
+                    continue
+                obs, pred = cells[ov[0]], e.percent[ov[1]].astype(np.float32) / np.float32(100.0)
+                scores = self._scores.setdefault(e.horizon_s, self._new_scores())
+                scores['iou'].append(iou(pred, obs))
+                scores['brier'].append(brier(pred, obs))
+
+    def values(self) -> dict[str, float | int]:
+        """``self_check.iou_<h>s`` / ``self_check.brier_<h>s`` (mean of recent finite scores, NaN if none),
+        ``self_check.count_<h>s`` and ``self_check.missed``."""
+        out: dict[str, float | int] = {}
+        for h, scores in sorted(self._scores.items()):
+            key = horizon_key(h)
+            for name in ('iou', 'brier'):
+                finite = [s for s in scores[name] if math.isfinite(s)]
+                out[f'self_check.{name}_{key}s'] = float(np.mean(finite)) if finite else math.nan
+            out[f'self_check.count_{key}s'] = len(scores['brier'])
+        out['self_check.missed'] = self.missed
+        return out
