@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
               f'from {args.truth_from}')
         return 0
 
-    from ..app.bringup import default_config_path
+    from ..app.platoon import default_config_path
     from ..sim.gazebo import export_gazebo
 
     files = export_gazebo(scenario, out, args.config if args.config is not None else default_config_path())
