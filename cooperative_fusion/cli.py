@@ -26,6 +26,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
              'Simulate, run and evaluate a scenario; leave bags, report and pictures in DIR.'),
     'evaluate': ('cooperative_fusion.commands.evaluate',
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
+    'topics': ('cooperative_fusion.commands.topics', 'List live topics with type, publisher count and rate.'),
+    'echo': ('cooperative_fusion.commands.echo', 'Print a one-line summary of every message on a live topic.'),
+    'record': ('cooperative_fusion.commands.record', 'Record live topics into a rosbag2 (mcap) until Ctrl-C.'),
 }
 
 
