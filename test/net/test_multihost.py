@@ -36,19 +36,22 @@ the probe, two shared cores fall behind a rate-1.0 replay (test_multiprocess
 needs rate 0.5 for 4 vehicles without the network); 2 vehicles at rate 1.0 is
 the same load, and two vehicles are enough to show fusion across hosts.
 
-Bounds asserted (bag: 3.5 s of highway_occlusion, common grid at 10 Hz of sim time):
+Bounds asserted (bag: 3.5 s of highway_occlusion, common grid at 10 Hz of sim time). After the
+replays, the edge clock runs on until the evidence at the edge and fusion's count of it have not
+changed for 3 s (at most 30 s): a busy machine works off its queues instead of being cut short.
 * discovery: the probe at the edge sees both vehicle nodes, fusion and twin
   on the graph, and every replay has its subscribers;
-* >= 12 /cooperative/grid messages at the edge (of ~45 cycles the sim clock
-  allows, 3.5 s bag + 1 s drain), every one in frame ``map``;
+* >= 12 /cooperative/grid messages stamped up to 1 s past the last evidence, every one in frame ``map``;
 * the best grid has >= 30 occupied (p >= 0.65) and >= 20000 free cells
   (measured: 37-88 occupied, up to ~107000 free);
 * /diagnostics ``fusion_node: v1`` and ``: v2`` both reached state ``active``;
-  each vehicle's evidence arrived for >= 20 of its 34 lidar cycles
-  (``received``; measured 33-34: RELIABLE retransmission recovers the lost
-  datagrams), ``received == accepted + drops.total`` and drops (``too_old``
-  after slow retransmission, ``future``) <= 25 % of received (measured 0);
-* >= 20 evidence grids of each vehicle reach the edge's probe;
+  >= 20 evidence grids of each vehicle (of its 34 lidar cycles) reach the edge's probe,
+  fusion ``received`` >= 90 % of them and ``received == accepted + drops.total``;
+* ``too_old`` drops follow from the ages measured in the run (:func:`late_evidence`: age at the
+  edge plus fusion's measured lag behind the probe, against the age limit fusion had in force), + 1;
+  other drops <= 10 % of received. Idle, no evidence is late and none is dropped; on a busy machine
+  the vehicle nodes and fusion fall behind the wall-clock replay and fusion rightly drops stale
+  evidence (seen: 10 of 30, once 24 of 33), which a fixed share cannot allow for;
 * the link: each vehicle's nft counters show >= 300 datagrams and >= 1 MB sent
   on ``eth0`` (the evidence grids travelled over the emulated link; measured
   ~2500 and ~8.5 MB) and a dropped fraction in [4 %, 18 %] (10 % +- more than
