@@ -45,8 +45,12 @@ changed for 3 s (at most 30 s): a busy machine works off its queues instead of b
 * the best grid has >= 30 occupied (p >= 0.65) and >= 20000 free cells
   (measured: 37-88 occupied, up to ~107000 free);
 * /diagnostics ``fusion_node: v1`` and ``: v2`` both reached state ``active``;
-  >= 20 evidence grids of each vehicle (of its 34 lidar cycles) reach the edge's probe,
-  fusion ``received`` >= 90 % of them and ``received == accepted + drops.total``;
+  >= 20 evidence grids of each vehicle (of its 34 lidar cycles) reach the edge's probe;
+  fusion ``received`` all of them but one, unless its measured backlog (:func:`max_backlog`:
+  arrived at the edge, not yet received by fusion) outgrew its reader queue of
+  ``qos.evidence_depth``: then messages were overwritten unread (seen on a starved CPU, fusion's
+  10 Hz timers ahead of its evidence callbacks), and at least a queue's worth;
+  ``received == accepted + drops.total``;
 * ``too_old`` drops follow from the ages measured in the run (:func:`late_evidence`: age at the
   edge plus fusion's measured lag behind the probe, against the age limit fusion had in force), + 1;
   other drops <= 10 % of received. Idle, no evidence is late and none is dropped; on a busy machine
@@ -80,8 +84,9 @@ SIM_S = 3.5
 RATE = 1.0
 LOSS_PERCENT = 10
 HOSTS = (*VEHICLES, 'edge')
-#: fusion's link statistics window (config/fusion.yaml link.window_s)
+#: fusion's link statistics window and evidence reader depth (config/fusion.yaml link.window_s, qos.evidence_depth)
 LINK_WINDOW_S = 2.0
+EVIDENCE_DEPTH = 10
 
 
 @pytest.fixture(scope='module')
@@ -164,6 +169,14 @@ def late_evidence(times: list[tuple[float, float]], series: list[dict], window_s
             if math.isfinite(fusion_ms):
                 lag = max(lag, fusion_ms * 1e-3 - ages[min(len(ages) - 1, int(q * len(ages)))])
     return sum(1 for s, a in times if a - s + lag > limit), lag
+
+
+def max_backlog(times: list[tuple[float, float]], series: list[dict]) -> int:
+    """Most evidence messages that had reached the edge (probe) but not yet fusion (its ``received``)
+    at one of fusion's statuses. Above fusion's reader depth, the oldest unread are overwritten."""
+    arrivals = sorted(a for _s, a in times)
+    return max((sum(1 for a in arrivals if a <= float(st['stamp_s'])) - int(float(st.get('received', 0)))
+                for st in series), default=0)
 
 
 def _wait_settled(progress: Path, quiet_s: float, max_s: float) -> bool:
@@ -288,8 +301,11 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         assert 'active' in summary['fusion_states'][v], context
         values = {k: float(x) for k, x in statuses[f'fusion_node: {v}']['values'].items()
                   if k in ('received', 'accepted', 'drops.total', 'drops.too_old')}
-        # fusion heard what reached the edge, and accounts for every message
-        assert values['received'] >= 0.9 * summary['evidence'][v], (values, context)
+        # fusion took what reached the edge, unless its measured backlog outgrew its reader queue
+        backlog = max_backlog(summary['evidence_times'][v], summary['fusion_series'][v])
+        need = summary['evidence'][v] - 1 if backlog <= EVIDENCE_DEPTH else min(summary['evidence'][v], EVIDENCE_DEPTH)
+        print(f'{v}: fusion backlog up to {backlog} messages (reader depth {EVIDENCE_DEPTH})')
+        assert values['received'] >= need, (values, backlog, context)
         assert values['received'] == values['accepted'] + values['drops.total'], (values, context)
         # too_old follows from the ages measured in this run, not from a share that assumes an idle machine
         late, lag_s = late_evidence(summary['evidence_times'][v], summary['fusion_series'][v], LINK_WINDOW_S)
