@@ -43,12 +43,13 @@ def _write(path: Path, text: str) -> None:
 
 
 def _wait_for_file(path: Path, timeout_s: float) -> str:
+    """The text of ``path`` once it exists and is not empty (a writer may not have finished)."""
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
+    while not (path.exists() and (text := path.read_text())):
         if time.monotonic() > deadline:
             raise TimeoutError(f'{path} did not appear within {timeout_s:.0f} s')
         time.sleep(0.01)
-    return path.read_text()
+    return text
 
 
 def replay_main(args: argparse.Namespace) -> int:

@@ -262,7 +262,9 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         readies = [tmp_path / f'{n}.ready' for n in ('probe', *(f'replay_{v}' for v in VEHICLES), 'replay_edge')]
         wait_for(lambda: all(r.exists() for r in readies), 60.0, 'discovery across the namespaces')
         t_ready = time.monotonic()
-        go.write_text(f'{time.time() + 0.5:.6f}')
+        tmp_go = go.with_suffix('.tmp')         # atomic: a replay must never read it half written
+        tmp_go.write_text(f'{time.time() + 0.5:.6f}')
+        tmp_go.replace(go)
         replays = [procs[f'replay_{v}'] for v in VEHICLES]
         wait_for(lambda: all(p.poll() is not None for p in replays), SIM_S / RATE + 25.0, 'replays finished')
         assert all(p.returncode == 0 for p in replays), _logs(logs)
@@ -272,6 +274,7 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         settled = _wait_settled(progress, quiet_s=3.0, max_s=30.0)   # > 2 fusion status periods
         stop_clock.write_text('stop')
         wait_for(lambda: procs['replay_edge'].poll() is not None, 15.0, 'edge clock stopped')
+        assert procs['replay_edge'].returncode == 0, _logs(logs)
         procs['probe'].send_signal(signal.SIGTERM)
         procs['probe'].wait(timeout=15.0)
         counters = {v: star.loss_counters(v) for v in VEHICLES}
