@@ -28,6 +28,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  'Compare a result bag with the ground truth of a simulated bag and write a JSON report.'),
     'export-gazebo': ('cooperative_fusion.commands.export_gazebo',
                       'Write a scenario as a Gazebo world (SDF 1.9) and ros_gz_bridge config.'),
+    'topics': ('cooperative_fusion.commands.topics', 'List live topics with type, publisher count and rate.'),
+    'echo': ('cooperative_fusion.commands.echo', 'Print a one-line summary of every message on a live topic.'),
+    'record': ('cooperative_fusion.commands.record', 'Record live topics into a rosbag2 (mcap) until Ctrl-C.'),
 }
 
 

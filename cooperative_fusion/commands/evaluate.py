@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 from ..core.errors import ConfigError
@@ -18,6 +19,26 @@ def _nonneg_float(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f'{text!r} must be a finite number >= 0')
     return value
+
+
+def _check_writable(path: Path, flag: str, *, directory: bool) -> None:
+    """ConfigError unless ``path`` (a file, or a directory when ``directory``) can be written or created."""
+    if path.exists():
+        if directory and not path.is_dir():
+            raise ConfigError(f'{path}: exists and is not a directory ({flag})')
+        if not directory and path.is_dir():
+            raise ConfigError(f'{path}: is a directory ({flag})')
+        if not os.access(path, os.W_OK | (os.X_OK if directory else 0)):
+            raise ConfigError(f'{path}: not writable ({flag})')
+        return
+    # the nearest existing ancestor must be a directory we may create entries in
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f'{path}: cannot be created, {parent} is not a directory ({flag})')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f'{path}: cannot be created, {parent} is not writable ({flag})')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +71,20 @@ def run(args: argparse.Namespace) -> int:
         path = getattr(args, name)
         if path is not None and not Path(path).is_file():
             raise ConfigError(f'{path}: no such file (--{name.replace("_", "-")})')
-    report = evaluate(args.truth, args.result, roi=RoiConfig(args.roi_behind, args.roi_ahead, args.roi_half_width),
-                      fusion_config=args.fusion_config, twin_config=args.twin_config, plots_dir=args.plots,
-                      plot_vehicle=args.plot_vehicle)
+    # outputs are checked before the work, not found unwritable after it
+    _check_writable(Path(args.report), '--report', directory=False)
+    if args.plots is not None:
+        _check_writable(Path(args.plots), '--plots', directory=True)
+        for name in ('see_through.png', 'metrics.png'):
+            if (Path(args.plots) / name).is_dir():
+                raise ConfigError(f'{Path(args.plots) / name}: is a directory (--plots)')
+    try:
+        report = evaluate(args.truth, args.result,
+                          roi=RoiConfig(args.roi_behind, args.roi_ahead, args.roi_half_width),
+                          fusion_config=args.fusion_config, twin_config=args.twin_config, plots_dir=args.plots,
+                          plot_vehicle=args.plot_vehicle)
+    except OSError as exc:      # e.g. the plots directory went read-only while we worked
+        raise ConfigError(f'cannot write the plots: {exc}') from exc
     out = Path(args.report)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

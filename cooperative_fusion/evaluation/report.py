@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 DIAGNOSTICS = '/diagnostics'
 _EVIDENCE_RE = re.compile(r'^/([^/]+)/evidence_grid$')
 _RADAR_TARGETS_RE = re.compile(r'^/([^/]+)/radar/targets$')
+#: A result topic that belongs to one vehicle (DESIGN.md's outputs), group 1 = vehicle id.
+_VEHICLE_OUTPUT_RE = re.compile(r'^/([^/]+)/(?:evidence_grid|radar/targets|twin/advisory|cooperative/cmd)$')
 #: Truth grid cells at or above this percent are occupied.
 TRUTH_OCCUPIED_PERCENT = 50
 #: Vehicle of the see-through picture unless told otherwise.
@@ -199,6 +201,28 @@ def read_truth(path: str | Path) -> _Truth:
     return truth
 
 
+def check_result_matches_truth(truth: _Truth, result_path: Path, topics: Mapping[str, str],
+                               start_ns: int | None, end_ns: int | None) -> None:
+    """BagError unless the result bag can be a run of the truth bag's scenario.
+
+    Its vehicles (from the per-vehicle output topics) must be among the truth's, and its
+    log-time span [start_ns, end_ns] (common time, None when empty) must overlap the truth
+    grid stamps.
+    """
+    truth_ids = truth.meta.get('vehicle_ids')
+    truth_ids = {str(v) for v in truth_ids} if isinstance(truth_ids, list) and truth_ids else set(truth.odom)
+    result_ids = {m.group(1) for t in topics if (m := _VEHICLE_OUTPUT_RE.match(t))}
+    if truth_ids and result_ids - truth_ids:
+        raise BagError(f'{result_path}: vehicles {", ".join(sorted(result_ids))} do not match the truth bag '
+                       f'{truth.path} (vehicles {", ".join(sorted(truth_ids))}): a result of another scenario?')
+    if start_ns is not None and end_ns is not None and truth.grid_stamps:
+        t0, t1 = truth.grid_stamps[0], truth.grid_stamps[-1]
+        if end_ns < t0 or start_ns > t1:
+            raise BagError(f'{result_path}: log times {start_ns * 1e-9:.3f} .. {end_ns * 1e-9:.3f} s do not overlap '
+                           f'the truth of {truth.path} ({t0 * 1e-9:.3f} .. {t1 * 1e-9:.3f} s): '
+                           f'a result of another scenario?')
+
+
 # ------------------------------------------------------------------------------- evaluation
 
 class _Evaluator:
@@ -300,6 +324,8 @@ class _Evaluator:
             radar = [t for t in topics if _RADAR_TARGETS_RE.match(t)]
             wanted = [t for t in topics if t in (COMMON_GRID, PREDICTED_GRID, WARNINGS, DIAGNOSTICS)
                       or _EVIDENCE_RE.match(t)] + radar
+            span = (bag.start_time_ns, bag.end_time_ns) if bag.message_count > 0 else (None, None)
+            check_result_matches_truth(self.truth, self.result_path, topics, *span)
             if bag.message_count > 0:
                 self.duration_s = (bag.end_time_ns - bag.start_time_ns) * 1e-9
             for topic, msgtype, log_ns, raw in bag.messages(wanted):

@@ -9,13 +9,19 @@
     to that instant and plays. Every replay of the test anchors to the same
     instant, so the sim clocks of the hosts agree as if their wall clocks were
     synchronised (NTP/PTP), and each host's /clock stays on that host.
-    ``--clock-only``: publish only the clock, at most every ``--clock-period`` s of bag time.
+    ``--clock-only``: publish only the clock, at most every ``--clock-period`` s of bag time,
+    on past the bag's end for ``--drain-s`` and then until the ``--until`` file exists.
 
 ``python netns_agents.py probe --vehicles v1 v2 --ready F --out F.json``
     Counts /cooperative/grid (cells occupied / free in each) and each vehicle's
     /<v>/evidence_grid, keeps the latest /diagnostics status of every name and
     each fusion vehicle status' states; writes ``--ready`` when fusion, twin and
     every vehicle node are visible on the graph, and the JSON summary on SIGTERM.
+
+The probe runs on the edge's sim clock: for every evidence grid it keeps (stamp, arrival) in
+seconds, and it keeps every fusion per-vehicle status it hears (with the status' stamp), so the
+test can compare what fusion measured with what arrived. ``--progress F`` is rewritten every
+0.2 s with the evidence counts and fusion's latest ``received`` per vehicle.
 
 Nothing here is specific to namespaces: the test runs these with ``ip netns exec``.
 """
@@ -37,12 +43,13 @@ def _write(path: Path, text: str) -> None:
 
 
 def _wait_for_file(path: Path, timeout_s: float) -> str:
+    """The text of ``path`` once it exists and is not empty (a writer may not have finished)."""
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
+    while not (path.exists() and (text := path.read_text())):
         if time.monotonic() > deadline:
             raise TimeoutError(f'{path} did not appear within {timeout_s:.0f} s')
         time.sleep(0.01)
-    return path.read_text()
+    return text
 
 
 def replay_main(args: argparse.Namespace) -> int:
@@ -83,12 +90,16 @@ def replay_main(args: argparse.Namespace) -> int:
                     out.clock_pub.publish(Clock(clock=ns_to_stamp(log_time_ns)))
                     last_clock_ns = log_time_ns
             if args.clock_only:
-                # run the clock on past the bag's end so timers fire and the last inputs are fused
+                # run the clock on past the bag's end so timers fire and the last inputs are fused:
+                # drain_s of bag time, then on until the --until file appears (the test has what it needs)
                 end_ns = reader.end_time_ns
-                for i in range(1, int(args.drain_s / args.clock_period) + 1):
+                i = 1
+                while i <= int(args.drain_s / args.clock_period) or (
+                        args.until is not None and not args.until.exists() and i * args.clock_period < args.wait_s):
                     t_ns = end_ns + i * period_ns
                     player.wait_until(t_ns, ctx.ok)
                     out.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+                    i += 1
             out.wait_for_acked(3.0)
             log.info(f'{args.name}: published {out.published} messages, wall lag at the end '
                      f'{time.time() - (player.due_wall_time(reader.end_time_ns) or time.time()):.3f} s')
@@ -105,6 +116,7 @@ def probe_main(args: argparse.Namespace) -> int:
     from nav_msgs.msg import OccupancyGrid
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
 
     from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, latched_qos
 
@@ -118,11 +130,15 @@ def probe_main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_term)
     ctx = Context()
     rclpy.init(context=ctx)
-    node = rclpy.create_node('netns_probe', context=ctx)
+    # on the edge's sim clock, like fusion: evidence ages are measured as fusion measures them
+    node = rclpy.create_node('netns_probe', context=ctx,
+                             parameter_overrides=[Parameter('use_sim_time', Parameter.Type.BOOL, True)])
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     summary: dict = {'grids': [], 'evidence': {v: 0 for v in args.vehicles}, 'statuses': {},
-                     'fusion_states': {v: [] for v in args.vehicles}, 'ready_wall_s': None}
+                     'fusion_states': {v: [] for v in args.vehicles}, 'ready_wall_s': None,
+                     'evidence_times': {v: [] for v in args.vehicles},
+                     'fusion_series': {v: [] for v in args.vehicles}}
     t0 = time.monotonic()
 
     def on_grid(msg: OccupancyGrid) -> None:
@@ -135,8 +151,10 @@ def probe_main(args: argparse.Namespace) -> int:
             'wall_s': time.monotonic() - t0})
 
     def on_evidence(vid: str) -> object:
-        def cb(_msg: OccupancyGrid) -> None:
+        def cb(msg: OccupancyGrid) -> None:
             summary['evidence'][vid] += 1
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            summary['evidence_times'][vid].append((stamp_ns * 1e-9, node.get_clock().now().nanoseconds * 1e-9))
         return cb
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
@@ -148,6 +166,8 @@ def probe_main(args: argparse.Namespace) -> int:
             for vid in args.vehicles:
                 if st.name == f'fusion_node: {vid}':
                     summary['fusion_states'][vid].append(values.get('state', ''))
+                    summary['fusion_series'][vid].append(
+                        {'stamp_s': msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, **values})
 
     node.create_subscription(OccupancyGrid, '/cooperative/grid', on_grid, latched_qos())
     for vid in args.vehicles:
@@ -159,12 +179,24 @@ def probe_main(args: argparse.Namespace) -> int:
         need = {('/', 'fusion_node'), ('/', 'twin_node')} | {(f'/{v}', 'vehicle_node') for v in args.vehicles}
         return need <= names and all(node.count_publishers(f'/{v}/evidence_grid') >= 1 for v in args.vehicles)
 
+    def progress() -> dict:
+        """What the test waits on: evidence seen here and fusion's latest count of it, per vehicle."""
+        received = {}
+        for vid in args.vehicles:
+            series = summary['fusion_series'][vid]
+            received[vid] = int(float(series[-1].get('received', 0))) if series else 0
+        return {'evidence': dict(summary['evidence']), 'fusion_received': received, 'grids': len(summary['grids'])}
+
+    next_progress = 0.0
     try:
         while not stop and ctx.ok():
             executor.spin_once(timeout_sec=0.05)
             if summary['ready_wall_s'] is None and graph_ready():
                 summary['ready_wall_s'] = time.monotonic() - t0
                 _write(args.ready, 'ready')
+            if args.progress is not None and time.monotonic() >= next_progress:
+                _write(args.progress, json.dumps(progress()))
+                next_progress = time.monotonic() + 0.2
         summary['graph'] = sorted(f'{ns.rstrip("/")}/{name}' for name, ns in node.get_node_names_and_namespaces())
         _write(args.out, json.dumps(summary, indent=1))
         return 0
@@ -185,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument('--clock-only', action='store_true')
     rp.add_argument('--clock-period', type=float, default=0.01, help='--clock-only: bag seconds between ticks')
     rp.add_argument('--drain-s', type=float, default=1.0, help='--clock-only: clock run on past the bag end')
+    rp.add_argument('--until', type=Path, default=None,
+                    help='--clock-only: after the drain, keep the clock running until this file exists')
     rp.add_argument('--rate', type=float, default=1.0)
     rp.add_argument('--name', default='replay')
     rp.add_argument('--ready', type=Path, required=True)
@@ -194,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp.add_argument('--vehicles', nargs='+', required=True)
     pp.add_argument('--ready', type=Path, required=True)
     pp.add_argument('--out', type=Path, required=True)
+    pp.add_argument('--progress', type=Path, default=None,
+                    help='rewritten every 0.2 s: evidence counts here and fusion\'s latest received, per vehicle')
     args = parser.parse_args(argv)
     return replay_main(args) if args.command == 'replay' else probe_main(args)
 

@@ -1,69 +1,11 @@
 """Approximate-time synchronisation of a vehicle's sensor streams (message_filters' policy, in core).
 
-Records are plain ``(stamp_ns, payload)`` pairs; the caller passes its own clock
-``now_ns`` (sim time or wall time, core never reads a clock).
-
-Policy (ROS message_filters ``ApproximateTime``, without age penalty and
-inter-message bounds):
-
-* Each stream has a queue of at most ``queue_size`` messages, kept sorted by
-  stamp. A set takes exactly one message per (active) stream; each message is
-  used at most once.
-* Matching starts when every active queue is non-empty. If the heads of the
-  queues span more than ``slop_ns`` (max stamp - min stamp), the oldest head
-  cannot be in any admissible set and is dropped (``dropped.unmatched``);
-  otherwise the stream holding the latest head is the *pivot*.
-* Among the sets that contain the pivot message, the one with the smallest
-  spread is chosen by a sweep: repeatedly advance the stream with the oldest
-  head and remember the best set of heads (a tie keeps the earlier set). The
-  sweep stops and the best set goes out when the oldest head is no older than
-  the pivot (every set containing the pivot has been seen), or when the best
-  set is provably optimal: every later set contains ``[pivot stamp, current
-  latest head]``, so once that interval is at least the best spread nothing
-  can beat it. When a queue runs out before that, the stream's next message
-  is assumed no older than its newest one (in-order arrival); if even that
-  optimistic bound cannot prove optimality, matching waits for more messages.
-* When a set goes out, its messages leave their queues together with every
-  older message of the same streams (``dropped.unmatched``).
-
-What a vehicle adds on top:
-
-* ``SyncSet.stamp_ns`` is the stamp of the ``reference`` stream's message (the
-  lidar, say); the reference stream is in every set.
-* A stream from which nothing has been received for more than
-  ``stream_timeout_ns`` of ``now_ns`` is *silent*: its queue is discarded
-  (``dropped.stale``) and sets are matched without it; they list it in
-  ``missing``. A stream never heard counts from the first ``now_ns`` the
-  synchroniser sees. A silent stream rejoins with its next message, and from
-  then on sets wait for it again. The reference stream is never left out (a
-  set has no stamp without it); its silences are still counted.
-  :meth:`ApproximateTimeSync.poll` applies the timeout when no message arrives.
-* A message whose stamp is older than the last emitted set's reference stamp
-  minus ``slop_ns`` can never be in a future set: it is dropped as late, and
-  so is a reference message no newer than that stamp (sets go out with strictly
-  increasing ``stamp_ns``). A message older than its stream's newest accepted
-  stamp minus ``late_horizon_ns`` is dropped as out of order; a message out of
-  order by less than that is inserted in stamp order (``reordered``).
-* A queue that grows beyond ``queue_size`` loses its oldest message. Size
-  queues for the longest wait: a stream that dies holds sets back for up to
-  ``stream_timeout_ns``, during which the others must fit their queues
-  (queue_size >= rate · timeout).
-
-Counters in :attr:`ApproximateTimeSync.stats`:
-
-``sets``                   sets emitted
-``sets_partial``           sets emitted with at least one stream missing
-``received.<s>``           messages offered on stream s
-``dropped.late``           messages older than the last set's reference stamp - slop
-                           (reference messages: not newer than it)
-``dropped.out_of_order``   messages older than their stream's newest - late_horizon
-``dropped.queue_overflow`` oldest messages pushed out of a full queue
-``dropped.unmatched``      messages passed over by the policy (no admissible set)
-``dropped.stale``          queued messages discarded when their stream fell silent
-``reordered``              messages accepted out of stamp order (within the horizon)
-``gaps.<s>``               times stream s fell silent (timed out)
-``rejoins.<s>``            times stream s spoke again after a gap
-``missing.<s>``            sets emitted without stream s
+Records are plain ``(stamp_ns, payload)`` pairs; the caller passes its own clock ``now_ns``
+(sim time or wall time: core never reads a clock). :class:`ApproximateTimeSync` gives the
+sets message_filters' ``ApproximateTime`` gives (age penalty 0, ``slop_ns`` as its maximum
+interval duration), also when a queue overflows, and adds what a vehicle needs: a reference
+stream whose stamp a set carries, silent streams left out, late and out-of-order messages.
+``test/core/vehicle/test_sync_message_filters.py`` runs message_filters' own cases.
 """
 from __future__ import annotations
 
@@ -130,7 +72,44 @@ class SyncSet:
 
 
 class ApproximateTimeSync:
-    """Approximate-time synchroniser over named streams; see the module docstring for the policy."""
+    """Approximate-time synchroniser over named streams.
+
+    Policy (message_filters' ``ApproximateTime``):
+
+    * A set takes exactly one message per active stream; each message is used at most once.
+      Matching starts when every active queue is non-empty. If the heads span more than
+      ``slop_ns``, the oldest head is dropped (``dropped.unmatched``); otherwise the stream
+      with the latest head is the *pivot*, and of the sets holding the pivot message the one
+      with the smallest spread goes out (a tie keeps the earlier set), once no later message
+      can beat it: a stream's next message is assumed no older than its newest (in-order
+      arrival). Until then matching waits. A set takes every older message of its streams
+      with it (``dropped.unmatched``).
+    * Overflow: a new message is matched first; only then, if its queue holds more than
+      ``queue_size`` messages (not counting those older than the best set found so far,
+      which no set can use and which go too), the oldest goes (``dropped.queue_overflow``).
+      While that stream holds the latest head, the oldest heads of the others are dropped
+      instead of matched: their partners may be among the messages pushed out.
+
+    Deliberate differences from message_filters:
+
+    * Every message retries the proof that the best set found so far cannot be beaten;
+      message_filters retries only when an empty queue gets a message, so a set may go out
+      here sooner (and is then not lost, as it can be there, to an overflow in the meantime).
+    * No inter-message lower bounds (message_filters' ``setInterMessageLowerBound``): a set
+      waits for the message after it where message_filters may infer it from a rate bound.
+    * ``SyncSet.stamp_ns`` is the ``reference`` stream's stamp; that stream is in every set,
+      and sets go out with strictly increasing ``stamp_ns``.
+    * A stream not heard from for more than ``stream_timeout_ns`` of ``now_ns`` is *silent*:
+      its queue is discarded (``dropped.stale``) and sets go out without it, listing it in
+      ``missing``; a stream never heard counts from the first ``now_ns`` seen. It rejoins
+      with its next message. The reference stream is never left out (its silences are still
+      counted). :meth:`poll` applies the timeout when no message arrives.
+    * A message older than the last set's reference stamp minus ``slop_ns`` is dropped as
+      late, and so is a reference message no newer than that stamp. A message older than its
+      stream's newest accepted stamp minus ``late_horizon_ns`` is dropped as out of order;
+      one out of order by less is inserted in stamp order (``reordered``). message_filters
+      takes late messages and assumes in-order streams.
+    """
 
     def __init__(self, config: SyncConfig) -> None:
         self.config = config
@@ -141,6 +120,11 @@ class ApproximateTimeSync:
         self._newest: dict[str, int | None] = {s: None for s in streams}
         self._heard_ns: dict[str, int | None] = {s: None for s in streams}
         self._silent: set[str] = set()
+        # per stream: lost a message to overflow, and has held the latest head ever since
+        self._overflowed: dict[str, bool] = {s: False for s in streams}
+        # per stream: queued messages older than the best set found so far (while a set waits);
+        # no set can use them, and they do not count against queue_size
+        self._passed: dict[str, int] = {s: 0 for s in streams}
         self._start_ns: int | None = None
         self._last_ref_ns: int | None = None
         self._stats: dict[str, int] = {k: 0 for k in (
@@ -154,7 +138,14 @@ class ApproximateTimeSync:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters (a copy); keys are listed in the module docstring."""
+        """Counters (a copy).
+
+        ``sets``, ``sets_partial`` (with a stream missing); ``received.<s>``;
+        ``dropped.late``, ``dropped.out_of_order``, ``dropped.queue_overflow``,
+        ``dropped.unmatched`` (passed over by the policy), ``dropped.stale`` (queued when
+        the stream fell silent); ``reordered`` (accepted out of stamp order); ``gaps.<s>``
+        (times s fell silent), ``rejoins.<s>``, ``missing.<s>`` (sets without s).
+        """
         return dict(self._stats)
 
     @property
@@ -183,7 +174,15 @@ class ApproximateTimeSync:
             self._silent.discard(stream)
             self._stats[f'rejoins.{stream}'] += 1
         self._accept(stream, stamp, payload)
-        return self._update(now)
+        out = self._update(now)
+        if len(self._stamps[stream]) - self._passed[stream] > self.config.queue_size:
+            # matched first, trimmed after: a full queue still gives its newest message a chance
+            for s, n in self._passed.items():
+                self._drop_front(s, n, 'dropped.unmatched')
+            self._drop_front(stream, 1, 'dropped.queue_overflow')
+            self._overflowed[stream] = True
+            out += self._update(now)
+        return out
 
     def poll(self, now_ns: int) -> list[SyncSet]:
         """Apply the silence timeout at ``now_ns`` and return the sets that can now go out."""
@@ -217,11 +216,11 @@ class ApproximateTimeSync:
         payloads.insert(i, payload)
         if newest is None or stamp > newest:
             self._newest[stream] = stamp
-        overflow = len(stamps) - cfg.queue_size
-        if overflow > 0:
-            del stamps[:overflow]
-            del payloads[:overflow]
-            self._stats['dropped.queue_overflow'] += overflow
+
+    def _drop_front(self, stream: str, n: int, cause: str) -> None:
+        del self._stamps[stream][:n]
+        del self._payloads[stream][:n]
+        self._stats[cause] += n
 
     def _update(self, now: int) -> list[SyncSet]:
         cfg = self.config
@@ -234,6 +233,7 @@ class ApproximateTimeSync:
                     self._stats['dropped.stale'] += len(self._stamps[s])
                     self._stamps[s].clear()
                     self._payloads[s].clear()
+                    self._overflowed[s] = False
         active = [s for s in cfg.streams if s == cfg.reference or s not in self._silent]
         out = []
         while True:
@@ -246,17 +246,18 @@ class ApproximateTimeSync:
         """Queue index per active stream of the best set, or None to wait for more messages."""
         q = self._stamps
         slop = self.config.slop_ns
+        self._passed = {s: 0 for s in self.config.streams}
         while True:
             if any(not q[s] for s in active):
                 return None
             heads = {s: q[s][0] for s in active}
             start_s = min(active, key=heads.__getitem__)
-            pivot = max(active, key=heads.__getitem__)
-            if heads[pivot] - heads[start_s] <= slop:
+            pivot = self._latest(active, heads)
+            if heads[pivot] - heads[start_s] <= slop and not self._overflowed[pivot]:
                 break
-            del q[start_s][0]
-            del self._payloads[start_s][0]
-            self._stats['dropped.unmatched'] += 1
+            # too wide, or the latest head's stream overflowed: the oldest head's partners
+            # may have been pushed out, so a set with it could be worse than one without
+            self._drop_front(start_s, 1, 'dropped.unmatched')
         t_pivot = heads[pivot]
         idx = {s: 0 for s in active}
         best, best_spread = dict(idx), heads[pivot] - heads[start_s]
@@ -267,14 +268,33 @@ class ApproximateTimeSync:
                 return best                       # every set containing the pivot has been seen
             idx[s_min] += 1
             if idx[s_min] == len(q[s_min]):
-                return best if self._proved_optimal(active, idx, t_pivot, best_spread) else None
+                if self._proved_optimal(active, idx, t_pivot, best_spread):
+                    return best
+                self._passed.update(best)
+                return None
             times[s_min] = q[s_min][idx[s_min]]
+            self._latest(active, times)
             end = max(times.values())
             spread = end - min(times.values())
             if spread < best_spread:
                 best, best_spread = dict(idx), spread
             if end - t_pivot >= best_spread:
                 return best                       # later sets contain [t_pivot, end]: no better one
+
+    def _latest(self, active: list[str], heads: dict[str, int]) -> str:
+        """The stream holding the latest head (the last in config order on a tie).
+
+        Clears the overflow mark of every other stream: once a stream's head is no longer
+        the latest, the messages older than it have had their chance (message_filters' rule).
+        """
+        latest = active[0]
+        for s in active:
+            if heads[s] >= heads[latest]:
+                latest = s
+        for s in active:
+            if s != latest:
+                self._overflowed[s] = False
+        return latest
 
     def _proved_optimal(self, active: list[str], idx: dict[str, int], t_pivot: int, best_spread: int) -> bool:
         """Optimistic look-ahead once a queue ran out (message_filters' virtual moves).

@@ -119,16 +119,31 @@ def test_proved_optimal_without_waiting():
     assert [st.members['radar'][0] for st in out] == [98 * MS]
 
 
-def test_queue_overflow_drops_oldest():
+def test_queue_overflow_drops_oldest_and_the_messages_it_orphaned():
     sync = make(streams=('lidar', 'radar'), queue_size=3)
     for ms in (10, 20, 30, 40, 50):
         assert sync.add('radar', ms * MS, ms, ms * MS) == []
     assert sync.stats['dropped.queue_overflow'] == 2
     assert sync.queued() == {'lidar': 0, 'radar': 3}
+    # radar 10 (the best partner of the scan at 12 ms) was pushed out and radar holds the
+    # latest head: the scan is dropped rather than paired with radar 30
     assert sync.add('lidar', 12 * MS, 'scan', 60 * MS) == []
-    out = sync.add('lidar', 112 * MS, 'scan2', 160 * MS)
-    # radar 10 (the best partner of the scan at 12 ms) was pushed out: 30 is the best left
-    assert [(st.stamp_ns, st.members['radar']) for st in out] == [(12 * MS, (30 * MS, 30))]
+    assert sync.stats['dropped.unmatched'] == 1
+    assert sync.queued() == {'lidar': 0, 'radar': 3}
+    out = sync.add('lidar', 50 * MS, 'scan2', 160 * MS)
+    assert [(st.stamp_ns, st.members['radar']) for st in out] == [(50 * MS, (50 * MS, 50))]
+    assert sync.stats['dropped.unmatched'] == 3      # radar 30 and 40 went with the set
+
+
+def test_full_queue_matches_its_newest_message_before_trimming():
+    # queue of 1: radar 12 arrives while radar 9 waits for proof that it is the scan's best
+    # partner; matched before trimming, radar 12 is that proof and the set goes out
+    sync = make(streams=('lidar', 'radar'), queue_size=1)
+    assert sync.add('radar', 9 * MS, 9, 0) == []
+    assert sync.add('lidar', 10 * MS, 'scan', 1) == []
+    out = sync.add('radar', 12 * MS, 12, 2)
+    assert [(st.stamp_ns, st.members['radar'][0]) for st in out] == [(10 * MS, 9 * MS)]
+    assert sync.stats['dropped.queue_overflow'] == 0 and sync.queued() == {'lidar': 0, 'radar': 1}
 
 
 def test_silent_stream_is_left_out_and_rejoins():
