@@ -238,29 +238,6 @@ def vehicle_params_file(template: Path, template_id: str, vid: str, out_dir: Pat
     return path
 
 
-def fleet_params_files(scenario: Any, out_dir: Path) -> tuple[Path, Path]:
-    """Fusion and twin params files that list ``scenario``'s platoon (ids, weights, bodies).
-
-    TO BE REMOVED once config/platoon.yaml carries the fusion and twin vehicle lists
-    (its NodeSpec commands then pass them, after these files, so they win anyway).
-    """
-    vehicles = scenario.platoon.vehicles
-    ids = [v.id for v in vehicles]
-    lengths = [float(v.dimensions.length_m) for v in vehicles]
-    widths = [float(v.dimensions.width_m) for v in vehicles]
-    overhangs = [float(v.dimensions.rear_overhang_m) for v in vehicles]
-    fusion = {'/**': {'ros__parameters': {
-        'vehicles': ids, 'vehicle_weights': [1.0] * len(ids),
-        'footprints': {'vehicles': ids, 'length_m': lengths, 'width_m': widths, 'rear_overhang_m': overhangs}}}}
-    twin = {'/**': {'ros__parameters': {
-        'vehicles': ids, 'vehicle_lengths_m': lengths, 'vehicle_widths_m': widths,
-        'vehicle_rear_overhangs_m': overhangs}}}
-    paths = out_dir / 'fleet_fusion.yaml', out_dir / 'fleet_twin.yaml'
-    for path, data in zip(paths, (fusion, twin)):
-        path.write_text(_dump_yaml(data, sort_keys=False))
-    return paths
-
-
 def platoon_config_file(scenario: Any, raw_scenario: dict[str, Any], out_dir: Path,
                         base: Path = CONFIG / 'platoon.yaml') -> Path:
     """``out_dir/platoon.yaml``: ``base`` with the vehicle entries of ``scenario``'s platoon.
@@ -293,13 +270,15 @@ def platoon_config_file(scenario: Any, raw_scenario: dict[str, Any], out_dir: Pa
                 else:
                     params.append(absolute(p))
             entry['params'] = params
+        # the body the scenario gives the vehicle: fusion and twin take it from here (platoon parameters)
+        entry['body'] = {'length_m': float(v.dimensions.length_m), 'width_m': float(v.dimensions.width_m),
+                         'rear_overhang_m': float(v.dimensions.rear_overhang_m)}
         out_entries.append(entry)
     raw['vehicles'] = out_entries
-    fleet_fusion, fleet_twin = fleet_params_files(scenario, out_dir)
-    for key, extra in (('fusion', fleet_fusion), ('twin', fleet_twin)):
+    for key in ('fusion', 'twin'):
         params = raw[key]['params']
         params = [params] if isinstance(params, str) else list(params)
-        raw[key]['params'] = [absolute(p) for p in params] + [str(extra)]
+        raw[key]['params'] = [absolute(p) for p in params]
     path = out_dir / 'platoon.yaml'
     path.write_text(_dump_yaml(raw, sort_keys=False))
     return path

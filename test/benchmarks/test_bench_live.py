@@ -133,7 +133,7 @@ def test_scenario_variant_trims_and_extends_the_platoon():
 
 
 def test_platoon_config_for_five_vehicles_gives_node_specs_with_every_vehicle(tmp_path):
-    from cooperative_fusion.app.bringup import NodeKind, load_platoon_config
+    from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
     from cooperative_fusion.sim.scenario import scenario_from_dict
 
     raw = bench.scenario_variant(_raw_scenario(), 5)
@@ -150,12 +150,12 @@ def test_platoon_config_for_five_vehicles_gives_node_specs_with_every_vehicle(tm
     assert own['/v5/vehicle_node']['ros__parameters']['vehicle_id'] == 'v5'
     assert own['/v5/vehicle_node']['ros__parameters']['extrinsics'] == \
         car['/v1/vehicle_node']['ros__parameters']['extrinsics']
-    fusion = yaml.safe_load(specs[5].params_files[-1].read_text())['/**']['ros__parameters']
-    assert fusion['vehicles'] == ['v1', 'v2', 'v3', 'v4', 'v5']
-    assert fusion['footprints']['length_m'] == [4.5, 12.0, 4.5, 4.5, 4.5]
-    twin = yaml.safe_load(specs[6].params_files[-1].read_text())['/**']['ros__parameters']
-    assert twin['vehicles'] == fusion['vehicles'] and len(twin['vehicle_widths_m']) == 5
-    assert '&' not in specs[5].params_files[-1].read_text()       # ROS params files take no YAML anchors
+    # fusion and twin take the platoon (ids, bodies from the scenario) from the platoon config
+    fusion = dict(specs[5].parameters)
+    assert list(fusion['vehicles']) == ['v1', 'v2', 'v3', 'v4', 'v5']
+    assert list(fusion['footprints.length_m']) == [4.5, 12.0, 4.5, 4.5, 4.5]
+    twin = dict(specs[6].parameters)
+    assert list(twin['vehicles']) == list(fusion['vehicles']) and len(twin['vehicle_widths_m']) == 5
 
 
 def test_result_line_has_every_figure_of_every_n():
