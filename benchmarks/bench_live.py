@@ -442,7 +442,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
     from rclpy.executors import SingleThreadedExecutor
     from rosgraph_msgs.msg import Clock
 
-    from cooperative_fusion.app.bringup import load_platoon_config
+    from cooperative_fusion.app.platoon import load_platoon_config
     from cooperative_fusion.ros.bag import BagReader
     from cooperative_fusion.ros.time import ns_to_stamp
 
