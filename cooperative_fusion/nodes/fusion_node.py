@@ -24,6 +24,7 @@ from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.errors import MessageFormatError
 from ..core.fusion.config import config_from_params
+from ..core.platoon_config import NodeKind
 from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health, InputDrop
 from ..core.grid import percent_to_logodds
 from ..ros import names
@@ -51,7 +52,7 @@ class FusionNode(BaseNode):
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        cfg = self.cfg = config_from_params(self.declare_params(PARAMS))
+        cfg = self.cfg = config_from_params(self.declare_params(PARAMS, platoon=NodeKind.FUSION))
         self.core = CooperativeFusion(cfg)
         self.received = {v: 0 for v in cfg.vehicles}        # evidence messages per vehicle
         self.ignored: set[str] = set()

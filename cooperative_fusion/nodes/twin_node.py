@@ -27,6 +27,7 @@ from visualization_msgs.msg import MarkerArray
 from ..core.drops import Cause
 from ..core.errors import SyncError
 from ..core.platoon import OdomSample
+from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
@@ -67,7 +68,7 @@ class TwinNode(BaseNode):
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        self.cfg = cfg = config_from_params(self.declare_params(PARAMS))
+        self.cfg = cfg = config_from_params(self.declare_params(PARAMS, platoon=NodeKind.TWIN))
         self.edge = EdgeTwin(cfg)
         self.grid_rate = RateMeter.for_reports(cfg.diagnostics_period_s)
         self.cycle_ms = LatencyStats()          # step + publishing
