@@ -8,7 +8,8 @@ this node converts messages, calls it on the timers (publish, co-registration,
 discovery of unconfigured vehicles, diagnostics) and publishes. The README
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 
-Run: ``fusion_node --ros-args --params-file config/fusion.yaml``.
+Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
+(add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
 ``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal.
 
-Run: ``twin_node --ros-args --params-file config/twin.yaml``.
+Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
+(add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
 """
 from __future__ import annotations
 

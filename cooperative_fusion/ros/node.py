@@ -6,11 +6,12 @@ and ``drops.total``. Causes are snake_case, from ``core.drops.Cause`` or a node'
 Logging: every drop is counted; drops by design (:data:`BY_DESIGN`: ``unmatched``,
 the synchroniser passing over a message of a stream faster than the reference, e.g.
 a 20 Hz radar against a 10 Hz lidar; ``no_camera_info``, depth images before the
-first CameraInfo at start) are logged at DEBUG only. Any other cause is logged at
-WARN at its first drop, then summarised at most every 10 s. Unknown parameter
-overrides (a misspelt name in a params file) are a warning naming the closest
-declared name, an error with ``strict_parameters:=true``. A node on wall time that
-hears ``/clock`` warns once to set ``use_sim_time``. See :class:`BaseNode`.
+first CameraInfo at start) are logged at DEBUG only. Any other cause (``stale`` too:
+a stream fell silent) is logged at WARN at its first drop, then summarised at most
+every 10 s. An unknown parameter override (a misspelt name in a params file) is a
+warning naming the closest declared name, an error with ``strict_parameters:=true``.
+A node on wall time that hears ``/clock`` warns once to set ``use_sim_time``.
+See :class:`BaseNode`.
 """
 from __future__ import annotations
 
