@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -310,11 +311,15 @@ def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None
     for problem in params_file_errors(argv):
         print(f'{name}: configuration error: {problem}', file=sys.stderr)
         return 2
+    rcl_level = rclpy.logging.get_logger_level('rcl')
+    rclpy.logging.set_logger_level('rcl', rclpy.logging.LoggingSeverity.FATAL)   # its log repeats the error
     try:
         rclpy.init(args=argv)
     except Exception as exc:  # rcl's RCLError: arguments rcl cannot parse
         print(f'{name}: configuration error: {_rcl_message(exc)}', file=sys.stderr)
         return 2
+    finally:
+        rclpy.logging.set_logger_level('rcl', rcl_level)
     node = None
     code = 0
     try:

@@ -332,6 +332,16 @@ def test_a_bad_params_file_is_one_line_and_status_2(tmp_path, content, problem):
     assert re.search(problem, lines[0]), lines[0]
 
 
+def test_a_parameter_rcl_cannot_parse_is_one_line_and_status_2():
+    proc = _node('-p', 'vehicles:=[v1, v2')
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()          # rcl's own log line of the error is held back
+    assert len(lines) == 1 and lines[0].startswith("twin_node: configuration error: failed to initialize rcl: "
+                                                   "Couldn't parse parameter override rule: '-p vehicles:=[v1, v2'"), err
+    assert ', at /' not in lines[0]           # without rcl's source locations
+
+
 def test_strict_parameters_on_the_command_line_exits_2_naming_the_closest(tmp_path):
     path = tmp_path / 'typo.yaml'
     path.write_text('/**:\n  ros__parameters:\n    diagnostics_period_sec: 1.0\n')
