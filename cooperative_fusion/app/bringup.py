@@ -8,7 +8,8 @@ vehicles' nodes at the raw topics and adds the injectors (:func:`load_faults`).
 :func:`run_bag_lockstep` (``run --bag`` without ``--rate``) is deterministic: a
 :class:`~.lockstep.LockstepRunner` is the executor, every bag message is delivered in
 log-time order and all it causes is processed before sim time moves on. The same bag
-gives the same result bag on any machine (``/diagnostics`` latencies aside). A faulted
+gives the same result bag on any machine (``/diagnostics`` latencies aside), and the run
+hears no other process on the host (:func:`init_context` with ``isolated``). A faulted
 vehicle's ``/<v>/odom`` and ``/<v>/time_reference`` are fed as ``/<v>/raw/...``; the
 fault models are seeded from the bag's start. Live runs are in :mod:`.live`.
 """
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
 
 from ..core.errors import BagError, ConfigError
@@ -153,8 +155,6 @@ def init_context(domain_id: int | None, isolated: bool = False) -> 'Context':
         this context: it neither hears nor is heard by any other process; its own nodes still see
         each other (one participant)
     """
-    import os
-
     import rclpy
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
@@ -172,8 +172,6 @@ def init_context(domain_id: int | None, isolated: bool = False) -> 'Context':
 
 
 def _set_env(values: dict[str, str | None]) -> None:
-    import os
-
     for key, value in values.items():
         if value is None:
             os.environ.pop(key, None)
