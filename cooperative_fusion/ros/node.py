@@ -134,8 +134,10 @@ class BaseNode(Node):
         given = self._parameter_overrides      # rclpy: the -p / params-file values for this node, by name
         for name, value in derived.items():
             if name in given and not _same(given[name].value, value):
-                raise ConfigError(f'parameter {name!r} = {list(given[name].value)} disagrees with '
-                                  f'platoon_file {path}, which gives {value}: give one of them')
+                shown = given[name].value
+                shown = shown if isinstance(shown, str) or not hasattr(shown, '__iter__') else list(shown)
+                raise ConfigError(f'parameter {name!r} = {shown!r} disagrees with platoon_file {path}, '
+                                  f'which gives {value}: give one of them')
         return derived
 
     def _check_overrides(self) -> None:
@@ -290,10 +292,9 @@ def vehicle_id_or_namespace(value: str, namespace: str) -> str:
 
 def _same(given: Any, derived: Sequence[Any]) -> bool:
     """A given list parameter equals a derived one (numbers compared as floats)."""
-    try:
-        given = list(given)
-    except TypeError:
+    if isinstance(given, (str, bytes)) or not hasattr(given, '__iter__'):
         return False
+    given = list(given)          # a list, or an array.array for numbers
     if len(given) != len(derived):
         return False
     return all(g == d if isinstance(d, str) else (not isinstance(g, str) and float(g) == float(d))

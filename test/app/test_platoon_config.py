@@ -232,3 +232,26 @@ def test_loader_lives_in_core_and_the_bringup_adds_node_specs():
         **{k: getattr(core.load_platoon_config(None), k) for k in core.PlatoonConfig.__dataclass_fields__})
     assert platoon.platoon_parameters is core.platoon_parameters and platoon.NodeKind is core.NodeKind
     assert not hasattr(core.load_platoon_config(None), 'node_specs')
+
+
+def test_platoon_file_from_the_command_line_as_the_readme_gives_it(tmp_path, monkeypatch):
+    """Relative to the working directory, with an agreeing ``-p`` list (rcl's own types) and a disagreeing one."""
+    from cooperative_fusion.nodes.twin_node import TwinNode
+
+    _three(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain())
+    try:
+        twin = TwinNode(context=ctx, cli_args=['--ros-args', '-p', 'platoon_file:=three.yaml',
+                                               '-p', 'vehicle_lengths_m:=[4.5, 16.5, 4.5]'])
+        try:
+            assert twin.cfg.vehicles == ('lead', 'truck_7', 'tail')
+        finally:
+            twin.destroy_node()
+        with pytest.raises(ConfigError, match=r"'vehicle_lengths_m' = \[4\.5, 12\.0, 4\.5\] disagrees with "
+                                              r"platoon_file three\.yaml, which gives \[4\.5, 16\.5, 4\.5\]"):
+            TwinNode(context=ctx, cli_args=['--ros-args', '-p', 'platoon_file:=three.yaml',
+                                            '-p', 'vehicle_lengths_m:=[4.5, 12.0, 4.5]'])
+    finally:
+        rclpy.try_shutdown(context=ctx)
