@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
+from cooperative_fusion.core.platoon_config import NodeKind, load_platoon_config
 
 PACKAGE = 'cooperative_fusion'
 PLATOON_CONFIG = 'platoon.yaml'

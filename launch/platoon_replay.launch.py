@@ -21,7 +21,7 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
+from cooperative_fusion.core.platoon_config import NodeKind, load_platoon_config
 from cooperative_fusion.core.errors import ConfigError
 
 PACKAGE = 'cooperative_fusion'

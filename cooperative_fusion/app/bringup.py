@@ -8,7 +8,8 @@ vehicles' nodes at the raw topics and adds the injectors (:func:`load_faults`).
 :func:`run_bag_lockstep` (``run --bag`` without ``--rate``) is deterministic: a
 :class:`~.lockstep.LockstepRunner` is the executor, every bag message is delivered in
 log-time order and all it causes is processed before sim time moves on. The same bag
-gives the same result bag on any machine (``/diagnostics`` latencies aside). A faulted
+gives the same result bag on any machine (``/diagnostics`` latencies aside), and the run
+hears no other process on the host (:func:`init_context` with ``isolated``). A faulted
 vehicle's ``/<v>/odom`` and ``/<v>/time_reference`` are fed as ``/<v>/raw/...``; the
 fault models are seeded from the bag's start. Live runs are in :mod:`.live`.
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
 
 from ..core.errors import BagError, ConfigError
 from ..ros import names
@@ -85,8 +88,10 @@ def load_faults(path: str | Path | None, config: PlatoonConfig | None = None) ->
 
 
 def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool | None = None,
-                  faults: 'FaultPlan | None' = None, origin_ns: int = 0) -> list['Node']:
+                  faults: 'FaultPlan | None' = None, origin_ns: int = 0, strict: bool = False) -> list['Node']:
     """Create every node of ``config`` on ``context`` with its :meth:`NodeSpec.ros_args`.
+
+    strict : ``-p strict_parameters:=true`` for every node (an unknown parameter is an error)
 
     On any failure the nodes already created are destroyed and a ConfigError
     names the node and its params files.
@@ -103,7 +108,8 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
                                   f'({spec.kind.module}.{spec.kind.class_name}: {exc}); '
                                   f'switch it off under run:') from exc
             try:
-                nodes.append(cls(context=context, cli_args=spec.ros_args(use_sim_time)))
+                strict_args = ['-p', 'strict_parameters:=true'] if strict else []
+                nodes.append(cls(context=context, cli_args=spec.ros_args(use_sim_time) + strict_args))
             except ConfigError as exc:
                 raise ConfigError(f'{spec.label} (params {", ".join(map(str, spec.params_files))}): '
                                   f'{exc}') from exc
@@ -142,16 +148,51 @@ def input_topics(nodes: Iterable['Node']) -> set[str]:
             if t not in _NEVER_FED and not t.startswith(_NEVER_FED_PREFIXES) and t not in own}
 
 
-def init_context(domain_id: int | None) -> 'Context':
-    """A fresh rclpy context on ``domain_id`` (None: ROS_DOMAIN_ID) for the run's nodes."""
+def init_context(domain_id: int | None, isolated: bool = False) -> 'Context':
+    """A fresh rclpy context on ``domain_id`` (None: ROS_DOMAIN_ID, as any ROS 2 node) for the run's nodes.
+
+    isolated : automatic discovery off (``ROS_AUTOMATIC_DISCOVERY_RANGE=OFF``, no static peers) for
+        this context: it neither hears nor is heard by any other process; its own nodes still see
+        each other (one participant)
+    """
     import rclpy
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
 
     ctx = Context()
-    # No rclpy signal handlers: Ctrl-C stays a plain KeyboardInterrupt, so the run cleans up itself.
-    rclpy.init(context=ctx, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    isolation = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'OFF', 'ROS_STATIC_PEERS': None} if isolated else {}
+    saved = {k: os.environ.get(k) for k in isolation}
+    try:
+        _set_env(isolation)      # rcl reads the discovery options from the environment at init
+        # No rclpy signal handlers: Ctrl-C stays a plain KeyboardInterrupt, so the run cleans up itself.
+        rclpy.init(context=ctx, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    finally:
+        _set_env(saved)
     return ctx
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextmanager
+def node_log_level(quiet: bool) -> Iterator[None]:
+    """With ``quiet``, in-process nodes (every logger without a level of its own) log warnings and errors only."""
+    if not quiet:
+        yield
+        return
+    import rclpy.logging
+
+    previous = rclpy.logging.get_logger_level('')
+    rclpy.logging.set_logger_level('', rclpy.logging.LoggingSeverity.WARN)
+    try:
+        yield
+    finally:
+        rclpy.logging.set_logger_level('', previous)
 
 
 def shutdown_context(ctx: 'Context') -> None:
@@ -211,7 +252,7 @@ def close_writer(writer: 'BagWriter | None') -> None:
 
 def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, record_path: str | Path | None,
                      progress: bool = True, *, faults: str | Path | None = None, domain_id: int | None = None,
-                     overwrite: bool = False, publish_to_dds: bool = False,
+                     overwrite: bool = False, publish_to_dds: bool = False, strict: bool = False,
                      progress_stream: TextIO | None = None) -> RunSummary:
     """Run ``bag_path`` through the composed nodes deterministically (see the module docstring).
 
@@ -220,7 +261,9 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     Messages the nodes publish on the config's record topics are written to
     ``record_path`` (None: no recording) with log time = sim time.
 
-    publish_to_dds : also publish the nodes' outputs over DDS (to watch in RViz); slower
+    The run's context has discovery off: it hears no other process on the host (nor is heard),
+    unless ``publish_to_dds``: also publish the nodes' outputs over DDS (to watch in RViz); slower.
+    strict : unknown parameters in the params files are errors (:func:`compose_nodes`)
     Raises ConfigError / BagError for a bad config or bag.
     """
     from ..ros.bag import BagReader
@@ -233,13 +276,13 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     with BagReader(bag_path) as reader:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
         bag_topics = reader.topics()
-        ctx = init_context(domain_id)
+        ctx = init_context(domain_id, isolated=not publish_to_dds)
         nodes: list[Node] = []
         writer = None
         counts = {'in': 0, 'out': 0, 'recorded': 0, 'bad': 0}
         meter = Progress(progress, (end_ns - start_ns) / NS_PER_S, stream=progress_stream)
         try:
-            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns)
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict)
             inputs = input_topics(nodes)
             feed = sorted(t for t in bag_topics if renames.get(t, t) in inputs)
             writer = open_writer(record_path, overwrite)

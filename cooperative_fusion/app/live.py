@@ -129,7 +129,7 @@ def wait_until_quiet(count: Callable[[], int], quiet_s: float, max_s: float,
 def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: float,
                  record_path: str | Path | None, progress: bool = True, *, faults: str | Path | None = None,
                  domain_id: int | None = None, overwrite: bool = False, wait_for_subscribers_s: float = 15.0,
-                 drain_wall_s: float = 1.0, max_drain_wall_s: float = 30.0,
+                 drain_wall_s: float = 1.0, max_drain_wall_s: float = 30.0, strict: bool = False,
                  progress_stream: TextIO | None = None) -> RunSummary:
     """Replay ``bag_path`` over DDS with /clock at ``rate`` into the nodes, spun by one executor thread.
 
@@ -168,7 +168,7 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
             import rclpy
             from rclpy.qos import DurabilityPolicy
 
-            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns)
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict)
             inputs = input_topics(nodes)
             feed = {t: bag_topics[t] for t in sorted(bag_topics) if renames.get(t, t) in inputs}
             record = {t: c for t, c in published_topics(nodes).items() if t in set(config.record_topics)}
@@ -227,10 +227,12 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
 
 def run_live(config_path: str | Path | None, record_path: str | Path | None = None, *,
              faults: str | Path | None = None, domain_id: int | None = None, overwrite: bool = False,
-             duration_s: float | None = None, should_continue: Callable[[], bool] | None = None) -> RunSummary:
+             duration_s: float | None = None, should_continue: Callable[[], bool] | None = None,
+             strict: bool = False) -> RunSummary:
     """Spin the composed nodes on the live sensor topics until Ctrl-C (or ``duration_s`` wall seconds).
 
-    Time is whatever the params files say (wall time unless they set use_sim_time).
+    Time is whatever the params files say (wall time unless they set use_sim_time). The nodes are on
+    ``domain_id`` (None: the user's ROS_DOMAIN_ID) with the usual discovery, as any ROS 2 node.
     Record topics go to ``record_path`` with log time = the recorder's clock.
     """
     config = load_platoon_config(config_path)
@@ -242,7 +244,7 @@ def run_live(config_path: str | Path | None, record_path: str | Path | None = No
     spinner = None
     start = time.perf_counter()
     try:
-        nodes = compose_nodes(config, ctx, faults=plan)
+        nodes = compose_nodes(config, ctx, faults=plan, strict=strict)
         sim = any(n.get_parameter('use_sim_time').value for n in nodes)
         record = {t: c for t, c in published_topics(nodes).items() if t in set(config.record_topics)}
         writer = open_writer(record_path, overwrite)

@@ -105,7 +105,7 @@ def _header(info: dict[str, Any], out: Path) -> str:
 
 def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = None, faults: str | Path | None = None,
              duration_s: float | None = None, seed: int | None = None, progress: bool = True, *,
-             config: str | Path | None = None, domain_id: int | None = None,
+             config: str | Path | None = None, domain_id: int | None = None, strict: bool = False,
              stream: TextIO | None = None) -> dict[str, Any]:
     """Simulate, run, evaluate and animate into ``out_dir``; returns the evaluation report.
 
@@ -113,7 +113,9 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
         scenario's); seed : None: the scenario's
     faults : fault injection file, passed to the bringup (its ConfigError surfaces as is)
     config : bringup config (None: config/platoon.yaml); domain_id : ROS domain of the run
-    progress : stage lines and progress bars on ``stream`` (default stderr)
+    progress : stage lines and progress bars on ``stream`` (default stderr); without it the nodes log
+        warnings and errors only
+    strict : an unknown parameter in a params file is an error (:func:`~..app.bringup.compose_nodes`)
     The report gets a ``demo`` entry (scenario file, seed, duration, stage wall times, files).
     Raises ConfigError, BagError or OutputError (nothing is started when an input is bad).
     """
@@ -149,8 +151,10 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
 
     _stage(progress, stream, 2, f'running vehicles + fusion + twin (lock-step) -> {result_bag} ...')
     t0 = time.perf_counter()
-    summary = bringup.run_bag_lockstep(config, scenario_bag, result_bag, progress=progress, faults=faults,
-                                       domain_id=domain_id, overwrite=True, progress_stream=stream)
+    with bringup.node_log_level(not progress):
+        summary = bringup.run_bag_lockstep(config, scenario_bag, result_bag, progress=progress, faults=faults,
+                                           domain_id=domain_id, overwrite=True, strict=strict,
+                                           progress_stream=stream)
     wall['run'] = time.perf_counter() - t0
     if progress:
         print(f'run: {summary.line()}', file=stream, flush=True)
@@ -203,12 +207,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=None, help="random seed (default: the scenario's seed)")
     parser.add_argument('--config', type=Path, default=None, metavar='FILE',
                         help='bringup config (default: config/platoon.yaml)')
-    parser.add_argument('--quiet', action='store_true', help='no stage lines or progress bars')
+    parser.add_argument('--quiet', action='store_true',
+                        help='warnings and errors only: no stage lines or progress bars, the nodes log at WARN '
+                             'and above (the closing summary is still printed)')
+    parser.add_argument('--strict', action='store_true',
+                        help='an unknown parameter in a params file is an error, not a warning (passed to the run)')
 
 
 def run(args: argparse.Namespace) -> int:
     report = run_demo(args.out, args.scenario, args.faults, args.duration, args.seed, progress=not args.quiet,
-                      config=args.config)
+                      config=args.config, strict=getattr(args, 'strict', False))
     from ..evaluation.report import summary_table
 
     info = report['demo']

@@ -31,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--overwrite', action='store_true', help='replace an existing bag at --record')
     parser.add_argument('--faults', type=Path, default=None, metavar='FILE',
                         help='fault injection file (config/faults/*.yaml): a fault_injector relay per vehicle it names')
-    parser.add_argument('--quiet', action='store_true', help='no progress lines')
+    parser.add_argument('--quiet', action='store_true',
+                        help='warnings and errors only: no progress lines, the nodes log at WARN and above '
+                             '(the summary line is still printed)')
+    parser.add_argument('--strict', action='store_true',
+                        help='an unknown parameter in a params file is an error (-p strict_parameters:=true '
+                             'for every node), not a warning')
 
 
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
@@ -52,16 +57,20 @@ def run(args: argparse.Namespace) -> int:
     load_platoon_config(args.config)
     bringup.load_faults(args.faults)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)   # clean up on kill as on Ctrl-C
+    quiet, strict = getattr(args, 'quiet', False), getattr(args, 'strict', False)
     try:
-        if args.bag is None:
-            print('run: live on the sensor topics; Ctrl-C to stop', file=sys.stderr)
-            summary = live.run_live(args.config, args.record, faults=args.faults, overwrite=args.overwrite)
-        elif args.rate is None:
-            summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not args.quiet,
-                                               faults=args.faults, overwrite=args.overwrite)
-        else:
-            summary = live.run_bag_live(args.config, args.bag, args.rate, args.record,
-                                        progress=not args.quiet, faults=args.faults, overwrite=args.overwrite)
+        with bringup.node_log_level(quiet):
+            if args.bag is None:
+                if not quiet:
+                    print('run: live on the sensor topics; Ctrl-C to stop', file=sys.stderr)
+                summary = live.run_live(args.config, args.record, faults=args.faults, overwrite=args.overwrite,
+                                        strict=strict)
+            elif args.rate is None:
+                summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not quiet,
+                                                   faults=args.faults, overwrite=args.overwrite, strict=strict)
+            else:
+                summary = live.run_bag_live(args.config, args.bag, args.rate, args.record, progress=not quiet,
+                                            faults=args.faults, overwrite=args.overwrite, strict=strict)
     except KeyboardInterrupt:
         print('run: interrupted; nodes stopped' + (f', {args.record} closed' if args.record else ''),
               file=sys.stderr)

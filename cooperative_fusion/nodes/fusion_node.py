@@ -8,7 +8,8 @@ this node converts messages, calls it on the timers (publish, co-registration,
 discovery of unconfigured vehicles, diagnostics) and publishes. The README
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 
-Run: ``fusion_node --ros-args --params-file config/fusion.yaml``.
+Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
+(add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sensor_msgs.msg import PointCloud2, TimeReference
 
 from ..core.errors import MessageFormatError
 from ..core.fusion.config import config_from_params
+from ..core.platoon_config import NodeKind
 from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health, InputDrop
 from ..core.grid import percent_to_logodds
 from ..ros import names
@@ -51,7 +53,7 @@ class FusionNode(BaseNode):
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        cfg = self.cfg = config_from_params(self.declare_params(PARAMS))
+        cfg = self.cfg = config_from_params(self.declare_params(PARAMS, platoon=NodeKind.FUSION))
         self.core = CooperativeFusion(cfg)
         self.received = {v: 0 for v in cfg.vehicles}        # evidence messages per vehicle
         self.ignored: set[str] = set()

@@ -10,7 +10,8 @@ The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
 ``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal.
 
-Run: ``twin_node --ros-args --params-file config/twin.yaml``.
+Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
+(add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from visualization_msgs.msg import MarkerArray
 from ..core.drops import Cause
 from ..core.errors import SyncError
 from ..core.platoon import OdomSample
+from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
@@ -67,7 +69,7 @@ class TwinNode(BaseNode):
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        self.cfg = cfg = config_from_params(self.declare_params(PARAMS))
+        self.cfg = cfg = config_from_params(self.declare_params(PARAMS, platoon=NodeKind.TWIN))
         self.edge = EdgeTwin(cfg)
         self.grid_rate = RateMeter.for_reports(cfg.diagnostics_period_s)
         self.cycle_ms = LatencyStats()          # step + publishing

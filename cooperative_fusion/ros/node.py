@@ -2,33 +2,61 @@
 
 Drop keys, the same in every node's /diagnostics status: ``drops.<cause>`` (all
 inputs), ``drops.<source>.<cause>`` (one input: a stream, a vehicle id, a timer)
-and ``drops.total``. Causes are snake_case, from ``core.drops.Cause``
-(``malformed``, ``frame``, ``future``, ``too_old``, ``late``, ``out_of_order``,
-``duplicate``, ``no_pose``, ..., ``internal`` for a bug) or a node's own. Each
-(source, cause) is logged at its first drop, then at most every 10 s.
-See :class:`BaseNode` for how to use it.
+and ``drops.total``. Causes are snake_case, from ``core.drops.Cause`` or a node's own.
+Logging: every drop is counted; drops by design (:data:`BY_DESIGN`: ``unmatched``,
+the synchroniser passing over a message of a stream faster than the reference, e.g.
+a 20 Hz radar against a 10 Hz lidar; ``no_camera_info``, depth images before the
+first CameraInfo at start) are logged at DEBUG only. Any other cause (``stale`` too:
+a stream fell silent) is logged at WARN at its first drop, then summarised at most
+every 10 s. An unknown parameter override (a misspelt name in a params file) is a
+warning naming the closest declared name, an error with ``strict_parameters:=true``.
+A node on wall time that hears ``/clock`` warns once to set ``use_sim_time``.
+See :class:`BaseNode`.
 """
 from __future__ import annotations
 
+import difflib
 import sys
+import time
 import traceback
+from collections import Counter
+from dataclasses import replace
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import rclpy
+import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 from ..core.config_values import config_from_values
 from ..core.drops import Cause, Drop, cause_of
 from ..core.errors import ConfigError
+from ..core.platoon_config import NodeKind, load_platoon_config
 from .diagnostics import DropCounter, Level, make_array, make_status
 from .names import DIAGNOSTICS
-from .params import Param, declare
+from .params import Param, declare, params_file_errors
 from .qos import diagnostics_qos
-from .signals import take_sigint
+from .signals import INTERRUPTED, note_sigint, sigint_received
 
-__all__ = ['BaseNode', 'spin_node', 'vehicle_id_or_namespace', 'Param', 'config_from_values']
+__all__ = ['BY_DESIGN', 'BaseNode', 'PLATOON_FILE', 'STRICT_PARAMETERS', 'spin_node', 'vehicle_id_or_namespace',
+           'Param', 'config_from_values']
+
+#: Drop causes of normal operation (see the module docstring): counted, logged at DEBUG only.
+BY_DESIGN: frozenset[str] = frozenset({Cause.UNMATCHED.value, Cause.NO_CAMERA_INFO.value})
+#: Shortest time between two log lines about one drop cause, wall seconds.
+DROP_LOG_INTERVAL_S = 10.0
+#: Parameters every node declares, outside its own table.
+STRICT_PARAMETERS = Param('strict_parameters', False,
+                          'an unknown parameter override (a misspelt name in a params file) is an error, '
+                          'not a warning')
+#: Declared by nodes that take the platoon (fusion, twin): ``declare_params(..., platoon=NodeKind.FUSION)``.
+PLATOON_FILE = Param('platoon_file', '',
+                     "platoon config (config/platoon.yaml) giving this node's vehicle ids, weights and bodies; "
+                     "'' = the node's own platoon parameters (default: the shipped 4-vehicle platoon)")
+_CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)   # as rclpy's TimeSource
 
 C = TypeVar('C')
 
@@ -70,8 +98,14 @@ class BaseNode(Node):
         self._status_name = self.default_name
         self._hardware_id = ''
         self._drops_reported = 0
+        self._drop_log: dict[str, tuple[float, Counter[str | None]]] = {}   # cause -> (last logged, since then)
+        self._drop_log_clock: Callable[[], float] = time.monotonic
+        self._clock_watch: Any = None
         try:
+            self.strict_parameters = bool(declare(self, (STRICT_PARAMETERS,))[STRICT_PARAMETERS.name])
             self._setup()
+            self._check_overrides()
+            self._watch_clock()
         except Exception:
             self.destroy_node()
             raise
@@ -81,9 +115,63 @@ class BaseNode(Node):
 
     # ---------------------------------------------------------- parameters --
 
-    def declare_params(self, params: Sequence[Param]) -> dict[str, Any]:
-        """Declare ``params`` (descriptors, ranges) and return ``{name: value}``; ConfigError names a bad one."""
+    def declare_params(self, params: Sequence[Param], platoon: NodeKind | None = None) -> dict[str, Any]:
+        """Declare ``params`` (descriptors, ranges) and return ``{name: value}``; ConfigError names a bad one.
+
+        platoon : the node kind whose platoon parameters (``core.platoon_config.platoon_parameters``)
+            come from the ``platoon_file`` parameter, declared here, when it is set; an explicitly
+            given platoon parameter that disagrees with the file is a ConfigError naming both
+        """
+        if platoon is not None:
+            path = str(declare(self, (PLATOON_FILE,))[PLATOON_FILE.name])
+            if path:
+                derived = self._platoon_values(path, platoon)
+                params = [replace(p, default=derived[p.name]) if p.name in derived else p for p in params]
         return declare(self, params)
+
+    def _platoon_values(self, path: str, kind: NodeKind) -> dict[str, list[Any]]:
+        derived = load_platoon_config(path).node_parameters()[kind]
+        given = self._parameter_overrides      # rclpy: the -p / params-file values for this node, by name
+        for name, value in derived.items():
+            if name in given and not _same(given[name].value, value):
+                shown = given[name].value
+                shown = shown if isinstance(shown, str) or not hasattr(shown, '__iter__') else list(shown)
+                raise ConfigError(f'parameter {name!r} = {shown!r} disagrees with platoon_file {path}, '
+                                  f'which gives {value}: give one of them')
+        return derived
+
+    def _check_overrides(self) -> None:
+        """Warn about (strict: refuse) parameter overrides no declared parameter takes, naming the closest."""
+        declared = set(self._parameters)
+        unknown = sorted(n for n in self._parameter_overrides
+                         if n not in declared and not n.startswith('qos_overrides.'))
+        problems = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(declared), n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            problems.append(f'unknown parameter {name!r} for {self.get_fully_qualified_name()}{hint}')
+        if problems and self.strict_parameters:
+            raise ConfigError('; '.join(problems) + ' (strict_parameters is true)')
+        for text in problems:
+            self.get_logger().warning(f'{text} (ignored)')
+
+    def _watch_clock(self) -> None:
+        """On wall time, listen for /clock once: inputs stamped in sim time would all be dropped."""
+        if not self.get_parameter('use_sim_time').value:
+            self._clock_watch = self.create_subscription(Clock, '/clock', self._on_clock, _CLOCK_QOS)
+
+    def _on_clock(self, msg: Clock) -> None:
+        if self._clock_watch is None:
+            return
+        self.destroy_subscription(self._clock_watch)
+        self._clock_watch = None
+        if self.get_parameter('use_sim_time').value:
+            return
+        sim_s = msg.clock.sec + 1e-9 * msg.clock.nanosec
+        self.get_logger().warning(
+            f'/clock is being published (sim time {sim_s:.1f} s) but this node runs on wall time '
+            f'({self.now_ns() / 1e9:.1f} s): inputs stamped in sim time will be dropped as too old or '
+            f'from the future. Start it with -p use_sim_time:=true')
 
     @staticmethod
     def config(config_cls: type[C], values: Mapping[str, Any], prefix: str = '', **kwargs: Any) -> C:
@@ -103,9 +191,29 @@ class BaseNode(Node):
     def drop(self, source: str | None, cause: Cause | str, detail: str) -> bool:
         """Count one dropped input of ``source`` (None: the node as a whole) and log it when due.
 
-        Returns True for the first drop of this source and cause.
+        Returns True for the first drop of this source and cause. Logging: see the module docstring.
         """
-        return self.drops.count(str(getattr(cause, 'value', cause)), detail, self.get_logger(), source)
+        cause = str(getattr(cause, 'value', cause))
+        first = self.drops.count(cause, detail, None, source)
+        label = cause if source is None else f'{source}: {cause}'
+        logger = self.get_logger()
+        if cause in BY_DESIGN:
+            logger.debug(f'dropped input ({label}, by design): {detail}')
+            return first
+        now = self._drop_log_clock()
+        last = self._drop_log.get(cause)
+        if last is None:
+            logger.warning(f'dropped input ({label}): {detail}')
+            self._drop_log[cause] = (now, Counter())
+            return first
+        last[1][source] += 1
+        if now - last[0] >= DROP_LOG_INTERVAL_S:
+            since = last[1]
+            per = ', '.join(f'{s or "node"}: {n}' for s, n in sorted(since.items(), key=lambda kv: str(kv[0])))
+            logger.warning(f'dropped input ({cause}): {sum(since.values())} more in the last '
+                           f'{now - last[0]:.0f} s ({per}); latest ({label}): {detail}')
+            self._drop_log[cause] = (now, Counter())
+        return first
 
     def drop_all(self, drops: Sequence[Drop]) -> None:
         """Count the drops a core class reported."""
@@ -182,10 +290,37 @@ def vehicle_id_or_namespace(value: str, namespace: str) -> str:
     return vid
 
 
+def _same(given: Any, derived: Sequence[Any]) -> bool:
+    """A given list parameter equals a derived one (numbers compared as floats)."""
+    if isinstance(given, (str, bytes)) or not hasattr(given, '__iter__'):
+        return False
+    given = list(given)          # a list, or an array.array for numbers
+    if len(given) != len(derived):
+        return False
+    return all(g == d if isinstance(d, str) else (not isinstance(g, str) and float(g) == float(d))
+               for g, d in zip(given, derived))
+
+
 def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None = None) -> int:
-    """Console entry point: run one node until Ctrl-C or shutdown; 2 (and one line on stderr) on a configuration error."""
-    take_sigint()                 # kill -INT stops the node even when started with SIGINT ignored
-    rclpy.init(args=args)
+    """Console entry point: run one node until Ctrl-C or shutdown.
+
+    Returns 0 after a shutdown, 130 after SIGINT (Ctrl-C), 2 with one line on stderr
+    for a configuration error (a missing or broken params file, a bad parameter).
+    """
+    note_sigint()                 # kill -INT stops the node even when started with SIGINT ignored
+    argv = list(sys.argv if args is None else args)
+    for problem in params_file_errors(argv):
+        print(f'{name}: configuration error: {problem}', file=sys.stderr)
+        return 2
+    rcl_level = rclpy.logging.get_logger_level('rcl')
+    rclpy.logging.set_logger_level('rcl', rclpy.logging.LoggingSeverity.FATAL)   # its log repeats the error
+    try:
+        rclpy.init(args=argv)
+    except Exception as exc:  # rcl's RCLError: arguments rcl cannot parse
+        print(f'{name}: configuration error: {_rcl_message(exc)}', file=sys.stderr)
+        return 2
+    finally:
+        rclpy.logging.set_logger_level('rcl', rcl_level)
     node = None
     code = 0
     try:
@@ -200,4 +335,11 @@ def spin_node(factory: Callable[[], Node], name: str, args: Sequence[str] | None
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    # rclpy's handler shuts the context down on SIGINT: spin may also just return
+    return INTERRUPTED if code == 0 and sigint_received() else code
+
+
+def _rcl_message(exc: BaseException) -> str:
+    """rcl's error text without its source locations (``, at /project/src/...``)."""
+    text = ' '.join(str(exc).split())
+    return text.split(', at /')[0]

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from ..core.config_files import ros_parameters
 from ..core.errors import ConfigError
 
 
@@ -61,3 +62,29 @@ def declare(node: Node, params: Sequence[Param]) -> dict[str, Any]:
             value = list(value)
         values[p.name] = value
     return values
+
+
+def params_files(argv: Sequence[str]) -> list[str]:
+    """The ``--params-file`` arguments of the ``--ros-args`` sections of ``argv``, in order."""
+    files: list[str] = []
+    in_ros = False
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == '--ros-args':
+            in_ros = True
+        elif arg == '--':
+            in_ros = False
+        elif in_ros and arg == '--params-file' and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def params_file_errors(argv: Sequence[str]) -> list[str]:
+    """One line per ``--params-file`` of ``argv`` that is missing, not YAML or not a ROS 2 parameter file."""
+    problems = []
+    for path in params_files(argv):
+        try:
+            ros_parameters(path)
+        except ConfigError as exc:
+            problems.append(' '.join(str(exc).split()))
+    return problems

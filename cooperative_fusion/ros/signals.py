@@ -20,3 +20,27 @@ def take_sigint() -> bool:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         return True
     return False
+
+
+#: Exit status of a process stopped by SIGINT (128 + 2), as shells report it.
+INTERRUPTED = 130
+
+_sigints = 0
+
+
+def _note_sigint(signum: int, frame: object) -> None:
+    global _sigints
+    _sigints += 1
+    signal.default_int_handler(signum, frame)      # raises KeyboardInterrupt
+
+
+def note_sigint() -> None:
+    """Handle SIGINT as Python does (KeyboardInterrupt), whatever was inherited, and note it for
+    :func:`sigint_received`: rclpy's own handler, installed on top, calls this one after shutting
+    its contexts down, so a node's spin may end with ExternalShutdownException instead."""
+    signal.signal(signal.SIGINT, _note_sigint)
+
+
+def sigint_received() -> bool:
+    """True once SIGINT arrived after :func:`note_sigint`."""
+    return _sigints > 0

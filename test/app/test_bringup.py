@@ -219,3 +219,71 @@ def test_lockstep_run_fuses_the_vehicles_of_the_platoon_file(tmp_path, sim_bag):
     assert {n for n in names if n.startswith('fusion_node: ')} == {'fusion_node: v3', 'fusion_node: v4'}
     assert fusion_v3['weight'] == '0.5' and int(fusion_v3['accepted']) > 0, fusion_v3
     assert {k.split('.')[1] for k in twin if k.startswith('vehicle.')} == {'v3', 'v4'}, sorted(twin)
+
+
+# ------------------------------------------------------ --strict, --quiet (issue 14) --
+
+def _typo_config(tmp_path: Path) -> Path:
+    typo = tmp_path / 'typo.yaml'
+    typo.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'grid': {'resolutoin_m': 0.5}}}}))
+    path = _write_config(tmp_path / 'typo_platoon.yaml', vehicles=('v1',), twin=False)
+    raw = yaml.safe_load(path.read_text())
+    raw['fusion']['params'].append(str(typo))
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    run_cmd.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_run_strict_refuses_a_misspelt_parameter_and_without_it_warns(tmp_path, sim_bag, capfd):
+    config = _typo_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"fusion_node \(params .*typo\.yaml\): unknown parameter "
+                                          r"'grid\.resolutoin_m' for /fusion_node; did you mean 'grid\.resolution_m'"):
+        run_cmd.run(_run_args('--config', str(config), '--bag', str(sim_bag), '--strict', '--quiet'))
+    capfd.readouterr()
+    assert run_cmd.run(_run_args('--config', str(config), '--bag', str(sim_bag), '--quiet')) == 0
+    err = capfd.readouterr().err
+    assert "unknown parameter 'grid.resolutoin_m' for /fusion_node; did you mean 'grid.resolution_m'? (ignored)" \
+        in err, err
+
+
+def test_run_quiet_leaves_warnings_and_errors_only(tmp_path, sim_bag, capfd):
+    """Without --quiet the nodes' set-up lines (INFO) show; with it no INFO and no progress line, and the
+    drops by design (sync unmatched, depth before CameraInfo) are not warnings either way."""
+    import rclpy.logging
+
+    config = _write_config(tmp_path / 'p.yaml', vehicles=('v1',))
+    level = rclpy.logging.get_logger_level('')
+    capfd.readouterr()
+    assert run_cmd.run(_run_args('--config', str(config), '--bag', str(sim_bag))) == 0
+    loud = capfd.readouterr().err
+    assert '[INFO]' in loud and '[v1.vehicle_node]: vehicle v1: streams' in loud, loud
+    assert 'unmatched' not in loud and 'no_camera_info' not in loud, loud
+    assert run_cmd.run(_run_args('--config', str(config), '--bag', str(sim_bag), '--quiet')) == 0
+    quiet = capfd.readouterr()
+    assert '[INFO]' not in quiet.err and 'run: ' not in quiet.err, quiet.err
+    assert quiet.out.startswith('run: ')                    # the summary line stays
+    assert rclpy.logging.get_logger_level('') == level      # the process's log level is restored
+
+
+def test_demo_passes_strict_and_quiet_to_the_run(tmp_path, monkeypatch):
+    from cooperative_fusion.commands import demo
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(['--out', str(tmp_path / 'demo'), '--duration', '0.3', '--strict', '--quiet'])
+    seen = {}
+
+    def fake_run(*a, **kw):
+        import rclpy.logging
+        seen.update(kw, level=rclpy.logging.get_logger_level(''))
+        raise RuntimeError('stop here')
+
+    monkeypatch.setattr(bringup, 'run_bag_lockstep', fake_run)
+    with pytest.raises(RuntimeError, match='stop here'):
+        demo.run(args)
+    assert seen['strict'] is True and seen['progress'] is False and seen['level'] == 30

@@ -163,3 +163,95 @@ def test_missing_or_malformed_params_files(tmp_path):
     raw['fusion']['params'] = ['missing-fusion.yaml']
     path.write_text(yaml.safe_dump(raw))
     assert load_platoon_config(path).run_fusion is False
+
+
+# ------------------------------------------- platoon_file: fusion and twin started by hand (issue 14) --
+
+def _three(tmp_path: Path) -> Path:
+    path = write_config(tmp_path / 'three.yaml', vehicles=[
+        vehicle_entry('lead'),
+        vehicle_entry('truck_7', body={'length_m': 16.5, 'width_m': 2.55, 'rear_overhang_m': 4.0}, weight=0.8),
+        vehicle_entry('tail')])
+    raw = yaml.safe_load(path.read_text())
+    raw['run']['vehicles'] = False
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_fusion_and_twin_load_the_platoon_from_platoon_file(tmp_path):
+    from rclpy.parameter import Parameter
+
+    from cooperative_fusion.nodes.fusion_node import FusionNode
+    from cooperative_fusion.nodes.twin_node import TwinNode
+
+    path = _three(tmp_path)
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain())
+    try:
+        fusion = FusionNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path))])
+        twin = TwinNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path))])
+        try:
+            value = lambda node, name: list(node.get_parameter(name).value)     # noqa: E731
+            assert value(fusion, 'vehicles') == value(fusion, 'footprints.vehicles') == ['lead', 'truck_7', 'tail']
+            assert value(fusion, 'vehicle_weights') == [1.0, 0.8, 1.0]
+            assert fusion.cfg.vehicles == ('lead', 'truck_7', 'tail')
+            assert value(twin, 'vehicles') == ['lead', 'truck_7', 'tail']
+            assert value(twin, 'vehicle_lengths_m') == [4.5, 16.5, 4.5]
+        finally:
+            fusion.destroy_node()
+            twin.destroy_node()
+        # an explicit list that agrees is fine (ints for floats too); one that disagrees names both
+        FusionNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path)),
+                                                     Parameter('vehicles', value=['lead', 'truck_7', 'tail'])]
+                   ).destroy_node()
+        TwinNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path)),
+                                                   Parameter('vehicle_widths_m', value=[1.8, 2.55, 1.8])]
+                 ).destroy_node()
+        with pytest.raises(ConfigError, match=r"parameter 'vehicles' = \['v1', 'v2'\] disagrees with platoon_file "
+                                              r".*three\.yaml, which gives \['lead', 'truck_7', 'tail'\]"):
+            FusionNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path)),
+                                                         Parameter('vehicles', value=['v1', 'v2'])])
+        with pytest.raises(ConfigError, match=r"nope\.yaml: bringup config does not exist"):
+            TwinNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(tmp_path / 'nope.yaml'))])
+        # without platoon_file: the node's own platoon parameters, whose defaults are the shipped platoon
+        fusion = FusionNode(context=ctx)
+        try:
+            assert fusion.cfg.vehicles == load_platoon_config(None).vehicles
+            assert fusion.get_parameter('platoon_file').value == ''
+        finally:
+            fusion.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_loader_lives_in_core_and_the_bringup_adds_node_specs():
+    from cooperative_fusion.core import platoon_config as core
+
+    cfg = load_platoon_config(None)
+    assert isinstance(cfg, core.PlatoonConfig) and cfg == platoon.PlatoonConfig(
+        **{k: getattr(core.load_platoon_config(None), k) for k in core.PlatoonConfig.__dataclass_fields__})
+    assert platoon.platoon_parameters is core.platoon_parameters and platoon.NodeKind is core.NodeKind
+    assert not hasattr(core.load_platoon_config(None), 'node_specs')
+
+
+def test_platoon_file_from_the_command_line_as_the_readme_gives_it(tmp_path, monkeypatch):
+    """Relative to the working directory, with an agreeing ``-p`` list (rcl's own types) and a disagreeing one."""
+    from cooperative_fusion.nodes.twin_node import TwinNode
+
+    _three(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain())
+    try:
+        twin = TwinNode(context=ctx, cli_args=['--ros-args', '-p', 'platoon_file:=three.yaml',
+                                               '-p', 'vehicle_lengths_m:=[4.5, 16.5, 4.5]'])
+        try:
+            assert twin.cfg.vehicles == ('lead', 'truck_7', 'tail')
+        finally:
+            twin.destroy_node()
+        with pytest.raises(ConfigError, match=r"'vehicle_lengths_m' = \[4\.5, 12\.0, 4\.5\] disagrees with "
+                                              r"platoon_file three\.yaml, which gives \[4\.5, 16\.5, 4\.5\]"):
+            TwinNode(context=ctx, cli_args=['--ros-args', '-p', 'platoon_file:=three.yaml',
+                                            '-p', 'vehicle_lengths_m:=[4.5, 12.0, 4.5]'])
+    finally:
+        rclpy.try_shutdown(context=ctx)

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import math
+import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -16,6 +21,7 @@ from cooperative_fusion.core.drops import Cause, DroppedInput, cause_of
 from cooperative_fusion.core.errors import ConfigError, FrameError, MessageFormatError, SyncError
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.node import BaseNode, Param
+from cooperative_fusion.ros.params import params_files
 from cooperative_fusion.ros.qos import diagnostics_qos
 
 
@@ -51,6 +57,10 @@ class FakeLogger:
     def __init__(self) -> None:
         self.warnings: list[str] = []
         self.errors: list[str] = []
+        self.debug_lines: list[str] = []
+
+    def debug(self, text: str) -> None:
+        self.debug_lines.append(text)
 
     def warning(self, text: str) -> None:
         self.warnings.append(text)
@@ -206,3 +216,159 @@ def test_cause_of_every_error(exc, cause):
 def test_dropped_input_takes_only_snake_case_causes():
     with pytest.raises(ValueError, match="drop cause 'No Pose': expected snake_case"):
         DroppedInput('No Pose', 'x')
+
+
+# --------------------------------------------- logging, parameters, entry point (issues 12, 14) --
+
+class LoggedEchoNode(EchoNode):
+    """EchoNode whose logger is a FakeLogger from the start (set-up warnings included)."""
+
+    log = FakeLogger()
+
+    def get_logger(self):
+        return self.log
+
+
+def test_drops_by_design_are_counted_not_warned_and_others_summarised_per_cause(ros_context):
+    node = LoggedEchoNode(context=ros_context)
+    node.log = log = FakeLogger()
+    now = [100.0]
+    node._drop_log_clock = lambda: now[0]
+    try:
+        for _ in range(3):
+            node.drop('sync', Cause.UNMATCHED, 'radar message at 5 ns')
+        node.drop('camera', Cause.NO_CAMERA_INFO, 'depth image before any CameraInfo')
+        assert log.warnings == [] and len(log.debug_lines) == 4
+        assert 'dropped input (sync: unmatched, by design)' in log.debug_lines[0]
+        assert node.drops.counts == {'sync.unmatched': 3, 'camera.no_camera_info': 1}   # still in /diagnostics
+        # another cause: its first drop at once, then one summary per cause at most every 10 s
+        assert node.drop('v1', Cause.TOO_OLD, 'stamp 1 is 2 s old') is True
+        now[0] += 4.0
+        node.drop('v2', Cause.TOO_OLD, 'stamp 2 is 3 s old')
+        node.drop('v1', Cause.TOO_OLD, 'stamp 3 is 3 s old')
+        assert log.warnings == ['dropped input (v1: too_old): stamp 1 is 2 s old']
+        now[0] += 6.0
+        node.drop('v2', Cause.TOO_OLD, 'stamp 4 is 4 s old')
+        assert log.warnings[1:] == ['dropped input (too_old): 3 more in the last 10 s (v1: 1, v2: 2); '
+                                    'latest (v2: too_old): stamp 4 is 4 s old']
+        now[0] += 1.0
+        node.drop('v1', Cause.TOO_OLD, 'stamp 5')
+        assert len(log.warnings) == 2 and node.drops.by_cause['too_old'] == 5
+    finally:
+        node.destroy_node()
+
+
+def test_unknown_parameter_is_a_warning_naming_the_closest_name(ros_context):
+    LoggedEchoNode.log = log = FakeLogger()
+    node = LoggedEchoNode(context=ros_context, parameter_overrides=[Parameter('echo.rate_hx', value=5.0),
+                                                                    Parameter('echo.rate_hz', value=5.0)])
+    try:
+        assert log.warnings == ["unknown parameter 'echo.rate_hx' for /echo_node; did you mean 'echo.rate_hz'? "
+                                "(ignored)"]
+        assert node.cfg.rate_hz == 5.0
+    finally:
+        node.destroy_node()
+    LoggedEchoNode.log = log = FakeLogger()
+    EchoNode(context=ros_context, parameter_overrides=[Parameter('echo.rate_hz', value=5.0)]).destroy_node()
+    assert log.warnings == []
+
+
+def test_strict_parameters_turns_an_unknown_name_into_a_config_error(ros_context):
+    with pytest.raises(ConfigError, match=r"unknown parameter 'echo\.timeout_sec' for /echo_node; did you mean "
+                                          r"'echo\.timeout_s'\? \(strict_parameters is true\)"):
+        EchoNode(context=ros_context, parameter_overrides=[Parameter('echo.timeout_sec', value=1.0),
+                                                           Parameter('strict_parameters', value=True)])
+    EchoNode(context=ros_context, parameter_overrides=[Parameter('strict_parameters', value=True)]).destroy_node()
+
+
+def test_a_node_on_wall_time_that_hears_clock_says_to_set_use_sim_time(ros_context, executor, spin):
+    from rosgraph_msgs.msg import Clock
+
+    LoggedEchoNode.log = log = FakeLogger()
+    node = LoggedEchoNode(context=ros_context, namespace='/clock_test')
+    executor.add_node(node)
+    peer = Node('clock_peer', context=ros_context)
+    executor.add_node(peer)
+    pub = peer.create_publisher(Clock, '/clock', 10)
+    assert spin(executor, lambda: pub.get_subscription_count() >= 1)
+    pub.publish(Clock())
+    assert spin(executor, lambda: log.warnings)
+    assert len(log.warnings) == 1 and 'use_sim_time:=true' in log.warnings[0] and '/clock' in log.warnings[0]
+    assert pub.get_subscription_count() == 0 or spin(executor, lambda: pub.get_subscription_count() == 0)
+    # on sim time there is nothing to say
+    sim = LoggedEchoNode(context=ros_context, namespace='/clock_test2',
+                         parameter_overrides=[Parameter('use_sim_time', value=True)])
+    assert sim._clock_watch is None
+    sim.destroy_node()
+
+
+def test_params_files_are_read_from_the_ros_args_sections():
+    argv = ['node', '--params-file', 'not_ros.yaml', '--ros-args', '--params-file', 'a.yaml', '-p', 'x:=1',
+            '--params-file', 'b.yaml', '--', 'other', '--params-file', 'c.yaml']
+    assert params_files(argv) == ['a.yaml', 'b.yaml']
+
+
+# ----------------------------------------------------------- the console entry point, as a process --
+
+def _node(*ros_args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, '-m', 'cooperative_fusion.nodes.twin_node', '--ros-args', *ros_args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.parametrize('content, problem', [
+    (None, r'missing\.yaml: cannot read parameter file: No such file or directory'),
+    ('a: [\n', r'broken\.yaml: not valid YAML: '),
+    ('- 1\n', r'broken\.yaml: not a ROS 2 parameter file'),
+])
+def test_a_bad_params_file_is_one_line_and_status_2(tmp_path, content, problem):
+    path = tmp_path / ('missing.yaml' if content is None else 'broken.yaml')
+    if content is not None:
+        path.write_text(content)
+    proc = _node('--params-file', str(path))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('twin_node: configuration error: '), err
+    assert re.search(problem, lines[0]), lines[0]
+
+
+def test_a_parameter_rcl_cannot_parse_is_one_line_and_status_2():
+    proc = _node('-p', 'vehicles:=[v1, v2')
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()          # rcl's own log line of the error is held back
+    assert len(lines) == 1 and lines[0].startswith("twin_node: configuration error: failed to initialize rcl: "
+                                                   "Couldn't parse parameter override rule: '-p vehicles:=[v1, v2'"), err
+    assert ', at /' not in lines[0]           # without rcl's source locations
+
+
+def test_strict_parameters_on_the_command_line_exits_2_naming_the_closest(tmp_path):
+    path = tmp_path / 'typo.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    diagnostics_period_sec: 1.0\n')
+    proc = _node('--params-file', str(path), '-p', 'strict_parameters:=true')
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "unknown parameter 'diagnostics_period_sec' for /twin_node; did you mean" in err, err
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize('inherited', ['default', 'ignored'])
+def test_sigint_stops_a_node_with_status_130(inherited):
+    proc = _node(preexec_fn=_sigint_ignored if inherited == 'ignored' else None)
+    try:
+        deadline = time.monotonic() + 120
+        line = ''
+        while 'twin: platoon' not in line:            # the node is up: its set-up line
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            line = proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert 'Traceback' not in err, err
