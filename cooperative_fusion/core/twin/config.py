@@ -153,7 +153,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.gap_error_m', _D_CONF.gap_error_m, 'ERROR below this gap, metres', 0.0, 1000.0),
     ParamRow('conflicts.comfortable_decel_mps2', _D_CONF.comfortable_decel_mps2,
              'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),
-    ParamRow('conflicts.max_decel_mps2', _D_CONF.max_decel_mps2, 'strongest advised deceleration, m/s^2', 0.01, 20.0),
+    ParamRow('conflicts.max_decel_mps2', _D_CONF.max_decel_mps2,
+             'strongest advised deceleration, and the braking limit of every vehicle in the rollout, m/s^2',
+             0.01, 20.0),
     ParamRow('conflicts.safe_gap_m', _D_CONF.safe_gap_m, 'advisories end this far behind the other actor, metres',
              0.0, 1000.0),
     ParamRow('conflicts.lane_half_width_m', _D_CONF.lane_half_width_m,
@@ -274,7 +276,7 @@ def twin_config_from_params(values: Mapping[str, Any]) -> TwinConfig:
     prediction = config_from_values(
         PredictionConfig, values, 'prediction.', horizon_s=values['horizon_s'], dt_s=values['dt_s'],
         output_horizons_s=tuple(float(h) for h in values['output_horizons_s']),
-        idm=config_from_values(IdmParams, values, 'idm.'))
+        idm=config_from_values(IdmParams, values, 'idm.'), max_decel_mps2=values['conflicts.max_decel_mps2'])
     return config_from_values(
         TwinConfig, values, 'detection.', tracker=config_from_values(TrackerConfig, values, 'tracker.'),
         prediction=prediction, conflicts=config_from_values(ConflictConfig, values, 'conflicts.'),

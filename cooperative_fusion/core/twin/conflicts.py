@@ -59,7 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from .prediction import Rollout, VehicleState, along_road_half_length, braking_profile
+from .prediction import ObstacleModel, Rollout, VehicleState, along_road_half_length, braking_profile
 
 
 class ConflictLevel(IntEnum):
@@ -130,6 +130,7 @@ class Conflict:
     other_speed_mps, other_accel_mps2 : the other's current along-road speed and acceleration
     min_gap_m : smallest predicted gap over the horizon while in the path (no reaction), metres
     propagated : True when the level comes only from the predecessor's conflict
+    obstacle_x, obstacle_y : the other actor's centre now (at the conflict's stamp), metres
     """
 
     vehicle_id: str
@@ -145,6 +146,8 @@ class Conflict:
     other_accel_mps2: float
     min_gap_m: float
     propagated: bool = False
+    obstacle_x: float = math.nan
+    obstacle_y: float = math.nan
 
     @property
     def other_id(self) -> str:
@@ -234,6 +237,8 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     v_i = pl.speed[:, None]
     v_j = np.maximum(ovx[0], 0.0)
     a_j = np.zeros((nv, nk + 1))
+    if ro.config.obstacle_model is ObstacleModel.CV:
+        a_j[:, :nk] = np.clip(ob.ax, -ro.config.max_decel_mps2, ro.config.max_obstacle_accel_mps2)[None, :]
     a_j[:, nk] = pl.accel[ps]
     stopping = a_j < -1e-3
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -274,7 +279,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
             predecessor_id=pl.ids[pred[i]] if is_pred else None,
             required_decel_mps2=float(a_req[i, j]), other_speed_mps=float(v_j[i, j]),
             other_accel_mps2=float(a_j[i, j]), min_gap_m=float(min_gap[i, j]),
-            propagated=bool(propagated[i, j])))
+            propagated=bool(propagated[i, j]), obstacle_x=float(ox[0, i, j]), obstacle_y=float(oy[0, i, j])))
     return out
 
 
