@@ -60,7 +60,8 @@ REPORT_KEYS = ('object_recall', 'see_through_recall', 'occupied_precision', 'fre
 
 @dataclass(frozen=True)
 class Box:
-    """A true object's footprint: centre (metres, ``map``), length along its heading, width, yaw (rad)."""
+    """A true object's footprint: centre (metres, ``map``), length along its heading, width, yaw (rad);
+    height (metres, standing on the ground; 0 = unknown) and velocity vx, vy (m/s, ``map``)."""
 
     center_x: float
     center_y: float
@@ -69,6 +70,9 @@ class Box:
     yaw: float = 0.0
     id: str = ''
     kind: str = ''
+    height: float = 0.0
+    vx: float = 0.0
+    vy: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.length > 0 and self.width > 0 and math.isfinite(self.length) and math.isfinite(self.width)):
