@@ -14,7 +14,9 @@ publish). Output: a JSON report whose top-level keys are DESIGN.md's:
   :mod:`cooperative_fusion.core.evaluation` (20 m behind the last vehicle to
   100 m ahead of the leader, 10.5 m either side of the platoon's line; stated in
   the report's ``roi``). Sensor positions for occlusion: 1.5 m behind the front
-  of each vehicle's own truth box.
+  of each vehicle's own truth box. Also ``see_through_object_recall`` (hidden in
+  3-D), ``occupied_precision_away_from_platoon`` and ``moving_position_error_m``
+  (:mod:`cooperative_fusion.core.metrics`; ``docs/metrics.md``).
 - ``ego_only_<metric>``: the same for each vehicle's own evidence fused alone:
   a :class:`~cooperative_fusion.core.fusion.common_grid.CommonGrid` fed only with
   ``/<v>/evidence_grid`` (stamp = header, now = log time, no pose covariance),
@@ -592,6 +594,10 @@ class _Evaluator:
         for key in METRIC_KEYS:
             if key != 'see_through_recall':
                 out[key] = metrics[key]
+        hidden = metrics['see_through_object_recall']
+        out['see_through_object_recall'] = {**{v: hidden.get(v) for v in vids}, 'mean': hidden.get('mean')}
+        out['occupied_precision_away_from_platoon'] = metrics['occupied_precision_away_from_platoon']
+        out['moving_position_error_m'] = metrics['moving_position_error_m']
         for key in METRIC_KEYS:
             ego = metrics.get(f'ego_only_{key}', {})
             value = {v: ego.get(v) for v in vids}

@@ -241,6 +241,11 @@ def test_grid_metrics_cooperative_and_ego_only(report: dict) -> None:
     # v2: v1 and t1 hit, h1 and v2 unknown (not in the union: IoU counts observed cells only).
     assert report['ego_only_occupancy_iou']['v2'] == 1.0
     assert report['roi']['ahead_of_leader_m'] == 100.0 and 'behind the last' in report['roi']['definition']
+    # h1 (1.5 m tall) behind v1 (1.5 m) from v2's 2 m sensor: the sight lines to its top pass over v1, so it is
+    # not hidden in 3-D (it is in 2-D); the common grid draws every box where it is.
+    assert report['see_through_object_recall'] == {'v1': None, 'v2': None, 'mean': None}
+    assert report['occupied_precision_away_from_platoon'] == 1.0
+    assert report['moving_position_error_m'] is None                    # no moving traffic (v1, v2 are the platoon)
     json.dumps(report, allow_nan=False)                  # plain JSON, no NaN
 
 
