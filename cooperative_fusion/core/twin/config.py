@@ -167,6 +167,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    ParamRow('conflicts.predecessor_reacts', _D_CONF.predecessor_reacts,
+             'judge the platoon predecessor in the IDM rollout, where the follower\'s controller reacts '
+             '(else: no reaction, like obstacles)'),
     ParamRow('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
              'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
     ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),

@@ -1,11 +1,20 @@
 """Conflicts between platoon vehicles and what lies ahead of them, and braking advice.
 
-Conflicts are judged on the **no-reaction** assumption: the vehicle under
-test keeps its current speed, while the others do what they do now (tracked
-obstacles move as the rollout predicts them; the platoon predecessor keeps its
-current acceleration until it stops). The IDM rollout, in which the platoon
-reacts, is for the predicted grids, not for this judgement: a vehicle that would
-brake in time in the rollout still needs to be told to brake.
+Conflicts with obstacles are judged on the **no-reaction** assumption: the
+vehicle under test keeps its current speed, while the obstacles move as the
+rollout predicts them (with their bounded tracked acceleration). A vehicle that
+would brake in time in the rollout still needs to be told about an obstacle
+it may not see. Its platoon predecessor is different: the vehicle's own
+controller (ACC/CACC) follows it and brakes with it, so, with
+``predecessor_reacts``, the predecessor is judged in the IDM rollout (both
+react, braking at most ``max_decel_mps2``; a predecessor braking now keeps
+braking): a conflict when their boxes touch there (contact time = ``ttc_s``),
+or, WARN, when the gap there falls below ``gap_error_m``; and, as before, when
+stopping behind a braking predecessor needs more than ``comfortable_decel_mps2``
+(``required_decel_mps2``, ERROR) or the current gap is short. A platoon that slows together at 1.5 m/s² raises nothing; a
+predecessor braking at 6 m/s² does. (Without it, a predecessor braking gently
+against a follower assumed not to react gave a TTC below ``ttc_warn_s`` in
+every slowing phase.)
 
 For vehicle i and each other actor j ahead of it in its path at prediction step k
 (centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
@@ -13,7 +22,8 @@ i's front at the first step of its current stay in that lane, now or when it
 comes into it; or, at the start, touching i: overlapping its box along and across
 the road and not moving with it, contact now):
 
-- gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
+- gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k (for obstacles, and for the
+  predecessor without ``predecessor_reacts``)
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
   (a predecessor at the same speed never produces a TTC); ``ttc_s`` is its
   minimum over the steps, so a contact after the rollout horizon is
@@ -79,6 +89,8 @@ class ConflictConfig:
         for a time to collision)
     own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
+    predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
+        controller follows it (see the module doc); False: under no reaction, like obstacles
     """
 
     ttc_warn_s: float = 6.0
@@ -94,6 +106,7 @@ class ConflictConfig:
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
     own_body_speed_tol_mps: float = 1.0
+    predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
@@ -246,11 +259,22 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         rel = np.where(stopping, v_i, v_i - v_j)
         a_req = np.where(rel > cfg.min_closing_speed_mps,
                          np.where(room > 0, rel ** 2 / (2.0 * room), np.inf), 0.0)
+    if cfg.predecessor_reacts:
+        # The predecessor is followed by the vehicle's own controller: contact and gaps come from the rollout,
+        # where both react (IDM, braking at most max_decel), not from no reaction. (The required deceleration
+        # stays kinematic: the IDM's own desired gap may differ from the platoon's.)
+        xr = ro.platoon_x
+        gap_r = np.where(has_pred[None, :], xr[:, ps] - half_v[ps][None, :] - xr - half_v[None, :], np.inf)
+        touch = gap_r <= 0
+        ttc[:, nk] = np.where(touch.any(axis=0) & in_path0[:, nk], t[np.argmax(touch, axis=0)], np.inf)
+        min_gap[:, nk] = np.where(in_path0[:, nk], np.maximum(gap_r.min(axis=0), 0.0), np.inf)
     relevant = np.isfinite(ttc) | in_path0
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
     warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & (gap0 < cfg.gap_warn_m)))
+    if cfg.predecessor_reacts:
+        warn[:, nk] |= in_path0[:, nk] & (min_gap[:, nk] < cfg.gap_error_m)
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)
     if cfg.propagate_to_followers and nk:

@@ -408,7 +408,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     closer of its platoon predecessor and the nearest obstacle in its path: centre
     within ``lane_half_width_m`` of the vehicle's lane, and ahead of the vehicle's
     centre, or overlapping its box along the road after having been ahead (the
-    gap is then negative and the vehicle brakes at ``max_decel_mps2``); a vehicle
+    gap is then negative and the vehicle brakes at ``max_decel_mps2``), and not
+    overlapping its box at the start (a piece of its own cells); a vehicle
     whose box has overlapped another's brakes at ``max_decel_mps2`` to a standstill. With
     ``cfg.leader_keeps_speed`` the platoon leader's desired speed is its current
     speed (a cruise set point the twin cannot see), not ``idm.v0_mps``; a leader
@@ -446,6 +447,10 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     across = dy < o_wide[:, None, :] + half_w[None, :, None]                                 # boxes overlap across
     pred_across = np.abs(platoon.y[pred_safe] - platoon.y) < half_w[pred_safe] + half_w
     in_path = np.zeros((nv, len(obstacles)), bool)
+    # An obstacle overlapping a vehicle's box at the start is a piece of that vehicle's own cells (or a contact
+    # the conflicts judge): never that vehicle's leader here.
+    own = ((np.abs(ox[0][None, :] - platoon.x[:, None]) < o_half[0][None, :] + half[:, None])
+           & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
     collision = np.full(nv, np.inf)
     rows = np.arange(nv)
     for k in range(n_steps + 1):
@@ -458,7 +463,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             dx = ox[k][None, :] - x[:, None]
             g_all = dx - o_half[k][None, :] - half[:, None]
             # In the path: ahead of the centre, or still overlapping after having been in the path.
-            in_path = in_lane[k] & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
+            in_path = in_lane[k] & ~own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
             g_obs = np.where(in_path, g_all, np.inf)
             touch |= (in_path & across[k] & (g_all <= 0)).any(axis=1)
             j = np.argmin(g_obs, axis=1)
