@@ -233,6 +233,8 @@ OBSTACLE_MATCH_M = 2.0
 MIN_WARNING_NS = 1_000_000_000
 #: Time step of the no-reaction judgement, seconds.
 JUDGE_STEP_S = 0.05
+#: An object moving across the road moves by at most this in the judgement (one lane change), metres.
+LANE_CHANGE_M = 3.5
 
 
 def box_distance(box: Box, xy: NDArray[np.floating]) -> float:
@@ -254,7 +256,8 @@ def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: floa
     keeping their velocities (no reaction), within ``horizon_s``; inf when it does not.
 
     In the vehicle's frame: the other's centre is ahead of the vehicle's centre now, the boxes overlap
-    across the heading at that time, and the gap along it is at most ``distance_m``.
+    across the heading at that time, and the gap along it is at most ``distance_m``. Motion across the
+    heading stops after ``LANE_CHANGE_M`` (a car changing lanes ends in the next lane, it does not drift on).
     """
     c, s = math.cos(vehicle.yaw), math.sin(vehicle.yaw)
     rx, ry = other.center_x - vehicle.center_x, other.center_y - vehicle.center_y
@@ -267,7 +270,7 @@ def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: floa
     along = 0.5 * vehicle.length + 0.5 * (abs(math.cos(dyaw)) * other.length + abs(math.sin(dyaw)) * other.width)
     across = 0.5 * vehicle.width + 0.5 * (abs(math.sin(dyaw)) * other.length + abs(math.cos(dyaw)) * other.width)
     t = np.arange(int(math.floor(horizon_s / step_s + 1e-9)) + 1) * step_s
-    px, py = px0 + vxl * t, py0 + vyl * t
+    px, py = px0 + vxl * t, py0 + np.clip(vyl * t, -LANE_CHANGE_M, LANE_CHANGE_M)
     hit = (np.abs(px) - along <= distance_m) & (np.abs(py) < across)
     return float(t[np.argmax(hit)]) if hit.any() else math.inf
 
@@ -371,7 +374,9 @@ class TruthConflict:
 def truth_conflicts(frames: Sequence[tuple[int, Sequence[Box]]], vehicles: Sequence[str], horizon_s: float,
                     distance_m: float = CONFLICT_DISTANCE_M, gap_ns: int = EPISODE_GAP_NS) -> list[TruthConflict]:
     """Conflicts in the truth frames (stamp ns, boxes with velocities), per (vehicle, object): frames showing
-    one less than ``gap_ns`` apart are one conflict; its moment is the earliest frame stamp + time to it."""
+    one less than ``gap_ns`` apart are one conflict; its moment is the earliest frame stamp + time to it.
+    In each frame only the object a vehicle would reach first counts (what lies beyond it is reached, if at
+    all, through it)."""
     found: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for stamp, boxes in sorted(frames, key=lambda f: f[0]):
         by_id = {b.id: b for b in boxes}
@@ -379,12 +384,11 @@ def truth_conflicts(frames: Sequence[tuple[int, Sequence[Box]]], vehicles: Seque
             own = by_id.get(vid)
             if own is None:
                 continue
-            for b in boxes:
-                if b.id == vid:
-                    continue
-                t = conflict_time_s(own, b, horizon_s, distance_m)
-                if math.isfinite(t):
-                    found.setdefault((vid, b.id), []).append((int(stamp), int(stamp) + int(round(t * 1e9))))
+            times = {b.id: conflict_time_s(own, b, horizon_s, distance_m) for b in boxes if b.id != vid}
+            first = min(times.values(), default=math.inf)
+            for bid, t in times.items():
+                if math.isfinite(t) and t <= first + 1e-9:
+                    found.setdefault((vid, bid), []).append((int(stamp), int(stamp) + int(round(t * 1e9))))
     out = []
     for (vid, obj), rows in found.items():
         run: list[tuple[int, int]] = []

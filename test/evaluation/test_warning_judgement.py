@@ -111,3 +111,15 @@ def test_truth_conflicts_are_runs_per_vehicle_and_object():
     got = truth_conflicts(frames, ['v1'], H)
     assert [(c.first_ns, c.last_ns) for c in got] == [(0, int(0.5 * S)), (int(3.0 * S), int(3.0 * S))]
     assert isinstance(got[0], TruthConflict) and got[0].moment_ns == int(round(1.35 * S))
+
+
+def test_a_merging_car_ends_in_the_lane_and_only_the_first_object_reached_is_a_conflict():
+    ego = car('v3', 0.0, 25.0)
+    # Mid-merge at 2.75 m/s across, 1.75 m off the lane centre: it ends in the lane (3.5 m of lateral motion
+    # at most), so the vehicle 60 m behind closing at 15 m/s reaches it.
+    merging = Box(62.25, 1.75, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, -2.75)
+    assert conflict_time_s(ego, merging, H) == pytest.approx((60.0 - 2.25 - 2.0) / 15.0, abs=0.05)
+    # Two objects in the path: the truck in front of v4 and the stopped car beyond it; only the truck counts.
+    frames = [(0, [car('v4', 0.0, 25.0), Box(25.0, 0.0, 12.0, 2.5, 0.0, 'v2', 'truck', 3.8, 15.0, 0.0),
+                   car('h1', 60.0, 0.0)])]
+    assert [(c.vehicle, c.object) for c in truth_conflicts(frames, ['v4'], H)] == [('v4', 'v2')]
