@@ -8,10 +8,12 @@ it may not see. Its platoon predecessor is different: the vehicle's own
 controller (ACC/CACC) follows it and brakes with it, so, with
 ``predecessor_reacts``, the predecessor is judged in the IDM rollout (both
 react, braking at most ``max_decel_mps2``; a predecessor braking now keeps
-braking): a conflict when their boxes touch there (contact time = ``ttc_s``),
-or, WARN, when the gap there falls below ``gap_error_m``; and, as before, when
-stopping behind a braking predecessor needs more than ``comfortable_decel_mps2``
-(``required_decel_mps2``, ERROR) or the current gap is short. A platoon that slows together at 1.5 m/s² raises nothing; a
+braking): a conflict when their boxes touch there (contact time = ``ttc_s``,
+``min_gap_m`` from there too); and, as before, when stopping behind a braking
+predecessor needs more than ``comfortable_decel_mps2`` (``required_decel_mps2``,
+ERROR) or the current gap is short. (A gap the rollout predicts short but open
+raises nothing: there the leader brakes for what the twin predicts, e.g. a
+track not yet confirmed, and the warning would name the predecessor, not that.) A platoon that slows together at 1.5 m/s² raises nothing; a
 predecessor braking at 6 m/s² does. (Without it, a predecessor braking gently
 against a follower assumed not to react gave a TTC below ``ttc_warn_s`` in
 every slowing phase.)
@@ -273,8 +275,6 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
     warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & (gap0 < cfg.gap_warn_m)))
-    if cfg.predecessor_reacts:
-        warn[:, nk] |= in_path0[:, nk] & (min_gap[:, nk] < cfg.gap_error_m)
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)
     if cfg.propagate_to_followers and nk:
