@@ -1,22 +1,19 @@
 """Conflicts between platoon vehicles and what lies ahead of them, and braking advice.
 
 Conflicts with obstacles are judged on the **no-reaction** assumption: the
-vehicle under test keeps its current speed, while the obstacles move as the
-rollout predicts them (with their bounded tracked acceleration). A vehicle that
-would brake in time in the rollout still needs to be told about an obstacle
-it may not see. Its platoon predecessor is different: the vehicle's own
-controller (ACC/CACC) follows it and brakes with it, so, with
-``predecessor_reacts``, the predecessor is judged in the IDM rollout (both
-react, braking at most ``max_decel_mps2``; a predecessor braking now keeps
-braking): a conflict when their boxes touch there (contact time = ``ttc_s``,
-``min_gap_m`` from there too); and, as before, when stopping behind a braking
-predecessor needs more than ``comfortable_decel_mps2`` (``required_decel_mps2``,
-ERROR) or the current gap is short. (A gap the rollout predicts short but open
-raises nothing: there the leader brakes for what the twin predicts, e.g. a
-track not yet confirmed, and the warning would name the predecessor, not that.) A platoon that slows together at 1.5 m/s² raises nothing; a
-predecessor braking at 6 m/s² does. (Without it, a predecessor braking gently
-against a follower assumed not to react gave a TTC below ``ttc_warn_s`` in
-every slowing phase.)
+vehicle under test keeps its current speed, the obstacles move as the rollout
+predicts them (with their bounded tracked acceleration): a vehicle that would
+brake in time in the rollout still needs to be told about an obstacle it may
+not see. Its platoon predecessor is different: the vehicle's own controller
+follows it. With ``predecessor_reacts`` the predecessor's contact time and
+``min_gap_m`` come from the IDM rollout, where both react (braking at most
+``max_decel_mps2``, a leader braking now keeps braking); the required
+deceleration (stopping behind a braking predecessor) and the current-gap rules
+stay. A platoon slowing together at 1.5 m/s² raises nothing (under no reaction
+it gave a TTC below ``ttc_warn_s`` in every slowing phase); a predecessor
+braking at 6 m/s² is an ERROR. A short but open predicted gap raises nothing:
+the leader may be braking there for a track not yet confirmed, and the warning
+would name the predecessor instead.
 
 For vehicle i and each other actor j ahead of it in its path at prediction step k
 (centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
@@ -41,8 +38,8 @@ With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
 with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
 platoon brakes together. (A car that cut in just ahead of the predecessor at
-nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obstacles are not
-masked by the platoon vehicles in between: seeing past the truck ahead is the
+nearly its speed gives the followers TTCs of tens of seconds: no warning.)
+Obstacles are not masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
 A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
