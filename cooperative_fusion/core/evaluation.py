@@ -257,7 +257,8 @@ def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: floa
 
     In the vehicle's frame: the other's centre is ahead of the vehicle's centre now, the boxes overlap
     across the heading at that time, and the gap along it is at most ``distance_m``. Motion across the
-    heading stops after ``LANE_CHANGE_M`` (a car changing lanes ends in the next lane, it does not drift on).
+    heading is a lane change, not a drift: towards the vehicle's centre line it stops there (a car merging
+    into the vehicle's lane ends in it), away from it after ``LANE_CHANGE_M``.
     """
     c, s = math.cos(vehicle.yaw), math.sin(vehicle.yaw)
     rx, ry = other.center_x - vehicle.center_x, other.center_y - vehicle.center_y
@@ -270,7 +271,10 @@ def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: floa
     along = 0.5 * vehicle.length + 0.5 * (abs(math.cos(dyaw)) * other.length + abs(math.sin(dyaw)) * other.width)
     across = 0.5 * vehicle.width + 0.5 * (abs(math.sin(dyaw)) * other.length + abs(math.cos(dyaw)) * other.width)
     t = np.arange(int(math.floor(horizon_s / step_s + 1e-9)) + 1) * step_s
-    px, py = px0 + vxl * t, py0 + np.clip(vyl * t, -LANE_CHANGE_M, LANE_CHANGE_M)
+    shift = np.clip(vyl * t, -LANE_CHANGE_M, LANE_CHANGE_M)
+    if py0 * vyl < 0:
+        shift = np.clip(shift, -abs(py0), abs(py0))
+    px, py = px0 + vxl * t, py0 + shift
     hit = (np.abs(px) - along <= distance_m) & (np.abs(py) < across)
     return float(t[np.argmax(hit)]) if hit.any() else math.inf
 

@@ -119,6 +119,12 @@ def test_a_merging_car_ends_in_the_lane_and_only_the_first_object_reached_is_a_c
     # at most), so the vehicle 60 m behind closing at 15 m/s reaches it.
     merging = Box(62.25, 1.75, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, -2.75)
     assert conflict_time_s(ego, merging, H) == pytest.approx((60.0 - 2.25 - 2.0) / 15.0, abs=0.05)
+    # Late in the merge (0.5 m off, still 2.2 m/s across) it stops on the lane's centre line, not 3.5 m beyond.
+    late = Box(62.25, 0.5, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, -2.2)
+    assert conflict_time_s(ego, late, H) == pytest.approx((60.0 - 2.25 - 2.0) / 15.0, abs=0.05)
+    # Moving away from the lane it leaves it for good.
+    leaving = Box(62.25, 1.0, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, 2.0)
+    assert math.isinf(conflict_time_s(ego, leaving, H))
     # Two objects in the path: the truck in front of v4 and the stopped car beyond it; only the truck counts.
     frames = [(0, [car('v4', 0.0, 25.0), Box(25.0, 0.0, 12.0, 2.5, 0.0, 'v2', 'truck', 3.8, 15.0, 0.0),
                    car('h1', 60.0, 0.0)])]

@@ -78,7 +78,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('self_check', True, 'score predicted grids against the mirrored grid at their target time'),
     ParamRow('publish_markers', True, 'publish /twin/markers'),
     # prediction
-    ParamRow('horizon_s', _D_PRED.horizon_s, 'rollout length, seconds', 0.01, 60.0),
+    ParamRow('horizon_s', 6.0,
+             'rollout length, seconds (covers conflicts.ttc_warn_s: a warning\'s contact lies inside it)', 0.01, 60.0),
     ParamRow('dt_s', _D_PRED.dt_s, 'rollout step, seconds', 0.001, 10.0),
     ParamRow('output_horizons_s', list(_D_PRED.output_horizons_s),
              'horizons of the predicted grids, seconds (multiples of dt_s, <= horizon_s)'),
@@ -150,6 +151,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to an actor in the path, metres',
              0.0, 1000.0),
+    ParamRow('conflicts.gap_warn_headway_s', 0.6,
+             '... and below the vehicle\'s speed times this (a time gap; 0: off), seconds', 0.0, 10.0),
     ParamRow('conflicts.gap_error_m', _D_CONF.gap_error_m, 'ERROR below this gap, metres', 0.0, 1000.0),
     ParamRow('conflicts.comfortable_decel_mps2', _D_CONF.comfortable_decel_mps2,
              'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),

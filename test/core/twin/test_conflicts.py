@@ -224,3 +224,14 @@ def test_config_validation():
         ConflictConfig(safe_gap_m=-1.0)
     with pytest.raises(ConfigError, match='comfortable_decel_mps2 9.0 must not exceed max_decel_mps2 8.0'):
         ConflictConfig(comfortable_decel_mps2=9.0)
+
+
+def test_the_short_gap_warning_is_a_time_gap_when_a_headway_is_set():
+    # A car 8.6 m ahead at the vehicle's own speed: 0.86 s at 10 m/s is ordinary following, 0.34 s at 25 m/s is not.
+    cfg = ConflictConfig(gap_warn_headway_s=0.6)
+    for speed, warned in ((10.0, False), (25.0, True)):
+        pl = platoon(n=1, speed=speed)
+        car = obstacle(pl.x[0] + LEN / 2 + 8.6 + 2.0, vx=speed)
+        got = find_conflicts(rollout(pl, car), cfg)
+        assert bool(got) is warned, (speed, got)
+        assert bool(find_conflicts(rollout(pl, car), ConflictConfig())) is True     # without it: always
