@@ -225,8 +225,9 @@ class SeeThroughSnapshot:
 
 # ------------------------------------------------------------------ warnings judged against truth
 
-#: Bumper gap (metres) within which a vehicle and an object are in conflict: the IDM jam distance s0.
-CONFLICT_DISTANCE_M = 2.0
+#: Bumper gap (metres) within which a vehicle and an object are in conflict: the twin's ERROR gap
+#: (``conflicts.gap_error_m``; ``evaluate`` takes it from the twin's config).
+CONFLICT_DISTANCE_M = 5.0
 #: A warning's obstacle position names a truth object when it lies within this of the object's box, metres.
 OBSTACLE_MATCH_M = 2.0
 #: A conflict is missed unless a true warning about it came at least this long before it, ns.

@@ -37,7 +37,8 @@ publish). Output: a JSON report whose top-level keys are DESIGN.md's:
 - warnings (:mod:`cooperative_fusion.core.evaluation`; every key in ``docs/metrics.md``): each
   WARN/ERROR status on ``/twin/warnings`` is judged on the truth objects at its header stamp: *true*
   when its ``obstacle_x``, ``obstacle_y`` lie within 2 m of a truth object that, at constant
-  velocities, would come within 2 m (bumper gap) of the vehicle within the twin's horizon.
+  velocities, would come within the conflict distance (the twin's ``conflicts.gap_error_m``, bumper
+  gap) of the vehicle within the twin's horizon.
   ``warning_lead_time_s`` (per vehicle that would reach a hazard: that moment - its first true
   warning about a hazard, log time; plus ``"min"``), ``false_warnings`` (per vehicle and ``"total"``:
   episodes, one vehicle and one named object with gaps < 1 s, none of whose warnings is true; listed
@@ -124,13 +125,14 @@ def fusion_overrides(path: Path | None) -> tuple[dict[str, Any], dict[str, float
     return out, dict(fusion.vehicle_weights)
 
 
-def twin_horizon_s(path: Path | None) -> float:
-    """``horizon_s`` of the twin's rollout from a twin parameter file (missing names at their defaults)."""
+def twin_judgement(path: Path | None) -> tuple[float, float]:
+    """The twin's rollout ``horizon_s`` and its ERROR gap ``conflicts.gap_error_m`` (the conflict distance)
+    from a twin parameter file (missing names at their defaults)."""
     from ..core.config_files import ros_parameters
     from ..core.twin.config import twin_config_from_params, with_defaults
 
-    values = with_defaults(ros_parameters(path) if path is not None else {})
-    return float(twin_config_from_params(values).prediction.horizon_s)
+    twin = twin_config_from_params(with_defaults(ros_parameters(path) if path is not None else {}))
+    return float(twin.prediction.horizon_s), float(twin.conflicts.gap_error_m)
 
 
 def prediction_horizons(path: Path | None) -> tuple[float, ...]:
@@ -222,7 +224,8 @@ class _Evaluator:
     """One pass over the result bag in log-time order, scoring truth frames as time passes them."""
 
     def __init__(self, truth: _Truth, result_path: Path, roi: 'RoiConfig', fusion_config: Path | None,
-                 horizons: tuple[float, ...], plot_vehicle: str | None, horizon_s: float = 5.0) -> None:
+                 horizons: tuple[float, ...], plot_vehicle: str | None, horizon_s: float = 6.0,
+                 conflict_distance_m: float = 5.0) -> None:
         import numpy as np
 
         from ..core.metrics import Accumulator
@@ -253,6 +256,7 @@ class _Evaluator:
         self.warnings: dict[str, list[int]] = {}
         self.warning_records: list[Any] = []
         self.horizon_s = horizon_s
+        self.conflict_distance_m = conflict_distance_m
         self.end_ns: int | None = None
         self.speedups: list[float] = []
         self.pred: dict[float, list[float]] = {h: [] for h in horizons}
@@ -524,7 +528,8 @@ class _Evaluator:
         if j < 0:
             return Judgement(w, (), ())
         dt = (w.stamp_ns - int(self.object_stamps[j])) * 1e-9
-        return judge_warning(w, [moved(b, dt) for b in self.truth.objects[j]], self.horizon_s)
+        return judge_warning(w, [moved(b, dt) for b in self.truth.objects[j]], self.horizon_s,
+                             self.conflict_distance_m)
 
     def warning_report(self, vids: list[str]) -> dict[str, Any]:
         """warning_lead_time_s, false_warnings, missed_warnings and their lists (docs/metrics.md)."""
@@ -535,7 +540,8 @@ class _Evaluator:
         hazards = [str(h) for h in meta.get('hazard_ids') or []]
         judged = [self.judge(w) for w in self.warning_records]
         episodes = episodes_of(judged)
-        conflicts = truth_conflicts(list(zip(self.truth.object_stamps, self.truth.objects)), vids, self.horizon_s)
+        conflicts = truth_conflicts(list(zip(self.truth.object_stamps, self.truth.objects)), vids, self.horizon_s,
+                                    self.conflict_distance_m)
         # Conflicts whose "1 s before" lies after the result bag's end cannot have been warned yet: not judged.
         judgeable = [c for c in conflicts if self.end_ns is None or c.moment_ns - MIN_WARNING_NS <= self.end_ns]
         missed = missed_conflicts(judgeable, judged)
@@ -643,7 +649,7 @@ def evaluate(truth_bag: str | Path, result_bag: str | Path, *, roi: 'RoiConfig |
     twin_path = Path(twin_config) if twin_config is not None else default_twin_config_path()
     truth = read_truth(truth_bag)
     ev = _Evaluator(truth, Path(result_bag), roi, fusion_path, prediction_horizons(twin_path),
-                    plot_vehicle if plots_dir is not None else None, twin_horizon_s(twin_path))
+                    plot_vehicle if plots_dir is not None else None, *twin_judgement(twin_path))
     ev.run()
     report = ev.report()
     report['truth_bag'] = str(truth_bag)

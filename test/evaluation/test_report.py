@@ -70,8 +70,8 @@ def _odom(vid: str, t: int):
 def write_truth(path: Path, meeting: dict | None = None) -> None:
     meta = {'scenario': 'hand_made', 'seed': 3, 'vehicle_ids': ['v1', 'v2'], 'hazard_ids': ['h1'],
             'meeting_time_ns': meeting if meeting is not None else {'v1': MEETING_V1_NS, 'v2': None}}
-    # v1 and v2 drive at 10 m/s (truth velocity); h1 and t1 stand. v1 would come within 2 m of h1 in 0.5 s,
-    # v2 in 1.7 s; v2 never closes on v1.
+    # v1 and v2 drive at 10 m/s (truth velocity); h1 and t1 stand. v1 would come within 5 m (the twin's
+    # gap_error_m) of h1 in 0.2 s, v2 in 1.4 s; v2 never closes on v1.
     boxes = [{'id': b, 'kind': BOXES[b][2], 'center': (BOXES[b][0], BOXES[b][1], 0.75), 'size': (4.0, 2.0, 1.5),
               'yaw': 0.0, 'velocity': (10.0, 0.0) if b in BASE_X else (0.0, 0.0)} for b in BOXES]
     with BagWriter(path) as bag:
@@ -273,11 +273,11 @@ def test_latency_bandwidth_prediction_twin_warnings(report: dict, bags: tuple[Pa
         ('v2', 'v1', 2.0, pytest.approx(3.4), 3), ('v2', 'v1', pytest.approx(4.6), pytest.approx(4.7), 2)]
     assert eps[0]['truth_objects'] == ['v1'] and eps[0]['reason'] == 'v1 ahead' and eps[0]['true_share'] == 0.0
     assert report['warning_episodes'] == 3 and report['true_warning_episodes'] == 1
-    # Truth: v1 would be within 2 m of h1 at 1.5 s (warned only at 2.0 s: late), v2 at 2.7 s (never warned
+    # Truth: v1 would be within 5 m of h1 at 1.2 s (warned only at 2.0 s: late), v2 at 2.4 s (never warned
     # about h1): both missed.
     assert report['missed_warnings'] == {'v1': 1, 'v2': 1, 'total': 2}
     assert [(c['vehicle'], c['object'], c['moment_s']) for c in report['missed_warning_conflicts']] == [
-        ('v1', 'h1', pytest.approx(1.5)), ('v2', 'h1', pytest.approx(2.7))]
+        ('v1', 'h1', pytest.approx(1.2)), ('v2', 'h1', pytest.approx(2.4))]
     assert report['truth_conflicts'] == 2
 
 
@@ -286,8 +286,8 @@ def test_without_meeting_times_the_lead_runs_to_the_truth_conflict(tmp_path: Pat
     _, result, _ = bags
     write_truth(tmp_path / 'clear', meeting={'v1': None, 'v2': None})
     rep = evaluate(tmp_path / 'clear', result)
-    # v1 would be within 2 m of h1 at 1.5 s and was first truly warned at 2.0 s: a negative lead, not hidden.
-    assert rep['warning_lead_time_s'] == {'v1': pytest.approx(-0.5), 'v2': None, 'min': pytest.approx(-0.5)}
+    # v1 would be within 5 m of h1 at 1.2 s and was first truly warned at 2.0 s: a negative lead, not hidden.
+    assert rep['warning_lead_time_s'] == {'v1': pytest.approx(-0.8), 'v2': None, 'min': pytest.approx(-0.8)}
     assert rep['false_warnings'] == {'v1': 0, 'v2': 2, 'total': 2}
 
 

@@ -1,6 +1,6 @@
 """Warnings judged against truth (core.evaluation): true, false, episodes, missed, lead times.
 
-Hand-built scenes on a straight road (x along it), cars 4.5 m x 1.8 m, horizon 5 s, conflict distance 2 m.
+Hand-built scenes on a straight road (x along it), cars 4.5 m x 1.8 m, horizon 5 s, conflict distance 5 m.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def warning(t_s: float, vehicle: str, obj: str, x: float, y: float = 0.0, messag
 
 def test_conflict_time_no_reaction_in_the_vehicle_frame():
     ego = car('v1', 0.0, 25.0)
-    # Stopped car, bumper gap 30 m: within 2 m after 28 / 25 = 1.12 s (sampled every 0.05 s).
-    assert conflict_time_s(ego, car('h1', 34.5, 0.0), H) == pytest.approx(1.15)
+    # Stopped car, bumper gap 30 m: within 5 m after 25 / 25 = 1.0 s (sampled every 0.05 s); within 2 m at 1.15 s.
+    assert conflict_time_s(ego, car('h1', 34.5, 0.0), H) == pytest.approx(1.0)
+    assert conflict_time_s(ego, car('h1', 34.5, 0.0), H, distance_m=2.0) == pytest.approx(1.15)
     # Same speed ahead, or moving away: never. Behind the vehicle: never (it is not heading into it).
     assert math.isinf(conflict_time_s(ego, car('v0', 19.5, 25.0), H))
     assert math.isinf(conflict_time_s(ego, car('c', -19.5, 35.0), H))
@@ -43,7 +44,7 @@ def test_conflict_time_no_reaction_in_the_vehicle_frame():
 
 def test_a_predecessor_warning_in_a_slowing_platoon_is_false():
     # The platoon slows together: v1 at 20 m/s, v2 12 m behind, lagging at 20.8 m/s. At constant speeds the gap
-    # closes by 4 m in 5 s: never within 2 m. The twin's warning to v2 about v1 is false.
+    # closes by 4 m in 5 s: never within 5 m. The twin's warning to v2 about v1 is false.
     boxes = [car('v1', 100.0, 20.0), car('v2', 100.0 - 4.5 - 12.0, 20.8)]
     j = judge_warning(warning(3.0, 'v2', 'v1', 100.0), boxes, H)
     assert j.named == ('v1',) and not j.true
@@ -79,13 +80,13 @@ def test_episodes_split_on_gaps_and_objects():
 
 
 def test_a_late_warning_is_a_missed_conflict_and_lead_counts_only_true_hazard_warnings():
-    # v3 at 25 m/s, stopped car h1 100 m ahead (bumper gap): within 2 m at 3.92 s after t = 1 s.
+    # v3 at 25 m/s, stopped car h1 100 m ahead (bumper gap): within 5 m at 3.8 s after t = 1 s.
     frames = [(int(round((1.0 + 0.1 * k) * S)), [moved(car('v3', 0.0, 25.0), 0.1 * k), car('h1', 104.5, 0.0),
                                                   moved(car('v2', 19.5, 25.0), 0.1 * k)])
               for k in range(45)]
     (c,) = truth_conflicts(frames, ['v3'], H)
     assert (c.vehicle, c.object, c.first_ns) == ('v3', 'h1', S)
-    assert c.moment_ns * 1e-9 == pytest.approx(1.0 + 98.0 / 25.0, abs=0.05)
+    assert c.moment_ns * 1e-9 == pytest.approx(1.0 + 95.0 / 25.0, abs=0.05)
 
     def judged(t_s: float, obj: str, x: float) -> Judgement:
         k = int(round((t_s - 1.0) / 0.1))
@@ -110,7 +111,7 @@ def test_truth_conflicts_are_runs_per_vehicle_and_object():
     frames = [(0, near), (int(0.5 * S), near), (int(3.0 * S), near)]
     got = truth_conflicts(frames, ['v1'], H)
     assert [(c.first_ns, c.last_ns) for c in got] == [(0, int(0.5 * S)), (int(3.0 * S), int(3.0 * S))]
-    assert isinstance(got[0], TruthConflict) and got[0].moment_ns == int(round(1.35 * S))
+    assert isinstance(got[0], TruthConflict) and got[0].moment_ns == int(round(1.25 * S))
 
 
 def test_a_merging_car_ends_in_the_lane_and_only_the_first_object_reached_is_a_conflict():
@@ -118,10 +119,10 @@ def test_a_merging_car_ends_in_the_lane_and_only_the_first_object_reached_is_a_c
     # Mid-merge at 2.75 m/s across, 1.75 m off the lane centre: it ends in the lane (3.5 m of lateral motion
     # at most), so the vehicle 60 m behind closing at 15 m/s reaches it.
     merging = Box(62.25, 1.75, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, -2.75)
-    assert conflict_time_s(ego, merging, H) == pytest.approx((60.0 - 2.25 - 2.0) / 15.0, abs=0.05)
+    assert conflict_time_s(ego, merging, H) == pytest.approx((60.0 - 2.25 - 5.0) / 15.0, abs=0.05)
     # Late in the merge (0.5 m off, still 2.2 m/s across) it stops on the lane's centre line, not 3.5 m beyond.
     late = Box(62.25, 0.5, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, -2.2)
-    assert conflict_time_s(ego, late, H) == pytest.approx((60.0 - 2.25 - 2.0) / 15.0, abs=0.05)
+    assert conflict_time_s(ego, late, H) == pytest.approx((60.0 - 2.25 - 5.0) / 15.0, abs=0.05)
     # Moving away from the lane it leaves it for good.
     leaving = Box(62.25, 1.0, 4.5, 1.8, 0.0, 'c1', 'car', 1.5, 10.0, 2.0)
     assert math.isinf(conflict_time_s(ego, leaving, H))

@@ -149,10 +149,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
-    ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to an actor in the path, metres',
+    ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to a closing actor in the path, metres',
              0.0, 1000.0),
-    ParamRow('conflicts.gap_warn_headway_s', 0.6,
-             '... and below the vehicle\'s speed times this (a time gap; 0: off), seconds', 0.0, 10.0),
     ParamRow('conflicts.gap_error_m', _D_CONF.gap_error_m, 'ERROR below this gap, metres', 0.0, 1000.0),
     ParamRow('conflicts.comfortable_decel_mps2', _D_CONF.comfortable_decel_mps2,
              'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),

@@ -33,8 +33,7 @@ the road and not moving with it, contact now):
 
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
-``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` (and below
-the vehicle's speed times ``gap_warn_headway_s``, when that is set).
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
 with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
@@ -43,7 +42,7 @@ nearly its speed gives the followers TTCs of tens of seconds: no warning.)
 Obstacles are not masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
-A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
+A stable platoon (equal speeds, gaps above ``gap_error_m``) raises nothing. An actor
 beside a vehicle (overlapping it along the road, clear of it across) when it is, or
 comes, within the lane is not ahead of it: following it at constant speed never
 runs into it. On the common grid such an actor is mostly a piece of the near side
@@ -69,7 +68,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from .prediction import ObstacleModel, Rollout, VehicleState, along_road_half_length, braking_profile
+from .prediction import (ObstacleModel, ObstacleState, Rollout, VehicleState, along_road_half_length,
+                         braking_profile, rollout)
 
 
 class ConflictLevel(IntEnum):
@@ -91,8 +91,6 @@ class ConflictConfig:
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
     predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
         controller follows it (see the module doc); False: under no reaction, like obstacles
-    gap_warn_headway_s : the current-gap WARN needs the gap also below the vehicle's speed times this
-        (a time gap, seconds; 0: off): 9 m behind a car at 10 m/s is ordinary following, 9 m at 25 m/s is not
     """
 
     ttc_warn_s: float = 6.0
@@ -109,7 +107,6 @@ class ConflictConfig:
     min_track_hits: int = 1
     own_body_speed_tol_mps: float = 1.0
     predecessor_reacts: bool = True
-    gap_warn_headway_s: float = 0.0
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
@@ -119,8 +116,7 @@ class ConflictConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps',
-                     'gap_warn_headway_s'):
+        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
@@ -264,10 +260,12 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         a_req = np.where(rel > cfg.min_closing_speed_mps,
                          np.where(room > 0, rel ** 2 / (2.0 * room), np.inf), 0.0)
     if cfg.predecessor_reacts:
-        # The predecessor is followed by the vehicle's own controller: contact and gaps come from the rollout,
-        # where both react (IDM, braking at most max_decel), not from no reaction. (The required deceleration
+        # The predecessor is followed by the vehicle's own controller: contact and gaps come from a rollout of
+        # the platoon alone, where both react (IDM, braking at most max_decel; a leader braking now keeps
+        # braking), not from no reaction. Obstacles are left out there: braking for them is judged (and
+        # propagated) as conflicts with them, not as one with the predecessor. (The required deceleration
         # stays kinematic: the IDM's own desired gap may differ from the platoon's.)
-        xr = ro.platoon_x
+        xr = rollout(pl, ObstacleState.empty(), ro.config).platoon_x if nk else ro.platoon_x
         gap_r = np.where(has_pred[None, :], xr[:, ps] - half_v[ps][None, :] - xr - half_v[None, :], np.inf)
         touch = gap_r <= 0
         ttc[:, nk] = np.where(touch.any(axis=0) & in_path0[:, nk], t[np.argmax(touch, axis=0)], np.inf)
@@ -276,7 +274,9 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
-    short = (gap0 < cfg.gap_warn_m) & ((cfg.gap_warn_headway_s <= 0) | (gap0 < v_i * cfg.gap_warn_headway_s))
+    # A short gap warns only while it closes: a car that cut in and follows at the vehicle's speed is
+    # for its ACC, not a conflict (below gap_error_m it is an ERROR all the same).
+    short = (gap0 < cfg.gap_warn_m) & (closing[0] > cfg.min_closing_speed_mps)
     warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short))
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)

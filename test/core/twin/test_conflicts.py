@@ -226,12 +226,15 @@ def test_config_validation():
         ConflictConfig(comfortable_decel_mps2=9.0)
 
 
-def test_the_short_gap_warning_is_a_time_gap_when_a_headway_is_set():
-    # A car 8.6 m ahead at the vehicle's own speed: 0.86 s at 10 m/s is ordinary following, 0.34 s at 25 m/s is not.
-    cfg = ConflictConfig(gap_warn_headway_s=0.6)
-    for speed, warned in ((10.0, False), (25.0, True)):
-        pl = platoon(n=1, speed=speed)
-        car = obstacle(pl.x[0] + LEN / 2 + 8.6 + 2.0, vx=speed)
-        got = find_conflicts(rollout(pl, car), cfg)
-        assert bool(got) is warned, (speed, got)
-        assert bool(find_conflicts(rollout(pl, car), ConflictConfig())) is True     # without it: always
+def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error():
+    # A car that cut in 8.6 m ahead at the vehicle's speed is for its ACC; closing, it is a WARN (by its TTC at
+    # 2 m/s, by the short gap at 0.5 m/s); 4 m ahead it is an ERROR whatever the speeds.
+    pl = platoon(n=1)
+    ahead = lambda gap, vx: obstacle(pl.x[0] + LEN / 2 + gap + 2.0, vx=vx)  # noqa: E731
+    assert find_conflicts(rollout(pl, ahead(8.6, V))) == []
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 2.0)))
+    assert c.level is ConflictLevel.WARN and c.ttc_s == pytest.approx(4.3)
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.5)))
+    assert c.level is ConflictLevel.WARN and c.ttc_s > ConflictConfig().ttc_warn_s
+    (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
+    assert c.level is ConflictLevel.ERROR
