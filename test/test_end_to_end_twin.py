@@ -103,7 +103,12 @@ def test_twin_warns_the_occluded_followers_of_the_stopped_car_in_time(tmp_path):
     # v1 sees the car itself.
     assert _max_evidence_on(result, 'v1', car_rear, car_rear + CAR_LENGTH_M, -CAR_WIDTH_M / 2, CAR_WIDTH_M / 2,
                             warnings[-1][0]) >= OCCUPIED_PERCENT
-    assert report['false_warnings'] == 0
+    assert report['false_warnings']['total'] == 0, report['false_warning_episodes']
+    # ... and each of their warnings names the car: its obstacle position lies on it.
+    for vid in ('v3', 'v4'):
+        first = min(w for w in warnings if w[1] == vid)[2]
+        assert first['object'].startswith('track_')
+        assert car_rear - 2.0 <= float(first['obstacle_x']) <= car_rear + CAR_LENGTH_M + 2.0, first
     assert report['twin_speedup'] is not None and report['twin_speedup'] > 0.0
 
 
@@ -111,7 +116,7 @@ def test_twin_warns_nobody_on_the_clear_highway(tmp_path):
     bag = _simulate(tmp_path, 'highway_clear', None)
     result, report = _run(tmp_path, bag)
     assert report['meeting_time_s'] == {'v1': None, 'v2': None, 'v3': None, 'v4': None}
-    assert report['false_warnings'] == 0
+    assert report['false_warnings']['total'] == 0 and report['missed_warnings']['total'] == 0
     assert _warnings(result) == []
     # The twin did run: it published predicted grids that were scored against the truth.
     assert report['prediction_samples']['1.0'] > 10

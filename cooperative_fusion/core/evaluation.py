@@ -19,7 +19,7 @@ line (three 3.5 m lanes: the whole of a three-lane road from any of its lanes).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -221,3 +221,220 @@ class SeeThroughSnapshot:
     hazard_ids: tuple[str, ...]
     roi: NDArray[np.bool_]
     reason: str
+
+
+# ------------------------------------------------------------------ warnings judged against truth
+
+#: Bumper gap (metres) within which a vehicle and an object are in conflict: the twin's ERROR gap
+#: (``conflicts.gap_error_m``; ``evaluate`` takes it from the twin's config).
+CONFLICT_DISTANCE_M = 5.0
+#: A warning's obstacle position names a truth object when it lies within this of the object's box, metres.
+OBSTACLE_MATCH_M = 2.0
+#: A conflict is missed unless a true warning about it came at least this long before it, ns.
+MIN_WARNING_NS = 1_000_000_000
+#: Time step of the no-reaction judgement, seconds.
+JUDGE_STEP_S = 0.05
+#: An object moving across the road moves by at most this in the judgement (one lane change), metres.
+LANE_CHANGE_M = 3.5
+
+
+def box_distance(box: Box, xy: NDArray[np.floating]) -> float:
+    """Distance (metres) from a point (2,) to a box's footprint, 0 inside it."""
+    loc = box.to_local(np.asarray(xy, dtype=np.float64))
+    dx = max(abs(float(loc[0])) - 0.5 * box.length, 0.0)
+    dy = max(abs(float(loc[1])) - 0.5 * box.width, 0.0)
+    return math.hypot(dx, dy)
+
+
+def moved(box: Box, dt_s: float) -> Box:
+    """The box ``dt_s`` seconds later at its velocity."""
+    return replace(box, center_x=box.center_x + box.vx * dt_s, center_y=box.center_y + box.vy * dt_s)
+
+
+def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: float = CONFLICT_DISTANCE_M,
+                    step_s: float = JUDGE_STEP_S) -> float:
+    """Seconds until ``other`` comes within ``distance_m`` (bumper gap) of ``vehicle`` in front of it, both
+    keeping their velocities (no reaction), within ``horizon_s``; inf when it does not.
+
+    In the vehicle's frame: the other's centre is ahead of the vehicle's centre now, the boxes overlap
+    across the heading at that time, and the gap along it is at most ``distance_m``. Motion across the
+    heading is a lane change, not a drift: towards the vehicle's centre line it stops there (a car merging
+    into the vehicle's lane ends in it), away from it after ``LANE_CHANGE_M``.
+    """
+    c, s = math.cos(vehicle.yaw), math.sin(vehicle.yaw)
+    rx, ry = other.center_x - vehicle.center_x, other.center_y - vehicle.center_y
+    px0, py0 = c * rx + s * ry, -s * rx + c * ry
+    if px0 <= 0.0:
+        return math.inf
+    dvx, dvy = other.vx - vehicle.vx, other.vy - vehicle.vy
+    vxl, vyl = c * dvx + s * dvy, -s * dvx + c * dvy
+    dyaw = other.yaw - vehicle.yaw
+    along = 0.5 * vehicle.length + 0.5 * (abs(math.cos(dyaw)) * other.length + abs(math.sin(dyaw)) * other.width)
+    across = 0.5 * vehicle.width + 0.5 * (abs(math.sin(dyaw)) * other.length + abs(math.cos(dyaw)) * other.width)
+    t = np.arange(int(math.floor(horizon_s / step_s + 1e-9)) + 1) * step_s
+    shift = np.clip(vyl * t, -LANE_CHANGE_M, LANE_CHANGE_M)
+    if py0 * vyl < 0:
+        shift = np.clip(shift, -abs(py0), abs(py0))
+    px, py = px0 + vxl * t, py0 + shift
+    hit = (np.abs(px) - along <= distance_m) & (np.abs(py) < across)
+    return float(t[np.argmax(hit)]) if hit.any() else math.inf
+
+
+@dataclass(frozen=True)
+class WarningRecord:
+    """One WARN/ERROR status of ``/twin/warnings``: log (publish) and header stamps (ns), the warned vehicle,
+    the object it names and that object's position at the stamp (NaN when not given), the message."""
+
+    log_ns: int
+    stamp_ns: int
+    vehicle: str
+    object: str
+    obstacle_x: float
+    obstacle_y: float
+    message: str = ''
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A warning judged against truth: the truth objects its obstacle names, and which of those would come
+    within the conflict distance of the vehicle within the horizon (then the warning is true)."""
+
+    warning: WarningRecord
+    named: tuple[str, ...]
+    conflicting: tuple[str, ...]
+
+    @property
+    def true(self) -> bool:
+        return bool(self.conflicting)
+
+
+def judge_warning(w: WarningRecord, boxes: Sequence[Box], horizon_s: float,
+                  distance_m: float = CONFLICT_DISTANCE_M, match_m: float = OBSTACLE_MATCH_M) -> Judgement:
+    """Judge one warning on the truth ``boxes`` at its stamp (each carrying its velocity). The vehicle's own
+    box is never the named obstacle; a warning without a vehicle box or an obstacle position is not true."""
+    own = next((b for b in boxes if b.id == w.vehicle), None)
+    if own is None or not (math.isfinite(w.obstacle_x) and math.isfinite(w.obstacle_y)):
+        return Judgement(w, (), ())
+    xy = np.array([w.obstacle_x, w.obstacle_y])
+    named = tuple(b.id for b in boxes if b.id != w.vehicle and box_distance(b, xy) <= match_m)
+    by_id = {b.id: b for b in boxes}
+    conflicting = tuple(i for i in named if math.isfinite(conflict_time_s(own, by_id[i], horizon_s, distance_m)))
+    return Judgement(w, named, conflicting)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A run of warnings to one vehicle about one object (log-time gaps below 1 s).
+
+    true : at least one of its warnings is true; true_share : the fraction that are
+    truth_ids : the truth objects its warnings named; reason : the first warning's message
+    """
+
+    vehicle: str
+    object: str
+    start_ns: int
+    end_ns: int
+    count: int
+    true_share: float
+    truth_ids: tuple[str, ...]
+    reason: str
+
+    @property
+    def true(self) -> bool:
+        return self.true_share > 0.0
+
+
+def episodes_of(judged: Sequence[Judgement], gap_ns: int = EPISODE_GAP_NS) -> list[Episode]:
+    """Warning episodes: per (vehicle, object), runs of warnings whose log times are less than ``gap_ns``
+    apart; in start order."""
+    groups: dict[tuple[str, str], list[Judgement]] = {}
+    for j in sorted(judged, key=lambda j: j.warning.log_ns):
+        groups.setdefault((j.warning.vehicle, j.warning.object), []).append(j)
+    out = []
+    for (vid, obj), js in groups.items():
+        run: list[Judgement] = []
+        for j in js + [None]:
+            if j is not None and (not run or j.warning.log_ns - run[-1].warning.log_ns < gap_ns):
+                run.append(j)
+                continue
+            ids = sorted({i for r in run for i in r.named})
+            out.append(Episode(vid, obj, run[0].warning.log_ns, run[-1].warning.log_ns, len(run),
+                               sum(r.true for r in run) / len(run), tuple(ids), run[0].warning.message))
+            run = [j] if j is not None else []
+    return sorted(out, key=lambda e: (e.start_ns, e.vehicle, e.object))
+
+
+@dataclass(frozen=True)
+class TruthConflict:
+    """A conflict truth shows: ``vehicle`` would come within the conflict distance of ``object`` within the
+    horizon if nobody braked, over the truth frames first_ns..last_ns; at ``moment_ns`` at the earliest."""
+
+    vehicle: str
+    object: str
+    first_ns: int
+    last_ns: int
+    moment_ns: int
+
+
+def truth_conflicts(frames: Sequence[tuple[int, Sequence[Box]]], vehicles: Sequence[str], horizon_s: float,
+                    distance_m: float = CONFLICT_DISTANCE_M, gap_ns: int = EPISODE_GAP_NS) -> list[TruthConflict]:
+    """Conflicts in the truth frames (stamp ns, boxes with velocities), per (vehicle, object): frames showing
+    one less than ``gap_ns`` apart are one conflict; its moment is the earliest frame stamp + time to it.
+    In each frame only the object a vehicle would reach first counts (what lies beyond it is reached, if at
+    all, through it)."""
+    found: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for stamp, boxes in sorted(frames, key=lambda f: f[0]):
+        by_id = {b.id: b for b in boxes}
+        for vid in vehicles:
+            own = by_id.get(vid)
+            if own is None:
+                continue
+            times = {b.id: conflict_time_s(own, b, horizon_s, distance_m) for b in boxes if b.id != vid}
+            first = min(times.values(), default=math.inf)
+            for bid, t in times.items():
+                if math.isfinite(t) and t <= first + 1e-9:
+                    found.setdefault((vid, bid), []).append((int(stamp), int(stamp) + int(round(t * 1e9))))
+    out = []
+    for (vid, obj), rows in found.items():
+        run: list[tuple[int, int]] = []
+        for row in rows + [None]:
+            if row is not None and (not run or row[0] - run[-1][0] < gap_ns):
+                run.append(row)
+                continue
+            out.append(TruthConflict(vid, obj, run[0][0], run[-1][0], min(m for _, m in run)))
+            run = [row] if row is not None else []
+    return sorted(out, key=lambda c: (c.moment_ns, c.vehicle, c.object))
+
+
+def missed_conflicts(conflicts: Sequence[TruthConflict], judged: Sequence[Judgement],
+                     min_warning_ns: int = MIN_WARNING_NS) -> list[TruthConflict]:
+    """The conflicts for which the vehicle got no true warning naming that object (log time) at least
+    ``min_warning_ns`` before the conflict's moment."""
+    first: dict[tuple[str, str], int] = {}
+    for j in judged:
+        for obj in j.conflicting:
+            key = (j.warning.vehicle, obj)
+            first[key] = min(first.get(key, j.warning.log_ns), j.warning.log_ns)
+    return [c for c in conflicts
+            if (c.vehicle, c.object) not in first or first[(c.vehicle, c.object)] > c.moment_ns - min_warning_ns]
+
+
+def hazard_lead_times_s(judged: Sequence[Judgement], hazard_ids: Sequence[str],
+                        reach_ns: Mapping[str, int | None], vehicles: Sequence[str]) -> dict[str, float | None]:
+    """Per vehicle with a moment it would reach a hazard (``reach_ns``): that moment minus the log time of its
+    first true warning about a hazard, seconds (None if it got none); plus ``"min"`` over the values."""
+    hazards = set(hazard_ids)
+    first: dict[str, int] = {}
+    for j in judged:
+        if hazards & set(j.conflicting):
+            v = j.warning.vehicle
+            first[v] = min(first.get(v, j.warning.log_ns), j.warning.log_ns)
+    out: dict[str, float | None] = {}
+    for vid in vehicles:
+        meet = reach_ns.get(vid)
+        if meet is None:
+            continue
+        out[vid] = None if vid not in first else (int(meet) - first[vid]) * 1e-9
+    values = [v for v in out.values() if v is not None]
+    out['min'] = min(values) if values else None
+    return out

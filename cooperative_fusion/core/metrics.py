@@ -28,6 +28,21 @@ denominator is reported as None):
   that were observed, the fraction marked free.
 - ``occupancy_iou``: over the observed cells in the ROI, |P ∩ T| / |P ∪ T|
   with P the occupied cells and T the truly occupied cells.
+- ``see_through_object_recall``: per vehicle (and ``"mean"`` pooled), of the
+  (frame, object) pairs with the object hidden from the vehicle in 3-D, the
+  fraction with at least 3 occupied cells inside the object's own footprint (not
+  dilated). Hidden in 3-D: at least 90 % of the sight lines from the sensor (at
+  ``SENSOR_HEIGHT_M``) to the object's outline samples at 3 heights up to its top
+  pass through another box below that box's height (:func:`hidden_from`).
+- ``occupied_precision_away_from_platoon``: ``occupied_precision`` over the
+  occupied cells in the ROI that are not on a platoon member's box (dilated by
+  one cell): where the platoon's own bodies cannot make it look good.
+- ``moving_position_error_m``: for each (frame, moving traffic object: faster
+  than ``MOVING_SPEED_MPS``, not a platoon member) with occupied cells drawn for
+  it (within ``DRAWN_RADIUS_M`` of its box and nearer to it than to any other
+  box), the mean distance of those cells from its box (0 inside); the median over
+  the pairs, metres. Cells further than that from every box are clutter and
+  count against ``occupied_precision_away_from_platoon`` instead.
 
 The same metrics of each vehicle's own (ego-only) grid are the baselines:
 keys prefixed ``ego_only_``, each an object keyed by vehicle id; for
@@ -53,14 +68,26 @@ FREE_PERCENT = 35
 MIN_HIT_CELLS = 3
 OCCLUDED_FRACTION = 0.9
 SAMPLES_PER_SIDE = 8
+#: Height of the sensors above the road for 3-D occlusion, metres (roof lidar of the simulated cars: 1.9 m,
+#: the truck's cab lidar: 2.3 m).
+SENSOR_HEIGHT_M = 2.0
+#: Sample heights on a target's outline, as fractions of its height (its top included).
+SAMPLE_HEIGHTS = (0.25, 0.6, 1.0)
+#: A traffic object faster than this is moving, m/s.
+MOVING_SPEED_MPS = 0.5
+#: Occupied cells within this of a box (and nearest to it) are drawn for it, metres.
+DRAWN_RADIUS_M = 3.0
 _DILATE = np.ones((3, 3), dtype=bool)
 
 REPORT_KEYS = ('object_recall', 'see_through_recall', 'occupied_precision', 'free_accuracy', 'occupancy_iou')
+#: Keys of the fused grid only (no ego-only baseline).
+FUSED_ONLY_KEYS = ('see_through_object_recall', 'occupied_precision_away_from_platoon', 'moving_position_error_m')
 
 
 @dataclass(frozen=True)
 class Box:
-    """A true object's footprint: centre (metres, ``map``), length along its heading, width, yaw (rad)."""
+    """A true object's footprint: centre (metres, ``map``), length along its heading, width, yaw (rad);
+    height (metres, standing on the ground; 0 = unknown) and velocity vx, vy (m/s, ``map``)."""
 
     center_x: float
     center_y: float
@@ -69,6 +96,9 @@ class Box:
     yaw: float = 0.0
     id: str = ''
     kind: str = ''
+    height: float = 0.0
+    vx: float = 0.0
+    vy: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.length > 0 and self.width > 0 and math.isfinite(self.length) and math.isfinite(self.width)):
@@ -108,9 +138,17 @@ class Box:
 def segments_blocked(origin_xy: NDArray[np.floating], ends_xy: NDArray[np.floating],
                      boxes: Sequence[Box]) -> NDArray[np.bool_]:
     """(S, B) mask: does the segment origin -> ends[s] cross the interior of box b? Slab test in box frames."""
+    t_in, t_out = segment_spans(origin_xy, ends_xy, boxes)
+    return t_in < t_out - 1e-9
+
+
+def segment_spans(origin_xy: NDArray[np.floating], ends_xy: NDArray[np.floating],
+                  boxes: Sequence[Box]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(S, B) parameters t_in, t_out in [0, 1] where the segment origin -> ends[s] enters and leaves box b's
+    footprint (no crossing: t_in >= t_out)."""
     ends = np.asarray(ends_xy, dtype=np.float64).reshape(-1, 2)
     if not boxes:
-        return np.zeros((len(ends), 0), dtype=bool)
+        return np.zeros((len(ends), 0)), np.zeros((len(ends), 0))
     cx = np.array([b.center_x for b in boxes])
     cy = np.array([b.center_y for b in boxes])
     cs, sn = np.cos([b.yaw for b in boxes]), np.sin([b.yaw for b in boxes])
@@ -131,7 +169,40 @@ def segments_blocked(origin_xy: NDArray[np.floating], ends_xy: NDArray[np.floati
     hi = np.where(parallel, np.where(inside_slab, np.inf, -np.inf), np.maximum(ta, tb))
     t_in = np.maximum(np.maximum(lo[0], lo[1]), 0.0)
     t_out = np.minimum(np.minimum(hi[0], hi[1]), 1.0)
-    return t_in < t_out - 1e-9
+    return t_in, t_out
+
+
+def hidden_from(sensor_xyz: NDArray[np.floating], boxes: Sequence[Box], targets: NDArray[np.bool_]
+                ) -> NDArray[np.bool_]:
+    """(B,) which of the boxes flagged in ``targets`` are hidden in 3-D from a sensor at (x, y, z) metres.
+
+    Each target's outline samples (8 per side) at ``SAMPLE_HEIGHTS`` of its height are seen along straight
+    lines from the sensor; a line is blocked by another box (not the target, not one containing the sensor)
+    when it crosses that box's footprint below the box's height (a height of 0 means unknown: as tall as
+    needed). A target is hidden when at least ``OCCLUDED_FRACTION`` of its lines are blocked.
+    """
+    sensor = np.asarray(sensor_xyz, dtype=np.float64)
+    xy, zs = sensor[:2], float(sensor[2])
+    out = np.zeros(len(boxes), dtype=bool)
+    own = np.array([bool(b.contains(xy)) for b in boxes], dtype=bool)
+    occ_index = np.flatnonzero(~own)
+    if occ_index.size == 0:
+        return out
+    occluders = [boxes[i] for i in occ_index]
+    top = np.array([b.height if b.height > 0 else np.inf for b in occluders])
+    for i in np.flatnonzero(np.asarray(targets, dtype=bool) & ~own):
+        b = boxes[i]
+        ends = b.outline_samples()                                                      # (P, 2)
+        t_in, t_out = segment_spans(xy, ends, occluders)                                # (P, O)
+        crosses = (t_in < t_out - 1e-9) & (occ_index != i)[None, :]
+        h = b.height if b.height > 0 else zs
+        z_end = np.array(SAMPLE_HEIGHTS)[:, None, None] * h                            # (Z, 1, 1)
+        # The line's height is linear in t: its lowest point over the crossing is at an end of it.
+        t_lo, t_hi = np.clip(t_in, 0.0, 1.0)[None], np.clip(t_out, 0.0, 1.0)[None]
+        z_low = zs + (z_end - zs) * np.where(z_end > zs, t_lo, t_hi)                       # (Z, P, O)
+        blocked = (crosses[None] & (z_low < top[None, None, :])).any(axis=2)            # (Z, P)
+        out[i] = blocked.mean() >= OCCLUDED_FRACTION
+    return out
 
 
 def _box_slice_mask(spec: GridSpec, box: Box, dilate_cells: int) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
@@ -254,11 +325,63 @@ class TruthFrame:
             out[vid] = flags & ~own & self.in_roi
         return out
 
+    @cached_property
+    def hidden(self) -> dict[str, NDArray[np.bool_]]:
+        """vehicle id -> (B,) objects hidden from that vehicle in 3-D (in the ROI, not its own box)."""
+        out = {}
+        for vid, xy in self.sensors.items():
+            xyz = np.array([*np.asarray(xy, dtype=np.float64)[:2], SENSOR_HEIGHT_M])
+            out[vid] = hidden_from(xyz, self.boxes, self.in_roi)
+        return out
+
+    @cached_property
+    def platoon_area(self) -> NDArray[np.bool_]:
+        """(height, width) bool: the platoon members' boxes (ids of ``sensors``) dilated by one cell."""
+        return footprint_mask(self.spec, [b for b in self.boxes if b.id in self.sensors], 1)
+
+    @cached_property
+    def own_cells(self) -> list[tuple[tuple[slice, slice], NDArray[np.bool_]]]:
+        return [_box_slice_mask(self.spec, b, 0) for b in self.boxes]
+
+    def footprint_hits(self, cells: NDArray[np.integer]) -> NDArray[np.bool_]:
+        """(B,) objects with >= 3 occupied cells inside their own footprint (not dilated)."""
+        occ = np.asarray(cells) >= OCCUPIED_PERCENT
+        return np.array([int(np.count_nonzero(occ[sl][m])) >= MIN_HIT_CELLS for sl, m in self.own_cells],
+                        dtype=bool)
+
+    def moving_errors(self, cells: NDArray[np.integer]) -> list[float]:
+        """Per moving traffic object in the ROI with occupied cells drawn for it: the mean distance (metres)
+        of those cells from its box (see the module doc)."""
+        occ = (np.asarray(cells) >= OCCUPIED_PERCENT) & self.region
+        moving = [i for i, b in enumerate(self.boxes) if self.in_roi[i] and b.id not in self.sensors
+                  and math.hypot(b.vx, b.vy) > MOVING_SPEED_MPS]
+        if not moving or not occ.any():
+            return []
+        iy, ix = np.nonzero(occ)
+        xy = np.stack([self.spec.origin_x + (ix + 0.5) * self.spec.resolution,
+                       self.spec.origin_y + (iy + 0.5) * self.spec.resolution], axis=1)
+        dist = np.stack([_distance_to_box(b, xy) for b in self.boxes], axis=1)           # (N, B)
+        nearest = dist.argmin(axis=1)
+        out = []
+        for i in moving:
+            mine = (nearest == i) & (dist[:, i] <= DRAWN_RADIUS_M)
+            if mine.any():
+                out.append(float(dist[mine, i].mean()))
+        return out
+
     def hits(self, cells: NDArray[np.integer]) -> NDArray[np.bool_]:
         """(B,) objects with >= 3 occupied cells in their footprint dilated by one cell."""
         occ = np.asarray(cells) >= OCCUPIED_PERCENT
         return np.array([int(np.count_nonzero(occ[sl][m])) >= MIN_HIT_CELLS for sl, m in self.dilated_boxes],
                         dtype=bool)
+
+
+def _distance_to_box(box: Box, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(N,) distances of points (N, 2) from a box's footprint, 0 inside, metres."""
+    loc = box.to_local(xy)
+    dx = np.maximum(np.abs(loc[:, 0]) - 0.5 * box.length, 0.0)
+    dy = np.maximum(np.abs(loc[:, 1]) - 0.5 * box.width, 0.0)
+    return np.hypot(dx, dy)
 
 
 @dataclass
@@ -273,6 +396,11 @@ class _Counts:
     free_marked: int = 0
     inter: int = 0
     union: int = 0
+    hidden: dict[str, int] = field(default_factory=dict)
+    hidden_hit: dict[str, int] = field(default_factory=dict)
+    away: int = 0
+    away_true: int = 0
+    moving_errors: list[float] = field(default_factory=list)
 
     def ratios(self) -> dict[str, Any]:
         vids = sorted(self.occluded)
@@ -283,6 +411,14 @@ class _Counts:
                 'occupied_precision': _ratio(self.occupied_true, self.occupied),
                 'free_accuracy': _ratio(self.free_marked, self.free_observed),
                 'occupancy_iou': _ratio(self.inter, self.union)}
+
+    def fused_only(self) -> dict[str, Any]:
+        vids = sorted(self.hidden)
+        see = {v: _ratio(self.hidden_hit[v], self.hidden[v]) for v in vids}
+        see['mean'] = _ratio(sum(self.hidden_hit.values()), sum(self.hidden.values()))
+        return {'see_through_object_recall': see,
+                'occupied_precision_away_from_platoon': _ratio(self.away_true, self.away),
+                'moving_position_error_m': (float(np.median(self.moving_errors)) if self.moving_errors else None)}
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -313,6 +449,7 @@ class Accumulator:
         if ego_vehicle is None:
             c, vids = self._fused, list(truth.sensors)
             self.frames += 1
+            self._add_fused_only(c, truth, cells)
         else:
             c, vids = self._ego.setdefault(ego_vehicle, _Counts()), [ego_vehicle]
         roi = truth.region
@@ -337,9 +474,21 @@ class Accumulator:
         c.inter += int((pred & truth.occupied & observed).sum())
         c.union += int(((pred | truth.occupied) & observed).sum())
 
+    @staticmethod
+    def _add_fused_only(c: _Counts, truth: TruthFrame, cells: NDArray[np.integer]) -> None:
+        hits = truth.footprint_hits(cells)
+        for vid, hidden in truth.hidden.items():
+            c.hidden[vid] = c.hidden.get(vid, 0) + int(hidden.sum())
+            c.hidden_hit[vid] = c.hidden_hit.get(vid, 0) + int((hits & hidden).sum())
+        away = (cells >= OCCUPIED_PERCENT) & truth.region & ~truth.platoon_area
+        c.away += int(away.sum())
+        c.away_true += int((away & truth.occupied_dilated).sum())
+        c.moving_errors += truth.moving_errors(cells)
+
     def report(self) -> dict[str, Any]:
-        """The DESIGN.md keys: fused metrics, then ``ego_only_*`` objects keyed by vehicle id (if any)."""
-        out = self._fused.ratios()
+        """The DESIGN.md keys: fused metrics (with ``FUSED_ONLY_KEYS``), then ``ego_only_*`` objects keyed by
+        vehicle id (if any)."""
+        out = {**self._fused.ratios(), **self._fused.fused_only()}
         if self._ego:
             per = {v: c.ratios() for v, c in sorted(self._ego.items())}
             for key in REPORT_KEYS:

@@ -14,7 +14,9 @@ publish). Output: a JSON report whose top-level keys are DESIGN.md's:
   :mod:`cooperative_fusion.core.evaluation` (20 m behind the last vehicle to
   100 m ahead of the leader, 10.5 m either side of the platoon's line; stated in
   the report's ``roi``). Sensor positions for occlusion: 1.5 m behind the front
-  of each vehicle's own truth box.
+  of each vehicle's own truth box. Also ``see_through_object_recall`` (hidden in
+  3-D), ``occupied_precision_away_from_platoon`` and ``moving_position_error_m``
+  (:mod:`cooperative_fusion.core.metrics`; ``docs/metrics.md``).
 - ``ego_only_<metric>``: the same for each vehicle's own evidence fused alone:
   a :class:`~cooperative_fusion.core.fusion.common_grid.CommonGrid` fed only with
   ``/<v>/evidence_grid`` (stamp = header, now = log time, no pose covariance),
@@ -32,10 +34,17 @@ publish). Output: a JSON report whose top-level keys are DESIGN.md's:
   :func:`core.twin.prediction.iou` over the cells in the ROI covered by the predicted
   grid (unknown predicted cells count as free); mean over messages.
 - ``twin_speedup``: median of the ``twin_speedup`` values in ``/diagnostics``.
-- ``warning_lead_time_s``: per vehicle with a meeting time, meeting time - first
-  WARN/ERROR status for it on ``/twin/warnings`` (log time); plus ``"min"``.
-- ``false_warnings``: warning episodes (a gap > 1 s ends one) of vehicles whose
-  meeting time is null.
+- warnings (:mod:`cooperative_fusion.core.evaluation`; every key in ``docs/metrics.md``): each
+  WARN/ERROR status on ``/twin/warnings`` is judged on the truth objects at its header stamp: *true*
+  when its ``obstacle_x``, ``obstacle_y`` lie within 2 m of a truth object that, at constant
+  velocities, would come within the conflict distance (the twin's ``conflicts.gap_error_m``, bumper
+  gap) of the vehicle within the twin's horizon.
+  ``warning_lead_time_s`` (per vehicle that would reach a hazard: that moment - its first true
+  warning about a hazard, log time; plus ``"min"``), ``false_warnings`` (per vehicle and ``"total"``:
+  episodes, one vehicle and one named object with gaps < 1 s, none of whose warnings is true; listed
+  in ``false_warning_episodes``), ``missed_warnings`` (per vehicle and ``"total"``: conflicts truth
+  shows with no true warning to the vehicle about that object at least 1 s before; listed in
+  ``missed_warning_conflicts``).
 
 Keys without data are null. Top-level imports stay light (the CLI imports this
 module to build its parser); numpy, scipy, rclpy and rosbags load when it runs.
@@ -116,6 +125,16 @@ def fusion_overrides(path: Path | None) -> tuple[dict[str, Any], dict[str, float
     out = {f.name: getattr(fusion, f.name) for f in fields(FusionConfig)
            if f.name not in ('spec', 'vehicle_weights') and getattr(fusion, f.name) != getattr(core, f.name)}
     return out, dict(fusion.vehicle_weights)
+
+
+def twin_judgement(path: Path | None) -> tuple[float, float]:
+    """The twin's rollout ``horizon_s`` and its ERROR gap ``conflicts.gap_error_m`` (the conflict distance)
+    from a twin parameter file (missing names at their defaults)."""
+    from ..core.config_files import ros_parameters
+    from ..core.twin.config import twin_config_from_params, with_defaults
+
+    twin = twin_config_from_params(with_defaults(ros_parameters(path) if path is not None else {}))
+    return float(twin.prediction.horizon_s), float(twin.conflicts.gap_error_m)
 
 
 def prediction_horizons(path: Path | None) -> tuple[float, ...]:
@@ -229,7 +248,8 @@ class _Evaluator:
     """One pass over the result bag in log-time order, scoring truth frames as time passes them."""
 
     def __init__(self, truth: _Truth, result_path: Path, roi: 'RoiConfig', fusion_config: Path | None,
-                 horizons: tuple[float, ...], plot_vehicle: str | None) -> None:
+                 horizons: tuple[float, ...], plot_vehicle: str | None, horizon_s: float = 6.0,
+                 conflict_distance_m: float = 5.0) -> None:
         import numpy as np
 
         from ..core.metrics import Accumulator
@@ -258,6 +278,10 @@ class _Evaluator:
         self.evidence_stamp_ns: list[int] = []
         self.bytes: dict[str, int] = {}
         self.warnings: dict[str, list[int]] = {}
+        self.warning_records: list[Any] = []
+        self.horizon_s = horizon_s
+        self.conflict_distance_m = conflict_distance_m
+        self.end_ns: int | None = None
         self.speedups: list[float] = []
         self.pred: dict[float, list[float]] = {h: [] for h in horizons}
         self.pred_unmatched = 0
@@ -328,6 +352,7 @@ class _Evaluator:
             check_result_matches_truth(self.truth, self.result_path, topics, *span)
             if bag.message_count > 0:
                 self.duration_s = (bag.end_time_ns - bag.start_time_ns) * 1e-9
+                self.end_ns = int(bag.end_time_ns)
             for topic, msgtype, log_ns, raw in bag.messages(wanted):
                 self.flush(log_ns)
                 try:
@@ -368,6 +393,7 @@ class _Evaluator:
             for status in msg.status:
                 if status_level(status) in (Level.WARN, Level.ERROR):
                     self.warnings.setdefault(str(status.name), []).append(log_ns)
+                    self.warning_records.append(_warning_record(status, stamp_to_ns(msg.header.stamp), log_ns))
         elif topic == DIAGNOSTICS:
             for status in msg.status:
                 for kv in status.values:
@@ -519,12 +545,68 @@ class _Evaluator:
         if math.isfinite(value):
             self.pred[h].append(value)
 
+    # -- warnings ---------------------------------------------------------------------------------
+    def judge(self, w: Any) -> Any:
+        """A warning judged on the truth objects nearest its stamp, moved to the stamp at their velocities."""
+        from ..core.evaluation import TRUTH_MATCH_NS, Judgement, judge_warning, moved, nearest_within
+
+        j = nearest_within(self.object_stamps, w.stamp_ns, TRUTH_MATCH_NS)
+        if j < 0:
+            return Judgement(w, (), ())
+        dt = (w.stamp_ns - int(self.object_stamps[j])) * 1e-9
+        return judge_warning(w, [moved(b, dt) for b in self.truth.objects[j]], self.horizon_s,
+                             self.conflict_distance_m)
+
+    def warning_report(self, vids: list[str]) -> dict[str, Any]:
+        """warning_lead_time_s, false_warnings, missed_warnings and their lists (docs/metrics.md)."""
+        from ..core.evaluation import (MIN_WARNING_NS, episodes_of, hazard_lead_times_s, missed_conflicts,
+                                      truth_conflicts)
+
+        meta = self.truth.meta
+        hazards = [str(h) for h in meta.get('hazard_ids') or []]
+        judged = [self.judge(w) for w in self.warning_records]
+        episodes = episodes_of(judged)
+        conflicts = truth_conflicts(list(zip(self.truth.object_stamps, self.truth.objects)), vids, self.horizon_s,
+                                    self.conflict_distance_m)
+        # Conflicts whose "1 s before" lies after the result bag's end cannot have been warned yet: not judged.
+        judgeable = [c for c in conflicts if self.end_ns is None or c.moment_ns - MIN_WARNING_NS <= self.end_ns]
+        missed = missed_conflicts(judgeable, judged)
+        meeting = meta.get('meeting_time_ns')
+        meeting = ({str(k): (None if t is None else int(t)) for k, t in meeting.items()}
+                   if isinstance(meeting, Mapping) else {})
+        reach: dict[str, int | None] = {}
+        for vid in vids:
+            hazard_moments = [c.moment_ns for c in conflicts if c.vehicle == vid and c.object in hazards]
+            reach[vid] = meeting.get(vid) if meeting.get(vid) is not None else (
+                min(hazard_moments) if hazard_moments else None)
+        false = [e for e in episodes if not e.true]
+
+        def per_vehicle(items: list[Any]) -> dict[str, int]:
+            counts = {v: sum(1 for i in items if i.vehicle == v) for v in vids}
+            return {**counts, 'total': len(items)}
+
+        def episode(e: Any) -> dict[str, Any]:
+            return {'vehicle': e.vehicle, 'start_s': e.start_ns * 1e-9, 'end_s': e.end_ns * 1e-9,
+                    'object': e.object, 'truth_objects': list(e.truth_ids), 'warnings': e.count,
+                    'true_share': e.true_share, 'reason': e.reason}
+
+        return {
+            'warning_lead_time_s': hazard_lead_times_s(judged, hazards, reach, vids),
+            'false_warnings': per_vehicle(false),
+            'false_warning_episodes': [episode(e) for e in false],
+            'missed_warnings': per_vehicle(missed),
+            'missed_warning_conflicts': [{'vehicle': c.vehicle, 'object': c.object, 'first_shown_s': c.first_ns * 1e-9,
+                                          'moment_s': c.moment_ns * 1e-9} for c in missed],
+            'warning_episodes': len(episodes),
+            'true_warning_episodes': sum(1 for e in episodes if e.true),
+            'truth_conflicts': len(judgeable),
+        }
+
     # -- report ---------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
         import numpy as np
 
-        from ..core.evaluation import (EPISODE_GAP_NS, fusion_latencies_ms, lead_times_s, median_or_none,
-                                      percentiles, warning_episodes)
+        from ..core.evaluation import fusion_latencies_ms, median_or_none, percentiles
 
         vids = self.vehicle_ids
         meta = self.truth.meta
@@ -544,6 +626,10 @@ class _Evaluator:
         for key in METRIC_KEYS:
             if key != 'see_through_recall':
                 out[key] = metrics[key]
+        hidden = metrics['see_through_object_recall']
+        out['see_through_object_recall'] = {**{v: hidden.get(v) for v in vids}, 'mean': hidden.get('mean')}
+        out['occupied_precision_away_from_platoon'] = metrics['occupied_precision_away_from_platoon']
+        out['moving_position_error_m'] = metrics['moving_position_error_m']
         for key in METRIC_KEYS:
             ego = metrics.get(f'ego_only_{key}', {})
             value = {v: ego.get(v) for v in vids}
@@ -565,19 +651,7 @@ class _Evaluator:
         out['prediction_iou'] = {str(h): (float(np.mean(v)) if v else None) for h, v in self.pred.items()}
         out['prediction_samples'] = {str(h): len(v) for h, v in self.pred.items()}
         out['twin_speedup'] = median_or_none(self.speedups)
-        meeting = meta.get('meeting_time_ns')
-        if isinstance(meeting, Mapping):
-            meeting = {str(k): (None if t is None else int(t)) for k, t in meeting.items()}
-            first = {v: min(ts) for v, ts in self.warnings.items() if ts}
-            out['warning_lead_time_s'] = lead_times_s(meeting, first)
-            episodes = {v: len(warning_episodes(self.warnings.get(v, []), EPISODE_GAP_NS))
-                        for v, t in meeting.items() if t is None}
-            out['false_warnings'] = int(sum(episodes.values()))
-            out['false_warning_episodes'] = episodes
-        else:
-            out['warning_lead_time_s'] = None
-            out['false_warnings'] = None
-            out['false_warning_episodes'] = None
+        out.update(self.warning_report(vids))
         out['meeting_time_s'] = meta.get('meeting_time_s')
         out['warnings_by_vehicle'] = {v: len(ts) for v, ts in sorted(self.warnings.items())}
         return out
@@ -601,7 +675,7 @@ def evaluate(truth_bag: str | Path, result_bag: str | Path, *, roi: 'RoiConfig |
     twin_path = Path(twin_config) if twin_config is not None else default_twin_config_path()
     truth = read_truth(truth_bag)
     ev = _Evaluator(truth, Path(result_bag), roi, fusion_path, prediction_horizons(twin_path),
-                    plot_vehicle if plots_dir is not None else None)
+                    plot_vehicle if plots_dir is not None else None, *twin_judgement(twin_path))
     ev.run()
     report = ev.report()
     report['truth_bag'] = str(truth_bag)
@@ -619,6 +693,25 @@ def evaluate(truth_bag: str | Path, result_bag: str | Path, *, roi: 'RoiConfig |
         report['see_through_plot'] = None if snap is None else {
             'vehicle': snap.vehicle, 'stamp_s': snap.stamp_ns * 1e-9, 'reason': snap.reason}
     return _json_ready(report)
+
+
+def _warning_record(status: Any, stamp_ns: int, log_ns: int) -> Any:
+    """A /twin/warnings status as a WarningRecord: the object it names (``object``, else ``track_<track_id>``
+    or ``predecessor``) and ``obstacle_x``, ``obstacle_y`` (NaN when absent or not numbers)."""
+    from ..core.evaluation import WarningRecord
+
+    values = {kv.key: kv.value for kv in status.values}
+
+    def number(key: str) -> float:
+        try:
+            return float(values[key])
+        except (KeyError, ValueError):
+            return math.nan
+
+    obj = values.get('object') or (f"track_{values['track_id']}" if 'track_id' in values
+                                   else values.get('predecessor', ''))
+    return WarningRecord(int(log_ns), int(stamp_ns), str(status.name), str(obj), number('obstacle_x'),
+                         number('obstacle_y'), str(status.message))
 
 
 def _json_ready(value: Any) -> Any:
@@ -682,7 +775,20 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     lead = report.get('warning_lead_time_s') or {}
     for v, value in lead.items():
         lines.append(f'| warning lead time {v} (s) | {_fmt(value, 2)} |')
-    lines.append(f"| false warnings (episodes) | {_fmt(report.get('false_warnings'))} |")
+    false = report.get('false_warnings') or {}
+    missed = report.get('missed_warnings') or {}
+    lines.append(f"| false warnings (episodes) | {_fmt(false.get('total'))} |")
+    lines.append(f"| missed warnings (conflicts) | {_fmt(missed.get('total'))} |")
+    for key in ('see_through_object_recall', 'occupied_precision_away_from_platoon', 'moving_position_error_m'):
+        value = report.get(key)
+        if isinstance(value, Mapping):
+            value = ', '.join(f'{v} {_fmt(x)}' for v, x in value.items())
+        lines.append(f'| {key} | {_fmt(value)} |')
+    episodes = report.get('false_warning_episodes') or []
+    if episodes:
+        lines += ['', '| false warning: vehicle | start (s) | end (s) | object | reason |', '|---|---|---|---|---|']
+        lines += [f"| {e['vehicle']} | {_fmt(e['start_s'], 2)} | {_fmt(e['end_s'], 2)} | {e['object']} | "
+                  f"{e['reason']} |" for e in episodes]
     return '\n'.join(lines) + '\n'
 
 
@@ -710,7 +816,10 @@ def summary_table(report: Mapping[str, Any]) -> str:
     rows.append(f"{'twin speedup':<{width}}  {_fmt(report.get('twin_speedup'), 1)}")
     rows.append(f"{'warning lead s':<{width}}  " + ('  '.join(f'{v} {_fmt(t, 2)}' for v, t in lead.items())
                                                      or 'n/a'))
-    rows.append(f"{'false warnings':<{width}}  {_fmt(report.get('false_warnings'))}")
+    rows.append(f"{'false warnings':<{width}}  " + '  '.join(
+        f'{v} {n}' for v, n in (report.get('false_warnings') or {}).items()))
+    rows.append(f"{'missed warnings':<{width}}  " + '  '.join(
+        f'{v} {n}' for v, n in (report.get('missed_warnings') or {}).items()))
     return '\n'.join(rows)
 
 

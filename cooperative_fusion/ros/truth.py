@@ -17,7 +17,8 @@ def cube_boxes(msg: Any, namespace: str | None = None) -> list[Box]:
     """Boxes of the ADD CUBE markers of a MarkerArray (only those in ``namespace`` when given).
 
     The id is the ``id`` of the marker's JSON ``text`` (truth objects), else ``<ns>_<id>``;
-    the kind is its ``kind``, else the namespace.
+    the kind is its ``kind``, else the namespace; the height is ``scale.z``; the velocity the
+    text's ``velocity`` (m/s, 0 when absent).
     """
     from visualization_msgs.msg import Marker
 
@@ -33,7 +34,10 @@ def cube_boxes(msg: Any, namespace: str | None = None) -> list[Box]:
                 info = {}
         if not isinstance(info, dict):
             info = {}
+        velocity = info.get('velocity')
+        vx, vy = (float(velocity[0]), float(velocity[1])) if isinstance(velocity, list) and len(velocity) >= 2 \
+            else (0.0, 0.0)
         out.append(Box(float(m.pose.position.x), float(m.pose.position.y), float(m.scale.x), float(m.scale.y),
                        yaw_of_quaternion(m.pose.orientation), str(info.get('id', f'{m.ns}_{m.id}')),
-                       str(info.get('kind', m.ns))))
+                       str(info.get('kind', m.ns)), float(m.scale.z), vx, vy))
     return out

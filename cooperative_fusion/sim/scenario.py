@@ -168,6 +168,8 @@ class PlatoonVehicle:
     sensors: SensorsConfig
     clock: ClockConfig
     localization: LocalizationConfig
+    # A follower's scripted (t_s, v_mps) profile, piecewise linear, instead of the IDM (None: IDM).
+    speed_profile: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -487,23 +489,28 @@ def _lane(ctx: _Ctx, raw: dict, path: str, road: Road, key: str = 'lane') -> int
     return _num(ctx, raw, key, path, None, lo=0, hi=road.lane_count - 1, integer=True)
 
 
+def _speed_profile(ctx: _Ctx, profile_raw: Any, path: str) -> tuple[tuple[float, float], ...]:
+    """A non-empty list of [t_s, v_mps] pairs, times increasing, speeds >= 0."""
+    if (not isinstance(profile_raw, list) or not profile_raw
+            or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float))
+                                                                  and not isinstance(v, bool) for v in p)
+                       for p in profile_raw)):
+        raise ctx.fail(path, profile_raw, 'a non-empty list of [t_s, v_mps] pairs')
+    profile = tuple((float(t), float(v)) for t, v in profile_raw)
+    for i, (t, v) in enumerate(profile):
+        if v < 0 or not math.isfinite(v):
+            raise ctx.fail(f'{path}[{i}]', [t, v], 'a speed >= 0 m/s')
+        if i and t <= profile[i - 1][0]:
+            raise ctx.fail(f'{path}[{i}]', [t, v], f'a time > {profile[i - 1][0]} s (increasing)')
+    return profile
+
+
 def _platoon(ctx: _Ctx, raw: Any, road: Road) -> Platoon:
     path = 'platoon'
     raw = _mapping(ctx, raw, path, {'lane', 'x_m', 'speed_profile', 'idm', 'sensor_defaults', 'vehicles'},
                    {'lane', 'speed_profile', 'vehicles'})
     lane = _lane(ctx, raw, path, road)
-    profile_raw = raw['speed_profile']
-    if (not isinstance(profile_raw, list) or not profile_raw
-            or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float))
-                                                                  and not isinstance(v, bool) for v in p)
-                       for p in profile_raw)):
-        raise ctx.fail(f'{path}.speed_profile', profile_raw, 'a non-empty list of [t_s, v_mps] pairs')
-    profile = tuple((float(t), float(v)) for t, v in profile_raw)
-    for i, (t, v) in enumerate(profile):
-        if v < 0 or not math.isfinite(v):
-            raise ctx.fail(f'{path}.speed_profile[{i}]', [t, v], 'a speed >= 0 m/s')
-        if i and t <= profile[i - 1][0]:
-            raise ctx.fail(f'{path}.speed_profile[{i}]', [t, v], f'a time > {profile[i - 1][0]} s (increasing)')
+    profile = _speed_profile(ctx, raw['speed_profile'], f'{path}.speed_profile')
     idm_raw = _mapping(ctx, raw.get('idm') or {}, f'{path}.idm', set(IdmParams.__dataclass_fields__))
     d = IdmParams()
     try:
@@ -521,8 +528,12 @@ def _platoon(ctx: _Ctx, raw: Any, road: Road) -> Platoon:
     seen: set[str] = set()
     for i, vr in enumerate(vehicles_raw):
         vp = f'{path}.vehicles[{i}]'
-        vr = _mapping(ctx, vr, vp, {'id', 'type', 'dimensions', 'gap_m', 'sensors', 'clock', 'localization'},
-                      {'id', 'type'})
+        vr = _mapping(ctx, vr, vp, {'id', 'type', 'dimensions', 'gap_m', 'sensors', 'clock', 'localization',
+                                    'speed_profile'}, {'id', 'type'})
+        if i == 0 and 'speed_profile' in vr:
+            raise ctx.fail(f'{vp}.speed_profile', vr['speed_profile'],
+                           'no per-vehicle profile for the leader (it drives platoon.speed_profile)')
+        own = _speed_profile(ctx, vr['speed_profile'], f'{vp}.speed_profile') if 'speed_profile' in vr else None
         vid = _str(ctx, vr, 'id', vp)
         if not vid.replace('_', '').isalnum() or vid in seen:
             raise ctx.fail(f'{vp}.id', vid, 'a unique name of letters, digits and _ (it becomes a ROS namespace)')
@@ -539,7 +550,7 @@ def _platoon(ctx: _Ctx, raw: Any, road: Road) -> Platoon:
             id=vid, type=vtype, dimensions=_dimensions(ctx, vr.get('dimensions'), f'{vp}.dimensions', vtype.value),
             gap_m=gap, sensors=_sensors(ctx, _deep_merge(type_defaults, sensors_raw), f'{vp}.sensors'),
             clock=_clock(ctx, vr.get('clock'), f'{vp}.clock'),
-            localization=_localization(ctx, vr.get('localization'), f'{vp}.localization')))
+            localization=_localization(ctx, vr.get('localization'), f'{vp}.localization'), speed_profile=own))
     for key in defaults:
         if key not in {t.value for t in VehicleType}:
             raise ConfigError(f'{ctx.source}: {path}.sensor_defaults.{key}: unknown key; allowed keys at '

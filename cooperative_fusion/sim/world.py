@@ -114,8 +114,11 @@ class _Kinematics:
         for prev, v in zip(p.vehicles[:-1], p.vehicles[1:]):
             s.append(s[-1] - prev.dimensions.rear_overhang_m - v.gap_m - v.dimensions.front_m)
         self.s = np.array(s + [t.x_m for t in scn.traffic], dtype=np.float64)
-        v0 = self._profile(0.0)
-        self.v = np.array([v0] * self.n_platoon + [t.speed_mps for t in scn.traffic], dtype=np.float64)
+        # The leader drives platoon.speed_profile; a follower with its own profile drives that (scripted).
+        self.scripted = {0: p.speed_profile}
+        self.scripted.update({i: v.speed_profile for i, v in enumerate(p.vehicles) if i and v.speed_profile})
+        v0 = [self._profile(0.0, self.scripted.get(i, p.speed_profile)) for i in range(self.n_platoon)]
+        self.v = np.array(v0 + [t.speed_mps for t in scn.traffic], dtype=np.float64)
         self.a = np.zeros_like(self.v)
         self.d_from = np.array([p.lane * w] * self.n_platoon + [t.lane * w for t in scn.traffic], dtype=np.float64)
         self.d_to = self.d_from.copy()
@@ -130,8 +133,8 @@ class _Kinematics:
         self.is_traffic = np.arange(self.s.size) >= self.n_platoon
         self.t = 0.0            # seconds since the scenario start
 
-    def _profile(self, t: float) -> float:
-        prof = self.scn.platoon.speed_profile
+    @staticmethod
+    def _profile(t: float, prof: tuple[tuple[float, float], ...]) -> float:
         return float(np.interp(t, [p[0] for p in prof], [p[1] for p in prof]))
 
     def lateral(self, t: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -165,10 +168,12 @@ class _Kinematics:
         a = np.zeros_like(self.v)
         if n > 1:
             a[1:n] = idm_acceleration(self.v[1:n], self.v[j[1:n]], g[1:n], self.scn.platoon.idm)
-        v_lead_new = self._profile(t1)
-        a[0] = (v_lead_new - self.v[0]) / dt
+        v_script = {i: self._profile(t1, prof) for i, prof in self.scripted.items()}
+        for i, v1 in v_script.items():
+            a[i] = (v1 - self.v[i]) / dt
         s_new, v_new = idm_step(self.s, self.v, a, dt)
-        v_new[0] = v_lead_new
+        for i, v1 in v_script.items():
+            v_new[i] = v1
         s_new[n:] = self.s[n:] + self.v[n:] * dt           # traffic: constant speed
         v_new[n:] = self.v[n:]
         a[n:] = 0.0

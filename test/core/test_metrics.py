@@ -8,8 +8,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.metrics import (Accumulator, Box, TruthFrame, footprint_mask,
-                                             overlay, segments_blocked)
+from cooperative_fusion.core.metrics import (SENSOR_HEIGHT_M, Accumulator, Box, TruthFrame, footprint_mask,
+                                             hidden_from, overlay, segments_blocked)
 
 SPEC = GridSpec(0.0, 0.0, 1.0, 10, 10)
 A = Box(3.0, 2.5, 2.0, 1.0, id='a', kind='car')     # footprint cells (iy 2, ix 2..3)
@@ -133,7 +133,9 @@ def test_see_through_and_ego_only_baselines():
     assert r['ego_only_object_recall'] == {'v1': 0.8, 'v2': 1.0}
     assert set(r) == {'object_recall', 'see_through_recall', 'occupied_precision', 'free_accuracy',
                       'occupancy_iou', 'ego_only_object_recall', 'ego_only_see_through_recall',
-                      'ego_only_occupied_precision', 'ego_only_free_accuracy', 'ego_only_occupancy_iou'}
+                      'ego_only_occupied_precision', 'ego_only_free_accuracy', 'ego_only_occupancy_iou',
+                      'see_through_object_recall', 'occupied_precision_away_from_platoon',
+                      'moving_position_error_m'}
     assert r['occupied_precision'] == 1.0 and r['free_accuracy'] == 1.0 and r['occupancy_iou'] == 1.0
     assert r['ego_only_occupancy_iou']['v2'] == 1.0
     with pytest.raises(ConfigError, match="vehicle 'v3' has no sensor position"):
@@ -147,3 +149,81 @@ def test_box_validation():
         Box(0.0, 0.0, 0.0, 1.0, id='x')
     with pytest.raises(ConfigError, match=r'roi shape \(2, 2\) does not match'):
         TruthFrame(SPEC, [A], roi=np.ones((2, 2), bool))
+
+
+# ----------------------------------------------------------------- issue 13: the keys that must not flatter
+
+def test_hidden_in_3d_against_the_boxes_heights():
+    """A 3.8 m truck hides a car behind it; a 1.5 m car does not hide a 3.8 m truck, nor a car 40 m beyond it
+    from a 2 m roof sensor... unless the car behind is close to it (the sight line stays below 1.5 m)."""
+    sensor = np.array([0.0, 0.0, SENSOR_HEIGHT_M])
+    truck = Box(15.0, 0.0, 12.0, 2.5, id='truck', height=3.8)
+    car_behind_truck = Box(35.0, 0.0, 4.5, 1.8, id='car', height=1.5)
+    low = Box(10.0, 0.0, 4.5, 1.8, id='low', height=1.5)
+    tall_beyond = Box(40.0, 0.0, 12.0, 2.5, id='tall', height=3.8)
+    flat_beyond = Box(14.0, 0.0, 4.5, 1.8, id='flat', height=1.0)
+    boxes = [truck, car_behind_truck]
+    assert_array_equal(hidden_from(sensor, boxes, np.array([True, True])), [False, True])
+    boxes = [low, tall_beyond, flat_beyond]
+    # In 2-D all three would hide each other in a row; in 3-D the low car hides only the lower car just behind it.
+    got = hidden_from(sensor, boxes, np.ones(3, bool))
+    assert_array_equal(got, [False, False, True])
+    # Unknown heights (0) fall back to walls: the 2-D rule.
+    walls = [Box(10.0, 0.0, 4.5, 1.8, id='a'), Box(40.0, 0.0, 4.5, 1.8, id='b')]
+    assert_array_equal(hidden_from(sensor, walls, np.ones(2, bool)), [False, True])
+
+
+def test_see_through_object_recall_needs_3_cells_on_the_object_itself():
+    spec = GridSpec(-5.0, -10.0, 0.5, 100, 40)
+    ego = Box(0.0, 0.0, 4.5, 1.8, id='v3', height=1.5)
+    truck = Box(15.0, 0.0, 12.0, 2.5, id='v2', height=3.8)
+    car = Box(35.0, 0.0, 4.5, 1.8, id='h1', height=1.5)
+    truth = TruthFrame(spec, [ego, truck, car], sensors={'v3': np.array([1.0, 0.0]), 'v2': np.array([19.5, 0.0])})
+    assert_array_equal(truth.hidden['v3'], [False, False, True])
+    assert not truth.hidden['v2'].any()
+    cells = np.where(footprint_mask(spec, [ego, truck]), 90, 10).astype(np.int8)
+    # The car drawn one cell beside its box (its dilated ring only): see_through_recall counts it, this does not.
+    ring = footprint_mask(spec, [car], 1) & ~footprint_mask(spec, [car])
+    cells[ring] = 90
+    acc = Accumulator()
+    acc.add(truth, cells)
+    r = acc.report()
+    assert r['see_through_recall']['v3'] == 1.0
+    assert r['see_through_object_recall'] == {'v2': None, 'v3': 0.0, 'mean': 0.0}
+    cells[footprint_mask(spec, [car])] = 90
+    acc = Accumulator()
+    acc.add(truth, cells)
+    assert acc.report()['see_through_object_recall']['v3'] == 1.0
+
+
+def test_precision_away_from_the_platoon_and_moving_position_error():
+    spec = GridSpec(-5.0, -10.0, 0.5, 100, 40)
+    v1 = Box(0.0, 0.0, 4.5, 1.8, id='v1', height=1.5, vx=25.0)
+    t1 = Box(20.0, 3.5, 4.5, 1.8, id='t1', height=1.5, vx=27.0)        # traffic, next lane
+    truth = TruthFrame(spec, [v1, t1], sensors={'v1': np.array([1.0, 0.0])})
+    # The platoon car drawn right (45 cells: area 4.5 x 1.8 m at 0.5 m), t1 drawn 2 m behind its position.
+    cells = np.where(footprint_mask(spec, [v1]), 90, 10).astype(np.int8)
+    lagging = Box(18.0, 3.5, 4.5, 1.8)
+    cells[footprint_mask(spec, [lagging])] = 90
+    acc = Accumulator()
+    acc.add(truth, cells)
+    r = acc.report()
+    on_platoon = int(footprint_mask(spec, [v1]).sum())
+    drawn = footprint_mask(spec, [lagging])
+    good = int((drawn & footprint_mask(spec, [t1], 1)).sum())
+    assert r['occupied_precision'] == pytest.approx((on_platoon + good) / (on_platoon + int(drawn.sum())))
+    assert r['occupied_precision_away_from_platoon'] == pytest.approx(good / int(drawn.sum()))
+    assert r['occupied_precision_away_from_platoon'] < r['occupied_precision']
+    # Cells 0..2 m behind t1's rear (cell centres 0.25..1.75 m), the rest on it: mean distance of the drawn cells.
+    xs = spec.origin_x + (np.nonzero(drawn)[1] + 0.5) * spec.resolution
+    expect = float(np.maximum(t1.center_x - 2.25 - xs, 0.0).mean())
+    assert r['moving_position_error_m'] == pytest.approx(expect)
+    assert 0.3 < expect < 0.6
+    # Drawn on position: no error. Nothing moving: no value.
+    cells = np.where(footprint_mask(spec, [v1, t1]), 90, 10).astype(np.int8)
+    acc = Accumulator()
+    acc.add(truth, cells)
+    assert acc.report()['moving_position_error_m'] == 0.0
+    acc = Accumulator()
+    acc.add(TruthFrame(spec, [v1], sensors={'v1': np.array([1.0, 0.0])}), cells)
+    assert acc.report()['moving_position_error_m'] is None

@@ -70,8 +70,10 @@ def _odom(vid: str, t: int):
 def write_truth(path: Path, meeting: dict | None = None) -> None:
     meta = {'scenario': 'hand_made', 'seed': 3, 'vehicle_ids': ['v1', 'v2'], 'hazard_ids': ['h1'],
             'meeting_time_ns': meeting if meeting is not None else {'v1': MEETING_V1_NS, 'v2': None}}
+    # v1 and v2 drive at 10 m/s (truth velocity); h1 and t1 stand. v1 would come within 5 m (the twin's
+    # gap_error_m) of h1 in 0.2 s, v2 in 1.4 s; v2 never closes on v1.
     boxes = [{'id': b, 'kind': BOXES[b][2], 'center': (BOXES[b][0], BOXES[b][1], 0.75), 'size': (4.0, 2.0, 1.5),
-              'yaw': 0.0, 'velocity': (0.0, 0.0)} for b in BOXES]
+              'yaw': 0.0, 'velocity': (10.0, 0.0) if b in BASE_X else (0.0, 0.0)} for b in BOXES]
     with BagWriter(path) as bag:
         bag.write('/truth/scenario', String(data=json.dumps(meta)), 0)
         for t in TRUTH_STAMPS:
@@ -82,8 +84,14 @@ def write_truth(path: Path, meeting: dict | None = None) -> None:
             bag.write('/v1/lidar/points', array_to_cloud(np.zeros(3, RADAR_DTYPE), t, 'v1/lidar'), t)  # ignored
 
 
+#: Warned vehicle -> (object named, its position): v1 about a track on h1, v2 about its predecessor v1.
+NAMED = {'v1': ('track_3', 32.5, 0.3), 'v2': ('v1', 21.0, 0.0)}
+
+
 def _warning(entries: list[tuple[str, Level]], t: int) -> DiagnosticArray:
-    return make_array(t, [make_status(vid, level, 'conflict', {'ttc_s': 2.0, 'distance_m': 30.0, 'x': 1.0, 'y': 0.0})
+    return make_array(t, [make_status(vid, level, f'{NAMED[vid][0]} ahead',
+                                      {'ttc_s': 2.0, 'distance_m': 30.0, 'x': 1.0, 'y': 0.0, 'object': NAMED[vid][0],
+                                       'obstacle_x': NAMED[vid][1], 'obstacle_y': NAMED[vid][2]})
                           for vid, level in entries])
 
 
@@ -233,6 +241,11 @@ def test_grid_metrics_cooperative_and_ego_only(report: dict) -> None:
     # v2: v1 and t1 hit, h1 and v2 unknown (not in the union: IoU counts observed cells only).
     assert report['ego_only_occupancy_iou']['v2'] == 1.0
     assert report['roi']['ahead_of_leader_m'] == 100.0 and 'behind the last' in report['roi']['definition']
+    # h1 (1.5 m tall) behind v1 (1.5 m) from v2's 2 m sensor: the sight lines to its top pass over v1, so it is
+    # not hidden in 3-D (it is in 2-D); the common grid draws every box where it is.
+    assert report['see_through_object_recall'] == {'v1': None, 'v2': None, 'mean': None}
+    assert report['occupied_precision_away_from_platoon'] == 1.0
+    assert report['moving_position_error_m'] is None                    # no moving traffic (v1, v2 are the platoon)
     json.dumps(report, allow_nan=False)                  # plain JSON, no NaN
 
 
@@ -251,17 +264,31 @@ def test_latency_bandwidth_prediction_twin_warnings(report: dict, bags: tuple[Pa
     assert report['prediction_iou'] == {'0.5': 1.0, '1.0': 0.5, '2.0': None, '3.0': None}
     assert report['prediction_samples'] == {'0.5': 1, '1.0': 1, '2.0': 0, '3.0': 0}
     assert report['twin_speedup'] == 50.0
-    assert report['warning_lead_time_s'] == {'v1': pytest.approx(3.0), 'min': pytest.approx(3.0)}
-    assert report['false_warnings'] == 2
-    assert report['false_warning_episodes'] == {'v2': 2}
+    # v1's warnings about h1 are true (from 2.0 s; it meets h1 at 5.0 s). v2's about its predecessor v1, at
+    # the same speed, are not: two episodes (2.0-3.4 s, 4.6-4.7 s), though v2 has a hazard ahead.
+    assert report['warning_lead_time_s'] == {'v1': pytest.approx(3.0), 'v2': None, 'min': pytest.approx(3.0)}
+    assert report['false_warnings'] == {'v1': 0, 'v2': 2, 'total': 2}
+    eps = report['false_warning_episodes']
+    assert [(e['vehicle'], e['object'], e['start_s'], e['end_s'], e['warnings']) for e in eps] == [
+        ('v2', 'v1', 2.0, pytest.approx(3.4), 3), ('v2', 'v1', pytest.approx(4.6), pytest.approx(4.7), 2)]
+    assert eps[0]['truth_objects'] == ['v1'] and eps[0]['reason'] == 'v1 ahead' and eps[0]['true_share'] == 0.0
+    assert report['warning_episodes'] == 3 and report['true_warning_episodes'] == 1
+    # Truth: v1 would be within 5 m of h1 at 1.2 s (warned only at 2.0 s: late), v2 at 2.4 s (never warned
+    # about h1): both missed.
+    assert report['missed_warnings'] == {'v1': 1, 'v2': 1, 'total': 2}
+    assert [(c['vehicle'], c['object'], c['moment_s']) for c in report['missed_warning_conflicts']] == [
+        ('v1', 'h1', pytest.approx(1.2)), ('v2', 'h1', pytest.approx(2.4))]
+    assert report['truth_conflicts'] == 2
 
 
-def test_without_meeting_times_every_episode_is_false(tmp_path: Path, bags: tuple[Path, Path, list]) -> None:
+def test_without_meeting_times_the_lead_runs_to_the_truth_conflict(tmp_path: Path,
+                                                                  bags: tuple[Path, Path, list]) -> None:
     _, result, _ = bags
     write_truth(tmp_path / 'clear', meeting={'v1': None, 'v2': None})
     rep = evaluate(tmp_path / 'clear', result)
-    assert rep['warning_lead_time_s'] == {'min': None}
-    assert rep['false_warnings'] == 3                     # v1: one episode (2.0-2.2 s), v2: two
+    # v1 would be within 5 m of h1 at 1.2 s and was first truly warned at 2.0 s: a negative lead, not hidden.
+    assert rep['warning_lead_time_s'] == {'v1': pytest.approx(-0.8), 'v2': None, 'min': pytest.approx(-0.8)}
+    assert rep['false_warnings'] == {'v1': 0, 'v2': 2, 'total': 2}
 
 
 def test_markdown_table(report: dict) -> None:
@@ -270,6 +297,8 @@ def test_markdown_table(report: dict) -> None:
     assert '| ego-only | n/a | 0.000 |' in md
     assert '| fusion latency p50 / p95 (ms) | 25.0 / 45.0 |' in md
     assert '| false warnings (episodes) | 2 |' in md
+    assert '| missed warnings (conflicts) | 2 |' in md
+    assert '| v2 | 2.00 | 3.40 | v1 | v1 ahead |' in md
 
 
 # ------------------------------------------------------------------------------- CLI and plots

@@ -78,7 +78,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('self_check', True, 'score predicted grids against the mirrored grid at their target time'),
     ParamRow('publish_markers', True, 'publish /twin/markers'),
     # prediction
-    ParamRow('horizon_s', _D_PRED.horizon_s, 'rollout length, seconds', 0.01, 60.0),
+    ParamRow('horizon_s', 6.0,
+             'rollout length, seconds (covers conflicts.ttc_warn_s: a warning\'s contact lies inside it)', 0.01, 60.0),
     ParamRow('dt_s', _D_PRED.dt_s, 'rollout step, seconds', 0.001, 10.0),
     ParamRow('output_horizons_s', list(_D_PRED.output_horizons_s),
              'horizons of the predicted grids, seconds (multiples of dt_s, <= horizon_s)'),
@@ -148,12 +149,14 @@ PARAMETERS: tuple[ParamRow, ...] = (
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
-    ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to an actor in the path, metres',
+    ParamRow('conflicts.gap_warn_m', _D_CONF.gap_warn_m, 'WARN below this gap to a closing actor in the path, metres',
              0.0, 1000.0),
     ParamRow('conflicts.gap_error_m', _D_CONF.gap_error_m, 'ERROR below this gap, metres', 0.0, 1000.0),
     ParamRow('conflicts.comfortable_decel_mps2', _D_CONF.comfortable_decel_mps2,
              'ERROR when keeping the safe gap needs more than this, m/s^2', 0.01, 20.0),
-    ParamRow('conflicts.max_decel_mps2', _D_CONF.max_decel_mps2, 'strongest advised deceleration, m/s^2', 0.01, 20.0),
+    ParamRow('conflicts.max_decel_mps2', _D_CONF.max_decel_mps2,
+             'strongest advised deceleration, and the braking limit of every vehicle in the rollout, m/s^2',
+             0.01, 20.0),
     ParamRow('conflicts.safe_gap_m', _D_CONF.safe_gap_m, 'advisories end this far behind the other actor, metres',
              0.0, 1000.0),
     ParamRow('conflicts.lane_half_width_m', _D_CONF.lane_half_width_m,
@@ -165,6 +168,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    ParamRow('conflicts.predecessor_reacts', _D_CONF.predecessor_reacts,
+             'judge the platoon predecessor in the IDM rollout, where the follower\'s controller reacts '
+             '(else: no reaction, like obstacles)'),
     ParamRow('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
              'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
     ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
@@ -274,7 +280,7 @@ def twin_config_from_params(values: Mapping[str, Any]) -> TwinConfig:
     prediction = config_from_values(
         PredictionConfig, values, 'prediction.', horizon_s=values['horizon_s'], dt_s=values['dt_s'],
         output_horizons_s=tuple(float(h) for h in values['output_horizons_s']),
-        idm=config_from_values(IdmParams, values, 'idm.'))
+        idm=config_from_values(IdmParams, values, 'idm.'), max_decel_mps2=values['conflicts.max_decel_mps2'])
     return config_from_values(
         TwinConfig, values, 'detection.', tracker=config_from_values(TrackerConfig, values, 'tracker.'),
         prediction=prediction, conflicts=config_from_values(ConflictConfig, values, 'conflicts.'),

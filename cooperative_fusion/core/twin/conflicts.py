@@ -1,11 +1,19 @@
 """Conflicts between platoon vehicles and what lies ahead of them, and braking advice.
 
-Conflicts are judged on the **no-reaction** assumption: the vehicle under
-test keeps its current speed, while the others do what they do now (tracked
-obstacles move as the rollout predicts them; the platoon predecessor keeps its
-current acceleration until it stops). The IDM rollout, in which the platoon
-reacts, is for the predicted grids, not for this judgement: a vehicle that would
-brake in time in the rollout still needs to be told to brake.
+Conflicts with obstacles are judged on the **no-reaction** assumption: the
+vehicle under test keeps its current speed, the obstacles move as the rollout
+predicts them (with their bounded tracked acceleration): a vehicle that would
+brake in time in the rollout still needs to be told about an obstacle it may
+not see. Its platoon predecessor is different: the vehicle's own controller
+follows it. With ``predecessor_reacts`` the predecessor's contact time and
+``min_gap_m`` come from the IDM rollout, where both react (braking at most
+``max_decel_mps2``, a leader braking now keeps braking); the required
+deceleration (stopping behind a braking predecessor) and the current-gap rules
+stay. A platoon slowing together at 1.5 m/s² raises nothing (under no reaction
+it gave a TTC below ``ttc_warn_s`` in every slowing phase); a predecessor
+braking at 6 m/s² is an ERROR. A short but open predicted gap raises nothing:
+the leader may be braking there for a track not yet confirmed, and the warning
+would name the predecessor instead.
 
 For vehicle i and each other actor j ahead of it in its path at prediction step k
 (centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
@@ -13,7 +21,8 @@ i's front at the first step of its current stay in that lane, now or when it
 comes into it; or, at the start, touching i: overlapping its box along and across
 the road and not moving with it, contact now):
 
-- gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k
+- gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k (for obstacles, and for the
+  predecessor without ``predecessor_reacts``)
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
   (a predecessor at the same speed never produces a TTC); ``ttc_s`` is its
   minimum over the steps, so a contact after the rollout horizon is
@@ -24,16 +33,16 @@ the road and not moving with it, contact now):
 
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
-``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m``.
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
 with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
 platoon brakes together. (A car that cut in just ahead of the predecessor at
-nearly its speed gives the followers TTCs of tens of seconds: no warning.) Obstacles are not
-masked by the platoon vehicles in between: seeing past the truck ahead is the
+nearly its speed gives the followers TTCs of tens of seconds: no warning.)
+Obstacles are not masked by the platoon vehicles in between: seeing past the truck ahead is the
 point of the common grid.
 
-A stable platoon (equal speeds, gaps above ``gap_warn_m``) raises nothing. An actor
+A stable platoon (equal speeds, gaps above ``gap_error_m``) raises nothing. An actor
 beside a vehicle (overlapping it along the road, clear of it across) when it is, or
 comes, within the lane is not ahead of it: following it at constant speed never
 runs into it. On the common grid such an actor is mostly a piece of the near side
@@ -59,7 +68,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from .prediction import Rollout, VehicleState, along_road_half_length, braking_profile
+from .prediction import (ObstacleModel, ObstacleState, Rollout, VehicleState, along_road_half_length,
+                         braking_profile, rollout)
 
 
 class ConflictLevel(IntEnum):
@@ -79,6 +89,8 @@ class ConflictConfig:
         for a time to collision)
     own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
+    predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
+        controller follows it (see the module doc); False: under no reaction, like obstacles
     """
 
     ttc_warn_s: float = 6.0
@@ -94,6 +106,7 @@ class ConflictConfig:
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
     own_body_speed_tol_mps: float = 1.0
+    predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
 
@@ -130,6 +143,7 @@ class Conflict:
     other_speed_mps, other_accel_mps2 : the other's current along-road speed and acceleration
     min_gap_m : smallest predicted gap over the horizon while in the path (no reaction), metres
     propagated : True when the level comes only from the predecessor's conflict
+    obstacle_x, obstacle_y : the other actor's centre now (at the conflict's stamp), metres
     """
 
     vehicle_id: str
@@ -145,6 +159,8 @@ class Conflict:
     other_accel_mps2: float
     min_gap_m: float
     propagated: bool = False
+    obstacle_x: float = math.nan
+    obstacle_y: float = math.nan
 
     @property
     def other_id(self) -> str:
@@ -234,6 +250,8 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     v_i = pl.speed[:, None]
     v_j = np.maximum(ovx[0], 0.0)
     a_j = np.zeros((nv, nk + 1))
+    if ro.config.obstacle_model is ObstacleModel.CV:
+        a_j[:, :nk] = np.clip(ob.ax, -ro.config.max_decel_mps2, ro.config.max_obstacle_accel_mps2)[None, :]
     a_j[:, nk] = pl.accel[ps]
     stopping = a_j < -1e-3
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -241,11 +259,25 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         rel = np.where(stopping, v_i, v_i - v_j)
         a_req = np.where(rel > cfg.min_closing_speed_mps,
                          np.where(room > 0, rel ** 2 / (2.0 * room), np.inf), 0.0)
+    if cfg.predecessor_reacts:
+        # The predecessor is followed by the vehicle's own controller: contact and gaps come from a rollout of
+        # the platoon alone, where both react (IDM, braking at most max_decel; a leader braking now keeps
+        # braking), not from no reaction. Obstacles are left out there: braking for them is judged (and
+        # propagated) as conflicts with them, not as one with the predecessor. (The required deceleration
+        # stays kinematic: the IDM's own desired gap may differ from the platoon's.)
+        xr = rollout(pl, ObstacleState.empty(), ro.config).platoon_x if nk else ro.platoon_x
+        gap_r = np.where(has_pred[None, :], xr[:, ps] - half_v[ps][None, :] - xr - half_v[None, :], np.inf)
+        touch = gap_r <= 0
+        ttc[:, nk] = np.where(touch.any(axis=0) & in_path0[:, nk], t[np.argmax(touch, axis=0)], np.inf)
+        min_gap[:, nk] = np.where(in_path0[:, nk], np.maximum(gap_r.min(axis=0), 0.0), np.inf)
     relevant = np.isfinite(ttc) | in_path0
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
-    warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & (gap0 < cfg.gap_warn_m)))
+    # A short gap warns only while it closes: a car that cut in and follows at the vehicle's speed is
+    # for its ACC, not a conflict (below gap_error_m it is an ERROR all the same).
+    short = (gap0 < cfg.gap_warn_m) & (closing[0] > cfg.min_closing_speed_mps)
+    warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short))
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)
     if cfg.propagate_to_followers and nk:
@@ -274,7 +306,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
             predecessor_id=pl.ids[pred[i]] if is_pred else None,
             required_decel_mps2=float(a_req[i, j]), other_speed_mps=float(v_j[i, j]),
             other_accel_mps2=float(a_j[i, j]), min_gap_m=float(min_gap[i, j]),
-            propagated=bool(propagated[i, j])))
+            propagated=bool(propagated[i, j]), obstacle_x=float(ox[0, i, j]), obstacle_y=float(oy[0, i, j])))
     return out
 
 

@@ -2,11 +2,17 @@
 
 Road convention: ``map`` x runs along the road in the driving direction, y
 across it. Platoon vehicles keep their lane (constant y) and move along x by
-IDM car-following (:mod:`.idm`); each one follows whichever is closer of its
-predecessor in the platoon and the nearest tracked obstacle ahead within
-``lane_half_width_m`` of its path. Other tracked objects move by constant
-velocity (or constant turn rate and velocity, CTRV). Every step is vectorised
-over vehicles and obstacles; the only Python loop is the time loop.
+IDM car-following (:mod:`.idm`), braking at most ``max_decel_mps2``; each one
+follows whichever is closer of its predecessor in the platoon and the nearest
+tracked obstacle in its path within ``lane_half_width_m`` (ahead, or overlapping
+its box: a car that reaches an obstacle keeps braking instead of driving
+through it). Box overlaps are the rollout's collisions. Other tracked objects
+move by constant velocity plus their tracked along-road acceleration (or by
+constant turn rate and velocity, CTRV); the acceleration is bounded: held, clipped to
+[-``max_decel_mps2``, ``max_obstacle_accel_mps2``], until the object stops
+(never reversing). A braking platoon leader likewise keeps braking at its
+measured rate. Every step is vectorised over vehicles and obstacles; the only
+Python loop is the time loop.
 
 Predicted grids render each object's footprint convolved with an isotropic
 Gaussian whose sigma grows with the horizon. The convolution of a rectangle
@@ -73,6 +79,9 @@ class PredictionConfig:
         footprints stay sharper than obstacles' (sigma0 + this·h)
     lateral_sigmas : ... and below this many of the track's own vy std (a track confirmed a few
         frames ago has a vy std of 1-2 m/s, a settled one about 0.3 m/s)
+    max_decel_mps2 : strongest braking of any vehicle in the rollout, m/s^2 (IDM alone brakes without
+        limit when a gap is far below its desired gap); also bounds obstacles' tracked deceleration
+    max_obstacle_accel_mps2 : bound on an obstacle's tracked (positive) acceleration, m/s^2
     """
 
     horizon_s: float = 5.0
@@ -90,13 +99,17 @@ class PredictionConfig:
     lateral_max_std_mps: float = 0.5
     max_lateral_shift_m: float = 3.5
     platoon_sigma_growth_mps: float = 0.1
+    max_decel_mps2: float = 8.0
+    max_obstacle_accel_mps2: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas', 'max_lateral_shift_m'):
+        for name in ('horizon_s', 'dt_s', 'sigma0_m', 'lane_half_width_m', 'window_sigmas', 'max_lateral_shift_m',
+                     'max_decel_mps2'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps', 'lateral_max_std_mps'):
+        for name in ('lateral_deadband_mps', 'lateral_sigmas', 'platoon_sigma_growth_mps', 'lateral_max_std_mps',
+                     'max_obstacle_accel_mps2'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
@@ -223,6 +236,7 @@ class ObstacleState:
     yaw : (K,) footprint yaw, radians; yaw_rate : (K,) rad/s (CTRV only);
     position_std : (K,) track position std, metres; vy_std : (K,) std of vy, m/s (0 when not given)
     misses : (K,) consecutive tracker cycles without a detection (coasting), 0 when not given
+    ax : (K,) tracked acceleration along x, m/s^2 (0 when not given, or from a CV track)
     """
 
     ids: NDArray[np.int64]
@@ -237,19 +251,22 @@ class ObstacleState:
     position_std: NDArray[np.float64]
     vy_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     misses: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    ax: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
         if not np.asarray(self.vy_std).size:
             object.__setattr__(self, 'vy_std', np.zeros(ids.shape[0]))
+        if not np.asarray(self.ax).size:
+            object.__setattr__(self, 'ax', np.zeros(ids.shape[0]))
         misses = np.asarray(self.misses, dtype=np.int64).reshape(-1)
         if not misses.size:
             misses = np.zeros(ids.shape[0], np.int64)
         if misses.shape != ids.shape:
             raise MessageFormatError(f'misses has shape {misses.shape}, expected {ids.shape}')
         object.__setattr__(self, 'misses', misses)
-        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std'):
+        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std', 'ax'):
             object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
 
     def __len__(self) -> int:
@@ -297,7 +314,7 @@ class ObstacleState:
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
                    np.array([t.position_std_m for t in tracks]),
                    np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)),
-                   np.array([t.misses for t in tracks], np.int64))
+                   np.array([t.misses for t in tracks], np.int64), st[:, 4])
 
 
 @dataclass(frozen=True)
@@ -310,6 +327,8 @@ class Rollout:
     platoon_leader : (S+1, V) what each vehicle followed: -1 nothing, i < V platoon vehicle i,
         V + k obstacle k
     obstacle_x, obstacle_y, obstacle_yaw, obstacle_vx, obstacle_vy : (S+1, K)
+    platoon_collision_s : (V,) first time each vehicle's box overlaps (along and across the road) an
+        obstacle in its lane or its predecessor in the rollout, seconds; inf when it never does
     """
 
     config: PredictionConfig
@@ -325,6 +344,7 @@ class Rollout:
     obstacle_yaw: NDArray[np.float64]
     obstacle_vx: NDArray[np.float64]
     obstacle_vy: NDArray[np.float64]
+    platoon_collision_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def step_of(self, horizon_s: float) -> int:
         """Row index of a horizon (must be a multiple of dt within the rollout)."""
@@ -335,18 +355,34 @@ class Rollout:
         return int(round(k))
 
 
+def bounded_acceleration(x0: NDArray[np.floating], v0: NDArray[np.floating], a0: NDArray[np.floating],
+                         t: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(S+1, N) positions and speeds along x holding acceleration ``a0`` (N,) from (x0, v0) (N,) over times
+    ``t`` (S+1,) s; a braking mover (v0 > 0, a0 < 0) stops at v = 0 and stays, never reversing."""
+    tt = np.asarray(t, dtype=np.float64)[:, None]
+    x0, v0, a0 = (np.asarray(a, dtype=np.float64) for a in (x0, v0, a0))
+    braking = (a0 < 0) & (v0 > 0)
+    t_stop = np.where(braking, v0 / np.where(braking, -a0, 1.0), np.inf)
+    a = np.where((a0 < 0) & (v0 <= 0), 0.0, a0)
+    tb = np.minimum(tt, t_stop)
+    return x0 + v0 * tb + 0.5 * a * tb * tb, v0 + a * tb
+
+
 def _obstacle_paths(obs: ObstacleState, t: NDArray[np.float64], model: ObstacleModel,
-                    max_shift_m: float = math.inf) -> tuple[NDArray[np.float64], ...]:
+                    max_shift_m: float = math.inf, accel_bounds: tuple[float, float] = (0.0, 0.0)
+                    ) -> tuple[NDArray[np.float64], ...]:
     """(S+1, K) x, y, yaw, vx, vy of obstacles moving by CV or CTRV (closed form); CV obstacles move
-    across the road by at most ``max_shift_m`` (one lane change), then keep that lane."""
+    across the road by at most ``max_shift_m`` (one lane change), then keep that lane, and along it with
+    their tracked acceleration clipped to ``accel_bounds`` (low, high) m/s^2 (see :func:`bounded_acceleration`)."""
     tt = t[:, None]
     if model is ObstacleModel.CV or len(obs) == 0:
-        x = obs.x + obs.vx * tt
+        ax = np.clip(obs.ax, accel_bounds[0], accel_bounds[1])
+        x, vx = bounded_acceleration(obs.x, obs.vx, ax, t)
         shift = obs.vy * tt
         y = obs.y + np.clip(shift, -max_shift_m, max_shift_m)
         ones = np.ones_like(tt)
         vy = np.where(np.abs(shift) < max_shift_m, obs.vy * ones, 0.0)
-        return x, y, obs.yaw * ones, obs.vx * ones, vy
+        return x, y, obs.yaw * ones, vx, vy
     speed = np.hypot(obs.vx, obs.vy)
     theta0 = np.arctan2(obs.vy, obs.vx)
     w = obs.yaw_rate
@@ -369,18 +405,26 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     """Predict platoon (IDM) and obstacles (CV/CTRV) over ``cfg.horizon_s`` in steps of ``cfg.dt_s``.
 
     Gaps are bumper to bumper along x. A vehicle's leader at each step is the
-    closer of its platoon predecessor and the nearest obstacle ahead whose
-    centre lies within ``lane_half_width_m`` of the vehicle's lane. With
+    closer of its platoon predecessor and the nearest obstacle in its path: centre
+    within ``lane_half_width_m`` of the vehicle's lane, and ahead of the vehicle's
+    centre, or overlapping its box along the road after having been ahead (the
+    gap is then negative and the vehicle brakes at ``max_decel_mps2``), and not
+    overlapping its box at the start (a piece of its own cells); a vehicle
+    whose box has overlapped another's brakes at ``max_decel_mps2`` to a standstill. With
     ``cfg.leader_keeps_speed`` the platoon leader's desired speed is its current
-    speed (a cruise set point the twin cannot see), not ``idm.v0_mps``.
+    speed (a cruise set point the twin cannot see), not ``idm.v0_mps``; a leader
+    that brakes now (``platoon.accel`` < 0) keeps braking at that rate (bounded by
+    ``max_decel_mps2``) unless the IDM brakes harder.
     """
     cfg = cfg or PredictionConfig()
     n_steps = cfg.steps
     t = np.arange(n_steps + 1) * cfg.dt_s
     ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas,
                                                                     cfg.lateral_max_std_mps), t,
-                                             cfg.obstacle_model, cfg.max_lateral_shift_m)
+                                             cfg.obstacle_model, cfg.max_lateral_shift_m,
+                                             (-cfg.max_decel_mps2, cfg.max_obstacle_accel_mps2))
     o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)
+    o_wide = along_road_half_length(obstacles.width, obstacles.length, oyaw)      # (S+1, K) across the road
 
     nv = len(platoon)
     xs = np.empty((n_steps + 1, nv))
@@ -394,28 +438,49 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
           if cfg.leader_keeps_speed else None)
     half = 0.5 * platoon.length
+    half_w = 0.5 * platoon.width
+    # A leader braking now keeps braking (bounded); no bound for followers and a leader not braking.
+    lead_brake = np.where(has_pred | (platoon.accel >= 0), np.inf, np.maximum(platoon.accel, -cfg.max_decel_mps2))
     # Obstacles in each vehicle's lane: lanes are constant, obstacles move laterally.
-    in_lane = np.abs(oy[:, None, :] - platoon.y[None, :, None]) <= cfg.lane_half_width_m   # (S+1, V, K)
+    dy = np.abs(oy[:, None, :] - platoon.y[None, :, None])                                  # (S+1, V, K)
+    in_lane = dy <= cfg.lane_half_width_m
+    across = dy < o_wide[:, None, :] + half_w[None, :, None]                                 # boxes overlap across
+    pred_across = np.abs(platoon.y[pred_safe] - platoon.y) < half_w[pred_safe] + half_w
+    in_path = np.zeros((nv, len(obstacles)), bool)
+    # An obstacle overlapping a vehicle's box at the start is a piece of that vehicle's own cells (or a contact
+    # the conflicts judge): never that vehicle's leader here.
+    own = ((np.abs(ox[0][None, :] - platoon.x[:, None]) < o_half[0][None, :] + half[:, None])
+           & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
+    collision = np.full(nv, np.inf)
     rows = np.arange(nv)
     for k in range(n_steps + 1):
         x, v = xs[k], vs[k]
         gap = np.where(has_pred, xs[k, pred_safe] - half[pred_safe] - x - half, np.inf)
+        touch = has_pred & pred_across & (gap <= 0)
         v_lead = np.where(has_pred, vs[k, pred_safe], v)
         lead = np.where(has_pred, pred, -1)
         if len(obstacles):
             dx = ox[k][None, :] - x[:, None]
-            g_obs = np.where(in_lane[k] & (dx > 0), dx - o_half[k][None, :] - half[:, None], np.inf)
+            g_all = dx - o_half[k][None, :] - half[:, None]
+            # In the path: ahead of the centre, or still overlapping after having been in the path.
+            in_path = in_lane[k] & ~own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
+            g_obs = np.where(in_path, g_all, np.inf)
+            touch |= (in_path & across[k] & (g_all <= 0)).any(axis=1)
             j = np.argmin(g_obs, axis=1)
             g_min = g_obs[rows, j]
             closer = g_min < gap
             gap = np.where(closer, g_min, gap)
             v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
             lead = np.where(closer, nv + j, lead)
+        collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
         leader[k] = lead
-        acc[k] = idm_acceleration(v, v_lead, gap, cfg.idm, v0)
+        acc[k] = np.maximum(np.minimum(idm_acceleration(v, v_lead, gap, cfg.idm, v0), lead_brake),
+                            -cfg.max_decel_mps2)
+        # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
+        acc[k] = np.where(np.isfinite(collision), -cfg.max_decel_mps2, acc[k])
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
-    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy)
+    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision)
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ class TwinWarning:
 def warning_of(c: Conflict, adv: Advisory | None) -> TwinWarning:
     """The warning of a conflict and the vehicle's advisory (if any).
 
-    values : ttc_s, distance_m, x, y (predicted contact point); track_id or predecessor (the other
-    actor); required_decel_mps2, other_speed_mps, other_accel_mps2, min_gap_m, propagated; with an
+    values : ttc_s, distance_m, x, y (predicted contact point); object (``track_<id>`` or the
+    predecessor's vehicle id), obstacle_x, obstacle_y (its centre at the stamp, metres); track_id or
+    predecessor (the other actor); required_decel_mps2, other_speed_mps, other_accel_mps2, min_gap_m, propagated; with an
     advisory also advised_decel_mps2, target_speed_mps, exceeds_comfort, unavoidable
     """
-    values: dict[str, object] = {'ttc_s': c.ttc_s, 'distance_m': c.distance_m, 'x': c.x, 'y': c.y}
+    values: dict[str, object] = {'ttc_s': c.ttc_s, 'distance_m': c.distance_m, 'x': c.x, 'y': c.y,
+                                 'object': c.other_id, 'obstacle_x': c.obstacle_x, 'obstacle_y': c.obstacle_y}
     if c.obstacle_track_id is not None:
         values['track_id'] = c.obstacle_track_id
     if c.predecessor_id is not None:

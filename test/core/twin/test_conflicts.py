@@ -151,8 +151,29 @@ def test_braking_predecessor_closing_is_a_conflict_equal_speed_is_not():
     # Leader stops after 25^2 / 12 = 52.1 m; v2 must stop in 18 + 52.1 - 5 m.
     assert_allclose(c.required_decel_mps2, V ** 2 / (2 * (GAP + V ** 2 / 12.0 - 5.0)))
     assert c.level is ConflictLevel.ERROR
-    assert 0 < c.ttc_s < 6.0
+    # v2's own controller reacts in the rollout: it stops behind v1 (no contact), closer than gap_error_m.
+    assert c.ttc_s == np.inf and 0 < c.min_gap_m < ConflictConfig().gap_error_m
+    # Judged under no reaction instead (the old model), v2 at 25 m/s runs into the braking v1.
+    (old,) = find_conflicts(ro, ConflictConfig(predecessor_reacts=False))
+    assert old.level is ConflictLevel.ERROR and 0 < old.ttc_s < 6.0
     assert find_conflicts(rollout(platoon(n=2, gap=12.0), ObstacleState.empty())) == []
+
+
+def test_a_platoon_slowing_together_raises_nothing_a_predecessor_braking_hard_does():
+    """Issue 13 part 2: a follower 15 m behind a predecessor braking at 1.5 m/s^2 follows it (its own controller);
+    under no reaction it got a TTC of 4.5 s (WARN) in every slowing phase."""
+    from cooperative_fusion.core.twin.idm import IdmParams
+
+    cfg = PredictionConfig(idm=IdmParams(v0_mps=30.0, time_headway_s=0.35, a_max=1.5, b_comf=2.0, s0_m=2.0))
+    slowing = rollout(platoon(n=4, gap=15.0, accel=[-1.5, -1.4, -1.3, -1.2]), ObstacleState.empty(), cfg)
+    assert find_conflicts(slowing) == []
+    old = find_conflicts(slowing, ConflictConfig(predecessor_reacts=False))
+    assert [c.vehicle_id for c in old] == ['v2', 'v3', 'v4'] and all(c.predecessor_id for c in old)
+    assert old[0].level is ConflictLevel.WARN and old[0].ttc_s == pytest.approx(np.sqrt(15.0 / 0.75), abs=0.1)
+    # The predecessor braking at 6 m/s^2 (truck_brakes.yaml): stopping behind it needs more than comfortable.
+    hard = find_conflicts(rollout(platoon(n=2, gap=15.0, accel=[-6.0, 0.0]), ObstacleState.empty(), cfg))
+    assert [(c.vehicle_id, c.predecessor_id, c.level) for c in hard] == [('v2', 'v1', ConflictLevel.ERROR)]
+    assert hard[0].required_decel_mps2 > ConflictConfig().comfortable_decel_mps2
 
 
 @pytest.mark.parametrize('distance', [120.0, 60.0, 30.0])
@@ -203,3 +224,17 @@ def test_config_validation():
         ConflictConfig(safe_gap_m=-1.0)
     with pytest.raises(ConfigError, match='comfortable_decel_mps2 9.0 must not exceed max_decel_mps2 8.0'):
         ConflictConfig(comfortable_decel_mps2=9.0)
+
+
+def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error():
+    # A car that cut in 8.6 m ahead at the vehicle's speed is for its ACC; closing, it is a WARN (by its TTC at
+    # 2 m/s, by the short gap at 0.5 m/s); 4 m ahead it is an ERROR whatever the speeds.
+    pl = platoon(n=1)
+    ahead = lambda gap, vx: obstacle(pl.x[0] + LEN / 2 + gap + 2.0, vx=vx)  # noqa: E731
+    assert find_conflicts(rollout(pl, ahead(8.6, V))) == []
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 2.0)))
+    assert c.level is ConflictLevel.WARN and c.ttc_s == pytest.approx(4.3)
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.5)))
+    assert c.level is ConflictLevel.WARN and c.ttc_s > ConflictConfig().ttc_warn_s
+    (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
+    assert c.level is ConflictLevel.ERROR

@@ -13,7 +13,7 @@ from cooperative_fusion.core.twin.warnings import advisory_of_base_link, warning
 def conflict(**kw) -> Conflict:
     base = dict(vehicle_id='v2', level=ConflictLevel.ERROR, ttc_s=2.5, distance_m=31.25, x=120.0, y=0.25,
                 obstacle_track_id=7, predecessor_id=None, required_decel_mps2=4.5, other_speed_mps=0.0,
-                other_accel_mps2=0.0, min_gap_m=-1.0)
+                other_accel_mps2=0.0, min_gap_m=-1.0, obstacle_x=124.5, obstacle_y=0.3)
     return Conflict(**{**base, **kw})
 
 
@@ -27,11 +27,12 @@ def test_an_obstacle_conflict_with_advice_carries_every_value_in_order():
     w = warning_of(conflict(), advisory())
     assert w.vehicle_id == 'v2' and w.level == ConflictLevel.ERROR
     assert w.message == 'track_7 ahead: gap 31.2 m, ttc 2.5 s'
-    assert w.values == {'ttc_s': 2.5, 'distance_m': 31.25, 'x': 120.0, 'y': 0.25, 'track_id': 7,
+    assert w.values == {'ttc_s': 2.5, 'distance_m': 31.25, 'x': 120.0, 'y': 0.25, 'object': 'track_7',
+                        'obstacle_x': 124.5, 'obstacle_y': 0.3, 'track_id': 7,
                         'required_decel_mps2': 4.5, 'other_speed_mps': 0.0, 'other_accel_mps2': 0.0,
                         'min_gap_m': -1.0, 'propagated': False, 'advised_decel_mps2': 5.0,
                         'target_speed_mps': 0.0, 'exceeds_comfort': True, 'unavoidable': False}
-    assert list(w.values)[:5] == ['ttc_s', 'distance_m', 'x', 'y', 'track_id']
+    assert list(w.values)[:8] == ['ttc_s', 'distance_m', 'x', 'y', 'object', 'obstacle_x', 'obstacle_y', 'track_id']
 
 
 def test_a_propagated_predecessor_conflict_without_advice_not_closing():
@@ -40,7 +41,8 @@ def test_a_propagated_predecessor_conflict_without_advice_not_closing():
     assert w.level == ConflictLevel.WARN
     assert w.message == 'v1 ahead: gap 31.2 m, ttc not closing'
     assert w.values['predecessor'] == 'v1' and 'track_id' not in w.values and w.values['propagated'] is True
-    assert 'advised_decel_mps2' not in w.values and len(w.values) == 10
+    assert w.values['object'] == 'v1'
+    assert 'advised_decel_mps2' not in w.values and len(w.values) == 13
 
 
 def test_advisory_of_base_link_moves_each_pose_back_along_its_yaw():
