@@ -134,18 +134,21 @@ def segments_blocked(origin_xy: NDArray[np.floating], ends_xy: NDArray[np.floati
     return t_in < t_out - 1e-9
 
 
-def _box_slice_mask(spec: GridSpec, box: Box, dilate_cells: int) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
-    """Footprint of one box as (slice into the grid, mask over that slice); the slice may be empty."""
+def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
+                     ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
+    """Footprint of one box as (slice into the grid, mask over that slice); the slice may be empty.
+    ``footprint_mask(spec, [box], dilate_cells)[sl] == mask``, without a whole-grid array."""
     corners = box.corners()
     m = dilate_cells + 1
     ix0, iy0 = spec.world_to_cell(corners.min(axis=0))
     ix1, iy1 = spec.world_to_cell(corners.max(axis=0))
     x0, x1 = int(ix0) - m, int(ix1) + m + 1
     y0, y1 = int(iy0) - m, int(iy1) + m + 1
-    xs = spec.origin_x + (np.arange(x0, x1) + 0.5) * spec.resolution
-    ys = spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution
-    gx, gy = np.meshgrid(xs, ys)
-    mask = box.contains(np.stack([gx, gy], axis=-1))
+    # Box.contains on the cell centres, by broadcasting a row of x against a column of y.
+    dx = spec.origin_x + (np.arange(x0, x1) + 0.5) * spec.resolution - box.center_x
+    dy = (spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution - box.center_y)[:, None]
+    c, s = math.cos(box.yaw), math.sin(box.yaw)
+    mask = (np.abs(c * dx + s * dy) <= 0.5 * box.length) & (np.abs(-s * dx + c * dy) <= 0.5 * box.width)
     cix, ciy = spec.world_to_cell(np.array([box.center_x, box.center_y]))
     mask[int(ciy) - y0, int(cix) - x0] = True
     if dilate_cells > 0:
@@ -163,7 +166,7 @@ def footprint_mask(spec: GridSpec, boxes: Sequence[Box], dilate_cells: int = 0) 
         raise ConfigError(f'dilate_cells must be >= 0, got {dilate_cells}')
     out = np.zeros(spec.shape, dtype=bool)
     for box in boxes:
-        sl, mask = _box_slice_mask(spec, box, dilate_cells)
+        sl, mask = footprint_window(spec, box, dilate_cells)
         out[sl] |= mask
     return out
 
@@ -220,7 +223,7 @@ class TruthFrame:
 
     @cached_property
     def dilated_boxes(self) -> list[tuple[tuple[slice, slice], NDArray[np.bool_]]]:
-        return [_box_slice_mask(self.spec, b, 1) for b in self.boxes]
+        return [footprint_window(self.spec, b, 1) for b in self.boxes]
 
     @cached_property
     def in_roi(self) -> NDArray[np.bool_]:

@@ -57,7 +57,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
-from ..metrics import Box, footprint_mask
+from ..metrics import Box, footprint_window
 
 #: Stamp of a cell that was never observed.
 NEVER_NS = np.iinfo(np.int64).min
@@ -496,17 +496,27 @@ class Footprint:
                               f'got {self.rear_overhang_m!r}')
 
 
-def member_box_mask(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
-                    margin_m: float = 0.0, margin_behind_m: float = 0.0) -> NDArray[np.bool_]:
-    """(height, width) bool: cells whose centre lies in the member's body at base_link (x, y, yaw),
-    grown by ``margin_m`` on every side and ``margin_behind_m`` more behind (at least the cell of the
-    body's centre when that lies in the grid)."""
+def member_box_window(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
+                      margin_m: float = 0.0, margin_behind_m: float = 0.0
+                      ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
+    """:func:`member_box_mask` as (slice into the grid, mask over that slice); the slice may be empty."""
     length = footprint.length_m + 2.0 * margin_m + margin_behind_m
     ahead = footprint.length_m - footprint.rear_overhang_m + margin_m      # front, from base_link
     centre = ahead - 0.5 * length
     box = Box(x + centre * math.cos(yaw), y + centre * math.sin(yaw), length,
               footprint.width_m + 2.0 * margin_m, yaw)
-    return footprint_mask(spec, [box])
+    return footprint_window(spec, box)
+
+
+def member_box_mask(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
+                    margin_m: float = 0.0, margin_behind_m: float = 0.0) -> NDArray[np.bool_]:
+    """(height, width) bool: cells whose centre lies in the member's body at base_link (x, y, yaw),
+    grown by ``margin_m`` on every side and ``margin_behind_m`` more behind (at least the cell of the
+    body's centre when that lies in the grid)."""
+    out = np.zeros(spec.shape, dtype=bool)
+    sl, mask = member_box_window(spec, x, y, yaw, footprint, margin_m, margin_behind_m)
+    out[sl] = mask
+    return out
 
 
 def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
@@ -518,10 +528,10 @@ def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArra
     """
     if not members:
         return logodds, known, 0
-    body = np.zeros(spec.shape, dtype=bool)
+    drop = np.zeros(spec.shape, dtype=bool)
     for x, y, yaw, fp in members:
-        body |= member_box_mask(spec, x, y, yaw, fp, margin_m, margin_behind_m)
-    drop = body & known & (np.nan_to_num(logodds) > 0)
+        sl, body = member_box_window(spec, x, y, yaw, fp, margin_m, margin_behind_m)
+        drop[sl] |= body & known[sl] & (logodds[sl] > 0)     # NaN is not > 0, +inf is
     n = int(np.count_nonzero(drop))
     if n == 0:
         return logodds, known, 0
@@ -533,6 +543,7 @@ def draw_members(spec: GridSpec, cells: NDArray[np.int8],
     """Published cells (int8 percent, -1 unknown) with every member's body at least ``percent``."""
     out = np.array(cells, dtype=np.int8, copy=True)
     for x, y, yaw, fp in members:
-        m = member_box_mask(spec, x, y, yaw, fp)
-        out[m] = np.maximum(out[m], np.int8(percent))
+        sl, m = member_box_window(spec, x, y, yaw, fp)
+        window = out[sl]
+        window[m] = np.maximum(window[m], np.int8(percent))
     return out

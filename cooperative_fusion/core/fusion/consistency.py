@@ -70,6 +70,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec
+from .morphology import dilate_offsets, dilate_square, line_offsets
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -180,21 +181,10 @@ class _Stored:
         if out is None:
             near = self.near
             if reach > 0 and near.any():
-                near = ndimage.binary_dilation(near, _line(reach, heading_rad))
+                near = dilate_offsets(near, line_offsets(reach, heading_rad))
             out = self.free & ~near
             self._clear[key] = out
         return out
-
-
-def _line(reach: int, heading_rad: float) -> NDArray[np.bool_]:
-    """Structuring element: the cells within ``reach`` cells of the centre along ``heading_rad`` (both ways)."""
-    k = np.arange(-reach, reach + 1)
-    ix = np.rint(k * math.cos(heading_rad)).astype(int)
-    iy = np.rint(k * math.sin(heading_rad)).astype(int)
-    rx, ry = int(np.abs(ix).max()), int(np.abs(iy).max())
-    out = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
-    out[iy + ry, ix + rx] = True
-    return out
 
 
 class _Book:
@@ -226,7 +216,7 @@ class ConsistencyChecker:
         near = occ
         m = int(math.ceil(self.config.motion_margin_m / spec.resolution - 1e-9))
         if m > 0 and occ.any():
-            near = ndimage.maximum_filter(occ, size=2 * m + 1, mode='constant', cval=False)
+            near = dilate_square(occ, m)
         return _Stored(spec, stamp_ns, free, occ, near)
 
     def check(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],

@@ -66,6 +66,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
+from .morphology import dilate_square, nonzero_box
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -248,14 +249,21 @@ class DynamicLayer:
                               f'(height, width) = {spec.shape}')
         res = spec.resolution
         road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
-        lin = np.where(known, np.nan_to_num(logodds, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        lin = np.where(known & np.isfinite(logodds), logodds, np.float32(0.0))
         occ = known & (lin >= cfg.occupied_logodds)
-        k = int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9))
-        grown = ndimage.binary_dilation(occ, _EIGHT, iterations=k) if k > 0 and occ.any() else occ
-        labels, n = ndimage.label(grown, structure=_EIGHT)
-        labels = np.where(occ, labels, 0)
-        iy, ix = np.nonzero(labels)
-        lab = labels[iy, ix] - 1
+        k = max(int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)), 0)
+        # Components on the bounding box of the occupied cells (labels keep their raster order there).
+        box = nonzero_box(occ, k)
+        if box is None:
+            n, iy, ix = 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+            lab = np.zeros(0, np.int64)
+        else:
+            occ_box = occ[box]
+            labels, n = ndimage.label(dilate_square(occ_box, k), structure=_EIGHT)
+            iy, ix = np.nonzero(occ_box)
+            lab = labels[iy, ix].astype(np.int64) - 1
+            iy += box[0].start
+            ix += box[1].start
         x = spec.origin_x + (ix + 0.5) * res
         y = spec.origin_y + (iy + 0.5) * res
         count = np.bincount(lab, minlength=n).astype(np.float64)
@@ -380,23 +388,21 @@ class DynamicLayer:
         newer objects (another vehicle's or an older view of the same car) is not drawn.
         """
         out = np.array(cells, dtype=np.int8, copy=True)
-        drawn = np.zeros(spec.shape, dtype=bool)
-        r = int(round(self.config.duplicate_radius_m / spec.resolution))
+        near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
+        r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         for o in sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns):
             ix, iy = spec.world_to_cell(o.cells_at(t_ns))
             inside = spec.in_bounds(ix, iy)
             if not inside.any():
                 continue
             ix, iy = ix[inside], iy[inside]
-            if r >= 0 and drawn.any():
-                x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
-                y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-                near = drawn[y0:y1, x0:x1]
-                if r > 0 and near.any():
-                    near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
-                if near[iy - y0, ix - x0].mean() >= 0.5:
-                    continue
+            if near_drawn[iy, ix].mean() >= 0.5:
+                continue
             pct = logodds_to_percent(o.logodds[inside])
             out[iy, ix] = np.maximum(out[iy, ix], pct)
-            drawn[iy, ix] = True
+            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
+            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+            local[iy - y0, ix - x0] = True
+            near_drawn[y0:y1, x0:x1] |= dilate_square(local, r)
         return out
