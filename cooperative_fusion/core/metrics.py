@@ -144,19 +144,22 @@ def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
     ix1, iy1 = spec.world_to_cell(corners.max(axis=0))
     x0, x1 = int(ix0) - m, int(ix1) + m + 1
     y0, y1 = int(iy0) - m, int(iy1) + m + 1
+    cx0, cx1 = max(x0, 0), min(x1, spec.width)
+    cy0, cy1 = max(y0, 0), min(y1, spec.height)
+    if cx0 >= cx1 or cy0 >= cy1:
+        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
+    if dilate_cells == 0:
+        x0, x1, y0, y1 = cx0, cx1, cy0, cy1      # nothing from outside the grid reaches in: the grid's part only
     # Box.contains on the cell centres, by broadcasting a row of x against a column of y.
     dx = spec.origin_x + (np.arange(x0, x1) + 0.5) * spec.resolution - box.center_x
     dy = (spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution - box.center_y)[:, None]
     c, s = math.cos(box.yaw), math.sin(box.yaw)
     mask = (np.abs(c * dx + s * dy) <= 0.5 * box.length) & (np.abs(-s * dx + c * dy) <= 0.5 * box.width)
     cix, ciy = spec.world_to_cell(np.array([box.center_x, box.center_y]))
-    mask[int(ciy) - y0, int(cix) - x0] = True
+    if x0 <= cix < x1 and y0 <= ciy < y1:
+        mask[int(ciy) - y0, int(cix) - x0] = True
     if dilate_cells > 0:
         mask = ndimage.binary_dilation(mask, _DILATE, iterations=dilate_cells)
-    cx0, cx1 = max(x0, 0), min(x1, spec.width)
-    cy0, cy1 = max(y0, 0), min(y1, spec.height)
-    if cx0 >= cx1 or cy0 >= cy1:
-        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
     return (slice(cy0, cy1), slice(cx0, cx1)), mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
 
 

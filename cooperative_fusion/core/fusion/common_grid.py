@@ -58,6 +58,7 @@ from scipy import ndimage
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
 from ..metrics import Box, footprint_window
+from .morphology import nonzero_box
 
 #: Stamp of a cell that was never observed.
 NEVER_NS = np.iinfo(np.int64).min
@@ -370,12 +371,22 @@ class CommonGrid:
                                    f'evidence window at ({spec.origin_x}, {spec.origin_y}) does not overlap the '
                                    f'common grid at ({self._spec.origin_x}, {self._spec.origin_y})')
 
+        # Only the known cells change the grid: update the bounding box of those in the overlap.
+        box = nonzero_box(known[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+                          & np.isfinite(logodds[y0 - oy:y1 - oy, x0 - ox:x1 - ox]))
+        if box is None:
+            x1, y1 = x0, y0
+        else:
+            x0, x1 = x0 + box[1].start, x0 + box[1].stop
+            y0, y1 = y0 + box[0].start, y0 + box[0].stop
+
         sigma_blur = math.sqrt(max(0.0, lam - res * res / 12.0)) if pose_cov_xy is not None else 0.0
         if sigma_blur < cfg.pose_sigma_min_m:
             sigma_blur = 0.0
         sigma_blur = min(sigma_blur, cfg.max_blur_sigma_m)
-        if sigma_blur > 0.0:
-            # Blur a margin around the overlap so the kernel sees the evidence next to it.
+        if sigma_blur > 0.0 and box is not None:
+            # Blur a margin around the overlap so the kernel sees the evidence next to it (what lies
+            # further than the kernel's reach adds nothing).
             m = int(math.ceil(3.0 * sigma_blur / res))
             ex0, ex1 = max(x0 - ox - m, 0), min(x1 - ox + m, spec.width)
             ey0, ey1 = max(y0 - oy - m, 0), min(y1 - oy + m, spec.height)

@@ -210,9 +210,10 @@ class ConsistencyChecker:
     def _classify(self, spec: GridSpec, logodds: NDArray[np.floating], known: NDArray[np.bool_],
                   stamp_ns: int) -> _Stored:
         c = self.config.confident_logodds
-        lin = np.where(known, np.nan_to_num(np.asarray(logodds, dtype=np.float32)), 0.0)
-        occ = lin >= c
-        free = lin <= -c
+        lin = np.asarray(logodds, dtype=np.float32)
+        known = np.asarray(known, dtype=bool)
+        occ = known & (lin >= c)         # +inf counts as occupied, -inf as free, NaN as neither
+        free = known & (lin <= -c)
         near = occ
         m = int(math.ceil(self.config.motion_margin_m / spec.resolution - 1e-9))
         if m > 0 and occ.any():
@@ -238,10 +239,10 @@ class ConsistencyChecker:
         book = self._books.setdefault(vehicle_id, _Book())
         mine_st = self._classify(spec, logodds, known, stamp_ns)
         occ = mine_st.occ
-        n_free = np.zeros(spec.shape, dtype=np.int16)      # witnesses saying free where v is occupied
-        n_occ = np.zeros(spec.shape, dtype=np.int16)       # witnesses saying occupied where v is free
-        n_cmp_occ = np.zeros(spec.shape, dtype=np.int16)   # witnesses confident where v is occupied
-        n_occ_cmp = np.zeros(spec.shape, dtype=np.int16)   # witnesses occupied where v is confident
+        count = np.uint8 if len(self._latest) < 255 else np.int32
+        n_free = np.zeros(spec.shape, dtype=count)      # witnesses saying free where v is occupied
+        n_occ = np.zeros(spec.shape, dtype=count)       # witnesses saying occupied where v is free
+        n_both = np.zeros(spec.shape, dtype=count)      # witnesses occupied where v is occupied
         witnesses = 0
         for oid, other in self._latest.items():
             if oid == vehicle_id or abs(other.stamp_ns - stamp_ns) > cfg.max_age_ns:
@@ -268,12 +269,13 @@ class ConsistencyChecker:
             v_occ = occ[mine]
             n_free[mine] += v_occ & w_free
             n_occ[mine] += v_free & w_occ
-            n_cmp_occ[mine] += v_occ & (w_free | w_occ)
-            n_occ_cmp[mine] += w_occ & (v_free | v_occ)
+            n_both[mine] += v_occ & w_occ
             witnesses += 1
         k = cfg.min_witnesses
         conflict = (n_free >= k) | (n_occ >= k)
-        compared = (occ & (n_cmp_occ >= k)) | (n_occ_cmp >= k)
+        # Free and occupied are disjoint: witnesses confident where v is occupied are n_free + n_both,
+        # witnesses occupied where v is confident n_occ + n_both.
+        compared = (occ & (n_free + n_both >= k)) | (n_occ + n_both >= k)
         n_conflict = int(np.count_nonzero(conflict))
         scored = compared
         n_scored_conflict = n_conflict

@@ -205,6 +205,23 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
     return xyv[use, :2], xyv[use, 2] / cos_a[use]
 
 
+def occupied_components(occ: NDArray[np.bool_], grow_cells: int
+                        ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
+    """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
+    (cells at most 2·grow_cells apart join): (iy, ix) of every True cell in row-major order, its component
+    (0..n-1, numbered in raster order of the components' first cells, as ``ndimage.label``) and n."""
+    box = nonzero_box(occ, max(grow_cells, 0))
+    if box is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy(), 0
+    # On the bounding box only: every grown cell lies inside it, and raster order is kept there.
+    occ_box = occ[box]
+    labels, n = ndimage.label(dilate_square(occ_box, grow_cells), structure=_EIGHT)
+    iy, ix = np.nonzero(occ_box)
+    lab = labels[iy, ix].astype(np.int64) - 1
+    return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
+
+
 class DynamicLayer:
     """Per-vehicle component tracks and moving objects (see the module docstring)."""
 
@@ -251,19 +268,7 @@ class DynamicLayer:
         road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
         lin = np.where(known & np.isfinite(logodds), logodds, np.float32(0.0))
         occ = known & (lin >= cfg.occupied_logodds)
-        k = max(int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)), 0)
-        # Components on the bounding box of the occupied cells (labels keep their raster order there).
-        box = nonzero_box(occ, k)
-        if box is None:
-            n, iy, ix = 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
-            lab = np.zeros(0, np.int64)
-        else:
-            occ_box = occ[box]
-            labels, n = ndimage.label(dilate_square(occ_box, k), structure=_EIGHT)
-            iy, ix = np.nonzero(occ_box)
-            lab = labels[iy, ix].astype(np.int64) - 1
-            iy += box[0].start
-            ix += box[1].start
+        iy, ix, lab, n = occupied_components(occ, int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)))
         x = spec.origin_x + (ix + 0.5) * res
         y = spec.origin_y + (iy + 0.5) * res
         count = np.bincount(lab, minlength=n).astype(np.float64)

@@ -74,14 +74,41 @@ def line_element(reach: int, heading_rad: float) -> NDArray[np.bool_]:
     return out
 
 
+def _run_x(mask: NDArray[np.bool_], lo: int, hi: int) -> NDArray[np.bool_]:
+    """(H, W) bool: out[y, x] = OR of mask[y, x - d] for lo <= d <= hi, nothing from outside.
+
+    Shifts by 1, 2, 4, ... on an array padded so that no shifted cell is lost on the way: log2 of
+    the run's length slice-ORs instead of one per offset.
+    """
+    h, w = mask.shape
+    pad = max(abs(lo), abs(hi))
+    acc = np.zeros((h, w + 2 * pad), dtype=bool)
+    acc[:, pad + lo:pad + lo + w] = mask
+    length, span = hi - lo + 1, 1                     # acc holds the shifts lo .. lo + span - 1
+    while span < length:
+        step = min(span, length - span)
+        acc[:, step:] |= acc[:, :-step].copy()
+        span += step
+    return acc[:, pad:pad + w]
+
+
 def dilate_offsets(mask: NDArray[np.bool_], offsets: NDArray[np.integer]) -> NDArray[np.bool_]:
     """(H, W) bool: OR of ``mask`` shifted by every (dy, dx) in ``offsets`` (K, 2), nothing from outside.
 
     For a point-symmetric set (as :func:`line_offsets`) this is ``ndimage.binary_dilation`` by that
-    element. A new array.
+    element. Offsets sharing a dy with a run of 4 or more consecutive dx (a line near the x axis) are
+    done as one run. A new array.
     """
     mask = np.asarray(mask, dtype=bool)
     out = np.zeros_like(mask)
-    for dy, dx in {(int(a), int(b)) for a, b in np.asarray(offsets).reshape(-1, 2)}:
-        _or_shifted(out, mask, dy, dx)
+    rows: dict[int, set[int]] = {}
+    for dy, dx in np.asarray(offsets).reshape(-1, 2):
+        rows.setdefault(int(dy), set()).add(int(dx))
+    for dy, dxs in rows.items():
+        lo, hi = min(dxs), max(dxs)
+        if len(dxs) >= 4 and hi - lo + 1 == len(dxs):
+            _or_shifted(out, _run_x(mask, lo, hi), dy, 0)
+        else:
+            for dx in dxs:
+                _or_shifted(out, mask, dy, dx)
     return out
