@@ -393,19 +393,20 @@ class CommonGrid:
             lin = logodds[ey0:ey1, ex0:ex1]
             k = known[ey0:ey1, ex0:ex1] & np.isfinite(lin)     # a NaN must not spread through the kernel
             kf = k.astype(np.float32)
-            lin = np.where(k, lin, 0.0).astype(np.float32)
+            lin = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
             s = sigma_blur / res
             num = ndimage.gaussian_filter(lin, s, truncate=3.0, mode='constant')
             den = ndimage.gaussian_filter(kf, s, truncate=3.0, mode='constant')
             cy0, cx0 = y0 - oy - ey0, x0 - ox - ex0
             sl = (slice(cy0, cy0 + y1 - y0), slice(cx0, cx0 + x1 - x0))
             k = k[sl]
-            lin = np.where(k, num[sl] / np.maximum(den[sl], 1e-6), 0.0).astype(np.float32)
+            lin = np.where(k, num[sl] / np.maximum(den[sl], np.float32(1e-6)), np.float32(0.0)
+                           ).astype(np.float32, copy=False)
+            k = k & np.isfinite(lin)
         else:
             sl = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
-            k = known[sl]
+            k = known[sl] & np.isfinite(logodds[sl])
             lin = logodds[sl]
-        k = k & np.isfinite(lin)
         n_cells = int(np.count_nonzero(k))
 
         if self._time_ns is None or stamp_ns > self._time_ns:
@@ -414,7 +415,7 @@ class CommonGrid:
         late = 1.0 if stamp_ns >= grid_ns else 0.5 ** ((grid_ns - stamp_ns) * 1e-9 / cfg.half_life_s)
         w_pose = 1.0 / (1.0 + (sigma_pose / cfg.pose_sigma_ref_m) ** 2)
         weight = cfg.vehicle_weights[vehicle_id] * w_pose * late
-        e = np.where(k, lin, 0.0).astype(np.float32)
+        e = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
         e *= np.float32(weight)
 
         L = self._l[y0:y1, x0:x1]
@@ -422,12 +423,14 @@ class CommonGrid:
         seen = self._seen[y0:y1, x0:x1]
         c = np.float32(cfg.confident_logodds)
         reset = np.float32(cfg.free_reset_logodds)
-        fresh_free = (e <= -c) & (L > reset) & (occ < stamp_ns - cfg.free_wins_after_ns)
-        np.putmask(L, fresh_free, reset)
+        fresh_free = e <= -c
+        if fresh_free.any():
+            fresh_free &= (L > reset) & (occ < stamp_ns - cfg.free_wins_after_ns)
+            np.putmask(L, fresh_free, reset)
         L += e
         np.clip(L, cfg.clamp_min, cfg.clamp_max, out=L)
-        np.putmask(occ, (e >= c) & (occ < stamp_ns), stamp_ns)
-        np.putmask(seen, k & (seen < stamp_ns), stamp_ns)
+        np.maximum(occ, stamp_ns, out=occ, where=e >= c)
+        np.maximum(seen, stamp_ns, out=seen, where=k)
         return IntegrateResult(True, None, '', n_cells, float(weight), float(sigma_blur))
 
     def recenter(self, new_spec: GridSpec) -> None:
