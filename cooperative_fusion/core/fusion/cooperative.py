@@ -436,7 +436,7 @@ class CooperativeFusion:
             return
         ev = st.evidence
         points = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
-        static = self._static_points(st, points, ev.stamp_ns)
+        static = self._static_points(st, points, ev.stamp_ns, ev.spec.resolution)
         if cfg.coreg_static_min_age_ns > 0:
             st.coreg_history.append((ev.stamp_ns, points))
             keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
@@ -464,18 +464,18 @@ class CooperativeFusion:
         keep = len(points) - 1 - np.sort(first)[::-1]
         return points[keep], pivots[keep]
 
-    def _static_points(self, st: VehicleState, points: NDArray[np.float64], stamp_ns: int
+    def _static_points(self, st: VehicleState, points: NDArray[np.float64], stamp_ns: int, resolution_m: float
                        ) -> NDArray[np.float64] | None:
-        """The points of the evidence at ``stamp_ns`` that the vehicle's evidence at least
-        ``static_min_age`` older also holds; all of them when the filter is off; None while no evidence
-        is that old yet."""
+        """The points (cell centres at ``resolution_m``) of the evidence at ``stamp_ns`` that the vehicle's
+        evidence at least ``static_min_age`` older also holds; all of them when the filter is off; None
+        while no evidence is that old yet."""
         min_age = self.config.coreg_static_min_age_ns
         if min_age <= 0:
             return points
         earlier = [p for t, p in st.coreg_history if stamp_ns - t >= min_age]
         if not earlier:
             return None
-        return persistent_points(points, earlier[-1], self.config.coreg_static_tolerance_m)
+        return persistent_points(points, earlier[-1], self.config.coreg_static_tolerance_m, resolution_m)
 
     def coregister(self, now_ns: int) -> bool:
         """One co-registration round over all fresh vehicles' static structure

@@ -348,10 +348,13 @@ class DynamicLayer:
         if prev is None or stamp_ns > prev.stamp_ns:
             self._tracks[vehicle_id] = _VehicleTracks(stamp_ns, road, seen)
 
-        moving_cells = np.zeros(spec.shape, dtype=bool)
+        static_known, static_l = known, logodds
         if moving_label.any():
             cell_moving = moving_label[lab]
+            moving_cells = np.zeros(spec.shape, dtype=bool)
             moving_cells[iy[cell_moving], ix[cell_moving]] = True
+            static_known = known & ~moving_cells
+            static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 objects.append(MovingObject(
@@ -361,8 +364,6 @@ class DynamicLayer:
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
         self.moving_total += len(objects)
-        static_known = known & ~moving_cells
-        static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
         return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
                            n_radar, n_track)
 

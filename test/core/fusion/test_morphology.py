@@ -105,3 +105,4 @@ def test_runs_of_offsets_equal_one_shift_per_offset(lo, hi):
             src[40 + dy:60 + dy, 40 + dx:65 + dx] = mask
             want |= src[40:60, 40:65]
         np.testing.assert_array_equal(dilate_offsets(mask, offsets), want)
+
