@@ -140,10 +140,13 @@ def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
     ``footprint_mask(spec, [box], dilate_cells)[sl] == mask``, without a whole-grid array."""
     corners = box.corners()
     m = dilate_cells + 1
-    ix0, iy0 = spec.world_to_cell(corners.min(axis=0))
-    ix1, iy1 = spec.world_to_cell(corners.max(axis=0))
-    x0, x1 = int(ix0) - m, int(ix1) + m + 1
-    y0, y1 = int(iy0) - m, int(iy1) + m + 1
+    (cx_min, cy_min), (cx_max, cy_max) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+    res = spec.resolution
+    # GridSpec.world_to_cell on python floats (the same double arithmetic).
+    x0 = math.floor((cx_min - spec.origin_x) / res) - m
+    x1 = math.floor((cx_max - spec.origin_x) / res) + m + 1
+    y0 = math.floor((cy_min - spec.origin_y) / res) - m
+    y1 = math.floor((cy_max - spec.origin_y) / res) + m + 1
     cx0, cx1 = max(x0, 0), min(x1, spec.width)
     cy0, cy1 = max(y0, 0), min(y1, spec.height)
     if cx0 >= cx1 or cy0 >= cy1:
@@ -155,9 +158,10 @@ def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
     dy = (spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution - box.center_y)[:, None]
     c, s = math.cos(box.yaw), math.sin(box.yaw)
     mask = (np.abs(c * dx + s * dy) <= 0.5 * box.length) & (np.abs(-s * dx + c * dy) <= 0.5 * box.width)
-    cix, ciy = spec.world_to_cell(np.array([box.center_x, box.center_y]))
+    cix = math.floor((box.center_x - spec.origin_x) / res)
+    ciy = math.floor((box.center_y - spec.origin_y) / res)
     if x0 <= cix < x1 and y0 <= ciy < y1:
-        mask[int(ciy) - y0, int(cix) - x0] = True
+        mask[ciy - y0, cix - x0] = True
     if dilate_cells > 0:
         mask = ndimage.binary_dilation(mask, _DILATE, iterations=dilate_cells)
     return (slice(cy0, cy1), slice(cx0, cx1)), mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]

@@ -266,8 +266,8 @@ class DynamicLayer:
                               f'(height, width) = {spec.shape}')
         res = spec.resolution
         road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
-        lin = np.where(known & np.isfinite(logodds), logodds, np.float32(0.0))
-        occ = known & (lin >= cfg.occupied_logodds)
+        # Known, finite and at least occupied_logodds (NaN compares False, +inf is excluded).
+        occ = known & (logodds >= cfg.occupied_logodds) & (logodds < np.inf)
         iy, ix, lab, n = occupied_components(occ, int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)))
         x = spec.origin_x + (ix + 0.5) * res
         y = spec.origin_y + (iy + 0.5) * res
@@ -359,7 +359,7 @@ class DynamicLayer:
                 sel = lab == c
                 objects.append(MovingObject(
                     vehicle_id, np.stack([x[sel], y[sel]], axis=1),
-                    (lin[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
+                    (logodds[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
                     float(speeds[c]) * road, stamp_ns, sources[c],
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
