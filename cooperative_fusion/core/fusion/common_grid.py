@@ -461,8 +461,21 @@ class CommonGrid:
         return (self._seen != NEVER_NS) & (np.abs(self._l) >= self.config.unknown_logodds)
 
     def posterior_percent(self) -> NDArray[np.int8]:
-        """OccupancyGrid cells: round(100·p), -1 where unknown (see :meth:`known_mask`), (height, width) int8."""
-        return logodds_to_percent(self._l, self.known_mask())
+        """OccupancyGrid cells: round(100·p), -1 where unknown (see :meth:`known_mask`), (height, width) int8.
+
+        :func:`~cooperative_fusion.core.grid.logodds_to_percent` in one float32 buffer (``L`` is never NaN:
+        integrate fuses finite evidence only, and a NaN would fail the known mask anyway).
+        """
+        known = self.known_mask()
+        t = np.negative(self._l)
+        np.exp(t, out=t)
+        t += np.float32(1.0)
+        np.divide(np.float32(1.0), t, out=t)
+        t *= np.float32(100.0)
+        np.rint(t, out=t)
+        cells = t.astype(np.int8)
+        cells[~known] = -1
+        return cells
 
     def latency_ms(self, publish_ns: int) -> NDArray[np.float64]:
         """``publish - stamp`` in ms of every message accepted since the previous call; forgets them."""

@@ -64,3 +64,19 @@ def test_evidence_with_no_known_cell_is_accepted_and_changes_nothing():
                        np.eye(2) * 0.05)
     assert r.accepted and r.cells == 0
     assert not grid.observed.any() and not grid.logodds.any()
+
+
+def test_posterior_percent_is_logodds_to_percent_of_the_grid():
+    from cooperative_fusion.core.grid import logodds_to_percent
+    rng = np.random.default_rng(7)
+    grid = CommonGrid(FusionConfig(WINDOW, {'v1': 1.0}, clamp_min=-8.0, clamp_max=8.0))
+    spec = GridSpec(-18.0, -5.0, RES, 170, 45)
+    lo = rng.normal(0.0, 3.0, spec.shape).astype(np.float32)
+    lo[rng.random(spec.shape) < 0.3] = rng.choice([0.0, 0.02, -0.04, 4.59512, -4.59512, 7.9], 1)[0]
+    known = rng.random(spec.shape) < 0.8
+    grid.integrate('v1', spec, lo, known, 10**9, 10**9)
+    grid.advance(13 * 10**8)                           # decayed: values between the round-half cases
+    want = logodds_to_percent(grid.logodds, grid.known_mask())
+    got = grid.posterior_percent()
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.int8 and (got == -1).any() and (got > 90).any() and (got < 10).any()
