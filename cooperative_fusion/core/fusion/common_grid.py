@@ -4,8 +4,8 @@ Each vehicle sends this cycle's evidence only (never an accumulated grid), as
 log-odds ``l_in`` (float32) plus a known mask on the global lattice
 (:mod:`.grid`). :class:`CommonGrid` keeps the posterior ``L`` over a window
 (:class:`FusionConfig.spec`, movable with :meth:`CommonGrid.recenter`) and, per
-cell, the stamp of the newest evidence (``seen``) and of the newest occupied
-evidence (``occ``).
+cell, whether any evidence was ever fused there (``observed``) and the stamp of
+the newest occupied evidence (``occ``).
 
 Update of one message from vehicle ``v`` with stamp ``s`` into a grid whose
 contents are valid at time ``T`` (all on the cells where the message is known):
@@ -33,7 +33,7 @@ contents are valid at time ``T`` (all on the cells where the message is known):
    confident free view after it has gone turns the cell free. Occupied
    evidence of about the same time (another vehicle, a slightly misregistered
    view, a late message older than the occupied one) is not reset but summed.
-5. ``L += e``, clamped to ``[clamp_min, clamp_max]``; ``seen := max(seen, s)``
+5. ``L += e``, clamped to ``[clamp_min, clamp_max]``; ``observed := True``
    where known, ``occ := max(occ, s)`` where ``e >= confident_logodds``.
 
 A cell is reported unknown (-1) when it was never observed, or when its
@@ -210,7 +210,10 @@ def resample_to_resolution(spec: GridSpec, logodds: NDArray[np.float32], known: 
     k_down = round(1.0 / ratio)
     if k_up >= 2 and math.isclose(ratio, k_up, rel_tol=1e-6):
         out = GridSpec(spec.origin_x, spec.origin_y, resolution, spec.width * k_up, spec.height * k_up)
-        rep = lambda a: np.repeat(np.repeat(a, k_up, axis=0), k_up, axis=1)  # noqa: E731
+        def rep(a: NDArray) -> NDArray:       # each cell repeated k×k, in one copy
+            a = np.asarray(a)
+            h, w = a.shape
+            return np.broadcast_to(a[:, None, :, None], (h, k_up, w, k_up)).reshape(h * k_up, w * k_up)
         return out, rep(logodds), rep(known)
     if k_down >= 2 and math.isclose(1.0 / ratio, k_down, rel_tol=1e-6):
         ref = lattice or GridSpec(0.0, 0.0, resolution, 1, 1)
@@ -244,7 +247,7 @@ class CommonGrid:
         self.config = config
         self._spec = config.spec
         self._l = np.zeros(config.spec.shape, dtype=np.float32)
-        self._seen = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
+        self._observed = np.zeros(config.spec.shape, dtype=bool)
         self._occ = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
         self._time_ns: int | None = None
         self._books = {vid: _Book() for vid in config.vehicle_weights}
@@ -267,7 +270,7 @@ class CommonGrid:
     @property
     def observed(self) -> NDArray[np.bool_]:
         """Cells that ever received known evidence (since they entered the window), (height, width)."""
-        return self._seen != NEVER_NS
+        return self._observed.copy()
 
     @property
     def time_ns(self) -> int | None:
@@ -420,7 +423,6 @@ class CommonGrid:
 
         L = self._l[y0:y1, x0:x1]
         occ = self._occ[y0:y1, x0:x1]
-        seen = self._seen[y0:y1, x0:x1]
         c = np.float32(cfg.confident_logodds)
         reset = np.float32(cfg.free_reset_logodds)
         fresh_free = e <= -c
@@ -430,7 +432,7 @@ class CommonGrid:
         L += e
         np.clip(L, cfg.clamp_min, cfg.clamp_max, out=L)
         np.maximum(occ, stamp_ns, out=occ, where=e >= c)
-        np.maximum(seen, stamp_ns, out=seen, where=k)
+        self._observed[y0:y1, x0:x1] |= k
         return IntegrateResult(True, None, '', n_cells, float(weight), float(sigma_blur))
 
     def recenter(self, new_spec: GridSpec) -> None:
@@ -451,14 +453,14 @@ class CommonGrid:
             return out
 
         self._l = moved(self._l, 0.0)
-        self._seen = moved(self._seen, NEVER_NS)
+        self._observed = moved(self._observed, False)
         self._occ = moved(self._occ, NEVER_NS)
         self._spec = new_spec
 
     # ---------------------------------------------------------------- output
     def known_mask(self) -> NDArray[np.bool_]:
         """Cells observed at least once and with ``|L| >= unknown_logodds``, (height, width)."""
-        return (self._seen != NEVER_NS) & (np.abs(self._l) >= self.config.unknown_logodds)
+        return self._observed & (np.abs(self._l) >= self.config.unknown_logodds)
 
     def posterior_percent(self) -> NDArray[np.int8]:
         """OccupancyGrid cells: round(100·p), -1 where unknown (see :meth:`known_mask`), (height, width) int8.

@@ -80,3 +80,16 @@ def test_posterior_percent_is_logodds_to_percent_of_the_grid():
     got = grid.posterior_percent()
     np.testing.assert_array_equal(got, want)
     assert got.dtype == np.int8 and (got == -1).any() and (got > 90).any() and (got < 10).any()
+
+
+@pytest.mark.parametrize('k', [2, 3, 5])
+def test_coarser_evidence_is_repeated_cell_by_cell(k):
+    from cooperative_fusion.core.fusion.common_grid import resample_to_resolution
+    rng = np.random.default_rng(k)
+    lo = rng.normal(size=(37, 53)).astype(np.float32)
+    known = rng.random((37, 53)) < 0.5
+    spec, got_l, got_k = resample_to_resolution(GridSpec(0.8, -1.6, RES * k, 53, 37), lo, known, RES)
+    assert spec == GridSpec(0.8, -1.6, RES, 53 * k, 37 * k)
+    np.testing.assert_array_equal(got_l, np.repeat(np.repeat(lo, k, axis=0), k, axis=1))
+    np.testing.assert_array_equal(got_k, np.repeat(np.repeat(known, k, axis=0), k, axis=1))
+    assert got_l.dtype == np.float32 and got_k.dtype == bool
