@@ -173,14 +173,6 @@ class _Stored:
         self.occ = occ                # confident occupied
         self.near = near              # within motion_margin_m (square) of an own occupied cell
         self._clear: dict[tuple[int, float], NDArray[np.bool_]] = {}
-        self._occ_cells: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
-
-    @property
-    def occ_cells(self) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """(iy, ix) of the confident occupied cells (few next to the free ones)."""
-        if self._occ_cells is None:
-            self._occ_cells = np.nonzero(self.occ)
-        return self._occ_cells
 
     def clear_free(self, reach: int, heading_rad: float) -> NDArray[np.bool_]:
         """Free cells with no own occupied cell within the margin, nor ``reach`` cells along the road."""
@@ -262,25 +254,22 @@ class ConsistencyChecker:
                 dx, dy = spec.lattice_offset(other.spec)
             except ConfigError:
                 continue                       # another resolution or lattice: not comparable cell by cell
-            if max(dx, 0) >= min(dx + other.spec.width, spec.width) \
-                    or max(dy, 0) >= min(dy + other.spec.height, spec.height):
+            x0, x1 = max(dx, 0), min(dx + other.spec.width, spec.width)
+            y0, y1 = max(dy, 0), min(dy + other.spec.height, spec.height)
+            if x0 >= x1 or y0 >= y1:
                 continue
+            mine = (slice(y0, y1), slice(x0, x1))
+            theirs = (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
             # Swept along the road between the two stamps, in cells (the square margin comes on top).
             reach = int(math.ceil(cfg.max_speed_mps * abs(other.stamp_ns - stamp_ns) * 1e-9 / spec.resolution
                                   - 1e-9))
-            # Every count needs an occupied cell (v's or the witness's), and those are few: count at them
-            # (their own indices are unique, so += adds one per cell) instead of over the whole overlap.
-            vy, vx = mine_st.occ_cells
-            ty, tx = vy - dy, vx - dx          # in the witness's cells
-            at = (ty >= 0) & (ty < other.spec.height) & (tx >= 0) & (tx < other.spec.width)
-            vy, vx, ty, tx = vy[at], vx[at], ty[at], tx[at]
-            n_free[vy, vx] += other.clear_free(reach, road_heading_rad)[ty, tx]
-            n_both[vy, vx] += other.occ[ty, tx]
-            wy, wx = other.occ_cells
-            my, mx = wy + dy, wx + dx          # in v's cells
-            at = (my >= 0) & (my < spec.height) & (mx >= 0) & (mx < spec.width)
-            my, mx = my[at], mx[at]
-            n_occ[my, mx] += mine_st.clear_free(reach, road_heading_rad)[my, mx]
+            w_free = other.clear_free(reach, road_heading_rad)[theirs]
+            w_occ = other.occ[theirs]
+            v_free = mine_st.clear_free(reach, road_heading_rad)[mine]
+            v_occ = occ[mine]
+            n_free[mine] += v_occ & w_free
+            n_occ[mine] += v_free & w_occ
+            n_both[mine] += v_occ & w_occ
             witnesses += 1
         k = cfg.min_witnesses
         conflict = (n_free >= k) | (n_occ >= k)
