@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -157,6 +158,11 @@ class MovingObject:
     def cells_at(self, t_ns: int) -> NDArray[np.float64]:
         """(K, 2) cell centres moved to common time ``t_ns``, metres."""
         return self.cells_xy + self.velocity * ((int(t_ns) - self.stamp_ns) * 1e-9)
+
+    @cached_property
+    def percent(self) -> NDArray[np.int8]:
+        """(K,) the cells' log-odds as OccupancyGrid percent (drawn every publish: converted once)."""
+        return logodds_to_percent(self.logodds)
 
 
 @dataclass(frozen=True)
@@ -404,7 +410,7 @@ class DynamicLayer:
             ix, iy = ix[inside], iy[inside]
             if near_drawn[iy, ix].mean() >= 0.5:
                 continue
-            pct = logodds_to_percent(o.logodds[inside])
+            pct = o.percent[inside]
             out[iy, ix] = np.maximum(out[iy, ix], pct)
             x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
