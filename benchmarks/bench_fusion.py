@@ -1,19 +1,20 @@
 """Benchmark: one cooperative fusion cycle (core.fusion.cooperative.CooperativeFusion).
 
 A cycle is the fusion node's whole work per common-grid publish, without ROS:
-``add`` one evidence grid per vehicle (100 m × 40 m at 0.2 m, pose covariance
-on, so each is blurred by the pose sigma; footprints, consistency check,
-dynamic layer and co-registration bookkeeping as in ``config/fusion.yaml``'s
-defaults), then ``publish(now)``. The common grid is a fixed 200 m × 30 m
-window at 0.2 m. Median over >= 50 cycles, for 1, 2, 4, 8, 16 vehicles. The
-reference, measured in the same run, is a plain numpy pass over the same data
-(4 × percent_to_logodds of a vehicle grid + one float32 add over the common
-grid): the ratio says how far the fusion is from the memory-bound floor on
-this machine.
+``add_odometry`` + ``add`` of one evidence grid per vehicle (100 m × 40 m at
+0.2 m, pose covariance on, so each is blurred by the pose sigma; footprints,
+consistency check, dynamic layer and co-registration bookkeeping as in
+``config/fusion.yaml``'s defaults), then ``publish(now)``. The common grid is a
+fixed 200 m × 30 m window at 0.2 m. Medians over >= 50 cycles, for 1, 2, 4, 8,
+16 vehicles: ms per cycle, ms per evidence message (its add_odometry + add) and
+ms per publish. The reference, measured in the same run on the same evidence, is
+the plain ``CommonGrid.integrate`` of one evidence message (the update every
+path ends in): the ratio says what the rest of the path costs on top of it,
+whatever the machine's load.
 
-Last line: ``fusion_ms_4=<x> fusion_ms_16=<y>``. At 10 vehicle cycles per second the
-node keeps real time on one core while fusion_ms_4 < 100 (the CommonGrid update
-alone, which this benchmark timed before, stays within 10 ms).
+Last lines: ``evidence_ms_4=<a> evidence_ms_16=<b> integrate_ms=<r>`` and
+``fusion_ms_4=<x> fusion_ms_16=<y>``. Target (issue 12): at 10 Hz per vehicle,
+<= 3 ms per evidence message with 4 vehicles (0.12 core) and 0.5 core with 16.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import time
 
 import numpy as np
 
+from cooperative_fusion.core.fusion.common_grid import CommonGrid
 from cooperative_fusion.core.fusion.config import config_from_params
 from cooperative_fusion.core.fusion.cooperative import CooperativeFusion
 from cooperative_fusion.core.grid import GridSpec, percent_to_logodds
@@ -29,6 +31,7 @@ from cooperative_fusion.nodes.fusion_params import PARAMS
 RES = 0.2
 CYCLE_NS = 100_000_000
 N_CYCLES = 60
+COV = np.array([[0.04, 0.005], [0.005, 0.02]])   # sigma ~0.2 m: blur on
 
 
 def evidence_cells(spec: GridSpec, sensor_xy: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -53,7 +56,9 @@ def evidence_cells(spec: GridSpec, sensor_xy: tuple[float, float], rng: np.rando
     return cells
 
 
-def one_cycle(fusion: CooperativeFusion, inputs: list, now_ns: int, cov: np.ndarray) -> np.ndarray:
+def one_cycle(fusion: CooperativeFusion, inputs: list, now_ns: int, cov: np.ndarray) -> tuple[float, float]:
+    """One cycle at ``now_ns``: (seconds in add_odometry + add, all vehicles; seconds in publish)."""
+    t0 = time.perf_counter()
     for vid, xy, spec, logodds, known in inputs:
         # Standing still: every member's body is where its evidence was made.
         fusion.add_odometry(vid, np.array([xy[0], xy[1], 0.0]), np.array([1.0, 0.0, 0.0, 0.0]), 0.0, cov,
@@ -61,7 +66,9 @@ def one_cycle(fusion: CooperativeFusion, inputs: list, now_ns: int, cov: np.ndar
         r = fusion.add(vid, spec, logodds, known, now_ns - 30_000_000, now_ns)
         if not r.accepted:
             raise RuntimeError(f'{vid}: {r.cause}: {r.detail}')
-    return fusion.publish(now_ns).cells
+    t1 = time.perf_counter()
+    fusion.publish(now_ns)
+    return t1 - t0, time.perf_counter() - t1
 
 
 def make_fusion(n_vehicles: int) -> CooperativeFusion:
@@ -74,53 +81,66 @@ def make_fusion(n_vehicles: int) -> CooperativeFusion:
     return CooperativeFusion(config_from_params(values))
 
 
-def bench(n_vehicles: int, rng: np.random.Generator) -> tuple[float, float]:
+def make_inputs(n_vehicles: int, rng: np.random.Generator) -> list:
+    """(vehicle id, position, spec, logodds, known) of one evidence grid per vehicle, spread over 150 m."""
     gap = 150.0 / max(n_vehicles - 1, 1)
     positions = [(-75.0 + i * gap if n_vehicles > 1 else 0.0, 0.0) for i in range(n_vehicles)]
-    fusion = make_fusion(n_vehicles)
     inputs = []
-    cov = np.array([[0.04, 0.005], [0.005, 0.02]])   # sigma ~0.2 m: blur on
     for i, p in enumerate(positions):
         spec = GridSpec.centered(p[0], p[1], 100.0, 40.0, RES)
         logodds, known = percent_to_logodds(evidence_cells(spec, p, rng))
         inputs.append((f'v{i + 1}', p, spec, logodds, known))
-    times = []
+    return inputs
+
+
+def bench(n_vehicles: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """Medians (ms per cycle, ms per evidence message, ms per publish) and the mean known fraction."""
+    fusion = make_fusion(n_vehicles)
+    inputs = make_inputs(n_vehicles, rng)
+    cycles, adds, publishes = [], [], []
     for k in range(N_CYCLES + 3):
-        t0 = time.perf_counter()
-        one_cycle(fusion, inputs, 1_000_000_000 + k * CYCLE_NS, cov)
+        t_add, t_pub = one_cycle(fusion, inputs, 1_000_000_000 + k * CYCLE_NS, COV)
         if k >= 3:
-            times.append(time.perf_counter() - t0)
+            cycles.append(t_add + t_pub)
+            adds.append(t_add / n_vehicles)
+            publishes.append(t_pub)
     known_frac = float(np.mean([inp[4].mean() for inp in inputs]))
-    return 1e3 * float(np.median(times)), known_frac
+    return (1e3 * float(np.median(cycles)), 1e3 * float(np.median(adds)), 1e3 * float(np.median(publishes)),
+            known_frac)
 
 
 def reference_ms(rng: np.random.Generator) -> float:
-    spec = GridSpec.centered(0.0, 0.0, 100.0, 40.0, RES)
-    cells = evidence_cells(spec, (0.0, 0.0), rng)
-    a = np.zeros((150, 1000), np.float32)
-    b = np.ones_like(a)
+    """Median ms of one plain CommonGrid.integrate of the benchmark's evidence (4 vehicles, blur on)."""
+    inputs = make_inputs(4, rng)
+    config = make_fusion(4).config.fusion
+    grid = CommonGrid(config)
     times = []
-    for _ in range(N_CYCLES):
-        t0 = time.perf_counter()
-        for _ in range(4):
-            percent_to_logodds(cells)
-        np.add(a, b, out=a)
-        times.append(time.perf_counter() - t0)
+    for k in range(N_CYCLES + 3):
+        now_ns = 1_000_000_000 + k * CYCLE_NS
+        for vid, _xy, spec, logodds, known in inputs:
+            t0 = time.perf_counter()
+            r = grid.integrate(vid, spec, logodds, known, now_ns - 30_000_000, now_ns, COV)
+            if k >= 3:
+                times.append(time.perf_counter() - t0)
+            if not r.accepted:
+                raise RuntimeError(f'{vid}: {r.cause}: {r.reason}')
     return 1e3 * float(np.median(times))
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
     ref = reference_ms(rng)
-    print(f'reference (4 x percent_to_logodds + one common-grid add): {ref:.2f} ms')
-    print('| vehicles | median ms/cycle | ratio to reference | mean known fraction |')
-    print('|---:|---:|---:|---:|')
+    print(f'reference: CommonGrid.integrate of one evidence message (blur on): {ref:.2f} ms')
+    print('| vehicles | median ms/cycle | ms/evidence | ratio evidence/integrate | ms/publish | '
+          'mean known fraction |')
+    print('|---:|---:|---:|---:|---:|---:|')
     results = {}
     for n in (1, 2, 4, 8, 16):
-        ms, known = bench(n, rng)
-        results[n] = ms
-        print(f'| {n} | {ms:.2f} | {ms / ref:.1f} | {known:.2f} |')
-    print(f'fusion_ms_4={results[4]:.2f} fusion_ms_16={results[16]:.2f}')
+        cycle, per_evidence, publish, known = bench(n, rng)
+        results[n] = cycle, per_evidence
+        print(f'| {n} | {cycle:.2f} | {per_evidence:.2f} | {per_evidence / ref:.1f} | {publish:.2f} | {known:.2f} |')
+    print(f'evidence_ms_4={results[4][1]:.2f} evidence_ms_16={results[16][1]:.2f} integrate_ms={ref:.2f}')
+    print(f'fusion_ms_4={results[4][0]:.2f} fusion_ms_16={results[16][0]:.2f}')
 
 
 if __name__ == '__main__':

@@ -205,26 +205,36 @@ def hidden_from(sensor_xyz: NDArray[np.floating], boxes: Sequence[Box], targets:
     return out
 
 
-def _box_slice_mask(spec: GridSpec, box: Box, dilate_cells: int) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
-    """Footprint of one box as (slice into the grid, mask over that slice); the slice may be empty."""
+def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
+                     ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
+    """Footprint of one box as (slice into the grid, mask over that slice); the slice may be empty.
+    ``footprint_mask(spec, [box], dilate_cells)[sl] == mask``, without a whole-grid array."""
     corners = box.corners()
     m = dilate_cells + 1
-    ix0, iy0 = spec.world_to_cell(corners.min(axis=0))
-    ix1, iy1 = spec.world_to_cell(corners.max(axis=0))
-    x0, x1 = int(ix0) - m, int(ix1) + m + 1
-    y0, y1 = int(iy0) - m, int(iy1) + m + 1
-    xs = spec.origin_x + (np.arange(x0, x1) + 0.5) * spec.resolution
-    ys = spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution
-    gx, gy = np.meshgrid(xs, ys)
-    mask = box.contains(np.stack([gx, gy], axis=-1))
-    cix, ciy = spec.world_to_cell(np.array([box.center_x, box.center_y]))
-    mask[int(ciy) - y0, int(cix) - x0] = True
-    if dilate_cells > 0:
-        mask = ndimage.binary_dilation(mask, _DILATE, iterations=dilate_cells)
+    (cx_min, cy_min), (cx_max, cy_max) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+    res = spec.resolution
+    # GridSpec.world_to_cell on python floats (the same double arithmetic).
+    x0 = math.floor((cx_min - spec.origin_x) / res) - m
+    x1 = math.floor((cx_max - spec.origin_x) / res) + m + 1
+    y0 = math.floor((cy_min - spec.origin_y) / res) - m
+    y1 = math.floor((cy_max - spec.origin_y) / res) + m + 1
     cx0, cx1 = max(x0, 0), min(x1, spec.width)
     cy0, cy1 = max(y0, 0), min(y1, spec.height)
     if cx0 >= cx1 or cy0 >= cy1:
         return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
+    if dilate_cells == 0:
+        x0, x1, y0, y1 = cx0, cx1, cy0, cy1      # nothing from outside the grid reaches in: the grid's part only
+    # Box.contains on the cell centres, by broadcasting a row of x against a column of y.
+    dx = spec.origin_x + (np.arange(x0, x1) + 0.5) * spec.resolution - box.center_x
+    dy = (spec.origin_y + (np.arange(y0, y1) + 0.5) * spec.resolution - box.center_y)[:, None]
+    c, s = math.cos(box.yaw), math.sin(box.yaw)
+    mask = (np.abs(c * dx + s * dy) <= 0.5 * box.length) & (np.abs(-s * dx + c * dy) <= 0.5 * box.width)
+    cix = math.floor((box.center_x - spec.origin_x) / res)
+    ciy = math.floor((box.center_y - spec.origin_y) / res)
+    if x0 <= cix < x1 and y0 <= ciy < y1:
+        mask[ciy - y0, cix - x0] = True
+    if dilate_cells > 0:
+        mask = ndimage.binary_dilation(mask, _DILATE, iterations=dilate_cells)
     return (slice(cy0, cy1), slice(cx0, cx1)), mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
 
 
@@ -234,7 +244,7 @@ def footprint_mask(spec: GridSpec, boxes: Sequence[Box], dilate_cells: int = 0) 
         raise ConfigError(f'dilate_cells must be >= 0, got {dilate_cells}')
     out = np.zeros(spec.shape, dtype=bool)
     for box in boxes:
-        sl, mask = _box_slice_mask(spec, box, dilate_cells)
+        sl, mask = footprint_window(spec, box, dilate_cells)
         out[sl] |= mask
     return out
 
@@ -291,7 +301,7 @@ class TruthFrame:
 
     @cached_property
     def dilated_boxes(self) -> list[tuple[tuple[slice, slice], NDArray[np.bool_]]]:
-        return [_box_slice_mask(self.spec, b, 1) for b in self.boxes]
+        return [footprint_window(self.spec, b, 1) for b in self.boxes]
 
     @cached_property
     def in_roi(self) -> NDArray[np.bool_]:

@@ -4,8 +4,8 @@ Each vehicle sends this cycle's evidence only (never an accumulated grid), as
 log-odds ``l_in`` (float32) plus a known mask on the global lattice
 (:mod:`.grid`). :class:`CommonGrid` keeps the posterior ``L`` over a window
 (:class:`FusionConfig.spec`, movable with :meth:`CommonGrid.recenter`) and, per
-cell, the stamp of the newest evidence (``seen``) and of the newest occupied
-evidence (``occ``).
+cell, whether any evidence was ever fused there (``observed``) and the stamp of
+the newest occupied evidence (``occ``).
 
 Update of one message from vehicle ``v`` with stamp ``s`` into a grid whose
 contents are valid at time ``T`` (all on the cells where the message is known):
@@ -33,7 +33,7 @@ contents are valid at time ``T`` (all on the cells where the message is known):
    confident free view after it has gone turns the cell free. Occupied
    evidence of about the same time (another vehicle, a slightly misregistered
    view, a late message older than the occupied one) is not reset but summed.
-5. ``L += e``, clamped to ``[clamp_min, clamp_max]``; ``seen := max(seen, s)``
+5. ``L += e``, clamped to ``[clamp_min, clamp_max]``; ``observed := True``
    where known, ``occ := max(occ, s)`` where ``e >= confident_logodds``.
 
 A cell is reported unknown (-1) when it was never observed, or when its
@@ -57,7 +57,8 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
-from ..metrics import Box, footprint_mask
+from ..metrics import Box, footprint_window
+from .morphology import nonzero_box
 
 #: Stamp of a cell that was never observed.
 NEVER_NS = np.iinfo(np.int64).min
@@ -209,7 +210,10 @@ def resample_to_resolution(spec: GridSpec, logodds: NDArray[np.float32], known: 
     k_down = round(1.0 / ratio)
     if k_up >= 2 and math.isclose(ratio, k_up, rel_tol=1e-6):
         out = GridSpec(spec.origin_x, spec.origin_y, resolution, spec.width * k_up, spec.height * k_up)
-        rep = lambda a: np.repeat(np.repeat(a, k_up, axis=0), k_up, axis=1)  # noqa: E731
+        def rep(a: NDArray) -> NDArray:       # each cell repeated k×k, in one copy
+            a = np.asarray(a)
+            h, w = a.shape
+            return np.broadcast_to(a[:, None, :, None], (h, k_up, w, k_up)).reshape(h * k_up, w * k_up)
         return out, rep(logodds), rep(known)
     if k_down >= 2 and math.isclose(1.0 / ratio, k_down, rel_tol=1e-6):
         ref = lattice or GridSpec(0.0, 0.0, resolution, 1, 1)
@@ -243,7 +247,7 @@ class CommonGrid:
         self.config = config
         self._spec = config.spec
         self._l = np.zeros(config.spec.shape, dtype=np.float32)
-        self._seen = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
+        self._observed = np.zeros(config.spec.shape, dtype=bool)
         self._occ = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
         self._time_ns: int | None = None
         self._books = {vid: _Book() for vid in config.vehicle_weights}
@@ -266,7 +270,7 @@ class CommonGrid:
     @property
     def observed(self) -> NDArray[np.bool_]:
         """Cells that ever received known evidence (since they entered the window), (height, width)."""
-        return self._seen != NEVER_NS
+        return self._observed.copy()
 
     @property
     def time_ns(self) -> int | None:
@@ -370,31 +374,42 @@ class CommonGrid:
                                    f'evidence window at ({spec.origin_x}, {spec.origin_y}) does not overlap the '
                                    f'common grid at ({self._spec.origin_x}, {self._spec.origin_y})')
 
+        # Only the known cells change the grid: update the bounding box of those in the overlap.
+        box = nonzero_box(known[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+                          & np.isfinite(logodds[y0 - oy:y1 - oy, x0 - ox:x1 - ox]))
+        if box is None:
+            x1, y1 = x0, y0
+        else:
+            x0, x1 = x0 + box[1].start, x0 + box[1].stop
+            y0, y1 = y0 + box[0].start, y0 + box[0].stop
+
         sigma_blur = math.sqrt(max(0.0, lam - res * res / 12.0)) if pose_cov_xy is not None else 0.0
         if sigma_blur < cfg.pose_sigma_min_m:
             sigma_blur = 0.0
         sigma_blur = min(sigma_blur, cfg.max_blur_sigma_m)
-        if sigma_blur > 0.0:
-            # Blur a margin around the overlap so the kernel sees the evidence next to it.
+        if sigma_blur > 0.0 and box is not None:
+            # Blur a margin around the overlap so the kernel sees the evidence next to it (what lies
+            # further than the kernel's reach adds nothing).
             m = int(math.ceil(3.0 * sigma_blur / res))
             ex0, ex1 = max(x0 - ox - m, 0), min(x1 - ox + m, spec.width)
             ey0, ey1 = max(y0 - oy - m, 0), min(y1 - oy + m, spec.height)
             lin = logodds[ey0:ey1, ex0:ex1]
             k = known[ey0:ey1, ex0:ex1] & np.isfinite(lin)     # a NaN must not spread through the kernel
             kf = k.astype(np.float32)
-            lin = np.where(k, lin, 0.0).astype(np.float32)
+            lin = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
             s = sigma_blur / res
             num = ndimage.gaussian_filter(lin, s, truncate=3.0, mode='constant')
             den = ndimage.gaussian_filter(kf, s, truncate=3.0, mode='constant')
             cy0, cx0 = y0 - oy - ey0, x0 - ox - ex0
             sl = (slice(cy0, cy0 + y1 - y0), slice(cx0, cx0 + x1 - x0))
             k = k[sl]
-            lin = np.where(k, num[sl] / np.maximum(den[sl], 1e-6), 0.0).astype(np.float32)
+            lin = np.where(k, num[sl] / np.maximum(den[sl], np.float32(1e-6)), np.float32(0.0)
+                           ).astype(np.float32, copy=False)
+            k = k & np.isfinite(lin)
         else:
             sl = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
-            k = known[sl]
+            k = known[sl] & np.isfinite(logodds[sl])
             lin = logodds[sl]
-        k = k & np.isfinite(lin)
         n_cells = int(np.count_nonzero(k))
 
         if self._time_ns is None or stamp_ns > self._time_ns:
@@ -403,20 +418,21 @@ class CommonGrid:
         late = 1.0 if stamp_ns >= grid_ns else 0.5 ** ((grid_ns - stamp_ns) * 1e-9 / cfg.half_life_s)
         w_pose = 1.0 / (1.0 + (sigma_pose / cfg.pose_sigma_ref_m) ** 2)
         weight = cfg.vehicle_weights[vehicle_id] * w_pose * late
-        e = np.where(k, lin, 0.0).astype(np.float32)
+        e = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
         e *= np.float32(weight)
 
         L = self._l[y0:y1, x0:x1]
         occ = self._occ[y0:y1, x0:x1]
-        seen = self._seen[y0:y1, x0:x1]
         c = np.float32(cfg.confident_logodds)
         reset = np.float32(cfg.free_reset_logodds)
-        fresh_free = (e <= -c) & (L > reset) & (occ < stamp_ns - cfg.free_wins_after_ns)
-        np.putmask(L, fresh_free, reset)
+        fresh_free = e <= -c
+        if fresh_free.any():
+            fresh_free &= (L > reset) & (occ < stamp_ns - cfg.free_wins_after_ns)
+            np.putmask(L, fresh_free, reset)
         L += e
         np.clip(L, cfg.clamp_min, cfg.clamp_max, out=L)
-        np.putmask(occ, (e >= c) & (occ < stamp_ns), stamp_ns)
-        np.putmask(seen, k & (seen < stamp_ns), stamp_ns)
+        np.maximum(occ, stamp_ns, out=occ, where=e >= c)
+        self._observed[y0:y1, x0:x1] |= k
         return IntegrateResult(True, None, '', n_cells, float(weight), float(sigma_blur))
 
     def recenter(self, new_spec: GridSpec) -> None:
@@ -437,18 +453,31 @@ class CommonGrid:
             return out
 
         self._l = moved(self._l, 0.0)
-        self._seen = moved(self._seen, NEVER_NS)
+        self._observed = moved(self._observed, False)
         self._occ = moved(self._occ, NEVER_NS)
         self._spec = new_spec
 
     # ---------------------------------------------------------------- output
     def known_mask(self) -> NDArray[np.bool_]:
         """Cells observed at least once and with ``|L| >= unknown_logodds``, (height, width)."""
-        return (self._seen != NEVER_NS) & (np.abs(self._l) >= self.config.unknown_logodds)
+        return self._observed & (np.abs(self._l) >= self.config.unknown_logodds)
 
     def posterior_percent(self) -> NDArray[np.int8]:
-        """OccupancyGrid cells: round(100·p), -1 where unknown (see :meth:`known_mask`), (height, width) int8."""
-        return logodds_to_percent(self._l, self.known_mask())
+        """OccupancyGrid cells: round(100·p), -1 where unknown (see :meth:`known_mask`), (height, width) int8.
+
+        :func:`~cooperative_fusion.core.grid.logodds_to_percent` in one float32 buffer (``L`` is never NaN:
+        integrate fuses finite evidence only, and a NaN would fail the known mask anyway).
+        """
+        known = self.known_mask()
+        t = np.negative(self._l)
+        np.exp(t, out=t)
+        t += np.float32(1.0)
+        np.divide(np.float32(1.0), t, out=t)
+        t *= np.float32(100.0)
+        np.rint(t, out=t)
+        cells = t.astype(np.int8)
+        cells[~known] = -1
+        return cells
 
     def latency_ms(self, publish_ns: int) -> NDArray[np.float64]:
         """``publish - stamp`` in ms of every message accepted since the previous call; forgets them."""
@@ -496,17 +525,27 @@ class Footprint:
                               f'got {self.rear_overhang_m!r}')
 
 
-def member_box_mask(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
-                    margin_m: float = 0.0, margin_behind_m: float = 0.0) -> NDArray[np.bool_]:
-    """(height, width) bool: cells whose centre lies in the member's body at base_link (x, y, yaw),
-    grown by ``margin_m`` on every side and ``margin_behind_m`` more behind (at least the cell of the
-    body's centre when that lies in the grid)."""
+def member_box_window(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
+                      margin_m: float = 0.0, margin_behind_m: float = 0.0
+                      ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
+    """:func:`member_box_mask` as (slice into the grid, mask over that slice); the slice may be empty."""
     length = footprint.length_m + 2.0 * margin_m + margin_behind_m
     ahead = footprint.length_m - footprint.rear_overhang_m + margin_m      # front, from base_link
     centre = ahead - 0.5 * length
     box = Box(x + centre * math.cos(yaw), y + centre * math.sin(yaw), length,
               footprint.width_m + 2.0 * margin_m, yaw)
-    return footprint_mask(spec, [box])
+    return footprint_window(spec, box)
+
+
+def member_box_mask(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
+                    margin_m: float = 0.0, margin_behind_m: float = 0.0) -> NDArray[np.bool_]:
+    """(height, width) bool: cells whose centre lies in the member's body at base_link (x, y, yaw),
+    grown by ``margin_m`` on every side and ``margin_behind_m`` more behind (at least the cell of the
+    body's centre when that lies in the grid)."""
+    out = np.zeros(spec.shape, dtype=bool)
+    sl, mask = member_box_window(spec, x, y, yaw, footprint, margin_m, margin_behind_m)
+    out[sl] = mask
+    return out
 
 
 def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
@@ -518,10 +557,10 @@ def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArra
     """
     if not members:
         return logodds, known, 0
-    body = np.zeros(spec.shape, dtype=bool)
+    drop = np.zeros(spec.shape, dtype=bool)
     for x, y, yaw, fp in members:
-        body |= member_box_mask(spec, x, y, yaw, fp, margin_m, margin_behind_m)
-    drop = body & known & (np.nan_to_num(logodds) > 0)
+        sl, body = member_box_window(spec, x, y, yaw, fp, margin_m, margin_behind_m)
+        drop[sl] |= body & known[sl] & (logodds[sl] > 0)     # NaN is not > 0, +inf is
     n = int(np.count_nonzero(drop))
     if n == 0:
         return logodds, known, 0
@@ -533,6 +572,7 @@ def draw_members(spec: GridSpec, cells: NDArray[np.int8],
     """Published cells (int8 percent, -1 unknown) with every member's body at least ``percent``."""
     out = np.array(cells, dtype=np.int8, copy=True)
     for x, y, yaw, fp in members:
-        m = member_box_mask(spec, x, y, yaw, fp)
-        out[m] = np.maximum(out[m], np.int8(percent))
+        sl, m = member_box_window(spec, x, y, yaw, fp)
+        window = out[sl]
+        window[m] = np.maximum(window[m], np.int8(percent))
     return out

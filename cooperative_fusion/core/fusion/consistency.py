@@ -70,6 +70,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec
+from .morphology import dilate_offsets, dilate_square, line_offsets
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -180,21 +181,10 @@ class _Stored:
         if out is None:
             near = self.near
             if reach > 0 and near.any():
-                near = ndimage.binary_dilation(near, _line(reach, heading_rad))
+                near = dilate_offsets(near, line_offsets(reach, heading_rad))
             out = self.free & ~near
             self._clear[key] = out
         return out
-
-
-def _line(reach: int, heading_rad: float) -> NDArray[np.bool_]:
-    """Structuring element: the cells within ``reach`` cells of the centre along ``heading_rad`` (both ways)."""
-    k = np.arange(-reach, reach + 1)
-    ix = np.rint(k * math.cos(heading_rad)).astype(int)
-    iy = np.rint(k * math.sin(heading_rad)).astype(int)
-    rx, ry = int(np.abs(ix).max()), int(np.abs(iy).max())
-    out = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
-    out[iy + ry, ix + rx] = True
-    return out
 
 
 class _Book:
@@ -220,13 +210,14 @@ class ConsistencyChecker:
     def _classify(self, spec: GridSpec, logodds: NDArray[np.floating], known: NDArray[np.bool_],
                   stamp_ns: int) -> _Stored:
         c = self.config.confident_logodds
-        lin = np.where(known, np.nan_to_num(np.asarray(logodds, dtype=np.float32)), 0.0)
-        occ = lin >= c
-        free = lin <= -c
+        lin = np.asarray(logodds, dtype=np.float32)
+        known = np.asarray(known, dtype=bool)
+        occ = known & (lin >= c)         # +inf counts as occupied, -inf as free, NaN as neither
+        free = known & (lin <= -c)
         near = occ
         m = int(math.ceil(self.config.motion_margin_m / spec.resolution - 1e-9))
         if m > 0 and occ.any():
-            near = ndimage.maximum_filter(occ, size=2 * m + 1, mode='constant', cval=False)
+            near = dilate_square(occ, m)
         return _Stored(spec, stamp_ns, free, occ, near)
 
     def check(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
@@ -248,10 +239,10 @@ class ConsistencyChecker:
         book = self._books.setdefault(vehicle_id, _Book())
         mine_st = self._classify(spec, logodds, known, stamp_ns)
         occ = mine_st.occ
-        n_free = np.zeros(spec.shape, dtype=np.int16)      # witnesses saying free where v is occupied
-        n_occ = np.zeros(spec.shape, dtype=np.int16)       # witnesses saying occupied where v is free
-        n_cmp_occ = np.zeros(spec.shape, dtype=np.int16)   # witnesses confident where v is occupied
-        n_occ_cmp = np.zeros(spec.shape, dtype=np.int16)   # witnesses occupied where v is confident
+        count = np.uint8 if len(self._latest) < 255 else np.int32
+        n_free = np.zeros(spec.shape, dtype=count)      # witnesses saying free where v is occupied
+        n_occ = np.zeros(spec.shape, dtype=count)       # witnesses saying occupied where v is free
+        n_both = np.zeros(spec.shape, dtype=count)      # witnesses occupied where v is occupied
         witnesses = 0
         for oid, other in self._latest.items():
             if oid == vehicle_id or abs(other.stamp_ns - stamp_ns) > cfg.max_age_ns:
@@ -278,12 +269,13 @@ class ConsistencyChecker:
             v_occ = occ[mine]
             n_free[mine] += v_occ & w_free
             n_occ[mine] += v_free & w_occ
-            n_cmp_occ[mine] += v_occ & (w_free | w_occ)
-            n_occ_cmp[mine] += w_occ & (v_free | v_occ)
+            n_both[mine] += v_occ & w_occ
             witnesses += 1
         k = cfg.min_witnesses
         conflict = (n_free >= k) | (n_occ >= k)
-        compared = (occ & (n_cmp_occ >= k)) | (n_occ_cmp >= k)
+        # Free and occupied are disjoint: witnesses confident where v is occupied are n_free + n_both,
+        # witnesses occupied where v is confident n_occ + n_both.
+        compared = (occ & (n_free + n_both >= k)) | (n_occ + n_both >= k)
         n_conflict = int(np.count_nonzero(conflict))
         scored = compared
         n_scored_conflict = n_conflict

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..grid import GridSpec
 from ..link import LinkMonitor, age_limit_ns
 from ..timebase import ClockEstimator
-from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_member_hits, member_box_mask, \
+from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_member_hits, member_box_window, \
     resample_to_resolution
 from .config import FusionNodeConfig, WindowMode
 from .consistency import ConsistencyChecker
@@ -188,7 +188,11 @@ class CooperativeFusion:
     def _with_link_allowance(self, base_ns: int, st: VehicleState, now_ns: int) -> int:
         """``base_ns`` + the vehicle's evidence latency (median arrival - stamp over link.window_s)
         beyond link.nominal_latency_s, capped by link.latency_allowance_max_s, ns."""
-        return age_limit_ns(base_ns, st.link.latency_ns(now_ns), self.config.latency_allowance_max_ns,
+        return self._age_limit(base_ns, st.link.latency_ns(now_ns))
+
+    def _age_limit(self, base_ns: int, latency_ns: int | None) -> int:
+        """``base_ns`` + the evidence latency ``latency_ns`` beyond link.nominal_latency_s, capped, ns."""
+        return age_limit_ns(base_ns, latency_ns, self.config.latency_allowance_max_ns,
                             self.config.nominal_latency_ns)
 
     # ---------------------------------------------------------------- inputs --
@@ -239,10 +243,12 @@ class CooperativeFusion:
             # follow_platoon before any odometry: start the window on the first evidence.
             self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
         spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns)
-        max_age_ns = self.evidence_max_age_ns(vehicle_id, now_ns)
+        latency_ns = st.link.latency_ns(now_ns)       # one quantile for both age limits
+        max_age_ns = self._age_limit(cfg.fusion.max_age_ns, latency_ns)
         if self.dynamic is not None:
             spec, logodds, known = self._split_moving(vehicle_id, st, spec, logodds, known, stamp_ns, now_ns,
-                                                      max_age_ns)
+                                                      max_age_ns,
+                                                      self._age_limit(cfg.dynamic.max_age_ns, latency_ns))
         result = self.grid.integrate(vehicle_id, spec, logodds, known, stamp_ns, now_ns, st.cov_xy,
                                      max_age_ns=max_age_ns)
         if result.accepted:
@@ -308,11 +314,12 @@ class CooperativeFusion:
             return None          # not a whole multiple: integrate drops it with its cause
 
     def _split_moving(self, vehicle_id: str, st: VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
-                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int, max_age_ns: int
-                      ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+                      known: NDArray[np.bool_], stamp_ns: int, now_ns: int, max_age_ns: int,
+                      object_max_age_ns: int) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
         """The static part of the evidence (on the common resolution); its moving components go to the
-        dynamic layer. Evidence that integrate will drop (older than ``max_age_ns``, future, bad shape or
-        geometry) is returned unchanged, so it is dropped with its cause and leaves no object."""
+        dynamic layer (drawn while at most ``object_max_age_ns`` old). Evidence that integrate will drop
+        (older than ``max_age_ns``, future, bad shape or geometry) is returned unchanged, so it is dropped
+        with its cause and leaves no object."""
         cfg = self.config
         if now_ns - stamp_ns > max_age_ns \
                 or stamp_ns - now_ns > cfg.fusion.future_tolerance_ns \
@@ -343,11 +350,12 @@ class CooperativeFusion:
             zone = np.zeros(r_spec.shape, dtype=bool)
             for x, y, yaw, fp in members:
                 grown = Footprint(fp.length_m + 2.0 * m, fp.width_m, fp.rear_overhang_m + m)
-                zone |= member_box_mask(r_spec, x, y, yaw, grown, cfg.footprint_margin_m,
-                                        cfg.footprint_margin_behind_m)
+                sl, body = member_box_window(r_spec, x, y, yaw, grown, cfg.footprint_margin_m,
+                                             cfg.footprint_margin_behind_m)
+                zone[sl] |= body
         split = self.dynamic.split(vehicle_id, r_spec, r_l, r_k, stamp_ns, heading, radar,
                                    cfg.fusion.vehicle_weights.get(vehicle_id, 1.0), zone,
-                                   max_age_ns=self.object_max_age_ns(vehicle_id, now_ns))
+                                   max_age_ns=object_max_age_ns)
         return split.spec, split.logodds, split.known
 
     # --------------------------------------------------------------- members --
@@ -428,7 +436,7 @@ class CooperativeFusion:
             return
         ev = st.evidence
         points = occupied_points(ev.spec, logodds=ev.logodds, known=ev.known)
-        static = self._static_points(st, points, ev.stamp_ns)
+        static = self._static_points(st, points, ev.stamp_ns, ev.spec.resolution)
         if cfg.coreg_static_min_age_ns > 0:
             st.coreg_history.append((ev.stamp_ns, points))
             keep = cfg.coreg_static_min_age_ns + cfg.fusion.vehicle_timeout_ns
@@ -456,18 +464,18 @@ class CooperativeFusion:
         keep = len(points) - 1 - np.sort(first)[::-1]
         return points[keep], pivots[keep]
 
-    def _static_points(self, st: VehicleState, points: NDArray[np.float64], stamp_ns: int
+    def _static_points(self, st: VehicleState, points: NDArray[np.float64], stamp_ns: int, resolution_m: float
                        ) -> NDArray[np.float64] | None:
-        """The points of the evidence at ``stamp_ns`` that the vehicle's evidence at least
-        ``static_min_age`` older also holds; all of them when the filter is off; None while no evidence
-        is that old yet."""
+        """The points (cell centres at ``resolution_m``) of the evidence at ``stamp_ns`` that the vehicle's
+        evidence at least ``static_min_age`` older also holds; all of them when the filter is off; None
+        while no evidence is that old yet."""
         min_age = self.config.coreg_static_min_age_ns
         if min_age <= 0:
             return points
         earlier = [p for t, p in st.coreg_history if stamp_ns - t >= min_age]
         if not earlier:
             return None
-        return persistent_points(points, earlier[-1], self.config.coreg_static_tolerance_m)
+        return persistent_points(points, earlier[-1], self.config.coreg_static_tolerance_m, resolution_m)
 
     def coregister(self, now_ns: int) -> bool:
         """One co-registration round over all fresh vehicles' static structure

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,6 +67,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
+from .morphology import dilate_square, nonzero_box
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -157,6 +159,11 @@ class MovingObject:
         """(K, 2) cell centres moved to common time ``t_ns``, metres."""
         return self.cells_xy + self.velocity * ((int(t_ns) - self.stamp_ns) * 1e-9)
 
+    @cached_property
+    def percent(self) -> NDArray[np.int8]:
+        """(K,) the cells' log-odds as OccupancyGrid percent (drawn every publish: converted once)."""
+        return logodds_to_percent(self.logodds)
+
 
 @dataclass(frozen=True)
 class SplitResult:
@@ -204,6 +211,23 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
     return xyv[use, :2], xyv[use, 2] / cos_a[use]
 
 
+def occupied_components(occ: NDArray[np.bool_], grow_cells: int
+                        ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
+    """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
+    (cells at most 2·grow_cells apart join): (iy, ix) of every True cell in row-major order, its component
+    (0..n-1, numbered in raster order of the components' first cells, as ``ndimage.label``) and n."""
+    box = nonzero_box(occ, max(grow_cells, 0))
+    if box is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy(), 0
+    # On the bounding box only: every grown cell lies inside it, and raster order is kept there.
+    occ_box = occ[box]
+    labels, n = ndimage.label(dilate_square(occ_box, grow_cells), structure=_EIGHT)
+    iy, ix = np.nonzero(occ_box)
+    lab = labels[iy, ix].astype(np.int64) - 1
+    return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
+
+
 class DynamicLayer:
     """Per-vehicle component tracks and moving objects (see the module docstring)."""
 
@@ -248,14 +272,9 @@ class DynamicLayer:
                               f'(height, width) = {spec.shape}')
         res = spec.resolution
         road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
-        lin = np.where(known, np.nan_to_num(logodds, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-        occ = known & (lin >= cfg.occupied_logodds)
-        k = int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9))
-        grown = ndimage.binary_dilation(occ, _EIGHT, iterations=k) if k > 0 and occ.any() else occ
-        labels, n = ndimage.label(grown, structure=_EIGHT)
-        labels = np.where(occ, labels, 0)
-        iy, ix = np.nonzero(labels)
-        lab = labels[iy, ix] - 1
+        # Known, finite and at least occupied_logodds (NaN compares False, +inf is excluded).
+        occ = known & (logodds >= cfg.occupied_logodds) & (logodds < np.inf)
+        iy, ix, lab, n = occupied_components(occ, int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)))
         x = spec.origin_x + (ix + 0.5) * res
         y = spec.origin_y + (iy + 0.5) * res
         count = np.bincount(lab, minlength=n).astype(np.float64)
@@ -335,21 +354,22 @@ class DynamicLayer:
         if prev is None or stamp_ns > prev.stamp_ns:
             self._tracks[vehicle_id] = _VehicleTracks(stamp_ns, road, seen)
 
-        moving_cells = np.zeros(spec.shape, dtype=bool)
+        static_known, static_l = known, logodds
         if moving_label.any():
             cell_moving = moving_label[lab]
+            moving_cells = np.zeros(spec.shape, dtype=bool)
             moving_cells[iy[cell_moving], ix[cell_moving]] = True
+            static_known = known & ~moving_cells
+            static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 objects.append(MovingObject(
                     vehicle_id, np.stack([x[sel], y[sel]], axis=1),
-                    (lin[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
+                    (logodds[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
                     float(speeds[c]) * road, stamp_ns, sources[c],
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
         self.moving_total += len(objects)
-        static_known = known & ~moving_cells
-        static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
         return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
                            n_radar, n_track)
 
@@ -380,23 +400,21 @@ class DynamicLayer:
         newer objects (another vehicle's or an older view of the same car) is not drawn.
         """
         out = np.array(cells, dtype=np.int8, copy=True)
-        drawn = np.zeros(spec.shape, dtype=bool)
-        r = int(round(self.config.duplicate_radius_m / spec.resolution))
+        near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
+        r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         for o in sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns):
             ix, iy = spec.world_to_cell(o.cells_at(t_ns))
             inside = spec.in_bounds(ix, iy)
             if not inside.any():
                 continue
             ix, iy = ix[inside], iy[inside]
-            if r >= 0 and drawn.any():
-                x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
-                y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-                near = drawn[y0:y1, x0:x1]
-                if r > 0 and near.any():
-                    near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
-                if near[iy - y0, ix - x0].mean() >= 0.5:
-                    continue
-            pct = logodds_to_percent(o.logodds[inside])
+            if near_drawn[iy, ix].mean() >= 0.5:
+                continue
+            pct = o.percent[inside]
             out[iy, ix] = np.maximum(out[iy, ix], pct)
-            drawn[iy, ix] = True
+            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
+            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+            local[iy - y0, ix - x0] = True
+            near_drawn[y0:y1, x0:x1] |= dilate_square(local, r)
         return out

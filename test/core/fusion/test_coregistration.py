@@ -293,3 +293,31 @@ def test_register_platoon_starts_from_the_current_corrections_and_checks_sweeps(
         assert r.accepted and math.hypot(r.dx, r.dy) < 0.05 and abs(math.degrees(r.dyaw)) < 0.05, r
     with pytest.raises(ConfigError, match='sweeps must be >= 1'):
         register_platoon(points, pivots, {}, cfg, sweeps=0)
+
+
+@pytest.mark.parametrize('res,tol', [(0.2, 0.3), (0.4, 0.3), (0.2, 0.5), (0.1, 0.35), (0.2, 0.2), (0.25, 0.3)])
+@pytest.mark.parametrize('seed', range(4))
+def test_persistent_points_on_the_lattice_are_the_kd_tree_ones(res, tol, seed):
+    rng = np.random.default_rng(seed)
+    # Two evidence grids of one vehicle a few metres apart on the global lattice, mostly the same cells.
+    a = GridSpec(round(-513.0 / res) * res, round(37.0 / res) * res, res, 300, 120)
+    b = GridSpec(a.origin_x + int(rng.integers(1, 40)) * res, a.origin_y - int(rng.integers(0, 5)) * res, res,
+                 300, 120)
+    xs = rng.uniform(a.origin_x, a.origin_x + 60.0, 900)
+    ys = rng.uniform(a.origin_y, a.origin_y + 24.0, 900)
+    xy = np.stack([xs, ys], axis=1)
+
+    def centres(spec, jitter):
+        cells = np.full(spec.shape, -1, np.int8)
+        ix, iy = spec.world_to_cell(xy + rng.normal(0.0, jitter, xy.shape))
+        ok = spec.in_bounds(ix, iy)
+        cells[iy[ok], ix[ok]] = 90
+        return occupied_points(spec, cells=cells)
+
+    p, e = centres(a, 0.0), centres(b, 0.15)
+    want = persistent_points(p, e, tol)
+    got = persistent_points(p, e, tol, res)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < len(want) < len(p)
+    # Off the lattice (or a tolerance on a lattice distance): the tree decides, the same way.
+    np.testing.assert_array_equal(persistent_points(p + 0.01, e, tol, res), persistent_points(p + 0.01, e, tol))

@@ -1,0 +1,61 @@
+"""DynamicLayer.draw's near-drawn mask, grown object by object, against the former per-object dilation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cooperative_fusion.core.fusion.dynamic import DynamicConfig, DynamicLayer, MovingObject
+from cooperative_fusion.core.grid import GridSpec, logodds_to_percent
+
+SPEC = GridSpec(-30.0, -8.0, 0.2, 300, 80)
+
+
+def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int) -> np.ndarray:
+    """The former draw, written out: the drawn cells dilated around each object before it is drawn."""
+    out = np.array(cells, dtype=np.int8, copy=True)
+    drawn = np.zeros(spec.shape, dtype=bool)
+    r = int(round(layer.config.duplicate_radius_m / spec.resolution))
+    for o in sorted(layer.objects(t_ns), key=lambda ob: -ob.stamp_ns):
+        ix, iy = spec.world_to_cell(o.cells_at(t_ns))
+        inside = spec.in_bounds(ix, iy)
+        if not inside.any():
+            continue
+        ix, iy = ix[inside], iy[inside]
+        if r >= 0 and drawn.any():
+            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
+            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            near = drawn[y0:y1, x0:x1]
+            if r > 0 and near.any():
+                near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
+            if near[iy - y0, ix - x0].mean() >= 0.5:
+                continue
+        pct = logodds_to_percent(o.logodds[inside])
+        out[iy, ix] = np.maximum(out[iy, ix], pct)
+        drawn[iy, ix] = True
+    return out
+
+
+@pytest.mark.parametrize('radius', [0.0, 0.2, 1.0, 1.7])
+@pytest.mark.parametrize('seed', range(5))
+def test_draw_skips_the_same_duplicates_as_before(radius, seed):
+    rng = np.random.default_rng(seed)
+    layer = DynamicLayer(DynamicConfig(duplicate_radius_m=radius))
+    t = 5 * 10**9
+    objects = []
+    for i in range(25):
+        # Cars (some overlapping, some at or beyond the window's edge) seen by three vehicles.
+        centre = np.array([rng.uniform(-36.0, 36.0), rng.choice([-9.0, -3.5, 0.0, 3.5])])
+        cx, cy = np.meshgrid(np.arange(-2.2, 2.3, 0.2), np.arange(-0.8, 0.9, 0.2))
+        xy = np.stack([cx.ravel(), cy.ravel()], axis=1) + centre
+        xy = xy[rng.random(len(xy)) < 0.6]
+        objects.append(MovingObject(f'v{i % 3 + 1}', xy, rng.uniform(0.5, 3.0, len(xy)).astype(np.float32),
+                                    np.array([rng.uniform(-30.0, 30.0), 0.0]), t - int(rng.integers(0, 250)) * 10**6,
+                                    'track'))
+    for o in objects:
+        layer._objects.setdefault(o.vehicle_id, []).append(o)
+    cells = rng.integers(-1, 101, SPEC.shape).astype(np.int8)
+    want = _old_draw(layer, SPEC, cells, t)
+    got = layer.draw(SPEC, cells, t)
+    np.testing.assert_array_equal(got, want)
+    assert np.count_nonzero(got != cells) > 0
