@@ -351,7 +351,7 @@ class TruthFrame:
 
     @cached_property
     def own_cells(self) -> list[tuple[tuple[slice, slice], NDArray[np.bool_]]]:
-        return [_box_slice_mask(self.spec, b, 0) for b in self.boxes]
+        return [footprint_window(self.spec, b, 0) for b in self.boxes]
 
     def footprint_hits(self, cells: NDArray[np.integer]) -> NDArray[np.bool_]:
         """(B,) objects with >= 3 occupied cells inside their own footprint (not dilated)."""

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ..errors import ConfigError
-from ..grid import GridSpec, logodds_to_percent
+from ..grid import GridSpec
 from ..metrics import Box, footprint_window
 from .morphology import nonzero_box
 
