@@ -125,10 +125,6 @@ class DropCounter:
     def total(self) -> int:
         return sum(self._counts.values())
 
-    def of_source(self, source: str | None) -> dict[str, int]:
-        """Drops of one source per cause (None: the drops counted without a source)."""
-        return {cause: n for (s, cause), n in self._counts.items() if s == source}
-
     def as_values(self, prefix: str = 'drops.') -> dict[str, int]:
         """``{prefix + cause: n, prefix + source.cause: n, ..., prefix + 'total': total}`` for :func:`make_status`.
 

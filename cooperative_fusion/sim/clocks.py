@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from ..core.errors import ConfigError
 
@@ -56,16 +55,3 @@ class VehicleClock:
         if self._jitter_ns > 0:
             stamp += int(round(float(np.clip(self._rng.standard_normal(), -3.0, 3.0)) * self._jitter_ns))
         return stamp
-
-    def to_vehicle_ns_array(self, common_ns: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Vectorised :meth:`to_vehicle_ns` over (N,) int64 common stamps."""
-        common_ns = np.asarray(common_ns, dtype=np.int64)
-        stamp = common_ns + self._offset_ns + np.rint(self.config.drift_ppm * 1e-6 * common_ns).astype(np.int64)
-        if self._jitter_ns > 0:
-            jitter = np.clip(self._rng.standard_normal(common_ns.shape), -3.0, 3.0) * self._jitter_ns
-            stamp = stamp + np.rint(jitter).astype(np.int64)
-        return stamp
-
-    def to_common_ns(self, vehicle_ns: int) -> int:
-        """Inverse of :meth:`ideal_ns` (jitter cannot be undone), integer ns."""
-        return int(round((int(vehicle_ns) - self._offset_ns) / (1.0 + self.config.drift_ppm * 1e-6)))

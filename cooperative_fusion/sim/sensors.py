@@ -230,10 +230,6 @@ class LidarModel(_OwnBody):
         self.col_times = np.arange(self.n_cols) * (self.period_s / self.n_cols)
         self.ray_times = np.repeat(self.col_times, self.n_beams)
 
-    @property
-    def n_rays(self) -> int:
-        return self.n_cols * self.n_beams
-
     def _candidates(self, origin: NDArray[np.float64], rot: NDArray[np.float64], v_sensor: NDArray[np.float64],
                     boxes: BoxSet) -> list[NDArray[np.int64] | None]:
         return azimuth_candidates(origin, rot, v_sensor, self.period_s, boxes, self.azimuths, self.n_beams,

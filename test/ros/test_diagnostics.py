@@ -89,7 +89,6 @@ def test_drop_counter_keys_by_source_and_cause():
                          'dropped input (internal): KeyError']
     assert drops.counts == {'lidar.malformed': 2, 'camera.malformed': 1, 'internal': 1}
     assert drops.by_cause == {'malformed': 3, 'internal': 1} and drops.total == 4
-    assert drops.of_source('lidar') == {'malformed': 2} and drops.of_source(None) == {'internal': 1}
     assert drops.as_values() == {'drops.internal': 1, 'drops.malformed': 3, 'drops.camera.malformed': 1,
                                  'drops.lidar.malformed': 2, 'drops.total': 4}
 

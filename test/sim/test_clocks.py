@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.sim.clocks import ClockConfig, VehicleClock
@@ -13,15 +13,12 @@ def test_offset_and_drift_without_jitter():
     assert clock.to_vehicle_ns(0) == -150_000_000
     # 10 s at 50 ppm = 0.5 ms of drift.
     assert clock.to_vehicle_ns(10_000_000_000) == 10_000_000_000 - 150_000_000 + 500_000
-    stamps = clock.to_vehicle_ns_array(np.array([0, 10_000_000_000]))
-    assert_array_equal(stamps, [-150_000_000, 9_850_500_000])
-    assert clock.to_common_ns(clock.ideal_ns(7_123_456_789)) == pytest.approx(7_123_456_789, abs=1)
 
 
 def test_jitter_statistics_and_clip():
     clock = VehicleClock(ClockConfig(offset_ms=20.0, jitter_ms=2.0), np.random.default_rng(0))
     common = np.arange(20000, dtype=np.int64) * 10_000_000
-    err = (clock.to_vehicle_ns_array(common) - common - 20_000_000) / 1e6
+    err = (np.array([clock.to_vehicle_ns(int(t)) for t in common]) - common - 20_000_000) / 1e6
     assert_allclose(err.mean(), 0.0, atol=0.05)
     assert_allclose(err.std(), 2.0, rtol=0.05)
     assert np.abs(err).max() <= 6.0 + 1e-6

@@ -251,7 +251,6 @@ class CommonGrid:
         self._occ = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
         self._time_ns: int | None = None
         self._books = {vid: _Book() for vid in config.vehicle_weights}
-        self._unknown: dict[str, int] = {}
         self._pending_stamps: list[int] = []
 
     # ------------------------------------------------------------ properties
@@ -276,11 +275,6 @@ class CommonGrid:
     def time_ns(self) -> int | None:
         """Common time at which the contents are valid (None before any evidence or advance)."""
         return self._time_ns
-
-    @property
-    def unknown_vehicles(self) -> dict[str, int]:
-        """Ids not in ``vehicle_weights`` -> messages ignored."""
-        return dict(self._unknown)
 
     # ---------------------------------------------------------------- update
     def advance(self, now_ns: int) -> None:
@@ -314,7 +308,6 @@ class CommonGrid:
         stamp_ns, now_ns = int(stamp_ns), int(now_ns)
         book = self._books.get(vehicle_id)
         if book is None:
-            self._unknown[vehicle_id] = self._unknown.get(vehicle_id, 0) + 1
             return IntegrateResult(False, DropCause.UNKNOWN_VEHICLE,
                                    f'vehicle {vehicle_id!r} is not in vehicle_weights {sorted(self._books)}')
         result = self._integrate(vehicle_id, book, spec, logodds, known, stamp_ns, now_ns, pose_cov_xy,

@@ -428,16 +428,6 @@ def _weakest_constraint(lever: NDArray[np.float64], normals: NDArray[np.float64]
     return float(np.linalg.eigvalsh(j.T @ j / len(j))[0])
 
 
-def correction_matrix(result: CoregResult) -> NDArray[np.float64]:
-    """The correction as a 4×4 transform ``map -> map`` (apply as ``corrected_base2map = C @ base2map``)."""
-    c = np.asarray(result.pivot)
-    rot = _rot(result.dyaw)
-    out = np.eye(4)
-    out[:2, :2] = rot
-    out[:2, 3] = c - rot @ c + (result.dx, result.dy)
-    return out
-
-
 def apply_correction(points_xy: NDArray[np.floating], result: CoregResult,
                      pivot_xy: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """Corrected points (N, 2) metres: ``R(dyaw) · (p - pivot) + pivot + (dx, dy)``.

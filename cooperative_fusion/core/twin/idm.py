@@ -82,18 +82,6 @@ def desired_gap(v: NDArray[np.floating], v_lead: NDArray[np.floating], params: I
     return params.s0_m + np.maximum(0.0, dynamic)
 
 
-def equilibrium_gap(v: NDArray[np.floating], params: IdmParams) -> NDArray[np.float64]:
-    """Gap at which a follower at steady speed ``v`` (< v0) behind a leader at ``v`` has zero acceleration.
-
-    s_e = (s0 + v·T) / sqrt(1 − (v/v0)^δ), metres; ``inf`` at v >= v0.
-    """
-    v = np.maximum(np.asarray(v, dtype=np.float64), 0.0)
-    free = 1.0 - (v / params.v0_mps) ** params.delta
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(free > 0, (params.s0_m + v * params.time_headway_s) / np.sqrt(np.maximum(free, 0.0)),
-                        np.inf)
-
-
 def idm_acceleration(v: NDArray[np.floating], v_lead: NDArray[np.floating], gap_m: NDArray[np.floating],
                      params: IdmParams, v0_mps: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """IDM acceleration, vectorised over vehicles.

@@ -7,11 +7,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.fusion.coregistration import (CoregConfig, CoregResult, apply_correction,
-                                                    correction_matrix, estimate_offset, occupied_points,
+                                                    estimate_offset, occupied_points,
                                                     persistent_points, register_platoon)
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec, prob_to_logodds
-from cooperative_fusion.core.se3 import apply as se3_apply
 
 
 def box_outline(cx: float, cy: float, length: float, width: float, yaw: float, step: float = 0.1) -> np.ndarray:
@@ -75,12 +74,11 @@ def test_recovers_shift_and_rotation(as_cells):
         assert np.median(np.hypot(*(corrected - seen).T)) < 0.1
 
 
-def test_correction_matrix_matches_apply():
+def test_apply_correction_turns_about_the_pivot():
     r = CoregResult(0.3, -0.2, math.radians(2.0), 1.0, 0.0, True, 'ok', (10.0, 5.0))
-    pts = np.random.default_rng(0).uniform(-20, 20, (10, 2))
-    via_matrix = se3_apply(correction_matrix(r), np.column_stack([pts, np.zeros(10)]))[:, :2]
-    assert_allclose(via_matrix, apply_correction(pts, r), atol=1e-12)
     assert_allclose(apply_correction(np.array([[10.0, 5.0]]), r), [[10.3, 4.8]])
+    c, s = math.cos(r.dyaw), math.sin(r.dyaw)
+    assert_allclose(apply_correction(np.array([[11.0, 5.0]]), r), [[10.3 + c, 4.8 + s]], atol=1e-12)
 
 
 def test_single_wall_is_degenerate():

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.errors import ConfigError
-from cooperative_fusion.core.twin.idm import (IdmParams, desired_gap, equilibrium_gap, free_road_acceleration,
+from cooperative_fusion.core.twin.idm import (IdmParams, desired_gap, free_road_acceleration,
                                          idm_acceleration, idm_step)
 
 
@@ -13,7 +13,6 @@ def test_equilibrium_gap_gives_zero_acceleration():
     p = IdmParams()
     v = np.array([5.0, 12.0, 20.0, 24.0])
     s_e = (p.s0_m + v * p.time_headway_s) / np.sqrt(1.0 - (v / p.v0_mps) ** p.delta)
-    assert_allclose(equilibrium_gap(v, p), s_e)
     assert_allclose(idm_acceleration(v, v, s_e, p), 0.0, atol=1e-12)
     # Closer than equilibrium brakes, further accelerates.
     assert (idm_acceleration(v, v, 0.9 * s_e, p) < 0).all()
