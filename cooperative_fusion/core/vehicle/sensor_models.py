@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -177,6 +178,47 @@ def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
 
 # ------------------------------------------------------------- polar sweep ----
 
+@lru_cache(maxsize=8)
+def _bin_edges(n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """cos and sin (n_bins + 1,) of the bin edges, from -pi."""
+    edges = -math.pi + np.arange(n_bins + 1) * (_TWO_PI / n_bins)
+    return np.cos(edges), np.sin(edges)
+
+
+def _index_range(lo_m: float, hi_m: float, origin_m: float, resolution: float, n: int) -> tuple[int, int]:
+    """The cells ``[start, stop)`` of an axis whose centres may lie in ``[lo_m, hi_m]`` (one cell of margin)."""
+    start = int(math.floor((lo_m - origin_m) / resolution - 0.5)) - 1
+    stop = int(math.ceil((hi_m - origin_m) / resolution - 0.5)) + 2
+    return max(start, 0), min(stop, n)
+
+
+def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.float32],
+               min_range_m: float) -> tuple[slice, slice] | None:
+    """Rows and columns of the grid that hold every cell a bin's ``limit`` may reach, or None.
+
+    The bounding box of the sensor and the ends of every bin's edges at that
+    bin's limit, one cell wider: a cell centre can be free only within its
+    bin's limit, and the arc between two edge ends bulges less than a
+    millimetre beyond them at the bin widths used.
+    """
+    reaching = limit >= np.float32(min_range_m)
+    if not reaching.any():
+        return None
+    cos_e, sin_e = _bin_edges(limit.size)
+    r = np.where(reaching, limit, np.float32(0.0)).astype(np.float64)
+    r_edge = np.maximum(r, np.roll(r, 1))       # each edge at the larger limit of the two bins it bounds
+    r_edge = np.append(r_edge, r_edge[0])
+    xs = origin[0] + r_edge * cos_e
+    ys = origin[1] + r_edge * sin_e
+    rows = _index_range(min(float(ys.min()), origin[1]), max(float(ys.max()), origin[1]),
+                        spec.origin_y, spec.resolution, spec.height)
+    cols = _index_range(min(float(xs.min()), origin[0]), max(float(xs.max()), origin[0]),
+                        spec.origin_x, spec.resolution, spec.width)
+    if rows[0] >= rows[1] or cols[0] >= cols[1]:
+        return None
+    return slice(*rows), slice(*cols)
+
+
 def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
                  free_xy: NDArray[np.floating], model: SensorModel,
                  fov: tuple[float, float] | None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -186,6 +228,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     free = _as_xy(free_xy, 'free_xy')
     n_bins = max(1, int(math.ceil(_TWO_PI / model.azimuth_resolution_rad - 1e-9)))
     bin_width = _TWO_PI / n_bins
+    to_bin_scale = np.float32(1.0 / bin_width)
 
     def polar(xy: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         # float32 is plenty here (1e-5 m at 100 m, 1e-7 rad) and halves the cost.
@@ -199,8 +242,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     def to_bin(azimuth: NDArray[np.floating]) -> NDArray[np.intp]:
         # arctan2 gives [-pi, pi] (a hair beyond in float32); both ends border the same
         # bin edge, so clipping puts them in the first / last bin.
-        return np.clip(np.floor((azimuth + np.float32(math.pi)) * np.float32(1.0 / bin_width)).astype(np.intp),
-                       0, n_bins - 1)
+        return np.clip(np.floor((azimuth + np.float32(math.pi)) * to_bin_scale).astype(np.intp), 0, n_bins - 1)
 
     hit_r, hit_az = polar(hits)
     free_r, free_az = polar(free)
@@ -233,29 +275,40 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         nearest[gap] = np.minimum(nearest[left[gap]], nearest[right[gap]])
         reach[gap] = np.minimum(reach[left[gap]], reach[right[gap]])
 
-    # Cells must lie more than half a cell before the nearest hit to be free.
-    # Unobserved bins keep reach 0 and so stay unknown.
+    # Cells must lie more than half a cell before the nearest hit to be free:
+    # r < nearest - res/2 is r <= the float32 just below it, so one limit per bin
+    # holds both rules. Unobserved bins keep reach 0 and so stay unknown.
     blocked = nearest - np.float32(0.5 * spec.resolution)
-
-    xs, ys = spec.cell_centers()
-    dx = (xs - origin[0]).astype(np.float32)
-    dy = (ys - origin[1]).astype(np.float32)
-    cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
-    cell_az = np.arctan2(dy[:, None], dx[None, :])
-    cell_bin = to_bin(cell_az)
-    free_cells = (cell_r >= model.min_range_m) & (cell_r <= reach[cell_bin]) & (cell_r < blocked[cell_bin])
-    if fov is not None:
-        free_cells &= np.abs(_wrap(cell_az - fov[0])) <= 0.5 * fov[1]
+    limit = np.minimum(reach, np.nextafter(blocked, np.float32(-np.inf)))
 
     occupied = np.zeros(spec.height * spec.width, dtype=bool)
     ix, iy = spec.world_to_cell(hits[valid])
     inside = spec.in_bounds(ix, iy)
     occupied[iy[inside] * spec.width + ix[inside]] = True
     occupied = occupied.reshape(spec.shape)
+    known = occupied.copy()
+    logodds = np.zeros(spec.shape, dtype=np.float32)
 
-    logodds = np.where(occupied, np.float32(model.l_hit),
-                       np.where(free_cells, np.float32(model.l_miss), np.float32(0.0))).astype(np.float32)
-    return logodds, occupied | free_cells
+    box = _reach_box(spec, origin, limit, model.min_range_m)
+    if box is not None:
+        # Only the cells some bin can reach: the camera's field of view, not the whole window.
+        rows, cols = box
+        xs, ys = spec.cell_centers()
+        dx = (xs[cols] - origin[0]).astype(np.float32)
+        dy = (ys[rows] - origin[1]).astype(np.float32)
+        cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
+        cell_az = np.arctan2(dy[:, None], dx[None, :])
+        # floor and clip as in to_bin: the sum is >= 0 here, where truncation is floor.
+        cell_bin = ((cell_az + np.float32(math.pi)) * to_bin_scale).astype(np.intp)
+        np.minimum(cell_bin, n_bins - 1, out=cell_bin)
+        free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
+        if fov is not None:
+            candidates = np.flatnonzero(free_cells)
+            free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
+        logodds[rows, cols][free_cells] = np.float32(model.l_miss)
+        known[rows, cols] |= free_cells
+    logodds[occupied] = np.float32(model.l_hit)
+    return logodds, known
 
 
 def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
