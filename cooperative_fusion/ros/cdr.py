@@ -10,6 +10,7 @@ one ``struct`` pack per run, numeric arrays and sequences are copied as buffers.
 from __future__ import annotations
 
 import array
+import importlib
 import struct
 import sys
 from functools import lru_cache
@@ -58,12 +59,12 @@ def _is_string(t: str) -> bool:
 
 
 def _message_class(msgtype: str, owner: type) -> type:
-    from .bag import message_class   # late: bag imports this module
-
+    """The rclpy class of a nested field type ``'pkg/Name'``."""
+    pkg, _, name = msgtype.partition('/')
     try:
-        return message_class(msgtype)
-    except BagError as exc:
-        raise UnsupportedType(f'{owner.__name__}: {exc}') from exc
+        return getattr(importlib.import_module(f'{pkg}.msg'), name)
+    except (ImportError, AttributeError) as exc:
+        raise UnsupportedType(f'{owner.__name__}: field type {msgtype!r} is not installed: {exc}') from exc
 
 
 def _run_struct(codes: list[str]) -> tuple[Callable[..., bytes], ...]:

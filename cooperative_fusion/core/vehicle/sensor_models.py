@@ -185,6 +185,14 @@ def _bin_edges(n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     return np.cos(edges), np.sin(edges)
 
 
+def _bins_inside(n_bins: int, yaw: float, half_fov: float) -> NDArray[np.bool_]:
+    """(n_bins,) True for the bins lying inside ``yaw ± half_fov`` with 1e-4 rad to spare (far more
+    than the float32 error of a cell's azimuth), where a cell's own field-of-view test must pass."""
+    centres = -math.pi + (np.arange(n_bins) + 0.5) * (_TWO_PI / n_bins)
+    off = np.abs((centres - yaw + math.pi) % _TWO_PI - math.pi)
+    return off <= half_fov - 0.5 * _TWO_PI / n_bins - 1e-4
+
+
 def _index_range(lo_m: float, hi_m: float, origin_m: float, resolution: float, n: int) -> tuple[int, int]:
     """The cells ``[start, stop)`` of an axis whose centres may lie in ``[lo_m, hi_m]`` (one cell of margin)."""
     start = int(math.floor((lo_m - origin_m) / resolution - 0.5)) - 1
@@ -281,14 +289,8 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     blocked = nearest - np.float32(0.5 * spec.resolution)
     limit = np.minimum(reach, np.nextafter(blocked, np.float32(-np.inf)))
 
-    occupied = np.zeros(spec.height * spec.width, dtype=bool)
-    ix, iy = spec.world_to_cell(hits[valid])
-    inside = spec.in_bounds(ix, iy)
-    occupied[iy[inside] * spec.width + ix[inside]] = True
-    occupied = occupied.reshape(spec.shape)
-    known = occupied.copy()
-    logodds = np.zeros(spec.shape, dtype=np.float32)
-
+    # cell codes: bit 0 free, bit 1 occupied (occupied wins)
+    codes = np.zeros(spec.shape, dtype=np.uint8)
     box = _reach_box(spec, origin, limit, model.min_range_m)
     if box is not None:
         # Only the cells some bin can reach: the camera's field of view, not the whole window.
@@ -299,16 +301,22 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
         cell_az = np.arctan2(dy[:, None], dx[None, :])
         # floor and clip as in to_bin: the sum is >= 0 here, where truncation is floor.
-        cell_bin = ((cell_az + np.float32(math.pi)) * to_bin_scale).astype(np.intp)
+        scaled = cell_az + np.float32(math.pi)
+        scaled *= to_bin_scale
+        cell_bin = scaled.astype(np.intp)
         np.minimum(cell_bin, n_bins - 1, out=cell_bin)
         free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
         if fov is not None:
-            candidates = np.flatnonzero(free_cells)
+            # The exact field-of-view test, only where a bin is not surely inside the field of view.
+            unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
+            candidates = np.flatnonzero(free_cells & unsure[cell_bin])
             free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
-        logodds[rows, cols][free_cells] = np.float32(model.l_miss)
-        known[rows, cols] |= free_cells
-    logodds[occupied] = np.float32(model.l_hit)
-    return logodds, known
+        codes[rows, cols] = free_cells.view(np.uint8)
+    ix, iy = spec.world_to_cell(hits[valid])
+    inside = spec.in_bounds(ix, iy)
+    codes.reshape(-1)[iy[inside] * spec.width + ix[inside]] = 2
+    values = np.array([0.0, model.l_miss, model.l_hit], dtype=np.float32)
+    return values.take(codes), codes.astype(bool)
 
 
 def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
@@ -392,21 +400,24 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
     if not inside.any():
         return _empty(spec)
-    counts = np.bincount(iy[inside] * width + ix[inside], minlength=height * width)
-    density = counts.reshape(height, width).astype(np.float32)
+    ix, iy = ix[inside], iy[inside]
+    # Only the padded bounding box of the detections is blurred: everything else stays 0.
+    r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
+    c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, width)
+    counts = np.bincount((iy - r0) * (c1 - c0) + (ix - c0), minlength=(r1 - r0) * (c1 - c0))
+    density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
     if sigma_cells > 0:
-        # Blur only the padded bounding box of the detections: same result, less work.
-        rows = np.flatnonzero(density.any(axis=1))
-        cols = np.flatnonzero(density.any(axis=0))
-        r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, height)
-        c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, width)
-        window = ndimage.gaussian_filter(density[r0:r1, c0:c1], sigma_cells, mode='constant',
-                                         truncate=RADAR_TRUNCATE)
-        density[:] = 0.0
-        density[r0:r1, c0:c1] = window / np.float32(_gaussian_peak(sigma_cells))
-    weight = np.minimum(density[pad:pad + spec.height, pad:pad + spec.width], 1.0)
-    known = weight >= RADAR_KNOWN_FRACTION
-    logodds = np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32)
+        density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
+        density /= np.float32(_gaussian_peak(sigma_cells))
+    # the box in the unpadded grid
+    g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
+    h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
+    logodds, known = _empty(spec)
+    if g0 >= g1 or h0 >= h1:
+        return logodds, known
+    weight = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
+    known[g0:g1, h0:h1] = weight >= RADAR_KNOWN_FRACTION
+    logodds[g0:g1, h0:h1] = np.where(known[g0:g1, h0:h1], weight * np.float32(model.l_hit), np.float32(0.0))
     return logodds, known
 
 
