@@ -132,12 +132,12 @@ def block_reduce(a: NDArray, k: int, op: np.ufunc) -> NDArray:
     Strided slices instead of a (h, k, w, k) reshape, whose reduction over two
     short axes costs ~10x more. Blocks are combined in numpy's order (along a
     block row first, then across the rows), so float32 sums are bit-identical to
-    ``a.reshape(h, k, w, k).sum(axis=(1, 3))``; for k > 7 that reshape is used.
+    ``a.reshape(h, k, w, k).sum(axis=(1, 3))``; for k = 1 and k > 7 that reshape is used.
     """
     rows, cols = a.shape
     if k < 1 or rows % k or cols % k:
         raise ConfigError(f'block_reduce needs a shape divisible by k = {k}, got {a.shape}')
-    if k > _SEQUENTIAL_SUM_MAX:
+    if k == 1 or k > _SEQUENTIAL_SUM_MAX:     # (k = 1: a sum starts from +0.0, so -0.0 becomes +0.0)
         return op.reduce(op.reduce(a.reshape(rows // k, k, cols // k, k), axis=3), axis=1)
     out = None
     for i in range(k):
