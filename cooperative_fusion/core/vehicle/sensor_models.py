@@ -247,10 +247,13 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             dy = (xy[:, 1] - origin[1]).astype(np.float32)
             return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
-    def to_bin(azimuth: NDArray[np.floating]) -> NDArray[np.intp]:
-        # arctan2 gives [-pi, pi] (a hair beyond in float32); both ends border the same
-        # bin edge, so clipping puts them in the first / last bin.
-        return np.clip(np.floor((azimuth + np.float32(math.pi)) * to_bin_scale).astype(np.intp), 0, n_bins - 1)
+    def to_bin(azimuth: NDArray[np.float32]) -> NDArray[np.intp]:
+        # float32 arctan2 gives [-pi, pi] rounded to float32, so the shifted azimuth is >= 0,
+        # where truncation is floor; pi itself (the same edge as -pi) goes to the last bin.
+        scaled = azimuth + np.float32(math.pi)
+        scaled *= to_bin_scale
+        bins = scaled.astype(np.intp)
+        return np.minimum(bins, n_bins - 1, out=bins)
 
     hit_r, hit_az = polar(hits)
     free_r, free_az = polar(free)
@@ -300,11 +303,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         dy = (ys[rows] - origin[1]).astype(np.float32)
         cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
         cell_az = np.arctan2(dy[:, None], dx[None, :])
-        # floor and clip as in to_bin: the sum is >= 0 here, where truncation is floor.
-        scaled = cell_az + np.float32(math.pi)
-        scaled *= to_bin_scale
-        cell_bin = scaled.astype(np.intp)
-        np.minimum(cell_bin, n_bins - 1, out=cell_bin)
+        cell_bin = to_bin(cell_az)
         free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
         if fov is not None:
             # The exact field-of-view test, only where a bin is not surely inside the field of view.
