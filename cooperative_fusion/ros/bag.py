@@ -7,13 +7,12 @@ to Jazzy's for the message types this package uses, and to the hashes of the
 installed message packages), and an offered QoS profile chosen per topic by
 :func:`topic_qos`, so ``ros2 bag play`` on a vehicle publishes with it.
 
-Messages are serialized with rosbags' CDR serializer after a field-by-field
-copy of the rclpy message into the typestore's classes (:func:`serialize`).
-Two measured reasons: ``rclpy.serialization.serialize_message`` (Fast CDR)
-leaves alignment padding uninitialised, so the same message gave different
-bytes from call to call, and the same seed would not give the same bag; and
-rosbags is faster on large payloads (30k-point PointCloud2: ~0.5 ms against
-~2.4 ms). Both produce the same CDR apart from the padding bytes.
+Messages are serialized straight from the rclpy message's fields by
+:mod:`.cdr` (:func:`serialize`), into the bytes rosbags' CDR serializer writes.
+Not ``rclpy.serialization.serialize_message`` (Fast CDR): it leaves alignment
+padding uninitialised, so the same message gave different bytes from call to
+call, and the same seed would not give the same bag; and not a field-by-field
+copy into rosbags' classes: that copy was most of the recording's cost.
 
 Reading accepts rosbag2 directories (mcap or sqlite3 storage) and single
 ``.mcap`` / ``.db3`` files, and yields raw CDR bytes in log-time order;
@@ -39,6 +38,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ..core.errors import BagError
 from . import qos as qos_profiles
+from .cdr import UnsupportedType, serialize_cdr
 from . import names
 
 #: Typestore whose message definitions and RIHS01 hashes go into written bags.
@@ -113,13 +113,18 @@ def serialize(msg: Any) -> bytes:
     """CDR bytes (little endian, padding zeroed) of the rclpy message ``msg``.
 
     Deterministic, unlike Fast CDR's serializer, whose padding bytes are
-    whatever was in memory. Falls back to ``rclpy.serialization`` for a type
-    the typestore does not know.
+    whatever was in memory. Written by :func:`.cdr.serialize_cdr`; a type it
+    does not support goes through rosbags' serializer, and a type the
+    typestore does not know through ``rclpy.serialization``.
     """
     store = _typestore()
     msgtype = message_type_name(msg)
     if msgtype not in store.types:
         return serialize_message(msg)
+    try:
+        return serialize_cdr(msg)
+    except UnsupportedType:
+        pass
     try:
         return bytes(store.serialize_cdr(_to_rosbags(msg, store.types), msgtype))
     except Exception as exc:

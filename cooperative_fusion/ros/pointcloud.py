@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import sys
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -39,31 +40,39 @@ _NATIVE_BIG = sys.byteorder == 'big'
 
 def _message_dtype(msg: PointCloud2) -> np.dtype:
     """The structured dtype of one point of ``msg``, in the message's byte order, itemsize point_step."""
-    order = '>' if msg.is_bigendian else '<'
+    fields = tuple((f.name, int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields)
+    return _layout_dtype(fields, int(msg.point_step), bool(msg.is_bigendian), msg.width * msg.height > 0)
+
+
+@lru_cache(maxsize=64)
+def _layout_dtype(fields: tuple[tuple[str, int, int, int], ...], point_step: int, big_endian: bool,
+                  has_points: bool) -> np.dtype:
+    """:func:`_message_dtype` of one layout (a stream keeps its layout: built once, not per message)."""
+    order = '>' if big_endian else '<'
     names: list[str] = []
     formats: list[object] = []
     offsets: list[int] = []
     end = 0
-    for f in msg.fields:
-        if not f.name:
-            raise MessageFormatError(f'PointField at offset {f.offset} has an empty name')
-        if f.name in names:
-            raise MessageFormatError(f'duplicate field name {f.name!r} in fields {[g.name for g in msg.fields]}')
-        base = DATATYPES.get(int(f.datatype))
+    for name, offset, datatype, count in fields:
+        if not name:
+            raise MessageFormatError(f'PointField at offset {offset} has an empty name')
+        if name in names:
+            raise MessageFormatError(f'duplicate field name {name!r} in fields {[f[0] for f in fields]}')
+        base = DATATYPES.get(datatype)
         if base is None:
             raise MessageFormatError(
-                f'field {f.name!r} has unsupported datatype {int(f.datatype)}: expected one of '
+                f'field {name!r} has unsupported datatype {datatype}: expected one of '
                 f'{sorted(DATATYPES)} (INT8..FLOAT64)')
-        count = max(1, int(f.count))
+        count = max(1, count)
         size = base.itemsize * count
-        if f.offset + size > msg.point_step and msg.width * msg.height > 0:
+        if offset + size > point_step and has_points:
             raise MessageFormatError(
-                f'field {f.name!r} (offset {f.offset}, {size} bytes) extends past point_step {msg.point_step}')
-        names.append(f.name)
+                f'field {name!r} (offset {offset}, {size} bytes) extends past point_step {point_step}')
+        names.append(name)
         formats.append(base.newbyteorder(order) if count == 1 else (base.newbyteorder(order), (count,)))
-        offsets.append(int(f.offset))
-        end = max(end, f.offset + size)
-    itemsize = int(msg.point_step) if msg.width * msg.height > 0 else max(int(msg.point_step), end)
+        offsets.append(offset)
+        end = max(end, offset + size)
+    itemsize = point_step if has_points else max(point_step, end)
     return np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': itemsize})
 
 

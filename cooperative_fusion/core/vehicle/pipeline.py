@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -255,7 +256,8 @@ class CycleResult:
     stamp_vehicle_ns : the sync set's stamp (vehicle clock)
     spec : the evidence grid
     logodds : (height, width) float32, this cycle's evidence; known : (height, width) bool
-    cells : (height, width) int8, OccupancyGrid cells (round(100·p), -1 unknown)
+    cells : (height, width) int8, OccupancyGrid cells (round(100·p), -1 unknown); made on
+        first use (a vehicle sharing coarser cells never needs these)
     radar_targets : (M,) RADAR_TARGET_DTYPE in ``map``, ego motion removed; None without radar
     used : streams whose evidence went in
     skipped : stream -> reason, for members that could not be used (e.g. no pose)
@@ -266,11 +268,14 @@ class CycleResult:
     spec: GridSpec
     logodds: NDArray[np.float32]
     known: NDArray[np.bool_]
-    cells: NDArray[np.int8]
     radar_targets: NDArray | None
     used: tuple[str, ...]
     skipped: dict[str, str]
     n_points: dict[str, int]
+
+    @cached_property
+    def cells(self) -> NDArray[np.int8]:
+        return logodds_to_percent(self.logodds, self.known)
 
 
 # ---------------------------------------------------------------- pipeline ---
@@ -350,8 +355,7 @@ class VehiclePipeline:
             logodds, known = combine(layers)
         else:
             logodds, known = np.zeros(spec.shape, np.float32), np.zeros(spec.shape, bool)
-        return CycleResult(int(stamp_vehicle_ns), spec, logodds, known, logodds_to_percent(logodds, known),
-                           targets, tuple(used), skipped, n_points)
+        return CycleResult(int(stamp_vehicle_ns), spec, logodds, known, targets, tuple(used), skipped, n_points)
 
     def _split(self, points_map: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         obstacle, ground = split_ground(points_map, self.cfg.ground)

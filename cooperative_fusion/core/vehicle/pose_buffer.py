@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 from ..errors import ConfigError, FrameError
 from ..types import PoseSample
 
+#: lookup() results remembered between two inserts (a cycle needs a handful of stamps).
+_LOOKUP_MEMO = 64
 
 @dataclass(frozen=True)
 class PoseBufferConfig:
@@ -124,6 +126,8 @@ class PoseBuffer:
         self._samples: list[PoseSample] = []
         self._arrays: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
                             NDArray[np.float64], NDArray[np.float64]] | None = None
+        # lookup() results of the current samples: a cycle asks for the same stamp several times
+        self._lookups: dict[int, NDArray[np.float64]] = {}
 
     # -- filling --------------------------------------------------------------------------
 
@@ -157,11 +161,13 @@ class PoseBuffer:
             del self._stamps[:k]
             del self._samples[:k]
         self._arrays = None
+        self._lookups.clear()
 
     def clear(self) -> None:
         self._stamps.clear()
         self._samples.clear()
         self._arrays = None
+        self._lookups.clear()
 
     def __len__(self) -> int:
         return len(self._stamps)
@@ -231,8 +237,16 @@ class PoseBuffer:
         return out
 
     def lookup(self, stamp_ns: int) -> NDArray[np.float64]:
-        """``base2map`` 4×4 at one stamp, ns."""
-        return self.lookup_many(np.array([int(stamp_ns)], dtype=np.int64))[0]
+        """``base2map`` 4×4 at one stamp, ns (a new array each call; repeated stamps are remembered
+        until the next insert)."""
+        stamp = int(stamp_ns)
+        pose = self._lookups.get(stamp)
+        if pose is None:
+            pose = self.lookup_many(np.array([stamp], dtype=np.int64))[0]
+            if len(self._lookups) >= _LOOKUP_MEMO:
+                self._lookups.clear()
+            self._lookups[stamp] = pose
+        return pose.copy()
 
     def velocity(self, stamp_ns: int) -> NDArray[np.float64]:
         """Linear velocity (3,) m/s of base_link in ``map`` at a stamp.

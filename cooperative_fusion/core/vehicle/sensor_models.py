@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -177,6 +178,55 @@ def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
 
 # ------------------------------------------------------------- polar sweep ----
 
+@lru_cache(maxsize=8)
+def _bin_edges(n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """cos and sin (n_bins + 1,) of the bin edges, from -pi."""
+    edges = -math.pi + np.arange(n_bins + 1) * (_TWO_PI / n_bins)
+    return np.cos(edges), np.sin(edges)
+
+
+def _bins_inside(n_bins: int, yaw: float, half_fov: float) -> NDArray[np.bool_]:
+    """(n_bins,) True for the bins lying inside ``yaw ± half_fov`` with 1e-4 rad to spare (far more
+    than the float32 error of a cell's azimuth), where a cell's own field-of-view test must pass."""
+    centres = -math.pi + (np.arange(n_bins) + 0.5) * (_TWO_PI / n_bins)
+    off = np.abs((centres - yaw + math.pi) % _TWO_PI - math.pi)
+    return off <= half_fov - 0.5 * _TWO_PI / n_bins - 1e-4
+
+
+def _index_range(lo_m: float, hi_m: float, origin_m: float, resolution: float, n: int) -> tuple[int, int]:
+    """The cells ``[start, stop)`` of an axis whose centres may lie in ``[lo_m, hi_m]`` (one cell of margin)."""
+    start = int(math.floor((lo_m - origin_m) / resolution - 0.5)) - 1
+    stop = int(math.ceil((hi_m - origin_m) / resolution - 0.5)) + 2
+    return max(start, 0), min(stop, n)
+
+
+def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.float32],
+               min_range_m: float) -> tuple[slice, slice] | None:
+    """Rows and columns of the grid that hold every cell a bin's ``limit`` may reach, or None.
+
+    The bounding box of the sensor and the ends of every bin's edges at that
+    bin's limit, one cell wider: a cell centre can be free only within its
+    bin's limit, and the arc between two edge ends bulges less than a
+    millimetre beyond them at the bin widths used.
+    """
+    reaching = limit >= np.float32(min_range_m)
+    if not reaching.any():
+        return None
+    cos_e, sin_e = _bin_edges(limit.size)
+    r = np.where(reaching, limit, np.float32(0.0)).astype(np.float64)
+    r_edge = np.maximum(r, np.roll(r, 1))       # each edge at the larger limit of the two bins it bounds
+    r_edge = np.append(r_edge, r_edge[0])
+    xs = origin[0] + r_edge * cos_e
+    ys = origin[1] + r_edge * sin_e
+    rows = _index_range(min(float(ys.min()), origin[1]), max(float(ys.max()), origin[1]),
+                        spec.origin_y, spec.resolution, spec.height)
+    cols = _index_range(min(float(xs.min()), origin[0]), max(float(xs.max()), origin[0]),
+                        spec.origin_x, spec.resolution, spec.width)
+    if rows[0] >= rows[1] or cols[0] >= cols[1]:
+        return None
+    return slice(*rows), slice(*cols)
+
+
 def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
                  free_xy: NDArray[np.floating], model: SensorModel,
                  fov: tuple[float, float] | None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -186,6 +236,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     free = _as_xy(free_xy, 'free_xy')
     n_bins = max(1, int(math.ceil(_TWO_PI / model.azimuth_resolution_rad - 1e-9)))
     bin_width = _TWO_PI / n_bins
+    to_bin_scale = np.float32(1.0 / bin_width)
 
     def polar(xy: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         # float32 is plenty here (1e-5 m at 100 m, 1e-7 rad) and halves the cost.
@@ -196,11 +247,13 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             dy = (xy[:, 1] - origin[1]).astype(np.float32)
             return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
-    def to_bin(azimuth: NDArray[np.floating]) -> NDArray[np.intp]:
-        # arctan2 gives [-pi, pi] (a hair beyond in float32); both ends border the same
-        # bin edge, so clipping puts them in the first / last bin.
-        return np.clip(np.floor((azimuth + np.float32(math.pi)) * np.float32(1.0 / bin_width)).astype(np.intp),
-                       0, n_bins - 1)
+    def to_bin(azimuth: NDArray[np.float32]) -> NDArray[np.intp]:
+        # float32 arctan2 gives [-pi, pi] rounded to float32, so the shifted azimuth is >= 0,
+        # where truncation is floor; pi itself (the same edge as -pi) goes to the last bin.
+        scaled = azimuth + np.float32(math.pi)
+        scaled *= to_bin_scale
+        bins = scaled.astype(np.intp)
+        return np.minimum(bins, n_bins - 1, out=bins)
 
     hit_r, hit_az = polar(hits)
     free_r, free_az = polar(free)
@@ -233,29 +286,36 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         nearest[gap] = np.minimum(nearest[left[gap]], nearest[right[gap]])
         reach[gap] = np.minimum(reach[left[gap]], reach[right[gap]])
 
-    # Cells must lie more than half a cell before the nearest hit to be free.
-    # Unobserved bins keep reach 0 and so stay unknown.
+    # Cells must lie more than half a cell before the nearest hit to be free:
+    # r < nearest - res/2 is r <= the float32 just below it, so one limit per bin
+    # holds both rules. Unobserved bins keep reach 0 and so stay unknown.
     blocked = nearest - np.float32(0.5 * spec.resolution)
+    limit = np.minimum(reach, np.nextafter(blocked, np.float32(-np.inf)))
 
-    xs, ys = spec.cell_centers()
-    dx = (xs - origin[0]).astype(np.float32)
-    dy = (ys - origin[1]).astype(np.float32)
-    cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
-    cell_az = np.arctan2(dy[:, None], dx[None, :])
-    cell_bin = to_bin(cell_az)
-    free_cells = (cell_r >= model.min_range_m) & (cell_r <= reach[cell_bin]) & (cell_r < blocked[cell_bin])
-    if fov is not None:
-        free_cells &= np.abs(_wrap(cell_az - fov[0])) <= 0.5 * fov[1]
-
-    occupied = np.zeros(spec.height * spec.width, dtype=bool)
+    # cell codes: bit 0 free, bit 1 occupied (occupied wins)
+    codes = np.zeros(spec.shape, dtype=np.uint8)
+    box = _reach_box(spec, origin, limit, model.min_range_m)
+    if box is not None:
+        # Only the cells some bin can reach: the camera's field of view, not the whole window.
+        rows, cols = box
+        xs, ys = spec.cell_centers()
+        dx = (xs[cols] - origin[0]).astype(np.float32)
+        dy = (ys[rows] - origin[1]).astype(np.float32)
+        cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
+        cell_az = np.arctan2(dy[:, None], dx[None, :])
+        cell_bin = to_bin(cell_az)
+        free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
+        if fov is not None:
+            # The exact field-of-view test, only where a bin is not surely inside the field of view.
+            unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
+            candidates = np.flatnonzero(free_cells & unsure[cell_bin])
+            free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
+        codes[rows, cols] = free_cells.view(np.uint8)
     ix, iy = spec.world_to_cell(hits[valid])
     inside = spec.in_bounds(ix, iy)
-    occupied[iy[inside] * spec.width + ix[inside]] = True
-    occupied = occupied.reshape(spec.shape)
-
-    logodds = np.where(occupied, np.float32(model.l_hit),
-                       np.where(free_cells, np.float32(model.l_miss), np.float32(0.0))).astype(np.float32)
-    return logodds, occupied | free_cells
+    codes.reshape(-1)[iy[inside] * spec.width + ix[inside]] = 2
+    values = np.array([0.0, model.l_miss, model.l_hit], dtype=np.float32)
+    return values.take(codes), codes.astype(bool)
 
 
 def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
@@ -339,21 +399,24 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
     if not inside.any():
         return _empty(spec)
-    counts = np.bincount(iy[inside] * width + ix[inside], minlength=height * width)
-    density = counts.reshape(height, width).astype(np.float32)
+    ix, iy = ix[inside], iy[inside]
+    # Only the padded bounding box of the detections is blurred: everything else stays 0.
+    r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
+    c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, width)
+    counts = np.bincount((iy - r0) * (c1 - c0) + (ix - c0), minlength=(r1 - r0) * (c1 - c0))
+    density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
     if sigma_cells > 0:
-        # Blur only the padded bounding box of the detections: same result, less work.
-        rows = np.flatnonzero(density.any(axis=1))
-        cols = np.flatnonzero(density.any(axis=0))
-        r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, height)
-        c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, width)
-        window = ndimage.gaussian_filter(density[r0:r1, c0:c1], sigma_cells, mode='constant',
-                                         truncate=RADAR_TRUNCATE)
-        density[:] = 0.0
-        density[r0:r1, c0:c1] = window / np.float32(_gaussian_peak(sigma_cells))
-    weight = np.minimum(density[pad:pad + spec.height, pad:pad + spec.width], 1.0)
-    known = weight >= RADAR_KNOWN_FRACTION
-    logodds = np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32)
+        density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
+        density /= np.float32(_gaussian_peak(sigma_cells))
+    # the box in the unpadded grid
+    g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
+    h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
+    logodds, known = _empty(spec)
+    if g0 >= g1 or h0 >= h1:
+        return logodds, known
+    weight = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
+    known[g0:g1, h0:h1] = weight >= RADAR_KNOWN_FRACTION
+    logodds[g0:g1, h0:h1] = np.where(known[g0:g1, h0:h1], weight * np.float32(model.l_hit), np.float32(0.0))
     return logodds, known
 
 

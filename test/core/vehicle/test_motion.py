@@ -132,3 +132,21 @@ def test_deskew_validation():
     with pytest.raises(FrameError, match=r'is 0\.150 s after the newest pose'):
         deskew(pts, np.array([0, 0, 0, 0, 0.2]), LIDAR2BASE, buf, EPOCH + 1950 * MS)
     assert deskew(np.zeros((0, 3)), np.zeros(0, np.float32), LIDAR2BASE, buf, EPOCH).shape == (0, 3)
+
+
+def test_deskew_in_chunks_equals_one_gather_over_all_points_bit_for_bit():
+    buf = odom_buffer()
+    rng = np.random.default_rng(3)
+    n = 20_000                                    # more than two chunks
+    pts = rng.normal(0.0, 30.0, (n, 3)).astype(np.float32)
+    t = rng.uniform(-0.02, 0.1, n).astype(np.float32)
+    lidar2base = extrinsic_from_params('lidar', [1.2, 0.0, 1.9, 0.0, 0.0, 0.1])
+    stamp = EPOCH + 500_000_000
+    got = deskew(pts, t, lidar2base, buf, stamp)
+    bins = np.rint(t.astype(np.float64) * (1e9 / 500_000)).astype(np.int64)
+    uniq, inverse = np.unique(bins, return_inverse=True)
+    rows = (buf.lookup_many(stamp + uniq * 500_000) @ lidar2base)[:, :3, :].reshape(-1, 12)[inverse]
+    x, y, z = (pts[:, j].astype(np.float64) for j in range(3))
+    want = np.column_stack([rows[:, 4 * i] * x + rows[:, 4 * i + 1] * y + rows[:, 4 * i + 2] * z + rows[:, 4 * i + 3]
+                            for i in range(3)])
+    assert got.tobytes() == want.tobytes()

@@ -200,3 +200,18 @@ def test_angular_and_sensor_velocity(twist):
     expected = np.array([30.0, 0.0, 0.0]) + np.cross([0.0, 0.0, 0.5], lever_map)
     assert_allclose(buf.sensor_velocity(stamp, radar2base), expected, atol=1e-6)
     assert np.linalg.norm(expected[:2] - [30.0, 0.0]) == pytest.approx(1.8)
+
+
+def test_a_remembered_lookup_is_a_copy_and_an_insert_forgets_it():
+    buf = PoseBuffer()
+    for i, x in enumerate((0.0, 1.0, 3.0)):
+        buf.insert(PoseSample(i * 100 * MS, np.array([x, 0.0, 0.0]), yaw_quat(0.0)))
+    first = buf.lookup(150 * MS)
+    first[0, 3] = 99.0                          # the caller's copy: the buffer's answer stays
+    assert_allclose(buf.lookup(150 * MS)[0, 3], 2.0)
+    buf.insert(PoseSample(200 * MS, np.array([5.0, 0.0, 0.0]), yaw_quat(0.0)))   # corrects the sample at 0.2 s
+    assert_allclose(buf.lookup(150 * MS)[0, 3], 3.0)
+    assert_allclose(buf.lookup(150 * MS), buf.lookup_many(np.array([150 * MS]))[0])
+    buf.clear()
+    with pytest.raises(FrameError, match='empty'):
+        buf.lookup(150 * MS)

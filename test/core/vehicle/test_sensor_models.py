@@ -260,3 +260,114 @@ def test_non_finite_points_are_skipped():
     dirty = lidar_evidence(SPEC, ORIGIN, np.concatenate([hits, bad]), np.concatenate([bad, free]), LIDAR)
     assert_array_equal(dirty[0], clean[0])
     assert_array_equal(dirty[1], clean[1])
+
+
+# ------------------------------------------------- the fast sweep equals the plain one ---
+
+def _plain_sweep(spec, origin, hits, free, model, fov):
+    """The polar sweep written plainly over every cell (the rule of the module docstring)."""
+    from cooperative_fusion.core.vehicle.sensor_models import _as_origin, _as_xy, _wrap
+    origin, hits, free = _as_origin(origin), _as_xy(hits, 'hits_xy'), _as_xy(free, 'free_xy')
+    n_bins = max(1, int(math.ceil(2 * math.pi / model.azimuth_resolution_rad - 1e-9)))
+    scale = np.float32(n_bins / (2 * math.pi))
+
+    def polar(xy):
+        with np.errstate(over='ignore', invalid='ignore'):
+            dx, dy = (xy[:, 0] - origin[0]).astype(np.float32), (xy[:, 1] - origin[1]).astype(np.float32)
+            return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
+
+    def to_bin(az):
+        return np.clip(np.floor((az + np.float32(math.pi)) * scale).astype(np.intp), 0, n_bins - 1)
+
+    hit_r, hit_az = polar(hits)
+    free_r, free_az = polar(free)
+    if fov is not None:
+        in_hit, in_free = (np.abs(_wrap(a - fov[0])) <= 0.5 * fov[1] for a in (hit_az, free_az))
+        hits, hit_r, hit_az, free_r, free_az = hits[in_hit], hit_r[in_hit], hit_az[in_hit], free_r[in_free], free_az[in_free]
+    valid = (hit_r >= model.min_range_m) & (hit_r <= model.max_range_m)
+    beyond = hit_r > model.max_range_m
+    hit_bin, free_bin = to_bin(hit_az), to_bin(free_az)
+    nearest = np.full(n_bins, np.inf, dtype=np.float32)
+    np.minimum.at(nearest, hit_bin[valid], hit_r[valid])
+    reach = np.zeros(n_bins, dtype=np.float32)
+    np.maximum.at(reach, free_bin, np.minimum(free_r, np.float32(model.max_range_m)))
+    np.maximum.at(reach, hit_bin[valid], hit_r[valid])
+    np.maximum.at(reach, hit_bin[beyond], np.float32(model.max_range_m))
+    observed = np.zeros(n_bins, dtype=bool)
+    observed[free_bin] = True
+    observed[hit_bin[valid | beyond]] = True
+    left, right = np.roll(np.arange(n_bins), 1), np.roll(np.arange(n_bins), -1)
+    gap = ~observed & observed[left] & observed[right]
+    nearest[gap] = np.minimum(nearest[left[gap]], nearest[right[gap]])
+    reach[gap] = np.minimum(reach[left[gap]], reach[right[gap]])
+    blocked = nearest - np.float32(0.5 * spec.resolution)
+    xs, ys = spec.cell_centers()
+    dx, dy = (xs - origin[0]).astype(np.float32), (ys - origin[1]).astype(np.float32)
+    cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
+    cell_az = np.arctan2(dy[:, None], dx[None, :])
+    cell_bin = to_bin(cell_az)
+    free_cells = (cell_r >= model.min_range_m) & (cell_r <= reach[cell_bin]) & (cell_r < blocked[cell_bin])
+    if fov is not None:
+        free_cells &= np.abs(_wrap(cell_az - fov[0])) <= 0.5 * fov[1]
+    occupied = np.zeros(spec.height * spec.width, dtype=bool)
+    ix, iy = spec.world_to_cell(hits[valid])
+    inside = spec.in_bounds(ix, iy)
+    occupied[iy[inside] * spec.width + ix[inside]] = True
+    occupied = occupied.reshape(spec.shape)
+    logodds = np.where(occupied, np.float32(model.l_hit),
+                       np.where(free_cells, np.float32(model.l_miss), np.float32(0.0))).astype(np.float32)
+    return logodds, occupied | free_cells
+
+
+def _random_scene(rng):
+    """A window on the lattice, a sensor inside or outside it, clutter hits and free end points around it."""
+    spec = GridSpec(0.2 * int(rng.integers(-500, 500)), 0.2 * int(rng.integers(-200, 200)), 0.2,
+                    int(rng.integers(20, 400)), int(rng.integers(20, 200)))
+    origin = np.array([spec.origin_x + rng.uniform(-20, spec.size_x + 20), spec.origin_y + rng.uniform(-20, spec.size_y + 20)])
+    az = rng.uniform(-math.pi, math.pi, int(rng.integers(0, 3000)))
+    r = rng.uniform(0, 120, az.size)
+    pts = origin + np.column_stack([r * np.cos(az), r * np.sin(az)])
+    split = rng.random(az.size) < 0.3
+    return spec, origin, pts[split], pts[~split]
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_lidar_and_camera_sweeps_equal_the_plain_sweep_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    spec, origin, hits, free = _random_scene(rng)
+    model = SensorModel(p_hit=0.85, p_miss=0.35, max_range_m=float(rng.uniform(20, 100)),
+                        min_range_m=float(rng.uniform(0, 2)), azimuth_resolution_rad=math.radians(rng.uniform(0.1, 2)))
+    got = lidar_evidence(spec, origin, hits, free, model)
+    want = _plain_sweep(spec, origin, hits, free, model, None)
+    assert got[0].dtype == np.float32 and got[0].tobytes() == want[0].tobytes()
+    assert_array_equal(got[1], want[1])
+    yaw, hfov = float(rng.uniform(-4, 4)), float(rng.uniform(0.2, 3))
+    got = camera_evidence(spec, origin, yaw, hfov, hits, free, model)
+    want = _plain_sweep(spec, origin, hits, free, model, (yaw, hfov))
+    assert got[0].tobytes() == want[0].tobytes()
+    assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_radar_equals_blurring_the_whole_window(seed):
+    from scipy import ndimage
+
+    from cooperative_fusion.core.vehicle.sensor_models import RADAR_KNOWN_FRACTION, RADAR_TRUNCATE, _gaussian_peak
+    rng = np.random.default_rng(seed)
+    spec, origin, hits, _ = _random_scene(rng)
+    model, sigma = default_radar_model(), float(rng.choice([0.0, 0.2, 0.5, 1.3]))
+    hits = hits[:int(rng.integers(1, 40))]
+    got = radar_evidence(spec, hits, sigma, model)
+    s = sigma / spec.resolution
+    pad = int(RADAR_TRUNCATE * s + 0.5) if s > 0 else 0
+    ix, iy = spec.world_to_cell(hits)
+    ix, iy = ix + pad, iy + pad
+    h, w = spec.height + 2 * pad, spec.width + 2 * pad
+    ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    density = np.bincount(iy[ok] * w + ix[ok], minlength=h * w).reshape(h, w).astype(np.float32)
+    if s > 0:
+        density = ndimage.gaussian_filter(density, s, mode='constant', truncate=RADAR_TRUNCATE) / np.float32(_gaussian_peak(s))
+    weight = np.minimum(density[pad:pad + spec.height, pad:pad + spec.width], 1.0)
+    known = weight >= RADAR_KNOWN_FRACTION
+    assert_array_equal(got[1], known)
+    assert got[0].tobytes() == np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32).tobytes()

@@ -8,8 +8,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.fusion.common_grid import CommonGrid, FusionConfig, resample_to_resolution
 from cooperative_fusion.core.grid import GridSpec, logodds_to_percent, percent_to_logodds, prob_to_logodds
-from cooperative_fusion.core.vehicle.share import (CropMode, EvidenceSharer, ShareConfig, crop_to_corridor, crop_to_known,
-                                           downsample, lattice_factor, sum_on_union)
+from cooperative_fusion.core.vehicle.share import (CropMode, EvidenceSharer, ShareConfig, block_reduce, crop_to_corridor,
+                                           crop_to_known, downsample, lattice_factor, sum_on_union)
 
 HIT = float(prob_to_logodds(np.float32(0.85)))     # lidar p_hit
 MISS = float(prob_to_logodds(np.float32(0.35)))    # lidar p_miss
@@ -179,3 +179,53 @@ def test_bad_share_config_is_rejected():
         sum_on_union([(GridSpec(0, 0, 0.2, 2, 2), np.zeros((2, 2)), np.ones((2, 2), bool)),
                       (GridSpec(0, 0, 0.4, 2, 2), np.zeros((2, 2)), np.ones((2, 2), bool))])
     assert lattice_factor(0.6, 0.2) == 3
+
+
+# ------------------------------------------- strided block reductions equal the reshape ---
+
+@pytest.mark.parametrize('k', [1, 2, 3, 4, 5, 7, 8, 9])
+def test_block_reduce_equals_the_reshape_reduction_bit_for_bit(k):
+    rng = np.random.default_rng(k)
+    h, w = 11, 17
+    a = (rng.standard_normal((h * k, w * k)) * 10.0 ** rng.uniform(-4, 4, (h * k, w * k))).astype(np.float32)
+    a[rng.random(a.shape) < 0.3] = 0.0
+    a[rng.random(a.shape) < 0.1] = -0.0
+    blocks = a.reshape(h, k, w, k)
+    assert block_reduce(a, k, np.add).tobytes() == blocks.sum(axis=(1, 3)).tobytes()
+    assert block_reduce(a, k, np.maximum).tobytes() == blocks.max(axis=(1, 3)).tobytes()
+    counts = rng.random((h * k, w * k)) < 0.5
+    assert_array_equal(block_reduce(counts.view(np.uint8), k, np.add), counts.reshape(h, k, w, k).sum(axis=(1, 3)))
+    with pytest.raises(ConfigError, match='divisible by k'):
+        block_reduce(a[:-1], k + 1, np.add)
+
+
+def _plain_downsample(spec, logodds, known, k, occupied_logodds):
+    """The rule of the module docstring with np.pad and a (h, k, w, k) reshape."""
+    logodds = np.asarray(logodds, dtype=np.float32)
+    known = np.asarray(known, dtype=bool) & np.isfinite(logodds)
+    i0, j0 = int(round(spec.origin_x / spec.resolution)), int(round(spec.origin_y / spec.resolution))
+    px, py = i0 % k, j0 % k
+    w, h = -(-(spec.width + px) // k), -(-(spec.height + py) // k)
+    pad = ((py, h * k - spec.height - py), (px, w * k - spec.width - px))
+    count = np.pad(known, pad).reshape(h, k, w, k).sum(axis=(1, 3))
+    total = np.pad(np.where(known, logodds, 0.0).astype(np.float32), pad).reshape(h, k, w, k).sum(axis=(1, 3))
+    peak = np.pad(np.where(known, logodds, -np.inf).astype(np.float32), pad,
+                  constant_values=-np.inf).reshape(h, k, w, k).max(axis=(1, 3))
+    mean = total / np.maximum(count, 1)
+    out = np.where(peak >= np.float32(occupied_logodds), peak, mean)
+    return np.where(count > 0, out, 0.0).astype(np.float32), count > 0
+
+
+@pytest.mark.parametrize('k', [2, 3, 5, 8])
+def test_downsample_equals_pad_and_reshape_bit_for_bit(k):
+    rng = np.random.default_rng(10 + k)
+    for _ in range(10):
+        spec = GridSpec(0.2 * int(rng.integers(-50, 50)), 0.2 * int(rng.integers(-50, 50)), 0.2,
+                        int(rng.integers(1, 60)), int(rng.integers(1, 60)))
+        logodds = rng.normal(0.0, 1.5, spec.shape).astype(np.float32)
+        logodds[rng.random(spec.shape) < 0.05] = np.nan
+        known = rng.random(spec.shape) < 0.6
+        _, got, got_known = downsample(spec, logodds, known, k, 0.4)
+        want, want_known = _plain_downsample(spec, logodds, known, k, 0.4)
+        assert got.tobytes() == want.tobytes()
+        assert_array_equal(got_known, want_known)
