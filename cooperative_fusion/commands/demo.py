@@ -87,7 +87,7 @@ def _header(info: dict[str, Any], out: Path) -> str:
              (GIF, 'animation of the run')]
     lines = [f"# Demo: {info['scenario']}", '',
              '| | |', '|---|---|',
-             f"| scenario | {info['scenario']} (`{info['scenario_file']}`) |",
+             f"| scenario | {info['scenario']} (`{_shown(info['scenario_file'])}`) |",
              f"| seed | {info['seed']} |",
              f"| simulated duration | {info['duration_s']:g} s |",
              f"| faults | {info['faults'] or 'none'} |",
@@ -96,11 +96,21 @@ def _header(info: dict[str, Any], out: Path) -> str:
              f"| evaluate | {t['evaluate']:.1f} s wall |",
              f"| animate | {t['animate']:.1f} s wall ({info['gif_frames']} frames) |",
              f"| total | {info['total_wall_s']:.1f} s wall |",
-             '', f'Files in `{out}`:', '']
+             '', 'Files (beside this report):', '']
     lines += [f'- [`{name}`]({name}): {what}' for name, what in files]
     lines += ['', f'![run]({GIF})', '']
     lines += [f'![{p}]({p})' for p in info['pictures']]
     return '\n'.join(lines) + '\n\n'
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` as a report shows it: relative to the working directory when inside it, else its name
+    (a report must not carry this machine's absolute paths)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = None, faults: str | Path | None = None,

@@ -65,6 +65,7 @@ def test_demo_leaves_bags_report_pictures_and_gif(demo_run):
     assert f'| seed | {scn.seed} |' in md and '| simulated duration | 3 s |' in md
     assert '| metric | cooperative |' in md and '| occupancy_iou |' in md      # evaluate's table
     assert '(run.gif)' in md and 'scenario_bag' in md
+    assert str(out) not in md and '/config/scenarios/' not in md          # no absolute paths of this machine
 
     with Image.open(out / 'see_through.png') as png:
         assert png.format == 'PNG' and png.size[0] > 300
