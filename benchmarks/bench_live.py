@@ -138,12 +138,12 @@ def age_samples(evidence_stamps: Mapping[str, Sequence[int]],
     """Data age samples ``(sim time ns, age ms)`` of the common grid, one per vehicle per fusion diagnostics.
 
     evidence_stamps : vehicle id -> sensor stamps (ns) of its evidence grids in publish order
-    diagnostics : ``(sim time ns when this process received it, vehicle id -> that vehicle's
-        fusion status values)`` in arrival order
+    diagnostics : ``(the message's stamp: the fusion node's sim time when it reported, vehicle id ->
+        that vehicle's fusion status values)`` in arrival order
 
-    Age at a fusion /diagnostics message = (the replay's sim time when it reaches this
-    process) - (sensor stamp of the vehicle's newest evidence fused by then): how old
-    the newest data of that vehicle in the common grid is when someone reads it. The
+    Age at a fusion /diagnostics message = (the fusion's sim time when it reported, which
+    follows the replay's /clock) - (sensor stamp of the vehicle's newest evidence fused by
+    then): how old the newest data of that vehicle in the common grid is. The
     fusion node reports no fused stamps, so the newest one is reconstructed from its
     counters: it takes each vehicle's evidence in order, so after ``received`` messages
     the newest it has seen is the received-th published one; it counts as fused when
@@ -553,7 +553,9 @@ def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str],
     result.fusion_reported_ms = (as_number(own.get('latency_ms.p50', 'nan')),
                                  as_number(own.get('latency_ms.p95', 'nan')))
     # after the run's end sim time moved on only to flush the counters: no delay or age samples there
-    diags = [(t, {v: s[v] for v in vehicles if v in s}) for t, _, s in listener.diagnostics if t <= end_ns]
+    # timed by the fusion's own sim clock (the diagnostics stamp): this process's /clock may lag on a busy
+    # machine and gave negative ages when it did
+    diags = [(stamp, {v: s[v] for v in vehicles if v in s}) for t, stamp, s in listener.diagnostics if t <= end_ns]
     for t_ns, age in age_samples(listener.evidence, diags):
         result.age_times_s.append((t_ns - start_ns) / NS_PER_S)
         result.ages_ms.append(age)
