@@ -126,6 +126,20 @@ def wait_until_quiet(count: Callable[[], int], quiet_s: float, max_s: float,
     return False
 
 
+def _tear_down(spinner: '_Spinner | None', writer: 'BagWriter | None', nodes: list['Node'], ctx: 'Context') -> None:
+    """The end of a live run, also after an error: stop the spinner, close the bag (a close error is
+    dropped here: the run's own error, if any, is the one to report), destroy the nodes, shut down."""
+    if spinner is not None:
+        spinner.stop()
+    if writer is not None:
+        try:
+            writer.close()
+        except BagError:
+            pass
+    destroy_nodes(nodes)
+    shutdown_context(ctx)
+
+
 def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: float,
                  record_path: str | Path | None, progress: bool = True, *, faults: str | Path | None = None,
                  domain_id: int | None = None, overwrite: bool = False, wait_for_subscribers_s: float = 15.0,
@@ -214,15 +228,7 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
                               recorded=recorder.count if record_path is not None else 0,
                               record_path=Path(record_path) if record_path is not None else None)
         finally:
-            if spinner is not None:
-                spinner.stop()
-            if writer is not None:
-                try:
-                    writer.close()
-                except BagError:
-                    pass
-            destroy_nodes([*nodes, *extra])
-            shutdown_context(ctx)
+            _tear_down(spinner, writer, [*nodes, *extra], ctx)
 
 
 def run_live(config_path: str | Path | None, record_path: str | Path | None = None, *,
@@ -267,12 +273,4 @@ def run_live(config_path: str | Path | None, record_path: str | Path | None = No
                           recorded=recorder.count if record_path is not None else 0,
                           record_path=Path(record_path) if record_path is not None else None)
     finally:
-        if spinner is not None:
-            spinner.stop()
-        if writer is not None:
-            try:
-                writer.close()
-            except BagError:
-                pass
-        destroy_nodes([*nodes, *extra])
-        shutdown_context(ctx)
+        _tear_down(spinner, writer, [*nodes, *extra], ctx)
