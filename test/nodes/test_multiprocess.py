@@ -25,6 +25,8 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
+from processes import simulate_bag, stop
+
 from cooperative_fusion.app import platoon
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.qos import evidence_qos, latched_qos
@@ -40,27 +42,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope='module')
 def scenario_bag(tmp_path_factory) -> Path:
-    from cooperative_fusion.sim.bag_writer import write_simulation
-    from cooperative_fusion.sim.scenario import load_scenario
-    from cooperative_fusion.sim.world import Simulation
-
-    scenario = load_scenario(REPO / 'config' / 'scenarios' / 'highway_occlusion.yaml')
-    out = tmp_path_factory.mktemp('multiprocess') / 'scenario'
-    write_simulation(Simulation(scenario, seed=5).events(duration_s=SIM_S), out, progress=False)
-    return out
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 10.0
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return simulate_bag(tmp_path_factory.mktemp('multiprocess') / 'scenario', seed=5, duration_s=SIM_S)
 
 
 def _logs(logs: dict[str, Path]) -> str:
@@ -124,7 +106,7 @@ def test_nodes_as_separate_processes_fuse_a_replayed_bag(tmp_path, scenario_bag)
         assert replay.returncode == 0, _logs(logs)
         spin_until(lambda: False, timeout_s=2.0)     # drain what is still in flight
     finally:
-        _stop(procs)
+        stop(procs, 10.0)
         executor.remove_node(listener)
         listener.destroy_node()
         executor.shutdown()

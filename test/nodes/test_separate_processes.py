@@ -28,6 +28,8 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
+from processes import simulate_bag, stop
+
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.qos import diagnostics_qos, latched_qos
 from cooperative_fusion.ros.time import stamp_to_ns
@@ -59,27 +61,7 @@ def test_the_recipe_names_every_node_with_sim_time_and_the_platoon_file():
 
 @pytest.fixture(scope='module')
 def scenario_bag(tmp_path_factory) -> Path:
-    from cooperative_fusion.sim.bag_writer import write_simulation
-    from cooperative_fusion.sim.scenario import load_scenario
-    from cooperative_fusion.sim.world import Simulation
-
-    scenario = load_scenario(REPO / 'config' / 'scenarios' / 'highway_occlusion.yaml')
-    out = tmp_path_factory.mktemp('separate') / 'scenario'
-    write_simulation(Simulation(scenario, seed=7).events(duration_s=SIM_S), out, progress=False)
-    return out
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 15.0
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return simulate_bag(tmp_path_factory.mktemp('separate') / 'scenario', seed=7, duration_s=SIM_S)
 
 
 def test_readme_separate_processes_recipe_builds_a_common_grid(tmp_path, scenario_bag):
@@ -144,7 +126,7 @@ def test_readme_separate_processes_recipe_builds_a_common_grid(tmp_path, scenari
         assert replay.returncode == 0, output()
         spin_until(lambda: False, timeout_s=3.0)       # what is still in flight
     finally:
-        _stop(procs)
+        stop(procs, 15.0)
         executor.remove_node(listener)
         listener.destroy_node()
         executor.shutdown()
