@@ -528,6 +528,29 @@ def _phi(z: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.7978845608) * (z + np.float32(0.044715) * z * z * z)))
 
 
+#: Windows whose clipped sizes fall in the same bins of this many cells are computed in one array.
+_SIZE_STEP = 16
+
+
+def _free_windows(spec: GridSpec, idx: NDArray[np.int64], r0: NDArray[np.int64], c0: NDArray[np.int64],
+                  wy: int, wx: int, cx: NDArray[np.float64], cy: NDArray[np.float64], length: NDArray[np.float64],
+                  width: NDArray[np.float64], c: NDArray[np.float64], s: NDArray[np.float64],
+                  sigma: NDArray[np.float64]) -> NDArray[np.float32]:
+    """(len(idx), wy, wx) float32 probability that each box ``idx`` leaves a cell free, over windows starting
+    at cell (``r0``, ``c0``); every cell's value depends on that cell and box only."""
+    f32 = np.float32
+    res = spec.resolution
+    dx = (spec.origin_x + (c0[idx, None] + np.arange(wx)[None, :] + 0.5) * res - cx[idx, None]).astype(f32)
+    dy = (spec.origin_y + (r0[idx, None] + np.arange(wy)[None, :] + 0.5) * res - cy[idx, None]).astype(f32)
+    inv = (1.0 / sigma[idx]).astype(f32)[:, None, None]
+    c3, s3 = c[idx].astype(f32)[:, None, None] * inv, s[idx].astype(f32)[:, None, None] * inv
+    u = c3 * dx[:, None, :] + s3 * dy[:, :, None]                                 # (n, wy, wx), in sigmas
+    v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
+    hl = (0.5 * length[idx] / sigma[idx]).astype(f32)[:, None, None]
+    hw = (0.5 * width[idx] / sigma[idx]).astype(f32)[:, None, None]
+    return f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
+
+
 def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.floating],
                     length: NDArray[np.floating], width: NDArray[np.floating], yaw: NDArray[np.floating],
                     sigma: NDArray[np.floating], window_sigmas: float = 3.0) -> NDArray[np.float32]:
@@ -536,7 +559,8 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     cx, cy, length, width, yaw, sigma : (N,) metres / radians, one per box.
     Each box's probability at a cell is (Φ((u+L/2)/σ) − Φ((u−L/2)/σ))·(Φ((v+W/2)/σ) − Φ((v−W/2)/σ))
     with (u, v) the cell centre in the box frame; it is evaluated over the box's
-    window only (all windows padded to one size and done in one array), and
+    window only, clipped to the grid (windows of about one size are padded to one and
+    done in one array), and
     boxes combine as independent: 1 − Π(1 − p).
     """
     cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1)
@@ -554,25 +578,24 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     iy0 = np.floor((cy - ey - spec.origin_y) / res).astype(np.int64)
     nx = np.floor((cx + ex - spec.origin_x) / res).astype(np.int64) - ix0 + 1
     ny = np.floor((cy + ey - spec.origin_y) / res).astype(np.int64) - iy0 + 1
-    wx, wy = int(nx.max()), int(ny.max())
-    f32 = np.float32
-    dx = (spec.origin_x + (ix0[:, None] + np.arange(wx)[None, :] + 0.5) * res - cx[:, None]).astype(f32)
-    dy = (spec.origin_y + (iy0[:, None] + np.arange(wy)[None, :] + 0.5) * res - cy[:, None]).astype(f32)
-    inv = (1.0 / sigma).astype(f32)[:, None, None]
-    c3, s3 = c.astype(f32)[:, None, None] * inv, s.astype(f32)[:, None, None] * inv
-    u = c3 * dx[:, None, :] + s3 * dy[:, :, None]                                 # (N, wy, wx), in sigmas
-    v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
-    hl = (0.5 * length / sigma).astype(f32)[:, None, None]
-    hw = (0.5 * width / sigma).astype(f32)[:, None, None]
-    free_obj = f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
-    # Accumulate each object's window (clipped to the grid) into the free-space product:
-    # one slice multiply per object, the arithmetic above is batched.
-    free = np.ones(spec.shape, np.float32)
+    # Each window clipped to the grid; windows of about one size (cars, trucks, ...) are batched.
     r0, c0 = np.maximum(iy0, 0), np.maximum(ix0, 0)
-    r1, c1 = np.minimum(iy0 + ny, spec.height), np.minimum(ix0 + nx, spec.width)
-    for i in np.nonzero((r1 > r0) & (c1 > c0))[0]:
-        free[r0[i]:r1[i], c0[i]:c1[i]] *= free_obj[i, r0[i] - iy0[i]:r1[i] - iy0[i], c0[i] - ix0[i]:c1[i] - ix0[i]]
-    return f32(1.0) - free
+    hy, hx = np.minimum(iy0 + ny, spec.height) - r0, np.minimum(ix0 + nx, spec.width) - c0
+    on = np.nonzero((hy > 0) & (hx > 0))[0]
+    size_class = (-(-hy[on] // _SIZE_STEP)) * (spec.width + 1) - (-hx[on] // _SIZE_STEP)
+    windows: dict[int, NDArray[np.float32]] = {}
+    for cls in np.unique(size_class):
+        idx = on[size_class == cls]
+        free_obj = _free_windows(spec, idx, r0, c0, int(hy[idx].max()), int(hx[idx].max()),
+                                 cx, cy, length, width, c, s, sigma)
+        for m, i in enumerate(idx):
+            windows[int(i)] = free_obj[m, :hy[i], :hx[i]]
+    # Accumulate the windows into the free-space product in object order (a float32
+    # product's rounding depends on its order).
+    free = np.ones(spec.shape, np.float32)
+    for i in on:
+        free[r0[i]:r0[i] + hy[i], c0[i]:c0[i] + hx[i]] *= windows[int(i)]
+    return np.float32(1.0) - free
 
 
 def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = None,
