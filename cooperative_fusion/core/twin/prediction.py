@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
-from .idm import IdmParams, idm_acceleration, idm_step
+from .idm import IdmParams, desired_speeds, check_no_nan, idm_acceleration_unchecked, idm_step
 from .tracking import OrientedBox, Track
 
 
@@ -437,6 +437,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     pred_safe = np.where(has_pred, pred, 0)
     v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
           if cfg.leader_keeps_speed else None)
+    v0_checked = cfg.idm.v0_mps if v0 is None else desired_speeds(v0)
     half = 0.5 * platoon.length
     half_w = 0.5 * platoon.width
     # A leader braking now keeps braking (bounded); no bound for followers and a leader not braking.
@@ -474,7 +475,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             lead = np.where(closer, nv + j, lead)
         collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
         leader[k] = lead
-        acc[k] = np.maximum(np.minimum(idm_acceleration(v, v_lead, gap, cfg.idm, v0), lead_brake),
+        check_no_nan(v, gap)
+        acc[k] = np.maximum(np.minimum(idm_acceleration_unchecked(v, v_lead, gap, cfg.idm, v0_checked), lead_brake),
                             -cfg.max_decel_mps2)
         # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
         acc[k] = np.where(np.isfinite(collision), -cfg.max_decel_mps2, acc[k])
