@@ -329,6 +329,8 @@ class Rollout:
     obstacle_x, obstacle_y, obstacle_yaw, obstacle_vx, obstacle_vy : (S+1, K)
     platoon_collision_s : (V,) first time each vehicle's box overlaps (along and across the road) an
         obstacle in its lane or its predecessor in the rollout, seconds; inf when it never does
+    obstacles_ignored : True when no obstacle ever led or touched a platoon vehicle, so the platoon's rows
+        are exactly those of a rollout without obstacles (False: not known)
     """
 
     config: PredictionConfig
@@ -345,6 +347,7 @@ class Rollout:
     obstacle_vx: NDArray[np.float64]
     obstacle_vy: NDArray[np.float64]
     platoon_collision_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    obstacles_ignored: bool = False
 
     def step_of(self, horizon_s: float) -> int:
         """Row index of a horizon (must be a multiple of dt within the rollout)."""
@@ -454,6 +457,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
            & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
     collision = np.full(nv, np.inf)
     rows = np.arange(nv)
+    obstacles_ignored = True
     for k in range(n_steps + 1):
         x, v = xs[k], vs[k]
         gap = np.where(has_pred, xs[k, pred_safe] - half[pred_safe] - x - half, np.inf)
@@ -466,10 +470,12 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             # In the path: ahead of the centre, or still overlapping after having been in the path.
             in_path = in_lane[k] & ~own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
             g_obs = np.where(in_path, g_all, np.inf)
-            touch |= (in_path & across[k] & (g_all <= 0)).any(axis=1)
+            obstacle_touch = (in_path & across[k] & (g_all <= 0)).any(axis=1)
+            touch |= obstacle_touch
             j = np.argmin(g_obs, axis=1)
             g_min = g_obs[rows, j]
             closer = g_min < gap
+            obstacles_ignored &= not (closer.any() or obstacle_touch.any())
             gap = np.where(closer, g_min, gap)
             v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
             lead = np.where(closer, nv + j, lead)
@@ -482,7 +488,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
         acc[k] = np.where(np.isfinite(collision), -cfg.max_decel_mps2, acc[k])
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
-    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision)
+    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
+                   obstacles_ignored)
 
 
 @dataclass(frozen=True)
