@@ -458,17 +458,20 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     collision = np.full(nv, np.inf)
     rows = np.arange(nv)
     obstacles_ignored = True
+    # Constant over the steps.
+    half_pred, lead_pred = half[pred_safe], np.where(has_pred, pred, -1)
+    not_own, touch_pred = ~own, has_pred & pred_across
     for k in range(n_steps + 1):
         x, v = xs[k], vs[k]
-        gap = np.where(has_pred, xs[k, pred_safe] - half[pred_safe] - x - half, np.inf)
-        touch = has_pred & pred_across & (gap <= 0)
+        gap = np.where(has_pred, xs[k, pred_safe] - half_pred - x - half, np.inf)
+        touch = touch_pred & (gap <= 0)
         v_lead = np.where(has_pred, vs[k, pred_safe], v)
-        lead = np.where(has_pred, pred, -1)
+        lead = lead_pred
         if len(obstacles):
             dx = ox[k][None, :] - x[:, None]
             g_all = dx - o_half[k][None, :] - half[:, None]
             # In the path: ahead of the centre, or still overlapping after having been in the path.
-            in_path = in_lane[k] & ~own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
+            in_path = in_lane[k] & not_own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
             g_obs = np.where(in_path, g_all, np.inf)
             obstacle_touch = (in_path & across[k] & (g_all <= 0)).any(axis=1)
             touch |= obstacle_touch
