@@ -63,11 +63,12 @@ def free_road_acceleration(v: NDArray[np.floating], params: IdmParams,
     v0_mps : (N,) per-vehicle desired speeds (> 0) instead of ``params.v0_mps``
     """
     v = np.maximum(np.asarray(v, dtype=np.float64), 0.0)
-    v0 = params.v0_mps if v0_mps is None else _desired_speeds(v0_mps)
+    v0 = params.v0_mps if v0_mps is None else desired_speeds(v0_mps)
     return params.a_max * (1.0 - (v / v0) ** params.delta)
 
 
-def _desired_speeds(v0_mps: NDArray[np.floating]) -> NDArray[np.float64]:
+def desired_speeds(v0_mps: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``v0_mps`` as float64 desired speeds, m/s; raises ConfigError unless all are positive and finite."""
     v0 = np.asarray(v0_mps, dtype=np.float64)
     if not np.all(np.isfinite(v0) & (v0 > 0)):
         raise ConfigError(f'desired speeds must be positive finite m/s, got {v0.tolist()}')
@@ -95,9 +96,22 @@ def idm_acceleration(v: NDArray[np.floating], v_lead: NDArray[np.floating], gap_
     """
     v, v_lead, gap = np.broadcast_arrays(np.asarray(v, dtype=np.float64), np.asarray(v_lead, dtype=np.float64),
                                          np.asarray(gap_m, dtype=np.float64))
+    check_no_nan(v, gap)
+    v0 = params.v0_mps if v0_mps is None else desired_speeds(v0_mps)
+    return idm_acceleration_unchecked(v, v_lead, gap, params, v0)
+
+
+def check_no_nan(v: NDArray[np.float64], gap: NDArray[np.float64]) -> None:
+    """Raise ConfigError if a speed or a gap is NaN (the check :func:`idm_acceleration` makes)."""
     if np.isnan(gap).any() or np.isnan(v).any():
         raise ConfigError(f'idm_acceleration: NaN in speeds or gaps (v={v.tolist()}, gap={gap.tolist()})')
-    free = free_road_acceleration(v, params, v0_mps)
+
+
+def idm_acceleration_unchecked(v: NDArray[np.float64], v_lead: NDArray[np.float64], gap: NDArray[np.float64],
+                               params: IdmParams, v0: float | NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`idm_acceleration`, same arithmetic, for (N,) float64 arrays already checked (no NaN speed or
+    gap, ``v0`` positive finite): for loops that check their constants once."""
+    free = params.a_max * (1.0 - (np.maximum(v, 0.0) / v0) ** params.delta)
     finite = np.isfinite(gap)
     v_lead_safe = np.where(finite, v_lead, v)
     s_star = desired_gap(v, v_lead_safe, params)

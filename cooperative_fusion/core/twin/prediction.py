@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
-from .idm import IdmParams, idm_acceleration, idm_step
+from .idm import IdmParams, desired_speeds, check_no_nan, idm_acceleration_unchecked, idm_step
 from .tracking import OrientedBox, Track
 
 
@@ -329,6 +329,8 @@ class Rollout:
     obstacle_x, obstacle_y, obstacle_yaw, obstacle_vx, obstacle_vy : (S+1, K)
     platoon_collision_s : (V,) first time each vehicle's box overlaps (along and across the road) an
         obstacle in its lane or its predecessor in the rollout, seconds; inf when it never does
+    obstacles_ignored : True when no obstacle ever led or touched a platoon vehicle, so the platoon's rows
+        are exactly those of a rollout without obstacles (False: not known)
     """
 
     config: PredictionConfig
@@ -345,6 +347,7 @@ class Rollout:
     obstacle_vx: NDArray[np.float64]
     obstacle_vy: NDArray[np.float64]
     platoon_collision_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    obstacles_ignored: bool = False
 
     def step_of(self, horizon_s: float) -> int:
         """Row index of a horizon (must be a multiple of dt within the rollout)."""
@@ -437,6 +440,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     pred_safe = np.where(has_pred, pred, 0)
     v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
           if cfg.leader_keeps_speed else None)
+    v0_checked = cfg.idm.v0_mps if v0 is None else desired_speeds(v0)
     half = 0.5 * platoon.length
     half_w = 0.5 * platoon.width
     # A leader braking now keeps braking (bounded); no bound for followers and a leader not braking.
@@ -453,34 +457,42 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
            & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
     collision = np.full(nv, np.inf)
     rows = np.arange(nv)
+    obstacles_ignored = True
+    # Constant over the steps.
+    half_pred, lead_pred = half[pred_safe], np.where(has_pred, pred, -1)
+    not_own, touch_pred = ~own, has_pred & pred_across
     for k in range(n_steps + 1):
         x, v = xs[k], vs[k]
-        gap = np.where(has_pred, xs[k, pred_safe] - half[pred_safe] - x - half, np.inf)
-        touch = has_pred & pred_across & (gap <= 0)
+        gap = np.where(has_pred, xs[k, pred_safe] - half_pred - x - half, np.inf)
+        touch = touch_pred & (gap <= 0)
         v_lead = np.where(has_pred, vs[k, pred_safe], v)
-        lead = np.where(has_pred, pred, -1)
+        lead = lead_pred
         if len(obstacles):
             dx = ox[k][None, :] - x[:, None]
             g_all = dx - o_half[k][None, :] - half[:, None]
             # In the path: ahead of the centre, or still overlapping after having been in the path.
-            in_path = in_lane[k] & ~own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
+            in_path = in_lane[k] & not_own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
             g_obs = np.where(in_path, g_all, np.inf)
-            touch |= (in_path & across[k] & (g_all <= 0)).any(axis=1)
+            obstacle_touch = (in_path & across[k] & (g_all <= 0)).any(axis=1)
+            touch |= obstacle_touch
             j = np.argmin(g_obs, axis=1)
             g_min = g_obs[rows, j]
             closer = g_min < gap
+            obstacles_ignored &= not (closer.any() or obstacle_touch.any())
             gap = np.where(closer, g_min, gap)
             v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
             lead = np.where(closer, nv + j, lead)
         collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
         leader[k] = lead
-        acc[k] = np.maximum(np.minimum(idm_acceleration(v, v_lead, gap, cfg.idm, v0), lead_brake),
+        check_no_nan(v, gap)
+        acc[k] = np.maximum(np.minimum(idm_acceleration_unchecked(v, v_lead, gap, cfg.idm, v0_checked), lead_brake),
                             -cfg.max_decel_mps2)
         # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
         acc[k] = np.where(np.isfinite(collision), -cfg.max_decel_mps2, acc[k])
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
-    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision)
+    return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
+                   obstacles_ignored)
 
 
 @dataclass(frozen=True)
@@ -528,6 +540,29 @@ def _phi(z: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.7978845608) * (z + np.float32(0.044715) * z * z * z)))
 
 
+#: Windows whose clipped sizes fall in the same bins of this many cells are computed in one array.
+_SIZE_STEP = 16
+
+
+def _free_windows(spec: GridSpec, idx: NDArray[np.int64], r0: NDArray[np.int64], c0: NDArray[np.int64],
+                  wy: int, wx: int, cx: NDArray[np.float64], cy: NDArray[np.float64], length: NDArray[np.float64],
+                  width: NDArray[np.float64], c: NDArray[np.float64], s: NDArray[np.float64],
+                  sigma: NDArray[np.float64]) -> NDArray[np.float32]:
+    """(len(idx), wy, wx) float32 probability that each box ``idx`` leaves a cell free, over windows starting
+    at cell (``r0``, ``c0``); every cell's value depends on that cell and box only."""
+    f32 = np.float32
+    res = spec.resolution
+    dx = (spec.origin_x + (c0[idx, None] + np.arange(wx)[None, :] + 0.5) * res - cx[idx, None]).astype(f32)
+    dy = (spec.origin_y + (r0[idx, None] + np.arange(wy)[None, :] + 0.5) * res - cy[idx, None]).astype(f32)
+    inv = (1.0 / sigma[idx]).astype(f32)[:, None, None]
+    c3, s3 = c[idx].astype(f32)[:, None, None] * inv, s[idx].astype(f32)[:, None, None] * inv
+    u = c3 * dx[:, None, :] + s3 * dy[:, :, None]                                 # (n, wy, wx), in sigmas
+    v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
+    hl = (0.5 * length[idx] / sigma[idx]).astype(f32)[:, None, None]
+    hw = (0.5 * width[idx] / sigma[idx]).astype(f32)[:, None, None]
+    return f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
+
+
 def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.floating],
                     length: NDArray[np.floating], width: NDArray[np.floating], yaw: NDArray[np.floating],
                     sigma: NDArray[np.floating], window_sigmas: float = 3.0) -> NDArray[np.float32]:
@@ -536,7 +571,8 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     cx, cy, length, width, yaw, sigma : (N,) metres / radians, one per box.
     Each box's probability at a cell is (Φ((u+L/2)/σ) − Φ((u−L/2)/σ))·(Φ((v+W/2)/σ) − Φ((v−W/2)/σ))
     with (u, v) the cell centre in the box frame; it is evaluated over the box's
-    window only (all windows padded to one size and done in one array), and
+    window only, clipped to the grid (windows of about one size are padded to one and
+    done in one array), and
     boxes combine as independent: 1 − Π(1 − p).
     """
     cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1)
@@ -554,25 +590,24 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     iy0 = np.floor((cy - ey - spec.origin_y) / res).astype(np.int64)
     nx = np.floor((cx + ex - spec.origin_x) / res).astype(np.int64) - ix0 + 1
     ny = np.floor((cy + ey - spec.origin_y) / res).astype(np.int64) - iy0 + 1
-    wx, wy = int(nx.max()), int(ny.max())
-    f32 = np.float32
-    dx = (spec.origin_x + (ix0[:, None] + np.arange(wx)[None, :] + 0.5) * res - cx[:, None]).astype(f32)
-    dy = (spec.origin_y + (iy0[:, None] + np.arange(wy)[None, :] + 0.5) * res - cy[:, None]).astype(f32)
-    inv = (1.0 / sigma).astype(f32)[:, None, None]
-    c3, s3 = c.astype(f32)[:, None, None] * inv, s.astype(f32)[:, None, None] * inv
-    u = c3 * dx[:, None, :] + s3 * dy[:, :, None]                                 # (N, wy, wx), in sigmas
-    v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
-    hl = (0.5 * length / sigma).astype(f32)[:, None, None]
-    hw = (0.5 * width / sigma).astype(f32)[:, None, None]
-    free_obj = f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
-    # Accumulate each object's window (clipped to the grid) into the free-space product:
-    # one slice multiply per object, the arithmetic above is batched.
-    free = np.ones(spec.shape, np.float32)
+    # Each window clipped to the grid; windows of about one size (cars, trucks, ...) are batched.
     r0, c0 = np.maximum(iy0, 0), np.maximum(ix0, 0)
-    r1, c1 = np.minimum(iy0 + ny, spec.height), np.minimum(ix0 + nx, spec.width)
-    for i in np.nonzero((r1 > r0) & (c1 > c0))[0]:
-        free[r0[i]:r1[i], c0[i]:c1[i]] *= free_obj[i, r0[i] - iy0[i]:r1[i] - iy0[i], c0[i] - ix0[i]:c1[i] - ix0[i]]
-    return f32(1.0) - free
+    hy, hx = np.minimum(iy0 + ny, spec.height) - r0, np.minimum(ix0 + nx, spec.width) - c0
+    on = np.nonzero((hy > 0) & (hx > 0))[0]
+    size_class = (-(-hy[on] // _SIZE_STEP)) * (spec.width + 1) - (-hx[on] // _SIZE_STEP)
+    windows: dict[int, NDArray[np.float32]] = {}
+    for cls in np.unique(size_class):
+        idx = on[size_class == cls]
+        free_obj = _free_windows(spec, idx, r0, c0, int(hy[idx].max()), int(hx[idx].max()),
+                                 cx, cy, length, width, c, s, sigma)
+        for m, i in enumerate(idx):
+            windows[int(i)] = free_obj[m, :hy[i], :hx[i]]
+    # Accumulate the windows into the free-space product in object order (a float32
+    # product's rounding depends on its order).
+    free = np.ones(spec.shape, np.float32)
+    for i in on:
+        free[r0[i]:r0[i] + hy[i], c0[i]:c0[i] + hx[i]] *= windows[int(i)]
+    return np.float32(1.0) - free
 
 
 def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = None,

@@ -97,6 +97,31 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
     return slice(iy0, iy1), slice(ix0, ix1), (np.abs(u) <= hl) & (np.abs(v) <= hw)
 
 
+def label_components(occupied: NDArray[np.bool_], reach: int = 0) -> tuple[NDArray[np.int32], int, int, int]:
+    """8-connected components of ``occupied`` (H, W), those at most ``2 * reach`` cells apart merged.
+
+    Works on the bounding box of the occupied cells grown by ``reach`` (clipped to the grid):
+    returns that window's labels (1..n in raster order, 0 elsewhere, as ``ndimage.label`` numbers
+    them on the whole grid), n and the window's first row and column.
+    """
+    rows = np.flatnonzero(occupied.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((0, 0), np.int32), 0, 0, 0
+    cols = np.flatnonzero(occupied[rows[0]:rows[-1] + 1].any(axis=0))
+    r0, c0 = max(int(rows[0]) - reach, 0), max(int(cols[0]) - reach, 0)
+    r1 = min(int(rows[-1]) + reach + 1, occupied.shape[0])
+    c1 = min(int(cols[-1]) + reach + 1, occupied.shape[1])
+    window = occupied[r0:r1, c0:c1]
+    eight = np.ones((3, 3), dtype=bool)
+    if reach > 0:
+        grown = ndimage.binary_dilation(window, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
+        labels, n = ndimage.label(grown, structure=eight)
+        labels[~window] = 0
+    else:
+        labels, n = ndimage.label(window, structure=eight)
+    return labels, int(n), r0, c0
+
+
 def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
                        min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
                        exclude_margin_m: float = 0.5, max_length_m: float = 25.0,
@@ -134,17 +159,12 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     if not (0.0 <= merge_gap_m < math.inf):
         raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {merge_gap_m}')
     reach = int(merge_gap_m / (2.0 * spec.resolution) + 1e-9)      # cells each side
-    eight = np.ones((3, 3), dtype=bool)
-    if reach > 0 and occupied.any():
-        grown = ndimage.binary_dilation(occupied, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
-        labels, n = ndimage.label(grown, structure=eight)
-        labels[~occupied] = 0
-    else:
-        labels, n = ndimage.label(occupied, structure=eight)
+    labels, n, row0, col0 = label_components(occupied, reach)
     if n == 0:
         return Detections.empty()
     iy, ix = np.nonzero(labels)
     lab = labels[iy, ix] - 1
+    iy, ix = iy + row0, ix + col0
     x = spec.origin_x + (ix + 0.5) * spec.resolution
     y = spec.origin_y + (iy + 0.5) * spec.resolution
     count = np.bincount(lab, minlength=n).astype(np.float64)

@@ -81,3 +81,18 @@ def test_invalid_params(field, value, pattern):
 def test_invalid_dt():
     with pytest.raises(ConfigError, match=r'dt must be a positive finite number of seconds, got 0'):
         idm_step(np.zeros(1), np.zeros(1), np.zeros(1), 0)
+
+
+def test_unchecked_acceleration_equals_the_checked_one_exactly() -> None:
+    from cooperative_fusion.core.twin.idm import idm_acceleration_unchecked
+    rng = np.random.default_rng(7)
+    params = IdmParams()
+    for _ in range(50):
+        n = int(rng.integers(1, 8))
+        v, v_lead = rng.uniform(-1.0, 40.0, n), rng.uniform(-1.0, 40.0, n)
+        gap = np.where(rng.random(n) < 0.3, np.inf, rng.uniform(-2.0, 80.0, n))
+        v0 = rng.uniform(1.0, 35.0, n)
+        np.testing.assert_array_equal(idm_acceleration_unchecked(v, v_lead, gap, params, v0),
+                                      idm_acceleration(v, v_lead, gap, params, v0))
+        np.testing.assert_array_equal(idm_acceleration_unchecked(v, v_lead, gap, params, params.v0_mps),
+                                      idm_acceleration(v, v_lead, gap, params))
