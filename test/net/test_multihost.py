@@ -77,6 +77,7 @@ from pathlib import Path
 import pytest
 
 import netns
+from processes import simulate_bag, stop
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = Path(__file__).resolve().parent / 'netns_agents.py'
@@ -108,27 +109,7 @@ def star():
 
 @pytest.fixture(scope='module')
 def net_bag(tmp_path_factory) -> Path:
-    from cooperative_fusion.sim.bag_writer import write_simulation
-    from cooperative_fusion.sim.scenario import load_scenario
-    from cooperative_fusion.sim.world import Simulation
-
-    scenario = load_scenario(REPO / 'config' / 'scenarios' / 'highway_occlusion.yaml')
-    out = tmp_path_factory.mktemp('multihost') / 'scenario'
-    write_simulation(Simulation(scenario, seed=5).events(duration_s=SIM_S), out, progress=False)
-    return out
-
-
-def _stop(procs: dict[str, subprocess.Popen]) -> None:
-    for p in procs.values():
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 10.0
-    for p in procs.values():
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return simulate_bag(tmp_path_factory.mktemp('multihost') / 'scenario', seed=5, duration_s=SIM_S)
 
 
 def _logs(logs: dict[str, Path]) -> str:
@@ -282,7 +263,7 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         procs['probe'].wait(timeout=15.0)
         counters = {v: star.loss_counters(v) for v in VEHICLES}
     finally:
-        _stop(procs)
+        stop(list(procs.values()), 10.0)
 
     summary = json.loads(probe_out.read_text())
     grids = summary['grids']

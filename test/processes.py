@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def simulate_bag(out: Path, seed: int, duration_s: float) -> Path:
