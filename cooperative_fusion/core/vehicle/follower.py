@@ -26,6 +26,10 @@ from numpy.typing import NDArray
 from ..errors import ConfigError
 
 
+#: An advised path whose pose speeds, solved as piecewise linear, change faster than this is read another way.
+_MAX_PROFILE_ACCEL_MPS2 = 15.0
+
+
 class FollowerMode(str, Enum):
     """What the follower acts on (the issue's three modes)."""
 
@@ -177,10 +181,12 @@ def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[n
                      y: NDArray[np.floating]) -> AdvisoryProfile:
     """Speed profile of an advised path (poses with stamps).
 
-    The speed of segment k is its length over its duration, taken at its mid-time (exact under constant
-    acceleration); the speed at each pose interpolates the segment speeds (the first and last pose take
-    their segment's). One pose: speed 0 (stand there). ConfigError when stamps do not increase or arrays
-    differ in length or hold non-finite values.
+    Segment k's mean speed m_k is its length over its duration. When the speed is linear in time between
+    poses and the last segment holds its speed (the twin's advisories), the pose speeds solve
+    v_k + v_k+1 = 2 m_k exactly, from the end backwards. A path for which that gives a negative speed or an
+    acceleration above 15 m/s^2 is not such a path: each pose then takes the segment means interpolated at
+    the segments' mid-times. One pose: speed 0 (stand there). ConfigError when stamps do not increase or
+    arrays differ in length or hold non-finite values.
     """
     t = np.asarray(t_offset_ns, dtype=np.int64)
     xs = np.asarray(x, dtype=np.float64)
@@ -195,9 +201,13 @@ def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[n
     if (dt <= 0).any():
         raise ConfigError(f'advisory stamps must increase, got offsets {t.tolist()} ns')
     seg = np.hypot(np.diff(xs), np.diff(ys)) / dt
-    mid = (t[:-1] + t[1:]) * 0.5e-9
-    speed = np.interp(t * 1e-9, mid, seg)
-    return AdvisoryProfile(int(stamp_ns), t, xs, ys, speed)
+    speed = np.empty(t.shape[0])
+    speed[-1] = seg[-1]
+    for k in range(t.shape[0] - 2, -1, -1):
+        speed[k] = 2.0 * seg[k] - speed[k + 1]
+    if (speed < -1e-6).any() or (np.abs(np.diff(speed)) > _MAX_PROFILE_ACCEL_MPS2 * dt).any():
+        speed = np.interp(t * 1e-9, (t[:-1] + t[1:]) * 0.5e-9, seg)
+    return AdvisoryProfile(int(stamp_ns), t, xs, ys, np.maximum(speed, 0.0))
 
 
 def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float) -> Obstacle:

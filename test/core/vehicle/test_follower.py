@@ -88,24 +88,38 @@ def test_free_road_accelerates_to_the_set_speed() -> None:
 
 def _constant_decel_advisory(stamp_ns: int, v0: float, decel: float, n: int = 12,
                              dt_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    t = np.arange(n) * dt_s
-    tb = np.minimum(t, v0 / decel)
-    s = v0 * tb - 0.5 * decel * tb * tb
+    """n poses braking from v0 every dt_s, then one a second later holding the final speed (as the twin's)."""
+    t = np.append(np.arange(n) * dt_s, (n - 1) * dt_s + 1.0)
+    v_end = max(v0 - decel * (n - 1) * dt_s, 0.0)
+    tb = np.minimum(t, (v0 - v_end) / decel)
+    s = v0 * tb - 0.5 * decel * tb * tb + v_end * (t - tb)
     return np.rint(t * S).astype(np.int64), s
 
 
 def test_advisory_profile_recovers_constant_deceleration_speeds() -> None:
-    t, s = _constant_decel_advisory(0, 20.0, 2.0, n=8)
+    t, s = _constant_decel_advisory(0, 20.0, 2.0, n=8)               # 20 -> 13 m/s in 3.5 s, then 13 m/s
     prof = advisory_profile(5 * S, t, 100.0 + s, np.full(t.shape, 3.0))
-    # interior poses: exact (speed linear in time); the first pose takes its segment's mean speed
-    assert_allclose(prof.speed[1:-1], 20.0 - 2.0 * t[1:-1] / S, atol=1e-9)
-    assert_allclose(prof.speed[[0, -1]], [19.5, 13.5])
+    assert_allclose(prof.speed, np.append(20.0 - 2.0 * t[:-1] / S, 13.0), atol=1e-9)   # exact at every pose
     assert_allclose(prof.speed_at(5 * S + int(1.25 * S)), 17.5, atol=1e-9)
-    assert_allclose(prof.speed_at(4 * S), 19.5)                      # before the first pose: held
-    assert_allclose(prof.speed_at(50 * S), prof.speed[-1])           # after the last: held
+    assert_allclose(prof.speed_at(4 * S), 20.0)                      # before the first pose: held
+    assert_allclose(prof.speed_at(50 * S), 13.0)                     # after the last: held
     assert prof.age_s(6 * S) == pytest.approx(1.0)
     yawed = advisory_profile(0, t, s * math.cos(0.7), s * math.sin(0.7))  # along any heading
     assert_allclose(yawed.speed, prof.speed, atol=1e-9)
+    # a stop: the speed ends at 0 exactly, and the profile has a kink where braking starts (coasting first)
+    t = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    v = np.array([10.0, 10.0, 20 / 3, 10 / 3, 0.0, 0.0])             # 10/3 m/s^2 from t = 1 s, stopped at 4 s
+    seg_s = 0.5 * (v[:-1] + v[1:])                                     # metres per 1 s segment
+    prof = advisory_profile(0, np.rint(t * S).astype(np.int64), np.concatenate([[0.0], np.cumsum(seg_s)]),
+                            np.zeros(6))
+    assert_allclose(prof.speed, v, atol=1e-9)
+
+
+def test_advisory_profile_of_a_path_that_is_not_piecewise_linear_reads_mean_speeds() -> None:
+    t = np.array([0, 1, 2, 3], dtype=np.int64) * S
+    x = np.array([0.0, 10.0, 10.5, 30.0])                            # 10, 0.5, 19.5 m/s: no such profile
+    prof = advisory_profile(0, t, x, np.zeros(4))
+    assert_allclose(prof.speed, [10.0, 5.25, 10.0, 19.5])
 
 
 def test_advisory_profile_rejects_bad_input() -> None:
