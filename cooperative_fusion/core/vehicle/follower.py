@@ -129,12 +129,14 @@ class Predecessor:
 @dataclass(frozen=True)
 class Obstacle:
     """Something in the vehicle's path at ``stamp_ns``: gap from its front to the obstacle (m), speed along
-    the vehicle's heading (m/s), and where it comes from (``twin`` warning or ``ego`` perception)."""
+    the vehicle's heading (m/s), where it comes from (``twin`` warning or ``ego`` perception) and its
+    acceleration (m/s^2; braking, it is taken to its stop)."""
 
     stamp_ns: int
     distance_m: float
     speed_mps: float
     source: str = 'twin'
+    accel_mps2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -210,15 +212,17 @@ def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[n
     return AdvisoryProfile(int(stamp_ns), t, xs, ys, np.maximum(speed, 0.0))
 
 
-def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float) -> Obstacle:
-    """The obstacle input of a twin warning (its ``distance_m`` and ``other_speed_mps`` values).
+def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float,
+                     other_accel_mps2: float = 0.0) -> Obstacle:
+    """The obstacle input of a twin warning (its ``distance_m``, ``other_speed_mps``, ``other_accel_mps2``).
 
-    ConfigError on a non-finite distance or speed (a warning without them cannot be braked for).
+    ConfigError on a non-finite value (a warning without them cannot be braked for).
     """
-    if not (math.isfinite(distance_m) and math.isfinite(other_speed_mps)):
-        raise ConfigError(f'warning needs a finite distance_m and other_speed_mps, got {distance_m!r}, '
-                          f'{other_speed_mps!r}')
-    return Obstacle(int(stamp_ns), float(distance_m), max(float(other_speed_mps), 0.0), 'twin')
+    if not (math.isfinite(distance_m) and math.isfinite(other_speed_mps) and math.isfinite(other_accel_mps2)):
+        raise ConfigError(f'warning needs a finite distance_m, other_speed_mps and other_accel_mps2, got '
+                          f'{distance_m!r}, {other_speed_mps!r}, {other_accel_mps2!r}')
+    return Obstacle(int(stamp_ns), float(distance_m), max(float(other_speed_mps), 0.0), 'twin',
+                    float(other_accel_mps2))
 
 
 def bumper_gap(own_x: float, own_y: float, own_yaw: float, own_front_m: float,
@@ -313,7 +317,7 @@ class AdvisoryFollower:
                 obstacles.append(warnings_obstacle)
         for ob in obstacles:
             gap, vo = self._at_now(ob.distance_m, ob.speed_mps, v, (now_ns - ob.stamp_ns) * 1e-9)
-            candidates.append((self._follow(v, v0, gap, vo, 0.0, cfg.obstacle_gap_m), Limit.OBSTACLE))
+            candidates.append((self._follow(v, v0, gap, vo, ob.accel_mps2, cfg.obstacle_gap_m), Limit.OBSTACLE))
 
         if cfg.mode is FollowerMode.ADVISORY and advisory is not None:
             if advisory.age_s(now_ns) > cfg.advisory_max_age_s:

@@ -119,19 +119,20 @@ class FollowerCore:
             self.pred_accel_mps2 += k * (raw - self.pred_accel_mps2)
         self.pred = new
 
-    def on_warnings(self, stamp_ns: int, conflicts: Sequence[tuple[float, float]]) -> None:
-        """One ``/twin/warnings`` array: (distance_m, other_speed_mps) of each status for this vehicle.
+    def on_warnings(self, stamp_ns: int, conflicts: Sequence[tuple[float, float, float]]) -> None:
+        """One ``/twin/warnings`` array: (distance_m, other_speed_mps, other_accel_mps2) of each status for
+        this vehicle.
 
         An array without this vehicle clears its warning (the twin publishes every cycle). Of several,
         the one needing the strongest deceleration counts.
         """
         self.warning_stamp_ns = int(stamp_ns)
-        obstacles = [warning_obstacle(stamp_ns, d, v) for d, v in conflicts]
+        obstacles = [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts]
         if not obstacles:
             self.warning = None
             return
         v = self.own.speed if self.own is not None else 0.0
-        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, 0.0,
+        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
                                                                     self.setup.follower.obstacle_gap_m),
                                                      -o.distance_m))
 

@@ -197,7 +197,8 @@ def test_an_older_input_is_moved_to_now() -> None:
 
 def test_helpers() -> None:
     ob = warning_obstacle(7, 42.0, -0.3)
-    assert (ob.stamp_ns, ob.distance_m, ob.speed_mps, ob.source) == (7, 42.0, 0.0, 'twin')
+    assert (ob.stamp_ns, ob.distance_m, ob.speed_mps, ob.source, ob.accel_mps2) == (7, 42.0, 0.0, 'twin', 0.0)
+    assert warning_obstacle(7, 42.0, 20.0, -6.0).accel_mps2 == -6.0
     with pytest.raises(ConfigError, match='finite distance_m'):
         warning_obstacle(0, math.nan, 1.0)
     assert_allclose(bumper_gap(0.0, 0.0, 0.0, 3.5, 20.0, 0.5, 1.0), 15.5)
@@ -224,3 +225,16 @@ def test_bad_config_raises(kwargs: dict, match: str) -> None:
 
 def test_mode_from_string() -> None:
     assert FollowerConfig(mode='cooperative+advisory').mode is FollowerMode.ADVISORY
+
+
+def test_a_braking_leader_is_taken_to_its_stop() -> None:
+    """A warned vehicle ahead at the own speed but braking at 6 m/s^2 (truck_brakes.yaml): stopping behind where
+    it stops needs 20^2 / (2 (25 + 33.3 - 5)) = 3.75 m/s^2 now; at constant speed it would need nothing."""
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
+    braking = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0, -6.0))
+    steady = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0))
+    assert braking.limit is Limit.OBSTACLE
+    assert braking.accel_mps2 <= -400 / (2 * (25.0 + 400 / 12 - 5.0)) + 1e-9
+    assert steady.accel_mps2 > -1.0
+    pred = f.command(0, OwnState(0, 20.0), Predecessor(0, 25.0, 20.0, -6.0))
+    assert pred.limit is Limit.PREDECESSOR and pred.accel_mps2 == pytest.approx(braking.accel_mps2, abs=0.5)
