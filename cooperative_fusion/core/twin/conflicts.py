@@ -352,7 +352,7 @@ def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None
     The other keeps its speed (a braking predecessor is taken to its stop). When braking at
     ``comfortable_decel_mps2`` fits, the profile holds the current speed for ``coast_s`` and then brakes at
     exactly that deceleration, ending ``safe_gap_m`` behind the other at its speed: a warning with room to
-    spare costs no braking yet. When it does not fit, the profile brakes now at the least deceleration that
+    spare costs no braking yet (less than ``advisory_dt_s`` of coasting: it brakes now at the need). When it does not fit, the profile brakes now at the least deceleration that
     does, up to ``max_decel_mps2``; beyond that the safe gap cannot be kept: it brakes now at
     ``max_decel_mps2`` with ``unavoidable`` set. Not closing: hold the lower of the two speeds.
     Poses: the start, the start of braking, braking sampled evenly (spacing at least ``advisory_dt_s``),
@@ -381,6 +381,8 @@ def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None
         decel = max(min(needed, cfg.max_decel_mps2), cfg.comfortable_decel_mps2)
         # the gap closes at rel while coasting (a stopping other: room counts the vehicle's own travel at v)
         coast = max((room - rel * rel / (2.0 * decel)) / rel, 0.0) if math.isfinite(needed) else 0.0
+        if coast < cfg.advisory_dt_s:                  # about to brake at comfort anyway: the exact need, now
+            coast, decel = 0.0, max(min(needed, cfg.max_decel_mps2), 1e-9)
         brake = rel / decel
         # the last segment holds the target speed (at least advisory_dt_s): a follower reading speeds from
         # successive poses then gets every pose's speed exactly (core.vehicle.follower.advisory_profile)

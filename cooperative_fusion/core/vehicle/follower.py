@@ -8,8 +8,9 @@ toward the predecessor; obstacles (from the twin's warnings, or in ego mode
 from the vehicle's own evidence) are followed as standing or moving leaders by
 the same law, with a kinematic floor (:func:`stopping_decel`) that brakes
 harder, up to ``max_decel_mps2``, when the comfortable approach no longer fits.
-The twin's advisory is a speed profile over time (:func:`advisory_profile`);
-followed when fresh, the command takes the lower of ACC and advised speed.
+The twin's advisory is a speed profile (:func:`advisory_profile`); followed
+when fresh, by position along it, the command takes the lower of ACC and
+advised speed.
 
 Pure numpy / math, deterministic, no ROS. Stamps are integer nanoseconds in the
 common timebase; distances metres along the vehicle's heading; speeds m/s.
@@ -160,6 +161,22 @@ class AdvisoryProfile:
         """Advised speed at time ``t_ns`` (linear between poses, held before the first and after the last)."""
         rel_s = (int(t_ns) - int(self.stamp_ns)) * 1e-9
         return float(np.interp(rel_s, self.t_offset_ns * 1e-9, self.speed))
+
+    def speed_along(self, x: float, y: float, ahead_m: float = 0.0) -> float:
+        """Advised speed ``ahead_m`` beyond the point of the path nearest to (x, y), metres in its frame.
+
+        The path is taken as straight from its first to its last pose (the twin's run along the heading);
+        the speed squared is linear in distance between poses (exact under constant deceleration), held
+        before the first pose and after the last. A path that stays in place: its last speed.
+        """
+        dx, dy = float(self.x[-1] - self.x[0]), float(self.y[-1] - self.y[0])
+        length = math.hypot(dx, dy)
+        if length < 1e-6:
+            return float(self.speed[-1])
+        ux, uy = dx / length, dy / length
+        along = (self.x - self.x[0]) * ux + (self.y - self.y[0]) * uy
+        s = (x - float(self.x[0])) * ux + (y - float(self.y[0])) * uy + ahead_m
+        return math.sqrt(max(float(np.interp(s, np.maximum.accumulate(along), self.speed ** 2)), 0.0))
 
 
 @dataclass(frozen=True)
@@ -323,8 +340,7 @@ class AdvisoryFollower:
             if advisory.age_s(now_ns) > cfg.advisory_max_age_s:
                 stale.append('advisory')
             else:
-                v_adv = advisory.speed_at(now_ns + int(round(cfg.command_period_s * 1e9)))
-                candidates.append(((v_adv - v) / cfg.command_period_s, Limit.ADVISORY))
+                candidates.append((self._advised_accel(v, own, advisory), Limit.ADVISORY))
 
         accel, limit = min(candidates, key=lambda c: c[0])      # first of equals: cruise before the rest
         accel = min(max(accel, -cfg.max_decel_mps2), cfg.max_accel_mps2)
@@ -332,6 +348,21 @@ class AdvisoryFollower:
         if target == 0.0 and v < 1e-3:
             accel = 0.0                                           # standing: hold, do not ask to reverse
         return FollowerCommand(int(now_ns), target, accel, limit, tuple(stale))
+
+    def _advised_accel(self, v: float, own: OwnState, advisory: AdvisoryProfile) -> float:
+        """Acceleration to the advised speed where the vehicle will be one period on.
+
+        By position, so an advisory a twin cycle late still brakes where the stop needs it rather than
+        catching up with the profile's clock; the catching up (a speed above the profile's) brakes at most
+        the comfortable deceleration or the profile's own, whichever is larger: the warnings' kinematic
+        floor, not the advisory, answers for a stop that needs more.
+        """
+        cfg = self.cfg
+        ahead = max(v * cfg.command_period_s, 1e-3)
+        v_here = advisory.speed_along(own.x, own.y)
+        v_next = advisory.speed_along(own.x, own.y, ahead)
+        plan_decel = max((v_here * v_here - v_next * v_next) / (2.0 * ahead), 0.0)
+        return max((v_next - v) / cfg.command_period_s, -max(cfg.comfort_decel_mps2, plan_decel))
 
     def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
         """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches

@@ -138,11 +138,17 @@ def test_fresh_advisory_is_followed_and_stale_advisory_is_ignored() -> None:
     t, s = _constant_decel_advisory(0, 20.0, 2.0)
     adv = advisory_profile(10 * S, t, s, np.zeros(t.shape))
     pred = Predecessor(10 * S + S // 2, 30.0, 20.0)
-    now = 10 * S + S // 2                                            # 0.5 s into the advisory: advised 19 -> 18.8
-    cmd = f.command(now, OwnState(now, 19.0), pred, advisory=adv)
+    now = 10 * S + S // 2                        # at 9.75 m, 19 m/s, as advised: 1.9 m on, 19^2 - 2 * 2 * 1.9
+    cmd = f.command(now, OwnState(now, 19.0, 9.75), pred, advisory=adv)
     assert cmd.limit is Limit.ADVISORY
-    assert_allclose(cmd.target_speed_mps, 18.8, atol=1e-9)
-    assert_allclose(cmd.accel_mps2, -2.0, atol=1e-6)
+    assert_allclose(cmd.target_speed_mps, math.sqrt(361.0 - 7.6), atol=1e-9)
+    assert_allclose(cmd.accel_mps2, (math.sqrt(361.0 - 7.6) - 19.0) / 0.1, atol=1e-6)   # -2.01 m/s^2
+    # read by position: a second late (the advisory's clock says 17 m/s), at the same place it is the same
+    later = f.command(now + S // 2, OwnState(now + S // 2, 19.0, 9.75), pred, advisory=adv)
+    assert later.accel_mps2 == cmd.accel_mps2
+    # 2 m/s above the profile there: it brakes back at most the comfortable deceleration
+    fast = f.command(now, OwnState(now, 21.0, 9.75), pred, advisory=adv)
+    assert fast.accel_mps2 == -cfg.comfort_decel_mps2 and fast.limit is Limit.ADVISORY
     late = 11 * S + S // 5                                           # 1.2 s old: stale -> ACC alone
     cmd = f.command(late, OwnState(late, 19.0), Predecessor(late, 30.0, 20.0), advisory=adv)
     assert cmd.limit is not Limit.ADVISORY and cmd.accel_mps2 > 0
@@ -165,7 +171,8 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
     own = OwnState(0, 20.0)
     warned = Obstacle(0, 60.0, 0.0)                                  # needs 400 / 110 = 3.6 m/s^2
     ego = Obstacle(0, 150.0, 0.0, 'ego')                             # needs 400 / 290 = 1.4 m/s^2
-    adv = advisory_profile(0, np.array([0, S], dtype=np.int64), np.array([0.0, 10.0]), np.zeros(2))  # 10 m/s
+    t, s = _constant_decel_advisory(0, 20.0, 8.0, n=6)                # 20 m/s to a stop at 8 m/s^2
+    adv = advisory_profile(0, t, s, np.zeros(t.shape))
     cmd = f.command(0, own, None, warned, adv, ego)
     assert cmd.limit is limit
     if mode is FollowerMode.EGO:                                     # the warning is ignored, the ego obstacle used
@@ -173,7 +180,7 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
         assert cmd.accel_mps2 == alone.accel_mps2 and cmd.accel_mps2 > -1.5
     elif mode is FollowerMode.COOPERATIVE:                           # at least the kinematic need; advisory ignored
         assert -FollowerConfig().max_decel_mps2 < cmd.accel_mps2 <= -400 / 110
-    else:                                                            # 20 -> 10 m/s in 0.1 s: clamped at the limit
+    else:                                                            # the advised 8 m/s^2
         assert cmd.accel_mps2 == -FollowerConfig().max_decel_mps2
         assert_allclose(cmd.target_speed_mps, 20.0 - 0.8)
 
