@@ -176,14 +176,14 @@ class AdvisoryFollowerNode(BaseNode):
             self.core.on_predecessor_odometry(self.now_ns(), s.x, s.y, s.yaw, s.speed)
 
     def _on_warnings(self, msg: DiagnosticArray) -> None:
-        self.core.on_warnings(*warnings_for(msg, self.vehicle_id))
+        self.core.on_warnings(self.now_ns(), *warnings_for(msg, self.vehicle_id))
 
     def _on_advisory(self, msg: Path) -> None:
         if msg.header.frame_id != self.map_frame:
             self.drop('advisory', Cause.FRAME, f'advisory frame_id {msg.header.frame_id!r}, '
                                                f'expected {self.map_frame!r}')
             return
-        self.core.on_advisory(*path_to_advisory(msg))
+        self.core.on_advisory(self.now_ns(), *path_to_advisory(msg))
 
     def _on_evidence(self, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.map_frame:
@@ -206,16 +206,22 @@ class AdvisoryFollowerNode(BaseNode):
         return self.core.health(self.now_ns())
 
     def diagnostics_summary(self, new_drops: int) -> tuple[Level, str]:
-        """STALE without own odometry, WARN while inputs are stale or dropped, else OK with the limit."""
+        """STALE without own odometry; WARN while the predecessor's odometry or (not in ego mode) the twin's
+        warnings are missing or stale, or inputs were dropped; else OK with the limiting input."""
         last = self.core.last
         now = self.now_ns()
         own = self.core.own
+        f = self.setup.follower
         if own is None:
             return Level.STALE, 'no odometry yet: no command'
         if (now - own.received_ns) * 1e-9 > self.setup.odom_max_age_s:
             return Level.STALE, 'odometry stale: no command'
         if last is not None and last.stale:
             return Level.WARN, f'ignoring stale {", ".join(last.stale)}'
+        twin = self.core.warning_stamp_ns
+        if f.mode is not FollowerMode.EGO and (twin is None or (now - twin) * 1e-9 > f.warning_max_age_s):
+            return Level.WARN, 'no warnings from the twin' + ('' if twin is None else
+                                                               f' for {(now - twin) * 1e-9:.1f} s') + ': ACC only'
         if new_drops:
             return Level.WARN, f'{new_drops} input(s) dropped since the last report'
         if last is None:
