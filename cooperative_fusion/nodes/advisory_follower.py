@@ -34,7 +34,8 @@ from ..ros.command import command_to_twist, warnings_for
 from ..ros.diagnostics import Level
 from ..ros.grid import grid_from_msg
 from ..ros.markers import path_to_advisory
-from ..ros.names import ADVISORY, COOPERATIVE_CMD, EVIDENCE_GRID, MAP_FRAME, ODOM, WARNINGS, vehicle_frame, vehicle_topic
+from ..ros.names import (ADVISORY, COOPERATIVE_CMD, EVIDENCE_GRID, MAP_FRAME, ODOM, WARNINGS, vehicle_frame,
+                         vehicle_topic)
 from ..ros.node import BaseNode, Param, spin_node
 from ..ros.odometry import odometry_to_pose
 from ..ros.qos import command_qos, evidence_qos, state_qos
@@ -86,6 +87,8 @@ PARAMS: tuple[Param, ...] = (
           'obstacle', 1, 1000),
     Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "ego mode: margin around the predecessor's body "
           'skipped in the corridor, metres', 0.0, 20.0),
+    Param('ego.max_age_s', _E.max_age_s, 'ego mode: the obstacle of an evidence grid older than this is '
+          'forgotten, seconds', 0.01, 60.0),
     Param('frames.map', MAP_FRAME, 'shared frame of odometry, advisories and evidence'),
     Param('frames.base_link', '', "frame of the command; '' = <vehicle_id>/base_link"),
     Param('topics.odom', '', "own odometry in; '' = /<v>/odom"),

@@ -223,3 +223,5 @@ def test_ego_mode_brakes_for_what_its_own_evidence_shows(run):
     r.drive(t, t + 200 * MS)
     assert r.node.core.ego_obstacle.distance_m == pytest.approx(60.25)
     assert r.node.core.last.limit is Limit.OBSTACLE and r.cmds()[-1][2] < -2.5
+    r.drive(t + 200 * MS, t + 800 * MS)                               # no evidence for 0.8 s: forgotten
+    assert r.node.core.ego_obstacle is None and r.node.core.last.limit is Limit.PREDECESSOR

@@ -352,11 +352,13 @@ def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None
     The other keeps its speed (a braking predecessor is taken to its stop). When braking at
     ``comfortable_decel_mps2`` fits, the profile holds the current speed for ``coast_s`` and then brakes at
     exactly that deceleration, ending ``safe_gap_m`` behind the other at its speed: a warning with room to
-    spare costs no braking yet (less than ``advisory_dt_s`` of coasting: it brakes now at the need). When it does not fit, the profile brakes now at the least deceleration that
-    does, up to ``max_decel_mps2``; beyond that the safe gap cannot be kept: it brakes now at
-    ``max_decel_mps2`` with ``unavoidable`` set. Not closing: hold the lower of the two speeds.
-    Poses: the start, the start of braking, braking sampled evenly (spacing at least ``advisory_dt_s``),
-    its end, and ``advisory_hold_s`` (at least ``advisory_dt_s``) after it: at most ``advisory_max_poses``.
+    spare costs no braking yet (with under ``advisory_dt_s`` of coasting left it brakes now, at the need).
+    When it does not fit, the profile brakes now at the least deceleration that does, up to
+    ``max_decel_mps2``; beyond that the safe gap cannot be kept: it brakes now at ``max_decel_mps2`` with
+    ``unavoidable`` set. Not closing: hold the lower of the two speeds. Poses: the start, the start of
+    braking, braking sampled evenly (spacing at least ``advisory_dt_s``), its end, and ``advisory_hold_s``
+    (at least ``advisory_dt_s``) after it: at most ``advisory_max_poses``. Pose stamps say when to be
+    there; the speed follows from successive poses (``core.vehicle.follower.advisory_profile``).
     """
     cfg = cfg or ConflictConfig()
     if vehicle.vehicle_id != conflict.vehicle_id:

@@ -27,15 +27,20 @@ from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, Follo
 
 @dataclass(frozen=True)
 class EgoObstacleConfig:
-    """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``)."""
+    """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``); it expires
+    ``max_age_s`` after its grid's stamp (the evidence stopped: no obstacle known)."""
 
     half_width_m: float = 1.5
     max_range_m: float = 120.0
     occupied_percent: int = 65
     min_cells: int = 2
     predecessor_margin_m: float = 2.0
+    max_age_s: float = 0.5
 
     def __post_init__(self) -> None:
+        if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
+            raise ConfigError(f'EgoObstacleConfig.max_age_s must be a positive number of seconds, '
+                              f'got {self.max_age_s!r}')
         if not (self.half_width_m > 0 and self.max_range_m > 0 and self.predecessor_margin_m >= 0):
             raise ConfigError(f'EgoObstacleConfig needs half_width_m, max_range_m > 0 and predecessor_margin_m '
                               f'>= 0, got {self.half_width_m}, {self.max_range_m}, {self.predecessor_margin_m}')
@@ -203,6 +208,8 @@ class FollowerCore:
             self.advisory, self.expired['advisory'] = None, self.expired['advisory'] + 1
         if self.warning is not None and (now_ns - self.warning.stamp_ns) * 1e-9 > f.warning_max_age_s:
             self.warning, self.expired['warning'] = None, self.expired['warning'] + 1
+        if self.ego_obstacle is not None and (now_ns - self.ego_obstacle.stamp_ns) * 1e-9 > self.setup.ego.max_age_s:
+            self.ego_obstacle = None
         cmd = self.follower.command(now_ns, state, pred, self.warning, self.advisory, self.ego_obstacle)
         self.last = cmd
         self.commands += 1
