@@ -38,6 +38,9 @@ class RoadConfig:
         the platoon, smoothing noise over about this length)
     outlier_m : after a first fit, points further than this (or 2.5 robust sigmas, whichever is
         larger) from the line are left out: members in another lane, odometry jumps
+    curvature_sigmas : the road is curved only where the fitted curvature exceeds this many of its
+        standard errors; else it is a straight line (a short path, or per-vehicle odometry offsets,
+        show curvature that is not there)
     axis_snap_heading_rad, axis_snap_curvature_per_m, axis_snap_offset_m : a fitted road this close
         to the map x axis (heading, curvature, offset of the line from the origin) is taken as the
         map x axis itself, so that s == x and d == y hold exactly there
@@ -51,7 +54,8 @@ class RoadConfig:
     max_curvature_per_m: float = 0.01
     weight_length_m: float = 300.0
     outlier_m: float = 1.0
-    axis_snap_heading_rad: float = 0.004
+    curvature_sigmas: float = 3.0
+    axis_snap_heading_rad: float = math.radians(0.25)
     axis_snap_curvature_per_m: float = 5e-5
     axis_snap_offset_m: float = 0.5
 
@@ -61,7 +65,7 @@ class RoadConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ConfigError(f'road.{name} must be a positive finite number, got {value!r}')
-        for name in ('axis_snap_heading_rad', 'axis_snap_curvature_per_m', 'axis_snap_offset_m'):
+        for name in ('curvature_sigmas', 'axis_snap_heading_rad', 'axis_snap_curvature_per_m', 'axis_snap_offset_m'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ConfigError(f'road.{name} must be a finite number >= 0, got {value!r}')
@@ -70,6 +74,25 @@ class RoadConfig:
         if self.min_length_m >= self.history_m:
             raise ConfigError(f'road.min_length_m ({self.min_length_m}) must be below road.history_m '
                               f'({self.history_m})')
+
+
+def _significant_curvature(design: NDArray[np.float64], v: NDArray[np.float64], w: NDArray[np.float64],
+                           coef: NDArray[np.float64], sigmas: float) -> NDArray[np.float64]:
+    """``coef`` (A, B, D) of the weighted fit when A exceeds ``sigmas`` standard errors, else the
+    straight-line fit (0, B, D) on the same points and weights."""
+    used = w > 0
+    x, wu = design[used], w[used]
+    n = x.shape[0]
+    if n > 3:
+        resid = x @ coef - v[used]
+        s2 = float(resid @ resid) / (n - 3)
+        m = np.linalg.pinv((x * wu[:, None]).T @ x)
+        cov = s2 * m @ ((x * (wu * wu)[:, None]).T @ x) @ m
+        if abs(coef[0]) > sigmas * math.sqrt(max(cov[0, 0], 0.0)):
+            return coef
+    sw = np.sqrt(wu)
+    b, d = np.linalg.lstsq(x[:, 1:] * sw[:, None], v[used] * sw, rcond=None)[0]
+    return np.array([0.0, b, d])
 
 
 def _wrap(angle: NDArray[np.float64] | float) -> NDArray[np.float64]:
@@ -190,6 +213,7 @@ class RoadModel:
             if np.array_equal(kept, keep):
                 break
             keep = kept
+        coef = _significant_curvature(design, v, w * keep, coef, cfg.curvature_sigmas)
         a, b, d = (float(x) for x in coef)
         root = b * b + 1.0 - 4.0 * a * d
         if root <= 0.0:
@@ -330,6 +354,14 @@ class RoadTracker:
         oldest = stamp_ns - int(self.cfg.history_s * _NS_PER_S)
         while path and path[0][0] < oldest:
             path.popleft()
+
+    def update_platoon(self, stamp_ns: int, ids: Sequence[str], x: ArrayLike, y: ArrayLike, yaw: ArrayLike
+                       ) -> None:
+        """One sample of each vehicle, ``ids`` in platoon order (leader first; sets the order)."""
+        self._order = list(ids) + [v for v in self._order if v not in ids]
+        for v, xi, yi, yawi in zip(ids, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
+                                   np.asarray(yaw, dtype=np.float64)):
+            self.update(stamp_ns, v, float(xi), float(yi), float(yawi))
 
     def leader(self) -> str | None:
         """The first vehicle in platoon order that has sent odometry."""
