@@ -95,6 +95,24 @@ class GridSpec:
         origin_y = math.floor((center_y - 0.5 * height * resolution) / resolution) * resolution
         return cls(origin_x, origin_y, resolution, width, height, yaw)
 
+    @classmethod
+    def covering(cls, points_xy: NDArray[np.floating], margin_x: float, margin_y: float, resolution: float,
+                 yaw: float | None = None) -> 'GridSpec':
+        """The smallest window rotated by ``yaw`` (default: the direction from the first point to the
+        last, the chord of a path) that holds map ``points_xy`` (N, 2) metres with ``margin_x`` /
+        ``margin_y`` metres to spare along its axes, snapped outwards to the lattice."""
+        pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        if pts.shape[0] == 0 or not np.isfinite(pts).all():
+            raise ConfigError(f'covering: expected finite (N >= 1, 2) points, got shape {pts.shape}')
+        if yaw is None:
+            dx, dy = pts[-1] - pts[0]
+            yaw = math.atan2(dy, dx) if dx != 0.0 or dy != 0.0 else 0.0
+        uv = cls(0.0, 0.0, resolution, 1, 1, yaw).to_grid_frame(pts)
+        lo = np.floor((uv.min(axis=0) - (margin_x, margin_y)) / resolution)
+        hi = np.ceil((uv.max(axis=0) + (margin_x, margin_y)) / resolution)
+        return cls(float(lo[0] * resolution), float(lo[1] * resolution), resolution,
+                   max(1, int(hi[0] - lo[0])), max(1, int(hi[1] - lo[1])), float(yaw))
+
     def aligned(self) -> 'GridSpec':
         """This grid in its own frame: the same cells with yaw 0 (for code that works on grid-frame
         coordinates, see :meth:`to_grid_frame`)."""
