@@ -629,7 +629,7 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     """Occupancy probability (H, W) float32 of boxes blurred by isotropic Gaussians.
 
     cx, cy, length, width, yaw, sigma : (N,) metres / radians, one per box.
-    Each box's probability at a cell is (Φ((u+L/2)/σ) − Φ((u−L/2)/σ))·(Φ((v+W/2)/σ) − Φ((v−W/2)/σ))
+    Any grid yaw. Each box's probability at a cell is (Φ((u+L/2)/σ) − Φ((u−L/2)/σ))·(Φ((v+W/2)/σ) − Φ((v−W/2)/σ))
     with (u, v) the cell centre in the box frame; it is evaluated over the box's
     window only, clipped to the grid (windows of about one size are padded to one and
     done in one array), and
@@ -637,6 +637,10 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     """
     cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1)
                                          for a in (cx, cy, length, width, yaw, sigma))
+    if spec.is_rotated:
+        # A grid turned by its yaw: rasterise in its own frame, where it is axis-aligned.
+        uv = spec.to_grid_frame(np.stack([cx, cy], axis=-1))
+        cx, cy, yaw, spec = uv[:, 0], uv[:, 1], yaw - spec.yaw, spec.aligned()
     n = cx.shape[0]
     if n == 0:
         return np.zeros(spec.shape, np.float32)

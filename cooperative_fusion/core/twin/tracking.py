@@ -15,7 +15,7 @@ output tracks when snapshots are built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Sequence
 
@@ -80,6 +80,9 @@ class Detections:
 
 def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[np.bool_]] | None:
     """Cells of ``spec`` whose centres lie inside ``box``, computed over the box's bounding window only."""
+    if spec.is_rotated:
+        u, v = spec.to_grid_frame(np.array([box.center_x, box.center_y])).tolist()
+        box, spec = replace(box, center_x=u, center_y=v, yaw=box.yaw - spec.yaw), spec.aligned()
     c, s = math.cos(box.yaw), math.sin(box.yaw)
     hl, hw = 0.5 * box.length, 0.5 * box.width
     ex = abs(c) * hl + abs(s) * hw
@@ -167,6 +170,9 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     iy, ix = iy + row0, ix + col0
     x = spec.origin_x + (ix + 0.5) * spec.resolution
     y = spec.origin_y + (iy + 0.5) * spec.resolution
+    if spec.is_rotated:
+        xy = spec.to_map_frame(np.stack([x, y], axis=1))       # cell centres in map
+        x, y = xy[:, 0], xy[:, 1]
     count = np.bincount(lab, minlength=n).astype(np.float64)
     mx = np.bincount(lab, x, n) / count
     my = np.bincount(lab, y, n) / count
