@@ -363,6 +363,11 @@ class RoadTracker:
                                    np.asarray(yaw, dtype=np.float64)):
             self.update(stamp_ns, v, float(xi), float(yi), float(yawi))
 
+    def position(self, vehicle_id: str) -> tuple[float, float]:
+        """The vehicle's latest map position, metres; KeyError before its first sample."""
+        _, x, y, _ = self._last[vehicle_id]
+        return x, y
+
     def leader(self) -> str | None:
         """The first vehicle in platoon order that has sent odometry."""
         return next((v for v in self._order if v in self._last), None)

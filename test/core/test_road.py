@@ -220,3 +220,16 @@ def test_tracker_lanes_hold_with_half_a_metre_of_noise():
     for d in (0.0, 3.5):
         px, py = true_road(probe, d, 10.0, -5.0, math.radians(37), 1 / 400)
         assert_allclose(road.to_road(np.c_[px, py])[1], d, atol=0.1)
+
+
+def test_a_short_noisy_path_gives_a_straight_road():
+    """30 m of path with 0.3 m of noise: the curvature a fit finds there is not significant."""
+    rng = np.random.default_rng(5)
+    s = np.linspace(-30.0, 0.0, 31)
+    x, y = true_road(s, 0.0, 10.0, -5.0, math.radians(37), 0.0)
+    noisy = np.c_[x, y] + rng.normal(0, 0.3, (s.size, 2))
+    road = RoadModel.from_path(noisy)
+    assert road.curvature == 0.0
+    assert abs(road.heading0 - math.radians(37)) < 0.03
+    loose = RoadModel.from_path(noisy, RoadConfig(curvature_sigmas=0.0))
+    assert abs(loose.curvature) > 1e-4
