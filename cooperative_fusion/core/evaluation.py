@@ -82,9 +82,13 @@ def roi_mask(spec: GridSpec, positions_xy: NDArray[np.floating], yaws: NDArray[n
     pos = np.asarray(positions_xy, dtype=np.float64).reshape(-1, 2)
     u, n = platoon_frame(pos, yaws)
     s, d = pos @ u, pos @ n
-    xs, ys = spec.cell_centers()
-    cs = xs[None, :] * u[0] + ys[:, None] * u[1]
-    cd = xs[None, :] * n[0] + ys[:, None] * n[1]
+    if spec.is_rotated:
+        x, y = spec.cell_centers_map()
+        cs, cd = x * u[0] + y * u[1], x * n[0] + y * n[1]
+    else:
+        xs, ys = spec.cell_centers()
+        cs = xs[None, :] * u[0] + ys[:, None] * u[1]
+        cd = xs[None, :] * n[0] + ys[:, None] * n[1]
     return ((cs >= s.min() - roi.behind_last_m) & (cs <= s.max() + roi.ahead_of_leader_m)
             & (np.abs(cd - d.mean()) <= roi.lateral_half_width_m))
 
@@ -189,7 +193,8 @@ def cells_on(spec: GridSpec, cells: NDArray[np.integer], target: GridSpec) -> tu
     k = int(round(ratio))
     if k >= 2 and math.isclose(ratio, k, rel_tol=1e-6):
         out = np.repeat(np.repeat(cells, k, axis=0), k, axis=1).astype(np.int8, copy=False)
-        return GridSpec(spec.origin_x, spec.origin_y, target.resolution, spec.width * k, spec.height * k), out
+        return GridSpec(spec.origin_x, spec.origin_y, target.resolution, spec.width * k, spec.height * k,
+                        spec.yaw), out
     raise ConfigError(f'grid resolution {spec.resolution} m is not an integer multiple of the truth '
                       f'grid resolution {target.resolution} m')
 

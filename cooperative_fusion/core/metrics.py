@@ -52,7 +52,7 @@ vehicle, plus ``"mean"`` pooled over vehicles.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
@@ -61,7 +61,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from .errors import ConfigError
-from .grid import GridSpec
+from .grid import YAW_TOLERANCE_RAD, GridSpec, resample_nearest
 
 OCCUPIED_PERCENT = 65
 FREE_PERCENT = 35
@@ -208,7 +208,12 @@ def hidden_from(sensor_xyz: NDArray[np.floating], boxes: Sequence[Box], targets:
 def footprint_window(spec: GridSpec, box: Box, dilate_cells: int = 0
                      ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
     """Footprint of one box as (slice into the grid, mask over that slice); the slice may be empty.
-    ``footprint_mask(spec, [box], dilate_cells)[sl] == mask``, without a whole-grid array."""
+    ``footprint_mask(spec, [box], dilate_cells)[sl] == mask``, without a whole-grid array. Any grid yaw."""
+    if spec.is_rotated:
+        # In the grid's own frame the grid is axis-aligned and the box turned by -yaw.
+        u, v = spec.to_grid_frame(np.array([box.center_x, box.center_y])).tolist()
+        box = replace(box, center_x=u, center_y=v, yaw=box.yaw - spec.yaw)
+        spec = spec.aligned()
     corners = box.corners()
     m = dilate_cells + 1
     (cx_min, cy_min), (cx_max, cy_max) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
@@ -250,10 +255,13 @@ def footprint_mask(spec: GridSpec, boxes: Sequence[Box], dilate_cells: int = 0) 
 
 
 def overlay(spec: GridSpec, cells: NDArray[np.integer], target: GridSpec, fill: int = -1) -> NDArray[np.int8]:
-    """Cells of a grid on ``spec`` copied onto ``target`` (same lattice); cells not covered get ``fill``."""
+    """Cells of a grid on ``spec`` copied onto ``target`` (same lattice; a grid of another yaw is
+    resampled, nearest cell); cells not covered get ``fill``."""
     cells = np.asarray(cells)
     if cells.shape != spec.shape:
         raise ConfigError(f'grid shape {cells.shape} does not match the spec (height, width) = {spec.shape}')
+    if abs(spec.yaw - target.yaw) > YAW_TOLERANCE_RAD:
+        return resample_nearest(spec, cells.astype(np.int8, copy=False), target, np.int8(fill))
     dx, dy = target.lattice_offset(spec)
     out = np.full(target.shape, fill, dtype=np.int8)
     x0, x1 = max(dx, 0), min(dx + spec.width, target.width)
@@ -368,8 +376,8 @@ class TruthFrame:
         if not moving or not occ.any():
             return []
         iy, ix = np.nonzero(occ)
-        xy = np.stack([self.spec.origin_x + (ix + 0.5) * self.spec.resolution,
-                       self.spec.origin_y + (iy + 0.5) * self.spec.resolution], axis=1)
+        xy = self.spec.to_map_frame(np.stack([self.spec.origin_x + (ix + 0.5) * self.spec.resolution,
+                                              self.spec.origin_y + (iy + 0.5) * self.spec.resolution], axis=1))
         dist = np.stack([_distance_to_box(b, xy) for b in self.boxes], axis=1)           # (N, B)
         nearest = dist.argmin(axis=1)
         out = []

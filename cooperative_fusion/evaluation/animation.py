@@ -371,11 +371,18 @@ def _view_box(platoon: Sequence['Box'], roi: 'RoiConfig') -> tuple[float, float,
 
 def _crop(spec: 'GridSpec', cells: 'NDArray[np.int8]', view: tuple[float, float, float, float]
           ) -> tuple['GridSpec', 'NDArray[np.int8]'] | None:
-    """The part of a grid inside ``view`` (a copy), or None when they do not overlap."""
-    from ..core.grid import GridSpec
+    """The part of a grid inside ``view`` (map x0, x1, y0, y1; a copy), or None when they do not overlap.
+    A grid turned by a yaw is resampled onto the axis-aligned lattice over ``view`` (nearest cell)."""
+    from ..core.grid import GridSpec, resample_nearest
 
     x0, x1, y0, y1 = view
     r = spec.resolution
+    if spec.is_rotated:
+        flat = GridSpec.covering([(x0, y0), (x1, y1)], 0.0, 0.0, r, 0.0)
+        cells = resample_nearest(spec, cells, flat, -1)
+        if not (cells >= 0).any():
+            return None
+        spec = flat
     c0 = max(0, int(math.floor((x0 - spec.origin_x) / r)))
     c1 = min(spec.width, int(math.ceil((x1 - spec.origin_x) / r)))
     r0 = max(0, int(math.floor((y0 - spec.origin_y) / r)))

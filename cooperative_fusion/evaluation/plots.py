@@ -11,6 +11,7 @@ Cells are drawn white (free) to black (occupied), unknown (-1) light blue-grey.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -67,6 +68,7 @@ def _crop(spec: 'GridSpec', roi: 'NDArray[np.bool_]', margin_m: float = 2.0) -> 
 
 def plot_see_through(path: str | Path, snap: 'SeeThroughSnapshot') -> Path:
     """Write the truth | common | ego-only picture of ``snap`` to ``path`` (PNG); returns the path."""
+    import numpy as np
     from matplotlib.patches import Polygon
 
     plt = _pyplot()
@@ -88,16 +90,20 @@ def plot_see_through(path: str | Path, snap: 'SeeThroughSnapshot') -> Path:
                 color, label = HAZARD_COLOR, box.id
             else:
                 color, label = OTHER_COLOR, ''
-            ax.add_patch(Polygon(box.corners(), closed=True, fill=False, edgecolor=color, linewidth=1.4))
-            if label and x0 <= box.center_x <= x1 and y0 <= box.center_y <= y1:
-                ax.annotate(label, (box.center_x, box.center_y + 0.5 * box.width + 0.3), color=color,
+            # Drawn in the grid's frame (map, unless the grid is turned along the road).
+            ax.add_patch(Polygon(snap.spec.to_grid_frame(box.corners()), closed=True, fill=False, edgecolor=color,
+                                 linewidth=1.4))
+            bx, by = snap.spec.to_grid_frame(np.array([box.center_x, box.center_y])).tolist()
+            if label and x0 <= bx <= x1 and y0 <= by <= y1:
+                ax.annotate(label, (bx, by + 0.5 * box.width + 0.3), color=color,
                             fontsize=8, ha='center', va='bottom')
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_title(f'{title}: t = {snap.stamp_ns * 1e-9:.1f} s (common time)', fontsize=10)
-        ax.set_ylabel('y [m]')
+        ax.set_ylabel('y [m]' if not snap.spec.is_rotated else 'across the grid [m]')
         ax.set_aspect('equal')
-    axes[-1].set_xlabel('x [m]')
+    axes[-1].set_xlabel('x [m]' if not snap.spec.is_rotated else
+                        f'along the grid (turned {math.degrees(snap.spec.yaw):.0f} deg in map) [m]')
     fig.suptitle(f'See-through for {snap.vehicle}: {snap.reason}', fontsize=10)
     out = Path(path)
     fig.savefig(out, dpi=110)

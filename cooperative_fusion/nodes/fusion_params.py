@@ -20,14 +20,20 @@ PARAMS: tuple[Param, ...] = (
           0.0, 3600.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
-    Param('grid.size_x_m', 240.0, 'window extent along map x, metres', 1.0, 5000.0),
-    Param('grid.size_y_m', 30.0, 'window extent along map y, metres', 1.0, 5000.0),
+    Param('grid.size_x_m', 240.0, 'window extent along the road (map x when not turned), metres', 1.0, 5000.0),
+    Param('grid.size_y_m', 30.0, 'window extent across the road (map y when not turned), metres', 1.0, 5000.0),
     Param('grid.resolution_m', 0.2, 'cell size, metres (evidence at an integer multiple/fraction is resampled)',
           0.01, 10.0),
     Param('grid.forward_offset_m', 40.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
           -5000.0, 5000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
+    Param('grid.yaw_step_deg', 0.0, 'follow_platoon: the window turns with the road in steps of this many degrees '
+          '(0: axis-aligned in map)', 0.0, 90.0),
+    Param('grid.yaw_hysteresis_deg', 0.5, 'follow_platoon: the window turns only when the road is half a step '
+          'plus this from its yaw, degrees', 0.0, 45.0),
+    Param('grid.straight_max_curvature_per_m', 5e-4, 'follow_platoon: a road curvature fitted to the members '
+          'below this is straight; above, the window follows the chord of the curve, 1/m', 0.0, 1.0),
     # fusion (core.fusion.common_grid.FusionConfig)
     Param('fusion.clamp_min', -2.0, 'lower log-odds bound after every update', -100.0, 0.0),
     Param('fusion.clamp_max', 3.5, 'upper log-odds bound after every update', 0.0, 100.0),

@@ -78,13 +78,17 @@ PARAMS: tuple[Param, ...] = (
           'camera optical frame (z forward, x right, y down) in base_link [x, y, z, roll, pitch, yaw]'),
     # grid window
     Param('grid.mode', 'rolling', 'rolling: window moves with the vehicle; fixed: window at fixed_origin'),
-    Param('grid.size_x_m', 100.0, 'window extent along map x, metres', 1.0, 2000.0),
-    Param('grid.size_y_m', 40.0, 'window extent along map y, metres', 1.0, 2000.0),
+    Param('grid.size_x_m', 100.0, 'window extent along its x (map x when not turned), metres', 1.0, 2000.0),
+    Param('grid.size_y_m', 40.0, 'window extent along its y (map y when not turned), metres', 1.0, 2000.0),
     Param('grid.resolution_m', 0.2, 'cell size, metres (must match the fusion grid)', 0.01, 10.0),
     Param('grid.forward_offset_m', 30.0, 'rolling: window centre this far ahead of base_link, metres',
           -1000.0, 1000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
+    Param('grid.yaw_step_deg', 0.0, 'rolling: the window turns with the heading in steps of this many degrees '
+          '(0: axis-aligned in map)', 0.0, 90.0),
+    Param('grid.yaw_hysteresis_deg', 0.5, 'rolling: the window turns only when the heading is half a step plus '
+          'this from its yaw, degrees', 0.0, 45.0),
     # sync
     Param('sync.streams', list(STREAMS), 'enabled sensor streams (subset of lidar, radar, camera)'),
     Param('sync.reference', 'lidar', 'stream whose stamps define the sets'),

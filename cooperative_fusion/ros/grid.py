@@ -1,8 +1,10 @@
 """nav_msgs/OccupancyGrid <-> (GridSpec, int8 cells).
 
 Cells are (height, width) indexed ``[iy, ix]``, row-major as in the message,
-so no reordering is needed either way. Only axis-aligned grids are supported
-(the whole project lives on one global lattice); a rotated origin is refused.
+so no reordering is needed either way. The origin pose is the lower-left
+corner of cell (0, 0) in the frame (``map``); its orientation is a rotation
+about z by the grid's yaw (a grid that follows the road). Roll or pitch is
+refused.
 """
 from __future__ import annotations
 
@@ -17,16 +19,25 @@ from ..core.errors import MessageFormatError
 from ..core.grid import GridSpec
 from .time import ns_to_stamp
 
-#: Largest rotation of the origin accepted as axis-aligned, radians.
-MAX_ORIGIN_ROTATION_RAD = 1e-6
+#: Largest tilt (roll / pitch) of the origin accepted as a rotation about z only, radians.
+MAX_ORIGIN_TILT_RAD = 1e-6
+#: Largest yaw read as 0 (an axis-aligned grid), radians.
+MAX_AXIS_ALIGNED_YAW_RAD = 1e-9
+
+
+def _snap(value: float, resolution: float) -> float:
+    """``value`` as the exact multiple of ``resolution`` it stands for, when it is one to 1e-6 cells
+    (a rotated origin comes back from map with rounding errors of ~1e-15 m)."""
+    k = round(value / resolution)
+    return k * resolution if abs(value / resolution - k) < 1e-6 else value
 
 
 def grid_from_msg(msg: OccupancyGrid) -> tuple[GridSpec, NDArray[np.int8]]:
     """Geometry and cells (height, width) int8 of an OccupancyGrid.
 
     The cells are a read-write view of ``msg.data`` (no copy). MessageFormatError
-    for a zero size, a bad resolution, a non-finite or rotated origin, or
-    ``len(data) != width * height``.
+    for a zero size, a bad resolution, a non-finite origin, an origin rotated
+    about x or y (only a yaw is a grid), or ``len(data) != width * height``.
     """
     info = msg.info
     width, height, resolution = int(info.width), int(info.height), float(info.resolution)
@@ -42,17 +53,28 @@ def grid_from_msg(msg: OccupancyGrid) -> tuple[GridSpec, NDArray[np.int8]]:
     vec = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z)
     if vec == 0.0 and q.w == 0.0:
         raise MessageFormatError('occupancy grid origin orientation is a zero quaternion: expected a unit quaternion')
-    angle = 2.0 * math.atan2(vec, abs(q.w))
-    if angle > MAX_ORIGIN_ROTATION_RAD:
+    norm = math.sqrt(vec * vec + q.w * q.w)
+    tilt = 2.0 * math.asin(min(1.0, math.hypot(q.x, q.y) / norm))
+    if tilt > MAX_ORIGIN_TILT_RAD:
         raise MessageFormatError(
-            f'occupancy grid origin is rotated by {angle:.3g} rad (x, y, z, w = {q.x}, {q.y}, {q.z}, {q.w}): '
-            f'only axis-aligned grids are supported')
+            f'occupancy grid origin is tilted by {tilt:.3g} rad (x, y, z, w = {q.x}, {q.y}, {q.z}, {q.w}): '
+            f'expected a rotation about z only (roll = pitch = 0)')
+    yaw = 2.0 * math.atan2(q.z, q.w)
+    yaw = (yaw + math.pi) % (2.0 * math.pi) - math.pi
+    if abs(yaw) <= MAX_AXIS_ALIGNED_YAW_RAD:
+        yaw = 0.0
     if len(msg.data) != width * height:
         raise MessageFormatError(
             f'occupancy grid data length {len(msg.data)} not equal to width {width} * height {height}')
     # resolution is float32 on the wire: 7 significant digits give back the float64
     # the sender meant (0.2, not 0.20000000298), so specs compare equal after a round trip.
-    spec = GridSpec(float(p.x), float(p.y), float(f'{resolution:.7g}'), width, height)
+    resolution = float(f'{resolution:.7g}')
+    if yaw == 0.0:
+        spec = GridSpec(float(p.x), float(p.y), resolution, width, height)
+    else:
+        c, s = math.cos(yaw), math.sin(yaw)
+        ox, oy = c * p.x + s * p.y, -s * p.x + c * p.y        # the origin in the grid frame
+        spec = GridSpec(_snap(ox, resolution), _snap(oy, resolution), resolution, width, height, yaw)
     return spec, np.frombuffer(msg.data, dtype=np.int8).reshape(height, width)
 
 
@@ -76,9 +98,14 @@ def grid_to_msg(spec: GridSpec, cells: NDArray[np.integer], stamp_ns: int, frame
     msg.info.map_load_time = stamp
     msg.info.resolution = float(spec.resolution)
     msg.info.width, msg.info.height = spec.width, spec.height
-    msg.info.origin.position.x = float(spec.origin_x)
-    msg.info.origin.position.y = float(spec.origin_y)
-    msg.info.origin.orientation.w = 1.0
+    ox, oy = spec.origin_map
+    msg.info.origin.position.x = float(ox)
+    msg.info.origin.position.y = float(oy)
+    if spec.is_rotated:
+        msg.info.origin.orientation.z = math.sin(0.5 * spec.yaw)
+        msg.info.origin.orientation.w = math.cos(0.5 * spec.yaw)
+    else:
+        msg.info.origin.orientation.w = 1.0
     # An array.array is the setter's fast path; frombytes() copies the buffer once: ~0.01 ms
     # for 1000x150, against ~3 ms for a list and ~9 ms for a numpy array (element-wise).
     msg.data = array.array('b')

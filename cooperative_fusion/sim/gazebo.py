@@ -87,6 +87,16 @@ class Track:
 
 # ------------------------------------------------------------------------------------ inputs
 
+def refuse_moved_road(scenario: Scenario) -> None:
+    """ConfigError for a road that does not start at the map origin heading +x: the world's road and
+    the Gazebo truth window take map x as the road coordinate."""
+    road = scenario.road
+    if not road.at_origin_along_x:
+        raise ConfigError(f'{scenario.source}: road starts at ({road.x_m}, {road.y_m}) m heading '
+                          f'{road.heading_deg} deg: export-gazebo supports only roads that start at the map '
+                          f'origin heading +x (x_m = y_m = heading_deg = 0)')
+
+
 def vehicle_extrinsics(platoon_config: str | Path) -> dict[str, dict[str, list[float]]]:
     """``{vehicle id: {'lidar' | 'radar' | 'camera_optical': [x, y, z, roll, pitch, yaw]}}`` as the
     vehicle nodes get them: the platoon config's params files of each vehicle, in order (a later wins)."""
@@ -386,9 +396,12 @@ class GazeboExport:
 
 
 def export_gazebo(scenario: Scenario, out_dir: str | Path, platoon_config: str | Path) -> GazeboExport:
-    """Write the Gazebo files of ``scenario`` into ``out_dir`` (created; existing files replaced)."""
+    """Write the Gazebo files of ``scenario`` into ``out_dir`` (created; existing files replaced).
+
+    ConfigError for a road that does not start at the map origin heading +x (not exported yet)."""
     import yaml
 
+    refuse_moved_road(scenario)
     extrinsics = vehicle_extrinsics(platoon_config)
     tracks = sample_tracks(scenario)
     out = Path(out_dir)

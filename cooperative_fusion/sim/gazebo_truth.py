@@ -22,7 +22,7 @@ from ..core.errors import BagError
 from ..core.grid import GridSpec
 from ..ros import names
 from .events import EventKind, SimEvent
-from .gazebo import TRUTH_POSE_PREFIX
+from .gazebo import TRUTH_POSE_PREFIX, refuse_moved_road
 from .scenario import GridWindowMode, Scenario
 from .sensors import BoxSet
 from .world import Simulation, rasterize_boxes, road_to_map
@@ -142,6 +142,7 @@ def write_gazebo_truth(recorded: str | Path, scenario: Scenario, out: str | Path
     from ..ros.bag import BagWriter
     from .bag_writer import event_to_message
 
+    refuse_moved_road(scenario)
     tracks, odom_raw = _poses(recorded, scenario)
     t0 = int(min(tr[0, 0] for tr in tracks.values()))
     t1 = int(max(tr[-1, 0] for tr in tracks.values()))

@@ -9,10 +9,12 @@ expected; unknown keys are rejected.
 
 Geometry conventions
 --------------------
-* The road starts at the ``map`` origin heading +x. With ``curvature_per_m``
-  = 0 it is straight and ``map`` x is the distance along the road. Lateral
-  position ``d`` is to the left; lane ``i`` is centred at ``d = i·lane_width``
-  (lane 0 is the rightmost lane, centred on ``map`` y = 0).
+* The road starts at (``road.x_m``, ``road.y_m``) in ``map`` heading
+  ``road.heading_deg`` (counter-clockwise from +x); by default at the origin
+  heading +x. With ``curvature_per_m`` = 0 it is straight (and with the default
+  start, ``map`` x is the distance along the road). Lateral position ``d`` is to
+  the left; lane ``i`` is centred at ``d = i·lane_width`` (lane 0 is the
+  rightmost lane, centred on the road's start line).
 * ``base_link`` of a vehicle is at the rear axle, on the ground, on the
   vehicle's centre line; x forward, z up. Its box runs from
   ``−rear_overhang_m`` to ``length_m − rear_overhang_m`` along x.
@@ -34,6 +36,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ..core.config_files import read_yaml
 from ..core.errors import ConfigError
@@ -239,9 +244,37 @@ class RoadsideRow:
 
 @dataclass(frozen=True)
 class Road:
+    """Lanes and centre line: starts at (x_m, y_m) in map heading heading_deg; curvature > 0 turns left."""
+
     lane_width_m: float = 3.5
     lane_count: int = 3
     curvature_per_m: float = 0.0
+    heading_deg: float = 0.0
+    x_m: float = 0.0
+    y_m: float = 0.0
+
+    @property
+    def at_origin_along_x(self) -> bool:
+        """True for the default start: at the map origin, heading +x."""
+        return self.heading_deg == 0.0 and self.x_m == 0.0 and self.y_m == 0.0
+
+    def to_map(self, s: NDArray[np.floating], d: NDArray[np.floating]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Road coordinates (s along, d left; metres) to map ``(x, y, heading)`` of the road there (rad)."""
+        s = np.asarray(s, dtype=np.float64)
+        d = np.asarray(d, dtype=np.float64)
+        kappa = self.curvature_per_m
+        if abs(kappa) < 1e-12:
+            x, y, th = s.copy(), d.copy(), np.zeros_like(s)
+        else:
+            th = kappa * s
+            x = np.sin(th) / kappa - d * np.sin(th)
+            y = (1.0 - np.cos(th)) / kappa + d * np.cos(th)
+        if self.at_origin_along_x:
+            return x, y, th
+        h = math.radians(self.heading_deg)
+        c, sn = math.cos(h), math.sin(h)
+        return self.x_m + c * x - sn * y, self.y_m + sn * x + c * y, th + h
 
 
 @dataclass(frozen=True)
@@ -644,11 +677,15 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
     ctx = _Ctx(source)
     raw = _mapping(ctx, raw, '', {'name', 'duration_s', 'seed', 'start_time_s', 'road', 'platoon', 'traffic',
                                   'hazards', 'roadside', 'truth'}, {'name', 'duration_s', 'road', 'platoon'})
-    road_raw = _mapping(ctx, raw['road'], 'road', {'lane_width_m', 'lane_count', 'curvature_per_m'})
+    road_raw = _mapping(ctx, raw['road'], 'road', {'lane_width_m', 'lane_count', 'curvature_per_m', 'heading_deg',
+                                                   'x_m', 'y_m'})
     d = Road()
     road = Road(_num(ctx, road_raw, 'lane_width_m', 'road', d.lane_width_m, lo=1.0, hi=10.0),
                 _num(ctx, road_raw, 'lane_count', 'road', d.lane_count, lo=1, hi=10, integer=True),
-                _num(ctx, road_raw, 'curvature_per_m', 'road', d.curvature_per_m, lo=-0.01, hi=0.01))
+                _num(ctx, road_raw, 'curvature_per_m', 'road', d.curvature_per_m, lo=-0.01, hi=0.01),
+                _num(ctx, road_raw, 'heading_deg', 'road', d.heading_deg, lo=-180.0, hi=180.0),
+                _num(ctx, road_raw, 'x_m', 'road', d.x_m, lo=-1e6, hi=1e6),
+                _num(ctx, road_raw, 'y_m', 'road', d.y_m, lo=-1e6, hi=1e6))
     platoon = _platoon(ctx, raw['platoon'], road)
     traffic = _traffic(ctx, raw.get('traffic'), road)
     hazards = _hazards(ctx, raw.get('hazards'), road)

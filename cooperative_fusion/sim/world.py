@@ -47,7 +47,7 @@ from ..core.types import PoseSample
 from ..ros import names
 from .clocks import VehicleClock
 from .events import EventKind, SimEvent
-from .scenario import GridWindowMode, MountPose, PlatoonVehicle, Scenario, load_scenario
+from .scenario import GridWindowMode, MountPose, PlatoonVehicle, Road, Scenario, load_scenario
 from .sensors import BoxSet, DepthCameraModel, LidarModel, RadarModel
 
 __all__ = ['Simulation', 'load_scenario', 'sensor_extrinsics', 'OPTICAL2BODY', 'PHYSICS_DT_NS']
@@ -88,15 +88,33 @@ def sensor_extrinsics(scenario: Scenario, vehicle_id: str) -> dict[str, list[flo
 
 def road_to_map(s: NDArray[np.floating], d: NDArray[np.floating],
                 curvature: float) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Road coordinates (s along, d left; metres) to map ``(x, y, heading)`` of the road there."""
-    s = np.asarray(s, dtype=np.float64)
-    d = np.asarray(d, dtype=np.float64)
-    if abs(curvature) < 1e-12:
-        return s.copy(), d.copy(), np.zeros_like(s)
-    th = curvature * s
-    x = np.sin(th) / curvature - d * np.sin(th)
-    y = (1.0 - np.cos(th)) / curvature + d * np.cos(th)
-    return x, y, th
+    """Road coordinates (s along, d left; metres) to map ``(x, y, heading)`` of a road of ``curvature``
+    (1/m) that starts at the map origin heading +x (:meth:`Road.to_map` for any start)."""
+    return Road(curvature_per_m=curvature).to_map(s, d)
+
+
+def truth_window(scenario: Scenario, base_s_m: float, base_x_m: float, base_y_m: float) -> GridSpec:
+    """The truth grid window in follow mode for a platoon whose base_link centroid is at road s
+    ``base_s_m`` and map (``base_x_m``, ``base_y_m``); fixed mode ignores them.
+
+    On a road at the origin along x the window is axis-aligned, its centre ``grid_center_ahead_m`` ahead
+    of the centroid and ``grid_center_y_m`` from lane 0's centre. On any other road it is aligned with
+    the chord of the road stretch it covers and widened by the bulge of the arc, so that stretch
+    (``grid_size_x_m`` long, ``grid_size_y_m`` wide about that line) stays inside.
+    """
+    tc = scenario.truth
+    road = scenario.road
+    if tc.grid_mode is not GridWindowMode.FOLLOW:
+        return GridSpec.centered(tc.grid_center_x_m, tc.grid_center_y_m, tc.grid_size_x_m, tc.grid_size_y_m,
+                                 tc.grid_resolution_m)
+    if road.at_origin_along_x and abs(road.curvature_per_m) < 1e-12:
+        lane_d = scenario.platoon.lane * road.lane_width_m
+        return GridSpec.centered(base_x_m + tc.grid_center_ahead_m, base_y_m - lane_d + tc.grid_center_y_m,
+                                 tc.grid_size_x_m, tc.grid_size_y_m, tc.grid_resolution_m)
+    mid = base_s_m + tc.grid_center_ahead_m
+    s = np.linspace(mid - 0.5 * tc.grid_size_x_m, mid + 0.5 * tc.grid_size_x_m, 49)
+    x, y, _ = road.to_map(s, np.full(s.size, tc.grid_center_y_m))
+    return GridSpec.covering(np.stack([x, y], axis=1), 0.0, 0.5 * tc.grid_size_y_m, tc.grid_resolution_m)
 
 
 class _Kinematics:
@@ -196,6 +214,7 @@ class _WorldState:
     speed: NDArray[np.float64]                   # (n_platoon,) m/s along the heading
     yaw_rate: NDArray[np.float64]                # (n_platoon,) rad/s
     boxes: BoxSet
+    road_s: NDArray[np.float64]                  # (n_platoon,) road coordinate of base_link, m
 
 
 class Simulation:
@@ -235,7 +254,7 @@ class Simulation:
         t_rel = (t_ns - start_ns) * 1e-9
         s, v = kin.longitudinal(t_rel - kin.t)
         d, d_dot = kin.lateral(t_rel)
-        x, y, th = road_to_map(s, d, kappa)
+        x, y, th = scn.road.to_map(s, d)
         along = v * (1.0 - kappa * d)
         yaw = th + np.arctan2(d_dot, np.maximum(along, 1e-6))
         vel = np.stack([along * np.cos(th) - d_dot * np.sin(th), along * np.sin(th) + d_dot * np.cos(th),
@@ -251,7 +270,7 @@ class Simulation:
                    h.lane * scn.road.lane_width_m + h.lateral_offset_m, h.dimensions) for h in scn.hazards]
         static += [(bid, 'roadside', bs, bd, row.dimensions) for row in scn.roadside for bid, bs, bd in row.boxes(scn.road)]
         if static:
-            hx, hy, hth = road_to_map(np.array([b[2] for b in static]), np.array([b[3] for b in static]), kappa)
+            hx, hy, hth = scn.road.to_map(np.array([b[2] for b in static]), np.array([b[3] for b in static]))
             hhalf = np.array([[b[4].length_m / 2, b[4].width_m / 2, b[4].height_m / 2] for b in static])
             centers = np.concatenate([centers, np.stack([hx, hy, hhalf[:, 2]], axis=1)])
             half = np.concatenate([half, hhalf])
@@ -264,7 +283,7 @@ class Simulation:
         n = kin.n_platoon
         boxes = BoxSet(tuple(ids), tuple(kinds), centers, half, yaw_all, vel_all)
         return _WorldState(t_ns, [from_xy_yaw(float(x[i]), float(y[i]), float(yaw[i])) for i in range(n)],
-                           vel[:n], along[:n], kappa * along[:n], boxes)
+                           vel[:n], along[:n], kappa * along[:n], boxes, s[:n].copy())
 
     def meeting_times_ns(self, duration_s: float | None = None) -> dict[str, int | None]:
         """Per platoon vehicle: common time (ns) at which its front first reaches the rear face of
@@ -431,7 +450,6 @@ class Simulation:
     def _add_truth_streams(self, add: Callable[..., None], push: Callable[[SimEvent], None]) -> None:
         scn = self.scenario
         tc = scn.truth
-        lane_d = scn.platoon.lane * scn.road.lane_width_m
 
         def on_truth_odom(t: int, st: _WorldState) -> None:
             for i, vid in enumerate(self.vehicle_ids):
@@ -444,13 +462,9 @@ class Simulation:
                               {'pose': sample, 'child_frame_id': f'{vid}/base_link'}))
 
         def on_grid(t: int, st: _WorldState) -> None:
-            if tc.grid_mode is GridWindowMode.FOLLOW:
-                xs = np.array([p[0, 3] for p in st.base2map])
-                ys = np.array([p[1, 3] for p in st.base2map])
-                cx, cy = xs.mean() + tc.grid_center_ahead_m, ys.mean() - lane_d + tc.grid_center_y_m
-            else:
-                cx, cy = tc.grid_center_x_m, tc.grid_center_y_m
-            spec = GridSpec.centered(cx, cy, tc.grid_size_x_m, tc.grid_size_y_m, tc.grid_resolution_m)
+            xs = np.array([p[0, 3] for p in st.base2map])
+            ys = np.array([p[1, 3] for p in st.base2map])
+            spec = truth_window(scn, float(st.road_s.mean()), xs.mean(), ys.mean())
             push(SimEvent(names.TRUTH_GRID, EventKind.TRUTH_GRID, t, t, 'map',
                           {'spec': spec, 'cells': rasterize_boxes(spec, st.boxes)}))
 
@@ -467,20 +481,30 @@ class Simulation:
 
 
 def rasterize_boxes(spec: GridSpec, boxes: BoxSet) -> NDArray[np.int8]:
-    """(H, W) int8 grid: 100 in cells whose centre lies in a box footprint, 0 elsewhere."""
+    """(H, W) int8 grid: 100 in cells whose centre lies in a box footprint, 0 elsewhere (any grid yaw)."""
     cells = np.zeros(spec.shape, dtype=np.int8)
     res = spec.resolution
+    centers = spec.to_grid_frame(boxes.centers[:, :2])
+    yaws = boxes.yaws - spec.yaw if spec.is_rotated else boxes.yaws
+    lattice = spec.aligned()
     for m in range(len(boxes)):
-        corners = boxes.corners(m)[:, :2]
-        ix0, iy0 = spec.world_to_cell(corners.min(axis=0))
-        ix1, iy1 = spec.world_to_cell(corners.max(axis=0))
+        if spec.is_rotated:
+            c, s = math.cos(yaws[m]), math.sin(yaws[m])
+            hx, hy = boxes.half_sizes[m, 0], boxes.half_sizes[m, 1]
+            ex, ey = abs(c) * hx + abs(s) * hy, abs(s) * hx + abs(c) * hy
+            lo, hi = centers[m] - (ex, ey), centers[m] + (ex, ey)
+        else:
+            corners = boxes.corners(m)[:, :2]
+            lo, hi = corners.min(axis=0), corners.max(axis=0)
+        ix0, iy0 = lattice.world_to_cell(lo)
+        ix1, iy1 = lattice.world_to_cell(hi)
         ix0, ix1 = max(int(ix0), 0), min(int(ix1) + 1, spec.width)
         iy0, iy1 = max(int(iy0), 0), min(int(iy1) + 1, spec.height)
         if ix0 >= ix1 or iy0 >= iy1:
             continue
-        xs = spec.origin_x + (np.arange(ix0, ix1) + 0.5) * res - boxes.centers[m, 0]
-        ys = spec.origin_y + (np.arange(iy0, iy1) + 0.5) * res - boxes.centers[m, 1]
-        c, s = math.cos(boxes.yaws[m]), math.sin(boxes.yaws[m])
+        xs = spec.origin_x + (np.arange(ix0, ix1) + 0.5) * res - centers[m, 0]
+        ys = spec.origin_y + (np.arange(iy0, iy1) + 0.5) * res - centers[m, 1]
+        c, s = math.cos(yaws[m]), math.sin(yaws[m])
         lx = c * xs[None, :] + s * ys[:, None]
         ly = -s * xs[None, :] + c * ys[:, None]
         inside = (np.abs(lx) <= boxes.half_sizes[m, 0]) & (np.abs(ly) <= boxes.half_sizes[m, 1])

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import array
+import math
 
 import numpy as np
 import pytest
 from nav_msgs.msg import OccupancyGrid
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from rclpy.serialization import deserialize_message, serialize_message
 
 from cooperative_fusion.core.errors import MessageFormatError
@@ -71,7 +72,8 @@ def _set(path: str, value):
     (_set('info.width', 0), r'occupancy grid is 0x3: expected a non-zero size'),
     (_set('info.height', 0), r'occupancy grid is 4x0: expected a non-zero size'),
     (_set('info.origin.position.x', float('inf')), r'origin is not finite: position \(inf, 2.0, 0.0\)'),
-    (_set('info.origin.orientation.z', 0.01), r'origin is rotated by 0.02 rad .*only axis-aligned grids'),
+    (_set('info.origin.orientation.x', 0.01), r'origin is tilted by 0.02 rad .*expected a rotation about z only'),
+    (_set('info.origin.orientation.y', -0.01), r'origin is tilted by 0.02 rad .*expected a rotation about z only'),
     (_set('info.origin.orientation.w', 0.0), r'zero quaternion'),
 ])
 def test_malformed_grids_raise(edit, match):
@@ -85,3 +87,28 @@ def test_tiny_rotation_tolerated():
     msg = _valid_msg()
     msg.info.origin.orientation.z = 1e-8
     assert grid_from_msg(msg)[0].origin_x == 1.0
+
+
+def test_yawed_grid_round_trip_writes_the_origin_in_map():
+    spec = GridSpec.centered(100.0, 50.0, 40.0, 10.0, 0.2, yaw=math.radians(30.0))
+    cells = np.arange(spec.width * spec.height, dtype=np.int64).reshape(spec.shape) % 101
+    msg = grid_to_msg(spec, cells, 5)
+    q = msg.info.origin.orientation
+    assert_allclose([q.x, q.y, q.z, q.w], [0.0, 0.0, math.sin(math.radians(15.0)), math.cos(math.radians(15.0))])
+    # The lower-left corner in map: the grid-frame origin rotated by 30 deg.
+    c, s = math.cos(spec.yaw), math.sin(spec.yaw)
+    assert_allclose([msg.info.origin.position.x, msg.info.origin.position.y],
+                    [c * spec.origin_x - s * spec.origin_y, s * spec.origin_x + c * spec.origin_y])
+    back, back_cells = grid_from_msg(msg)
+    assert (back.origin_x, back.origin_y, back.width, back.height) == \
+        (spec.origin_x, spec.origin_y, spec.width, spec.height)
+    assert back.yaw == pytest.approx(spec.yaw, abs=1e-12)
+    assert back.lattice_offset(spec) == (0, 0)
+    np.testing.assert_array_equal(back_cells, cells)
+
+
+def test_yaw_of_an_unnormalised_quaternion():
+    msg = _valid_msg()
+    msg.info.origin.orientation.z = 2.0 * math.sin(0.25)
+    msg.info.origin.orientation.w = 2.0 * math.cos(0.25)
+    assert grid_from_msg(msg)[0].yaw == pytest.approx(0.5)

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ..errors import ConfigError
-from ..grid import GridSpec
+from ..grid import YAW_TOLERANCE_RAD, GridSpec, resample_nearest
 from ..metrics import Box, footprint_window
 from .morphology import nonzero_box
 
@@ -192,6 +192,22 @@ class _Book:
         self.rejoins = 0
 
 
+def onto_yaw(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_], yaw: float
+             ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+    """Evidence on ``spec`` brought onto the lattice of ``yaw`` (rad) at its own resolution: the window of
+    that yaw holding ``spec``'s corners, each cell taking the evidence under its centre (nearest cell).
+    Unchanged when ``spec`` already has that yaw."""
+    if abs(spec.yaw - yaw) <= YAW_TOLERANCE_RAD:
+        return spec, logodds, known
+    corners = spec.to_map_frame(np.array([[spec.origin_x, spec.origin_y],
+                                          [spec.origin_x + spec.size_x, spec.origin_y],
+                                          [spec.origin_x, spec.origin_y + spec.size_y],
+                                          [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]]))
+    out = GridSpec.covering(corners, 0.0, 0.0, spec.resolution, yaw)
+    return (out, resample_nearest(spec, np.asarray(logodds, dtype=np.float32), out, np.float32(0.0)),
+            resample_nearest(spec, np.asarray(known, dtype=bool), out, False))
+
+
 def resample_to_resolution(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
                            resolution: float, lattice: GridSpec | None = None
                            ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
@@ -209,7 +225,7 @@ def resample_to_resolution(spec: GridSpec, logodds: NDArray[np.float32], known: 
     k_up = round(ratio)
     k_down = round(1.0 / ratio)
     if k_up >= 2 and math.isclose(ratio, k_up, rel_tol=1e-6):
-        out = GridSpec(spec.origin_x, spec.origin_y, resolution, spec.width * k_up, spec.height * k_up)
+        out = GridSpec(spec.origin_x, spec.origin_y, resolution, spec.width * k_up, spec.height * k_up, spec.yaw)
         def rep(a: NDArray) -> NDArray:       # each cell repeated k×k, in one copy
             a = np.asarray(a)
             h, w = a.shape
@@ -234,7 +250,7 @@ def resample_to_resolution(spec: GridSpec, logodds: NDArray[np.float32], known: 
         out_known = count > 0
         out_l = np.where(out_known, total / np.maximum(count, 1), 0.0).astype(np.float32)
         out = GridSpec(ref.origin_x + (ox - px0) // k_down * resolution,
-                       ref.origin_y + (oy - py0) // k_down * resolution, resolution, w, h)
+                       ref.origin_y + (oy - py0) // k_down * resolution, resolution, w, h, spec.yaw)
         return out, out_l, out_known
     raise ConfigError(f'resolution {spec.resolution} m is neither an integer multiple nor an integer '
                       f'fraction of the common {resolution} m')
@@ -252,6 +268,9 @@ class CommonGrid:
         self._time_ns: int | None = None
         self._books = {vid: _Book() for vid in config.vehicle_weights}
         self._pending_stamps: list[int] = []
+        #: evidence grids of another yaw resampled onto the window's lattice; window turns (resampled)
+        self.resampled_evidence = 0
+        self.turns = 0
 
     # ------------------------------------------------------------ properties
     @property
@@ -353,6 +372,9 @@ class CommonGrid:
                                        f'pose_cov_xy is not positive semi-definite (eigenvalue {lam:.3g})')
             sigma_pose = math.sqrt(max(lam, 0.0))
         res = self._spec.resolution
+        if abs(spec.yaw - self._spec.yaw) > YAW_TOLERANCE_RAD:
+            spec, logodds, known = onto_yaw(spec, logodds, known, self._spec.yaw)
+            self.resampled_evidence += 1
         try:
             spec, logodds, known = resample_to_resolution(spec, logodds, known, res, self._spec)
             ox, oy = self._spec.lattice_offset(spec)
@@ -432,10 +454,20 @@ class CommonGrid:
         """Move the window to ``new_spec`` (same resolution and lattice; size may change).
 
         Contents shift by the lattice offset: cells leaving are dropped, cells
-        entering are unknown. Raises ConfigError for a spec off the lattice.
+        entering are unknown. A window of another yaw (same resolution) takes the
+        contents by :func:`~cooperative_fusion.core.grid.resample_nearest` (counted
+        in :attr:`turns`). Raises ConfigError for a spec off the lattice.
         """
-        dx, dy = self._spec.lattice_offset(new_spec)   # new (0,0) in old cells
         old = self._spec
+        if abs(new_spec.yaw - old.yaw) > YAW_TOLERANCE_RAD and \
+                math.isclose(new_spec.resolution, old.resolution, rel_tol=1e-6):
+            self._l = resample_nearest(old, self._l, new_spec, np.float32(0.0))
+            self._observed = resample_nearest(old, self._observed, new_spec, False)
+            self._occ = resample_nearest(old, self._occ, new_spec, np.int64(NEVER_NS))
+            self._spec = new_spec
+            self.turns += 1
+            return
+        dx, dy = self._spec.lattice_offset(new_spec)   # new (0,0) in old cells
 
         def moved(a: NDArray, fill: float | int) -> NDArray:
             out = np.full(new_spec.shape, fill, dtype=a.dtype)

@@ -18,6 +18,7 @@ from .common_grid import Footprint, FusionConfig
 from .consistency import ConsistencyConfig
 from .coregistration import CoregConfig
 from .dynamic import DynamicConfig
+from .window import RoadWindowConfig
 
 #: coregistration.* parameters of the node, not of CoregConfig
 _COREG_NODE = ('enabled', 'period_s', 'smoothing', 'static_min_age_s', 'static_tolerance_m', 'accumulate_s',
@@ -43,6 +44,7 @@ class FusionNodeConfig:
     coreg_accumulate_ns : static cells of the evidence this far back are registered too (0 = latest only), ns
     coreg_sweeps : registration sweeps per round (core.fusion.coregistration.register_platoon)
     consistency : the cross-vehicle consistency check (None: off)
+    road_window : follow_platoon turns the window along the road (None: axis-aligned in map)
     latency_allowance_max_ns : cap on the measured link latency added to the age limits, ns (0 = fixed limits)
     nominal_latency_ns : latency the fixed age limits already allow for (only the excess is added), ns
     link_window_ns : arrival-time window of the per-vehicle link statistics, ns; link_min_samples : messages
@@ -85,6 +87,17 @@ class FusionNodeConfig:
     link_window_ns: int = 2_000_000_000
     link_min_samples: int = 5
     consistency: ConsistencyConfig | None = None
+    road_window: RoadWindowConfig | None = None
+
+
+def _road_window(values: Mapping[str, Any], size_x: float, size_y: float, res: float) -> RoadWindowConfig | None:
+    """The road-following window of the grid.* values; None for a yaw step of 0 (axis-aligned)."""
+    step = float(values.get('grid.yaw_step_deg', 0.0))
+    if step == 0.0:
+        return None
+    return RoadWindowConfig(size_x, size_y, res, float(values['grid.forward_offset_m']), step,
+                            float(values.get('grid.yaw_hysteresis_deg', 0.5)),
+                            float(values.get('grid.straight_max_curvature_per_m', 5e-4)))
 
 
 def _on_lattice(value: float, resolution: float) -> bool:
@@ -149,6 +162,7 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
     return FusionNodeConfig(
         vehicles=vehicles, fusion=fusion, window_mode=mode, size_x_m=size_x, size_y_m=size_y, resolution_m=res,
         forward_offset_m=float(values['grid.forward_offset_m']), coreg=coreg,
+        road_window=_road_window(values, size_x, size_y, res),
         coreg_enabled=bool(values['coregistration.enabled']),
         coreg_period_s=float(values['coregistration.period_s']),
         coreg_smoothing=float(values['coregistration.smoothing']),

@@ -21,16 +21,17 @@ from numpy.typing import NDArray
 
 from ..drops import Cause
 from ..errors import ConfigError
-from ..grid import GridSpec
+from ..grid import YAW_TOLERANCE_RAD, GridSpec
 from ..link import LinkMonitor, age_limit_ns
 from ..timebase import ClockEstimator
 from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_member_hits, member_box_window, \
-    resample_to_resolution
+    onto_yaw, resample_to_resolution
 from .config import FusionNodeConfig, WindowMode
 from .consistency import ConsistencyChecker
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
 from .dynamic import DynamicLayer, RadarTargets
+from .window import road_window
 
 
 class InputDrop(str, Enum):
@@ -158,6 +159,8 @@ class CooperativeFusion:
         self._placed = cfg.window_mode is WindowMode.FIXED
         self._window_center: NDArray[np.float64] | None = None
         self._last_publish_ns: int | None = None
+        #: evidence grids brought from another yaw onto the common lattice (nearest cell)
+        self.resampled_evidence = 0
 
     # ------------------------------------------------------------------ time --
 
@@ -240,8 +243,16 @@ class CooperativeFusion:
         self._remember_for_coregistration(st)
         placing = not self._placed
         if placing:
-            # follow_platoon before any odometry: start the window on the first evidence.
-            self._place(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
+            # follow_platoon before any odometry: start the window on the first evidence (and its yaw).
+            mid = spec.to_map_frame(np.array([spec.origin_x + 0.5 * spec.size_x, spec.origin_y + 0.5 * spec.size_y]))
+            self._place(mid, None if cfg.road_window is None else GridSpec.centered(
+                float(mid[0]), float(mid[1]), cfg.size_x_m, cfg.size_y_m, cfg.resolution_m, spec.yaw))
+        if abs(spec.yaw - self.grid.spec.yaw) > YAW_TOLERANCE_RAD and np.shape(logodds) == spec.shape \
+                and np.shape(known) == spec.shape:
+            # Another lattice (a vehicle's window turned by another step than the common one): every later
+            # step works on the common lattice.
+            spec, logodds, known = onto_yaw(spec, logodds, known, self.grid.spec.yaw)
+            self.resampled_evidence += 1
         spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns)
         latency_ns = st.link.latency_ns(now_ns)       # one quantile for both age limits
         max_age_ns = self._age_limit(cfg.fusion.max_age_ns, latency_ns)
@@ -292,7 +303,7 @@ class CooperativeFusion:
             # road swept by what may have moved between two vehicles' stamps (along the vehicle's heading)
             # is not compared.
             pose = self._pose_at(st, stamp_ns)
-            heading = pose[2] if pose is not None else 0.0
+            heading = (pose[2] if pose is not None else 0.0) - spec.yaw     # in the grid's frame
             if checked is None:
                 logodds = self.consistency.check(vehicle_id, spec, logodds, known, stamp_ns, heading).logodds
             else:
@@ -395,13 +406,17 @@ class CooperativeFusion:
 
     # --------------------------------------------------------------- publish --
 
-    def _place(self, center: NDArray[np.float64]) -> None:
-        """Recentre the window on ``center`` (x, y) when it moved by a cell or more."""
+    def _place(self, center: NDArray[np.float64], spec: GridSpec | None = None) -> None:
+        """Recentre the window on ``center`` (x, y) when it moved by a cell or more (or turned): to ``spec``,
+        default the axis-aligned window of the configured size around ``center``."""
         cfg = self.config
         if self._window_center is not None and self._placed and \
-                float(np.max(np.abs(center - self._window_center))) < cfg.resolution_m:
+                float(np.max(np.abs(center - self._window_center))) < cfg.resolution_m and \
+                (spec is None or spec.yaw == self.grid.spec.yaw):
             return
-        spec = GridSpec.centered(float(center[0]), float(center[1]), cfg.size_x_m, cfg.size_y_m, cfg.resolution_m)
+        if spec is None:
+            spec = GridSpec.centered(float(center[0]), float(center[1]), cfg.size_x_m, cfg.size_y_m,
+                                     cfg.resolution_m)
         if spec != self.grid.spec:
             self.grid.recenter(spec)
         self._window_center = np.asarray(center, dtype=np.float64).copy()
@@ -413,7 +428,10 @@ class CooperativeFusion:
         cfg = self.config
         if cfg.window_mode is WindowMode.FOLLOW_PLATOON:
             known = [st for st in self.vehicles.values() if st.position is not None]
-            if known:
+            if known and cfg.road_window is not None:
+                self._place(*road_window([st.position for st in known], [st.yaw for st in known],
+                                         cfg.road_window, self.grid.spec.yaw if self._placed else None))
+            elif known:
                 self._place(platoon_center([st.position for st in known], [st.yaw for st in known],
                                            cfg.forward_offset_m))
         self.grid.advance(now_ns)
@@ -515,7 +533,9 @@ class CooperativeFusion:
         spec = self.grid.spec
         values: dict[str, object] = {
             'grid.width': spec.width, 'grid.height': spec.height, 'grid.resolution_m': spec.resolution,
-            'grid.origin_x': spec.origin_x, 'grid.origin_y': spec.origin_y}
+            'grid.origin_x': spec.origin_x, 'grid.origin_y': spec.origin_y,
+            'grid.yaw_deg': math.degrees(spec.yaw), 'grid.turns': self.grid.turns,
+            'grid.resampled_evidence': self.resampled_evidence + self.grid.resampled_evidence}
         if self.dynamic is not None:
             values['dynamic.objects'] = len(self.dynamic.objects(now_ns))
             values['dynamic.moving_total'] = self.dynamic.moving_total

@@ -146,8 +146,8 @@ def occupied_points(spec: GridSpec, cells: NDArray[np.integer] | None = None,
     if arr.shape != spec.shape:
         raise ConfigError(f'grid shape {arr.shape} does not match the spec (height, width) = {spec.shape}')
     iy, ix = np.nonzero(mask)
-    return np.stack([spec.origin_x + (ix + 0.5) * spec.resolution,
-                     spec.origin_y + (iy + 0.5) * spec.resolution], axis=1)
+    return spec.to_map_frame(np.stack([spec.origin_x + (ix + 0.5) * spec.resolution,
+                                       spec.origin_y + (iy + 0.5) * spec.resolution], axis=1))
 
 
 def _rot(yaw: float) -> NDArray[np.float64]:

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ..grid import GridSpec
+from ..grid import YAW_TOLERANCE_RAD, GridSpec, resample_nearest
 from .coregistration import CoregResult
 
 
@@ -61,18 +61,21 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     Returns a spec grown by a margin that holds the moved cells, and its
     (height', width') log-odds and known mask. A corrected cell takes the value
     of the source cell its centre maps back into (order 0: values never mix).
+    A grid with a yaw is warped in its own frame (the correction turned into it).
     """
     if corr.is_identity:
         return spec, logodds, known
     res = spec.resolution
-    c = np.asarray(corr.pivot, dtype=np.float64)
-    t = np.array([corr.dx, corr.dy])
+    # The grid frame is map turned about the map origin: one rotation takes points and vectors into it.
+    c = spec.to_grid_frame(np.asarray(corr.pivot, dtype=np.float64))
+    t = spec.to_grid_frame(np.array([corr.dx, corr.dy]))
     corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
                         [spec.origin_x, spec.origin_y + spec.size_y],
                         [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
     reach = float(np.hypot(*t)) + abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
     m = int(math.ceil(reach / res)) + 1
-    out = GridSpec(spec.origin_x - m * res, spec.origin_y - m * res, res, spec.width + 2 * m, spec.height + 2 * m)
+    out = GridSpec(spec.origin_x - m * res, spec.origin_y - m * res, res, spec.width + 2 * m, spec.height + 2 * m,
+                   spec.yaw)
     # Output cell index i (x, y) -> centre q -> source point p = R(-dyaw)(q - c - t) + c -> source index.
     cs, sn = math.cos(-corr.dyaw), math.sin(-corr.dyaw)
     r_inv = np.array([[cs, -sn], [sn, cs]])
@@ -91,7 +94,9 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
 
 def mask_on(src: GridSpec, mask: NDArray[np.bool_], dst: GridSpec) -> NDArray[np.bool_]:
     """``mask`` (src.height, src.width) read at the centre of every cell of ``dst``: (dst.height, dst.width);
-    False outside ``src``. Carries a per-cell flag onto another resolution or lattice."""
+    False outside ``src``. Carries a per-cell flag onto another resolution, lattice or yaw."""
+    if abs(src.yaw - dst.yaw) > YAW_TOLERANCE_RAD:
+        return resample_nearest(src, np.asarray(mask, dtype=bool), dst, False)
     ix = np.floor((dst.origin_x + (np.arange(dst.width) + 0.5) * dst.resolution - src.origin_x)
                   / src.resolution).astype(np.int64)
     iy = np.floor((dst.origin_y + (np.arange(dst.height) + 0.5) * dst.resolution - src.origin_y)

@@ -277,6 +277,9 @@ class DynamicLayer:
         iy, ix, lab, n = occupied_components(occ, int(math.ceil(cfg.merge_gap_m / (2.0 * res) - 1e-9)))
         x = spec.origin_x + (ix + 0.5) * res
         y = spec.origin_y + (iy + 0.5) * res
+        if spec.is_rotated:
+            xy = spec.to_map_frame(np.stack([x, y], axis=1))      # cell centres in map
+            x, y = xy[:, 0], xy[:, 1]
         count = np.bincount(lab, minlength=n).astype(np.float64)
         safe = np.maximum(count, 1.0)
         centroid = np.stack([np.bincount(lab, x, n) / safe, np.bincount(lab, y, n) / safe], axis=1)

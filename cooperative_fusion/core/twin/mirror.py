@@ -29,8 +29,8 @@ PERIOD_WINDOW = 50
 def grid_checksum(spec: GridSpec, cells: NDArray[np.int8]) -> str:
     """sha256 hex digest of a grid's geometry and its int8 cells (height, width), row-major."""
     h = hashlib.sha256()
-    h.update(repr((float(spec.origin_x), float(spec.origin_y), float(spec.resolution),
-                   int(spec.width), int(spec.height))).encode())
+    geometry = (float(spec.origin_x), float(spec.origin_y), float(spec.resolution), int(spec.width), int(spec.height))
+    h.update(repr(geometry + ((float(spec.yaw),) if spec.is_rotated else ())).encode())
     h.update(np.ascontiguousarray(cells, dtype=np.int8).tobytes())
     return h.hexdigest()
 

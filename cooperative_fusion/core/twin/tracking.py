@@ -15,7 +15,7 @@ output tracks when snapshots are built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Sequence
 
@@ -80,6 +80,9 @@ class Detections:
 
 def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[np.bool_]] | None:
     """Cells of ``spec`` whose centres lie inside ``box``, computed over the box's bounding window only."""
+    if spec.is_rotated:
+        u, v = spec.to_grid_frame(np.array([box.center_x, box.center_y])).tolist()
+        box, spec = replace(box, center_x=u, center_y=v, yaw=box.yaw - spec.yaw), spec.aligned()
     c, s = math.cos(box.yaw), math.sin(box.yaw)
     hl, hw = 0.5 * box.length, 0.5 * box.width
     ex = abs(c) * hl + abs(s) * hw
@@ -167,6 +170,9 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     iy, ix = iy + row0, ix + col0
     x = spec.origin_x + (ix + 0.5) * spec.resolution
     y = spec.origin_y + (iy + 0.5) * spec.resolution
+    if spec.is_rotated:
+        xy = spec.to_map_frame(np.stack([x, y], axis=1))       # cell centres in map
+        x, y = xy[:, 0], xy[:, 1]
     count = np.bincount(lab, minlength=n).astype(np.float64)
     mx = np.bincount(lab, x, n) / count
     my = np.bincount(lab, y, n) / count
@@ -196,7 +202,7 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
 
 def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sensor_xy: NDArray[np.floating],
                     radius_m: float = 2.0, max_los_angle_deg: float = 25.0,
-                    road_heading_rad: float = 0.0) -> Detections:
+                    road_heading_rad: float | NDArray[np.floating] = 0.0) -> Detections:
     """Attach a velocity hint from radar targets to nearby detections.
 
     radar_xyv : (M, 3) map-frame target x, y (metres) and radial velocity
@@ -210,6 +216,7 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     goes to the nearest detection within ``radius_m``; a detection's hint is
     the mean over its targets, expressed as ``(vx, vy)`` along the road. The
     across-road component is not observable this way and is left NaN.
+    ``road_heading_rad`` may also be (M,), the road's heading at each target (a curved road).
     """
     radar = np.asarray(radar_xyv, dtype=np.float64)
     if radar.ndim != 2 or radar.shape[1] != 3:
@@ -219,13 +226,22 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     if n == 0 or radar.shape[0] == 0:
         return detections
     finite = np.all(np.isfinite(radar), axis=1) & np.all(np.isfinite(sensor), axis=1)
+    per_target = np.ndim(road_heading_rad) > 0
+    if per_target:
+        heading = np.broadcast_to(np.asarray(road_heading_rad, dtype=np.float64), (radar.shape[0],))
+        finite &= np.isfinite(heading)
+        heading = heading[finite]
     radar, sensor = radar[finite], sensor[finite]
     if radar.shape[0] == 0:
         return detections
     los = radar[:, :2] - sensor
     rng = np.linalg.norm(los, axis=1)
-    road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
-    cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    if per_target:
+        road_m = np.column_stack([np.cos(heading), np.sin(heading)])
+        cos_angle = np.divide((los * road_m).sum(axis=1), rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    else:
+        road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
+        cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
     usable = np.abs(cos_angle) >= math.cos(math.radians(max_los_angle_deg))
     d2 = ((radar[:, None, :2] - detections.xy[None, :, :]) ** 2).sum(axis=2)
     nearest = np.argmin(d2, axis=1)
@@ -238,6 +254,13 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     mean_along = np.bincount(idx, along, n) / np.maximum(cnt, 1)
     velocity = detections.velocity.copy()
     has = cnt > 0
+    if per_target:
+        # Each target's speed along the road where it is; a detection's hint is their mean vector.
+        vec = along[:, None] * road_m[usable]
+        velocity[has, 0] = (np.bincount(idx, vec[:, 0], n) / np.maximum(cnt, 1))[has]
+        velocity[has, 1] = (np.bincount(idx, vec[:, 1], n) / np.maximum(cnt, 1))[has]
+        return Detections(detections.xy, detections.length, detections.width, detections.yaw,
+                          detections.cell_count, velocity)
     velocity[has, 0] = mean_along[has] * road[0]
     # Across-road: only known when the road is not along x; keep NaN on a road along x.
     if abs(road[1]) > 1e-9:

@@ -37,7 +37,7 @@ from .. import se3
 from .camera import backproject
 from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
-from ..grid import GridSpec, logodds_to_percent
+from ..grid import GridSpec, follow_yaw, logodds_to_percent
 from .motion import compensate, deskew
 from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine, default_camera_model,
                             default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
@@ -45,7 +45,7 @@ from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine,
 
 __all__ = [
     'GridMode', 'WindowConfig', 'PipelineConfig', 'LidarScan', 'RadarScan', 'DepthFrame', 'CycleResult', 'VehiclePipeline',
-    'RADAR_TARGET_DTYPE', 'radar_targets', 'window_spec',
+    'RADAR_TARGET_DTYPE', 'radar_targets', 'window_spec', 'window_yaw',
 ]
 
 #: Fields of the radar targets cloud published in ``map``.
@@ -92,6 +92,11 @@ class WindowConfig:
         base_link along the vehicle heading (a vehicle sees more ahead than behind)
     fixed_origin_x_m, fixed_origin_y_m : metres, lower-left corner in fixed mode;
         must lie on the lattice (whole multiples of the resolution)
+    yaw_step_deg : rolling mode turns the window with the vehicle's heading (the road's) in steps
+        of this many degrees, so the vehicles of a platoon on a straight road share one lattice;
+        0 keeps it axis-aligned in map
+    yaw_hysteresis_deg : the window's yaw changes only when the heading is more than half a step
+        plus this from it (no flipping between two lattices every cycle)
     """
 
     mode: GridMode = GridMode.ROLLING
@@ -101,6 +106,8 @@ class WindowConfig:
     forward_offset_m: float = 30.0
     fixed_origin_x_m: float = 0.0
     fixed_origin_y_m: float = 0.0
+    yaw_step_deg: float = 0.0
+    yaw_hysteresis_deg: float = 0.5
 
     def __post_init__(self) -> None:
         try:
@@ -109,8 +116,11 @@ class WindowConfig:
             expected = ', '.join(m.value for m in GridMode)
             raise ConfigError(f'grid mode must be one of {expected}, got {self.mode!r}') from exc
         for name in ('size_x_m', 'size_y_m', 'resolution_m', 'forward_offset_m',
-                     'fixed_origin_x_m', 'fixed_origin_y_m'):
+                     'fixed_origin_x_m', 'fixed_origin_y_m', 'yaw_step_deg', 'yaw_hysteresis_deg'):
             _finite(f'grid {name}', getattr(self, name))
+        if not (0.0 <= self.yaw_step_deg <= 90.0 and self.yaw_hysteresis_deg >= 0.0):
+            raise ConfigError(f'grid yaw_step_deg must be in [0, 90] and yaw_hysteresis_deg >= 0, got '
+                              f'{self.yaw_step_deg!r} and {self.yaw_hysteresis_deg!r}')
         if not self.resolution_m > 0:
             raise ConfigError(f'grid resolution_m must be > 0, got {self.resolution_m!r}')
         for name in ('size_x_m', 'size_y_m'):
@@ -126,16 +136,27 @@ class WindowConfig:
                         f'multiple of the resolution {self.resolution_m} m')
 
 
-def window_spec(cfg: WindowConfig, base2map: NDArray[np.floating]) -> GridSpec:
-    """The evidence grid for a vehicle at ``base2map`` (4×4)."""
+def window_yaw(cfg: WindowConfig, base2map: NDArray[np.floating], current: float | None = None) -> float:
+    """The rolling window's yaw (rad) for a vehicle at ``base2map`` (4×4): its heading in steps of
+    ``yaw_step_deg`` with hysteresis about ``current`` (the previous window's yaw); 0 when the window
+    does not turn (fixed mode, or a step of 0)."""
+    if cfg.mode is GridMode.FIXED or cfg.yaw_step_deg == 0.0:
+        return 0.0
+    return follow_yaw(se3.yaw_of(base2map), math.radians(cfg.yaw_step_deg), current,
+                      math.radians(cfg.yaw_hysteresis_deg))
+
+
+def window_spec(cfg: WindowConfig, base2map: NDArray[np.floating], yaw: float = 0.0) -> GridSpec:
+    """The evidence grid for a vehicle at ``base2map`` (4×4), its axes turned by ``yaw`` rad in rolling
+    mode (see :func:`window_yaw`)."""
     if cfg.mode is GridMode.FIXED:
         return GridSpec(cfg.fixed_origin_x_m, cfg.fixed_origin_y_m, cfg.resolution_m,
                         max(1, int(round(cfg.size_x_m / cfg.resolution_m))),
                         max(1, int(round(cfg.size_y_m / cfg.resolution_m))))
-    yaw = se3.yaw_of(base2map)
-    cx = float(base2map[0, 3]) + cfg.forward_offset_m * math.cos(yaw)
-    cy = float(base2map[1, 3]) + cfg.forward_offset_m * math.sin(yaw)
-    return GridSpec.centered(cx, cy, cfg.size_x_m, cfg.size_y_m, cfg.resolution_m)
+    heading = se3.yaw_of(base2map)
+    cx = float(base2map[0, 3]) + cfg.forward_offset_m * math.cos(heading)
+    cy = float(base2map[1, 3]) + cfg.forward_offset_m * math.sin(heading)
+    return GridSpec.centered(cx, cy, cfg.size_x_m, cfg.size_y_m, cfg.resolution_m, yaw)
 
 
 def _extrinsic6(name: str, values: Sequence[float]) -> tuple[float, ...]:
@@ -318,6 +339,7 @@ class VehiclePipeline:
         self.lidar2base = extrinsic_from_params('lidar', cfg.lidar_extrinsic)
         self.radar2base = extrinsic_from_params('radar', cfg.radar_extrinsic)
         self.camera2base = extrinsic_from_params('camera_optical', cfg.camera_extrinsic)
+        self.window_yaw: float | None = None       # the rolling window's yaw, rad (None before the first cycle)
 
     def process(self, stamp_vehicle_ns: int, poses: PoseLookup, lidar: LidarScan | None = None,
                 radar: RadarScan | None = None, camera: DepthFrame | None = None) -> CycleResult:
@@ -327,7 +349,9 @@ class VehiclePipeline:
         be placed). A member whose own stamp has no pose is skipped and reported in
         ``CycleResult.skipped``; the others still count.
         """
-        spec = window_spec(self.cfg.window, poses.lookup(int(stamp_vehicle_ns)))
+        base2map = poses.lookup(int(stamp_vehicle_ns))
+        self.window_yaw = window_yaw(self.cfg.window, base2map, self.window_yaw)
+        spec = window_spec(self.cfg.window, base2map, self.window_yaw)
         layers: list[tuple[NDArray[np.float32], NDArray[np.bool_]]] = []
         used: list[str] = []
         skipped: dict[str, str] = {}

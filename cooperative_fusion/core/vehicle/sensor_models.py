@@ -234,6 +234,12 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     origin = _as_origin(origin_xy)
     hits = _as_xy(hits_xy, 'hits_xy')
     free = _as_xy(free_xy, 'free_xy')
+    if spec.is_rotated:
+        # A grid turned by its yaw: sweep in its own frame, where it is axis-aligned.
+        origin, hits, free = spec.to_grid_frame(origin), spec.to_grid_frame(hits), spec.to_grid_frame(free)
+        if fov is not None:
+            fov = (fov[0] - spec.yaw, fov[1])
+        spec = spec.aligned()
     n_bins = max(1, int(math.ceil(_TWO_PI / model.azimuth_resolution_rad - 1e-9)))
     bin_width = _TWO_PI / n_bins
     to_bin_scale = np.float32(1.0 / bin_width)

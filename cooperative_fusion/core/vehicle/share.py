@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from ..grid import GridSpec
+from ..grid import GridSpec, resample_nearest
 
 __all__ = ['CropMode', 'ShareConfig', 'SharedEvidence', 'EvidenceSharer', 'downsample', 'block_reduce',
            'crop_to_known', 'crop_to_corridor', 'sum_on_union', 'lattice_factor']
@@ -191,7 +191,7 @@ def downsample(spec: GridSpec, logodds: NDArray[np.floating], known: NDArray[np.
     out = np.where(peak >= np.float32(occupied_logodds), peak, mean)
     out = np.where(out_known, out, 0.0).astype(np.float32)
     res = k * spec.resolution
-    out_spec = GridSpec((i0 - px) // k * res, (j0 - py) // k * res, res, w, h)
+    out_spec = GridSpec((i0 - px) // k * res, (j0 - py) // k * res, res, w, h, spec.yaw)
     return out_spec, out, out_known
 
 
@@ -199,7 +199,7 @@ def _crop(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_]
           ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
     r0, c0 = rows.start, cols.start
     out = GridSpec(spec.origin_x + c0 * spec.resolution, spec.origin_y + r0 * spec.resolution, spec.resolution,
-                   cols.stop - c0, rows.stop - r0)
+                   cols.stop - c0, rows.stop - r0, spec.yaw)
     return out, logodds[rows, cols], known[rows, cols]
 
 
@@ -218,8 +218,8 @@ def crop_to_known(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
 
 def crop_to_corridor(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_], center_y_m: float,
                      half_width_m: float) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
-    """Rows overlapping ``|y - center_y_m| <= half_width_m`` (a straight road along map x), then their
-    known bounding box. Cells outside the band are dropped even when known."""
+    """Rows overlapping ``|y - center_y_m| <= half_width_m`` (a straight road along the grid's x; y in
+    the grid frame), then their known bounding box. Cells outside the band are dropped even when known."""
     lo = int(math.floor((center_y_m - half_width_m - spec.origin_y) / spec.resolution))
     hi = int(math.ceil((center_y_m + half_width_m - spec.origin_y) / spec.resolution))
     lo, hi = max(lo, 0), min(hi, spec.height)
@@ -233,10 +233,17 @@ def sum_on_union(cycles: list[tuple[GridSpec, NDArray[np.floating], NDArray[np.b
                  ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
     """The log-odds sum of same-resolution grids on the bounding box of their windows (one lattice).
 
-    A cell is known when any grid knows it; each grid's known cells are added once.
+    A cell is known when any grid knows it; each grid's known cells are added once. A grid of another
+    yaw than the last one (the window turned within the period) is resampled onto the last one's window
+    (nearest cell).
     """
     if not cycles:
         raise ConfigError('sum_on_union needs at least one grid')
+    last = cycles[-1][0]
+    if any(spec.yaw != last.yaw for spec, _, _ in cycles):
+        cycles = [c if c[0].yaw == last.yaw else
+                  (last, resample_nearest(c[0], np.asarray(c[1], dtype=np.float32), last, np.float32(0.0)),
+                   resample_nearest(c[0], np.asarray(c[2], dtype=bool), last, False)) for c in cycles]
     res = cycles[0][0].resolution
     if len(cycles) == 1:
         spec, l, k = cycles[0]
@@ -258,7 +265,7 @@ def sum_on_union(cycles: list[tuple[GridSpec, NDArray[np.floating], NDArray[np.b
         sl = (slice(j - y0, j - y0 + h), slice(i - x0, i - x0 + w))
         out_l[sl] += np.where(k, l, 0.0).astype(np.float32)
         out_k[sl] |= k
-    return GridSpec(x0 * res, y0 * res, res, x1 - x0, y1 - y0), out_l, out_k
+    return GridSpec(x0 * res, y0 * res, res, x1 - x0, y1 - y0, last.yaw), out_l, out_k
 
 
 class EvidenceSharer:
@@ -275,10 +282,11 @@ class EvidenceSharer:
         return len(self._pending)
 
     def add(self, spec: GridSpec, logodds: NDArray[np.floating], known: NDArray[np.bool_], stamp_vehicle_ns: int,
-            vehicle_y_m: float) -> SharedEvidence | None:
+            vehicle_y_m: float, vehicle_x_m: float = 0.0) -> SharedEvidence | None:
         """Add one cycle's evidence; returns the evidence to share when the period is complete, else None.
 
-        vehicle_y_m : the vehicle's y in map at this cycle (the corridor crop's centre line)
+        vehicle_x_m, vehicle_y_m : the vehicle's position in map at this cycle (the corridor crop's centre
+        line runs through it along the grid's x)
         """
         self._pending.append((spec, logodds, known))
         if len(self._pending) < self.cfg.period_cycles:
@@ -288,5 +296,7 @@ class EvidenceSharer:
         if self.cfg.crop is CropMode.KNOWN:
             out = crop_to_known(*out)
         elif self.cfg.crop is CropMode.CORRIDOR:
-            out = crop_to_corridor(*out, vehicle_y_m, self.cfg.corridor_half_width_m)
+            center = float(out[0].to_grid_frame(np.array([vehicle_x_m, vehicle_y_m]))[1]) if out[0].is_rotated \
+                else vehicle_y_m
+            out = crop_to_corridor(*out, center, self.cfg.corridor_half_width_m)
         return SharedEvidence(out[0], out[1], out[2], int(stamp_vehicle_ns), len(cycles))

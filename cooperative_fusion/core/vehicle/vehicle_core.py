@@ -294,8 +294,9 @@ class VehicleCore:
                                    f'no time reference yet: cannot map the cycle at {result.stamp_vehicle_ns} ns '
                                    f'(vehicle clock) to common time'))
             return
+        base2map = self.poses.lookup(result.stamp_vehicle_ns)
         shared = self.sharer.add(result.spec, result.logodds, result.known, result.stamp_vehicle_ns,
-                                 float(self.poses.lookup(result.stamp_vehicle_ns)[1, 3]))
+                                 float(base2map[1, 3]), float(base2map[0, 3]))
         grid = None
         if shared is not None:
             cells = (result.cells if shared.spec == result.spec and shared.cycles == 1
