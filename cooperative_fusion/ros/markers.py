@@ -116,16 +116,18 @@ def prediction_markers(ro: Rollout, horizons_s: Sequence[float], stamp_ns: int, 
     for n, h in enumerate(hs):
         k = ro.step_of(h)
         alpha = 0.5 - 0.4 * (n / (len(hs) - 1) if len(hs) > 1 else 0.0)
+        ox, oy, oyaw = ro.obstacle_poses(k)          # map poses (the rollout runs along the road)
         for j in range(len(ob)):
             out.append(_marker('predictions', len(out), Marker.CUBE, stamp_ns, frame_id,
-                               float(ro.obstacle_x[k, j]), float(ro.obstacle_y[k, j]), 0.5 * BOX_HEIGHT_M,
-                               float(ro.obstacle_yaw[k, j]), (float(ob.length[j]), float(ob.width[j]), BOX_HEIGHT_M),
+                               float(ox[j]), float(oy[j]), 0.5 * BOX_HEIGHT_M,
+                               float(oyaw[j]), (float(ob.length[j]), float(ob.width[j]), BOX_HEIGHT_M),
                                (*_OBSTACLE_PRED_COLOR, alpha)))
         if include_platoon:
+            px, py, pyaw = ro.platoon_poses(k)
             for i in range(len(pl)):
                 out.append(_marker('predictions', len(out), Marker.CUBE, stamp_ns, frame_id,
-                                   float(ro.platoon_x[k, i]), float(pl.y[i]), 0.5 * BOX_HEIGHT_M,
-                                   float(pl.heading[i]), (float(pl.length[i]), float(pl.width[i]), BOX_HEIGHT_M),
+                                   float(px[i]), float(py[i]), 0.5 * BOX_HEIGHT_M,
+                                   float(pyaw[i]), (float(pl.length[i]), float(pl.width[i]), BOX_HEIGHT_M),
                                    (*_PLATOON_PRED_COLOR, alpha)))
     return out
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping, NamedTuple
 from ..config_values import config_from_values
 from ..errors import ConfigError
 from ..platoon import PlatoonConfig
+from ..road import RoadConfig
 from ..timebase import ClockFitConfig
 from .conflicts import ConflictConfig
 from .idm import IdmParams
@@ -43,6 +44,7 @@ _D_IDM = IdmParams(v0_mps=30.0, time_headway_s=0.35)
 _D_CONF = ConflictConfig()
 _D_TWIN = TwinConfig()
 _D_CLOCK = ClockFitConfig()
+_D_ROAD = RoadConfig()
 
 #: Every parameter of the twin but its topic and frame names (the node adds those), in one place;
 #: config/twin.yaml documents each row.
@@ -176,6 +178,32 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
     ParamRow('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s,
              'advisory continues this long after braking, seconds', 0.0, 60.0),
+    # the road, fitted to the platoon's own path (core.road)
+    ParamRow('road.history_m', _D_ROAD.history_m,
+             'platoon path kept behind the leader for the road fit, metres', 1.0, 10000.0),
+    ParamRow('road.history_s', _D_ROAD.history_s, '... and at most this old, seconds', 0.1, 3600.0),
+    ParamRow('road.min_points', _D_ROAD.min_points,
+             'fewer path points give a straight road along the leader\'s heading', 3, 100000),
+    ParamRow('road.min_length_m', _D_ROAD.min_length_m, '... as does a path shorter than this, metres', 0.1, 10000.0),
+    ParamRow('road.sample_spacing_m', _D_ROAD.sample_spacing_m,
+             'a vehicle\'s path point is kept once it moved this far (a stopped platoon keeps its road), metres',
+             0.01, 1000.0),
+    ParamRow('road.max_curvature_per_m', _D_ROAD.max_curvature_per_m,
+             'a fit curving more sharply than this is refused (the last road is kept), 1/m', 1e-6, 1.0),
+    ParamRow('road.weight_length_m', _D_ROAD.weight_length_m,
+             'path points this far behind the leader weigh 1/e in the fit, metres', 1.0, 100000.0),
+    ParamRow('road.outlier_m', _D_ROAD.outlier_m,
+             'path points further than this from the fit are left out (a member in another lane), metres',
+             0.01, 100.0),
+    ParamRow('road.curvature_sigmas', _D_ROAD.curvature_sigmas,
+             'the road is curved only where the fitted curvature exceeds this many standard errors', 0.0, 100.0),
+    ParamRow('road.axis_snap_heading_deg', math.degrees(_D_ROAD.axis_snap_heading_rad),
+             'a fitted road within this heading of map x ...', 0.0, 10.0),
+    ParamRow('road.axis_snap_curvature_per_m', _D_ROAD.axis_snap_curvature_per_m,
+             '... and this curvature, 1/m ...', 0.0, 1.0),
+    ParamRow('road.axis_snap_offset_m', _D_ROAD.axis_snap_offset_m,
+             '... and this offset from the origin is taken as the map x axis itself (road = map coordinates), '
+             'metres', 0.0, 100.0),
     # clocks
     ParamRow('clock.window_s', _D_CLOCK.window_ns / _NS_PER_S, 'time-reference pairs kept for the clock fit, seconds',
              0.001, 3600.0),
@@ -284,6 +312,7 @@ def twin_config_from_params(values: Mapping[str, Any]) -> TwinConfig:
     return config_from_values(
         TwinConfig, values, 'detection.', tracker=config_from_values(TrackerConfig, values, 'tracker.'),
         prediction=prediction, conflicts=config_from_values(ConflictConfig, values, 'conflicts.'),
+        road=config_from_values(RoadConfig, values, 'road.'),
         radar_radius_m=values['radar.radius_m'], radar_max_los_angle_deg=values['radar.max_los_angle_deg'])
 
 

@@ -21,6 +21,10 @@ i's front at the first step of its current stay in that lane, now or when it
 comes into it; or, at the start, touching i: overlapping its box along and across
 the road and not moving with it, contact now):
 
+Everything is measured in the rollout's road coordinates (x along the road, y
+across it; see :mod:`.prediction`); :func:`conflict_in_map` and
+:func:`advisory_in_map` give the points of a conflict and an advisory in ``map``.
+
 - gap_k = rear of j - front of i (along x); closing_k = v_i - vx_j,k (for obstacles, and for the
   predecessor without ``predecessor_reacts``)
 - contact time t_k + gap_k / closing_k, defined only when closing_k > 0
@@ -61,13 +65,14 @@ stopped car overlaps it at its own speed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
+from ..road import RoadModel
 from .prediction import (ObstacleModel, ObstacleState, Rollout, VehicleState, along_road_half_length,
                          braking_profile, rollout)
 
@@ -374,3 +379,23 @@ def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None
     return Advisory(vehicle.vehicle_id, np.rint(t * 1e9).astype(np.int64), vehicle.x + s,
                     np.full(n, vehicle.y), np.zeros(n), speed, float(decel), float(needed), float(v_t),
                     needed > cfg.comfortable_decel_mps2, needed > cfg.max_decel_mps2)
+
+
+def conflict_in_map(conflict: Conflict, road: RoadModel | None) -> Conflict:
+    """The conflict with its contact point (x, y) and obstacle position in ``map``, from ``road``'s
+    coordinates (s, d); itself for ``road`` None. Distances and speeds stay along the road."""
+    if road is None:
+        return conflict
+    (x, ox), (y, oy), _ = road.to_map(np.array([conflict.x, conflict.obstacle_x]),
+                                      np.array([conflict.y, conflict.obstacle_y]))
+    return replace(conflict, x=float(x), y=float(y), obstacle_x=float(ox), obstacle_y=float(oy))
+
+
+def advisory_in_map(advisory: Advisory, road: RoadModel | None) -> Advisory:
+    """The advisory's poses in ``map`` from ``road``'s coordinates (x = s, y = d, yaw relative to the
+    road): along the vehicle's lane as the road curves, yaw the road's heading; itself for ``road`` None."""
+    if road is None:
+        return advisory
+    x, y, heading = road.to_map(advisory.x, advisory.y)
+    yaw = (advisory.yaw + heading + math.pi) % (2.0 * math.pi) - math.pi
+    return replace(advisory, x=x, y=y, yaw=yaw)

@@ -193,7 +193,9 @@ class EdgeTwin:
         tracks and conflicts of the last cycle; step_ms (TwinCore.step); twin_speedup = horizon_s /
         median step time (predicted seconds per wall second); vehicle.<v>.* odometry age and clock
         fit, and the links as received: odom_late_s / radar_late_s (median arrival - stamp),
-        odom_missing_share, odom_reordered, odom_duplicates; self_check.*; degraded.
+        odom_missing_share, odom_reordered, odom_duplicates; road.* : the road fitted to the platoon's
+        path (heading_deg at the leader, curvature_per_m, map_x: it is the map x axis, refused_fits,
+        rejected_samples); self_check.*; degraded.
         """
         cfg, m = self.cfg, self.mirror
         values: dict[str, object] = {'grid.received': m.received, 'grid.rate_hz': grid_rate_hz}
@@ -228,6 +230,16 @@ class EdgeTwin:
             values[f'vehicle.{v}.odom_duplicates'] = veh.link.duplicates
             late = self.inputs.radar[v].link.latency_ns(now_ns)
             values[f'vehicle.{v}.radar_late_s'] = math.nan if late is None else late / _NS_PER_S
+        road_tracker = self.core.road_tracker
+        road = road_tracker.model()
+        lead = road_tracker.leader()
+        s_lead = (road.to_road(np.array(road_tracker.position(lead)))[0]
+                  if road is not None and lead is not None else math.nan)
+        values.update({
+            'road.heading_deg': math.nan if road is None else math.degrees(float(road.heading_at(s_lead))),
+            'road.curvature_per_m': math.nan if road is None else road.curvature,
+            'road.map_x': road is not None and road.is_map_x,
+            'road.refused_fits': road_tracker.refused_fits, 'road.rejected_samples': road_tracker.rejected})
         values.update(self.self_check.values())
         values['degraded'] = '; '.join(self.degraded(now_ns)) or 'none'
         return values

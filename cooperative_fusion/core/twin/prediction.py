@@ -1,7 +1,10 @@
 """Faster-than-real-time rollout of the scene, predicted occupancy grids, and their self-check.
 
-Road convention: ``map`` x runs along the road in the driving direction, y
-across it. Platoon vehicles keep their lane (constant y) and move along x by
+Road convention: the rollout runs in road coordinates (:mod:`..road`): x is
+``s`` along the road in the driving direction, y is ``d`` across it, yaws and
+velocities relative to the road's heading where the object is. On the map x
+axis (``road`` None) these are map x and y. Platoon vehicles keep their lane
+(constant y) and move along x by
 IDM car-following (:mod:`.idm`), braking at most ``max_decel_mps2``; each one
 follows whichever is closer of its predecessor in the platoon and the nearest
 tracked obstacle in its path within ``lane_half_width_m`` (ahead, or overlapping
@@ -33,6 +36,7 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
+from ..road import RoadModel
 from .idm import IdmParams, desired_speeds, check_no_nan, idm_acceleration_unchecked, idm_step
 from .tracking import OrientedBox, Track
 
@@ -206,6 +210,15 @@ class PlatoonState:
         by_order[self.order] = np.arange(len(self))
         return np.where(self.order > 0, by_order[np.maximum(self.order - 1, 0)], -1)
 
+    def in_road(self, road: RoadModel | None) -> PlatoonState:
+        """The same vehicles in road coordinates: x, y -> s, d; heading relative to the road's there
+        (speeds and accelerations stay: along the road). Itself for ``road`` None."""
+        if road is None:
+            return self
+        s, d = road.to_road(np.column_stack([self.x, self.y]))
+        heading = _wrap(self.heading - road.heading_at(s))
+        return replace(self, x=s, y=d, heading=heading)
+
     def vehicle(self, vehicle_id: str) -> VehicleState:
         """State of one vehicle by id; ConfigError if the id is not in the platoon."""
         if vehicle_id not in self.ids:
@@ -237,6 +250,7 @@ class ObstacleState:
     position_std : (K,) track position std, metres; vy_std : (K,) std of vy, m/s (0 when not given)
     misses : (K,) consecutive tracker cycles without a detection (coasting), 0 when not given
     ax : (K,) tracked acceleration along x, m/s^2 (0 when not given, or from a CV track)
+    ay : (K,) ... along y
     """
 
     ids: NDArray[np.int64]
@@ -252,21 +266,22 @@ class ObstacleState:
     vy_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     misses: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     ax: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    ay: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
-        if not np.asarray(self.vy_std).size:
-            object.__setattr__(self, 'vy_std', np.zeros(ids.shape[0]))
-        if not np.asarray(self.ax).size:
-            object.__setattr__(self, 'ax', np.zeros(ids.shape[0]))
+        for name in ('vy_std', 'ax', 'ay'):
+            if not np.asarray(getattr(self, name)).size:
+                object.__setattr__(self, name, np.zeros(ids.shape[0]))
         misses = np.asarray(self.misses, dtype=np.int64).reshape(-1)
         if not misses.size:
             misses = np.zeros(ids.shape[0], np.int64)
         if misses.shape != ids.shape:
             raise MessageFormatError(f'misses has shape {misses.shape}, expected {ids.shape}')
         object.__setattr__(self, 'misses', misses)
-        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std', 'ax'):
+        for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std', 'ax',
+                     'ay'):
             object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
 
     def __len__(self) -> int:
@@ -293,13 +308,16 @@ class ObstacleState:
 
     @classmethod
     def from_tracks(cls, tracks: Sequence[Track], min_length_m: float = 1.0, min_width_m: float = 0.8,
-                    heading_speed_mps: float = 1.0) -> 'ObstacleState':
-        """Obstacles from tracker snapshots.
+                    heading_speed_mps: float = 1.0, road: RoadModel | None = None) -> 'ObstacleState':
+        """Obstacles from tracker snapshots (``map``), in ``road``'s coordinates when it is given.
 
         Extents below the minimums (partly seen objects) are raised to them. A
         track moving faster than ``heading_speed_mps`` takes its velocity's
         direction as footprint yaw, else its detection yaw. CA tracks give CTRV
-        a yaw rate (v × a) / |v|^2.
+        a yaw rate (v × a) / |v|^2. On a road, positions become (s, d), velocities,
+        accelerations and yaws are taken relative to the road's heading at each
+        track (vy_std from the velocity covariance across it), and the yaw rate
+        relative to the road's turn rate at the track's along-road speed.
         """
         if not tracks:
             return cls.empty()
@@ -309,12 +327,24 @@ class ObstacleState:
         yaw = np.where(moving, np.arctan2(st[:, 3], st[:, 2]), [t.yaw for t in tracks])
         with np.errstate(divide='ignore', invalid='ignore'):
             rate = np.where(moving, (st[:, 2] * st[:, 5] - st[:, 3] * st[:, 4]) / np.maximum(speed, 1e-9) ** 2, 0.0)
-        return cls(np.array([t.track_id for t in tracks]), st[:, 0], st[:, 1], st[:, 2], st[:, 3],
+        x, y, vx, vy, ax, ay = st.T
+        vy_var = np.array([t.covariance[3, 3] for t in tracks])
+        if road is not None:
+            x, y = road.to_road(st[:, :2])
+            h = road.heading_at(x)
+            c, s = np.cos(h), np.sin(h)
+            vx, vy = c * st[:, 2] + s * st[:, 3], c * st[:, 3] - s * st[:, 2]
+            ax, ay = c * st[:, 4] + s * st[:, 5], c * st[:, 5] - s * st[:, 4]
+            yaw = _wrap(yaw - h)
+            rate = rate - road.curvature_at(x) * vx
+            vy_var = np.array([s_ * s_ * t.covariance[2, 2] - 2.0 * s_ * c_ * t.covariance[2, 3]
+                               + c_ * c_ * t.covariance[3, 3] for t, s_, c_ in zip(tracks, s, c)])
+        return cls(np.array([t.track_id for t in tracks]), x, y, vx, vy,
                    np.maximum([t.length for t in tracks], min_length_m),
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
                    np.array([t.position_std_m for t in tracks]),
-                   np.sqrt(np.maximum([t.covariance[3, 3] for t in tracks], 0.0)),
-                   np.array([t.misses for t in tracks], np.int64), st[:, 4])
+                   np.sqrt(np.maximum(vy_var, 0.0)),
+                   np.array([t.misses for t in tracks], np.int64), ax, ay)
 
 
 @dataclass(frozen=True)
@@ -331,6 +361,8 @@ class Rollout:
         obstacle in its lane or its predecessor in the rollout, seconds; inf when it never does
     obstacles_ignored : True when no obstacle ever led or touched a platoon vehicle, so the platoon's rows
         are exactly those of a rollout without obstacles (False: not known)
+    road : the road whose coordinates (s, d, relative yaw) all of the above are in; None: ``map`` itself
+        (:meth:`platoon_poses` and :meth:`obstacle_poses` give map poses either way)
     """
 
     config: PredictionConfig
@@ -348,6 +380,15 @@ class Rollout:
     obstacle_vy: NDArray[np.float64]
     platoon_collision_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     obstacles_ignored: bool = False
+    road: RoadModel | None = None
+
+    def platoon_poses(self, k: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(V,) map x, y, yaw of the platoon vehicles at step ``k``."""
+        return _to_map(self.road, self.platoon_x[k], self.platoon.y, self.platoon.heading)
+
+    def obstacle_poses(self, k: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(K,) map x, y, yaw of the obstacles at step ``k``."""
+        return _to_map(self.road, self.obstacle_x[k], self.obstacle_y[k], self.obstacle_yaw[k])
 
     def step_of(self, horizon_s: float) -> int:
         """Row index of a horizon (must be a multiple of dt within the rollout)."""
@@ -356,6 +397,20 @@ class Rollout:
             raise ConfigError(f'horizon {horizon_s} s is not a step of this rollout '
                               f'(dt {self.config.dt_s} s, horizon {self.times_s[-1]} s)')
         return int(round(k))
+
+
+def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Angles wrapped to [-pi, pi), radians."""
+    return (np.asarray(angle, dtype=np.float64) + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _to_map(road: RoadModel | None, s: NDArray[np.floating], d: NDArray[np.floating], yaw: NDArray[np.floating]
+            ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Road poses (s, d, yaw relative to the road) -> map x, y, yaw; unchanged for ``road`` None."""
+    if road is None:
+        return s, d, yaw
+    x, y, heading = road.to_map(s, d)
+    return x, y, _wrap(yaw + heading)
 
 
 def bounded_acceleration(x0: NDArray[np.floating], v0: NDArray[np.floating], a0: NDArray[np.floating],
@@ -404,8 +459,13 @@ def along_road_half_length(length: NDArray[np.floating], width: NDArray[np.float
     return 0.5 * (np.abs(np.cos(yaw)) * length + np.abs(np.sin(yaw)) * width)
 
 
-def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConfig | None = None) -> Rollout:
+def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConfig | None = None,
+            road: RoadModel | None = None) -> Rollout:
     """Predict platoon (IDM) and obstacles (CV/CTRV) over ``cfg.horizon_s`` in steps of ``cfg.dt_s``.
+
+    ``platoon`` and ``obstacles`` are in the coordinates of ``road`` (``PlatoonState.in_road``,
+    ``ObstacleState.from_tracks(..., road=road)``; None: ``map`` with x along the road); the
+    rollout keeps the road to give map poses.
 
     Gaps are bumper to bumper along x. A vehicle's leader at each step is the
     closer of its platoon predecessor and the nearest obstacle in its path: centre
@@ -492,7 +552,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
     return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
-                   obstacles_ignored)
+                   obstacles_ignored, road)
 
 
 @dataclass(frozen=True)
@@ -629,11 +689,11 @@ def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = 
     for h in cfg.output_horizons_s:
         k = ro.step_of(h)
         sig = cfg.sigma_at(h)
-        parts = [(ro.obstacle_x[k], ro.obstacle_y[k], o.length, o.width, ro.obstacle_yaw[k],
-                  np.hypot(o.position_std, sig))]
+        ox, oy, oyaw = ro.obstacle_poses(k)
+        parts = [(ox, oy, o.length, o.width, oyaw, np.hypot(o.position_std, sig))]
         if include_platoon and len(p):
-            parts.append((ro.platoon_x[k], p.y, p.length, p.width, p.heading,
-                          np.full(len(p), cfg.platoon_sigma_at(h))))
+            px, py, pyaw = ro.platoon_poses(k)
+            parts.append((px, py, p.length, p.width, pyaw, np.full(len(p), cfg.platoon_sigma_at(h))))
         cols = [np.concatenate(c) for c in zip(*parts)]
         out[float(h)] = rasterise_boxes(spec, *cols, window_sigmas=cfg.window_sigmas)
     return out

@@ -202,7 +202,7 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
 
 def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sensor_xy: NDArray[np.floating],
                     radius_m: float = 2.0, max_los_angle_deg: float = 25.0,
-                    road_heading_rad: float = 0.0) -> Detections:
+                    road_heading_rad: float | NDArray[np.floating] = 0.0) -> Detections:
     """Attach a velocity hint from radar targets to nearby detections.
 
     radar_xyv : (M, 3) map-frame target x, y (metres) and radial velocity
@@ -216,6 +216,7 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     goes to the nearest detection within ``radius_m``; a detection's hint is
     the mean over its targets, expressed as ``(vx, vy)`` along the road. The
     across-road component is not observable this way and is left NaN.
+    ``road_heading_rad`` may also be (M,), the road's heading at each target (a curved road).
     """
     radar = np.asarray(radar_xyv, dtype=np.float64)
     if radar.ndim != 2 or radar.shape[1] != 3:
@@ -225,13 +226,22 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     if n == 0 or radar.shape[0] == 0:
         return detections
     finite = np.all(np.isfinite(radar), axis=1) & np.all(np.isfinite(sensor), axis=1)
+    per_target = np.ndim(road_heading_rad) > 0
+    if per_target:
+        heading = np.broadcast_to(np.asarray(road_heading_rad, dtype=np.float64), (radar.shape[0],))
+        finite &= np.isfinite(heading)
+        heading = heading[finite]
     radar, sensor = radar[finite], sensor[finite]
     if radar.shape[0] == 0:
         return detections
     los = radar[:, :2] - sensor
     rng = np.linalg.norm(los, axis=1)
-    road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
-    cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    if per_target:
+        road_m = np.column_stack([np.cos(heading), np.sin(heading)])
+        cos_angle = np.divide((los * road_m).sum(axis=1), rng, out=np.zeros_like(rng), where=rng > 1e-6)
+    else:
+        road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
+        cos_angle = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
     usable = np.abs(cos_angle) >= math.cos(math.radians(max_los_angle_deg))
     d2 = ((radar[:, None, :2] - detections.xy[None, :, :]) ** 2).sum(axis=2)
     nearest = np.argmin(d2, axis=1)
@@ -244,6 +254,13 @@ def associate_radar(detections: Detections, radar_xyv: NDArray[np.floating], sen
     mean_along = np.bincount(idx, along, n) / np.maximum(cnt, 1)
     velocity = detections.velocity.copy()
     has = cnt > 0
+    if per_target:
+        # Each target's speed along the road where it is; a detection's hint is their mean vector.
+        vec = along[:, None] * road_m[usable]
+        velocity[has, 0] = (np.bincount(idx, vec[:, 0], n) / np.maximum(cnt, 1))[has]
+        velocity[has, 1] = (np.bincount(idx, vec[:, 1], n) / np.maximum(cnt, 1))[has]
+        return Detections(detections.xy, detections.length, detections.width, detections.yaw,
+                          detections.cell_count, velocity)
     velocity[has, 0] = mean_along[has] * road[0]
     # Across-road: only known when the road is not along x; keep NaN on a road along x.
     if abs(road[1]) > 1e-9:

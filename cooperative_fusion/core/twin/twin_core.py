@@ -1,8 +1,10 @@
 """One digital-twin cycle: grid -> detections -> tracks -> rollout -> predicted grids -> conflicts -> advice.
 
-:class:`TwinCore` holds the tracker between cycles; the twin node feeds it the
+:class:`TwinCore` holds the tracker and the road (:class:`~..road.RoadTracker`, fed
+the platoon's positions each cycle) between cycles; the twin node feeds it the
 common grid, the platoon's odometry (at the grid's stamp) and, optionally,
-radar targets, and publishes what :meth:`TwinCore.step` returns.
+radar targets, and publishes what :meth:`TwinCore.step` returns. Rollout and
+conflicts run in the road's coordinates; what is published is in ``map``.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from .conflicts import Advisory, Conflict, ConflictConfig, advise, find_conflicts
+from .conflicts import Advisory, Conflict, ConflictConfig, advise, advisory_in_map, conflict_in_map, find_conflicts
 from ..errors import ConfigError
 from ..grid import GridSpec
+from ..road import RoadConfig, RoadModel, RoadTracker
 from .prediction import ObstacleState, PlatoonState, PredictionConfig, Rollout, predicted_grids, rollout
 from .tracking import Detections, MultiObjectTracker, Track, TrackerConfig, associate_radar, extract_detections
 
@@ -33,6 +36,7 @@ class TwinConfig:
     merge_gap_m : occupied components this close are one object (see tracking.extract_detections)
     radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
     include_platoon_in_grids : draw the platoon vehicles in the predicted grids
+    road : how the road is fitted to the platoon's path (core.road)
     """
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -47,6 +51,7 @@ class TwinConfig:
     radar_radius_m: float = 2.0
     radar_max_los_angle_deg: float = 25.0
     include_platoon_in_grids: bool = True
+    road: RoadConfig = field(default_factory=RoadConfig)
 
     def __post_init__(self) -> None:
         if not 0 < self.occupied_threshold <= 100:
@@ -69,7 +74,7 @@ class TwinResult:
     stamp_ns: int
     detections: Detections
     tracks: list[Track]
-    rollout: Rollout
+    rollout: Rollout            # in the road's coordinates (rollout.road; its poses methods give map)
     grids: dict[float, NDArray[np.float32]]
     conflicts: list[Conflict]
     advisories: dict[str, Advisory]
@@ -81,6 +86,16 @@ class TwinCore:
     def __init__(self, config: TwinConfig | None = None) -> None:
         self.config = config or TwinConfig()
         self.tracker = MultiObjectTracker(self.config.tracker)
+        self.road_tracker = RoadTracker(self.config.road)
+
+    def road_at(self, platoon: PlatoonState, stamp_ns: int) -> RoadModel | None:
+        """Feed the platoon's positions at ``stamp_ns`` to the road tracker; the road, or None when it is
+        the map x axis (or not known yet): then map coordinates are road coordinates."""
+        by_order = np.argsort(platoon.order)
+        self.road_tracker.update_platoon(stamp_ns, [platoon.ids[i] for i in by_order], platoon.x[by_order],
+                                         platoon.y[by_order], platoon.heading[by_order])
+        road = self.road_tracker.model()
+        return None if road is None or road.is_map_x else road
 
     def step(self, cells_percent: NDArray[np.int8], spec: GridSpec, stamp_ns: int, platoon: PlatoonState,
              radar_xyv: NDArray[np.floating] | None = None,
@@ -92,17 +107,23 @@ class TwinCore:
         radar_xyv : (M, 3) map-frame targets x, y, radial velocity; radar_sensor_xy : (2,) or (M, 2) metres
         """
         cfg = self.config
+        road = self.road_at(platoon, stamp_ns)
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
                                   platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m,
                                   merge_gap_m=cfg.merge_gap_m)
         if radar_xyv is not None and len(dets):
             if radar_sensor_xy is None:
                 raise ConfigError('radar targets given without the position of the radar that saw them')
-            dets = associate_radar(dets, radar_xyv, radar_sensor_xy, cfg.radar_radius_m, cfg.radar_max_los_angle_deg)
+            heading = 0.0 if road is None else road.heading_at(road.to_road(np.asarray(radar_xyv)[:, :2])[0])
+            dets = associate_radar(dets, radar_xyv, radar_sensor_xy, cfg.radar_radius_m, cfg.radar_max_los_angle_deg,
+                                   road_heading_rad=heading)
         tracks = self.tracker.update_detections(dets, stamp_ns)
-        ro = rollout(platoon, ObstacleState.from_tracks(tracks), cfg.prediction)
+        ro = rollout(platoon.in_road(road), ObstacleState.from_tracks(tracks, road=road), cfg.prediction, road=road)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
         mature = np.array([t.hits >= cfg.conflicts.min_track_hits for t in tracks], dtype=bool)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)
-        advisories = {c.vehicle_id: advise(platoon.vehicle(c.vehicle_id), c, cfg.conflicts) for c in conflicts}
+        # Advice along the road (x = s), then its poses and the conflicts' points in map.
+        advisories = {c.vehicle_id: advisory_in_map(advise(ro.platoon.vehicle(c.vehicle_id), c, cfg.conflicts), road)
+                      for c in conflicts}
+        conflicts = [conflict_in_map(c, road) for c in conflicts]
         return TwinResult(int(stamp_ns), dets, tracks, ro, grids, conflicts, advisories)

@@ -140,3 +140,6 @@ def test_health_values():
     assert values['vehicle.v2.clock_offset_ms'] == pytest.approx(400.0)
     assert values['twin_speedup'] > 0 and values['degraded'] == 'none'
     assert values['self_check.count_0.5s'] == 0 and values['self_check.missed'] == 0
+    # The platoon drives along map x: the road is the map x axis itself.
+    assert values['road.map_x'] is True and values['road.heading_deg'] == 0.0
+    assert values['road.curvature_per_m'] == 0.0 and values['road.rejected_samples'] == 0
