@@ -28,7 +28,7 @@ PARAMS: tuple[Param, ...] = (
           -5000.0, 5000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),
-    Param('grid.yaw_step_deg', 0.0, 'follow_platoon: the window turns with the road in steps of this many degrees '
+    Param('grid.yaw_step_deg', 2.0, 'follow_platoon: the window turns with the road in steps of this many degrees '
           '(0: axis-aligned in map)', 0.0, 90.0),
     Param('grid.yaw_hysteresis_deg', 0.5, 'follow_platoon: the window turns only when the road is half a step '
           'plus this from its yaw, degrees', 0.0, 45.0),

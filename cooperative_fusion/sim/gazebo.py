@@ -28,7 +28,7 @@ from ..core.errors import ConfigError
 from ..core.se3 import from_xyz_rpy, invert
 from ..ros import names
 from .scenario import Dimensions, Scenario
-from .world import OPTICAL2BODY, PHYSICS_DT_NS, Simulation, _Kinematics, road_to_map
+from .world import OPTICAL2BODY, PHYSICS_DT_NS, Simulation, _Kinematics
 
 SDF_VERSION = '1.9'
 WORLD_NAME = 'platoon'
@@ -86,16 +86,6 @@ class Track:
 
 
 # ------------------------------------------------------------------------------------ inputs
-
-def refuse_moved_road(scenario: Scenario) -> None:
-    """ConfigError for a road that does not start at the map origin heading +x: the world's road and
-    the Gazebo truth window take map x as the road coordinate."""
-    road = scenario.road
-    if not road.at_origin_along_x:
-        raise ConfigError(f'{scenario.source}: road starts at ({road.x_m}, {road.y_m}) m heading '
-                          f'{road.heading_deg} deg: export-gazebo supports only roads that start at the map '
-                          f'origin heading +x (x_m = y_m = heading_deg = 0)')
-
 
 def vehicle_extrinsics(platoon_config: str | Path) -> dict[str, dict[str, list[float]]]:
     """``{vehicle id: {'lidar' | 'radar' | 'camera_optical': [x, y, z, roll, pitch, yaw]}}`` as the
@@ -255,7 +245,8 @@ def _road(scenario: Scenario, tracks: dict[str, Track]) -> str:
     lane_w = road.lane_width_m
     width = road.lane_count * lane_w + 2.0                        # 1 m shoulders
     d_mid = (road.lane_count - 1) * lane_w / 2
-    xs = np.concatenate([t.x_m for t in tracks.values()]) if tracks else np.zeros(1)
+    # Road coordinates of every sampled pose (map x on a road from the origin along x).
+    xs = np.concatenate([road.to_road(t.x_m, t.y_m)[0] for t in tracks.values()]) if tracks else np.zeros(1)
     hazards = [h.x_m + h.dimensions.length_m for h in scenario.hazards]
     s0 = float(min(xs.min(), 0.0)) - 100.0
     s1 = float(max(xs.max(), *hazards, 0.0)) + 200.0
@@ -263,7 +254,7 @@ def _road(scenario: Scenario, tracks: dict[str, Track]) -> str:
     n = max(1, int(math.ceil((s1 - s0) / seg)))
     seg = (s1 - s0) / n
     mids = s0 + (np.arange(n) + 0.5) * seg
-    x, y, th = road_to_map(mids, np.full(n, d_mid), road.curvature_per_m)
+    x, y, th = road.to_map(mids, np.full(n, d_mid))
     visuals = ''.join(
         f'<visual name="segment_{k}">{_pose((x[k], y[k], -0.01, 0.0, 0.0, th[k]))}<geometry><box><size>'
         f'{_f(seg + 0.05)} {_f(width)} 0.02</size></box></geometry><material><ambient>0.25 0.25 0.25 1</ambient>'
@@ -316,14 +307,14 @@ def world_sdf(scenario: Scenario, extrinsics: dict[str, dict[str, list[float]]],
     for t in scenario.traffic:
         body = _box_visual('body', t.dimensions, _RGBA.get(t.type.value, _RGBA['car']))
         parts.append(_mover(t.id, tracks[t.id], body, _pose_publisher(t.id, scenario.truth.objects_rate_hz)))
-    kappa = scenario.road.curvature_per_m
+    road = scenario.road
     for h in scenario.hazards:
-        hx, hy, hth = road_to_map(np.array([h.x_m + h.dimensions.length_m / 2]),
-                                  np.array([h.lane * scenario.road.lane_width_m + h.lateral_offset_m]), kappa)
+        hx, hy, hth = road.to_map(np.array([h.x_m + h.dimensions.length_m / 2]),
+                                  np.array([h.lane * road.lane_width_m + h.lateral_offset_m]))
         parts.append(_static_box(h.id, h.kind.value, hx[0], hy[0], hth[0], h.dimensions))
     for row in scenario.roadside:
         for bid, bs, bd in row.boxes(scenario.road):
-            bx, by, bth = road_to_map(np.array([bs]), np.array([bd]), kappa)
+            bx, by, bth = road.to_map(np.array([bs]), np.array([bd]))
             parts.append(_static_box(bid, 'roadside', bx[0], by[0], bth[0], row.dimensions))
     parts.append('</world></sdf>\n')
     return _indent(''.join(parts))
@@ -396,12 +387,9 @@ class GazeboExport:
 
 
 def export_gazebo(scenario: Scenario, out_dir: str | Path, platoon_config: str | Path) -> GazeboExport:
-    """Write the Gazebo files of ``scenario`` into ``out_dir`` (created; existing files replaced).
-
-    ConfigError for a road that does not start at the map origin heading +x (not exported yet)."""
+    """Write the Gazebo files of ``scenario`` into ``out_dir`` (created; existing files replaced)."""
     import yaml
 
-    refuse_moved_road(scenario)
     extrinsics = vehicle_extrinsics(platoon_config)
     tracks = sample_tracks(scenario)
     out = Path(out_dir)

@@ -22,10 +22,10 @@ from ..core.errors import BagError
 from ..core.grid import GridSpec
 from ..ros import names
 from .events import EventKind, SimEvent
-from .gazebo import TRUTH_POSE_PREFIX, refuse_moved_road
-from .scenario import GridWindowMode, Scenario
+from .gazebo import TRUTH_POSE_PREFIX
+from .scenario import Scenario
 from .sensors import BoxSet
-from .world import Simulation, rasterize_boxes, road_to_map
+from .world import Simulation, rasterize_boxes, truth_window
 
 
 def _poses(recorded: str | Path, scenario: Scenario) -> tuple[dict[str, NDArray[np.float64]],
@@ -94,13 +94,12 @@ def boxes_at(scenario: Scenario, tracks: dict[str, NDArray[np.float64]], t_ns: i
         halves.append((dm.length_m / 2, dm.width_m / 2, dm.height_m / 2))
         yaws.append(yaw)
         vels.append((vx, vy, 0.0))
-    kappa = scenario.road.curvature_per_m
     static = [(h.id, h.kind.value, h.x_m + h.dimensions.length_m / 2,
                h.lane * scenario.road.lane_width_m + h.lateral_offset_m, h.dimensions) for h in scenario.hazards]
     static += [(bid, 'roadside', bs, bd, row.dimensions) for row in scenario.roadside
                for bid, bs, bd in row.boxes(scenario.road)]
     for sid, kind, s, d, dm in static:
-        sx, sy, th = road_to_map(np.array([s]), np.array([d]), kappa)
+        sx, sy, th = scenario.road.to_map(np.array([s]), np.array([d]))
         ids.append(sid)
         kinds.append(kind)
         centers.append((float(sx[0]), float(sy[0]), dm.height_m / 2))
@@ -112,15 +111,9 @@ def boxes_at(scenario: Scenario, tracks: dict[str, NDArray[np.float64]], t_ns: i
 
 def _grid_spec(scenario: Scenario, tracks: dict[str, NDArray[np.float64]], t_ns: int) -> GridSpec:
     """The truth grid window at t_ns, placed as the simulator places it (follow: platoon base_link centroid)."""
-    tc = scenario.truth
-    if tc.grid_mode is GridWindowMode.FOLLOW:
-        base = np.array([_interpolate(tracks[v], t_ns)[:2] for v in scenario.vehicle_ids])
-        lane_d = scenario.platoon.lane * scenario.road.lane_width_m
-        cx = float(base[:, 0].mean()) + tc.grid_center_ahead_m
-        cy = float(base[:, 1].mean()) - lane_d + tc.grid_center_y_m
-    else:
-        cx, cy = tc.grid_center_x_m, tc.grid_center_y_m
-    return GridSpec.centered(cx, cy, tc.grid_size_x_m, tc.grid_size_y_m, tc.grid_resolution_m)
+    base = np.array([_interpolate(tracks[v], t_ns)[:2] for v in scenario.vehicle_ids])
+    s, _ = scenario.road.to_road(base[:, 0], base[:, 1])
+    return truth_window(scenario, float(s.mean()), float(base[:, 0].mean()), float(base[:, 1].mean()))
 
 
 def _meta(scenario: Scenario, end_ns: int) -> dict[str, Any]:
@@ -142,7 +135,6 @@ def write_gazebo_truth(recorded: str | Path, scenario: Scenario, out: str | Path
     from ..ros.bag import BagWriter
     from .bag_writer import event_to_message
 
-    refuse_moved_road(scenario)
     tracks, odom_raw = _poses(recorded, scenario)
     t0 = int(min(tr[0, 0] for tr in tracks.values()))
     t1 = int(max(tr[-1, 0] for tr in tracks.values()))

@@ -276,6 +276,25 @@ class Road:
         c, sn = math.cos(h), math.sin(h)
         return self.x_m + c * x - sn * y, self.y_m + sn * x + c * y, th + h
 
+    def to_road(self, x: NDArray[np.floating], y: NDArray[np.floating]
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Map points to road coordinates ``(s, d)``, metres: the inverse of :meth:`to_map` (on a curve,
+        within half a turn of the start)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if not self.at_origin_along_x:
+            h = math.radians(self.heading_deg)
+            c, sn = math.cos(h), math.sin(h)
+            x, y = c * (x - self.x_m) + sn * (y - self.y_m), -sn * (x - self.x_m) + c * (y - self.y_m)
+        kappa = self.curvature_per_m
+        if abs(kappa) < 1e-12:
+            return x.copy(), y.copy()
+        # About the circle's centre (0, 1/kappa): x = r sin(th), y - 1/kappa = -r cos(th), r = 1/kappa - d.
+        sign = 1.0 if kappa > 0 else -1.0
+        th = np.arctan2(sign * x, -sign * (y - 1.0 / kappa))
+        r = sign * np.hypot(x, y - 1.0 / kappa)
+        return th / kappa, 1.0 / kappa - r
+
 
 @dataclass(frozen=True)
 class TruthConfig:

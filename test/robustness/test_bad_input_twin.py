@@ -150,9 +150,10 @@ def grid_garbage(draw) -> Garbage:
     elif kind == 'length':
         n = len(msg.data)
         msg.data = (bytes(msg.data) + bytes(50))[:draw(st.integers(0, n + 50).filter(lambda m: m != n))]
-    elif kind == 'rotated':
-        yaw = draw(st.floats(1e-3, math.pi))
-        info.origin.orientation.z, info.origin.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    elif kind == 'rotated':        # tilted (roll or pitch): a yaw alone is a grid along the road
+        angle = draw(st.floats(1e-3, math.pi))
+        setattr(info.origin.orientation, draw(st.sampled_from('xy')), math.sin(angle / 2))
+        info.origin.orientation.w = math.cos(angle / 2)
     elif kind == 'resolution':
         info.resolution = draw(st.sampled_from([0.0, -0.4, math.nan, math.inf]))
     elif kind == 'empty':

@@ -9,10 +9,8 @@ import pytest
 import yaml
 from numpy.testing import assert_allclose
 
-from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.sim.events import EventKind
-from cooperative_fusion.sim.gazebo import refuse_moved_road
-from cooperative_fusion.sim.scenario import scenario_from_dict
+from cooperative_fusion.sim.scenario import Road, scenario_from_dict
 from cooperative_fusion.sim.world import Simulation
 
 SCENARIOS = Path(__file__).resolve().parents[2] / 'config' / 'scenarios'
@@ -86,7 +84,13 @@ def test_truth_grid_follows_the_road(runs):
     assert abs(nb - na) <= 0.03 * na
 
 
-def test_export_gazebo_refuses_a_moved_road():
-    refuse_moved_road(_scenario(False))
-    with pytest.raises(ConfigError, match='export-gazebo supports only roads that start at the map origin'):
-        refuse_moved_road(_scenario(True))
+@pytest.mark.parametrize('road', [Road(), Road(heading_deg=30.0, x_m=1200.0, y_m=-800.0),
+                                  Road(curvature_per_m=0.002, heading_deg=-20.0),
+                                  Road(curvature_per_m=-0.004, heading_deg=100.0, x_m=5.0, y_m=-7.0)])
+def test_road_coordinates_round_trip(road):
+    s, d = np.array([-100.0, 0.0, 50.0, 400.0]), np.array([0.0, 3.5, -2.0, 7.0])
+    x, y, heading = road.to_map(s, d)
+    assert_allclose(road.to_road(x, y), (s, d), atol=1e-9)
+    # The heading is the direction of the centre line.
+    x1, y1, _ = road.to_map(s + 1e-3, d)
+    assert_allclose(np.arctan2(y1 - y, x1 - x), heading, atol=1e-5)

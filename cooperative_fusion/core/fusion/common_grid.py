@@ -192,18 +192,19 @@ class _Book:
         self.rejoins = 0
 
 
-def onto_yaw(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_], yaw: float
-             ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
-    """Evidence on ``spec`` brought onto the lattice of ``yaw`` (rad) at its own resolution: the window of
-    that yaw holding ``spec``'s corners, each cell taking the evidence under its centre (nearest cell).
-    Unchanged when ``spec`` already has that yaw."""
+def onto_yaw(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_], yaw: float,
+             resolution: float | None = None) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+    """Evidence on ``spec`` brought onto the lattice of ``yaw`` (rad) at ``resolution`` (default its own):
+    the window of that yaw holding ``spec``'s corners, each cell taking the evidence under its centre
+    (nearest cell; a finer output cell lands within half a source cell of it). Unchanged when ``spec``
+    already has that yaw."""
     if abs(spec.yaw - yaw) <= YAW_TOLERANCE_RAD:
         return spec, logodds, known
     corners = spec.to_map_frame(np.array([[spec.origin_x, spec.origin_y],
                                           [spec.origin_x + spec.size_x, spec.origin_y],
                                           [spec.origin_x, spec.origin_y + spec.size_y],
                                           [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]]))
-    out = GridSpec.covering(corners, 0.0, 0.0, spec.resolution, yaw)
+    out = GridSpec.covering(corners, 0.0, 0.0, spec.resolution if resolution is None else resolution, yaw)
     return (out, resample_nearest(spec, np.asarray(logodds, dtype=np.float32), out, np.float32(0.0)),
             resample_nearest(spec, np.asarray(known, dtype=bool), out, False))
 
@@ -373,7 +374,7 @@ class CommonGrid:
             sigma_pose = math.sqrt(max(lam, 0.0))
         res = self._spec.resolution
         if abs(spec.yaw - self._spec.yaw) > YAW_TOLERANCE_RAD:
-            spec, logodds, known = onto_yaw(spec, logodds, known, self._spec.yaw)
+            spec, logodds, known = onto_yaw(spec, logodds, known, self._spec.yaw, min(spec.resolution, res))
             self.resampled_evidence += 1
         try:
             spec, logodds, known = resample_to_resolution(spec, logodds, known, res, self._spec)

@@ -251,7 +251,8 @@ class CooperativeFusion:
                 and np.shape(known) == spec.shape:
             # Another lattice (a vehicle's window turned by another step than the common one): every later
             # step works on the common lattice.
-            spec, logodds, known = onto_yaw(spec, logodds, known, self.grid.spec.yaw)
+            spec, logodds, known = onto_yaw(spec, logodds, known, self.grid.spec.yaw,
+                                            min(spec.resolution, self.grid.spec.resolution))
             self.resampled_evidence += 1
         spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns)
         latency_ns = st.link.latency_ns(now_ns)       # one quantile for both age limits
