@@ -25,9 +25,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ConfigError
+from .errors import ConfigError, CooperativeFusionError
 from .grid import GridSpec
 from .metrics import Box
+from .road import RoadConfig, RoadModel
 
 #: A truth frame is compared with the newest grid published at or before it, if not older than this.
 MAX_GRID_AGE_NS = 200_000_000
@@ -256,26 +257,49 @@ def moved(box: Box, dt_s: float) -> Box:
     return replace(box, center_x=box.center_x + box.vx * dt_s, center_y=box.center_y + box.vy * dt_s)
 
 
+def _relative(vehicle: Box, other: Box, road: RoadModel | None
+              ) -> tuple[float, float, float, float, float, float]:
+    """``other`` relative to ``vehicle``: position along / across (m), velocity along / across (m/s), and
+    the half extents of the pair along / across (m). In the vehicle's frame, or along ``road`` when given
+    (positions as road coordinates, velocities and yaws on the road's heading where each box is)."""
+    if road is None:
+        c, s = math.cos(vehicle.yaw), math.sin(vehicle.yaw)
+        rx, ry = other.center_x - vehicle.center_x, other.center_y - vehicle.center_y
+        dvx, dvy = other.vx - vehicle.vx, other.vy - vehicle.vy
+        yaw_v, yaw_o = 0.0, other.yaw - vehicle.yaw
+        px0, py0, vxl, vyl = c * rx + s * ry, -s * rx + c * ry, c * dvx + s * dvy, -s * dvx + c * dvy
+    else:
+        xy = np.array([[vehicle.center_x, vehicle.center_y], [other.center_x, other.center_y]])
+        sd, dd = road.to_road(xy)
+        vs, vd = road.velocity_to_road(xy, np.array([[vehicle.vx, vehicle.vy], [other.vx, other.vy]]))
+        heading = road.heading_at(sd)
+        yaw_v, yaw_o = vehicle.yaw - float(heading[0]), other.yaw - float(heading[1])
+        px0, py0 = float(sd[1] - sd[0]), float(dd[1] - dd[0])
+        vxl, vyl = float(vs[1] - vs[0]), float(vd[1] - vd[0])
+
+    def extents(box: Box, yaw: float) -> tuple[float, float]:
+        c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+        return 0.5 * (c * box.length + s * box.width), 0.5 * (s * box.length + c * box.width)
+
+    (av, cv), (ao, co) = extents(vehicle, yaw_v), extents(other, yaw_o)
+    return px0, py0, vxl, vyl, av + ao, cv + co
+
+
 def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: float = CONFLICT_DISTANCE_M,
-                    step_s: float = JUDGE_STEP_S) -> float:
+                    step_s: float = JUDGE_STEP_S, road: RoadModel | None = None) -> float:
     """Seconds until ``other`` comes within ``distance_m`` (bumper gap) of ``vehicle`` in front of it, both
     keeping their velocities (no reaction), within ``horizon_s``; inf when it does not.
 
-    In the vehicle's frame: the other's centre is ahead of the vehicle's centre now, the boxes overlap
-    across the heading at that time, and the gap along it is at most ``distance_m``. Motion across the
-    heading is a lane change, not a drift: towards the vehicle's centre line it stops there (a car merging
-    into the vehicle's lane ends in it), away from it after ``LANE_CHANGE_M``.
+    In the vehicle's frame, or along ``road`` when given (both keep their speeds along the road and their
+    lateral offsets from it: on a curve they follow the road, not their headings' straight lines): the
+    other's centre is ahead of the vehicle's centre now, the boxes overlap across the road at that time,
+    and the gap along it is at most ``distance_m``. Motion across is a lane change, not a drift: towards
+    the vehicle's centre line it stops there (a car merging into the vehicle's lane ends in it), away from
+    it after ``LANE_CHANGE_M``.
     """
-    c, s = math.cos(vehicle.yaw), math.sin(vehicle.yaw)
-    rx, ry = other.center_x - vehicle.center_x, other.center_y - vehicle.center_y
-    px0, py0 = c * rx + s * ry, -s * rx + c * ry
+    px0, py0, vxl, vyl, along, across = _relative(vehicle, other, road)
     if px0 <= 0.0:
         return math.inf
-    dvx, dvy = other.vx - vehicle.vx, other.vy - vehicle.vy
-    vxl, vyl = c * dvx + s * dvy, -s * dvx + c * dvy
-    dyaw = other.yaw - vehicle.yaw
-    along = 0.5 * vehicle.length + 0.5 * (abs(math.cos(dyaw)) * other.length + abs(math.sin(dyaw)) * other.width)
-    across = 0.5 * vehicle.width + 0.5 * (abs(math.sin(dyaw)) * other.length + abs(math.cos(dyaw)) * other.width)
     t = np.arange(int(math.floor(horizon_s / step_s + 1e-9)) + 1) * step_s
     shift = np.clip(vyl * t, -LANE_CHANGE_M, LANE_CHANGE_M)
     if py0 * vyl < 0:
@@ -283,6 +307,48 @@ def conflict_time_s(vehicle: Box, other: Box, horizon_s: float, distance_m: floa
     px, py = px0 + vxl * t, py0 + shift
     hit = (np.abs(px) - along <= distance_m) & (np.abs(py) < across)
     return float(t[np.argmax(hit)]) if hit.any() else math.inf
+
+
+#: The truth road is fitted to the leader's true path this long either side of the judged moment, seconds.
+TRUTH_ROAD_WINDOW_S = 10.0
+#: A fitted truth road curving less than this (1/m; radius 5 km) is not used: the vehicle's own frame judges
+#: a straight road as well, and a lane change of the leader does not make a curve.
+TRUTH_ROAD_MIN_CURVATURE_PER_M = 2e-4
+
+
+class TruthRoad:
+    """The road as the platoon leader truly drove it: per stamp, a line or arc (:class:`RoadModel`) fitted
+    to the leader's true positions within ``TRUTH_ROAD_WINDOW_S`` either side (the future included: this
+    is truth, not a prediction). :meth:`at` gives None where the path is straight (the vehicle's frame then
+    judges as well) or cannot be fitted."""
+
+    def __init__(self, stamps_ns: NDArray[np.integer], xy: NDArray[np.floating],
+                 window_s: float = TRUTH_ROAD_WINDOW_S) -> None:
+        self.t = np.asarray(stamps_ns, dtype=np.int64)
+        self.xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        self.window_ns = int(window_s * 1e9)
+        # every path point weighs the same; outliers are not expected in truth
+        self.cfg = RoadConfig(weight_length_m=1e9, axis_snap_heading_rad=0.0, axis_snap_curvature_per_m=0.0,
+                              axis_snap_offset_m=0.0)
+        self._cache: dict[int, RoadModel | None] = {}
+
+    def at(self, t_ns: int) -> RoadModel | None:
+        key = int(t_ns) // 500_000_000                # one fit per half second
+        if key in self._cache:
+            return self._cache[key]
+        mid = key * 500_000_000 + 250_000_000
+        sel = (self.t >= mid - self.window_ns) & (self.t <= mid + self.window_ns)
+        pts = self.xy[sel]
+        road: RoadModel | None = None
+        if len(pts) >= self.cfg.min_points:
+            try:
+                road = RoadModel.from_path(pts, self.cfg)
+            except CooperativeFusionError:
+                road = None
+            if road is not None and abs(float(road.curvature_at(0.0))) < TRUTH_ROAD_MIN_CURVATURE_PER_M:
+                road = None
+        self._cache[key] = road
+        return road
 
 
 @dataclass(frozen=True)
@@ -314,16 +380,19 @@ class Judgement:
 
 
 def judge_warning(w: WarningRecord, boxes: Sequence[Box], horizon_s: float,
-                  distance_m: float = CONFLICT_DISTANCE_M, match_m: float = OBSTACLE_MATCH_M) -> Judgement:
-    """Judge one warning on the truth ``boxes`` at its stamp (each carrying its velocity). The vehicle's own
-    box is never the named obstacle; a warning without a vehicle box or an obstacle position is not true."""
+                  distance_m: float = CONFLICT_DISTANCE_M, match_m: float = OBSTACLE_MATCH_M,
+                  road: RoadModel | None = None) -> Judgement:
+    """Judge one warning on the truth ``boxes`` at its stamp (each carrying its velocity), along ``road`` when
+    given (a curve). The vehicle's own box is never the named obstacle; a warning without a vehicle box or an
+    obstacle position is not true."""
     own = next((b for b in boxes if b.id == w.vehicle), None)
     if own is None or not (math.isfinite(w.obstacle_x) and math.isfinite(w.obstacle_y)):
         return Judgement(w, (), ())
     xy = np.array([w.obstacle_x, w.obstacle_y])
     named = tuple(b.id for b in boxes if b.id != w.vehicle and box_distance(b, xy) <= match_m)
     by_id = {b.id: b for b in boxes}
-    conflicting = tuple(i for i in named if math.isfinite(conflict_time_s(own, by_id[i], horizon_s, distance_m)))
+    conflicting = tuple(i for i in named
+                        if math.isfinite(conflict_time_s(own, by_id[i], horizon_s, distance_m, road=road)))
     return Judgement(w, named, conflicting)
 
 
@@ -382,19 +451,22 @@ class TruthConflict:
 
 
 def truth_conflicts(frames: Sequence[tuple[int, Sequence[Box]]], vehicles: Sequence[str], horizon_s: float,
-                    distance_m: float = CONFLICT_DISTANCE_M, gap_ns: int = EPISODE_GAP_NS) -> list[TruthConflict]:
+                    distance_m: float = CONFLICT_DISTANCE_M, gap_ns: int = EPISODE_GAP_NS,
+                    road: TruthRoad | None = None) -> list[TruthConflict]:
     """Conflicts in the truth frames (stamp ns, boxes with velocities), per (vehicle, object): frames showing
     one less than ``gap_ns`` apart are one conflict; its moment is the earliest frame stamp + time to it.
+    ``road``: judged along the true road where it curves (:class:`TruthRoad`).
     In each frame only the object a vehicle would reach first counts (what lies beyond it is reached, if at
     all, through it)."""
     found: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for stamp, boxes in sorted(frames, key=lambda f: f[0]):
         by_id = {b.id: b for b in boxes}
+        at = road.at(int(stamp)) if road is not None else None
         for vid in vehicles:
             own = by_id.get(vid)
             if own is None:
                 continue
-            times = {b.id: conflict_time_s(own, b, horizon_s, distance_m) for b in boxes if b.id != vid}
+            times = {b.id: conflict_time_s(own, b, horizon_s, distance_m, road=at) for b in boxes if b.id != vid}
             first = min(times.values(), default=math.inf)
             for bid, t in times.items():
                 if math.isfinite(t) and t <= first + 1e-9:

@@ -55,6 +55,7 @@ import json
 import math
 import re
 from collections import OrderedDict
+from functools import cached_property
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -554,8 +555,21 @@ class _Evaluator:
         if j < 0:
             return Judgement(w, (), ())
         dt = (w.stamp_ns - int(self.object_stamps[j])) * 1e-9
+        road = self.truth_road.at(w.stamp_ns) if self.truth_road is not None else None
         return judge_warning(w, [moved(b, dt) for b in self.truth.objects[j]], self.horizon_s,
-                             self.conflict_distance_m)
+                             self.conflict_distance_m, road=road)
+
+    @cached_property
+    def truth_road(self) -> Any:
+        """The road the platoon leader truly drove (core.evaluation.TruthRoad), None without its odometry."""
+        from ..core.evaluation import TruthRoad
+
+        ids = [str(v) for v in self.truth.meta.get('vehicle_ids') or []]
+        leader = next((v for v in ids if v in self.odom), None) or next(iter(sorted(self.odom)), None)
+        if leader is None or len(self.odom[leader]) == 0:
+            return None
+        rows = self.odom[leader]
+        return TruthRoad(self.odom_t[leader], rows[:, 1:3])
 
     def warning_report(self, vids: list[str]) -> dict[str, Any]:
         """warning_lead_time_s, false_warnings, missed_warnings and their lists (docs/metrics.md)."""
@@ -567,7 +581,7 @@ class _Evaluator:
         judged = [self.judge(w) for w in self.warning_records]
         episodes = episodes_of(judged)
         conflicts = truth_conflicts(list(zip(self.truth.object_stamps, self.truth.objects)), vids, self.horizon_s,
-                                    self.conflict_distance_m)
+                                    self.conflict_distance_m, road=self.truth_road)
         # Conflicts whose "1 s before" lies after the result bag's end cannot have been warned yet: not judged.
         judgeable = [c for c in conflicts if self.end_ns is None or c.moment_ns - MIN_WARNING_NS <= self.end_ns]
         missed = missed_conflicts(judgeable, judged)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from cooperative_fusion.core.evaluation import (Judgement, TruthConflict, WarningRecord, box_distance,
+from cooperative_fusion.core.evaluation import (Judgement, TruthConflict, TruthRoad, WarningRecord, box_distance,
                                                 conflict_time_s, episodes_of, hazard_lead_times_s, judge_warning,
                                                 missed_conflicts, moved, truth_conflicts)
 from cooperative_fusion.core.metrics import Box
@@ -130,3 +131,46 @@ def test_a_merging_car_ends_in_the_lane_and_only_the_first_object_reached_is_a_c
     frames = [(0, [car('v4', 0.0, 25.0), Box(25.0, 0.0, 12.0, 2.5, 0.0, 'v2', 'truck', 3.8, 15.0, 0.0),
                    car('h1', 60.0, 0.0)])]
     assert [(c.vehicle, c.object) for c in truth_conflicts(frames, ['v4'], H)] == [('v4', 'v2')]
+
+
+# --- curved roads: judged along the road the leader truly drove ----------------------------------------------------
+
+R_CURVE = 500.0
+
+
+def on_arc(bid: str, s: float, speed: float, d: float = 0.0) -> Box:
+    """A car on a left-curving arc of radius R_CURVE starting at the origin along +x: s along, d left."""
+    th = s / R_CURVE
+    x, y = (R_CURVE - d) * math.sin(th), R_CURVE - (R_CURVE - d) * math.cos(th)
+    return Box(x, y, 4.5, 1.8, th, bid, 'car', 1.5, speed * math.cos(th), speed * math.sin(th))
+
+
+def arc_road(duration_s: float = 30.0, speed: float = 25.0) -> TruthRoad:
+    t = np.arange(0.0, duration_s, 0.02)
+    boxes = [on_arc('v1', speed * k, speed) for k in t]
+    return TruthRoad((t * S).astype(np.int64), np.array([[b.center_x, b.center_y] for b in boxes]))
+
+
+def test_a_stopped_car_ahead_on_a_curve_is_a_conflict_along_the_road():
+    road = arc_road()
+    ego, hazard = on_arc('v1', 100.0, 25.0), on_arc('h1', 100.0 + 129.5, 0.0)
+    # On its heading's straight line the hazard is 13 m to the side: the vehicle frame misses it ...
+    assert math.isinf(conflict_time_s(ego, hazard, H + 1.0))
+    # ... along the road the bumper gap of 125 m closes to 5 m at 25 m/s in 4.8 s.
+    at = road.at(4 * S)
+    assert at is not None
+    assert conflict_time_s(ego, hazard, H + 1.0, road=at) == pytest.approx(4.8, abs=0.06)
+    # A stopped car in the next lane of the curve is no conflict along the road either.
+    assert math.isinf(conflict_time_s(ego, on_arc('p', 100.0 + 60.0, 0.0, d=3.5), H + 1.0, road=at))
+
+
+def test_truth_road_is_none_on_a_straight_path_and_truth_conflicts_use_it_on_a_curve():
+    t = np.arange(0.0, 30.0, 0.02)
+    straight = TruthRoad((t * S).astype(np.int64), np.stack([25.0 * t * math.cos(0.5), 25.0 * t * math.sin(0.5)], 1))
+    assert straight.at(10 * S) is None
+    road = arc_road()
+    frames = [(4 * S, [on_arc('v1', 100.0, 25.0), on_arc('h1', 229.5, 0.0)])]
+    assert truth_conflicts(frames, ['v1'], H, road=None) == []
+    found = truth_conflicts(frames, ['v1'], H, road=road)
+    assert [(c.vehicle, c.object) for c in found] == [('v1', 'h1')]
+    assert found[0].moment_ns == pytest.approx(4 * S + 4.8 * S, abs=0.06 * S)
