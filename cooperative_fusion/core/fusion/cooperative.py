@@ -158,10 +158,9 @@ class CooperativeFusion:
         self._body_percent = int(round(100.0 / (1.0 + math.exp(-cfg.fusion.clamp_max))))
         self._placed = cfg.window_mode is WindowMode.FIXED
         self._window_center: NDArray[np.float64] | None = None
-        #: when to publish: on new evidence, rate-limited, with a deadline and a heartbeat
-        self.publish_policy = PublishPolicy(PublishPolicyConfig(
-            heartbeat_ns=int(round(cfg.publish_period_s * 1e9)), min_interval_ns=cfg.publish_min_interval_ns,
-            max_delay_ns=cfg.publish_max_delay_ns))
+        #: when to publish between heartbeats: on new evidence, rate-limited, with a deadline
+        self.publish_policy = PublishPolicy(PublishPolicyConfig(min_interval_ns=cfg.publish_min_interval_ns,
+                                                                max_delay_ns=cfg.publish_max_delay_ns))
 
     # ------------------------------------------------------------------ time --
 
@@ -410,8 +409,8 @@ class CooperativeFusion:
         self._placed = True
 
     def publish_due(self, now_ns: int) -> bool:
-        """True when the grid is due at common time ``now_ns`` (the node's check timer): held evidence whose rate
-        limit or deadline has passed, or the heartbeat."""
+        """True when a grid is due at common time ``now_ns`` (the node's check timer): held evidence whose rate
+        limit or deadline has passed."""
         return self.publish_policy.due(now_ns)
 
     def publish(self, now_ns: int) -> GridOutput:

@@ -1,4 +1,4 @@
-"""PublishPolicy: a grid on new evidence, rate-limited, with a deadline and a heartbeat (sim time, no ROS)."""
+"""PublishPolicy: a grid on new evidence, rate-limited, with a deadline (sim time, no ROS)."""
 from __future__ import annotations
 
 import pytest
@@ -11,8 +11,7 @@ T0 = 10_000 * MS
 
 
 def policy(**kw) -> PublishPolicy:
-    p = PublishPolicy(PublishPolicyConfig(**{'heartbeat_ns': 100 * MS, 'min_interval_ns': 20 * MS,
-                                             'max_delay_ns': 50 * MS, **kw}))
+    p = PublishPolicy(PublishPolicyConfig(**{'min_interval_ns': 20 * MS, 'max_delay_ns': 50 * MS, **kw}))
     p.published(T0)
     return p
 
@@ -21,7 +20,8 @@ def run(p: PublishPolicy, evidence_ms: list[float], until_ms: float, check_ms: f
     """Drive ``p`` like the node: evidence at the given times (ms after T0), a check every ``check_ms``;
     the times (ms after T0) at which a grid went out."""
     out: list[float] = []
-    events = sorted([(t, 0) for t in evidence_ms] + [(k * check_ms, 1) for k in range(1, int(until_ms / check_ms) + 1)])
+    checks = [(k * check_ms, 1) for k in range(1, int(until_ms / check_ms) + 1)]
+    events = sorted([(t, 0) for t in evidence_ms] + checks)
     for t, kind in events:
         now = T0 + int(round(t * MS))
         if (p.evidence(now) if kind == 0 else p.due(now)):
@@ -65,8 +65,9 @@ def test_a_burst_gives_one_grid_now_and_one_at_the_rate_limit_not_a_storm():
     assert grids == [25.0, 45.0]
 
 
-def test_without_evidence_the_heartbeat_keeps_the_period():
-    assert run(policy(), [], until_ms=350.0, check_ms=10.0) == [100.0, 200.0, 300.0]
+def test_without_evidence_there_is_nothing_to_publish():
+    p = policy()
+    assert run(p, [], until_ms=350.0, check_ms=10.0) == [] and p.next_due_ns() is None
 
 
 def test_evidence_waits_at_most_the_rate_limit_and_grids_never_come_closer():
@@ -79,15 +80,21 @@ def test_evidence_waits_at_most_the_rate_limit_and_grids_never_come_closer():
         assert first - t <= 20.0 + 10.0                 # rate limit + check period
 
 
-def test_evidence_off_publishes_at_the_heartbeat_and_the_deadline():
-    p = policy(min_interval_ns=None, max_delay_ns=60 * MS, heartbeat_ns=200 * MS)
+def test_evidence_off_publishes_at_the_deadline_only():
+    p = policy(min_interval_ns=None, max_delay_ns=60 * MS)
     assert not p.evidence(T0 + 50 * MS)
     assert not p.due(T0 + 109 * MS)
-    assert p.due(T0 + 110 * MS)                         # the deadline, before the heartbeat at 200
+    assert p.due(T0 + 110 * MS)
 
 
-@pytest.mark.parametrize('kw, match', [({'heartbeat_ns': 0}, 'heartbeat_ns must be positive'),
-                                       ({'min_interval_ns': -1}, 'min_interval_ns must be >= 0'),
+def test_a_heartbeat_grid_takes_the_held_evidence_with_it():
+    p = policy()
+    assert not p.evidence(T0 + 5 * MS)
+    p.published(T0 + 10 * MS)                           # the node's heartbeat
+    assert not p.due(T0 + 30 * MS) and p.next_due_ns() is None
+
+
+@pytest.mark.parametrize('kw, match', [({'min_interval_ns': -1}, 'min_interval_ns must be >= 0'),
                                        ({'max_delay_ns': -1}, 'max_delay_ns must be >= 0')])
 def test_bad_config_is_refused(kw, match):
     with pytest.raises(ConfigError, match=match):
