@@ -113,7 +113,7 @@ PARAMS: tuple[Param, ...] = (
           0.0, 60.0),
     Param('pose_buffer.extrapolation_margin_s', 0.1,
           'lookups up to this far past the newest pose extrapolate, seconds', 0.0, 10.0),
-    Param('pose_buffer.extrapolate_s', 0.02, 'a sync set goes on once odometry reaches this close to its last '
+    Param('pose_buffer.extrapolate_s', 0.0, 'a sync set goes on once odometry reaches this close to its last '
           'stamp (deskew: its sweep\'s end) and the newest pose\'s twist carries it the rest of the way, instead '
           'of waiting for odometry after it; at most extrapolation_margin_s; 0 = wait, seconds', 0.0, 10.0),
     # sensor models

@@ -34,11 +34,11 @@ class PublishPolicyConfig:
 class PublishPolicy:
     """Publish decisions for new evidence (module docstring). Rules, at ``now_ns``:
 
-    * no grid yet: publish;
+    * nothing new: no grid (the heartbeat's);
+    * evidence fused and no grid yet: publish;
     * evidence fused and at least ``min_interval_ns`` since the last grid: publish (at once on arrival, or at
       the first check after the rate limit has passed);
-    * evidence waiting ``max_delay_ns`` or longer: publish (the deadline beats the rate limit);
-    * nothing new: no grid (the heartbeat's).
+    * evidence waiting ``max_delay_ns`` or longer: publish (the deadline beats the rate limit).
     """
 
     def __init__(self, config: PublishPolicyConfig = PublishPolicyConfig()) -> None:
@@ -54,10 +54,10 @@ class PublishPolicy:
 
     def due(self, now_ns: int) -> bool:
         """A check at ``now_ns`` (timer): True when a grid should go out now for evidence not yet in one."""
-        if self.last_ns is None:
-            return True
         if self.pending_ns is None:
             return False
+        if self.last_ns is None:
+            return True
         cfg, now = self.config, int(now_ns)
         return ((cfg.min_interval_ns is not None and now - self.last_ns >= cfg.min_interval_ns)
                 or now - self.pending_ns >= cfg.max_delay_ns)

@@ -30,9 +30,10 @@ def run(p: PublishPolicy, evidence_ms: list[float], until_ms: float, check_ms: f
     return out
 
 
-def test_the_first_grid_goes_out_at_once():
+def test_the_first_evidence_goes_out_at_once_and_nothing_without_evidence():
     p = PublishPolicy()
-    assert p.next_due_ns() is None and p.due(T0) and p.evidence(T0)
+    assert not p.due(T0) and p.next_due_ns() is None
+    assert p.evidence(T0) and p.due(T0)
 
 
 def test_evidence_after_the_rate_limit_goes_out_on_arrival():
