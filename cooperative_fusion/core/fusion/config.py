@@ -50,7 +50,8 @@ class FusionNodeConfig:
     publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds (publish: the heartbeat)
     publish_min_interval_ns : shortest time between two grids; None: evidence does not trigger a grid, ns
     publish_max_delay_ns : fused evidence is in a grid at most this long after it (deadline), ns
-    publish_check_period_s : period of the timer that checks the deadline and the heartbeat, seconds
+    publish_check_period_s : period of the timer that publishes held evidence once its rate limit or deadline has
+        passed, seconds
     frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
     """
 
