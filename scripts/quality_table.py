@@ -150,7 +150,7 @@ def _f(v: Any) -> str:
 def table(reports: dict[str, dict[str, Any]], command: str) -> str:
     d = reports['default']
     vids = sorted(k for k in (d.get('ego_only_object_recall') or {}) if k != 'mean')
-    out = [f'# Measured quality on highway_occlusion', '',
+    out = ['# Measured quality on highway_occlusion', '',
            f'Made by `{command}` on {_dt.date.today().isoformat()} (deterministic lock-step runs; '
            f'every number below is measured by `cooperative-fusion evaluate`).', '',
            '## Cooperative vs ego-only (default scenario)', '',

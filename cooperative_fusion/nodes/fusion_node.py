@@ -4,8 +4,9 @@ Subscribes, per configured vehicle ``<v>``, to ``/<v>/evidence_grid``, ``/<v>/od
 ``/<v>/time_reference`` and (with ``dynamic.enabled``) ``/<v>/radar/targets``;
 publishes the posterior on ``topics.output`` (latched, depth 1) and its health on
 ``/diagnostics``. The work is :class:`~cooperative_fusion.core.fusion.cooperative.CooperativeFusion`;
-this node converts messages, calls it on the timers (publish, co-registration,
-discovery of unconfigured vehicles, diagnostics) and publishes. The README
+this node converts messages, calls it on the timers (publish heartbeat, publish check,
+co-registration, discovery of unconfigured vehicles, diagnostics) and publishes: on the heartbeat, and
+after fused evidence when the core's publish policy says (rate limit, deadline). The README
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
@@ -86,6 +87,8 @@ class FusionNode(BaseNode):
                                          *time_reference_to_ns(m))), state_qos())
         self.publish_timer = self.create_timer(cfg.publish_period_s,
                                                self.guard('publish', lambda: self._publish(self.now_ns())))
+        self.publish_check_timer = self.create_timer(cfg.publish_check_period_s,
+                                                     self.guard('publish', self._on_publish_check))
         self.coreg_timer = (self.create_timer(cfg.coreg_period_s, self.guard('coregistration', self._on_coregistration))
                             if cfg.coreg_enabled else None)
         self.discovery_timer = self.create_timer(cfg.discovery_period_s, self.guard('discovery', self._on_discovery))
@@ -155,6 +158,12 @@ class FusionNode(BaseNode):
             return
         xyv = np.stack([points['x'], points['y'], points['velocity']], axis=1)
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
+
+    def _on_publish_check(self) -> None:
+        """Publish held evidence once its rate limit or deadline has passed."""
+        now = self.now_ns()
+        if self.core.publish_due(now):
+            self._publish(now)
 
     def _publish(self, now: int) -> None:
         """One fusion cycle at common time ``now``: the core's grid out, its latencies recorded."""

@@ -13,11 +13,18 @@ PARAMS: tuple[Param, ...] = (
     Param('topics.output', COMMON_GRID, 'OccupancyGrid output (latched: TRANSIENT_LOCAL, depth 1)'),
     Param('time_reference_topic', '',
           'TimeReference mapping the node clock to common time; empty = the node clock is common time'),
-    Param('publish_rate_hz', 10.0, 'fusion cycles (decay + publish) per second, node clock', 0.01, 1000.0),
+    Param('publish_rate_hz', 10.0, 'heartbeat: grids (decay + publish) per second on a fixed phase, whatever '
+          'arrives, node clock', 0.01, 1000.0),
     Param('publish_on_evidence', True,
-          'also publish right after fusing evidence (no sooner than publish_min_interval_s after the last)'),
-    Param('publish_min_interval_s', 0.02, 'publish_on_evidence: shortest time between two grids, seconds',
+          'publish when new evidence has been fused (no sooner than publish_min_interval_s after the last grid); '
+          'false: grids at the heartbeat and the deadline only'),
+    Param('publish_min_interval_s', 0.02, 'publish_on_evidence: shortest time between two grids (rate limit), '
+          'seconds', 0.0, 3600.0),
+    Param('publish_max_delay_s', 0.05, 'deadline: fused evidence is in a grid at most this long after the oldest '
+          'evidence not yet published, whatever the rate limit (to within publish_check_period_s), seconds',
           0.0, 3600.0),
+    Param('publish_check_period_s', 0.01, 'period of the timer that publishes held evidence once the rate limit '
+          'or the deadline has passed, node clock, seconds', 0.001, 10.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
     Param('grid.size_x_m', 240.0, 'window extent along the road (map x when not turned), metres', 1.0, 5000.0),

@@ -25,7 +25,8 @@ from typing import Any, Mapping, Sequence
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 
-from ..core.config_values import config_from_values
+from ..core.config_values import config_from_values, seconds_to_ns
+from ..core.errors import ConfigError
 from ..core.timebase import ClockFitConfig
 from ..core.vehicle.ground import GroundConfig
 from ..core.vehicle.pipeline import STREAMS, LidarScan, PipelineConfig, RadarScan, WindowConfig
@@ -101,6 +102,10 @@ PARAMS: tuple[Param, ...] = (
           0.001, 60.0),
     Param('sync.poll_period_s', 0.05, 'period of the timer that releases sets with missing members, seconds',
           0.001, 10.0),
+    *(Param(f'sync.min_interval.{stream}_s', bound, f'{stream} stamps are at least this far apart (a rate bound, '
+            f'message_filters\' inter-message lower bound): a set goes out without waiting for the next {stream} '
+            f'message when that cannot beat it; 0 = no bound (wait), seconds', 0.0, 10.0)
+      for stream, bound in (('lidar', 0.05), ('radar', 0.025), ('camera', 0.033))),
     # pose buffer
     Param('pose_buffer.max_age_s', 2.0, 'odometry history kept, seconds', 0.01, 600.0),
     Param('pose_buffer.wait_s', 0.3, 'a sync set waits for odometry to cover its stamps (odometry may arrive after '
@@ -112,6 +117,9 @@ PARAMS: tuple[Param, ...] = (
           0.0, 60.0),
     Param('pose_buffer.extrapolation_margin_s', 0.1,
           'lookups up to this far past the newest pose extrapolate, seconds', 0.0, 10.0),
+    Param('pose_buffer.extrapolate_s', 0.0, 'a sync set goes on once odometry reaches this close to its last '
+          'stamp (deskew: its sweep\'s end) and the newest pose\'s twist carries it the rest of the way, instead '
+          'of waiting for odometry after it; at most extrapolation_margin_s; 0 = wait, seconds', 0.0, 10.0),
     # sensor models
     Param('lidar.p_hit', 0.85, 'lidar inverse model: occupancy probability at a return', 0.5, 1.0),
     Param('lidar.p_miss', 0.35, 'lidar inverse model: occupancy probability where a beam passed', 0.0, 0.5),
@@ -226,12 +234,20 @@ def config_from_params(values: Mapping[str, Any], namespace: str = '/') -> Vehic
         lidar_model=model('lidar'), radar_model=model('radar', 'sigma_m'),
         camera_model=model('camera', 'hfov_deg', 'stride'),
         ground=config_from_values(GroundConfig, values, 'ground.', names={'ground_z_m': 'z_m'}))
+    if values['pose_buffer.extrapolate_s'] > values['pose_buffer.extrapolation_margin_s']:
+        raise ConfigError(f"pose_buffer.extrapolate_s {values['pose_buffer.extrapolate_s']!r} is beyond "
+                          f"pose_buffer.extrapolation_margin_s {values['pose_buffer.extrapolation_margin_s']!r}: "
+                          f"the pose buffer would refuse the lookups")
     timebase = (config_from_values(ClockFitConfig, values, 'timebase.', ignore=('enabled',))
                 if values['timebase.enabled'] else None)
     return config_from_values(
         VehicleConfig, values, vehicle_id=v, frames=frames, pipeline=pipeline,
-        sync=config_from_values(SyncConfig, values, 'sync.', ignore=('poll_period_s',)),
-        pose_buffer=config_from_values(PoseBufferConfig, values, 'pose_buffer.', ignore=('wait_s', 'max_wait_s')),
+        sync=config_from_values(SyncConfig, values, 'sync.',
+                                ignore=('poll_period_s', *(f'min_interval.{s}_s' for s in STREAMS)),
+                                min_intervals_ns={s: seconds_to_ns(values[f'sync.min_interval.{s}_s'])
+                                                  for s in values['sync.streams'] if s in STREAMS}),
+        pose_buffer=config_from_values(PoseBufferConfig, values, 'pose_buffer.',
+                                       ignore=('wait_s', 'max_wait_s', 'extrapolate_s')),
         pose_wait=config_from_values(PoseWaitConfig, values, 'pose_buffer.',
                                      ignore=('max_age_s', 'extrapolation_margin_s')),
         timebase=timebase, share=config_from_values(ShareConfig, values, 'share.'))

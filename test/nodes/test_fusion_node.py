@@ -344,8 +344,9 @@ def test_node_rejects_out_of_range_parameter(ros_context):
 
 @pytest.mark.parametrize('on_evidence', [False, True])
 def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
-    """`run --bag` composes the node under the lock-step runner: timers and stamps follow sim time. With
-    publish_on_evidence a grid also goes out right after the evidence is fused (latency 20 ms, not 100)."""
+    """`run --bag` composes the node under the lock-step runner: timers and stamps follow sim time. Grids on the
+    10 Hz heartbeat; with publish_on_evidence one also goes out right after the evidence is fused (latency 20 ms,
+    not 100), without it at the deadline, publish_max_delay_s (50 ms) after it was fused (latency 70 ms)."""
     fusion = make_fusion(ros_context, vehicles=['v1'], vehicle_weights=[1.0], **{
         'grid.mode': 'fixed', 'grid.size_x_m': 30.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_y_m': -8.0,
         'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5, 'publish_on_evidence': on_evidence})
@@ -360,8 +361,7 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
         runner.advance_to(50 * 10**9 + 300_000_000)
         grids = [(msg, t) for topic, msg, t in out if topic == '/cooperative/grid']
         expected = [50_100_000_000, 50_200_000_000, 50_300_000_000]
-        if on_evidence:
-            expected.insert(1, t_ev)
+        expected.insert(1, t_ev if on_evidence else t_ev + 50_000_000)
         assert [t for _, t in grids] == expected
         assert [stamp_to_ns(m.header.stamp) for m, _ in grids] == [t for _, t in grids]
         assert np.all(grid_from_msg(grids[0][0])[1] == -1)                  # before the evidence
@@ -369,8 +369,8 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
         assert np.all(cells[box_cells(spec, *BOX_A)] >= 65)
         assert fusion.drops.counts == {'v1.too_old': 1}
         assert len(fusion.latency) == 1
-        # publish (50.12 s on evidence, else 50.2 s on the timer) - stamp 50.1 s
-        assert fusion.latency.percentile(50) == pytest.approx(20.0 if on_evidence else 100.0)
+        # publish (50.12 s on evidence, else 50.17 s at the deadline) - stamp 50.1 s
+        assert fusion.latency.percentile(50) == pytest.approx(20.0 if on_evidence else 70.0)
     finally:
         fusion.destroy_node()
 

@@ -477,6 +477,18 @@ def test_config_from_namespace_and_bad_values():
         config_from_params({**defaults, 'share.period_cycles': 2.5}, '/v1')
 
 
+def test_sync_rate_bounds_and_pose_extrapolation_from_parameters():
+    defaults = {p.name: p.default for p in PARAMS}
+    cfg = config_from_params(defaults, '/v1')
+    assert dict(cfg.sync.min_intervals_ns) == {'lidar': 50_000_000, 'radar': 25_000_000, 'camera': 33_000_000}
+    assert cfg.pose_wait.extrapolate_ns == 0
+    two = config_from_params({**defaults, 'sync.streams': ['lidar', 'radar'], 'pose_buffer.extrapolate_s': 0.02}, '/v1')
+    assert dict(two.sync.min_intervals_ns) == {'lidar': 50_000_000, 'radar': 25_000_000}      # disabled camera: none
+    assert two.pose_wait.extrapolate_ns == 20_000_000
+    with pytest.raises(ConfigError, match='pose_buffer.extrapolate_s 0.2 is beyond pose_buffer.extrapolation_margin_s'):
+        config_from_params({**defaults, 'pose_buffer.extrapolate_s': 0.2}, '/v1')
+
+
 def test_node_rejects_out_of_range_parameter(ros_context):
     with pytest.raises(ConfigError, match="parameter 'grid.resolution_m'"):
         make_vehicle(ros_context, 'v4', **{'grid.resolution_m': -0.2})

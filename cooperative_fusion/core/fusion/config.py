@@ -49,7 +49,11 @@ class FusionNodeConfig:
     nominal_latency_ns : latency the fixed age limits already allow for (only the excess is added), ns
     link_window_ns : arrival-time window of the per-vehicle link statistics, ns; link_min_samples : messages
         in it before a latency is measured
-    publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds
+    publish_period_s, discovery_period_s, diagnostics_period_s : timer periods, seconds (publish: the heartbeat)
+    publish_min_interval_ns : shortest time between two grids; None: evidence does not trigger a grid, ns
+    publish_max_delay_ns : fused evidence is in a grid at most this long after it (deadline), ns
+    publish_check_period_s : period of the timer that publishes held evidence once its rate limit or deadline has
+        passed, seconds
     frame_id, output_topic, time_reference_topic : names; evidence_depth, odom_depth : queue depths
     """
 
@@ -78,6 +82,8 @@ class FusionNodeConfig:
     dynamic: DynamicConfig | None = None
     dynamic_member_margin_m: float = 1.5
     publish_min_interval_ns: int | None = 20_000_000
+    publish_max_delay_ns: int = 50_000_000
+    publish_check_period_s: float = 0.01
     coreg_static_min_age_ns: int = 500_000_000
     coreg_static_tolerance_m: float = 0.3
     coreg_accumulate_ns: int = 0
@@ -184,6 +190,8 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
         dynamic_member_margin_m=float(values['dynamic.member_margin_m']),
         publish_min_interval_ns=(_ns(values['publish_min_interval_s']) if bool(values['publish_on_evidence'])
                                  else None),
+        publish_max_delay_ns=_ns(values['publish_max_delay_s']),
+        publish_check_period_s=float(values['publish_check_period_s']),
         consistency=consistency_from_params(values))
 
 

@@ -31,6 +31,7 @@ from .consistency import ConsistencyChecker
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
 from .dynamic import DynamicLayer, RadarTargets
+from .publish_policy import PublishPolicy, PublishPolicyConfig
 from .window import road_window
 
 
@@ -62,7 +63,7 @@ class Health(str, Enum):
 class AddResult:
     """What became of one input: accepted, or dropped with ``cause`` (a diagnostics key) and ``detail``.
 
-    publish : evidence only: publish now (publish_on_evidence, the minimum interval since the last has passed)
+    publish : evidence only: publish now (:class:`~.publish_policy.PublishPolicy`: the rate limit has passed)
     """
 
     accepted: bool
@@ -158,9 +159,11 @@ class CooperativeFusion:
         self._body_percent = int(round(100.0 / (1.0 + math.exp(-cfg.fusion.clamp_max))))
         self._placed = cfg.window_mode is WindowMode.FIXED
         self._window_center: NDArray[np.float64] | None = None
-        self._last_publish_ns: int | None = None
         #: evidence grids brought from another yaw onto the common lattice (nearest cell)
         self.resampled_evidence = 0
+        #: when to publish between heartbeats: on new evidence, rate-limited, with a deadline
+        self.publish_policy = PublishPolicy(PublishPolicyConfig(min_interval_ns=cfg.publish_min_interval_ns,
+                                                                max_delay_ns=cfg.publish_max_delay_ns))
 
     # ------------------------------------------------------------------ time --
 
@@ -265,9 +268,7 @@ class CooperativeFusion:
                                      max_age_ns=max_age_ns)
         if result.accepted:
             st.fused_stamps.append(stamp_ns)
-            gap = cfg.publish_min_interval_ns
-            return AddResult(True, publish=gap is not None and (self._last_publish_ns is None
-                                                               or now_ns - self._last_publish_ns >= gap))
+            return AddResult(True, publish=self.publish_policy.evidence(now_ns))
         if placing:
             self._placed = False      # rejected evidence must not place the window: the next input does
         return AddResult(False, result.cause.value if result.cause is not None else None, result.reason)
@@ -423,6 +424,11 @@ class CooperativeFusion:
         self._window_center = np.asarray(center, dtype=np.float64).copy()
         self._placed = True
 
+    def publish_due(self, now_ns: int) -> bool:
+        """True when a grid is due at common time ``now_ns`` (the node's check timer): held evidence whose rate
+        limit or deadline has passed."""
+        return self.publish_policy.due(now_ns)
+
     def publish(self, now_ns: int) -> GridOutput:
         """One fusion cycle at common time ``now_ns``: place the window, decay, draw the moving objects
         where they are now and the members' bodies; the grid to publish."""
@@ -441,7 +447,7 @@ class CooperativeFusion:
             cells = self.dynamic.draw(self.grid.spec, cells, now_ns)
         if cfg.footprints is not None:
             cells = draw_members(self.grid.spec, cells, self.member_poses(now_ns), self._body_percent)
-        self._last_publish_ns = now_ns
+        self.publish_policy.published(now_ns)
         return GridOutput(self.grid.spec, cells, now_ns, self.grid.latency_ms(now_ns))
 
     # -------------------------------------------------------- co-registration --

@@ -12,10 +12,12 @@ the two lie in opposite hemispheres). Lookups are vectorised over stamps, so a
 Extrapolation follows tf2's rule with a margin: a stamp before the oldest or
 after the newest sample by more than ``extrapolation_margin_ns`` raises
 :class:`FrameError` saying how far outside it is. Within the margin the pose is
-extrapolated at constant velocity from the two nearest samples (the same
-linear/SLERP formulas with the fraction outside [0, 1], i.e. constant linear
-and angular velocity). A buffer with a single sample extrapolates with that
-sample's twist (linear and angular velocity in base_link).
+extrapolated at constant velocity: after the newest sample with that sample's
+twist (linear and angular velocity in base_link), as a buffer with a single
+sample does, when the twist is not all zero; otherwise, and before the oldest,
+from the two nearest samples (the same linear/SLERP formulas with the fraction
+outside [0, 1]). The twist keeps the newest pose's own error: two noisy samples
+extrapolated one period ahead carry sqrt(5) times it.
 
 All stamps are integer nanoseconds, in whatever timebase the holder inserts
 (the vehicle node uses common time).
@@ -205,17 +207,25 @@ class PoseBuffer:
         """Positions (N, 3) and unit quaternions (N, 4) at stamps (N,), range already checked."""
         t, pos, quat, lin, ang = self._get_arrays()
         if t.size == 1:
-            dt = (stamps_ns - t[0]).astype(np.float64) * 1e-9
-            rot = quat_to_mat_many(quat)[0]
-            p = pos[0] + dt[:, None] * (rot @ lin[0])
-            q = quat_mul_many(np.broadcast_to(quat[0], (dt.size, 4)), rotvec_to_quat_many(dt[:, None] * ang[0]))
-            return p, q
+            return self._with_twist(stamps_ns, 0)
         i0 = np.clip(np.searchsorted(t, stamps_ns, side='right') - 1, 0, t.size - 2)
         i1 = i0 + 1
         # Differences in int64 first: stamps since the epoch lose precision in float64.
         u = (stamps_ns - t[i0]).astype(np.float64) / (t[i1] - t[i0]).astype(np.float64)
         p = pos[i0] + u[:, None] * (pos[i1] - pos[i0])
         q = slerp_many(quat[i0], quat[i1], u)
+        ahead = stamps_ns > t[-1]
+        if ahead.any() and (np.any(lin[-1]) or np.any(ang[-1])):
+            p[ahead], q[ahead] = self._with_twist(stamps_ns[ahead], -1)
+        return p, q
+
+    def _with_twist(self, stamps_ns: NDArray[np.int64], i: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Positions (N, 3) and quaternions (N, 4) at stamps (N,), sample ``i`` moved with its own twist."""
+        t, pos, quat, lin, ang = self._get_arrays()
+        dt = (stamps_ns - t[i]).astype(np.float64) * 1e-9
+        rot = quat_to_mat_many(quat[i][None])[0]
+        p = pos[i] + dt[:, None] * (rot @ lin[i])
+        q = quat_mul_many(np.broadcast_to(quat[i], (dt.size, 4)), rotvec_to_quat_many(dt[:, None] * ang[i]))
         return p, q
 
     def lookup_many(self, stamps_ns: NDArray[np.int64]) -> NDArray[np.float64]:

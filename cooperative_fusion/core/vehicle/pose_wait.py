@@ -17,7 +17,9 @@ vehicle clock, the same clock as the horizons): a set goes on without odometry
 only once the sensors have moved ``wait_ns`` past both its arrival and the last
 odometry that advanced the pose buffer. Odometry that keeps coming, however
 late, keeps the set waiting; odometry that stopped lets it go after ``wait_ns``
-of sensor data, as before. Sets that wait longer than ``max_wait_ns`` on the
+of sensor data, as before. With ``extrapolate_ns`` a set need not wait for the
+odometry that brackets its last stamp: odometry within that much of it will do
+(the pose buffer extrapolates the rest with the newest pose's twist). Sets that wait longer than ``max_wait_ns`` on the
 holder's clock go on regardless (a bound for when the sensors stop too, or
 odometry trickles in without ever covering). Sets leave in arrival order.
 
@@ -38,7 +40,7 @@ T = TypeVar('T')
 class Release(str, Enum):
     """Why a set stopped waiting."""
 
-    COVERED = 'covered'                     # odometry covers its horizon
+    COVERED = 'covered'                     # odometry covers its horizon (less extrapolate_ns)
     ODOMETRY_SILENT = 'odometry_silent'     # the sensors moved wait_ns on without new odometry
     MAX_WAIT = 'max_wait'                   # waited max_wait_ns on the holder's clock
 
@@ -47,13 +49,16 @@ class Release(str, Enum):
 class PoseWaitConfig:
     """wait_ns : sensor time without new odometry after which a set goes on without (0 = never wait)
     max_wait_ns : longest wait on the holder's clock, whatever the data do
+    extrapolate_ns : a set is covered once odometry reaches this close to its horizon; the rest of the way
+        the pose buffer extrapolates from the newest pose with its twist (0 = wait for a bracketing pose)
     """
 
     wait_ns: int = 300_000_000
     max_wait_ns: int = 2_000_000_000
+    extrapolate_ns: int = 0
 
     def __post_init__(self) -> None:
-        for name in ('wait_ns', 'max_wait_ns'):
+        for name in ('wait_ns', 'max_wait_ns', 'extrapolate_ns'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
 
@@ -99,7 +104,7 @@ class PoseWait(Generic[T]):
         out: list[Released[T]] = []
         while self._queue:
             payload, horizon, arrived, arrived_sensor = self._queue[0]
-            if newest_pose_ns is not None and newest_pose_ns >= horizon:
+            if newest_pose_ns is not None and newest_pose_ns >= horizon - cfg.extrapolate_ns:
                 reason = Release.COVERED
             elif self._silent_since(arrived_sensor) >= cfg.wait_ns:
                 reason = Release.ODOMETRY_SILENT

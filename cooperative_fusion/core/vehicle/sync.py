@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from ..errors import ConfigError, SyncError
 
@@ -25,6 +26,9 @@ class SyncConfig:
     queue_size : messages held per stream
     stream_timeout_ns : silence (in the caller's clock) after which a stream is left out
     late_horizon_ns : how far behind its stream's newest stamp a message may still be accepted
+    min_intervals_ns : stream -> shortest time between two of its stamps, ns (message_filters'
+        ``setInterMessageLowerBound``): a set is proved best without waiting for that stream's next
+        message when the next cannot come soon enough to beat it; a stream not named has no bound (0)
     """
 
     streams: tuple[str, ...]
@@ -33,9 +37,16 @@ class SyncConfig:
     queue_size: int = 10
     stream_timeout_ns: int = 500_000_000
     late_horizon_ns: int = 1_000_000_000
+    min_intervals_ns: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'streams', tuple(self.streams))
+        object.__setattr__(self, 'min_intervals_ns', MappingProxyType(dict(self.min_intervals_ns)))
+        for name, bound in self.min_intervals_ns.items():
+            if name not in self.streams:
+                raise ConfigError(f'min_intervals_ns names stream {name!r}: expected one of {list(self.streams)}')
+            if bound < 0:
+                raise ConfigError(f'min_intervals_ns[{name!r}] must be >= 0, got {bound!r}')
         if not self.streams:
             raise ConfigError('sync needs at least one stream, got none')
         if len(set(self.streams)) != len(self.streams):
@@ -95,8 +106,9 @@ class ApproximateTimeSync:
     * Every message retries the proof that the best set found so far cannot be beaten;
       message_filters retries only when an empty queue gets a message, so a set may go out
       here sooner (and is then not lost, as it can be there, to an overflow in the meantime).
-    * No inter-message lower bounds (message_filters' ``setInterMessageLowerBound``): a set
-      waits for the message after it where message_filters may infer it from a rate bound.
+    * Inter-message lower bounds (message_filters' ``setInterMessageLowerBound``) are
+      ``min_intervals_ns`` by stream name; without one a set waits for the stream's next message
+      where a rate bound would prove it best (a 10 Hz lidar reference: up to one sweep period).
     * ``SyncSet.stamp_ns`` is the ``reference`` stream's stamp; that stream is in every set,
       and sets go out with strictly increasing ``stamp_ns``.
     * A stream not heard from for more than ``stream_timeout_ns`` of ``now_ns`` is *silent*:
@@ -299,14 +311,17 @@ class ApproximateTimeSync:
     def _proved_optimal(self, active: list[str], idx: dict[str, int], t_pivot: int, best_spread: int) -> bool:
         """Optimistic look-ahead once a queue ran out (message_filters' virtual moves).
 
-        A stream with no message left is given the virtual stamp max(its newest, pivot):
-        its next message can be no older (in-order arrival). Advance the oldest real head
+        A stream with no message left is given the virtual stamp max(its newest + its
+        min_intervals_ns bound, pivot): its next message can be no older (in-order arrival,
+        the rate bound). Advance the oldest real head
         until the best set is proved optimal (True) or an optimistic set could beat it (False).
         """
         q = self._stamps
+        bound = self.config.min_intervals_ns
         idx = dict(idx)
         while True:
-            times = {s: (q[s][idx[s]] if idx[s] < len(q[s]) else max(q[s][-1], t_pivot)) for s in active}
+            times = {s: (q[s][idx[s]] if idx[s] < len(q[s]) else max(q[s][-1] + bound.get(s, 0), t_pivot))
+                     for s in active}
             end, start = max(times.values()), min(times.values())
             if end - t_pivot >= best_spread:
                 return True

@@ -215,3 +215,19 @@ def test_a_remembered_lookup_is_a_copy_and_an_insert_forgets_it():
     buf.clear()
     with pytest.raises(FrameError, match='empty'):
         buf.lookup(150 * MS)
+
+
+def test_past_the_newest_pose_its_own_twist_extrapolates_not_the_last_two_poses():
+    """Two samples 20 ms apart at 25 m/s, the newest 5 cm ahead of where it was (white odometry noise):
+    its twist carries that 5 cm error 20 ms on; the two poses' difference would double it (10 cm)."""
+    buf = PoseBuffer()
+    for t_ms, x in ((0, 0.0), (20, 0.5 + 0.05)):
+        buf.insert(PoseSample(EPOCH + t_ms * MS, np.array([x, 0.0, 0.0]), yaw_quat(0.0),
+                              linear_velocity=np.array([25.0, 0.0, 0.0]), angular_velocity=np.zeros(3)))
+    assert_allclose(buf.lookup(EPOCH + 40 * MS)[0, 3], 1.0 + 0.05, atol=1e-12)
+    assert_allclose(buf.lookup(EPOCH + 10 * MS)[0, 3], 0.275, atol=1e-12)     # between them: interpolated
+
+
+def test_without_a_twist_past_the_newest_pose_the_last_two_extrapolate():
+    buf = filled(EPOCH + np.arange(0, 100, 20) * MS, twist=False, yaw_rate=0.0)     # odometry without twist
+    assert_allclose(buf.lookup(EPOCH + 100 * MS)[0, 3], 30.0 * 0.1, atol=1e-9)

@@ -66,3 +66,14 @@ def test_config_is_validated():
         PoseWaitConfig(wait_ns=-1)
     with pytest.raises(ConfigError, match=r'max_wait_ns must be >= 0, got -5'):
         PoseWaitConfig(max_wait_ns=-5)
+
+
+def test_with_extrapolate_ns_odometry_that_close_to_the_horizon_covers_the_set():
+    gate: PoseWait[str] = PoseWait(PoseWaitConfig(wait_ns=300 * MS, max_wait_ns=2_000 * MS, extrapolate_ns=20 * MS))
+    gate.sensor(1_000 * MS)
+    gate.push('sweep', horizon_ns=1_100 * MS, now_ns=0)
+    assert gate.release(newest_pose_ns=1_079 * MS, now_ns=0) == []
+    (out,) = gate.release(newest_pose_ns=1_080 * MS, now_ns=0)                  # 20 ms short: extrapolated
+    assert (out.payload, out.reason, out.waited) == ('sweep', Release.COVERED, False)
+    with pytest.raises(ConfigError, match='extrapolate_ns must be >= 0'):
+        PoseWaitConfig(extrapolate_ns=-1)

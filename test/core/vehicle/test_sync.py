@@ -267,3 +267,45 @@ def test_invariants_under_jitter_loss_reordering_and_outages(seed):
     assert stats['sets'] == len(sets)
     assert stats['sets_partial'] == sum(1 for st in sets if st.missing)
     assert len(sets) > 10
+
+
+def _lidar_last(sync: ApproximateTimeSync) -> dict[int, int]:
+    """Lidar sweeps delivered at their end (stamp + 100 ms) after the radar and camera messages of the
+    sweep (delivered at their stamps), as the simulator and most lidars do: {lidar stamp ms: arrival ms of
+    its set}. The camera (15 Hz) sits 4.4 ms after one sweep's stamp and 10.8 ms before the next."""
+    msgs = [(100 * k + 100, 'lidar', 100 * k) for k in range(8)]
+    msgs += [(r, 'radar', r) for r in range(15, 800, 50)]
+    msgs += [(c, 'camera', c) for c in (4.4 + 66.6 * k for k in range(12))]
+    out: dict[int, int] = {}
+    for arrival, stream, stamp in sorted(msgs):
+        for s in sync.add(stream, int(round(stamp * MS)), None, int(round(arrival * MS))):
+            out[s.stamp_ns // MS] = arrival
+    return out
+
+
+def test_without_a_rate_bound_a_sweep_waits_for_the_next_one():
+    released = _lidar_last(make(slop_ns=50 * MS))
+    waits = {stamp: arrival - (stamp + 100) for stamp, arrival in released.items()}
+    assert 100 in waits.values()                   # proved best only by the next sweep, 100 ms later
+
+
+def test_a_rate_bound_releases_every_sweep_on_arrival_with_the_same_partners():
+    bounded = make(slop_ns=50 * MS, min_intervals_ns={'lidar': 50 * MS, 'radar': 25 * MS, 'camera': 33 * MS})
+    released = _lidar_last(bounded)
+    assert released == {stamp: stamp + 100 for stamp in range(0, 800, 100)}
+    # the sets themselves are message_filters' best sets: the same as found by waiting
+    a, b = [], []
+    for sync, out in ((make(slop_ns=50 * MS), a), (make(slop_ns=50 * MS, min_intervals_ns={'lidar': 50 * MS}), b)):
+        for arrival, stream, stamp in sorted([(100 * k + 100, 'lidar', 100 * k) for k in range(8)]
+                                             + [(r, 'radar', r) for r in range(15, 800, 50)]
+                                             + [(c, 'camera', c) for c in (4.4 + 66.6 * k for k in range(12))]):
+            out += [{k: m[0] for k, m in s.members.items()}
+                    for s in sync.add(stream, int(round(stamp * MS)), None, int(round(arrival * MS)))]
+    assert a == b[:len(a)] and len(b) >= len(a)
+
+
+def test_rate_bounds_name_streams_and_are_not_negative():
+    with pytest.raises(ConfigError, match="min_intervals_ns names stream 'gps'"):
+        make(min_intervals_ns={'gps': 1})
+    with pytest.raises(ConfigError, match=r"min_intervals_ns\['radar'\] must be >= 0"):
+        make(min_intervals_ns={'radar': -1})
