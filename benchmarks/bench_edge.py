@@ -77,8 +77,8 @@ def evidence_cells(x: float, t_s: float) -> tuple[float, float, np.ndarray]:
     w = int(round((EVIDENCE_BEHIND_M + EVIDENCE_AHEAD_M) / EVIDENCE_RES))
     h = int(round(2 * EVIDENCE_HALF_WIDTH_M / EVIDENCE_RES))
     cells = np.full((h, w), FREE, np.int8)
-    cells[:h // 8, :w // 6] = -1
-    cells[-h // 8:, :w // 6] = -1
+    cells[:h // 5, :w // 4] = -1
+    cells[-h // 5:, :w // 4] = -1
     for y in RAILS_Y:
         cells[int((y - oy) / EVIDENCE_RES), :] = OCC
     for x0, y, v in TRAFFIC:
