@@ -115,3 +115,16 @@ def test_each_shard_fuses_its_block_and_the_combiner_publishes_both(edge, execut
         assert status['lost'] == '0' and status['drops.total'] == '0'
         assert math.isfinite(float(status['age_s']))
     assert sum(combiner.core.books[k].applied for k in (0, 1)) >= 2
+
+
+def test_a_malformed_delta_is_a_counted_drop_not_a_crash(edge, executor, spin, ros_context):
+    _shards, combiner, probe = edge
+    bad = probe.create_publisher(Float32MultiArray, '/cooperative/shard1/delta', evidence_qos())
+    assert spin(executor, lambda: bad.get_subscription_count() >= 2)      # the combiner and the probe
+    msg = Float32MultiArray()
+    msg.data = [1.0, 2.0]
+    bad.publish(msg)
+    assert spin(executor, lambda: combiner.drops.counts.get('shard1.malformed', 0) == 1), combiner.drops.counts
+    assert spin(executor, lambda: probe.statuses.get('fusion_combiner: shard1', {}).get('drops.malformed') == '1')
+    published = combiner.published
+    assert spin(executor, lambda: combiner.published > published)        # still publishing
