@@ -125,14 +125,14 @@ class FusionCombiner(BaseNode):
 
     def shard_values(self, k: int, now_ns: int) -> tuple[Level, str, dict[str, object]]:
         """Level, message and values of shard k: age_s (newest delta's arrival), received, applied, lost
-        (sequence gaps), reordered, drops.<cause>, drops.total. STALE before any delta, WARN when older than
+        (sequence gaps), reordered, restarts, drops.<cause>, drops.total. STALE before any delta, WARN when older than
         fusion.vehicle_timeout_s."""
         book = self.core.books[k]
         prefix = f'{shard_name(k)}.'
         counts = {key[len(prefix):]: n for key, n in self.drops.counts.items() if key.startswith(prefix)}
         age = math.nan if book.last_arrival_ns is None else (now_ns - book.last_arrival_ns) / 1e9
         values: dict[str, object] = {'age_s': age, 'received': book.received, 'applied': book.applied,
-                                     'lost': book.lost, 'reordered': book.reordered,
+                                     'lost': book.lost, 'reordered': book.reordered, 'restarts': book.restarts,
                                      **{f'drops.{c}': n for c, n in sorted(counts.items())},
                                      'drops.total': sum(counts.values())}
         if book.last_arrival_ns is None:

@@ -149,12 +149,14 @@ class FusionShard:
 @dataclass
 class ShardBook:
     """What the combiner knows of one shard: deltas received / applied, lost (sequence gaps), reordered,
-    drops by cause, the newest seq, when the last delta arrived (combiner's now, ns)."""
+    restarts (the sequence started again), drops by cause, the newest seq, when the last delta arrived
+    (combiner's now, ns)."""
 
     received: int = 0
     applied: int = 0
     lost: int = 0
     reordered: int = 0
+    restarts: int = 0
     drops: dict[str, int] = field(default_factory=dict)
     last_seq: int | None = None
     last_arrival_ns: int | None = None
@@ -190,6 +192,10 @@ class ShardCombiner:
         book = self.books[delta.shard]
         book.received += 1
         book.last_arrival_ns = now_ns
+        if book.last_seq is not None and delta.seq < book.last_seq - book.seen.maxlen:
+            book.restarts += 1        # far behind anything reordering explains: the shard started again
+            book.last_seq = None
+            book.seen.clear()
         if delta.seq in book.seen:
             return self._drop(book, InputDrop.DUPLICATE.value, f'shard {delta.shard} delta {delta.seq} came twice')
         if book.last_seq is None or delta.seq > book.last_seq:

@@ -168,6 +168,9 @@ def test_the_combiner_counts_lost_duplicate_and_unknown_deltas():
     unknown = combiner.add(heartbeat(2, 0), T0)
     assert (unknown.accepted, unknown.cause) == (False, 'unknown_shard')
     assert combiner.books[0].received == 4 and combiner.books[0].applied == 3
+    assert combiner.add(heartbeat(1, 500), T0).accepted
+    assert combiner.add(heartbeat(1, 0), T0).accepted                # the shard process started again
+    assert (combiner.books[1].restarts, combiner.books[1].lost, combiner.books[1].last_seq) == (1, 0, 0)
     assert shard_name(1) == 'shard1'
 
 
