@@ -112,9 +112,6 @@ class FusionNode(BaseNode):
             f'fusing {list(fused)} into {output}: {cfg.window_mode.value} window '
             f'{spec.size_x:g}x{spec.size_y:g} m at {spec.resolution:g} m in {cfg.frame_id!r}, '
             f'co-registration {"on" if cfg.coreg_enabled else "off"}')
-        if self.shard is not None and cfg.dynamic is not None:
-            self.get_logger().info('dynamic layer off in a fusion shard: moving components are fused as static '
-                                   '(docs/limits.md, "Edge shards")')
 
     # ------------------------------------------------------------- helpers --
 

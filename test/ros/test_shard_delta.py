@@ -8,6 +8,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Float32MultiArray
 
 from cooperative_fusion.core.errors import MessageFormatError
+from cooperative_fusion.core.fusion.dynamic import MovingObject
 from cooperative_fusion.core.fusion.shards import ShardDelta
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.ros.shard_delta import delta_from_msg, delta_to_msg
@@ -32,6 +33,26 @@ def test_a_delta_round_trips_exactly():
     assert_array_equal(back.known, known)
     assert_array_equal(back.logodds, delta.logodds)           # bit for bit
     assert np.abs(back.evidence_stamps_ns - delta.evidence_stamps_ns).max() <= 1_000     # ms as float32
+
+
+def test_moving_objects_travel_with_the_delta():
+    stamp = 1_733_000_000 * S
+    car = MovingObject('v3', np.array([[1234.1, -1.7], [1234.3, -1.7], [1234.5, -1.5]]),
+                       np.array([2.0, 2.5, 3.0], np.float32), np.array([12.5, 0.25]), stamp - 40_000_000, 'radar')
+    old = MovingObject('v4', np.array([[10.1, 3.3]]), np.array([1.0], np.float32), np.array([0.0, 0.0]),
+                       stamp - 150_000_000, 'track', max_age_ns=700_000_000)
+    for spec in (GridSpec(0.0, 0.0, 0.2, 3, 2), None):
+        cells = (2, 3) if spec is not None else (0, 0)
+        delta = ShardDelta(0, 1, stamp, spec, np.ones(cells, np.float32), np.ones(cells, bool),
+                           np.zeros(0, np.int64), (car, old))
+        back = delta_from_msg(through_cdr(delta_to_msg(delta)))
+        assert [(o.vehicle_id, o.source, o.max_age_ns) for o in back.objects] == [('v3', 'radar', None),
+                                                                                 ('v4', 'track', 700_000_000)]
+        for a, b in zip(back.objects, (car, old)):
+            assert abs(a.stamp_ns - b.stamp_ns) <= 1_000
+            np.testing.assert_allclose(a.cells_xy, b.cells_xy, atol=1e-3)
+            np.testing.assert_allclose(a.velocity, b.velocity, rtol=1e-6)
+            assert_array_equal(a.logodds, b.logodds)
 
 
 def test_a_heartbeat_has_no_cells():

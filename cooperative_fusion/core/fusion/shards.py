@@ -15,9 +15,9 @@ Exactness (docs/limits.md, "Edge shards"): decay is linear, so
 the combined grid equals the single-process grid up to float32 rounding while
 neither the clamp nor the fresh-free reset acts (both are applied per message
 in one process, per delta here). The consistency check and co-registration of
-a shard see its own vehicles only; the dynamic layer is off in a shard (its
-moving objects would have to travel to the combiner): moving components are
-fused as static evidence.
+a shard see its own vehicles only. The dynamic layer works per vehicle: a
+shard runs it on its vehicles and its delta carries their live moving objects,
+which the combiner draws (with the duplicate check across all of them).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from ..grid import GridSpec
 from .common_grid import NEVER_NS, CommonGrid, FusionConfig
 from .config import FusionNodeConfig
 from .cooperative import AddResult, CooperativeFusion, GridOutput, InputDrop
+from .dynamic import DynamicLayer, MovingObject
 from .morphology import nonzero_box
 
 #: An accumulator bound no evidence sum reaches (float32 max): the shard neither clamps nor resets.
@@ -78,6 +79,8 @@ class ShardDelta:
     logodds : (height, width) float32 summed weighted evidence, 0 where untouched
     known : (height, width) bool, cells that received known evidence
     evidence_stamps_ns : (N,) int64 sensor stamps of the evidence messages fused into it
+    objects : the shard's live moving objects at ``stamp_ns`` (all of them, not a change: the newest delta's
+        set replaces the previous one)
     """
 
     shard: int
@@ -87,6 +90,7 @@ class ShardDelta:
     logodds: NDArray[np.float32]
     known: NDArray[np.bool_]
     evidence_stamps_ns: NDArray[np.int64]
+    objects: tuple[MovingObject, ...] = ()
 
 
 class ShardGrid(CommonGrid):
@@ -117,13 +121,13 @@ class ShardGrid(CommonGrid):
 
 class FusionShard:
     """One shard's fusion: :attr:`fusion` (a CooperativeFusion over the whole platoon's odometry, fed the
-    evidence of :attr:`vehicles` only, without the dynamic layer) and its delta output (:meth:`take`)."""
+    evidence of :attr:`vehicles` only) and its delta output (:meth:`take`)."""
 
     def __init__(self, config: FusionNodeConfig, index: int, count: int) -> None:
         self.index = index
         self.vehicles = shard_vehicles(config.vehicles, index, count)
         self.grid = ShardGrid(config.fusion)
-        self.fusion = CooperativeFusion(replace(config, dynamic=None), grid=self.grid)
+        self.fusion = CooperativeFusion(config, grid=self.grid)
         self.seq = 0
         self._last_take_ns: int | None = None
 
@@ -140,10 +144,20 @@ class FusionShard:
         """The delta of everything fused since the previous call, stamped ``now_ns`` (window placed first)."""
         self.fusion.place_window()
         spec, logodds, known, stamps = self.grid.take(now_ns)
-        delta = ShardDelta(self.index, self.seq, int(now_ns), spec, logodds, known, stamps)
+        objects = tuple(self.fusion.dynamic.objects(now_ns)) if self.fusion.dynamic is not None else ()
+        delta = ShardDelta(self.index, self.seq, int(now_ns), spec, logodds, known, stamps, objects)
         self.seq += 1
         self._last_take_ns = int(now_ns)
         return delta
+
+
+class RelayedObjects(DynamicLayer):
+    """The combiner's dynamic layer: no evidence of its own, every shard's latest moving objects, drawn by
+    :meth:`DynamicLayer.draw` (newest first, duplicates across shards left out)."""
+
+    def relay(self, shard: int, objects: Sequence[MovingObject]) -> None:
+        """Shard ``shard``'s live objects now: they replace its previous ones."""
+        self._objects[shard_name(shard)] = list(objects)
 
 
 @dataclass
@@ -165,9 +179,9 @@ class ShardBook:
 
 
 class ShardCombiner:
-    """The shards' deltas -> the common grid: a CommonGrid with one weight-1 source per shard, and a
+    """The shards' deltas -> the common grid: a CommonGrid with one weight-1 source per shard, a
     CooperativeFusion (no dynamic layer, consistency or co-registration) for the window, the members'
-    bodies and publishing."""
+    bodies and publishing, and the shards' moving objects (:class:`RelayedObjects`)."""
 
     def __init__(self, config: FusionNodeConfig, count: int) -> None:
         if count < 1:
@@ -177,6 +191,7 @@ class ShardCombiner:
         self.fusion = CooperativeFusion(replace(config, dynamic=None, consistency=None, coreg_enabled=False),
                                         grid=grid)
         self.books = [ShardBook() for _ in range(count)]
+        self.objects = RelayedObjects(config.dynamic) if config.dynamic is not None else None
         self._pending: list[NDArray[np.int64]] = []
         self._last_publish_ns: int | None = None
 
@@ -202,6 +217,8 @@ class ShardCombiner:
             if book.last_seq is not None:
                 book.lost += delta.seq - book.last_seq - 1
             book.last_seq = delta.seq
+            if self.objects is not None:
+                self.objects.relay(delta.shard, delta.objects)
         else:
             book.reordered += 1       # counted lost when the gap was seen: it came after all
             book.lost = max(book.lost - 1, 0)
@@ -227,10 +244,12 @@ class ShardCombiner:
         return AddResult(False, cause, detail)
 
     def publish(self, now_ns: int) -> GridOutput:
-        """The common grid at ``now_ns`` (window, decay, members' bodies); latencies_ms: publish - sensor stamp
-        of the evidence the shards fused into the deltas applied since the previous grid."""
+        """The common grid at ``now_ns`` (window, decay, members' bodies, the shards' moving objects where they
+        are at ``now_ns``); latencies_ms: publish - sensor stamp of the evidence the shards fused into the
+        deltas applied since the previous grid."""
         out = self.fusion.publish(now_ns)
+        cells = self.objects.draw(out.spec, out.cells, now_ns) if self.objects is not None else out.cells
         stamps = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int64)
         self._pending = []
         self._last_publish_ns = now_ns
-        return replace(out, latencies_ms=(now_ns - stamps).astype(np.float64) / 1e6)
+        return replace(out, cells=cells, latencies_ms=(now_ns - stamps).astype(np.float64) / 1e6)

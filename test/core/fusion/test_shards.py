@@ -10,7 +10,7 @@ from cooperative_fusion.core.fusion.config import FusionNodeConfig, config_from_
 from cooperative_fusion.core.fusion.cooperative import CooperativeFusion
 from cooperative_fusion.core.fusion.shards import (FusionShard, ShardCombiner, ShardDelta, shard_name,
                                                    shard_vehicles)
-from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.grid import GridSpec, percent_to_logodds
 from cooperative_fusion.nodes.fusion_params import PARAMS
 
 RES = 0.2
@@ -131,6 +131,31 @@ def test_with_the_default_clamp_the_combined_grid_stays_in_bounds_and_close():
     differ = ~np.isclose(L, L1, rtol=1e-5, atol=1e-4)
     assert differ.any()
     assert np.median(np.abs(L - L1)[differ]) < 1.0
+
+
+def test_a_shards_moving_object_is_drawn_by_the_combiner_where_it_is_at_publish_time():
+    cfg = config(**{'dynamic.enabled': True})
+    single, shard, combiner = CooperativeFusion(cfg), FusionShard(cfg, 0, 2), ShardCombiner(cfg, 2)
+    for f in (single, shard.fusion, combiner.fusion):
+        f.add_odometry('v1', np.array([0.0, 0.0, 0.0]), IDENTITY, 20.0, np.zeros((2, 2)), T0, T0)
+    car = (20.0, 24.4, -0.8, 0.8)
+    ev = GridSpec(0.0, -8.0, RES, 250, 80)
+    percent = np.full(ev.shape, 20, np.int8)
+    percent[int(round((car[2] + 8.0) / RES)):int(round((car[3] + 8.0) / RES)),
+            int(round(car[0] / RES)):int(round(car[1] / RES))] = 90
+    logodds, known = percent_to_logodds(percent)
+    for f in (single, shard.fusion):             # the radar target on the car moves away at 10 m/s
+        f.add_radar('v1', T0, np.array([[20.2, 0.0, 10.0]]))
+    assert single.add('v1', ev, logodds, known, T0, T0).accepted
+    assert shard.add('v1', ev, logodds, known, T0, T0).accepted
+    delta = shard.take(T0 + 10 * MS)
+    assert len(delta.objects) == 1 and delta.objects[0].vehicle_id == 'v1'
+    assert combiner.add(delta, T0 + 10 * MS).accepted
+    one, combined = single.publish(T0 + 200 * MS), combiner.publish(T0 + 200 * MS)   # 2 m further along
+    assert one.spec == combined.spec
+    moved = (slice(int(round(7.2 / RES)), int(round(8.8 / RES))), slice(int(round(22.0 / RES)), int(round(26.4 / RES))))
+    assert np.all(combined.cells[moved] >= 65)
+    assert_array_equal(combined.cells, one.cells)
 
 
 def test_a_shard_sends_only_the_touched_sub_window_and_then_empties():
