@@ -171,7 +171,7 @@ def fusion_config(n: int, dynamic: bool = False) -> Any:
     return config_from_params(values)
 
 
-def core_cost(n: int, shards: int, seconds: float = 3.0) -> dict[str, float]:
+def core_cost(n: int, shards: int, seconds: float = 3.0, dynamic: bool = True) -> dict[str, float]:
     """CPU seconds per second of data of each fusion process's work, timed here with ``time.process_time``
     (a busy machine slows it less than wall time): the synthetic evidence of n vehicles at 10 Hz (message
     in: deserialised, converted), fused, the grid (shards: the deltas) out every 100 ms and after evidence
@@ -186,7 +186,7 @@ def core_cost(n: int, shards: int, seconds: float = 3.0) -> dict[str, float]:
     from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
     from cooperative_fusion.ros.shard_delta import delta_from_msg, delta_to_msg
 
-    cfg = fusion_config(n)
+    cfg = fusion_config(n, dynamic)
     period = int(NS_PER_S / RATE_HZ)
     t0 = 1000 * NS_PER_S
     cpu: dict[str, float] = {}
@@ -359,7 +359,7 @@ class _Listener:
         return out
 
 
-def run_edge(n: int, shards: int, duration_s: float, work: Path, dynamic: bool = False,
+def run_edge(n: int, shards: int, duration_s: float, work: Path, dynamic: bool = True,
              startup_timeout_s: float = 120.0) -> EdgeResult:
     """Start the edge for n vehicles and K shards, feed it duration_s of synthetic evidence, measure."""
     import rclpy
@@ -525,9 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='fusion processes: 1 = one fusion_node, K >= 2 = K shards + fusion_combiner '
                              '(default: 1 2)')
     parser.add_argument('--duration', type=float, default=15.0, help='seconds of synthetic data (default 15)')
-    parser.add_argument('--dynamic', action='store_true',
-                        help='keep the dynamic layer on in the single fusion (shards never run it); default off, '
-                             'so both fuse the same way')
+    parser.add_argument('--no-dynamic', action='store_true',
+                        help='turn the fusion\'s dynamic layer off (default: on, as config/fusion.yaml ships it)')
     parser.add_argument('--no-live', action='store_true',
                         help='only the core work timed in this process (no processes, no DDS)')
     parser.add_argument('--keep', type=Path, default=None, metavar='DIR',
@@ -542,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = [(n, k) for n in args.vehicles for k in args.shards if k <= n]
     costs = {}
     for n, k in configs:
-        costs[(n, k)] = core_cost(n, k)
+        costs[(n, k)] = core_cost(n, k, dynamic=not args.no_dynamic)
         print(f'N={n} K={k}: core work, cores per data s: '
               + ', '.join(f'{name} {c:.3f}' for name, c in costs[(n, k)].items()), flush=True)
     results = []
@@ -550,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = args.keep if args.keep is not None else Path(tmp)
         for n, k in ([] if args.no_live else configs):
             print(f'N={n} K={k}: {args.duration:g} s of synthetic evidence at {RATE_HZ:g} Hz ...', flush=True)
-            r = run_edge(n, k, args.duration, root / f'n{n}_k{k}', dynamic=args.dynamic)
+            r = run_edge(n, k, args.duration, root / f'n{n}_k{k}', dynamic=not args.no_dynamic)
             print(f'N={n} K={k}: {r.fused} / {r.published} fused, drops '
                   f'{ {c: m for c, m in r.drops.items() if m} or "none"}; cores per data s: '
                   + ', '.join(f'{name} {c:.3f}' for name, c in sorted(r.cores.items())), flush=True)
@@ -566,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'{args.duration:g} s of data per row; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} '
           f'on {os.cpu_count()} cores at the end; age = fusion /diagnostics report time - newest fused sensor '
           f'stamp, per vehicle (in the shard for K >= 2); grid latency = sensor stamp -> /cooperative/grid, '
-          f'reported by its publisher; cores = CPU s per data s; dynamic layer {"on (K=1)" if args.dynamic else "off"}')
+          f'reported by its publisher; cores = CPU s per data s; dynamic layer {"off" if args.no_dynamic else "on"}')
     if results:
         for line in (*HEADER, *(row(r) for r in results)):
             print(line)

@@ -148,7 +148,7 @@ PARAMS: tuple[Param, ...] = (
     # edge shards (core.fusion.shards; README "Edge shards")
     Param('shard.index', -1, 'fusion shard: -1 = fuse every vehicle and publish topics.output; k >= 0 = fuse '
           'block k of shard.count of the vehicles and publish the evidence delta on /cooperative/shard<k>/delta '
-          'for fusion_combiner (no dynamic layer)', -1, 1000),
+          'for fusion_combiner', -1, 1000),
     Param('shard.count', 1, 'fusion shards the vehicles are split into (contiguous blocks of the vehicles list)',
           1, 1000),
     # graph, queues, diagnostics

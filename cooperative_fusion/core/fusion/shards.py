@@ -180,8 +180,8 @@ class ShardBook:
 
 class ShardCombiner:
     """The shards' deltas -> the common grid: a CommonGrid with one weight-1 source per shard, a
-    CooperativeFusion (no dynamic layer, consistency or co-registration) for the window, the members'
-    bodies and publishing, and the shards' moving objects (:class:`RelayedObjects`)."""
+    CooperativeFusion (no evidence of its own, so no consistency check or co-registration) for the window,
+    the members' bodies and publishing, and the shards' moving objects (:class:`RelayedObjects`)."""
 
     def __init__(self, config: FusionNodeConfig, count: int) -> None:
         if count < 1:
