@@ -92,7 +92,7 @@ class FusionNode(BaseNode):
                                      self.guard(vid, lambda m, v=vid: self.core.add_time_reference(
                                          *time_reference_to_ns(m), vehicle_id=v)),
                                      state_qos(cfg.odom_depth))
-            if self.core.config.dynamic is not None and vid in self.received:
+            if cfg.dynamic is not None and vid in self.received:
                 self.create_subscription(PointCloud2, names.vehicle_topic(vid, names.RADAR_TARGETS),
                                          self.guard(vid, lambda m, v=vid: self._on_radar(v, m)),
                                          evidence_qos(cfg.evidence_depth))
