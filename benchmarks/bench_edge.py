@@ -13,10 +13,12 @@ fused, drops by cause, data age p50 / p95 / max and its trend (at each fusion
 evidence fused by then, :func:`bench_live.age_samples`), the grid latency the
 node publishing /cooperative/grid reports (sensor stamp -> the grid holding
 it, p50 / p95 of its last 1000), and the CPU cores each process used per
-second of data (``/proc/<pid>/stat``). The reference in the same run is the
-single-process row of the same N.
+second of data (``/proc/<pid>/stat``). First, :func:`core_cost` times each
+fusion process's work alone in this process (CPU time: what a busy machine
+distorts least), which says where one process stops keeping up. The reference
+in the same run is the single-process row of the same N.
 
-Last line: ``edge_n4_k1_fused=... edge_n4_k1_age_p95_ms=... edge_n4_k1_cores_fusion=... ...``.
+Last line: ``edge_n4_k1_core_cores_max=... edge_n4_k1_fused=... edge_n4_k1_age_p95_ms=... ...``.
 """
 from __future__ import annotations
 
