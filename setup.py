@@ -32,6 +32,7 @@ setup(
             'cooperative-fusion = cooperative_fusion.cli:main',
             'vehicle_node = cooperative_fusion.nodes.vehicle_node:main',
             'fusion_node = cooperative_fusion.nodes.fusion_node:main',
+            'fusion_combiner = cooperative_fusion.nodes.fusion_combiner:main',
             'twin_node = cooperative_fusion.nodes.twin_node:main',
             'fault_injector = cooperative_fusion.nodes.fault_injector:main',
             'advisory_follower = cooperative_fusion.nodes.advisory_follower:main',

@@ -1,12 +1,15 @@
 """The edge side: the fusion node (common occupancy grid) and the digital twin.
 
-    ros2 launch cooperative_fusion edge_twin.launch.py use_sim_time:=true [platoon_file:=my_platoon.yaml]
+    ros2 launch cooperative_fusion edge_twin.launch.py use_sim_time:=true [platoon_file:=my_platoon.yaml] [shards:=2]
 
 Both in the root namespace with their params files (default: those the platoon
 config names, config/fusion.yaml and config/twin.yaml) and the platoon
 parameters (vehicle ids, weights, bodies) derived from the platoon config's
 vehicle list (default: the package's config/platoon.yaml): the same files and
-parameters ``cooperative-fusion run`` composes them with.
+parameters ``cooperative-fusion run`` composes them with. ``shards:=N`` (N >= 2)
+starts N fusion shards (``fusion_shard_<k>``: fusion_node with shard.index k,
+shard.count N) and ``fusion_combiner``, which publishes the common grid,
+instead of one fusion node (README, "Edge shards").
 """
 import os
 
@@ -39,9 +42,20 @@ def _edge_nodes(context):
     fusion_params = [fusion_file] if fusion_file else _files(cfg.fusion_params, os.path.join(config, FUSION_PARAMS))
     twin_params = [twin_file] if twin_file else _files(cfg.twin_params, os.path.join(config, TWIN_PARAMS))
     sim = {'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')}
+    shards = int(LaunchConfiguration('shards').perform(context))
+    fusion = {**derived[NodeKind.FUSION], **sim}
+    if shards <= 1:
+        nodes = [Node(package=PACKAGE, executable='fusion_node', name='fusion_node',
+                      parameters=[*fusion_params, fusion], output='screen', emulate_tty=True)]
+    else:
+        nodes = [Node(package=PACKAGE, executable='fusion_node', name=f'fusion_shard_{k}',
+                      parameters=[*fusion_params, {**fusion, 'shard.index': k, 'shard.count': shards}],
+                      output='screen', emulate_tty=True) for k in range(shards)]
+        nodes.append(Node(package=PACKAGE, executable='fusion_combiner', name='fusion_combiner',
+                          parameters=[*fusion_params, {**fusion, 'shard.count': shards}],
+                          output='screen', emulate_tty=True))
     return [
-        Node(package=PACKAGE, executable='fusion_node', name='fusion_node',
-             parameters=[*fusion_params, {**derived[NodeKind.FUSION], **sim}], output='screen', emulate_tty=True),
+        *nodes,
         Node(package=PACKAGE, executable='twin_node', name='twin_node',
              parameters=[*twin_params, {**derived[NodeKind.TWIN], **sim}], output='screen', emulate_tty=True),
     ]
@@ -59,5 +73,8 @@ def generate_launch_description():
                               description=f'twin params file (empty: the platoon config\'s, config/{TWIN_PARAMS})'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='follow /clock (true when replaying a bag)'),
+        DeclareLaunchArgument('shards', default_value='1',
+                              description='fusion processes: 1 = one fusion_node; N >= 2 = N fusion shards '
+                                          '(each a block of the platoon) + fusion_combiner'),
         OpaqueFunction(function=_edge_nodes),
     ])

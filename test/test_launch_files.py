@@ -30,7 +30,7 @@ FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
 ARGUMENTS = {
     'vehicle.launch.py': {'vehicle_id', 'params_file', 'vehicle_params_file', 'use_sim_time', 'advisory_follower',
                           'follower_mode', 'platoon_file'},
-    'edge_twin.launch.py': {'platoon_file', 'fusion_params_file', 'twin_params_file', 'use_sim_time'},
+    'edge_twin.launch.py': {'platoon_file', 'fusion_params_file', 'twin_params_file', 'use_sim_time', 'shards'},
     'platoon_replay.launch.py': {'bag', 'platoon_file', 'vehicles', 'rate', 'delay'},
 }
 
@@ -255,6 +255,19 @@ def test_launch_files_take_the_platoon_from_the_platoon_file(monkeypatch, tmp_pa
     assert edge == [_spec_view(s, False) for s in cfg.node_specs() if s.kind != platoon.NodeKind.VEHICLE]
     assert edge[0][3] == {**THREE_FUSION, 'use_sim_time': False}
     assert edge[1][3] == {**THREE_TWIN, 'use_sim_time': False}
+
+
+def test_edge_launch_with_shards_starts_the_shards_and_the_combiner(monkeypatch):
+    actions = _nodes('edge_twin.launch.py', monkeypatch, shards='2')
+    assert [(a.kwargs['executable'], a.kwargs['name']) for a in actions] == [
+        ('fusion_node', 'fusion_shard_0'), ('fusion_node', 'fusion_shard_1'), ('fusion_combiner', 'fusion_combiner'),
+        ('twin_node', 'twin_node')]
+    views = [_node_view(a) for a in actions]
+    single = _node_view(_nodes('edge_twin.launch.py', monkeypatch)[0])
+    for k in range(2):
+        assert views[k][2] == single[2]          # the same params files
+        assert views[k][3] == {**single[3], 'shard.index': k, 'shard.count': 2}
+    assert views[2][3] == {**single[3], 'shard.count': 2}
 
 
 def test_vehicle_launch_matches_the_bringup_vehicle(monkeypatch):

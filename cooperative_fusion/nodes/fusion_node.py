@@ -8,6 +8,9 @@ this node converts messages, calls it on the timers (publish heartbeat, publish 
 co-registration, discovery of unconfigured vehicles, diagnostics) and publishes: on the heartbeat, and
 after fused evidence when the core's publish policy says (rate limit, deadline). The README
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
+With ``shard.index`` k >= 0 it is fusion shard k (:mod:`~cooperative_fusion.core.fusion.shards`): it
+fuses its block of the vehicles and publishes its evidence delta on ``/cooperative/shard<k>/delta``
+for ``fusion_combiner`` instead of the grid.
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
@@ -23,11 +26,13 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import PointCloud2, TimeReference
+from std_msgs.msg import Float32MultiArray
 
 from ..core.errors import MessageFormatError
 from ..core.fusion.config import config_from_params
 from ..core.platoon_config import NodeKind
 from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health, InputDrop
+from ..core.fusion.shards import FusionShard
 from ..core.grid import percent_to_logodds
 from ..ros import names
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
@@ -36,6 +41,7 @@ from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.pointcloud import cloud_to_array
 from ..ros.node import BaseNode, spin_node
 from ..ros.qos import evidence_qos, latched_qos, state_qos
+from ..ros.shard_delta import delta_to_msg
 from ..ros.time import stamp_to_ns, time_reference_to_ns
 from .fusion_params import PARAMS
 
@@ -54,9 +60,14 @@ class FusionNode(BaseNode):
     default_name = NODE_NAME
 
     def _setup(self) -> None:
-        cfg = self.cfg = config_from_params(self.declare_params(PARAMS, platoon=NodeKind.FUSION))
-        self.core = CooperativeFusion(cfg)
-        self.received = {v: 0 for v in cfg.vehicles}        # evidence messages per vehicle
+        values = self.declare_params(PARAMS, platoon=NodeKind.FUSION)
+        cfg = self.cfg = config_from_params(values)
+        # A shard fuses a block of the vehicles (odometry of all: window, members) and publishes its delta.
+        self.shard = (FusionShard(cfg, int(values['shard.index']), int(values['shard.count']))
+                      if int(values['shard.index']) >= 0 else None)
+        self.core = self.shard.fusion if self.shard is not None else CooperativeFusion(cfg)
+        fused = self.shard.vehicles if self.shard is not None else cfg.vehicles
+        self.received = {v: 0 for v in fused}        # evidence messages per vehicle
         self.ignored: set[str] = set()
         self.latency = LatencyStats()
         self.cycle_ms = LatencyStats()
@@ -65,11 +76,16 @@ class FusionNode(BaseNode):
         self.publish_rate = RateMeter(max(5.0 * cfg.publish_period_s, 1.0))
         self.published = 0
 
-        self.grid_pub = self.create_publisher(OccupancyGrid, cfg.output_topic, latched_qos(1))
+        if self.shard is None:
+            self.grid_pub = self.create_publisher(OccupancyGrid, cfg.output_topic, latched_qos(1))
+        else:
+            self.delta_pub = self.create_publisher(Float32MultiArray, names.shard_delta(self.shard.index),
+                                                   evidence_qos(cfg.evidence_depth))
         for vid in cfg.vehicles:
-            self.create_subscription(OccupancyGrid, names.vehicle_topic(vid, names.EVIDENCE_GRID),
-                                     self.guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
-                                     evidence_qos(cfg.evidence_depth))
+            if vid in self.received:
+                self.create_subscription(OccupancyGrid, names.vehicle_topic(vid, names.EVIDENCE_GRID),
+                                         self.guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
+                                         evidence_qos(cfg.evidence_depth))
             self.create_subscription(Odometry, names.vehicle_topic(vid, names.ODOM),
                                      self.guard(vid, lambda m, v=vid: self._on_odom(v, m)),
                                      state_qos(cfg.odom_depth))
@@ -77,7 +93,7 @@ class FusionNode(BaseNode):
                                      self.guard(vid, lambda m, v=vid: self.core.add_time_reference(
                                          *time_reference_to_ns(m), vehicle_id=v)),
                                      state_qos(cfg.odom_depth))
-            if cfg.dynamic is not None:
+            if cfg.dynamic is not None and vid in self.received:
                 self.create_subscription(PointCloud2, names.vehicle_topic(vid, names.RADAR_TARGETS),
                                          self.guard(vid, lambda m, v=vid: self._on_radar(v, m)),
                                          evidence_qos(cfg.evidence_depth))
@@ -94,8 +110,9 @@ class FusionNode(BaseNode):
         self.discovery_timer = self.create_timer(cfg.discovery_period_s, self.guard('discovery', self._on_discovery))
         self.start_diagnostics(cfg.diagnostics_period_s, NODE_NAME, self.get_fully_qualified_name())
         spec = cfg.fusion.spec
+        output = cfg.output_topic if self.shard is None else f'shard deltas on {names.shard_delta(self.shard.index)}'
         self.get_logger().info(
-            f'fusing {list(cfg.vehicles)} into {cfg.output_topic}: {cfg.window_mode.value} window '
+            f'fusing {list(fused)} into {output}: {cfg.window_mode.value} window '
             f'{spec.size_x:g}x{spec.size_y:g} m at {spec.resolution:g} m in {cfg.frame_id!r}, '
             f'co-registration {"on" if cfg.coreg_enabled else "off"}')
 
@@ -141,7 +158,8 @@ class FusionNode(BaseNode):
         logodds, known = percent_to_logodds(cells)
         now = self.now_ns()
         t0 = time.perf_counter()
-        result = self.core.add(vid, spec, logodds, known, stamp_to_ns(msg.header.stamp), now)
+        add = self.shard.add if self.shard is not None else self.core.add
+        result = add(vid, spec, logodds, known, stamp_to_ns(msg.header.stamp), now)
         self.integrate_ms.add(1e3 * (time.perf_counter() - t0))
         if result.publish:
             self._publish(now)
@@ -166,11 +184,17 @@ class FusionNode(BaseNode):
             self._publish(now)
 
     def _publish(self, now: int) -> None:
-        """One fusion cycle at common time ``now``: the core's grid out, its latencies recorded."""
+        """One fusion cycle at common time ``now``: the core's grid (a shard: its delta) out, latencies recorded."""
         t0 = time.perf_counter()
-        out = self.core.publish(now)
-        self.grid_pub.publish(grid_to_msg(out.spec, out.cells, out.stamp_ns, self.cfg.frame_id))
-        for ms in out.latencies_ms:
+        if self.shard is not None:
+            delta = self.shard.take(now)
+            self.delta_pub.publish(delta_to_msg(delta))
+            latencies = (now - delta.evidence_stamps_ns) / 1e6
+        else:
+            out = self.core.publish(now)
+            self.grid_pub.publish(grid_to_msg(out.spec, out.cells, out.stamp_ns, self.cfg.frame_id))
+            latencies = out.latencies_ms
+        for ms in latencies:
             self.latency.add(float(ms))
         self.publish_rate.tick(now)
         self.published += 1
@@ -184,11 +208,11 @@ class FusionNode(BaseNode):
     def _on_discovery(self) -> None:
         for name, _types in self.get_topic_names_and_types():
             m = _EVIDENCE_TOPIC.match(name)
-            if m is None or m.group(1) in self.received or m.group(1) in self.ignored:
+            if m is None or m.group(1) in self.core.vehicles or m.group(1) in self.ignored:
                 continue
             self.ignored.add(m.group(1))
             self.get_logger().warning(
-                f'evidence topic {name} of vehicle {m.group(1)!r} ignored: not in vehicles {list(self.received)}')
+                f'evidence topic {name} of vehicle {m.group(1)!r} ignored: not in vehicles {list(self.core.vehicles)}')
 
     # --------------------------------------------------------- diagnostics --
 

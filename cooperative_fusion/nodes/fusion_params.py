@@ -158,6 +158,12 @@ PARAMS: tuple[Param, ...] = (
           'the excess is added, seconds', 0.0, 60.0),
     Param('link.window_s', 2.0, 'arrival-time window of the per-vehicle link statistics, seconds', 0.01, 3600.0),
     Param('link.min_samples', 5, 'evidence messages in the window before a latency is measured (and added)', 1, 64),
+    # edge shards (core.fusion.shards; README "Edge shards")
+    Param('shard.index', -1, 'fusion shard: -1 = fuse every vehicle and publish topics.output; k >= 0 = fuse '
+          'block k of shard.count of the vehicles and publish the evidence delta on /cooperative/shard<k>/delta '
+          'for fusion_combiner', -1, 1000),
+    Param('shard.count', 1, 'fusion shards the vehicles are split into (contiguous blocks of the vehicles list)',
+          1, 1000),
     # graph, queues, diagnostics
     Param('discovery_period_s', 3.0, 'period of the scan for evidence topics of unconfigured ids, seconds',
           0.01, 3600.0),

@@ -30,6 +30,9 @@ MARKERS = '/twin/markers'
 DIAGNOSTICS = '/diagnostics'
 CLOCK = '/clock'
 
+# -- edge fusion shards: a fusion_node with shard.index k publishes its evidence delta, fusion_combiner sums them
+SHARD_DELTA_PREFIX = '/cooperative/shard'  # + index: a name token must not start with a digit
+
 # -- ground truth in simulated bags
 TRUTH_GRID = '/truth/grid'
 TRUTH_ODOM_PREFIX = '/truth/odom/'
@@ -41,6 +44,11 @@ TRUTH_PREFIX = '/truth/'
 def vehicle_topic(vehicle_id: str, name: str) -> str:
     """The absolute topic ``/<vehicle_id>/<name>`` of a per-vehicle name above."""
     return f'/{vehicle_id}/{name}'
+
+
+def shard_delta(index: int) -> str:
+    """``/cooperative/shard<index>/delta``: fusion shard ``index``'s evidence delta (ros/shard_delta.py)."""
+    return f'{SHARD_DELTA_PREFIX}{index}/delta'
 
 
 def truth_odom(vehicle_id: str) -> str:

@@ -146,9 +146,11 @@ def platoon_center(positions: Sequence[NDArray[np.floating]], yaws: Sequence[flo
 class CooperativeFusion:
     """Every configured vehicle's evidence, odometry and radar targets -> the common grid (README: fusion)."""
 
-    def __init__(self, config: FusionNodeConfig) -> None:
+    def __init__(self, config: FusionNodeConfig, grid: CommonGrid | None = None) -> None:
+        """``grid``: the common grid to fuse into (default: a CommonGrid of ``config.fusion``; a fusion shard
+        passes its evidence accumulator, :mod:`.shards`)."""
         cfg = self.config = config
-        self.grid = CommonGrid(cfg.fusion)
+        self.grid = grid if grid is not None else CommonGrid(cfg.fusion)
         self.consistency = ConsistencyChecker(cfg.consistency) if cfg.consistency is not None else None
         self.dynamic = DynamicLayer(cfg.dynamic) if cfg.dynamic is not None else None
         self.vehicles = {v: VehicleState(link=LinkMonitor(cfg.link_window_ns, min_samples=cfg.link_min_samples))
@@ -429,9 +431,8 @@ class CooperativeFusion:
         limit or deadline has passed."""
         return self.publish_policy.due(now_ns)
 
-    def publish(self, now_ns: int) -> GridOutput:
-        """One fusion cycle at common time ``now_ns``: place the window, decay, draw the moving objects
-        where they are now and the members' bodies; the grid to publish."""
+    def place_window(self) -> None:
+        """follow_platoon: recentre the window on the platoon (odometry of every vehicle heard); fixed: nothing."""
         cfg = self.config
         if cfg.window_mode is WindowMode.FOLLOW_PLATOON:
             known = [st for st in self.vehicles.values() if st.position is not None]
@@ -441,6 +442,12 @@ class CooperativeFusion:
             elif known:
                 self._place(platoon_center([st.position for st in known], [st.yaw for st in known],
                                            cfg.forward_offset_m))
+
+    def publish(self, now_ns: int) -> GridOutput:
+        """One fusion cycle at common time ``now_ns``: place the window, decay, draw the moving objects
+        where they are now and the members' bodies; the grid to publish."""
+        cfg = self.config
+        self.place_window()
         self.grid.advance(now_ns)
         cells = self.grid.posterior_percent()
         if self.dynamic is not None:
