@@ -20,8 +20,9 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
+from ..core.config_files import find_config
 from ..core.errors import ConfigError
 from ..ros import names
 from . import bringup
@@ -35,18 +36,18 @@ if TYPE_CHECKING:
     from ..sim.dynamics import SpeedCommand
     from ..sim.scenario import Scenario
 
-#: Follower modes (``FollowerMode`` values of :mod:`cooperative_fusion.core.vehicle.follower`).
+#: Follower modes (``FollowerMode`` values of :mod:`cooperative_fusion.core.vehicle.follower`; kept here
+#: as strings so the CLI builds its parser without numpy).
 MODES = ('ego', 'cooperative', 'cooperative+advisory')
 DEFAULT_MODE = 'cooperative+advisory'
 FOLLOWER_MODULE = 'cooperative_fusion.nodes.advisory_follower'
 FOLLOWER_CLASS = 'AdvisoryFollowerNode'
-#: Topic of a vehicle's longitudinal command (DESIGN.md), relative to /<v>.
-CMD = 'cooperative/cmd'
+FOLLOWER_PARAMS = 'advisory_follower.yaml'
 
 
 def command_topic(vehicle_id: str) -> str:
     """``/<v>/cooperative/cmd``."""
-    return names.vehicle_topic(vehicle_id, CMD)
+    return names.vehicle_topic(vehicle_id, names.COOPERATIVE_CMD)
 
 
 def check_mode(mode: str) -> str:
@@ -56,15 +57,19 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def follower_args(vehicle_id: str, mode: str, faults: 'FaultPlan | None' = None,
-                  params_files: Sequence[Path] = ()) -> list[str]:
-    """ROS arguments of ``vehicle_id``'s advisory_follower: namespace, ``vehicle_id``, ``mode``; with
-    faults, its own odometry from the injector's onboard topic (no network faults on board)."""
+def follower_args(vehicle_id: str, mode: str, platoon_file: Path, faults: 'FaultPlan | None' = None,
+                  params_files: Sequence[Path] | None = None) -> list[str]:
+    """ROS arguments of ``vehicle_id``'s advisory_follower: params files (default
+    ``config/advisory_follower.yaml``), namespace, ``vehicle_id``, ``platoon_file``, ``follower.mode``;
+    with faults, its own odometry from the injector's onboard topic (on board: no network faults)."""
+    if params_files is None:
+        params_files = (find_config(FOLLOWER_PARAMS, '--config FILE'),)
     args = ['--ros-args']
     for path in params_files:
         args += ['--params-file', str(path)]
     args += ['-r', f'__ns:=/{vehicle_id}', '-p', f'vehicle_id:={format_parameter(vehicle_id)}',
-             '-p', f'mode:={format_parameter(mode)}', '-p', 'use_sim_time:=true']
+             '-p', f'platoon_file:={format_parameter(str(platoon_file))}',
+             '-p', f'follower.mode:={format_parameter(mode)}', '-p', 'use_sim_time:=true']
     if faults is not None and vehicle_id in faults_vehicles(faults):
         from ..nodes.fault_injector import ONBOARD_ODOM
         args += ['-p', f'topics.odom:={format_parameter(names.vehicle_topic(vehicle_id, ONBOARD_ODOM))}']
@@ -89,7 +94,7 @@ def compose_followers(config: PlatoonConfig, context: 'Context', mode: str,
     try:
         for vid in config.vehicles:
             try:
-                nodes.append(cls(context=context, cli_args=follower_args(vid, mode, faults)))
+                nodes.append(cls(context=context, cli_args=follower_args(vid, mode, config.path, faults)))
             except ConfigError as exc:
                 raise ConfigError(f'advisory_follower in /{vid}: {exc}') from exc
             except Exception as exc:  # rcl rejects a parameter with RCLError, ...
@@ -101,23 +106,27 @@ def compose_followers(config: PlatoonConfig, context: 'Context', mode: str,
     return nodes
 
 
-def twist_to_command(msg: Any, t_ns: int) -> 'SpeedCommand':
-    """A ``geometry_msgs/TwistStamped`` command as the simulator's :class:`~..sim.dynamics.SpeedCommand`
-    (received at ``t_ns``): target speed ``twist.linear.x``, acceleration ``twist.angular.y``... see
-    :data:`ACCEL_FIELD`."""
+def twist_to_command(msg: Any, t_ns: int, period_s: float) -> 'SpeedCommand':
+    """A command message (``ros/command.py``: target speed ``linear.x``, implied acceleration ``linear.z``)
+    as the simulator's :class:`~..sim.dynamics.SpeedCommand`, received at ``t_ns``; ``period_s`` is the
+    follower's command period (the target is the speed one period on)."""
+    from ..ros.command import twist_to_speed_accel
     from ..sim.dynamics import SpeedCommand
 
-    return SpeedCommand(int(t_ns), float(msg.twist.linear.x), 0.0)
+    _, speed, accel = twist_to_speed_accel(msg)
+    return SpeedCommand(int(t_ns), speed, accel, float(period_s))
 
 
 class CommandTap:
     """The world's :class:`~..sim.world.Control`: collects the followers' commands as the runner publishes them.
 
-    vehicle_ids : the platoon; :meth:`on_published` is the runner's recorder hook
+    periods_s : vehicle id -> its follower's command period, s; :meth:`on_published` is the runner's
+        recorder hook
     """
 
-    def __init__(self, vehicle_ids: Iterable[str]) -> None:
-        self._topics = {command_topic(v): v for v in vehicle_ids}
+    def __init__(self, periods_s: dict[str, float]) -> None:
+        self._periods = dict(periods_s)
+        self._topics = {command_topic(v): v for v in periods_s}
         self._new: list[tuple[str, SpeedCommand]] = []
         self.runner: Any = None
         self.received = 0
@@ -129,7 +138,7 @@ class CommandTap:
     def on_published(self, topic: str, msg: Any, t_ns: int) -> None:
         vid = self._topics.get(topic)
         if vid is not None:
-            self._new.append((vid, twist_to_command(msg, t_ns)))
+            self._new.append((vid, twist_to_command(msg, t_ns, self._periods[vid])))
             self.received += 1
 
     def commands(self, t_ns: int) -> list[tuple[str, 'SpeedCommand']]:
@@ -180,8 +189,7 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
     duration = float(duration_s) if duration_s is not None else float(scenario.duration_s)
     start_ns = int(round(scenario.start_time_s * 1e9))
     end_ns = start_ns + int(round(duration * 1e9))
-    tap = CommandTap(scenario.vehicle_ids)
-    record = set(config.record_topics) | tap.topics
+    record = set(config.record_topics) | {command_topic(v) for v in scenario.vehicle_ids}
     counts = {'in': 0, 'out': 0, 'recorded': 0, 'sim': 0}
     ctx = bringup.init_context(domain_id, isolated=True)
     nodes: list[Node] = []
@@ -189,7 +197,10 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
     meter = bringup.Progress(progress, duration, stream=progress_stream, label='closed loop')
     try:
         nodes = bringup.compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict)
-        nodes += compose_followers(config, ctx, mode, plan)
+        followers = compose_followers(config, ctx, mode, plan)
+        nodes += followers
+        tap = CommandTap({vid: float(node.get_parameter('follower.command_period_s').value)
+                          for vid, node in zip(config.vehicles, followers)})
         inputs = bringup.input_topics(nodes)
         writer = BagWriter(out_bag, overwrite=overwrite).open()
         meter.restart()
@@ -215,6 +226,7 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
         runner.advance_to(end_ns)
         writer.close()
         writer = None
+        counts['commands'] = tap.received
     finally:
         if writer is not None:   # interrupted or failed: keep what was written, readable
             try:
@@ -226,7 +238,7 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
     run = bringup.RunSummary(sim_s=duration, wall_s=meter.wall_s, messages_in=counts['in'],
                              messages_out=counts['out'], recorded=counts['recorded'] + counts['sim'],
                              record_path=Path(out_bag))
-    return ClosedLoopSummary(run, mode, tap.received, counts['sim'])
+    return ClosedLoopSummary(run, mode, counts['commands'], counts['sim'])
 
 
 def print_summary(summary: ClosedLoopSummary, stream: TextIO | None = None) -> None:
