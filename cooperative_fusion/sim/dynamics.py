@@ -1,11 +1,11 @@
 """Longitudinal dynamics of a platoon vehicle in closed loop: it tracks its latest command.
 
 A command (received at common time ``stamp_ns``: ``speed_mps`` to have ``period_s`` later and
-the acceleration ``accel_mps2`` that implies, as the advisory_follower publishes them) reaches
-the actuators after a pure delay (``actuation_delay_s``), at ``t_act``. From then on the
-vehicle tracks the reference ``v_ref(t) = max(0, speed_mps + accel_mps2 · (t − t_act − period_s))``:
-the controller asks for ``a_req = accel_mps2 + speed_gain_per_s · (v_ref − v)``, clipped to
-``[−max_decel_mps2, max_accel_mps2]``; the achieved acceleration follows ``a_req`` through a
+the acceleration ``accel_mps2`` that implies, as the advisory_follower publishes them) is a
+reference speed ``v_ref(t) = max(0, speed_mps + accel_mps2 · (t − stamp_ns − period_s))``. It reaches
+the actuators after a pure delay (``actuation_delay_s``); from then on the controller asks for
+``a_req = accel_mps2 + speed_gain_per_s · (v_ref − v)``, clipped to ``[−max_decel_mps2,
+max_accel_mps2]``; the achieved acceleration follows ``a_req`` through a
 first-order lag (``lag_time_constant_s``) and changes by at most ``max_jerk_mps3`` per second;
 speed stays within ``[0, max_speed_mps]``.
 A vehicle with a scripted profile (the leader; a follower with its own ``speed_profile``)
@@ -43,7 +43,7 @@ class DynamicsConfig:
     max_decel_mps2: float = 8.0
     max_jerk_mps3: float = 15.0
     actuation_delay_s: float = 0.2
-    lag_time_constant_s: float = 0.2
+    lag_time_constant_s: float = 0.1
     speed_gain_per_s: float = 1.0
 
     def __post_init__(self) -> None:
@@ -115,7 +115,7 @@ class LongitudinalDynamics:
         for i, cmd in enumerate(self._active):
             if cmd is None:
                 continue
-            since_s = (t_ns - cmd.stamp_ns - self._delay_ns) * 1e-9 - cmd.period_s
+            since_s = (t_ns - cmd.stamp_ns) * 1e-9 - cmd.period_s
             target, a_ff = max(cmd.speed_mps + cmd.accel_mps2 * since_s, 0.0), cmd.accel_mps2
             if target == 0.0:
                 a_ff = max(a_ff, 0.0)     # the reference has stopped: no feed-forward braking past it
