@@ -211,7 +211,8 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
 
         runner = LockstepRunner(nodes, recorder, publish_to_dds=False, start_ns=start_ns)
         tap.runner = runner
-        for event in sim.events(duration, control=tap):
+        loop_meta = {'mode': mode, 'faults': None if faults is None else Path(faults).name}
+        for event in sim.events(duration, control=tap, meta=loop_meta):
             msg = event_to_message(event)
             writer.write(event.topic, msg, event.log_time_ns)
             counts['sim'] += 1

@@ -88,6 +88,7 @@ def test_bag_holds_inputs_truth_outputs_and_commands(runs) -> None:
     assert summary.commands == sum(counts[command_topic(v)] for v in VEHICLES)
     meta = json.loads(read(bag, {'/truth/scenario'})['/truth/scenario'][0][1].data)
     assert meta['closed_loop'] is True and meta['vehicle_dynamics']['actuation_delay_s'] == 0.2
+    assert meta['mode'] == 'cooperative+advisory' and meta['faults'] is None
 
 
 def test_the_commands_act_on_the_world(runs, scenario) -> None:
