@@ -211,6 +211,13 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
     return xyv[use, :2], xyv[use, 2] / cos_a[use]
 
 
+def _median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of a short finite 1-D array (the same value), without its overhead."""
+    v = np.sort(values)
+    mid = v.size // 2
+    return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
+
+
 def occupied_components(occ: NDArray[np.bool_], grow_cells: int
                         ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
     """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
@@ -304,8 +311,9 @@ class DynamicLayer:
                 d2 = ((txy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
                 j = np.argmin(d2, axis=1)
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
-                for c in np.unique(clab[j[near]]):
-                    speed_radar[c] = float(np.median(tspeed[near][clab[j[near]] == c]))
+                near_lab, near_speed = clab[j[near]], tspeed[near]
+                for c in np.unique(near_lab):
+                    speed_radar[c] = _median(near_speed[near_lab == c])
 
         # Tracking: the same vehicle's previous components, predicted along the road.
         prev = self._tracks.get(vehicle_id)
@@ -357,10 +365,11 @@ class DynamicLayer:
         static_known, static_l = known, logodds
         if moving_label.any():
             cell_moving = moving_label[lab]
-            moving_cells = np.zeros(spec.shape, dtype=bool)
-            moving_cells[iy[cell_moving], ix[cell_moving]] = True
-            static_known = known & ~moving_cells
-            static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
+            my, mx = iy[cell_moving], ix[cell_moving]
+            static_known = known.copy()
+            static_known[my, mx] = False
+            static_l = logodds.copy()
+            static_l[my, mx] = np.float32(0.0)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 objects.append(MovingObject(
