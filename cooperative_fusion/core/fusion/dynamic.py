@@ -386,16 +386,24 @@ class DynamicLayer:
                  new: list[MovingObject]) -> None:
         """Keep the vehicle's older objects its new evidence does not observe (and not expired; they lose
         their own age limit); add ``new``."""
+        live = [o for o in self._objects.get(vehicle_id, []) if stamp_ns - o.stamp_ns <= self.config.max_age_ns]
+        older = [i for i, o in enumerate(live) if o.stamp_ns < stamp_ns]
+        observed_share: dict[int, float] = {}
+        if older:
+            # Every older object's cells at the stamp looked up in one pass; a share per object.
+            moved = [live[i].cells_at(stamp_ns) for i in older]
+            sizes = np.array([len(c) for c in moved])
+            ix, iy = spec.world_to_cell(np.concatenate(moved))
+            inside = spec.in_bounds(ix, iy)
+            observed = np.zeros(ix.shape, dtype=bool)
+            observed[inside] = known[iy[inside], ix[inside]]
+            hits = np.bincount(np.repeat(np.arange(len(older)), sizes)[observed], minlength=len(older))
+            observed_share = {i: float(h) / float(n) for i, h, n in zip(older, hits.tolist(), sizes.tolist()) if n}
         kept = []
-        for o in self._objects.get(vehicle_id, []):
-            if stamp_ns - o.stamp_ns > self.config.max_age_ns:
-                continue
-            if o.stamp_ns < stamp_ns:
-                ix, iy = spec.world_to_cell(o.cells_at(stamp_ns))
-                inside = spec.in_bounds(ix, iy)
-                observed = np.zeros(ix.shape, dtype=bool)
-                observed[inside] = known[iy[inside], ix[inside]]
-                if observed.mean() >= 0.5:
+        older_set = set(older)
+        for i, o in enumerate(live):
+            if i in older_set:
+                if observed_share.get(i, 0.0) >= 0.5:
                     continue
                 if o.max_age_ns is not None:
                     o = replace(o, max_age_ns=None)
