@@ -436,11 +436,18 @@ class CommonGrid:
         old = self._spec
 
         def moved(a: NDArray, fill: float | int) -> NDArray:
-            out = np.full(new_spec.shape, fill, dtype=a.dtype)
             x0, x1 = max(dx, 0), min(dx + new_spec.width, old.width)
             y0, y1 = max(dy, 0), min(dy + new_spec.height, old.height)
-            if x0 < x1 and y0 < y1:
-                out[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = a[y0:y1, x0:x1]
+            if x0 >= x1 or y0 >= y1:
+                return np.full(new_spec.shape, fill, dtype=a.dtype)
+            # The kept cells copied once; only the strips entering the window are filled.
+            out = np.empty(new_spec.shape, dtype=a.dtype)
+            r0, r1, c0, c1 = y0 - dy, y1 - dy, x0 - dx, x1 - dx
+            out[r0:r1, c0:c1] = a[y0:y1, x0:x1]
+            out[:r0] = fill
+            out[r1:] = fill
+            out[r0:r1, :c0] = fill
+            out[r0:r1, c1:] = fill
             return out
 
         self._l = moved(self._l, 0.0)
