@@ -396,11 +396,15 @@ class CommonGrid:
             k = k[sl]
             lin = np.where(k, num[sl] / np.maximum(den[sl], np.float32(1e-6)), np.float32(0.0)
                            ).astype(np.float32, copy=False)
-            k = k & np.isfinite(lin)
+            finite = np.isfinite(lin)
+            k = k & finite
+            # lin is a new array, 0 where k is False: when all finite it is already the masked evidence.
+            masked = bool(finite.all())
         else:
             sl = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
             k = known[sl] & np.isfinite(logodds[sl])
             lin = logodds[sl]
+            masked = False
         n_cells = int(np.count_nonzero(k))
 
         if self._time_ns is None or stamp_ns > self._time_ns:
@@ -409,7 +413,7 @@ class CommonGrid:
         late = 1.0 if stamp_ns >= grid_ns else 0.5 ** ((grid_ns - stamp_ns) * 1e-9 / cfg.half_life_s)
         w_pose = 1.0 / (1.0 + (sigma_pose / cfg.pose_sigma_ref_m) ** 2)
         weight = cfg.vehicle_weights[vehicle_id] * w_pose * late
-        e = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
+        e = lin if masked else np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
         e *= np.float32(weight)
 
         L = self._l[y0:y1, x0:x1]
