@@ -29,22 +29,35 @@ def odometry_to_pose(msg: Odometry) -> PoseSample:
     orientation, covariance or twist, or a zero quaternion.
     """
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    position = _finite('position', np.array([p.x, p.y, p.z], dtype=np.float64))
-    quat = _finite('orientation', np.array([q.w, q.x, q.y, q.z], dtype=np.float64))
+    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+    values = np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z],
+                      dtype=np.float64)
+    cov = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
+    if not (np.isfinite(values).all() and np.isfinite(cov).all()):
+        _finite('position', values[0:3])
+        _finite('orientation', values[3:7])
+        _check_norm(values[3:7], q)
+        _finite('covariance', cov)
+        _finite('twist.linear', values[7:10])
+        _finite('twist.angular', values[10:13])
+    quat = values[3:7]
+    norm = _check_norm(quat, q)
+    return PoseSample(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        position=values[0:3],
+        quat_wxyz=quat / norm,
+        covariance=cov,
+        linear_velocity=values[7:10],
+        angular_velocity=values[10:13],
+    )
+
+
+def _check_norm(quat: NDArray[np.float64], q) -> float:
     norm = float(np.linalg.norm(quat))
     if norm < 1e-9:
         raise MessageFormatError(f'odometry orientation is a zero quaternion (x, y, z, w) = '
                                  f'({q.x}, {q.y}, {q.z}, {q.w}): expected a unit quaternion')
-    cov = _finite('covariance', np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6))
-    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
-    return PoseSample(
-        stamp_ns=stamp_to_ns(msg.header.stamp),
-        position=position,
-        quat_wxyz=quat / norm,
-        covariance=cov,
-        linear_velocity=_finite('twist.linear', np.array([lin.x, lin.y, lin.z], dtype=np.float64)),
-        angular_velocity=_finite('twist.angular', np.array([ang.x, ang.y, ang.z], dtype=np.float64)),
-    )
+    return norm
 
 
 def pose_to_odometry(pose: PoseSample, frame_id: str, child_frame_id: str) -> Odometry:

@@ -211,6 +211,13 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
     return xyv[use, :2], xyv[use, 2] / cos_a[use]
 
 
+def _median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of a short finite 1-D array (the same value), without its overhead."""
+    v = np.sort(values)
+    mid = v.size // 2
+    return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
+
+
 def occupied_components(occ: NDArray[np.bool_], grow_cells: int
                         ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
     """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
@@ -307,8 +314,9 @@ class DynamicLayer:
                 d2 = ((txy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
                 j = np.argmin(d2, axis=1)
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
-                for c in np.unique(clab[j[near]]):
-                    speed_radar[c] = float(np.median(tspeed[near][clab[j[near]] == c]))
+                near_lab, near_speed = clab[j[near]], tspeed[near]
+                for c in np.unique(near_lab):
+                    speed_radar[c] = _median(near_speed[near_lab == c])
 
         # Tracking: the same vehicle's previous components, predicted along the road.
         prev = self._tracks.get(vehicle_id)
@@ -360,10 +368,11 @@ class DynamicLayer:
         static_known, static_l = known, logodds
         if moving_label.any():
             cell_moving = moving_label[lab]
-            moving_cells = np.zeros(spec.shape, dtype=bool)
-            moving_cells[iy[cell_moving], ix[cell_moving]] = True
-            static_known = known & ~moving_cells
-            static_l = np.where(moving_cells, np.float32(0.0), logodds).astype(np.float32)
+            my, mx = iy[cell_moving], ix[cell_moving]
+            static_known = known.copy()
+            static_known[my, mx] = False
+            static_l = logodds.copy()
+            static_l[my, mx] = np.float32(0.0)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 objects.append(MovingObject(
@@ -380,16 +389,24 @@ class DynamicLayer:
                  new: list[MovingObject]) -> None:
         """Keep the vehicle's older objects its new evidence does not observe (and not expired; they lose
         their own age limit); add ``new``."""
+        live = [o for o in self._objects.get(vehicle_id, []) if stamp_ns - o.stamp_ns <= self.config.max_age_ns]
+        older = [i for i, o in enumerate(live) if o.stamp_ns < stamp_ns]
+        observed_share: dict[int, float] = {}
+        if older:
+            # Every older object's cells at the stamp looked up in one pass; a share per object.
+            moved = [live[i].cells_at(stamp_ns) for i in older]
+            sizes = np.array([len(c) for c in moved])
+            ix, iy = spec.world_to_cell(np.concatenate(moved))
+            inside = spec.in_bounds(ix, iy)
+            observed = np.zeros(ix.shape, dtype=bool)
+            observed[inside] = known[iy[inside], ix[inside]]
+            hits = np.bincount(np.repeat(np.arange(len(older)), sizes)[observed], minlength=len(older))
+            observed_share = {i: float(h) / float(n) for i, h, n in zip(older, hits.tolist(), sizes.tolist()) if n}
         kept = []
-        for o in self._objects.get(vehicle_id, []):
-            if stamp_ns - o.stamp_ns > self.config.max_age_ns:
-                continue
-            if o.stamp_ns < stamp_ns:
-                ix, iy = spec.world_to_cell(o.cells_at(stamp_ns))
-                inside = spec.in_bounds(ix, iy)
-                observed = np.zeros(ix.shape, dtype=bool)
-                observed[inside] = known[iy[inside], ix[inside]]
-                if observed.mean() >= 0.5:
+        older_set = set(older)
+        for i, o in enumerate(live):
+            if i in older_set:
+                if observed_share.get(i, 0.0) >= 0.5:
                     continue
                 if o.max_age_ns is not None:
                     o = replace(o, max_age_ns=None)

@@ -2,8 +2,8 @@
 
 Each predicted grid waits (:meth:`SelfCheck.expect`) until a mirrored grid stamped at
 or after its target (within half a grid period) arrives (:meth:`SelfCheck.observe`);
-IoU and Brier score against it (:func:`.prediction.iou`, :func:`.prediction.brier`)
-are kept per horizon over the last ``window`` predictions.
+IoU and Brier score against it (:func:`.prediction.iou`, :func:`.prediction.brier`, with the observed
+cells picked once per grid) are kept per horizon over the last ``window`` predictions.
 """
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
-from .prediction import brier, iou
 
 #: Self-check scores kept per horizon for the reported mean.
 SELF_CHECK_WINDOW = 50
@@ -40,6 +39,16 @@ def overlap(a: GridSpec, b: GridSpec) -> tuple[tuple[slice, slice], tuple[slice,
     if x0 >= x1 or y0 >= y1:
         return None
     return (slice(y0, y1), slice(x0, x1)), (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
+
+
+def _iou_brier(p: NDArray[np.float32], o: NDArray[np.float32], threshold: float = 0.5) -> tuple[float, float]:
+    """:func:`.prediction.iou` and :func:`.prediction.brier` (the same arithmetic) of the predicted and
+    observed probabilities (K,) of the observed cells."""
+    a, b = p >= threshold, o >= threshold
+    union = int(np.count_nonzero(a | b))
+    iou = float(np.count_nonzero(a & b)) / union if union else float('nan')
+    brier = float(np.mean((p - b) ** 2)) if p.size else float('nan')
+    return iou, brier
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ class SelfCheck:
             if stamp_ns - target > half:
                 self.missed += len(entries)
                 continue
+            observed: dict[tuple, tuple[NDArray[np.bool_], NDArray[np.float32]]] = {}
             for e in entries:
                 try:
                     ov = overlap(spec, e.spec) if e.spec != spec else ((slice(None),) * 2, (slice(None),) * 2)
@@ -92,10 +102,20 @@ class SelfCheck:
                 if ov is None:
                     self.missed += 1
                     continue
-                obs, pred = cells[ov[0]], e.percent[ov[1]].astype(np.float32) / np.float32(100.0)
+                key = tuple((sl.start, sl.stop) for sl in ov[0])
+                if key not in observed:
+                    obs = cells[ov[0]]
+                    known = (obs >= 0) & (obs <= 100)
+                    observed[key] = known, obs[known].astype(np.float32) / 100.0
+                known, o = observed[key]
+                percent = e.percent[ov[1]]
+                if percent.shape != known.shape:
+                    raise MessageFormatError(f'predicted grid shape {percent.shape} does not match observed '
+                                             f'{known.shape}')
                 scores = self._scores.setdefault(e.horizon_s, self._new_scores())
-                scores['iou'].append(iou(pred, obs))
-                scores['brier'].append(brier(pred, obs))
+                iou, brier = _iou_brier(percent[known].astype(np.float32) / np.float32(100.0), o)
+                scores['iou'].append(iou)
+                scores['brier'].append(brier)
 
     def values(self) -> dict[str, float | int]:
         """``self_check.iou_<h>s`` / ``self_check.brier_<h>s`` (mean of recent finite scores, NaN if none),
