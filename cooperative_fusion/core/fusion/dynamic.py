@@ -88,6 +88,8 @@ class DynamicConfig:
     track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
     max_age_ns : a moving object not renewed for this long expires, ns
     duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn, metres
+    sweep_phase : a tracked object's cells are moved to the evidence stamp from the time a rotating lidar
+        saw them (see :func:`sweep_phase_s`)
     """
 
     occupied_logodds: float = 0.4
@@ -103,6 +105,7 @@ class DynamicConfig:
     track_smoothing: float = 0.5
     max_age_ns: int = 300_000_000
     duplicate_radius_m: float = 1.0
+    sweep_phase: bool = True
 
     def __post_init__(self) -> None:
         for name in ('occupied_logodds', 'max_length_m', 'radar_radius_m', 'min_speed_mps', 'max_speed_mps',
@@ -188,6 +191,7 @@ class _Seen:
     centroid: NDArray[np.float64]
     speed: float | None          # along the road, m/s
     moving: bool
+    phase: float | None = None   # mean time its cells were seen after the stamp (sweep_phase_s), s
 
 
 @dataclass
@@ -218,6 +222,28 @@ def _median(values: NDArray[np.float64]) -> float:
     return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
 
 
+#: A vehicle's sweep period is the median of its last few evidence intervals, used only within these
+#: bounds (a 5-50 Hz lidar), seconds.
+SWEEP_PERIOD_RANGE_S = (0.02, 0.2)
+SWEEP_STAMPS_KEPT = 9
+
+
+def sweep_phase_s(xy: NDArray[np.float64], sensor_xy: NDArray[np.float64], heading_rad: float,
+                  period_s: float) -> NDArray[np.float64]:
+    """(N,) when a rotating lidar saw each point (N, 2), seconds after the evidence stamp.
+
+    The lidar sweeps counter-clockwise from straight behind over one period and the evidence is stamped
+    when it looks straight ahead (half a sweep after its start: the vehicle's output stamp offset), so a
+    point at azimuth ``a`` (radians from the heading, in (-pi, pi]) was seen ``a / (2 pi) · period`` after
+    the stamp. A moving object seen behind-left is seen up to half a period late, behind-right up to half
+    a period early: at 27 m/s and 10 Hz, 1.35 m ahead of or behind where it is at the stamp.
+    """
+    d = np.asarray(xy, dtype=np.float64) - np.asarray(sensor_xy, dtype=np.float64)[None, :]
+    a = np.arctan2(d[:, 1], d[:, 0]) - heading_rad
+    a = (a + math.pi) % (2.0 * math.pi) - math.pi
+    return a / (2.0 * math.pi) * period_s
+
+
 def occupied_components(occ: NDArray[np.bool_], grow_cells: int
                         ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
     """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
@@ -241,6 +267,7 @@ class DynamicLayer:
     def __init__(self, config: DynamicConfig) -> None:
         self.config = config
         self._tracks: dict[str, _VehicleTracks] = {}
+        self._stamps: dict[str, list[int]] = {}
         self._objects: dict[str, list[MovingObject]] = {}
         self.moving_total = 0
 
@@ -257,7 +284,7 @@ class DynamicLayer:
     def split(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
               stamp_ns: int, heading_rad: float, radar: RadarTargets | None = None,
               weight: float = 1.0, static_zone: NDArray[np.bool_] | None = None,
-              max_age_ns: int | None = None) -> SplitResult:
+              max_age_ns: int | None = None, sensor_xy: NDArray[np.floating] | None = None) -> SplitResult:
         """Split one vehicle's evidence (on ``spec``) into its static part and moving objects.
 
         heading_rad : the road direction at the vehicle (its heading), radians in ``map``
@@ -268,6 +295,8 @@ class DynamicLayer:
             that the member margins missed must not become an object)
         max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
             to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
+        sensor_xy : (2,) the vehicle's position at ``stamp_ns`` in ``map``, metres: with ``sweep_phase``, a
+            tracked object's cells are moved by its velocity from when the lidar saw them to the stamp
         Raises ConfigError when the arrays do not match ``spec``.
         """
         cfg = self.config
@@ -293,6 +322,13 @@ class DynamicLayer:
         np.maximum.at(umax, lab, u)
         np.minimum.at(umin, lab, u)
         valid = (count >= cfg.min_cells) & (umax - umin + res <= cfg.max_length_m)
+        period = self._sweep_period_s(vehicle_id, stamp_ns)
+        phase = np.zeros(x.shape)            # per cell, seconds after the stamp
+        phased = cfg.sweep_phase and sensor_xy is not None and period is not None
+        if phased and n > 0:
+            phase = sweep_phase_s(np.stack([x, y], axis=1), np.asarray(sensor_xy, dtype=np.float64)[:2],
+                                  heading_rad, period)
+        mean_phase = np.bincount(lab, phase, n) / safe
         pinned = np.zeros(n, dtype=bool)
         if static_zone is not None and n > 0:
             pinned[np.unique(lab[np.asarray(static_zone, dtype=bool)[iy, ix]])] = True
@@ -345,7 +381,10 @@ class DynamicLayer:
                 speed, source, moving = float(speed_radar[c]), 'radar', abs(speed_radar[c]) >= cfg.min_speed_mps
                 n_radar += 1
             elif before is not None:
-                meas = float((centroid[c] - before.centroid) @ road) / dt
+                # Seen at stamp + phase: the centroids moved by v·(dt + phase - phase before).
+                # (A view without a sweep period yet counts as seen at the same phase.)
+                seen_dt = dt if before.phase is None or not phased else dt + mean_phase[c] - before.phase
+                meas = float((centroid[c] - before.centroid) @ road) / max(seen_dt, 0.5 * dt)
                 speed = meas if before.speed is None else before.speed + cfg.track_smoothing * (meas - before.speed)
                 source = 'track'
                 moving = (abs(speed) >= cfg.min_speed_mps and before.speed is not None
@@ -354,7 +393,7 @@ class DynamicLayer:
             else:
                 speed, source, moving = None, '', False
             moving = moving and not pinned[c]
-            seen.append(_Seen(centroid[c].copy(), speed, moving))
+            seen.append(_Seen(centroid[c].copy(), speed, moving, float(mean_phase[c]) if phased else None))
             if moving:
                 moving_label[c] = True
                 speeds[c] = speed
@@ -372,8 +411,12 @@ class DynamicLayer:
             static_l[my, mx] = np.float32(0.0)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
+                cells_xy = np.stack([x[sel], y[sel]], axis=1)
+                if sources[c] == 'track':
+                    # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
+                    cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
                 objects.append(MovingObject(
-                    vehicle_id, np.stack([x[sel], y[sel]], axis=1),
+                    vehicle_id, cells_xy,
                     (logodds[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
                     float(speeds[c]) * road, stamp_ns, sources[c],
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
@@ -381,6 +424,20 @@ class DynamicLayer:
         self.moving_total += len(objects)
         return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
                            n_radar, n_track)
+
+    def _sweep_period_s(self, vehicle_id: str, stamp_ns: int) -> float | None:
+        """The vehicle's sweep period: the median interval of its last evidence stamps (this one added),
+        seconds; None while unknown or outside ``SWEEP_PERIOD_RANGE_S``."""
+        stamps = self._stamps.setdefault(vehicle_id, [])
+        if stamp_ns not in stamps:
+            stamps.append(stamp_ns)
+            stamps.sort()
+            del stamps[:-SWEEP_STAMPS_KEPT]
+        if len(stamps) < 2:
+            return None
+        period = _median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
+        lo, hi = SWEEP_PERIOD_RANGE_S
+        return period if lo <= period <= hi else None
 
     def _replace(self, vehicle_id: str, spec: GridSpec, known: NDArray[np.bool_], stamp_ns: int,
                  new: list[MovingObject]) -> None:
