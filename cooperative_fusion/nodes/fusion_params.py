@@ -88,6 +88,9 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.sweep_phase', True,
           'a tracked object\'s cells are moved by its speed from when a rotating lidar saw them (azimuth / 360 '
           'of the vehicle\'s evidence period after the stamp) to the stamp'),
+    Param('dynamic.thin_faces', True,
+          'a moving object\'s cells two or more deep along the line of sight lose the one nearest the sensor '
+          '(a face drawn thicker than it is: coarser shared lattice, range noise)'),
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
