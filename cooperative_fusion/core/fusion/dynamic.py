@@ -49,6 +49,17 @@ another view sees free road there. So each incoming evidence grid is split
    beside the newer ones). The stamp-to-stamp replacement and tracking gates
    keep ``max_age_ns``.
 
+Where each cell is drawn. A cycle's evidence describes its stamp (lidar stamp + half a sweep), but its
+sensors saw a moving car at other times: radar and camera at their own stamps (up to 100 ms earlier),
+a rotating lidar at each point's firing time. The vehicle moves the hits near a moving radar return to
+the stamp with that return's Doppler (:func:`~..vehicle.sensor_models.hits_to_stamp`). Hits the radar
+does not cover (cars behind and beside) stay where the lidar saw them; with ``sweep_phase`` the cells of
+a tracked object are moved back by ``v·a/(2 pi)·T`` (:func:`sweep_phase_s`: ``a`` the cell's azimuth
+from the vehicle's heading, ``T`` the vehicle's evidence period), and its tracking speed is measured
+over the interval between those seen times. With ``thin_faces`` a moving object loses the cells that
+make a face two cells deep on the sensor's side (:func:`near_layer`): shared 0.4 m cells and range
+noise draw a face thicker than it is, in front of the surface.
+
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
 the object's evidence probability (a cell shows the larger of that and the
