@@ -396,11 +396,15 @@ class CommonGrid:
             k = k[sl]
             lin = np.where(k, num[sl] / np.maximum(den[sl], np.float32(1e-6)), np.float32(0.0)
                            ).astype(np.float32, copy=False)
-            k = k & np.isfinite(lin)
+            finite = np.isfinite(lin)
+            k = k & finite
+            # lin is a new array, 0 where k is False: when all finite it is already the masked evidence.
+            masked = bool(finite.all())
         else:
             sl = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
             k = known[sl] & np.isfinite(logodds[sl])
             lin = logodds[sl]
+            masked = False
         n_cells = int(np.count_nonzero(k))
 
         if self._time_ns is None or stamp_ns > self._time_ns:
@@ -409,7 +413,7 @@ class CommonGrid:
         late = 1.0 if stamp_ns >= grid_ns else 0.5 ** ((grid_ns - stamp_ns) * 1e-9 / cfg.half_life_s)
         w_pose = 1.0 / (1.0 + (sigma_pose / cfg.pose_sigma_ref_m) ** 2)
         weight = cfg.vehicle_weights[vehicle_id] * w_pose * late
-        e = np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
+        e = lin if masked else np.where(k, lin, np.float32(0.0)).astype(np.float32, copy=False)
         e *= np.float32(weight)
 
         L = self._l[y0:y1, x0:x1]
@@ -436,11 +440,18 @@ class CommonGrid:
         old = self._spec
 
         def moved(a: NDArray, fill: float | int) -> NDArray:
-            out = np.full(new_spec.shape, fill, dtype=a.dtype)
             x0, x1 = max(dx, 0), min(dx + new_spec.width, old.width)
             y0, y1 = max(dy, 0), min(dy + new_spec.height, old.height)
-            if x0 < x1 and y0 < y1:
-                out[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = a[y0:y1, x0:x1]
+            if x0 >= x1 or y0 >= y1:
+                return np.full(new_spec.shape, fill, dtype=a.dtype)
+            # The kept cells copied once; only the strips entering the window are filled.
+            out = np.empty(new_spec.shape, dtype=a.dtype)
+            r0, r1, c0, c1 = y0 - dy, y1 - dy, x0 - dx, x1 - dx
+            out[r0:r1, c0:c1] = a[y0:y1, x0:x1]
+            out[:r0] = fill
+            out[r1:] = fill
+            out[r0:r1, :c0] = fill
+            out[r0:r1, c1:] = fill
             return out
 
         self._l = moved(self._l, 0.0)

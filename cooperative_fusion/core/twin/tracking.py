@@ -114,7 +114,8 @@ def label_components(occupied: NDArray[np.bool_], reach: int = 0) -> tuple[NDArr
     window = occupied[r0:r1, c0:c1]
     eight = np.ones((3, 3), dtype=bool)
     if reach > 0:
-        grown = ndimage.binary_dilation(window, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
+        # The square dilation as a separable maximum filter: the same cells, several times faster.
+        grown = ndimage.maximum_filter(window, size=2 * reach + 1, mode='constant', cval=False)
         labels, n = ndimage.label(grown, structure=eight)
         labels[~window] = 0
     else:
