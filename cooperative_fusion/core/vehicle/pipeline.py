@@ -39,9 +39,9 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, logodds_to_percent
 from .motion import compensate, deskew
-from .sensor_models import (GroundConfig, MovingReturns, SensorModel, camera_evidence, hits_to_stamp,
-                            moving_returns, combine, default_camera_model,
-                            default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
+from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, GroundConfig, MovingReturns, SensorModel,
+                            camera_evidence, combine, default_camera_model, default_lidar_model,
+                            default_radar_model, hits_to_stamp, lidar_evidence, moving_returns, radar_evidence,
                             split_ground)
 
 __all__ = [
@@ -153,6 +153,8 @@ class PipelineConfig:
         of the sensor frame (camera: the optical frame) in base_link, metres and radians
     lidar_model, radar_model, camera_model : inverse sensor models
     radar_sigma_m : metres, 1-sigma position error of a radar detection
+    moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
+        ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
         field of view from the intrinsics is used when narrower)
     camera_stride : take every n-th depth pixel along both image axes
@@ -169,6 +171,8 @@ class PipelineConfig:
     radar_model: SensorModel = field(default_factory=default_radar_model)
     camera_model: SensorModel = field(default_factory=default_camera_model)
     radar_sigma_m: float = 0.5
+    moving_min_speed_mps: float = MOVING_MIN_SPEED_MPS
+    moving_radius_m: float = MOVING_RADIUS_M
     camera_hfov_rad: float = math.radians(90.0)
     camera_stride: int = 1
     ground: GroundConfig = field(default_factory=GroundConfig)
@@ -180,6 +184,10 @@ class PipelineConfig:
             object.__setattr__(self, f'{name}_extrinsic',
                                _extrinsic6(f'extrinsics.{name}', getattr(self, f'{name}_extrinsic')))
         _finite('radar_sigma_m', self.radar_sigma_m)
+        for name in ('moving_min_speed_mps', 'moving_radius_m'):
+            _finite(name, getattr(self, name))
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.radar_sigma_m < 0:
             raise ConfigError(f'radar_sigma_m must be >= 0, got {self.radar_sigma_m!r}')
         _finite('camera_hfov_rad', self.camera_hfov_rad)
@@ -390,7 +398,7 @@ class VehiclePipeline:
         hits, free = points_map[obstacle, :2], points_map[ground, :2]
         if draw_at is not None and movers is not None:
             t_hit = t_point if np.ndim(t_point) == 0 else np.asarray(t_point)[obstacle]
-            hits = hits_to_stamp(hits, t_hit, movers, draw_at)
+            hits = hits_to_stamp(hits, t_hit, movers, draw_at, self.cfg.moving_radius_m)
         return lidar_evidence(spec, origin, hits, free, self.cfg.lidar_model), len(points_map)
 
     def _radar(self, spec: GridSpec, scan: RadarScan, poses: PoseLookup, draw_at: int | None = None):
@@ -410,7 +418,8 @@ class VehiclePipeline:
         hits = points_map[:, :2]
         movers = None
         if draw_at is not None:
-            movers = moving_returns(hits, radar2map[:2, 3], targets['velocity'], stamp)
+            movers = moving_returns(hits, radar2map[:2, 3], targets['velocity'], stamp,
+                                    self.cfg.moving_min_speed_mps)
             hits = hits_to_stamp(hits, stamp, movers, draw_at, radius_m=0.0)
         layer = radar_evidence(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
                                origin_xy=radar2map[:2, 3])
@@ -435,6 +444,6 @@ class VehiclePipeline:
         hfov = min(hfov, self.cfg.camera_hfov_rad) if hfov > 0 else self.cfg.camera_hfov_rad
         hits, free = self._split(points_map)
         if draw_at is not None and movers is not None:
-            hits = hits_to_stamp(hits, stamp, movers, draw_at)
+            hits = hits_to_stamp(hits, stamp, movers, draw_at, self.cfg.moving_radius_m)
         layer = camera_evidence(spec, camera2map[:2, 3], yaw, hfov, hits, free, self.cfg.camera_model)
         return layer, len(points_map)
