@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
@@ -217,6 +218,22 @@ def persistent_points(points_xy: NDArray[np.floating], earlier_xy: NDArray[np.fl
     return p[np.isfinite(d)]
 
 
+@lru_cache(maxsize=16)
+def _disc_offsets(tolerance_m: float, resolution_m: float) -> NDArray[np.int64] | None:
+    """(K, 2) whole-cell offsets (dy, dx) within ``tolerance_m`` (a disc: point-symmetric), read-only and
+    computed once per tolerance; None when a lattice distance is too close to the tolerance to decide."""
+    reach = int(math.floor(tolerance_m / resolution_m)) + 1
+    k = np.arange(-reach, reach + 1)
+    dx, dy = (a.ravel() for a in np.meshgrid(k, k))
+    dist = resolution_m * np.hypot(dx, dy)
+    if np.any(np.abs(dist - tolerance_m) <= 1e-6 * max(tolerance_m, resolution_m)):
+        return None
+    within = dist <= tolerance_m
+    offsets = np.stack([dy[within], dx[within]], axis=1)
+    offsets.flags.writeable = False
+    return offsets
+
+
 def _near_on_lattice(p: NDArray[np.float64], e: NDArray[np.float64], tolerance_m: float, resolution_m: float
                      ) -> NDArray[np.bool_] | None:
     """Mask (N,) of the points ``p`` with a point of ``e`` within ``tolerance_m``, when both are cell centres
@@ -228,11 +245,8 @@ def _near_on_lattice(p: NDArray[np.float64], e: NDArray[np.float64], tolerance_m
     ip, ie = np.rint(fp), np.rint(fe)
     if np.max(np.abs(fp - ip)) > 1e-6 or np.max(np.abs(fe - ie)) > 1e-6:
         return None
-    reach = int(math.floor(tolerance_m / resolution_m)) + 1
-    k = np.arange(-reach, reach + 1)
-    dx, dy = (a.ravel() for a in np.meshgrid(k, k))
-    dist = resolution_m * np.hypot(dx, dy)
-    if np.any(np.abs(dist - tolerance_m) <= 1e-6 * max(tolerance_m, resolution_m)):
+    offsets = _disc_offsets(tolerance_m, resolution_m)
+    if offsets is None:
         return None
     ip, ie = ip.astype(np.int64), ie.astype(np.int64)
     lo = np.minimum(ip.min(axis=0), ie.min(axis=0))
@@ -242,8 +256,7 @@ def _near_on_lattice(p: NDArray[np.float64], e: NDArray[np.float64], tolerance_m
         return None
     raster = np.zeros((height, width), dtype=bool)
     raster[ie[:, 1] - lo[1], ie[:, 0] - lo[0]] = True
-    within = dist <= tolerance_m                         # a disc of offsets: point-symmetric
-    near = dilate_offsets(raster, np.stack([dy[within], dx[within]], axis=1))
+    near = dilate_offsets(raster, offsets)
     return near[ip[:, 1] - lo[1], ip[:, 0] - lo[0]]
 
 
