@@ -27,11 +27,11 @@ PARAMS: tuple[Param, ...] = (
           'or the deadline has passed, node clock, seconds', 0.001, 10.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
-    Param('grid.size_x_m', 240.0, 'window extent along the road (map x when not turned), metres', 1.0, 5000.0),
+    Param('grid.size_x_m', 260.0, 'window extent along the road (map x when not turned), metres', 1.0, 5000.0),
     Param('grid.size_y_m', 30.0, 'window extent across the road (map y when not turned), metres', 1.0, 5000.0),
     Param('grid.resolution_m', 0.2, 'cell size, metres (evidence at an integer multiple/fraction is resampled)',
           0.01, 10.0),
-    Param('grid.forward_offset_m', 40.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
+    Param('grid.forward_offset_m', 50.0, 'follow_platoon: window centre this far ahead of the centroid, metres',
           -5000.0, 5000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),

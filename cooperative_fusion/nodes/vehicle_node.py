@@ -79,10 +79,10 @@ PARAMS: tuple[Param, ...] = (
           'camera optical frame (z forward, x right, y down) in base_link [x, y, z, roll, pitch, yaw]'),
     # grid window
     Param('grid.mode', 'rolling', 'rolling: window moves with the vehicle; fixed: window at fixed_origin'),
-    Param('grid.size_x_m', 100.0, 'window extent along its x (map x when not turned), metres', 1.0, 2000.0),
+    Param('grid.size_x_m', 150.0, 'window extent along its x (map x when not turned), metres', 1.0, 2000.0),
     Param('grid.size_y_m', 40.0, 'window extent along its y (map y when not turned), metres', 1.0, 2000.0),
     Param('grid.resolution_m', 0.2, 'cell size, metres (must match the fusion grid)', 0.01, 10.0),
-    Param('grid.forward_offset_m', 30.0, 'rolling: window centre this far ahead of base_link, metres',
+    Param('grid.forward_offset_m', 55.0, 'rolling: window centre this far ahead of base_link, metres',
           -1000.0, 1000.0),
     Param('grid.fixed_origin_x_m', 0.0, 'fixed: lower-left corner x in map, metres, on the lattice'),
     Param('grid.fixed_origin_y_m', 0.0, 'fixed: lower-left corner y in map, metres, on the lattice'),

@@ -101,10 +101,10 @@ class WindowConfig:
     """
 
     mode: GridMode = GridMode.ROLLING
-    size_x_m: float = 100.0
+    size_x_m: float = 150.0
     size_y_m: float = 40.0
     resolution_m: float = 0.2
-    forward_offset_m: float = 30.0
+    forward_offset_m: float = 55.0
     fixed_origin_x_m: float = 0.0
     fixed_origin_y_m: float = 0.0
     yaw_step_deg: float = 0.0
