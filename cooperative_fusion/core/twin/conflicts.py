@@ -92,6 +92,11 @@ class ConflictConfig:
     min_track_hits : a track raises conflicts only after this many detections (used by the twin:
         the velocity of a young track, or of a fragment of a split object, is not known well enough
         for a time to collision)
+    known_velocity_hits, known_velocity_std_mps : ... or already after ``known_velocity_hits``
+        detections when its along-road velocity is known to ``known_velocity_std_mps`` (1 sigma of
+        the tracker's covariance): a track with a radar velocity hint (a stopped car seen by the
+        leader's radar) has it after about three detections, one from grid positions alone after
+        five or six. 0 hits: only ``min_track_hits`` counts
     own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
     predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
@@ -113,6 +118,8 @@ class ConflictConfig:
     propagate_to_followers: bool = True
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
+    known_velocity_hits: int = 0
+    known_velocity_std_mps: float = 1.0
     own_body_speed_tol_mps: float = 1.0
     predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
@@ -134,6 +141,13 @@ class ConflictConfig:
                               f'end of braking, end of hold), got {self.advisory_max_poses!r}')
         if not (isinstance(self.min_track_hits, int) and self.min_track_hits >= 1):
             raise ConfigError(f'ConflictConfig.min_track_hits must be an integer >= 1, got {self.min_track_hits!r}')
+        if not (isinstance(self.known_velocity_hits, int) and self.known_velocity_hits >= 0):
+            raise ConfigError(f'ConflictConfig.known_velocity_hits must be an integer >= 0, '
+                              f'got {self.known_velocity_hits!r}')
+        if not (isinstance(self.known_velocity_std_mps, (int, float)) and math.isfinite(self.known_velocity_std_mps)
+                and self.known_velocity_std_mps > 0):
+            raise ConfigError(f'ConflictConfig.known_velocity_std_mps must be a positive finite number, '
+                              f'got {self.known_velocity_std_mps!r}')
         if self.ttc_error_s > self.ttc_warn_s:
             raise ConfigError(f'ttc_error_s {self.ttc_error_s} s must not exceed ttc_warn_s {self.ttc_warn_s} s')
         if self.gap_error_m > self.gap_warn_m:

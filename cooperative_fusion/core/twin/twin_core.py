@@ -80,6 +80,31 @@ class TwinResult:
     advisories: dict[str, Advisory]
 
 
+def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | None = None) -> NDArray[np.bool_]:
+    """Which tracks may raise conflicts: (N,) bool, in the order of ``tracks``.
+
+    A track is mature from ``cfg.min_track_hits`` detections on, or from ``cfg.known_velocity_hits``
+    (when > 0) once the 1-sigma std of its velocity along the road (``road``'s heading at the track;
+    map x without a road) is at most ``cfg.known_velocity_std_mps``: a time to collision needs the
+    closing speed, not a track's age.
+    """
+    if not tracks:
+        return np.zeros(0, dtype=bool)
+    hits = np.array([t.hits for t in tracks])
+    mature = hits >= cfg.min_track_hits
+    if cfg.known_velocity_hits > 0:
+        cov = np.stack([t.covariance[2:4, 2:4] for t in tracks])
+        if road is None:
+            heading = np.zeros(len(tracks))
+        else:
+            heading = road.heading_at(road.to_road(np.array([[t.x, t.y] for t in tracks]))[0])
+        c, s = np.cos(heading), np.sin(heading)
+        var = c * c * cov[:, 0, 0] + 2.0 * c * s * cov[:, 0, 1] + s * s * cov[:, 1, 1]
+        known = var <= cfg.known_velocity_std_mps ** 2
+        mature |= (hits >= cfg.known_velocity_hits) & known
+    return mature
+
+
 class TwinCore:
     """Stateful twin pipeline (the tracker persists across cycles)."""
 
@@ -120,7 +145,7 @@ class TwinCore:
         tracks = self.tracker.update_detections(dets, stamp_ns)
         ro = rollout(platoon.in_road(road), ObstacleState.from_tracks(tracks, road=road), cfg.prediction, road=road)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
-        mature = np.array([t.hits >= cfg.conflicts.min_track_hits for t in tracks], dtype=bool)
+        mature = mature_tracks(tracks, cfg.conflicts, road)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)
         # Advice along the road (x = s), then its poses and the conflicts' points in map.
         advisories = {c.vehicle_id: advisory_in_map(advise(ro.platoon.vehicle(c.vehicle_id), c, cfg.conflicts), road)
