@@ -8,7 +8,8 @@ from cooperative_fusion.core.twin.conflicts import ConflictConfig, ConflictLevel
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.twin.prediction import PlatoonState, iou
-from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore
+from cooperative_fusion.core.twin.tracking import Track
+from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore, mature_tracks
 
 LEN, GAP, V = 4.5, 18.0, 25.0
 SPEC = GridSpec(0.0, -15.0, 0.2, 1500, 150)       # 300 m x 30 m
@@ -103,3 +104,38 @@ def test_young_tracks_raise_no_conflict_until_min_track_hits():
     assert len(res.tracks) == 2                     # tracked (and predicted) all along
     with pytest.raises(ConfigError, match='min_track_hits must be an integer >= 1, got 0'):
         ConflictConfig(min_track_hits=0)
+
+
+def _track(hits: int, vx_std: float, vy_std: float = 3.0) -> Track:
+    cov = np.diag([0.09, 0.09, vx_std ** 2, vy_std ** 2])
+    return Track(1, np.array([200.0, 0.0, 0.0, 0.0]), cov, hits, hits, 0, 4.5, 1.8, 0.0, True)
+
+
+def test_a_track_with_a_known_along_road_velocity_raises_conflicts_before_min_track_hits():
+    # A stopped car with a radar velocity hint has its closing speed after three detections
+    # (std about 0.6 m/s); one from grid positions alone (std 2 m/s at three) waits for min_track_hits.
+    cfg = ConflictConfig(min_track_hits=6, known_velocity_hits=3, known_velocity_std_mps=1.0)
+    tracks = [_track(3, 0.56), _track(3, 2.08), _track(2, 0.3), _track(6, 2.08), _track(5, 0.95)]
+    assert mature_tracks(tracks, cfg).tolist() == [True, False, False, True, True]
+    # Only the along-road (map x without a road) std counts: a large std across the road does not hold it back.
+    assert mature_tracks([_track(3, 0.5, vy_std=5.0)], cfg).tolist() == [True]
+    # 0 known_velocity_hits: the age alone decides, as before.
+    off = ConflictConfig(min_track_hits=6)
+    assert mature_tracks(tracks, off).tolist() == [False, False, False, True, False]
+    assert mature_tracks([], cfg).shape == (0,)
+    with pytest.raises(ConfigError, match='known_velocity_hits must be an integer >= 0'):
+        ConflictConfig(known_velocity_hits=-1)
+    with pytest.raises(ConfigError, match='known_velocity_std_mps must be a positive finite number'):
+        ConflictConfig(known_velocity_std_mps=0.0)
+
+
+def test_a_stopped_car_is_warned_about_from_its_third_detection_when_its_velocity_is_known():
+    # The twin's default track covariance starts at init_velocity_std_mps (10 m/s): grid positions
+    # alone do not make it known within three detections, so known_velocity_hits changes nothing
+    # without a velocity hint, and min_track_hits still applies.
+    twin = TwinCore(TwinConfig(conflicts=ConflictConfig(min_track_hits=6, known_velocity_hits=3)))
+    seen = []
+    for k in range(7):
+        cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
+        seen.append(len(twin.step(cells, SPEC, k * 100_000_000, pl).conflicts))
+    assert seen[:4] == [0] * 4 and seen[-1] == 4
