@@ -119,7 +119,7 @@ class ConflictConfig:
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
     known_velocity_hits: int = 0
-    known_velocity_std_mps: float = 1.0
+    known_velocity_std_mps: float = 0.7
     own_body_speed_tol_mps: float = 1.0
     predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
@@ -244,6 +244,9 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     # Actors the vehicle's box touches now (overlapping along and across the road), (V, K+1).
     touching = ((np.abs(oy[0] - pl.y[:, None]) < 0.5 * pl.width[:, None] + owide)
                 & (np.abs(ox[0] - xi[0][:, None]) < ohalf[0] + half_v[:, None]))
+    # A contact is ahead only while the actor still reaches past the vehicle's front: one the front
+    # has passed (the vehicle drove over its remains, or it touches the flank or rear) is no braking case.
+    touching_ahead = touching & (ox[0] + ohalf[0] > xi[0][:, None] + half_v[:, None])
     # An obstacle touching a vehicle and moving with it is that vehicle (its own cells): nobody's obstacle.
     own_body = touching[:, :nk] & (np.abs(pl.speed[:, None] - ovx[0, :, :nk]) <= cfg.own_body_speed_tol_mps)
     valid = np.ones((nv, nk + 1), bool)
@@ -258,7 +261,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
     # at the start also an actor the vehicle's box touches now (contact).
     in_path = np.empty_like(in_lane)
-    in_path[0] = in_lane[0] & ((gap[0] > 0) | touching)
+    in_path[0] = in_lane[0] & ((gap[0] > 0) | touching_ahead)
     for k in range(1, t.shape[0]):
         in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
     closing = pl.speed[None, :, None] - ovx

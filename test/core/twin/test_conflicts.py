@@ -133,15 +133,31 @@ def test_ghost_of_a_vehicles_own_body_is_not_a_contact():
                           np.array([0.1]), np.array([1.8]), np.array([0.7]), np.zeros(1), np.zeros(1),
                           np.array([0.3]), np.array([0.2]), np.array([2]))
     assert find_conflicts(rollout(pl, ghost, PredictionConfig())) == []
-    # A tolerance of 0 takes it for a contact again (what it was).
-    (c,) = find_conflicts(rollout(pl, ghost, PredictionConfig()), ConflictConfig(own_body_speed_tol_mps=0.0))
+    # A tolerance of 0 no longer takes it for its body, but it lies behind v3's front: no contact ahead either.
+    assert find_conflicts(rollout(pl, ghost, PredictionConfig()), ConflictConfig(own_body_speed_tol_mps=0.0)) == []
+    # Moved forward to reach past v3's front, it is a contact again (what it was).
+    fwd = replace(ghost, x=np.array([pl.x[2] + 1.6]))
+    (c,) = find_conflicts(rollout(pl, fwd, PredictionConfig()), ConflictConfig(own_body_speed_tol_mps=0.0))
     assert c.vehicle_id == 'v3' and c.level is ConflictLevel.ERROR and c.ttc_s == 0.0
-    assert c.distance_m == pytest.approx(-3.75, abs=0.01)
     # cut_in at 18.0 s: v1 runs into the stopped car (its box overlaps v1's by 1.2 m): still a contact.
     car = obstacle(pl.x[0] + LEN / 2 - 1.2 + 2.0, vx=0.0, track_id=171)
     by_id = {c.vehicle_id: c for c in find_conflicts(rollout(pl, car, PredictionConfig()))}
     assert by_id['v1'].level is ConflictLevel.ERROR and by_id['v1'].ttc_s == 0.0
     assert by_id['v1'].obstacle_track_id == 171 and by_id['v1'].distance_m == pytest.approx(-1.2)
+
+
+def test_an_obstacle_the_front_has_passed_is_no_contact():
+    # highway_occlusion, open loop at 16.3 s: v1 has driven through the stopped car (nobody reacts in that
+    # bag); what is left of it overlaps v1's rear half. Braking cannot help: no warning 'gap -5 m, ttc 0'.
+    pl = platoon()
+    front = pl.x[0] + LEN / 2
+    passed = obstacle(front - 3.0, vx=0.0, track_id=101)          # centre 3 m behind v1's front
+    assert [c.vehicle_id for c in find_conflicts(rollout(pl, passed, PredictionConfig()))
+            if c.obstacle_track_id == 101 and c.vehicle_id == 'v1'] == []
+    # Still reaching past the front (the front is in it now): a contact.
+    inside = obstacle(front - 1.0, vx=0.0, track_id=102)
+    by_id = {c.vehicle_id: c for c in find_conflicts(rollout(pl, inside, PredictionConfig()))}
+    assert by_id['v1'].obstacle_track_id == 102 and by_id['v1'].ttc_s == 0.0
 
 
 def test_braking_predecessor_closing_is_a_conflict_equal_speed_is_not():
