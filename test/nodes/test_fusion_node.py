@@ -328,7 +328,7 @@ def test_yaml_documents_every_parameter_with_its_default():
     cfg = config_from_params(flat)             # the file is a valid configuration
     assert cfg.vehicles == ('v1', 'v2', 'v3', 'v4')
     assert cfg.window_mode is WindowMode.FOLLOW_PLATOON
-    assert cfg.fusion.spec.shape == (150, 1200)
+    assert cfg.fusion.spec.shape == (150, 1300)
     assert cfg.fusion.max_age_ns == 500_000_000 and cfg.coreg.min_fitness == 0.5
     assert cfg.publish_period_s == pytest.approx(0.1)
 

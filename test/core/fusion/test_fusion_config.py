@@ -12,7 +12,7 @@ DEFAULTS = {p.name: p.default for p in PARAMS}
 
 def test_defaults_give_the_documented_config():
     cfg = config_from_params(DEFAULTS)
-    assert cfg.window_mode is WindowMode.FOLLOW_PLATOON and cfg.fusion.spec.shape == (150, 1200)
+    assert cfg.window_mode is WindowMode.FOLLOW_PLATOON and cfg.fusion.spec.shape == (150, 1300)
     assert dict(cfg.fusion.vehicle_weights) == {'v1': 1.0, 'v2': 1.0, 'v3': 1.0, 'v4': 1.0}
     assert cfg.fusion.max_age_ns == 500_000_000 and cfg.publish_min_interval_ns == 20_000_000
     assert cfg.footprints['v2'].length_m == 12.0 and cfg.dynamic.max_age_ns == 300_000_000
