@@ -170,7 +170,7 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
-    ParamRow('conflicts.known_velocity_hits', 3, '... or after this many when its along-road velocity is known '
+    ParamRow('conflicts.known_velocity_hits', 4, '... or after this many when its along-road velocity is known '
              '(0: only min_track_hits)', 0, 1000),
     ParamRow('conflicts.known_velocity_std_mps', _D_CONF.known_velocity_std_mps,
              '... to this 1-sigma std (tracker covariance), m/s', 1e-6, 100.0),
