@@ -98,6 +98,12 @@ PARAMS: tuple[Param, ...] = (
           'link latency allowance, see link.*), seconds', 0.0, 10.0),
     Param('dynamic.duplicate_radius_m', 1.0,
           'an object with half its cells this close to a newer object\'s is not drawn, metres', 0.0, 100.0),
+    Param('dynamic.sweep_phase', True,
+          'a tracked object\'s cells are moved by its speed from when a rotating lidar saw them (azimuth / 360 '
+          'of the vehicle\'s evidence period after the stamp) to the stamp'),
+    Param('dynamic.thin_faces', True,
+          'a moving object\'s cells two or more deep along the line of sight lose the one nearest the sensor '
+          '(a face drawn thicker than it is: coarser shared lattice, range noise)'),
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),

@@ -132,6 +132,10 @@ PARAMS: tuple[Param, ...] = (
     Param('radar.min_range_m', 0.5, 'radar blind zone, metres', 0.0, 1000.0),
     Param('radar.max_range_m', 150.0, 'radar max trusted range, metres', 0.1, 1000.0),
     Param('radar.sigma_m', 0.5, 'radar 1-sigma position error, metres', 0.0, 20.0),
+    Param('radar.moving_min_speed_mps', 1.0, 'radar returns at least this fast (radial, ego motion removed) move the '
+          'hits near them to the cycle\'s output stamp, m/s', 0.0, 1000.0),
+    Param('radar.moving_radius_m', 2.5, 'a lidar, camera or radar hit within this of a moving radar return moves '
+          'with it to the output stamp (0: only the radar\'s own returns), metres', 0.0, 100.0),
     Param('camera.p_hit', 0.75, 'depth camera inverse model: occupancy probability at a return', 0.5, 1.0),
     Param('camera.p_miss', 0.40, 'depth camera inverse model: occupancy probability where a ray passed',
           0.0, 0.5),
@@ -213,6 +217,7 @@ _TOPICS = {'lidar': names.LIDAR, 'radar': names.RADAR, 'camera': names.DEPTH_IMA
 #: PipelineConfig field -> parameter, where they differ
 _PIPELINE_NAMES = {'lidar_extrinsic': 'extrinsics.lidar', 'radar_extrinsic': 'extrinsics.radar',
                    'camera_extrinsic': 'extrinsics.camera_optical', 'radar_sigma_m': 'radar.sigma_m',
+                   'moving_min_speed_mps': 'radar.moving_min_speed_mps', 'moving_radius_m': 'radar.moving_radius_m',
                    'camera_hfov_rad': 'camera.hfov_deg', 'camera_stride': 'camera.stride', 'enabled': 'sync.streams'}
 
 
@@ -231,7 +236,8 @@ def config_from_params(values: Mapping[str, Any], namespace: str = '/') -> Vehic
 
     pipeline = config_from_values(
         PipelineConfig, values, names=_PIPELINE_NAMES, window=config_from_values(WindowConfig, values, 'grid.'),
-        lidar_model=model('lidar'), radar_model=model('radar', 'sigma_m'),
+        lidar_model=model('lidar'),
+        radar_model=model('radar', 'sigma_m', 'moving_min_speed_mps', 'moving_radius_m'),
         camera_model=model('camera', 'hfov_deg', 'stride'),
         ground=config_from_values(GroundConfig, values, 'ground.', names={'ground_z_m': 'z_m'}))
     if values['pose_buffer.extrapolate_s'] > values['pose_buffer.extrapolation_margin_s']:

@@ -370,7 +370,8 @@ class CooperativeFusion:
                 zone[sl] |= body
         split = self.dynamic.split(vehicle_id, r_spec, r_l, r_k, stamp_ns, heading, radar,
                                    cfg.fusion.vehicle_weights.get(vehicle_id, 1.0), zone,
-                                   max_age_ns=object_max_age_ns)
+                                   max_age_ns=object_max_age_ns,
+                                   sensor_xy=None if pose is None else np.array(pose[:2]))
         return split.spec, split.logodds, split.known
 
     # --------------------------------------------------------------- members --

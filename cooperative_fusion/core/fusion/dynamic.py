@@ -49,6 +49,17 @@ another view sees free road there. So each incoming evidence grid is split
    beside the newer ones). The stamp-to-stamp replacement and tracking gates
    keep ``max_age_ns``.
 
+Where each cell is drawn. A cycle's evidence describes its stamp (lidar stamp + half a sweep), but its
+sensors saw a moving car at other times: radar and camera at their own stamps (up to 100 ms earlier),
+a rotating lidar at each point's firing time. The vehicle moves the hits near a moving radar return to
+the stamp with that return's Doppler (:func:`~..vehicle.sensor_models.hits_to_stamp`). Hits the radar
+does not cover (cars behind and beside) stay where the lidar saw them; with ``sweep_phase`` the cells of
+a tracked object are moved back by ``v·a/(2 pi)·T`` (:func:`sweep_phase_s`: ``a`` the cell's azimuth
+from the vehicle's heading, ``T`` the vehicle's evidence period), and its tracking speed is measured
+over the interval between those seen times. With ``thin_faces`` a moving object loses the cells that
+make a face two cells deep on the sensor's side (:func:`near_layer`): shared 0.4 m cells and range
+noise draw a face thicker than it is, in front of the surface.
+
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
 the object's evidence probability (a cell shows the larger of that and the
@@ -88,6 +99,10 @@ class DynamicConfig:
     track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
     max_age_ns : a moving object not renewed for this long expires, ns
     duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn, metres
+    sweep_phase : a tracked object's cells are moved to the evidence stamp from the time a rotating lidar
+        saw them (see :func:`sweep_phase_s`)
+    thin_faces : a moving object's cells two or more deep along the line of sight lose the one nearest the
+        sensor (see :func:`near_layer`)
     """
 
     occupied_logodds: float = 0.4
@@ -103,6 +118,8 @@ class DynamicConfig:
     track_smoothing: float = 0.5
     max_age_ns: int = 300_000_000
     duplicate_radius_m: float = 1.0
+    sweep_phase: bool = True
+    thin_faces: bool = True
 
     def __post_init__(self) -> None:
         for name in ('occupied_logodds', 'max_length_m', 'radar_radius_m', 'min_speed_mps', 'max_speed_mps',
@@ -188,6 +205,7 @@ class _Seen:
     centroid: NDArray[np.float64]
     speed: float | None          # along the road, m/s
     moving: bool
+    phase: float | None = None   # mean time its cells were seen after the stamp (sweep_phase_s), s
 
 
 @dataclass
@@ -218,6 +236,55 @@ def _median(values: NDArray[np.float64]) -> float:
     return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
 
 
+#: A vehicle's sweep period is the median of its last few evidence intervals, used only within these
+#: bounds (a 5-50 Hz lidar), seconds.
+SWEEP_PERIOD_RANGE_S = (0.02, 0.2)
+SWEEP_STAMPS_KEPT = 9
+
+
+def sweep_phase_s(xy: NDArray[np.float64], sensor_xy: NDArray[np.float64], heading_rad: float,
+                  period_s: float) -> NDArray[np.float64]:
+    """(N,) when a rotating lidar saw each point (N, 2), seconds after the evidence stamp.
+
+    The lidar sweeps counter-clockwise from straight behind over one period and the evidence is stamped
+    when it looks straight ahead (half a sweep after its start: the vehicle's output stamp offset), so a
+    point at azimuth ``a`` (radians from the heading, in (-pi, pi]) was seen ``a / (2 pi) · period`` after
+    the stamp. A moving object seen behind-left is seen up to half a period late, behind-right up to half
+    a period early: at 27 m/s and 10 Hz, 1.35 m ahead of or behind where it is at the stamp.
+    """
+    d = np.asarray(xy, dtype=np.float64) - np.asarray(sensor_xy, dtype=np.float64)[None, :]
+    a = np.arctan2(d[:, 1], d[:, 0]) - heading_rad
+    a = (a + math.pi) % (2.0 * math.pi) - math.pi
+    return a / (2.0 * math.pi) * period_s
+
+
+def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, sensor_iy: float
+               ) -> NDArray[np.bool_]:
+    """(K,) the cells of one object (cell indices) that face the sensor in front of another of its cells.
+
+    Per cell, one step along the axis nearer its line of sight from the sensor (at cell coordinates
+    ``sensor_ix, sensor_iy``): a cell is in the near layer when the cell one step towards the sensor is
+    not the object's and the cell one step away is. A face drawn one cell thick is kept whole. Evidence
+    shared on a coarser lattice (``share.resolution_m`` 0.4 m: two fine cells) and range noise draw a
+    face thicker than it is, and the excess lies in front of the surface: on the sensor's side.
+    """
+    ix = np.asarray(ix, dtype=np.int64)
+    iy = np.asarray(iy, dtype=np.int64)
+    if ix.size == 0:
+        return np.zeros(0, dtype=bool)
+    dx = ix + 0.5 - sensor_ix
+    dy = iy + 0.5 - sensor_iy
+    along_x = np.abs(dx) >= np.abs(dy)
+    sx = np.where(along_x, np.sign(dx), 0).astype(np.int64)
+    sy = np.where(along_x, 0, np.sign(dy)).astype(np.int64)
+    x0, y0 = int(ix.min()) - 1, int(iy.min()) - 1
+    mask = np.zeros((int(iy.max()) - y0 + 2, int(ix.max()) - x0 + 2), dtype=bool)
+    mask[iy - y0, ix - x0] = True
+    toward = mask[iy - sy - y0, ix - sx - x0]
+    away = mask[iy + sy - y0, ix + sx - x0]
+    return ~toward & away
+
+
 def occupied_components(occ: NDArray[np.bool_], grow_cells: int
                         ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
     """Components of the True cells of ``occ`` (H, W), 8-connected after a dilation by ``grow_cells``
@@ -241,6 +308,7 @@ class DynamicLayer:
     def __init__(self, config: DynamicConfig) -> None:
         self.config = config
         self._tracks: dict[str, _VehicleTracks] = {}
+        self._stamps: dict[str, list[int]] = {}
         self._objects: dict[str, list[MovingObject]] = {}
         self.moving_total = 0
 
@@ -257,7 +325,7 @@ class DynamicLayer:
     def split(self, vehicle_id: str, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_],
               stamp_ns: int, heading_rad: float, radar: RadarTargets | None = None,
               weight: float = 1.0, static_zone: NDArray[np.bool_] | None = None,
-              max_age_ns: int | None = None) -> SplitResult:
+              max_age_ns: int | None = None, sensor_xy: NDArray[np.floating] | None = None) -> SplitResult:
         """Split one vehicle's evidence (on ``spec``) into its static part and moving objects.
 
         heading_rad : the road direction at the vehicle (its heading), radians in ``map``
@@ -268,6 +336,8 @@ class DynamicLayer:
             that the member margins missed must not become an object)
         max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
             to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
+        sensor_xy : (2,) the vehicle's position at ``stamp_ns`` in ``map``, metres: with ``sweep_phase``, a
+            tracked object's cells are moved by its velocity from when the lidar saw them to the stamp
         Raises ConfigError when the arrays do not match ``spec``.
         """
         cfg = self.config
@@ -296,6 +366,13 @@ class DynamicLayer:
         np.maximum.at(umax, lab, u)
         np.minimum.at(umin, lab, u)
         valid = (count >= cfg.min_cells) & (umax - umin + res <= cfg.max_length_m)
+        period = self._sweep_period_s(vehicle_id, stamp_ns)
+        phase = np.zeros(x.shape)            # per cell, seconds after the stamp
+        phased = cfg.sweep_phase and sensor_xy is not None and period is not None
+        if phased and n > 0:
+            phase = sweep_phase_s(np.stack([x, y], axis=1), np.asarray(sensor_xy, dtype=np.float64)[:2],
+                                  heading_rad, period)
+        mean_phase = np.bincount(lab, phase, n) / safe
         pinned = np.zeros(n, dtype=bool)
         if static_zone is not None and n > 0:
             pinned[np.unique(lab[np.asarray(static_zone, dtype=bool)[iy, ix]])] = True
@@ -348,7 +425,10 @@ class DynamicLayer:
                 speed, source, moving = float(speed_radar[c]), 'radar', abs(speed_radar[c]) >= cfg.min_speed_mps
                 n_radar += 1
             elif before is not None:
-                meas = float((centroid[c] - before.centroid) @ road) / dt
+                # Seen at stamp + phase: the centroids moved by v·(dt + phase - phase before).
+                # (A view without a sweep period yet counts as seen at the same phase.)
+                seen_dt = dt if before.phase is None or not phased else dt + mean_phase[c] - before.phase
+                meas = float((centroid[c] - before.centroid) @ road) / max(seen_dt, 0.5 * dt)
                 speed = meas if before.speed is None else before.speed + cfg.track_smoothing * (meas - before.speed)
                 source = 'track'
                 moving = (abs(speed) >= cfg.min_speed_mps and before.speed is not None
@@ -357,7 +437,7 @@ class DynamicLayer:
             else:
                 speed, source, moving = None, '', False
             moving = moving and not pinned[c]
-            seen.append(_Seen(centroid[c].copy(), speed, moving))
+            seen.append(_Seen(centroid[c].copy(), speed, moving, float(mean_phase[c]) if phased else None))
             if moving:
                 moving_label[c] = True
                 speeds[c] = speed
@@ -375,15 +455,38 @@ class DynamicLayer:
             static_l[my, mx] = np.float32(0.0)
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
+                cells_xy = np.stack([x[sel], y[sel]], axis=1)
+                if sources[c] == 'track':
+                    # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
+                    cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
+                keep = np.ones(cells_xy.shape[0], dtype=bool)
+                if cfg.thin_faces and sensor_xy is not None:
+                    sensor = np.asarray(sensor_xy, dtype=np.float64)
+                    keep = ~near_layer(ix[sel], iy[sel], (sensor[0] - spec.origin_x) / res,
+                                       (sensor[1] - spec.origin_y) / res)
                 objects.append(MovingObject(
-                    vehicle_id, np.stack([x[sel], y[sel]], axis=1),
-                    (logodds[iy[sel], ix[sel]] * np.float32(weight)).astype(np.float32),
+                    vehicle_id, cells_xy[keep],
+                    (logodds[iy[sel][keep], ix[sel][keep]] * np.float32(weight)).astype(np.float32),
                     float(speeds[c]) * road, stamp_ns, sources[c],
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
         self.moving_total += len(objects)
         return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
                            n_radar, n_track)
+
+    def _sweep_period_s(self, vehicle_id: str, stamp_ns: int) -> float | None:
+        """The vehicle's sweep period: the median interval of its last evidence stamps (this one added),
+        seconds; None while unknown or outside ``SWEEP_PERIOD_RANGE_S``."""
+        stamps = self._stamps.setdefault(vehicle_id, [])
+        if stamp_ns not in stamps:
+            stamps.append(stamp_ns)
+            stamps.sort()
+            del stamps[:-SWEEP_STAMPS_KEPT]
+        if len(stamps) < 2:
+            return None
+        period = _median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
+        lo, hi = SWEEP_PERIOD_RANGE_S
+        return period if lo <= period <= hi else None
 
     def _replace(self, vehicle_id: str, spec: GridSpec, known: NDArray[np.bool_], stamp_ns: int,
                  new: list[MovingObject]) -> None:

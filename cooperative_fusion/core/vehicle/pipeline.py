@@ -39,8 +39,9 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, follow_yaw, logodds_to_percent
 from .motion import compensate, deskew
-from .sensor_models import (GroundConfig, SensorModel, camera_evidence, combine, default_camera_model,
-                            default_lidar_model, default_radar_model, lidar_evidence, radar_evidence,
+from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, GroundConfig, MovingReturns, SensorModel,
+                            camera_evidence, combine, default_camera_model, default_lidar_model,
+                            default_radar_model, hits_to_stamp, lidar_evidence, moving_returns, radar_evidence,
                             split_ground)
 
 __all__ = [
@@ -173,6 +174,8 @@ class PipelineConfig:
         of the sensor frame (camera: the optical frame) in base_link, metres and radians
     lidar_model, radar_model, camera_model : inverse sensor models
     radar_sigma_m : metres, 1-sigma position error of a radar detection
+    moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
+        ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
         field of view from the intrinsics is used when narrower)
     camera_stride : take every n-th depth pixel along both image axes
@@ -189,6 +192,8 @@ class PipelineConfig:
     radar_model: SensorModel = field(default_factory=default_radar_model)
     camera_model: SensorModel = field(default_factory=default_camera_model)
     radar_sigma_m: float = 0.5
+    moving_min_speed_mps: float = MOVING_MIN_SPEED_MPS
+    moving_radius_m: float = MOVING_RADIUS_M
     camera_hfov_rad: float = math.radians(90.0)
     camera_stride: int = 1
     ground: GroundConfig = field(default_factory=GroundConfig)
@@ -200,6 +205,10 @@ class PipelineConfig:
             object.__setattr__(self, f'{name}_extrinsic',
                                _extrinsic6(f'extrinsics.{name}', getattr(self, f'{name}_extrinsic')))
         _finite('radar_sigma_m', self.radar_sigma_m)
+        for name in ('moving_min_speed_mps', 'moving_radius_m'):
+            _finite(name, getattr(self, name))
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.radar_sigma_m < 0:
             raise ConfigError(f'radar_sigma_m must be >= 0, got {self.radar_sigma_m!r}')
         _finite('camera_hfov_rad', self.camera_hfov_rad)
@@ -342,9 +351,13 @@ class VehiclePipeline:
         self.window_yaw: float | None = None       # the rolling window's yaw, rad (None before the first cycle)
 
     def process(self, stamp_vehicle_ns: int, poses: PoseLookup, lidar: LidarScan | None = None,
-                radar: RadarScan | None = None, camera: DepthFrame | None = None) -> CycleResult:
+                radar: RadarScan | None = None, camera: DepthFrame | None = None,
+                draw_at_vehicle_ns: int | None = None) -> CycleResult:
         """One cycle. ``stamp_vehicle_ns`` is the sync set's stamp; the window is placed at the pose then.
 
+        draw_at_vehicle_ns : the moment the cycle's evidence describes (vehicle clock); when given, hits of
+            moving objects (near a moving radar return) are moved there with the radar's Doppler
+            (:func:`~.sensor_models.hits_to_stamp`) instead of staying where each sensor saw them
         Raises FrameError when there is no pose at ``stamp_vehicle_ns`` (nothing can
         be placed). A member whose own stamp has no pose is skipped and reported in
         ``CycleResult.skipped``; the others still count.
@@ -352,29 +365,32 @@ class VehiclePipeline:
         base2map = poses.lookup(int(stamp_vehicle_ns))
         self.window_yaw = window_yaw(self.cfg.window, base2map, self.window_yaw)
         spec = window_spec(self.cfg.window, base2map, self.window_yaw)
-        layers: list[tuple[NDArray[np.float32], NDArray[np.bool_]]] = []
-        used: list[str] = []
+        results: dict[str, tuple[tuple[NDArray[np.float32], NDArray[np.bool_]], int]] = {}
         skipped: dict[str, str] = {}
         n_points: dict[str, int] = {}
         targets = None
+        movers: MovingReturns | None = None
+        draw_at = None if draw_at_vehicle_ns is None else int(draw_at_vehicle_ns)
         members = {'lidar': lidar, 'radar': radar, 'camera': camera}
-        for name in STREAMS:
+        # Radar first: its moving returns move the other sensors' hits of moving objects.
+        for name in ('radar', *[s for s in STREAMS if s != 'radar']):
             member = members[name]
             if member is None or name not in self.cfg.enabled:
                 continue
             try:
                 if name == 'lidar':
-                    layer, n = self._lidar(spec, member, poses)
+                    results[name] = self._lidar(spec, member, poses, movers, draw_at)
                 elif name == 'radar':
-                    layer, n, targets = self._radar(spec, member, poses)
+                    layer, n, targets, movers = self._radar(spec, member, poses, draw_at)
+                    results[name] = (layer, n)
                 else:
-                    layer, n = self._camera(spec, member, poses)
+                    results[name] = self._camera(spec, member, poses, movers, draw_at)
             except FrameError as exc:
                 skipped[name] = str(exc)
                 continue
-            layers.append(layer)
-            used.append(name)
-            n_points[name] = n
+        used = [name for name in STREAMS if name in results]
+        layers = [results[name][0] for name in used]
+        n_points = {name: results[name][1] for name in used}
         if layers:
             logodds, known = combine(layers)
         else:
@@ -385,23 +401,31 @@ class VehiclePipeline:
         obstacle, ground = split_ground(points_map, self.cfg.ground)
         return points_map[obstacle, :2], points_map[ground, :2]
 
-    def _lidar(self, spec: GridSpec, scan: LidarScan, poses: PoseLookup):
+    def _lidar(self, spec: GridSpec, scan: LidarScan, poses: PoseLookup, movers: MovingReturns | None = None,
+               draw_at: int | None = None):
         pts = _xyz(scan.points, 'lidar')
         stamp = int(scan.stamp_vehicle_ns)
+        t_point: int | NDArray[np.int64] = stamp
         if self.cfg.deskew and scan.t_offset_s is not None:
             t = np.asarray(scan.t_offset_s, dtype=np.float64)
             if t.shape != (len(pts),):
                 raise ConfigError(f'lidar t_offset_s must have shape ({len(pts)},), got {t.shape}')
             ok = np.isfinite(pts).all(axis=1) & np.isfinite(t)
             points_map = deskew(pts[ok], t[ok], self.lidar2base, poses, stamp)
+            t_point = stamp + np.round(t[ok] * 1e9).astype(np.int64)
         else:
             pts = pts[np.isfinite(pts).all(axis=1)]
             points_map = compensate(pts, self.lidar2base, poses, stamp)
         origin = se3.apply(poses.lookup(stamp) @ self.lidar2base, np.zeros((1, 3)))[0, :2]
-        hits, free = self._split(np.asarray(points_map, dtype=np.float64))
+        points_map = np.asarray(points_map, dtype=np.float64)
+        obstacle, ground = split_ground(points_map, self.cfg.ground)
+        hits, free = points_map[obstacle, :2], points_map[ground, :2]
+        if draw_at is not None and movers is not None:
+            t_hit = t_point if np.ndim(t_point) == 0 else np.asarray(t_point)[obstacle]
+            hits = hits_to_stamp(hits, t_hit, movers, draw_at, self.cfg.moving_radius_m)
         return lidar_evidence(spec, origin, hits, free, self.cfg.lidar_model), len(points_map)
 
-    def _radar(self, spec: GridSpec, scan: RadarScan, poses: PoseLookup):
+    def _radar(self, spec: GridSpec, scan: RadarScan, poses: PoseLookup, draw_at: int | None = None):
         pts = _xyz(scan.points, 'radar')
         vel = np.asarray(scan.velocity, dtype=np.float64).reshape(-1)
         rcs = np.asarray(scan.rcs, dtype=np.float64).reshape(-1)
@@ -415,11 +439,18 @@ class VehiclePipeline:
         # The sensor's own velocity in map: base_link's, plus yaw rate × mount offset (lever arm).
         ego_velocity = np.asarray(poses.sensor_velocity(stamp, self.radar2base), dtype=np.float64)
         targets = radar_targets(points_map, vel, rcs, radar2map[:3, 3], ego_velocity)
-        layer = radar_evidence(spec, points_map[:, :2], self.cfg.radar_sigma_m, self.cfg.radar_model,
+        hits = points_map[:, :2]
+        movers = None
+        if draw_at is not None:
+            movers = moving_returns(hits, radar2map[:2, 3], targets['velocity'], stamp,
+                                    self.cfg.moving_min_speed_mps)
+            hits = hits_to_stamp(hits, stamp, movers, draw_at, radius_m=0.0)
+        layer = radar_evidence(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
                                origin_xy=radar2map[:2, 3])
-        return layer, len(points_map), targets
+        return layer, len(points_map), targets, movers
 
-    def _camera(self, spec: GridSpec, frame: DepthFrame, poses: PoseLookup):
+    def _camera(self, spec: GridSpec, frame: DepthFrame, poses: PoseLookup, movers: MovingReturns | None = None,
+                draw_at: int | None = None):
         depth = np.asarray(frame.depth_m, dtype=np.float32)
         if depth.ndim != 2:
             raise ConfigError(f'depth image must have shape (H, W), got {depth.shape}')
@@ -436,5 +467,7 @@ class VehiclePipeline:
         hfov = math.atan2(cx + 0.5, fx) + math.atan2(width - 0.5 - cx, fx)
         hfov = min(hfov, self.cfg.camera_hfov_rad) if hfov > 0 else self.cfg.camera_hfov_rad
         hits, free = self._split(points_map)
+        if draw_at is not None and movers is not None:
+            hits = hits_to_stamp(hits, stamp, movers, draw_at, self.cfg.moving_radius_m)
         layer = camera_evidence(spec, camera2map[:2, 3], yaw, hfov, hits, free, self.cfg.camera_model)
         return layer, len(points_map)

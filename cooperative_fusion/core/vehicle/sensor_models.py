@@ -54,7 +54,7 @@ __all__ = [
     'SensorModel', 'default_lidar_model', 'default_radar_model', 'default_camera_model',
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
-    'RADAR_KNOWN_FRACTION',
+    'RADAR_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
 ]
 
 #: Radar cells whose spread evidence is below this fraction of logit(p_hit) count
@@ -424,6 +424,79 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     known[g0:g1, h0:h1] = weight >= RADAR_KNOWN_FRACTION
     logodds[g0:g1, h0:h1] = np.where(known[g0:g1, h0:h1], weight * np.float32(model.l_hit), np.float32(0.0))
     return logodds, known
+
+
+# ------------------------------------------------------- moving returns ----
+
+#: Radar returns slower than this (ego motion removed) are static: nothing is moved with them, m/s.
+MOVING_MIN_SPEED_MPS = 1.0
+#: A hit moves with the nearest moving radar return within this (at the hit's time), metres: a car's
+#: rear face and the first metres of its sides, not its neighbours one lane (3.5 m) away.
+MOVING_RADIUS_M = 2.5
+
+
+@dataclass(frozen=True)
+class MovingReturns:
+    """One radar scan's moving returns: where they were and how they move.
+
+    xy : (M, 2) metres in ``map`` at ``stamp_ns``; velocity : (M, 2) m/s in ``map``, the radial velocity
+    (ego motion removed) along the line of sight: the part of the motion the radar measures, all of it
+    for traffic ahead and behind on the same road
+    """
+
+    xy: NDArray[np.float64]
+    velocity: NDArray[np.float64]
+    stamp_ns: int
+
+
+def moving_returns(targets_xy: NDArray[np.floating], sensor_xy: NDArray[np.floating],
+                   radial_mps: NDArray[np.floating], stamp_ns: int,
+                   min_speed_mps: float = MOVING_MIN_SPEED_MPS) -> MovingReturns:
+    """The returns of one radar scan with ``|radial_mps| >= min_speed_mps``.
+
+    targets_xy : (N, 2) metres in ``map``; sensor_xy : (2,) the radar in ``map``; radial_mps : (N,) m/s,
+    + away, ego motion removed
+    """
+    xy = _as_xy(targets_xy, 'targets_xy')
+    v = np.asarray(radial_mps, dtype=np.float64).reshape(-1)
+    if v.shape != (len(xy),):
+        raise ConfigError(f'radial_mps must have shape ({len(xy)},), got {v.shape}')
+    los = xy - _as_origin(sensor_xy)[None, :]
+    rng = np.hypot(los[:, 0], los[:, 1])
+    keep = np.isfinite(v) & np.all(np.isfinite(xy), axis=1) & (np.abs(v) >= min_speed_mps) & (rng > 1e-6)
+    unit = los[keep] / rng[keep, None]
+    return MovingReturns(xy[keep], unit * v[keep, None], int(stamp_ns))
+
+
+def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.integer],
+                  movers: MovingReturns | None, t_ns: int, radius_m: float = MOVING_RADIUS_M
+                  ) -> NDArray[np.float64]:
+    """Hits of moving objects moved to where they are at ``t_ns``: (N, 2) metres in ``map``.
+
+    hits_xy : (N, 2) metres in ``map``, each where its object was at its own time ``hit_stamp_ns``
+    (a scalar, or (N,) per point for a sweeping lidar). A hit within ``radius_m`` of a moving radar
+    return (that return moved to the hit's time) moves with the nearest one: by ``velocity·(t - t_hit)``.
+    Other hits are returned unchanged. So one cycle's evidence shows a moving car once, where it is at
+    the cycle's stamp, instead of once per sensor at each sensor's stamp.
+    """
+    hits = _as_xy(hits_xy, 'hits_xy')
+    if movers is None or len(movers.xy) == 0 or len(hits) == 0:
+        return hits
+    t_hit = np.broadcast_to(np.asarray(hit_stamp_ns, dtype=np.int64), (len(hits),))
+    dt_from_radar = (t_hit - int(movers.stamp_ns)).astype(np.float64) * 1e-9          # (N,)
+    out = hits.copy()
+    best = np.full(len(hits), radius_m * radius_m)
+    which = np.full(len(hits), -1, dtype=np.int64)
+    for m in range(len(movers.xy)):          # a scan has few moving returns; hits can be many
+        at = movers.xy[m][None, :] + dt_from_radar[:, None] * movers.velocity[m][None, :]
+        d2 = ((hits - at) ** 2).sum(axis=1)
+        closer = d2 <= best
+        best[closer] = d2[closer]
+        which[closer] = m
+    moved = which >= 0
+    dt_to_t = (int(t_ns) - t_hit[moved]).astype(np.float64) * 1e-9
+    out[moved] += movers.velocity[which[moved]] * dt_to_t[:, None]
+    return out
 
 
 # ----------------------------------------------------------------- combine ----

@@ -250,8 +250,10 @@ class VehicleCore:
     def process_set(self, sset: SyncSet) -> CycleResult:
         """Run one sync set through the pipeline (no sharing). Raises the pipeline's errors."""
         members = {name: payload for name, (_, payload) in sset.members.items()}
+        # Moving objects are drawn where they are at the output stamp, the moment the cycle describes.
         return self.pipeline.process(sset.stamp_ns, self.poses, lidar=members.get('lidar'),
-                                     radar=members.get('radar'), camera=members.get('camera'))
+                                     radar=members.get('radar'), camera=members.get('camera'),
+                                     draw_at_vehicle_ns=int(sset.stamp_ns) + self.cfg.output_stamp_offset_ns)
 
     def _submit(self, sset: SyncSet, now_ns: int, step: Step) -> None:
         """Queue a set until odometry covers its stamps (or went silent: core.vehicle.pose_wait); sets keep order."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cooperative_fusion.core.fusion.dynamic import DynamicConfig, DynamicLayer, RadarTargets, radar_speeds
+from cooperative_fusion.core.fusion.dynamic import DynamicConfig, DynamicLayer, RadarTargets, near_layer, radar_speeds, sweep_phase_s
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.fusion.common_grid import CommonGrid, FusionConfig
 from cooperative_fusion.core.grid import GridSpec
@@ -224,3 +224,58 @@ def test_newer_evidence_of_the_vehicle_ends_the_age_extension_of_its_older_objec
                 max_age_ns=700 * MS)
     layer.split('v2', SPEC, *unseen, T0 + 200 * MS, 0.0, None, max_age_ns=700 * MS)
     assert [o.max_age_ns for o in layer.objects() if o.stamp_ns == T0 + 150 * MS] == [700 * MS]
+
+
+def test_sweep_phase_is_the_azimuth_share_of_the_period():
+    xy = np.array([[10.0, 0.0], [0.0, 10.0], [0.0, -10.0], [-10.0, 1e-9], [-10.0, -1e-9]])
+    phase = sweep_phase_s(xy, np.zeros(2), 0.0, 0.1)
+    np.testing.assert_allclose(phase, [0.0, 0.025, -0.025, 0.05, -0.05], atol=1e-9)
+    # Heading 90 deg: straight ahead is +y.
+    np.testing.assert_allclose(sweep_phase_s(np.array([[0.0, 10.0]]), np.zeros(2), np.pi / 2, 0.1), [0.0],
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize('sweep_phase', [True, False])
+def test_a_tracked_car_behind_left_is_drawn_where_it_is_at_the_stamp(sweep_phase):
+    # A car overtaking from behind-left at 25 m/s, seen by a 10 Hz lidar at (40, 0) about 48 ms after each
+    # stamp (nearly half a sweep late): its evidence lies 1.2 m ahead of where it is at the stamp.
+    layer = DynamicLayer(DynamicConfig(sweep_phase=sweep_phase, thin_faces=False))
+    sensor = np.array([40.0, 0.0])
+    for k in range(4):
+        x0 = 20.0 + 2.5 * k
+        late = float(sweep_phase_s(np.array([[x0 + 2.0, 1.9]]), sensor, 0.0, 0.1)[0])
+        lin, known = block(x0 + 25.0 * late)
+        layer.split('v1', SPEC, lin, known, T0 + k * 100 * MS, 0.0, sensor_xy=sensor)
+    obj = layer.objects()[-1]
+    assert obj.source == 'track'
+    np.testing.assert_allclose(obj.velocity, [25.0, 0.0], atol=0.5)
+    front = float(obj.cells_xy[:, 0].max()) + 0.5 * RES
+    x_front = 20.0 + 2.5 * 3 + 4.0
+    if sweep_phase:
+        assert abs(front - x_front) < 0.3
+    else:
+        assert front - x_front > 1.0
+
+
+def test_near_layer_is_the_sensor_side_of_a_face_two_cells_deep():
+    # A face across x, two cells deep (ix 10, 11), rows 0..3, and one cell alone at (20, 0); sensor far at -x.
+    ix = np.array([10, 11, 10, 11, 10, 11, 10, 11, 20])
+    iy = np.array([0, 0, 1, 1, 2, 2, 3, 3, 0])
+    np.testing.assert_array_equal(near_layer(ix, iy, -50.0, 1.5), [True, False] * 4 + [False])
+    # Seen from +x the other layer faces the sensor.
+    np.testing.assert_array_equal(near_layer(ix, iy, 80.0, 1.5), [False, True] * 4 + [False])
+
+
+def test_a_moving_object_is_drawn_one_cell_thinner_on_the_sensor_side():
+    layers = {}
+    for thin in (True, False):
+        layer = DynamicLayer(DynamicConfig(thin_faces=thin, sweep_phase=False))
+        for k in range(3):
+            lin, known = block(20.0 + 2.5 * k)
+            layer.split('v1', SPEC, lin, known, T0 + k * 100 * MS, 0.0, radar=radar_on(20.0 + 2.5 * k, 25.0,
+                        T0 + k * 100 * MS), sensor_xy=np.array([0.0, 1.9]))
+        layers[thin] = layer.objects()[-1].cells_xy
+    # Seen from behind: the rear column (x0 + 0.1) is gone, nothing else.
+    assert layers[False][:, 0].min() == pytest.approx(25.1)
+    assert layers[True][:, 0].min() == pytest.approx(25.3)
+    assert len(layers[False]) - len(layers[True]) == 9

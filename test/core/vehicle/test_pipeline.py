@@ -300,3 +300,24 @@ def test_extrinsics_from_config():
     assert_allclose(pipe.radar2base, extrinsic_from_params('r', [3.0, 0.5, 0.4, 0.0, 0.0, 0.2]))
     # the default optical frame looks along base_link x
     assert_allclose(pipe.camera2base[:3, 2], [1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_moving_face_drawn_at_the_cycle_stamp_with_the_radar_doppler():
+    # The face drives away at 20 m/s (the vehicle stands still); lidar and radar saw it at T_REF, the cycle
+    # describes T_REF + 50 ms: with draw_at the face is 1 m further, without it where the sensors saw it.
+    poses = make_poses(0.0)
+    pipe = VehiclePipeline(PipelineConfig(enabled=('lidar', 'radar'), deskew=False))
+    lidar = LidarScan(T_REF, lidar_scan(poses, T_REF, pipe.lidar2base))
+    face = np.append(box_in_map(), 1.0)[None, :]
+    radar = RadarScan(T_REF, se3.apply(se3.invert(poses.lookup(T_REF) @ pipe.radar2base), face),
+                      np.array([20.0]), np.ones(1))
+    seen = pipe.process(T_REF, poses, lidar=lidar, radar=radar)
+    moved = pipe.process(T_REF, poses, lidar=lidar, radar=radar, draw_at_vehicle_ns=T_REF + 50_000_000)
+    ix, iy = face_cells(seen.spec, half_m=0.6)
+    assert (seen.cells[iy, ix] > 80).all()
+    assert (moved.cells[iy, ix] < 50).all()        # the beams now pass there: free
+    step = 1.0 * np.array([math.cos(YAW), math.sin(YAW)])
+    sp = moved.spec
+    centres = np.stack([sp.origin_x + (ix + 0.5) * sp.resolution, sp.origin_y + (iy + 0.5) * sp.resolution], axis=1)
+    jx, jy = sp.world_to_cell(centres + step)
+    assert (moved.cells[jy, jx] > 80).all()

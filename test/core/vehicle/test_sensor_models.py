@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.vehicle.sensor_models import (SensorModel, camera_evidence, combine, default_camera_model,
-                                                   default_lidar_model, default_radar_model, lidar_evidence,
-                                                   radar_evidence)
+                                                   default_lidar_model, default_radar_model, hits_to_stamp,
+                                                   lidar_evidence, moving_returns, radar_evidence)
 
 LIDAR = default_lidar_model()
 L_HIT = math.log(0.85 / 0.15)
@@ -371,3 +371,36 @@ def test_radar_equals_blurring_the_whole_window(seed):
     known = weight >= RADAR_KNOWN_FRACTION
     assert_array_equal(got[1], known)
     assert got[0].tobytes() == np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32).tobytes()
+
+
+# ------------------------------------------------------------ moving returns --
+
+def test_moving_returns_keep_moving_targets_with_radial_velocity_vectors():
+    xy = np.array([[20.0, 0.0], [0.0, 10.0], [30.0, 0.0]])
+    movers = moving_returns(xy, np.array([0.0, 0.0]), np.array([5.0, -3.0, 0.2]), 1_000)
+    np.testing.assert_allclose(movers.xy, xy[:2])
+    np.testing.assert_allclose(movers.velocity, [[5.0, 0.0], [0.0, -3.0]])
+    assert movers.stamp_ns == 1_000
+
+
+def test_moving_returns_reject_a_velocity_of_another_length():
+    with pytest.raises(ConfigError, match='radial_mps must have shape'):
+        moving_returns(np.zeros((2, 2)), np.zeros(2), np.zeros(3), 0)
+
+
+def test_hits_to_stamp_moves_hits_near_a_moving_return_by_its_velocity():
+    # A car 20 m ahead driving away at 25 m/s, seen by the radar at t = 0 and by a camera 40 ms earlier.
+    movers = moving_returns(np.array([[20.0, 0.0]]), np.zeros(2), np.array([25.0]), 0)
+    hits = np.array([[19.0, 0.5], [19.0, 4.0], [60.0, 0.0]])      # the car (1 m behind: 40 ms earlier), a
+    out = hits_to_stamp(hits, -40_000_000, movers, 50_000_000)      # neighbour 3.5 m across, a far post
+    np.testing.assert_allclose(out[0], [19.0 + 25.0 * 0.09, 0.5])
+    np.testing.assert_allclose(out[1:], hits[1:])
+
+
+def test_hits_to_stamp_per_point_times_and_no_movers():
+    movers = moving_returns(np.array([[-20.0, 0.0]]), np.zeros(2), np.array([-10.0]), 0)   # approaching from behind
+    hits = np.array([[-20.0, 0.0], [-19.0, 0.0]])
+    out = hits_to_stamp(hits, np.array([0, 100_000_000]), movers, 50_000_000)
+    # velocity (+10, 0) m/s in map: the first hit moves +0.5 m, the second (seen 50 ms late) -0.5 m.
+    np.testing.assert_allclose(out, [[-19.5, 0.0], [-19.5, 0.0]])
+    np.testing.assert_allclose(hits_to_stamp(hits, 0, None, 50_000_000), hits)
