@@ -161,6 +161,8 @@ class _Truth:
     object_stamps: list[int] = field(default_factory=list)
     objects: list[tuple['Box', ...]] = field(default_factory=list)
     odom: dict[str, list[tuple[int, float, float, float]]] = field(default_factory=dict)
+    #: vehicle id -> (stamp ns, true speed m/s: the odometry's twist.linear.x) for the outcome keys
+    speed: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def occupied(self, k: int) -> 'NDArray[np.bool_]':
         import numpy as np
@@ -206,8 +208,9 @@ def read_truth(path: str | Path) -> _Truth:
                     truth.meta = meta
                 else:
                     p, q = msg.pose.pose.position, msg.pose.pose.orientation
-                    truth.odom.setdefault(topic[len(TRUTH_ODOM_PREFIX):], []).append(
-                        (stamp_to_ns(msg.header.stamp), float(p.x), float(p.y), yaw_of_quaternion(q)))
+                    vid, stamp = topic[len(TRUTH_ODOM_PREFIX):], stamp_to_ns(msg.header.stamp)
+                    truth.odom.setdefault(vid, []).append((stamp, float(p.x), float(p.y), yaw_of_quaternion(q)))
+                    truth.speed.setdefault(vid, []).append((stamp, float(msg.twist.twist.linear.x)))
             except (CooperativeFusionError, json.JSONDecodeError, ValueError) as exc:
                 raise BagError(f'{path}: {topic} at log time {log_ns} ns: {exc}') from exc
     if not truth.grid_stamps:
@@ -654,7 +657,22 @@ class _Evaluator:
         out.update(self.warning_report(vids))
         out['meeting_time_s'] = meta.get('meeting_time_s')
         out['warnings_by_vehicle'] = {v: len(ts) for v, ts in sorted(self.warnings.items())}
+        out.update(outcome_keys(self.truth, vids))
         return out
+
+
+def outcome_keys(truth: _Truth, vids: list[str]) -> dict[str, Any]:
+    """The outcome keys (:func:`cooperative_fusion.core.outcome.outcome_report`) of the truth: the
+    ``/truth/objects`` boxes in stamp order and each vehicle's ``/truth/odom/<v>`` speed."""
+    import numpy as np
+
+    from ..core.outcome import outcome_report
+
+    order = sorted(range(len(truth.object_stamps)), key=truth.object_stamps.__getitem__)
+    frames = [(truth.object_stamps[i], truth.objects[i]) for i in order]
+    speeds = {v: (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows]))
+              for v, rows in truth.speed.items()}
+    return outcome_report(vids, frames, speeds)
 
 
 def evaluate(truth_bag: str | Path, result_bag: str | Path, *, roi: 'RoiConfig | None' = None,
