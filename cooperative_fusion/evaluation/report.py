@@ -802,12 +802,41 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         if isinstance(value, Mapping):
             value = ', '.join(f'{v} {_fmt(x)}' for v, x in value.items())
         lines.append(f'| {key} | {_fmt(value)} |')
+    lines += outcome_markdown(report)
     episodes = report.get('false_warning_episodes') or []
     if episodes:
         lines += ['', '| false warning: vehicle | start (s) | end (s) | object | reason |', '|---|---|---|---|---|']
         lines += [f"| {e['vehicle']} | {_fmt(e['start_s'], 2)} | {_fmt(e['end_s'], 2)} | {e['object']} | "
                   f"{e['reason']} |" for e in episodes]
     return '\n'.join(lines) + '\n'
+
+
+#: Outcome keys (core/outcome.py) and their row labels.
+OUTCOME_LABELS = {'min_gap_m': 'min gap (m)', 'min_ttc_s': 'min ttc (s)', 'max_decel_mps2': 'max decel (m/s²)',
+                  'collision': 'collision', 'time_headway_s': 'time headway p5 / p50 / p95 (s)'}
+
+
+def outcome_cell(key: str, value: Any) -> str:
+    """One vehicle's value of an outcome key as table text (``n/a`` without data)."""
+    if value is None:
+        return 'n/a'
+    if key == 'collision':
+        return '**yes**' if value else 'no'
+    if key == 'time_headway_s' and isinstance(value, Mapping):
+        return ' / '.join(_fmt(value.get(p), 2) for p in ('p5', 'p50', 'p95'))
+    return _fmt(float(value), 2 if key != 'max_decel_mps2' else 1)
+
+
+def outcome_markdown(report: Mapping[str, Any]) -> list[str]:
+    """Markdown lines of the outcome keys (vehicles as columns); none when the report has none."""
+    vids = list(report.get('vehicles') or [])
+    if not any(isinstance(report.get(k), Mapping) for k in OUTCOME_LABELS):
+        return []
+    lines = ['', '| outcome (truth) | ' + ' | '.join(vids) + ' |', '|---|' + '---|' * len(vids)]
+    for key, label in OUTCOME_LABELS.items():
+        values = report.get(key) or {}
+        lines.append(f'| {label} | ' + ' | '.join(outcome_cell(key, values.get(v)) for v in vids) + ' |')
+    return lines
 
 
 def summary_table(report: Mapping[str, Any]) -> str:

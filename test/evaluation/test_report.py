@@ -360,3 +360,11 @@ def test_outcome_keys_from_truth_boxes_and_odometry(report: dict) -> None:
     assert report['max_decel_mps2'] == {'v1': 0.0, 'v2': 0.0}
     assert report['collision'] == {'v1': False, 'v2': False}
     assert report['time_headway_s'] == {'v1': None, 'v2': None}
+
+
+def test_outcome_in_the_markdown(report: dict) -> None:
+    md = report_markdown(report)
+    assert '| outcome (truth) | v1 | v2 |' in md
+    assert '| min gap (m) | 7.00 | 8.00 |' in md
+    assert '| collision | no | no |' in md
+    assert '| time headway p5 / p50 / p95 (s) | n/a | n/a |' in md
