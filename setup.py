@@ -34,6 +34,7 @@ setup(
             'fusion_node = cooperative_fusion.nodes.fusion_node:main',
             'twin_node = cooperative_fusion.nodes.twin_node:main',
             'fault_injector = cooperative_fusion.nodes.fault_injector:main',
+            'advisory_follower = cooperative_fusion.nodes.advisory_follower:main',
         ],
     },
 )

@@ -28,7 +28,8 @@ LAUNCH = REPO / 'launch'
 CONFIG = REPO / 'config'
 FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
 ARGUMENTS = {
-    'vehicle.launch.py': {'vehicle_id', 'params_file', 'vehicle_params_file', 'use_sim_time'},
+    'vehicle.launch.py': {'vehicle_id', 'params_file', 'vehicle_params_file', 'use_sim_time', 'advisory_follower',
+                          'follower_mode', 'platoon_file'},
     'edge_twin.launch.py': {'platoon_file', 'fusion_params_file', 'twin_params_file', 'use_sim_time'},
     'platoon_replay.launch.py': {'bag', 'platoon_file', 'vehicles', 'rate', 'delay'},
 }
@@ -265,6 +266,15 @@ def test_vehicle_launch_matches_the_bringup_vehicle(monkeypatch):
     (node,) = _nodes('vehicle.launch.py', monkeypatch, vehicle_id='v9', use_sim_time='true')
     assert _node_view(node) == ('vehicle_node', 'v9', [str(CONFIG / 'vehicle.yaml')],
                                 {'vehicle_id': 'v9', 'use_sim_time': True})
+
+
+def test_vehicle_launch_starts_the_advisory_follower_on_request(monkeypatch):
+    vehicle, follower = _nodes('vehicle.launch.py', monkeypatch, vehicle_id='v3', advisory_follower='true',
+                               follower_mode='ego')
+    assert _node_view(vehicle)[0] == 'vehicle_node'
+    assert _node_view(follower) == ('advisory_follower', 'v3', [str(CONFIG / 'advisory_follower.yaml')],
+                                    {'vehicle_id': 'v3', 'platoon_file': str(CONFIG / 'platoon.yaml'),
+                                     'use_sim_time': False, 'follower.mode': 'ego'})
 
 
 def test_edge_twin_launch_matches_the_bringup(monkeypatch, tmp_path):

@@ -11,6 +11,11 @@ Four stages, each the library function behind a command:
    wall time of every stage and the files), ``DIR/see_through.png``, ``DIR/metrics.png``;
 4. :func:`~.animation.animate_run` -> ``DIR/run.gif``.
 
+With ``--closed-loop`` stages 1 and 2 are one: the world runs in lock-step with the nodes
+and the vehicles follow the advisory followers' commands (:func:`~..app.closed_loop.run_closed_loop`,
+``--mode``); ``DIR/scenario_bag`` then holds the nodes' outputs too and there is no
+``result_bag`` (evaluate and the animation read the one bag as truth and result).
+
 An existing DIR is reused only when it is empty or holds a previous demo's
 output (``report.json`` or ``scenario_bag``); then only the demo's own files
 are replaced. Top-level imports stay light (the CLI imports this module to
@@ -27,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.errors import OutputError
-from ..core.errors import ConfigError
+from ..app.closed_loop import DEFAULT_MODE, MODES
+from ..core.errors import ConfigError, OutputError
 
 DEFAULT_OUT = Path('demo_output')
 SCENARIO_BAG = 'scenario_bag'
@@ -81,8 +86,12 @@ def _stage(progress: bool, stream: TextIO, k: int, text: str) -> None:
 
 def _header(info: dict[str, Any], out: Path) -> str:
     t = info['stage_wall_s']
-    files = [(SCENARIO_BAG, 'scenario bag (sensor inputs + ground truth)'),
-             (RESULT_BAG, 'result bag (evidence, common grid, twin outputs, diagnostics)'),
+    closed = info.get('closed_loop')
+    bags = ([(SCENARIO_BAG, 'closed-loop bag (sensor inputs, ground truth, the nodes\' outputs and commands)')]
+            if closed else
+            [(SCENARIO_BAG, 'scenario bag (sensor inputs + ground truth)'),
+             (RESULT_BAG, 'result bag (evidence, common grid, twin outputs, diagnostics)')])
+    files = [*bags,
              (REPORT_JSON, 'report (JSON)'), *[(p, 'evaluation picture') for p in info['pictures']],
              (GIF, 'animation of the run')]
     lines = [f"# Demo: {info['scenario']}", '',
@@ -91,8 +100,11 @@ def _header(info: dict[str, Any], out: Path) -> str:
              f"| seed | {info['seed']} |",
              f"| simulated duration | {info['duration_s']:g} s |",
              f"| faults | {info['faults'] or 'none'} |",
-             f"| simulate | {t['simulate']:.1f} s wall |",
-             f"| run (lock-step) | {t['run']:.1f} s wall ({info['run_ratio']:.2f}x real time) |",
+             *([f"| closed loop | mode {closed} |",
+                f"| simulate + run (closed loop) | {t['run']:.1f} s wall ({info['run_ratio']:.2f}x real time) |"]
+               if closed else
+               [f"| simulate | {t['simulate']:.1f} s wall |",
+                f"| run (lock-step) | {t['run']:.1f} s wall ({info['run_ratio']:.2f}x real time) |"]),
              f"| evaluate | {t['evaluate']:.1f} s wall |",
              f"| animate | {t['animate']:.1f} s wall ({info['gif_frames']} frames) |",
              f"| total | {info['total_wall_s']:.1f} s wall |",
@@ -116,7 +128,7 @@ def _shown(path: str | Path) -> str:
 def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = None, faults: str | Path | None = None,
              duration_s: float | None = None, seed: int | None = None, progress: bool = True, *,
              config: str | Path | None = None, domain_id: int | None = None, strict: bool = False,
-             stream: TextIO | None = None) -> dict[str, Any]:
+             stream: TextIO | None = None, closed_loop: bool = False, mode: str | None = None) -> dict[str, Any]:
     """Simulate, run, evaluate and animate into ``out_dir``; returns the evaluation report.
 
     scenario : scenario YAML (None: the default scenario); duration_s : simulated seconds (None: the
@@ -126,6 +138,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
     progress : stage lines and progress bars on ``stream`` (default stderr); without it the nodes log
         warnings and errors only
     strict : an unknown parameter in a params file is an error (:func:`~..app.bringup.compose_nodes`)
+    closed_loop, mode : simulate and run as one closed loop (module docstring), followers in ``mode``
+        (None: :data:`~..app.closed_loop.DEFAULT_MODE`; ConfigError without ``closed_loop``)
     The report gets a ``demo`` entry (scenario file, seed, duration, stage wall times, files).
     Raises ConfigError, BagError or OutputError (nothing is started when an input is bad).
     """
@@ -133,7 +147,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise ConfigError(f'--duration must be a finite number of seconds > 0, got {duration_s}')
 
-    from ..app import bringup
+    from ..app import bringup, closed_loop as loop
     from ..app.platoon import load_platoon_config
     from ..sim.scenario import load_scenario
     from .simulate import default_scenario_path
@@ -143,6 +157,9 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
     scn = load_scenario(scenario_path)
     load_platoon_config(config)
     bringup.load_faults(faults)
+    if mode is not None and not closed_loop:
+        raise ConfigError('--mode needs --closed-loop')
+    mode = loop.check_mode(mode or loop.DEFAULT_MODE) if closed_loop else None
     out = prepare_out_dir(out_dir)
     duration = float(duration_s) if duration_s is not None else float(scn.duration_s)
     scenario_bag, result_bag = out / SCENARIO_BAG, out / RESULT_BAG
@@ -153,21 +170,38 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
     from ..sim.world import Simulation
 
     sim = Simulation(scn, seed=seed)
-    _stage(progress, stream, 1, f'simulating {duration:.1f} s of {scn.name} (seed {sim.seed}) -> {scenario_bag} ...')
-    t0 = time.perf_counter()
-    write_simulation(sim.events(duration_s=duration), scenario_bag, progress=progress, total_s=duration,
-                     overwrite=True)
-    wall['simulate'] = time.perf_counter() - t0
+    if closed_loop:
+        result_bag = scenario_bag
+        _stage(progress, stream, 1, f'(and 2) simulating {duration:.1f} s of {scn.name} (seed {sim.seed}) in closed loop '
+                                    f'with vehicles + fusion + twin + advisory followers ({mode}) -> {scenario_bag} ...')
+        t0 = time.perf_counter()
+        with bringup.node_log_level(not progress):
+            loop_summary = loop.run_closed_loop(scn, scenario_bag, mode=mode, seed=seed, duration_s=duration,
+                                                config_path=config, faults=faults, progress=progress,
+                                                overwrite=True, domain_id=domain_id, strict=strict,
+                                                progress_stream=stream)
+        summary = loop_summary.run
+        wall['simulate'] = 0.0
+        wall['run'] = time.perf_counter() - t0
+        if progress:
+            print(loop_summary.line(), file=stream, flush=True)
+    else:
+        _stage(progress, stream, 1,
+               f'simulating {duration:.1f} s of {scn.name} (seed {sim.seed}) -> {scenario_bag} ...')
+        t0 = time.perf_counter()
+        write_simulation(sim.events(duration_s=duration), scenario_bag, progress=progress, total_s=duration,
+                         overwrite=True)
+        wall['simulate'] = time.perf_counter() - t0
 
-    _stage(progress, stream, 2, f'running vehicles + fusion + twin (lock-step) -> {result_bag} ...')
-    t0 = time.perf_counter()
-    with bringup.node_log_level(not progress):
-        summary = bringup.run_bag_lockstep(config, scenario_bag, result_bag, progress=progress, faults=faults,
-                                           domain_id=domain_id, overwrite=True, strict=strict,
-                                           progress_stream=stream)
-    wall['run'] = time.perf_counter() - t0
-    if progress:
-        print(f'run: {summary.line()}', file=stream, flush=True)
+        _stage(progress, stream, 2, f'running vehicles + fusion + twin (lock-step) -> {result_bag} ...')
+        t0 = time.perf_counter()
+        with bringup.node_log_level(not progress):
+            summary = bringup.run_bag_lockstep(config, scenario_bag, result_bag, progress=progress, faults=faults,
+                                               domain_id=domain_id, overwrite=True, strict=strict,
+                                               progress_stream=stream)
+        wall['run'] = time.perf_counter() - t0
+        if progress:
+            print(f'run: {summary.line()}', file=stream, flush=True)
 
     from ..evaluation.report import evaluate, report_markdown
 
@@ -186,7 +220,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
     pictures = [Path(p).name for p in report.get('plots') or []]
     info: dict[str, Any] = {
         'scenario': scn.name, 'scenario_file': str(scenario_path), 'seed': sim.seed, 'duration_s': duration,
-        'faults': None if faults is None else str(faults), 'stage_wall_s': wall,
+        'faults': None if faults is None else str(faults), 'closed_loop': mode, 'stage_wall_s': wall,
         'total_wall_s': time.perf_counter() - t_total, 'run_ratio': summary.ratio,
         'gif_frames': gif.frames, 'gif_period_s': gif.period_s, 'pictures': pictures,
         'files': {'scenario_bag': str(scenario_bag), 'result_bag': str(result_bag),
@@ -222,11 +256,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'and above (the closing summary is still printed)')
     parser.add_argument('--strict', action='store_true',
                         help='an unknown parameter in a params file is an error, not a warning (passed to the run)')
+    parser.add_argument('--closed-loop', action='store_true',
+                        help='simulate and run as one closed loop: the vehicles follow the advisory followers\' '
+                             'commands; one bag (scenario_bag) holds inputs, truth and outputs')
+    parser.add_argument('--mode', default=None, choices=MODES,
+                        help=f'with --closed-loop: what the followers act on (default: {DEFAULT_MODE})')
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode is not None and not args.closed_loop:
+        raise ConfigError('--mode needs --closed-loop')
     report = run_demo(args.out, args.scenario, args.faults, args.duration, args.seed, progress=not args.quiet,
-                      config=args.config, strict=getattr(args, 'strict', False))
+                      config=args.config, strict=getattr(args, 'strict', False), closed_loop=args.closed_loop,
+                      mode=args.mode)
     from ..evaluation.report import summary_table
 
     info = report['demo']
@@ -234,7 +276,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: done in {info['total_wall_s']:.1f} s (simulate {t['simulate']:.1f} s, run {t['run']:.1f} s, "
           f"evaluate {t['evaluate']:.1f} s, animate {t['animate']:.1f} s); results in {Path(args.out)}/:")
     files = info['files']
-    for label, path in (('scenario bag', files['scenario_bag']), ('result bag', files['result_bag']),
+    bags = [('scenario bag', files['scenario_bag'])]
+    if files['result_bag'] != files['scenario_bag']:
+        bags.append(('result bag', files['result_bag']))
+    for label, path in (*bags,
                         ('report', files['report_json']), ('report (Markdown)', files['report_md']),
                         ('animation', files['gif']), *[('picture', p) for p in files['pictures']]):
         print(f'  {label:<18} {path}')

@@ -1,4 +1,4 @@
-"""Twin results -> visualization_msgs/MarkerArray and nav_msgs/Path.
+"""Twin results -> visualization_msgs/MarkerArray and nav_msgs/Path (and an advised Path back to arrays).
 
 One array per twin cycle, for RViz / Foxglove: it starts with a DELETEALL
 marker so whatever the previous cycle drew (a track that has gone, a conflict
@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 from geometry_msgs.msg import Point, PoseStamped, Quaternion
+from numpy.typing import NDArray
 from nav_msgs.msg import Path
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -27,7 +28,7 @@ from ..core.twin.conflicts import Advisory, Conflict, ConflictLevel
 from ..core.errors import MessageFormatError
 from ..core.twin.prediction import Rollout
 from ..core.twin.tracking import Track
-from .time import ns_to_stamp
+from .time import ns_to_stamp, stamp_to_ns
 
 #: Height of the drawn boxes, metres (the grid is 2-D).
 BOX_HEIGHT_M = 1.5
@@ -180,3 +181,26 @@ def advisory_to_path(advisory: Advisory, stamp_ns: int, frame_id: str = 'map') -
         poses.append(ps)
     path.poses = poses
     return path
+
+
+def path_to_advisory(msg: Path) -> tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """The inverse of :func:`advisory_to_path`: (stamp_ns, t_offset_ns (P,), x (P,), y (P,)) of an advised path.
+
+    t_offset_ns = pose stamp - path stamp. MessageFormatError on non-finite positions or pose stamps that do
+    not increase (or lie before the path's stamp).
+    """
+    stamp = stamp_to_ns(msg.header.stamp)
+    n = len(msg.poses)
+    t = np.empty(n, np.int64)
+    x = np.empty(n)
+    y = np.empty(n)
+    for k, ps in enumerate(msg.poses):
+        t[k] = stamp_to_ns(ps.header.stamp) - stamp
+        x[k] = ps.pose.position.x
+        y[k] = ps.pose.position.y
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise MessageFormatError('advisory path holds non-finite positions')
+    if n and (t[0] < 0 or (np.diff(t) <= 0).any()):
+        raise MessageFormatError(f'advisory pose stamps must increase from the path stamp, got offsets '
+                                 f'{(t * 1e-9).round(3).tolist()} s')
+    return stamp, t, x, y

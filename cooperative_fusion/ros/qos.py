@@ -46,3 +46,9 @@ def clock_qos() -> QoSProfile:
     """/clock: reliable writer, deep enough that a deterministic replay never skips a tick."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
+
+def command_qos(depth: int = 2) -> QoSProfile:
+    """Longitudinal commands: reliable, shallow; only the newest command matters to the vehicle."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)

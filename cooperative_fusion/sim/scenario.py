@@ -39,6 +39,7 @@ from ..core.config_files import read_yaml
 from ..core.errors import ConfigError
 from ..core.twin.idm import IdmParams
 from .clocks import ClockConfig
+from .dynamics import DynamicsConfig
 
 
 class VehicleType(str, Enum):
@@ -271,6 +272,7 @@ class Scenario:
     truth: TruthConfig
     source: str = ''
     roadside: tuple[RoadsideRow, ...] = ()
+    dynamics: DynamicsConfig = DynamicsConfig()     # closed loop only: the platoon vehicles' model
 
     @property
     def vehicle_ids(self) -> tuple[str, ...]:
@@ -639,11 +641,23 @@ def _truth(ctx: _Ctx, raw: Any) -> TruthConfig:
                        grid_center_y_m=_num(ctx, raw, 'grid_center_y_m', p, d.grid_center_y_m), **num)
 
 
+def _dynamics(ctx: _Ctx, raw: Any) -> DynamicsConfig:
+    d = DynamicsConfig()
+    p = 'vehicle_dynamics'
+    raw = _mapping(ctx, raw or {}, p, set(DynamicsConfig.__dataclass_fields__))
+    positive = {k: _num(ctx, raw, k, p, getattr(d, k), lo=0, lo_open=True)
+                for k in ('max_speed_mps', 'max_accel_mps2', 'max_decel_mps2', 'max_jerk_mps3', 'speed_gain_per_s')}
+    return DynamicsConfig(actuation_delay_s=_num(ctx, raw, 'actuation_delay_s', p, d.actuation_delay_s, lo=0.0, hi=5.0),
+                          lag_time_constant_s=_num(ctx, raw, 'lag_time_constant_s', p, d.lag_time_constant_s,
+                                                   lo=0.0, hi=5.0), **positive)
+
+
 def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
     """Validate a parsed scenario mapping; ``source`` names it in error messages."""
     ctx = _Ctx(source)
     raw = _mapping(ctx, raw, '', {'name', 'duration_s', 'seed', 'start_time_s', 'road', 'platoon', 'traffic',
-                                  'hazards', 'roadside', 'truth'}, {'name', 'duration_s', 'road', 'platoon'})
+                                  'hazards', 'roadside', 'truth', 'vehicle_dynamics'},
+                   {'name', 'duration_s', 'road', 'platoon'})
     road_raw = _mapping(ctx, raw['road'], 'road', {'lane_width_m', 'lane_count', 'curvature_per_m'})
     d = Road()
     road = Road(_num(ctx, road_raw, 'lane_width_m', 'road', d.lane_width_m, lo=1.0, hi=10.0),
@@ -663,7 +677,7 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
                     seed=_num(ctx, raw, 'seed', '', 0, lo=0, integer=True),
                     start_time_s=_num(ctx, raw, 'start_time_s', '', 0.0, lo=0.0),
                     road=road, platoon=platoon, traffic=traffic, hazards=hazards, truth=_truth(ctx, raw.get('truth')),
-                    source=source, roadside=roadside)
+                    source=source, roadside=roadside, dynamics=_dynamics(ctx, raw.get('vehicle_dynamics')))
 
 
 def load_scenario(path: str | Path) -> Scenario:

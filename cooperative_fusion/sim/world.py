@@ -15,6 +15,16 @@ computed by a first pass over the motion (cheap: kinematics only), over the
 scenario's duration (or the run's, if longer), and published once in
 TRUTH_META (null for a vehicle that does not reach a hazard in that time).
 
+Closed loop
+-----------
+With a :class:`Control` (``events(control=...)``), a platoon vehicle that has a
+command drives through :class:`~.dynamics.LongitudinalDynamics` instead of its
+script or IDM: the world asks the control for the commands issued up to the end
+of each physics step before it integrates the next one (lock-step, no threads).
+Until its first command acts, a vehicle drives as in open loop. The meeting
+times in TRUTH_META stay the open-loop ones (where it would meet a hazard if
+nobody reacted).
+
 Events
 ------
 :meth:`Simulation.events` advances the world step by step and yields events in
@@ -29,11 +39,12 @@ but gives no returns (self-filtered).
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import transforms3d
@@ -46,11 +57,12 @@ from ..core.se3 import from_xy_yaw, from_xyz_rpy
 from ..core.types import PoseSample
 from ..ros import names
 from .clocks import VehicleClock
+from .dynamics import LongitudinalDynamics, SpeedCommand
 from .events import EventKind, SimEvent
 from .scenario import GridWindowMode, MountPose, PlatoonVehicle, Scenario, load_scenario
 from .sensors import BoxSet, DepthCameraModel, LidarModel, RadarModel
 
-__all__ = ['Simulation', 'load_scenario', 'sensor_extrinsics', 'OPTICAL2BODY', 'PHYSICS_DT_NS']
+__all__ = ['Control', 'Simulation', 'load_scenario', 'sensor_extrinsics', 'OPTICAL2BODY', 'PHYSICS_DT_NS']
 
 #: Physics step, ns.
 PHYSICS_DT_NS = 10_000_000
@@ -58,6 +70,15 @@ PHYSICS_DT_NS = 10_000_000
 OPTICAL2BODY = from_xyz_rpy((0.0, 0.0, 0.0), (-math.pi / 2, 0.0, -math.pi / 2))
 #: Rate of /<v>/time_reference, Hz.
 TIME_REFERENCE_RATE_HZ = 1.0
+
+
+class Control(Protocol):
+    """What closes the loop: the platoon's longitudinal commands, read by the world between physics steps."""
+
+    def commands(self, t_ns: int) -> Iterable[tuple[str, SpeedCommand]]:
+        """``(vehicle id, command)`` of every command issued since the last call, up to common time ``t_ns``
+        (inclusive), in issue order; the world does not advance past ``t_ns`` before it asks again."""
+        ...
 
 
 def _mount2base(mount: MountPose) -> NDArray[np.float64]:
@@ -102,8 +123,9 @@ def road_to_map(s: NDArray[np.floating], d: NDArray[np.floating],
 class _Kinematics:
     """Road-coordinate state of all movers (platoon first, then traffic), stepped at PHYSICS_DT_NS."""
 
-    def __init__(self, scn: Scenario) -> None:
+    def __init__(self, scn: Scenario, dynamics: LongitudinalDynamics | None = None) -> None:
         self.scn = scn
+        self.dynamics = dynamics
         w = scn.road.lane_width_m
         p = scn.platoon
         self.n_platoon = len(p.vehicles)
@@ -151,7 +173,8 @@ class _Kinematics:
         u = (t - self.lc_t0) / self.lc_dur
         return np.rint(np.where(u >= 0.5, self.d_to, self.d_from) / self.scn.road.lane_width_m).astype(np.int64)
 
-    def step(self) -> None:
+    def step(self, t_ns: int | None = None) -> None:
+        """Advance one physics step; ``t_ns`` (common time of the step start) is needed with dynamics."""
         dt = PHYSICS_DT_NS * 1e-9
         t1 = self.t + dt
         n = self.n_platoon
@@ -168,12 +191,24 @@ class _Kinematics:
         a = np.zeros_like(self.v)
         if n > 1:
             a[1:n] = idm_acceleration(self.v[1:n], self.v[j[1:n]], g[1:n], self.scn.platoon.idm)
-        v_script = {i: self._profile(t1, prof) for i, prof in self.scripted.items()}
+        controlled = np.zeros(self.v.size, dtype=bool)
+        if self.dynamics is not None and t_ns is not None:
+            controlled[:n] = self.dynamics.controlled(t_ns)
+        v_script = {i: self._profile(t1, prof) for i, prof in self.scripted.items() if not controlled[i]}
         for i, v1 in v_script.items():
             a[i] = (v1 - self.v[i]) / dt
+        if controlled.any():
+            cruise = {i: (self._profile(self.t, prof), (self._profile(t1, prof) - self._profile(self.t, prof)) / dt)
+                      for i, prof in self.scripted.items() if controlled[i]}
+            a_dyn = self.dynamics.accelerations(t_ns, self.v[:n], self.a[:n], dt, cruise)
+            a[:n] = np.where(controlled[:n], a_dyn, a[:n])
         s_new, v_new = idm_step(self.s, self.v, a, dt)
         for i, v1 in v_script.items():
             v_new[i] = v1
+        if controlled.any():
+            top = self.dynamics.config.max_speed_mps
+            v_new = np.where(controlled, np.minimum(v_new, top), v_new)
+            a = np.where(controlled, (v_new - self.v) / dt, a)      # what the limits let through
         s_new[n:] = self.s[n:] + self.v[n:] * dt           # traffic: constant speed
         v_new[n:] = self.v[n:]
         a[n:] = 0.0
@@ -309,9 +344,13 @@ class Simulation:
 
     # -- event generation -----------------------------------------------------------------------
 
-    def events(self, duration_s: float | None = None) -> Iterator[SimEvent]:
+    def events(self, duration_s: float | None = None, control: Control | None = None) -> Iterator[SimEvent]:
         """Yield the scenario's events in nondecreasing log_time_ns over ``duration_s`` seconds
-        (default: the scenario's), starting at ``start_time_s``. Same seed -> same events."""
+        (default: the scenario's), starting at ``start_time_s``. Same seed -> same events.
+
+        control : closed loop (module docstring): the platoon's commands, asked for before every physics
+            step; with the same commands the same events
+        """
         scn = self.scenario
         duration_s = scn.duration_s if duration_s is None else float(duration_s)
         if not (math.isfinite(duration_s) and duration_s > 0):
@@ -323,7 +362,9 @@ class Simulation:
         seq = np.random.SeedSequence(self.seed)
         children = iter(seq.spawn(1 + 6 * len(self.vehicle_ids)))
         phase_rng = np.random.default_rng(next(children))
-        kin = _Kinematics(scn)
+        dynamics = LongitudinalDynamics(len(self.vehicle_ids), scn.dynamics) if control is not None else None
+        kin = _Kinematics(scn, dynamics)
+        index = {vid: i for i, vid in enumerate(self.vehicle_ids)}
         heap: list[tuple[int, int, SimEvent]] = []
         counter = [0]
 
@@ -349,6 +390,11 @@ class Simulation:
                 'meeting_time_ns': meeting,
                 'meeting_time_s': {k: (None if t is None else (t - start_ns) * 1e-9) for k, t in meeting.items()},
                 'note': 'nobody reacts to a hazard; a vehicle that reaches one drives through it'}
+        if control is not None:
+            meta['closed_loop'] = True
+            meta['vehicle_dynamics'] = dataclasses.asdict(scn.dynamics)
+            meta['note'] = ('closed loop: platoon vehicles follow their /<v>/cooperative/cmd through the vehicle '
+                            'dynamics; meeting times are where they would meet a hazard if nobody reacted')
         yield SimEvent(names.TRUTH_SCENARIO, EventKind.TRUTH_META, start_ns, start_ns, '', {'json': json.dumps(meta)})
 
         t_ns = start_ns
@@ -365,7 +411,13 @@ class Simulation:
                     st[0] += st[1]
             while heap and heap[0][0] < t_next:
                 yield heapq.heappop(heap)[2]
-            kin.step()
+            if control is not None:
+                for vid, command in control.commands(t_next):
+                    if vid not in index:
+                        raise ConfigError(f'closed loop: a command for {vid!r}, which is not a platoon vehicle '
+                                          f'of scenario {scn.name!r} ({", ".join(self.vehicle_ids)})')
+                    dynamics.receive(index[vid], command)
+            kin.step(t_ns)
             t_ns = t_next
         while heap:
             yield heapq.heappop(heap)[2]

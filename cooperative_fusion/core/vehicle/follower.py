@@ -1,0 +1,337 @@
+"""Longitudinal command of one vehicle from its predecessor, the twin's warnings and the twin's advisory.
+
+:class:`AdvisoryFollower` turns, once per command period, the vehicle's own
+state and its inputs into a :class:`FollowerCommand` (target speed, the
+acceleration it implies, the input that limited it). The adaptive cruise law
+is the Improved IDM (Treiber & Kesting, *Traffic Flow Dynamics*, 2013, 11.3.5)
+toward the predecessor; obstacles (from the twin's warnings, or in ego mode
+from the vehicle's own evidence) are followed as standing or moving leaders by
+the same law, with a kinematic floor (:func:`stopping_decel`) that brakes
+harder, up to ``max_decel_mps2``, when the comfortable approach no longer fits.
+The twin's advisory is a speed profile over time (:func:`advisory_profile`);
+followed when fresh, the command takes the lower of ACC and advised speed.
+
+Pure numpy / math, deterministic, no ROS. Stamps are integer nanoseconds in the
+common timebase; distances metres along the vehicle's heading; speeds m/s.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError
+
+
+class FollowerMode(str, Enum):
+    """What the follower acts on (the issue's three modes)."""
+
+    EGO = 'ego'                               # predecessor + own perception; twin ignored
+    COOPERATIVE = 'cooperative'               # + the twin's warnings for this vehicle
+    ADVISORY = 'cooperative+advisory'         # + the twin's advised speed profile
+
+
+class Limit(str, Enum):
+    """The input that set the command."""
+
+    CRUISE = 'cruise'
+    PREDECESSOR = 'predecessor'
+    OBSTACLE = 'obstacle'
+    ADVISORY = 'advisory'
+
+
+@dataclass(frozen=True)
+class FollowerConfig:
+    """Follower parameters (seconds, metres, m/s, m/s^2).
+
+    mode : FollowerMode (or its string value)
+    cruise_speed_mps : set speed on a free road (OwnState.set_speed_mps overrides it per call)
+    time_gap_s : IIDM time gap T; steady following below the set speed holds gap = standstill_gap_m + v·T
+    standstill_gap_m : IIDM jam distance s0 behind the predecessor, bumper to bumper
+    obstacle_gap_m : stop this far behind an obstacle (the twin's ``safe_gap_m``)
+    max_accel_mps2 : IIDM maximum acceleration a
+    comfort_decel_mps2 : IIDM comfortable deceleration b; the kinematic floor starts above it
+    max_decel_mps2 : the vehicle's braking limit; no command asks for more
+    delta : IIDM acceleration exponent
+    advisory_max_age_s : an advisory whose stamp is older than this is stale and ignored (ACC only)
+    warning_max_age_s : a warning older than this is stale and ignored
+    predecessor_max_age_s : predecessor state older than this is ignored (free road)
+    command_period_s : the command's period; target speed = v + a·period
+    """
+
+    mode: FollowerMode = FollowerMode.ADVISORY
+    cruise_speed_mps: float = 25.0
+    time_gap_s: float = 1.2
+    standstill_gap_m: float = 3.0
+    obstacle_gap_m: float = 5.0
+    max_accel_mps2: float = 1.5
+    comfort_decel_mps2: float = 3.0
+    max_decel_mps2: float = 8.0
+    delta: float = 4.0
+    advisory_max_age_s: float = 1.0
+    warning_max_age_s: float = 1.0
+    predecessor_max_age_s: float = 0.5
+    command_period_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, 'mode', FollowerMode(self.mode))
+        except ValueError:
+            raise ConfigError(f'FollowerConfig.mode must be one of {[m.value for m in FollowerMode]}, '
+                              f'got {self.mode!r}') from None
+        for name in ('cruise_speed_mps', 'time_gap_s', 'max_accel_mps2', 'comfort_decel_mps2', 'max_decel_mps2',
+                     'delta', 'advisory_max_age_s', 'warning_max_age_s', 'predecessor_max_age_s',
+                     'command_period_s'):
+            _check(name, getattr(self, name), positive=True)
+        for name in ('standstill_gap_m', 'obstacle_gap_m'):
+            _check(name, getattr(self, name), positive=False)
+        if self.comfort_decel_mps2 > self.max_decel_mps2:
+            raise ConfigError(f'FollowerConfig.comfort_decel_mps2 {self.comfort_decel_mps2} must not exceed '
+                              f'max_decel_mps2 {self.max_decel_mps2}')
+
+
+def _check(name: str, value: object, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        raise ConfigError(f'FollowerConfig.{name} must be a {"positive" if positive else ">= 0"} finite number, '
+                          f'got {value!r}')
+
+
+@dataclass(frozen=True)
+class OwnState:
+    """The vehicle now: stamp (ns), speed (m/s), base_link x, y in ``map`` (m), yaw (rad), optional set speed."""
+
+    stamp_ns: int
+    speed_mps: float
+    x: float = 0.0
+    y: float = 0.0
+    yaw: float = 0.0
+    set_speed_mps: float | None = None
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    """The platoon predecessor at ``stamp_ns``: bumper-to-bumper gap (m), speed (m/s), acceleration (m/s^2)."""
+
+    stamp_ns: int
+    gap_m: float
+    speed_mps: float
+    accel_mps2: float = 0.0
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """Something in the vehicle's path at ``stamp_ns``: gap from its front to the obstacle (m), speed along
+    the vehicle's heading (m/s), and where it comes from (``twin`` warning or ``ego`` perception)."""
+
+    stamp_ns: int
+    distance_m: float
+    speed_mps: float
+    source: str = 'twin'
+
+
+@dataclass(frozen=True)
+class AdvisoryProfile:
+    """An advised speed profile: pose k is to be reached at ``stamp_ns + t_offset_ns[k]``.
+
+    t_offset_ns : (P,) int64, increasing; x, y : (P,) base_link positions, m; speed : (P,) m/s at each pose
+    """
+
+    stamp_ns: int
+    t_offset_ns: NDArray[np.int64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    speed: NDArray[np.float64]
+
+    def age_s(self, now_ns: int) -> float:
+        """Seconds since the advisory's stamp."""
+        return (int(now_ns) - int(self.stamp_ns)) * 1e-9
+
+    def speed_at(self, t_ns: int) -> float:
+        """Advised speed at time ``t_ns`` (linear between poses, held before the first and after the last)."""
+        rel_s = (int(t_ns) - int(self.stamp_ns)) * 1e-9
+        return float(np.interp(rel_s, self.t_offset_ns * 1e-9, self.speed))
+
+
+@dataclass(frozen=True)
+class FollowerCommand:
+    """One longitudinal command.
+
+    target_speed_mps : speed to have one command period from now, m/s (>= 0)
+    accel_mps2 : the acceleration that implies, m/s^2 (within [-max_decel, max_accel])
+    limit : the input that set it
+    stale : inputs given but ignored as too old (``advisory``, ``warning``, ``predecessor``)
+    """
+
+    stamp_ns: int
+    target_speed_mps: float
+    accel_mps2: float
+    limit: Limit
+    stale: tuple[str, ...] = ()
+
+
+def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[np.floating],
+                     y: NDArray[np.floating]) -> AdvisoryProfile:
+    """Speed profile of an advised path (poses with stamps).
+
+    The speed of segment k is its length over its duration, taken at its mid-time (exact under constant
+    acceleration); the speed at each pose interpolates the segment speeds (the first and last pose take
+    their segment's). One pose: speed 0 (stand there). ConfigError when stamps do not increase or arrays
+    differ in length or hold non-finite values.
+    """
+    t = np.asarray(t_offset_ns, dtype=np.int64)
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    if t.ndim != 1 or t.shape[0] == 0 or xs.shape != t.shape or ys.shape != t.shape:
+        raise ConfigError(f'advisory needs equal-length 1-D t, x, y, got shapes {t.shape}, {xs.shape}, {ys.shape}')
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ConfigError('advisory holds non-finite positions')
+    if t.shape[0] == 1:
+        return AdvisoryProfile(int(stamp_ns), t, xs, ys, np.zeros(1))
+    dt = np.diff(t) * 1e-9
+    if (dt <= 0).any():
+        raise ConfigError(f'advisory stamps must increase, got offsets {t.tolist()} ns')
+    seg = np.hypot(np.diff(xs), np.diff(ys)) / dt
+    mid = (t[:-1] + t[1:]) * 0.5e-9
+    speed = np.interp(t * 1e-9, mid, seg)
+    return AdvisoryProfile(int(stamp_ns), t, xs, ys, speed)
+
+
+def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float) -> Obstacle:
+    """The obstacle input of a twin warning (its ``distance_m`` and ``other_speed_mps`` values).
+
+    ConfigError on a non-finite distance or speed (a warning without them cannot be braked for).
+    """
+    if not (math.isfinite(distance_m) and math.isfinite(other_speed_mps)):
+        raise ConfigError(f'warning needs a finite distance_m and other_speed_mps, got {distance_m!r}, '
+                          f'{other_speed_mps!r}')
+    return Obstacle(int(stamp_ns), float(distance_m), max(float(other_speed_mps), 0.0), 'twin')
+
+
+def bumper_gap(own_x: float, own_y: float, own_yaw: float, own_front_m: float,
+               other_x: float, other_y: float, other_rear_m: float) -> float:
+    """Gap along the own heading from the own front bumper to the other's rear bumper, metres.
+
+    own_front_m : base_link to front bumper; other_rear_m : the other's base_link to its rear bumper.
+    """
+    along = (other_x - own_x) * math.cos(own_yaw) + (other_y - own_y) * math.sin(own_yaw)
+    return along - own_front_m - other_rear_m
+
+
+def stopping_decel(v_mps: float, gap_m: float, other_speed_mps: float, other_accel_mps2: float,
+                   stop_gap_m: float) -> float:
+    """Constant deceleration (>= 0, m/s^2) that ends ``stop_gap_m`` behind the other at its speed.
+
+    A braking other (accel < 0) is taken to its stop. ``inf`` when there is no room left and still closing.
+    """
+    braking = other_accel_mps2 < -1e-3
+    room = gap_m - stop_gap_m
+    if braking:
+        room += other_speed_mps * other_speed_mps / (2.0 * -other_accel_mps2)
+        rel = v_mps
+    else:
+        rel = v_mps - other_speed_mps
+    if rel <= 1e-3:                                               # not closing (mm/s)
+        return 0.0
+    return rel * rel / (2.0 * room) if room > 0 else math.inf
+
+
+def _iidm(v: float, v0: float, gap: float, v_lead: float, s0: float, cfg: FollowerConfig) -> float:
+    """Improved IDM acceleration; gap = inf is a free road."""
+    a, b, d = cfg.max_accel_mps2, cfg.comfort_decel_mps2, cfg.delta
+    if v <= v0:
+        a_free = a * (1.0 - (v / v0) ** d)
+    else:
+        a_free = -b * (1.0 - (v0 / v) ** (a * d / b))
+    if not math.isfinite(gap):
+        return a_free
+    s_star = s0 + max(0.0, v * cfg.time_gap_s + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
+    z = s_star / max(gap, 1e-3)
+    if v <= v0:
+        if z >= 1.0:
+            return a * (1.0 - z * z)
+        return 0.0 if a_free <= 0 else a_free * (1.0 - z ** (2.0 * a / a_free))
+    return a_free + a * (1.0 - z * z) if z >= 1.0 else a_free
+
+
+class AdvisoryFollower:
+    """Per-vehicle longitudinal follower; ``command`` once per period (deterministic, stateless between calls)."""
+
+    def __init__(self, cfg: FollowerConfig | None = None) -> None:
+        self.cfg = cfg or FollowerConfig()
+
+    def command(self, now_ns: int, own: OwnState, predecessor: Predecessor | None = None,
+                warnings_obstacle: Obstacle | None = None, advisory: AdvisoryProfile | None = None,
+                ego_obstacle: Obstacle | None = None) -> FollowerCommand:
+        """The command at ``now_ns``.
+
+        Inputs at other stamps are moved to ``now_ns`` at constant speeds. The mode decides what counts:
+        ego uses ``ego_obstacle``; cooperative uses ``warnings_obstacle`` (fresh within
+        ``warning_max_age_s``); cooperative+advisory also the advisory (fresh within ``advisory_max_age_s``).
+        The predecessor counts in every mode. The lowest acceleration wins; its input is ``limit``.
+        """
+        cfg = self.cfg
+        v = max(float(own.speed_mps), 0.0)
+        v0 = cfg.cruise_speed_mps if own.set_speed_mps is None else max(float(own.set_speed_mps), 0.0)
+        stale: list[str] = []
+        if v0 > 0.0:
+            cruise = _iidm(v, v0, math.inf, 0.0, 0.0, cfg)
+        else:                                                     # set speed 0: stop at the comfortable rate
+            cruise = -min(cfg.comfort_decel_mps2, v / cfg.command_period_s)
+        candidates: list[tuple[float, Limit]] = [(cruise, Limit.CRUISE)]
+
+        if predecessor is not None:
+            age = (now_ns - predecessor.stamp_ns) * 1e-9
+            if age > cfg.predecessor_max_age_s:
+                stale.append('predecessor')
+            else:
+                gap, vp = self._at_now(predecessor.gap_m, predecessor.speed_mps, v, age)
+                a = self._follow(v, v0, gap, vp, predecessor.accel_mps2, cfg.standstill_gap_m)
+                candidates.append((a, Limit.PREDECESSOR))
+
+        obstacles: list[Obstacle] = []
+        if cfg.mode is FollowerMode.EGO:
+            if ego_obstacle is not None:
+                obstacles.append(ego_obstacle)
+        elif warnings_obstacle is not None:
+            if (now_ns - warnings_obstacle.stamp_ns) * 1e-9 > cfg.warning_max_age_s:
+                stale.append('warning')
+            else:
+                obstacles.append(warnings_obstacle)
+        for ob in obstacles:
+            gap, vo = self._at_now(ob.distance_m, ob.speed_mps, v, (now_ns - ob.stamp_ns) * 1e-9)
+            candidates.append((self._follow(v, v0, gap, vo, 0.0, cfg.obstacle_gap_m), Limit.OBSTACLE))
+
+        if cfg.mode is FollowerMode.ADVISORY and advisory is not None:
+            if advisory.age_s(now_ns) > cfg.advisory_max_age_s:
+                stale.append('advisory')
+            else:
+                v_adv = advisory.speed_at(now_ns + int(round(cfg.command_period_s * 1e9)))
+                candidates.append(((v_adv - v) / cfg.command_period_s, Limit.ADVISORY))
+
+        accel, limit = min(candidates, key=lambda c: c[0])      # first of equals: cruise before the rest
+        accel = min(max(accel, -cfg.max_decel_mps2), cfg.max_accel_mps2)
+        target = max(v + accel * cfg.command_period_s, 0.0)
+        if target == 0.0 and v < 1e-3:
+            accel = 0.0                                           # standing: hold, do not ask to reverse
+        return FollowerCommand(int(now_ns), target, accel, limit, tuple(stale))
+
+    def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
+        """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches
+        half the comfortable deceleration: braking at the need keeps the need constant, so an approach that
+        starts with room never brakes harder than ``comfort_decel_mps2``; without room, up to the limit."""
+        cfg = self.cfg
+        a = _iidm(v, max(v0, 1e-3), gap, v_other, stop_gap, cfg)
+        need = stopping_decel(v, gap, v_other, a_other, stop_gap)
+        if need >= 0.5 * cfg.comfort_decel_mps2:
+            a = min(a, -need)
+        return a if need > cfg.comfort_decel_mps2 else max(a, -cfg.comfort_decel_mps2)
+
+    @staticmethod
+    def _at_now(gap: float, v_other: float, v_own: float, age_s: float) -> tuple[float, float]:
+        """Gap and speed of an actor seen ``age_s`` ago, both moving at constant speed since."""
+        age = max(age_s, 0.0)
+        return gap + (v_other - v_own) * age, v_other

@@ -1,0 +1,255 @@
+"""The advisory follower node's whole work without ROS: latest inputs in, one command per tick out.
+
+:class:`FollowerCore` keeps the newest own odometry, predecessor odometry,
+twin warning, twin advisory and (ego mode) perceived obstacle, and ``step``
+turns them into a :class:`~.follower.FollowerCommand` with
+:class:`~.follower.AdvisoryFollower`. Odometry is stamped in the vehicle's own
+clock, so it is aged by its arrival on the node clock; warnings and advisories
+are stamped by the twin in common time and aged by their stamps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..drops import Cause, Drop
+from ..errors import ConfigError, MessageFormatError
+from ..grid import GridSpec
+from ..platoon_config import PlatoonVehicle
+from .ego_obstacle import nearest_in_corridor
+from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, FollowerConfig, FollowerMode, Obstacle,
+                       OwnState, Predecessor, advisory_profile, bumper_gap, stopping_decel, warning_obstacle)
+
+
+@dataclass(frozen=True)
+class EgoObstacleConfig:
+    """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``)."""
+
+    half_width_m: float = 1.5
+    max_range_m: float = 120.0
+    occupied_percent: int = 65
+    min_cells: int = 2
+    predecessor_margin_m: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not (self.half_width_m > 0 and self.max_range_m > 0 and self.predecessor_margin_m >= 0):
+            raise ConfigError(f'EgoObstacleConfig needs half_width_m, max_range_m > 0 and predecessor_margin_m '
+                              f'>= 0, got {self.half_width_m}, {self.max_range_m}, {self.predecessor_margin_m}')
+        if not (0 < self.occupied_percent <= 100 and self.min_cells >= 1):
+            raise ConfigError(f'EgoObstacleConfig.occupied_percent must be in (0, 100] and min_cells >= 1, '
+                              f'got {self.occupied_percent}, {self.min_cells}')
+
+
+@dataclass(frozen=True)
+class FollowerSetup:
+    """One vehicle's follower: its id, its predecessor (None: the leader) and the bodies, metres.
+
+    front_m : own base_link to front bumper; predecessor_rear_m : the predecessor's base_link to its rear
+    bumper (its rear overhang); predecessor_length_m : its length (skipped in ego mode's corridor)
+    odom_max_age_s : own odometry older than this (by arrival): no command
+    """
+
+    vehicle_id: str
+    predecessor_id: str | None
+    front_m: float
+    predecessor_rear_m: float = 0.0
+    predecessor_length_m: float = 0.0
+    odom_max_age_s: float = 0.5
+    follower: FollowerConfig = field(default_factory=FollowerConfig)
+    ego: EgoObstacleConfig = field(default_factory=EgoObstacleConfig)
+
+    def __post_init__(self) -> None:
+        for name in ('front_m', 'predecessor_rear_m', 'predecessor_length_m'):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f'FollowerSetup.{name} must be a finite number >= 0, got {v!r}')
+        if not (math.isfinite(self.odom_max_age_s) and self.odom_max_age_s > 0):
+            raise ConfigError(f'FollowerSetup.odom_max_age_s must be positive, got {self.odom_max_age_s!r}')
+
+
+@dataclass(frozen=True)
+class _Odom:
+    received_ns: int
+    x: float
+    y: float
+    yaw: float
+    speed: float
+
+
+class FollowerCore:
+    """Latest inputs of one vehicle's follower and its command; see the module docstring."""
+
+    def __init__(self, setup: FollowerSetup) -> None:
+        self.setup = setup
+        self.follower = AdvisoryFollower(setup.follower)
+        self.own: _Odom | None = None
+        self.pred: _Odom | None = None
+        self.pred_accel_mps2 = 0.0
+        self.warning: Obstacle | None = None
+        self.warning_stamp_ns: int | None = None         # newest warnings array (with or without this vehicle)
+        self.advisory: AdvisoryProfile | None = None
+        self.ego_obstacle: Obstacle | None = None
+        self.last: FollowerCommand | None = None
+        self.commands = 0
+        self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
+
+    @property
+    def mode(self) -> FollowerMode:
+        return self.setup.follower.mode
+
+    # ------------------------------------------------------------ inputs --
+
+    def on_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float) -> None:
+        """Own base_link pose in ``map`` and forward speed; ConfigError on non-finite values."""
+        self.own = _odom(received_ns, x, y, yaw, speed_mps, 'own odometry')
+
+    def on_predecessor_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float) -> None:
+        """The predecessor's base_link pose and speed; its acceleration is estimated from successive samples."""
+        new = _odom(received_ns, x, y, yaw, speed_mps, 'predecessor odometry')
+        old = self.pred
+        if old is not None and new.received_ns > old.received_ns:
+            dt = (new.received_ns - old.received_ns) * 1e-9
+            raw = (new.speed - old.speed) / dt
+            # low-pass over ~0.3 s: odometry speed noise differentiated at 50 Hz is large
+            k = min(dt / 0.3, 1.0)
+            self.pred_accel_mps2 += k * (raw - self.pred_accel_mps2)
+        self.pred = new
+
+    def on_warnings(self, stamp_ns: int, conflicts: Sequence[tuple[float, float]]) -> None:
+        """One ``/twin/warnings`` array: (distance_m, other_speed_mps) of each status for this vehicle.
+
+        An array without this vehicle clears its warning (the twin publishes every cycle). Of several,
+        the one needing the strongest deceleration counts.
+        """
+        self.warning_stamp_ns = int(stamp_ns)
+        obstacles = [warning_obstacle(stamp_ns, d, v) for d, v in conflicts]
+        if not obstacles:
+            self.warning = None
+            return
+        v = self.own.speed if self.own is not None else 0.0
+        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, 0.0,
+                                                                    self.setup.follower.obstacle_gap_m),
+                                                     -o.distance_m))
+
+    def on_advisory(self, stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[np.floating],
+                    y: NDArray[np.floating]) -> None:
+        """The twin's advised path (poses to reach at stamp + offset); an empty one clears the advisory."""
+        if len(t_offset_ns) == 0:
+            self.advisory = None
+            return
+        self.advisory = advisory_profile(stamp_ns, t_offset_ns, x, y)
+
+    def on_evidence(self, stamp_ns: int, spec: GridSpec, percent: NDArray[np.integer]) -> None:
+        """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, the predecessor skipped."""
+        own = self.own
+        if own is None:
+            return
+        skip = None
+        if self.pred is not None:
+            near = self._pred_gap(own, self.pred)
+            skip = (near - self.setup.ego.predecessor_margin_m,
+                    near + self.setup.predecessor_length_m + self.setup.ego.predecessor_margin_m)
+        e = self.setup.ego
+        dt = (int(stamp_ns) - own.received_ns) * 1e-9                   # own pose moved to the grid's stamp
+        x, y = own.x + own.speed * dt * math.cos(own.yaw), own.y + own.speed * dt * math.sin(own.yaw)
+        d = nearest_in_corridor(percent, spec, x, y, own.yaw, self.setup.front_m, e.half_width_m,
+                                e.max_range_m, e.occupied_percent, e.min_cells, skip)
+        self.ego_obstacle = None if d is None else Obstacle(int(stamp_ns), d, 0.0, 'ego')
+
+    # -------------------------------------------------------------- step --
+
+    def step(self, now_ns: int) -> tuple[FollowerCommand | None, list[Drop]]:
+        """The command now (None without own odometry: none yet, or older than ``odom_max_age_s``) and the
+        inputs that went stale since the last step, each reported once (cause ``too_old``)."""
+        own = self.own
+        drops: list[Drop] = []
+        if own is None:
+            return None, drops
+        if (now_ns - own.received_ns) * 1e-9 > self.setup.odom_max_age_s:
+            self._stale(drops, 'odom', own.received_ns, now_ns, self.setup.odom_max_age_s)
+            return None, drops
+        age = max(now_ns - own.received_ns, 0) * 1e-9
+        state = OwnState(int(now_ns), own.speed, own.x + own.speed * age * math.cos(own.yaw),
+                         own.y + own.speed * age * math.sin(own.yaw), own.yaw)
+        pred = None
+        if self.pred is not None and self.setup.predecessor_id is not None:
+            pred = Predecessor(self.pred.received_ns, self._pred_gap(own, self.pred), self.pred.speed,
+                               self.pred_accel_mps2)
+        cmd = self.follower.command(now_ns, state, pred, self.warning, self.advisory, self.ego_obstacle)
+        self.last = cmd
+        self.commands += 1
+        f = self.setup.follower
+        stamps = {'predecessor': (None if self.pred is None else self.pred.received_ns, f.predecessor_max_age_s),
+                  'warning': (None if self.warning is None else self.warning.stamp_ns, f.warning_max_age_s),
+                  'advisory': (None if self.advisory is None else self.advisory.stamp_ns, f.advisory_max_age_s)}
+        for source in cmd.stale:
+            stamp, limit = stamps[source]
+            if stamp is not None:
+                self._stale(drops, source, stamp, now_ns, limit)
+        return cmd, drops
+
+    def _stale(self, drops: list[Drop], source: str, stamp_ns: int, now_ns: int, limit_s: float) -> None:
+        if self._stale_seen.get(source) != stamp_ns:
+            self._stale_seen[source] = stamp_ns
+            drops.append(Drop(source, Cause.TOO_OLD.value, f'{source} is {(now_ns - stamp_ns) * 1e-9:.2f} s old, '
+                                                           f'over its limit of {limit_s} s: ignored'))
+
+    def _pred_gap(self, own: _Odom, pred: _Odom) -> float:
+        """Bumper gap at the predecessor's arrival time (own pose moved there at its speed)."""
+        dt = (pred.received_ns - own.received_ns) * 1e-9
+        ox = own.x + own.speed * dt * math.cos(own.yaw)
+        oy = own.y + own.speed * dt * math.sin(own.yaw)
+        return bumper_gap(ox, oy, own.yaw, self.setup.front_m, pred.x, pred.y, self.setup.predecessor_rear_m)
+
+    # ------------------------------------------------------------ health --
+
+    def health(self, now_ns: int) -> dict[str, object]:
+        """Mode, input ages (s, nan when none), the last command and what limited it."""
+        def age(t: int | None) -> float:
+            return math.nan if t is None else (now_ns - t) * 1e-9
+
+        last = self.last
+        return {
+            'mode': self.mode.value,
+            'predecessor': self.setup.predecessor_id or '',
+            'odom_age_s': age(None if self.own is None else self.own.received_ns),
+            'predecessor_age_s': age(None if self.pred is None else self.pred.received_ns),
+            'warning_age_s': age(None if self.warning is None else self.warning.stamp_ns),
+            'warnings_array_age_s': age(self.warning_stamp_ns),
+            'advisory_age_s': age(None if self.advisory is None else self.advisory.stamp_ns),
+            'ego_obstacle_m': math.nan if self.ego_obstacle is None else self.ego_obstacle.distance_m,
+            'commands': self.commands,
+            'limit': '' if last is None else last.limit.value,
+            'target_speed_mps': math.nan if last is None else last.target_speed_mps,
+            'accel_mps2': math.nan if last is None else last.accel_mps2,
+            'stale_inputs': '' if last is None else ','.join(last.stale),
+        }
+
+
+def _odom(received_ns: int, x: float, y: float, yaw: float, speed: float, what: str) -> _Odom:
+    values = (x, y, yaw, speed)
+    if not all(math.isfinite(v) for v in values):
+        raise MessageFormatError(f'{what} holds non-finite values {values}')
+    return _Odom(int(received_ns), float(x), float(y), float(yaw), float(speed))
+
+
+
+def bodies_from_platoon(platoon: Sequence[PlatoonVehicle], vehicle_id: str) -> dict[str, Any]:
+    """FollowerSetup fields a platoon (in platoon order) gives one vehicle: ``predecessor_id`` (None for the
+    leader), ``front_m``, ``predecessor_rear_m``, ``predecessor_length_m``. ConfigError if it is not in it."""
+    ids = [v.id for v in platoon]
+    if vehicle_id not in ids:
+        raise ConfigError(f'vehicle {vehicle_id!r} is not in the platoon {ids}')
+    i = ids.index(vehicle_id)
+    own = platoon[i].body
+    out: dict[str, Any] = {'predecessor_id': None, 'front_m': own.length_m - own.rear_overhang_m,
+                           'predecessor_rear_m': 0.0, 'predecessor_length_m': 0.0}
+    if i > 0:
+        pred = platoon[i - 1]
+        out.update(predecessor_id=pred.id, predecessor_rear_m=pred.body.rear_overhang_m,
+                   predecessor_length_m=pred.body.length_m)
+    return out

@@ -1,0 +1,212 @@
+"""AdvisoryFollower: IIDM following, braking for obstacles, the advisory, modes, stale inputs, config."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.vehicle.follower import (AdvisoryFollower, FollowerConfig, FollowerMode, Limit, Obstacle,
+                                                      OwnState, Predecessor, advisory_profile, bumper_gap,
+                                                      stopping_decel, warning_obstacle)
+
+S = 1_000_000_000
+
+
+def _drive(cfg: FollowerConfig, v0: float, gap0: float, v_lead: float, duration_s: float,
+           obstacle: bool = False) -> tuple[float, float, float, float]:
+    """Closed loop with exact constant-acceleration steps: (final speed, final gap, min accel, min gap)."""
+    f = AdvisoryFollower(cfg)
+    dt = cfg.command_period_s
+    x, v, xl = 0.0, v0, gap0
+    a_min, g_min = 0.0, math.inf
+    for k in range(int(round(duration_s / dt))):
+        now = k * int(round(dt * S))
+        own = OwnState(now, v, x)
+        if obstacle:
+            cmd = f.command(now, own, warnings_obstacle=Obstacle(now, xl - x, v_lead))
+        else:
+            cmd = f.command(now, own, Predecessor(now, xl - x, v_lead))
+        a = cmd.accel_mps2
+        vn = max(v + a * dt, 0.0)
+        x += v * v / (-2.0 * a) if (vn == 0.0 and a < 0) else 0.5 * (v + vn) * dt
+        v, xl = vn, xl + v_lead * dt
+        a_min, g_min = min(a_min, a), min(g_min, xl - x)
+    return v, xl - x, a_min, g_min
+
+
+@pytest.mark.parametrize('gap0', [15.0, 40.0, 80.0])
+def test_steady_following_holds_the_time_gap(gap0: float) -> None:
+    cfg = FollowerConfig(mode=FollowerMode.EGO)
+    v, gap, a_min, _ = _drive(cfg, 20.0, gap0, 20.0, 90.0)
+    assert_allclose(v, 20.0, atol=0.01)
+    assert_allclose(gap, cfg.standstill_gap_m + 20.0 * cfg.time_gap_s, atol=0.05)   # 27 m = 3 m + 1.2 s * 20 m/s
+    assert a_min >= -cfg.comfort_decel_mps2 - 1e-9
+
+
+@pytest.mark.parametrize('distance', [80.0, 100.0, 120.0, 150.0])
+def test_stops_behind_a_standing_obstacle_within_comfort_when_there_is_room(distance: float) -> None:
+    cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
+    v, gap, a_min, g_min = _drive(cfg, 20.0, distance, 0.0, 40.0, obstacle=True)
+    assert v == pytest.approx(0.0, abs=1e-6)
+    assert_allclose(gap, cfg.obstacle_gap_m, atol=0.05)
+    assert g_min >= cfg.obstacle_gap_m - 0.05
+    assert -cfg.comfort_decel_mps2 - 1e-6 <= a_min < -1.0
+
+
+def test_brakes_beyond_comfort_up_to_the_limit_when_there_is_no_room() -> None:
+    cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
+    v, gap, a_min, _ = _drive(cfg, 20.0, 40.0, 0.0, 20.0, obstacle=True)     # needs 400 / 70 = 5.7 m/s^2
+    assert v == pytest.approx(0.0, abs=1e-6)
+    assert gap > 4.9
+    assert -cfg.max_decel_mps2 <= a_min < -5.0
+    *_, g_min = _drive(cfg, 20.0, 25.0, 0.0, 20.0, obstacle=True)            # needs 10: contact is unavoidable
+    assert g_min == pytest.approx(0.0, abs=1e-6)
+
+
+def test_slows_to_a_slower_obstacle_and_follows_it() -> None:
+    cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
+    v, gap, a_min, _ = _drive(cfg, 25.0, 80.0, 10.0, 60.0, obstacle=True)
+    assert_allclose(v, 10.0, atol=0.01)
+    assert_allclose(gap, cfg.obstacle_gap_m + 10.0 * cfg.time_gap_s, atol=0.05)
+    assert a_min >= -cfg.comfort_decel_mps2
+
+
+def test_free_road_accelerates_to_the_set_speed() -> None:
+    f = AdvisoryFollower(FollowerConfig(cruise_speed_mps=25.0))
+    cmd = f.command(0, OwnState(0, 10.0))
+    assert cmd.limit is Limit.CRUISE
+    assert_allclose(cmd.accel_mps2, 1.5 * (1 - 0.4 ** 4))
+    assert_allclose(cmd.target_speed_mps, 10.0 + 0.1 * cmd.accel_mps2)
+    assert f.command(0, OwnState(0, 25.0)).accel_mps2 == 0.0
+    assert f.command(0, OwnState(0, 20.0, set_speed_mps=20.0)).accel_mps2 == 0.0
+    stand = f.command(0, OwnState(0, 0.0, set_speed_mps=0.0))
+    assert (stand.target_speed_mps, stand.accel_mps2) == (0.0, 0.0)
+
+
+def _constant_decel_advisory(stamp_ns: int, v0: float, decel: float, n: int = 12,
+                             dt_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(n) * dt_s
+    tb = np.minimum(t, v0 / decel)
+    s = v0 * tb - 0.5 * decel * tb * tb
+    return np.rint(t * S).astype(np.int64), s
+
+
+def test_advisory_profile_recovers_constant_deceleration_speeds() -> None:
+    t, s = _constant_decel_advisory(0, 20.0, 2.0, n=8)
+    prof = advisory_profile(5 * S, t, 100.0 + s, np.full(t.shape, 3.0))
+    # interior poses: exact (speed linear in time); the first pose takes its segment's mean speed
+    assert_allclose(prof.speed[1:-1], 20.0 - 2.0 * t[1:-1] / S, atol=1e-9)
+    assert_allclose(prof.speed[[0, -1]], [19.5, 13.5])
+    assert_allclose(prof.speed_at(5 * S + int(1.25 * S)), 17.5, atol=1e-9)
+    assert_allclose(prof.speed_at(4 * S), 19.5)                      # before the first pose: held
+    assert_allclose(prof.speed_at(50 * S), prof.speed[-1])           # after the last: held
+    assert prof.age_s(6 * S) == pytest.approx(1.0)
+    yawed = advisory_profile(0, t, s * math.cos(0.7), s * math.sin(0.7))  # along any heading
+    assert_allclose(yawed.speed, prof.speed, atol=1e-9)
+
+
+def test_advisory_profile_rejects_bad_input() -> None:
+    with pytest.raises(ConfigError, match='stamps must increase'):
+        advisory_profile(0, np.array([0, 2, 1]), np.zeros(3), np.zeros(3))
+    with pytest.raises(ConfigError, match='equal-length'):
+        advisory_profile(0, np.array([0, 1]), np.zeros(3), np.zeros(3))
+    with pytest.raises(ConfigError, match='non-finite'):
+        advisory_profile(0, np.array([0, 1]), np.array([0.0, np.nan]), np.zeros(2))
+    assert advisory_profile(0, np.array([0]), np.zeros(1), np.zeros(1)).speed.tolist() == [0.0]
+
+
+def test_fresh_advisory_is_followed_and_stale_advisory_is_ignored() -> None:
+    cfg = FollowerConfig(mode=FollowerMode.ADVISORY, advisory_max_age_s=1.0)
+    f = AdvisoryFollower(cfg)
+    t, s = _constant_decel_advisory(0, 20.0, 2.0)
+    adv = advisory_profile(10 * S, t, s, np.zeros(t.shape))
+    pred = Predecessor(10 * S + S // 2, 30.0, 20.0)
+    now = 10 * S + S // 2                                            # 0.5 s into the advisory: advised 19 -> 18.8
+    cmd = f.command(now, OwnState(now, 19.0), pred, advisory=adv)
+    assert cmd.limit is Limit.ADVISORY
+    assert_allclose(cmd.target_speed_mps, 18.8, atol=1e-9)
+    assert_allclose(cmd.accel_mps2, -2.0, atol=1e-6)
+    late = 11 * S + S // 5                                           # 1.2 s old: stale -> ACC alone
+    cmd = f.command(late, OwnState(late, 19.0), Predecessor(late, 30.0, 20.0), advisory=adv)
+    assert cmd.limit is not Limit.ADVISORY and cmd.accel_mps2 > 0
+    assert cmd.stale == ('advisory',)
+
+
+def test_lower_of_acc_and_advisory_wins() -> None:
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.ADVISORY))
+    t = np.array([0, S, 2 * S], dtype=np.int64)
+    adv = advisory_profile(0, t, np.array([0.0, 20.0, 40.0]), np.zeros(3))    # 20 m/s: above ACC's wish
+    cmd = f.command(0, OwnState(0, 20.0), Predecessor(0, 10.0, 15.0), advisory=adv)
+    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 < -1.0
+
+
+@pytest.mark.parametrize('mode, limit', [(FollowerMode.EGO, Limit.OBSTACLE),
+                                         (FollowerMode.COOPERATIVE, Limit.OBSTACLE),
+                                         (FollowerMode.ADVISORY, Limit.ADVISORY)])
+def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
+    f = AdvisoryFollower(FollowerConfig(mode=mode))
+    own = OwnState(0, 20.0)
+    warned = Obstacle(0, 60.0, 0.0)                                  # needs 400 / 110 = 3.6 m/s^2
+    ego = Obstacle(0, 150.0, 0.0, 'ego')                             # needs 400 / 290 = 1.4 m/s^2
+    adv = advisory_profile(0, np.array([0, S], dtype=np.int64), np.array([0.0, 10.0]), np.zeros(2))  # 10 m/s
+    cmd = f.command(0, own, None, warned, adv, ego)
+    assert cmd.limit is limit
+    if mode is FollowerMode.EGO:                                     # the warning is ignored, the ego obstacle used
+        alone = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE)).command(0, own, None, ego)
+        assert cmd.accel_mps2 == alone.accel_mps2 and cmd.accel_mps2 > -1.5
+    elif mode is FollowerMode.COOPERATIVE:                           # at least the kinematic need; advisory ignored
+        assert -FollowerConfig().max_decel_mps2 < cmd.accel_mps2 <= -400 / 110
+    else:                                                            # 20 -> 10 m/s in 0.1 s: clamped at the limit
+        assert cmd.accel_mps2 == -FollowerConfig().max_decel_mps2
+        assert_allclose(cmd.target_speed_mps, 20.0 - 0.8)
+
+
+def test_stale_warning_and_predecessor_are_ignored_and_reported() -> None:
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE, warning_max_age_s=1.0,
+                                        predecessor_max_age_s=0.5))
+    now = 5 * S
+    cmd = f.command(now, OwnState(now, 20.0), Predecessor(now - S, 10.0, 0.0), Obstacle(now - 2 * S, 30.0, 0.0))
+    assert cmd.limit is Limit.CRUISE
+    assert cmd.stale == ('predecessor', 'warning')
+
+
+def test_an_older_input_is_moved_to_now() -> None:
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
+    now = 5 * S
+    old = f.command(now, OwnState(now, 20.0), warnings_obstacle=Obstacle(now - S // 2, 110.0, 0.0))
+    fresh = f.command(now, OwnState(now, 20.0), warnings_obstacle=Obstacle(now, 100.0, 0.0))
+    assert_allclose(old.accel_mps2, fresh.accel_mps2)               # 110 m half a second ago at 20 m/s = 100 m now
+
+
+def test_helpers() -> None:
+    ob = warning_obstacle(7, 42.0, -0.3)
+    assert (ob.stamp_ns, ob.distance_m, ob.speed_mps, ob.source) == (7, 42.0, 0.0, 'twin')
+    with pytest.raises(ConfigError, match='finite distance_m'):
+        warning_obstacle(0, math.nan, 1.0)
+    assert_allclose(bumper_gap(0.0, 0.0, 0.0, 3.5, 20.0, 0.5, 1.0), 15.5)
+    assert_allclose(bumper_gap(0.0, 0.0, math.pi / 2, 3.5, 0.0, 20.0, 1.0), 15.5)
+    assert_allclose(stopping_decel(20.0, 45.0, 0.0, 0.0, 5.0), 5.0)
+    assert_allclose(stopping_decel(20.0, 45.0, 10.0, 0.0, 5.0), 1.25)
+    assert_allclose(stopping_decel(20.0, 25.0, 20.0, -5.0, 5.0), 400 / 120)   # the other stops in 40 m
+    assert stopping_decel(10.0, 45.0, 12.0, 0.0, 5.0) == 0.0
+    assert stopping_decel(10.0, 4.0, 0.0, 0.0, 5.0) == math.inf
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'mode': 'fast'}, 'mode must be one of'),
+    ({'time_gap_s': 0.0}, 'time_gap_s must be a positive'),
+    ({'cruise_speed_mps': math.nan}, 'cruise_speed_mps must be a positive'),
+    ({'standstill_gap_m': -1.0}, 'standstill_gap_m must be a >= 0'),
+    ({'comfort_decel_mps2': 9.0}, 'comfort_decel_mps2 9.0 must not exceed max_decel_mps2 8.0'),
+    ({'advisory_max_age_s': True}, 'advisory_max_age_s must be a positive'),
+])
+def test_bad_config_raises(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        FollowerConfig(**kwargs)
+
+
+def test_mode_from_string() -> None:
+    assert FollowerConfig(mode='cooperative+advisory').mode is FollowerMode.ADVISORY
