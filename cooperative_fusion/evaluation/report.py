@@ -867,6 +867,12 @@ def summary_table(report: Mapping[str, Any]) -> str:
         f'{v} {n}' for v, n in (report.get('false_warnings') or {}).items()))
     rows.append(f"{'missed warnings':<{width}}  " + '  '.join(
         f'{v} {n}' for v, n in (report.get('missed_warnings') or {}).items()))
+    for key, label in (('min_gap_m', 'min gap m (truth)'), ('max_decel_mps2', 'max decel m/s² (truth)'),
+                       ('collision', 'collision (truth)')):
+        values = report.get(key)
+        if isinstance(values, Mapping):
+            rows.append(f'{label:<{width}}  ' + '  '.join(
+                f'{v} {outcome_cell(key, values.get(v)).strip("*")}' for v in vids))
     return '\n'.join(rows)
 
 

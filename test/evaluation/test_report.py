@@ -368,3 +368,12 @@ def test_outcome_in_the_markdown(report: dict) -> None:
     assert '| min gap (m) | 7.00 | 8.00 |' in md
     assert '| collision | no | no |' in md
     assert '| time headway p5 / p50 / p95 (s) | n/a | n/a |' in md
+
+
+def test_outcome_in_the_terminal_summary(report: dict) -> None:
+    from cooperative_fusion.evaluation.report import summary_table
+
+    rows = summary_table(report).splitlines()
+    assert [r.split() for r in rows if r.startswith('min gap m')] == [['min', 'gap', 'm', '(truth)', 'v1', '7.00',
+                                                                      'v2', '8.00']]
+    assert [r.split()[-4:] for r in rows if r.startswith('collision')] == [['v1', 'no', 'v2', 'no']]
