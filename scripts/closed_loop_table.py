@@ -8,7 +8,8 @@ config/faults/lossy.yaml) it runs ``cooperative-fusion demo --closed-loop --mode
 Markdown table per scenario and variant: the modes as columns, the outcome keys of the report
 (``min_gap_m``, ``min_ttc_s``, ``max_decel_mps2``, ``collision``, ``time_headway_s``; docs/metrics.md)
 per vehicle as rows. The document (``--out``, default docs/closed_loop.md) holds every table whose
-reports are in WORK, so it can be made in parts; the tables are printed too.
+reports are in WORK, so it can be made in parts; the tables are printed too. A hand-written
+``## Reading`` section at the end of the document is kept.
 
     .venv/bin/python scripts/closed_loop_table.py [--work DIR] [--out docs/closed_loop.md] [--seed 7]
         [--scenario NAME ...] [--modes ego,cooperative,...] [--faults none|lossy|both] [--duration S] [--force]
@@ -150,6 +151,16 @@ def document(sections: Sequence[list[str]], command: str) -> str:
     return '\n'.join(head + (body or ['No closed-loop reports yet.', ''])).rstrip('\n') + '\n'
 
 
+#: A hand-written section of the document from this heading on is kept when the tables are made again.
+READING = '## Reading'
+
+
+def keep_reading(text: str, old: str) -> str:
+    """``text`` with the ``## Reading`` section (to the end) of the previous document ``old`` appended."""
+    at = old.find('\n' + READING)
+    return text if at < 0 else text.rstrip('\n') + '\n' + old[at:].rstrip('\n') + '\n'
+
+
 def collect(work: Path, scenarios: Sequence[str], variants: Sequence[str], modes: Sequence[str], seed: int
             ) -> list[list[str]]:
     """The sections of every (scenario, variant) with at least one report in ``work``."""
@@ -199,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     text = document(sections, command)
     print(text)
     if str(args.out) != '-':
-        args.out.write_text(text)
+        old = args.out.read_text() if args.out.is_file() else ''
+        args.out.write_text(keep_reading(text, old))
         print(f'wrote {args.out}', file=sys.stderr)
     return 0
 

@@ -76,3 +76,10 @@ def test_bad_modes_are_refused(capsys):
     with pytest.raises(SystemExit):
         clt.main(['--modes', 'ego,turbo', '--no-run', '--out', '-'])
     assert 'unknown turbo' in capsys.readouterr().err
+
+
+def test_the_reading_section_survives_a_new_table():
+    old = '# Closed loop\n\n### old table\n\n| a |\n\n## Reading\n\nv1 collides.\n'
+    new = clt.keep_reading('# Closed loop\n\n### new table\n', old)
+    assert new == '# Closed loop\n\n### new table\n\n## Reading\n\nv1 collides.\n'
+    assert clt.keep_reading('# T\n', '# no reading\n') == '# T\n'
