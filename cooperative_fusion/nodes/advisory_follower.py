@@ -34,7 +34,8 @@ from ..ros.command import command_to_twist, warnings_for
 from ..ros.diagnostics import Level
 from ..ros.grid import grid_from_msg
 from ..ros.markers import path_to_advisory
-from ..ros.names import ADVISORY, COOPERATIVE_CMD, EVIDENCE_GRID, MAP_FRAME, ODOM, WARNINGS, vehicle_frame, vehicle_topic
+from ..ros.names import (ADVISORY, COOPERATIVE_CMD, EVIDENCE_GRID, MAP_FRAME, ODOM, WARNINGS, vehicle_frame,
+                         vehicle_topic)
 from ..ros.node import BaseNode, Param, spin_node
 from ..ros.odometry import odometry_to_pose
 from ..ros.qos import command_qos, evidence_qos, state_qos
@@ -86,6 +87,8 @@ PARAMS: tuple[Param, ...] = (
           'obstacle', 1, 1000),
     Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "ego mode: margin around the predecessor's body "
           'skipped in the corridor, metres', 0.0, 20.0),
+    Param('ego.max_age_s', _E.max_age_s, 'ego mode: the obstacle of an evidence grid older than this is '
+          'forgotten, seconds', 0.01, 60.0),
     Param('frames.map', MAP_FRAME, 'shared frame of odometry, advisories and evidence'),
     Param('frames.base_link', '', "frame of the command; '' = <vehicle_id>/base_link"),
     Param('topics.odom', '', "own odometry in; '' = /<v>/odom"),
@@ -176,14 +179,14 @@ class AdvisoryFollowerNode(BaseNode):
             self.core.on_predecessor_odometry(self.now_ns(), s.x, s.y, s.yaw, s.speed)
 
     def _on_warnings(self, msg: DiagnosticArray) -> None:
-        self.core.on_warnings(*warnings_for(msg, self.vehicle_id))
+        self.core.on_warnings(self.now_ns(), *warnings_for(msg, self.vehicle_id))
 
     def _on_advisory(self, msg: Path) -> None:
         if msg.header.frame_id != self.map_frame:
             self.drop('advisory', Cause.FRAME, f'advisory frame_id {msg.header.frame_id!r}, '
                                                f'expected {self.map_frame!r}')
             return
-        self.core.on_advisory(*path_to_advisory(msg))
+        self.core.on_advisory(self.now_ns(), *path_to_advisory(msg))
 
     def _on_evidence(self, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.map_frame:
@@ -206,16 +209,22 @@ class AdvisoryFollowerNode(BaseNode):
         return self.core.health(self.now_ns())
 
     def diagnostics_summary(self, new_drops: int) -> tuple[Level, str]:
-        """STALE without own odometry, WARN while inputs are stale or dropped, else OK with the limit."""
+        """STALE without own odometry; WARN while the predecessor's odometry or (not in ego mode) the twin's
+        warnings are missing or stale, or inputs were dropped; else OK with the limiting input."""
         last = self.core.last
         now = self.now_ns()
         own = self.core.own
+        f = self.setup.follower
         if own is None:
             return Level.STALE, 'no odometry yet: no command'
         if (now - own.received_ns) * 1e-9 > self.setup.odom_max_age_s:
             return Level.STALE, 'odometry stale: no command'
         if last is not None and last.stale:
             return Level.WARN, f'ignoring stale {", ".join(last.stale)}'
+        twin = self.core.warning_stamp_ns
+        if f.mode is not FollowerMode.EGO and (twin is None or (now - twin) * 1e-9 > f.warning_max_age_s):
+            return Level.WARN, 'no warnings from the twin' + ('' if twin is None else
+                                                               f' for {(now - twin) * 1e-9:.1f} s') + ': ACC only'
         if new_drops:
             return Level.WARN, f'{new_drops} input(s) dropped since the last report'
         if last is None:

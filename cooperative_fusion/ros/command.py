@@ -33,23 +33,25 @@ def twist_to_speed_accel(msg: TwistStamped) -> tuple[int, float, float]:
     return stamp_to_ns(msg.header.stamp), float(msg.twist.linear.x), float(msg.twist.linear.z)
 
 
-def warnings_for(msg: DiagnosticArray, vehicle_id: str) -> tuple[int, list[tuple[float, float]]]:
-    """(array stamp ns, [(distance_m, other_speed_mps)] of each status named ``vehicle_id``).
+def warnings_for(msg: DiagnosticArray, vehicle_id: str) -> tuple[int, list[tuple[float, float, float]]]:
+    """(array stamp ns, [(distance_m, other_speed_mps, other_accel_mps2)] of each status named ``vehicle_id``).
 
-    MessageFormatError when such a status lacks either value or holds a non-number.
+    other_accel_mps2 is 0 when absent. MessageFormatError when such a status lacks distance_m or
+    other_speed_mps, or holds a non-number.
     """
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, float, float]] = []
     for status in msg.status:
         if status.name != vehicle_id:
             continue
         values = {kv.key: kv.value for kv in status.values}
         try:
             d, v = float(values['distance_m']), float(values['other_speed_mps'])
+            a = float(values.get('other_accel_mps2', 0.0))
         except (KeyError, ValueError) as exc:
             raise MessageFormatError(f'warning for {vehicle_id} needs numeric distance_m and other_speed_mps, '
                                      f'got {values}') from exc
-        if not (math.isfinite(d) and math.isfinite(v)):
-            raise MessageFormatError(f'warning for {vehicle_id} has non-finite distance_m {d} or '
-                                     f'other_speed_mps {v}')
-        out.append((d, v))
+        if not (math.isfinite(d) and math.isfinite(v) and math.isfinite(a)):
+            raise MessageFormatError(f'warning for {vehicle_id} has non-finite distance_m {d}, '
+                                     f'other_speed_mps {v} or other_accel_mps2 {a}')
+        out.append((d, v, a))
     return stamp_to_ns(msg.header.stamp), out

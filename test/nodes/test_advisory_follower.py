@@ -135,13 +135,16 @@ def test_steady_following_then_a_fresh_advisory_then_a_stale_one(run):
 
     old = t + S - 1_500 * MS                                          # 1.5 s old at arrival: stale (limit 1 s)
     r.runner.feed('/v2/twin/advisory', _path(old, [0.0, 1.0, 2.0], [0.0, 10.0, 20.0]), t + S)
-    r.drive(t + S, t + 2 * S)
+    r.drive(t + S, t + 2 * S)                                         # and the fresh one expires at t + 1 s
     assert [c[1] for c in r.cmds()[30:]] == pytest.approx([V] * 10, abs=1e-3)   # ACC alone
-    assert r.node.core.last.stale == ('advisory',)
+    assert r.node.core.advisory is None and r.node.core.last.limit is Limit.PREDECESSOR
+    d = r.diag()
+    assert d['drops.advisory.too_old'] == '1' and d['advisory_expired'] == '1' and d['advisory_active'] == 'False'
+    assert d['_level'] == Level.WARN and d['_message'] == 'no warnings from the twin: ACC only'
     r.runner.advance_to(t + 3 * S)
     d = r.diag()
-    assert d['drops.advisory.too_old'] == '1' and d['_level'] == Level.STALE   # stale advisory, then no odometry
-    assert float(d['advisory_age_s']) == pytest.approx(3.5) and d['drops.odom.too_old'] == '1'
+    assert d['_level'] == Level.STALE and d['drops.odom.too_old'] == '1'   # no odometry for a second
+    assert float(d['advisory_age_s']) == pytest.approx(3.0)
 
 
 def test_cooperative_mode_brakes_for_a_warning_and_ignores_the_advisory(run):
@@ -220,3 +223,5 @@ def test_ego_mode_brakes_for_what_its_own_evidence_shows(run):
     r.drive(t, t + 200 * MS)
     assert r.node.core.ego_obstacle.distance_m == pytest.approx(60.25)
     assert r.node.core.last.limit is Limit.OBSTACLE and r.cmds()[-1][2] < -2.5
+    r.drive(t + 200 * MS, t + 800 * MS)                               # no evidence for 0.8 s: forgotten
+    assert r.node.core.ego_obstacle is None and r.node.core.last.limit is Limit.PREDECESSOR

@@ -12,8 +12,8 @@ from cooperative_fusion.core.twin.conflicts import Advisory, Conflict, ConflictL
 from cooperative_fusion.core.errors import MessageFormatError
 from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
 from cooperative_fusion.core.twin.tracking import Track
-from cooperative_fusion.ros.markers import (advisory_to_path, conflict_markers, prediction_markers, track_markers,
-                                            twin_markers, yaw_to_quaternion)
+from cooperative_fusion.ros.markers import (advisory_to_path, conflict_markers, path_to_advisory, prediction_markers,
+                                            track_markers, twin_markers, yaw_to_quaternion)
 from cooperative_fusion.ros.time import stamp_to_ns
 
 STAMP = 1_700_000_000_123_456_789
@@ -122,3 +122,38 @@ def test_advisory_to_path_refuses_bad_arrays():
     bad = Advisory(adv.vehicle_id, adv.t_offset_ns, x, adv.y, adv.yaw, adv.speed, 1.0, 1.0, 0.0, False, False)
     with pytest.raises(MessageFormatError, match='non-finite x'):
         advisory_to_path(bad, STAMP)
+
+
+@pytest.mark.parametrize('distance', [50.0, 100.0, 140.0])
+def test_an_advised_stop_fits_in_1200_bytes_and_reads_back(distance):
+    """The twin's advisory for a whole stop, serialised (CDR: header + N PoseStamped), is at most 1,200 bytes,
+    the 3GPP platooning message size; path_to_advisory reads it back, and a follower recovers the speeds."""
+    from rclpy.serialization import serialize_message
+
+    from cooperative_fusion.core.twin.conflicts import ConflictConfig, advise
+    from cooperative_fusion.core.twin.prediction import VehicleState
+    from cooperative_fusion.core.vehicle.follower import advisory_profile
+
+    cfg = ConflictConfig()
+    c = Conflict('v3', ConflictLevel.ERROR, distance / 25.0, distance, 0.0, 0.0, 7, None, 0.0, 0.0, 0.0, 0.0)
+    adv = advise(VehicleState('v3', 1234.5, -3.5, 25.0, heading=0.01), c, cfg)
+    assert adv.t_offset_ns.shape[0] == cfg.advisory_max_poses                # a long stop uses the whole budget
+    path = advisory_to_path(adv, STAMP, 'map')
+    size = len(serialize_message(path))
+    assert size <= 1200, size                   # 892 bytes: 24 for the header and count, ~72 per PoseStamped
+    stamp, t, x, y = path_to_advisory(path)
+    assert stamp == STAMP and t.tolist() == adv.t_offset_ns.tolist()
+    assert_allclose(x, adv.x) and assert_allclose(y, adv.y)
+    prof = advisory_profile(stamp, t, x, y)
+    assert_allclose(prof.speed, adv.speed, atol=1e-6)          # exact: poses sit on the kinks, the end holds
+
+
+def test_path_to_advisory_refuses_stamps_that_go_back():
+    path = advisory_to_path(_advisory(), STAMP, 'map')
+    path.poses[3].header.stamp = path.poses[1].header.stamp
+    with pytest.raises(MessageFormatError, match='advisory pose stamps must increase'):
+        path_to_advisory(path)
+    path = advisory_to_path(_advisory(), STAMP, 'map')
+    path.poses[0].pose.position.y = math.nan
+    with pytest.raises(MessageFormatError, match='non-finite'):
+        path_to_advisory(path)

@@ -173,9 +173,12 @@ PARAMETERS: tuple[ParamRow, ...] = (
              '(else: no reaction, like obstacles)'),
     ParamRow('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
              'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
-    ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'spacing of advisory poses, seconds', 0.001, 10.0),
+    ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'shortest spacing of the braking poses of an '
+             'advisory, seconds', 0.001, 10.0),
     ParamRow('conflicts.advisory_hold_s', _D_CONF.advisory_hold_s,
              'advisory continues this long after braking, seconds', 0.0, 60.0),
+    ParamRow('conflicts.advisory_max_poses', _D_CONF.advisory_max_poses,
+             'most poses per advisory (12 keep a nav_msgs/Path under 1,200 bytes)', 4, 1000),
     # clocks
     ParamRow('clock.window_s', _D_CLOCK.window_ns / _NS_PER_S, 'time-reference pairs kept for the clock fit, seconds',
              0.001, 3600.0),

@@ -69,7 +69,7 @@ from numpy.typing import NDArray
 
 from ..errors import ConfigError
 from .prediction import (ObstacleModel, ObstacleState, Rollout, VehicleState, along_road_half_length,
-                         braking_profile, rollout)
+                         rollout)
 
 
 class ConflictLevel(IntEnum):
@@ -91,6 +91,9 @@ class ConflictConfig:
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
     predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
         controller follows it (see the module doc); False: under no reaction, like obstacles
+    advisory_dt_s, advisory_hold_s, advisory_max_poses : shortest spacing of the braking poses of an
+        advisory, how long it goes on after braking, and its most poses (a nav_msgs/Path of 12 poses is
+        under 1,200 bytes, the 3GPP platooning message size; see :func:`advise`)
     """
 
     ttc_warn_s: float = 6.0
@@ -109,6 +112,7 @@ class ConflictConfig:
     predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
+    advisory_max_poses: int = 12
 
     def __post_init__(self) -> None:
         for name in ('ttc_warn_s', 'ttc_error_s', 'comfortable_decel_mps2', 'max_decel_mps2', 'lane_half_width_m',
@@ -120,6 +124,9 @@ class ConflictConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
+        if not (isinstance(self.advisory_max_poses, int) and self.advisory_max_poses >= 4):
+            raise ConfigError(f'ConflictConfig.advisory_max_poses must be an integer >= 4 (start, start of braking, '
+                              f'end of braking, end of hold), got {self.advisory_max_poses!r}')
         if not (isinstance(self.min_track_hits, int) and self.min_track_hits >= 1):
             raise ConfigError(f'ConflictConfig.min_track_hits must be an integer >= 1, got {self.min_track_hits!r}')
         if self.ttc_error_s > self.ttc_warn_s:
@@ -313,11 +320,14 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
 
 @dataclass(frozen=True)
 class Advisory:
-    """An advised trajectory along the vehicle's lane (x along the road).
+    """An advised trajectory along the vehicle's heading: pose k is where to be at stamp + ``t_offset_ns[k]``.
 
-    t_offset_ns : (P,) int64 nanoseconds from the advisory's stamp
-    x, y, yaw, speed : (P,) metres, metres, radians, m/s
-    decel_mps2 : deceleration the profile uses; needed_decel_mps2 : what ends exactly safe_gap behind
+    t_offset_ns : (P,) int64 nanoseconds from the advisory's stamp, increasing, P <= ``advisory_max_poses``
+    x, y, yaw, speed : (P,) metres, metres, radians (the vehicle's heading), m/s (the speed at each pose;
+        a follower reads it from successive poses and stamps)
+    coast_s : seconds at the current speed before braking starts
+    decel_mps2 : deceleration the profile brakes at; needed_decel_mps2 : the least that ends exactly
+        safe_gap behind the other (braking now)
     target_speed_mps : the speed held after braking (the other's speed, 0 if it stands or stops)
     exceeds_comfort : needed > comfortable; unavoidable : needed > max (the safe gap cannot be kept)
     """
@@ -333,17 +343,22 @@ class Advisory:
     target_speed_mps: float
     exceeds_comfort: bool
     unavoidable: bool
+    coast_s: float = 0.0
 
 
 def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None = None) -> Advisory:
-    """Constant-deceleration profile that ends ``safe_gap_m`` behind the other actor at its speed.
+    """Speed profile that stops (or slows) the vehicle ``safe_gap_m`` behind the other actor, along its heading.
 
-    Uses the least deceleration that keeps the safe gap (the other at constant
-    speed; a braking predecessor taken to its stop). When that is above
-    ``comfortable_decel_mps2`` the profile uses it anyway, up to
-    ``max_decel_mps2``, and says so; beyond that the safe gap cannot be kept and
-    the advisory brakes at ``max_decel_mps2`` with ``unavoidable`` set. Not
-    closing: the vehicle is advised to hold the lower of the two speeds.
+    The other keeps its speed (a braking predecessor is taken to its stop). When braking at
+    ``comfortable_decel_mps2`` fits, the profile holds the current speed for ``coast_s`` and then brakes at
+    exactly that deceleration, ending ``safe_gap_m`` behind the other at its speed: a warning with room to
+    spare costs no braking yet (with under ``advisory_dt_s`` of coasting left it brakes now, at the need).
+    When it does not fit, the profile brakes now at the least deceleration that does, up to
+    ``max_decel_mps2``; beyond that the safe gap cannot be kept: it brakes now at ``max_decel_mps2`` with
+    ``unavoidable`` set. Not closing: hold the lower of the two speeds. Poses: the start, the start of
+    braking, braking sampled evenly (spacing at least ``advisory_dt_s``), its end, and ``advisory_hold_s``
+    (at least ``advisory_dt_s``) after it: at most ``advisory_max_poses``. Pose stamps say when to be
+    there; the speed follows from successive poses (``core.vehicle.follower.advisory_profile``).
     """
     cfg = cfg or ConflictConfig()
     if vehicle.vehicle_id != conflict.vehicle_id:
@@ -361,16 +376,29 @@ def advise(vehicle: VehicleState, conflict: Conflict, cfg: ConflictConfig | None
         needed = math.inf
     else:
         needed = rel * rel / (2.0 * room)
-    decel = min(needed, cfg.max_decel_mps2)
-    if decel > 0:
-        prof = braking_profile(v, decel, cfg.advisory_dt_s, v_final_mps=v_t,
-                               duration_s=(v - v_t) / decel + cfg.advisory_hold_s)
-        t, s, speed = prof.t_s, prof.s_m, prof.v_mps
+    if needed == 0.0:
+        decel, coast, brake = 0.0, 0.0, 0.0
+        t = np.array([0.0, max(cfg.advisory_hold_s, cfg.advisory_dt_s)])
     else:
-        t = np.arange(int(round(cfg.advisory_hold_s / cfg.advisory_dt_s)) + 1) * cfg.advisory_dt_s
-        speed = np.full(t.shape, v_t)
-        s = v_t * t
-    n = t.shape[0]
-    return Advisory(vehicle.vehicle_id, np.rint(t * 1e9).astype(np.int64), vehicle.x + s,
-                    np.full(n, vehicle.y), np.zeros(n), speed, float(decel), float(needed), float(v_t),
-                    needed > cfg.comfortable_decel_mps2, needed > cfg.max_decel_mps2)
+        decel = max(min(needed, cfg.max_decel_mps2), cfg.comfortable_decel_mps2)
+        # the gap closes at rel while coasting (a stopping other: room counts the vehicle's own travel at v)
+        coast = max((room - rel * rel / (2.0 * decel)) / rel, 0.0) if math.isfinite(needed) else 0.0
+        if coast < cfg.advisory_dt_s:                  # about to brake at comfort anyway: the exact need, now
+            coast, decel = 0.0, max(min(needed, cfg.max_decel_mps2), 1e-9)
+        brake = rel / decel
+        # the last segment holds the target speed (at least advisory_dt_s): a follower reading speeds from
+        # successive poses then gets every pose's speed exactly (core.vehicle.follower.advisory_profile)
+        hold = [coast + brake + max(cfg.advisory_hold_s, cfg.advisory_dt_s)]
+        head = [0.0, coast] if coast > 0 else [0.0]
+        n = max(1, min(cfg.advisory_max_poses - len(head) - len(hold),
+                       int(math.floor(brake / cfg.advisory_dt_s + 1e-9))))
+        t = np.array(head + [coast + brake * k / n for k in range(1, n + 1)] + hold)
+    v0 = v if decel > 0 else v_t
+    tb = np.clip(t - coast, 0.0, brake)                                  # time spent braking by t
+    s = v0 * np.minimum(t, coast) + v0 * tb - 0.5 * decel * tb * tb + v_t * np.maximum(t - coast - brake, 0.0)
+    speed = np.where(t < coast + brake, v0 - decel * tb, v_t)
+    c, sn = math.cos(vehicle.heading), math.sin(vehicle.heading)
+    n_p = t.shape[0]
+    return Advisory(vehicle.vehicle_id, np.rint(t * 1e9).astype(np.int64), vehicle.x + s * c, vehicle.y + s * sn,
+                    np.full(n_p, float(vehicle.heading)), speed, float(decel), float(needed), float(v_t),
+                    needed > cfg.comfortable_decel_mps2, needed > cfg.max_decel_mps2, float(coast))

@@ -8,8 +8,9 @@ toward the predecessor; obstacles (from the twin's warnings, or in ego mode
 from the vehicle's own evidence) are followed as standing or moving leaders by
 the same law, with a kinematic floor (:func:`stopping_decel`) that brakes
 harder, up to ``max_decel_mps2``, when the comfortable approach no longer fits.
-The twin's advisory is a speed profile over time (:func:`advisory_profile`);
-followed when fresh, the command takes the lower of ACC and advised speed.
+The twin's advisory is a speed profile (:func:`advisory_profile`); followed
+when fresh, by position along it, the command takes the lower of ACC and
+advised speed.
 
 Pure numpy / math, deterministic, no ROS. Stamps are integer nanoseconds in the
 common timebase; distances metres along the vehicle's heading; speeds m/s.
@@ -24,6 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
+
+
+#: An advised path whose pose speeds, solved as piecewise linear, change faster than this is read another way.
+_MAX_PROFILE_ACCEL_MPS2 = 15.0
 
 
 class FollowerMode(str, Enum):
@@ -125,12 +130,14 @@ class Predecessor:
 @dataclass(frozen=True)
 class Obstacle:
     """Something in the vehicle's path at ``stamp_ns``: gap from its front to the obstacle (m), speed along
-    the vehicle's heading (m/s), and where it comes from (``twin`` warning or ``ego`` perception)."""
+    the vehicle's heading (m/s), where it comes from (``twin`` warning or ``ego`` perception) and its
+    acceleration (m/s^2; braking, it is taken to its stop)."""
 
     stamp_ns: int
     distance_m: float
     speed_mps: float
     source: str = 'twin'
+    accel_mps2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,22 @@ class AdvisoryProfile:
         rel_s = (int(t_ns) - int(self.stamp_ns)) * 1e-9
         return float(np.interp(rel_s, self.t_offset_ns * 1e-9, self.speed))
 
+    def speed_along(self, x: float, y: float, ahead_m: float = 0.0) -> float:
+        """Advised speed ``ahead_m`` beyond the point of the path nearest to (x, y), metres in its frame.
+
+        The path is taken as straight from its first to its last pose (the twin's run along the heading);
+        the speed squared is linear in distance between poses (exact under constant deceleration), held
+        before the first pose and after the last. A path that stays in place: its last speed.
+        """
+        dx, dy = float(self.x[-1] - self.x[0]), float(self.y[-1] - self.y[0])
+        length = math.hypot(dx, dy)
+        if length < 1e-6:
+            return float(self.speed[-1])
+        ux, uy = dx / length, dy / length
+        along = (self.x - self.x[0]) * ux + (self.y - self.y[0]) * uy
+        s = (x - float(self.x[0])) * ux + (y - float(self.y[0])) * uy + ahead_m
+        return math.sqrt(max(float(np.interp(s, np.maximum.accumulate(along), self.speed ** 2)), 0.0))
+
 
 @dataclass(frozen=True)
 class FollowerCommand:
@@ -177,10 +200,12 @@ def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[n
                      y: NDArray[np.floating]) -> AdvisoryProfile:
     """Speed profile of an advised path (poses with stamps).
 
-    The speed of segment k is its length over its duration, taken at its mid-time (exact under constant
-    acceleration); the speed at each pose interpolates the segment speeds (the first and last pose take
-    their segment's). One pose: speed 0 (stand there). ConfigError when stamps do not increase or arrays
-    differ in length or hold non-finite values.
+    Segment k's mean speed m_k is its length over its duration. When the speed is linear in time between
+    poses and the last segment holds its speed (the twin's advisories), the pose speeds solve
+    v_k + v_k+1 = 2 m_k exactly, from the end backwards. A path for which that gives a negative speed or an
+    acceleration above 15 m/s^2 is not such a path: each pose then takes the segment means interpolated at
+    the segments' mid-times. One pose: speed 0 (stand there). ConfigError when stamps do not increase or
+    arrays differ in length or hold non-finite values.
     """
     t = np.asarray(t_offset_ns, dtype=np.int64)
     xs = np.asarray(x, dtype=np.float64)
@@ -195,20 +220,26 @@ def advisory_profile(stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[n
     if (dt <= 0).any():
         raise ConfigError(f'advisory stamps must increase, got offsets {t.tolist()} ns')
     seg = np.hypot(np.diff(xs), np.diff(ys)) / dt
-    mid = (t[:-1] + t[1:]) * 0.5e-9
-    speed = np.interp(t * 1e-9, mid, seg)
-    return AdvisoryProfile(int(stamp_ns), t, xs, ys, speed)
+    speed = np.empty(t.shape[0])
+    speed[-1] = seg[-1]
+    for k in range(t.shape[0] - 2, -1, -1):
+        speed[k] = 2.0 * seg[k] - speed[k + 1]
+    if (speed < -1e-6).any() or (np.abs(np.diff(speed)) > _MAX_PROFILE_ACCEL_MPS2 * dt).any():
+        speed = np.interp(t * 1e-9, (t[:-1] + t[1:]) * 0.5e-9, seg)
+    return AdvisoryProfile(int(stamp_ns), t, xs, ys, np.maximum(speed, 0.0))
 
 
-def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float) -> Obstacle:
-    """The obstacle input of a twin warning (its ``distance_m`` and ``other_speed_mps`` values).
+def warning_obstacle(stamp_ns: int, distance_m: float, other_speed_mps: float,
+                     other_accel_mps2: float = 0.0) -> Obstacle:
+    """The obstacle input of a twin warning (its ``distance_m``, ``other_speed_mps``, ``other_accel_mps2``).
 
-    ConfigError on a non-finite distance or speed (a warning without them cannot be braked for).
+    ConfigError on a non-finite value (a warning without them cannot be braked for).
     """
-    if not (math.isfinite(distance_m) and math.isfinite(other_speed_mps)):
-        raise ConfigError(f'warning needs a finite distance_m and other_speed_mps, got {distance_m!r}, '
-                          f'{other_speed_mps!r}')
-    return Obstacle(int(stamp_ns), float(distance_m), max(float(other_speed_mps), 0.0), 'twin')
+    if not (math.isfinite(distance_m) and math.isfinite(other_speed_mps) and math.isfinite(other_accel_mps2)):
+        raise ConfigError(f'warning needs a finite distance_m, other_speed_mps and other_accel_mps2, got '
+                          f'{distance_m!r}, {other_speed_mps!r}, {other_accel_mps2!r}')
+    return Obstacle(int(stamp_ns), float(distance_m), max(float(other_speed_mps), 0.0), 'twin',
+                    float(other_accel_mps2))
 
 
 def bumper_gap(own_x: float, own_y: float, own_yaw: float, own_front_m: float,
@@ -303,14 +334,13 @@ class AdvisoryFollower:
                 obstacles.append(warnings_obstacle)
         for ob in obstacles:
             gap, vo = self._at_now(ob.distance_m, ob.speed_mps, v, (now_ns - ob.stamp_ns) * 1e-9)
-            candidates.append((self._follow(v, v0, gap, vo, 0.0, cfg.obstacle_gap_m), Limit.OBSTACLE))
+            candidates.append((self._follow(v, v0, gap, vo, ob.accel_mps2, cfg.obstacle_gap_m), Limit.OBSTACLE))
 
         if cfg.mode is FollowerMode.ADVISORY and advisory is not None:
             if advisory.age_s(now_ns) > cfg.advisory_max_age_s:
                 stale.append('advisory')
             else:
-                v_adv = advisory.speed_at(now_ns + int(round(cfg.command_period_s * 1e9)))
-                candidates.append(((v_adv - v) / cfg.command_period_s, Limit.ADVISORY))
+                candidates.append((self._advised_accel(v, own, advisory), Limit.ADVISORY))
 
         accel, limit = min(candidates, key=lambda c: c[0])      # first of equals: cruise before the rest
         accel = min(max(accel, -cfg.max_decel_mps2), cfg.max_accel_mps2)
@@ -318,6 +348,21 @@ class AdvisoryFollower:
         if target == 0.0 and v < 1e-3:
             accel = 0.0                                           # standing: hold, do not ask to reverse
         return FollowerCommand(int(now_ns), target, accel, limit, tuple(stale))
+
+    def _advised_accel(self, v: float, own: OwnState, advisory: AdvisoryProfile) -> float:
+        """Acceleration to the advised speed where the vehicle will be one period on.
+
+        By position, so an advisory a twin cycle late still brakes where the stop needs it rather than
+        catching up with the profile's clock; the catching up (a speed above the profile's) brakes at most
+        the comfortable deceleration or the profile's own, whichever is larger: the warnings' kinematic
+        floor, not the advisory, answers for a stop that needs more.
+        """
+        cfg = self.cfg
+        ahead = max(v * cfg.command_period_s, 1e-3)
+        v_here = advisory.speed_along(own.x, own.y)
+        v_next = advisory.speed_along(own.x, own.y, ahead)
+        plan_decel = max((v_here * v_here - v_next * v_next) / (2.0 * ahead), 0.0)
+        return max((v_next - v) / cfg.command_period_s, -max(cfg.comfort_decel_mps2, plan_decel))
 
     def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
         """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..drops import Cause, Drop
+from ..drops import Cause, Drop, DroppedInput
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
 from ..platoon_config import PlatoonVehicle
@@ -27,15 +27,20 @@ from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, Follo
 
 @dataclass(frozen=True)
 class EgoObstacleConfig:
-    """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``)."""
+    """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``); it expires
+    ``max_age_s`` after its grid's stamp (the evidence stopped: no obstacle known)."""
 
     half_width_m: float = 1.5
     max_range_m: float = 120.0
     occupied_percent: int = 65
     min_cells: int = 2
     predecessor_margin_m: float = 2.0
+    max_age_s: float = 0.5
 
     def __post_init__(self) -> None:
+        if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
+            raise ConfigError(f'EgoObstacleConfig.max_age_s must be a positive number of seconds, '
+                              f'got {self.max_age_s!r}')
         if not (self.half_width_m > 0 and self.max_range_m > 0 and self.predecessor_margin_m >= 0):
             raise ConfigError(f'EgoObstacleConfig needs half_width_m, max_range_m > 0 and predecessor_margin_m '
                               f'>= 0, got {self.half_width_m}, {self.max_range_m}, {self.predecessor_margin_m}')
@@ -96,6 +101,8 @@ class FollowerCore:
         self.last: FollowerCommand | None = None
         self.commands = 0
         self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
+        self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
+        self.expired = {'advisory': 0, 'warning': 0}
 
     @property
     def mode(self) -> FollowerMode:
@@ -119,29 +126,43 @@ class FollowerCore:
             self.pred_accel_mps2 += k * (raw - self.pred_accel_mps2)
         self.pred = new
 
-    def on_warnings(self, stamp_ns: int, conflicts: Sequence[tuple[float, float]]) -> None:
-        """One ``/twin/warnings`` array: (distance_m, other_speed_mps) of each status for this vehicle.
+    def on_warnings(self, now_ns: int, stamp_ns: int, conflicts: Sequence[tuple[float, float, float]]) -> None:
+        """One ``/twin/warnings`` array stamped ``stamp_ns``: (distance_m, other_speed_mps, other_accel_mps2) of
+        each status for this vehicle.
 
-        An array without this vehicle clears its warning (the twin publishes every cycle). Of several,
-        the one needing the strongest deceleration counts.
+        An array without this vehicle clears its warning (the twin publishes every cycle). Of several, the one
+        needing the strongest deceleration counts. DroppedInput (``too_old``) for an array older than
+        ``warning_max_age_s`` on arrival.
         """
+        self._fresh('warnings', now_ns, stamp_ns, self.setup.follower.warning_max_age_s)
         self.warning_stamp_ns = int(stamp_ns)
-        obstacles = [warning_obstacle(stamp_ns, d, v) for d, v in conflicts]
+        obstacles = [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts]
         if not obstacles:
             self.warning = None
             return
         v = self.own.speed if self.own is not None else 0.0
-        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, 0.0,
+        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
                                                                     self.setup.follower.obstacle_gap_m),
                                                      -o.distance_m))
 
-    def on_advisory(self, stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[np.floating],
+    def on_advisory(self, now_ns: int, stamp_ns: int, t_offset_ns: NDArray[np.int64], x: NDArray[np.floating],
                     y: NDArray[np.floating]) -> None:
-        """The twin's advised path (poses to reach at stamp + offset); an empty one clears the advisory."""
+        """The twin's advised path (poses to reach at stamp + offset); an empty one clears the advisory.
+
+        DroppedInput (``too_old``) for an advisory older than ``advisory_max_age_s`` on arrival.
+        """
+        self._fresh('advisory', now_ns, stamp_ns, self.setup.follower.advisory_max_age_s)
         if len(t_offset_ns) == 0:
             self.advisory = None
             return
         self.advisory = advisory_profile(stamp_ns, t_offset_ns, x, y)
+        self.advisory_stamp_ns = int(stamp_ns)
+
+    @staticmethod
+    def _fresh(what: str, now_ns: int, stamp_ns: int, limit_s: float) -> None:
+        age = (int(now_ns) - int(stamp_ns)) * 1e-9
+        if age > limit_s:
+            raise DroppedInput(Cause.TOO_OLD, f'{what} is {age:.2f} s old on arrival, over its limit of {limit_s} s')
 
     def on_evidence(self, stamp_ns: int, spec: GridSpec, percent: NDArray[np.integer]) -> None:
         """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, the predecessor skipped."""
@@ -164,7 +185,8 @@ class FollowerCore:
 
     def step(self, now_ns: int) -> tuple[FollowerCommand | None, list[Drop]]:
         """The command now (None without own odometry: none yet, or older than ``odom_max_age_s``) and the
-        inputs that went stale since the last step, each reported once (cause ``too_old``)."""
+        odometry (own, predecessor) that went stale since the last step, each sample reported once (``too_old``).
+        Advisory and warning older than their limits expire (cleared, counted in ``expired``)."""
         own = self.own
         drops: list[Drop] = []
         if own is None:
@@ -179,17 +201,20 @@ class FollowerCore:
         if self.pred is not None and self.setup.predecessor_id is not None:
             pred = Predecessor(self.pred.received_ns, self._pred_gap(own, self.pred), self.pred.speed,
                                self.pred_accel_mps2)
+        # An advisory or warning the twin stopped refreshing has expired (the conflict is over, or the twin is
+        # gone: diagnostics show the warnings' age): cleared, not a drop.
+        f = self.setup.follower
+        if self.advisory is not None and self.advisory.age_s(now_ns) > f.advisory_max_age_s:
+            self.advisory, self.expired['advisory'] = None, self.expired['advisory'] + 1
+        if self.warning is not None and (now_ns - self.warning.stamp_ns) * 1e-9 > f.warning_max_age_s:
+            self.warning, self.expired['warning'] = None, self.expired['warning'] + 1
+        if self.ego_obstacle is not None and (now_ns - self.ego_obstacle.stamp_ns) * 1e-9 > self.setup.ego.max_age_s:
+            self.ego_obstacle = None
         cmd = self.follower.command(now_ns, state, pred, self.warning, self.advisory, self.ego_obstacle)
         self.last = cmd
         self.commands += 1
-        f = self.setup.follower
-        stamps = {'predecessor': (None if self.pred is None else self.pred.received_ns, f.predecessor_max_age_s),
-                  'warning': (None if self.warning is None else self.warning.stamp_ns, f.warning_max_age_s),
-                  'advisory': (None if self.advisory is None else self.advisory.stamp_ns, f.advisory_max_age_s)}
-        for source in cmd.stale:
-            stamp, limit = stamps[source]
-            if stamp is not None:
-                self._stale(drops, source, stamp, now_ns, limit)
+        if 'predecessor' in cmd.stale and self.pred is not None:
+            self._stale(drops, 'predecessor', self.pred.received_ns, now_ns, f.predecessor_max_age_s)
         return cmd, drops
 
     def _stale(self, drops: list[Drop], source: str, stamp_ns: int, now_ns: int, limit_s: float) -> None:
@@ -220,7 +245,10 @@ class FollowerCore:
             'predecessor_age_s': age(None if self.pred is None else self.pred.received_ns),
             'warning_age_s': age(None if self.warning is None else self.warning.stamp_ns),
             'warnings_array_age_s': age(self.warning_stamp_ns),
-            'advisory_age_s': age(None if self.advisory is None else self.advisory.stamp_ns),
+            'advisory_age_s': age(self.advisory_stamp_ns),
+            'advisory_active': self.advisory is not None,
+            'advisory_expired': self.expired['advisory'],
+            'warning_expired': self.expired['warning'],
             'ego_obstacle_m': math.nan if self.ego_obstacle is None else self.ego_obstacle.distance_m,
             'commands': self.commands,
             'limit': '' if last is None else last.limit.value,

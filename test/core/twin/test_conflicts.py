@@ -176,29 +176,75 @@ def test_a_platoon_slowing_together_raises_nothing_a_predecessor_braking_hard_do
     assert hard[0].required_decel_mps2 > ConflictConfig().comfortable_decel_mps2
 
 
-@pytest.mark.parametrize('distance', [120.0, 60.0, 30.0])
-def test_advisory_stops_at_least_safe_gap_before_obstacle(distance):
+def _check_profile(adv, cfg: ConflictConfig) -> None:
+    """Poses: at most advisory_max_poses, increasing stamps from 0, speeds never rising, never braking harder
+    than the profile's deceleration, and each segment's length / duration = the mean of its end speeds
+    (poses sit on every kink, so a follower reading speeds from poses and stamps gets them exactly)."""
+    t = adv.t_offset_ns * 1e-9
+    assert 2 <= t.shape[0] <= cfg.advisory_max_poses and adv.t_offset_ns[0] == 0 and np.all(np.diff(t) > 0)
+    assert np.all(np.diff(adv.speed) <= 1e-12)
+    assert (-np.diff(adv.speed) / np.diff(t)).max() <= adv.decel_mps2 + 1e-9
+    s = np.hypot(np.diff(adv.x), np.diff(adv.y))
+    assert_allclose(s / np.diff(t), 0.5 * (adv.speed[:-1] + adv.speed[1:]), atol=1e-9)
+
+
+@pytest.mark.parametrize('distance, coasts, decel', [(140.0, True, 3.0), (120.0, True, 3.0),
+                                                      (60.0, False, V ** 2 / 110), (30.0, False, 8.0)])
+def test_advisory_stops_safe_gap_behind_a_standing_obstacle(distance, coasts, decel):
+    """Room for a comfortable stop: hold the speed, then brake at comfortable_decel_mps2 to end exactly safe_gap
+    behind; no room: brake now at the least deceleration that does; beyond max_decel_mps2: unavoidable."""
     cfg = ConflictConfig()
     pl = platoon(n=1)
     rear = pl.x[0] + LEN / 2 + distance
     (c,) = find_conflicts(rollout(pl, obstacle(rear + 2.0)), cfg)
     adv = advise(pl.vehicle('v1'), c, cfg)
+    _check_profile(adv, cfg)
     front = adv.x + LEN / 2
+    assert_allclose(adv.decel_mps2, decel)
+    assert (adv.coast_s > 0) == coasts
+    if coasts:                                                                 # 25 m/s until braking starts
+        assert_allclose(adv.coast_s, (distance - cfg.safe_gap_m - V ** 2 / 6.0) / V)
+        assert_allclose(adv.speed[:2], [V, V]) and adv.t_offset_ns[1] == round(adv.coast_s * 1e9)
     if not adv.unavoidable:
-        assert front[-1] <= rear - cfg.safe_gap_m + 1e-6
-        assert_allclose(front[-1], rear - cfg.safe_gap_m, atol=1e-6)          # no more braking than needed
+        assert_allclose(front[-1], rear - cfg.safe_gap_m, atol=1e-6)
     else:                                                                      # flagged; brakes at the maximum
         assert_allclose(front[-1] - front[0], V ** 2 / (2 * cfg.max_decel_mps2))
     assert_allclose(adv.speed[-1], 0.0, atol=1e-12)
-    decel = -np.diff(adv.speed) / np.diff(adv.t_offset_ns * 1e-9)
-    assert decel.max() <= adv.decel_mps2 + 1e-9
     assert_allclose(adv.needed_decel_mps2, V ** 2 / (2 * (distance - cfg.safe_gap_m)))
     assert adv.exceeds_comfort == (adv.needed_decel_mps2 > cfg.comfortable_decel_mps2)
     assert adv.unavoidable == (distance == 30.0)                             # needs 12.5 m/s^2 > 8
-    if adv.unavoidable:
-        assert adv.decel_mps2 == cfg.max_decel_mps2
-    assert np.all(np.diff(adv.t_offset_ns) == 100_000_000) and adv.t_offset_ns[0] == 0
-    assert np.all(adv.y == 0.0) and np.all(np.diff(adv.x) >= 0)
+    assert np.all(adv.y == pl.y[0]) and np.all(adv.yaw == 0.0)
+    # the stop is sampled evenly, no closer than advisory_dt_s, and holds advisory_hold_s at the end
+    assert_allclose(t_end := adv.t_offset_ns[-1] * 1e-9, adv.coast_s + V / adv.decel_mps2 + cfg.advisory_hold_s)
+    assert t_end > 0
+
+
+def test_advisory_runs_along_the_vehicles_heading():
+    cfg = ConflictConfig()
+    pl = platoon(n=1)
+    (c,) = find_conflicts(rollout(pl, obstacle(pl.x[0] + LEN / 2 + 82.0)), cfg)
+    straight = advise(pl.vehicle('v1'), c, cfg)
+    yawed = pl.vehicle('v1').__class__('v1', 10.0, -3.0, V, heading=0.6)
+    adv = advise(yawed, c, cfg)
+    s = straight.x - straight.x[0]
+    assert_allclose(adv.x, 10.0 + s * np.cos(0.6), atol=1e-9)
+    assert_allclose(adv.y, -3.0 + s * np.sin(0.6), atol=1e-9)
+    assert_allclose(adv.yaw, 0.6)
+    _check_profile(adv, cfg)
+
+
+def test_advisory_pose_budget_and_spacing():
+    pl = platoon(n=1)
+    (c,) = find_conflicts(rollout(pl, obstacle(pl.x[0] + LEN / 2 + 142.0)), ConflictConfig())
+    few = ConflictConfig(advisory_max_poses=4, advisory_dt_s=0.1)
+    adv = advise(pl.vehicle('v1'), c, few)                                   # start, coast end, stop, hold end
+    assert adv.t_offset_ns.shape == (4,)
+    _check_profile(adv, few)
+    wide = ConflictConfig(advisory_dt_s=3.0)                                  # 8.3 s of braking: 2 steps of 4.2 s
+    adv = advise(pl.vehicle('v1'), c, wide)
+    assert adv.t_offset_ns.shape == (5,) and np.diff(adv.t_offset_ns)[1:3].min() >= 3e9
+    with pytest.raises(ConfigError, match='advisory_max_poses must be an integer >= 4'):
+        ConflictConfig(advisory_max_poses=3)
 
 
 def test_advisory_matches_a_moving_obstacles_speed():

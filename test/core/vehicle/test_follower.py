@@ -88,24 +88,38 @@ def test_free_road_accelerates_to_the_set_speed() -> None:
 
 def _constant_decel_advisory(stamp_ns: int, v0: float, decel: float, n: int = 12,
                              dt_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    t = np.arange(n) * dt_s
-    tb = np.minimum(t, v0 / decel)
-    s = v0 * tb - 0.5 * decel * tb * tb
+    """n poses braking from v0 every dt_s, then one a second later holding the final speed (as the twin's)."""
+    t = np.append(np.arange(n) * dt_s, (n - 1) * dt_s + 1.0)
+    v_end = max(v0 - decel * (n - 1) * dt_s, 0.0)
+    tb = np.minimum(t, (v0 - v_end) / decel)
+    s = v0 * tb - 0.5 * decel * tb * tb + v_end * (t - tb)
     return np.rint(t * S).astype(np.int64), s
 
 
 def test_advisory_profile_recovers_constant_deceleration_speeds() -> None:
-    t, s = _constant_decel_advisory(0, 20.0, 2.0, n=8)
+    t, s = _constant_decel_advisory(0, 20.0, 2.0, n=8)               # 20 -> 13 m/s in 3.5 s, then 13 m/s
     prof = advisory_profile(5 * S, t, 100.0 + s, np.full(t.shape, 3.0))
-    # interior poses: exact (speed linear in time); the first pose takes its segment's mean speed
-    assert_allclose(prof.speed[1:-1], 20.0 - 2.0 * t[1:-1] / S, atol=1e-9)
-    assert_allclose(prof.speed[[0, -1]], [19.5, 13.5])
+    assert_allclose(prof.speed, np.append(20.0 - 2.0 * t[:-1] / S, 13.0), atol=1e-9)   # exact at every pose
     assert_allclose(prof.speed_at(5 * S + int(1.25 * S)), 17.5, atol=1e-9)
-    assert_allclose(prof.speed_at(4 * S), 19.5)                      # before the first pose: held
-    assert_allclose(prof.speed_at(50 * S), prof.speed[-1])           # after the last: held
+    assert_allclose(prof.speed_at(4 * S), 20.0)                      # before the first pose: held
+    assert_allclose(prof.speed_at(50 * S), 13.0)                     # after the last: held
     assert prof.age_s(6 * S) == pytest.approx(1.0)
     yawed = advisory_profile(0, t, s * math.cos(0.7), s * math.sin(0.7))  # along any heading
     assert_allclose(yawed.speed, prof.speed, atol=1e-9)
+    # a stop: the speed ends at 0 exactly, and the profile has a kink where braking starts (coasting first)
+    t = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    v = np.array([10.0, 10.0, 20 / 3, 10 / 3, 0.0, 0.0])             # 10/3 m/s^2 from t = 1 s, stopped at 4 s
+    seg_s = 0.5 * (v[:-1] + v[1:])                                     # metres per 1 s segment
+    prof = advisory_profile(0, np.rint(t * S).astype(np.int64), np.concatenate([[0.0], np.cumsum(seg_s)]),
+                            np.zeros(6))
+    assert_allclose(prof.speed, v, atol=1e-9)
+
+
+def test_advisory_profile_of_a_path_that_is_not_piecewise_linear_reads_mean_speeds() -> None:
+    t = np.array([0, 1, 2, 3], dtype=np.int64) * S
+    x = np.array([0.0, 10.0, 10.5, 30.0])                            # 10, 0.5, 19.5 m/s: no such profile
+    prof = advisory_profile(0, t, x, np.zeros(4))
+    assert_allclose(prof.speed, [10.0, 5.25, 10.0, 19.5])
 
 
 def test_advisory_profile_rejects_bad_input() -> None:
@@ -124,11 +138,17 @@ def test_fresh_advisory_is_followed_and_stale_advisory_is_ignored() -> None:
     t, s = _constant_decel_advisory(0, 20.0, 2.0)
     adv = advisory_profile(10 * S, t, s, np.zeros(t.shape))
     pred = Predecessor(10 * S + S // 2, 30.0, 20.0)
-    now = 10 * S + S // 2                                            # 0.5 s into the advisory: advised 19 -> 18.8
-    cmd = f.command(now, OwnState(now, 19.0), pred, advisory=adv)
+    now = 10 * S + S // 2                        # at 9.75 m, 19 m/s, as advised: 1.9 m on, 19^2 - 2 * 2 * 1.9
+    cmd = f.command(now, OwnState(now, 19.0, 9.75), pred, advisory=adv)
     assert cmd.limit is Limit.ADVISORY
-    assert_allclose(cmd.target_speed_mps, 18.8, atol=1e-9)
-    assert_allclose(cmd.accel_mps2, -2.0, atol=1e-6)
+    assert_allclose(cmd.target_speed_mps, math.sqrt(361.0 - 7.6), atol=1e-9)
+    assert_allclose(cmd.accel_mps2, (math.sqrt(361.0 - 7.6) - 19.0) / 0.1, atol=1e-6)   # -2.01 m/s^2
+    # read by position: a second late (the advisory's clock says 17 m/s), at the same place it is the same
+    later = f.command(now + S // 2, OwnState(now + S // 2, 19.0, 9.75), pred, advisory=adv)
+    assert later.accel_mps2 == cmd.accel_mps2
+    # 2 m/s above the profile there: it brakes back at most the comfortable deceleration
+    fast = f.command(now, OwnState(now, 21.0, 9.75), pred, advisory=adv)
+    assert fast.accel_mps2 == -cfg.comfort_decel_mps2 and fast.limit is Limit.ADVISORY
     late = 11 * S + S // 5                                           # 1.2 s old: stale -> ACC alone
     cmd = f.command(late, OwnState(late, 19.0), Predecessor(late, 30.0, 20.0), advisory=adv)
     assert cmd.limit is not Limit.ADVISORY and cmd.accel_mps2 > 0
@@ -151,7 +171,8 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
     own = OwnState(0, 20.0)
     warned = Obstacle(0, 60.0, 0.0)                                  # needs 400 / 110 = 3.6 m/s^2
     ego = Obstacle(0, 150.0, 0.0, 'ego')                             # needs 400 / 290 = 1.4 m/s^2
-    adv = advisory_profile(0, np.array([0, S], dtype=np.int64), np.array([0.0, 10.0]), np.zeros(2))  # 10 m/s
+    t, s = _constant_decel_advisory(0, 20.0, 8.0, n=6)                # 20 m/s to a stop at 8 m/s^2
+    adv = advisory_profile(0, t, s, np.zeros(t.shape))
     cmd = f.command(0, own, None, warned, adv, ego)
     assert cmd.limit is limit
     if mode is FollowerMode.EGO:                                     # the warning is ignored, the ego obstacle used
@@ -159,7 +180,7 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
         assert cmd.accel_mps2 == alone.accel_mps2 and cmd.accel_mps2 > -1.5
     elif mode is FollowerMode.COOPERATIVE:                           # at least the kinematic need; advisory ignored
         assert -FollowerConfig().max_decel_mps2 < cmd.accel_mps2 <= -400 / 110
-    else:                                                            # 20 -> 10 m/s in 0.1 s: clamped at the limit
+    else:                                                            # the advised 8 m/s^2
         assert cmd.accel_mps2 == -FollowerConfig().max_decel_mps2
         assert_allclose(cmd.target_speed_mps, 20.0 - 0.8)
 
@@ -183,7 +204,8 @@ def test_an_older_input_is_moved_to_now() -> None:
 
 def test_helpers() -> None:
     ob = warning_obstacle(7, 42.0, -0.3)
-    assert (ob.stamp_ns, ob.distance_m, ob.speed_mps, ob.source) == (7, 42.0, 0.0, 'twin')
+    assert (ob.stamp_ns, ob.distance_m, ob.speed_mps, ob.source, ob.accel_mps2) == (7, 42.0, 0.0, 'twin', 0.0)
+    assert warning_obstacle(7, 42.0, 20.0, -6.0).accel_mps2 == -6.0
     with pytest.raises(ConfigError, match='finite distance_m'):
         warning_obstacle(0, math.nan, 1.0)
     assert_allclose(bumper_gap(0.0, 0.0, 0.0, 3.5, 20.0, 0.5, 1.0), 15.5)
@@ -210,3 +232,16 @@ def test_bad_config_raises(kwargs: dict, match: str) -> None:
 
 def test_mode_from_string() -> None:
     assert FollowerConfig(mode='cooperative+advisory').mode is FollowerMode.ADVISORY
+
+
+def test_a_braking_leader_is_taken_to_its_stop() -> None:
+    """A warned vehicle ahead at the own speed but braking at 6 m/s^2 (truck_brakes.yaml): stopping behind where
+    it stops needs 20^2 / (2 (25 + 33.3 - 5)) = 3.75 m/s^2 now; at constant speed it would need nothing."""
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
+    braking = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0, -6.0))
+    steady = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0))
+    assert braking.limit is Limit.OBSTACLE
+    assert braking.accel_mps2 <= -400 / (2 * (25.0 + 400 / 12 - 5.0)) + 1e-9
+    assert steady.accel_mps2 > -1.0
+    pred = f.command(0, OwnState(0, 20.0), Predecessor(0, 25.0, 20.0, -6.0))
+    assert pred.limit is Limit.PREDECESSOR and pred.accel_mps2 == pytest.approx(braking.accel_mps2, abs=0.5)

@@ -1,0 +1,90 @@
+"""FollowerCore: the follower node's work without ROS (inputs kept, gaps from odometry, expiry, stale drops)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cooperative_fusion.core.drops import DroppedInput
+from cooperative_fusion.core.errors import ConfigError, MessageFormatError
+from cooperative_fusion.core.platoon_config import load_platoon_config
+from cooperative_fusion.core.vehicle.follower import FollowerConfig, FollowerMode, Limit
+from cooperative_fusion.core.vehicle.follower_core import FollowerCore, FollowerSetup, bodies_from_platoon
+
+S = 1_000_000_000
+CONFIG = Path(__file__).resolve().parents[3] / 'config'
+
+
+def _core(mode: FollowerMode = FollowerMode.ADVISORY) -> FollowerCore:
+    return FollowerCore(FollowerSetup('v2', 'v1', front_m=3.5, predecessor_rear_m=1.0, predecessor_length_m=4.5,
+                                      follower=FollowerConfig(mode=mode)))
+
+
+def test_no_odometry_no_command_then_a_gap_from_both_odometries():
+    core = _core()
+    assert core.step(0) == (None, [])
+    core.on_odometry(0, 0.0, 0.0, 0.0, 20.0)
+    core.on_predecessor_odometry(0, 31.5, 0.0, 0.0, 20.0)           # gap 31.5 - 3.5 - 1.0 = 27 = 3 + 1.2 * 20
+    cmd, drops = core.step(S // 10)
+    assert drops == [] and cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(0.0, abs=1e-9)
+    core.on_predecessor_odometry(S // 10, 33.5, 0.0, 0.0, 20.0)      # the predecessor moved, own not yet: 0.1 s
+    assert core._pred_gap(core.own, core.pred) == pytest.approx(27.0)
+    # yawed road: the gap is along the own heading
+    core.on_odometry(0, 0.0, 0.0, math.pi / 2, 20.0)
+    core.on_predecessor_odometry(0, 0.0, 31.5, math.pi / 2, 20.0)
+    assert core._pred_gap(core.own, core.pred) == pytest.approx(27.0)
+
+
+def test_predecessor_acceleration_is_estimated_from_its_speeds():
+    core = _core()
+    for k in range(100):                                             # 50 Hz, braking at 6 m/s^2 for 2 s
+        core.on_predecessor_odometry(k * S // 50, 40.0, 0.0, 0.0, 25.0 - 6.0 * k / 50)
+    assert core.pred_accel_mps2 == pytest.approx(-6.0, abs=0.05)
+
+
+def test_warnings_keep_the_strongest_and_an_array_without_the_vehicle_clears_it():
+    core = _core(FollowerMode.COOPERATIVE)
+    core.on_odometry(0, 0.0, 0.0, 0.0, 20.0)
+    core.on_warnings(0, 0, [(80.0, 0.0, 0.0), (40.0, 15.0, 0.0)])     # needs 400/150 = 2.7 vs 25/70 = 0.36
+    assert core.warning.distance_m == 80.0
+    core.on_warnings(S // 10, S // 10, [])
+    assert core.warning is None and core.warning_stamp_ns == S // 10
+    with pytest.raises(DroppedInput, match='warnings is 1.50 s old on arrival') as err:
+        core.on_warnings(2 * S, S // 2, [(80.0, 0.0, 0.0)])
+    assert err.value.cause == 'too_old'
+    with pytest.raises(ConfigError, match='finite distance_m'):
+        core.on_warnings(S, S, [(math.nan, 0.0, 0.0)])
+
+
+def test_advisory_and_warning_expire_without_a_drop_and_stale_odometry_is_counted_once():
+    core = _core()
+    core.on_odometry(0, 0.0, 0.0, 0.0, 20.0)
+    core.on_predecessor_odometry(0, 31.5, 0.0, 0.0, 20.0)
+    t = np.array([0, S, 2 * S], dtype=np.int64)
+    core.on_advisory(0, 0, t, np.array([0.0, 19.0, 38.0]), np.zeros(3))
+    core.on_warnings(0, 0, [(200.0, 0.0, 0.0)])
+    assert core.step(S // 10)[0].limit is Limit.ADVISORY
+    core.on_odometry(S, 20.0, 0.0, 0.0, 20.0)
+    cmd, drops = core.step(S + S // 10)                               # both 1.1 s old: expired
+    assert core.advisory is None and core.warning is None and core.expired == {'advisory': 1, 'warning': 1}
+    assert [d.source for d in drops] == ['predecessor'] and drops[0].cause == 'too_old'
+    assert cmd.limit is Limit.CRUISE and core.step(S + S // 5)[1] == []   # the same sample is reported once
+    health = core.health(S + S // 5)
+    assert health['advisory_age_s'] == pytest.approx(1.2) and health['advisory_active'] is False
+    cmd, drops = core.step(3 * S)                                     # own odometry 2 s old: no command
+    assert cmd is None and [(d.source, d.cause) for d in drops] == [('odom', 'too_old')]
+    assert core.step(4 * S) == (None, [])                             # counted at its first stale step only
+    with pytest.raises(MessageFormatError, match='non-finite'):
+        core.on_odometry(0, math.nan, 0.0, 0.0, 1.0)
+
+
+def test_bodies_from_the_platoon_file():
+    platoon = load_platoon_config(CONFIG / 'platoon.yaml').platoon
+    assert bodies_from_platoon(platoon, 'v1') == {'predecessor_id': None, 'front_m': 3.5, 'predecessor_rear_m': 0.0,
+                                                  'predecessor_length_m': 0.0}
+    assert bodies_from_platoon(platoon, 'v3') == {'predecessor_id': 'v2', 'front_m': 3.5, 'predecessor_rear_m': 2.5,
+                                                  'predecessor_length_m': 12.0}
+    with pytest.raises(ConfigError, match="vehicle 'v9' is not in the platoon"):
+        bodies_from_platoon(platoon, 'v9')
