@@ -17,7 +17,6 @@ The bag holds the simulation's topics (inputs, ``/truth/*``), the config's recor
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
@@ -131,17 +130,15 @@ class CommandTap:
         self.runner: Any = None
         self.received = 0
 
-    @property
-    def topics(self) -> frozenset[str]:
-        return frozenset(self._topics)
-
     def on_published(self, topic: str, msg: Any, t_ns: int) -> None:
+        """Keep ``msg`` if it is a follower's command (``t_ns``: sim time it was published)."""
         vid = self._topics.get(topic)
         if vid is not None:
             self._new.append((vid, twist_to_command(msg, t_ns, self._periods[vid])))
             self.received += 1
 
     def commands(self, t_ns: int) -> list[tuple[str, 'SpeedCommand']]:
+        """The commands published since the last call, after the nodes' timers up to ``t_ns`` have fired."""
         if self.runner is not None and t_ns > self.runner.now_ns:
             self.runner.advance_to(t_ns)
         out, self._new = self._new, []
@@ -214,7 +211,8 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
 
         runner = LockstepRunner(nodes, recorder, publish_to_dds=False, start_ns=start_ns)
         tap.runner = runner
-        for event in sim.events(duration, control=tap):
+        loop_meta = {'mode': mode, 'faults': None if faults is None else Path(faults).name}
+        for event in sim.events(duration, control=tap, meta=loop_meta):
             msg = event_to_message(event)
             writer.write(event.topic, msg, event.log_time_ns)
             counts['sim'] += 1
@@ -239,7 +237,3 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
                              messages_out=counts['out'], recorded=counts['recorded'] + counts['sim'],
                              record_path=Path(out_bag))
     return ClosedLoopSummary(run, mode, counts['commands'], counts['sim'])
-
-
-def print_summary(summary: ClosedLoopSummary, stream: TextIO | None = None) -> None:
-    print(summary.line(), file=stream or sys.stdout)

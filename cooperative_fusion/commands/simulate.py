@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..core.config_files import find_config
-from ..app.closed_loop import DEFAULT_MODE, MODES
+from ..app.closed_loop import DEFAULT_MODE, MODES, check_mode
 from ..core.errors import BagError, ConfigError
 
 DEFAULT_SCENARIO = 'highway_occlusion.yaml'
@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='run the platoon nodes (vehicles, fusion, twin, advisory followers) in lock-step with '
                              'the world; the vehicles follow their /<v>/cooperative/cmd; the bag also holds the '
                              'nodes\' outputs (evaluate --truth BAG --result BAG)')
-    parser.add_argument('--mode', default=None, choices=MODES,
-                        help=f'with --closed-loop: what the followers act on (default: {DEFAULT_MODE})')
+    parser.add_argument('--mode', default=None, metavar='MODE',
+                        help=f'with --closed-loop: what the followers act on, one of {", ".join(MODES)} '
+                             f'(default: {DEFAULT_MODE})')
     parser.add_argument('--config', type=Path, default=None, metavar='FILE',
                         help='with --closed-loop: bringup config (default: config/platoon.yaml)')
     parser.add_argument('--faults', type=Path, default=None, metavar='FILE',
@@ -54,6 +55,8 @@ def check_closed_loop_flags(args: argparse.Namespace, flags: tuple[str, ...] = (
         for flag in flags:
             if getattr(args, flag) is not None:
                 raise ConfigError(f'--{flag} needs --closed-loop')
+    elif args.mode is not None:
+        check_mode(args.mode)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,13 +1,15 @@
 """Longitudinal dynamics of a platoon vehicle in closed loop: it tracks its latest command.
 
 A command (received at common time ``stamp_ns``: ``speed_mps`` to have ``period_s`` later and
-the acceleration ``accel_mps2`` that implies, as the advisory_follower publishes them) reaches
-the actuators after a pure delay (``actuation_delay_s``), at ``t_act``. From then on the
-vehicle tracks the reference ``v_ref(t) = max(0, speed_mps + accel_mps2 · (t − t_act − period_s))``:
-the controller asks for ``a_req = accel_mps2 + speed_gain_per_s · (v_ref − v)``, clipped to
-``[−max_decel_mps2, max_accel_mps2]``; the achieved acceleration follows ``a_req`` through a
+the acceleration ``accel_mps2`` that implies, as the advisory_follower publishes them) is a
+reference speed ``v_ref(t) = max(0, speed_mps + accel_mps2 · (t − stamp_ns − period_s))``. It reaches
+the actuators after a pure delay (``actuation_delay_s``); from then on the controller asks for
+``a_req = accel_mps2 + speed_gain_per_s · (v_ref − v)``, clipped to ``[−max_decel_mps2,
+max_accel_mps2]``; the achieved acceleration follows ``a_req`` through a
 first-order lag (``lag_time_constant_s``) and changes by at most ``max_jerk_mps3`` per second;
-speed stays within ``[0, max_speed_mps]``.
+speed stays within ``[0, max_speed_mps]``. A command not followed by another holds its reference
+speed from ``command_hold_s`` after its target time on (no feed-forward): a silent follower leaves
+the vehicle at a steady speed, not accelerating or braking for ever.
 A vehicle with a scripted profile (the leader; a follower with its own ``speed_profile``)
 takes the script as its cruise set speed: it tracks ``min(script, command)``.
 """
@@ -36,6 +38,7 @@ class DynamicsConfig:
     actuation_delay_s : pure delay from a command's stamp to the actuators, s
     lag_time_constant_s : first-order lag of the achieved acceleration, s (0: none)
     speed_gain_per_s : gain of the speed-tracking term, 1/s
+    command_hold_s : how long past its target time a command's acceleration still shapes the reference, s
     """
 
     max_speed_mps: float = 40.0
@@ -43,13 +46,14 @@ class DynamicsConfig:
     max_decel_mps2: float = 8.0
     max_jerk_mps3: float = 15.0
     actuation_delay_s: float = 0.2
-    lag_time_constant_s: float = 0.2
+    lag_time_constant_s: float = 0.1
     speed_gain_per_s: float = 1.0
+    command_hold_s: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            positive = f.name not in ('actuation_delay_s', 'lag_time_constant_s')
+            positive = f.name not in ('actuation_delay_s', 'lag_time_constant_s', 'command_hold_s')
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or value < 0 or (positive and value == 0)):
                 raise ConfigError(f'vehicle_dynamics.{f.name}: got {value!r}, expected a finite number '
@@ -115,8 +119,9 @@ class LongitudinalDynamics:
         for i, cmd in enumerate(self._active):
             if cmd is None:
                 continue
-            since_s = (t_ns - cmd.stamp_ns - self._delay_ns) * 1e-9 - cmd.period_s
-            target, a_ff = max(cmd.speed_mps + cmd.accel_mps2 * since_s, 0.0), cmd.accel_mps2
+            since_s = (t_ns - cmd.stamp_ns) * 1e-9 - cmd.period_s
+            a_ff = cmd.accel_mps2 if since_s <= cfg.command_hold_s else 0.0
+            target = max(cmd.speed_mps + cmd.accel_mps2 * min(since_s, cfg.command_hold_s), 0.0)
             if target == 0.0:
                 a_ff = max(a_ff, 0.0)     # the reference has stopped: no feed-forward braking past it
             if i in cruise_mps and cruise_mps[i][0] < target:

@@ -649,7 +649,9 @@ def _dynamics(ctx: _Ctx, raw: Any) -> DynamicsConfig:
                 for k in ('max_speed_mps', 'max_accel_mps2', 'max_decel_mps2', 'max_jerk_mps3', 'speed_gain_per_s')}
     return DynamicsConfig(actuation_delay_s=_num(ctx, raw, 'actuation_delay_s', p, d.actuation_delay_s, lo=0.0, hi=5.0),
                           lag_time_constant_s=_num(ctx, raw, 'lag_time_constant_s', p, d.lag_time_constant_s,
-                                                   lo=0.0, hi=5.0), **positive)
+                                                   lo=0.0, hi=5.0),
+                          command_hold_s=_num(ctx, raw, 'command_hold_s', p, d.command_hold_s, lo=0.0, hi=60.0),
+                          **positive)
 
 
 def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:

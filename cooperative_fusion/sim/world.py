@@ -44,7 +44,7 @@ import heapq
 import json
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import transforms3d
@@ -344,12 +344,14 @@ class Simulation:
 
     # -- event generation -----------------------------------------------------------------------
 
-    def events(self, duration_s: float | None = None, control: Control | None = None) -> Iterator[SimEvent]:
+    def events(self, duration_s: float | None = None, control: Control | None = None,
+               meta: dict[str, Any] | None = None) -> Iterator[SimEvent]:
         """Yield the scenario's events in nondecreasing log_time_ns over ``duration_s`` seconds
         (default: the scenario's), starting at ``start_time_s``. Same seed -> same events.
 
         control : closed loop (module docstring): the platoon's commands, asked for before every physics
             step; with the same commands the same events
+        meta : closed loop: extra JSON-able keys for TRUTH_META (what drives the commands, e.g. the mode)
         """
         scn = self.scenario
         duration_s = scn.duration_s if duration_s is None else float(duration_s)
@@ -384,18 +386,19 @@ class Simulation:
             self._add_vehicle_streams(v, add, push, children)
         self._add_truth_streams(add, push)
 
-        meta = {'scenario': scn.name, 'seed': self.seed, 'vehicle_ids': list(self.vehicle_ids),
+        info = {'scenario': scn.name, 'seed': self.seed, 'vehicle_ids': list(self.vehicle_ids),
                 'hazard_ids': [h.id for h in scn.hazards], 'traffic_ids': [t.id for t in scn.traffic],
                 'start_time_ns': start_ns, 'duration_s': duration_s,
                 'meeting_time_ns': meeting,
                 'meeting_time_s': {k: (None if t is None else (t - start_ns) * 1e-9) for k, t in meeting.items()},
                 'note': 'nobody reacts to a hazard; a vehicle that reaches one drives through it'}
         if control is not None:
-            meta['closed_loop'] = True
-            meta['vehicle_dynamics'] = dataclasses.asdict(scn.dynamics)
-            meta['note'] = ('closed loop: platoon vehicles follow their /<v>/cooperative/cmd through the vehicle '
+            info['closed_loop'] = True
+            info['vehicle_dynamics'] = dataclasses.asdict(scn.dynamics)
+            info.update(meta or {})
+            info['note'] = ('closed loop: platoon vehicles follow their /<v>/cooperative/cmd through the vehicle '
                             'dynamics; meeting times are where they would meet a hazard if nobody reacted')
-        yield SimEvent(names.TRUTH_SCENARIO, EventKind.TRUTH_META, start_ns, start_ns, '', {'json': json.dumps(meta)})
+        yield SimEvent(names.TRUTH_SCENARIO, EventKind.TRUTH_META, start_ns, start_ns, '', {'json': json.dumps(info)})
 
         t_ns = start_ns
         while t_ns < end_ns:

@@ -108,6 +108,17 @@ def test_leader_cruise_caps_the_command() -> None:
     assert dyn.accelerations(0, np.array([12.0]), np.zeros(1), DT, {0: (20.0, 0.0)})[0] == pytest.approx(-2.0)
 
 
+def test_a_silent_follower_leaves_a_steady_speed() -> None:
+    cfg = DynamicsConfig(actuation_delay_s=0.0, lag_time_constant_s=0.0, max_jerk_mps3=1e6, command_hold_s=0.5)
+    dyn = LongitudinalDynamics(1, cfg)
+    dyn.receive(0, SpeedCommand(0, 20.1, 1.0, 0.1))           # +1 m/s², then nothing more
+    v = np.array([20.0])
+    for k in range(1000):                                    # 10 s
+        v[0] += dyn.accelerations(k * PHYSICS_DT_NS, v, np.zeros(1), DT, {})[0] * DT
+    # Reference: 20.1 m/s at 0.1 s, +1 m/s² for 0.5 s more, then held at 20.6 m/s.
+    assert v[0] == pytest.approx(20.6, abs=0.01)
+
+
 def test_bad_command_is_refused() -> None:
     dyn = LongitudinalDynamics(2, DynamicsConfig())
     with pytest.raises(ConfigError, match='out of range'):
