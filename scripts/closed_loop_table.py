@@ -7,9 +7,9 @@ config/faults/lossy.yaml) it runs ``cooperative-fusion demo --closed-loop --mode
 ``report.json`` is already there, of that mode and seed, is reused unless ``--force``), then writes one
 Markdown table per scenario and variant: the modes as columns, the outcome keys of the report
 (``min_gap_m``, ``min_ttc_s``, ``max_decel_mps2``, ``collision``, ``time_headway_s``; docs/metrics.md)
-per vehicle as rows. The document (``--out``, default docs/closed_loop.md) holds every table whose
-reports are in WORK, so it can be made in parts; the tables are printed too. A hand-written
-``## Reading`` section at the end of the document is kept.
+per vehicle as rows. The tables go into the ``## Outcome by mode`` section of ``--out`` (default
+docs/closed_loop.md; the rest of that file, a hand-written ``## Reading`` after it included, is kept),
+with every table whose reports are in WORK, so it can be made in parts; they are printed too.
 
     .venv/bin/python scripts/closed_loop_table.py [--work DIR] [--out docs/closed_loop.md] [--seed 7]
         [--scenario NAME ...] [--modes ego,cooperative,...] [--faults none|lossy|both] [--duration S] [--force]
@@ -42,6 +42,9 @@ MODES = ('ego', 'cooperative', 'cooperative+advisory')
 VARIANTS: dict[str, Path | None] = {'none': None, 'lossy': CONFIG / 'faults' / 'lossy.yaml'}
 DEFAULT_SEED = 7
 DEFAULT_WORK = Path('/tmp/closed_loop_table')
+OUTCOME_HEADING = '## Outcome by mode'
+#: A hand-written section after the tables, kept when they are made again.
+READING = '## Reading'
 
 
 def run_dir(work: Path, scenario: str, variant: str, mode: str) -> Path:
@@ -137,28 +140,27 @@ def section(scenario: str, variant: str, seed: int, reports: Mapping[str, Mappin
 
 
 def document(sections: Sequence[list[str]], command: str) -> str:
-    """The whole docs/closed_loop.md: a short header and the sections."""
-    head = ['# Closed loop: outcome by follower mode', '',
+    """The ``## Outcome by mode`` section: a short header and the tables."""
+    head = [OUTCOME_HEADING, '',
             f'Made by `{command}` on {_dt.date.today().isoformat()}: each column is one '
             '`cooperative-fusion demo --closed-loop --mode M` run (same scenario and seed); every number is '
             'measured from truth by `cooperative-fusion evaluate` (the outcome keys of `docs/metrics.md`: gaps '
             'bumper to bumper in the vehicle\'s lane corridor, deceleration over 0.2 s, collision = any box '
-            'overlap).', '',
-            'Modes: `ego` (each vehicle brakes on its own sensors and its predecessor), `cooperative` (the '
-            'common grid and the twin\'s warnings), `cooperative+advisory` (the twin\'s advised trajectories are '
-            'followed).', '']
+            'overlap; the modes: [What runs](#what-runs)).', '']
     body = [line for s in sections for line in s]
     return '\n'.join(head + (body or ['No closed-loop reports yet.', ''])).rstrip('\n') + '\n'
 
 
-#: A hand-written section of the document from this heading on is kept when the tables are made again.
-READING = '## Reading'
-
-
-def keep_reading(text: str, old: str) -> str:
-    """``text`` with the ``## Reading`` section (to the end) of the previous document ``old`` appended."""
-    at = old.find('\n' + READING)
-    return text if at < 0 else text.rstrip('\n') + '\n' + old[at:].rstrip('\n') + '\n'
+def splice(old: str, section: str) -> str:
+    """The document ``old`` with its ``## Outcome by mode`` section (up to ``## Reading`` or the end) replaced
+    by ``section``; without one, ``section`` goes before ``## Reading`` or at the end (a new file gets a title)."""
+    if not old.strip():
+        return '# Closed loop\n\n' + section
+    start = old.find('\n' + OUTCOME_HEADING + '\n')
+    reading = old.find('\n' + READING + '\n', max(start, 0))
+    before = old[:start] if start >= 0 else (old[:reading] if reading >= 0 else old)
+    after = old[reading:] if reading >= 0 else ''
+    return before.rstrip('\n') + '\n\n' + section.rstrip('\n') + '\n' + after.rstrip('\n') + ('\n' if after else '')
 
 
 def collect(work: Path, scenarios: Sequence[str], variants: Sequence[str], modes: Sequence[str], seed: int
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if str(args.out) != '-':
         old = args.out.read_text() if args.out.is_file() else ''
-        args.out.write_text(keep_reading(text, old))
+        args.out.write_text(splice(old, text))
         print(f'wrote {args.out}', file=sys.stderr)
     return 0
 

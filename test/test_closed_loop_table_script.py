@@ -47,9 +47,9 @@ def test_sections_and_document_from_the_reports_in_work(tmp_path):
     assert [s[0] for s in sections] == ['### highway_occlusion, seed 7, no faults, 20 s',
                                         '### highway_occlusion, seed 7, faults `config/faults/lossy.yaml`, 20 s']
     doc = clt.document(sections, 'python scripts/closed_loop_table.py')
-    assert doc.startswith('# Closed loop: outcome by follower mode\n')
+    assert doc.startswith('## Outcome by mode\n')
     assert '| collision, v2 | **yes** | n/a | n/a |' in doc and '| collision, v2 | n/a | no | n/a |' in doc
-    assert 'cut_in' not in doc.split('Modes:')[1]
+    assert 'cut_in' not in doc
     assert 'No closed-loop reports yet.' in clt.document([], 'x')
 
 
@@ -78,8 +78,12 @@ def test_bad_modes_are_refused(capsys):
     assert 'unknown turbo' in capsys.readouterr().err
 
 
-def test_the_reading_section_survives_a_new_table():
-    old = '# Closed loop\n\n### old table\n\n| a |\n\n## Reading\n\nv1 collides.\n'
-    new = clt.keep_reading('# Closed loop\n\n### new table\n', old)
-    assert new == '# Closed loop\n\n### new table\n\n## Reading\n\nv1 collides.\n'
-    assert clt.keep_reading('# T\n', '# no reading\n') == '# T\n'
+def test_the_tables_replace_only_their_own_section():
+    section = '## Outcome by mode\n\n### new table\n'
+    doc = '# Closed loop\n\n## What runs\n\nkeep\n\n## Outcome by mode\n\n### old table\n\n## Reading\n\nv1.\n'
+    assert clt.splice(doc, section) == ('# Closed loop\n\n## What runs\n\nkeep\n\n## Outcome by mode\n\n'
+                                        '### new table\n\n## Reading\n\nv1.\n')
+    assert clt.splice('# Closed loop\n\n## What runs\n\nkeep\n', section) == (
+        '# Closed loop\n\n## What runs\n\nkeep\n\n## Outcome by mode\n\n### new table\n')
+    assert clt.splice('# C\n\n## Reading\n\nr\n', section) == '# C\n\n## Outcome by mode\n\n### new table\n\n## Reading\n\nr\n'
+    assert clt.splice('', section) == '# Closed loop\n\n' + section
