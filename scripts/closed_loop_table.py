@@ -144,7 +144,7 @@ def document(sections: Sequence[list[str]], command: str) -> str:
     head = [OUTCOME_HEADING, '',
             f'Made by `{command}` on {_dt.date.today().isoformat()}: each column is one '
             '`cooperative-fusion demo --closed-loop --mode M` run (same scenario and seed); every number is '
-            'measured from truth by `cooperative-fusion evaluate` (the outcome keys of `docs/metrics.md`: gaps '
+            'measured from truth by `cooperative-fusion evaluate` (the outcome keys of [metrics.md](metrics.md): gaps '
             'bumper to bumper in the vehicle\'s lane corridor, deceleration over 0.2 s, collision = any box '
             'overlap; the modes: [What runs](#what-runs)).', '']
     body = [line for s in sections for line in s]
