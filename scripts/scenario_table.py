@@ -105,12 +105,17 @@ def code_digest() -> str:
     return _digest(str(f.relative_to(ROOT)).encode() + b'\0' + f.read_bytes() for f in files)
 
 
-def run_inputs(scenario: Path, seed: int, duration: float | None, code: str) -> dict[str, Any]:
-    """What a run's result depends on; a finished run is reused only when these match."""
-    platoon = platoon_config_for(scenario)
+def simulation_inputs(scenario: Path, seed: int, duration: float | None, code: str) -> dict[str, Any]:
+    """What a truth bag depends on; a kept truth bag is reused only when these match."""
     return {'scenario': scenario.stem, 'seed': seed, 'duration_s': duration, 'code': code,
-            'scenario_file': _digest([scenario.read_bytes()]), 'platoon_config': str(platoon.relative_to(ROOT))
-            if platoon.is_relative_to(ROOT) else str(platoon),
+            'scenario_file': _digest([scenario.read_bytes()])}
+
+
+def run_inputs(scenario: Path, seed: int, duration: float | None, code: str) -> dict[str, Any]:
+    """What a run's report depends on; a finished run is reused only when these match."""
+    platoon = platoon_config_for(scenario)
+    return {**simulation_inputs(scenario, seed, duration, code),
+            'platoon_config': str(platoon.relative_to(ROOT)) if platoon.is_relative_to(ROOT) else str(platoon),
             'config_files': _digest(str(f.name).encode() + f.read_bytes() for f in _config_files(platoon))}
 
 
@@ -148,19 +153,26 @@ def run_one(work: Path, scenario: Path, seed: int, duration: float | None, code:
     report = finished_report(directory, inputs)
     if report is not None:
         return report
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    log = directory / 'log.txt'
     truth, result, report_path = directory / 'truth.bag', directory / 'result.bag', directory / 'report.json'
-    sim = ['simulate', '--scenario', str(scenario), '--out', str(truth), '--seed', str(seed)]
-    _cli(*sim, *(['--duration', str(duration)] if duration is not None else []), log=log)
+    sim_inputs, sim_record = simulation_inputs(scenario, seed, duration, code), directory / 'simulation.json'
+    # a truth bag left by --keep-bags or by a failed run is kept when it was simulated from the same inputs
+    keep_truth = truth.is_dir() and sim_record.is_file() and json.loads(sim_record.read_text()) == sim_inputs
+    for stale in (directory.iterdir() if directory.is_dir() else ()):
+        if not (keep_truth and stale.name in (truth.name, sim_record.name)):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / 'log.txt'
+    if not keep_truth:
+        sim = ['simulate', '--scenario', str(scenario), '--out', str(truth), '--seed', str(seed)]
+        _cli(*sim, *(['--duration', str(duration)] if duration is not None else []), log=log)
+        sim_record.write_text(json.dumps(sim_inputs, indent=1))
     _cli('run', '--config', str(platoon_config_for(scenario)), '--bag', str(truth), '--record', str(result),
          '--overwrite', '--quiet', log=log)
     _cli('evaluate', '--truth', str(truth), '--result', str(result), '--report', str(report_path), log=log)
     if not keep_bags:
         shutil.rmtree(truth, ignore_errors=True)
         shutil.rmtree(result, ignore_errors=True)
+        sim_record.unlink()
     (directory / 'inputs.json').write_text(json.dumps(inputs, indent=1))
     return json.loads(report_path.read_text())
 
