@@ -8,7 +8,7 @@ platoon is not the default one ships its bringup config as ``config/scenarios/<n
 (scenario file, platoon config and the params files it names, seed, duration, the package's code).
 
     .venv/bin/python scripts/scenario_table.py [--scenarios NAME ...] [--seeds 1 3 7] [--duration S]
-        [--jobs N] [--work DIR] [--out docs/scenario_quality.md] [--keep-bags]
+        [--jobs N] [--work DIR] [--out docs/scenario_quality.md] [--keep-bags] [--finished-only]
 
 The table has one row per scenario with the worst seed's value in each column (the targets are about
 the worst seed), then one row per scenario and seed. Every number comes from the reports of the runs.
@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='Markdown table to write')
     parser.add_argument('--keep-bags', action='store_true',
                         help='keep each run\'s truth and result bags (default: removed after evaluation)')
+    parser.add_argument('--finished-only', action='store_true',
+                        help='run nothing: the table of the runs in --work that are finished with matching inputs')
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
@@ -365,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     keys = [(name, seed) for name in paths for seed in args.seeds]
 
     def one(key: tuple[str, int]) -> dict[str, Any] | None:
+        if args.finished_only:
+            path = paths[key[0]]
+            return finished_report(run_dir(args.work, key[0], key[1]), run_inputs(path, key[1], args.duration, code))
         try:
             report = run_one(args.work, paths[key[0]], key[1], args.duration, code, args.keep_bags)
         except RuntimeError as exc:
@@ -380,13 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         results = dict(zip(keys, pool.map(one, keys)))
     reports = {k: r for k, r in results.items() if r is not None}
     if not reports:
+        print('no finished runs', file=sys.stderr)
         return 1
     command = 'python scripts/scenario_table.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     text = table(reports, command.strip())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
-    return 0 if len(reports) == len(keys) else 1
+    return 0 if len(reports) == len(keys) or args.finished_only else 1
 
 
 if __name__ == '__main__':

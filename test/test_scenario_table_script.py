@@ -118,3 +118,17 @@ def test_a_kept_truth_bag_is_simulated_again_only_when_its_inputs_changed(tmp_pa
     st.run_one(work, scenario, 7, None, 'code-b', keep_bags=False)
     assert calls[5:] == ['simulate', 'run', 'evaluate']                     # other code: simulated again
     assert sorted(p.name for p in directory.iterdir()) == ['inputs.json', 'report.json']     # bags removed
+
+
+def test_finished_only_tables_the_finished_runs_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(st, '_cli', lambda *a, **k: (_ for _ in ()).throw(AssertionError('ran something')))
+    work, out = tmp_path / 'work', tmp_path / 'table.md'
+    scenario = st.scenario_path('highway_clear')
+    directory = st.run_dir(work, 'highway_clear', 7)
+    directory.mkdir(parents=True)
+    (directory / 'report.json').write_text(json.dumps(_report(V, precision=0.7)))
+    (directory / 'inputs.json').write_text(json.dumps(st.run_inputs(scenario, 7, None, st.code_digest())))
+    assert st.main(['--scenarios', 'highway_clear', 'cut_in', '--seeds', '7', '--work', str(work),
+                    '--out', str(out), '--finished-only']) == 0
+    text = out.read_text()
+    assert '| `highway_clear` | 7 | 0.950 | 0.700 ✗ |' in text and '`cut_in`' not in text
