@@ -16,6 +16,9 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/config/vehicles', glob('config/vehicles/*.yaml')),
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
+        # a scenario's own platoon config and vehicle params: config/scenarios/<name>/**/*.yaml
+        *[(f'share/{PACKAGE}/{d.rstrip("/")}', glob(f'{d}*.yaml'))
+          for d in sorted(glob('config/scenarios/*/**/', recursive=True))],
         (f'share/{PACKAGE}/config/faults', glob('config/faults/*.yaml')),
         (f'share/{PACKAGE}/scripts', glob('scripts/*.sh')),
     ],

@@ -16,7 +16,11 @@ Each frame shows
 - the warnings of the newest ``/twin/warnings`` (at most 1 s old): a vehicle
   with a WARN status is filled orange, with an ERROR status red, and
   labelled with its smallest ``ttc x.x s``;
-- a title with the scenario time (common time minus the scenario's start).
+- a title with the scenario time (common time minus the scenario's start);
+- when the result bag has ``/<v>/cooperative/cmd`` (closed loop), a panel in the
+  lower right corner (ahead of the platoon): each platoon vehicle's commanded speed (``linear.x`` of
+  the newest command, at most 1 s old) next to its true speed (its
+  ``/truth/objects`` velocity along its heading).
 
 Frames are drawn with matplotlib (Agg) into one reused figure and written with
 Pillow (adaptive palette per frame, optimised, looping). Top-level imports stay
@@ -26,13 +30,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..core.errors import BagError, ConfigError, CooperativeFusionError, OutputError
-from ..ros.names import COMMON_GRID, MARKERS as TWIN_MARKERS, TRUTH_OBJECTS, TRUTH_ODOM_PREFIX, TRUTH_SCENARIO, WARNINGS
+from ..ros.names import (COMMON_GRID, COOPERATIVE_CMD, MARKERS as TWIN_MARKERS, TRUTH_OBJECTS, TRUTH_ODOM_PREFIX,
+                         TRUTH_SCENARIO, WARNINGS)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,6 +68,8 @@ TARGET_FRAMES = 60
 MIN_PERIOD_S = 0.2
 MAX_PERIOD_S = 0.5
 MAX_FRAMES = 80
+#: ``/<v>/cooperative/cmd``, group 1 = vehicle id.
+_CMD_RE = re.compile(rf'^/([^/]+)/{re.escape(COOPERATIVE_CMD)}$')
 
 
 #: White backing of the vehicle labels, so they read over the grid and the outlines.
@@ -81,6 +89,15 @@ class VehicleWarning:
 
 
 @dataclass(frozen=True)
+class VehicleSpeed:
+    """A platoon vehicle's speeds at a frame, m/s: true (along its heading) and commanded (None when no
+    command at most 1 s old)."""
+
+    true_mps: float
+    cmd_mps: float | None = None
+
+
+@dataclass(frozen=True)
 class Frame:
     """Everything drawn in one frame (``map`` metres).
 
@@ -89,6 +106,7 @@ class Frame:
     spec, cells : the common grid (cells (height, width) int8 percent, -1 unknown) or None
     platoon, hazards, others, tracks : boxes; platoon boxes carry the vehicle id
     warnings : vehicle id -> VehicleWarning
+    speeds : vehicle id -> VehicleSpeed (closed-loop runs; empty: no speed panel)
     note : extra text for the title ('' for none)
     """
 
@@ -101,6 +119,7 @@ class Frame:
     others: tuple['Box', ...] = ()
     tracks: tuple['Box', ...] = ()
     warnings: Mapping[str, VehicleWarning] = field(default_factory=dict)
+    speeds: Mapping[str, VehicleSpeed] = field(default_factory=dict)
     note: str = ''
 
 
@@ -120,6 +139,18 @@ class AnimationSummary:
 
 
 # -------------------------------------------------------------------------------- rendering
+
+def speed_panel_lines(speeds: Mapping[str, VehicleSpeed]) -> list[str]:
+    """The speed panel's text: a header and one line per vehicle (sorted by id); none without speeds."""
+    if not speeds:
+        return []
+    lines = ['speed m/s   cmd   true']
+    for vid in sorted(speeds):
+        sp = speeds[vid]
+        cmd = f'{"--":>5}' if sp.cmd_mps is None else f'{sp.cmd_mps:5.1f}'
+        lines.append(f'{vid:<9} {cmd}  {sp.true_mps:5.1f}')
+    return lines
+
 
 def grid_rgb(cells: 'NDArray[np.integer]') -> 'NDArray[np.float32]':
     """(H, W, 3) float32 image of OccupancyGrid cells: grey level 1 - p (as in the evaluation plots),
@@ -183,6 +214,8 @@ class FrameRenderer:
         for coll in (self._others, self._hazards, self._platoon, self._tracks):
             ax.add_collection(coll)
         self._texts: list[Any] = []
+        self._panel = ax.text(0.995, 0.025, '', transform=ax.transAxes, ha='right', va='bottom', fontsize=7,
+                              family='monospace', zorder=7, bbox=_LABEL_BOX, visible=False)
         self._title = self.fig.text(0.5, 1.0 - 0.06 / fig_h, '', ha='center', va='top', fontsize=10)
         handles = [Patch(facecolor=_hex(PLATOON_RGB), label='platoon'),
                    Patch(facecolor=_hex(WARN_RGB), label='WARN'),
@@ -232,6 +265,9 @@ class FrameRenderer:
             self._texts.append(ax.text(b.center_x, b.center_y + 0.5 * b.width + 0.4, label, color=color,
                                        fontsize=8, fontweight='bold', ha='center', va='bottom', zorder=6,
                                        clip_on=True, bbox=_LABEL_BOX))
+        panel = speed_panel_lines(frame.speeds)
+        self._panel.set_text('\n'.join(panel))
+        self._panel.set_visible(bool(panel))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         title = f'{self.title + "   " if self.title else ""}t = {frame.t_s:5.1f} s'
@@ -455,6 +491,7 @@ def collect_frames(truth_bag: str | Path, result_bag: str | Path, period_s: floa
     grids: list[tuple['GridSpec', Any, float] | None] = []
     tracks: list[list['Box']] = []
     warns: list[dict[str, VehicleWarning]] = []
+    cmds: list[dict[str, float | None]] = []
     max_age_ns = int(MAX_OVERLAY_AGE_S * 1e9)
     cache: dict[str, tuple[int, Any]] = {}
 
@@ -488,10 +525,17 @@ def collect_frames(truth_bag: str | Path, result_bag: str | Path, period_s: floa
         tracks.append(cube_boxes(marks[1], TRACKS_NS) if marks is not None and t - marks[0] <= max_age_ns else [])
         warn = decoded(bag, WARNINGS)
         warns.append(warnings_of(warn[1]) if warn is not None and t - warn[0] <= max_age_ns else {})
+        commanded: dict[str, float | None] = {}
+        for topic in cmd_topics:
+            cmd = decoded(bag, topic)
+            value = float(cmd[1].twist.linear.x) if cmd is not None and t - cmd[0] <= max_age_ns else math.nan
+            commanded[_CMD_RE.match(topic).group(1)] = value if math.isfinite(value) else None
+        cmds.append(commanded)
 
     k = 0
     with BagReader(result_bag) as bag:
-        for topic, msgtype, log_ns, raw in bag.messages([COMMON_GRID, TWIN_MARKERS, WARNINGS]):
+        cmd_topics = sorted(t for t in bag.topics() if (m := _CMD_RE.match(t)) and m.group(1) in vids)
+        for topic, msgtype, log_ns, raw in bag.messages([COMMON_GRID, TWIN_MARKERS, WARNINGS, *cmd_topics]):
             while k < n and log_ns > times[k]:
                 close_frame(bag, k)
                 k += 1
@@ -512,10 +556,12 @@ def collect_frames(truth_bag: str | Path, result_bag: str | Path, period_s: floa
             note = 'no common grid yet'
         elif g[2] > GRID_AGE_NOTE_S:
             note = f'grid {g[2]:.1f} s old'
+        speeds = {b.id: VehicleSpeed(b.vx * math.cos(b.yaw) + b.vy * math.sin(b.yaw), cmds[k].get(b.id))
+                  for b in platoon} if cmd_topics else {}
         frames.append(Frame(t_s=(t - start_ns) * 1e-9, view=centred[k], spec=None if g is None else g[0],
                             cells=None if g is None else g[1], platoon=tuple(platoon), hazards=tuple(hazards),
                             others=tuple(others), tracks=tuple(tracks[k]),
-                            warnings={v: w for v, w in warns[k].items() if v in vids}, note=note))
+                            warnings={v: w for v, w in warns[k].items() if v in vids}, speeds=speeds, note=note))
     return frames, truth.scenario, period_s
 
 

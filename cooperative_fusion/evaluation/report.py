@@ -162,6 +162,8 @@ class _Truth:
     object_stamps: list[int] = field(default_factory=list)
     objects: list[tuple['Box', ...]] = field(default_factory=list)
     odom: dict[str, list[tuple[int, float, float, float]]] = field(default_factory=dict)
+    #: vehicle id -> (stamp ns, true speed m/s: the odometry's twist.linear.x) for the outcome keys
+    speed: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def occupied(self, k: int) -> 'NDArray[np.bool_]':
         import numpy as np
@@ -207,8 +209,9 @@ def read_truth(path: str | Path) -> _Truth:
                     truth.meta = meta
                 else:
                     p, q = msg.pose.pose.position, msg.pose.pose.orientation
-                    truth.odom.setdefault(topic[len(TRUTH_ODOM_PREFIX):], []).append(
-                        (stamp_to_ns(msg.header.stamp), float(p.x), float(p.y), yaw_of_quaternion(q)))
+                    vid, stamp = topic[len(TRUTH_ODOM_PREFIX):], stamp_to_ns(msg.header.stamp)
+                    truth.odom.setdefault(vid, []).append((stamp, float(p.x), float(p.y), yaw_of_quaternion(q)))
+                    truth.speed.setdefault(vid, []).append((stamp, float(msg.twist.twist.linear.x)))
             except (CooperativeFusionError, json.JSONDecodeError, ValueError) as exc:
                 raise BagError(f'{path}: {topic} at log time {log_ns} ns: {exc}') from exc
     if not truth.grid_stamps:
@@ -668,7 +671,22 @@ class _Evaluator:
         out.update(self.warning_report(vids))
         out['meeting_time_s'] = meta.get('meeting_time_s')
         out['warnings_by_vehicle'] = {v: len(ts) for v, ts in sorted(self.warnings.items())}
+        out.update(outcome_keys(self.truth, vids))
         return out
+
+
+def outcome_keys(truth: _Truth, vids: list[str]) -> dict[str, Any]:
+    """The outcome keys (:func:`cooperative_fusion.core.outcome.outcome_report`) of the truth: the
+    ``/truth/objects`` boxes in stamp order and each vehicle's ``/truth/odom/<v>`` speed."""
+    import numpy as np
+
+    from ..core.outcome import outcome_report
+
+    order = sorted(range(len(truth.object_stamps)), key=truth.object_stamps.__getitem__)
+    frames = [(truth.object_stamps[i], truth.objects[i]) for i in order]
+    speeds = {v: (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows]))
+              for v, rows in truth.speed.items()}
+    return outcome_report(vids, frames, speeds)
 
 
 def evaluate(truth_bag: str | Path, result_bag: str | Path, *, roi: 'RoiConfig | None' = None,
@@ -798,12 +816,41 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         if isinstance(value, Mapping):
             value = ', '.join(f'{v} {_fmt(x)}' for v, x in value.items())
         lines.append(f'| {key} | {_fmt(value)} |')
+    lines += outcome_markdown(report)
     episodes = report.get('false_warning_episodes') or []
     if episodes:
         lines += ['', '| false warning: vehicle | start (s) | end (s) | object | reason |', '|---|---|---|---|---|']
         lines += [f"| {e['vehicle']} | {_fmt(e['start_s'], 2)} | {_fmt(e['end_s'], 2)} | {e['object']} | "
                   f"{e['reason']} |" for e in episodes]
     return '\n'.join(lines) + '\n'
+
+
+#: Outcome keys (core/outcome.py) and their row labels.
+OUTCOME_LABELS = {'min_gap_m': 'min gap (m)', 'min_ttc_s': 'min ttc (s)', 'max_decel_mps2': 'max decel (m/s²)',
+                  'collision': 'collision', 'time_headway_s': 'time headway p5 / p50 / p95 (s)'}
+
+
+def outcome_cell(key: str, value: Any) -> str:
+    """One vehicle's value of an outcome key as table text (``n/a`` without data)."""
+    if value is None:
+        return 'n/a'
+    if key == 'collision':
+        return '**yes**' if value else 'no'
+    if key == 'time_headway_s' and isinstance(value, Mapping):
+        return ' / '.join(_fmt(value.get(p), 2) for p in ('p5', 'p50', 'p95'))
+    return _fmt(float(value), 2 if key != 'max_decel_mps2' else 1)
+
+
+def outcome_markdown(report: Mapping[str, Any]) -> list[str]:
+    """Markdown lines of the outcome keys (vehicles as columns); none when the report has none."""
+    vids = list(report.get('vehicles') or [])
+    if not any(isinstance(report.get(k), Mapping) for k in OUTCOME_LABELS):
+        return []
+    lines = ['', '| outcome (truth) | ' + ' | '.join(vids) + ' |', '|---|' + '---|' * len(vids)]
+    for key, label in OUTCOME_LABELS.items():
+        values = report.get(key) or {}
+        lines.append(f'| {label} | ' + ' | '.join(outcome_cell(key, values.get(v)) for v in vids) + ' |')
+    return lines
 
 
 def summary_table(report: Mapping[str, Any]) -> str:
@@ -834,6 +881,12 @@ def summary_table(report: Mapping[str, Any]) -> str:
         f'{v} {n}' for v, n in (report.get('false_warnings') or {}).items()))
     rows.append(f"{'missed warnings':<{width}}  " + '  '.join(
         f'{v} {n}' for v, n in (report.get('missed_warnings') or {}).items()))
+    for key, label in (('min_gap_m', 'min gap m (truth)'), ('max_decel_mps2', 'max decel m/s² (truth)'),
+                       ('collision', 'collision (truth)')):
+        values = report.get(key)
+        if isinstance(values, Mapping):
+            rows.append(f'{label:<{width}}  ' + '  '.join(
+                f'{v} {outcome_cell(key, values.get(v)).strip("*")}' for v in vids))
     return '\n'.join(rows)
 
 

@@ -741,3 +741,11 @@ def scenario_from_dict(raw: Any, source: str = '<dict>') -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file. Raises ConfigError naming the file and key path."""
     return scenario_from_dict(read_yaml(path, 'scenario file'), str(path))
+
+
+def scenario_platoon_config(path: str | Path) -> Path | None:
+    """The bringup config a scenario file ships for its own platoon (ids, bodies, extrinsics):
+    ``<dir>/<name>/platoon.yaml`` next to ``<dir>/<name>.yaml``; None when it has none (the default
+    platoon, config/platoon.yaml, fits it)."""
+    own = Path(path).with_suffix('') / 'platoon.yaml'
+    return own if own.is_file() else None

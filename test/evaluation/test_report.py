@@ -348,3 +348,32 @@ def test_missing_bag_and_result_as_truth(tmp_path: Path, bags: tuple[Path, Path,
         evaluate(result, result)
     assert cli.main(['evaluate', '--truth', str(truth), '--result', str(tmp_path / 'nope'), '--report', str(tmp_path / 'r.json')]) == 2
     assert f'{tmp_path / "nope"}: no such bag' in capsys.readouterr().err
+
+
+def test_outcome_keys_from_truth_boxes_and_odometry(report: dict) -> None:
+    # v1 (box 19..23) has h1 (30..34) ahead: 7 m; v2 (7..11) has v1: 8 m. The truth odometry says both stand
+    # (twist 0), so nothing closes, nobody brakes and there is no headway sample (slower than 1 m/s).
+    assert report['min_gap_m'] == pytest.approx({'v1': 7.0, 'v2': 8.0})
+    assert report['outcome_events']['v1']['min_gap_object'] == 'h1'
+    assert report['outcome_events']['v2']['min_gap_object'] == 'v1'
+    assert report['min_ttc_s'] == {'v1': None, 'v2': None}
+    assert report['max_decel_mps2'] == {'v1': 0.0, 'v2': 0.0}
+    assert report['collision'] == {'v1': False, 'v2': False}
+    assert report['time_headway_s'] == {'v1': None, 'v2': None}
+
+
+def test_outcome_in_the_markdown(report: dict) -> None:
+    md = report_markdown(report)
+    assert '| outcome (truth) | v1 | v2 |' in md
+    assert '| min gap (m) | 7.00 | 8.00 |' in md
+    assert '| collision | no | no |' in md
+    assert '| time headway p5 / p50 / p95 (s) | n/a | n/a |' in md
+
+
+def test_outcome_in_the_terminal_summary(report: dict) -> None:
+    from cooperative_fusion.evaluation.report import summary_table
+
+    rows = summary_table(report).splitlines()
+    assert [r.split() for r in rows if r.startswith('min gap m')] == [['min', 'gap', 'm', '(truth)', 'v1', '7.00',
+                                                                      'v2', '8.00']]
+    assert [r.split()[-4:] for r in rows if r.startswith('collision')] == [['v1', 'no', 'v2', 'no']]

@@ -18,12 +18,17 @@ from cooperative_fusion.ros import names
 from cooperative_fusion.sim import gazebo
 from cooperative_fusion.sim.gazebo_check import SdfSpec, ign_sdf_check, published_topics, spec_dir
 from cooperative_fusion.sim.gazebo_motion import load_tracks, pose_at
-from cooperative_fusion.sim.scenario import load_scenario
+from cooperative_fusion.sim.scenario import load_scenario, scenario_platoon_config
 from cooperative_fusion.sim.world import OPTICAL2BODY, PHYSICS_DT_NS, Simulation, _Kinematics
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((REPO / 'config' / 'scenarios').glob('*.yaml'))
 PLATOON = REPO / 'config' / 'platoon.yaml'
+
+
+def _platoon_of(scenario_file: str | Path) -> Path:
+    """The platoon config a scenario ships (its own ids and extrinsics), else config/platoon.yaml."""
+    return scenario_platoon_config(scenario_file) or PLATOON
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +37,8 @@ def exports(tmp_path_factory):
     out = {}
     for path in SCENARIOS:
         scenario = load_scenario(path)
-        out[path.stem] = (scenario, gazebo.export_gazebo(scenario, tmp_path_factory.mktemp(path.stem), PLATOON))
+        out[path.stem] = (scenario, gazebo.export_gazebo(scenario, tmp_path_factory.mktemp(path.stem),
+                                                         _platoon_of(path)))
     return out
 
 
@@ -145,8 +151,8 @@ def _six_of(pose_text: str) -> list[float]:
 
 
 def test_sensors_match_the_config_and_the_scenario(exports):
-    extrinsics = gazebo.vehicle_extrinsics(PLATOON)
     for stem, (scenario, export) in exports.items():
+        extrinsics = gazebo.vehicle_extrinsics(_platoon_of(scenario.source))
         root = _root(export)
         for v in scenario.platoon.vehicles:
             model = root.find(f"world/model[@name='{v.id}']")

@@ -10,12 +10,16 @@ stream whose stamp a set carries, silent streams left out, late and out-of-order
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass, field
 from numbers import Integral
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..errors import ConfigError, SyncError
+
+#: Rate bounds are capped by the shortest of this many recent intervals of a stream.
+OBSERVED_INTERVALS = 64
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class ApproximateTimeSync:
     * Inter-message lower bounds (message_filters' ``setInterMessageLowerBound``) are
       ``min_intervals_ns`` by stream name; without one a set waits for the stream's next message
       where a rate bound would prove it best (a 10 Hz lidar reference: up to one sweep period).
+      A configured bound is an upper limit: the bound used is never more than the shortest
+      interval the stream has shown over its last ``OBSERVED_INTERVALS`` stamps, so a sensor
+      faster than the configuration assumed (or jittering) cannot make a set miss a closer partner.
     * ``SyncSet.stamp_ns`` is the ``reference`` stream's stamp; that stream is in every set,
       and sets go out with strictly increasing ``stamp_ns``.
     * A stream not heard from for more than ``stream_timeout_ns`` of ``now_ns`` is *silent*:
@@ -145,6 +152,8 @@ class ApproximateTimeSync:
         for s in streams:
             for k in ('received', 'gaps', 'rejoins', 'missing'):
                 self._stats[f'{k}.{s}'] = 0
+        # per stream: the last OBSERVED_INTERVALS intervals between neighbouring accepted stamps, ns
+        self._intervals: dict[str, deque[int]] = {s: deque(maxlen=OBSERVED_INTERVALS) for s in streams}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -168,6 +177,13 @@ class ApproximateTimeSync:
     def queued(self) -> dict[str, int]:
         """Messages waiting per stream."""
         return {s: len(q) for s, q in self._stamps.items()}
+
+    def rate_bound_ns(self, stream: str) -> int:
+        """The inter-message lower bound used for ``stream``: its configured ``min_intervals_ns`` (0 = none),
+        but never more than the shortest interval between its recent stamps, ns."""
+        bound = int(self.config.min_intervals_ns.get(stream, 0))
+        seen = self._intervals[stream]
+        return min(bound, min(seen)) if bound and seen else bound
 
     def add(self, stream: str, stamp_ns: int, payload: object, now_ns: int) -> list[SyncSet]:
         """Offer one message; returns the sets it completes (oldest first, possibly none).
@@ -226,6 +242,12 @@ class ApproximateTimeSync:
             self._stats['reordered'] += 1
         stamps.insert(i, stamp)
         payloads.insert(i, payload)
+        if newest is not None:                # the interval to its nearest neighbour among the queued or newest
+            near = [abs(stamp - newest)] if stamp != newest else []
+            near += [stamp - stamps[i - 1]] if i > 0 else []
+            near += [stamps[i + 1] - stamp] if i + 1 < len(stamps) else []
+            if near:
+                self._intervals[stream].append(min(near))
         if newest is None or stamp > newest:
             self._newest[stream] = stamp
 
@@ -317,7 +339,7 @@ class ApproximateTimeSync:
         until the best set is proved optimal (True) or an optimistic set could beat it (False).
         """
         q = self._stamps
-        bound = self.config.min_intervals_ns
+        bound = {s: self.rate_bound_ns(s) for s in active}
         idx = dict(idx)
         while True:
             times = {s: (q[s][idx[s]] if idx[s] < len(q[s]) else max(q[s][-1] + bound.get(s, 0), t_pivot))

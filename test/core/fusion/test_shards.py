@@ -153,7 +153,8 @@ def test_a_shards_moving_object_is_drawn_by_the_combiner_where_it_is_at_publish_
     assert combiner.add(delta, T0 + 10 * MS).accepted
     one, combined = single.publish(T0 + 200 * MS), combiner.publish(T0 + 200 * MS)   # 2 m further along
     assert one.spec == combined.spec
-    moved = (slice(int(round(7.2 / RES)), int(round(8.8 / RES))), slice(int(round(22.0 / RES)), int(round(26.4 / RES))))
+    # the face nearest the sensor (x 22.0-22.2) is thinned away by the dynamic layer (thin_faces)
+    moved = (slice(int(round(7.2 / RES)), int(round(8.8 / RES))), slice(int(round(22.2 / RES)), int(round(26.4 / RES))))
     assert np.all(combined.cells[moved] >= 65)
     assert_array_equal(combined.cells, one.cells)
 

@@ -309,3 +309,26 @@ def test_rate_bounds_name_streams_and_are_not_negative():
         make(min_intervals_ns={'gps': 1})
     with pytest.raises(ConfigError, match=r"min_intervals_ns\['radar'\] must be >= 0"):
         make(min_intervals_ns={'radar': -1})
+
+
+def test_a_bound_larger_than_the_streams_real_interval_is_capped_by_what_the_stream_shows():
+    """A 30 Hz camera configured as if it were 20 Hz (bound 50 ms > its 33 ms period, with jitter), arriving
+    120 ms after its stamp: the bound used shrinks to the shortest interval the camera has shown (a bound above
+    a stream's real interval could prove a set best that its next message would beat), and the sets stay the
+    best ones (those found by waiting)."""
+    rng = np.random.default_rng(3)
+    msgs = [(100 * k + 100, 'lidar', 100 * k) for k in range(10)]
+    msgs += [(r, 'radar', r) for r in range(15, 1000, 50)]
+    msgs += [(c + 120.0, 'camera', c) for c in (2.0 + 33.3 * k + rng.uniform(-2.0, 2.0) for k in range(30))]
+    sets = []
+    for cfg in ({}, {'camera': 50 * MS, 'lidar': 50 * MS, 'radar': 25 * MS}):
+        sync, out = make(slop_ns=50 * MS, min_intervals_ns=cfg), []
+        for arrival, stream, stamp in sorted(msgs):
+            out += [{k: m[0] for k, m in s.members.items()}
+                    for s in sync.add(stream, int(round(stamp * MS)), None, int(round(arrival * MS)))]
+        sets.append(out)
+        if cfg:
+            assert sync.rate_bound_ns('camera') < 34 * MS           # capped by the camera's real intervals
+            assert sync.rate_bound_ns('lidar') == 50 * MS           # 100 ms sweeps: the configured bound holds
+    waited, bounded = sets
+    assert bounded[:len(waited)] == waited
