@@ -8,7 +8,8 @@ the predecessor's acceleration fed forward); obstacles (from the twin's
 warnings, or in ego mode from the vehicle's own evidence) are followed as
 standing or moving leaders by the Improved IDM (Treiber & Kesting, *Traffic
 Flow Dynamics*, 2013, 11.3.5); both have a kinematic floor
-(:func:`stopping_decel`) that brakes harder, up to ``max_decel_mps2``, when the comfortable approach no longer fits.
+(:func:`stopping_decel`) that brakes harder, up to ``max_decel_mps2``, when
+the comfortable approach no longer fits.
 The twin's advisory is a speed profile (:func:`advisory_profile`); followed
 when fresh, by position along it, the command takes the lower of ACC and
 advised speed.
@@ -384,6 +385,11 @@ class AdvisoryFollower:
         error = gap - cfg.standstill_gap_m - cfg.platoon_time_gap_s * v
         a = (cfg.cacc_gap_gain_per_s2 * min(error, cfg.cacc_max_gap_error_m)
              + cfg.cacc_speed_gain_per_s * (v_pred - v) + cfg.cacc_accel_feedforward * a_pred)
+        if error > 0.0:
+            # The linear law is a close-range one: from beyond the set gap, closing on a slower predecessor
+            # brakes no harder than the constant deceleration that reaches the set gap at its speed.
+            closing = max(v - v_pred, 0.0)
+            a = max(a, cfg.cacc_accel_feedforward * min(a_pred, 0.0) - closing * closing / (2.0 * error))
         need = stopping_decel(v, gap, v_pred, a_pred, cfg.standstill_gap_m)
         if need >= 0.5 * cfg.comfort_decel_mps2:
             a = min(a, -need)

@@ -61,6 +61,16 @@ def test_the_scenarios_platoon_gap_is_the_steady_state_at_25_mps() -> None:
     assert f.command(0, OwnState(0, 25.0), Predecessor(0, 60.0, 25.0)).accel_mps2 == pytest.approx(0.6)  # capped
 
 
+def test_closing_on_a_slower_predecessor_from_afar_brakes_only_as_needed() -> None:
+    """The linear CACC would brake at 0.6 - 0.6 * 15 = -8.4 m/s^2 here, 100 m back."""
+    cfg = FollowerConfig(mode=FollowerMode.EGO)
+    cmd = AdvisoryFollower(cfg).command(0, OwnState(0, 25.0), Predecessor(0, 100.0, 10.0))
+    assert cmd.accel_mps2 == pytest.approx(-15.0 ** 2 / (2.0 * (100.0 - 15.0)))      # -1.32: set gap at 10 m/s
+    v, gap, a_min, g_min = _drive(cfg, 25.0, 100.0, 10.0, 60.0)
+    assert v == pytest.approx(10.0, abs=0.05) and gap == pytest.approx(3.0 + 0.48 * 10.0, abs=0.1)
+    assert a_min >= -1.6 and g_min >= 7.0                          # 0.35 m short of the set gap at most
+
+
 @pytest.mark.parametrize('distance', [80.0, 100.0, 120.0, 150.0])
 def test_stops_behind_a_standing_obstacle_within_comfort_when_there_is_room(distance: float) -> None:
     cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
