@@ -60,9 +60,20 @@ PARAMS: tuple[Param, ...] = (
     Param('follower.mode', _F.mode.value, "what the command acts on: 'ego' (predecessor + own evidence grid), "
           "'cooperative' (+ the twin's warnings), 'cooperative+advisory' (+ the twin's advised speed profile)"),
     Param('follower.cruise_speed_mps', _F.cruise_speed_mps, 'set speed on a free road, m/s', 0.1, 70.0),
-    Param('follower.time_gap_s', _F.time_gap_s, 'IIDM time gap to the predecessor, seconds', 0.1, 5.0),
-    Param('follower.standstill_gap_m', _F.standstill_gap_m, 'IIDM bumper gap at standstill behind the '
+    Param('follower.time_gap_s', _F.time_gap_s, 'IIDM time gap toward obstacles (warnings, own perception), '
+          'seconds', 0.1, 5.0),
+    Param('follower.platoon_time_gap_s', _F.platoon_time_gap_s, 'CACC time gap behind the predecessor (its '
+          'odometry over V2V): steady gap = standstill_gap_m + speed * this, seconds', 0.1, 5.0),
+    Param('follower.standstill_gap_m', _F.standstill_gap_m, 'bumper gap at standstill behind the '
           'predecessor, metres', 0.0, 50.0),
+    Param('follower.cacc_gap_gain_per_s2', _F.cacc_gap_gain_per_s2, 'CACC gain on the gap error, 1/s^2',
+          0.01, 10.0),
+    Param('follower.cacc_speed_gain_per_s', _F.cacc_speed_gain_per_s, 'CACC gain on the speed difference to '
+          'the predecessor, 1/s', 0.01, 10.0),
+    Param('follower.cacc_accel_feedforward', _F.cacc_accel_feedforward, "CACC feed-forward of the "
+          "predecessor's acceleration (0: none, 1: all)", 0.0, 1.0),
+    Param('follower.cacc_max_gap_error_m', _F.cacc_max_gap_error_m, 'CACC: a larger gap error closes no '
+          'faster than this one, metres', 0.1, 100.0),
     Param('follower.obstacle_gap_m', _F.obstacle_gap_m, 'stop this far behind an obstacle, metres', 0.0, 50.0),
     Param('follower.max_accel_mps2', _F.max_accel_mps2, 'IIDM maximum acceleration, m/s^2', 0.1, 10.0),
     Param('follower.comfort_decel_mps2', _F.comfort_decel_mps2, 'comfortable deceleration (IIDM b; braking '
@@ -85,8 +96,12 @@ PARAMS: tuple[Param, ...] = (
           'occupied, percent', 1, 100),
     Param('ego.min_cells', _E.min_cells, 'ego mode: occupied cells within 1 m along the road that make an '
           'obstacle', 1, 1000),
-    Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "ego mode: margin around the predecessor's body "
-          'skipped in the corridor, metres', 0.0, 20.0),
+    Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "ego mode: the corridor ends this far short of "
+          "the predecessor's rear bumper (beyond is the predecessor's to stop for), metres", 0.0, 20.0),
+    Param('ego.min_curve_speed_mps', _E.min_curve_speed_mps, 'ego mode: below this speed the corridor is '
+          'straight; above, it bends with yaw rate / speed, m/s', 0.1, 70.0),
+    Param('ego.max_curvature_per_m', _E.max_curvature_per_m, "ego mode: largest curvature of the corridor, "
+          "1/m", 0.0, 1.0),
     Param('ego.max_age_s', _E.max_age_s, 'ego mode: the obstacle of an evidence grid older than this is '
           'forgotten, seconds', 0.01, 60.0),
     Param('frames.map', MAP_FRAME, 'shared frame of odometry, advisories and evidence'),
@@ -171,7 +186,8 @@ class AdvisoryFollowerNode(BaseNode):
     def _on_odom(self, msg: Odometry) -> None:
         s = self._odom_sample('odom', msg)
         if s is not None:
-            self.core.on_odometry(self.now_ns(), s.x, s.y, s.yaw, s.speed)
+            self.core.on_odometry(self.now_ns(), s.x, s.y, s.yaw, s.speed,
+                                  float(msg.twist.twist.angular.z))
 
     def _on_pred_odom(self, msg: Odometry) -> None:
         s = self._odom_sample('predecessor', msg)

@@ -7,8 +7,9 @@ integrated in fixed 10 ms steps. The platoon leader follows its speed
 profile; followers use the IDM (:mod:`cooperative_fusion.core.twin.idm`) behind
 the nearest vehicle ahead in their lane (the predecessor, or a car that has
 cut in — a lane-changing car belongs to its target lane from half-way through
-the manoeuvre). Other traffic drives at constant speed; a lane change follows
-a half-cosine lateral profile. NOBODY reacts to a hazard: a vehicle that
+the manoeuvre). Other traffic drives at constant speed (in closed loop: by
+the IDM behind the mover ahead in its lane, its constant speed as desired
+speed); a lane change follows a half-cosine lateral profile. NOBODY reacts to a hazard: a vehicle that
 reaches one drives through it (the boxes overlap). The common time at which a
 platoon vehicle's front first reaches a hazard's rear face in its lane is
 computed by a first pass over the motion (cheap: kinematics only), over the
@@ -19,7 +20,8 @@ Closed loop
 -----------
 With a :class:`Control` (``events(control=...)``), a platoon vehicle that has a
 command drives through :class:`~.dynamics.LongitudinalDynamics` instead of its
-script or IDM: the world asks the control for the commands issued up to the end
+script or IDM, and traffic follows whoever is ahead in its lane (IDM, braking at most
+``vehicle_dynamics.max_decel_mps2``) instead of passing through a platoon vehicle that stops: the world asks the control for the commands issued up to the end
 of each physics step before it integrates the next one (lock-step, no threads).
 Until its first command acts, a vehicle drives as in open loop. The meeting
 times in TRUTH_META stay the open-loop ones (where it would meet a hazard if
@@ -159,6 +161,7 @@ class _Kinematics:
         self.scripted.update({i: v.speed_profile for i, v in enumerate(p.vehicles) if i and v.speed_profile})
         v0 = [self._profile(0.0, self.scripted.get(i, p.speed_profile)) for i in range(self.n_platoon)]
         self.v = np.array(v0 + [t.speed_mps for t in scn.traffic], dtype=np.float64)
+        self.traffic_speed = np.array([t.speed_mps for t in scn.traffic], dtype=np.float64)   # scripted, m/s
         self.a = np.zeros_like(self.v)
         self.d_from = np.array([p.lane * w] * self.n_platoon + [t.lane * w for t in scn.traffic], dtype=np.float64)
         self.d_to = self.d_from.copy()
@@ -209,6 +212,14 @@ class _Kinematics:
         a = np.zeros_like(self.v)
         if n > 1:
             a[1:n] = idm_acceleration(self.v[1:n], self.v[j[1:n]], g[1:n], self.scn.platoon.idm)
+        if self.dynamics is not None:
+            # Closed loop: moving traffic follows the mover ahead in its lane (a platoon vehicle that brakes,
+            # too) by the IDM at its scripted speed, braking at most as hard as a platoon vehicle can.
+            m = n + np.nonzero(self.traffic_speed > 0.0)[0]
+            if m.size:
+                a[m] = np.maximum(idm_acceleration(self.v[m], self.v[j[m]], g[m], self.scn.platoon.idm,
+                                                   v0_mps=self.traffic_speed[m - n]),
+                                  -self.dynamics.config.max_decel_mps2)
         controlled = np.zeros(self.v.size, dtype=bool)
         if self.dynamics is not None and t_ns is not None:
             controlled[:n] = self.dynamics.controlled(t_ns)
@@ -227,9 +238,10 @@ class _Kinematics:
             top = self.dynamics.config.max_speed_mps
             v_new = np.where(controlled, np.minimum(v_new, top), v_new)
             a = np.where(controlled, (v_new - self.v) / dt, a)      # what the limits let through
-        s_new[n:] = self.s[n:] + self.v[n:] * dt           # traffic: constant speed
-        v_new[n:] = self.v[n:]
-        a[n:] = 0.0
+        if self.dynamics is None:
+            s_new[n:] = self.s[n:] + self.v[n:] * dt       # open loop: traffic at constant speed
+            v_new[n:] = self.v[n:]
+            a[n:] = 0.0
         self.s, self.v, self.a, self.t = s_new, v_new, a, t1
 
     def longitudinal(self, tau: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -92,8 +92,9 @@ def test_bag_holds_inputs_truth_outputs_and_commands(runs) -> None:
 
 
 def test_the_commands_act_on_the_world(runs, scenario) -> None:
-    """The followers keep a 1.2 s time gap (config/advisory_follower.yaml); the scenario's open-loop IDM
-    keeps 0.35 s. So in closed loop the followers drop back: slower than open loop, as commanded."""
+    """The followers hold the scenario's platoon gap (15 m at 25 m/s = the CACC's 3 m + 0.48 s * 25 m/s,
+    config/advisory_follower.yaml): no braking at start-up (issue 16: with a 1.2 s time gap every follower
+    dropped back); the vehicle drives its commands, the actuation delay later."""
     bag, _ = runs[0]
     msgs = read(bag, {'/truth/odom/v4', command_topic('v4')})
     truth = np.array([(t, m.twist.twist.linear.x) for t, m in msgs['/truth/odom/v4']])
@@ -101,13 +102,17 @@ def test_the_commands_act_on_the_world(runs, scenario) -> None:
     open_loop = [e.data['pose'].linear_velocity[0] for e in Simulation(scenario).events(DURATION_S)
                  if e.kind is EventKind.TRUTH_ODOM and e.topic == '/truth/odom/v4']
     assert min(open_loop) > 24.9
-    assert cmd[:, 2].min() < -0.5 and cmd[:, 1].min() < 24.0           # the follower asked to slow down
-    assert truth[-1, 1] < 24.0                                           # and the vehicle did
+    assert np.abs(cmd[:, 2]).max() < 0.5 and np.abs(cmd[:, 1] - 25.0).max() < 0.3   # measured -0.14 .. 0.32
+    assert np.abs(truth[:, 1] - 25.0).max() < 0.3
     # Not before the first command has passed the actuation delay (0.2 s): open-loop speed until then.
     before = truth[:, 0] < cmd[0, 0] + 200_000_000
     np.testing.assert_allclose(truth[before, 1], open_loop[:int(before.sum())], atol=1e-6)
+    # After it, the speed follows the commanded targets 0.3 s late (delay + one command period), within 0.2 m/s.
+    after = truth[:, 0] > cmd[0, 0] + 500_000_000
+    target = np.interp(truth[after, 0] - 300_000_000, cmd[:, 0], cmd[:, 1])
+    assert np.abs(truth[after, 1] - target).max() < 0.2                  # measured 0.08
     accel = np.diff(truth[:, 1]) / (np.diff(truth[:, 0]) * 1e-9)
-    assert accel.min() >= -scenario.dynamics.max_decel_mps2 - 1e-6
+    assert accel.min() >= -0.5
 
 
 def test_lossy_faults_in_ego_mode(scenario, tmp_path) -> None:

@@ -28,7 +28,7 @@ S = 1_000_000_000
 MS = 1_000_000
 START = 1_000 * S
 V = 20.0
-GAP = 3.0 + 1.2 * V          # the IIDM's steady gap: standstill 3 m + 1.2 s * 20 m/s
+GAP = 3.0 + 0.48 * V         # the CACC's steady gap: standstill 3 m + 0.48 s * 20 m/s
 
 
 def _odom(stamp_ns: int, x: float, speed: float, frame: str = 'map') -> Odometry:
@@ -217,11 +217,17 @@ def test_ego_mode_brakes_for_what_its_own_evidence_shows(run):
     x_now = V * 1.0
     pred_rear = x_now + 3.5 + GAP                                     # the predecessor's cells: skipped
     cells[18:22, int(pred_rear / 0.5):int((pred_rear + 4.5) / 0.5)] = 100
-    car = x_now + 3.5 + 60.0                                          # a standing car 60 m ahead of the front
-    cells[18:22, int(car / 0.5):int((car + 4.0) / 0.5)] = 100
+    car = x_now + 3.5 + 60.0                                          # a car 60 m ahead: past the predecessor,
+    cells[18:22, int(car / 0.5):int((car + 4.0) / 0.5)] = 100          # the predecessor's to stop for
+    r.runner.feed('/v2/evidence_grid', grid_to_msg(spec, cells, t), t)
+    r.drive(t, t + 100 * MS)
+    assert r.node.core.ego_obstacle is None and r.node.core.last.limit is Limit.PREDECESSOR
+    cut_in = x_now + 0.1 * V + 3.5 + 5.0                              # a car 5 m ahead, short of the predecessor
+    cells[18:22, int(cut_in / 0.5):int((cut_in + 4.0) / 0.5)] = 100
+    t += 100 * MS
     r.runner.feed('/v2/evidence_grid', grid_to_msg(spec, cells, t), t)
     r.drive(t, t + 200 * MS)
-    assert r.node.core.ego_obstacle.distance_m == pytest.approx(60.25)
-    assert r.node.core.last.limit is Limit.OBSTACLE and r.cmds()[-1][2] < -2.5
+    assert r.node.core.ego_obstacle.distance_m == pytest.approx(5.25)
+    assert r.node.core.last.limit is Limit.OBSTACLE and r.cmds()[-1][2] == pytest.approx(-8.0)
     r.drive(t + 200 * MS, t + 800 * MS)                               # no evidence for 0.8 s: forgotten
     assert r.node.core.ego_obstacle is None and r.node.core.last.limit is Limit.PREDECESSOR

@@ -2,12 +2,14 @@
 
 :class:`AdvisoryFollower` turns, once per command period, the vehicle's own
 state and its inputs into a :class:`FollowerCommand` (target speed, the
-acceleration it implies, the input that limited it). The adaptive cruise law
-is the Improved IDM (Treiber & Kesting, *Traffic Flow Dynamics*, 2013, 11.3.5)
-toward the predecessor; obstacles (from the twin's warnings, or in ego mode
-from the vehicle's own evidence) are followed as standing or moving leaders by
-the same law, with a kinematic floor (:func:`stopping_decel`) that brakes
-harder, up to ``max_decel_mps2``, when the comfortable approach no longer fits.
+acceleration it implies, the input that limited it). The platoon law is a
+CACC toward the predecessor whose state it has over V2V (constant time gap,
+the predecessor's acceleration fed forward); obstacles (from the twin's
+warnings, or in ego mode from the vehicle's own evidence) are followed as
+standing or moving leaders by the Improved IDM (Treiber & Kesting, *Traffic
+Flow Dynamics*, 2013, 11.3.5); both have a kinematic floor
+(:func:`stopping_decel`) that brakes harder, up to ``max_decel_mps2``, when
+the comfortable approach no longer fits.
 The twin's advisory is a speed profile (:func:`advisory_profile`); followed
 when fresh, by position along it, the command takes the lower of ACC and
 advised speed.
@@ -53,9 +55,15 @@ class FollowerConfig:
     """Follower parameters (seconds, metres, m/s, m/s^2).
 
     mode : FollowerMode (or its string value)
-    cruise_speed_mps : set speed on a free road (OwnState.set_speed_mps overrides it per call)
-    time_gap_s : IIDM time gap T; steady following below the set speed holds gap = standstill_gap_m + v·T
-    standstill_gap_m : IIDM jam distance s0 behind the predecessor, bumper to bumper
+    cruise_speed_mps : set speed on a free road (OwnState.set_speed_mps overrides it per call); a
+        scripted vehicle (the leader) drives the lower of it and its script
+    time_gap_s : IIDM time gap T toward obstacles (leaders known without V2V: warnings, own perception)
+    platoon_time_gap_s : CACC time gap h behind the predecessor (its state over V2V): steady following
+        holds gap = standstill_gap_m + v·h
+    standstill_gap_m : bumper gap behind the predecessor at standstill, metres
+    cacc_gap_gain_per_s2, cacc_speed_gain_per_s, cacc_accel_feedforward : CACC gains on the gap error
+        (m), the speed difference to the predecessor (m/s) and the predecessor's acceleration
+    cacc_max_gap_error_m : a larger gap error closes no faster than this one (gap closing stays gentle)
     obstacle_gap_m : stop this far behind an obstacle (the twin's ``safe_gap_m``)
     max_accel_mps2 : IIDM maximum acceleration a
     comfort_decel_mps2 : IIDM comfortable deceleration b; the kinematic floor starts above it
@@ -68,9 +76,14 @@ class FollowerConfig:
     """
 
     mode: FollowerMode = FollowerMode.ADVISORY
-    cruise_speed_mps: float = 25.0
+    cruise_speed_mps: float = 30.0
     time_gap_s: float = 1.2
+    platoon_time_gap_s: float = 0.48
     standstill_gap_m: float = 3.0
+    cacc_gap_gain_per_s2: float = 0.15
+    cacc_speed_gain_per_s: float = 0.6
+    cacc_accel_feedforward: float = 0.5
+    cacc_max_gap_error_m: float = 4.0
     obstacle_gap_m: float = 5.0
     max_accel_mps2: float = 1.5
     comfort_decel_mps2: float = 3.0
@@ -89,9 +102,10 @@ class FollowerConfig:
                               f'got {self.mode!r}') from None
         for name in ('cruise_speed_mps', 'time_gap_s', 'max_accel_mps2', 'comfort_decel_mps2', 'max_decel_mps2',
                      'delta', 'advisory_max_age_s', 'warning_max_age_s', 'predecessor_max_age_s',
-                     'command_period_s'):
+                     'command_period_s', 'platoon_time_gap_s', 'cacc_gap_gain_per_s2', 'cacc_speed_gain_per_s',
+                     'cacc_max_gap_error_m'):
             _check(name, getattr(self, name), positive=True)
-        for name in ('standstill_gap_m', 'obstacle_gap_m'):
+        for name in ('standstill_gap_m', 'obstacle_gap_m', 'cacc_accel_feedforward'):
             _check(name, getattr(self, name), positive=False)
         if self.comfort_decel_mps2 > self.max_decel_mps2:
             raise ConfigError(f'FollowerConfig.comfort_decel_mps2 {self.comfort_decel_mps2} must not exceed '
@@ -320,8 +334,7 @@ class AdvisoryFollower:
                 stale.append('predecessor')
             else:
                 gap, vp = self._at_now(predecessor.gap_m, predecessor.speed_mps, v, age)
-                a = self._follow(v, v0, gap, vp, predecessor.accel_mps2, cfg.standstill_gap_m)
-                candidates.append((a, Limit.PREDECESSOR))
+                candidates.append((self._platoon(v, gap, vp, predecessor.accel_mps2), Limit.PREDECESSOR))
 
         obstacles: list[Obstacle] = []
         if cfg.mode is FollowerMode.EGO:
@@ -363,6 +376,24 @@ class AdvisoryFollower:
         v_next = advisory.speed_along(own.x, own.y, ahead)
         plan_decel = max((v_here * v_here - v_next * v_next) / (2.0 * ahead), 0.0)
         return max((v_next - v) / cfg.command_period_s, -max(cfg.comfort_decel_mps2, plan_decel))
+
+    def _platoon(self, v: float, gap: float, v_pred: float, a_pred: float) -> float:
+        """CACC toward the predecessor known over V2V (constant time gap with its acceleration fed forward,
+        as Ploeg et al. 2011 / Milanes & Shladover 2014), with the kinematic floor of :meth:`_follow` for a
+        hard-braking predecessor taken to its stop."""
+        cfg = self.cfg
+        error = gap - cfg.standstill_gap_m - cfg.platoon_time_gap_s * v
+        a = (cfg.cacc_gap_gain_per_s2 * min(error, cfg.cacc_max_gap_error_m)
+             + cfg.cacc_speed_gain_per_s * (v_pred - v) + cfg.cacc_accel_feedforward * a_pred)
+        if error > 0.0:
+            # The linear law is a close-range one: from beyond the set gap, closing on a slower predecessor
+            # brakes no harder than the constant deceleration that reaches the set gap at its speed.
+            closing = max(v - v_pred, 0.0)
+            a = max(a, cfg.cacc_accel_feedforward * min(a_pred, 0.0) - closing * closing / (2.0 * error))
+        need = stopping_decel(v, gap, v_pred, a_pred, cfg.standstill_gap_m)
+        if need >= 0.5 * cfg.comfort_decel_mps2:
+            a = min(a, -need)
+        return a
 
     def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
         """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches

@@ -10,6 +10,7 @@ are stamped by the twin in common time and aged by their stamps.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -24,18 +25,25 @@ from .ego_obstacle import nearest_in_corridor
 from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, FollowerConfig, FollowerMode, Obstacle,
                        OwnState, Predecessor, advisory_profile, bumper_gap, stopping_decel, warning_obstacle)
 
+#: The predecessor's acceleration is the least-squares slope of its odometry speeds over this window, s.
+ACCEL_WINDOW_S = 0.5
+
 
 @dataclass(frozen=True)
 class EgoObstacleConfig:
     """Ego mode's obstacle from the own evidence grid (see ``ego_obstacle.nearest_in_corridor``); it expires
-    ``max_age_s`` after its grid's stamp (the evidence stopped: no obstacle known)."""
+    ``max_age_s`` after its grid's stamp (the evidence stopped: no obstacle known). The corridor ends
+    ``predecessor_margin_m`` short of the predecessor's rear bumper and bends with yaw rate / speed above
+    ``min_curve_speed_mps`` (m/s), up to ``max_curvature_per_m`` (1/m)."""
 
     half_width_m: float = 1.5
     max_range_m: float = 120.0
     occupied_percent: int = 65
     min_cells: int = 2
-    predecessor_margin_m: float = 2.0
+    predecessor_margin_m: float = 3.0
     max_age_s: float = 0.5
+    min_curve_speed_mps: float = 2.0
+    max_curvature_per_m: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
@@ -44,6 +52,10 @@ class EgoObstacleConfig:
         if not (self.half_width_m > 0 and self.max_range_m > 0 and self.predecessor_margin_m >= 0):
             raise ConfigError(f'EgoObstacleConfig needs half_width_m, max_range_m > 0 and predecessor_margin_m '
                               f'>= 0, got {self.half_width_m}, {self.max_range_m}, {self.predecessor_margin_m}')
+        if not (self.min_curve_speed_mps > 0 and self.max_curvature_per_m >= 0
+                and math.isfinite(self.min_curve_speed_mps) and math.isfinite(self.max_curvature_per_m)):
+            raise ConfigError(f'EgoObstacleConfig needs min_curve_speed_mps > 0 and max_curvature_per_m >= 0, '
+                              f'got {self.min_curve_speed_mps}, {self.max_curvature_per_m}')
         if not (0 < self.occupied_percent <= 100 and self.min_cells >= 1):
             raise ConfigError(f'EgoObstacleConfig.occupied_percent must be in (0, 100] and min_cells >= 1, '
                               f'got {self.occupied_percent}, {self.min_cells}')
@@ -83,6 +95,7 @@ class _Odom:
     y: float
     yaw: float
     speed: float
+    yaw_rate: float = 0.0
 
 
 class FollowerCore:
@@ -94,6 +107,7 @@ class FollowerCore:
         self.own: _Odom | None = None
         self.pred: _Odom | None = None
         self.pred_accel_mps2 = 0.0
+        self._pred_speeds: deque[tuple[int, float]] = deque()     # (arrival ns, speed m/s) within ACCEL_WINDOW_S
         self.warning: Obstacle | None = None
         self.warning_stamp_ns: int | None = None         # newest warnings array (with or without this vehicle)
         self.advisory: AdvisoryProfile | None = None
@@ -110,20 +124,32 @@ class FollowerCore:
 
     # ------------------------------------------------------------ inputs --
 
-    def on_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float) -> None:
-        """Own base_link pose in ``map`` and forward speed; ConfigError on non-finite values."""
-        self.own = _odom(received_ns, x, y, yaw, speed_mps, 'own odometry')
+    def on_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float,
+                    yaw_rate_rps: float = 0.0) -> None:
+        """Own base_link pose in ``map``, forward speed and yaw rate (rad/s, left +; bends ego mode's
+        corridor); ConfigError on non-finite values."""
+        self.own = _odom(received_ns, x, y, yaw, speed_mps, 'own odometry', yaw_rate_rps)
 
     def on_predecessor_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float) -> None:
         """The predecessor's base_link pose and speed; its acceleration is estimated from successive samples."""
         new = _odom(received_ns, x, y, yaw, speed_mps, 'predecessor odometry')
         old = self.pred
-        if old is not None and new.received_ns > old.received_ns:
-            dt = (new.received_ns - old.received_ns) * 1e-9
-            raw = (new.speed - old.speed) / dt
-            # low-pass over ~0.3 s: odometry speed noise differentiated at 50 Hz is large
-            k = min(dt / 0.3, 1.0)
-            self.pred_accel_mps2 += k * (raw - self.pred_accel_mps2)
+        if old is not None and new.received_ns <= old.received_ns:
+            self.pred = new
+            return
+        # Least-squares slope of the speeds over the last ACCEL_WINDOW_S: odometry speed noise differentiated
+        # at 50 Hz is metres per second squared; the slope over 0.5 s has ~0.07 m/s^2 at 0.05 m/s noise.
+        hist = self._pred_speeds
+        hist.append((new.received_ns, new.speed))
+        while hist and (new.received_ns - hist[0][0]) * 1e-9 > ACCEL_WINDOW_S:
+            hist.popleft()
+        if len(hist) >= 3:
+            t = np.array([h[0] - hist[0][0] for h in hist], dtype=np.float64) * 1e-9
+            v = np.array([h[1] for h in hist])
+            tc = t - t.mean()
+            den = float(tc @ tc)
+            if den > 0.0:
+                self.pred_accel_mps2 = float(tc @ (v - v.mean())) / den
         self.pred = new
 
     def on_warnings(self, now_ns: int, stamp_ns: int, conflicts: Sequence[tuple[float, float, float]]) -> None:
@@ -165,21 +191,36 @@ class FollowerCore:
             raise DroppedInput(Cause.TOO_OLD, f'{what} is {age:.2f} s old on arrival, over its limit of {limit_s} s')
 
     def on_evidence(self, stamp_ns: int, spec: GridSpec, percent: NDArray[np.integer]) -> None:
-        """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, the predecessor skipped."""
+        """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, short of the predecessor.
+
+        The grid has no velocities, so an obstacle is taken as standing. That is honest only between the
+        vehicle and its predecessor: beyond the predecessor stands what the predecessor stops for (its
+        braking reaches the law over V2V), and a moving car there taken as standing would brake the
+        vehicle for nothing. So with a predecessor the corridor ends ``predecessor_margin_m`` short of its
+        rear bumper (its evidence blurs up to ~2 m toward the sensors). The corridor bends with the
+        curvature the vehicle drives (yaw rate / speed, above ``min_curve_speed_mps``).
+        """
         own = self.own
         if own is None:
             return
-        skip = None
-        if self.pred is not None:
-            near = self._pred_gap(own, self.pred)
-            skip = (near - self.setup.ego.predecessor_margin_m,
-                    near + self.setup.predecessor_length_m + self.setup.ego.predecessor_margin_m)
         e = self.setup.ego
+        skip = None
+        if self.pred is not None and self.setup.predecessor_id is not None:
+            skip = (self._pred_gap(own, self.pred) - e.predecessor_margin_m, math.inf)
         dt = (int(stamp_ns) - own.received_ns) * 1e-9                   # own pose moved to the grid's stamp
         x, y = own.x + own.speed * dt * math.cos(own.yaw), own.y + own.speed * dt * math.sin(own.yaw)
-        d = nearest_in_corridor(percent, spec, x, y, own.yaw, self.setup.front_m, e.half_width_m,
-                                e.max_range_m, e.occupied_percent, e.min_cells, skip)
+        d = nearest_in_corridor(percent, spec, x, y, own.yaw + own.yaw_rate * dt, self.setup.front_m,
+                                e.half_width_m, e.max_range_m, e.occupied_percent, e.min_cells, skip,
+                                self.curvature_per_m())
         self.ego_obstacle = None if d is None else Obstacle(int(stamp_ns), d, 0.0, 'ego')
+
+    def curvature_per_m(self) -> float:
+        """Curvature the vehicle drives, 1/m (left +): yaw rate / speed, 0 below ``min_curve_speed_mps``,
+        clipped to +-``max_curvature_per_m``."""
+        own, e = self.own, self.setup.ego
+        if own is None or own.speed < e.min_curve_speed_mps:
+            return 0.0
+        return min(max(own.yaw_rate / own.speed, -e.max_curvature_per_m), e.max_curvature_per_m)
 
     # -------------------------------------------------------------- step --
 
@@ -258,11 +299,12 @@ class FollowerCore:
         }
 
 
-def _odom(received_ns: int, x: float, y: float, yaw: float, speed: float, what: str) -> _Odom:
-    values = (x, y, yaw, speed)
+def _odom(received_ns: int, x: float, y: float, yaw: float, speed: float, what: str,
+          yaw_rate: float = 0.0) -> _Odom:
+    values = (x, y, yaw, speed, yaw_rate)
     if not all(math.isfinite(v) for v in values):
         raise MessageFormatError(f'{what} holds non-finite values {values}')
-    return _Odom(int(received_ns), float(x), float(y), float(yaw), float(speed))
+    return _Odom(int(received_ns), float(x), float(y), float(yaw), float(speed), float(yaw_rate))
 
 
 

@@ -1,4 +1,4 @@
-"""AdvisoryFollower: IIDM following, braking for obstacles, the advisory, modes, stale inputs, config."""
+"""AdvisoryFollower: CACC following, braking for obstacles, the advisory, modes, stale inputs, config."""
 from __future__ import annotations
 
 import math
@@ -37,13 +37,38 @@ def _drive(cfg: FollowerConfig, v0: float, gap0: float, v_lead: float, duration_
     return v, xl - x, a_min, g_min
 
 
-@pytest.mark.parametrize('gap0', [15.0, 40.0, 80.0])
-def test_steady_following_holds_the_time_gap(gap0: float) -> None:
+@pytest.mark.parametrize('gap0', [8.0, 15.0, 40.0, 80.0])
+def test_steady_following_holds_the_platoon_time_gap(gap0: float) -> None:
     cfg = FollowerConfig(mode=FollowerMode.EGO)
-    v, gap, a_min, _ = _drive(cfg, 20.0, gap0, 20.0, 90.0)
+    v, gap, a_min, g_min = _drive(cfg, 20.0, gap0, 20.0, 90.0)
     assert_allclose(v, 20.0, atol=0.01)
-    assert_allclose(gap, cfg.standstill_gap_m + 20.0 * cfg.time_gap_s, atol=0.05)   # 27 m = 3 m + 1.2 s * 20 m/s
+    assert_allclose(gap, cfg.standstill_gap_m + 20.0 * cfg.platoon_time_gap_s, atol=0.05)  # 12.6 = 3 + 0.48 * 20
     assert a_min >= -cfg.comfort_decel_mps2 - 1e-9
+    assert g_min >= min(gap0, 12.6) - 0.05                    # no overshoot into the predecessor
+
+
+def test_the_scenarios_platoon_gap_is_the_steady_state_at_25_mps() -> None:
+    """The scenarios start the platoon 15 m apart at 25 m/s: the CACC holds that without braking."""
+    cfg = FollowerConfig(mode=FollowerMode.EGO)
+    assert cfg.standstill_gap_m + 25.0 * cfg.platoon_time_gap_s == pytest.approx(15.0)
+    cmd = AdvisoryFollower(cfg).command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 25.0))
+    assert cmd.accel_mps2 == pytest.approx(0.0, abs=1e-12) and cmd.target_speed_mps == pytest.approx(25.0)
+    # the predecessor's acceleration is fed forward, speed and gap errors act
+    f = AdvisoryFollower(cfg)
+    assert f.command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 25.0, -1.0)).accel_mps2 == pytest.approx(-0.5)
+    assert f.command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 24.0)).accel_mps2 == pytest.approx(-0.6)
+    assert f.command(0, OwnState(0, 25.0), Predecessor(0, 14.0, 25.0)).accel_mps2 == pytest.approx(-0.15)
+    assert f.command(0, OwnState(0, 25.0), Predecessor(0, 60.0, 25.0)).accel_mps2 == pytest.approx(0.6)  # capped
+
+
+def test_closing_on_a_slower_predecessor_from_afar_brakes_only_as_needed() -> None:
+    """The linear CACC would brake at 0.6 - 0.6 * 15 = -8.4 m/s^2 here, 100 m back."""
+    cfg = FollowerConfig(mode=FollowerMode.EGO)
+    cmd = AdvisoryFollower(cfg).command(0, OwnState(0, 25.0), Predecessor(0, 100.0, 10.0))
+    assert cmd.accel_mps2 == pytest.approx(-15.0 ** 2 / (2.0 * (100.0 - 15.0)))      # -1.32: set gap at 10 m/s
+    v, gap, a_min, g_min = _drive(cfg, 25.0, 100.0, 10.0, 60.0)
+    assert v == pytest.approx(10.0, abs=0.05) and gap == pytest.approx(3.0 + 0.48 * 10.0, abs=0.1)
+    assert a_min >= -1.6 and g_min >= 7.0                          # 0.35 m short of the set gap at most
 
 
 @pytest.mark.parametrize('distance', [80.0, 100.0, 120.0, 150.0])

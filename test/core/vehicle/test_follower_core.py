@@ -26,11 +26,11 @@ def test_no_odometry_no_command_then_a_gap_from_both_odometries():
     core = _core()
     assert core.step(0) == (None, [])
     core.on_odometry(0, 0.0, 0.0, 0.0, 20.0)
-    core.on_predecessor_odometry(0, 31.5, 0.0, 0.0, 20.0)           # gap 31.5 - 3.5 - 1.0 = 27 = 3 + 1.2 * 20
+    core.on_predecessor_odometry(0, 17.1, 0.0, 0.0, 20.0)           # gap 17.1 - 3.5 - 1.0 = 12.6 = 3 + 0.48 * 20
     cmd, drops = core.step(S // 10)
     assert drops == [] and cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(0.0, abs=1e-9)
-    core.on_predecessor_odometry(S // 10, 33.5, 0.0, 0.0, 20.0)      # the predecessor moved, own not yet: 0.1 s
-    assert core._pred_gap(core.own, core.pred) == pytest.approx(27.0)
+    core.on_predecessor_odometry(S // 10, 19.1, 0.0, 0.0, 20.0)      # the predecessor moved, own not yet: 0.1 s
+    assert core._pred_gap(core.own, core.pred) == pytest.approx(12.6)
     # yawed road: the gap is along the own heading
     core.on_odometry(0, 0.0, 0.0, math.pi / 2, 20.0)
     core.on_predecessor_odometry(0, 0.0, 31.5, math.pi / 2, 20.0)
