@@ -24,7 +24,8 @@
 # read and write access are checked against the permissions.
 # Permissions (default DENY): a vehicle publishes only its own rt/<v>/* topics
 # (plus /diagnostics, /rosout, /parameter_events and the ROS graph topic) and
-# reads its own topics, /clock, the common grid and the twin's outputs; the edge
+# reads its own topics, the members' odometry (V2V: its advisory_follower follows
+# its predecessor), /clock, the common grid and the twin's outputs; the edge
 # reads every vehicle's topics and publishes the common grid, the twin's topics
 # and the advisories. ROS topic /x/y is DDS topic rt/x/y; services are rq/.. and rr/...
 #
@@ -34,7 +35,7 @@ set -euo pipefail
 set -f  # no globbing: topic patterns like rt/v1/* are literal
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,30p' "$0"
+  sed -n '2,31p' "$0"
   exit 2
 fi
 command -v openssl >/dev/null || { echo "make_keystore.sh: openssl not found (apt-get install openssl)" >&2; exit 3; }
@@ -175,7 +176,7 @@ for v in "${VEHICLES[@]}"; do
   # own topics (outputs, and the node's parameter services), infrastructure
   make_enclave "$v" \
     "rt/$v/* rq/$v/* rr/$v/* ${COMMON_PUB[*]}" \
-    "rt/$v/* rq/$v/* rr/$v/* rt/clock rt/cooperative/grid rt/twin/* ${COMMON_SUB[*]}"
+    "rt/$v/* rq/$v/* rr/$v/* rt/*/odom rt/clock rt/cooperative/grid rt/twin/* ${COMMON_SUB[*]}"
 done
 make_enclave edge \
   "rt/cooperative/* rt/twin/* rt/*/twin/advisory rq/* rr/* ${COMMON_PUB[*]}" \
