@@ -28,6 +28,10 @@ from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, Follo
 #: The predecessor's acceleration is the least-squares slope of its odometry speeds over this window, s.
 ACCEL_WINDOW_S = 0.5
 
+#: A warning's obstacle farther than the predecessor's gap less this (m) is the predecessor or beyond it
+#: (the twin's track and the odometry gap differ by up to ~2 m, as the evidence does; see ``on_warnings``).
+PREDECESSOR_MARGIN_M = 3.0
+
 
 @dataclass(frozen=True)
 class EgoObstacleConfig:
@@ -162,7 +166,7 @@ class FollowerCore:
         """
         self._fresh('warnings', now_ns, stamp_ns, self.setup.follower.warning_max_age_s)
         self.warning_stamp_ns = int(stamp_ns)
-        obstacles = [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts]
+        obstacles = self._behind_predecessor(now_ns, [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts])
         if not obstacles:
             self.warning = None
             return
@@ -183,6 +187,33 @@ class FollowerCore:
             return
         self.advisory = advisory_profile(stamp_ns, t_offset_ns, x, y)
         self.advisory_stamp_ns = int(stamp_ns)
+
+    def _behind_predecessor(self, now_ns: int, obstacles: list[Obstacle]) -> list[Obstacle]:
+        """Warning obstacles as this follower has to stop for them, given a fresh predecessor.
+
+        The twin warns a follower about its braking predecessor, and about the obstacle its predecessor
+        stops for. The predecessor itself (within ``PREDECESSOR_MARGIN_M`` of its body) is the CACC's:
+        its state comes over V2V, and taken again as an obstacle to stop ``obstacle_gap_m`` behind (with the
+        twin's noisy acceleration of its track) it braked each follower harder than its predecessor (issue
+        16: 3.7, 6.2, 7.9, 8.0 m/s^2 down the platoon). An obstacle beyond the predecessor is where the
+        predecessor stops ``obstacle_gap_m`` short of; the follower stops ``obstacle_gap_m`` behind that,
+        so it is moved nearer by the predecessor's length and ``obstacle_gap_m``. Between the follower and
+        its predecessor (a cut-in): kept as it is. Without a fresh predecessor: all kept.
+        """
+        own, pred, f = self.own, self.pred, self.setup.follower
+        if (own is None or pred is None or self.setup.predecessor_id is None
+                or (int(now_ns) - pred.received_ns) * 1e-9 > f.predecessor_max_age_s):
+            return obstacles
+        gap = self._pred_gap(own, pred)
+        length = self.setup.predecessor_length_m
+        out: list[Obstacle] = []
+        for o in obstacles:
+            if o.distance_m < gap - PREDECESSOR_MARGIN_M:
+                out.append(o)
+            elif o.distance_m > gap + length + PREDECESSOR_MARGIN_M:
+                out.append(Obstacle(o.stamp_ns, o.distance_m - length - f.obstacle_gap_m, o.speed_mps, o.source,
+                                    o.accel_mps2))
+        return out
 
     @staticmethod
     def _fresh(what: str, now_ns: int, stamp_ns: int, limit_s: float) -> None:
