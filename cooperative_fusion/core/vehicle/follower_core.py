@@ -120,6 +120,7 @@ class FollowerCore:
         self.commands = 0
         self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
         self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
+        self.warned_for_predecessor = False              # the newest warnings for this vehicle: its predecessor only
         self.expired = {'advisory': 0, 'warning': 0}
 
     @property
@@ -160,13 +161,16 @@ class FollowerCore:
         """One ``/twin/warnings`` array stamped ``stamp_ns``: (distance_m, other_speed_mps, other_accel_mps2) of
         each status for this vehicle.
 
-        An array without this vehicle clears its warning (the twin publishes every cycle). Of several, the one
-        needing the strongest deceleration counts. DroppedInput (``too_old``) for an array older than
+        An array without this vehicle clears its warning (the twin publishes every cycle). Warnings about the
+        predecessor or beyond it are taken as ``_behind_predecessor`` says; of the rest, the one needing the
+        strongest deceleration counts. While the only warnings are about the predecessor, the twin's advisory
+        (a stop ``safe_gap_m`` behind the predecessor) is not followed either: the CACC follows it. DroppedInput (``too_old``) for an array older than
         ``warning_max_age_s`` on arrival.
         """
         self._fresh('warnings', now_ns, stamp_ns, self.setup.follower.warning_max_age_s)
         self.warning_stamp_ns = int(stamp_ns)
         obstacles = self._behind_predecessor(now_ns, [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts])
+        self.warned_for_predecessor = bool(conflicts) and not obstacles
         if not obstacles:
             self.warning = None
             return
@@ -282,7 +286,8 @@ class FollowerCore:
             self.warning, self.expired['warning'] = None, self.expired['warning'] + 1
         if self.ego_obstacle is not None and (now_ns - self.ego_obstacle.stamp_ns) * 1e-9 > self.setup.ego.max_age_s:
             self.ego_obstacle = None
-        cmd = self.follower.command(now_ns, state, pred, self.warning, self.advisory, self.ego_obstacle)
+        advisory = None if self.warned_for_predecessor and pred is not None else self.advisory
+        cmd = self.follower.command(now_ns, state, pred, self.warning, advisory, self.ego_obstacle)
         self.last = cmd
         self.commands += 1
         if 'predecessor' in cmd.stale and self.pred is not None:
