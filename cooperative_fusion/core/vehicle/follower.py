@@ -382,7 +382,9 @@ class AdvisoryFollower:
         as Ploeg et al. 2011 / Milanes & Shladover 2014), with the kinematic floor of :meth:`_follow` for a
         hard-braking predecessor taken to its stop."""
         cfg = self.cfg
-        error = gap - cfg.standstill_gap_m - cfg.platoon_time_gap_s * v
+        # At crawling speeds the set gap is no shorter than obstacle_gap_m: a platoon stopped behind a hazard
+        # stands as far apart as the twin's safe gap (issue 16's min_gap_m >= 5), not standstill_gap_m.
+        error = gap - max(cfg.standstill_gap_m + cfg.platoon_time_gap_s * v, cfg.obstacle_gap_m)
         a = (cfg.cacc_gap_gain_per_s2 * min(error, cfg.cacc_max_gap_error_m)
              + cfg.cacc_speed_gain_per_s * (v_pred - v) + cfg.cacc_accel_feedforward * a_pred)
         if error > 0.0:
