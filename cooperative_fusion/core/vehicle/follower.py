@@ -392,7 +392,7 @@ class AdvisoryFollower:
             # brakes no harder than the constant deceleration that reaches the set gap at its speed.
             closing = max(v - v_pred, 0.0)
             a = max(a, cfg.cacc_accel_feedforward * min(a_pred, 0.0) - closing * closing / (2.0 * error))
-        need = stopping_decel(v, gap, v_pred, a_pred, cfg.standstill_gap_m)
+        need = stopping_decel(v, gap, v_pred, a_pred, max(cfg.standstill_gap_m, cfg.obstacle_gap_m))
         if need >= 0.5 * cfg.comfort_decel_mps2:
             a = min(a, -need)
         return a
