@@ -380,7 +380,8 @@ class AdvisoryFollower:
     def _platoon(self, v: float, gap: float, v_pred: float, a_pred: float) -> float:
         """CACC toward the predecessor known over V2V (constant time gap with its acceleration fed forward,
         as Ploeg et al. 2011 / Milanes & Shladover 2014), with the kinematic floor of :meth:`_follow` for a
-        hard-braking predecessor taken to its stop."""
+        hard-braking predecessor taken to its stop; at standstill the set gap is max(standstill_gap_m,
+        obstacle_gap_m)."""
         cfg = self.cfg
         # At crawling speeds the set gap is no shorter than obstacle_gap_m: a platoon stopped behind a hazard
         # stands as far apart as the twin's safe gap (issue 16's min_gap_m >= 5), not standstill_gap_m.
