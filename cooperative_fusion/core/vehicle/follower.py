@@ -380,9 +380,12 @@ class AdvisoryFollower:
     def _platoon(self, v: float, gap: float, v_pred: float, a_pred: float) -> float:
         """CACC toward the predecessor known over V2V (constant time gap with its acceleration fed forward,
         as Ploeg et al. 2011 / Milanes & Shladover 2014), with the kinematic floor of :meth:`_follow` for a
-        hard-braking predecessor taken to its stop."""
+        hard-braking predecessor taken to its stop; at standstill the set gap is max(standstill_gap_m,
+        obstacle_gap_m)."""
         cfg = self.cfg
-        error = gap - cfg.standstill_gap_m - cfg.platoon_time_gap_s * v
+        # At crawling speeds the set gap is no shorter than obstacle_gap_m: a platoon stopped behind a hazard
+        # stands as far apart as the twin's safe gap (issue 16's min_gap_m >= 5), not standstill_gap_m.
+        error = gap - max(cfg.standstill_gap_m + cfg.platoon_time_gap_s * v, cfg.obstacle_gap_m)
         a = (cfg.cacc_gap_gain_per_s2 * min(error, cfg.cacc_max_gap_error_m)
              + cfg.cacc_speed_gain_per_s * (v_pred - v) + cfg.cacc_accel_feedforward * a_pred)
         if error > 0.0:
@@ -390,7 +393,7 @@ class AdvisoryFollower:
             # brakes no harder than the constant deceleration that reaches the set gap at its speed.
             closing = max(v - v_pred, 0.0)
             a = max(a, cfg.cacc_accel_feedforward * min(a_pred, 0.0) - closing * closing / (2.0 * error))
-        need = stopping_decel(v, gap, v_pred, a_pred, cfg.standstill_gap_m)
+        need = stopping_decel(v, gap, v_pred, a_pred, max(cfg.standstill_gap_m, cfg.obstacle_gap_m))
         if need >= 0.5 * cfg.comfort_decel_mps2:
             a = min(a, -need)
         return a

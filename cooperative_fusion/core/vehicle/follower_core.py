@@ -28,6 +28,10 @@ from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, Follo
 #: The predecessor's acceleration is the least-squares slope of its odometry speeds over this window, s.
 ACCEL_WINDOW_S = 0.5
 
+#: A warning's obstacle farther than the predecessor's gap less this (m) is the predecessor or beyond it
+#: (the twin's track and the odometry gap differ by up to ~2 m, as the evidence does; see ``on_warnings``).
+PREDECESSOR_MARGIN_M = 3.0
+
 
 @dataclass(frozen=True)
 class EgoObstacleConfig:
@@ -116,6 +120,7 @@ class FollowerCore:
         self.commands = 0
         self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
         self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
+        self.warned_for_predecessor = False              # the newest warnings for this vehicle: its predecessor only
         self.expired = {'advisory': 0, 'warning': 0}
 
     @property
@@ -156,13 +161,16 @@ class FollowerCore:
         """One ``/twin/warnings`` array stamped ``stamp_ns``: (distance_m, other_speed_mps, other_accel_mps2) of
         each status for this vehicle.
 
-        An array without this vehicle clears its warning (the twin publishes every cycle). Of several, the one
-        needing the strongest deceleration counts. DroppedInput (``too_old``) for an array older than
+        An array without this vehicle clears its warning (the twin publishes every cycle). Warnings about the
+        predecessor or beyond it are taken as ``_behind_predecessor`` says; of the rest, the one needing the
+        strongest deceleration counts. While the only warnings are about the predecessor, the twin's advisory
+        (a stop ``safe_gap_m`` behind the predecessor) is not followed either: the CACC follows it. DroppedInput (``too_old``) for an array older than
         ``warning_max_age_s`` on arrival.
         """
         self._fresh('warnings', now_ns, stamp_ns, self.setup.follower.warning_max_age_s)
         self.warning_stamp_ns = int(stamp_ns)
-        obstacles = [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts]
+        obstacles = self._behind_predecessor(now_ns, [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts])
+        self.warned_for_predecessor = bool(conflicts) and not obstacles
         if not obstacles:
             self.warning = None
             return
@@ -183,6 +191,33 @@ class FollowerCore:
             return
         self.advisory = advisory_profile(stamp_ns, t_offset_ns, x, y)
         self.advisory_stamp_ns = int(stamp_ns)
+
+    def _behind_predecessor(self, now_ns: int, obstacles: list[Obstacle]) -> list[Obstacle]:
+        """Warning obstacles as this follower has to stop for them, given a fresh predecessor.
+
+        The twin warns a follower about its braking predecessor, and about the obstacle its predecessor
+        stops for. The predecessor itself (within ``PREDECESSOR_MARGIN_M`` of its body) is the CACC's:
+        its state comes over V2V, and taken again as an obstacle to stop ``obstacle_gap_m`` behind (with the
+        twin's noisy acceleration of its track) it braked each follower harder than its predecessor (issue
+        16: 3.7, 6.2, 7.9, 8.0 m/s^2 down the platoon). An obstacle beyond the predecessor is where the
+        predecessor stops ``obstacle_gap_m`` short of; the follower stops ``obstacle_gap_m`` behind that,
+        so it is moved nearer by the predecessor's length and ``obstacle_gap_m``. Between the follower and
+        its predecessor (a cut-in): kept as it is. Without a fresh predecessor: all kept.
+        """
+        own, pred, f = self.own, self.pred, self.setup.follower
+        if (own is None or pred is None or self.setup.predecessor_id is None
+                or (int(now_ns) - pred.received_ns) * 1e-9 > f.predecessor_max_age_s):
+            return obstacles
+        gap = self._pred_gap(own, pred)
+        length = self.setup.predecessor_length_m
+        out: list[Obstacle] = []
+        for o in obstacles:
+            if o.distance_m < gap - PREDECESSOR_MARGIN_M:
+                out.append(o)
+            elif o.distance_m > gap + length + PREDECESSOR_MARGIN_M:
+                out.append(Obstacle(o.stamp_ns, o.distance_m - length - f.obstacle_gap_m, o.speed_mps, o.source,
+                                    o.accel_mps2))
+        return out
 
     @staticmethod
     def _fresh(what: str, now_ns: int, stamp_ns: int, limit_s: float) -> None:
@@ -251,7 +286,8 @@ class FollowerCore:
             self.warning, self.expired['warning'] = None, self.expired['warning'] + 1
         if self.ego_obstacle is not None and (now_ns - self.ego_obstacle.stamp_ns) * 1e-9 > self.setup.ego.max_age_s:
             self.ego_obstacle = None
-        cmd = self.follower.command(now_ns, state, pred, self.warning, self.advisory, self.ego_obstacle)
+        advisory = None if self.warned_for_predecessor and pred is not None else self.advisory
+        cmd = self.follower.command(now_ns, state, pred, self.warning, advisory, self.ego_obstacle)
         self.last = cmd
         self.commands += 1
         if 'predecessor' in cmd.stale and self.pred is not None:

@@ -270,3 +270,15 @@ def test_a_braking_leader_is_taken_to_its_stop() -> None:
     assert steady.accel_mps2 > -1.0
     pred = f.command(0, OwnState(0, 20.0), Predecessor(0, 25.0, 20.0, -6.0))
     assert pred.limit is Limit.PREDECESSOR and pred.accel_mps2 == pytest.approx(braking.accel_mps2, abs=0.5)
+
+
+def test_a_stopped_platoon_stands_obstacle_gap_apart_not_standstill_gap():
+    # Issue 16: stopped behind the hazard, the followers crept up to standstill_gap_m (3 m) behind their
+    # predecessors, under the 5 m min_gap target; at crawling speed the set gap is obstacle_gap_m.
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
+    cmd = f.command(0, OwnState(0, 0.0), Predecessor(0, 4.5, 0.0, 0.0))          # before: +0.23 m/s^2
+    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == 0.0 and cmd.target_speed_mps == 0.0
+    cmd = f.command(0, OwnState(0, 0.0), Predecessor(0, 6.0, 0.0, 0.0))          # 1 m beyond it: closes
+    assert cmd.accel_mps2 == pytest.approx(0.15)
+    cruise = f.command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 25.0, 0.0))     # at speed: 3 + 0.48 v as before
+    assert cruise.accel_mps2 == pytest.approx(0.0, abs=1e-9)

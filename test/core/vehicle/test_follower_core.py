@@ -88,3 +88,48 @@ def test_bodies_from_the_platoon_file():
                                                   'predecessor_length_m': 12.0}
     with pytest.raises(ConfigError, match="vehicle 'v9' is not in the platoon"):
         bodies_from_platoon(platoon, 'v9')
+
+
+def _braking_pair(core: FollowerCore, speed: float = 23.0, accel: float = -3.5) -> None:
+    """Own front 15.0 m behind the predecessor's rear, both at ``speed``; the predecessor braking at ``accel``
+    for 0.5 s of 50 Hz odometry, ending at t = 0."""
+    for k in range(-25, 1):
+        core.on_predecessor_odometry(k * S // 50, 19.5, 0.0, 0.0, speed + accel * k / 50)
+    core.on_odometry(0, 0.0, 0.0, 0.0, speed)
+
+
+def test_a_warning_about_the_braking_predecessor_is_left_to_the_cacc():
+    # Issue 16, default scenario: the twin warned v3 about v2 braking 15 m ahead, with its track's noisy
+    # acceleration (-7.6 for a 3.5 m/s^2 brake); taken as an obstacle to stop 5 m behind, it braked
+    # 23^2 / (2 (10 + 22.7^2 / 15.2)) = 6.0 m/s^2 (before: limit obstacle, -6.0).
+    core = _core(FollowerMode.COOPERATIVE)
+    _braking_pair(core)
+    alone = core.step(S // 100)[0]                                   # the CACC floor: 23^2 / (2 (10 + 23^2 / 7)) = 3.09
+    assert alone.limit is Limit.PREDECESSOR and alone.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
+    assert core.warning is None and core.warned_for_predecessor
+    assert core.step(S // 100)[0] == alone
+
+
+def test_an_obstacle_beyond_the_predecessor_is_stopped_for_behind_the_predecessors_stop():
+    core = _core(FollowerMode.COOPERATIVE)
+    _braking_pair(core, 25.0, 0.0)
+    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])             # beyond: the predecessor stops 5 m short of it
+    assert core.warning.distance_m == pytest.approx(126.0 - 4.5 - 5.0) and not core.warned_for_predecessor
+    core.on_warnings(0, 0, [(8.0, 0.0, 0.0)])               # between (a cut-in): as it is
+    assert core.warning.distance_m == 8.0
+    core.pred = None                                         # no predecessor known: as it is
+    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])
+    assert core.warning.distance_m == 126.0
+
+
+def test_the_advisory_is_not_followed_while_the_only_warning_is_the_predecessor():
+    core = _core()
+    _braking_pair(core)
+    t = np.array([0, S, 2 * S], dtype=np.int64)
+    core.on_advisory(0, 0, t, np.array([0.0, 5.0, 6.0]), np.zeros(3))   # a hard stop 5 m behind the predecessor
+    core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
+    cmd, _ = core.step(S // 100)
+    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])
+    assert core.step(S // 50)[0].limit is Limit.ADVISORY

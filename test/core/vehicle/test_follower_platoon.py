@@ -60,6 +60,8 @@ def test_the_speed_cycle_braking_does_not_grow_down_the_platoon() -> None:
     min_gap, max_decel = _platoon(CYCLE)
     leader = max_decel[0]
     assert 1.5 <= leader <= 1.7                                     # 28 -> 22 m/s in 4 s
-    assert np.all(max_decel[1:] <= 1.05 * leader)                    # measured 1.68, 1.70, 1.71 vs 1.65
-    assert np.all(np.diff(max_decel[1:]) <= 0.03)
+    # measured 1.70, 1.73, 1.76 vs 1.65 (1.68, 1.70, 1.71 before the floor stopped 5 m, not 3 m, behind a
+    # predecessor taken to its stop: issue 16's min_gap_m >= 5 behind a stopping platoon)
+    assert np.all(max_decel[1:] <= 1.08 * leader)
+    assert np.all(np.diff(max_decel[1:]) <= 0.04)                   # 0.035, 0.027
     assert np.all(min_gap[1:] >= 13.0)                               # 3 + 0.48 * 22 = 13.6 at the low speed
