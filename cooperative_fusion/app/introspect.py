@@ -264,7 +264,9 @@ def _summary(msgtype: str, msg: Any) -> str:
     if msgtype == 'nav_msgs/msg/Path':
         return f'{len(msg.poses)} poses'
     if msgtype == 'geometry_msgs/msg/TwistStamped':
-        return f'linear.x {msg.twist.linear.x:.2f} m/s, angular.z {msg.twist.angular.z:.3f} rad/s'
+        # /<v>/cooperative/cmd carries its implied acceleration in linear.z (docs/follower.md)
+        return (f'linear.x {msg.twist.linear.x:.2f} m/s, linear.z {msg.twist.linear.z:.2f}, '
+                f'angular.z {msg.twist.angular.z:.3f} rad/s')
     if msgtype == 'visualization_msgs/msg/MarkerArray':
         return f'{len(msg.markers)} markers'
     if msgtype == 'rosgraph_msgs/msg/Clock':

@@ -78,6 +78,7 @@ def test_cloud_odometry_warnings_and_others() -> None:
     twist = TwistStamped()
     twist.header.frame_id = 'v1/base_link'
     twist.twist.linear.x = 21.5
+    twist.twist.linear.z = -2.25
     assert summarize('geometry_msgs/msg/TwistStamped', twist) == \
-        '0.000000000 v1/base_link linear.x 21.50 m/s, angular.z 0.000 rad/s'
+        '0.000000000 v1/base_link linear.x 21.50 m/s, linear.z -2.25, angular.z 0.000 rad/s'
     assert summarize('std_msgs/msg/String', String(data='x' * 70)) == f"- - 70 chars: '{'x' * 57}...'"
