@@ -150,12 +150,14 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
 
     from ..app import bringup, closed_loop as loop
     from ..app.platoon import load_platoon_config
-    from ..sim.scenario import load_scenario
+    from ..sim.scenario import load_scenario, scenario_platoon_config
     from .simulate import default_scenario_path
 
     # Validate every input before writing anything.
     scenario_path = Path(scenario) if scenario is not None else default_scenario_path()
     scn = load_scenario(scenario_path)
+    if config is None:  # a scenario with its own platoon ships its bringup config
+        config = scenario_platoon_config(scenario_path)
     load_platoon_config(config)
     bringup.load_faults(faults)
     if mode is not None and not closed_loop:
@@ -250,7 +252,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated seconds (default: the scenario's duration_s)")
     parser.add_argument('--seed', type=int, default=None, help="random seed (default: the scenario's seed)")
     parser.add_argument('--config', type=Path, default=None, metavar='FILE',
-                        help='bringup config (default: config/platoon.yaml)')
+                        help='bringup config (default: the scenario\'s own <name>/platoon.yaml if it ships one, '
+                             'else config/platoon.yaml)')
     parser.add_argument('--quiet', action='store_true',
                         help='warnings and errors only: no stage lines or progress bars, the nodes log at WARN '
                              'and above (the closing summary is still printed)')

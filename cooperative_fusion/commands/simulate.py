@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f'with --closed-loop: what the followers act on, one of {", ".join(MODES)} '
                              f'(default: {DEFAULT_MODE})')
     parser.add_argument('--config', type=Path, default=None, metavar='FILE',
-                        help='with --closed-loop: bringup config (default: config/platoon.yaml)')
+                        help='with --closed-loop: bringup config (default: the scenario\'s own '
+                             '<name>/platoon.yaml if it ships one, else config/platoon.yaml)')
     parser.add_argument('--faults', type=Path, default=None, metavar='FILE',
                         help='with --closed-loop: fault injection file (config/faults/*.yaml)')
 
@@ -68,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise BagError(f'{out} already exists; choose another --out or pass --overwrite')
     scenario_path = Path(args.scenario) if args.scenario is not None else default_scenario_path()
 
-    from ..sim.scenario import load_scenario
+    from ..sim.scenario import load_scenario, scenario_platoon_config
 
     scenario = load_scenario(scenario_path)
     if args.closed_loop:
+        if args.config is None:  # a scenario with its own platoon ships its bringup config
+            args.config = scenario_platoon_config(scenario_path)
         return _run_closed_loop(args, scenario, out)
 
     from ..sim.bag_writer import write_simulation

@@ -287,3 +287,28 @@ def test_demo_passes_strict_and_quiet_to_the_run(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match='stop here'):
         demo.run(args)
     assert seen['strict'] is True and seen['progress'] is False and seen['level'] == 30
+
+
+@pytest.mark.parametrize('name, own', [('platoon_mixed', True), ('highway_occlusion', False)])
+def test_demo_takes_the_scenarios_own_platoon_config(tmp_path, monkeypatch, name, own):
+    from cooperative_fusion.commands import demo
+
+    scenario = Path(__file__).resolve().parents[2] / 'config' / 'scenarios' / f'{name}.yaml'
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(['--out', str(tmp_path / 'demo'), '--duration', '0.3', '--scenario', str(scenario),
+                              '--quiet'])
+    seen = {}
+
+    def fake_run(config, *a, **kw):
+        seen['config'] = config
+        raise RuntimeError('stop here')
+
+    monkeypatch.setattr(bringup, 'run_bag_lockstep', fake_run)
+    with pytest.raises(RuntimeError, match='stop here'):
+        demo.run(args)
+    if own:
+        assert Path(seen['config']) == scenario.with_suffix('') / 'platoon.yaml'
+        assert load_platoon_config(seen['config']).vehicles[0] == 'lead'
+    else:
+        assert seen['config'] is None          # the package default, config/platoon.yaml
