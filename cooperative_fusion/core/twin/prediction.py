@@ -603,7 +603,16 @@ def braking_profile(v0_mps: float, decel_mps2: float, dt_s: float, duration_s: f
 
 def _phi(z: NDArray[np.float32]) -> NDArray[np.float32]:
     """Standard normal CDF, tanh approximation (max abs error 1.8e-4), ~10x faster than ndtr."""
-    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.7978845608) * (z + np.float32(0.044715) * z * z * z)))
+    # 0.5·(1 + tanh(0.7978845608·(z + 0.044715·z·z·z))) in one buffer, the same float32 steps in the same order.
+    t = np.multiply(np.float32(0.044715), z)
+    t *= z
+    t *= z
+    t += z
+    t *= np.float32(0.7978845608)
+    np.tanh(t, out=t)
+    t += np.float32(1.0)
+    t *= np.float32(0.5)
+    return t
 
 
 #: Windows whose clipped sizes fall in the same bins of this many cells are computed in one array.
