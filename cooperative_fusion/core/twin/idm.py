@@ -136,7 +136,9 @@ def idm_step(x: NDArray[np.floating], v: NDArray[np.floating], a: NDArray[np.flo
     a = np.asarray(a, dtype=np.float64)
     v_new = v + a * dt
     stops = v_new < 0.0
-    with np.errstate(divide='ignore', invalid='ignore'):
-        x_stop = x - np.where(stops, v * v / (2.0 * np.where(stops, a, -1.0)), 0.0)
-    x_new = np.where(stops, x_stop, x + v * dt + 0.5 * a * dt * dt)
+    x_new = x + v * dt + 0.5 * a * dt * dt
+    if stops.any():                 # most steps stop no vehicle: no stopping-point arithmetic then
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x_stop = x - np.where(stops, v * v / (2.0 * np.where(stops, a, -1.0)), 0.0)
+        x_new = np.where(stops, x_stop, x_new)
     return x_new, np.maximum(v_new, 0.0)

@@ -516,6 +516,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     own = ((np.abs(ox[0][None, :] - platoon.x[:, None]) < o_half[0][None, :] + half[:, None])
            & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
     collision = np.full(nv, np.inf)
+    collided: NDArray[np.bool_] | None = None          # np.isfinite(collision), once a vehicle has touched
     rows = np.arange(nv)
     obstacles_ignored = True
     # Constant over the steps.
@@ -538,17 +539,22 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             j = np.argmin(g_obs, axis=1)
             g_min = g_obs[rows, j]
             closer = g_min < gap
-            obstacles_ignored &= not (closer.any() or obstacle_touch.any())
-            gap = np.where(closer, g_min, gap)
-            v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
-            lead = np.where(closer, nv + j, lead)
-        collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
+            closer_any = bool(closer.any())
+            obstacles_ignored &= not (closer_any or obstacle_touch.any())
+            if closer_any:                  # else gap, v_lead and lead stay as they are
+                gap = np.where(closer, g_min, gap)
+                v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
+                lead = np.where(closer, nv + j, lead)
+        if touch.any():
+            collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
+            collided = np.isfinite(collision)
         leader[k] = lead
         check_no_nan(v, gap)
         acc[k] = np.maximum(np.minimum(idm_acceleration_unchecked(v, v_lead, gap, cfg.idm, v0_checked), lead_brake),
                             -cfg.max_decel_mps2)
         # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
-        acc[k] = np.where(np.isfinite(collision), -cfg.max_decel_mps2, acc[k])
+        if collided is not None:
+            acc[k] = np.where(collided, -cfg.max_decel_mps2, acc[k])
         if k < n_steps:
             xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
     return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
@@ -597,7 +603,16 @@ def braking_profile(v0_mps: float, decel_mps2: float, dt_s: float, duration_s: f
 
 def _phi(z: NDArray[np.float32]) -> NDArray[np.float32]:
     """Standard normal CDF, tanh approximation (max abs error 1.8e-4), ~10x faster than ndtr."""
-    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.7978845608) * (z + np.float32(0.044715) * z * z * z)))
+    # 0.5·(1 + tanh(0.7978845608·(z + 0.044715·z·z·z))) in one buffer, the same float32 steps in the same order.
+    t = np.multiply(np.float32(0.044715), z)
+    t *= z
+    t *= z
+    t += z
+    t *= np.float32(0.7978845608)
+    np.tanh(t, out=t)
+    t += np.float32(1.0)
+    t *= np.float32(0.5)
+    return t
 
 
 #: Windows whose clipped sizes fall in the same bins of this many cells are computed in one array.

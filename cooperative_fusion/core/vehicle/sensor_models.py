@@ -487,9 +487,20 @@ def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.
     out = hits.copy()
     best = np.full(len(hits), radius_m * radius_m)
     which = np.full(len(hits), -1, dtype=np.int64)
+    hx, hy = hits[:, 0], hits[:, 1]
+    ex, ey = np.empty(len(hits)), np.empty(len(hits))
     for m in range(len(movers.xy)):          # a scan has few moving returns; hits can be many
-        at = movers.xy[m][None, :] + dt_from_radar[:, None] * movers.velocity[m][None, :]
-        d2 = ((hits - at) ** 2).sum(axis=1)
+        # Per coordinate, the same float64 steps as ((hits - (xy + dt·v)) ** 2).sum(axis=1).
+        (mx, my), (vx, vy) = movers.xy[m].tolist(), movers.velocity[m].tolist()
+        np.multiply(dt_from_radar, vx, out=ex)
+        ex += mx
+        np.subtract(hx, ex, out=ex)
+        np.multiply(dt_from_radar, vy, out=ey)
+        ey += my
+        np.subtract(hy, ey, out=ey)
+        ex *= ex
+        ey *= ey
+        d2 = ex + ey
         closer = d2 <= best
         best[closer] = d2[closer]
         which[closer] = m

@@ -59,3 +59,23 @@ def test_draw_skips_the_same_duplicates_as_before(radius, seed):
     got = layer.draw(SPEC, cells, t)
     np.testing.assert_array_equal(got, want)
     assert np.count_nonzero(got != cells) > 0
+
+
+def test_draw_with_empty_and_outside_objects_matches_the_former_draw():
+    # Cells of every object moved in one pass: an object without cells, one wholly outside the window and
+    # one half outside sit between drawn ones and must not shift the others' cells.
+    t = 5 * 10**9
+    layer = DynamicLayer(DynamicConfig(duplicate_radius_m=1.0))
+    cx, cy = np.meshgrid(np.arange(-2.2, 2.3, 0.2), np.arange(-0.8, 0.9, 0.2))
+    car = np.stack([cx.ravel(), cy.ravel()], axis=1)
+    specs = [((0.0, 0.0), (12.0, 0.0), 0), (None, (5.0, 0.0), 1), ((200.0, 0.0), (0.0, 0.0), 2),
+             ((-30.5, 3.5), (3.0, 0.0), 3), ((10.0, 3.5), (-20.0, 0.0), 4), ((0.4, 0.0), (12.0, 0.0), 5)]
+    for centre, v, age in specs:
+        xy = np.zeros((0, 2)) if centre is None else car + np.array(centre)
+        layer._objects.setdefault('v1', []).append(
+            MovingObject('v1', xy, np.full(len(xy), 2.0, np.float32), np.array(v), t - age * 50 * 10**6, 'radar'))
+    cells = np.full(SPEC.shape, -1, np.int8)
+    got = layer.draw(SPEC, cells, t)
+    np.testing.assert_array_equal(got, _old_draw(layer, SPEC, cells, t))
+    drawn = np.count_nonzero(got == logodds_to_percent(np.array([2.0], np.float32))[0])
+    assert 1.5 * len(car) < drawn < 2.5 * len(car)      # two whole cars, part of one; not the duplicate (age 5)

@@ -58,6 +58,28 @@ def test_idm_step_stops_without_overshoot():
     assert_allclose(v, [0.0, 12.0, 0.0])
 
 
+def _plain_idm_step(x, v, a, dt):
+    """idm_step written out with the stopping point computed for every vehicle (the former code)."""
+    v = np.maximum(v, 0.0)
+    v_new = v + a * dt
+    stops = v_new < 0.0
+    with np.errstate(divide='ignore', invalid='ignore'):
+        x_stop = x - np.where(stops, v * v / (2.0 * np.where(stops, a, -1.0)), 0.0)
+    return np.where(stops, x_stop, x + v * dt + 0.5 * a * dt * dt), np.maximum(v_new, 0.0)
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_idm_step_is_bit_identical_to_the_plain_step(seed):
+    # Steps with and without stopping vehicles (the stopping arithmetic runs only when one stops).
+    rng = np.random.default_rng(seed)
+    for n in (1, 4, 50):
+        x, v = rng.uniform(-100, 100, n), rng.uniform(-1, 30, n)
+        for a in (rng.uniform(-2, 3, n), rng.uniform(-300, 3, n), np.zeros(n)):
+            got, want = idm_step(x, v, a, 0.1), _plain_idm_step(x, v, a, 0.1)
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and g.shape == w.shape and g.tobytes() == w.tobytes()
+
+
 def test_idm_step_never_yields_negative_speed():
     rng = np.random.default_rng(0)
     x, v = np.zeros(1000), rng.uniform(0, 30, 1000)
