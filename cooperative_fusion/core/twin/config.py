@@ -170,6 +170,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    ParamRow('conflicts.max_track_misses', 0, '... and only while it missed at most this many grids in a row '
+             '(a coasting track is extrapolated, not seen)', 0, 1000),
     ParamRow('conflicts.known_velocity_hits', 4, '... or after this many when its along-road velocity is known '
              '(0: only min_track_hits)', 0, 1000),
     ParamRow('conflicts.known_velocity_std_mps', _D_CONF.known_velocity_std_mps,

@@ -506,7 +506,11 @@ class MultiObjectTracker:
             s_inv = np.linalg.inv(s)
             d = z[None, :, :] - self._x[:, None, :2]
             maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
-            cost = np.where(maha <= cfg.gate_chi2, maha, _FORBIDDEN)
+            # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
+            # uncertain track, so a young fragment track of an object takes the detection of the
+            # settled track beside it (which then coasts and dies) and reads its jump as a speed change.
+            log_det = np.log(np.linalg.det(s))[:, None]
+            cost = np.where(maha <= cfg.gate_chi2, maha + log_det - log_det.min(), _FORBIDDEN)
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
             rows, cols = rows[ok], cols[ok]
@@ -557,12 +561,17 @@ class MultiObjectTracker:
         i_kh = np.eye(n)[None] - np.concatenate([k, np.zeros((len(rows), n, n - 2))], axis=2)
         p = i_kh @ p @ np.transpose(i_kh, (0, 2, 1)) + k @ r @ np.transpose(k, (0, 2, 1))   # Joseph form
         if vel is not None:
-            # Velocity hints: scalar sequential updates per component (exact, noises independent).
+            # Velocity hints: scalar sequential updates per component (exact, noises independent). A hint
+            # outside the gate (its 1-D innovation squared over its variance above gate_chi2) is another
+            # object's or clutter's return near the detection (a stationary false alarm beside a car), not
+            # this track's speed: it is left out.
             for comp in (0, 1):
-                m = np.isfinite(vel[:, comp])
+                c = 2 + comp
+                s_all = p[:, c, c] + cfg.meas_noise_vel_mps ** 2
+                with np.errstate(invalid='ignore'):
+                    m = np.isfinite(vel[:, comp]) & ((vel[:, comp] - x[:, c]) ** 2 <= cfg.gate_chi2 * s_all)
                 if not m.any():
                     continue
-                c = 2 + comp
                 pm, xm = p[m], x[m]
                 s_c = pm[:, c, c] + cfg.meas_noise_vel_mps ** 2
                 k_c = pm[:, :, c] / s_c[:, None]

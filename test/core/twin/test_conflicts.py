@@ -44,7 +44,7 @@ def test_stable_platoon_raises_nothing():
 def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_speed():
     pl = platoon()
     rear = pl.x[0] + LEN / 2 + 120.0
-    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig())
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=8.0))
     conflicts = find_conflicts(ro)
     assert [c.vehicle_id for c in conflicts] == ['v1', 'v2', 'v3', 'v4']
     distance = 120.0 + np.arange(4) * (GAP + LEN)
@@ -61,6 +61,19 @@ def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_
     assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_max_ttc_s=7.0))] == ['v1', 'v2', 'v3']
 
 
+def test_propagation_stops_where_the_follower_would_not_reach_the_conflict_distance_within_the_horizon():
+    # The same stopped car with a 6 s horizon: v3 would come within gap_error_m (5 m) of it only after
+    # (138.0 - 5) / 25 = 5.3 s... v3 at 6.4 s and v4 at 7.3 s are beyond: not a conflict of theirs yet, by the
+    # definition a warning is judged by (within the conflict distance inside the horizon).
+    pl = platoon()
+    rear = pl.x[0] + LEN / 2 + 120.0
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=6.0))
+    assert [c.vehicle_id for c in find_conflicts(ro)] == ['v1', 'v2']
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=6.5))
+    assert [(c.vehicle_id, c.propagated) for c in find_conflicts(ro)] == [('v1', False), ('v2', False),
+                                                                        ('v3', True)]
+
+
 def test_close_stopped_obstacle_is_an_error():
     pl = platoon(n=1)
     ro = rollout(pl, obstacle(pl.x[0] + LEN / 2 + 60.0 + 2.0), PredictionConfig())
@@ -73,7 +86,8 @@ def test_close_stopped_obstacle_is_an_error():
 def test_cut_in_ahead_of_v2_is_a_conflict_for_v2():
     pl = platoon()
     rear = pl.x[1] + LEN / 2 + 8.0
-    ro = rollout(pl, obstacle(rear + 2.0, y=0.6, vx=20.0, track_id=7), PredictionConfig())
+    # v3 (30.5 m behind it, closing at 5 m/s) would reach 5 m of it after 5.1 s: inside a 6 s horizon
+    ro = rollout(pl, obstacle(rear + 2.0, y=0.6, vx=20.0, track_id=7), PredictionConfig(horizon_s=6.0))
     by_id = {c.vehicle_id: c for c in find_conflicts(ro)}
     assert 'v1' not in by_id
     c = by_id['v2']
@@ -290,13 +304,16 @@ def test_config_validation():
 
 def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error():
     # A car that cut in 8.6 m ahead at the vehicle's speed is for its ACC; closing, it is a WARN (by its TTC at
-    # 2 m/s, by the short gap at 0.5 m/s); 4 m ahead it is an ERROR whatever the speeds.
+    # 2 m/s, by the short gap at 0.8 m/s: down to gap_error_m 5 m in 4.5 s, inside the 5 s horizon); closing
+    # at 0.5 m/s it reaches 5 m only after 7.2 s, beyond the horizon: nothing; 4 m ahead it is an ERROR
+    # whatever the speeds.
     pl = platoon(n=1)
     ahead = lambda gap, vx: obstacle(pl.x[0] + LEN / 2 + gap + 2.0, vx=vx)  # noqa: E731
     assert find_conflicts(rollout(pl, ahead(8.6, V))) == []
     (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 2.0)))
     assert c.level is ConflictLevel.WARN and c.ttc_s == pytest.approx(4.3)
-    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.5)))
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.8)))
     assert c.level is ConflictLevel.WARN and c.ttc_s > ConflictConfig().ttc_warn_s
+    assert find_conflicts(rollout(pl, ahead(8.6, V - 0.5))) == []
     (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
     assert c.level is ConflictLevel.ERROR

@@ -7,12 +7,14 @@ from numpy.testing import assert_allclose
 from cooperative_fusion.core.twin.conflicts import ConflictConfig, ConflictLevel
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.twin.prediction import PlatoonState, iou
+from cooperative_fusion.core.twin.prediction import PlatoonState, PredictionConfig, iou
 from cooperative_fusion.core.twin.tracking import Track
 from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore, mature_tracks
 
 LEN, GAP, V = 4.5, 18.0, 25.0
 SPEC = GridSpec(0.0, -15.0, 0.2, 1500, 150)       # 300 m x 30 m
+#: A horizon in which v4 (the last, 7.9 s from the stopped car below) reaches the conflict distance.
+LONG = PredictionConfig(horizon_s=8.0)
 
 
 def _paint(cells, x, y, length, width, value=100):
@@ -37,7 +39,7 @@ def _scene(t: float, stopped_x: float, car_x0: float, car_v: float) -> tuple[np.
 
 
 def test_twin_cycle_tracks_obstacles_not_platoon_and_warns_everyone():
-    twin = TwinCore()
+    twin = TwinCore(TwinConfig(prediction=LONG))
     for k in range(8):
         t = k * 0.1
         cells, pl = _scene(t, stopped_x=190.0, car_x0=80.0, car_v=20.0)
@@ -94,7 +96,7 @@ def test_cells_trailing_a_platoon_vehicle_are_not_an_obstacle(trail_s, ghost_tra
 def test_young_tracks_raise_no_conflict_until_min_track_hits():
     # The velocity of a track a few frames old (or of a fragment of a split object) is not known
     # well enough for a time to collision: conflicts wait for min_track_hits detections.
-    twin = TwinCore(TwinConfig(conflicts=ConflictConfig(min_track_hits=6)))
+    twin = TwinCore(TwinConfig(prediction=LONG, conflicts=ConflictConfig(min_track_hits=6)))
     seen = []
     for k in range(7):
         cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
@@ -133,7 +135,7 @@ def test_a_stopped_car_is_warned_about_from_its_third_detection_when_its_velocit
     # The twin's default track covariance starts at init_velocity_std_mps (10 m/s): grid positions
     # alone do not make it known within three detections, so known_velocity_hits changes nothing
     # without a velocity hint, and min_track_hits still applies.
-    twin = TwinCore(TwinConfig(conflicts=ConflictConfig(min_track_hits=6, known_velocity_hits=3)))
+    twin = TwinCore(TwinConfig(prediction=LONG, conflicts=ConflictConfig(min_track_hits=6, known_velocity_hits=3)))
     seen = []
     for k in range(7):
         cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
