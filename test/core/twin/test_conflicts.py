@@ -317,3 +317,35 @@ def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error(
     assert find_conflicts(rollout(pl, ahead(8.6, V - 0.5))) == []
     (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
     assert c.level is ConflictLevel.ERROR
+
+
+def test_a_predecessor_braking_behind_a_car_that_cut_in_slows_to_that_cars_speed_not_to_a_stop():
+    """v2 brakes at 5 m/s^2 for a car that cut in 15 m ahead of it at 20 m/s; v3 follows v2 15 m behind at
+    25 m/s. The rollout has v2 follow that car: it slows to about 20 m/s (its IDM undershoots to 18 m/s), and
+    keeping 5 m behind it costs v3 about 1.6 m/s^2. Taken to a stop at 5 m/s^2 (the old model), v2 needed 4.3 m/s^2 of v3: an ERROR
+    about v2 that truth, where v2 settles behind the car, never bears out (cut_in_close.yaml)."""
+    x = np.array([260.0, 200.0, 200.0 - GAP + 3.0 - LEN])                  # v2 -> v3 bumper gap 15 m
+    pl = PlatoonState(('v1', 'v2', 'v3'), x, np.zeros(3), np.full(3, V), np.zeros(3), np.full(3, LEN),
+                      np.full(3, 1.8), np.arange(3), np.array([0.0, -5.0, 0.0]))
+    car = obstacle(x[1] + LEN / 2 + 15.0 + 2.0, vx=20.0, track_id=9)
+    ro = rollout(pl, car, PredictionConfig())
+    assert 17.0 < ro.platoon_speed[:, 1].min() < 20.0                     # v2 follows the car, no stop
+    by_id = {c.vehicle_id: c for c in find_conflicts(ro)}
+    assert by_id['v2'].obstacle_track_id == 9                              # v2's conflict is the car itself
+    assert 'v3' not in by_id                                               # v3 only follows v2
+    # A leader braking at 5 m/s^2 15 m ahead (nothing ahead of it: it keeps braking, to a stop within the
+    # horizon) still is an ERROR for its follower.
+    (c,) = find_conflicts(rollout(platoon(n=2, gap=15.0, accel=[-5.0, 0.0]), ObstacleState.empty()))
+    assert c.predecessor_id == 'v1' and c.level is ConflictLevel.ERROR
+
+
+def test_a_closing_speed_within_three_sigma_of_the_tracked_speed_is_not_closing():
+    # 8 m ahead, 1.2 m/s slower: down to 5 m in 2.5 s. Tracked to 0.2 m/s that is closing (a WARN); tracked to
+    # 0.5 m/s (3 sigma 1.5 m/s) it cannot be told from following at the vehicle's speed: nothing.
+    pl = platoon(n=1)
+    ahead = obstacle(pl.x[0] + LEN / 2 + 8.0 + 2.0, vx=V - 1.2)
+    cfg = ConflictConfig(closing_sigmas=3.0)
+    (c,) = find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.2]))), cfg)
+    assert c.level is ConflictLevel.WARN
+    assert find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.5]))), cfg) == []
+    assert len(find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.5]))))) == 1    # 0 sigmas: off
