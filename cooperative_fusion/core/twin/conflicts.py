@@ -32,15 +32,21 @@ across it; see :mod:`.prediction`); :func:`conflict_in_map` and
   minimum over the steps, so a contact after the rollout horizon is
   extrapolated from the last step;
 - required deceleration to end ``safe_gap_m`` behind j at j's speed:
-  (v_i - v_j)² / (2 (gap_0 - safe_gap)) (for a braking predecessor: stopping
-  behind where it stops).
+  (v_i - v_j)² / (2 (gap_0 - safe_gap)) (for an actor braking now: behind it at
+  the lowest speed the rollout gives it within the horizon, a stop for a
+  leader braking with nothing ahead, about the speed of the car it follows for
+  a predecessor braking behind one);
+- closing counts only above ``min_closing_speed_mps`` and, for obstacles,
+  ``closing_sigmas`` stds of the tracked along-road speed.
 
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
-``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing.
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing
+to ``gap_error_m`` within the horizon.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
-with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
+with its own TTC below ``propagate_max_ttc_s``, to within ``gap_error_m`` inside the
+rollout's horizon: the definition a warning is judged by) gets at least a WARN for it: a
 platoon brakes together. (A car that cut in just ahead of the predecessor at
 nearly its speed gives the followers TTCs of tens of seconds: no warning.)
 Obstacles are not masked by the platoon vehicles in between: seeing past the truck ahead is the
