@@ -62,9 +62,9 @@ def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_
 
 
 def test_propagation_stops_where_the_follower_would_not_reach_the_conflict_distance_within_the_horizon():
-    # The same stopped car with a 6 s horizon: v3 would come within gap_error_m (5 m) of it only after
-    # (138.0 - 5) / 25 = 5.3 s... v3 at 6.4 s and v4 at 7.3 s are beyond: not a conflict of theirs yet, by the
-    # definition a warning is judged by (within the conflict distance inside the horizon).
+    # The same stopped car with a 6 s horizon: v2 comes within gap_error_m (5 m) of it after
+    # (142.5 - 5) / 25 = 5.5 s, v3 after 6.4 s and v4 after 7.3 s: beyond the horizon, not a conflict of theirs
+    # yet, by the definition a warning is judged by (within the conflict distance inside the horizon).
     pl = platoon()
     rear = pl.x[0] + LEN / 2 + 120.0
     ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=6.0))
