@@ -236,8 +236,10 @@ class SeeThroughSnapshot:
 CONFLICT_DISTANCE_M = 5.0
 #: A warning's obstacle position names a truth object when it lies within this of the object's box, metres.
 OBSTACLE_MATCH_M = 2.0
-#: A conflict is missed unless a true warning about it came at least this long before it, ns.
+#: A conflict is missed unless a true warning about it came at least this long before it, ns ...
 MIN_WARNING_NS = 1_000_000_000
+#: ... or, for one that truth shows too late for that (a car cutting in close ahead), within this of showing, ns.
+SUDDEN_WARNING_NS = 500_000_000
 #: Time step of the no-reaction judgement, seconds.
 JUDGE_STEP_S = 0.05
 #: An object moving across the road moves by at most this in the judgement (one lane change), metres.
@@ -483,17 +485,45 @@ def truth_conflicts(frames: Sequence[tuple[int, Sequence[Box]]], vehicles: Seque
     return sorted(out, key=lambda c: (c.moment_ns, c.vehicle, c.object))
 
 
-def missed_conflicts(conflicts: Sequence[TruthConflict], judged: Sequence[Judgement],
-                     min_warning_ns: int = MIN_WARNING_NS) -> list[TruthConflict]:
-    """The conflicts for which the vehicle got no true warning naming that object (log time) at least
-    ``min_warning_ns`` before the conflict's moment."""
-    first: dict[tuple[str, str], int] = {}
+def warning_deadline_ns(c: TruthConflict, min_warning_ns: int = MIN_WARNING_NS,
+                        sudden_ns: int = SUDDEN_WARNING_NS) -> int:
+    """Latest log time of a true warning in time for conflict ``c``: ``min_warning_ns`` before its moment, or,
+    when truth shows it later than ``sudden_ns`` before that (a car cutting in close ahead: nobody can warn
+    1 s ahead of a conflict that exists for less than that), ``sudden_ns`` after it first shows."""
+    return max(c.moment_ns - min_warning_ns, c.first_ns + sudden_ns)
+
+
+def _first_true_warnings(judged: Sequence[Judgement]) -> dict[tuple[str, str], list[int]]:
+    """(vehicle, truth object) -> sorted log times of the true warnings to the vehicle about that object."""
+    out: dict[tuple[str, str], list[int]] = {}
     for j in judged:
         for obj in j.conflicting:
-            key = (j.warning.vehicle, obj)
-            first[key] = min(first.get(key, j.warning.log_ns), j.warning.log_ns)
+            out.setdefault((j.warning.vehicle, obj), []).append(int(j.warning.log_ns))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def missed_conflicts(conflicts: Sequence[TruthConflict], judged: Sequence[Judgement],
+                     min_warning_ns: int = MIN_WARNING_NS, sudden_ns: int = SUDDEN_WARNING_NS
+                     ) -> list[TruthConflict]:
+    """The conflicts for which the vehicle got no true warning naming that object (log time) by
+    :func:`warning_deadline_ns`."""
+    times = _first_true_warnings(judged)
     return [c for c in conflicts
-            if (c.vehicle, c.object) not in first or first[(c.vehicle, c.object)] > c.moment_ns - min_warning_ns]
+            if (c.vehicle, c.object) not in times
+            or times[(c.vehicle, c.object)][0] > warning_deadline_ns(c, min_warning_ns, sudden_ns)]
+
+
+def warning_delays_ns(conflicts: Sequence[TruthConflict], judged: Sequence[Judgement],
+                      gap_ns: int = EPISODE_GAP_NS) -> list[tuple[TruthConflict, int | None]]:
+    """Per conflict, how long after truth first showed it the vehicle got its first true warning about that
+    object (log time minus ``first_ns``, ns; <= 0 when warned as it showed), None when none came while it
+    lasted (true warnings from ``gap_ns`` before it showed to ``gap_ns`` after its last frame count)."""
+    times = _first_true_warnings(judged)
+    out: list[tuple[TruthConflict, int | None]] = []
+    for c in conflicts:
+        during = [t for t in times.get((c.vehicle, c.object), []) if c.first_ns - gap_ns <= t <= c.last_ns + gap_ns]
+        out.append((c, during[0] - c.first_ns if during else None))
+    return out
 
 
 def hazard_lead_times_s(judged: Sequence[Judgement], hazard_ids: Sequence[str],

@@ -43,8 +43,10 @@ publish). Output: a JSON report whose top-level keys are DESIGN.md's:
   warning about a hazard, log time; plus ``"min"``), ``false_warnings`` (per vehicle and ``"total"``:
   episodes, one vehicle and one named object with gaps < 1 s, none of whose warnings is true; listed
   in ``false_warning_episodes``), ``missed_warnings`` (per vehicle and ``"total"``: conflicts truth
-  shows with no true warning to the vehicle about that object at least 1 s before; listed in
-  ``missed_warning_conflicts``).
+  shows with no true warning to the vehicle about that object at least 1 s before, or for one shown
+  less than 1.5 s before its moment within 0.5 s of showing; listed in ``missed_warning_conflicts``),
+  ``warning_delay_s`` (per vehicle and ``"max"``: the longest time from a truth conflict showing to
+  the vehicle's first true warning about it; each conflict in ``conflict_warning_delays``).
 
 Keys without data are null. Top-level imports stay light (the CLI imports this
 module to build its parser); numpy, scipy, rclpy and rosbags load when it runs.
@@ -576,8 +578,8 @@ class _Evaluator:
 
     def warning_report(self, vids: list[str]) -> dict[str, Any]:
         """warning_lead_time_s, false_warnings, missed_warnings and their lists (docs/metrics.md)."""
-        from ..core.evaluation import (MIN_WARNING_NS, episodes_of, hazard_lead_times_s, missed_conflicts,
-                                      truth_conflicts)
+        from ..core.evaluation import (episodes_of, hazard_lead_times_s, missed_conflicts, truth_conflicts,
+                                      warning_deadline_ns, warning_delays_ns)
 
         meta = self.truth.meta
         hazards = [str(h) for h in meta.get('hazard_ids') or []]
@@ -585,9 +587,10 @@ class _Evaluator:
         episodes = episodes_of(judged)
         conflicts = truth_conflicts(list(zip(self.truth.object_stamps, self.truth.objects)), vids, self.horizon_s,
                                     self.conflict_distance_m, road=self.truth_road)
-        # Conflicts whose "1 s before" lies after the result bag's end cannot have been warned yet: not judged.
-        judgeable = [c for c in conflicts if self.end_ns is None or c.moment_ns - MIN_WARNING_NS <= self.end_ns]
+        # Conflicts whose warning deadline lies after the result bag's end cannot have been warned yet: not judged.
+        judgeable = [c for c in conflicts if self.end_ns is None or warning_deadline_ns(c) <= self.end_ns]
         missed = missed_conflicts(judgeable, judged)
+        delays = warning_delays_ns(judgeable, judged)
         meeting = meta.get('meeting_time_ns')
         meeting = ({str(k): (None if t is None else int(t)) for k, t in meeting.items()}
                    if isinstance(meeting, Mapping) else {})
@@ -607,8 +610,16 @@ class _Evaluator:
                     'object': e.object, 'truth_objects': list(e.truth_ids), 'warnings': e.count,
                     'true_share': e.true_share, 'reason': e.reason}
 
+        def longest(vid: str | None) -> float | None:
+            values = [d for c, d in delays if d is not None and vid in (None, c.vehicle)]
+            return max(values) * 1e-9 if values else None
+
         return {
             'warning_lead_time_s': hazard_lead_times_s(judged, hazards, reach, vids),
+            'warning_delay_s': {**{v: longest(v) for v in vids}, 'max': longest(None)},
+            'conflict_warning_delays': [{'vehicle': c.vehicle, 'object': c.object, 'first_shown_s': c.first_ns * 1e-9,
+                                         'moment_s': c.moment_ns * 1e-9,
+                                         'delay_s': None if d is None else d * 1e-9} for c, d in delays],
             'false_warnings': per_vehicle(false),
             'false_warning_episodes': [episode(e) for e in false],
             'missed_warnings': per_vehicle(missed),
@@ -811,6 +822,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     missed = report.get('missed_warnings') or {}
     lines.append(f"| false warnings (episodes) | {_fmt(false.get('total'))} |")
     lines.append(f"| missed warnings (conflicts) | {_fmt(missed.get('total'))} |")
+    delay = report.get('warning_delay_s') or {}
+    lines.append(f"| longest warning delay after a conflict shows (s) | {_fmt(delay.get('max'), 2)} |")
     for key in ('see_through_object_recall', 'occupied_precision_away_from_platoon', 'moving_position_error_m'):
         value = report.get(key)
         if isinstance(value, Mapping):
@@ -881,6 +894,8 @@ def summary_table(report: Mapping[str, Any]) -> str:
         f'{v} {n}' for v, n in (report.get('false_warnings') or {}).items()))
     rows.append(f"{'missed warnings':<{width}}  " + '  '.join(
         f'{v} {n}' for v, n in (report.get('missed_warnings') or {}).items()))
+    rows.append(f"{'warning delay s':<{width}}  " + '  '.join(
+        f'{v} {_fmt(t, 2)}' for v, t in (report.get('warning_delay_s') or {}).items()))
     for key, label in (('min_gap_m', 'min gap m (truth)'), ('max_decel_mps2', 'max decel m/s² (truth)'),
                        ('collision', 'collision (truth)')):
         values = report.get(key)

@@ -11,7 +11,8 @@ import pytest
 
 from cooperative_fusion.core.evaluation import (Judgement, TruthConflict, TruthRoad, WarningRecord, box_distance,
                                                 conflict_time_s, episodes_of, hazard_lead_times_s, judge_warning,
-                                                missed_conflicts, moved, truth_conflicts)
+                                                missed_conflicts, moved, truth_conflicts, warning_deadline_ns,
+                                                warning_delays_ns)
 from cooperative_fusion.core.metrics import Box
 
 S = 1_000_000_000
@@ -174,3 +175,34 @@ def test_truth_road_is_none_on_a_straight_path_and_truth_conflicts_use_it_on_a_c
     found = truth_conflicts(frames, ['v1'], H, road=road)
     assert [(c.vehicle, c.object) for c in found] == [('v1', 'h1')]
     assert found[0].moment_ns == pytest.approx(4 * S + 4.8 * S, abs=0.06 * S)
+
+
+def test_a_sudden_conflict_is_in_time_when_warned_within_half_a_second_of_showing():
+    """A car cutting in 4 m ahead of v2 (at v2's speed, 3.5 m to its left, moving in at 1.5 m/s) is a conflict
+    from the first frame that shows its sideways motion, and overlaps v2's lane after about 1.15 s: nobody can
+    warn 1 s before that. The issue's cut-in criterion applies instead: a true warning within 0.5 s of the
+    conflict showing is in time (it used to count as missed whatever came)."""
+    frames = [(int(round((6.0 + 0.1 * k) * S)), [moved(car('v2', 0.0, 25.0), 0.1 * k),
+                                                  Box(8.5 + 2.5 * k, 3.5 - 0.15 * k, 4.5, 1.8, 0.0, 'c1', 'car', 1.5,
+                                                      25.0, -1.5)])
+              for k in range(20)]
+    (c,) = truth_conflicts(frames, ['v2'], H)
+    assert (c.vehicle, c.object, c.first_ns) == ('v2', 'c1', 6 * S)
+    assert c.moment_ns - c.first_ns < 1.5 * S                           # shown less than 1.5 s ahead
+    assert warning_deadline_ns(c) == c.first_ns + S // 2
+
+    def judged(t_s: float) -> Judgement:
+        k = int(round((t_s - 6.0) / 0.1))
+        box = frames[k][1][1]
+        return judge_warning(warning(t_s, 'v2', 'track_3', box.center_x, box.center_y), frames[k][1], H)
+
+    in_time, late = judged(6.4), judged(6.7)
+    assert in_time.true and late.true
+    assert missed_conflicts([c], [in_time]) == [] and missed_conflicts([c], [late]) == [c]
+    # The delay from showing to the first true warning, per conflict (None: never warned while it lasted).
+    ((_, delay),) = warning_delays_ns([c], [late, in_time])
+    assert delay == pytest.approx(0.4 * S, abs=1)
+    assert warning_delays_ns([c], []) == [(c, None)]
+    # A conflict shown long before its moment keeps the 1 s rule.
+    slow = TruthConflict('v3', 'h1', 0, 4 * S, 6 * S)
+    assert warning_deadline_ns(slow) == 5 * S

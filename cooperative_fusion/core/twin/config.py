@@ -133,7 +133,7 @@ PARAMETERS: tuple[ParamRow, ...] = (
              'radial speed is used only where line of sight and road are within this, degrees', 0.1, 89.0),
     # tracker
     ParamRow('tracker.model', _D_TRACKER.model.value, 'Kalman motion model: cv or ca'),
-    ParamRow('tracker.process_noise_accel', _D_TRACKER.process_noise_accel,
+    ParamRow('tracker.process_noise_accel', 3.0,
              'white acceleration std (cv, m/s^2) or jerk std (ca, m/s^3)', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_m', _D_TRACKER.meas_noise_m, 'detection centroid std, metres', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_vel_mps', _D_TRACKER.meas_noise_vel_mps, 'radar velocity hint std, m/s',
@@ -148,6 +148,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
              1e-6, 1000.0),
     ParamRow('tracker.size_smoothing', _D_TRACKER.size_smoothing, 'weight of a new detection in a track\'s size',
              0.0, 1.0),
+    ParamRow('tracker.spawn_radius_m', 5.0, 'a new track without a radar hint this close to a confirmed track starts '
+             'at its velocity (a new piece of a car seen in pieces), not at rest (0: at rest), metres', 0.0, 100.0),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
@@ -170,6 +172,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
     ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    ParamRow('conflicts.max_track_misses', 0, '... and only while it missed at most this many grids in a row '
+             '(a coasting track is extrapolated, not seen)', 0, 1000),
     ParamRow('conflicts.known_velocity_hits', 4, '... or after this many when its along-road velocity is known '
              '(0: only min_track_hits)', 0, 1000),
     ParamRow('conflicts.known_velocity_std_mps', _D_CONF.known_velocity_std_mps,
@@ -177,6 +181,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('conflicts.predecessor_reacts', _D_CONF.predecessor_reacts,
              'judge the platoon predecessor in the IDM rollout, where the follower\'s controller reacts '
              '(else: no reaction, like obstacles)'),
+    ParamRow('conflicts.closing_sigmas', 3.0, 'an obstacle closes only faster than this many stds of its tracked '
+             'speed (0: only min_closing_speed_mps)', 0.0, 100.0),
     ParamRow('conflicts.own_body_speed_tol_mps', _D_CONF.own_body_speed_tol_mps,
              'an obstacle overlapping a platoon vehicle and this close to its speed is that vehicle, m/s', 0.0, 100.0),
     ParamRow('conflicts.advisory_dt_s', _D_CONF.advisory_dt_s, 'shortest spacing of the braking poses of an '

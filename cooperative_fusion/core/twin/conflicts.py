@@ -32,15 +32,21 @@ across it; see :mod:`.prediction`); :func:`conflict_in_map` and
   minimum over the steps, so a contact after the rollout horizon is
   extrapolated from the last step;
 - required deceleration to end ``safe_gap_m`` behind j at j's speed:
-  (v_i - v_j)² / (2 (gap_0 - safe_gap)) (for a braking predecessor: stopping
-  behind where it stops).
+  (v_i - v_j)² / (2 (gap_0 - safe_gap)) (for an actor braking now: behind it at
+  the lowest speed the rollout gives it within the horizon, a stop for a
+  leader braking with nothing ahead, about the speed of the car it follows for
+  a predecessor braking behind one);
+- closing counts only above ``min_closing_speed_mps`` and, for obstacles,
+  ``closing_sigmas`` stds of the tracked along-road speed.
 
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
-``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing.
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing
+to ``gap_error_m`` within the horizon.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
-with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
+with its own TTC below ``propagate_max_ttc_s``, to within ``gap_error_m`` inside the
+rollout's horizon: the definition a warning is judged by) gets at least a WARN for it: a
 platoon brakes together. (A car that cut in just ahead of the predecessor at
 nearly its speed gives the followers TTCs of tens of seconds: no warning.)
 Obstacles are not masked by the platoon vehicles in between: seeing past the truck ahead is the
@@ -97,6 +103,12 @@ class ConflictConfig:
         the tracker's covariance): a track with a radar velocity hint (a stopped car seen by the
         leader's radar) has it after about three detections, one from grid positions alone after
         five or six. 0 hits: only ``min_track_hits`` counts
+    max_track_misses : a track raises conflicts only while it missed at most this many grids in a row: a
+        coasting track's position and velocity are extrapolated, not seen (on the common grid mostly a
+        fragment of an object whose detection went to another track, drifting at the fragment's speed)
+    closing_sigmas : an obstacle closes only faster than this many stds of its tracked along-road speed
+        (and ``min_closing_speed_mps``): a closing speed the track cannot tell from zero gives no time to
+        collision and no short-gap warning (0: only ``min_closing_speed_mps``)
     own_body_speed_tol_mps : an obstacle overlapping a platoon vehicle's box whose along-road speed
         is within this of the vehicle's is the vehicle itself, not a contact, m/s
     predecessor_reacts : judge the platoon predecessor in the IDM rollout, where the vehicle's own
@@ -118,9 +130,11 @@ class ConflictConfig:
     propagate_to_followers: bool = True
     propagate_max_ttc_s: float = 10.0
     min_track_hits: int = 1
+    max_track_misses: int = 1000
     known_velocity_hits: int = 0
     known_velocity_std_mps: float = 0.7
     own_body_speed_tol_mps: float = 1.0
+    closing_sigmas: float = 0.0
     predecessor_reacts: bool = True
     advisory_dt_s: float = 0.1
     advisory_hold_s: float = 1.0
@@ -132,13 +146,16 @@ class ConflictConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a positive finite number, got {value!r}')
-        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps'):
+        for name in ('gap_warn_m', 'gap_error_m', 'safe_gap_m', 'advisory_hold_s', 'own_body_speed_tol_mps',
+                     'closing_sigmas'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'ConflictConfig.{name} must be a finite number >= 0, got {value!r}')
         if not (isinstance(self.advisory_max_poses, int) and self.advisory_max_poses >= 4):
             raise ConfigError(f'ConflictConfig.advisory_max_poses must be an integer >= 4 (start, start of braking, '
                               f'end of braking, end of hold), got {self.advisory_max_poses!r}')
+        if not (isinstance(self.max_track_misses, int) and self.max_track_misses >= 0):
+            raise ConfigError(f'ConflictConfig.max_track_misses must be an integer >= 0, got {self.max_track_misses!r}')
         if not (isinstance(self.min_track_hits, int) and self.min_track_hits >= 1):
             raise ConfigError(f'ConflictConfig.min_track_hits must be an integer >= 1, got {self.min_track_hits!r}')
         if not (isinstance(self.known_velocity_hits, int) and self.known_velocity_hits >= 0):
@@ -265,17 +282,29 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     for k in range(1, t.shape[0]):
         in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
     closing = pl.speed[None, :, None] - ovx
+    # Slowest closing that counts, (V, K+1): for obstacles also closing_sigmas of their speed's std.
+    min_closing = np.full((nv, nk + 1), cfg.min_closing_speed_mps)
+    min_closing[:, :nk] = np.maximum(min_closing[:, :nk], cfg.closing_sigmas * ob.vx_std[None, :])
     t3 = t[:, None, None]
     with np.errstate(divide='ignore', invalid='ignore'):
-        contact = np.where(gap <= 0, t3,
-                           np.where(closing > cfg.min_closing_speed_mps, t3 + gap / closing, np.inf))
+        contact = np.where(gap <= 0, t3, np.where(closing > min_closing, t3 + gap / closing, np.inf))
     contact = np.where(in_path, contact, np.inf)
+    # When the gap would shrink to gap_error_m (the conflict distance) under no reaction: a conflict is one
+    # that does so within the rollout's horizon (the definition a warning is judged by).
+    with np.errstate(divide='ignore', invalid='ignore'):
+        near = np.where(gap <= cfg.gap_error_m, t3,
+                        np.where(closing > min_closing, t3 + (gap - cfg.gap_error_m) / closing, np.inf))
+    within = np.where(in_path, near, np.inf).min(axis=0) <= t[-1] + 1e-9            # (V, K+1)
     kmin = np.argmin(contact, axis=0)                                            # (V, K+1)
     ttc = np.take_along_axis(contact, kmin[None], axis=0)[0]
     min_gap = np.where(in_path, np.maximum(gap, 0.0), np.inf).min(axis=0)
     gap0, in_path0 = gap[0], in_path[0]
 
-    # Required deceleration (no reaction of the other; predecessor braking to a stop if it brakes now).
+    # Required deceleration (no reaction of the vehicle). The other, braking now at a_j, slows to v_end, the
+    # lowest speed the rollout gives it within the horizon: an obstacle by its bounded braking, the
+    # predecessor as it follows what is ahead of it (a truck braking hard behind a car that cut in slows to
+    # about that car's speed, not to a stop; a leader braking now keeps braking). Ending safe_gap behind it
+    # at v_end needs (v_i - v_end)^2 / (2 (gap_0 - safe_gap + (v_j - v_end)^2 / (2 |a_j|))).
     v_i = pl.speed[:, None]
     v_j = np.maximum(ovx[0], 0.0)
     a_j = np.zeros((nv, nk + 1))
@@ -283,9 +312,13 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         a_j[:, :nk] = np.clip(ob.ax, -ro.config.max_decel_mps2, ro.config.max_obstacle_accel_mps2)[None, :]
     a_j[:, nk] = pl.accel[ps]
     stopping = a_j < -1e-3
+    v_end = np.empty((nv, nk + 1))
+    v_end[:, :nk] = ro.obstacle_vx.min(axis=0)[None, :]
+    v_end[:, nk] = ro.platoon_speed[:, ps].min(axis=0)
+    v_end = np.where(stopping, np.clip(v_end, 0.0, v_j), v_j)
     with np.errstate(divide='ignore', invalid='ignore'):
-        room = gap0 - cfg.safe_gap_m + np.where(stopping, v_j ** 2 / (2.0 * np.abs(a_j)), 0.0)
-        rel = np.where(stopping, v_i, v_i - v_j)
+        room = gap0 - cfg.safe_gap_m + np.where(stopping, (v_j - v_end) ** 2 / (2.0 * np.abs(a_j)), 0.0)
+        rel = v_i - v_end
         a_req = np.where(rel > cfg.min_closing_speed_mps,
                          np.where(room > 0, rel ** 2 / (2.0 * room), np.inf), 0.0)
     if cfg.predecessor_reacts:
@@ -304,9 +337,10 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
-    # A short gap warns only while it closes: a car that cut in and follows at the vehicle's speed is
-    # for its ACC, not a conflict (below gap_error_m it is an ERROR all the same).
-    short = (gap0 < cfg.gap_warn_m) & (closing[0] > cfg.min_closing_speed_mps)
+    # A short gap warns only while it closes, to gap_error_m within the horizon: a car that cut in and
+    # follows at about the vehicle's speed is for its ACC, not a conflict (below gap_error_m it is an
+    # ERROR all the same).
+    short = (gap0 < cfg.gap_warn_m) & (closing[0] > min_closing) & within
     warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short))
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)
@@ -314,7 +348,8 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         # Sequential along the platoon order (a follower inherits from its predecessor), vectorised over obstacles.
         by_order = np.argsort(pl.order)
         for j in by_order[1:]:
-            inherit = (level[pred[j], :nk] > 0) & (ttc[j, :nk] < cfg.propagate_max_ttc_s) & (level[j, :nk] == 0)
+            inherit = ((level[pred[j], :nk] > 0) & (ttc[j, :nk] < cfg.propagate_max_ttc_s) & within[j, :nk]
+                       & (level[j, :nk] == 0))
             level[j, :nk] = np.where(inherit, 1, level[j, :nk])
             propagated[j, :nk] = inherit
 

@@ -251,6 +251,7 @@ class ObstacleState:
     misses : (K,) consecutive tracker cycles without a detection (coasting), 0 when not given
     ax : (K,) tracked acceleration along x, m/s^2 (0 when not given, or from a CV track)
     ay : (K,) ... along y
+    vx_std : (K,) std of vx, m/s (0 when not given)
     """
 
     ids: NDArray[np.int64]
@@ -267,11 +268,12 @@ class ObstacleState:
     misses: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     ax: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     ay: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    vx_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
-        for name in ('vy_std', 'ax', 'ay'):
+        for name in ('vy_std', 'ax', 'ay', 'vx_std'):
             if not np.asarray(getattr(self, name)).size:
                 object.__setattr__(self, name, np.zeros(ids.shape[0]))
         misses = np.asarray(self.misses, dtype=np.int64).reshape(-1)
@@ -281,7 +283,7 @@ class ObstacleState:
             raise MessageFormatError(f'misses has shape {misses.shape}, expected {ids.shape}')
         object.__setattr__(self, 'misses', misses)
         for name in ('x', 'y', 'vx', 'vy', 'length', 'width', 'yaw', 'yaw_rate', 'position_std', 'vy_std', 'ax',
-                     'ay'):
+                     'ay', 'vx_std'):
             object.__setattr__(self, name, _vec(name, getattr(self, name), ids.shape[0]))
 
     def __len__(self) -> int:
@@ -316,7 +318,7 @@ class ObstacleState:
         direction as footprint yaw, else its detection yaw. CA tracks give CTRV
         a yaw rate (v × a) / |v|^2. On a road, positions become (s, d), velocities,
         accelerations and yaws are taken relative to the road's heading at each
-        track (vy_std from the velocity covariance across it), and the yaw rate
+        track (vx_std, vy_std from the velocity covariance along and across it), and the yaw rate
         relative to the road's turn rate at the track's along-road speed.
         """
         if not tracks:
@@ -328,6 +330,7 @@ class ObstacleState:
         with np.errstate(divide='ignore', invalid='ignore'):
             rate = np.where(moving, (st[:, 2] * st[:, 5] - st[:, 3] * st[:, 4]) / np.maximum(speed, 1e-9) ** 2, 0.0)
         x, y, vx, vy, ax, ay = st.T
+        vx_var = np.array([t.covariance[2, 2] for t in tracks])
         vy_var = np.array([t.covariance[3, 3] for t in tracks])
         if road is not None:
             x, y = road.to_road(st[:, :2])
@@ -339,12 +342,14 @@ class ObstacleState:
             rate = rate - road.curvature_at(x) * vx
             vy_var = np.array([s_ * s_ * t.covariance[2, 2] - 2.0 * s_ * c_ * t.covariance[2, 3]
                                + c_ * c_ * t.covariance[3, 3] for t, s_, c_ in zip(tracks, s, c)])
+            vx_var = np.array([c_ * c_ * t.covariance[2, 2] + 2.0 * s_ * c_ * t.covariance[2, 3]
+                               + s_ * s_ * t.covariance[3, 3] for t, s_, c_ in zip(tracks, s, c)])
         return cls(np.array([t.track_id for t in tracks]), x, y, vx, vy,
                    np.maximum([t.length for t in tracks], min_length_m),
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
                    np.array([t.position_std_m for t in tracks]),
                    np.sqrt(np.maximum(vy_var, 0.0)),
-                   np.array([t.misses for t in tracks], np.int64), ax, ay)
+                   np.array([t.misses for t in tracks], np.int64), ax, ay, np.sqrt(np.maximum(vx_var, 0.0)))
 
 
 @dataclass(frozen=True)

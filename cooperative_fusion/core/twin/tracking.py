@@ -325,6 +325,11 @@ class TrackerConfig:
     max_misses : a confirmed track is deleted after this many consecutive misses
     init_velocity_std_mps, init_accel_std_mps2 : prior std of a new track's velocity / acceleration
     size_smoothing : weight of a new detection's extent in the track's size (0..1)
+    spawn_radius_m : a new track without a velocity hint within this of a confirmed track starts at that
+        track's velocity, not at rest (its prior std stays ``init_velocity_std_mps``): on the common grid a
+        car is often seen in pieces (rear face, side, front), and a new piece moves with the car; from rest
+        it takes seconds of detections to reach the car's speed and meanwhile closes on whatever is behind
+        it. 0: every new track starts at rest
     """
 
     model: MotionModel = MotionModel.CV
@@ -338,6 +343,7 @@ class TrackerConfig:
     init_velocity_std_mps: float = 10.0
     init_accel_std_mps2: float = 3.0
     size_smoothing: float = 0.3
+    spawn_radius_m: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, MotionModel):
@@ -354,6 +360,8 @@ class TrackerConfig:
             raise ConfigError(f'max_misses must be >= 1, got {self.max_misses}')
         if not 0.0 <= self.size_smoothing <= 1.0:
             raise ConfigError(f'size_smoothing must be in [0, 1], got {self.size_smoothing}')
+        if not (0.0 <= self.spawn_radius_m < math.inf):
+            raise ConfigError(f'spawn_radius_m must be a finite number of metres >= 0, got {self.spawn_radius_m!r}')
 
     @property
     def state_dim(self) -> int:
@@ -506,7 +514,11 @@ class MultiObjectTracker:
             s_inv = np.linalg.inv(s)
             d = z[None, :, :] - self._x[:, None, :2]
             maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
-            cost = np.where(maha <= cfg.gate_chi2, maha, _FORBIDDEN)
+            # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
+            # uncertain track, so a young fragment track of an object takes the detection of the
+            # settled track beside it (which then coasts and dies) and reads its jump as a speed change.
+            log_det = np.log(np.linalg.det(s))[:, None]
+            cost = np.where(maha <= cfg.gate_chi2, maha + log_det - log_det.min(), _FORBIDDEN)
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
             rows, cols = rows[ok], cols[ok]
@@ -557,12 +569,17 @@ class MultiObjectTracker:
         i_kh = np.eye(n)[None] - np.concatenate([k, np.zeros((len(rows), n, n - 2))], axis=2)
         p = i_kh @ p @ np.transpose(i_kh, (0, 2, 1)) + k @ r @ np.transpose(k, (0, 2, 1))   # Joseph form
         if vel is not None:
-            # Velocity hints: scalar sequential updates per component (exact, noises independent).
+            # Velocity hints: scalar sequential updates per component (exact, noises independent). A hint
+            # outside the gate (its 1-D innovation squared over its variance above gate_chi2) is another
+            # object's or clutter's return near the detection (a stationary false alarm beside a car), not
+            # this track's speed: it is left out.
             for comp in (0, 1):
-                m = np.isfinite(vel[:, comp])
+                c = 2 + comp
+                s_all = p[:, c, c] + cfg.meas_noise_vel_mps ** 2
+                with np.errstate(invalid='ignore'):
+                    m = np.isfinite(vel[:, comp]) & ((vel[:, comp] - x[:, c]) ** 2 <= cfg.gate_chi2 * s_all)
                 if not m.any():
                     continue
-                c = 2 + comp
                 pm, xm = p[m], x[m]
                 s_c = pm[:, c, c] + cfg.meas_noise_vel_mps ** 2
                 k_c = pm[:, :, c] / s_c[:, None]
@@ -582,9 +599,16 @@ class MultiObjectTracker:
         var[:, 2:4] = cfg.init_velocity_std_mps ** 2
         if n == 6:
             var[:, 4:6] = cfg.init_accel_std_mps2 ** 2
+        if cfg.spawn_radius_m > 0 and self._confirmed.any():
+            # A piece of an object already tracked: start at that track's velocity (see spawn_radius_m).
+            parents = np.nonzero(self._confirmed)[0]
+            d2 = ((z[:, None, :] - self._x[parents][None, :, :2]) ** 2).sum(axis=2)
+            near = np.argmin(d2, axis=1)
+            close = d2[np.arange(nb), near] <= cfg.spawn_radius_m ** 2
+            x[close, 2:4] = self._x[parents[near[close]], 2:4]
         if vel is not None:
             known = np.isfinite(vel)
-            x[:, 2:4] = np.where(known, vel, 0.0)
+            x[:, 2:4] = np.where(known, vel, x[:, 2:4])
             var[:, 2:4] = np.where(known, cfg.meas_noise_vel_mps ** 2, var[:, 2:4])
         p = np.zeros((nb, n, n))
         p[:, np.arange(n), np.arange(n)] = var

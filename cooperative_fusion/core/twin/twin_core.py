@@ -86,11 +86,13 @@ def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | No
     A track is mature from ``cfg.min_track_hits`` detections on, or from ``cfg.known_velocity_hits``
     (when > 0) once the 1-sigma std of its velocity along the road (``road``'s heading at the track;
     map x without a road) is at most ``cfg.known_velocity_std_mps``: a time to collision needs the
-    closing speed, not a track's age.
+    closing speed, not a track's age. Either way only while it missed at most ``cfg.max_track_misses``
+    grids in a row (a coasting track is extrapolated, not seen).
     """
     if not tracks:
         return np.zeros(0, dtype=bool)
     hits = np.array([t.hits for t in tracks])
+    seen = np.array([t.misses for t in tracks]) <= cfg.max_track_misses
     mature = hits >= cfg.min_track_hits
     if cfg.known_velocity_hits > 0:
         cov = np.stack([t.covariance[2:4, 2:4] for t in tracks])
@@ -102,7 +104,7 @@ def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | No
         var = c * c * cov[:, 0, 0] + 2.0 * c * s * cov[:, 0, 1] + s * s * cov[:, 1, 1]
         known = var <= cfg.known_velocity_std_mps ** 2
         mature |= (hits >= cfg.known_velocity_hits) & known
-    return mature
+    return mature & seen
 
 
 class TwinCore:

@@ -44,7 +44,7 @@ def test_stable_platoon_raises_nothing():
 def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_speed():
     pl = platoon()
     rear = pl.x[0] + LEN / 2 + 120.0
-    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig())
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=8.0))
     conflicts = find_conflicts(ro)
     assert [c.vehicle_id for c in conflicts] == ['v1', 'v2', 'v3', 'v4']
     distance = 120.0 + np.arange(4) * (GAP + LEN)
@@ -61,6 +61,19 @@ def test_stopped_obstacle_ahead_of_the_platoon_gives_all_four_ttc_distance_over_
     assert [c.vehicle_id for c in find_conflicts(ro, ConflictConfig(propagate_max_ttc_s=7.0))] == ['v1', 'v2', 'v3']
 
 
+def test_propagation_stops_where_the_follower_would_not_reach_the_conflict_distance_within_the_horizon():
+    # The same stopped car with a 6 s horizon: v2 comes within gap_error_m (5 m) of it after
+    # (142.5 - 5) / 25 = 5.5 s, v3 after 6.4 s and v4 after 7.3 s: beyond the horizon, not a conflict of theirs
+    # yet, by the definition a warning is judged by (within the conflict distance inside the horizon).
+    pl = platoon()
+    rear = pl.x[0] + LEN / 2 + 120.0
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=6.0))
+    assert [c.vehicle_id for c in find_conflicts(ro)] == ['v1', 'v2']
+    ro = rollout(pl, obstacle(rear + 2.0), PredictionConfig(horizon_s=6.5))
+    assert [(c.vehicle_id, c.propagated) for c in find_conflicts(ro)] == [('v1', False), ('v2', False),
+                                                                        ('v3', True)]
+
+
 def test_close_stopped_obstacle_is_an_error():
     pl = platoon(n=1)
     ro = rollout(pl, obstacle(pl.x[0] + LEN / 2 + 60.0 + 2.0), PredictionConfig())
@@ -73,7 +86,8 @@ def test_close_stopped_obstacle_is_an_error():
 def test_cut_in_ahead_of_v2_is_a_conflict_for_v2():
     pl = platoon()
     rear = pl.x[1] + LEN / 2 + 8.0
-    ro = rollout(pl, obstacle(rear + 2.0, y=0.6, vx=20.0, track_id=7), PredictionConfig())
+    # v3 (30.5 m behind it, closing at 5 m/s) would reach 5 m of it after 5.1 s: inside a 6 s horizon
+    ro = rollout(pl, obstacle(rear + 2.0, y=0.6, vx=20.0, track_id=7), PredictionConfig(horizon_s=6.0))
     by_id = {c.vehicle_id: c for c in find_conflicts(ro)}
     assert 'v1' not in by_id
     c = by_id['v2']
@@ -290,13 +304,48 @@ def test_config_validation():
 
 def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error():
     # A car that cut in 8.6 m ahead at the vehicle's speed is for its ACC; closing, it is a WARN (by its TTC at
-    # 2 m/s, by the short gap at 0.5 m/s); 4 m ahead it is an ERROR whatever the speeds.
+    # 2 m/s, by the short gap at 0.8 m/s: down to gap_error_m 5 m in 4.5 s, inside the 5 s horizon); closing
+    # at 0.5 m/s it reaches 5 m only after 7.2 s, beyond the horizon: nothing; 4 m ahead it is an ERROR
+    # whatever the speeds.
     pl = platoon(n=1)
     ahead = lambda gap, vx: obstacle(pl.x[0] + LEN / 2 + gap + 2.0, vx=vx)  # noqa: E731
     assert find_conflicts(rollout(pl, ahead(8.6, V))) == []
     (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 2.0)))
     assert c.level is ConflictLevel.WARN and c.ttc_s == pytest.approx(4.3)
-    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.5)))
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.8)))
     assert c.level is ConflictLevel.WARN and c.ttc_s > ConflictConfig().ttc_warn_s
+    assert find_conflicts(rollout(pl, ahead(8.6, V - 0.5))) == []
     (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
     assert c.level is ConflictLevel.ERROR
+
+
+def test_a_predecessor_braking_behind_a_car_that_cut_in_slows_to_that_cars_speed_not_to_a_stop():
+    """v2 brakes at 5 m/s^2 for a car that cut in 15 m ahead of it at 20 m/s; v3 follows v2 15 m behind at
+    25 m/s. The rollout has v2 follow that car: it slows to about 20 m/s (its IDM undershoots to 18 m/s), and
+    keeping 5 m behind it costs v3 about 1.6 m/s^2. Taken to a stop at 5 m/s^2 (the old model), v2 needed 4.3 m/s^2 of v3: an ERROR
+    about v2 that truth, where v2 settles behind the car, never bears out (cut_in_close.yaml)."""
+    x = np.array([260.0, 200.0, 200.0 - GAP + 3.0 - LEN])                  # v2 -> v3 bumper gap 15 m
+    pl = PlatoonState(('v1', 'v2', 'v3'), x, np.zeros(3), np.full(3, V), np.zeros(3), np.full(3, LEN),
+                      np.full(3, 1.8), np.arange(3), np.array([0.0, -5.0, 0.0]))
+    car = obstacle(x[1] + LEN / 2 + 15.0 + 2.0, vx=20.0, track_id=9)
+    ro = rollout(pl, car, PredictionConfig())
+    assert 17.0 < ro.platoon_speed[:, 1].min() < 20.0                     # v2 follows the car, no stop
+    by_id = {c.vehicle_id: c for c in find_conflicts(ro)}
+    assert by_id['v2'].obstacle_track_id == 9                              # v2's conflict is the car itself
+    assert 'v3' not in by_id                                               # v3 only follows v2
+    # A leader braking at 5 m/s^2 15 m ahead (nothing ahead of it: it keeps braking, to a stop within the
+    # horizon) still is an ERROR for its follower.
+    (c,) = find_conflicts(rollout(platoon(n=2, gap=15.0, accel=[-5.0, 0.0]), ObstacleState.empty()))
+    assert c.predecessor_id == 'v1' and c.level is ConflictLevel.ERROR
+
+
+def test_a_closing_speed_within_three_sigma_of_the_tracked_speed_is_not_closing():
+    # 8 m ahead, 1.2 m/s slower: down to 5 m in 2.5 s. Tracked to 0.2 m/s that is closing (a WARN); tracked to
+    # 0.5 m/s (3 sigma 1.5 m/s) it cannot be told from following at the vehicle's speed: nothing.
+    pl = platoon(n=1)
+    ahead = obstacle(pl.x[0] + LEN / 2 + 8.0 + 2.0, vx=V - 1.2)
+    cfg = ConflictConfig(closing_sigmas=3.0)
+    (c,) = find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.2]))), cfg)
+    assert c.level is ConflictLevel.WARN
+    assert find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.5]))), cfg) == []
+    assert len(find_conflicts(rollout(pl, replace(ahead, vx_std=np.array([0.5]))))) == 1    # 0 sigmas: off

@@ -240,3 +240,50 @@ def test_extract_detections_merges_pieces_of_one_car_but_not_cars_in_adjacent_la
     assert merged.cell_count[order][1] < merged.cell_count[order][0]
     with pytest.raises(ConfigError, match='merge_gap_m must be a finite number'):
         extract_detections(cells, spec, merge_gap_m=-1.0)
+
+
+def _settled_car(trk: MultiObjectTracker, frames: int = 20, v: float = 20.0) -> None:
+    """A car at ``v`` m/s along x, its radar hint each frame, for ``frames`` frames (10 Hz)."""
+    for k in range(frames):
+        trk.update(np.array([[v * k * 0.1, 0.0]]), k * DT_NS, velocities=np.array([[v, np.nan]]))
+
+
+def test_a_radar_hint_far_from_the_tracks_speed_is_clutter_not_a_speed():
+    # A stationary false alarm within the association radius of a car at 20 m/s hints 0.1 m/s: 20 sigma off the
+    # track's speed, another return than the car's. It is left out (it used to drag the car's speed down).
+    trk = MultiObjectTracker(_cfg())
+    _settled_car(trk)
+    trk.update(np.array([[40.0, 0.0]]), 20 * DT_NS, velocities=np.array([[0.1, np.nan]]))
+    assert_allclose(trk.tracks()[0].vx, 20.0, atol=0.05)
+    # A hint close to the track's speed still corrects it.
+    trk.update(np.array([[42.0, 0.0]]), 21 * DT_NS, velocities=np.array([[21.0, np.nan]]))
+    assert 20.05 < trk.tracks()[0].vx < 21.0
+
+
+def test_a_new_piece_beside_a_tracked_car_starts_at_the_cars_velocity():
+    # A car seen by its rear face (tracked at 20 m/s) shows a second piece 3.5 m ahead (its front, seen from
+    # another vehicle). That piece's track starts at the car's velocity, not at rest: from rest it reads as a
+    # car 20 m/s slower for its first frames. Beyond spawn_radius_m a new track starts at rest as before.
+    for radius, expected in ((5.0, 20.0), (0.0, 0.0), (3.0, 0.0)):
+        trk = MultiObjectTracker(_cfg(spawn_radius_m=radius))
+        _settled_car(trk)
+        trk.update(np.array([[40.0, 0.0], [43.5, 0.2]]), 20 * DT_NS, velocities=np.array([[20.0, np.nan]] * 2)
+                   * np.array([[1.0, 1.0], [np.nan, 1.0]]))
+        (piece,) = [t for t in trk.tracks(include_tentative=True) if t.hits == 1]
+        assert_allclose(piece.vx, expected, atol=1e-9)
+    with pytest.raises(ConfigError, match='spawn_radius_m must be a finite number of metres >= 0'):
+        TrackerConfig(spawn_radius_m=-1.0)
+
+
+def test_a_settled_track_keeps_its_detection_against_a_young_track_beside_it():
+    # One detection between a settled track (predicted at 42.0 m, position std about 0.2 m) and a young piece
+    # without a speed (at rest at 44.0 m, std about 1 m). By Mahalanobis distance alone the young track is
+    # nearer (1.4 m at 1 m std against 0.6 m at 0.3 m std) and takes it; by likelihood (distance plus the log
+    # of the covariance) the settled one does, and the young one coasts.
+    trk = MultiObjectTracker(_cfg(confirm_hits=1, confirm_window=1))
+    _settled_car(trk)
+    trk.update(np.array([[40.0, 0.0], [44.0, 0.0]]), 20 * DT_NS, velocities=np.array([[20.0, np.nan], [np.nan] * 2]))
+    old = next(t.track_id for t in trk.tracks() if t.hits > 1)
+    trk.update(np.array([[42.6, 0.0]]), 21 * DT_NS)
+    by_id = {t.track_id: t for t in trk.tracks()}
+    assert by_id[old].misses == 0 and [t.misses for i, t in by_id.items() if i != old] == [1]

@@ -12,9 +12,9 @@ from numpy.testing import assert_allclose
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.road import RoadModel
 from cooperative_fusion.core.twin.conflicts import ConflictLevel, find_conflicts
-from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, rollout
+from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
 from cooperative_fusion.core.twin.tracking import MotionModel, Track
-from cooperative_fusion.core.twin.twin_core import TwinCore
+from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore
 
 LEN, WID, GAP, V, DT = 4.5, 1.8, 18.0, 25.0, 0.1
 STOP_AHEAD_M = 120.0          # the stopped car, ahead of the leader's front at the last cycle
@@ -69,7 +69,7 @@ def _run(road: RoadModel, stopped: bool = True, next_lane_car: bool = True, seed
     spec = _grid_for(road)
     t_end = (CYCLES - 1) * DT
     s_stop = _leader_s(t_end) + LEN / 2 + STOP_AHEAD_M + 2.0
-    twin = TwinCore()
+    twin = TwinCore(TwinConfig(prediction=PredictionConfig(horizon_s=8.0)))   # v4 is 7.3 s from the conflict distance
     for k in range(CYCLES):
         t = k * DT
         cells = np.zeros(spec.shape, np.int8)
