@@ -37,7 +37,8 @@ across it; see :mod:`.prediction`); :func:`conflict_in_map` and
 
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
-``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing.
+``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing
+(fast enough to fall below ``gap_error_m`` within ``ttc_warn_s``).
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
 with its own TTC below ``propagate_max_ttc_s``) gets at least a WARN for it: a
@@ -304,9 +305,11 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
                         | (in_path0 & (gap0 < cfg.gap_error_m)))
-    # A short gap warns only while it closes: a car that cut in and follows at the vehicle's speed is
-    # for its ACC, not a conflict (below gap_error_m it is an ERROR all the same).
-    short = (gap0 < cfg.gap_warn_m) & (closing[0] > cfg.min_closing_speed_mps)
+    # A short gap warns only while it closes, fast enough to fall below gap_error_m within ttc_warn_s: a car
+    # that cut in and follows at about the vehicle's speed is for its ACC, not a conflict (a few tenths of
+    # a m/s of tracked speed error no longer warn about it; below gap_error_m it is an ERROR all the same).
+    short = ((gap0 < cfg.gap_warn_m) & (closing[0] > cfg.min_closing_speed_mps)
+             & (gap0 - closing[0] * cfg.ttc_warn_s < cfg.gap_error_m))
     warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short))
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)

@@ -290,13 +290,18 @@ def test_config_validation():
 
 def test_a_short_gap_warns_only_while_it_closes_and_is_an_error_below_gap_error():
     # A car that cut in 8.6 m ahead at the vehicle's speed is for its ACC; closing, it is a WARN (by its TTC at
-    # 2 m/s, by the short gap at 0.5 m/s); 4 m ahead it is an ERROR whatever the speeds.
+    # 2 m/s, by the short gap at 0.7 m/s: below gap_error_m within ttc_warn_s); 4 m ahead it is an ERROR
+    # whatever the speeds.
     pl = platoon(n=1)
     ahead = lambda gap, vx: obstacle(pl.x[0] + LEN / 2 + gap + 2.0, vx=vx)  # noqa: E731
     assert find_conflicts(rollout(pl, ahead(8.6, V))) == []
     (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 2.0)))
     assert c.level is ConflictLevel.WARN and c.ttc_s == pytest.approx(4.3)
-    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.5)))
+    (c,) = find_conflicts(rollout(pl, ahead(8.6, V - 0.7)))
     assert c.level is ConflictLevel.WARN and c.ttc_s > ConflictConfig().ttc_warn_s
+    # Closing at 0.3-0.5 m/s (a tracked speed error of a car following at the vehicle's speed) it stays above
+    # gap_error_m for longer than ttc_warn_s: nothing (truck_brakes seed 3: "gap 8.8 m, ttc 28.8 s").
+    assert find_conflicts(rollout(pl, ahead(8.6, V - 0.5))) == []
+    assert find_conflicts(rollout(pl, ahead(8.8, V - 0.3))) == []
     (c,) = find_conflicts(rollout(pl, ahead(4.0, V)))
     assert c.level is ConflictLevel.ERROR
