@@ -16,7 +16,8 @@ the leader may be braking there for a track not yet confirmed, and the warning
 would name the predecessor instead.
 
 For vehicle i and each other actor j ahead of it in its path at prediction step k
-(centre within ``lane_half_width_m`` of i's lane, and ahead: its rear was ahead of
+(centre within ``lane_half_width_m`` of i's lane and its box overlapping i's width across
+the road, and ahead: its rear was ahead of
 i's front at the first step of its current stay in that lane, now or when it
 comes into it; or, at the start, touching i: overlapping its box along and across
 the road and not moving with it, contact now):
@@ -274,7 +275,10 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
 
     xi3 = xi[:, :, None]
     gap = ox - ohalf - xi3 - half_v[None, :, None]
-    in_lane = valid & (np.abs(oy - pl.y[None, :, None]) <= cfg.lane_half_width_m)
+    # In the lane: centre within lane_half_width_m of the vehicle's line, and the boxes overlapping across the
+    # road (a piece of a next-lane car's near side on the lane line, 0.8 m wide, is passed, not run into).
+    dy = np.abs(oy - pl.y[None, :, None])
+    in_lane = valid & (dy <= cfg.lane_half_width_m) & (dy < (0.5 * pl.width[:, None] + owide)[None])
     # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
     # at the start also an actor the vehicle's box touches now (contact).
     in_path = np.empty_like(in_lane)

@@ -144,6 +144,7 @@ class TwinCore:
             heading = 0.0 if road is None else road.heading_at(road.to_road(np.asarray(radar_xyv)[:, :2])[0])
             dets = associate_radar(dets, radar_xyv, radar_sensor_xy, cfg.radar_radius_m, cfg.radar_max_los_angle_deg,
                                    road_heading_rad=heading)
+        self.tracker.predict_to(stamp_ns, road)             # tracks follow the road's curve
         tracks = self.tracker.update_detections(dets, stamp_ns)
         ro = rollout(platoon.in_road(road), ObstacleState.from_tracks(tracks, road=road), cfg.prediction, road=road)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
