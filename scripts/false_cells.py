@@ -151,7 +151,7 @@ class Analyser(_Evaluator):
             self.classes[cls if not where else f'{cls}:{where}'] += 1
             self.per_time_class.setdefault(cls, Counter())[int((t - int(self.stamps[0])) // 1_000_000_000)] += 1
             if obj:
-                self.per_object[f'{cls}:{obj}'] += 1
+                self.per_object[f'{cls}:{obj}:{where}'] += 1
             for v in holders:
                 self.per_vehicle[v] += 1
 
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print('\nclass, side, ego grids holding it, radar within 1 m:')
     for key, n in an.counts.most_common(25):
         print(f'  {" / ".join(k or "-" for k in key):40s} {n:7d}')
-    print('\nper object (top 15):')
-    for key, n in an.per_object.most_common(15):
+    print('\nper object and side (top 30):')
+    for key, n in an.per_object.most_common(30):
         print(f'  {key:20s} {n:7d}')
     print('\nper vehicle ego grid holding a false cell:')
     for key, n in an.per_vehicle.most_common():
