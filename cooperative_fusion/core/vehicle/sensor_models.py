@@ -57,12 +57,9 @@ __all__ = [
     'RADAR_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
 ]
 
-#: Radar cells whose spread evidence is below this fraction of logit(p_hit) count as unknown: the
-#: Gaussian's value at one sigma, so a detection speaks for the cells within one sigma of it. Fused at
-#: 20 Hz with a 2 s half-life, even 2 % of logit(p_hit) per scan adds up to an occupied cell, so a cut at
-#: 1 % (3 sigma) drew every object the radar sees repeatedly 1-1.5 m too wide where nothing else gives
-#: free evidence (a stopped car 75-100 m ahead, beyond the lidar's ground returns; docs/fusion.md).
-RADAR_KNOWN_FRACTION = math.exp(-0.5)
+#: Radar cells whose spread evidence is below this fraction of logit(p_hit) count
+#: as unknown (a Gaussian falls below 1 % at about 3 sigma).
+RADAR_KNOWN_FRACTION = 0.01
 #: Gaussian kernel radius in sigmas for the radar spread (scipy's default).
 RADAR_TRUNCATE = 4.0
 
