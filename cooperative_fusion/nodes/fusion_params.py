@@ -120,6 +120,8 @@ PARAMS: tuple[Param, ...] = (
     Param('coregistration.max_correction_deg', 5.0, 'largest rotation accepted, degrees', 0.001, 180.0),
     Param('coregistration.min_constraint', 0.02, 'smallest eigenvalue of the normalised information matrix',
           0.0, 100.0),
+    Param('coregistration.max_std_m', 0.1, 'largest standard deviation of the estimate along its least determined '
+          'direction (residual variance times the inverse information matrix), to accept, metres', 0.001, 100.0),
     Param('coregistration.max_iterations', 50, 'ICP iterations', 1, 10_000),
     Param('coregistration.normal_radius_m', 1.0, 'neighbours of a reference cell for its line normal; a cell '
           'without a line around it (post, corner) is matched point-to-point, metres', 0.01, 100.0),
