@@ -401,13 +401,24 @@ class AdvisoryFollower:
     def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
         """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches
         half the comfortable deceleration: braking at the need keeps the need constant, so an approach that
-        starts with room never brakes harder than ``comfort_decel_mps2``; without room, up to the limit."""
+        starts with room never brakes harder than ``comfort_decel_mps2``; without room, at the need, up to the
+        limit. The IIDM never brakes harder than the larger of the two: past the comfortable deceleration its
+        time gap term asks for far more than the stop needs (a car merging 40 m ahead at 15 m/s slower: the
+        need is 3.0 m/s^2, the IIDM 12), and a need just above comfort must not jump to the braking limit.
+        Inside ``stop_gap`` already (a car that cut in), the need is the deceleration that avoids contact plus
+        ``comfort_decel_mps2``: at nearly the own speed it is dropped back from at about the comfortable rate,
+        not braked for at the limit (which keeps hardly more of the gap and brakes the vehicles behind);
+        much slower and close, it still takes the limit."""
         cfg = self.cfg
         a = _iidm(v, max(v0, 1e-3), gap, v_other, stop_gap, cfg)
-        need = stopping_decel(v, gap, v_other, a_other, stop_gap)
+        if gap > stop_gap:
+            need = stopping_decel(v, gap, v_other, a_other, stop_gap)
+        else:
+            contact = stopping_decel(v, gap, v_other, a_other, 0.0)
+            need = contact + cfg.comfort_decel_mps2 if contact > 0.0 else 0.0
         if need >= 0.5 * cfg.comfort_decel_mps2:
             a = min(a, -need)
-        return a if need > cfg.comfort_decel_mps2 else max(a, -cfg.comfort_decel_mps2)
+        return max(a, -max(cfg.comfort_decel_mps2, need))
 
     @staticmethod
     def _at_now(gap: float, v_other: float, v_own: float, age_s: float) -> tuple[float, float]:
