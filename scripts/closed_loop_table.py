@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Closed-loop mode comparison (issue 16): the outcome of each follower mode, measured from truth.
 
-For each scenario (default: highway_occlusion, truck_brakes, cut_in), seed (7) and faults variant (none and
-config/faults/lossy.yaml) it runs ``cooperative-fusion demo --closed-loop --mode M`` for the modes
+For each scenario (default: the issue's highway_occlusion, truck_brakes, cut_in and platoon_speed_cycle), seed
+(7) and faults variant (none and config/faults/lossy.yaml; the speed cycle without faults only) it runs ``cooperative-fusion demo --closed-loop --mode M`` for the modes
 (ego, cooperative, cooperative+advisory) into ``WORK/<scenario>/<variant>/<mode>/`` (a run whose
 ``report.json`` is already there, of that mode and seed, is reused unless ``--force``), then writes one
 Markdown table per scenario and variant: the modes as columns, the outcome keys of the report
 (``min_gap_m``, ``min_ttc_s``, ``max_decel_mps2``, ``collision``, ``time_headway_s``; docs/metrics.md)
 per vehicle as rows. The tables go into the ``## Outcome by mode`` section of ``--out`` (default
 docs/closed_loop.md; the rest of that file, a hand-written ``## Reading`` after it included, is kept),
-with every table whose reports are in WORK, so it can be made in parts; they are printed too.
+with every table whose reports are in WORK, so it can be made in parts; they are printed too, followed by
+a short summary for the README (min gap, max deceleration per vehicle, collisions).
 
     .venv/bin/python scripts/closed_loop_table.py [--work DIR] [--out docs/closed_loop.md] [--seed 7]
         [--scenario NAME ...] [--modes ego,cooperative,...] [--faults none|lossy|both] [--duration S] [--force]
@@ -36,7 +37,10 @@ if str(ROOT) not in sys.path:
 
 from cooperative_fusion.evaluation.report import OUTCOME_LABELS, outcome_cell  # noqa: E402
 
-SCENARIOS = ('highway_occlusion', 'truck_brakes', 'cut_in')
+SCENARIOS = ('highway_occlusion', 'truck_brakes', 'cut_in', 'platoon_speed_cycle')
+#: Scenario -> the faults variants it is run with, where not all of VARIANTS (the speed cycle checks that
+#: no braking comes from the twin; faults are the other scenarios' question).
+SCENARIO_VARIANTS: dict[str, tuple[str, ...]] = {'platoon_speed_cycle': ('none',)}
 MODES = ('ego', 'cooperative', 'cooperative+advisory')
 #: Faults variant -> faults file (None: no faults).
 VARIANTS: dict[str, Path | None] = {'none': None, 'lossy': CONFIG / 'faults' / 'lossy.yaml'}
@@ -174,6 +178,45 @@ def collect(work: Path, scenarios: Sequence[str], variants: Sequence[str], modes
     return [s for s in out if s]
 
 
+def variants_of(scenario: str, variants: Sequence[str]) -> list[str]:
+    """The faults variants of ``variants`` that ``scenario`` is run with (:data:`SCENARIO_VARIANTS`)."""
+    allowed = SCENARIO_VARIANTS.get(Path(scenario).stem if scenario.endswith(('.yaml', '.yml')) else scenario)
+    return [v for v in variants if allowed is None or v in allowed]
+
+
+def _per_vehicle(key: str, report: Mapping[str, Any] | None, vids: Sequence[str]) -> str:
+    """``a/b/c/d``: the report's ``key`` for each vehicle (``–`` where it has none), or n/a without a report."""
+    values = (report or {}).get(key)
+    if not isinstance(values, Mapping):
+        return 'n/a'
+    return '/'.join('–' if values.get(v) is None else outcome_cell(key, values.get(v)) for v in vids)
+
+
+def summary_table(work: Path, scenarios: Sequence[str], seed: int, modes: Sequence[str] = MODES) -> list[str]:
+    """The README's short table: one row each of ``min_gap_m``, ``max_decel_mps2`` (per vehicle, a/b/c/d) and
+    the vehicles in a collision, per scenario and faults variant with reports in ``work``; modes as columns."""
+    lines = ['| scenario | outcome | ' + ' | '.join(f'`{m}`' for m in modes) + ' |', '|---|---|' + '---|' * len(modes)]
+    for scenario in scenarios:
+        for variant in VARIANTS:
+            reports = {m: load_report(work, scenario, variant, m, seed) for m in modes}
+            present = [r for r in reports.values() if r is not None]
+            if not present:
+                continue
+            vids = list(present[0].get('vehicles') or [])
+            name = scenario + ('' if variant == 'none' else f', `{variant}.yaml`')
+            lines.append(f'| {name} | `min_gap_m` {"/".join(vids)} | '
+                         + ' | '.join(_per_vehicle('min_gap_m', reports[m], vids) for m in modes) + ' |')
+            lines.append('| | `max_decel_mps2` | '
+                         + ' | '.join(_per_vehicle('max_decel_mps2', reports[m], vids) for m in modes) + ' |')
+            cells = []
+            for m in modes:
+                hit = (reports[m] or {}).get('collision')
+                cells.append('n/a' if not isinstance(hit, Mapping)
+                             else ', '.join(v for v in vids if hit.get(v)) or 'none')
+            lines.append('| | collision | ' + ' | '.join(cells) + ' |')
+    return lines if len(lines) > 2 else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--work', type=Path, default=DEFAULT_WORK, metavar='DIR',
@@ -202,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = ['none', 'lossy'] if args.faults == 'both' else [args.faults]
     if not args.no_run:
         for scenario in scenarios:
-            for variant in variants:
+            for variant in variants_of(scenario, variants):
                 for mode in modes:
                     run(args.work, scenario, variant, mode, args.seed, args.duration, args.force)
     # The document holds every table whose reports are in WORK (earlier parts too), in a fixed order.
@@ -211,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     command = 'python scripts/closed_loop_table.py' + (f' --seed {args.seed}' if args.seed != DEFAULT_SEED else '')
     text = document(sections, command)
     print(text)
+    summary = summary_table(args.work, known, args.seed)
+    if summary:
+        print('README summary (min gap m, max deceleration m/s², per vehicle):\n\n' + '\n'.join(summary) + '\n')
     if str(args.out) != '-':
         old = args.out.read_text() if args.out.is_file() else ''
         args.out.write_text(splice(old, text))

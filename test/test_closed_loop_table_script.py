@@ -87,3 +87,27 @@ def test_the_tables_replace_only_their_own_section():
         '# Closed loop\n\n## What runs\n\nkeep\n\n## Outcome by mode\n\n### new table\n')
     assert clt.splice('# C\n\n## Reading\n\nr\n', section) == '# C\n\n## Outcome by mode\n\n### new table\n\n## Reading\n\nr\n'
     assert clt.splice('', section) == '# Closed loop\n\n' + section
+
+
+def test_the_speed_cycle_runs_without_faults_only():
+    assert 'platoon_speed_cycle' in clt.SCENARIOS
+    assert clt.variants_of('platoon_speed_cycle', ['none', 'lossy']) == ['none']
+    assert clt.variants_of('cut_in', ['none', 'lossy']) == ['none', 'lossy']
+    assert clt.variants_of('config/scenarios/platoon_speed_cycle.yaml', ['lossy']) == []
+
+
+def test_readme_summary_has_modes_as_columns_and_a_row_per_outcome(tmp_path):
+    _write(tmp_path, 'highway_occlusion', 'none', _report('ego', 0.0, True, 8.1))
+    _write(tmp_path, 'highway_occlusion', 'none', _report('cooperative+advisory', 7.25, False, 3.46))
+    _write(tmp_path, 'cut_in', 'lossy', {**_report('cooperative', 3.0, False, 5.0),
+                                         'min_gap_m': {'v1': None, 'v2': 3.0}})
+    lines = clt.summary_table(tmp_path, clt.SCENARIOS, 7)
+    assert lines[0] == '| scenario | outcome | `ego` | `cooperative` | `cooperative+advisory` |'
+    assert lines[2:] == [
+        '| highway_occlusion | `min_gap_m` v1/v2 | 12.50/0.00 | n/a | 12.50/7.25 |',
+        '| | `max_decel_mps2` | 2.0/8.1 | n/a | 2.0/3.5 |',
+        '| | collision | v2 | n/a | none |',
+        '| cut_in, `lossy.yaml` | `min_gap_m` v1/v2 | n/a | –/3.00 | n/a |',
+        '| | `max_decel_mps2` | n/a | 2.0/5.0 | n/a |',
+        '| | collision | n/a | none | n/a |']
+    assert clt.summary_table(tmp_path / 'empty', clt.SCENARIOS, 7) == []

@@ -4,10 +4,10 @@
 as ``/<v>/evidence_grid``, in any grid yaw) and returns the gap from the
 vehicle's front bumper to the nearest cluster of occupied cells in a corridor
 along its path: straight along its heading, or an arc of the curvature it
-drives (yaw rate / speed) on a curved road. The grid carries no velocity, so
-the caller takes what it finds as standing; that is honest only in front of
-the predecessor (whose motion V2V tells), which is why the follower ends the
-corridor there (:class:`~.follower_core.FollowerCore`).
+drives (yaw rate / speed) on a curved road. The grid carries no velocity: the
+caller tracks what it finds over successive grids for its speed, and ends the
+corridor in front of the predecessor, whose motion V2V tells
+(:class:`~.follower_core.FollowerCore`).
 """
 from __future__ import annotations
 

@@ -33,6 +33,12 @@ from ..errors import ConfigError
 _MAX_PROFILE_ACCEL_MPS2 = 15.0
 
 
+#: A predecessor slower than this (m/s) has stopped: the CACC's kinematic floor then holds at any need.
+_STOPPED_MPS = 0.5
+#: ... once the stop needs more than this (m/s^2): a standing follower may still creep up to the set gap.
+_STOPPED_FLOOR_MPS2 = 0.1
+
+
 class FollowerMode(str, Enum):
     """What the follower acts on (the issue's three modes)."""
 
@@ -394,20 +400,35 @@ class AdvisoryFollower:
             closing = max(v - v_pred, 0.0)
             a = max(a, cfg.cacc_accel_feedforward * min(a_pred, 0.0) - closing * closing / (2.0 * error))
         need = stopping_decel(v, gap, v_pred, a_pred, max(cfg.standstill_gap_m, cfg.obstacle_gap_m))
-        if need >= 0.5 * cfg.comfort_decel_mps2:
+        # Behind a stopped predecessor the floor holds at any need: the linear law alone rolls a slow
+        # follower into the standstill gap (v2 at 0.6 m/s, 5.2 m behind a stopped v1, braked 0.3 m/s^2).
+        if need >= 0.5 * cfg.comfort_decel_mps2 or (v_pred < _STOPPED_MPS and a_pred <= 0.0
+                                                     and need > _STOPPED_FLOOR_MPS2):
             a = min(a, -need)
         return a
 
     def _follow(self, v: float, v0: float, gap: float, v_other: float, a_other: float, stop_gap: float) -> float:
         """IIDM toward a leader, with the kinematic need (:func:`stopping_decel`) as a floor once it reaches
         half the comfortable deceleration: braking at the need keeps the need constant, so an approach that
-        starts with room never brakes harder than ``comfort_decel_mps2``; without room, up to the limit."""
+        starts with room never brakes harder than ``comfort_decel_mps2``; without room, at the need, up to the
+        limit. Past comfort the IIDM's time gap term asks far more than the stop needs (a car merging 40 m
+        ahead at 15 m/s slower: the need is 3.0 m/s^2, the IIDM 12): the braking is held within
+        [need, 2·need − comfort], enough to bring the need back to comfort (braking at the need alone lets
+        the actuation delay creep it up), without jumping to the braking limit as the need crosses comfort.
+        Inside ``stop_gap`` already (a car that cut in), the need is the deceleration that avoids contact plus
+        ``comfort_decel_mps2``: at nearly the own speed it is dropped back from at about the comfortable rate,
+        not braked for at the limit (which keeps hardly more of the gap and brakes the vehicles behind);
+        much slower and close, it still takes the limit."""
         cfg = self.cfg
         a = _iidm(v, max(v0, 1e-3), gap, v_other, stop_gap, cfg)
-        need = stopping_decel(v, gap, v_other, a_other, stop_gap)
+        if gap > stop_gap:
+            need = stopping_decel(v, gap, v_other, a_other, stop_gap)
+        else:
+            contact = stopping_decel(v, gap, v_other, a_other, 0.0)
+            need = contact + cfg.comfort_decel_mps2 if contact > 0.0 else 0.0
         if need >= 0.5 * cfg.comfort_decel_mps2:
             a = min(a, -need)
-        return a if need > cfg.comfort_decel_mps2 else max(a, -cfg.comfort_decel_mps2)
+        return max(a, -max(cfg.comfort_decel_mps2, 2.0 * need - cfg.comfort_decel_mps2))
 
     @staticmethod
     def _at_now(gap: float, v_other: float, v_own: float, age_s: float) -> tuple[float, float]:

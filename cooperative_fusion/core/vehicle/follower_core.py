@@ -28,6 +28,13 @@ from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, Follo
 #: The predecessor's acceleration is the least-squares slope of its odometry speeds over this window, s.
 ACCEL_WINDOW_S = 0.5
 
+#: Ego mode: a perceived obstacle's speed is the least-squares slope of its position along the road (own
+#: distance driven + gap) over this window, s; with fewer than 3 detections over 0.2 s it is taken as standing.
+EGO_SPEED_WINDOW_S = 0.5
+
+#: Ego mode: a detection farther than this (m) from where the tracked obstacle should be is another one.
+EGO_TRACK_GATE_M = 3.0
+
 #: A warning's obstacle farther than the predecessor's gap less this (m) is the predecessor or beyond it
 #: (the twin's track and the odometry gap differ by up to ~2 m, as the evidence does; see ``on_warnings``).
 PREDECESSOR_MARGIN_M = 3.0
@@ -116,6 +123,8 @@ class FollowerCore:
         self.warning_stamp_ns: int | None = None         # newest warnings array (with or without this vehicle)
         self.advisory: AdvisoryProfile | None = None
         self.ego_obstacle: Obstacle | None = None
+        self._ego_track: deque[tuple[int, float]] = deque()  # (grid stamp ns, own distance driven + gap m)
+        self._driven: tuple[int, float] | None = None        # (grid stamp ns, own distance driven m since then)
         self.last: FollowerCommand | None = None
         self.commands = 0
         self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
@@ -228,12 +237,12 @@ class FollowerCore:
     def on_evidence(self, stamp_ns: int, spec: GridSpec, percent: NDArray[np.integer]) -> None:
         """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, short of the predecessor.
 
-        The grid has no velocities, so an obstacle is taken as standing. That is honest only between the
-        vehicle and its predecessor: beyond the predecessor stands what the predecessor stops for (its
-        braking reaches the law over V2V), and a moving car there taken as standing would brake the
-        vehicle for nothing. So with a predecessor the corridor ends ``predecessor_margin_m`` short of its
-        rear bumper (its evidence blurs up to ~2 m toward the sensors). The corridor bends with the
-        curvature the vehicle drives (yaw rate / speed, above ``min_curve_speed_mps``).
+        The grid has no velocities: an obstacle's speed comes from its track over successive grids
+        (``_ego_speed``; standing until seen for 0.2 s). Beyond the predecessor stands what the predecessor
+        stops for (its braking reaches the law over V2V), so with a predecessor the corridor ends
+        ``predecessor_margin_m`` short of its rear bumper (its evidence blurs up to ~2 m toward the
+        sensors). The corridor bends with the curvature the vehicle drives (yaw rate / speed, above
+        ``min_curve_speed_mps``).
         """
         own = self.own
         if own is None:
@@ -247,7 +256,31 @@ class FollowerCore:
         d = nearest_in_corridor(percent, spec, x, y, own.yaw + own.yaw_rate * dt, self.setup.front_m,
                                 e.half_width_m, e.max_range_m, e.occupied_percent, e.min_cells, skip,
                                 self.curvature_per_m())
-        self.ego_obstacle = None if d is None else Obstacle(int(stamp_ns), d, 0.0, 'ego')
+        speed = None if d is None else self._ego_speed(int(stamp_ns), d, own.speed)
+        self.ego_obstacle = None if d is None else Obstacle(int(stamp_ns), d, speed, 'ego')
+
+    def _ego_speed(self, stamp_ns: int, gap_m: float, own_speed_mps: float) -> float:
+        """Speed (m/s, >= 0) of the obstacle perceived ``gap_m`` ahead at ``stamp_ns``: the slope of its
+        position along the road over ``EGO_SPEED_WINDOW_S`` (the grid has no velocity; a car ahead at the
+        own speed taken as standing brakes the vehicle to a stop behind a moving car). A new obstacle (off
+        the track by more than ``EGO_TRACK_GATE_M``) is standing until it has been seen long enough."""
+        driven = 0.0
+        if self._driven is not None and stamp_ns > self._driven[0]:
+            driven = self._driven[1] + own_speed_mps * (stamp_ns - self._driven[0]) * 1e-9
+        elif self._driven is not None:
+            driven = self._driven[1]
+        self._driven = (stamp_ns, driven)
+        pos = driven + gap_m
+        track = self._ego_track
+        while track and (stamp_ns - track[0][0]) * 1e-9 > EGO_SPEED_WINDOW_S:
+            track.popleft()
+        speed = _slope(track) if len(track) >= 3 else 0.0
+        if track and abs(pos - (track[-1][1] + speed * (stamp_ns - track[-1][0]) * 1e-9)) > EGO_TRACK_GATE_M:
+            track.clear()
+        track.append((stamp_ns, pos))
+        if len(track) < 3 or (track[-1][0] - track[0][0]) * 1e-9 < 0.2:
+            return 0.0
+        return max(_slope(track), 0.0)
 
     def curvature_per_m(self) -> float:
         """Curvature the vehicle drives, 1/m (left +): yaw rate / speed, 0 below ``min_curve_speed_mps``,
@@ -333,6 +366,15 @@ class FollowerCore:
             'accel_mps2': math.nan if last is None else last.accel_mps2,
             'stale_inputs': '' if last is None else ','.join(last.stale),
         }
+
+
+def _slope(samples: Sequence[tuple[int, float]]) -> float:
+    """Least-squares slope of (stamp ns, value) samples, value per second (0 when they share one stamp)."""
+    t = np.array([s[0] - samples[0][0] for s in samples], dtype=np.float64) * 1e-9
+    y = np.array([s[1] for s in samples], dtype=np.float64)
+    tc = t - t.mean()
+    den = float(tc @ tc)
+    return float(tc @ (y - y.mean())) / den if den > 0.0 else 0.0
 
 
 def _odom(received_ns: int, x: float, y: float, yaw: float, speed: float, what: str,

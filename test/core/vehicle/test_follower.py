@@ -91,6 +91,38 @@ def test_brakes_beyond_comfort_up_to_the_limit_when_there_is_no_room() -> None:
     assert g_min == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_need_just_above_comfort_brakes_near_the_need_not_at_the_limit() -> None:
+    """truck_brakes: a car merges 36 m ahead of the truck at 10.65 m/s; the truck drives 25 m/s. The stop
+    5 m behind it at its speed needs 14.35^2 / 62 = 3.32 m/s^2; the IIDM's time gap term asks 12 (it braked
+    the truck at 8). The command brakes 2 * need - comfort = 3.64, enough to bring the need back to 3."""
+    cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
+    f = AdvisoryFollower(cfg)
+    cmd = f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, 36.0, 10.65))
+    assert cmd.accel_mps2 == pytest.approx(-(2.0 * 14.35 ** 2 / 62.0 - 3.0)) and cmd.limit is Limit.OBSTACLE
+    # continuous through the comfortable deceleration: no jump to the limit as the need crosses 3 m/s^2
+    accels = [f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, d, 10.65)).accel_mps2
+              for d in np.arange(30.0, 45.0, 0.1)]
+    assert np.all(np.abs(np.diff(accels)) < 0.1)
+    assert min(accels) == pytest.approx(-(2.0 * 14.35 ** 2 / 50.0 - 3.0), abs=0.04)   # need 4.12 at 30 m
+
+
+def test_a_car_cutting_in_inside_the_stop_gap_is_dropped_back_from_at_about_comfort() -> None:
+    """A car 2 m ahead, 1 m/s slower: contact is avoided at 0.25 m/s^2; the follower drops back at that plus
+    the comfortable deceleration (3.25), braking up to 2 * 3.25 - 3 = 3.5, not at the limit. Much slower and
+    that close, the limit still holds."""
+    cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
+    f = AdvisoryFollower(cfg)
+    cmd = f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, 2.0, 24.0))
+    assert cmd.accel_mps2 == pytest.approx(-(2.0 * (1.0 / 4.0 + cfg.comfort_decel_mps2) - cfg.comfort_decel_mps2))
+    hard = f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, 4.0, 15.0))   # 100 / 8 = 12.5 to avoid it
+    assert hard.accel_mps2 == -cfg.max_decel_mps2
+    faster = f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, 2.0, 27.0))  # not closing: IIDM only
+    assert -cfg.comfort_decel_mps2 <= faster.accel_mps2 < 0.0
+    v, gap, a_min, g_min = _drive(cfg, 25.0, 2.0, 24.0, 30.0, obstacle=True)
+    assert a_min >= -3.55 and g_min >= 1.8                                       # 2 m less 1 / (2 * 3.5)
+    assert v == pytest.approx(24.0, abs=0.05) and gap == pytest.approx(5.0 + 24.0 * cfg.time_gap_s, abs=0.2)
+
+
 def test_slows_to_a_slower_obstacle_and_follows_it() -> None:
     cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
     v, gap, a_min, _ = _drive(cfg, 25.0, 80.0, 10.0, 60.0, obstacle=True)
@@ -282,3 +314,13 @@ def test_a_stopped_platoon_stands_obstacle_gap_apart_not_standstill_gap():
     assert cmd.accel_mps2 == pytest.approx(0.15)
     cruise = f.command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 25.0, 0.0))     # at speed: 3 + 0.48 v as before
     assert cruise.accel_mps2 == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_follower_rolling_up_to_a_stopped_predecessor_stops_at_the_set_gap() -> None:
+    """Default scenario, cooperative+advisory: v2 rolled at 0.6 m/s 5.2 m behind the stopped v1 and the
+    linear law braked 0.33 m/s^2 (it ended 4.75 m behind). The floor now holds at any need behind a stopped
+    predecessor: 0.36 / (2 * 0.2) = 0.9 m/s^2; standing 1 m beyond the set gap it still creeps up."""
+    f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
+    cmd = f.command(0, OwnState(0, 0.6), Predecessor(0, 5.2, 0.0, 0.0))
+    assert cmd.accel_mps2 == pytest.approx(-0.9)
+    assert f.command(0, OwnState(0, 0.0), Predecessor(0, 6.0, 0.0, 0.0)).accel_mps2 == pytest.approx(0.15)

@@ -8,6 +8,7 @@ v3's rear bumper, and v2 past v3. Before the fix the corridor skipped only v3's 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -83,3 +84,27 @@ def test_the_corridor_bends_with_the_yaw_rate() -> None:
     assert curved.curvature_per_m() == pytest.approx(k)
     curved.on_evidence(0, SPEC, car)
     assert curved.ego_obstacle.distance_m == pytest.approx(s - 0.6 - FRONT, abs=0.5)
+
+
+def test_a_car_seen_in_successive_grids_gets_its_speed() -> None:
+    """cut_in / truck_brakes in ego mode: the car that cut in, taken as standing, braked the truck to 5 m/s
+    behind a car at 24 m/s. Seen at 10 Hz its position along the road gives its speed; a detection off the
+    track by more than 3 m is another obstacle, standing until it has been seen for 0.2 s."""
+    core = _core(predecessor=False)
+    speeds = []
+    for k in range(8):                                   # own 25 m/s, a car 30 m ahead at 20 m/s
+        t = k * S // 10
+        own_x = 25.0 * k / 10
+        core.on_odometry(t, own_x, 0.0, 0.0, 25.0)
+        car = own_x + FRONT + 30.0 - 5.0 * k / 10
+        core.on_evidence(t, replace(SPEC, origin_x=SPEC.origin_x + own_x),       # the grid moves with the car
+                         _grid((car - own_x, car - own_x + 4.5, -0.9, 0.9)))
+        speeds.append(core.ego_obstacle.speed_mps)
+    assert speeds[:2] == [0.0, 0.0]                      # not yet 0.2 s of track: standing
+    assert speeds[-1] == pytest.approx(20.0, abs=0.5)
+    cmd, _ = core.step(7 * S // 10)
+    assert cmd.accel_mps2 > -3.5                          # 30 m behind a car 5 m/s slower: no hard braking
+    core.on_odometry(8 * S // 10, 20.0, 0.0, 0.0, 25.0)   # another obstacle, 10 m nearer: a new track
+    core.on_evidence(8 * S // 10, replace(SPEC, origin_x=SPEC.origin_x + 20.0),
+                     _grid((FRONT + 16.0, FRONT + 20.5, -0.9, 0.9)))
+    assert core.ego_obstacle.speed_mps == 0.0
