@@ -64,8 +64,8 @@ PARAMS: tuple[Param, ...] = (
           'seconds', 0.1, 5.0),
     Param('follower.platoon_time_gap_s', _F.platoon_time_gap_s, 'CACC time gap behind the predecessor (its '
           'odometry over V2V): steady gap = standstill_gap_m + speed * this, seconds', 0.1, 5.0),
-    Param('follower.standstill_gap_m', _F.standstill_gap_m, 'bumper gap at standstill behind the '
-          'predecessor, metres', 0.0, 50.0),
+    Param('follower.standstill_gap_m', _F.standstill_gap_m, 'CACC set gap at zero speed behind the '
+          'predecessor; the gap held at standstill is max(this, obstacle_gap_m), metres', 0.0, 50.0),
     Param('follower.cacc_gap_gain_per_s2', _F.cacc_gap_gain_per_s2, 'CACC gain on the gap error, 1/s^2',
           0.01, 10.0),
     Param('follower.cacc_speed_gain_per_s', _F.cacc_speed_gain_per_s, 'CACC gain on the speed difference to '
