@@ -1,0 +1,112 @@
+"""Benchmark: a received lidar cloud / evidence grid -> numpy, rclpy messages against raw CDR decoding.
+
+For each of the big inputs subscribed with ``raw=True`` (issue 12) — the
+vehicle node's lidar PointCloud2, the fusion node's evidence OccupancyGrid —
+takes the serialized messages of a recorded bag and times, per message, what a
+callback did before (rclpy ``deserialize_message``, which is what the executor
+does for a typed subscription, then the ``ros/`` adapter) and what it does now
+(:mod:`cooperative_fusion.ros.cdr_decode`, then the same adapter). Both run
+interleaved in the same process, so machine load hits both alike; CPU time
+(``process_time``) per message, median over rounds.
+
+Run: ``python benchmarks/bench_cdr_decode.py [BAG] [--rounds N]`` (default bag:
+a simulated run of the default scenario, ``cooperative-fusion simulate``; when it holds
+no evidence grids, random grids of the full shared window, 375 x 100 cells, stand in). The last
+line is ``lidar_msg_ms=<a> lidar_raw_ms=<b> lidar_ratio=<a/b> grid_msg_ms=... grid_ratio=...``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+from nav_msgs.msg import OccupancyGrid
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import PointCloud2
+
+from cooperative_fusion.core.grid import GridSpec, percent_to_logodds
+from cooperative_fusion.ros.bag import BagReader
+from cooperative_fusion.ros.cdr import serialize_cdr
+from cooperative_fusion.ros.cdr_decode import decode_occupancy_grid, decode_point_cloud2
+from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
+from cooperative_fusion.ros.pointcloud import cloud_to_array, xyz
+
+DEFAULT_BAG = '/work/baseline/scn'
+MAX_MESSAGES = 20
+
+
+def lidar_work(msg: Any) -> None:
+    """What the vehicle node's lidar callback converts."""
+    points, _ = cloud_to_array(msg)
+    xyz(points)
+    if 't' in (points.dtype.names or ()):
+        points['t']
+
+
+def grid_work(msg: Any) -> None:
+    """What the fusion node's evidence callback converts (up to the core)."""
+    _, cells = grid_from_msg(msg)
+    percent_to_logodds(cells)
+
+
+def _nothing(msg: Any) -> None:
+    pass
+
+
+def per_message_ms(raws: list[bytes], convert: Callable[[bytes], Any], work: Callable[[Any], None]) -> float:
+    t0 = time.process_time()
+    for raw in raws:
+        work(convert(raw))
+    return 1e3 * (time.process_time() - t0) / len(raws)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('bag', nargs='?', default=DEFAULT_BAG)
+    ap.add_argument('--rounds', type=int, default=15)
+    args = ap.parse_args(argv)
+    clouds: list[bytes] = []
+    grids: list[bytes] = []
+    with BagReader(args.bag) as bag:
+        for topic, msgtype, _, raw in bag.messages():
+            if topic.endswith('/lidar/points') and len(clouds) < MAX_MESSAGES:
+                clouds.append(bytes(raw))
+            elif topic.endswith('/evidence_grid') and len(grids) < MAX_MESSAGES:
+                grids.append(bytes(raw))
+    if not clouds:
+        print(f'{args.bag}: holds no lidar clouds (*/lidar/points)', file=sys.stderr)
+        return 1
+    if not grids:       # an input bag: grids of the shared evidence's full window (150 x 40 m at 0.4 m)
+        rng = np.random.default_rng(0)
+        spec = GridSpec(0.0, -20.0, 0.4, 375, 100)
+        grids = [serialize_cdr(grid_to_msg(spec, rng.integers(-1, 101, spec.shape), 10**9 * (i + 1)))
+                 for i in range(MAX_MESSAGES)]
+    cases = {
+        'lidar': (clouds, lambda raw: deserialize_message(raw, PointCloud2), decode_point_cloud2, lidar_work),
+        'grid': (grids, lambda raw: deserialize_message(raw, OccupancyGrid), decode_occupancy_grid, grid_work),
+    }
+    summary = []
+    for name, (raws, old, new, work) in cases.items():
+        per_message_ms(raws, old, work)          # warm up (imports, dtype caches)
+        per_message_ms(raws, new, work)
+        before, after, old_only, new_only = [], [], [], []
+        for _ in range(args.rounds):
+            before.append(per_message_ms(raws, old, work))
+            after.append(per_message_ms(raws, new, work))
+            old_only.append(per_message_ms(raws, old, _nothing))
+            new_only.append(per_message_ms(raws, new, _nothing))
+        a, b = statistics.median(before), statistics.median(after)
+        print(f'{name}: {len(raws)} messages of {sum(map(len, raws)) // len(raws)} bytes; per message '
+              f'rclpy message + adapter {a:.3f} ms, raw CDR decode + adapter {b:.3f} ms ({a / b:.1f}x); '
+              f'the conversion alone: deserialize_message {statistics.median(old_only):.4f} ms, '
+              f'decode {statistics.median(new_only):.4f} ms')
+        summary.append(f'{name}_msg_ms={a:.4f} {name}_raw_ms={b:.4f} {name}_ratio={a / b:.2f}')
+    print(' '.join(summary))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
