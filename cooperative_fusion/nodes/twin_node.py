@@ -31,6 +31,7 @@ from ..core.platoon import OdomSample
 from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
+from ..ros.cdr_decode import as_occupancy_grid
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
@@ -81,7 +82,8 @@ class TwinNode(BaseNode):
         self.markers_pub = self.create_publisher(MarkerArray, t.markers, out_qos)
         self.advisory_pubs = {v: self.create_publisher(Path, t.for_vehicle(t.advisory, v), out_qos)
                               for v in cfg.vehicles}
-        self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos())
+        # raw=True: the callback gets the CDR bytes and decodes only what it reads (ros/cdr_decode.py)
+        self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos(), raw=True)
         sq = state_qos(cfg.state_depth)
         for v in cfg.vehicles:
             self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self.guard('odom', self._odom_cb(v)), sq)
@@ -132,9 +134,10 @@ class TwinNode(BaseNode):
                                 points['velocity'], self.now_ns())
         return on_radar
 
-    def _on_grid(self, msg: OccupancyGrid) -> None:
+    def _on_grid(self, raw: OccupancyGrid | bytes) -> None:
         """Validate the grid (frame, format, stamp) before it touches any state; then mirror it and cycle."""
         now = self.now_ns()
+        msg = as_occupancy_grid(raw)             # bytes live, a message object from the lock-step runner
         if not self._frame_ok('grid', msg.header.frame_id):
             return
         spec, view = grid_from_msg(msg)          # MessageFormatError: counted as grid.malformed by the guard

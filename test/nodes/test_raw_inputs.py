@@ -1,4 +1,5 @@
-"""The big inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids.
+"""The big inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids,
+the twin node's common grid.
 
 Their callbacks take the serialized CDR bytes (live) or the message object (the
 lock-step runner); both must reach the core with the same values, and bad
@@ -13,6 +14,7 @@ from rclpy.parameter import Parameter
 
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.nodes.fusion_node import FusionNode
+from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.nodes.vehicle_node import VehicleNode
 from cooperative_fusion.ros.cdr import serialize_cdr
 from cooperative_fusion.ros.grid import grid_to_msg
@@ -105,3 +107,37 @@ def test_fusion_evidence_bad_bytes_are_counted_drops(fusion):
     assert fusion.drops.counts == {'v2.malformed': 2}
     assert fusion.received['v2'] == 2
     assert fusion.context.ok()
+
+
+@pytest.fixture
+def twin(ros_context):
+    node = TwinNode(context=ros_context)
+    yield node
+    node.destroy_node()
+
+
+def test_twin_common_grid_bytes_and_message_reach_the_core_alike(twin, monkeypatch):
+    sub = subscription(twin, '/cooperative/grid')
+    assert sub.raw
+    calls = []
+    monkeypatch.setattr(twin.edge, 'on_grid', lambda spec, cells, stamp, now: calls.append(
+        (spec, np.array(cells), stamp)) or type(twin.edge).on_grid.__get__(twin.edge)(spec, cells, stamp, now))
+    spec = GridSpec(-20.0, -8.0, 0.2, 53, 17)
+    cells = np.random.default_rng(2).integers(-1, 101, spec.shape).astype(np.int8)
+    sub.callback(grid_to_msg(spec, cells, T0, 'map'))
+    sub.callback(serialize_cdr(grid_to_msg(spec, cells, T0 + 100_000_000, 'map')))
+    assert len(calls) == 2, twin.drops.counts
+    (spec1, cells1, stamp1), (spec2, cells2, stamp2) = calls
+    assert spec1 == spec2 == spec and (stamp1, stamp2) == (T0, T0 + 100_000_000)
+    assert_array_equal(cells1, cells)
+    assert_array_equal(cells2, cells)
+
+
+def test_twin_common_grid_bad_bytes_are_counted_drops(twin):
+    sub = subscription(twin, '/cooperative/grid')
+    raw = serialize_cdr(grid_to_msg(GridSpec(0.0, 0.0, 0.2, 5, 3), np.zeros((3, 5), np.int8), T0))
+    sub.callback(raw[:20])
+    sub.callback(serialize_cdr(grid_to_msg(GridSpec(0.0, 0.0, 0.2, 5, 3), np.zeros((3, 5), np.int8), T0, 'odom')))
+    assert twin.drops.counts.get('grid.malformed') == 1, twin.drops.counts
+    assert sum(v for k, v in twin.drops.counts.items() if k.startswith('grid.')) == 2, twin.drops.counts
+    assert twin.context.ok()
