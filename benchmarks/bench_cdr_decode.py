@@ -10,8 +10,9 @@ interleaved in the same process, so machine load hits both alike; CPU time
 (``process_time``) per message, median over rounds.
 
 Run: ``python benchmarks/bench_cdr_decode.py [BAG] [--rounds N]`` (default bag:
-a simulated run of the default scenario, ``cooperative-fusion simulate``; when it holds
-no evidence grids, random grids of the full shared window, 375 x 100 cells, stand in). The last
+/work/baseline/scn, a simulated run of the default scenario, ``cooperative-fusion simulate``;
+without a bag, random clouds of the simulated lidar's layout, 9314 points, stand in; without
+evidence grids in it, random grids of the full shared window, 375 x 100 cells). The last
 line is ``lidar_msg_ms=<a> lidar_raw_ms=<b> lidar_ratio=<a/b> grid_msg_ms=... grid_ratio=...``.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -32,7 +34,7 @@ from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.cdr import serialize_cdr
 from cooperative_fusion.ros.cdr_decode import decode_occupancy_grid, decode_point_cloud2
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
-from cooperative_fusion.ros.pointcloud import cloud_to_array, xyz
+from cooperative_fusion.ros.pointcloud import array_to_cloud, cloud_to_array, from_columns, xyz
 
 DEFAULT_BAG = '/work/baseline/scn'
 MAX_MESSAGES = 20
@@ -70,20 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     clouds: list[bytes] = []
     grids: list[bytes] = []
-    with BagReader(args.bag) as bag:
-        for topic, msgtype, _, raw in bag.messages():
-            if topic.endswith('/lidar/points') and len(clouds) < MAX_MESSAGES:
-                clouds.append(bytes(raw))
-            elif topic.endswith('/evidence_grid') and len(grids) < MAX_MESSAGES:
-                grids.append(bytes(raw))
-    if not clouds:
-        print(f'{args.bag}: holds no lidar clouds (*/lidar/points)', file=sys.stderr)
-        return 1
+    if Path(args.bag).is_dir():
+        with BagReader(args.bag) as bag:
+            for topic, _, _, raw in bag.messages():
+                if topic.endswith('/lidar/points') and len(clouds) < MAX_MESSAGES:
+                    clouds.append(bytes(raw))
+                elif topic.endswith('/evidence_grid') and len(grids) < MAX_MESSAGES:
+                    grids.append(bytes(raw))
+    sources = (args.bag if clouds else 'synthetic', args.bag if grids else 'synthetic')
+    rng = np.random.default_rng(0)
+    if not clouds:      # no bag: the simulated lidar's layout (x, y, z, intensity, t float32), 9314 points
+        clouds = [serialize_cdr(array_to_cloud(from_columns(dict(zip('xyzit', rng.normal(size=(5, 9314))))),
+                                               10**9 * (i + 1), 'v1/lidar')) for i in range(MAX_MESSAGES)]
     if not grids:       # an input bag: grids of the shared evidence's full window (150 x 40 m at 0.4 m)
-        rng = np.random.default_rng(0)
         spec = GridSpec(0.0, -20.0, 0.4, 375, 100)
         grids = [serialize_cdr(grid_to_msg(spec, rng.integers(-1, 101, spec.shape), 10**9 * (i + 1)))
                  for i in range(MAX_MESSAGES)]
+    print(f'lidar clouds: {sources[0]}; evidence grids: {sources[1]}')
     cases = {
         'lidar': (clouds, lambda raw: deserialize_message(raw, PointCloud2), decode_point_cloud2, lidar_work),
         'grid': (grids, lambda raw: deserialize_message(raw, OccupancyGrid), decode_occupancy_grid, grid_work),

@@ -10,7 +10,8 @@ after fused evidence when the core's publish policy says (rate limit, deadline).
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 With ``shard.index`` k >= 0 it is fusion shard k (:mod:`~cooperative_fusion.core.fusion.shards`): it
 fuses its block of the vehicles and publishes its evidence delta on ``/cooperative/shard<k>/delta``
-for ``fusion_combiner`` instead of the grid.
+for ``fusion_combiner`` instead of the grid. Evidence grids are subscribed raw (CDR bytes decoded
+by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, are taken as well).
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").

@@ -8,7 +8,8 @@ Subscribes ``/cooperative/grid`` (latched) and per vehicle ``/<v>/odom``,
 and, on a timer, its health in ``/diagnostics`` (status ``twin_node``).
 The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
-``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal.
+``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid is subscribed raw (CDR
+bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, too).
 
 Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").

@@ -9,7 +9,9 @@ convert messages with the ``ros/`` adapters and hand them to
 :class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore`; drops are
 counted by the scaffold (``ros/node.py``): ``drops.<source>.<cause>`` with source
 a stream, ``odom``, ``camera_info``, ``time_reference``, ``sync`` (the synchroniser)
-or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``).
+or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar input is subscribed raw
+(its CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the lock-step
+runner's message objects are taken as well): bytes that are no PointCloud2 count as ``lidar.malformed``.
 
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
