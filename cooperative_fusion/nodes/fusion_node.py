@@ -10,7 +10,8 @@ after fused evidence when the core's publish policy says (rate limit, deadline).
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 With ``shard.index`` k >= 0 it is fusion shard k (:mod:`~cooperative_fusion.core.fusion.shards`): it
 fuses its block of the vehicles and publishes its evidence delta on ``/cooperative/shard<k>/delta``
-for ``fusion_combiner`` instead of the grid.
+for ``fusion_combiner`` instead of the grid. Evidence grids are subscribed raw (CDR bytes decoded
+by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, are taken as well).
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
@@ -35,6 +36,7 @@ from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health,
 from ..core.fusion.shards import FusionShard
 from ..core.grid import percent_to_logodds
 from ..ros import names
+from ..ros.cdr_decode import as_occupancy_grid
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
@@ -83,9 +85,10 @@ class FusionNode(BaseNode):
                                                    evidence_qos(cfg.evidence_depth))
         for vid in cfg.vehicles:
             if vid in self.received:
+                # raw=True: the callback gets the CDR bytes and decodes only what it reads (ros/cdr_decode.py)
                 self.create_subscription(OccupancyGrid, names.vehicle_topic(vid, names.EVIDENCE_GRID),
                                          self.guard(vid, lambda m, v=vid: self._on_evidence(v, m)),
-                                         evidence_qos(cfg.evidence_depth))
+                                         evidence_qos(cfg.evidence_depth), raw=True)
             self.create_subscription(Odometry, names.vehicle_topic(vid, names.ODOM),
                                      self.guard(vid, lambda m, v=vid: self._on_odom(v, m)),
                                      state_qos(cfg.odom_depth))
@@ -150,8 +153,9 @@ class FusionNode(BaseNode):
         self.core.add_odometry(vid, pose.position, pose.quat_wxyz, msg.twist.twist.linear.x,
                                cov_xy if cov_ok else None, pose.stamp_ns, self.now_ns())
 
-    def _on_evidence(self, vid: str, msg: OccupancyGrid) -> None:
+    def _on_evidence(self, vid: str, raw: OccupancyGrid | bytes) -> None:
         self.received[vid] += 1
+        msg = as_occupancy_grid(raw)            # bytes live, a message object from the lock-step runner
         if self._wrong_frame(vid, msg.header.frame_id, 'evidence grid', InputDrop.FRAME):
             return
         spec, cells = grid_from_msg(msg)        # a MessageFormatError: the guard counts it malformed

@@ -8,7 +8,8 @@ Subscribes ``/cooperative/grid`` (latched) and per vehicle ``/<v>/odom``,
 and, on a timer, its health in ``/diagnostics`` (status ``twin_node``).
 The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
-``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal.
+``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid is subscribed raw (CDR
+bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, too).
 
 Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
@@ -31,6 +32,7 @@ from ..core.platoon import OdomSample
 from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
+from ..ros.cdr_decode import as_occupancy_grid
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
@@ -81,7 +83,8 @@ class TwinNode(BaseNode):
         self.markers_pub = self.create_publisher(MarkerArray, t.markers, out_qos)
         self.advisory_pubs = {v: self.create_publisher(Path, t.for_vehicle(t.advisory, v), out_qos)
                               for v in cfg.vehicles}
-        self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos())
+        # raw=True: the callback gets the CDR bytes and decodes only what it reads (ros/cdr_decode.py)
+        self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos(), raw=True)
         sq = state_qos(cfg.state_depth)
         for v in cfg.vehicles:
             self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self.guard('odom', self._odom_cb(v)), sq)
@@ -132,9 +135,10 @@ class TwinNode(BaseNode):
                                 points['velocity'], self.now_ns())
         return on_radar
 
-    def _on_grid(self, msg: OccupancyGrid) -> None:
+    def _on_grid(self, raw: OccupancyGrid | bytes) -> None:
         """Validate the grid (frame, format, stamp) before it touches any state; then mirror it and cycle."""
         now = self.now_ns()
+        msg = as_occupancy_grid(raw)             # bytes live, a message object from the lock-step runner
         if not self._frame_ok('grid', msg.header.frame_id):
             return
         spec, view = grid_from_msg(msg)          # MessageFormatError: counted as grid.malformed by the guard

@@ -9,7 +9,9 @@ convert messages with the ``ros/`` adapters and hand them to
 :class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore`; drops are
 counted by the scaffold (``ros/node.py``): ``drops.<source>.<cause>`` with source
 a stream, ``odom``, ``camera_info``, ``time_reference``, ``sync`` (the synchroniser)
-or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``).
+or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar input is subscribed raw
+(its CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the lock-step
+runner's message objects are taken as well): bytes that are no PointCloud2 count as ``lidar.malformed``.
 
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
@@ -37,6 +39,7 @@ from ..core.vehicle.share import ShareConfig
 from ..core.vehicle.sync import SyncConfig
 from ..core.vehicle.vehicle_core import FrameConfig, Step, VehicleConfig, VehicleCore
 from ..ros import names
+from ..ros.cdr_decode import as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter
 from ..ros.grid import grid_to_msg
 from ..ros.image import camera_info_to_k, depth_image_to_array
@@ -292,7 +295,8 @@ class VehicleNode(BaseNode):
             self.create_subscription(TimeReference, t.time_reference,
                                      self.guard('time_reference', self._on_time_reference), st)
         if 'lidar' in streams:
-            self.create_subscription(PointCloud2, t.lidar, self.guard('lidar', self._on_lidar), sq)
+            # raw=True: the callback gets the CDR bytes and decodes only what it reads (ros/cdr_decode.py)
+            self.create_subscription(PointCloud2, t.lidar, self.guard('lidar', self._on_lidar), sq, raw=True)
         if 'radar' in streams:
             self.create_subscription(PointCloud2, t.radar, self.guard('radar', self._on_radar), sq)
         if 'camera' in streams:
@@ -326,8 +330,10 @@ class VehicleNode(BaseNode):
         self.core.check_frame('camera_info', msg.header.frame_id)
         self.core.camera_info(camera_info_to_k(msg), msg.height, msg.width)
 
-    def _on_lidar(self, msg: PointCloud2) -> None:
-        now, stamp = self._tick('lidar'), stamp_to_ns(msg.header.stamp)
+    def _on_lidar(self, raw: PointCloud2 | bytes) -> None:
+        now = self._tick('lidar')
+        msg = as_point_cloud2(raw)       # bytes live, a message object from the lock-step runner
+        stamp = stamp_to_ns(msg.header.stamp)
         self.core.check_sensor('lidar', msg.header.frame_id, stamp, now)
         points, _ = cloud_to_array(msg)
         t_offset_s = points['t'] if 't' in (points.dtype.names or ()) else None
