@@ -185,7 +185,8 @@ def test_record_named_topics_until_sigint(domain: int, talker: Talker, tmp_path:
         assert _wait(lambda: talker.subscribed_by('/nc/chatter', '_cooperative_fusion_record')
                      and talker.subscribed_by('/nc/grid', '_cooperative_fusion_record'))
         first = len(talker.sent)
-        assert _wait(lambda: len(talker.sent) >= first + 20)       # about a second of messages
+        # about three seconds of messages: a recorder starved of CPU on a busy machine still gets some of each
+        assert _wait(lambda: len(talker.sent) >= first + 60)
     finally:
         rc, err = _stop(proc)
     assert rc == 130, err
