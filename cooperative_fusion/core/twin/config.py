@@ -125,6 +125,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
              'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
     ParamRow('detection.merge_gap_m', 1.0,
              'occupied components at most this far apart are one object (pieces of one car), metres', 0.0, 10.0),
+    ParamRow('detection.merge_gap_across_m', 0.4,
+             '... but at most this far apart across the road (cars in adjacent lanes are drawn under 1 m apart), '
+             'metres', 0.0, 10.0),
     ParamRow('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
              'draw the platoon vehicles in the predicted grids'),
     ParamRow('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -240,6 +242,25 @@ def test_extract_detections_merges_pieces_of_one_car_but_not_cars_in_adjacent_la
     assert merged.cell_count[order][1] < merged.cell_count[order][0]
     with pytest.raises(ConfigError, match='merge_gap_m must be a finite number'):
         extract_detections(cells, spec, merge_gap_m=-1.0)
+
+
+def test_extract_detections_merges_less_across_the_road_than_along_it():
+    spec = GridSpec(0.0, -4.0, 0.2, 200, 60)
+    cells = np.zeros(spec.shape, np.int8)
+    _paint(cells, spec, OrientedBox(20.0, 0.0, 4.4, 2.2))     # a car in the lane: cells at |y| <= 1.1
+    xs, ys = spec.cell_centers()
+    cells[:, np.abs(xs - 19.0) < 0.3] = 0                     # ... in two pieces 0.6 m apart along the road
+    cells[np.abs(ys - 0.5) < 0.1, :] = 0                      # ... with a row missing across it
+    _paint(cells, spec, OrientedBox(20.0, 2.3, 12.0, 0.8))    # a truck's near side, 0.8 m away across
+    isotropic = extract_detections(cells, spec, min_cells=1, merge_gap_m=1.0)
+    assert len(isotropic) == 1                                 # one object 4.6 m wide across two lanes
+    dets = extract_detections(cells, spec, min_cells=1, merge_gap_m=1.0, merge_gap_across_m=0.4)
+    assert len(dets) == 2
+    order = np.argsort(dets.xy[:, 1])
+    assert_allclose(dets.xy[order, 1], [0.0, 2.3], atol=0.2)
+    assert_allclose(dets.length[order], [4.4, 12.0], atol=0.21)
+    with pytest.raises(ConfigError, match='merge_gap_across_m must be a finite number'):
+        extract_detections(cells, spec, merge_gap_m=1.0, merge_gap_across_m=math.inf)
 
 
 def _settled_car(trk: MultiObjectTracker, frames: int = 20, v: float = 20.0) -> None:
