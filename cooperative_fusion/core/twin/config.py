@@ -154,7 +154,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('tracker.spawn_radius_m', 5.0, 'a new track without a radar hint this close to a confirmed track starts '
              'at its velocity (a new piece of a car seen in pieces), not at rest (0: at rest), metres', 0.0, 100.0),
     ParamRow('tracker.merge_tracks', True, 'a detection holding several tracks is one object seen whole: the track '
-             'with the most hits takes it, moved onto it with its velocity kept, the others end'),
+             'with the most hits takes it, moved onto it with its velocity kept, the others coast (and a track '
+             'whose box holds another detection besides its own is moved onto its own the same way)'),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),

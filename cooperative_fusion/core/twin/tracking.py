@@ -347,9 +347,10 @@ class TrackerConfig:
     merge_tracks : a detection whose box (grown by ``meas_noise_m``) holds the predicted positions of several
         tracks is the pieces of one object seen whole: the track with the most hits takes it, moved onto
         its centroid with its velocity kept (the jump from a piece's centre to the whole's is a change of
-        the point measured, not motion), and the other tracks end. Else a front piece's track that takes
-        the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same when a
-        track's box holds another detection besides its own (the object split into pieces again)
+        the point measured, not motion); the other tracks coast at their own velocity (they take their
+        pieces again when the object splits, or end after ``max_misses``). Else a front piece's track that
+        takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
+        re-anchoring when a track's box holds another detection besides its own (split into pieces again)
     """
 
     model: MotionModel = MotionModel.CV
@@ -584,9 +585,9 @@ class MultiObjectTracker:
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
             rows, cols = rows[ok], cols[ok]
-        merged = absorbed = np.zeros(nt, bool)
+        merged = np.zeros(nt, bool)
         if rows.size and cfg.merge_tracks and size is not None:
-            rows, merged, absorbed = self._merge_covered(rows, cols, z, size, yaw)
+            rows, merged, _ = self._merge_covered(rows, cols, z, size, yaw)
         if rows.size:
             whole = merged[rows]
             if whole.any():
@@ -610,7 +611,7 @@ class MultiObjectTracker:
         self._misses = np.where(assigned, 0, self._misses + 1)
         self._confirmed |= (~self._confirmed) & (self._hits >= cfg.confirm_hits) & (self._age <= cfg.confirm_window)
         hopeless = (~self._confirmed) & (self._hits + (cfg.confirm_window - self._age) < cfg.confirm_hits)
-        dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless | absorbed
+        dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless
         if dead.any():
             self._keep(~dead)
 
@@ -634,8 +635,8 @@ class MultiObjectTracker:
                        size: NDArray[np.float64], yaw: NDArray[np.float64] | None
                        ) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
         """See ``TrackerConfig.merge_tracks``: the assigned rows with each whole object's detection given to
-        its track with the most hits, a (T,) mask of the tracks re-anchored on a whole object and one of the
-        tracks that ends (absorbed)."""
+        its track with the most hits, a (T,) mask of the tracks re-anchored (seen whole or split) and one of
+        the tracks that lost the whole object's detection to it (they coast)."""
         nt = self._x.shape[0]
         absorbed = np.zeros(nt, bool)
         merged = np.zeros(nt, bool)
@@ -660,19 +661,20 @@ class MultiObjectTracker:
             taken[group] = True
             rows[a] = keep
             merged[keep] = True
-        # The other way round: a track whose object now shows as several pieces takes one of them (the
-        # others inside its box become new tracks at its velocity, see spawn_radius_m).
-        others = np.ones(len(z), bool)
-        others[cols] = False
-        if others.any():
+        # The other way round: a track whose object shows as several pieces again takes one of them; the
+        # others inside its box are new (spawn_radius_m) or taken by tracks that coasted while it was whole.
+        loose = np.ones(len(z), bool)
+        loose[cols] = self._misses[rows] > 0
+        if loose.any():
             ang = self._yaw[rows]
             c, s = np.cos(ang), np.sin(ang)
-            d = z[others][None, :, :] - self._x[rows][:, None, :2]                # (A, K, 2)
+            d = z[loose][None, :, :] - self._x[rows][:, None, :2]                 # (A, K, 2)
             u = c[:, None] * d[..., 0] + s[:, None] * d[..., 1]
             v = -s[:, None] * d[..., 0] + c[:, None] * d[..., 1]
-            split = ((np.abs(u) <= 0.5 * self._size[rows, 0:1] + grow)
-                     & (np.abs(v) <= 0.5 * self._size[rows, 1:2] + grow)).any(axis=1)
-            merged[rows[split]] = True
+            within = ((np.abs(u) <= 0.5 * self._size[rows, 0:1] + grow)
+                      & (np.abs(v) <= 0.5 * self._size[rows, 1:2] + grow))
+            own = np.flatnonzero(loose)[None, :] == cols[:, None]                 # a track's own detection
+            merged[rows[(within & ~own).any(axis=1)]] = True
         return rows, merged, absorbed
 
     def _kalman_update(self, rows: NDArray[np.int64], z: NDArray[np.float64],
