@@ -347,8 +347,9 @@ class TrackerConfig:
     merge_tracks : a detection whose box (grown by ``meas_noise_m``) holds the predicted positions of several
         tracks is the pieces of one object seen whole: the track with the most hits takes it, moved onto
         its centroid with its velocity kept (the jump from a piece's centre to the whole's is a change of
-        the point measured, not motion); the other tracks coast at their own velocity (they take their
-        pieces again when the object splits, or end after ``max_misses``). Else a front piece's track that
+        the point measured, not motion); the other tracks coast at their own velocity, left out of
+        :meth:`tracks` (the object is the whole's track), and take their pieces again when it splits (or
+        end after ``max_misses``). Else a front piece's track that
         takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
         re-anchoring when a track's box holds another detection besides its own (split into pieces again)
     """
@@ -516,6 +517,7 @@ class MultiObjectTracker:
         self._hits = np.zeros(0, np.int64)
         self._misses = np.zeros(0, np.int64)
         self._confirmed = np.zeros(0, bool)
+        self._inside = np.zeros(0, bool)      # coasting inside an object another track took whole (not output)
         self._size = np.zeros((0, 2))
         self._yaw = np.zeros(0)
         self._next_id = 1
@@ -587,7 +589,8 @@ class MultiObjectTracker:
             rows, cols = rows[ok], cols[ok]
         merged = np.zeros(nt, bool)
         if rows.size and cfg.merge_tracks and size is not None:
-            rows, merged, _ = self._merge_covered(rows, cols, z, size, yaw)
+            rows, merged, absorbed = self._merge_covered(rows, cols, z, size, yaw)
+            self._inside |= absorbed
         if rows.size:
             whole = merged[rows]
             if whole.any():
@@ -611,6 +614,7 @@ class MultiObjectTracker:
         self._misses = np.where(assigned, 0, self._misses + 1)
         self._confirmed |= (~self._confirmed) & (self._hits >= cfg.confirm_hits) & (self._age <= cfg.confirm_window)
         hopeless = (~self._confirmed) & (self._hits + (cfg.confirm_window - self._age) < cfg.confirm_hits)
+        self._inside &= ~assigned
         dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless
         if dead.any():
             self._keep(~dead)
@@ -623,8 +627,9 @@ class MultiObjectTracker:
         return self.tracks()
 
     def tracks(self, include_tentative: bool = False) -> list[Track]:
-        """Snapshots of the current tracks (confirmed only unless ``include_tentative``), by id."""
-        sel = np.nonzero(self._confirmed | include_tentative)[0]
+        """Snapshots of the current tracks (confirmed ones not coasting inside an object another track took
+        whole, see ``TrackerConfig.merge_tracks``; all with ``include_tentative``), by id."""
+        sel = np.nonzero((self._confirmed & ~self._inside) | include_tentative)[0]
         stamp = self._stamp_ns or 0
         return [Track(int(self._ids[i]), self._x[i].copy(), self._p[i].copy(), int(self._age[i]),
                       int(self._hits[i]), int(self._misses[i]), float(self._size[i, 0]), float(self._size[i, 1]),
@@ -740,11 +745,12 @@ class MultiObjectTracker:
         self._hits = np.concatenate([self._hits, np.ones(nb, np.int64)])
         self._misses = np.concatenate([self._misses, np.zeros(nb, np.int64)])
         self._confirmed = np.concatenate([self._confirmed, np.full(nb, cfg.confirm_hits <= 1)])
+        self._inside = np.concatenate([self._inside, np.zeros(nb, bool)])
         self._size = np.concatenate([self._size, size if size is not None else np.zeros((nb, 2))])
         self._yaw = np.concatenate([self._yaw, yaw if yaw is not None else np.zeros(nb)])
 
     def _keep(self, keep: NDArray[np.bool_]) -> None:
-        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_size', '_yaw'):
+        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_inside', '_size', '_yaw'):
             setattr(self, name, getattr(self, name)[keep])
 
     def update_detections(self, detections: Detections, stamp_ns: int) -> list[Track]:

@@ -330,12 +330,15 @@ def test_pieces_seen_whole_or_split_again_are_a_change_of_the_point_measured_not
     trk = MultiObjectTracker(_cfg(spawn_radius_m=5.0, merge_tracks=merge, process_noise_accel=3.0))
     for k in range(20):
         _pieces(trk, k, v, whole=False)
-    speeds = []
+    speeds, counts = [], []
     for k in range(20, 30):
         tracks = _pieces(trk, k, v, whole=(k // 3) % 2 == 1)       # whole for 3 frames, pieces for 3, ...
         speeds += [t.vx for t in tracks if t.hits > 10]
+        counts.append(len(tracks))
     if merge:
         assert_allclose(speeds, v, atol=0.05)
-        assert len(trk.tracks()) == 2                               # the front piece's track took it back
+        # Seen whole, one track (the front piece's coasts unseen); in pieces again, it takes its piece back.
+        assert counts == [2, 1, 1, 1, 2, 2, 2, 1, 1, 1]
+        assert [t.track_id for t in trk.tracks(include_tentative=True)] == [1, 2]
     else:
         assert np.abs(np.array(speeds) - v).max() > 1.5
