@@ -153,7 +153,7 @@ PARAMETERS: tuple[ParamRow, ...] = (
              0.0, 1.0),
     ParamRow('tracker.spawn_radius_m', 5.0, 'a new track without a radar hint this close to a confirmed track starts '
              'at its velocity (a new piece of a car seen in pieces), not at rest (0: at rest), metres', 0.0, 100.0),
-    ParamRow('tracker.merge_tracks', True, 'a detection holding several tracks is one object seen whole: the track '
+    ParamRow('tracker.merge_tracks', False, 'a detection holding several tracks is one object seen whole: the track '
              'with the most hits takes it, moved onto it with its velocity kept, the others coast (and a track '
              'whose box holds another detection besides its own is moved onto its own the same way)'),
     # conflicts and advice
