@@ -125,6 +125,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
              'platoon footprints also reach this far ahead of each front (own near-field returns), metres', 0.0, 10.0),
     ParamRow('detection.merge_gap_m', 1.0,
              'occupied components at most this far apart are one object (pieces of one car), metres', 0.0, 10.0),
+    ParamRow('detection.merge_gap_across_m', 0.4,
+             '... but at most this far apart across the road (cars in adjacent lanes are drawn under 1 m apart), '
+             'metres', 0.0, 10.0),
     ParamRow('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
              'draw the platoon vehicles in the predicted grids'),
     ParamRow('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
@@ -150,6 +153,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
              0.0, 1.0),
     ParamRow('tracker.spawn_radius_m', 5.0, 'a new track without a radar hint this close to a confirmed track starts '
              'at its velocity (a new piece of a car seen in pieces), not at rest (0: at rest), metres', 0.0, 100.0),
+    ParamRow('tracker.merge_tracks', False, 'a detection holding several tracks is one object seen whole: the track '
+             'with the most hits takes it, moved onto it with its velocity kept, the others coast (and a track '
+             'whose box holds another detection besides its own is moved onto its own the same way)'),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),

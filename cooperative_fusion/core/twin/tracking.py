@@ -101,25 +101,30 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
     return slice(iy0, iy1), slice(ix0, ix1), (np.abs(u) <= hl) & (np.abs(v) <= hw)
 
 
-def label_components(occupied: NDArray[np.bool_], reach: int = 0) -> tuple[NDArray[np.int32], int, int, int]:
+def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] = 0
+                     ) -> tuple[NDArray[np.int32], int, int, int]:
     """8-connected components of ``occupied`` (H, W), those at most ``2 * reach`` cells apart merged.
 
+    reach : cells each side, one number or (across rows, along columns): (1, 2) merges components at
+        most 2 rows or 4 columns apart.
     Works on the bounding box of the occupied cells grown by ``reach`` (clipped to the grid):
     returns that window's labels (1..n in raster order, 0 elsewhere, as ``ndimage.label`` numbers
     them on the whole grid), n and the window's first row and column.
     """
+    reach_r, reach_c = (reach, reach) if isinstance(reach, (int, np.integer)) else reach
     rows = np.flatnonzero(occupied.any(axis=1))
     if rows.size == 0:
         return np.zeros((0, 0), np.int32), 0, 0, 0
     cols = np.flatnonzero(occupied[rows[0]:rows[-1] + 1].any(axis=0))
-    r0, c0 = max(int(rows[0]) - reach, 0), max(int(cols[0]) - reach, 0)
-    r1 = min(int(rows[-1]) + reach + 1, occupied.shape[0])
-    c1 = min(int(cols[-1]) + reach + 1, occupied.shape[1])
+    r0, c0 = max(int(rows[0]) - reach_r, 0), max(int(cols[0]) - reach_c, 0)
+    r1 = min(int(rows[-1]) + reach_r + 1, occupied.shape[0])
+    c1 = min(int(cols[-1]) + reach_c + 1, occupied.shape[1])
     window = occupied[r0:r1, c0:c1]
     eight = np.ones((3, 3), dtype=bool)
-    if reach > 0:
-        # The square dilation as a separable maximum filter: the same cells, several times faster.
-        grown = ndimage.maximum_filter(window, size=2 * reach + 1, mode='constant', cval=False)
+    if reach_r > 0 or reach_c > 0:
+        # The rectangular dilation as a separable maximum filter: the same cells, several times faster.
+        grown = ndimage.maximum_filter(window, size=(2 * reach_r + 1, 2 * reach_c + 1), mode='constant',
+                                       cval=False)
         labels, n = ndimage.label(grown, structure=eight)
         labels[~window] = 0
     else:
@@ -130,7 +135,7 @@ def label_components(occupied: NDArray[np.bool_], reach: int = 0) -> tuple[NDArr
 def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
                        min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
                        exclude_margin_m: float = 0.5, max_length_m: float = 25.0,
-                       merge_gap_m: float = 0.0) -> Detections:
+                       merge_gap_m: float = 0.0, merge_gap_across_m: float | None = None) -> Detections:
     """Connected components (8-connectivity) of occupied cells, as detections.
 
     cells_percent : (H, W) int8 OccupancyGrid cells, 0..100, -1 unknown
@@ -145,6 +150,10 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
         of cells) are one object: the common grid often shows a car as stripes or pieces
         a cell or two apart, each of which would otherwise be tracked with its own noisy
         velocity. The merged object's statistics come from its occupied cells only.
+    merge_gap_across_m : the same across the grid's rows (across the road on a grid that follows it);
+        None: ``merge_gap_m``. Smaller than ``merge_gap_m``: the pieces of one car lie one behind the
+        other, but two cars in adjacent lanes are drawn only 0.6-1.0 m apart, and merged they are one
+        object 5 m wide whose centre lies between the lanes.
     Extent and yaw come from the principal axes (PCA) of each component's cell
     centres; length and width are the spans along those axes plus one cell.
     """
@@ -163,7 +172,11 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
             occupied[rows, cols] &= ~mask
     if not (0.0 <= merge_gap_m < math.inf):
         raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {merge_gap_m}')
-    reach = int(merge_gap_m / (2.0 * spec.resolution) + 1e-9)      # cells each side
+    across = merge_gap_m if merge_gap_across_m is None else merge_gap_across_m
+    if not (0.0 <= across < math.inf):
+        raise ConfigError(f'merge_gap_across_m must be a finite number of metres >= 0, got {merge_gap_across_m}')
+    reach = (int(across / (2.0 * spec.resolution) + 1e-9),           # cells each side: rows, columns
+             int(merge_gap_m / (2.0 * spec.resolution) + 1e-9))
     labels, n, row0, col0 = label_components(occupied, reach)
     if n == 0:
         return Detections.empty()
@@ -331,6 +344,14 @@ class TrackerConfig:
         car is often seen in pieces (rear face, side, front), and a new piece moves with the car; from rest
         it takes seconds of detections to reach the car's speed and meanwhile closes on whatever is behind
         it. 0: every new track starts at rest
+    merge_tracks : a detection whose box (grown by ``meas_noise_m``) holds the predicted positions of several
+        tracks is the pieces of one object seen whole: the track with the most hits takes it, moved onto
+        its centroid with its velocity kept (the jump from a piece's centre to the whole's is a change of
+        the point measured, not motion); the other tracks coast at their own velocity, left out of
+        :meth:`tracks` (the object is the whole's track), and take their pieces again when it splits (or
+        end after ``max_misses``). Else a front piece's track that
+        takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
+        re-anchoring when a track's box holds another detection besides its own (split into pieces again)
     """
 
     model: MotionModel = MotionModel.CV
@@ -345,6 +366,7 @@ class TrackerConfig:
     init_accel_std_mps2: float = 3.0
     size_smoothing: float = 0.3
     spawn_radius_m: float = 0.0
+    merge_tracks: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, MotionModel):
@@ -495,6 +517,7 @@ class MultiObjectTracker:
         self._hits = np.zeros(0, np.int64)
         self._misses = np.zeros(0, np.int64)
         self._confirmed = np.zeros(0, bool)
+        self._inside = np.zeros(0, bool)      # coasting inside an object another track took whole (not output)
         self._size = np.zeros((0, 2))
         self._yaw = np.zeros(0)
         self._next_id = 1
@@ -564,8 +587,20 @@ class MultiObjectTracker:
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
             rows, cols = rows[ok], cols[ok]
+        merged = np.zeros(nt, bool)
+        if rows.size and cfg.merge_tracks and size is not None:
+            rows, merged, absorbed = self._merge_covered(rows, cols, z, size, yaw)
+            self._inside |= absorbed
         if rows.size:
-            self._kalman_update(rows, z[cols], vel[cols] if vel is not None else None)
+            whole = merged[rows]
+            if whole.any():
+                # Re-anchored on the whole object: position onto the centroid, velocity kept.
+                self._x[rows[whole], :2] = z[cols[whole]]
+                self._p[rows[whole], :2, :] = 0.0
+                self._p[rows[whole], :, :2] = 0.0
+                self._p[rows[whole], 0, 0] = self._p[rows[whole], 1, 1] = cfg.meas_noise_m ** 2
+            upd = ~whole
+            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None)
             if size is not None:
                 a = cfg.size_smoothing
                 self._size[rows] = (1.0 - a) * self._size[rows] + a * size[cols]
@@ -579,6 +614,7 @@ class MultiObjectTracker:
         self._misses = np.where(assigned, 0, self._misses + 1)
         self._confirmed |= (~self._confirmed) & (self._hits >= cfg.confirm_hits) & (self._age <= cfg.confirm_window)
         hopeless = (~self._confirmed) & (self._hits + (cfg.confirm_window - self._age) < cfg.confirm_hits)
+        self._inside &= ~assigned
         dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless
         if dead.any():
             self._keep(~dead)
@@ -591,13 +627,60 @@ class MultiObjectTracker:
         return self.tracks()
 
     def tracks(self, include_tentative: bool = False) -> list[Track]:
-        """Snapshots of the current tracks (confirmed only unless ``include_tentative``), by id."""
-        sel = np.nonzero(self._confirmed | include_tentative)[0]
+        """Snapshots of the current tracks (confirmed ones not coasting inside an object another track took
+        whole, see ``TrackerConfig.merge_tracks``; all with ``include_tentative``), by id."""
+        sel = np.nonzero((self._confirmed & ~self._inside) | include_tentative)[0]
         stamp = self._stamp_ns or 0
         return [Track(int(self._ids[i]), self._x[i].copy(), self._p[i].copy(), int(self._age[i]),
                       int(self._hits[i]), int(self._misses[i]), float(self._size[i, 0]), float(self._size[i, 1]),
                       float(self._yaw[i]), bool(self._confirmed[i]), stamp, self.config.model)
                 for i in sel]
+
+    def _merge_covered(self, rows: NDArray[np.int64], cols: NDArray[np.int64], z: NDArray[np.float64],
+                       size: NDArray[np.float64], yaw: NDArray[np.float64] | None
+                       ) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
+        """See ``TrackerConfig.merge_tracks``: the assigned rows with each whole object's detection given to
+        its track with the most hits, a (T,) mask of the tracks re-anchored (seen whole or split) and one of
+        the tracks that lost the whole object's detection to it (they coast)."""
+        nt = self._x.shape[0]
+        absorbed = np.zeros(nt, bool)
+        merged = np.zeros(nt, bool)
+        ang = np.zeros(len(cols)) if yaw is None else yaw[cols]
+        c, s = np.cos(ang), np.sin(ang)
+        d = self._x[None, :, :2] - z[cols][:, None, :]                         # (A, T, 2)
+        u = c[:, None] * d[..., 0] + s[:, None] * d[..., 1]
+        v = -s[:, None] * d[..., 0] + c[:, None] * d[..., 1]
+        grow = self.config.meas_noise_m
+        inside = ((np.abs(u) <= 0.5 * size[cols, 0:1] + grow) & (np.abs(v) <= 0.5 * size[cols, 1:2] + grow))
+        inside[np.arange(len(rows)), rows] = True
+        taken = np.zeros(nt, bool)
+        taken[rows] = True
+        rows = rows.copy()
+        for a in np.nonzero(inside.sum(axis=1) >= 2)[0]:
+            # Only tracks that took no other detection this cycle are pieces of this one.
+            group = np.nonzero(inside[a] & (~taken | (np.arange(nt) == rows[a])))[0]
+            if group.size < 2:
+                continue
+            keep = group[np.argmax(self._hits[group])]
+            absorbed[group[group != keep]] = True
+            taken[group] = True
+            rows[a] = keep
+            merged[keep] = True
+        # The other way round: a track whose object shows as several pieces again takes one of them; the
+        # others inside its box are new (spawn_radius_m) or taken by tracks that coasted while it was whole.
+        loose = np.ones(len(z), bool)
+        loose[cols] = self._misses[rows] > 0
+        if loose.any():
+            ang = self._yaw[rows]
+            c, s = np.cos(ang), np.sin(ang)
+            d = z[loose][None, :, :] - self._x[rows][:, None, :2]                 # (A, K, 2)
+            u = c[:, None] * d[..., 0] + s[:, None] * d[..., 1]
+            v = -s[:, None] * d[..., 0] + c[:, None] * d[..., 1]
+            within = ((np.abs(u) <= 0.5 * self._size[rows, 0:1] + grow)
+                      & (np.abs(v) <= 0.5 * self._size[rows, 1:2] + grow))
+            own = np.flatnonzero(loose)[None, :] == cols[:, None]                 # a track's own detection
+            merged[rows[(within & ~own).any(axis=1)]] = True
+        return rows, merged, absorbed
 
     def _kalman_update(self, rows: NDArray[np.int64], z: NDArray[np.float64],
                        vel: NDArray[np.float64] | None) -> None:
@@ -662,11 +745,12 @@ class MultiObjectTracker:
         self._hits = np.concatenate([self._hits, np.ones(nb, np.int64)])
         self._misses = np.concatenate([self._misses, np.zeros(nb, np.int64)])
         self._confirmed = np.concatenate([self._confirmed, np.full(nb, cfg.confirm_hits <= 1)])
+        self._inside = np.concatenate([self._inside, np.zeros(nb, bool)])
         self._size = np.concatenate([self._size, size if size is not None else np.zeros((nb, 2))])
         self._yaw = np.concatenate([self._yaw, yaw if yaw is not None else np.zeros(nb)])
 
     def _keep(self, keep: NDArray[np.bool_]) -> None:
-        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_size', '_yaw'):
+        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_inside', '_size', '_yaw'):
             setattr(self, name, getattr(self, name)[keep])
 
     def update_detections(self, detections: Detections, stamp_ns: int) -> list[Track]:

@@ -34,6 +34,8 @@ class TwinConfig:
     exclude_front_m : ... and reach this far ahead of each vehicle's front: near-field returns of
         its own front sensors (bumper zone) show up there and move with it
     merge_gap_m : occupied components this close are one object (see tracking.extract_detections)
+    merge_gap_across_m : ... this close across the road (None: ``merge_gap_m``); two cars in adjacent
+        lanes are drawn under 1 m apart
     radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
     include_platoon_in_grids : draw the platoon vehicles in the predicted grids
     road : how the road is fitted to the platoon's path (core.road)
@@ -48,6 +50,7 @@ class TwinConfig:
     exclude_trail_s: float = 0.0
     exclude_front_m: float = 0.0
     merge_gap_m: float = 0.0
+    merge_gap_across_m: float | None = None
     radar_radius_m: float = 2.0
     radar_max_los_angle_deg: float = 25.0
     include_platoon_in_grids: bool = True
@@ -62,6 +65,9 @@ class TwinConfig:
             raise ConfigError(f'exclude_front_m must be a finite number of metres >= 0, got {self.exclude_front_m}')
         if not 0 <= self.merge_gap_m < math.inf:
             raise ConfigError(f'merge_gap_m must be a finite number of metres >= 0, got {self.merge_gap_m}')
+        if self.merge_gap_across_m is not None and not 0 <= self.merge_gap_across_m < math.inf:
+            raise ConfigError(f'merge_gap_across_m must be a finite number of metres >= 0, got '
+                              f'{self.merge_gap_across_m}')
         if self.exclude_margin_m < 0 or self.radar_radius_m <= 0:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
@@ -137,7 +143,7 @@ class TwinCore:
         road = self.road_at(platoon, stamp_ns)
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
                                   platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m,
-                                  merge_gap_m=cfg.merge_gap_m)
+                                  merge_gap_m=cfg.merge_gap_m, merge_gap_across_m=cfg.merge_gap_across_m)
         if radar_xyv is not None and len(dets):
             if radar_sensor_xy is None:
                 raise ConfigError('radar targets given without the position of the radar that saw them')

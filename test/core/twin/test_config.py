@@ -44,6 +44,7 @@ def test_the_shipped_file_maps_to_the_core_twin_config():
     assert twin.prediction.output_horizons_s == (0.5, 1.0, 2.0, 3.0)
     assert twin.prediction.obstacle_model is ObstacleModel.CV and twin.occupied_threshold == 65
     assert twin.exclude_trail_s == 0.2 and twin.exclude_front_m == 1.5 and twin.merge_gap_m == 1.0
+    assert twin.merge_gap_across_m == 0.4
 
 
 def test_bad_values_raise_config_error_naming_them():

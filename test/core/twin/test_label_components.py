@@ -7,20 +7,21 @@ from scipy import ndimage
 from cooperative_fusion.core.twin.tracking import label_components
 
 
-def _whole_grid(occupied: np.ndarray, reach: int) -> tuple[np.ndarray, int]:
+def _whole_grid(occupied: np.ndarray, reach: int | tuple[int, int]) -> tuple[np.ndarray, int]:
     """The straightforward version: dilate and label the whole grid."""
     eight = np.ones((3, 3), dtype=bool)
-    if reach > 0 and occupied.any():
-        grown = ndimage.binary_dilation(occupied, structure=np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool))
+    rr, rc = (reach, reach) if isinstance(reach, int) else reach
+    if (rr > 0 or rc > 0) and occupied.any():
+        grown = ndimage.binary_dilation(occupied, structure=np.ones((2 * rr + 1, 2 * rc + 1), dtype=bool))
         labels, n = ndimage.label(grown, structure=eight)
         labels[~occupied] = 0
         return labels, n
     return ndimage.label(occupied, structure=eight)
 
 
-@pytest.mark.parametrize('reach', [0, 1, 2, 3])
+@pytest.mark.parametrize('reach', [0, 1, 2, 3, (0, 2), (1, 2), (2, 0)])
 @pytest.mark.parametrize('seed', range(12))
-def test_window_labels_equal_whole_grid_labels(seed: int, reach: int) -> None:
+def test_window_labels_equal_whole_grid_labels(seed: int, reach: int | tuple[int, int]) -> None:
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(1, 40)), int(rng.integers(1, 60))
     occupied = np.zeros((h, w), bool)
@@ -42,3 +43,12 @@ def test_cells_on_the_grid_border_and_empty_grid() -> None:
     window, n, row0, col0 = label_components(occupied, 1)
     assert (n, row0, col0, window.shape) == (2, 0, 0, (6, 7))
     assert window[0, 0] == window[0, 2] == 1 and window[5, 6] == 2
+
+
+def test_reach_across_rows_and_along_columns() -> None:
+    occupied = np.zeros((12, 20), bool)
+    occupied[2:4, 2:6] = occupied[2:4, 9:12] = True      # 3 columns apart: pieces one behind the other
+    occupied[7:9, 2:6] = True                             # 3 rows below the first: another lane
+    assert label_components(occupied, 2)[1] == 1
+    labels, n, _, _ = label_components(occupied, (1, 2))
+    assert n == 2 and labels[2, 2] == labels[2, 9] != labels[7, 2]

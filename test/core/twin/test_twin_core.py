@@ -154,3 +154,29 @@ def test_a_stopped_car_is_warned_about_from_its_third_detection_when_its_velocit
         cells, pl = _scene(k * 0.1, stopped_x=190.0, car_x0=80.0, car_v=20.0)
         seen.append(len(twin.step(cells, SPEC, k * 100_000_000, pl).conflicts))
     assert seen[:4] == [0] * 4 and seen[-1] == 4
+
+
+@pytest.mark.parametrize('across_m,warned', [(None, True), (0.4, False)])
+def test_a_car_in_the_lane_and_a_truck_beside_it_are_two_objects(across_m, warned):
+    # truck_brakes seed 7 at 9.4 s: a car 9.7 m ahead of v1 at its speed, and a truck in the next lane whose
+    # near side is drawn 0.8 m from the car's cells. Merged across the lane line they were one object 5 m
+    # wide, centred between the lanes, whose rear (the truck's, 4 m ahead of v1) gave v1 an ERROR.
+    v = 10.0
+    twin = TwinCore(TwinConfig(merge_gap_m=1.0, merge_gap_across_m=across_m))
+    for k in range(10):
+        t = k * 0.1
+        cells = np.zeros(SPEC.shape, np.int8)
+        pl = PlatoonState(('v1', 'v2', 'v3', 'v4'), 60.0 + v * t - np.arange(4) * (GAP + LEN), np.zeros(4),
+                          np.full(4, v), np.zeros(4), np.full(4, LEN), np.full(4, 1.8), np.arange(4))
+        front = pl.x[0] + LEN / 2
+        _paint(cells, front + 9.7 + 2.25, 0.0, 4.5, 2.2)        # the car in the lane: cells at |y| <= 1.1
+        _paint(cells, front + 4.0 + 6.0, 2.3, 12.0, 0.8)        # the truck beside it: its near side, y 1.9..2.7
+        res = twin.step(cells, SPEC, k * 100_000_000, pl)
+    assert len(res.detections) == (1 if across_m is None else 2)
+    assert bool(res.conflicts) is warned
+    if not warned:
+        by_y = sorted(res.tracks, key=lambda tr: tr.y)
+        assert_allclose([by_y[0].y, by_y[1].y], [0.0, 2.3], atol=0.15)
+        assert_allclose([by_y[0].vx, by_y[1].vx], [v, v], atol=0.5)
+    with pytest.raises(ConfigError, match='merge_gap_across_m must be a finite number of metres >= 0'):
+        TwinConfig(merge_gap_across_m=-0.1)
