@@ -70,7 +70,8 @@ class FollowerConfig:
     cacc_gap_gain_per_s2, cacc_speed_gain_per_s, cacc_accel_feedforward : CACC gains on the gap error
         (m), the speed difference to the predecessor (m/s) and the predecessor's acceleration
     cacc_max_gap_error_m : a larger gap error closes no faster than this one (gap closing stays gentle)
-    obstacle_gap_m : stop this far behind an obstacle (the twin's ``safe_gap_m``)
+    obstacle_gap_m : stop this far behind an obstacle or a stopped predecessor (the twin's ``safe_gap_m``; the
+        node (nodes/advisory_follower.py, OBSTACLE_GAP_M) adds a margin for the measured gap's error)
     max_accel_mps2 : IIDM maximum acceleration a
     comfort_decel_mps2 : IIDM comfortable deceleration b; the kinematic floor starts above it
     max_decel_mps2 : the vehicle's braking limit; no command asks for more
