@@ -157,13 +157,8 @@ class FollowerCore:
         hist.append((new.received_ns, new.speed))
         while hist and (new.received_ns - hist[0][0]) * 1e-9 > ACCEL_WINDOW_S:
             hist.popleft()
-        if len(hist) >= 3:
-            t = np.array([h[0] - hist[0][0] for h in hist], dtype=np.float64) * 1e-9
-            v = np.array([h[1] for h in hist])
-            tc = t - t.mean()
-            den = float(tc @ tc)
-            if den > 0.0:
-                self.pred_accel_mps2 = float(tc @ (v - v.mean())) / den
+        if len(hist) >= 3 and hist[-1][0] > hist[0][0]:
+            self.pred_accel_mps2 = _slope(hist)
         self.pred = new
 
     def on_warnings(self, now_ns: int, stamp_ns: int, conflicts: Sequence[tuple[float, float, float]]) -> None:
