@@ -290,15 +290,19 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     min_closing = np.full((nv, nk + 1), cfg.min_closing_speed_mps)
     min_closing[:, :nk] = np.maximum(min_closing[:, :nk], cfg.closing_sigmas * ob.vx_std[None, :])
     t3 = t[:, None, None]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        contact = np.where(gap <= 0, t3, np.where(closing > min_closing, t3 + gap / closing, np.inf))
-    contact = np.where(in_path, contact, np.inf)
-    # When the gap would shrink to gap_error_m (the conflict distance) under no reaction: a conflict is one
-    # that does so within the rollout's horizon (the definition a warning is judged by).
-    with np.errstate(divide='ignore', invalid='ignore'):
-        near = np.where(gap <= cfg.gap_error_m, t3,
-                        np.where(closing > min_closing, t3 + (gap - cfg.gap_error_m) / closing, np.inf))
-    within = np.where(in_path, near, np.inf).min(axis=0) <= t[-1] + 1e-9            # (V, K+1)
+
+    def shrinks_to(distance_m: float) -> NDArray[np.float64]:
+        """(steps, V, K+1) time at which each gap would be down to ``distance_m`` under no reaction, inf when
+        it never closes on it (at step k: now if already there); inf outside the path."""
+        with np.errstate(divide='ignore', invalid='ignore'):
+            when = np.where(gap <= distance_m, t3,
+                            np.where(closing > min_closing, t3 + (gap - distance_m) / closing, np.inf))
+        return np.where(in_path, when, np.inf)
+
+    contact = shrinks_to(0.0)
+    # A conflict is a gap that shrinks to gap_error_m (the conflict distance) within the rollout's horizon
+    # (the definition a warning is judged by).
+    within = shrinks_to(cfg.gap_error_m).min(axis=0) <= t[-1] + 1e-9            # (V, K+1)
     kmin = np.argmin(contact, axis=0)                                            # (V, K+1)
     ttc = np.take_along_axis(contact, kmin[None], axis=0)[0]
     min_gap = np.where(in_path, np.maximum(gap, 0.0), np.inf).min(axis=0)
