@@ -101,6 +101,19 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
     return slice(iy0, iy1), slice(ix0, ix1), (np.abs(u) <= hl) & (np.abs(v) <= hw)
 
 
+def _in_boxes(offsets: NDArray[np.float64], yaw: NDArray[np.float64], size: NDArray[np.float64],
+              grow_m: float) -> NDArray[np.bool_]:
+    """(A, K) whether each offset lies in box a, grown by ``grow_m`` on every side.
+
+    offsets : (A, K, 2) points relative to box a's centre, metres; yaw : (A,) box headings, rad;
+    size : (A, 2) box length and width, metres.
+    """
+    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    u = c * offsets[..., 0] + s * offsets[..., 1]
+    v = -s * offsets[..., 0] + c * offsets[..., 1]
+    return (np.abs(u) <= 0.5 * size[:, 0:1] + grow_m) & (np.abs(v) <= 0.5 * size[:, 1:2] + grow_m)
+
+
 def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] = 0
                      ) -> tuple[NDArray[np.int32], int, int, int]:
     """8-connected components of ``occupied`` (H, W), those at most ``2 * reach`` cells apart merged.
@@ -645,13 +658,10 @@ class MultiObjectTracker:
         nt = self._x.shape[0]
         absorbed = np.zeros(nt, bool)
         merged = np.zeros(nt, bool)
-        ang = np.zeros(len(cols)) if yaw is None else yaw[cols]
-        c, s = np.cos(ang), np.sin(ang)
-        d = self._x[None, :, :2] - z[cols][:, None, :]                         # (A, T, 2)
-        u = c[:, None] * d[..., 0] + s[:, None] * d[..., 1]
-        v = -s[:, None] * d[..., 0] + c[:, None] * d[..., 1]
         grow = self.config.meas_noise_m
-        inside = ((np.abs(u) <= 0.5 * size[cols, 0:1] + grow) & (np.abs(v) <= 0.5 * size[cols, 1:2] + grow))
+        # (A, T): the tracks' predicted positions inside each assigned detection's box
+        inside = _in_boxes(self._x[None, :, :2] - z[cols][:, None, :],
+                           np.zeros(len(cols)) if yaw is None else yaw[cols], size[cols], grow)
         inside[np.arange(len(rows)), rows] = True
         taken = np.zeros(nt, bool)
         taken[rows] = True
@@ -671,13 +681,9 @@ class MultiObjectTracker:
         loose = np.ones(len(z), bool)
         loose[cols] = self._misses[rows] > 0
         if loose.any():
-            ang = self._yaw[rows]
-            c, s = np.cos(ang), np.sin(ang)
-            d = z[loose][None, :, :] - self._x[rows][:, None, :2]                 # (A, K, 2)
-            u = c[:, None] * d[..., 0] + s[:, None] * d[..., 1]
-            v = -s[:, None] * d[..., 0] + c[:, None] * d[..., 1]
-            within = ((np.abs(u) <= 0.5 * self._size[rows, 0:1] + grow)
-                      & (np.abs(v) <= 0.5 * self._size[rows, 1:2] + grow))
+            # (A, K): the loose detections inside each assigned track's box
+            within = _in_boxes(z[loose][None, :, :] - self._x[rows][:, None, :2], self._yaw[rows],
+                               self._size[rows], grow)
             own = np.flatnonzero(loose)[None, :] == cols[:, None]                 # a track's own detection
             merged[rows[(within & ~own).any(axis=1)]] = True
         return rows, merged, absorbed
