@@ -241,6 +241,16 @@ class PlatoonState:
                 for i in range(len(self))]
 
 
+def velocity_variance_along(cov_v: NDArray[np.float64], c: NDArray[np.float64], s: NDArray[np.float64]
+                            ) -> NDArray[np.float64]:
+    """(K,) variance of each velocity along the unit direction (c, s), (m/s)^2: c² σxx + 2cs σxy + s² σyy.
+
+    cov_v : (K, 2, 2) velocity covariances in map x, y; c, s : (K,) cosine and sine of the direction
+    (across a road heading h: c = -sin h, s = cos h).
+    """
+    return c * c * cov_v[:, 0, 0] + 2.0 * c * s * cov_v[:, 0, 1] + s * s * cov_v[:, 1, 1]
+
+
 @dataclass(frozen=True)
 class ObstacleState:
     """Tracked objects at the rollout's start.
@@ -340,10 +350,9 @@ class ObstacleState:
             ax, ay = c * st[:, 4] + s * st[:, 5], c * st[:, 5] - s * st[:, 4]
             yaw = _wrap(yaw - h)
             rate = rate - road.curvature_at(x) * vx
-            vy_var = np.array([s_ * s_ * t.covariance[2, 2] - 2.0 * s_ * c_ * t.covariance[2, 3]
-                               + c_ * c_ * t.covariance[3, 3] for t, s_, c_ in zip(tracks, s, c)])
-            vx_var = np.array([c_ * c_ * t.covariance[2, 2] + 2.0 * s_ * c_ * t.covariance[2, 3]
-                               + s_ * s_ * t.covariance[3, 3] for t, s_, c_ in zip(tracks, s, c)])
+            cov_v = np.stack([t.covariance[2:4, 2:4] for t in tracks])
+            vx_var = velocity_variance_along(cov_v, c, s)
+            vy_var = velocity_variance_along(cov_v, -s, c)
         return cls(np.array([t.track_id for t in tracks]), x, y, vx, vy,
                    np.maximum([t.length for t in tracks], min_length_m),
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,

@@ -18,7 +18,8 @@ from .conflicts import Advisory, Conflict, ConflictConfig, advise, advisory_in_m
 from ..errors import ConfigError
 from ..grid import GridSpec
 from ..road import RoadConfig, RoadModel, RoadTracker
-from .prediction import ObstacleState, PlatoonState, PredictionConfig, Rollout, predicted_grids, rollout
+from .prediction import (ObstacleState, PlatoonState, PredictionConfig, Rollout, predicted_grids, rollout,
+                         velocity_variance_along)
 from .tracking import Detections, MultiObjectTracker, Track, TrackerConfig, associate_radar, extract_detections
 
 
@@ -106,8 +107,7 @@ def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | No
             heading = np.zeros(len(tracks))
         else:
             heading = road.heading_at(road.to_road(np.array([[t.x, t.y] for t in tracks]))[0])
-        c, s = np.cos(heading), np.sin(heading)
-        var = c * c * cov[:, 0, 0] + 2.0 * c * s * cov[:, 0, 1] + s * s * cov[:, 1, 1]
+        var = velocity_variance_along(cov, np.cos(heading), np.sin(heading))
         known = var <= cfg.known_velocity_std_mps ** 2
         mature |= (hits >= cfg.known_velocity_hits) & known
     return mature & seen
