@@ -493,7 +493,7 @@ def warning_deadline_ns(c: TruthConflict, min_warning_ns: int = MIN_WARNING_NS,
     return max(c.moment_ns - min_warning_ns, c.first_ns + sudden_ns)
 
 
-def _first_true_warnings(judged: Sequence[Judgement]) -> dict[tuple[str, str], list[int]]:
+def _true_warning_times(judged: Sequence[Judgement]) -> dict[tuple[str, str], list[int]]:
     """(vehicle, truth object) -> sorted log times of the true warnings to the vehicle about that object."""
     out: dict[tuple[str, str], list[int]] = {}
     for j in judged:
@@ -507,7 +507,7 @@ def missed_conflicts(conflicts: Sequence[TruthConflict], judged: Sequence[Judgem
                      ) -> list[TruthConflict]:
     """The conflicts for which the vehicle got no true warning naming that object (log time) by
     :func:`warning_deadline_ns`."""
-    times = _first_true_warnings(judged)
+    times = _true_warning_times(judged)
     return [c for c in conflicts
             if (c.vehicle, c.object) not in times
             or times[(c.vehicle, c.object)][0] > warning_deadline_ns(c, min_warning_ns, sudden_ns)]
@@ -518,7 +518,7 @@ def warning_delays_ns(conflicts: Sequence[TruthConflict], judged: Sequence[Judge
     """Per conflict, how long after truth first showed it the vehicle got its first true warning about that
     object (log time minus ``first_ns``, ns; <= 0 when warned as it showed), None when none came while it
     lasted (true warnings from ``gap_ns`` before it showed to ``gap_ns`` after its last frame count)."""
-    times = _first_true_warnings(judged)
+    times = _true_warning_times(judged)
     out: list[tuple[TruthConflict, int | None]] = []
     for c in conflicts:
         during = [t for t in times.get((c.vehicle, c.object), []) if c.first_ns - gap_ns <= t <= c.last_ns + gap_ns]
