@@ -17,6 +17,7 @@ from cooperative_fusion.core.road import RoadModel
 from cooperative_fusion.core.twin.prediction import PlatoonState
 from cooperative_fusion.core.twin.tracking import MotionModel, MultiObjectTracker, TrackerConfig
 from cooperative_fusion.core.twin.twin_core import TwinCore
+from road_scene import grid_along_road
 
 SPEED, LANE_D, DT = 27.0, 3.5, 0.1
 ARCS = {
@@ -97,14 +98,8 @@ def test_the_covariance_turns_with_the_road():
 
 
 def _grid_for(road: RoadModel) -> GridSpec:
-    s = np.linspace(0.0, 260.0, 53)
-    xs, ys = [], []
-    for d in (-15.0, 15.0):
-        x, y, _ = road.to_map(s, np.full(s.shape, d))
-        xs.append(x)
-        ys.append(y)
-    x0, y0, res = float(np.floor(np.min(xs))), float(np.floor(np.min(ys))), 0.25
-    return GridSpec(x0, y0, res, int((np.max(xs) - x0) / res) + 2, int((np.max(ys) - y0) / res) + 2)
+    """An axis-aligned grid (0.25 m) covering the road from 0 to 260 m along it, 15 m to each side."""
+    return grid_along_road(road, 260.0, 15.0, 0.25, 53)
 
 
 def _paint(cells: np.ndarray, spec: GridSpec, road: RoadModel, s: float, d0: float, d1: float, length: float

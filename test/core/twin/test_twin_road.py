@@ -15,6 +15,7 @@ from cooperative_fusion.core.twin.conflicts import ConflictLevel, find_conflicts
 from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
 from cooperative_fusion.core.twin.tracking import MotionModel, Track
 from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore
+from road_scene import grid_along_road
 
 LEN, WID, GAP, V, DT = 4.5, 1.8, 18.0, 25.0, 0.1
 STOP_AHEAD_M = 120.0          # the stopped car, ahead of the leader's front at the last cycle
@@ -34,16 +35,8 @@ def _leader_s(t: float) -> float:
 
 
 def _grid_for(road: RoadModel) -> GridSpec:
-    """An axis-aligned grid (0.5 m) covering the road from 0 to 300 m along it, 20 m to each side."""
-    s = np.linspace(0.0, 320.0, 65)
-    xs, ys = [], []
-    for d in (-20.0, 20.0):
-        x, y, _ = road.to_map(s, np.full(s.shape, d))
-        xs.append(x)
-        ys.append(y)
-    x0, y0 = np.floor(np.min(xs)), np.floor(np.min(ys))
-    res = 0.5
-    return GridSpec(float(x0), float(y0), res, int((np.max(xs) - x0) / res) + 2, int((np.max(ys) - y0) / res) + 2)
+    """An axis-aligned grid (0.5 m) covering the road from 0 to 320 m along it, 20 m to each side."""
+    return grid_along_road(road, 320.0, 20.0, 0.5, 65)
 
 
 def _paint(cells: np.ndarray, spec: GridSpec, road: RoadModel, s: float, d: float, length: float, width: float
