@@ -435,9 +435,17 @@ def _log_tails(logs: Mapping[str, Path]) -> str:
 
 
 def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool = True,
-             startup_timeout_s: float = 120.0) -> LiveResult:
-    """Simulate, start the nodes as processes, replay at ``rate``, listen, measure. Raises RuntimeError on failure."""
+             startup_timeout_s: float = 120.0, clock_hz: float | None = None,
+             node_executor: str | None = None) -> LiveResult:
+    """Simulate, start the nodes as processes, replay at ``rate``, listen, measure. Raises RuntimeError on failure.
+
+    clock_hz : the replay's ``--clock-hz`` (None: its default). A node's sim clock lags the bag by up to one
+        clock period, so that period is added to every age and delay read on a sim clock (an upper bound).
+    node_executor : the nodes' ``executor`` parameter (None: their default)
+    """
     import rclpy
+
+    from cooperative_fusion.app.player import DEFAULT_CLOCK_HZ
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rosgraph_msgs.msg import Clock
@@ -487,8 +495,9 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
 
     try:
         for spec in cfg.node_specs():
+            extra = ['-p', f'executor:={node_executor}'] if node_executor else []
             start(f'{spec.kind.executable}{spec.namespace.replace("/", "_")}',
-                  spec.command(sys.executable, use_sim_time=True))
+                  spec.command(sys.executable, use_sim_time=True) + extra)
         node = listener.node
         if not spin_until(lambda: node.count_publishers('/cooperative/grid') >= 1
                           and node.count_subscribers('/cooperative/grid') >= 2      # the twin and this process
@@ -509,8 +518,10 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
             if (c := cpu_seconds(replay.pid)) == c:     # its /proc entry goes when it is reaped
                 replay_cpu[0] = c
 
+        clock_hz = DEFAULT_CLOCK_HZ if clock_hz is None else clock_hz
         replay = start('replay', [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(bag),
-                                  '--rate', str(rate), '--wait-for-subscribers', '30', '--topics', *inputs])
+                                  '--rate', str(rate), '--wait-for-subscribers', '30', '--clock-hz', str(clock_hz),
+                                  '--topics', *inputs])
         if not spin_until(lambda: replay.poll() is not None, duration_s / rate + 90.0, on_spin):
             raise RuntimeError(f'replay did not finish\n{_log_tails(logs)}')
         if replay.returncode != 0 or not cpu_start:
@@ -530,14 +541,19 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
 
-    _summarise(result, listener, cfg.vehicles, start_ns, end_ns)
+    _summarise(result, listener, cfg.vehicles, start_ns, end_ns,
+               clock_lag_ns=int(round(NS_PER_S / clock_hz)) if clock_hz > 0 else 0)
     if reference:
         result.reference = lockstep_reference(cfg_path, bag, result.data_s, work)
     return result
 
 
-def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str], start_ns: int, end_ns: int) -> None:
-    """Fill ``result``'s counts, drops and ages from what ``listener`` heard (the fusion's last report)."""
+def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str], start_ns: int, end_ns: int,
+               clock_lag_ns: int = 0) -> None:
+    """Fill ``result``'s counts, drops and ages from what ``listener`` heard (the fusion's last report).
+
+    clock_lag_ns : how far a node's sim clock may lag the bag (one /clock period), added to each age and delay
+    """
     final = listener.latest_fusion_status()
 
     def total(key: str) -> int:
@@ -546,7 +562,8 @@ def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str],
 
     result.published = sum(len(s) for s in listener.evidence.values())
     result.grids = len(listener.grid_stamps)
-    result.evidence_delay_ms = [(t - stamp) / 1e6 for t, stamp in listener.evidence_arrivals if t <= end_ns]
+    result.evidence_delay_ms = [(t + clock_lag_ns - stamp) / 1e6 for t, stamp in listener.evidence_arrivals
+                                if t <= end_ns]
     result.received, result.fused = total('received'), total('accepted')
     result.drops = drop_counts(final.values())
     own = final.get('', {})
@@ -558,7 +575,7 @@ def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str],
     diags = [(stamp, {v: s[v] for v in vehicles if v in s}) for t, stamp, s in listener.diagnostics if t <= end_ns]
     for t_ns, age in age_samples(listener.evidence, diags):
         result.age_times_s.append((t_ns - start_ns) / NS_PER_S)
-        result.ages_ms.append(age)
+        result.ages_ms.append(age + clock_lag_ns / 1e6)
 
 
 #: Run in a fresh interpreter: the CPU seconds of a lock-step run, imports and interpreter start left out.
@@ -676,6 +693,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--duration', type=float, default=12.0, help='seconds of simulated data (default 12)')
     parser.add_argument('--rate', type=float, default=1.0, help='replay rate (default 1.0: real time)')
     parser.add_argument('--no-reference', action='store_true', help='skip the lock-step reference runs')
+    parser.add_argument('--clock-hz', type=float, default=None, metavar='HZ',
+                        help="the replay's /clock rate (default: the replay's default; 0 = a tick per message)")
+    parser.add_argument('--executor', choices=('events', 'single'), default=None,
+                        help="the nodes' executor parameter (default: the nodes' default)")
     parser.add_argument('--keep', type=Path, default=None, metavar='DIR',
                         help='work in DIR and keep its bags, configs and node logs (default: a temp dir)')
     args = parser.parse_args(argv)
@@ -686,14 +707,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = args.keep if args.keep is not None else Path(tmp)
         for n in args.vehicles:
             print(f'N={n}: simulating {args.duration:g} s, replaying at rate {args.rate:g} ...', flush=True)
-            r = run_live(n, args.duration, args.rate, root / f'n{n}', reference=not args.no_reference)
+            r = run_live(n, args.duration, args.rate, root / f'n{n}', reference=not args.no_reference,
+                         clock_hz=args.clock_hz, node_executor=args.executor)
             drops = {cause: k for cause, k in r.drops.items() if k} or 'none'
             print(f'N={n}: {r.published} evidence grids, {r.fused} fused, drops {drops}; '
                   f'processes (cores per data s): '
                   + ', '.join(f'{k} {v:.3f}' for k, v in sorted(r.cores.items())), flush=True)
             results.append(r)
     print(f'rate {args.rate:g}, {args.duration:g} s of data; age = replay sim time at each fusion /diagnostics '
-          f'- newest fused evidence stamp, per vehicle; cores = CPU s per data s; lock-step ref = the same bag '
+          f'+ one /clock period (the most a sim clock lags) - newest fused evidence stamp, per vehicle; cores = CPU s per data s; lock-step ref = the same bag '
           f'and nodes in one process, deterministic (`cooperative-fusion run --bag`)')
     for line in table(results):
         print(line)

@@ -195,7 +195,8 @@ def run_bag_live(config_path: str | Path | None, bag_path: str | Path, rate: flo
             extra.append(player_node)
             latched = [t for t in feed if (q := reader.offered_qos(t)) is not None
                        and q.durability == DurabilityPolicy.TRANSIENT_LOCAL]
-            out = ReplayPublisher(player_node, feed, latched)
+            # a tick before every message: the recorder logs on this clock and the report times latency by it
+            out = ReplayPublisher(player_node, feed, latched, clock_hz=0.0)
             spinner = _Spinner(ctx, [*nodes, recorder.node])
             # every in-process subscriber of a topic, not just one: the bag's first messages (the one
             # time reference that lets the vehicle publish for a second) must reach all of them

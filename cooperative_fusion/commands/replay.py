@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..app.player import replay
+from ..app.player import DEFAULT_CLOCK_HZ, replay
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('bag', type=Path, help='rosbag2 directory (mcap or sqlite3) or a .mcap/.db3 file')
@@ -18,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='replay only these topics (default: all)')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='S',
                         help='before playing, wait up to S seconds until every topic has a subscriber')
+    parser.add_argument('--clock-hz', type=float, default=DEFAULT_CLOCK_HZ, metavar='HZ',
+                        help=f'publish /clock at most HZ times per second of bag time, just before a message '
+                             f'(default {DEFAULT_CLOCK_HZ:g}; 0 = before every message; every use_sim_time node '
+                             f'pays a Python callback per tick)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not (math.isfinite(args.rate) and args.rate > 0):
         raise ConfigError(f'--rate must be a finite number > 0, got {args.rate}')
+    if not (math.isfinite(args.clock_hz) and args.clock_hz >= 0):
+        raise ConfigError(f'--clock-hz must be a finite number >= 0, got {args.clock_hz}')
     start = time.monotonic()
     rclpy.init()
     try:
         count = replay(args.bag, rate=args.rate, topics=args.topics,
-                       wait_for_subscribers_s=args.wait_for_subscribers)
+                       wait_for_subscribers_s=args.wait_for_subscribers, clock_hz=args.clock_hz)
         # rclpy's SIGINT handler shuts the context down; replay() then stops early and returns.
         # That is an interruption too, even when no KeyboardInterrupt reached this thread.
         interrupted = not rclpy.ok()

@@ -21,7 +21,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 
 from cooperative_fusion.core.errors import BagError, ConfigError
-from cooperative_fusion.app.player import BagPlayer, replay
+from cooperative_fusion.app.player import BagPlayer, ReplayPublisher, replay
 from cooperative_fusion.ros.bag import BagReader, BagWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,24 +135,75 @@ def test_live_replay_delivers_every_message_in_order_with_clock(bag: tuple[Path,
         seen = []
         count = replay(path, rate=20.0, context=pub_ctx, wait_for_subscribers_s=10.0,
                        on_message=lambda t, topic: seen.append((topic, t)))
+        expected = [(topic, t) for topic, t, _ in records if topic != '/clock']
+        ticks: list[int] = []   # the default 100 Hz: a tick before a message 10 ms or more past the last tick
+        for _, t in expected:
+            if not ticks or t - ticks[-1] >= 10_000_000:
+                ticks.append(t)
         deadline = time.monotonic() + 10.0  # delivery deadline, not a timing assertion
-        while time.monotonic() < deadline and len(received['/clock']) < count:
+        while time.monotonic() < deadline and len(received['/clock']) < len(ticks):
             time.sleep(0.02)
     finally:
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=sub_ctx)
         rclpy.shutdown(context=pub_ctx)
-    expected = [(topic, t) for topic, t, _ in records if topic != '/clock']
     assert count == len(expected) == 25
     assert seen == expected
     odom_x = [m.pose.pose.position.x for m in received['/v1/odom']]
     assert_allclose(odom_x, [0.1 * i for i in range(20)])
     assert received['/v1/chatter'] == ['m0', 'm1', 'm2', 'm3']
     assert received['/truth/scenario'] == ['{"seed": 0}']
-    clock = received['/clock']
-    assert clock == [t for _, t in expected]  # one tick per message, monotonic, recorded /clock dropped
-    assert all(b >= a for a, b in zip(clock, clock[1:]))
+    assert received['/clock'] == ticks  # monotonic, the recorded /clock dropped
+
+
+class _FakePublisher:
+    def __init__(self, topic: str, log: list) -> None:
+        self.topic_name, self.log = topic, log
+
+    def publish(self, msg: object) -> None:
+        self.log.append((self.topic_name, msg))
+
+
+class _FakeNode:
+    """Just enough of an rclpy node for ReplayPublisher: publishers that log what they publish."""
+
+    def __init__(self) -> None:
+        self.log: list = []
+
+    def create_publisher(self, _cls: type, topic: str, _qos: object) -> _FakePublisher:
+        return _FakePublisher(topic, self.log)
+
+
+def _published(node: _FakeNode) -> list:
+    return [(topic, msg.clock.sec * 10**9 + msg.clock.nanosec if topic == '/clock' else msg)
+            for topic, msg in node.log]
+
+
+def test_clock_ticks_at_most_once_per_period_just_before_a_message() -> None:
+    node = _FakeNode()
+    out = ReplayPublisher(node, {'/a': 'std_msgs/msg/String'}, clock_hz=100.0)
+    ms = 1_000_000
+    for t_ms in (0, 3, 10, 15, 25, 25, 40):
+        out.publish(t_ms * ms, '/a', f'm{t_ms}'.encode())
+    assert not out.publish(50 * ms, '/not_replayed', b'x')
+    out.finish(40 * ms)   # the last message's time went out already
+    out.finish(47 * ms)
+    assert _published(node) == [
+        ('/clock', 0), ('/a', b'm0'), ('/a', b'm3'), ('/clock', 10 * ms), ('/a', b'm10'), ('/a', b'm15'),
+        ('/clock', 25 * ms), ('/a', b'm25'), ('/a', b'm25'), ('/clock', 40 * ms), ('/a', b'm40'), ('/clock', 47 * ms)]
+    assert out.published == 7
+
+
+def test_clock_hz_zero_ticks_before_every_message_and_never_goes_back() -> None:
+    node = _FakeNode()
+    out = ReplayPublisher(node, {'/a': 'std_msgs/msg/String'}, clock_hz=0.0)
+    for t in (5, 5, 7, 6):
+        out.publish(t, '/a', b'x')
+    assert [t for topic, t in _published(node) if topic == '/clock'] == [5, 5, 7]  # 6 < 7: no tick
+    for bad in (-1.0, float('nan'), float('inf')):
+        with pytest.raises(ConfigError, match='clock rate must be a finite number >= 0 Hz'):
+            ReplayPublisher(_FakeNode(), {}, clock_hz=bad)
 
 
 def test_replay_errors_name_the_problem(bag: tuple[Path, list], tmp_path: Path) -> None:
@@ -205,7 +256,7 @@ def test_a_context_shut_down_by_a_signal_is_an_interruption(bag: tuple[Path, lis
         rclpy.shutdown()              # what the signal handler does
         return 3
     monkeypatch.setattr(replay_module, 'replay', shut_down_midway)
-    args = argparse.Namespace(bag=bag[0], rate=1.0, topics=None, wait_for_subscribers=0.0)
+    args = argparse.Namespace(bag=bag[0], rate=1.0, topics=None, wait_for_subscribers=0.0, clock_hz=100.0)
     with pytest.raises(KeyboardInterrupt):
         replay_module.run(args)
     assert 'replayed 3 messages' in capsys.readouterr().err
