@@ -160,7 +160,7 @@ class AdvisoryFollowerNode(BaseNode):
         if follower.mode is FollowerMode.EGO:
             self.create_subscription(OccupancyGrid, topic('topics.evidence_grid', vehicle_topic(v, EVIDENCE_GRID)),
                                      self.guard('evidence', self._on_evidence), evidence_qos(5))
-        self.timer = self.create_timer(follower.command_period_s, self.guard('tick', self._tick))
+        self.timer = self.create_guarded_timer(follower.command_period_s, 'tick', self._tick)
         self.start_diagnostics(values['diagnostics.period_s'], f'{NODE_NAME}: {v}', hardware_id=v)
         self.get_logger().info(f'advisory follower {v}: mode {follower.mode.value}, predecessor {pred or "none"}, '
                                f'command {cmd_topic} every {follower.command_period_s} s')

@@ -140,7 +140,7 @@ class FaultInjector(BaseNode):
                                      self.guard(suffix, lambda m, s=stream: self._on_message(s, m)), qos)
         onboard = values['topics.onboard_odom'] or names.vehicle_topic(vid, ONBOARD_ODOM)
         self.onboard_pub = self.create_publisher(Odometry, onboard, state_qos()) if 'odom' in streams else None
-        self.release_timer = self.create_timer(values['release_period_s'], self.guard('release', self._on_timer))
+        self.release_timer = self.create_guarded_timer(values['release_period_s'], 'release', self._on_timer)
         self.start_diagnostics(values['diagnostics.period_s'], f'{NODE_NAME}: {vid}', hardware_id=vid)
         self.get_logger().info(f'fault injector for {vid}: {values["faults_file"]} (seed {seed}), '
                                f'streams {streams}')

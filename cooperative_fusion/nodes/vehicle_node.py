@@ -302,7 +302,7 @@ class VehicleNode(BaseNode):
         if 'camera' in streams:
             self.create_subscription(Image, t.camera, self.guard('camera', self._on_depth), sq)
             self.create_subscription(CameraInfo, t.camera_info, self.guard('camera_info', self._on_camera_info), st)
-        self.poll_timer = self.create_timer(values['sync.poll_period_s'], self.guard('poll', self._on_poll))
+        self.poll_timer = self.create_guarded_timer(values['sync.poll_period_s'], 'poll', self._on_poll)
         self.start_diagnostics(period_s, f'{NODE_NAME}: {cfg.vehicle_id}', hardware_id=cfg.vehicle_id)
         window = cfg.pipeline.window
         self.get_logger().info(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 import signal
 import subprocess
@@ -372,3 +373,67 @@ def test_sigint_stops_a_node_with_status_130(inherited):
             proc.wait()
     assert proc.returncode == 130, err
     assert 'Traceback' not in err, err
+
+
+# ---------------------------------------------------------------------- the executor, in process --
+
+class TickingEchoNode(EchoNode):
+    """An EchoNode with a guarded timer on its clock."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.ticks: list[int] = []
+        self.create_guarded_timer(0.1, 'tick', lambda: self.ticks.append(self.now_ns()))
+
+
+def test_the_executor_parameter_takes_events_or_single(ros_context):
+    with pytest.raises(ConfigError, match=r"parameter 'executor' is 'multi'; expected one of events, single"):
+        EchoNode(context=ros_context, parameter_overrides=[Parameter('executor', value='multi')])
+    node = EchoNode(context=ros_context)
+    assert node.executor_kind == 'events'     # the default
+    node.destroy_node()
+
+
+@pytest.mark.parametrize('kind', ['events', 'single'])
+def test_spin_runs_subscriptions_and_sim_time_timers_until_shutdown(kind):
+    import threading
+
+    import rclpy
+    from rclpy.context import Context
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+
+    from cooperative_fusion.ros.node import spin
+    from cooperative_fusion.ros.qos import clock_qos
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=random.SystemRandom().randint(1, 100))
+    node = TickingEchoNode(context=ctx, namespace='/spin_test', parameter_overrides=[
+        Parameter('executor', value=kind), Parameter('use_sim_time', value=True)])
+    peer = Node('spin_peer', context=ctx)
+    clock = peer.create_publisher(Clock, '/clock', clock_qos())
+    text = peer.create_publisher(String, '/spin_test/text', 10)
+    spinner = threading.Thread(target=spin, args=(node,), daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 60.0        # delivery deadline, not a timing check
+        t_ns = 0
+        while time.monotonic() < deadline and not (len(node.ticks) >= 5 and node.seen):
+            if clock.get_subscription_count() and text.get_subscription_count():
+                t_ns += 20_000_000
+                clock.publish(Clock(clock=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)))
+                text.publish(String(data='hello'))
+            time.sleep(0.005)
+        assert 'hello' in node.seen
+        ticks = list(node.ticks)
+        assert len(ticks) >= 5
+        # a timer on sim time: every 0.1 s of /clock, stamped on that clock, no TimerInfo passed to the callback
+        assert all(t % 100_000_000 < 20_000_000 for t in ticks) and ticks == sorted(ticks), ticks
+        assert node.drops.counts == {}
+    finally:
+        rclpy.try_shutdown(context=ctx)
+        spinner.join(timeout=30.0)
+        alive = spinner.is_alive()
+        node.destroy_node()
+        peer.destroy_node()
+    assert not alive, 'spin() did not return after the context shut down'
