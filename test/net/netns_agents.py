@@ -13,7 +13,7 @@
     on past the bag's end for ``--drain-s`` and then until the ``--until`` file exists.
 
 ``python netns_agents.py probe --vehicles v1 v2 --ready F --out F.json``
-    Counts /cooperative/grid (cells occupied / free in each) and each vehicle's
+    Counts /cooperative/grid (cells occupied / free in each, its arrival on the edge's clock) and each vehicle's
     /<v>/evidence_grid, keeps the latest /diagnostics status of every name and
     each fusion vehicle status' states; writes ``--ready`` when fusion, twin and
     every vehicle node are visible on the graph, and the JSON summary on SIGTERM.
@@ -312,7 +312,7 @@ def probe_main(args: argparse.Namespace) -> int:
             'stamp_ns': msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
             'frame_id': msg.header.frame_id, 'width': msg.info.width, 'height': msg.info.height,
             'occupied': int((cells >= 65).sum()), 'free': int(((cells >= 0) & (cells < 40)).sum()),
-            'wall_s': time.monotonic() - t0})
+            'wall_s': time.monotonic() - t0, 'arrival_ns': node.get_clock().now().nanoseconds})
 
     def on_evidence(vid: str) -> object:
         def cb(msg: OccupancyGrid) -> None:
