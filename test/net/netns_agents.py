@@ -1,10 +1,11 @@
-"""Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, and a probe.
+"""Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, a probe,
+and a wire agent.
 
 ``python netns_agents.py replay BAG --ready F --go F [--topics T ...] [--clock-topic /v1/clock] [--clock-only]``
     Publishes BAG's ``--topics`` with :class:`cooperative_fusion.app.player.ReplayPublisher`
     (and the /clock it publishes before each message, remapped to ``--clock-topic``),
     paced by :class:`~cooperative_fusion.app.player.BagPlayer` at ``--rate``. It
-    writes ``--ready`` once every publisher has a subscriber, waits for the
+    writes ``--ready`` once every publisher has a subscriber (/clock: ``--clock-subscribers``), waits for the
     ``--go`` file (a wall-clock epoch in seconds), anchors the bag's start time
     to that instant and plays. Every replay of the test anchors to the same
     instant, so the sim clocks of the hosts agree as if their wall clocks were
@@ -26,11 +27,12 @@ test can compare what fusion measured with what arrived. ``--progress F`` is rew
 ``python netns_agents.py wire --interface eth0 --ready F --out F.json``
     Watches the host's ``eth0`` (a raw packet socket: root) and keeps, for every RTPS DATA that
     arrives there and carries a ROS message with a header (its first 8 payload bytes are the stamp),
-    (kernel receive time of the datagram's last IP fragment in wall seconds, source address, destination port, writer GUID, sequence
-    number, stamp, datagram size). Each reader has its own copy of a message (unicast to its
-    participant's port), lost and resent on its own: the probe's arrival of a message is not
-    fusion's. :func:`delivery_times` turns the copies to one port into the times the reader
-    could have had each message (RELIABLE delivers in order: a message waits for a resent earlier one).
+    a :class:`Copy` (the kernel's receive time of the datagram's last IP fragment, wall seconds;
+    source address, destination port, writer GUID, sequence number, stamp, datagram size); the JSON
+    summary on SIGTERM. Each reader has its own copy of a message (unicast to its participant's
+    port), lost and resent on its own: the probe's arrival of a message is not fusion's.
+    :func:`delivery_times` turns the copies to one port into the times the reader could have had
+    each message (RELIABLE delivers in order: a message waits for a resent earlier one).
 
 Nothing here is specific to namespaces: the test runs these with ``ip netns exec``.
 """
@@ -234,7 +236,7 @@ def replay_main(args: argparse.Namespace) -> int:
             recorded = reader.topics()
             topics = {} if args.clock_only else {t: recorded[t] for t in args.topics}
             out = ReplayPublisher(node, topics)
-            if not out.wait_for_subscribers(args.wait_s, ctx.ok):
+            if not out.wait_for_subscribers(args.wait_s, ctx.ok, {out.clock_pub.topic_name: args.clock_subscribers}):
                 log.warning(f'not every topic has a subscriber after {args.wait_s:.0f} s; playing anyway')
             _write(args.ready, 'ready')
             start_at = float(_wait_for_file(args.go, args.wait_s + 60.0))
@@ -379,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument('--topics', nargs='*', default=[])
     rp.add_argument('--clock-topic', default='/clock')
     rp.add_argument('--clock-only', action='store_true')
+    rp.add_argument('--clock-subscribers', type=int, default=1,
+                    help='wait for this many /clock subscriptions (every node on this host): one matched late '
+                         'has no clock when the first messages come (its now is 0)')
     rp.add_argument('--clock-period', type=float, default=0.01, help='--clock-only: bag seconds between ticks')
     rp.add_argument('--drain-s', type=float, default=1.0, help='--clock-only: clock run on past the bag end')
     rp.add_argument('--until', type=Path, default=None,
