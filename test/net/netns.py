@@ -165,3 +165,29 @@ table inet {LOSS_TABLE} {{
                     if 'counter' in c and c['counter'].get('table') == LOSS_TABLE}
         return {'sent_packets': counters['udp_out']['packets'], 'sent_bytes': counters['udp_out']['bytes'],
                 'lost_packets': counters['udp_lost']['packets'], 'lost_bytes': counters['udp_lost']['bytes']}
+
+
+def udp_ports(pid: int) -> set[int]:
+    """Local UDP ports of the sockets process ``pid`` holds (read from /proc: its own network namespace's
+    tables, matched by socket inode), e.g. a DDS participant's unicast ports."""
+    inodes = set()
+    fd_dir = f'/proc/{pid}/fd'
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith('socket:['):
+            inodes.add(target[len('socket:['):-1])
+    ports = set()
+    for table in ('udp', 'udp6'):
+        try:
+            with open(f'/proc/{pid}/net/{table}') as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[9] in inodes:
+                ports.add(int(cols[1].rsplit(':', 1)[1], 16))
+    return ports

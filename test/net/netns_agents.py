@@ -1,10 +1,11 @@
-"""Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, and a probe.
+"""Processes the multi-host test runs inside its namespaces: a bag replay started on a shared wall time, a probe,
+and a wire agent.
 
 ``python netns_agents.py replay BAG --ready F --go F [--topics T ...] [--clock-topic /v1/clock] [--clock-only]``
     Publishes BAG's ``--topics`` with :class:`cooperative_fusion.app.player.ReplayPublisher`
     (and the /clock it publishes before each message, remapped to ``--clock-topic``),
     paced by :class:`~cooperative_fusion.app.player.BagPlayer` at ``--rate``. It
-    writes ``--ready`` once every publisher has a subscriber, waits for the
+    writes ``--ready`` once every publisher has a subscriber (/clock: ``--clock-subscribers``), waits for the
     ``--go`` file (a wall-clock epoch in seconds), anchors the bag's start time
     to that instant and plays. Every replay of the test anchors to the same
     instant, so the sim clocks of the hosts agree as if their wall clocks were
@@ -13,7 +14,7 @@
     on past the bag's end for ``--drain-s`` and then until the ``--until`` file exists.
 
 ``python netns_agents.py probe --vehicles v1 v2 --ready F --out F.json``
-    Counts /cooperative/grid (cells occupied / free in each) and each vehicle's
+    Counts /cooperative/grid (cells occupied / free in each, its arrival on the edge's clock) and each vehicle's
     /<v>/evidence_grid, keeps the latest /diagnostics status of every name and
     each fusion vehicle status' states; writes ``--ready`` when fusion, twin and
     every vehicle node are visible on the graph, and the JSON summary on SIGTERM.
@@ -23,6 +24,16 @@ seconds, and it keeps every fusion per-vehicle status it hears (with the status'
 test can compare what fusion measured with what arrived. ``--progress F`` is rewritten every
 0.2 s with the evidence counts and fusion's latest ``received`` per vehicle.
 
+``python netns_agents.py wire --interface eth0 --ready F --out F.json``
+    Watches the host's ``eth0`` (a raw packet socket: root) and keeps, for every RTPS DATA that
+    arrives there and carries a ROS message with a header (its first 8 payload bytes are the stamp),
+    a :class:`Copy` (the kernel's receive time of the datagram's last IP fragment, wall seconds;
+    source address, destination port, writer GUID, sequence number, stamp, datagram size); the JSON
+    summary on SIGTERM. Each reader has its own copy of a message (unicast to its participant's
+    port), lost and resent on its own: the probe's arrival of a message is not fusion's.
+    :func:`delivery_times` turns the copies to one port into the times the reader could have had
+    each message (RELIABLE delivers in order: a message waits for a resent earlier one).
+
 Nothing here is specific to namespaces: the test runs these with ``ip netns exec``.
 """
 from __future__ import annotations
@@ -30,10 +41,21 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
+
+RTPS_DATA = 0x15
+RTPS_DATA_FRAG = 0x16
+ETH_P_IP = 0x0800
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35          # linux/socket.h (SCM_TIMESTAMPNS is the same number)
+SO_RCVBUFFORCE = 33
+SOL_PACKET = 263             # linux/socket.h, linux/if_packet.h
+PACKET_STATISTICS = 6
 
 
 def _write(path: Path, text: str) -> None:
@@ -50,6 +72,150 @@ def _wait_for_file(path: Path, timeout_s: float) -> str:
             raise TimeoutError(f'{path} did not appear within {timeout_s:.0f} s')
         time.sleep(0.01)
     return text
+
+
+class Copy(NamedTuple):
+    """One RTPS DATA (first or resent) carrying a stamped message, as it arrived at a host."""
+    wall_s: float        # kernel receive time, wall clock (time.time()), seconds
+    src: str             # source IPv4 address
+    dport: int           # destination UDP port (the reader participant's unicast port)
+    writer: str          # writer GUID (prefix + entity id), hex
+    seq: int             # writer sequence number
+    stamp_ns: int        # the message's header.stamp, ns
+    size: int            # UDP datagram length, bytes
+
+
+class Reassembler:
+    """IPv4 packets -> whole UDP datagrams (a DDS datagram of tens of kB crosses ``eth0`` as IP fragments;
+    a resend may pack several messages into one, all but the first beyond the first fragment)."""
+
+    def __init__(self, max_pending: int = 256) -> None:
+        self.max_pending = max_pending
+        self._pending: dict[tuple[bytes, bytes, int], dict[int, bytes]] = {}
+        self._size: dict[tuple[bytes, bytes, int], int] = {}
+
+    def feed(self, ip_packet: bytes) -> tuple[str, bytes] | None:
+        """(source address, UDP datagram: header and payload) once ``ip_packet`` completes one, else None."""
+        if len(ip_packet) < 20 or ip_packet[0] >> 4 != 4 or ip_packet[9] != 17:
+            return None
+        ihl = (ip_packet[0] & 0x0F) * 4
+        total, ident, frag = struct.unpack_from('!HHH', ip_packet, 2)
+        body = ip_packet[ihl:total]
+        src = socket.inet_ntoa(ip_packet[12:16])
+        offset, more = (frag & 0x1FFF) * 8, bool(frag & 0x2000)
+        if offset == 0 and not more:
+            return src, body
+        key = (ip_packet[12:16], ip_packet[16:20], ident)
+        if key not in self._pending and len(self._pending) >= self.max_pending:
+            oldest = next(iter(self._pending))            # a datagram whose fragments never all came
+            del self._pending[oldest]
+            self._size.pop(oldest, None)
+        parts = self._pending.setdefault(key, {})
+        parts[offset] = body
+        if not more:
+            self._size[key] = offset + len(body)
+        size = self._size.get(key)
+        if size is None or sum(len(b) for b in parts.values()) < size:
+            return None
+        del self._pending[key], self._size[key]
+        return src, b''.join(parts[o] for o in sorted(parts))
+
+
+def parse_rtps_copies(src: str, datagram: bytes, wall_s: float) -> list[Copy]:
+    """The stamped DATA submessages of one UDP datagram (header and payload) from ``src``; [] if not RTPS."""
+    if len(datagram) < 8 + 20:
+        return []
+    _sport, dport, ulen = struct.unpack_from('!HHH', datagram, 0)
+    rtps = datagram[8:]
+    if rtps[:4] != b'RTPS':
+        return []
+    prefix = rtps[8:20].hex()
+    copies = []
+    i = 20
+    while i + 4 <= len(rtps):
+        sub_id, flags = rtps[i], rtps[i + 1]
+        end = '<' if flags & 0x01 else '>'
+        length = struct.unpack_from(end + 'H', rtps, i + 2)[0]
+        body = i + 4
+        if sub_id in (RTPS_DATA, RTPS_DATA_FRAG) and body + 20 <= len(rtps):
+            to_qos = struct.unpack_from(end + 'H', rtps, body + 2)[0]
+            writer_id = rtps[body + 8:body + 12].hex()
+            high, low = struct.unpack_from(end + 'iI', rtps, body + 12)
+            first_fragment = sub_id == RTPS_DATA or struct.unpack_from(end + 'I', rtps, body + 20)[0] == 1
+            has_data = bool(flags & 0x04) if sub_id == RTPS_DATA else True
+            j = body + 4 + to_qos
+            if flags & 0x02:                    # inline QoS: a parameter list up to PID_SENTINEL
+                while j + 4 <= len(rtps):
+                    pid, plen = struct.unpack_from(end + 'HH', rtps, j)
+                    j += 4 + plen
+                    if pid == 1:
+                        break
+            if has_data and first_fragment and j + 12 <= len(rtps):
+                little = rtps[j + 1] & 0x01     # encapsulation: CDR_LE 0x0001, CDR_BE 0x0000 (+ XCDR2 kinds)
+                sec, nsec = struct.unpack_from('<iI' if little else '>iI', rtps, j + 4)
+                copies.append(Copy(wall_s, src, dport, prefix + writer_id, (high << 32) | low,
+                                   sec * 1_000_000_000 + nsec, ulen))
+        if length == 0:                         # the last submessage runs to the end of the message
+            break
+        i = body + length
+    return copies
+
+
+def delivery_times(copies: Sequence[Copy]) -> dict[int, float]:
+    """stamp_ns -> when a RELIABLE reader could first have had it, wall seconds, from the copies one
+    writer sent to that reader's port: the message's first arrival, or a later one's if an earlier
+    sequence number arrived later still (in-order delivery holds it back)."""
+    first: dict[int, Copy] = {}
+    for c in copies:
+        if c.seq not in first or c.wall_s < first[c.seq].wall_s:
+            first[c.seq] = c
+    out: dict[int, float] = {}
+    held = float('-inf')
+    for seq in sorted(first):
+        held = max(held, first[seq].wall_s)
+        out.setdefault(first[seq].stamp_ns, held)
+    return out
+
+
+def wire_main(args: argparse.Namespace) -> int:
+    stop = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))   # from the IP header on
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)    # a starved reader must not lose frames
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)            # the kernel's arrival time, not ours
+    sock.bind((args.interface, 0))
+    sock.settimeout(0.1)
+    copies: list[Copy] = []
+    reassembler = Reassembler()
+    frames = 0
+    _write(args.ready, 'ready')
+    while not stop:
+        try:
+            data, ancillary, _flags, addr = sock.recvmsg(1 << 16, 256)
+        except (socket.timeout, InterruptedError):
+            continue
+        if addr[2] == PACKET_OUTGOING:
+            continue
+        frames += 1
+        wall_s = time.time()
+        for level, kind, cdata in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                sec, nsec = struct.unpack('qq', cdata[:16])
+                wall_s = sec + nsec * 1e-9
+        datagram = reassembler.feed(data)
+        if datagram is not None:
+            copies.extend(parse_rtps_copies(*datagram, wall_s))
+    # struct tpacket_stats {unsigned int tp_packets, tp_drops}: frames the socket's buffer had to drop
+    _packets, dropped = struct.unpack('II', sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    sock.close()
+    _write(args.out, json.dumps({'frames': frames, 'dropped': dropped, 'copies': [list(c) for c in copies]}))
+    return 0
 
 
 def replay_main(args: argparse.Namespace) -> int:
@@ -70,7 +236,7 @@ def replay_main(args: argparse.Namespace) -> int:
             recorded = reader.topics()
             topics = {} if args.clock_only else {t: recorded[t] for t in args.topics}
             out = ReplayPublisher(node, topics)
-            if not out.wait_for_subscribers(args.wait_s, ctx.ok):
+            if not out.wait_for_subscribers(args.wait_s, ctx.ok, {out.clock_pub.topic_name: args.clock_subscribers}):
                 log.warning(f'not every topic has a subscriber after {args.wait_s:.0f} s; playing anyway')
             _write(args.ready, 'ready')
             start_at = float(_wait_for_file(args.go, args.wait_s + 60.0))
@@ -148,7 +314,7 @@ def probe_main(args: argparse.Namespace) -> int:
             'stamp_ns': msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
             'frame_id': msg.header.frame_id, 'width': msg.info.width, 'height': msg.info.height,
             'occupied': int((cells >= 65).sum()), 'free': int(((cells >= 0) & (cells < 40)).sum()),
-            'wall_s': time.monotonic() - t0})
+            'wall_s': time.monotonic() - t0, 'arrival_ns': node.get_clock().now().nanoseconds})
 
     def on_evidence(vid: str) -> object:
         def cb(msg: OccupancyGrid) -> None:
@@ -215,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument('--topics', nargs='*', default=[])
     rp.add_argument('--clock-topic', default='/clock')
     rp.add_argument('--clock-only', action='store_true')
+    rp.add_argument('--clock-subscribers', type=int, default=1,
+                    help='wait for this many /clock subscriptions (every node on this host): one matched late '
+                         'has no clock when the first messages come (its now is 0)')
     rp.add_argument('--clock-period', type=float, default=0.01, help='--clock-only: bag seconds between ticks')
     rp.add_argument('--drain-s', type=float, default=1.0, help='--clock-only: clock run on past the bag end')
     rp.add_argument('--until', type=Path, default=None,
@@ -230,8 +399,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp.add_argument('--out', type=Path, required=True)
     pp.add_argument('--progress', type=Path, default=None,
                     help='rewritten every 0.2 s: evidence counts here and fusion\'s latest received, per vehicle')
+    wp = sub.add_parser('wire')
+    wp.add_argument('--interface', default='eth0')
+    wp.add_argument('--ready', type=Path, required=True)
+    wp.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
-    return replay_main(args) if args.command == 'replay' else probe_main(args)
+    return {'replay': replay_main, 'probe': probe_main, 'wire': wire_main}[args.command](args)
 
 
 if __name__ == '__main__':
