@@ -152,7 +152,7 @@ def test_cooperative_mode_brakes_for_a_warning_and_ignores_the_advisory(run):
     t = START + S
     r.drive(START, t)
     r.runner.feed('/v2/twin/advisory', _path(t, [0.0, 1.0], [0.0, 10.0]), t)       # ignored in this mode
-    r.runner.feed('/twin/warnings', _warnings(t, 'v2', 45.0, 0.0), t)              # needs 400 / 80 = 5 m/s^2
+    r.runner.feed('/twin/warnings', _warnings(t, 'v2', 45.0, 0.0), t)              # needs 400 / 79 = 5.1 m/s^2
     r.drive(t, t + 200 * MS)
     _, speed, accel = r.cmds()[-1]
     assert accel <= -5.0 and speed == pytest.approx(V + 0.1 * accel)

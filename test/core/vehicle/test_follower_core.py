@@ -104,8 +104,8 @@ def test_a_warning_about_the_braking_predecessor_is_left_to_the_cacc():
     # 23^2 / (2 (10 + 22.7^2 / 15.2)) = 6.0 m/s^2 (before: limit obstacle, -6.0).
     core = _core(FollowerMode.COOPERATIVE)
     _braking_pair(core)
-    alone = core.step(S // 100)[0]                                   # the CACC floor: 23^2 / (2 (10 + 23^2 / 7)) = 3.09
-    assert alone.limit is Limit.PREDECESSOR and alone.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    alone = core.step(S // 100)[0]                                 # the CACC floor: 23^2 / (2 (9.5 + 23^2 / 7)) = 3.11
+    assert alone.limit is Limit.PREDECESSOR and alone.accel_mps2 == pytest.approx(-3.11, abs=0.01)
     core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
     assert core.warning is None and core.warned_for_predecessor
     assert core.step(S // 100)[0] == alone
@@ -114,8 +114,8 @@ def test_a_warning_about_the_braking_predecessor_is_left_to_the_cacc():
 def test_an_obstacle_beyond_the_predecessor_is_stopped_for_behind_the_predecessors_stop():
     core = _core(FollowerMode.COOPERATIVE)
     _braking_pair(core, 25.0, 0.0)
-    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])             # beyond: the predecessor stops 5 m short of it
-    assert core.warning.distance_m == pytest.approx(126.0 - 4.5 - 5.0) and not core.warned_for_predecessor
+    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])             # beyond: the predecessor stops 5.5 m short of it
+    assert core.warning.distance_m == pytest.approx(126.0 - 4.5 - 5.5) and not core.warned_for_predecessor
     core.on_warnings(0, 0, [(8.0, 0.0, 0.0)])               # between (a cut-in): as it is
     assert core.warning.distance_m == 8.0
     core.pred = None                                         # no predecessor known: as it is
@@ -130,6 +130,6 @@ def test_the_advisory_is_not_followed_while_the_only_warning_is_the_predecessor(
     core.on_advisory(0, 0, t, np.array([0.0, 5.0, 6.0]), np.zeros(3))   # a hard stop 5 m behind the predecessor
     core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
     cmd, _ = core.step(S // 100)
-    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(-3.11, abs=0.01)
     core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])
     assert core.step(S // 50)[0].limit is Limit.ADVISORY
