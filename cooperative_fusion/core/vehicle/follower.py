@@ -33,8 +33,9 @@ from ..errors import ConfigError
 _MAX_PROFILE_ACCEL_MPS2 = 15.0
 
 
-#: A predecessor slower than this (m/s) has stopped: the CACC's kinematic floor then holds at any need.
-_STOPPED_MPS = 0.5
+#: A predecessor or obstacle slower than this (m/s) has stopped: the CACC's kinematic floor then holds at any
+#: need, and a warning about it outlives the twin's silence (follower_core.FollowerCore.on_warnings).
+STOPPED_MPS = 0.5
 #: ... once the stop needs more than this (m/s^2): a standing follower may still creep up to the set gap.
 _STOPPED_FLOOR_MPS2 = 0.1
 
@@ -404,7 +405,7 @@ class AdvisoryFollower:
         need = stopping_decel(v, gap, v_pred, a_pred, max(cfg.standstill_gap_m, cfg.obstacle_gap_m))
         # Behind a stopped predecessor the floor holds at any need: the linear law alone rolls a slow
         # follower into the standstill gap (v2 at 0.6 m/s, 5.2 m behind a stopped v1, braked 0.3 m/s^2).
-        if need >= 0.5 * cfg.comfort_decel_mps2 or (v_pred < _STOPPED_MPS and a_pred <= 0.0
+        if need >= 0.5 * cfg.comfort_decel_mps2 or (v_pred < STOPPED_MPS and a_pred <= 0.0
                                                      and need > _STOPPED_FLOOR_MPS2):
             a = min(a, -need)
         return a
