@@ -180,8 +180,8 @@ class FollowerCore:
         self.warned_for_predecessor = bool(conflicts) and not obstacles
         if not obstacles:
             # A stopped car does not leave when the twin stops warning about it (issue 16, lossy default
-            # scenario: creeping up to it at 1 m/s, v1 saw its track take up ~0.8 m/s and go quiet for 0.8 s,
-            # and accelerated at 1.5 m/s^2 to 4.77 m behind it).
+            # scenario: as v1 crept up to it at 1 m/s, its track took up ~0.8 m/s, the twin went quiet for
+            # 0.8 s, and v1 accelerated at 1.5 m/s^2 to 4.77 m behind it).
             held = self.warning
             self.warning_held = (held is not None and held.speed_mps < STOPPED_MPS
                                  and held.accel_mps2 >= 0.0)
