@@ -43,10 +43,6 @@ from ..ros.time import stamp_to_ns
 
 NODE_NAME = 'advisory_follower'
 _F = FollowerConfig()
-#: Stop gap behind an obstacle or a stopped predecessor on a vehicle: the twin's 5 m safe gap plus 0.5 m for the
-#: error of a gap measured from odometry or the grid (aimed at exactly 5 m, v2 stopped 4.79 m behind a stopped
-#: v1 in the closed loop of the default scenario; docs/follower.md).
-OBSTACLE_GAP_M = 5.5
 _E = EgoObstacleConfig()
 
 #: Every parameter (config/advisory_follower.yaml documents each).
@@ -78,8 +74,8 @@ PARAMS: tuple[Param, ...] = (
           "predecessor's acceleration (0: none, 1: all)", 0.0, 1.0),
     Param('follower.cacc_max_gap_error_m', _F.cacc_max_gap_error_m, 'CACC: a larger gap error closes no '
           'faster than this one, metres', 0.1, 100.0),
-    Param('follower.obstacle_gap_m', OBSTACLE_GAP_M, 'stop this far behind an obstacle or a stopped '
-          'predecessor (the 5 m safe gap plus a margin for the measured gap\'s error), metres', 0.0, 50.0),
+    Param('follower.obstacle_gap_m', _F.obstacle_gap_m, 'stop this far behind an obstacle or a stopped '
+          'predecessor (the twin\'s 5 m safe gap plus 0.5 m for the error of a measured gap), metres', 0.0, 50.0),
     Param('follower.max_accel_mps2', _F.max_accel_mps2, 'IIDM maximum acceleration, m/s^2', 0.1, 10.0),
     Param('follower.comfort_decel_mps2', _F.comfort_decel_mps2, 'comfortable deceleration (IIDM b; braking '
           'beyond it only when the stop needs it), m/s^2', 0.1, 20.0),

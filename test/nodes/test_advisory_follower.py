@@ -152,15 +152,17 @@ def test_cooperative_mode_brakes_for_a_warning_and_ignores_the_advisory(run):
     t = START + S
     r.drive(START, t)
     r.runner.feed('/v2/twin/advisory', _path(t, [0.0, 1.0], [0.0, 10.0]), t)       # ignored in this mode
-    r.runner.feed('/twin/warnings', _warnings(t, 'v2', 45.0, 0.0), t)              # needs 400 / 80 = 5 m/s^2
+    r.runner.feed('/twin/warnings', _warnings(t, 'v2', 45.0, 0.0), t)              # needs 400 / 79 = 5.1 m/s^2
     r.drive(t, t + 200 * MS)
     _, speed, accel = r.cmds()[-1]
     assert accel <= -5.0 and speed == pytest.approx(V + 0.1 * accel)
     assert r.node.core.last.limit is Limit.OBSTACLE
-    # a warnings array without v2 clears the warning
+    # a warnings array without v2: a standing obstacle's warning is held until it is 1 s old, then cleared
     r.runner.feed('/twin/warnings', make_array(t + 200 * MS, []), t + 200 * MS)
     r.drive(t + 200 * MS, t + 400 * MS)
-    assert r.node.core.last.limit is Limit.PREDECESSOR
+    assert r.node.core.last.limit is Limit.OBSTACLE and r.node.core.health(t + 400 * MS)['warning_held'] is True
+    r.drive(t + 400 * MS, t + 1200 * MS)
+    assert r.node.core.last.limit is Limit.PREDECESSOR and r.node.core.expired['warning'] == 1
 
 
 def test_bad_input_is_a_counted_drop(run):

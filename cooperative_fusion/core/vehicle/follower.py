@@ -33,8 +33,9 @@ from ..errors import ConfigError
 _MAX_PROFILE_ACCEL_MPS2 = 15.0
 
 
-#: A predecessor slower than this (m/s) has stopped: the CACC's kinematic floor then holds at any need.
-_STOPPED_MPS = 0.5
+#: A predecessor or obstacle slower than this (m/s) has stopped: the CACC's kinematic floor then holds at any
+#: need, and a warning about it outlives the twin's silence (follower_core.FollowerCore.on_warnings).
+STOPPED_MPS = 0.5
 #: ... once the stop needs more than this (m/s^2): a standing follower may still creep up to the set gap.
 _STOPPED_FLOOR_MPS2 = 0.1
 
@@ -70,8 +71,9 @@ class FollowerConfig:
     cacc_gap_gain_per_s2, cacc_speed_gain_per_s, cacc_accel_feedforward : CACC gains on the gap error
         (m), the speed difference to the predecessor (m/s) and the predecessor's acceleration
     cacc_max_gap_error_m : a larger gap error closes no faster than this one (gap closing stays gentle)
-    obstacle_gap_m : stop this far behind an obstacle or a stopped predecessor (the twin's ``safe_gap_m``; the
-        node (nodes/advisory_follower.py, OBSTACLE_GAP_M) adds a margin for the measured gap's error)
+    obstacle_gap_m : stop this far behind an obstacle or a stopped predecessor: the twin's 5 m ``safe_gap_m``
+        plus 0.5 m for the error of a gap measured from odometry or the grid (a stop aimed at exactly 5 m
+        ended 4.79 m behind in the default scenario's closed loop)
     max_accel_mps2 : IIDM maximum acceleration a
     comfort_decel_mps2 : IIDM comfortable deceleration b; the kinematic floor starts above it
     max_decel_mps2 : the vehicle's braking limit; no command asks for more
@@ -91,7 +93,7 @@ class FollowerConfig:
     cacc_speed_gain_per_s: float = 0.6
     cacc_accel_feedforward: float = 0.5
     cacc_max_gap_error_m: float = 4.0
-    obstacle_gap_m: float = 5.0
+    obstacle_gap_m: float = 5.5
     max_accel_mps2: float = 1.5
     comfort_decel_mps2: float = 3.0
     max_decel_mps2: float = 8.0
@@ -403,7 +405,7 @@ class AdvisoryFollower:
         need = stopping_decel(v, gap, v_pred, a_pred, max(cfg.standstill_gap_m, cfg.obstacle_gap_m))
         # Behind a stopped predecessor the floor holds at any need: the linear law alone rolls a slow
         # follower into the standstill gap (v2 at 0.6 m/s, 5.2 m behind a stopped v1, braked 0.3 m/s^2).
-        if need >= 0.5 * cfg.comfort_decel_mps2 or (v_pred < _STOPPED_MPS and a_pred <= 0.0
+        if need >= 0.5 * cfg.comfort_decel_mps2 or (v_pred < STOPPED_MPS and a_pred <= 0.0
                                                      and need > _STOPPED_FLOOR_MPS2):
             a = min(a, -need)
         return a

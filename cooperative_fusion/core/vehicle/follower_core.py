@@ -22,8 +22,8 @@ from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
 from ..platoon_config import PlatoonVehicle
 from .ego_obstacle import nearest_in_corridor
-from .follower import (AdvisoryFollower, AdvisoryProfile, FollowerCommand, FollowerConfig, FollowerMode, Obstacle,
-                       OwnState, Predecessor, advisory_profile, bumper_gap, stopping_decel, warning_obstacle)
+from .follower import (STOPPED_MPS, AdvisoryFollower, AdvisoryProfile, FollowerCommand, FollowerConfig, FollowerMode,
+                       Obstacle, OwnState, Predecessor, advisory_profile, bumper_gap, stopping_decel, warning_obstacle)
 
 #: The predecessor's acceleration is the least-squares slope of its odometry speeds over this window, s.
 ACCEL_WINDOW_S = 0.5
@@ -130,6 +130,7 @@ class FollowerCore:
         self._stale_seen: dict[str, int] = {}            # source -> stamp of the input last reported stale
         self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
         self.warned_for_predecessor = False              # the newest warnings for this vehicle: its predecessor only
+        self.warning_held = False                        # a standing obstacle kept through the twin's silence
         self.expired = {'advisory': 0, 'warning': 0}
 
     @property
@@ -165,19 +166,29 @@ class FollowerCore:
         """One ``/twin/warnings`` array stamped ``stamp_ns``: (distance_m, other_speed_mps, other_accel_mps2) of
         each status for this vehicle.
 
-        An array without this vehicle clears its warning (the twin publishes every cycle). Warnings about the
+        An array without this vehicle clears its warning (the twin publishes every cycle), except a warning
+        about a standing obstacle (slower than ``STOPPED_MPS``, not braking): that one is held until it is
+        ``warning_max_age_s`` old, as if the array had been lost (``warning_held``). Warnings about the
         predecessor or beyond it are taken as ``_behind_predecessor`` says; of the rest, the one needing the
         strongest deceleration counts. While the only warnings are about the predecessor, the twin's advisory
-        (a stop ``safe_gap_m`` behind the predecessor) is not followed either: the CACC follows it. DroppedInput (``too_old``) for an array older than
-        ``warning_max_age_s`` on arrival.
+        (a stop ``safe_gap_m`` behind the predecessor) is not followed either: the CACC follows it.
+        DroppedInput (``too_old``) for an array older than ``warning_max_age_s`` on arrival.
         """
         self._fresh('warnings', now_ns, stamp_ns, self.setup.follower.warning_max_age_s)
         self.warning_stamp_ns = int(stamp_ns)
         obstacles = self._behind_predecessor(now_ns, [warning_obstacle(stamp_ns, d, v, a) for d, v, a in conflicts])
         self.warned_for_predecessor = bool(conflicts) and not obstacles
         if not obstacles:
-            self.warning = None
+            # A stopped car does not leave when the twin stops warning about it (issue 16, lossy default
+            # scenario: as v1 crept up to it at 1 m/s, its track took up ~0.8 m/s, the twin went quiet for
+            # 0.8 s, and v1 accelerated at 1.5 m/s^2 to 4.77 m behind it).
+            held = self.warning
+            self.warning_held = (held is not None and held.speed_mps < STOPPED_MPS
+                                 and held.accel_mps2 >= 0.0)
+            if not self.warning_held:
+                self.warning = None
             return
+        self.warning_held = False
         v = self.own.speed if self.own is not None else 0.0
         self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
                                                                     self.setup.follower.obstacle_gap_m),
@@ -354,6 +365,7 @@ class FollowerCore:
             'advisory_active': self.advisory is not None,
             'advisory_expired': self.expired['advisory'],
             'warning_expired': self.expired['warning'],
+            'warning_held': self.warning is not None and self.warning_held,
             'ego_obstacle_m': math.nan if self.ego_obstacle is None else self.ego_obstacle.distance_m,
             'commands': self.commands,
             'limit': '' if last is None else last.limit.value,

@@ -83,27 +83,28 @@ def test_stops_behind_a_standing_obstacle_within_comfort_when_there_is_room(dist
 
 def test_brakes_beyond_comfort_up_to_the_limit_when_there_is_no_room() -> None:
     cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
-    v, gap, a_min, _ = _drive(cfg, 20.0, 40.0, 0.0, 20.0, obstacle=True)     # needs 400 / 70 = 5.7 m/s^2
+    v, gap, a_min, _ = _drive(cfg, 20.0, 40.0, 0.0, 20.0, obstacle=True)     # needs 400 / 69 = 5.8 m/s^2
     assert v == pytest.approx(0.0, abs=1e-6)
-    assert gap > 4.9
+    assert gap == pytest.approx(cfg.obstacle_gap_m, abs=0.05)
     assert -cfg.max_decel_mps2 <= a_min < -5.0
-    *_, g_min = _drive(cfg, 20.0, 25.0, 0.0, 20.0, obstacle=True)            # needs 10: contact is unavoidable
+    *_, g_min = _drive(cfg, 20.0, 25.0, 0.0, 20.0, obstacle=True)            # needs 10.3: contact is unavoidable
     assert g_min == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_need_just_above_comfort_brakes_near_the_need_not_at_the_limit() -> None:
     """truck_brakes: a car merges 36 m ahead of the truck at 10.65 m/s; the truck drives 25 m/s. The stop
-    5 m behind it at its speed needs 14.35^2 / 62 = 3.32 m/s^2; the IIDM's time gap term asks 12 (it braked
-    the truck at 8). The command brakes 2 * need - comfort = 3.64, enough to bring the need back to 3."""
+    5.5 m behind it at its speed needs 14.35^2 / 61 = 3.38 m/s^2; the IIDM's time gap term asks 12 (it braked
+    the truck at 8). The command brakes 2 * need - comfort = 3.75, enough to bring the need back to 3."""
     cfg = FollowerConfig(mode=FollowerMode.COOPERATIVE)
     f = AdvisoryFollower(cfg)
     cmd = f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, 36.0, 10.65))
-    assert cmd.accel_mps2 == pytest.approx(-(2.0 * 14.35 ** 2 / 62.0 - 3.0)) and cmd.limit is Limit.OBSTACLE
+    assert cfg.obstacle_gap_m == 5.5
+    assert cmd.accel_mps2 == pytest.approx(-(2.0 * 14.35 ** 2 / 61.0 - 3.0)) and cmd.limit is Limit.OBSTACLE
     # continuous through the comfortable deceleration: no jump to the limit as the need crosses 3 m/s^2
     accels = [f.command(0, OwnState(0, 25.0), warnings_obstacle=Obstacle(0, d, 10.65)).accel_mps2
               for d in np.arange(30.0, 45.0, 0.1)]
     assert np.all(np.abs(np.diff(accels)) < 0.1)
-    assert min(accels) == pytest.approx(-(2.0 * 14.35 ** 2 / 50.0 - 3.0), abs=0.04)   # need 4.12 at 30 m
+    assert min(accels) == pytest.approx(-(2.0 * 14.35 ** 2 / 49.0 - 3.0), abs=0.04)   # need 4.20 at 30 m
 
 
 def test_a_car_cutting_in_inside_the_stop_gap_is_dropped_back_from_at_about_comfort() -> None:
@@ -120,7 +121,7 @@ def test_a_car_cutting_in_inside_the_stop_gap_is_dropped_back_from_at_about_comf
     assert -cfg.comfort_decel_mps2 <= faster.accel_mps2 < 0.0
     v, gap, a_min, g_min = _drive(cfg, 25.0, 2.0, 24.0, 30.0, obstacle=True)
     assert a_min >= -3.55 and g_min >= 1.8                                       # 2 m less 1 / (2 * 3.5)
-    assert v == pytest.approx(24.0, abs=0.05) and gap == pytest.approx(5.0 + 24.0 * cfg.time_gap_s, abs=0.2)
+    assert v == pytest.approx(24.0, abs=0.05) and gap == pytest.approx(5.5 + 24.0 * cfg.time_gap_s, abs=0.2)
 
 
 def test_slows_to_a_slower_obstacle_and_follows_it() -> None:
@@ -226,8 +227,8 @@ def test_lower_of_acc_and_advisory_wins() -> None:
 def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
     f = AdvisoryFollower(FollowerConfig(mode=mode))
     own = OwnState(0, 20.0)
-    warned = Obstacle(0, 60.0, 0.0)                                  # needs 400 / 110 = 3.6 m/s^2
-    ego = Obstacle(0, 150.0, 0.0, 'ego')                             # needs 400 / 290 = 1.4 m/s^2
+    warned = Obstacle(0, 60.0, 0.0)                                  # needs 400 / 109 = 3.7 m/s^2
+    ego = Obstacle(0, 150.0, 0.0, 'ego')                             # needs 400 / 289 = 1.4 m/s^2
     t, s = _constant_decel_advisory(0, 20.0, 8.0, n=6)                # 20 m/s to a stop at 8 m/s^2
     adv = advisory_profile(0, t, s, np.zeros(t.shape))
     cmd = f.command(0, own, None, warned, adv, ego)
@@ -236,7 +237,7 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
         alone = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE)).command(0, own, None, ego)
         assert cmd.accel_mps2 == alone.accel_mps2 and cmd.accel_mps2 > -1.5
     elif mode is FollowerMode.COOPERATIVE:                           # at least the kinematic need; advisory ignored
-        assert -FollowerConfig().max_decel_mps2 < cmd.accel_mps2 <= -400 / 110
+        assert -FollowerConfig().max_decel_mps2 < cmd.accel_mps2 <= -400 / 109
     else:                                                            # the advised 8 m/s^2
         assert cmd.accel_mps2 == -FollowerConfig().max_decel_mps2
         assert_allclose(cmd.target_speed_mps, 20.0 - 0.8)
@@ -293,12 +294,12 @@ def test_mode_from_string() -> None:
 
 def test_a_braking_leader_is_taken_to_its_stop() -> None:
     """A warned vehicle ahead at the own speed but braking at 6 m/s^2 (truck_brakes.yaml): stopping behind where
-    it stops needs 20^2 / (2 (25 + 33.3 - 5)) = 3.75 m/s^2 now; at constant speed it would need nothing."""
+    it stops needs 20^2 / (2 (25 + 33.3 - 5.5)) = 3.79 m/s^2 now; at constant speed it would need nothing."""
     f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
     braking = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0, -6.0))
     steady = f.command(0, OwnState(0, 20.0), warnings_obstacle=warning_obstacle(0, 25.0, 20.0))
     assert braking.limit is Limit.OBSTACLE
-    assert braking.accel_mps2 <= -400 / (2 * (25.0 + 400 / 12 - 5.0)) + 1e-9
+    assert braking.accel_mps2 <= -400 / (2 * (25.0 + 400 / 12 - 5.5)) + 1e-9
     assert steady.accel_mps2 > -1.0
     pred = f.command(0, OwnState(0, 20.0), Predecessor(0, 25.0, 20.0, -6.0))
     assert pred.limit is Limit.PREDECESSOR and pred.accel_mps2 == pytest.approx(braking.accel_mps2, abs=0.5)
@@ -306,21 +307,23 @@ def test_a_braking_leader_is_taken_to_its_stop() -> None:
 
 def test_a_stopped_platoon_stands_obstacle_gap_apart_not_standstill_gap():
     # Issue 16: stopped behind the hazard, the followers crept up to standstill_gap_m (3 m) behind their
-    # predecessors, under the 5 m min_gap target; at crawling speed the set gap is obstacle_gap_m.
+    # predecessors, under the 5 m min_gap target; at crawling speed the set gap is obstacle_gap_m (5.5 m).
     f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
     cmd = f.command(0, OwnState(0, 0.0), Predecessor(0, 4.5, 0.0, 0.0))          # before: +0.23 m/s^2
     assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == 0.0 and cmd.target_speed_mps == 0.0
-    cmd = f.command(0, OwnState(0, 0.0), Predecessor(0, 6.0, 0.0, 0.0))          # 1 m beyond it: closes
+    cmd = f.command(0, OwnState(0, 0.0), Predecessor(0, 6.5, 0.0, 0.0))          # 1 m beyond it: closes
     assert cmd.accel_mps2 == pytest.approx(0.15)
     cruise = f.command(0, OwnState(0, 25.0), Predecessor(0, 15.0, 25.0, 0.0))     # at speed: 3 + 0.48 v as before
     assert cruise.accel_mps2 == pytest.approx(0.0, abs=1e-9)
 
 
 def test_a_follower_rolling_up_to_a_stopped_predecessor_stops_at_the_set_gap() -> None:
-    """Default scenario, cooperative+advisory: v2 rolled at 0.6 m/s 5.2 m behind the stopped v1 and the
-    linear law braked 0.33 m/s^2 (it ended 4.75 m behind). The floor now holds at any need behind a stopped
-    predecessor: 0.36 / (2 * 0.2) = 0.9 m/s^2; standing 1 m beyond the set gap it still creeps up."""
+    """Default scenario, cooperative+advisory: v2 rolled at 0.6 m/s 0.2 m beyond the set gap (then 5 m)
+    behind the stopped v1 and the linear law braked 0.33 m/s^2 (it ended 4.75 m behind). The floor now holds
+    at any need behind a stopped predecessor: 0.2 m beyond the 5.5 m set gap, 0.36 / (2 * 0.2) = 0.9 m/s^2;
+    standing 1 m beyond it, it still creeps up; 0.3 m inside it, rolling, it brakes at the limit."""
     f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE))
-    cmd = f.command(0, OwnState(0, 0.6), Predecessor(0, 5.2, 0.0, 0.0))
+    cmd = f.command(0, OwnState(0, 0.6), Predecessor(0, 5.7, 0.0, 0.0))
     assert cmd.accel_mps2 == pytest.approx(-0.9)
-    assert f.command(0, OwnState(0, 0.0), Predecessor(0, 6.0, 0.0, 0.0)).accel_mps2 == pytest.approx(0.15)
+    assert f.command(0, OwnState(0, 0.0), Predecessor(0, 6.5, 0.0, 0.0)).accel_mps2 == pytest.approx(0.15)
+    assert f.command(0, OwnState(0, 0.6), Predecessor(0, 5.2, 0.0, 0.0)).accel_mps2 == -8.0

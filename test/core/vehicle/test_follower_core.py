@@ -47,10 +47,13 @@ def test_predecessor_acceleration_is_estimated_from_its_speeds():
 def test_warnings_keep_the_strongest_and_an_array_without_the_vehicle_clears_it():
     core = _core(FollowerMode.COOPERATIVE)
     core.on_odometry(0, 0.0, 0.0, 0.0, 20.0)
-    core.on_warnings(0, 0, [(80.0, 0.0, 0.0), (40.0, 15.0, 0.0)])     # needs 400/150 = 2.7 vs 25/70 = 0.36
+    core.on_warnings(0, 0, [(80.0, 0.0, 0.0), (40.0, 15.0, 0.0)])     # needs 400/149 = 2.7 vs 25/69 = 0.36
     assert core.warning.distance_m == 80.0
-    core.on_warnings(S // 10, S // 10, [])
-    assert core.warning is None and core.warning_stamp_ns == S // 10
+    core.on_warnings(S // 10, S // 10, [])                           # a standing obstacle: held (test below)
+    assert core.warning.distance_m == 80.0 and core.warning_held and core.warning_stamp_ns == S // 10
+    core.on_warnings(S // 5, S // 5, [(40.0, 15.0, 0.0)])
+    core.on_warnings(S // 5, S // 5, [])                             # a moving one: cleared
+    assert core.warning is None and core.warning_stamp_ns == S // 5
     with pytest.raises(DroppedInput, match='warnings is 1.50 s old on arrival') as err:
         core.on_warnings(2 * S, S // 2, [(80.0, 0.0, 0.0)])
     assert err.value.cause == 'too_old'
@@ -104,8 +107,8 @@ def test_a_warning_about_the_braking_predecessor_is_left_to_the_cacc():
     # 23^2 / (2 (10 + 22.7^2 / 15.2)) = 6.0 m/s^2 (before: limit obstacle, -6.0).
     core = _core(FollowerMode.COOPERATIVE)
     _braking_pair(core)
-    alone = core.step(S // 100)[0]                                   # the CACC floor: 23^2 / (2 (10 + 23^2 / 7)) = 3.09
-    assert alone.limit is Limit.PREDECESSOR and alone.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    alone = core.step(S // 100)[0]                                 # the CACC floor: 23^2 / (2 (9.5 + 23^2 / 7)) = 3.11
+    assert alone.limit is Limit.PREDECESSOR and alone.accel_mps2 == pytest.approx(-3.11, abs=0.01)
     core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
     assert core.warning is None and core.warned_for_predecessor
     assert core.step(S // 100)[0] == alone
@@ -114,8 +117,8 @@ def test_a_warning_about_the_braking_predecessor_is_left_to_the_cacc():
 def test_an_obstacle_beyond_the_predecessor_is_stopped_for_behind_the_predecessors_stop():
     core = _core(FollowerMode.COOPERATIVE)
     _braking_pair(core, 25.0, 0.0)
-    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])             # beyond: the predecessor stops 5 m short of it
-    assert core.warning.distance_m == pytest.approx(126.0 - 4.5 - 5.0) and not core.warned_for_predecessor
+    core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])             # beyond: the predecessor stops 5.5 m short of it
+    assert core.warning.distance_m == pytest.approx(126.0 - 4.5 - 5.5) and not core.warned_for_predecessor
     core.on_warnings(0, 0, [(8.0, 0.0, 0.0)])               # between (a cut-in): as it is
     assert core.warning.distance_m == 8.0
     core.pred = None                                         # no predecessor known: as it is
@@ -130,6 +133,36 @@ def test_the_advisory_is_not_followed_while_the_only_warning_is_the_predecessor(
     core.on_advisory(0, 0, t, np.array([0.0, 5.0, 6.0]), np.zeros(3))   # a hard stop 5 m behind the predecessor
     core.on_warnings(0, 0, [(15.05, 22.7, -7.6)])
     cmd, _ = core.step(S // 100)
-    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(-3.09, abs=0.01)
+    assert cmd.limit is Limit.PREDECESSOR and cmd.accel_mps2 == pytest.approx(-3.11, abs=0.01)
     core.on_warnings(0, 0, [(126.0, 0.0, 0.0)])
     assert core.step(S // 50)[0].limit is Limit.ADVISORY
+
+
+def test_a_standing_obstacle_outlives_the_twins_silence_until_it_expires():
+    """Issue 16, default scenario with lossy.yaml: v1 crept at 1.08 m/s 5.9 m (the twin's gap) behind the stopped
+    car, whose track had taken up 0.41 m/s; the twin then sent no warning for v1 for 0.8 s, and with its warning
+    cleared the follower accelerated at the free road's 1.5 m/s^2 (v1 ended 4.77 m behind the car). A standing
+    obstacle's warning is now held until it is warning_max_age_s old; a moving or braking one's is cleared."""
+    core = FollowerCore(FollowerSetup('v1', None, front_m=3.5, follower=FollowerConfig(mode=FollowerMode.COOPERATIVE)))
+    core.on_odometry(0, 0.0, 0.0, 0.0, 1.08)
+    core.on_warnings(0, 0, [(5.9, 0.41, 0.0)])
+    warned = core.step(S // 10)[0]
+    core.on_warnings(S // 10, S // 10, [])                          # the twin goes quiet about v1
+    assert core.warning_held and core.health(S // 10)['warning_held'] is True
+    quiet = core.step(S // 10)[0]
+    assert quiet == warned and quiet.limit is Limit.OBSTACLE          # before: limit cruise, +1.5 m/s^2
+    # IIDM toward it 5.9 + (0.41 - 1.08) * 0.1 m ahead: s* = 5.5 + 1.08 * 1.2 + 1.08 * 0.67 / (2 sqrt(4.5))
+    s_star = 5.5 + 1.08 * 1.2 + 1.08 * 0.67 / (2.0 * math.sqrt(4.5))
+    assert quiet.accel_mps2 == pytest.approx(1.5 * (1.0 - (s_star / (5.9 - 0.067)) ** 2))
+    core.on_warnings(S // 2, S // 2, [])                            # still quiet: still held
+    core.on_odometry(S, 1.0, 0.0, 0.0, 1.0)
+    assert core.warning is not None and core.step(S)[0].limit is Limit.OBSTACLE
+    cmd = core.step(S + S // 10)[0]                                 # 1.1 s old: expired
+    assert core.warning is None and core.expired['warning'] == 1 and cmd.limit is Limit.CRUISE
+    assert core.health(S + S // 10)['warning_held'] is False
+    for moving in ((5.9, 1.0, 0.0), (20.0, 0.3, -2.0)):              # moving, or braking to a stop: cleared
+        core.on_odometry(2 * S, 0.0, 0.0, 0.0, 1.08)
+        core.on_warnings(2 * S, 2 * S, [moving])
+        assert core.warning is not None
+        core.on_warnings(2 * S, 2 * S, [])
+        assert core.warning is None and not core.warning_held
