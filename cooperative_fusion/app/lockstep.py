@@ -85,6 +85,10 @@ class LockstepRunner:
             self._queue.append((topic, msg))
 
         pub.publish = publish
+        # the callbacks here and the recorder (it gets everything) subscribe too, whether or not DDS sees them
+        dds_count = pub.get_subscription_count
+        pub.get_subscription_count = lambda: max(dds_count(), len(self._subs.get(topic, ()))
+                                                 + (1 if self._recorder is not None else 0))
 
     def _schedule(self, timer: Any, due_ns: int) -> None:
         self._order += 1

@@ -162,7 +162,7 @@ class TwinNode(BaseNode):
         self.cycle_ms.add(self.last_cycle_ms)
 
     def _publish(self, out: CycleOutput) -> None:
-        """Predicted grids, warnings (always), advisories of warned vehicles, markers."""
+        """Predicted grids, warnings (always), advisories of warned vehicles, markers (while subscribed)."""
         cfg, stamp, spec = self.cfg, out.result.stamp_ns, out.spec
         for g in out.predicted:
             self.predicted_pub.publish(grid_to_msg(spec, g.percent, g.target_ns, cfg.map_frame))
@@ -173,7 +173,8 @@ class TwinNode(BaseNode):
             pub = self.advisory_pubs.get(v)
             if pub is not None:
                 pub.publish(advisory_to_path(adv, stamp, cfg.map_frame))
-        if cfg.publish_markers:
+        # markers are for a viewer (RViz) or a recorder: built only while one subscribes (~4-8 ms a cycle)
+        if cfg.publish_markers and self.markers_pub.get_subscription_count() > 0:
             r = out.result
             self.markers_pub.publish(twin_markers(r.tracks, r.rollout, r.conflicts,
                                                   cfg.twin.prediction.output_horizons_s, stamp, cfg.map_frame))

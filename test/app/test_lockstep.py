@@ -66,3 +66,20 @@ def test_lockstep_order_and_timers():
 
 def test_lockstep_is_deterministic():
     assert run_once() == run_once()
+
+
+def test_lockstep_publishers_count_in_process_subscribers_and_the_recorder():
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=77)
+    try:
+        for recorder, tick_subscribers in ((None, 0), (lambda topic, msg, t: None, 1)):
+            nodes = [Doubler(ctx), Stamper(ctx)]
+            try:
+                LockstepRunner(nodes, recorder, publish_to_dds=False)
+                assert nodes[0].pub.get_subscription_count() == 1 + tick_subscribers   # /mid: the Stamper
+                assert nodes[1].pub.get_subscription_count() == tick_subscribers       # /tick: the recorder only
+            finally:
+                for n in nodes:
+                    n.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)

@@ -426,3 +426,23 @@ def test_late_and_lossy_odometry_is_named_per_vehicle_in_degraded(ros_context):
         assert math.isnan(values['vehicle.v1.odom_late_s'])    # nothing heard from v1
     finally:
         twin.destroy_node()
+
+
+def test_markers_are_built_only_while_someone_subscribes(ros_context, executor, spin, monkeypatch):
+    import types
+
+    import cooperative_fusion.nodes.twin_node as twin_node_module
+
+    built = []
+    monkeypatch.setattr(twin_node_module, 'twin_markers', lambda *a: built.append(a) or MarkerArray())
+    twin = make_twin(ros_context, executor)
+    result = types.SimpleNamespace(stamp_ns=1_000_000_000, tracks=[], rollout=None, conflicts=[])
+    out = types.SimpleNamespace(result=result, spec=None, predicted=[], warnings=[], advisories={})
+    twin._publish(out)
+    assert built == [] and twin.markers_pub.get_subscription_count() == 0
+    viewer = Node('marker_viewer', context=ros_context)
+    executor.add_node(viewer)
+    viewer.create_subscription(MarkerArray, '/twin/markers', lambda m: None, evidence_qos(10))
+    assert spin(executor, lambda: twin.markers_pub.get_subscription_count() == 1)
+    twin._publish(out)
+    assert len(built) == 1
