@@ -103,6 +103,9 @@ SIM_S = 3.5
 RATE = 1.0
 LOSS_PERCENT = 10
 HOSTS = (*VEHICLES, 'edge')
+#: the Fast DDS profiles every process loads (short heartbeats on the links' topics: docs/reliability.md);
+#: CF_MULTIHOST_PROFILE overrides it for measurements ('' = none: Fast DDS' defaults, docs/limits.md)
+PROFILE = os.environ.get('CF_MULTIHOST_PROFILE', str(REPO / 'config' / 'fastdds_live.xml'))
 #: fusion's link statistics window, evidence reader depth and evidence age limit before its link allowance
 #: (config/fusion.yaml link.window_s, qos.evidence_depth, fusion.max_age_s)
 LINK_WINDOW_S = 2.0
@@ -252,6 +255,7 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
     env = {k: v for k, v in os.environ.items() if not k.startswith(('ROS_', 'FASTDDS_', 'FASTRTPS_'))}
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET', FASTDDS_BUILTIN_TRANSPORTS='UDPv4',
                RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
+               **({'FASTDDS_DEFAULT_PROFILES_FILE': PROFILE} if PROFILE else {}),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH', '')])))
     cfg = platoon.load_platoon_config(None)
     specs = {(s.namespace.strip('/') or s.kind.executable): s for s in cfg.node_specs()}
@@ -384,6 +388,12 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         assert limits and min(limits) >= MAX_AGE_S - 1e-9, (v, limits, context)   # the allowance only adds
         late, lag_s = late_evidence(times, summary['fusion_series'][v], LINK_WINDOW_S)
         probe_late, _ = late_evidence(summary['evidence_times'][v], summary['fusion_series'][v], LINK_WINDOW_S)
+        delays_ms = sorted((a - s) * 1e3 for s, a in times)
+        if delays_ms:
+            print(f'{v}: delay of fusion\'s copies (stamp to its socket) p50 {delays_ms[len(delays_ms) // 2]:.0f} / '
+                  f'p90 {delays_ms[int(0.9 * (len(delays_ms) - 1))]:.0f} / max {delays_ms[-1]:.0f} ms over '
+                  f'{len(delays_ms)}, {sum(d > MAX_AGE_S * 1e3 for d in delays_ms)} above {MAX_AGE_S} s; '
+                  f'profile {PROFILE or "none"}; DELAYS {json.dumps([round(d, 1) for d in delays_ms])}')
         print(f'{v}: {values}, {late} late by the ages of fusion\'s copies ({behind} resent or held; fusion '
               f'{lag_s * 1e3:.0f} ms behind its socket); {probe_late} by the probe\'s copies')
         assert values['drops.too_old'] <= late + 1, (v, values, late, lag_s, times, context)
