@@ -123,6 +123,10 @@ MAX_AGE_S = 0.5
 CLOCK_AHEAD_TOL_S = 0.05
 #: evidence grids fused (both vehicles) from which the common grid must show the scene
 MIN_FUSED = 10
+#: with PROFILE's 50 ms heartbeat: the longest fusion's copy of an evidence grid may come after the grid's first
+#: copy reached the edge (lost and resent, or held behind one that was). Measured 0-127 ms over 24 vehicle streams,
+#: load 4-9; with Fast DDS's default 3 s heartbeat 1-3124 ms, above 0.3 s in 9 of 10 runs (docs/limits.md).
+REPAIR_MAX_S = 0.3
 
 
 @pytest.fixture(scope='module')
@@ -408,6 +412,8 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
         print(f'{v}: {values}, {late} late by the ages of fusion\'s copies ({behind} resent or held; fusion '
               f'{lag_s * 1e3:.0f} ms behind its socket); {probe_late} by the probe\'s copies')
         assert values['drops.too_old'] <= late + 1, (v, values, late, lag_s, times, context)
+        if PROFILE:       # a lost grid is repaired at the next short heartbeat, not the default 3 s one
+            assert worst_s <= REPAIR_MAX_S, (v, worst_s, behind, context)
         assert values['drops.total'] - values['drops.too_old'] <= 0.1 * values['received'], (values, context)
         c = counters[v]
         assert c['sent_packets'] >= 300 and c['sent_bytes'] >= 1_000_000, (c, context)
