@@ -269,7 +269,7 @@ def test_platoon_across_namespaces_with_loss(tmp_path, star, net_bag):
     for v in VEHICLES:
         star.add_egress_loss(v, LOSS_PERCENT)
     domain = random.SystemRandom().randint(1, 200)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('ROS_', 'FASTDDS_', 'FASTRTPS_'))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ROS_', 'FASTDDS_', 'FASTRTPS_', 'RMW_FASTRTPS_'))}
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='SUBNET', FASTDDS_BUILTIN_TRANSPORTS='UDPv4',
                RMW_IMPLEMENTATION='rmw_fastrtps_cpp', PYTHONUNBUFFERED='1',
                **({'FASTDDS_DEFAULT_PROFILES_FILE': PROFILE} if PROFILE else {}),
