@@ -13,7 +13,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
-        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')),
         (f'share/{PACKAGE}/config/vehicles', glob('config/vehicles/*.yaml')),
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
         # a scenario's own platoon config and vehicle params: config/scenarios/<name>/**/*.yaml

@@ -15,16 +15,27 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from cooperative_fusion.core.platoon_config import NodeKind, load_platoon_config
 
 PACKAGE = 'cooperative_fusion'
+#: Fast DDS profiles file in config/ (short heartbeats on the link's topics) and the variable naming it
+FASTDDS_PROFILES = 'fastdds_live.xml'
+FASTDDS_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
 PLATOON_CONFIG = 'platoon.yaml'
 FUSION_PARAMS = 'fusion.yaml'
 TWIN_PARAMS = 'twin.yaml'
+
+
+def _fastdds_profiles(config: str) -> list:
+    """Short reliable heartbeats on the topics that cross the V2X link (config/fastdds_live.xml,
+    docs/reliability.md) for every node started here, unless the caller exported a profiles file."""
+    if os.environ.get(FASTDDS_ENV):
+        return []
+    return [SetEnvironmentVariable(FASTDDS_ENV, os.path.join(config, FASTDDS_PROFILES))]
 
 
 def _files(paths, default):
@@ -55,6 +66,7 @@ def _edge_nodes(context):
                           parameters=[*fusion_params, {**fusion, 'shard.count': shards}],
                           output='screen', emulate_tty=True))
     return [
+        *_fastdds_profiles(config),
         *nodes,
         Node(package=PACKAGE, executable='twin_node', name='twin_node',
              parameters=[*twin_params, {**derived[NodeKind.TWIN], **sim}], output='screen', emulate_tty=True),

@@ -15,7 +15,8 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
@@ -25,15 +26,26 @@ from cooperative_fusion.core.platoon_config import NodeKind, load_platoon_config
 from cooperative_fusion.core.errors import ConfigError
 
 PACKAGE = 'cooperative_fusion'
+#: Fast DDS profiles file in config/ (short heartbeats on the link's topics) and the variable naming it
+FASTDDS_PROFILES = 'fastdds_live.xml'
+FASTDDS_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
 #: The platoon config in the package's config/, when platoon_file is not given.
 PLATOON_CONFIG = 'platoon.yaml'
 #: /clock rate of the bag player, Hz (timers of the nodes fire on it).
 CLOCK_HZ = '100'
 
 
+def _fastdds_profiles(config: str) -> list:
+    """Short reliable heartbeats on the topics that cross the V2X link (config/fastdds_live.xml,
+    docs/reliability.md) for every node started here, unless the caller exported a profiles file."""
+    if os.environ.get(FASTDDS_ENV):
+        return []
+    return [SetEnvironmentVariable(FASTDDS_ENV, os.path.join(config, FASTDDS_PROFILES))]
+
+
 def _platoon(context):
-    platoon_file = LaunchConfiguration('platoon_file').perform(context) or \
-        os.path.join(get_package_share_directory(PACKAGE), 'config', PLATOON_CONFIG)
+    config = os.path.join(get_package_share_directory(PACKAGE), 'config')
+    platoon_file = LaunchConfiguration('platoon_file').perform(context) or os.path.join(config, PLATOON_CONFIG)
     cfg = load_platoon_config(platoon_file)
     derived = cfg.node_parameters()
     selected = [v.strip() for v in LaunchConfiguration('vehicles').perform(context).split(',') if v.strip()]
@@ -42,7 +54,7 @@ def _platoon(context):
         raise ConfigError(f'{cfg.path}: vehicles:={",".join(selected)}: {unknown} not in the platoon '
                           f'{list(cfg.vehicles)}')
     sim = {'use_sim_time': True}
-    actions = []
+    actions = _fastdds_profiles(config)
     if cfg.run_vehicles:
         for vehicle in cfg.platoon:
             if selected and vehicle.id not in selected:

@@ -15,17 +15,28 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = 'cooperative_fusion'
+#: Fast DDS profiles file in config/ (short heartbeats on the link's topics) and the variable naming it
+FASTDDS_PROFILES = 'fastdds_live.xml'
+FASTDDS_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
 #: Params file every vehicle shares, and the directory of per-vehicle files, in the package's config/.
 VEHICLE_PARAMS = 'vehicle.yaml'
 VEHICLE_OVERRIDE_DIR = 'vehicles'
 #: The advisory follower's params file and the default platoon config, in the package's config/.
 FOLLOWER_PARAMS = 'advisory_follower.yaml'
 PLATOON_CONFIG = 'platoon.yaml'
+
+
+def _fastdds_profiles(config: str) -> list:
+    """Short reliable heartbeats on the topics that cross the V2X link (config/fastdds_live.xml,
+    docs/reliability.md) for every node started here, unless the caller exported a profiles file."""
+    if os.environ.get(FASTDDS_ENV):
+        return []
+    return [SetEnvironmentVariable(FASTDDS_ENV, os.path.join(config, FASTDDS_PROFILES))]
 
 
 def _vehicle_node(context):
@@ -46,7 +57,7 @@ def _vehicle_node(context):
         nodes.append(Node(package=PACKAGE, executable='advisory_follower', name='advisory_follower',
                           namespace=vehicle_id, parameters=[os.path.join(config, FOLLOWER_PARAMS), inline],
                           output='screen', emulate_tty=True))
-    return nodes
+    return [*_fastdds_profiles(config), *nodes]
 
 
 def generate_launch_description():

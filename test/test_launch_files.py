@@ -139,7 +139,8 @@ def _stub_modules(monkeypatch) -> None:
         mod.__dict__.update(attrs)
         monkeypatch.setitem(sys.modules, name, mod)
 
-    names = ('DeclareLaunchArgument', 'OpaqueFunction', 'ExecuteProcess', 'EmitEvent', 'RegisterEventHandler')
+    names = ('DeclareLaunchArgument', 'OpaqueFunction', 'ExecuteProcess', 'EmitEvent', 'RegisterEventHandler',
+             'SetEnvironmentVariable')
     module('launch', LaunchDescription=lambda actions: list(actions))
     module('launch.actions', **{n: type(n, (_Action,), {}) for n in names})
     module('launch.substitutions', LaunchConfiguration=_LaunchConfiguration)
