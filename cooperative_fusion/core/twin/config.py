@@ -96,17 +96,11 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('prediction.window_sigmas', _D_PRED.window_sigmas, 'raster window past each box, in sigmas', 0.5, 20.0),
     ParamRow('prediction.lateral_deadband_mps', _D_PRED.lateral_deadband_mps,
              'obstacles slower than this across the road keep their lane in the rollout, m/s', 0.0, 100.0),
-    ParamRow('prediction.lateral_sigmas', 1.0,
+    ParamRow('prediction.lateral_sigmas', _D_PRED.lateral_sigmas,
              '... or than this many of the track\'s own vy std', 0.0, 100.0),
-    ParamRow('prediction.lateral_max_std_mps', 0.55,
-             '... and only tracks whose vy std is at most this (settled: about 0.5 with the tracker\'s noises; and '
-             'seen in the latest grid) move across the road, m/s', 0.0, 100.0),
-    ParamRow('prediction.lateral_min_hits', 10,
-             '... and only tracks with at least this many detections (a young piece of a car settles its vy std '
-             'within a few detections, not its vy)', 0, 1000),
-    ParamRow('prediction.lateral_min_cycles', 2,
-             '... and only once that held in this many twin cycles in a row, in the same direction (a piece of a '
-             'car coming or going moves its centre sideways for one cycle)', 1, 1000),
+    ParamRow('prediction.lateral_max_std_mps', _D_PRED.lateral_max_std_mps,
+             '... and only tracks whose vy std is at most this (and seen in the latest grid) move across the road, '
+             'm/s', 0.0, 100.0),
     ParamRow('prediction.max_lateral_shift_m', _D_PRED.max_lateral_shift_m,
              'an obstacle moves across the road by at most this in the rollout (one lane change), metres',
              0.01, 100.0),
@@ -145,9 +139,6 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('tracker.process_noise_accel', 3.0,
              'white acceleration std (cv, m/s^2) or jerk std (ca, m/s^3)', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_m', _D_TRACKER.meas_noise_m, 'detection centroid std, metres', 1e-6, 100.0),
-    ParamRow('tracker.meas_noise_across_m', 0.15,
-             '... across the road (a car\'s pieces lie one behind the other: its centroid jumps along the road, '
-             'not across it), metres', 1e-6, 100.0),
     ParamRow('tracker.meas_noise_vel_mps', _D_TRACKER.meas_noise_vel_mps, 'radar velocity hint std, m/s',
              1e-6, 100.0),
     ParamRow('tracker.gate_chi2', _D_TRACKER.gate_chi2, 'Mahalanobis gate (2 dof; 9.21 = 99 %)', 0.01, 1000.0),
@@ -162,6 +153,9 @@ PARAMETERS: tuple[ParamRow, ...] = (
              0.0, 1.0),
     ParamRow('tracker.spawn_radius_m', 5.0, 'a new track without a radar hint this close to a confirmed track starts '
              'at its velocity (a new piece of a car seen in pieces), not at rest (0: at rest), metres', 0.0, 100.0),
+    ParamRow('tracker.merge_tracks', False, 'a detection holding several tracks is one object seen whole: the track '
+             'with the most hits takes it, moved onto it with its velocity kept, the others coast (and a track '
+             'whose box holds another detection besides its own is moved onto its own the same way)'),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
@@ -183,8 +177,7 @@ PARAMETERS: tuple[ParamRow, ...] = (
              'a follower inherits at least WARN from its predecessor\'s conflict'),
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
-    ParamRow('conflicts.min_track_hits', 8, 'a track raises conflicts only after this many detections (more than '
-             'the grids a single radar false alarm stays occupied: about 6)', 1, 1000),
+    ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
     ParamRow('conflicts.max_track_misses', 0, '... and only while it missed at most this many grids in a row '
              '(a coasting track is extrapolated, not seen)', 0, 1000),
     ParamRow('conflicts.known_velocity_hits', 4, '... or after this many when its along-road velocity is known '

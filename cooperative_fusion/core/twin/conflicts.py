@@ -43,10 +43,7 @@ across it; see :mod:`.prediction`); :func:`conflict_in_map` and
 Levels: ERROR when ttc < ttc_error_s, or the required deceleration exceeds
 ``comfortable_decel_mps2``, or the current gap to an in-path actor is below
 ``gap_error_m``; WARN when ttc < ttc_warn_s or that gap is below ``gap_warn_m`` and closing
-to ``gap_error_m`` within the horizon. A cut-in (an obstacle not in the path now whose
-predicted sideways motion brings it into the lane ahead of the vehicle's front, within
-``gap_error_m`` of it, ``cut_in_s`` from now) is an ERROR below ttc_error_s and a WARN below
-ttc_warn_s, closing or not.
+to ``gap_error_m`` within the horizon.
 With ``propagate_to_followers``, a follower whose predecessor has a conflict
 with an obstacle that is also ahead in the follower's own path (and closing,
 with its own TTC below ``propagate_max_ttc_s``, to within ``gap_error_m`` inside the
@@ -191,8 +188,6 @@ class Conflict:
     min_gap_m : smallest predicted gap over the horizon while in the path (no reaction), metres
     propagated : True when the level comes only from the predecessor's conflict
     obstacle_x, obstacle_y : the other actor's centre now (at the conflict's stamp), metres
-    cut_in_s : seconds until an obstacle not in the path now moves into the lane ahead of the vehicle's front
-        within ``gap_error_m`` of it (a cut-in; inf otherwise)
     """
 
     vehicle_id: str
@@ -210,7 +205,6 @@ class Conflict:
     propagated: bool = False
     obstacle_x: float = math.nan
     obstacle_y: float = math.nan
-    cut_in_s: float = math.inf
 
     @property
     def other_id(self) -> str:
@@ -309,17 +303,6 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     # A conflict is a gap that shrinks to gap_error_m (the conflict distance) within the rollout's horizon
     # (the definition a warning is judged by).
     within = shrinks_to(cfg.gap_error_m).min(axis=0) <= t[-1] + 1e-9            # (V, K+1)
-    # A cut-in: an obstacle ahead of the vehicle's front, not in its path now, that moves into the lane still
-    # ahead of it and within the conflict distance (a car moving into the lane just ahead at about the
-    # vehicle's speed never closes, so it has no ttc). One beside the vehicle now (overtaking it), or one that
-    # comes into the lane further ahead and then closes, is not one (the first is a side conflict, see above;
-    # the second has a ttc).
-    first = np.argmax(in_path, axis=0)                                           # (V, K+1) first step in the path
-    enters = (in_path.any(axis=0) & ~in_path[0] & (first > 0) & (gap[0] > 0)
-              & ~np.take_along_axis(in_lane, np.maximum(first - 1, 0)[None], axis=0)[0]
-              & (np.take_along_axis(gap, first[None], axis=0)[0] <= cfg.gap_error_m))
-    cut_in = np.where(enters, t[first], np.inf)
-    cut_in[:, nk] = np.inf
     kmin = np.argmin(contact, axis=0)                                            # (V, K+1)
     ttc = np.take_along_axis(contact, kmin[None], axis=0)[0]
     min_gap = np.where(in_path, np.maximum(gap, 0.0), np.inf).min(axis=0)
@@ -358,15 +341,15 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         touch = gap_r <= 0
         ttc[:, nk] = np.where(touch.any(axis=0) & in_path0[:, nk], t[np.argmax(touch, axis=0)], np.inf)
         min_gap[:, nk] = np.where(in_path0[:, nk], np.maximum(gap_r.min(axis=0), 0.0), np.inf)
-    relevant = np.isfinite(ttc) | in_path0 | np.isfinite(cut_in)
+    relevant = np.isfinite(ttc) | in_path0
     a_req = np.where(relevant, a_req, 0.0)
     error = relevant & ((ttc < cfg.ttc_error_s) | (a_req > cfg.comfortable_decel_mps2)
-                        | (in_path0 & (gap0 < cfg.gap_error_m)) | (cut_in < cfg.ttc_error_s))
+                        | (in_path0 & (gap0 < cfg.gap_error_m)))
     # A short gap warns only while it closes, to gap_error_m within the horizon: a car that cut in and
     # follows at about the vehicle's speed is for its ACC, not a conflict (below gap_error_m it is an
     # ERROR all the same).
     short = (gap0 < cfg.gap_warn_m) & (closing[0] > min_closing) & within
-    warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short) | (cut_in < cfg.ttc_warn_s))
+    warn = relevant & ((ttc < cfg.ttc_warn_s) | (in_path0 & short))
     level = np.where(error, 2, np.where(warn, 1, 0))
     propagated = np.zeros_like(error)
     if cfg.propagate_to_followers and nk:
@@ -379,7 +362,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
             propagated[j, :nk] = inherit
 
     out: list[Conflict] = []
-    score = np.where(level > 0, level * 1e6 - np.minimum(np.minimum(ttc, cut_in), 1e5), -np.inf)
+    score = np.where(level > 0, level * 1e6 - np.minimum(ttc, 1e5), -np.inf)
     for i in np.argsort(pl.order):
         if level[i].max() == 0:
             continue
@@ -396,8 +379,7 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
             predecessor_id=pl.ids[pred[i]] if is_pred else None,
             required_decel_mps2=float(a_req[i, j]), other_speed_mps=float(v_j[i, j]),
             other_accel_mps2=float(a_j[i, j]), min_gap_m=float(min_gap[i, j]),
-            propagated=bool(propagated[i, j]), obstacle_x=float(ox[0, i, j]), obstacle_y=float(oy[0, i, j]),
-            cut_in_s=float(cut_in[i, j])))
+            propagated=bool(propagated[i, j]), obstacle_x=float(ox[0, i, j]), obstacle_y=float(oy[0, i, j])))
     return out
 
 

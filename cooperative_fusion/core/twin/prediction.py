@@ -82,12 +82,7 @@ class PredictionConfig:
         start is odometry (not a track) and their motion the platoon's own controller, so their
         footprints stay sharper than obstacles' (sigma0 + this·h)
     lateral_sigmas : ... and below this many of the track's own vy std (a track confirmed a few
-        frames ago has a vy std of 1-2 m/s, a settled one about 0.5 m/s)
-    lateral_min_hits : ... and only from tracks with at least this many detections (``ObstacleState.hits``;
-        a young track of a piece of a car settles its vy std within a few detections, not its vy)
-    lateral_min_cycles : ... and only once the sideways motion passed these gates, in the same direction,
-        in this many twin cycles in a row (``ObstacleState.lateral_cycles``): a car's cells that come and go
-        on one side move its centroid sideways for a cycle, a lane change keeps moving it
+        frames ago has a vy std of 1-2 m/s, a settled one about 0.3 m/s)
     max_decel_mps2 : strongest braking of any vehicle in the rollout, m/s^2 (IDM alone brakes without
         limit when a gap is far below its desired gap); also bounds obstacles' tracked deceleration
     max_obstacle_accel_mps2 : bound on an obstacle's tracked (positive) acceleration, m/s^2
@@ -106,8 +101,6 @@ class PredictionConfig:
     lateral_deadband_mps: float = 0.5
     lateral_sigmas: float = 3.0
     lateral_max_std_mps: float = 0.5
-    lateral_min_hits: int = 0
-    lateral_min_cycles: int = 1
     max_lateral_shift_m: float = 3.5
     platoon_sigma_growth_mps: float = 0.1
     max_decel_mps2: float = 8.0
@@ -124,11 +117,6 @@ class PredictionConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'PredictionConfig.{name} must be a finite number >= 0, got {value!r}')
-        if not (isinstance(self.lateral_min_hits, int) and self.lateral_min_hits >= 0):
-            raise ConfigError(f'PredictionConfig.lateral_min_hits must be an integer >= 0, got {self.lateral_min_hits!r}')
-        if not (isinstance(self.lateral_min_cycles, int) and self.lateral_min_cycles >= 1):
-            raise ConfigError(f'PredictionConfig.lateral_min_cycles must be an integer >= 1, '
-                              f'got {self.lateral_min_cycles!r}')
         if not (math.isfinite(self.sigma_growth_mps) and self.sigma_growth_mps >= 0):
             raise ConfigError(f'PredictionConfig.sigma_growth_mps must be >= 0, got {self.sigma_growth_mps!r}')
         if self.dt_s > self.horizon_s:
@@ -274,9 +262,6 @@ class ObstacleState:
     ax : (K,) tracked acceleration along x, m/s^2 (0 when not given, or from a CV track)
     ay : (K,) ... along y
     vx_std : (K,) std of vx, m/s (0 when not given)
-    hits : (K,) detections of each track so far (0 when not given)
-    lateral_cycles : (K,) twin cycles in a row in which the track's sideways motion passed the lane-keeping
-        gates in the same direction (see :meth:`lateral_sign`; 0 when not given)
     """
 
     ids: NDArray[np.int64]
@@ -294,19 +279,10 @@ class ObstacleState:
     ax: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     ay: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     vx_std: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    lateral_cycles: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    hits: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         object.__setattr__(self, 'ids', ids)
-        for name in ('lateral_cycles', 'hits'):
-            counts = np.asarray(getattr(self, name), dtype=np.int64).reshape(-1)
-            if not counts.size:
-                counts = np.zeros(ids.shape[0], np.int64)
-            if counts.shape != ids.shape:
-                raise MessageFormatError(f'{name} has shape {counts.shape}, expected {ids.shape}')
-            object.__setattr__(self, name, counts)
         for name in ('vy_std', 'ax', 'ay', 'vx_std'):
             if not np.asarray(getattr(self, name)).size:
                 object.__setattr__(self, name, np.zeros(ids.shape[0]))
@@ -328,29 +304,16 @@ class ObstacleState:
         z = np.zeros(0)
         return cls(np.zeros(0, np.int64), z, z, z, z, z, z, z, z, z)
 
-    def lateral_sign(self, deadband_mps: float, sigmas: float = 0.0,
-                     max_std_mps: float = math.inf, min_hits: int = 0) -> NDArray[np.int64]:
-        """(K,) the direction of each obstacle's sideways motion (+1 left, -1 right) where it is fast,
-        significant and measured now by a settled track: |vy| >= max(``deadband_mps``, ``sigmas`` · vy_std),
-        vy_std <= ``max_std_mps``, at least ``min_hits`` detections and one in the latest grid; 0 elsewhere."""
-        moving = ((np.abs(self.vy) >= np.maximum(deadband_mps, sigmas * self.vy_std)) & (self.vy_std <= max_std_mps)
-                  & (self.misses == 0) & (self.hits >= min_hits))
-        return np.where(moving, np.sign(self.vy), 0.0).astype(np.int64)
-
     def lane_keeping(self, deadband_mps: float, sigmas: float = 0.0,
-                     max_std_mps: float = math.inf, min_cycles: int = 1, min_hits: int = 0) -> 'ObstacleState':
+                     max_std_mps: float = math.inf) -> 'ObstacleState':
         """The same obstacles with vy set to 0 where |vy| < max(``deadband_mps``, ``sigmas`` · vy_std)
-        or vy_std > ``max_std_mps``, or the track missed its latest detection or has fewer than ``min_hits``,
-        or (``min_cycles`` > 1)
-        its sideways motion passed these gates in fewer than ``min_cycles`` cycles in a row
-        (``lateral_cycles``): lateral motion is kept only where it is fast, significant, sustained and
-        measured by a settled track that is seen now (a CTRV yaw rate stays). A coasting track's vy is
-        extrapolated, not observed: on the common grid it is mostly a piece of a next-lane vehicle's side
-        that lost its detection to a regrouping of the pieces, and the sideways speed it carries is what
-        the regrouping made up."""
-        keep = self.lateral_sign(deadband_mps, sigmas, max_std_mps, min_hits) == 0
-        if min_cycles > 1:
-            keep |= self.lateral_cycles < min_cycles
+        or vy_std > ``max_std_mps``, or the track missed its latest detection: lateral motion is kept
+        only where it is fast, significant and measured by a settled track that is seen now (a CTRV
+        yaw rate stays). A coasting track's vy is extrapolated, not observed: on the common grid it
+        is mostly a piece of a next-lane vehicle's side that lost its detection to a regrouping of
+        the pieces, and the sideways speed it carries is what the regrouping made up."""
+        keep = ((np.abs(self.vy) < np.maximum(deadband_mps, sigmas * self.vy_std)) | (self.vy_std > max_std_mps)
+                | (self.misses > 0))
         if not keep.any():
             return self
         return replace(self, vy=np.where(keep, 0.0, self.vy))
@@ -395,8 +358,7 @@ class ObstacleState:
                    np.maximum([t.width for t in tracks], min_width_m), yaw, rate,
                    np.array([t.position_std_m for t in tracks]),
                    np.sqrt(np.maximum(vy_var, 0.0)),
-                   np.array([t.misses for t in tracks], np.int64), ax, ay, np.sqrt(np.maximum(vx_var, 0.0)),
-                   hits=np.array([t.hits for t in tracks], np.int64))
+                   np.array([t.misses for t in tracks], np.int64), ax, ay, np.sqrt(np.maximum(vx_var, 0.0)))
 
 
 @dataclass(frozen=True)
@@ -535,9 +497,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     n_steps = cfg.steps
     t = np.arange(n_steps + 1) * cfg.dt_s
     ox, oy, oyaw, ovx, ovy = _obstacle_paths(obstacles.lane_keeping(cfg.lateral_deadband_mps, cfg.lateral_sigmas,
-                                                                    cfg.lateral_max_std_mps, cfg.lateral_min_cycles,
-                                                                    cfg.lateral_min_hits),
-                                             t,
+                                                                    cfg.lateral_max_std_mps), t,
                                              cfg.obstacle_model, cfg.max_lateral_shift_m,
                                              (-cfg.max_decel_mps2, cfg.max_obstacle_accel_mps2))
     o_half = along_road_half_length(obstacles.length, obstacles.width, oyaw)      # (S+1, K)

@@ -101,6 +101,19 @@ def _box_mask(spec: GridSpec, box: OrientedBox) -> tuple[slice, slice, NDArray[n
     return slice(iy0, iy1), slice(ix0, ix1), (np.abs(u) <= hl) & (np.abs(v) <= hw)
 
 
+def _in_boxes(offsets: NDArray[np.float64], yaw: NDArray[np.float64], size: NDArray[np.float64],
+              grow_m: float) -> NDArray[np.bool_]:
+    """(A, K) whether each offset lies in box a, grown by ``grow_m`` on every side.
+
+    offsets : (A, K, 2) points relative to box a's centre, metres; yaw : (A,) box headings, rad;
+    size : (A, 2) box length and width, metres.
+    """
+    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    u = c * offsets[..., 0] + s * offsets[..., 1]
+    v = -s * offsets[..., 0] + c * offsets[..., 1]
+    return (np.abs(u) <= 0.5 * size[:, 0:1] + grow_m) & (np.abs(v) <= 0.5 * size[:, 1:2] + grow_m)
+
+
 def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] = 0
                      ) -> tuple[NDArray[np.int32], int, int, int]:
     """8-connected components of ``occupied`` (H, W), those at most ``2 * reach`` cells apart merged.
@@ -332,10 +345,6 @@ class TrackerConfig:
     process_noise_accel : CV: std of the white acceleration (m/s^2);
         CA: std of the white jerk (m/s^3)
     meas_noise_m : std of a detection centroid, metres
-    meas_noise_across_m : ... across the road, when given (None: ``meas_noise_m``): on the common grid a
-        car's pieces (rear face, side, front) lie one behind the other, so its centroid jumps along the road
-        as they come and go but stays within about a cell across it; a tighter lateral noise lets the filter
-        see a lane change sooner. The road's heading at each detection comes with :meth:`update`
     meas_noise_vel_mps : std of a velocity hint, m/s
     gate_chi2 : Mahalanobis gate on the position innovation (2 dof; 9.21 = 99 %)
     confirm_hits, confirm_window : a track is confirmed after that many hits
@@ -348,12 +357,19 @@ class TrackerConfig:
         car is often seen in pieces (rear face, side, front), and a new piece moves with the car; from rest
         it takes seconds of detections to reach the car's speed and meanwhile closes on whatever is behind
         it. 0: every new track starts at rest
+    merge_tracks : a detection whose box (grown by ``meas_noise_m``) holds the predicted positions of several
+        tracks is the pieces of one object seen whole: the track with the most hits takes it, moved onto
+        its centroid with its velocity kept (the jump from a piece's centre to the whole's is a change of
+        the point measured, not motion); the other tracks coast at their own velocity, left out of
+        :meth:`tracks` (the object is the whole's track), and take their pieces again when it splits (or
+        end after ``max_misses``). Else a front piece's track that
+        takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
+        re-anchoring when a track's box holds another detection besides its own (split into pieces again)
     """
 
     model: MotionModel = MotionModel.CV
     process_noise_accel: float = 1.0
     meas_noise_m: float = 0.3
-    meas_noise_across_m: float | None = None
     meas_noise_vel_mps: float = 1.0
     gate_chi2: float = 9.21
     confirm_hits: int = 3
@@ -363,6 +379,7 @@ class TrackerConfig:
     init_accel_std_mps2: float = 3.0
     size_smoothing: float = 0.3
     spawn_radius_m: float = 0.0
+    merge_tracks: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, MotionModel):
@@ -372,10 +389,6 @@ class TrackerConfig:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f'{name} must be a positive finite number, got {value!r}')
-        if self.meas_noise_across_m is not None and not (self.meas_noise_across_m > 0
-                                                         and math.isfinite(self.meas_noise_across_m)):
-            raise ConfigError(f'meas_noise_across_m must be a positive finite number or None, '
-                              f'got {self.meas_noise_across_m!r}')
         if not 1 <= self.confirm_hits <= self.confirm_window:
             raise ConfigError(f'confirm_hits must be in 1..confirm_window ({self.confirm_window}), '
                               f'got {self.confirm_hits}')
@@ -517,6 +530,7 @@ class MultiObjectTracker:
         self._hits = np.zeros(0, np.int64)
         self._misses = np.zeros(0, np.int64)
         self._confirmed = np.zeros(0, bool)
+        self._inside = np.zeros(0, bool)      # coasting inside an object another track took whole (not output)
         self._size = np.zeros((0, 2))
         self._yaw = np.zeros(0)
         self._next_id = 1
@@ -549,35 +563,16 @@ class MultiObjectTracker:
                 self._p = p
         self._stamp_ns = stamp_ns
 
-    def measurement_noise(self, road_heading: NDArray[np.floating] | float, n: int) -> NDArray[np.float64]:
-        """(n, 2, 2) covariance of n detection centroids in ``map``: ``meas_noise_m`` along the road and
-        ``meas_noise_across_m`` across it (road heading ``road_heading``, (n,) or one value, radians)."""
-        cfg = self.config
-        along = cfg.meas_noise_m ** 2
-        if cfg.meas_noise_across_m is None:
-            return np.broadcast_to(along * np.eye(2), (n, 2, 2)).copy()
-        across = cfg.meas_noise_across_m ** 2
-        h = np.broadcast_to(np.asarray(road_heading, dtype=np.float64), (n,))
-        c, s = np.cos(h), np.sin(h)
-        r = np.empty((n, 2, 2))
-        r[:, 0, 0] = along * c * c + across * s * s
-        r[:, 1, 1] = along * s * s + across * c * c
-        r[:, 0, 1] = r[:, 1, 0] = (along - across) * c * s
-        return r
-
     def update(self, detections_xy: NDArray[np.floating], stamp_ns: int,
                velocities: NDArray[np.floating] | None = None,
                sizes: NDArray[np.floating] | None = None,
-               yaws: NDArray[np.floating] | None = None,
-               road_heading: NDArray[np.floating] | float = 0.0) -> list[Track]:
+               yaws: NDArray[np.floating] | None = None) -> list[Track]:
         """One tracking cycle; returns the confirmed tracks.
 
         detections_xy : (N, 2) centroids, metres in ``map``
         stamp_ns : common time of the grid, ns (non-decreasing)
         velocities : (N, 2) m/s velocity hints, NaN per component where unknown
         sizes : (N, 2) length, width in metres; yaws : (N,) radians
-        road_heading : the road's heading at each detection, (N,) or one value, radians (with
-            ``meas_noise_across_m``)
         """
         cfg = self.config
         z = _as_xy('detections_xy', detections_xy)
@@ -590,30 +585,35 @@ class MultiObjectTracker:
         self.predict_to(stamp_ns)
 
         nt = self._x.shape[0]
-        r = self.measurement_noise(road_heading, nd)
+        r = cfg.meas_noise_m ** 2 * np.eye(2)
         rows = cols = np.zeros(0, np.int64)
         if nt and nd:
-            if cfg.meas_noise_across_m is None:
-                s = self._p[:, :2, :2] + r[0]
-                s_inv = np.linalg.inv(s)
-                d = z[None, :, :] - self._x[:, None, :2]
-                maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
-                log_det = np.log(np.linalg.det(s))[:, None]
-            else:
-                s = self._p[:, None, :2, :2] + r[None]                                      # (T, N, 2, 2)
-                s_inv = np.linalg.inv(s)
-                d = z[None, :, :] - self._x[:, None, :2]
-                maha = np.einsum('tni,tnij,tnj->tn', d, s_inv, d)
-                log_det = np.log(np.linalg.det(s))
+            s = self._p[:, :2, :2] + r
+            s_inv = np.linalg.inv(s)
+            d = z[None, :, :] - self._x[:, None, :2]
+            maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
             # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
             # uncertain track, so a young fragment track of an object takes the detection of the
             # settled track beside it (which then coasts and dies) and reads its jump as a speed change.
+            log_det = np.log(np.linalg.det(s))[:, None]
             cost = np.where(maha <= cfg.gate_chi2, maha + log_det - log_det.min(), _FORBIDDEN)
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
             rows, cols = rows[ok], cols[ok]
+        merged = np.zeros(nt, bool)
+        if rows.size and cfg.merge_tracks and size is not None:
+            rows, merged, absorbed = self._merge_covered(rows, cols, z, size, yaw)
+            self._inside |= absorbed
         if rows.size:
-            self._kalman_update(rows, z[cols], vel[cols] if vel is not None else None, r[cols])
+            whole = merged[rows]
+            if whole.any():
+                # Re-anchored on the whole object: position onto the centroid, velocity kept.
+                self._x[rows[whole], :2] = z[cols[whole]]
+                self._p[rows[whole], :2, :] = 0.0
+                self._p[rows[whole], :, :2] = 0.0
+                self._p[rows[whole], 0, 0] = self._p[rows[whole], 1, 1] = cfg.meas_noise_m ** 2
+            upd = ~whole
+            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None)
             if size is not None:
                 a = cfg.size_smoothing
                 self._size[rows] = (1.0 - a) * self._size[rows] + a * size[cols]
@@ -627,6 +627,7 @@ class MultiObjectTracker:
         self._misses = np.where(assigned, 0, self._misses + 1)
         self._confirmed |= (~self._confirmed) & (self._hits >= cfg.confirm_hits) & (self._age <= cfg.confirm_window)
         hopeless = (~self._confirmed) & (self._hits + (cfg.confirm_window - self._age) < cfg.confirm_hits)
+        self._inside &= ~assigned
         dead = (self._confirmed & (self._misses >= cfg.max_misses)) | hopeless
         if dead.any():
             self._keep(~dead)
@@ -635,25 +636,64 @@ class MultiObjectTracker:
         new[cols] = False
         if new.any():
             self._birth(z[new], None if vel is None else vel[new], None if size is None else size[new],
-                        None if yaw is None else yaw[new], r[new])
+                        None if yaw is None else yaw[new])
         return self.tracks()
 
     def tracks(self, include_tentative: bool = False) -> list[Track]:
-        """Snapshots of the confirmed tracks (all with ``include_tentative``), by id."""
-        sel = np.nonzero(self._confirmed | include_tentative)[0]
+        """Snapshots of the current tracks (confirmed ones not coasting inside an object another track took
+        whole, see ``TrackerConfig.merge_tracks``; all with ``include_tentative``), by id."""
+        sel = np.nonzero((self._confirmed & ~self._inside) | include_tentative)[0]
         stamp = self._stamp_ns or 0
         return [Track(int(self._ids[i]), self._x[i].copy(), self._p[i].copy(), int(self._age[i]),
                       int(self._hits[i]), int(self._misses[i]), float(self._size[i, 0]), float(self._size[i, 1]),
                       float(self._yaw[i]), bool(self._confirmed[i]), stamp, self.config.model)
                 for i in sel]
 
+    def _merge_covered(self, rows: NDArray[np.int64], cols: NDArray[np.int64], z: NDArray[np.float64],
+                       size: NDArray[np.float64], yaw: NDArray[np.float64] | None
+                       ) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
+        """See ``TrackerConfig.merge_tracks``: the assigned rows with each whole object's detection given to
+        its track with the most hits, a (T,) mask of the tracks re-anchored (seen whole or split) and one of
+        the tracks that lost the whole object's detection to it (they coast)."""
+        nt = self._x.shape[0]
+        absorbed = np.zeros(nt, bool)
+        merged = np.zeros(nt, bool)
+        grow = self.config.meas_noise_m
+        # (A, T): the tracks' predicted positions inside each assigned detection's box
+        inside = _in_boxes(self._x[None, :, :2] - z[cols][:, None, :],
+                           np.zeros(len(cols)) if yaw is None else yaw[cols], size[cols], grow)
+        inside[np.arange(len(rows)), rows] = True
+        taken = np.zeros(nt, bool)
+        taken[rows] = True
+        rows = rows.copy()
+        for a in np.nonzero(inside.sum(axis=1) >= 2)[0]:
+            # Only tracks that took no other detection this cycle are pieces of this one.
+            group = np.nonzero(inside[a] & (~taken | (np.arange(nt) == rows[a])))[0]
+            if group.size < 2:
+                continue
+            keep = group[np.argmax(self._hits[group])]
+            absorbed[group[group != keep]] = True
+            taken[group] = True
+            rows[a] = keep
+            merged[keep] = True
+        # The other way round: a track whose object shows as several pieces again takes one of them; the
+        # others inside its box are new (spawn_radius_m) or taken by tracks that coasted while it was whole.
+        loose = np.ones(len(z), bool)
+        loose[cols] = self._misses[rows] > 0
+        if loose.any():
+            # (A, K): the loose detections inside each assigned track's box
+            within = _in_boxes(z[loose][None, :, :] - self._x[rows][:, None, :2], self._yaw[rows],
+                               self._size[rows], grow)
+            own = np.flatnonzero(loose)[None, :] == cols[:, None]                 # a track's own detection
+            merged[rows[(within & ~own).any(axis=1)]] = True
+        return rows, merged, absorbed
+
     def _kalman_update(self, rows: NDArray[np.int64], z: NDArray[np.float64],
-                       vel: NDArray[np.float64] | None, r: NDArray[np.float64]) -> None:
-        """Position update of tracks ``rows`` with detections ``z`` (A, 2), noise ``r`` (A, 2, 2), then the
-        velocity hints ``vel`` (A, 2)."""
+                       vel: NDArray[np.float64] | None) -> None:
         cfg = self.config
         n = cfg.state_dim
         x, p = self._x[rows], self._p[rows]
+        r = cfg.meas_noise_m ** 2 * np.eye(2)
         s = p[:, :2, :2] + r
         k = p[:, :, :2] @ np.linalg.inv(s)                       # (A, n, 2)
         x = x + np.einsum('aij,aj->ai', k, z - x[:, :2])
@@ -680,12 +720,13 @@ class MultiObjectTracker:
         self._x[rows], self._p[rows] = x, p
 
     def _birth(self, z: NDArray[np.float64], vel: NDArray[np.float64] | None,
-               size: NDArray[np.float64] | None, yaw: NDArray[np.float64] | None, r: NDArray[np.float64]) -> None:
+               size: NDArray[np.float64] | None, yaw: NDArray[np.float64] | None) -> None:
         cfg = self.config
         nb, n = z.shape[0], cfg.state_dim
         x = np.zeros((nb, n))
         x[:, :2] = z
         var = np.zeros((nb, n))
+        var[:, :2] = cfg.meas_noise_m ** 2
         var[:, 2:4] = cfg.init_velocity_std_mps ** 2
         if n == 6:
             var[:, 4:6] = cfg.init_accel_std_mps2 ** 2
@@ -702,7 +743,6 @@ class MultiObjectTracker:
             var[:, 2:4] = np.where(known, cfg.meas_noise_vel_mps ** 2, var[:, 2:4])
         p = np.zeros((nb, n, n))
         p[:, np.arange(n), np.arange(n)] = var
-        p[:, :2, :2] = r
         self._x = np.concatenate([self._x, x])
         self._p = np.concatenate([self._p, p])
         self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + nb)])
@@ -711,16 +751,16 @@ class MultiObjectTracker:
         self._hits = np.concatenate([self._hits, np.ones(nb, np.int64)])
         self._misses = np.concatenate([self._misses, np.zeros(nb, np.int64)])
         self._confirmed = np.concatenate([self._confirmed, np.full(nb, cfg.confirm_hits <= 1)])
+        self._inside = np.concatenate([self._inside, np.zeros(nb, bool)])
         self._size = np.concatenate([self._size, size if size is not None else np.zeros((nb, 2))])
         self._yaw = np.concatenate([self._yaw, yaw if yaw is not None else np.zeros(nb)])
 
     def _keep(self, keep: NDArray[np.bool_]) -> None:
-        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_size', '_yaw'):
+        for name in ('_x', '_p', '_ids', '_age', '_hits', '_misses', '_confirmed', '_inside', '_size', '_yaw'):
             setattr(self, name, getattr(self, name)[keep])
 
-    def update_detections(self, detections: Detections, stamp_ns: int,
-                          road_heading: NDArray[np.floating] | float = 0.0) -> list[Track]:
+    def update_detections(self, detections: Detections, stamp_ns: int) -> list[Track]:
         """:meth:`update` from a :class:`Detections` (centroids, velocity hints, extents, yaws)."""
         return self.update(detections.xy, stamp_ns, detections.velocity,
                            np.stack([detections.length, detections.width], axis=1)
-                           if len(detections) else np.zeros((0, 2)), detections.yaw, road_heading)
+                           if len(detections) else np.zeros((0, 2)), detections.yaw)

@@ -9,7 +9,7 @@ conflicts run in the road's coordinates; what is published is in ``map``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -120,21 +120,6 @@ class TwinCore:
         self.config = config or TwinConfig()
         self.tracker = MultiObjectTracker(self.config.tracker)
         self.road_tracker = RoadTracker(self.config.road)
-        self._lateral: dict[int, tuple[int, int]] = {}       # track id -> (direction, cycles in a row)
-
-    def lateral_cycles(self, obstacles: ObstacleState) -> ObstacleState:
-        """The obstacles with ``lateral_cycles``: per track, the cycles in a row (this one included) in which
-        its sideways motion passed the rollout's lane-keeping gates in the same direction
-        (:meth:`ObstacleState.lateral_sign`); tracks no longer present are forgotten."""
-        p = self.config.prediction
-        sign = obstacles.lateral_sign(p.lateral_deadband_mps, p.lateral_sigmas, p.lateral_max_std_mps,
-                                      p.lateral_min_hits)
-        streak: dict[int, tuple[int, int]] = {}
-        for tid, d in zip(obstacles.ids.tolist(), sign.tolist()):
-            last_d, last_n = self._lateral.get(tid, (0, 0))
-            streak[tid] = (d, last_n + 1 if d != 0 and d == last_d else int(d != 0))
-        self._lateral = streak
-        return replace(obstacles, lateral_cycles=np.array([streak[t][1] for t in obstacles.ids.tolist()], np.int64))
 
     def road_at(self, platoon: PlatoonState, stamp_ns: int) -> RoadModel | None:
         """Feed the platoon's positions at ``stamp_ns`` to the road tracker; the road, or None when it is
@@ -166,10 +151,8 @@ class TwinCore:
             dets = associate_radar(dets, radar_xyv, radar_sensor_xy, cfg.radar_radius_m, cfg.radar_max_los_angle_deg,
                                    road_heading_rad=heading)
         self.tracker.predict_to(stamp_ns, road)             # tracks follow the road's curve
-        det_heading = 0.0 if road is None or not len(dets) else road.heading_at(road.to_road(dets.xy)[0])
-        tracks = self.tracker.update_detections(dets, stamp_ns, det_heading)
-        obstacles = self.lateral_cycles(ObstacleState.from_tracks(tracks, road=road))
-        ro = rollout(platoon.in_road(road), obstacles, cfg.prediction, road=road)
+        tracks = self.tracker.update_detections(dets, stamp_ns)
+        ro = rollout(platoon.in_road(road), ObstacleState.from_tracks(tracks, road=road), cfg.prediction, road=road)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
         mature = mature_tracks(tracks, cfg.conflicts, road)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)

@@ -30,8 +30,8 @@ def warning_of(c: Conflict, adv: Advisory | None) -> TwinWarning:
 
     values : ttc_s, distance_m, x, y (predicted contact point); object (``track_<id>`` or the
     predecessor's vehicle id), obstacle_x, obstacle_y (its centre at the stamp, metres); track_id or
-    predecessor (the other actor); required_decel_mps2, other_speed_mps, other_accel_mps2, min_gap_m, propagated;
-    cut_in_s for a cut-in (see Conflict); with an advisory also advised_decel_mps2, target_speed_mps, exceeds_comfort, unavoidable
+    predecessor (the other actor); required_decel_mps2, other_speed_mps, other_accel_mps2, min_gap_m, propagated; with an
+    advisory also advised_decel_mps2, target_speed_mps, exceeds_comfort, unavoidable
     """
     values: dict[str, object] = {'ttc_s': c.ttc_s, 'distance_m': c.distance_m, 'x': c.x, 'y': c.y,
                                  'object': c.other_id, 'obstacle_x': c.obstacle_x, 'obstacle_y': c.obstacle_y}
@@ -45,12 +45,8 @@ def warning_of(c: Conflict, adv: Advisory | None) -> TwinWarning:
     if adv is not None:
         values.update({'advised_decel_mps2': adv.decel_mps2, 'target_speed_mps': adv.target_speed_mps,
                        'exceeds_comfort': adv.exceeds_comfort, 'unavoidable': adv.unavoidable})
-    if math.isfinite(c.cut_in_s):
-        values['cut_in_s'] = c.cut_in_s
     ttc = f'{c.ttc_s:.1f} s' if math.isfinite(c.ttc_s) else 'not closing'
     message = f'{c.other_id} ahead: gap {c.distance_m:.1f} m, ttc {ttc}'
-    if math.isfinite(c.cut_in_s) and not c.ttc_s <= c.cut_in_s:
-        message = f'{c.other_id} cutting in: in the lane in {c.cut_in_s:.1f} s, gap {c.distance_m:.1f} m, ttc {ttc}'
     return TwinWarning(c.vehicle_id, ConflictLevel(int(c.level)), message, values)
 
 
