@@ -1,9 +1,8 @@
-"""config/fastdds_live.xml: Fast DDS writer profiles with short heartbeats on the topics that cross the V2X link.
+"""config/fastdds_live.xml: one default Fast DDS writer profile with short heartbeats, for any platoon.
 
-The profile names must be the topics the package really publishes (ros/names.py, the default platoon's
-vehicles): rmw_fastrtps picks a writer's profile by its exact topic name, so a renamed topic would silently
-fall back to the 3 s default heartbeat. The file must load in Fast DDS without parse errors and leave the
-QoS the code sets untouched.
+rmw_fastrtps starts every writer from the default ``<data_writer>`` profile (is_default_profile), whatever its
+topic, so the file holds for any vehicle ids; a profile named by topic would hold only for the ids it lists.
+The file must load in Fast DDS without parse errors and leave the QoS the code sets untouched.
 """
 from __future__ import annotations
 
@@ -18,24 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from cooperative_fusion.app import platoon
-from cooperative_fusion.ros import names
-
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / 'config' / 'fastdds_live.xml'
 NS = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
 LAUNCH_FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
 
 
-def _writers() -> dict[str, ET.Element]:
-    root = ET.parse(PROFILES).getroot()
+def _default_writer(path: Path) -> ET.Element:
+    """The file's one writer profile; it must be the default one (no per-topic profiles, no reader ones)."""
+    root = ET.parse(path).getroot()
     assert root.tag == f'{NS}dds'
     (profiles,) = root.findall(f'{NS}profiles')
-    assert {child.tag for child in profiles} == {f'{NS}data_writer'}, 'only writer profiles: readers keep defaults'
-    writers = {w.get('profile_name'): w for w in profiles}
-    assert len(writers) == len(profiles), 'a profile name twice'
-    assert all(w.get('is_default_profile') is None for w in profiles), 'a default profile would change every topic'
-    return writers
+    assert [child.tag for child in profiles] == [f'{NS}data_writer'], 'one writer profile: readers keep defaults'
+    (writer,) = profiles
+    assert writer.get('is_default_profile') == 'true', 'a profile named by topic holds only for the ids it lists'
+    return writer
 
 
 def _seconds(element: ET.Element | None) -> float:
@@ -43,26 +39,44 @@ def _seconds(element: ET.Element | None) -> float:
     return int(element.findtext(f'{NS}sec')) + int(element.findtext(f'{NS}nanosec')) * 1e-9
 
 
-def test_profiles_name_the_topics_that_cross_the_link():
-    vehicles = platoon.load_platoon_config(None).vehicles
-    expected = {names.COMMON_GRID, names.WARNINGS}
-    for v in vehicles:
-        expected |= {names.vehicle_topic(v, t) for t in (names.EVIDENCE_GRID, names.RADAR_TARGETS, names.ADVISORY)}
-    assert set(_writers()) == expected
-    assert '/v1/evidence_grid' in expected and '/v4/twin/advisory' in expected
+def _check_timing(path: Path) -> None:
+    writer = _default_writer(path)
+    # no <qos>: rmw_fastrtps applies the code's QoS anyway (RMW_FASTRTPS_USE_QOS_FROM_XML unset), and a
+    # value here would only mislead
+    assert [child.tag for child in writer] == [f'{NS}times']
+    (times,) = writer
+    heartbeat = _seconds(times.find(f'{NS}heartbeat_period'))
+    # a loss repaired well inside the 0.1 s evidence period and fusion's 0.5 s age limit
+    assert 0.02 <= heartbeat <= 0.1, heartbeat
+    assert 0.0 <= _seconds(times.find(f'{NS}nack_response_delay')) <= 0.01
+    assert _seconds(times.find(f'{NS}nack_supression_duration')) == 0.0
 
 
-def test_profiles_set_only_the_reliable_writer_timing():
-    for topic, writer in _writers().items():
-        # no <qos>: rmw_fastrtps applies the code's QoS anyway (RMW_FASTRTPS_USE_QOS_FROM_XML unset), and a
-        # value here would only mislead
-        assert [child.tag for child in writer] == [f'{NS}times'], topic
-        (times,) = writer
-        heartbeat = _seconds(times.find(f'{NS}heartbeat_period'))
-        # a loss repaired well inside the 0.1 s evidence period and fusion's 0.5 s age limit
-        assert 0.02 <= heartbeat <= 0.1, (topic, heartbeat)
-        assert 0.0 <= _seconds(times.find(f'{NS}nack_response_delay')) <= 0.01, topic
-        assert _seconds(times.find(f'{NS}nack_supression_duration')) == 0.0, topic
+def test_profiles_set_only_the_default_writers_timing():
+    _check_timing(PROFILES)
+
+
+@pytest.mark.parametrize('old, new', [
+    (' is_default_profile="true">', '>'),                    # a named profile: no writer would take it
+    ('</profiles>', '<data_writer profile_name="/v1/evidence_grid"/></profiles>'),   # by topic name: v1 only
+    ('<times>', '<qos><reliability><kind>BEST_EFFORT</kind></reliability></qos><times>'),
+    ('<heartbeat_period><sec>0</sec><nanosec>50000000</nanosec>', '<heartbeat_period><sec>3</sec><nanosec>0</nanosec>'),
+])
+def test_the_timing_check_finds_a_defect(tmp_path, old, new):
+    text = PROFILES.read_text()
+    assert old in text
+    bad = tmp_path / 'bad.xml'
+    bad.write_text(text.replace(old, new, 1))
+    with pytest.raises(AssertionError):
+        _check_timing(bad)
+
+
+def test_the_timing_check_finds_missing_times(tmp_path):
+    bad = tmp_path / 'bad.xml'
+    bad.write_text(re.sub(r'<times>.*</times>', '', PROFILES.read_text(), flags=re.S))
+    assert 'heartbeat_period' not in bad.read_text()
+    with pytest.raises(AssertionError):
+        _check_timing(bad)
 
 
 def _constants(path: Path) -> tuple[dict[str, object], set[str]]:
@@ -97,7 +111,8 @@ rclpy.init()
 node = Node('profile_smoke', namespace='v1')
 node.create_publisher(OccupancyGrid, 'evidence_grid', evidence_qos(10))
 node.create_publisher(OccupancyGrid, '/cooperative/grid', latched_qos(1))
-for topic in ('/v1/evidence_grid', '/cooperative/grid'):
+node.create_publisher(OccupancyGrid, '/w6/evidence_grid', evidence_qos(10))   # a platoon other than v1..v4
+for topic in ('/v1/evidence_grid', '/cooperative/grid', '/w6/evidence_grid'):
     (info,) = node.get_publishers_info_by_topic(topic)
     print(topic, info.qos_profile.reliability.name, info.qos_profile.durability.name)
 node.destroy_node()
@@ -117,10 +132,12 @@ def test_fastdds_loads_the_profiles_and_keeps_the_codes_qos(tmp_path):
     out = _load(PROFILES)
     assert out.returncode == 0, out.stderr
     assert 'XMLPARSER' not in out.stdout + out.stderr, out.stderr
-    assert out.stdout.split('\n')[:2] == ['/v1/evidence_grid RELIABLE VOLATILE',
-                                          '/cooperative/grid RELIABLE TRANSIENT_LOCAL']
+    assert out.stdout.split('\n')[:3] == ['/v1/evidence_grid RELIABLE VOLATILE',
+                                          '/cooperative/grid RELIABLE TRANSIENT_LOCAL',
+                                          '/w6/evidence_grid RELIABLE VOLATILE']
     # the check can fail: a misspelt element is reported by Fast DDS' parser
     bad = tmp_path / 'bad.xml'
     bad.write_text(PROFILES.read_text().replace('heartbeat_period>', 'heartbeat_periode>', 2))
+    assert bad.read_text() != PROFILES.read_text()
     out = _load(bad)
     assert 'XMLPARSER Error' in re.sub(r'\x1b\[[0-9;]*m', '', out.stdout + out.stderr), out.stderr

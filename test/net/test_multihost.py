@@ -23,7 +23,7 @@ round: the probe's arrival times say nothing about which grids fusion got late. 
 are timed on the wire, at its ports.
 
 Fast DDS profiles: every process loads ``config/fastdds_live.xml`` (``FASTDDS_DEFAULT_PROFILES_FILE``),
-which gives the evidence writers a 50 ms heartbeat period: a lost grid is resent within about 0.1 s.
+whose default writer profile gives every writer a 50 ms heartbeat: a lost grid is resent within ~0.1 s.
 With Fast DDS's default 3 s period (``CF_MULTIHOST_PROFILE=`` empty) it came 0.1-0.9 s later, in steps
 of the 0.1 s grid period, and up to 3 s for the last grids of a stream (docs/limits.md, "Evidence over
 a lossy link"). The test prints, per vehicle, the delay distribution of fusion's copies (stamp to its
@@ -113,7 +113,7 @@ SIM_S = 3.5
 RATE = 1.0
 LOSS_PERCENT = 10
 HOSTS = (*VEHICLES, 'edge')
-#: the Fast DDS profiles every process loads (short heartbeats on the links' topics: docs/reliability.md);
+#: the Fast DDS profiles every process loads (a 50 ms heartbeat for every writer: docs/reliability.md);
 #: CF_MULTIHOST_PROFILE overrides it for measurements ('' = none: Fast DDS' defaults, docs/limits.md)
 PROFILE = os.environ.get('CF_MULTIHOST_PROFILE', str(REPO / 'config' / 'fastdds_live.xml'))
 #: fusion's link statistics window, evidence reader depth and evidence age limit before its link allowance
