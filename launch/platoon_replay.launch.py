@@ -26,7 +26,7 @@ from cooperative_fusion.core.platoon_config import NodeKind, load_platoon_config
 from cooperative_fusion.core.errors import ConfigError
 
 PACKAGE = 'cooperative_fusion'
-#: Fast DDS profiles file in config/ (short heartbeats on the link's topics) and the variable naming it
+#: Fast DDS profiles file in config/ (a 50 ms heartbeat for every reliable writer) and the variable naming it
 FASTDDS_PROFILES = 'fastdds_live.xml'
 FASTDDS_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
 #: The platoon config in the package's config/, when platoon_file is not given.
@@ -36,7 +36,7 @@ CLOCK_HZ = '100'
 
 
 def _fastdds_profiles(config: str) -> list:
-    """Short reliable heartbeats on the topics that cross the V2X link (config/fastdds_live.xml,
+    """A 50 ms reliable-writer heartbeat, so a sample lost on the V2X link is resent at once (config/fastdds_live.xml,
     docs/reliability.md) for every node started here, unless the caller exported a profiles file."""
     if os.environ.get(FASTDDS_ENV):
         return []
