@@ -98,7 +98,8 @@ class DynamicConfig:
     track_lateral_gate_m : tracking gate across the road, metres
     track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
     max_age_ns : a moving object not renewed for this long expires, ns
-    duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn, metres
+    duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn (unless it
+        has more cells than the newer ones drew there: the fuller view), metres
     sweep_phase : a tracked object's cells are moved to the evidence stamp from the time a rotating lidar
         saw them (see :func:`sweep_phase_s`)
     thin_faces : a moving object's cells two or more deep along the line of sight lose the one nearest the
@@ -520,10 +521,14 @@ class DynamicLayer:
         """Published cells (int8 percent, -1 unknown) with every live object at its position at ``t_ns``.
 
         Newest first; an object with at least half its cells within ``duplicate_radius_m`` of the cells of
-        newer objects (another vehicle's or an older view of the same car) is not drawn.
+        newer objects (another vehicle's or an older view of the same car) is a duplicate, and is not drawn
+        unless it is the fuller view: more cells than the newer objects drew within that radius of its
+        bounding box (a leader's view of a car's rear and side is not dropped for a follower's newer
+        sliver of its rear face, often drawn just behind the car).
         """
         out = np.array(cells, dtype=np.int8, copy=True)
         near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
+        drawn = np.zeros(spec.shape, dtype=bool)          # the drawn objects' own cells
         r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         objects = sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns)
         if not objects:
@@ -540,12 +545,14 @@ class DynamicLayer:
             if not inside.any():
                 continue
             ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
-            if near_drawn[iy, ix].mean() >= 0.5:
+            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
+            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            if (near_drawn[iy, ix].mean() >= 0.5
+                    and np.unique(iy * spec.width + ix).size <= np.count_nonzero(drawn[y0:y1, x0:x1])):
                 continue
             pct = o.percent[inside]
             out[iy, ix] = np.maximum(out[iy, ix], pct)
-            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
-            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            drawn[iy, ix] = True
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
             local[iy - y0, ix - x0] = True
             if r > 0:

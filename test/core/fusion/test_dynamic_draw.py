@@ -1,4 +1,5 @@
-"""DynamicLayer.draw's near-drawn mask, grown object by object, against the former per-object dilation."""
+"""DynamicLayer.draw's near-drawn mask, grown object by object, against the former per-object dilation
+(with the fuller-view rule for duplicates written out)."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,9 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
             near = drawn[y0:y1, x0:x1]
             if r > 0 and near.any():
                 near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
-            if near[iy - y0, ix - x0].mean() >= 0.5:
+            # A duplicate, unless it is the fuller view (more cells than the drawn ones near it).
+            if near[iy - y0, ix - x0].mean() >= 0.5 and \
+                    len(set(zip(ix.tolist(), iy.tolist()))) <= np.count_nonzero(drawn[y0:y1, x0:x1]):
                 continue
         pct = logodds_to_percent(o.logodds[inside])
         out[iy, ix] = np.maximum(out[iy, ix], pct)
