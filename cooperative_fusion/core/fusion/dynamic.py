@@ -99,7 +99,7 @@ class DynamicConfig:
     track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
     max_age_ns : a moving object not renewed for this long expires, ns
     duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn (unless it
-        has more cells than the newer ones drew there: the fuller view), metres
+        is another vehicle's fuller view, see :meth:`DynamicLayer.draw`), metres
     sweep_phase : a tracked object's cells are moved to the evidence stamp from the time a rotating lidar
         saw them (see :func:`sweep_phase_s`)
     thin_faces : a moving object's cells two or more deep along the line of sight lose the one nearest the
@@ -521,18 +521,20 @@ class DynamicLayer:
         """Published cells (int8 percent, -1 unknown) with every live object at its position at ``t_ns``.
 
         Newest first; an object with at least half its cells within ``duplicate_radius_m`` of the cells of
-        newer objects (another vehicle's or an older view of the same car) is a duplicate, and is not drawn
-        unless it is the fuller view: more cells than the newer objects drew within that radius of its
-        bounding box (a leader's view of a car's rear and side is not dropped for a follower's newer
-        sliver of its rear face, often drawn just behind the car).
+        newer objects (another vehicle's or an older view of the same car) is a duplicate, and is not drawn,
+        unless it is another vehicle's fuller view: its speed from radar (moved to ``t_ns`` reliably), no
+        cell of its own vehicle's newer objects within that radius of its bounding box, and more cells than
+        the other vehicles' newer objects drew there. So a leader's view of a car's rear and side is not
+        dropped for a follower's newer sliver of its rear face (often drawn just behind the car).
         """
         out = np.array(cells, dtype=np.int8, copy=True)
         near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
-        drawn = np.zeros(spec.shape, dtype=bool)          # the drawn objects' own cells
+        drawn_by = np.full(spec.shape, -1, dtype=np.int32)   # index (in ``vehicles``) of a drawn cell's vehicle
         r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         objects = sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns)
         if not objects:
             return out
+        vehicles = {v: i for i, v in enumerate(sorted({o.vehicle_id for o in objects}))}
         # Every object's cells at t_ns (its own MovingObject.cells_at, element by element) in one pass.
         sizes = [len(o.cells_xy) for o in objects]
         shift = np.stack([o.velocity * ((int(t_ns) - o.stamp_ns) * 1e-9) for o in objects])
@@ -547,12 +549,13 @@ class DynamicLayer:
             ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
             x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-            if (near_drawn[iy, ix].mean() >= 0.5
-                    and np.unique(iy * spec.width + ix).size <= np.count_nonzero(drawn[y0:y1, x0:x1])):
+            me = vehicles[o.vehicle_id]
+            if near_drawn[iy, ix].mean() >= 0.5 and not self._fuller_view(o, me, ix, iy, drawn_by[y0:y1, x0:x1],
+                                                                           spec.width):
                 continue
             pct = o.percent[inside]
             out[iy, ix] = np.maximum(out[iy, ix], pct)
-            drawn[iy, ix] = True
+            drawn_by[iy, ix] = me
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
             local[iy - y0, ix - x0] = True
             if r > 0:
@@ -561,3 +564,12 @@ class DynamicLayer:
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=0, mode='constant', cval=0)
             near_drawn[y0:y1, x0:x1] |= local
         return out
+
+    @staticmethod
+    def _fuller_view(o: MovingObject, me: int, ix: NDArray[np.int64], iy: NDArray[np.int64],
+                     drawn_by: NDArray[np.int32], width: int) -> bool:
+        """Is ``o`` (cells ``ix``, ``iy``; ``drawn_by`` the window around them) a fuller view of a car
+        that other vehicles' newer objects drew there? See :meth:`draw`."""
+        if o.source != 'radar' or bool((drawn_by == me).any()):
+            return False
+        return np.unique(iy * width + ix).size > np.count_nonzero(drawn_by >= 0)

@@ -16,6 +16,7 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
     """The former draw, written out: the drawn cells dilated around each object before it is drawn."""
     out = np.array(cells, dtype=np.int8, copy=True)
     drawn = np.zeros(spec.shape, dtype=bool)
+    drawn_by = np.full(spec.shape, '', dtype=object)
     r = int(round(layer.config.duplicate_radius_m / spec.resolution))
     for o in sorted(layer.objects(t_ns), key=lambda ob: -ob.stamp_ns):
         ix, iy = spec.world_to_cell(o.cells_at(t_ns))
@@ -29,13 +30,17 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
             near = drawn[y0:y1, x0:x1]
             if r > 0 and near.any():
                 near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
-            # A duplicate, unless it is the fuller view (more cells than the drawn ones near it).
-            if near[iy - y0, ix - x0].mean() >= 0.5 and \
-                    len(set(zip(ix.tolist(), iy.tolist()))) <= np.count_nonzero(drawn[y0:y1, x0:x1]):
+            # A duplicate, unless it is another vehicle's fuller view (radar speed, none of its own vehicle's
+            # cells near it, more cells than the others drew near it).
+            window = drawn_by[y0:y1, x0:x1]
+            fuller = (o.source == 'radar' and o.vehicle_id not in window
+                      and len(set(zip(ix.tolist(), iy.tolist()))) > np.count_nonzero(window != ''))
+            if near[iy - y0, ix - x0].mean() >= 0.5 and not fuller:
                 continue
         pct = logodds_to_percent(o.logodds[inside])
         out[iy, ix] = np.maximum(out[iy, ix], pct)
         drawn[iy, ix] = True
+        drawn_by[iy, ix] = o.vehicle_id
     return out
 
 
@@ -54,7 +59,7 @@ def test_draw_skips_the_same_duplicates_as_before(radius, seed):
         xy = xy[rng.random(len(xy)) < 0.6]
         objects.append(MovingObject(f'v{i % 3 + 1}', xy, rng.uniform(0.5, 3.0, len(xy)).astype(np.float32),
                                     np.array([rng.uniform(-30.0, 30.0), 0.0]), t - int(rng.integers(0, 250)) * 10**6,
-                                    'track'))
+                                    str(rng.choice(['radar', 'track']))))
     for o in objects:
         layer._objects.setdefault(o.vehicle_id, []).append(o)
     cells = rng.integers(-1, 101, SPEC.shape).astype(np.int8)

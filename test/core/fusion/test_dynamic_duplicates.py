@@ -74,3 +74,13 @@ def test_an_older_view_larger_than_the_newer_drawn_near_it_but_mostly_elsewhere_
     layer = _layer(_object('v2', REAR, 67), _object('v1', far, 148))
     out = layer.draw(SPEC, np.full(SPEC.shape, -1, np.int8), T)
     assert np.count_nonzero(out == PCT) == len(REAR) + len(far)
+
+
+def test_a_fuller_view_of_the_same_vehicle_or_with_a_tracking_speed_is_still_a_duplicate():
+    # The same vehicle's newer sliver supersedes its older view; an older view moved by a tracking speed
+    # (centroid steps: less sure of where it is now) does not add a second copy either.
+    for older in (_object('v2', FULL, 148),
+                  MovingObject('v1', FULL - np.array([CAR.vx, 0.0]) * 0.148, np.full(len(FULL), L, np.float32),
+                               np.array([CAR.vx, 0.0]), T - 148 * MS, 'track')):
+        out = _layer(_object('v2', REAR, 67), older).draw(SPEC, np.full(SPEC.shape, -1, np.int8), T)
+        assert np.count_nonzero(out == PCT) == len(REAR)
