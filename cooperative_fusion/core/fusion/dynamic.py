@@ -524,12 +524,16 @@ class DynamicLayer:
         newer objects (another vehicle's or an older view of the same car) is a duplicate, and is not drawn,
         unless it is another vehicle's fuller view: its speed from radar (moved to ``t_ns`` reliably), no
         cell of its own vehicle's newer objects within that radius of its bounding box, and more cells than
-        the other vehicles' newer objects drew there. So a leader's view of a car's rear and side is not
-        dropped for a follower's newer sliver of its rear face (often drawn just behind the car).
+        the other vehicles' newer objects drew there. That view is drawn instead of those objects (the
+        same car): a leader's view of a car's rear and side is not dropped for a follower's newer sliver
+        of its rear face, often drawn just behind the car.
         """
         out = np.array(cells, dtype=np.int8, copy=True)
         near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
         drawn_by = np.full(spec.shape, -1, dtype=np.int32)   # index (in ``vehicles``) of a drawn cell's vehicle
+        drawn_as = np.full(spec.shape, -1, dtype=np.int32)   # index (in ``draws``) of a drawn cell's object
+        draws: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]] = []
+        replaced: set[int] = set()
         r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         objects = sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns)
         if not objects:
@@ -550,11 +554,13 @@ class DynamicLayer:
             x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
             me = vehicles[o.vehicle_id]
-            if near_drawn[iy, ix].mean() >= 0.5 and not self._fuller_view(o, me, ix, iy, drawn_by[y0:y1, x0:x1],
-                                                                           spec.width):
-                continue
-            pct = o.percent[inside]
-            out[iy, ix] = np.maximum(out[iy, ix], pct)
+            if near_drawn[iy, ix].mean() >= 0.5:
+                if not self._fuller_view(o, me, ix, iy, drawn_by[y0:y1, x0:x1], spec.width):
+                    continue
+                near_as = drawn_as[y0:y1, x0:x1]
+                replaced.update(np.unique(near_as[near_as >= 0]).tolist())
+            drawn_as[iy, ix] = len(draws)
+            draws.append((ix, iy, o.percent[inside]))
             drawn_by[iy, ix] = me
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
             local[iy - y0, ix - x0] = True
@@ -563,6 +569,9 @@ class DynamicLayer:
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=1, mode='constant', cval=0)
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=0, mode='constant', cval=0)
             near_drawn[y0:y1, x0:x1] |= local
+        for k, (ix, iy, pct) in enumerate(draws):
+            if k not in replaced:
+                out[iy, ix] = np.maximum(out[iy, ix], pct)
         return out
 
     @staticmethod

@@ -17,6 +17,8 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
     out = np.array(cells, dtype=np.int8, copy=True)
     drawn = np.zeros(spec.shape, dtype=bool)
     drawn_by = np.full(spec.shape, '', dtype=object)
+    drawn_as = np.full(spec.shape, -1)
+    draws, replaced = [], set()
     r = int(round(layer.config.duplicate_radius_m / spec.resolution))
     for o in sorted(layer.objects(t_ns), key=lambda ob: -ob.stamp_ns):
         ix, iy = spec.world_to_cell(o.cells_at(t_ns))
@@ -30,17 +32,21 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
             near = drawn[y0:y1, x0:x1]
             if r > 0 and near.any():
                 near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
-            # A duplicate, unless it is another vehicle's fuller view (radar speed, none of its own vehicle's
-            # cells near it, more cells than the others drew near it).
-            window = drawn_by[y0:y1, x0:x1]
-            fuller = (o.source == 'radar' and o.vehicle_id not in window
-                      and len(set(zip(ix.tolist(), iy.tolist()))) > np.count_nonzero(window != ''))
-            if near[iy - y0, ix - x0].mean() >= 0.5 and not fuller:
-                continue
-        pct = logodds_to_percent(o.logodds[inside])
-        out[iy, ix] = np.maximum(out[iy, ix], pct)
+            if near[iy - y0, ix - x0].mean() >= 0.5:
+                # A duplicate, unless it is another vehicle's fuller view (radar speed, none of its own
+                # vehicle's cells near it, more cells than the others drew near it): then drawn instead.
+                window = drawn_by[y0:y1, x0:x1]
+                if not (o.source == 'radar' and o.vehicle_id not in window
+                        and len(set(zip(ix.tolist(), iy.tolist()))) > np.count_nonzero(window != '')):
+                    continue
+                replaced |= {int(k) for k in drawn_as[y0:y1, x0:x1].ravel() if k >= 0}
+        drawn_as[iy, ix] = len(draws)
+        draws.append((ix, iy, logodds_to_percent(o.logodds[inside])))
         drawn[iy, ix] = True
         drawn_by[iy, ix] = o.vehicle_id
+    for k, (ix, iy, pct) in enumerate(draws):
+        if k not in replaced:
+            out[iy, ix] = np.maximum(out[iy, ix], pct)
     return out
 
 

@@ -1,4 +1,4 @@
-"""DynamicLayer.draw: of two views of one car, a newer sliver does not hide an older, fuller view."""
+"""DynamicLayer.draw: of two views of one car, an older, fuller view is drawn instead of a newer sliver."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,10 +48,12 @@ def _hits(out: np.ndarray) -> int:
     return int(np.count_nonzero(out[sl][mask] >= 65))
 
 
-def test_an_older_fuller_view_is_drawn_beside_a_newer_sliver_of_the_same_car():
+def test_an_older_fuller_view_is_drawn_instead_of_a_newer_sliver_of_the_same_car():
     layer = _layer(_object('v2', REAR, 67), _object('v1', FULL, 148))
     out = layer.draw(SPEC, np.full(SPEC.shape, -1, np.int8), T)
-    assert np.count_nonzero(out == PCT) == len(REAR) + len(FULL)
+    assert np.count_nonzero(out == PCT) == len(FULL)
+    ix, iy = SPEC.world_to_cell(FULL)
+    assert (out[iy, ix] == PCT).all()
     assert _hits(out) >= 3
     # The newer sliver alone puts no cell inside the car's footprint: see-through would miss it.
     alone = _layer(_object('v2', REAR, 67)).draw(SPEC, np.full(SPEC.shape, -1, np.int8), T)
