@@ -530,15 +530,14 @@ class DynamicLayer:
         """
         out = np.array(cells, dtype=np.int8, copy=True)
         near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
-        drawn_by = np.full(spec.shape, -1, dtype=np.int32)   # index (in ``vehicles``) of a drawn cell's vehicle
-        drawn_as = np.full(spec.shape, -1, dtype=np.int32)   # index (in ``draws``) of a drawn cell's object
+        drawn_as = np.zeros(spec.shape, dtype=np.int32)   # 1 + index in ``draws`` of a drawn cell's object, 0: none
         draws: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]] = []
+        owners: list[str] = []                             # the vehicle of each of ``draws``
         replaced: set[int] = set()
         r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         objects = sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns)
         if not objects:
             return out
-        vehicles = {v: i for i, v in enumerate(sorted({o.vehicle_id for o in objects}))}
         # Every object's cells at t_ns (its own MovingObject.cells_at, element by element) in one pass.
         sizes = [len(o.cells_xy) for o in objects]
         shift = np.stack([o.velocity * ((int(t_ns) - o.stamp_ns) * 1e-9) for o in objects])
@@ -553,15 +552,17 @@ class DynamicLayer:
             ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
             x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-            me = vehicles[o.vehicle_id]
             if near_drawn[iy, ix].mean() >= 0.5:
-                if not self._fuller_view(o, me, ix, iy, drawn_by[y0:y1, x0:x1], spec.width):
-                    continue
+                if o.source != 'radar':
+                    continue                               # (checked first: the usual duplicate costs no more)
                 near_as = drawn_as[y0:y1, x0:x1]
-                replaced.update(np.unique(near_as[near_as >= 0]).tolist())
-            drawn_as[iy, ix] = len(draws)
+                near = np.unique(near_as[near_as > 0]).tolist()
+                if not self._fuller_view(o, ix, iy, near_as, [owners[k - 1] for k in near], spec.width):
+                    continue
+                replaced.update(near)
             draws.append((ix, iy, o.percent[inside]))
-            drawn_by[iy, ix] = me
+            owners.append(o.vehicle_id)
+            drawn_as[iy, ix] = len(draws)
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
             local[iy - y0, ix - x0] = True
             if r > 0:
@@ -569,16 +570,17 @@ class DynamicLayer:
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=1, mode='constant', cval=0)
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=0, mode='constant', cval=0)
             near_drawn[y0:y1, x0:x1] |= local
-        for k, (ix, iy, pct) in enumerate(draws):
+        for k, (ix, iy, pct) in enumerate(draws, start=1):
             if k not in replaced:
                 out[iy, ix] = np.maximum(out[iy, ix], pct)
         return out
 
     @staticmethod
-    def _fuller_view(o: MovingObject, me: int, ix: NDArray[np.int64], iy: NDArray[np.int64],
-                     drawn_by: NDArray[np.int32], width: int) -> bool:
-        """Is ``o`` (cells ``ix``, ``iy``; ``drawn_by`` the window around them) a fuller view of a car
-        that other vehicles' newer objects drew there? See :meth:`draw`."""
-        if o.source != 'radar' or bool((drawn_by == me).any()):
+    def _fuller_view(o: MovingObject, ix: NDArray[np.int64], iy: NDArray[np.int64], near_as: NDArray[np.int32],
+                     near_owners: list[str], width: int) -> bool:
+        """Is ``o`` (cells ``ix``, ``iy``) a fuller view of a car that other vehicles' newer objects drew
+        around it? ``near_as``: the drawn cells in the window around it (> 0), ``near_owners``: the vehicles
+        of the objects that drew them. See :meth:`draw`."""
+        if o.source != 'radar' or o.vehicle_id in near_owners:
             return False
-        return np.unique(iy * width + ix).size > np.count_nonzero(drawn_by >= 0)
+        return np.unique(iy * width + ix).size > np.count_nonzero(near_as)
