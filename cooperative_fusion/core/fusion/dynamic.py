@@ -63,8 +63,9 @@ noise draw a face thicker than it is, in front of the surface.
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
 the object's evidence probability (a cell shows the larger of that and the
-static grid). Vehicles are independent: two vehicles seeing the same car draw
-it twice, on top of each other when both are right.
+static grid). Vehicles are independent: two vehicles seeing the same car keep
+an object each; the draw takes the newest as the car's view, unless an older
+one is another vehicle's fuller view (radar speed, more cells): then that one.
 """
 from __future__ import annotations
 
@@ -554,7 +555,7 @@ class DynamicLayer:
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
             if near_drawn[iy, ix].mean() >= 0.5:
                 if o.source != 'radar':
-                    continue                               # (checked first: the usual duplicate costs no more)
+                    continue                               # a tracked duplicate: no costlier test
                 near_as = drawn_as[y0:y1, x0:x1]
                 near = np.unique(near_as[near_as > 0]).tolist()
                 if not self._fuller_view(o, ix, iy, near_as, [owners[k - 1] for k in near], spec.width):
