@@ -97,7 +97,8 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.max_age_s', 0.3, 'a moving object not renewed for this long expires (plus the vehicle\'s '
           'link latency allowance, see link.*), seconds', 0.0, 10.0),
     Param('dynamic.duplicate_radius_m', 1.0,
-          'an object with half its cells this close to a newer object\'s is not drawn, metres', 0.0, 100.0),
+          'an object with half its cells this close to a newer object\'s is not drawn (unless it is another '
+          'vehicle\'s fuller radar-speed view: then it is drawn instead), metres', 0.0, 100.0),
     Param('dynamic.sweep_phase', True,
           'a tracked object\'s cells are moved by its speed from when a rotating lidar saw them (azimuth / 360 '
           'of the vehicle\'s evidence period after the stamp) to the stamp'),

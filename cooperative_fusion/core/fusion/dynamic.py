@@ -63,8 +63,9 @@ noise draw a face thicker than it is, in front of the surface.
 :meth:`DynamicLayer.draw` puts every live object into the published cells at
 its position at the publish time ``t``: cells moved by ``v·(t - stamp)``, at
 the object's evidence probability (a cell shows the larger of that and the
-static grid). Vehicles are independent: two vehicles seeing the same car draw
-it twice, on top of each other when both are right.
+static grid). Vehicles are independent: two vehicles seeing the same car keep
+an object each; the draw takes the newest as the car's view, unless an older
+one is another vehicle's fuller view (radar speed, more cells): then that one.
 """
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ class DynamicConfig:
     track_lateral_gate_m : tracking gate across the road, metres
     track_smoothing : weight of a new tracking speed in the component's speed, (0, 1]
     max_age_ns : a moving object not renewed for this long expires, ns
-    duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn, metres
+    duplicate_radius_m : an object with half its cells this close to a newer object's is not drawn (unless it
+        is another vehicle's fuller view, see :meth:`DynamicLayer.draw`), metres
     sweep_phase : a tracked object's cells are moved to the evidence stamp from the time a rotating lidar
         saw them (see :func:`sweep_phase_s`)
     thin_faces : a moving object's cells two or more deep along the line of sight lose the one nearest the
@@ -520,10 +522,19 @@ class DynamicLayer:
         """Published cells (int8 percent, -1 unknown) with every live object at its position at ``t_ns``.
 
         Newest first; an object with at least half its cells within ``duplicate_radius_m`` of the cells of
-        newer objects (another vehicle's or an older view of the same car) is not drawn.
+        newer objects (another vehicle's or an older view of the same car) is a duplicate, and is not drawn,
+        unless it is another vehicle's fuller view: its speed from radar (moved to ``t_ns`` reliably), no
+        cell of its own vehicle's newer objects within that radius of its bounding box, and more cells than
+        the other vehicles' newer objects drew there. That view is drawn instead of those objects (the
+        same car): a leader's view of a car's rear and side is not dropped for a follower's newer sliver
+        of its rear face, often drawn just behind the car.
         """
         out = np.array(cells, dtype=np.int8, copy=True)
         near_drawn = np.zeros(spec.shape, dtype=bool)     # within duplicate_radius_m (square) of a drawn cell
+        drawn_as = np.zeros(spec.shape, dtype=np.int32)   # 1 + index in ``draws`` of a drawn cell's object, 0: none
+        draws: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]] = []
+        owners: list[str] = []                             # the vehicle of each of ``draws``
+        replaced: set[int] = set()
         r = max(int(round(self.config.duplicate_radius_m / spec.resolution)), 0)
         objects = sorted(self.objects(t_ns), key=lambda ob: -ob.stamp_ns)
         if not objects:
@@ -540,12 +551,19 @@ class DynamicLayer:
             if not inside.any():
                 continue
             ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
-            if near_drawn[iy, ix].mean() >= 0.5:
-                continue
-            pct = o.percent[inside]
-            out[iy, ix] = np.maximum(out[iy, ix], pct)
             x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
             y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
+            if near_drawn[iy, ix].mean() >= 0.5:
+                if o.source != 'radar':
+                    continue                               # a tracked duplicate: no costlier test
+                near_as = drawn_as[y0:y1, x0:x1]
+                near = np.unique(near_as[near_as > 0]).tolist()
+                if not self._fuller_view(o, ix, iy, near_as, [owners[k - 1] for k in near], spec.width):
+                    continue
+                replaced.update(near)
+            draws.append((ix, iy, o.percent[inside]))
+            owners.append(o.vehicle_id)
+            drawn_as[iy, ix] = len(draws)
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
             local[iy - y0, ix - x0] = True
             if r > 0:
@@ -553,4 +571,17 @@ class DynamicLayer:
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=1, mode='constant', cval=0)
                 local = ndimage.maximum_filter1d(local, 2 * r + 1, axis=0, mode='constant', cval=0)
             near_drawn[y0:y1, x0:x1] |= local
+        for k, (ix, iy, pct) in enumerate(draws, start=1):
+            if k not in replaced:
+                out[iy, ix] = np.maximum(out[iy, ix], pct)
         return out
+
+    @staticmethod
+    def _fuller_view(o: MovingObject, ix: NDArray[np.int64], iy: NDArray[np.int64], near_as: NDArray[np.int32],
+                     near_owners: list[str], width: int) -> bool:
+        """Is ``o`` (cells ``ix``, ``iy``) a fuller view of a car that other vehicles' newer objects drew
+        around it? ``near_as``: the drawn cells in the window around it (> 0), ``near_owners``: the vehicles
+        of the objects that drew them. See :meth:`draw`."""
+        if o.source != 'radar' or o.vehicle_id in near_owners:
+            return False
+        return np.unique(iy * width + ix).size > np.count_nonzero(near_as)

@@ -1,4 +1,5 @@
-"""DynamicLayer.draw's near-drawn mask, grown object by object, against the former per-object dilation."""
+"""DynamicLayer.draw's near-drawn mask, grown object by object, against the former per-object dilation
+(with the fuller-view rule for duplicates written out)."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,9 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
     """The former draw, written out: the drawn cells dilated around each object before it is drawn."""
     out = np.array(cells, dtype=np.int8, copy=True)
     drawn = np.zeros(spec.shape, dtype=bool)
+    drawn_by = np.full(spec.shape, '', dtype=object)
+    drawn_as = np.full(spec.shape, -1)
+    draws, replaced = [], set()
     r = int(round(layer.config.duplicate_radius_m / spec.resolution))
     for o in sorted(layer.objects(t_ns), key=lambda ob: -ob.stamp_ns):
         ix, iy = spec.world_to_cell(o.cells_at(t_ns))
@@ -29,10 +33,20 @@ def _old_draw(layer: DynamicLayer, spec: GridSpec, cells: np.ndarray, t_ns: int)
             if r > 0 and near.any():
                 near = ndimage.binary_dilation(near, np.ones((2 * r + 1, 2 * r + 1), dtype=bool))
             if near[iy - y0, ix - x0].mean() >= 0.5:
-                continue
-        pct = logodds_to_percent(o.logodds[inside])
-        out[iy, ix] = np.maximum(out[iy, ix], pct)
+                # A duplicate, unless it is another vehicle's fuller view (radar speed, none of its own
+                # vehicle's cells near it, more cells than the others drew near it): then drawn instead.
+                window = drawn_by[y0:y1, x0:x1]
+                if not (o.source == 'radar' and o.vehicle_id not in window
+                        and len(set(zip(ix.tolist(), iy.tolist()))) > np.count_nonzero(window != '')):
+                    continue
+                replaced |= {int(k) for k in drawn_as[y0:y1, x0:x1].ravel() if k >= 0}
+        drawn_as[iy, ix] = len(draws)
+        draws.append((ix, iy, logodds_to_percent(o.logodds[inside])))
         drawn[iy, ix] = True
+        drawn_by[iy, ix] = o.vehicle_id
+    for k, (ix, iy, pct) in enumerate(draws):
+        if k not in replaced:
+            out[iy, ix] = np.maximum(out[iy, ix], pct)
     return out
 
 
@@ -51,7 +65,7 @@ def test_draw_skips_the_same_duplicates_as_before(radius, seed):
         xy = xy[rng.random(len(xy)) < 0.6]
         objects.append(MovingObject(f'v{i % 3 + 1}', xy, rng.uniform(0.5, 3.0, len(xy)).astype(np.float32),
                                     np.array([rng.uniform(-30.0, 30.0), 0.0]), t - int(rng.integers(0, 250)) * 10**6,
-                                    'track'))
+                                    str(rng.choice(['radar', 'track']))))
     for o in objects:
         layer._objects.setdefault(o.vehicle_id, []).append(o)
     cells = rng.integers(-1, 101, SPEC.shape).astype(np.int8)
