@@ -521,6 +521,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         clock_hz = DEFAULT_CLOCK_HZ if clock_hz is None else clock_hz
         replay = start('replay', [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(bag),
                                   '--rate', str(rate), '--wait-for-subscribers', '30', '--clock-hz', str(clock_hz),
+                                  '--clock-subscribers', str(len(pipeline) + 1),     # every node and this process
                                   '--topics', *inputs])
         if not spin_until(lambda: replay.poll() is not None, duration_s / rate + 90.0, on_spin):
             raise RuntimeError(f'replay did not finish\n{_log_tails(logs)}')

@@ -193,13 +193,16 @@ class ReplayPublisher:
 
 def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] | None = None,
            context: Any = None, wait_for_subscribers_s: float = 0.0, node_name: str = 'replay',
-           on_message: Callable[[int, str], None] | None = None, clock_hz: float = DEFAULT_CLOCK_HZ) -> int:
+           on_message: Callable[[int, str], None] | None = None, clock_hz: float = DEFAULT_CLOCK_HZ,
+           clock_subscribers: int = 1) -> int:
     """Publish ``bag`` on the ROS graph of ``context`` (rclpy must be initialised); returns messages published.
 
     rate : speed factor, or None for as fast as possible
     topics : only these topics (None: all but /clock)
     wait_for_subscribers_s : wait up to this long for every topic to have a subscriber first
     clock_hz : /clock ticks per second of bag time at most (0: one before every message)
+    clock_subscribers : with ``wait_for_subscribers_s``, wait for this many /clock subscribers (every node on
+        sim time is one: a node that matches /clock late has no time yet when the first data reaches it)
     """
     import rclpy
     from rclpy.qos import DurabilityPolicy
@@ -219,7 +222,8 @@ def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] |
         try:
             out = ReplayPublisher(node, recorded, latched, clock_hz=clock_hz)
             ok = context.ok if context is not None else rclpy.ok
-            if wait_for_subscribers_s > 0 and not out.wait_for_subscribers(wait_for_subscribers_s, ok):
+            if wait_for_subscribers_s > 0 and not out.wait_for_subscribers(
+                    wait_for_subscribers_s, ok, {out.clock_pub.topic_name: clock_subscribers}):
                 node.get_logger().warning(
                     f'not every topic has a subscriber after {wait_for_subscribers_s:.1f} s; replaying anyway')
             player = BagPlayer(reader, rate=rate, topics=list(out.publishers))
