@@ -6,7 +6,6 @@ The file must load in Fast DDS without parse errors and leave the QoS the code s
 """
 from __future__ import annotations
 
-import ast
 import os
 import random
 import re
@@ -20,7 +19,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / 'config' / 'fastdds_live.xml'
 NS = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
-LAUNCH_FILES = ('vehicle.launch.py', 'edge_twin.launch.py', 'platoon_replay.launch.py')
 
 
 def _default_writer(path: Path) -> ET.Element:
@@ -77,29 +75,6 @@ def test_the_timing_check_finds_missing_times(tmp_path):
     assert 'heartbeat_period' not in bad.read_text()
     with pytest.raises(AssertionError):
         _check_timing(bad)
-
-
-def _constants(path: Path) -> tuple[dict[str, object], set[str]]:
-    tree = ast.parse(path.read_text())
-    consts = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                consts[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    calls = {getattr(n.func, 'id', None) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return consts, calls
-
-
-@pytest.mark.parametrize('name', LAUNCH_FILES)
-def test_launch_files_point_fastdds_at_the_profiles(name):
-    consts, calls = _constants(REPO / 'launch' / name)
-    assert consts['FASTDDS_ENV'] == 'FASTDDS_DEFAULT_PROFILES_FILE'
-    assert REPO / 'config' / consts['FASTDDS_PROFILES'] == PROFILES
-    assert 'SetEnvironmentVariable' in calls
-    # installed next to the params files the launch files find through the share directory
-    assert "glob('config/*.xml')" in (REPO / 'setup.py').read_text()
 
 
 SMOKE = '''

@@ -99,6 +99,18 @@ def test_launch_file_compiles_and_names_real_things(name):
     assert used == declared
 
 
+@pytest.mark.parametrize('name', FILES)
+def test_launch_files_point_fastdds_at_the_profiles(name):
+    """config/fastdds_live.xml (test_fastdds_profiles.py) is what each launch file exports, installed by setup.py."""
+    tree = _tree(name)
+    consts = _constants(tree)
+    assert consts['FASTDDS_ENV'] == 'FASTDDS_DEFAULT_PROFILES_FILE'
+    assert CONFIG / consts['FASTDDS_PROFILES'] == CONFIG / 'fastdds_live.xml'
+    assert _calls(tree, 'SetEnvironmentVariable')
+    # installed next to the params files the launch files find through the share directory
+    assert "glob('config/*.xml')" in (REPO / 'setup.py').read_text()
+
+
 def test_launch_defaults_match_the_bringup_config():
     cfg = platoon.load_platoon_config(None)
     replay = _constants(_tree('platoon_replay.launch.py'))
