@@ -177,15 +177,20 @@ def delivery_times(copies: Sequence[Copy]) -> dict[int, float]:
     return out
 
 
+class _StopOnSignals:
+    """``requested`` turns True on SIGTERM or SIGINT (installed on construction): an agent's loop ends cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, _sig: int, _frame: object) -> None:
+        self.requested = True
+
+
 def wire_main(args: argparse.Namespace) -> int:
-    stop = False
-
-    def on_term(_sig: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    stop = _StopOnSignals()
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))   # from the IP header on
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)    # a starved reader must not lose frames
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)            # the kernel's arrival time, not ours
@@ -195,7 +200,7 @@ def wire_main(args: argparse.Namespace) -> int:
     reassembler = Reassembler()
     frames = 0
     _write(args.ready, 'ready')
-    while not stop:
+    while not stop.requested:
         try:
             data, ancillary, _flags, addr = sock.recvmsg(1 << 16, 256)
         except (socket.timeout, InterruptedError):
@@ -286,14 +291,7 @@ def probe_main(args: argparse.Namespace) -> int:
 
     from cooperative_fusion.ros.qos import diagnostics_qos, evidence_qos, latched_qos
 
-    stop = False
-
-    def on_term(_sig: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    stop = _StopOnSignals()
     ctx = Context()
     rclpy.init(context=ctx)
     # on the edge's sim clock, like fusion: evidence ages are measured as fusion measures them
@@ -355,7 +353,7 @@ def probe_main(args: argparse.Namespace) -> int:
 
     next_progress = 0.0
     try:
-        while not stop and ctx.ok():
+        while not stop.requested and ctx.ok():
             executor.spin_once(timeout_sec=0.05)
             if summary['ready_wall_s'] is None and graph_ready():
                 summary['ready_wall_s'] = time.monotonic() - t0
