@@ -716,7 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + ', '.join(f'{k} {v:.3f}' for k, v in sorted(r.cores.items())), flush=True)
             results.append(r)
     print(f'rate {args.rate:g}, {args.duration:g} s of data; age = replay sim time at each fusion /diagnostics '
-          f'+ one /clock period (the most a sim clock lags) - newest fused evidence stamp, per vehicle; cores = CPU s per data s; lock-step ref = the same bag '
+          f'+ one /clock period (the most a sim clock lags) - newest fused evidence stamp, per vehicle; '
+          f'cores = CPU s per data s; lock-step ref = the same bag '
           f'and nodes in one process, deterministic (`cooperative-fusion run --bag`)')
     for line in table(results):
         print(line)

@@ -162,22 +162,22 @@ class ReplayPublisher:
         if pub is None:
             return False
         if self.clock_ns is None or log_time_ns - self.clock_ns >= self.clock_period_ns:
-            self.tick(log_time_ns)
+            self._tick(log_time_ns)
         pub.publish(raw)
         self.published += 1
         return True
 
-    def tick(self, log_time_ns: int) -> None:
-        """Publish /clock at ``log_time_ns`` (never backwards: an earlier time is published as the last one)."""
-        from ..ros.time import ns_to_stamp
-
-        self.clock_ns = log_time_ns if self.clock_ns is None else max(self.clock_ns, log_time_ns)
-        self.clock_pub.publish(self._clock_cls(clock=ns_to_stamp(self.clock_ns)))
-
     def finish(self, log_time_ns: int) -> None:
         """The last /clock: at ``log_time_ns`` (the last message's log time) unless it went out already."""
         if self.clock_ns is None or log_time_ns > self.clock_ns:
-            self.tick(log_time_ns)
+            self._tick(log_time_ns)
+
+    def _tick(self, log_time_ns: int) -> None:
+        """Publish /clock at ``log_time_ns``; callers tick only forward (never behind ``clock_ns``)."""
+        from ..ros.time import ns_to_stamp
+
+        self.clock_ns = log_time_ns
+        self.clock_pub.publish(self._clock_cls(clock=ns_to_stamp(log_time_ns)))
 
     def wait_for_acked(self, timeout_s: float) -> bool:
         """Block until reliable subscribers acknowledged everything published (or ``timeout_s`` passed)."""

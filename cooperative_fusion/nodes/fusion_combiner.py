@@ -76,7 +76,8 @@ class FusionCombiner(BaseNode):
             self.create_subscription(TimeReference, cfg.time_reference_topic,
                                      self.guard('time_reference', lambda m: self.core.fusion.add_time_reference(
                                          *time_reference_to_ns(m))), state_qos())
-        self.publish_timer = self.create_guarded_timer(cfg.publish_period_s, 'publish', lambda: self._publish(self.now_ns()))
+        self.publish_timer = self.create_guarded_timer(cfg.publish_period_s, 'publish',
+                                                       lambda: self._publish(self.now_ns()))
         self.start_diagnostics(cfg.diagnostics_period_s, NODE_NAME, self.get_fully_qualified_name())
         self.get_logger().info(f'combining {self.core.count} fusion shards into {cfg.output_topic}')
 

@@ -104,8 +104,10 @@ class FusionNode(BaseNode):
             self.create_subscription(TimeReference, cfg.time_reference_topic,
                                      self.guard('time_reference', lambda m: self.core.add_time_reference(
                                          *time_reference_to_ns(m))), state_qos())
-        self.publish_timer = self.create_guarded_timer(cfg.publish_period_s, 'publish', lambda: self._publish(self.now_ns()))
-        self.publish_check_timer = self.create_guarded_timer(cfg.publish_check_period_s, 'publish', self._on_publish_check)
+        self.publish_timer = self.create_guarded_timer(cfg.publish_period_s, 'publish',
+                                                       lambda: self._publish(self.now_ns()))
+        self.publish_check_timer = self.create_guarded_timer(cfg.publish_check_period_s, 'publish',
+                                                             self._on_publish_check)
         self.coreg_timer = (self.create_guarded_timer(cfg.coreg_period_s, 'coregistration', self._on_coregistration)
                             if cfg.coreg_enabled else None)
         self.discovery_timer = self.create_guarded_timer(cfg.discovery_period_s, 'discovery', self._on_discovery)
