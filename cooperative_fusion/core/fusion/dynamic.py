@@ -579,9 +579,9 @@ class DynamicLayer:
     @staticmethod
     def _fuller_view(o: MovingObject, ix: NDArray[np.int64], iy: NDArray[np.int64], near_as: NDArray[np.int32],
                      near_owners: list[str], width: int) -> bool:
-        """Is ``o`` (cells ``ix``, ``iy``) a fuller view of a car that other vehicles' newer objects drew
-        around it? ``near_as``: the drawn cells in the window around it (> 0), ``near_owners``: the vehicles
-        of the objects that drew them. See :meth:`draw`."""
-        if o.source != 'radar' or o.vehicle_id in near_owners:
+        """Is ``o`` (cells ``ix``, ``iy``, its speed from radar: :meth:`draw` asks only then) a fuller view of
+        a car that other vehicles' newer objects drew around it? ``near_as``: the drawn cells in the window
+        around it (> 0), ``near_owners``: the vehicles of the objects that drew them. See :meth:`draw`."""
+        if o.vehicle_id in near_owners:
             return False
         return np.unique(iy * width + ix).size > np.count_nonzero(near_as)

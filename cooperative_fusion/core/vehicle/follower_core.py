@@ -271,10 +271,8 @@ class FollowerCore:
         own speed taken as standing brakes the vehicle to a stop behind a moving car). A new obstacle (off
         the track by more than ``EGO_TRACK_GATE_M``) is standing until it has been seen long enough."""
         driven = 0.0
-        if self._driven is not None and stamp_ns > self._driven[0]:
-            driven = self._driven[1] + own_speed_mps * (stamp_ns - self._driven[0]) * 1e-9
-        elif self._driven is not None:
-            driven = self._driven[1]
+        if self._driven is not None:
+            driven = self._driven[1] + own_speed_mps * max(stamp_ns - self._driven[0], 0) * 1e-9
         self._driven = (stamp_ns, driven)
         pos = driven + gap_m
         track = self._ego_track
