@@ -10,7 +10,7 @@ after fused evidence when the core's publish policy says (rate limit, deadline).
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 With ``shard.index`` k >= 0 it is fusion shard k (:mod:`~cooperative_fusion.core.fusion.shards`): it
 fuses its block of the vehicles and publishes its evidence delta on ``/cooperative/shard<k>/delta``
-for ``fusion_combiner`` instead of the grid. Evidence grids are subscribed raw (CDR bytes decoded
+for ``fusion_combiner`` instead of the grid. Evidence grids and odometry are subscribed raw (CDR bytes decoded
 by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, are taken as well).
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
@@ -36,7 +36,7 @@ from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health,
 from ..core.fusion.shards import FusionShard
 from ..core.grid import percent_to_logodds
 from ..ros import names
-from ..ros.cdr_decode import as_occupancy_grid
+from ..ros.cdr_decode import as_occupancy_grid, as_odometry
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
@@ -91,7 +91,7 @@ class FusionNode(BaseNode):
                                          evidence_qos(cfg.evidence_depth), raw=True)
             self.create_subscription(Odometry, names.vehicle_topic(vid, names.ODOM),
                                      self.guard(vid, lambda m, v=vid: self._on_odom(v, m)),
-                                     state_qos(cfg.odom_depth))
+                                     state_qos(cfg.odom_depth), raw=True)
             self.create_subscription(TimeReference, names.vehicle_topic(vid, names.TIME_REFERENCE),
                                      self.guard(vid, lambda m, v=vid: self.core.add_time_reference(
                                          *time_reference_to_ns(m), vehicle_id=v)),
@@ -134,7 +134,12 @@ class FusionNode(BaseNode):
 
     # ----------------------------------------------------------- callbacks --
 
-    def _on_odom(self, vid: str, msg: Odometry) -> None:
+    def _on_odom(self, vid: str, raw: Odometry | bytes) -> None:
+        try:
+            msg = as_odometry(raw)              # bytes live, a message object from the lock-step runner
+        except MessageFormatError as exc:
+            self.drop(vid, InputDrop.MALFORMED_ODOM, str(exc))
+            return
         if self._wrong_frame(vid, msg.header.frame_id, 'odometry', InputDrop.FRAME):
             return
         cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]

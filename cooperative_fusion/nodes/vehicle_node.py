@@ -9,9 +9,10 @@ convert messages with the ``ros/`` adapters and hand them to
 :class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore`; drops are
 counted by the scaffold (``ros/node.py``): ``drops.<source>.<cause>`` with source
 a stream, ``odom``, ``camera_info``, ``time_reference``, ``sync`` (the synchroniser)
-or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar input is subscribed raw
-(its CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the lock-step
-runner's message objects are taken as well): bytes that are no PointCloud2 count as ``lidar.malformed``.
+or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar and odometry inputs are subscribed
+raw (their CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the lock-step runner's message
+objects are taken as well): bytes that are no PointCloud2 / Odometry count as ``lidar.malformed`` /
+``odom.malformed``.
 
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
@@ -39,7 +40,7 @@ from ..core.vehicle.share import ShareConfig
 from ..core.vehicle.sync import SyncConfig
 from ..core.vehicle.vehicle_core import FrameConfig, Step, VehicleConfig, VehicleCore
 from ..ros import names
-from ..ros.cdr_decode import as_point_cloud2
+from ..ros.cdr_decode import as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter
 from ..ros.grid import grid_to_msg
 from ..ros.image import camera_info_to_k, depth_image_to_array
@@ -290,7 +291,7 @@ class VehicleNode(BaseNode):
         self.targets_pub = (self.create_publisher(PointCloud2, t.radar_targets, evidence_qos(qos.output_depth))
                             if 'radar' in streams else None)
         sq, st = sensor_qos(qos.sensor_depth), state_qos(qos.state_depth)
-        self.create_subscription(Odometry, t.odom, self.guard('odom', self._on_odom), st)
+        self.create_subscription(Odometry, t.odom, self.guard('odom', self._on_odom), st, raw=True)
         if cfg.timebase is not None:
             self.create_subscription(TimeReference, t.time_reference,
                                      self.guard('time_reference', self._on_time_reference), st)
@@ -318,8 +319,9 @@ class VehicleNode(BaseNode):
         self.input_rates[stream].tick(now)
         return now
 
-    def _on_odom(self, msg: Odometry) -> None:
+    def _on_odom(self, raw: Odometry | bytes) -> None:
         now = self._tick('odom')
+        msg = as_odometry(raw)           # bytes live, a message object from the lock-step runner
         self.core.check_odometry_frames(msg.header.frame_id, msg.child_frame_id)
         self._publish(self.core.odometry(odometry_to_pose(msg), now))
 

@@ -1,5 +1,5 @@
-"""The big inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids,
-the twin node's common grid.
+"""The inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids,
+the twin node's common grid, and every node's odometry.
 
 Their callbacks take the serialized CDR bytes (live) or the message object (the
 lock-step runner); both must reach the core with the same values, and bad
@@ -13,11 +13,13 @@ from numpy.testing import assert_array_equal
 from rclpy.parameter import Parameter
 
 from cooperative_fusion.core.grid import GridSpec
+from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import FusionNode
 from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.nodes.vehicle_node import VehicleNode
 from cooperative_fusion.ros.cdr import serialize_cdr
 from cooperative_fusion.ros.grid import grid_to_msg
+from cooperative_fusion.ros.odometry import pose_to_odometry
 from cooperative_fusion.ros.pointcloud import array_to_cloud, from_columns
 
 T0 = 1_700_000_000_000_000_000
@@ -141,3 +143,67 @@ def test_twin_common_grid_bad_bytes_are_counted_drops(twin):
     assert twin.drops.counts.get('grid.malformed') == 1, twin.drops.counts
     assert sum(v for k, v in twin.drops.counts.items() if k.startswith('grid.')) == 2, twin.drops.counts
     assert twin.context.ok()
+
+
+def odometry(stamp_ns: int, x: float, frame: str = 'map', child: str = 'v1/base_link'):
+    """An Odometry at (x, 2) m, yawed 0.3 rad, 20 m/s forward, a small positive-definite covariance."""
+    cov = np.diag([0.04, 0.02, 0.01, 0.001, 0.001, 0.002])
+    cov[0, 1] = cov[1, 0] = 0.005
+    pose = PoseSample(stamp_ns, np.array([x, 2.0, 0.0]), np.array([np.cos(0.15), 0.0, 0.0, np.sin(0.15)]), cov,
+                      np.array([20.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.01]))
+    return pose_to_odometry(pose, frame, child)
+
+
+def test_fusion_odometry_bytes_and_message_reach_the_core_alike(fusion, monkeypatch):
+    sub = subscription(fusion, '/v1/odom')
+    assert sub.raw
+    calls = []
+    monkeypatch.setattr(fusion.core, 'add_odometry', lambda *args: calls.append(args))
+    sub.callback(odometry(T0, 5.0))
+    sub.callback(serialize_cdr(odometry(T0, 5.0)))
+    assert not fusion.drops.counts, fusion.drops.counts
+    (a, b) = calls
+    assert a[0] == b[0] == 'v1' and a[3] == b[3] == 20.0 and a[5] == b[5] == T0
+    for k in (1, 2, 4):
+        assert_array_equal(a[k], b[k])
+    assert_array_equal(b[4], [[0.04, 0.005], [0.005, 0.02]])
+
+
+def test_fusion_odometry_bad_bytes_are_counted_drops(fusion):
+    sub = subscription(fusion, '/v2/odom')
+    raw = serialize_cdr(odometry(T0, 5.0, child='v2/base_link'))
+    sub.callback(raw[:-9])
+    sub.callback(b'garbage')
+    sub.callback(serialize_cdr(odometry(T0, 5.0, frame='odom', child='v2/base_link')))
+    assert fusion.drops.counts == {'v2.malformed_odom': 2, 'v2.frame': 1}
+    assert fusion.context.ok()
+
+
+def test_twin_odometry_bytes_and_message_reach_the_core_alike(twin, monkeypatch):
+    sub = subscription(twin, '/v1/odom')
+    assert sub.raw
+    samples = []
+    monkeypatch.setattr(twin.edge, 'add_odometry', lambda vid, sample, now: samples.append((vid, sample)))
+    sub.callback(odometry(T0, 7.0))
+    sub.callback(serialize_cdr(odometry(T0, 7.0)))
+    sub.callback(serialize_cdr(odometry(T0, 7.0))[:40])
+    assert twin.drops.counts == {'odom.malformed': 1}, twin.drops.counts
+    (v1, a), (v2, b) = samples
+    assert v1 == v2 == 'v1' and a == b
+
+
+def test_vehicle_odometry_bytes_and_message_reach_the_core_alike(vehicle, monkeypatch):
+    sub = subscription(vehicle, '/v1/odom')
+    assert sub.raw
+    poses = []
+    monkeypatch.setattr(vehicle.core, 'odometry', lambda pose, now: poses.append(pose) or
+                        type(vehicle.core).odometry.__get__(vehicle.core)(pose, now))
+    sub.callback(odometry(T0, 1.0))
+    sub.callback(serialize_cdr(odometry(T0 + 20_000_000, 1.5)))
+    sub.callback(b'\x00\x01\x00\x00' + bytes(3))
+    assert vehicle.drops.counts == {'odom.malformed': 1}, vehicle.drops.counts
+    a, b = poses
+    assert (a.stamp_ns, b.stamp_ns) == (T0, T0 + 20_000_000)
+    assert_array_equal(b.position, [1.5, 2.0, 0.0])
+    assert_array_equal(a.quat_wxyz, b.quat_wxyz)
+    assert_array_equal(a.covariance, b.covariance)
