@@ -187,7 +187,10 @@ class FusionNode(BaseNode):
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
 
     def _on_publish_check(self) -> None:
-        """Publish held evidence once its rate limit or deadline has passed."""
+        """Publish held evidence once its rate limit or deadline has passed (100 ticks a second: nothing
+        held, no clock read)."""
+        if not self.core.publish_holding:
+            return
         now = self.now_ns()
         if self.core.publish_due(now):
             self._publish(now)
