@@ -1,5 +1,5 @@
 """The inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids,
-the twin node's common grid, and every node's odometry.
+the twin node's common grid, every node's odometry, the fusion node's radar targets.
 
 Their callbacks take the serialized CDR bytes (live) or the message object (the
 lock-step runner); both must reach the core with the same values, and bad
@@ -207,3 +207,22 @@ def test_vehicle_odometry_bytes_and_message_reach_the_core_alike(vehicle, monkey
     assert_array_equal(b.position, [1.5, 2.0, 0.0])
     assert_array_equal(a.quat_wxyz, b.quat_wxyz)
     assert_array_equal(a.covariance, b.covariance)
+
+
+def test_fusion_radar_targets_bytes_and_message_reach_the_core_alike(fusion, monkeypatch):
+    sub = subscription(fusion, '/v1/radar/targets')
+    assert sub.raw
+    calls = []
+    monkeypatch.setattr(fusion.core, 'add_radar', lambda *args: calls.append(args))
+    cols = {'x': np.array([10.0, 20.5]), 'y': np.array([1.0, -2.0]), 'z': np.zeros(2),
+            'velocity': np.array([-3.0, 0.5]), 'rcs': np.array([5.0, 9.0])}
+    msg = array_to_cloud(from_columns(cols), T0, 'map')
+    sub.callback(msg)
+    sub.callback(serialize_cdr(msg))
+    sub.callback(serialize_cdr(msg)[:30])
+    sub.callback(serialize_cdr(array_to_cloud(from_columns(cols), T0, 'v1/radar')))
+    assert fusion.drops.counts == {'v1.malformed_radar': 2}, fusion.drops.counts
+    (v1, stamp1, a), (v2, stamp2, b) = calls
+    assert v1 == v2 == 'v1' and stamp1 == stamp2 == T0
+    assert_array_equal(a, b)
+    assert_array_equal(a, [[10.0, 1.0, -3.0], [20.5, -2.0, 0.5]])
