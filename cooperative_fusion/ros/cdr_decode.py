@@ -10,8 +10,8 @@ messages. The ``ros/`` adapters therefore take either: ``cloud_to_array``
 (ros/pointcloud.py) and ``grid_from_msg`` (ros/grid.py) validate and convert
 a decoded view exactly as they do a message, so both paths give the same arrays.
 
-Handled: ``sensor_msgs/PointCloud2``, ``nav_msgs/OccupancyGrid`` and ``nav_msgs/Odometry`` (200
-messages a second at the fusion and the twin with 4 vehicles), plain CDR
+Handled: ``sensor_msgs/PointCloud2``, ``sensor_msgs/Image``, ``nav_msgs/OccupancyGrid`` and
+``nav_msgs/Odometry`` (200 messages a second at the fusion and the twin with 4 vehicles), plain CDR
 (XCDR1), either byte order as the encapsulation header says; alignment counts
 from after that 4-byte header. Truncated or inconsistent bytes raise
 :class:`MessageFormatError` (a node's guard counts it as ``drops.<source>.malformed``).
@@ -75,6 +75,18 @@ class PointCloud2View:
         self.header, self.height, self.width, self.fields = header, height, width, fields
         self.is_bigendian, self.point_step, self.row_step = is_bigendian, point_step, row_step
         self.data, self.is_dense = data, is_dense
+
+
+class ImageView:
+    """The fields of a ``sensor_msgs/Image`` under their message names; ``data`` a read-only memoryview
+    (bytes) of the serialized message."""
+
+    __slots__ = ('header', 'height', 'width', 'encoding', 'is_bigendian', 'step', 'data')
+
+    def __init__(self, header: Header, height: int, width: int, encoding: str, is_bigendian: int, step: int,
+                 data: memoryview) -> None:
+        self.header, self.height, self.width, self.encoding = header, height, width, encoding
+        self.is_bigendian, self.step, self.data = is_bigendian, step, data
 
 
 class Point:
@@ -288,6 +300,25 @@ def decode_point_cloud2(raw: RawBytes) -> PointCloud2View:
                            bool(is_dense))
 
 
+def decode_image(raw: RawBytes) -> ImageView:
+    """The :class:`ImageView` of serialized ``sensor_msgs/Image`` bytes (CDR header included).
+
+    ``data`` is a zero-copy view of ``raw``. Raises MessageFormatError for bytes
+    that are not a whole Image.
+    """
+    r = _Reader(raw, 'Image')
+    header = r.header()
+    height, width = r.unpack(r.structs.two_u32, 4, 'height/width')
+    encoding = r.string('encoding')
+    is_bigendian = r.u8('is_bigendian')
+    step = r.u32('step')
+    data = r.octets('data')
+    if is_bigendian > 1:
+        raise MessageFormatError(f'Image: is_bigendian {is_bigendian}: expected a boolean (0 or 1)')
+    _check_end(r)
+    return ImageView(header, height, width, encoding, is_bigendian, step, data)
+
+
 def decode_occupancy_grid(raw: RawBytes) -> OccupancyGridView:
     """The :class:`OccupancyGridView` of serialized ``nav_msgs/OccupancyGrid`` bytes (CDR header included).
 
@@ -351,6 +382,8 @@ def raw_or_message(decode: Callable[[RawBytes], T]) -> Callable[[Any], Any]:
 
 #: A PointCloud2 (message or serialized bytes) as something ``cloud_to_array`` reads.
 as_point_cloud2 = raw_or_message(decode_point_cloud2)
+#: An Image (message or serialized bytes) as something ``depth_image_to_array`` reads.
+as_image = raw_or_message(decode_image)
 #: An OccupancyGrid (message or serialized bytes) as something ``grid_from_msg`` reads.
 as_occupancy_grid = raw_or_message(decode_occupancy_grid)
 #: An Odometry (message or serialized bytes) as something ``odometry_to_pose`` reads.

@@ -1,5 +1,6 @@
 """The inputs subscribed raw (issue 12): the vehicle node's lidar, the fusion node's evidence grids,
-the twin node's common grid, every node's odometry, the fusion node's radar targets.
+the twin node's common grid, every node's odometry, the fusion node's radar targets, the vehicle node's
+radar and depth image.
 
 Their callbacks take the serialized CDR bytes (live) or the message object (the
 lock-step runner); both must reach the core with the same values, and bad
@@ -19,6 +20,7 @@ from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.nodes.vehicle_node import VehicleNode
 from cooperative_fusion.ros.cdr import serialize_cdr
 from cooperative_fusion.ros.grid import grid_to_msg
+from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
 from cooperative_fusion.ros.odometry import pose_to_odometry
 from cooperative_fusion.ros.pointcloud import array_to_cloud, from_columns
 
@@ -226,3 +228,39 @@ def test_fusion_radar_targets_bytes_and_message_reach_the_core_alike(fusion, mon
     assert v1 == v2 == 'v1' and stamp1 == stamp2 == T0
     assert_array_equal(a, b)
     assert_array_equal(a, [[10.0, 1.0, -3.0], [20.5, -2.0, 0.5]])
+
+
+def test_vehicle_radar_and_depth_bytes_and_messages_reach_the_core_alike(vehicle, monkeypatch):
+    radar, camera = subscription(vehicle, '/v1/radar/points'), subscription(vehicle, '/v1/camera/depth/image')
+    assert radar.raw and camera.raw
+    scans, frames = [], []
+    monkeypatch.setattr(vehicle.core, 'sensor', lambda stream, scan, now: scans.append((stream, scan)) or
+                        type(vehicle.core).sensor.__get__(vehicle.core)(stream, scan, now))
+    monkeypatch.setattr(vehicle.core, 'depth', lambda stamp, depth, now: frames.append((stamp, depth)) or
+                        type(vehicle.core).depth.__get__(vehicle.core)(stamp, depth, now))
+    cols = {'x': np.array([30.0, 12.5]), 'y': np.array([-1.0, 2.0]), 'z': np.array([0.5, 0.25]),
+            'velocity': np.array([-4.0, 0.0]), 'rcs': np.array([10.0, 3.0])}
+    cloud = array_to_cloud(from_columns(cols), T0, 'v1/radar')
+    radar.callback(cloud)
+    radar.callback(serialize_cdr(cloud))
+    depth = np.full((6, 8), 12.5, np.float32)
+    depth[2, 3] = np.nan
+    image = array_to_depth_image(depth, T0, 'v1/camera_optical', '16UC1')
+    K = np.array([[4.0, 0.0, 4.0], [0.0, 4.0, 3.0], [0.0, 0.0, 1.0]])
+    subscription(vehicle, '/v1/camera/depth/camera_info').callback(k_to_camera_info(K, 8, 6, T0, 'v1/camera_optical'))
+    camera.callback(image)
+    camera.callback(serialize_cdr(image))
+    radar.callback(serialize_cdr(cloud)[:-3])
+    camera.callback(serialize_cdr(image)[:25])
+    assert {k: v for k, v in vehicle.drops.counts.items() if k.endswith('.malformed')} == \
+        {'radar.malformed': 1, 'camera.malformed': 1}, vehicle.drops.counts
+    (s1, a), (s2, b) = [(stream, scan) for stream, scan in scans if stream == 'radar']
+    assert s1 == s2 == 'radar' and a.stamp_vehicle_ns == b.stamp_vehicle_ns == T0
+    assert_array_equal(a.points, b.points)
+    assert_array_equal(a.velocity, [-4.0, 0.0])
+    assert_array_equal(b.velocity, [-4.0, 0.0])
+    assert_array_equal(b.rcs, [10.0, 3.0])
+    (t1, d1), (t2, d2) = frames
+    assert t1 == t2 == T0
+    assert_array_equal(d1, d2)
+    assert np.isnan(d2[2, 3]) and d2[0, 0] == np.float32(12500) * np.float32(1e-3)     # 16UC1 millimetres

@@ -1,6 +1,8 @@
-"""ros.cdr_decode: serialized PointCloud2 / OccupancyGrid / Odometry read straight into the adapters' inputs.
+"""ros.cdr_decode: serialized PointCloud2 / Image / OccupancyGrid / Odometry read straight into the adapters'
+inputs.
 
-decode(serialize(msg)) through cloud_to_array / grid_from_msg / odometry_to_pose must give what the
+decode(serialize(msg)) through cloud_to_array / depth_image_to_array / grid_from_msg / odometry_to_pose must
+give what the
 message itself gives, for either CDR byte order (the big-endian bytes come from
 rosbags' serializer, independent of ros.cdr); bad bytes raise MessageFormatError.
 """
@@ -16,21 +18,23 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.testing import assert_array_equal
 from rclpy.serialization import serialize_message
 from rosbags.typesys import get_typestore
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from cooperative_fusion.core.errors import MessageFormatError
 from cooperative_fusion.ros.bag import TYPESTORE
 from cooperative_fusion.ros.cdr import serialize_cdr
-from cooperative_fusion.ros.cdr_decode import (as_occupancy_grid, as_odometry, as_point_cloud2,
-                                               decode_occupancy_grid, decode_odometry, decode_point_cloud2)
+from cooperative_fusion.ros.cdr_decode import (as_image, as_occupancy_grid, as_odometry, as_point_cloud2,
+                                               decode_image, decode_occupancy_grid, decode_odometry,
+                                               decode_point_cloud2)
 from cooperative_fusion.ros.grid import grid_from_msg
+from cooperative_fusion.ros.image import array_to_depth_image, depth_image_to_array
 from cooperative_fusion.ros.odometry import odometry_to_pose
 from cooperative_fusion.ros.pointcloud import cloud_to_array
 from cooperative_fusion.ros.time import stamp_to_ns
 
 STORE = get_typestore(TYPESTORE)
 TYPES = {PointCloud2: 'sensor_msgs/msg/PointCloud2', OccupancyGrid: 'nav_msgs/msg/OccupancyGrid',
-         Odometry: 'nav_msgs/msg/Odometry'}
+         Odometry: 'nav_msgs/msg/Odometry', Image: 'sensor_msgs/msg/Image'}
 
 
 def encodings(msg) -> dict[str, bytes]:
@@ -189,6 +193,28 @@ def test_decoded_odometry_equals_the_adapter_on_the_message(seed):
             assert_array_equal(getattr(got, field), getattr(want, field))
 
 
+def random_depth_image(rng: np.random.Generator) -> Image:
+    """32FC1 or 16UC1, odd sizes (the data ends at every offset modulo 4), a few holes, a random frame name."""
+    height, width = (int(v) for v in rng.integers(1, 9, 2))
+    depth = rng.uniform(0.5, 60.0, (height, width)).astype(np.float32)
+    depth[rng.random((height, width)) < 0.1] = np.nan
+    encoding = '32FC1' if rng.random() < 0.5 else '16UC1'
+    return array_to_depth_image(depth, int(rng.integers(0, 2**31)) * 10**9 + 7, random_name(rng), encoding)
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_decoded_image_equals_the_adapter_on_the_message(seed):
+    msg = random_depth_image(np.random.default_rng(seed))
+    want = depth_image_to_array(msg)
+    for name, raw in encodings(msg).items():
+        decoded = decode_image(raw)
+        assert decoded.header.frame_id == msg.header.frame_id, name
+        assert stamp_to_ns(decoded.header.stamp) == stamp_to_ns(msg.header.stamp), name
+        assert (decoded.encoding, decoded.step, decoded.height, decoded.width) == \
+            (msg.encoding, msg.step, msg.height, msg.width), name
+        assert_array_equal(depth_image_to_array(decoded), want)
+
+
 def test_as_functions_pass_messages_through_and_decode_bytes():
     cloud, grid = random_cloud(np.random.default_rng(1), 10), random_grid(np.random.default_rng(1))
     assert as_point_cloud2(cloud) is cloud and as_occupancy_grid(grid) is grid
@@ -199,12 +225,16 @@ def test_as_functions_pass_messages_through_and_decode_bytes():
     odom = random_odometry(np.random.default_rng(1))
     assert as_odometry(odom) is odom
     assert as_odometry(serialize_cdr(odom)).pose.pose.position.x == odom.pose.pose.position.x
+    image = random_depth_image(np.random.default_rng(1))
+    assert as_image(image) is image
+    assert as_image(serialize_cdr(image)).width == image.width
 
 
 @pytest.mark.parametrize('decode, msg', [
     (decode_point_cloud2, random_cloud(np.random.default_rng(5), 50)),
     (decode_occupancy_grid, random_grid(np.random.default_rng(5))),
     (decode_odometry, random_odometry(np.random.default_rng(5))),
+    (decode_image, random_depth_image(np.random.default_rng(5))),
 ])
 def test_every_truncation_raises_the_domain_error(decode, msg):
     raw = serialize_cdr(msg)
@@ -214,7 +244,7 @@ def test_every_truncation_raises_the_domain_error(decode, msg):
             decode(raw[:cut])
 
 
-@pytest.mark.parametrize('decode', [decode_point_cloud2, decode_occupancy_grid, decode_odometry])
+@pytest.mark.parametrize('decode', [decode_point_cloud2, decode_occupancy_grid, decode_odometry, decode_image])
 def test_garbage_raises_the_domain_error_never_another(decode):
     rng = np.random.default_rng(7)
     for size in list(range(0, 40)) + [100, 1000, 5000]:
