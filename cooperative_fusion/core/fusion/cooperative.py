@@ -334,9 +334,9 @@ class CooperativeFusion:
                       object_max_age_ns: int, members: list[tuple[float, float, float, Footprint]]
                       ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
         """The static part of the evidence (on the common resolution); its moving components go to the
-        dynamic layer (drawn while at most ``object_max_age_ns`` old; none near ``members``). Evidence that integrate will drop
-        (older than ``max_age_ns``, future, bad shape or geometry) is returned unchanged, so it is dropped
-        with its cause and leaves no object."""
+        dynamic layer (drawn while at most ``object_max_age_ns`` old; none next to ``members``). Evidence that
+        integrate will drop (older than ``max_age_ns``, future, bad shape or geometry) is returned unchanged,
+        so it is dropped with its cause and leaves no object."""
         cfg = self.config
         if now_ns - stamp_ns > max_age_ns \
                 or stamp_ns - now_ns > cfg.fusion.future_tolerance_ns \
