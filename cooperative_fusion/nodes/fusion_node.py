@@ -10,8 +10,8 @@ after fused evidence when the core's publish policy says (rate limit, deadline).
 says what each stage does; ``config/fusion.yaml`` documents every parameter.
 With ``shard.index`` k >= 0 it is fusion shard k (:mod:`~cooperative_fusion.core.fusion.shards`): it
 fuses its block of the vehicles and publishes its evidence delta on ``/cooperative/shard<k>/delta``
-for ``fusion_combiner`` instead of the grid. Evidence grids are subscribed raw (CDR bytes decoded
-by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, are taken as well).
+for ``fusion_combiner`` instead of the grid. Evidence grids, odometry and radar targets are subscribed raw (CDR
+bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, are taken as well).
 
 Run: ``fusion_node --ros-args --params-file config/fusion.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
@@ -36,7 +36,7 @@ from ..core.fusion.cooperative import VEHICLE_CAUSES, CooperativeFusion, Health,
 from ..core.fusion.shards import FusionShard
 from ..core.grid import percent_to_logodds
 from ..ros import names
-from ..ros.cdr_decode import as_occupancy_grid
+from ..ros.cdr_decode import as_occupancy_grid, as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
@@ -91,7 +91,7 @@ class FusionNode(BaseNode):
                                          evidence_qos(cfg.evidence_depth), raw=True)
             self.create_subscription(Odometry, names.vehicle_topic(vid, names.ODOM),
                                      self.guard(vid, lambda m, v=vid: self._on_odom(v, m)),
-                                     state_qos(cfg.odom_depth))
+                                     state_qos(cfg.odom_depth), raw=True)
             self.create_subscription(TimeReference, names.vehicle_topic(vid, names.TIME_REFERENCE),
                                      self.guard(vid, lambda m, v=vid: self.core.add_time_reference(
                                          *time_reference_to_ns(m), vehicle_id=v)),
@@ -99,7 +99,7 @@ class FusionNode(BaseNode):
             if cfg.dynamic is not None and vid in self.received:
                 self.create_subscription(PointCloud2, names.vehicle_topic(vid, names.RADAR_TARGETS),
                                          self.guard(vid, lambda m, v=vid: self._on_radar(v, m)),
-                                         evidence_qos(cfg.evidence_depth))
+                                         evidence_qos(cfg.evidence_depth), raw=True)
         if cfg.time_reference_topic:
             self.create_subscription(TimeReference, cfg.time_reference_topic,
                                      self.guard('time_reference', lambda m: self.core.add_time_reference(
@@ -134,7 +134,12 @@ class FusionNode(BaseNode):
 
     # ----------------------------------------------------------- callbacks --
 
-    def _on_odom(self, vid: str, msg: Odometry) -> None:
+    def _on_odom(self, vid: str, raw: Odometry | bytes) -> None:
+        try:
+            msg = as_odometry(raw)              # bytes live, a message object from the lock-step runner
+        except MessageFormatError as exc:
+            self.drop(vid, InputDrop.MALFORMED_ODOM, str(exc))
+            return
         if self._wrong_frame(vid, msg.header.frame_id, 'odometry', InputDrop.FRAME):
             return
         cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]
@@ -170,7 +175,12 @@ class FusionNode(BaseNode):
         elif not result.accepted and result.cause is not None:
             self.drop(vid, result.cause, result.detail)
 
-    def _on_radar(self, vid: str, msg: PointCloud2) -> None:
+    def _on_radar(self, vid: str, raw: PointCloud2 | bytes) -> None:
+        try:
+            msg = as_point_cloud2(raw)          # bytes live, a message object from the lock-step runner
+        except MessageFormatError as exc:
+            self.drop(vid, InputDrop.MALFORMED_RADAR, str(exc))
+            return
         if self._wrong_frame(vid, msg.header.frame_id, 'radar targets', InputDrop.MALFORMED_RADAR):
             return
         try:
@@ -182,7 +192,10 @@ class FusionNode(BaseNode):
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
 
     def _on_publish_check(self) -> None:
-        """Publish held evidence once its rate limit or deadline has passed."""
+        """Publish held evidence once its rate limit or deadline has passed (100 ticks a second: nothing
+        held, no clock read)."""
+        if not self.core.publish_holding:
+            return
         now = self.now_ns()
         if self.core.publish_due(now):
             self._publish(now)

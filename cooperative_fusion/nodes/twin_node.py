@@ -8,8 +8,8 @@ Subscribes ``/cooperative/grid`` (latched) and per vehicle ``/<v>/odom``,
 and, on a timer, its health in ``/diagnostics`` (status ``twin_node``).
 The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
-``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid is subscribed raw (CDR
-bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, too).
+``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid and odometry are subscribed raw
+(CDR bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, too).
 
 Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
 (add ``-p use_sim_time:=true`` on a bag replay; README, "Separate processes").
@@ -32,7 +32,7 @@ from ..core.platoon import OdomSample
 from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
-from ..ros.cdr_decode import as_occupancy_grid
+from ..ros.cdr_decode import as_occupancy_grid, as_odometry
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
@@ -87,7 +87,8 @@ class TwinNode(BaseNode):
         self.create_subscription(OccupancyGrid, t.grid, self.guard('grid', self._on_grid), latched_qos(), raw=True)
         sq = state_qos(cfg.state_depth)
         for v in cfg.vehicles:
-            self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self.guard('odom', self._odom_cb(v)), sq)
+            self.create_subscription(Odometry, t.for_vehicle(t.odom, v), self.guard('odom', self._odom_cb(v)), sq,
+                                     raw=True)
             self.create_subscription(TimeReference, t.for_vehicle(t.time_reference, v),
                                      self.guard('time_reference', self._time_ref_cb(v)), sq)
             if cfg.use_radar:
@@ -109,8 +110,9 @@ class TwinNode(BaseNode):
 
     # ----------------------------------------------------------- callbacks --
 
-    def _odom_cb(self, vehicle_id: str) -> Callable[[Odometry], None]:
-        def on_odom(msg: Odometry) -> None:
+    def _odom_cb(self, vehicle_id: str) -> Callable[[Odometry | bytes], None]:
+        def on_odom(raw: Odometry | bytes) -> None:
+            msg = as_odometry(raw)
             if not self._frame_ok('odom', msg.header.frame_id):
                 return
             pose = odometry_to_pose(msg)

@@ -9,9 +9,10 @@ convert messages with the ``ros/`` adapters and hand them to
 :class:`~cooperative_fusion.core.vehicle.vehicle_core.VehicleCore`; drops are
 counted by the scaffold (``ros/node.py``): ``drops.<source>.<cause>`` with source
 a stream, ``odom``, ``camera_info``, ``time_reference``, ``sync`` (the synchroniser)
-or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar input is subscribed raw
-(its CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the lock-step
-runner's message objects are taken as well): bytes that are no PointCloud2 count as ``lidar.malformed``.
+or ``set`` (a whole cycle lost: ``no_pose``, ``no_timebase``). The lidar, radar, depth image and odometry
+inputs are subscribed raw (their CDR bytes decoded by ``ros/cdr_decode.py``, no rclpy message built; the
+lock-step runner's message objects are taken as well): bytes that are no such message count as
+``<source>.malformed``.
 
 Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 (the vehicle id then comes from the namespace) or ``-p vehicle_id:=v1``.
@@ -39,7 +40,7 @@ from ..core.vehicle.share import ShareConfig
 from ..core.vehicle.sync import SyncConfig
 from ..core.vehicle.vehicle_core import FrameConfig, Step, VehicleConfig, VehicleCore
 from ..ros import names
-from ..ros.cdr_decode import as_point_cloud2
+from ..ros.cdr_decode import as_image, as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter
 from ..ros.grid import grid_to_msg
 from ..ros.image import camera_info_to_k, depth_image_to_array
@@ -290,7 +291,7 @@ class VehicleNode(BaseNode):
         self.targets_pub = (self.create_publisher(PointCloud2, t.radar_targets, evidence_qos(qos.output_depth))
                             if 'radar' in streams else None)
         sq, st = sensor_qos(qos.sensor_depth), state_qos(qos.state_depth)
-        self.create_subscription(Odometry, t.odom, self.guard('odom', self._on_odom), st)
+        self.create_subscription(Odometry, t.odom, self.guard('odom', self._on_odom), st, raw=True)
         if cfg.timebase is not None:
             self.create_subscription(TimeReference, t.time_reference,
                                      self.guard('time_reference', self._on_time_reference), st)
@@ -298,9 +299,9 @@ class VehicleNode(BaseNode):
             # raw=True: the callback gets the CDR bytes and decodes only what it reads (ros/cdr_decode.py)
             self.create_subscription(PointCloud2, t.lidar, self.guard('lidar', self._on_lidar), sq, raw=True)
         if 'radar' in streams:
-            self.create_subscription(PointCloud2, t.radar, self.guard('radar', self._on_radar), sq)
+            self.create_subscription(PointCloud2, t.radar, self.guard('radar', self._on_radar), sq, raw=True)
         if 'camera' in streams:
-            self.create_subscription(Image, t.camera, self.guard('camera', self._on_depth), sq)
+            self.create_subscription(Image, t.camera, self.guard('camera', self._on_depth), sq, raw=True)
             self.create_subscription(CameraInfo, t.camera_info, self.guard('camera_info', self._on_camera_info), st)
         self.poll_timer = self.create_guarded_timer(values['sync.poll_period_s'], 'poll', self._on_poll)
         self.start_diagnostics(period_s, f'{NODE_NAME}: {cfg.vehicle_id}', hardware_id=cfg.vehicle_id)
@@ -318,8 +319,9 @@ class VehicleNode(BaseNode):
         self.input_rates[stream].tick(now)
         return now
 
-    def _on_odom(self, msg: Odometry) -> None:
+    def _on_odom(self, raw: Odometry | bytes) -> None:
         now = self._tick('odom')
+        msg = as_odometry(raw)           # bytes live, a message object from the lock-step runner
         self.core.check_odometry_frames(msg.header.frame_id, msg.child_frame_id)
         self._publish(self.core.odometry(odometry_to_pose(msg), now))
 
@@ -339,15 +341,19 @@ class VehicleNode(BaseNode):
         t_offset_s = points['t'] if 't' in (points.dtype.names or ()) else None
         self._publish(self.core.sensor('lidar', LidarScan(stamp, xyz(points), t_offset_s), now))
 
-    def _on_radar(self, msg: PointCloud2) -> None:
-        now, stamp = self._tick('radar'), stamp_to_ns(msg.header.stamp)
+    def _on_radar(self, raw: PointCloud2 | bytes) -> None:
+        now = self._tick('radar')
+        msg = as_point_cloud2(raw)
+        stamp = stamp_to_ns(msg.header.stamp)
         self.core.check_sensor('radar', msg.header.frame_id, stamp, now)
         points, _ = cloud_to_array(msg, required=('x', 'y', 'z', 'velocity', 'rcs'))
         self._publish(self.core.sensor('radar', RadarScan(stamp, xyz(points), points['velocity'], points['rcs']),
                                        now))
 
-    def _on_depth(self, msg: Image) -> None:
-        now, stamp = self._tick('camera'), stamp_to_ns(msg.header.stamp)
+    def _on_depth(self, raw: Image | bytes) -> None:
+        now = self._tick('camera')
+        msg = as_image(raw)
+        stamp = stamp_to_ns(msg.header.stamp)
         self.core.check_sensor('camera', msg.header.frame_id, stamp, now)
         self._publish(self.core.depth(stamp, depth_image_to_array(msg), now))
 

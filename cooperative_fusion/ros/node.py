@@ -373,11 +373,14 @@ _SPIN_STEP_S = 0.5
 def spin(node: Node) -> None:
     """Spin ``node`` until its context shuts down, with the executor its ``executor`` parameter names.
 
-    The EventsExecutor is stepped with ``spin_once``: its ``spin()`` in this rclpy (Kilted, PyPI wheels)
-    dispatched nothing and ignored shutdown when we measured it, where ``spin_once`` works (timers on
-    sim time included).
+    The EventsExecutor runs in steps of ``spin_until_future_complete`` on a future that never completes,
+    each returning after ``_SPIN_STEP_S``: its ``spin()`` in this rclpy (Kilted, PyPI wheels) dispatched
+    nothing and ignored shutdown when we measured it. A step dispatches every event of its half second in
+    C++; ``spin_once`` (one event per call from Python) cost 10-20 % more CPU per message
+    (docs/limits.md, "Fourth pass"). Timers on sim time run either way.
     """
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.task import Future
 
     executor: Any = None
     if getattr(node, 'executor_kind', 'single') == 'events':
@@ -392,8 +395,9 @@ def spin(node: Node) -> None:
     executor.add_node(node)
     try:
         if events:
+            never = Future()
             while node.context.ok():
-                executor.spin_once(timeout_sec=_SPIN_STEP_S)
+                executor.spin_until_future_complete(never, timeout_sec=_SPIN_STEP_S)
         else:
             executor.spin()
     except ExternalShutdownException:

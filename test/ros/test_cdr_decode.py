@@ -1,6 +1,8 @@
-"""ros.cdr_decode: serialized PointCloud2 / OccupancyGrid read straight into the adapters' inputs.
+"""ros.cdr_decode: serialized PointCloud2 / Image / OccupancyGrid / Odometry read straight into the adapters'
+inputs.
 
-decode(serialize(msg)) through cloud_to_array / grid_from_msg must give what the
+decode(serialize(msg)) through cloud_to_array / depth_image_to_array / grid_from_msg / odometry_to_pose must
+give what the
 message itself gives, for either CDR byte order (the big-endian bytes come from
 rosbags' serializer, independent of ros.cdr); bad bytes raise MessageFormatError.
 """
@@ -12,23 +14,27 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from nav_msgs.msg import OccupancyGrid
+from nav_msgs.msg import OccupancyGrid, Odometry
 from numpy.testing import assert_array_equal
 from rclpy.serialization import serialize_message
 from rosbags.typesys import get_typestore
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from cooperative_fusion.core.errors import MessageFormatError
 from cooperative_fusion.ros.bag import TYPESTORE
 from cooperative_fusion.ros.cdr import serialize_cdr
-from cooperative_fusion.ros.cdr_decode import (as_occupancy_grid, as_point_cloud2, decode_occupancy_grid,
+from cooperative_fusion.ros.cdr_decode import (as_image, as_occupancy_grid, as_odometry, as_point_cloud2,
+                                               decode_image, decode_occupancy_grid, decode_odometry,
                                                decode_point_cloud2)
 from cooperative_fusion.ros.grid import grid_from_msg
+from cooperative_fusion.ros.image import array_to_depth_image, depth_image_to_array
+from cooperative_fusion.ros.odometry import odometry_to_pose
 from cooperative_fusion.ros.pointcloud import cloud_to_array
 from cooperative_fusion.ros.time import stamp_to_ns
 
 STORE = get_typestore(TYPESTORE)
-TYPES = {PointCloud2: 'sensor_msgs/msg/PointCloud2', OccupancyGrid: 'nav_msgs/msg/OccupancyGrid'}
+TYPES = {PointCloud2: 'sensor_msgs/msg/PointCloud2', OccupancyGrid: 'nav_msgs/msg/OccupancyGrid',
+         Odometry: 'nav_msgs/msg/Odometry', Image: 'sensor_msgs/msg/Image'}
 
 
 def encodings(msg) -> dict[str, bytes]:
@@ -153,6 +159,62 @@ def test_decoded_grid_equals_the_adapter_on_the_message(seed):
         assert np.shares_memory(cells, np.frombuffer(raw, np.uint8)), name
 
 
+def random_odometry(rng: np.random.Generator) -> Odometry:
+    """Random stamp, frame names of every length modulo 8 (the doubles' alignment), pose, twist, covariances."""
+    msg = Odometry()
+    msg.header.stamp = Time(sec=int(rng.integers(0, 2**31)), nanosec=int(rng.integers(0, 10**9)))
+    msg.header.frame_id = random_name(rng)
+    msg.child_frame_id = random_name(rng)
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in rng.normal(0.0, 100.0, 3))
+    q.x, q.y, q.z, q.w = (float(v) for v in rng.normal(0.0, 1.0, 4))
+    msg.pose.covariance = rng.normal(0.0, 1.0, 36)
+    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+    lin.x, lin.y, lin.z, ang.x, ang.y, ang.z = (float(v) for v in rng.normal(0.0, 10.0, 6))
+    msg.twist.covariance = rng.normal(0.0, 1.0, 36)
+    return msg
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_decoded_odometry_equals_the_adapter_on_the_message(seed):
+    msg = random_odometry(np.random.default_rng(seed))
+    want = odometry_to_pose(msg)
+    for name, raw in encodings(msg).items():
+        decoded = decode_odometry(raw)
+        assert decoded.header.frame_id == msg.header.frame_id, name
+        assert decoded.child_frame_id == msg.child_frame_id, name
+        assert stamp_to_ns(decoded.header.stamp) == stamp_to_ns(msg.header.stamp), name
+        assert_array_equal(decoded.pose.covariance, msg.pose.covariance)
+        assert_array_equal(decoded.twist.covariance, msg.twist.covariance)
+        assert decoded.twist.twist.angular.z == msg.twist.twist.angular.z, name
+        got = odometry_to_pose(decoded)
+        assert got.stamp_ns == want.stamp_ns, name
+        for field in ('position', 'quat_wxyz', 'covariance', 'linear_velocity', 'angular_velocity'):
+            assert_array_equal(getattr(got, field), getattr(want, field))
+
+
+def random_depth_image(rng: np.random.Generator) -> Image:
+    """32FC1 or 16UC1, odd sizes (the data ends at every offset modulo 4), a few holes, a random frame name."""
+    height, width = (int(v) for v in rng.integers(1, 9, 2))
+    depth = rng.uniform(0.5, 60.0, (height, width)).astype(np.float32)
+    depth[rng.random((height, width)) < 0.1] = np.nan
+    encoding = '32FC1' if rng.random() < 0.5 else '16UC1'
+    return array_to_depth_image(depth, int(rng.integers(0, 2**31)) * 10**9 + 7, random_name(rng), encoding)
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_decoded_image_equals_the_adapter_on_the_message(seed):
+    msg = random_depth_image(np.random.default_rng(seed))
+    want = depth_image_to_array(msg)
+    for name, raw in encodings(msg).items():
+        decoded = decode_image(raw)
+        assert decoded.header.frame_id == msg.header.frame_id, name
+        assert stamp_to_ns(decoded.header.stamp) == stamp_to_ns(msg.header.stamp), name
+        assert (decoded.encoding, decoded.step, decoded.height, decoded.width) == \
+            (msg.encoding, msg.step, msg.height, msg.width), name
+        assert_array_equal(depth_image_to_array(decoded), want)
+
+
 def test_as_functions_pass_messages_through_and_decode_bytes():
     cloud, grid = random_cloud(np.random.default_rng(1), 10), random_grid(np.random.default_rng(1))
     assert as_point_cloud2(cloud) is cloud and as_occupancy_grid(grid) is grid
@@ -160,11 +222,19 @@ def test_as_functions_pass_messages_through_and_decode_bytes():
     for form in (raw, bytearray(raw), memoryview(raw)):
         assert as_occupancy_grid(form).info.width == grid.info.width
     assert as_point_cloud2(serialize_cdr(cloud)).width == cloud.width
+    odom = random_odometry(np.random.default_rng(1))
+    assert as_odometry(odom) is odom
+    assert as_odometry(serialize_cdr(odom)).pose.pose.position.x == odom.pose.pose.position.x
+    image = random_depth_image(np.random.default_rng(1))
+    assert as_image(image) is image
+    assert as_image(serialize_cdr(image)).width == image.width
 
 
 @pytest.mark.parametrize('decode, msg', [
     (decode_point_cloud2, random_cloud(np.random.default_rng(5), 50)),
     (decode_occupancy_grid, random_grid(np.random.default_rng(5))),
+    (decode_odometry, random_odometry(np.random.default_rng(5))),
+    (decode_image, random_depth_image(np.random.default_rng(5))),
 ])
 def test_every_truncation_raises_the_domain_error(decode, msg):
     raw = serialize_cdr(msg)
@@ -174,7 +244,7 @@ def test_every_truncation_raises_the_domain_error(decode, msg):
             decode(raw[:cut])
 
 
-@pytest.mark.parametrize('decode', [decode_point_cloud2, decode_occupancy_grid])
+@pytest.mark.parametrize('decode', [decode_point_cloud2, decode_occupancy_grid, decode_odometry, decode_image])
 def test_garbage_raises_the_domain_error_never_another(decode):
     rng = np.random.default_rng(7)
     for size in list(range(0, 40)) + [100, 1000, 5000]:

@@ -259,13 +259,14 @@ class CooperativeFusion:
             spec, logodds, known = onto_yaw(spec, logodds, known, self.grid.spec.yaw,
                                             min(spec.resolution, self.grid.spec.resolution))
             self.resampled_evidence += 1
-        spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns)
+        members = self.member_poses(stamp_ns)         # the platoon at the stamp, for both steps below
+        spec, logodds, known = self._prepare(vehicle_id, st, spec, logodds, known, stamp_ns, members)
         latency_ns = st.link.latency_ns(now_ns)       # one quantile for both age limits
         max_age_ns = self._age_limit(cfg.fusion.max_age_ns, latency_ns)
         if self.dynamic is not None:
             spec, logodds, known = self._split_moving(vehicle_id, st, spec, logodds, known, stamp_ns, now_ns,
                                                       max_age_ns,
-                                                      self._age_limit(cfg.dynamic.max_age_ns, latency_ns))
+                                                      self._age_limit(cfg.dynamic.max_age_ns, latency_ns), members)
         result = self.grid.integrate(vehicle_id, spec, logodds, known, stamp_ns, now_ns, st.cov_xy,
                                      max_age_ns=max_age_ns)
         if result.accepted:
@@ -276,9 +277,10 @@ class CooperativeFusion:
         return AddResult(False, result.cause.value if result.cause is not None else None, result.reason)
 
     def _prepare(self, vehicle_id: str, st: VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
-                 known: NDArray[np.bool_], stamp_ns: int
+                 known: NDArray[np.bool_], stamp_ns: int, members: list[tuple[float, float, float, Footprint]]
                  ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
-        """The evidence corrected, without member hits and with conflicting cells scaled down."""
+        """The evidence corrected, without hits on ``members`` (:meth:`member_poses` at the stamp) and with
+        conflicting cells scaled down."""
         cfg = self.config
         # What the consistency check compares: the evidence on its own lattice (the others' are on theirs).
         checked = None
@@ -296,7 +298,6 @@ class CooperativeFusion:
             spec, logodds, known = warp_evidence(spec, logodds, known, corr)
         if cfg.footprints is not None:
             # The members' bodies are drawn at publish time; their faces seen at this stamp would lag.
-            members = self.member_poses(stamp_ns)
             logodds, known, _ = drop_member_hits(spec, logodds, known, members, cfg.footprint_margin_m,
                                                  cfg.footprint_margin_behind_m)
             if checked is not None:
@@ -330,11 +331,12 @@ class CooperativeFusion:
 
     def _split_moving(self, vehicle_id: str, st: VehicleState, spec: GridSpec, logodds: NDArray[np.float32],
                       known: NDArray[np.bool_], stamp_ns: int, now_ns: int, max_age_ns: int,
-                      object_max_age_ns: int) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
+                      object_max_age_ns: int, members: list[tuple[float, float, float, Footprint]]
+                      ) -> tuple[GridSpec, NDArray[np.float32], NDArray[np.bool_]]:
         """The static part of the evidence (on the common resolution); its moving components go to the
-        dynamic layer (drawn while at most ``object_max_age_ns`` old). Evidence that integrate will drop
-        (older than ``max_age_ns``, future, bad shape or geometry) is returned unchanged, so it is dropped
-        with its cause and leaves no object."""
+        dynamic layer (drawn while at most ``object_max_age_ns`` old; none next to ``members``). Evidence that
+        integrate will drop (older than ``max_age_ns``, future, bad shape or geometry) is returned unchanged,
+        so it is dropped with its cause and leaves no object."""
         cfg = self.config
         if now_ns - stamp_ns > max_age_ns \
                 or stamp_ns - now_ns > cfg.fusion.future_tolerance_ns \
@@ -357,7 +359,6 @@ class CooperativeFusion:
             sensor = np.array([pose[0] + front * math.cos(heading), pose[1] + front * math.sin(heading)])
             radar = RadarTargets(r_stamp, xyv, sensor)
         zone = None
-        members = self.member_poses(stamp_ns)
         if members:
             # Around each member's body (footprint margins + member_margin_m ahead and behind) a component
             # is a face of the member the margins missed (sensor timing): fused static, never an object.
@@ -426,6 +427,11 @@ class CooperativeFusion:
             self.grid.recenter(spec)
         self._window_center = np.asarray(center, dtype=np.float64).copy()
         self._placed = True
+
+    @property
+    def publish_holding(self) -> bool:
+        """True while fused evidence waits for a grid (the check timer reads the clock only then)."""
+        return self.publish_policy.holding
 
     def publish_due(self, now_ns: int) -> bool:
         """True when a grid is due at common time ``now_ns`` (the node's check timer): held evidence whose rate

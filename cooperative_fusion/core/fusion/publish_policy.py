@@ -46,6 +46,11 @@ class PublishPolicy:
         self.last_ns: int | None = None        # the last grid's time
         self.pending_ns: int | None = None     # the oldest fused evidence not yet in a grid (its fusion time)
 
+    @property
+    def holding(self) -> bool:
+        """True while fused evidence waits for a grid (only then can :meth:`due` say True)."""
+        return self.pending_ns is not None
+
     def evidence(self, now_ns: int) -> bool:
         """Evidence was fused at ``now_ns``: True when a grid should go out now."""
         if self.pending_ns is None:

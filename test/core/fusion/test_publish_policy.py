@@ -100,3 +100,13 @@ def test_a_heartbeat_grid_takes_the_held_evidence_with_it():
 def test_bad_config_is_refused(kw, match):
     with pytest.raises(ConfigError, match=match):
         PublishPolicyConfig(**kw)
+
+
+def test_holding_while_and_only_while_evidence_waits_for_a_grid():
+    p = policy()
+    assert not p.holding and not p.due(T0 + 1000 * MS)     # nothing held: never due, however late
+    assert not p.evidence(T0 + 5 * MS)                       # inside the rate limit: held
+    assert p.holding
+    assert p.due(T0 + 20 * MS)
+    p.published(T0 + 20 * MS)
+    assert not p.holding
