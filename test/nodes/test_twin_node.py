@@ -161,7 +161,7 @@ def test_stopped_car_ahead_warns_every_vehicle_and_advises_braking(ros_context, 
     t0 = time.time_ns()
     car_x = X_LEADER + CAR_AHEAD
     sync_clocks(io, twin, executor, spin, t0)
-    stamps = run_cycles(io, twin, executor, spin, t0, 7, car_x)     # conflicts from the 6th detection
+    stamps = run_cycles(io, twin, executor, spin, t0, 9, car_x)     # conflicts from the 8th detection
     last = stamps[-1]
     assert spin(executor, lambda: any(stamp_to_ns(w.header.stamp) == last for w in io.warnings))
     warn = next(w for w in io.warnings if stamp_to_ns(w.header.stamp) == last)
@@ -385,7 +385,7 @@ def test_no_warnings_while_a_vehicle_clock_is_unknown(ros_context, executor, io,
     # its clock offset times its speed (here 10 to 50 m). The twin predicts but does not warn.
     twin = make_twin(ros_context, executor)
     t0 = time.time_ns()
-    stamps = run_cycles(io, twin, executor, spin, t0, 7, X_LEADER + CAR_AHEAD)
+    stamps = run_cycles(io, twin, executor, spin, t0, 9, X_LEADER + CAR_AHEAD)
     assert spin(executor, lambda: any(stamp_to_ns(w.header.stamp) == stamps[-1] for w in io.warnings))
     assert all(len(w.status) == 0 for w in io.warnings)
     withheld = twin.edge.warnings_withheld

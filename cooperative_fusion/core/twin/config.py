@@ -128,6 +128,12 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('detection.merge_gap_across_m', 0.4,
              '... but at most this far apart across the road (cars in adjacent lanes are drawn under 1 m apart), '
              'metres', 0.0, 10.0),
+    ParamRow('detection.pieces_move_together', True,
+             'a track whose box comes within piece_gap_m along the road of that of a track with more detections '
+             '(centres within piece_across_m across it) is a piece of that object and moves at its along-road speed '
+             'in the rollout (false: each track at its own)'),
+    ParamRow('detection.piece_gap_m', 1.0, '... this close along the road (overlapping: any), metres', 0.0, 10.0),
+    ParamRow('detection.piece_across_m', 1.0, '... centres at most this far apart across the road, metres', 0.0, 10.0),
     ParamRow('detection.include_platoon_in_grids', _D_TWIN.include_platoon_in_grids,
              'draw the platoon vehicles in the predicted grids'),
     ParamRow('radar.radius_m', _D_TWIN.radar_radius_m, 'a radar target hints a detection within this, metres',
@@ -177,7 +183,8 @@ PARAMETERS: tuple[ParamRow, ...] = (
              'a follower inherits at least WARN from its predecessor\'s conflict'),
     ParamRow('conflicts.propagate_max_ttc_s', _D_CONF.propagate_max_ttc_s,
              '... when the follower\'s own TTC to that obstacle is below this, seconds', 0.01, 1000.0),
-    ParamRow('conflicts.min_track_hits', 6, 'a track raises conflicts only after this many detections', 1, 1000),
+    ParamRow('conflicts.min_track_hits', 8, 'a track raises conflicts only after this many detections (more than '
+             'the grids a single radar false alarm stays occupied: about 6)', 1, 1000),
     ParamRow('conflicts.max_track_misses', 0, '... and only while it missed at most this many grids in a row '
              '(a coasting track is extrapolated, not seen)', 0, 1000),
     ParamRow('conflicts.known_velocity_hits', 4, '... or after this many when its along-road velocity is known '

@@ -9,7 +9,7 @@ conflicts run in the road's coordinates; what is published is in ``map``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,8 +18,8 @@ from .conflicts import Advisory, Conflict, ConflictConfig, advise, advisory_in_m
 from ..errors import ConfigError
 from ..grid import GridSpec
 from ..road import RoadConfig, RoadModel, RoadTracker
-from .prediction import (ObstacleState, PlatoonState, PredictionConfig, Rollout, predicted_grids, rollout,
-                         velocity_variance_along)
+from .prediction import (ObstacleState, PlatoonState, PredictionConfig, Rollout, along_road_half_length,
+                         predicted_grids, rollout, velocity_variance_along)
 from .tracking import Detections, MultiObjectTracker, Track, TrackerConfig, associate_radar, extract_detections
 
 
@@ -37,6 +37,10 @@ class TwinConfig:
     merge_gap_m : occupied components this close are one object (see tracking.extract_detections)
     merge_gap_across_m : ... this close across the road (None: ``merge_gap_m``); two cars in adjacent
         lanes are drawn under 1 m apart
+    pieces_move_together, piece_gap_m, piece_across_m : a track whose box comes within ``piece_gap_m``
+        along the road (or overlaps) of the box of a track with more detections, centres within
+        ``piece_across_m`` across it, is a piece of that object: it moves at that track's along-road speed
+        and acceleration in the rollout (see :func:`pieces_move_together`; False: each at its own)
     radar_radius_m, radar_max_los_angle_deg : radar velocity hints (see tracking.associate_radar)
     include_platoon_in_grids : draw the platoon vehicles in the predicted grids
     road : how the road is fitted to the platoon's path (core.road)
@@ -52,6 +56,9 @@ class TwinConfig:
     exclude_front_m: float = 0.0
     merge_gap_m: float = 0.0
     merge_gap_across_m: float | None = None
+    pieces_move_together: bool = False
+    piece_gap_m: float = 1.0
+    piece_across_m: float = 1.0
     radar_radius_m: float = 2.0
     radar_max_los_angle_deg: float = 25.0
     include_platoon_in_grids: bool = True
@@ -69,6 +76,9 @@ class TwinConfig:
         if self.merge_gap_across_m is not None and not 0 <= self.merge_gap_across_m < math.inf:
             raise ConfigError(f'merge_gap_across_m must be a finite number of metres >= 0, got '
                               f'{self.merge_gap_across_m}')
+        for name in ('piece_gap_m', 'piece_across_m'):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f'{name} must be a finite number of metres >= 0, got {getattr(self, name)}')
         if self.exclude_margin_m < 0 or self.radar_radius_m <= 0:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
@@ -113,6 +123,36 @@ def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | No
     return mature & seen
 
 
+def pieces_move_together(obstacles: ObstacleState, hits: NDArray[np.integer], gap_m: float,
+                         across_m: float) -> ObstacleState:
+    """The obstacles (road coordinates) with each piece of an object moving as the object's best-known track.
+
+    On the common grid a car is its rear face plus side and front strips seen from other vehicles, and
+    the tracker follows them as separate tracks whose pieces hand over from cycle to cycle: a young
+    piece's along-road speed is read from its centre sliding over the car (a front piece that takes the
+    whole car, or a piece born behind a settled track, reads 2-8 m/s slow), not from the car's motion.
+    A track whose box comes within ``gap_m`` of another's along the road (or overlaps it), centres
+    within ``across_m`` across it, is one object with it (two cars in one lane are never that close
+    while moving): every such track takes ``vx``, ``ax`` and ``vx_std`` of the one with the most
+    detections ``hits`` (N,) among them (itself when that is its own). Lateral motion stays each
+    track's own.
+    """
+    n = len(obstacles)
+    if n < 2:
+        return obstacles
+    hits = np.asarray(hits, dtype=np.int64).reshape(n)
+    half = along_road_half_length(obstacles.length, obstacles.width, obstacles.yaw)
+    gap = np.abs(obstacles.x[:, None] - obstacles.x[None, :]) - half[:, None] - half[None, :]
+    one = (gap <= gap_m) & (np.abs(obstacles.y[:, None] - obstacles.y[None, :]) <= across_m)   # (N, N), symmetric
+    # the best-known track among each one's pieces: the most hits (a tie keeps its own speed)
+    rank = np.where(one, hits[None, :], -1)
+    best = np.argmax(rank, axis=1)
+    best = np.where(rank[np.arange(n), best] > hits, best, np.arange(n))
+    if np.all(best == np.arange(n)):
+        return obstacles
+    return replace(obstacles, vx=obstacles.vx[best], ax=obstacles.ax[best], vx_std=obstacles.vx_std[best])
+
+
 class TwinCore:
     """Stateful twin pipeline (the tracker persists across cycles)."""
 
@@ -152,7 +192,11 @@ class TwinCore:
                                    road_heading_rad=heading)
         self.tracker.predict_to(stamp_ns, road)             # tracks follow the road's curve
         tracks = self.tracker.update_detections(dets, stamp_ns)
-        ro = rollout(platoon.in_road(road), ObstacleState.from_tracks(tracks, road=road), cfg.prediction, road=road)
+        obstacles = ObstacleState.from_tracks(tracks, road=road)
+        if cfg.pieces_move_together:
+            obstacles = pieces_move_together(obstacles, np.array([t.hits for t in tracks], np.int64), cfg.piece_gap_m,
+                                             cfg.piece_across_m)
+        ro = rollout(platoon.in_road(road), obstacles, cfg.prediction, road=road)
         grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
         mature = mature_tracks(tracks, cfg.conflicts, road)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)

@@ -24,7 +24,7 @@ def test_defaults_make_the_default_config():
     assert cfg.min_cycle_period_ns == 100_000_000 and cfg.accel_window_ns == 300_000_000
     assert cfg.twin.prediction.output_horizons_s == (0.5, 1.0, 2.0, 3.0)
     assert cfg.twin.prediction.idm.v0_mps == 30.0 and cfg.twin.prediction.idm.time_headway_s == 0.35
-    assert cfg.twin.tracker.model is MotionModel.CV and cfg.twin.conflicts.min_track_hits == 6
+    assert cfg.twin.tracker.model is MotionModel.CV and cfg.twin.conflicts.min_track_hits == 8
     assert cfg.twin.conflicts.known_velocity_hits == 4 and cfg.twin.conflicts.known_velocity_std_mps == 0.7
     assert cfg.topics.for_vehicle(cfg.topics.odom, 'v3') == '/v3/o'
     p = cfg.platoon
