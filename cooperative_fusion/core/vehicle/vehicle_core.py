@@ -132,7 +132,7 @@ class VehicleCore:
         self.shares = 0
         self.sets_waited = 0
         self.sets_released = {r: 0 for r in Release if r is not Release.COVERED}
-        self._reference_stamps: list[int] = []     # the last sets' stamps, vehicle clock (the lidar's period)
+        self._reference_stamps: list[int] = []     # the last lidar scans' stamps, vehicle clock (its period)
         self._expected = {'lidar': cfg.frames.lidar, 'radar': cfg.frames.radar, 'camera': cfg.frames.camera_optical,
                           'camera_info': cfg.frames.camera_optical}
 
@@ -208,6 +208,10 @@ class VehicleCore:
         """A LidarScan, RadarScan or DepthFrame into the sync; completed sets wait for odometry, then run."""
         stamp = int(payload.stamp_vehicle_ns)
         step = Step()
+        stamps = self._reference_stamps
+        if stream == 'lidar' and (not stamps or stamp > stamps[-1]):
+            stamps.append(stamp)
+            del stamps[:-9]
         self.waiting.sensor(stamp)
         before = self.sync.stats
         sets = self.sync.add(stream, stamp, payload, now_ns)
@@ -239,8 +243,8 @@ class VehicleCore:
 
     def output_offset_ns(self) -> int:
         """What is added to a set's stamp on the outputs, ns: ``output_stamp_offset_ns``, but with a lidar
-        reference at most about half its sweep period (the median interval of the last sets' stamps, when 20-200
-        ms): an offset longer than 60 % of it is taken as half of it.
+        reference at most about half its sweep period (the median interval of its last scans' stamps, when 20-200
+        ms; a vehicle may use only every other scan): an offset longer than 60 % of it is taken as half of it.
 
         The offset names the moment the lidar looks ahead: half a period into a sweep that starts behind the
         car. One offset in the shared vehicle parameters (50 ms, a 10 Hz lidar) would put a 20 Hz lidar's
@@ -272,10 +276,6 @@ class VehicleCore:
     def process_set(self, sset: SyncSet) -> CycleResult:
         """Run one sync set through the pipeline (no sharing). Raises the pipeline's errors."""
         members = {name: payload for name, (_, payload) in sset.members.items()}
-        stamps = self._reference_stamps
-        if not stamps or int(sset.stamp_ns) > stamps[-1]:
-            stamps.append(int(sset.stamp_ns))
-            del stamps[:-9]
         # Moving objects are drawn where they are at the output stamp, the moment the cycle describes.
         return self.pipeline.process(sset.stamp_ns, self.poses, lidar=members.get('lidar'),
                                      radar=members.get('radar'), camera=members.get('camera'),
