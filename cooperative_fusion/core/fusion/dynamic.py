@@ -265,10 +265,11 @@ def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, s
     """(K,) the cells of one object (cell indices) that face the sensor in front of another of its cells.
 
     Per cell, one step along the axis nearer its line of sight from the sensor (at cell coordinates
-    ``sensor_ix, sensor_iy``): a cell is in the near layer when the cell one step towards the sensor is
-    not the object's and the cell one step away is. A face drawn one cell thick is kept whole. Evidence
-    shared on a coarser lattice (``share.resolution_m`` 0.4 m: two fine cells) and range noise draw a
-    face thicker than it is, and the excess lies in front of the surface: on the sensor's side.
+    ``sensor_ix, sensor_iy``, in the grid's own frame): a cell is in the near layer when the cell one step
+    towards the sensor is not the object's and the cell one step away is. A face drawn one cell thick is
+    kept whole. Evidence shared on a coarser lattice (``share.resolution_m`` 0.4 m: two fine cells) and
+    range noise draw a face thicker than it is, and the excess lies in front of the surface: on the
+    sensor's side.
     """
     ix = np.asarray(ix, dtype=np.int64)
     iy = np.asarray(iy, dtype=np.int64)
@@ -463,7 +464,8 @@ class DynamicLayer:
                     cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
                 keep = np.ones(cells_xy.shape[0], dtype=bool)
                 if cfg.thin_faces and sensor_xy is not None:
-                    sensor = np.asarray(sensor_xy, dtype=np.float64)
+                    # The sensor in the grid's own frame (ix, iy count along it on a turned grid).
+                    sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
                     keep = ~near_layer(ix[sel], iy[sel], (sensor[0] - spec.origin_x) / res,
                                        (sensor[1] - spec.origin_y) / res)
                 objects.append(MovingObject(

@@ -445,8 +445,10 @@ class VehiclePipeline:
             movers = moving_returns(hits, radar2map[:2, 3], targets['velocity'], stamp,
                                     self.cfg.moving_min_speed_mps)
             hits = hits_to_stamp(hits, stamp, movers, draw_at, radius_m=0.0)
+        # Standing things (no Doppler once the ego motion is removed) are seen again every scan: a tighter spread.
+        static = np.abs(targets['velocity']) < self.cfg.moving_min_speed_mps
         layer = radar_evidence(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
-                               origin_xy=radar2map[:2, 3])
+                               origin_xy=radar2map[:2, 3], static=static)
         return layer, len(points_map), targets, movers
 
     def _camera(self, spec: GridSpec, frame: DepthFrame, poses: PoseLookup, movers: MovingReturns | None = None,

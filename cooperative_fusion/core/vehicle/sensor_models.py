@@ -54,12 +54,15 @@ __all__ = [
     'SensorModel', 'default_lidar_model', 'default_radar_model', 'default_camera_model',
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
-    'RADAR_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
+    'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
 ]
 
 #: Radar cells whose spread evidence is below this fraction of logit(p_hit) count
 #: as unknown (a Gaussian falls below 1 % at about 3 sigma).
 RADAR_KNOWN_FRACTION = 0.01
+#: A static radar detection's spread stops below this fraction of logit(p_hit) (about 1.2 sigma): see
+#: :func:`radar_evidence`.
+RADAR_STATIC_KNOWN_FRACTION = 0.5
 #: Gaussian kernel radius in sigmas for the radar spread (scipy's default).
 RADAR_TRUNCATE = 4.0
 
@@ -372,13 +375,16 @@ def _gaussian_peak(sigma_cells: float) -> float:
 
 
 def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
-                   origin_xy: NDArray[np.floating] | None = None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                   origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None
+                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """One radar scan's occupied evidence, spread by the radar's position error.
 
     hits_xy : (N, 2) metres in ``map``, radar detections
     sigma_m : metres, 1-sigma position error of a detection (>= 0; 0 = one cell)
     origin_xy : optional (2,) metres, sensor position in ``map``; when given,
         detections outside [min_range_m, max_range_m] are dropped
+    static : optional (N,) bool, the detections of standing things (Doppler, ego motion removed, below
+        the moving threshold): their spread stops at ``RADAR_STATIC_KNOWN_FRACTION`` (see below)
     Returns ``(logodds, known)`` like :func:`lidar_evidence`. Detections are
     counted per cell and blurred with a Gaussian normalised so that one
     detection gives exactly logit(p_hit) at its cell and decays outward; the
@@ -386,25 +392,56 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     scan are not independent. Cells below ``RADAR_KNOWN_FRACTION`` of that are
     unknown (about 3 sigma out).
 
+    A standing object is detected again every scan, and the fusion adds the scans up: at 20 Hz with a
+    2 s half-life, 2 % of logit(p_hit) per scan already makes a cell occupied, so a 3-sigma spread would
+    grow it by 1.4 m on every side. The scatter of its detections over the scans already draws their
+    position error; a static detection's own spread therefore stops at half its peak (1.2 sigma).
+
     Radar gives no free evidence: it reports CFAR-thresholded detections, and a
     missing detection does not mean empty space (weak reflectors such as people,
     occlusion and multipath, suppressed stationary clutter).
     """
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
-    hits = _as_xy(hits_xy, 'hits_xy')
+    hits = np.asarray(hits_xy, dtype=np.float64)
+    fixed = np.zeros(len(hits) if hits.ndim == 2 else 0, dtype=bool)
+    if static is not None:
+        fixed = np.asarray(static, dtype=bool).reshape(-1)
+        if hits.size and fixed.shape != (len(hits),):
+            raise ConfigError(f'radar static must have shape ({len(hits)},), got {fixed.shape}')
+    if hits.size:
+        if hits.ndim != 2 or hits.shape[1] != 2:
+            raise ConfigError(f'hits_xy must have shape (N, 2), got {hits.shape}')
+        finite = np.isfinite(hits[:, 0] + hits[:, 1])
+        hits, fixed = hits[finite], fixed[finite]
+    else:
+        hits, fixed = np.zeros((0, 2)), np.zeros(0, dtype=bool)
     if origin_xy is not None:
         d = hits - _as_origin(origin_xy)
         r = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
-        hits = hits[(r >= model.min_range_m) & (r <= model.max_range_m)]
-    sigma_cells = sigma_m / spec.resolution
+        near = (r >= model.min_range_m) & (r <= model.max_range_m)
+        hits, fixed = hits[near], fixed[near]
+    weight = np.zeros(spec.shape, dtype=np.float32)
+    for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
+        if part.any():
+            w = _radar_weight(spec, hits[part], sigma_m / spec.resolution)
+            np.maximum(weight, np.where(w >= floor, w, np.float32(0.0)), out=weight)
+    known = weight > 0
+    logodds = np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32)
+    return logodds, known
+
+
+def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float) -> NDArray[np.float32]:
+    """(height, width) float32: the detections (N, 2) counted per cell, blurred (peak 1 per detection),
+    capped at 1."""
     pad = int(RADAR_TRUNCATE * sigma_cells + 0.5) if sigma_cells > 0 else 0
+    weight = np.zeros(spec.shape, dtype=np.float32)
     ix, iy = spec.world_to_cell(hits)
     ix, iy = ix + pad, iy + pad
     height, width = spec.height + 2 * pad, spec.width + 2 * pad
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
     if not inside.any():
-        return _empty(spec)
+        return weight
     ix, iy = ix[inside], iy[inside]
     # Only the padded bounding box of the detections is blurred: everything else stays 0.
     r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
@@ -417,13 +454,9 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     # the box in the unpadded grid
     g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
     h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
-    logodds, known = _empty(spec)
-    if g0 >= g1 or h0 >= h1:
-        return logodds, known
-    weight = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
-    known[g0:g1, h0:h1] = weight >= RADAR_KNOWN_FRACTION
-    logodds[g0:g1, h0:h1] = np.where(known[g0:g1, h0:h1], weight * np.float32(model.l_hit), np.float32(0.0))
-    return logodds, known
+    if g0 < g1 and h0 < h1:
+        weight[g0:g1, h0:h1] = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
+    return weight
 
 
 # ------------------------------------------------------- moving returns ----

@@ -50,7 +50,8 @@ class VehicleConfig:
 
     timebase : the clock fit of the TimeReference stream; None: the vehicle clock is common time
     share : what of each cycle's evidence is published; its resolution is a whole multiple of the grid's
-    output_stamp_offset_ns : added to a set's (reference) stamp on the outputs
+    output_stamp_offset_ns : added to a set's (reference) stamp on the outputs; with a lidar reference at
+        most half its sweep period (measured: :meth:`VehicleCore.output_offset_ns`)
     stamp_future_tolerance_ns : an input stamped further ahead of the node clock is dropped
         (``future``): one message from a broken clock (year 2100) would otherwise become its
         stream's newest stamp and make every later message late, or empty the pose buffer
@@ -131,6 +132,7 @@ class VehicleCore:
         self.shares = 0
         self.sets_waited = 0
         self.sets_released = {r: 0 for r in Release if r is not Release.COVERED}
+        self._reference_stamps: list[int] = []     # the last lidar scans' stamps, vehicle clock (its period)
         self._expected = {'lidar': cfg.frames.lidar, 'radar': cfg.frames.radar, 'camera': cfg.frames.camera_optical,
                           'camera_info': cfg.frames.camera_optical}
 
@@ -206,6 +208,10 @@ class VehicleCore:
         """A LidarScan, RadarScan or DepthFrame into the sync; completed sets wait for odometry, then run."""
         stamp = int(payload.stamp_vehicle_ns)
         step = Step()
+        stamps = self._reference_stamps
+        if stream == 'lidar' and (not stamps or stamp > stamps[-1]):
+            stamps.append(stamp)
+            del stamps[:-9]
         self.waiting.sensor(stamp)
         before = self.sync.stats
         sets = self.sync.add(stream, stamp, payload, now_ns)
@@ -235,12 +241,32 @@ class VehicleCore:
         except FrameError:      # no odometry yet
             return None
 
+    def output_offset_ns(self) -> int:
+        """What is added to a set's stamp on the outputs, ns: ``output_stamp_offset_ns``, but with a lidar
+        reference at most about half its sweep period (the median interval of its last scans' stamps, when 20-200
+        ms; a vehicle may use only every other scan): an offset longer than 60 % of it is taken as half of it.
+
+        The offset names the moment the lidar looks ahead: half a period into a sweep that starts behind the
+        car. One offset in the shared vehicle parameters (50 ms, a 10 Hz lidar) would put a 20 Hz lidar's
+        outputs at the end of its sweep, and moving things seen ahead 25 ms before their stamp (0.7 m at
+        27 m/s) where the fusion draws them (core/fusion/dynamic.py, sweep_phase_s).
+        """
+        offset = self.cfg.output_stamp_offset_ns
+        stamps = self._reference_stamps
+        if self.cfg.sync.reference != 'lidar' or len(stamps) < 2:
+            return offset
+        period = sorted(b - a for a, b in zip(stamps, stamps[1:]))[(len(stamps) - 2) // 2]
+        if not 20_000_000 <= period <= 200_000_000 or 10 * offset <= 6 * period:
+            return offset            # (within 20 % of half a period: as configured)
+        return period // 2
+
     def to_output_stamp(self, stamp_vehicle_ns: int) -> int | None:
-        """Vehicle-clock stamp + output_stamp_offset, in common time; None while no time reference has arrived.
+        """Vehicle-clock stamp + :meth:`output_offset_ns`, in common time; None while no time reference has
+        arrived.
 
         A stamp in the wrong clock would be fused at the wrong time, so such a cycle is dropped.
         """
-        stamp = int(stamp_vehicle_ns) + self.cfg.output_stamp_offset_ns
+        stamp = int(stamp_vehicle_ns) + self.output_offset_ns()
         if self.clock_fit is None:
             return stamp
         if self.clock_fit.n_samples == 0:
@@ -253,7 +279,7 @@ class VehicleCore:
         # Moving objects are drawn where they are at the output stamp, the moment the cycle describes.
         return self.pipeline.process(sset.stamp_ns, self.poses, lidar=members.get('lidar'),
                                      radar=members.get('radar'), camera=members.get('camera'),
-                                     draw_at_vehicle_ns=int(sset.stamp_ns) + self.cfg.output_stamp_offset_ns)
+                                     draw_at_vehicle_ns=int(sset.stamp_ns) + self.output_offset_ns())
 
     def _submit(self, sset: SyncSet, now_ns: int, step: Step) -> None:
         """Queue a set until odometry covers its stamps (or went silent: core.vehicle.pose_wait); sets keep order."""

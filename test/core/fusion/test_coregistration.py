@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.fusion.coregistration import (CoregConfig, CoregResult, apply_correction,
                                                     estimate_offset, estimate_std_m, occupied_points,
-                                                    persistent_points, register_platoon)
+                                                    persistent_points, register_platoon, scene_span_m)
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec, prob_to_logodds
 
@@ -108,8 +108,20 @@ def test_a_noisy_fit_on_one_car_is_not_applied(seed):
     assert not r.accepted
     assert r.reason.startswith('imprecise fit: standard deviation'), r.reason
     loose = estimate_offset(vehicle, reference, CoregConfig(min_points=10, max_correspondence_m=2.0,
-                                                            max_rmse_m=0.35, max_std_m=100.0), pivot_xy=pivots)
+                                                            max_rmse_m=0.35, max_std_m=100.0, min_span_m=0.0),
+                            pivot_xy=pivots)
     assert loose.accepted, loose.reason
+    # Precise enough, but still one car (its cells span 4 m): not applied either.
+    small = estimate_offset(vehicle, reference, CoregConfig(min_points=10, max_correspondence_m=2.0,
+                                                            max_rmse_m=0.35, max_std_m=100.0), pivot_xy=pivots)
+    assert not small.accepted
+    assert small.reason.startswith('small scene: the matched static cells span '), small.reason
+    assert float(small.reason.split('span ')[1].split(' m')[0]) < 4.5
+
+
+def test_scene_span_is_the_extent_along_the_principal_direction():
+    assert scene_span_m(np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])) == pytest.approx(10.0)
+    assert scene_span_m(np.array([[1.0, 1.0]])) == 0.0
 
 
 def test_estimate_std_of_a_point_to_point_fit():

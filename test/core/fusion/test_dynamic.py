@@ -279,3 +279,28 @@ def test_a_moving_object_is_drawn_one_cell_thinner_on_the_sensor_side():
     assert layers[False][:, 0].min() == pytest.approx(25.1)
     assert layers[True][:, 0].min() == pytest.approx(25.3)
     assert len(layers[False]) - len(layers[True]) == 9
+
+
+@pytest.mark.parametrize('yaw_deg', [0.0, 30.0, -120.0])
+def test_faces_are_thinned_on_the_sensor_side_on_a_turned_grid_far_from_the_map_origin(yaw_deg):
+    # The same scene in the grid's own frame (a block [1025, 1029] x [1, 2.8], sensor at (1000, 1.9)
+    # behind it, 25 m/s along the grid's x), on a grid turned by yaw in map: the rear column is thinned.
+    yaw = np.radians(yaw_deg)
+    spec = GridSpec(1000.0, -4.0, RES, 400, 40, yaw)
+    xs, ys = spec.cell_centers()
+    road = np.array([np.cos(yaw), np.sin(yaw)])
+    layer = DynamicLayer(DynamicConfig(sweep_phase=False))
+    for k in range(3):
+        x0 = 1020.0 + 2.5 * k
+        box = (xs[None, :] >= x0) & (xs[None, :] < x0 + 4.0) & (ys[:, None] >= 1.0) & (ys[:, None] < 2.8)
+        lin = np.where(box, L_HIT, np.float32(0.0)).astype(np.float32)
+        targets = spec.to_map_frame(np.array([[x0 + 0.1, 1.3], [x0 + 0.1, 1.9], [x0 + 0.1, 2.5]]))
+        sensor = spec.to_map_frame(np.array([x0 - 20.0, 1.9]))
+        los = targets - sensor
+        v_r = 25.0 * (los @ road) / np.linalg.norm(los, axis=1)
+        radar = RadarTargets(T0 + k * 100 * MS, np.column_stack([targets, v_r]), sensor)
+        layer.split('v1', spec, lin, box, T0 + k * 100 * MS, float(yaw), radar=radar, sensor_xy=sensor)
+    cells = spec.to_grid_frame(layer.objects()[-1].cells_xy)
+    assert cells[:, 0].min() == pytest.approx(1025.3)            # the rear column (1025.1) is gone
+    assert cells[:, 1].min() == pytest.approx(1.1) and cells[:, 1].max() == pytest.approx(2.7)
+    assert len(cells) == 20 * 9 - 9

@@ -404,3 +404,25 @@ def test_hits_to_stamp_per_point_times_and_no_movers():
     # velocity (+10, 0) m/s in map: the first hit moves +0.5 m, the second (seen 50 ms late) -0.5 m.
     np.testing.assert_allclose(out, [[-19.5, 0.0], [-19.5, 0.0]])
     np.testing.assert_allclose(hits_to_stamp(hits, 0, None, 50_000_000), hits)
+
+
+def test_a_static_radar_detection_spreads_only_to_half_its_peak():
+    radar = default_radar_model()
+    l_hit = math.log(0.65 / 0.35)
+    points = np.array([[10.1, 0.1], [20.1, 0.1]])       # cells (ix 65, iy 50) and (ix 115, iy 50)
+    moving, moving_known = radar_evidence(SPEC, points, 0.6, radar)
+    # The first standing, the second moving: the moving one keeps its 3-sigma spread, as with no mask.
+    mixed, mixed_known = radar_evidence(SPEC, points, 0.6, radar, static=np.array([True, False]))
+    assert_array_equal(mixed[:, 90:], moving[:, 90:])
+    assert_array_equal(mixed_known[:, 90:], moving_known[:, 90:])
+    # The standing one: the same values where at least half the peak (0.2 m: 0.946, 0.6 m: 0.607 of it),
+    # nothing beyond (0.8 m: 0.41; the moving one reaches 1.2 m and more).
+    assert_allclose(mixed[50, 65], l_hit, rtol=1e-5)
+    near = mixed_known[:, :90]
+    assert_array_equal(mixed[:, :90][near], moving[:, :90][near])
+    assert (mixed[:, :90][near] >= 0.5 * l_hit * (1 - 1e-6)).all()
+    assert mixed_known[50, 65 + 3] and not mixed_known[50, 65 + 4] and moving_known[50, 65 + 6]
+    assert not mixed_known[:, :90][~moving_known[:, :90]].any()
+    assert 0 < near.sum() < moving_known[:, :90].sum() / 4
+    with pytest.raises(ConfigError, match=r'static must have shape \(2,\)'):
+        radar_evidence(SPEC, points, 0.6, radar, static=np.array([True]))
