@@ -151,15 +151,20 @@ def default_camera_model() -> SensorModel:
 
 # ---------------------------------------------------------------- validation --
 
-def _as_xy(xy: NDArray[np.floating], name: str) -> NDArray[np.float64]:
+def _xy_rows(xy: NDArray[np.floating], name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """``xy`` as (N, 2) float64 (empty: (0, 2)) and the (N,) mask of its finite rows."""
     arr = np.asarray(xy, dtype=np.float64)
     if arr.size == 0:
-        return np.zeros((0, 2))
+        return np.zeros((0, 2)), np.zeros(0, dtype=bool)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ConfigError(f'{name} must have shape (N, 2), got {arr.shape}')
     # x + y is non-finite exactly when x or y is (inf - inf and anything + nan are nan).
     with np.errstate(invalid='ignore'):
-        finite = np.isfinite(arr[:, 0] + arr[:, 1])
+        return arr, np.isfinite(arr[:, 0] + arr[:, 1])
+
+
+def _as_xy(xy: NDArray[np.floating], name: str) -> NDArray[np.float64]:
+    arr, finite = _xy_rows(xy, name)
     return arr if finite.all() else arr[finite]
 
 
@@ -403,19 +408,13 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     """
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
-    hits = np.asarray(hits_xy, dtype=np.float64)
-    fixed = np.zeros(len(hits) if hits.ndim == 2 else 0, dtype=bool)
-    if static is not None:
+    hits, finite = _xy_rows(hits_xy, 'hits_xy')
+    fixed = np.zeros(len(hits), dtype=bool)
+    if static is not None and len(hits):
         fixed = np.asarray(static, dtype=bool).reshape(-1)
-        if hits.size and fixed.shape != (len(hits),):
+        if fixed.shape != (len(hits),):
             raise ConfigError(f'radar static must have shape ({len(hits)},), got {fixed.shape}')
-    if hits.size:
-        if hits.ndim != 2 or hits.shape[1] != 2:
-            raise ConfigError(f'hits_xy must have shape (N, 2), got {hits.shape}')
-        finite = np.isfinite(hits[:, 0] + hits[:, 1])
-        hits, fixed = hits[finite], fixed[finite]
-    else:
-        hits, fixed = np.zeros((0, 2)), np.zeros(0, dtype=bool)
+    hits, fixed = hits[finite], fixed[finite]
     if origin_xy is not None:
         d = hits - _as_origin(origin_xy)
         r = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
