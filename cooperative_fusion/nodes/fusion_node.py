@@ -137,16 +137,12 @@ class FusionNode(BaseNode):
     def _on_odom(self, vid: str, raw: Odometry | bytes) -> None:
         try:
             msg = as_odometry(raw)              # bytes live, a message object from the lock-step runner
-        except MessageFormatError as exc:
-            self.drop(vid, InputDrop.MALFORMED_ODOM, str(exc))
-            return
-        if self._wrong_frame(vid, msg.header.frame_id, 'odometry', InputDrop.FRAME):
-            return
-        cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]
-        cov_ok = covariance_is_psd(cov_xy)
-        if not cov_ok:
-            msg.pose.covariance = [0.0] * 36      # the pose itself is still good
-        try:
+            if self._wrong_frame(vid, msg.header.frame_id, 'odometry', InputDrop.FRAME):
+                return
+            cov_xy = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)[:2, :2]
+            cov_ok = covariance_is_psd(cov_xy)
+            if not cov_ok:
+                msg.pose.covariance = [0.0] * 36      # the pose itself is still good
             pose = odometry_to_pose(msg)
         except MessageFormatError as exc:
             self.drop(vid, InputDrop.MALFORMED_ODOM, str(exc))
@@ -178,12 +174,8 @@ class FusionNode(BaseNode):
     def _on_radar(self, vid: str, raw: PointCloud2 | bytes) -> None:
         try:
             msg = as_point_cloud2(raw)          # bytes live, a message object from the lock-step runner
-        except MessageFormatError as exc:
-            self.drop(vid, InputDrop.MALFORMED_RADAR, str(exc))
-            return
-        if self._wrong_frame(vid, msg.header.frame_id, 'radar targets', InputDrop.MALFORMED_RADAR):
-            return
-        try:
+            if self._wrong_frame(vid, msg.header.frame_id, 'radar targets', InputDrop.MALFORMED_RADAR):
+                return
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
         except MessageFormatError as exc:
             self.drop(vid, InputDrop.MALFORMED_RADAR, str(exc))
