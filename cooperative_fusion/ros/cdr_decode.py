@@ -136,13 +136,8 @@ class OccupancyGridView:
         self.header, self.info, self.data = header, info, data
 
 
-class Vector3:
-    """``geometry_msgs/Vector3`` fields ``x``, ``y``, ``z`` (float64)."""
-
-    __slots__ = ('x', 'y', 'z')
-
-    def __init__(self, x: float, y: float, z: float) -> None:
-        self.x, self.y, self.z = x, y, z
+#: ``geometry_msgs/Vector3``: the same fields as :class:`Point` (``x``, ``y``, ``z``, float64).
+Vector3 = Point
 
 
 class PoseWithCovariance:
@@ -245,6 +240,14 @@ class _Reader:
         self._need(size, field)
         self.pos += size
         return self.view[self.pos - size:self.pos]
+
+    def doubles(self, count: int, field: str) -> np.ndarray:
+        """``count`` float64 (8-aligned) as a read-only array over the received bytes, no copy."""
+        self.align(8)
+        self._need(8 * count, field)
+        values = np.frombuffer(self.view, dtype=self.structs.f8, count=count, offset=self.pos)
+        self.pos += 8 * count
+        return values
 
     def header(self) -> Header:
         sec, nanosec = self.unpack(self.structs.time, 4, 'header.stamp')
@@ -350,10 +353,7 @@ def decode_odometry(raw: RawBytes) -> OdometryView:
     r = _Reader(raw, 'Odometry')
     header = r.header()
     child_frame_id = r.string('child_frame_id')
-    r.align(8)
-    r._need(8 * _ODOM_DOUBLES, 'pose/twist')
-    values = np.frombuffer(r.view, dtype=r.structs.f8, count=_ODOM_DOUBLES, offset=r.pos)
-    r.pos += 8 * _ODOM_DOUBLES
+    values = r.doubles(_ODOM_DOUBLES, 'pose/twist')
     _check_end(r)
     px, py, pz, qx, qy, qz, qw = values[:7].tolist()
     lx, ly, lz, ax, ay, az = values[43:49].tolist()
