@@ -25,6 +25,7 @@ from .config import TwinNodeConfig
 from .conflicts import Advisory
 from .inputs import RadarInputConfig, TwinInputs
 from .mirror import PERIOD_WINDOW, GridMirror
+from .prediction import probability_to_percent
 from .self_check import SelfCheck
 from .twin_core import TwinCore, TwinResult
 from .warnings import TwinWarning, advisory_of_base_link, warning_of
@@ -164,7 +165,9 @@ class EdgeTwin:
         self.cycles += 1
         predicted = []
         for h, prob in result.grids.items():
-            percent = np.rint(np.float32(100.0) * prob).astype(np.int8)
+            percent = result.percent.get(h)
+            if percent is None:
+                percent = probability_to_percent(prob)
             predicted.append(PredictedGrid(h, stamp + int(round(h * _NS_PER_S)), percent))
             if cfg.self_check:
                 self.self_check.expect(h, predicted[-1].target_ns, spec, percent)

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
 from ..road import RoadModel
-from .idm import IdmParams, desired_speeds, check_no_nan, idm_acceleration_unchecked, idm_step
+from .idm import MIN_GAP_M, IdmParams, check_no_nan, desired_speeds
 from .tracking import OrientedBox, Track
 
 
@@ -533,44 +533,78 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     collided: NDArray[np.bool_] | None = None          # np.isfinite(collision), once a vehicle has touched
     rows = np.arange(nv)
     obstacles_ignored = True
-    # Constant over the steps.
+    # Constant over the steps. The loop is the IDM of idm.py (idm_acceleration_unchecked, idm_step) written out,
+    # the same arithmetic in the same order, with what does not change hoisted out of it (a call per
+    # operation on a few vehicles is what the rollout costs).
     half_pred, lead_pred = half[pred_safe], np.where(has_pred, pred, -1)
-    not_own, touch_pred = ~own, has_pred & pred_across
+    touch_pred = has_pred & pred_across
+    half_col = half[:, None]
+    lane_own = in_lane & ~own[None]                            # (S+1, V, K) in the lane and not the vehicle's own
+    lane_across = lane_own & across
+    idm, dt, max_decel = cfg.idm, cfg.dt_s, cfg.max_decel_mps2
+    a_max, delta, headway, s0 = idm.a_max, idm.delta, idm.time_headway_s, idm.s0_m
+    two_sqrt_ab = 2.0 * math.sqrt(idm.a_max * idm.b_comf)
+    gaps = np.empty((n_steps + 1, nv))                         # checked for NaN after the loop (idm.check_no_nan)
+    nk = len(obstacles)
+    in_path_any = False
     for k in range(n_steps + 1):
         x, v = xs[k], vs[k]
         gap = np.where(has_pred, xs[k, pred_safe] - half_pred - x - half, np.inf)
         touch = touch_pred & (gap <= 0)
         v_lead = np.where(has_pred, vs[k, pred_safe], v)
         lead = lead_pred
-        if len(obstacles):
-            dx = ox[k][None, :] - x[:, None]
-            g_all = dx - o_half[k][None, :] - half[:, None]
+        if nk:
+            dx = ox[k] - x[:, None]
             # In the path: ahead of the centre, or still overlapping after having been in the path.
-            in_path = in_lane[k] & not_own & ((dx > 0) | (in_path & (dx + o_half[k][None, :] + half[:, None] > 0)))
-            g_obs = np.where(in_path, g_all, np.inf)
-            obstacle_touch = (in_path & across[k] & (g_all <= 0)).any(axis=1)
-            touch |= obstacle_touch
-            j = np.argmin(g_obs, axis=1)
-            g_min = g_obs[rows, j]
-            closer = g_min < gap
-            closer_any = bool(closer.any())
-            obstacles_ignored &= not (closer_any or obstacle_touch.any())
-            if closer_any:                  # else gap, v_lead and lead stay as they are
-                gap = np.where(closer, g_min, gap)
-                v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
-                lead = np.where(closer, nv + j, lead)
+            if in_path_any:
+                in_path = lane_own[k] & ((dx > 0) | (in_path & (dx + o_half[k] + half_col > 0)))
+            else:
+                in_path = lane_own[k] & (dx > 0)
+            in_path_any = bool(in_path.any())
+            if in_path_any:                 # else nothing is in a path: gap, v_lead and lead stay as they are
+                g_all = dx - o_half[k] - half_col
+                g_obs = np.where(in_path, g_all, np.inf)
+                obstacle_touch = (lane_across[k] & in_path & (g_all <= 0)).any(axis=1)
+                touch |= obstacle_touch
+                closer = g_obs.min(axis=1) < gap
+                closer_any = bool(closer.any())
+                obstacles_ignored &= not (closer_any or obstacle_touch.any())
+                if closer_any:
+                    j = np.argmin(g_obs, axis=1)
+                    gap = np.where(closer, g_obs[rows, j], gap)
+                    v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
+                    lead = np.where(closer, nv + j, lead)
         if touch.any():
             collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
             collided = np.isfinite(collision)
         leader[k] = lead
-        check_no_nan(v, gap)
-        acc[k] = np.maximum(np.minimum(idm_acceleration_unchecked(v, v_lead, gap, cfg.idm, v0_checked), lead_brake),
-                            -cfg.max_decel_mps2)
+        gaps[k] = gap
+        # idm_acceleration_unchecked
+        v_pos = np.maximum(v, 0.0)
+        free = a_max * (1.0 - (v_pos / v0_checked) ** delta)
+        finite = np.isfinite(gap)
+        dv = v_pos - np.where(finite, v_lead, v)
+        s_star = s0 + np.maximum(0.0, v_pos * headway + v_pos * dv / two_sqrt_ab)
+        interaction = (s_star / np.where(finite, np.maximum(gap, MIN_GAP_M), np.inf)) ** 2
+        a = np.maximum(np.minimum(free - a_max * interaction, lead_brake), -max_decel)
         # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
         if collided is not None:
-            acc[k] = np.where(collided, -cfg.max_decel_mps2, acc[k])
+            a = np.where(collided, -max_decel, a)
+        acc[k] = a
         if k < n_steps:
-            xs[k + 1], vs[k + 1] = idm_step(x, v, acc[k], cfg.dt_s)
+            # idm_step
+            v_new = v_pos + a * dt
+            stops = v_new < 0.0
+            x_new = x + v_pos * dt + 0.5 * a * dt * dt
+            if stops.any():
+                with np.errstate(divide='ignore', invalid='ignore'):
+                    x_stop = x - np.where(stops, v_pos * v_pos / (2.0 * np.where(stops, a, -1.0)), 0.0)
+                x_new = np.where(stops, x_stop, x_new)
+            xs[k + 1] = x_new
+            vs[k + 1] = np.maximum(v_new, 0.0)
+    if np.isnan(gaps).any() or np.isnan(vs).any():
+        k = int(np.argmax(np.isnan(gaps).any(axis=1) | np.isnan(vs).any(axis=1)))
+        check_no_nan(vs[k], gaps[k])
     return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
                    obstacles_ignored, road)
 
@@ -649,7 +683,14 @@ def _free_windows(spec: GridSpec, idx: NDArray[np.int64], r0: NDArray[np.int64],
     v = c3 * dy[:, :, None] - s3 * dx[:, None, :]
     hl = (0.5 * length[idx] / sigma[idx]).astype(f32)[:, None, None]
     hw = (0.5 * width[idx] / sigma[idx]).astype(f32)[:, None, None]
-    return f32(1.0) - (_phi(u + hl) - _phi(u - hl)) * (_phi(v + hw) - _phi(v - hw))
+    # The four CDF arguments u ± L/2, v ± W/2 in one array: one _phi call, the same values per element.
+    z = np.empty((4,) + u.shape, f32)
+    np.add(u, hl, out=z[0])
+    np.subtract(u, hl, out=z[1])
+    np.add(v, hw, out=z[2])
+    np.subtract(v, hw, out=z[3])
+    p = _phi(z)
+    return f32(1.0) - (p[0] - p[1]) * (p[2] - p[3])
 
 
 def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.floating],
@@ -664,43 +705,86 @@ def rasterise_boxes(spec: GridSpec, cx: NDArray[np.floating], cy: NDArray[np.flo
     done in one array), and
     boxes combine as independent: 1 − Π(1 − p).
     """
-    cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1)
-                                         for a in (cx, cy, length, width, yaw, sigma))
-    if spec.is_rotated:
-        # A grid turned by its yaw: rasterise in its own frame, where it is axis-aligned.
-        uv = spec.to_grid_frame(np.stack([cx, cy], axis=-1))
-        cx, cy, yaw, spec = uv[:, 0], uv[:, 1], yaw - spec.yaw, spec.aligned()
-    n = cx.shape[0]
-    if n == 0:
-        return np.zeros(spec.shape, np.float32)
-    if np.any(sigma <= 0):
-        raise ConfigError(f'box sigmas must be > 0 m, got {sigma.tolist()}')
-    res = spec.resolution
+    return rasterise_box_sets(spec, [(cx, cy, length, width, yaw, sigma)], window_sigmas)[0]
+
+
+def rasterise_box_sets(spec: GridSpec, sets: Sequence[tuple[NDArray[np.floating], ...]],
+                       window_sigmas: float = 3.0) -> list[NDArray[np.float32]]:
+    """:func:`rasterise_boxes` of each set of boxes (cx, cy, length, width, yaw, sigma) on one grid, one
+    (H, W) float32 grid per set, the same values; windows of about one size are batched across the sets
+    (the predicted grids of all horizons in a few arrays)."""
+    return [prob for prob, _ in _rasterise_sets(spec, sets, window_sigmas)]
+
+
+def probability_to_percent(prob: NDArray[np.float32]) -> NDArray[np.int8]:
+    """(H, W) int8 OccupancyGrid cells, round(100 · p), of float32 probabilities in [0, 1]."""
+    return np.rint(np.float32(100.0) * prob).astype(np.int8)
+
+
+def _rasterise_sets(spec: GridSpec, sets: Sequence[tuple[NDArray[np.floating], ...]], window_sigmas: float
+                    ) -> list[tuple[NDArray[np.float32], NDArray[np.int8]]]:
+    """(probability, :func:`probability_to_percent` of it) per set of :func:`rasterise_box_sets`; both are
+    computed over the boxes' windows only (every other cell is 0 in both)."""
+    prepared = []
+    for box_set in sets:
+        cx, cy, length, width, yaw, sigma = (np.asarray(a, dtype=np.float64).reshape(-1) for a in box_set)
+        grid = spec
+        if spec.is_rotated:
+            # A grid turned by its yaw: rasterise in its own frame, where it is axis-aligned.
+            uv = spec.to_grid_frame(np.stack([cx, cy], axis=-1))
+            cx, cy, yaw, grid = uv[:, 0], uv[:, 1], yaw - spec.yaw, spec.aligned()
+        if np.any(sigma <= 0):
+            raise ConfigError(f'box sigmas must be > 0 m, got {sigma.tolist()}')
+        prepared.append((cx, cy, length, width, yaw, sigma))
+    grid = spec.aligned() if spec.is_rotated else spec
+    sizes = [p[0].shape[0] for p in prepared]
+    if sum(sizes) == 0:
+        return [(np.zeros(grid.shape, np.float32), np.zeros(grid.shape, np.int8)) for _ in prepared]
+    cx, cy, length, width, yaw, sigma = (np.concatenate(col) for col in zip(*prepared))
+    res = grid.resolution
     c, s = np.cos(yaw), np.sin(yaw)
     ex = 0.5 * (np.abs(c) * length + np.abs(s) * width) + window_sigmas * sigma
     ey = 0.5 * (np.abs(s) * length + np.abs(c) * width) + window_sigmas * sigma
-    ix0 = np.floor((cx - ex - spec.origin_x) / res).astype(np.int64)
-    iy0 = np.floor((cy - ey - spec.origin_y) / res).astype(np.int64)
-    nx = np.floor((cx + ex - spec.origin_x) / res).astype(np.int64) - ix0 + 1
-    ny = np.floor((cy + ey - spec.origin_y) / res).astype(np.int64) - iy0 + 1
+    ix0 = np.floor((cx - ex - grid.origin_x) / res).astype(np.int64)
+    iy0 = np.floor((cy - ey - grid.origin_y) / res).astype(np.int64)
+    nx = np.floor((cx + ex - grid.origin_x) / res).astype(np.int64) - ix0 + 1
+    ny = np.floor((cy + ey - grid.origin_y) / res).astype(np.int64) - iy0 + 1
     # Each window clipped to the grid; windows of about one size (cars, trucks, ...) are batched.
     r0, c0 = np.maximum(iy0, 0), np.maximum(ix0, 0)
-    hy, hx = np.minimum(iy0 + ny, spec.height) - r0, np.minimum(ix0 + nx, spec.width) - c0
+    hy, hx = np.minimum(iy0 + ny, grid.height) - r0, np.minimum(ix0 + nx, grid.width) - c0
     on = np.nonzero((hy > 0) & (hx > 0))[0]
-    size_class = (-(-hy[on] // _SIZE_STEP)) * (spec.width + 1) - (-hx[on] // _SIZE_STEP)
+    size_class = (-(-hy[on] // _SIZE_STEP)) * (grid.width + 1) - (-hx[on] // _SIZE_STEP)
     windows: dict[int, NDArray[np.float32]] = {}
     for cls in np.unique(size_class):
         idx = on[size_class == cls]
-        free_obj = _free_windows(spec, idx, r0, c0, int(hy[idx].max()), int(hx[idx].max()),
+        free_obj = _free_windows(grid, idx, r0, c0, int(hy[idx].max()), int(hx[idx].max()),
                                  cx, cy, length, width, c, s, sigma)
-        for m, i in enumerate(idx):
-            windows[int(i)] = free_obj[m, :hy[i], :hx[i]]
-    # Accumulate the windows into the free-space product in object order (a float32
-    # product's rounding depends on its order).
-    free = np.ones(spec.shape, np.float32)
-    for i in on:
-        free[r0[i]:r0[i] + hy[i], c0[i]:c0[i] + hx[i]] *= windows[int(i)]
-    return np.float32(1.0) - free
+        for m, i in enumerate(idx.tolist()):
+            windows[i] = free_obj[m]
+    # Accumulate each set's windows into its free-space product in object order (a float32
+    # product's rounding depends on its order); then 1 - free and the percent cells, window by window
+    # (cells of overlapping windows are computed again, to the same values).
+    rows0, cols0, rows, cols = r0.tolist(), c0.tolist(), hy.tolist(), hx.tolist()
+    out, start, on_set = [], 0, set(on.tolist())
+    free = np.ones(grid.shape, np.float32)
+    f32_1, f32_100 = np.float32(1.0), np.float32(100.0)
+    for n in sizes:
+        cells = [(i, (slice(rows0[i], rows0[i] + rows[i]), slice(cols0[i], cols0[i] + cols[i])))
+                 for i in range(start, start + n) if i in on_set]
+        for i, win in cells:
+            free[win] *= windows[i][:rows[i], :cols[i]]
+        prob = np.zeros(grid.shape, np.float32)
+        percent = np.zeros(grid.shape, np.int8)
+        for _, win in cells:
+            np.subtract(f32_1, free[win], out=prob[win])
+        for _, win in cells:
+            scaled = np.multiply(f32_100, prob[win])
+            percent[win] = np.rint(scaled, out=scaled).astype(np.int8)
+        for _, win in cells:
+            free[win] = f32_1
+        out.append((prob, percent))
+        start += n
+    return out
 
 
 def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = None,
@@ -712,9 +796,13 @@ def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = 
     their sigma has no track term and grows by ``platoon_sigma_growth_mps``).
     Obstacles: sigma = sqrt(track_std² + (sigma0 + growth·h)²).
     """
-    cfg = cfg or ro.config
+    return predicted_grids_percent(ro, spec, cfg, include_platoon)[0]
+
+
+def _predicted_boxes(ro: Rollout, cfg: PredictionConfig, include_platoon: bool) -> list[tuple[NDArray, ...]]:
+    """Per output horizon, the boxes (cx, cy, length, width, yaw, sigma) of :func:`predicted_grids`."""
     p, o = ro.platoon, ro.obstacles
-    out: dict[float, NDArray[np.float32]] = {}
+    sets = []
     for h in cfg.output_horizons_s:
         k = ro.step_of(h)
         sig = cfg.sigma_at(h)
@@ -723,9 +811,18 @@ def predicted_grids(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = 
         if include_platoon and len(p):
             px, py, pyaw = ro.platoon_poses(k)
             parts.append((px, py, p.length, p.width, pyaw, np.full(len(p), cfg.platoon_sigma_at(h))))
-        cols = [np.concatenate(c) for c in zip(*parts)]
-        out[float(h)] = rasterise_boxes(spec, *cols, window_sigmas=cfg.window_sigmas)
-    return out
+        sets.append(tuple(np.concatenate(c) for c in zip(*parts)))
+    return sets
+
+
+def predicted_grids_percent(ro: Rollout, spec: GridSpec, cfg: PredictionConfig | None = None,
+                            include_platoon: bool = True
+                            ) -> tuple[dict[float, NDArray[np.float32]], dict[float, NDArray[np.int8]]]:
+    """:func:`predicted_grids` and their OccupancyGrid cells (:func:`probability_to_percent`), keyed by horizon."""
+    cfg = cfg or ro.config
+    grids = _rasterise_sets(spec, _predicted_boxes(ro, cfg, include_platoon), cfg.window_sigmas)
+    return ({float(h): prob for h, (prob, _) in zip(cfg.output_horizons_s, grids)},
+            {float(h): percent for h, (_, percent) in zip(cfg.output_horizons_s, grids)})
 
 
 def _known_pairs(pred_prob: NDArray[np.floating], observed_percent: NDArray[np.integer]

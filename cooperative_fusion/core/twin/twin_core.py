@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..grid import GridSpec
 from ..road import RoadConfig, RoadModel, RoadTracker
 from .prediction import (ObstacleState, PlatoonState, PredictionConfig, Rollout, along_road_half_length,
-                         predicted_grids, rollout, velocity_variance_along)
+                         predicted_grids_percent, rollout, velocity_variance_along)
 from .tracking import Detections, MultiObjectTracker, Track, TrackerConfig, associate_radar, extract_detections
 
 
@@ -86,7 +86,8 @@ class TwinConfig:
 
 @dataclass(frozen=True)
 class TwinResult:
-    """Everything one cycle produced. grids : horizon (s) -> (H, W) float32 probabilities on the input grid."""
+    """Everything one cycle produced. grids : horizon (s) -> (H, W) float32 probabilities on the input grid;
+    percent : horizon (s) -> the same as (H, W) int8 OccupancyGrid cells (prediction.probability_to_percent)."""
 
     stamp_ns: int
     detections: Detections
@@ -95,6 +96,7 @@ class TwinResult:
     grids: dict[float, NDArray[np.float32]]
     conflicts: list[Conflict]
     advisories: dict[str, Advisory]
+    percent: dict[float, NDArray[np.int8]] = field(default_factory=dict)
 
 
 def mature_tracks(tracks: list[Track], cfg: ConflictConfig, road: RoadModel | None = None) -> NDArray[np.bool_]:
@@ -197,11 +199,11 @@ class TwinCore:
             obstacles = pieces_move_together(obstacles, np.array([t.hits for t in tracks], np.int64), cfg.piece_gap_m,
                                              cfg.piece_across_m)
         ro = rollout(platoon.in_road(road), obstacles, cfg.prediction, road=road)
-        grids = predicted_grids(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
+        grids, percent = predicted_grids_percent(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
         mature = mature_tracks(tracks, cfg.conflicts, road)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)
         # Advice along the road (x = s), then its poses and the conflicts' points in map.
         advisories = {c.vehicle_id: advisory_in_map(advise(ro.platoon.vehicle(c.vehicle_id), c, cfg.conflicts), road)
                       for c in conflicts}
         conflicts = [conflict_in_map(c, road) for c in conflicts]
-        return TwinResult(int(stamp_ns), dets, tracks, ro, grids, conflicts, advisories)
+        return TwinResult(int(stamp_ns), dets, tracks, ro, grids, conflicts, advisories, percent)

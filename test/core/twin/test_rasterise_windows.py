@@ -57,3 +57,40 @@ def test_boxes_all_off_the_grid_leave_it_free() -> None:
     got = rasterise_boxes(spec, np.array([-30.0, 50.0]), np.array([2.0, 2.0]), np.array([4.0, 4.0]),
                           np.array([2.0, 2.0]), np.zeros(2), np.array([0.3, 0.3]))
     np.testing.assert_array_equal(got, np.zeros(spec.shape, np.float32))
+
+
+@pytest.mark.parametrize('rotated', [False, True])
+def test_box_sets_equal_each_set_on_its_own(rotated: bool) -> None:
+    from cooperative_fusion.core.twin.prediction import rasterise_box_sets
+    rng = np.random.default_rng(3)
+    spec = GridSpec(-20.0, -10.0, 0.2, 300, 100, yaw=0.3 if rotated else 0.0)
+    sets = []
+    for n in (5, 0, 12, 1):
+        sets.append((rng.uniform(-35.0, 55.0, n), rng.uniform(-18.0, 18.0, n), rng.uniform(0.5, 12.0, n),
+                     rng.uniform(0.5, 2.6, n), rng.uniform(-np.pi, np.pi, n), rng.uniform(0.05, 2.0, n)))
+    got = rasterise_box_sets(spec, sets)
+    assert len(got) == len(sets)
+    for g, box_set in zip(got, sets):
+        np.testing.assert_array_equal(g, rasterise_boxes(spec, *box_set))
+        if len(box_set[0]):
+            np.testing.assert_array_equal(g, _one_padded_batch(spec.aligned() if rotated else spec,
+                                                               *_in_grid_frame(spec, box_set)))
+    assert got[1].shape == spec.shape and not got[1].any()
+
+
+def _in_grid_frame(spec: GridSpec, box_set):
+    cx, cy, length, width, yaw, sigma = box_set
+    uv = spec.to_grid_frame(np.stack([cx, cy], axis=-1))
+    return uv[:, 0], uv[:, 1], length, width, yaw - spec.yaw, sigma
+
+
+def test_percent_cells_equal_the_conversion_of_the_whole_grid() -> None:
+    from cooperative_fusion.core.twin.prediction import _rasterise_sets, probability_to_percent
+    rng = np.random.default_rng(5)
+    spec = GridSpec(-20.0, -10.0, 0.2, 300, 100)
+    sets = [(rng.uniform(-35.0, 55.0, n), rng.uniform(-18.0, 18.0, n), rng.uniform(0.5, 12.0, n),
+             rng.uniform(0.5, 2.6, n), rng.uniform(-np.pi, np.pi, n), rng.uniform(0.05, 2.0, n)) for n in (8, 20, 0)]
+    for prob, percent in _rasterise_sets(spec, sets, 3.0):
+        assert percent.dtype == np.int8
+        np.testing.assert_array_equal(percent, probability_to_percent(prob))
+        np.testing.assert_array_equal(percent, np.rint(np.float32(100.0) * prob).astype(np.int8))
