@@ -41,13 +41,18 @@ def overlap(a: GridSpec, b: GridSpec) -> tuple[tuple[slice, slice], tuple[slice,
     return (slice(y0, y1), slice(x0, x1)), (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
 
 
-def _iou_brier(p: NDArray[np.float32], o: NDArray[np.float32], threshold: float = 0.5) -> tuple[float, float]:
-    """:func:`.prediction.iou` and :func:`.prediction.brier` (the same arithmetic) of the predicted and
-    observed probabilities (K,) of the observed cells."""
-    a, b = p >= threshold, o >= threshold
-    union = int(np.count_nonzero(a | b))
-    iou = float(np.count_nonzero(a & b)) / union if union else float('nan')
-    brier = float(np.mean((p - b) ** 2)) if p.size else float('nan')
+#: Percent cells at or above this are occupied at the 0.5 threshold: float32(c) / 100 >= 0.5 exactly when c >= 50.
+_OCCUPIED_PERCENT = 50
+
+
+def _iou_brier_percent(predicted: NDArray[np.int8], occupied: NDArray[np.bool_]) -> tuple[float, float]:
+    """:func:`.prediction.iou` and :func:`.prediction.brier` (threshold 0.5, the same arithmetic) of predicted
+    percent cells (K,) int8 against the observed cells' occupancy (K,) bool (percent >= 50), over observed cells."""
+    a = predicted >= _OCCUPIED_PERCENT
+    union = int(np.count_nonzero(a | occupied))
+    iou = float(np.count_nonzero(a & occupied)) / union if union else float('nan')
+    p = predicted.astype(np.float32) / np.float32(100.0)
+    brier = float(np.mean((p - occupied) ** 2)) if p.size else float('nan')
     return iou, brier
 
 
@@ -93,7 +98,7 @@ class SelfCheck:
             if stamp_ns - target > half:
                 self.missed += len(entries)
                 continue
-            observed: dict[tuple, tuple[NDArray[np.bool_], NDArray[np.float32]]] = {}
+            observed: dict[tuple, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
             for e in entries:
                 try:
                     ov = overlap(spec, e.spec) if e.spec != spec else ((slice(None),) * 2, (slice(None),) * 2)
@@ -106,14 +111,14 @@ class SelfCheck:
                 if key not in observed:
                     obs = cells[ov[0]]
                     known = (obs >= 0) & (obs <= 100)
-                    observed[key] = known, obs[known].astype(np.float32) / 100.0
-                known, o = observed[key]
+                    observed[key] = known, obs[known] >= _OCCUPIED_PERCENT
+                known, occupied = observed[key]
                 percent = e.percent[ov[1]]
                 if percent.shape != known.shape:
                     raise MessageFormatError(f'predicted grid shape {percent.shape} does not match observed '
                                              f'{known.shape}')
                 scores = self._scores.setdefault(e.horizon_s, self._new_scores())
-                iou, brier = _iou_brier(percent[known].astype(np.float32) / np.float32(100.0), o)
+                iou, brier = _iou_brier_percent(percent[known], occupied)
                 scores['iou'].append(iou)
                 scores['brier'].append(brier)
 
