@@ -8,7 +8,7 @@ Subscribes ``/cooperative/grid`` (latched) and per vehicle ``/<v>/odom``,
 and, on a timer, its health in ``/diagnostics`` (status ``twin_node``).
 The work is :class:`~..core.twin.edge.EdgeTwin`'s; bad input is a counted drop
 (``drops.<source>.<cause>``, sources ``grid``, ``odom``, ``time_reference``,
-``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid and odometry are subscribed raw
+``radar``, ``cycle``: see ``ros/node.py``), logged, never fatal. The grid, odometry and radar targets are subscribed raw
 (CDR bytes decoded by ``ros/cdr_decode.py``; message objects, as the lock-step runner hands them, too).
 
 Run: ``twin_node --ros-args --params-file config/twin.yaml -p platoon_file:=config/platoon.yaml``
@@ -32,7 +32,7 @@ from ..core.platoon import OdomSample
 from ..core.platoon_config import NodeKind
 from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
-from ..ros.cdr_decode import as_occupancy_grid, as_odometry
+from ..ros.cdr_decode import as_occupancy_grid, as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
 from ..ros.grid import grid_from_msg, grid_to_msg
 from ..ros.markers import advisory_to_path, twin_markers
@@ -93,7 +93,8 @@ class TwinNode(BaseNode):
                                      self.guard('time_reference', self._time_ref_cb(v)), sq)
             if cfg.use_radar:
                 self.create_subscription(PointCloud2, t.for_vehicle(t.radar_targets, v),
-                                         self.guard('radar', self._radar_cb(v)), evidence_qos(cfg.state_depth))
+                                         self.guard('radar', self._radar_cb(v)), evidence_qos(cfg.state_depth),
+                                         raw=True)
         self.start_diagnostics(cfg.diagnostics_period_s)
         p = cfg.twin.prediction
         self.get_logger().info(
@@ -128,8 +129,9 @@ class TwinNode(BaseNode):
             self.edge.add_time_reference(vehicle_id, *time_reference_to_ns(msg))
         return on_time_reference
 
-    def _radar_cb(self, vehicle_id: str) -> Callable[[PointCloud2], None]:
-        def on_radar(msg: PointCloud2) -> None:
+    def _radar_cb(self, vehicle_id: str) -> Callable[[PointCloud2 | bytes], None]:
+        def on_radar(raw: PointCloud2 | bytes) -> None:
+            msg = as_point_cloud2(raw)
             if not self._frame_ok('radar', msg.header.frame_id):
                 return
             points, _ = cloud_to_array(msg, required=('x', 'y', 'velocity'))
