@@ -222,6 +222,18 @@ def _no_reaction(x0: NDArray[np.float64], v0: NDArray[np.float64], a0: NDArray[n
     return x0 + v0 * tb + 0.5 * a0 * tb * tb, v0 + a0 * tb
 
 
+def stays_in_path(in_lane: NDArray[np.bool_], ahead: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """(S+1, ...) bool: in_path[k] = in_lane[k] & (ahead[k] | in_path[k - 1]), in_path[0] = in_lane[0] & ahead[0].
+
+    Over all steps at once: in_path[k] holds when, within the stay in the lane that step k is in, an actor
+    was ahead at some step up to k.
+    """
+    n_ahead = np.cumsum(in_lane & ahead, axis=0)
+    # ahead-counts up to the last step out of the lane (0 before any)
+    before_stay = np.maximum.accumulate(np.where(in_lane, 0, n_ahead), axis=0)
+    return in_lane & (n_ahead > before_stay)
+
+
 def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
                    eligible: NDArray[np.bool_] | None = None) -> list[Conflict]:
     """At most one conflict per platoon vehicle (its worst), in platoon order. See the module doc.
@@ -281,10 +293,9 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
     in_lane = valid & (dy <= cfg.lane_half_width_m) & (dy < (0.5 * pl.width[:, None] + owide)[None])
     # In the path = in the lane, and ahead (rear past the front) when its stay in the lane began;
     # at the start also an actor the vehicle's box touches now (contact).
-    in_path = np.empty_like(in_lane)
-    in_path[0] = in_lane[0] & ((gap[0] > 0) | touching_ahead)
-    for k in range(1, t.shape[0]):
-        in_path[k] = in_lane[k] & ((gap[k] > 0) | in_path[k - 1])
+    ahead = gap > 0
+    ahead[0] |= touching_ahead
+    in_path = stays_in_path(in_lane, ahead)
     closing = pl.speed[None, :, None] - ovx
     # Slowest closing that counts, (V, K+1): for obstacles also closing_sigmas of their speed's std.
     min_closing = np.full((nv, nk + 1), cfg.min_closing_speed_mps)

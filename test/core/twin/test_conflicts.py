@@ -368,3 +368,17 @@ def test_a_narrow_piece_on_the_lane_line_is_passed_not_warned_about(y, expected)
     ob = replace(obstacle(pl.x[0] + LEN / 2 + 28.9 + 0.9, y=y, vx=10.0, length=1.8), width=np.array([0.8]))
     found = find_conflicts(rollout(pl, ob, PredictionConfig()))
     assert (found[0].level if found else None) is expected
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_stays_in_path_equals_the_step_by_step_recurrence(seed: int) -> None:
+    from cooperative_fusion.core.twin.conflicts import stays_in_path
+    rng = np.random.default_rng(seed)
+    shape = (51, 4, 9)
+    in_lane = rng.random(shape) < rng.uniform(0.3, 0.95)
+    ahead = rng.random(shape) < rng.uniform(0.05, 0.6)
+    want = np.empty_like(in_lane)
+    want[0] = in_lane[0] & ahead[0]
+    for k in range(1, shape[0]):
+        want[k] = in_lane[k] & (ahead[k] | want[k - 1])
+    np.testing.assert_array_equal(stays_in_path(in_lane, ahead), want)
