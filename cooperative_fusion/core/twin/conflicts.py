@@ -346,8 +346,12 @@ def find_conflicts(ro: Rollout, cfg: ConflictConfig | None = None,
         # braking), not from no reaction. Obstacles are left out there: braking for them is judged (and
         # propagated) as conflicts with them, not as one with the predecessor. (The required deceleration
         # stays kinematic: the IDM's own desired gap may differ from the platoon's.)
-        alone = nk == 0 or ro.obstacles_ignored
-        xr = ro.platoon_x if alone else rollout(pl, ObstacleState.empty(), ro.config).platoon_x
+        if nk == 0 or ro.obstacles_ignored:
+            xr = ro.platoon_x
+        elif ro.platoon_x_alone is not None:
+            xr = ro.platoon_x_alone
+        else:
+            xr = rollout(pl, ObstacleState.empty(), ro.config).platoon_x
         gap_r = np.where(has_pred[None, :], xr[:, ps] - half_v[ps][None, :] - xr - half_v[None, :], np.inf)
         touch = gap_r <= 0
         ttc[:, nk] = np.where(touch.any(axis=0) & in_path0[:, nk], t[np.argmax(touch, axis=0)], np.inf)

@@ -377,6 +377,8 @@ class Rollout:
         are exactly those of a rollout without obstacles (False: not known)
     road : the road whose coordinates (s, d, relative yaw) all of the above are in; None: ``map`` itself
         (:meth:`platoon_poses` and :meth:`obstacle_poses` give map poses either way)
+    platoon_x_alone : (S+1, V) platoon_x of the rollout of the platoon without the obstacles, when it was
+        asked for (``rollout(..., platoon_alone=True)``) and differs from platoon_x; else None
     """
 
     config: PredictionConfig
@@ -395,6 +397,7 @@ class Rollout:
     platoon_collision_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     obstacles_ignored: bool = False
     road: RoadModel | None = None
+    platoon_x_alone: NDArray[np.float64] | None = None
 
     def platoon_poses(self, k: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """(V,) map x, y, yaw of the platoon vehicles at step ``k``."""
@@ -474,7 +477,7 @@ def along_road_half_length(length: NDArray[np.floating], width: NDArray[np.float
 
 
 def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConfig | None = None,
-            road: RoadModel | None = None) -> Rollout:
+            road: RoadModel | None = None, platoon_alone: bool = False) -> Rollout:
     """Predict platoon (IDM) and obstacles (CV/CTRV) over ``cfg.horizon_s`` in steps of ``cfg.dt_s``.
 
     ``platoon`` and ``obstacles`` are in the coordinates of ``road`` (``PlatoonState.in_road``,
@@ -492,6 +495,10 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     speed (a cruise set point the twin cannot see), not ``idm.v0_mps``; a leader
     that brakes now (``platoon.accel`` < 0) keeps braking at that rate (bounded by
     ``max_decel_mps2``) unless the IDM brakes harder.
+
+    ``platoon_alone``: also roll the platoon out without the obstacles, in the same loop (a second copy of
+    each vehicle that no obstacle is in the path of: its rows are exactly those of
+    ``rollout(platoon, ObstacleState.empty(), cfg)``), as ``platoon_x_alone`` (None when nothing was in a path).
     """
     cfg = cfg or PredictionConfig()
     n_steps = cfg.steps
@@ -504,34 +511,42 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     o_wide = along_road_half_length(obstacles.width, obstacles.length, oyaw)      # (S+1, K) across the road
 
     nv = len(platoon)
-    xs = np.empty((n_steps + 1, nv))
-    vs = np.empty((n_steps + 1, nv))
-    acc = np.zeros((n_steps + 1, nv))
-    leader = np.full((n_steps + 1, nv), -1, np.int64)
-    xs[0], vs[0] = platoon.x, platoon.speed
     pred = platoon.predecessor
+    x0, y, speed, length, width, accel = platoon.x, platoon.y, platoon.speed, platoon.length, platoon.width, platoon.accel
+    copies = 2 if platoon_alone and len(obstacles) else 1
+    if copies == 2:
+        # Rows nv.. are the platoon again, followed by its own copies only (no obstacle is ever in their path).
+        pred = np.concatenate([pred, np.where(pred >= 0, pred + nv, -1)])
+        x0, y, speed, length, width, accel = (np.tile(a, 2) for a in (x0, y, speed, length, width, accel))
+    n_rows = copies * nv
+    xs = np.empty((n_steps + 1, n_rows))
+    vs = np.empty((n_steps + 1, n_rows))
+    acc = np.zeros((n_steps + 1, n_rows))
+    leader = np.full((n_steps + 1, n_rows), -1, np.int64)
+    xs[0], vs[0] = x0, speed
     has_pred = pred >= 0
     pred_safe = np.where(has_pred, pred, 0)
-    v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(platoon.speed, _MIN_CRUISE_MPS))
+    v0 = (np.where(has_pred, cfg.idm.v0_mps, np.maximum(speed, _MIN_CRUISE_MPS))
           if cfg.leader_keeps_speed else None)
     v0_checked = cfg.idm.v0_mps if v0 is None else desired_speeds(v0)
-    half = 0.5 * platoon.length
-    half_w = 0.5 * platoon.width
+    half = 0.5 * length
+    half_w = 0.5 * width
     # A leader braking now keeps braking (bounded); no bound for followers and a leader not braking.
-    lead_brake = np.where(has_pred | (platoon.accel >= 0), np.inf, np.maximum(platoon.accel, -cfg.max_decel_mps2))
+    lead_brake = np.where(has_pred | (accel >= 0), np.inf, np.maximum(accel, -cfg.max_decel_mps2))
     # Obstacles in each vehicle's lane: lanes are constant, obstacles move laterally.
-    dy = np.abs(oy[:, None, :] - platoon.y[None, :, None])                                  # (S+1, V, K)
+    dy = np.abs(oy[:, None, :] - y[None, :, None])                                          # (S+1, V, K)
     in_lane = dy <= cfg.lane_half_width_m
+    in_lane[:, nv:] = False                                                                  # the copies
     across = dy < o_wide[:, None, :] + half_w[None, :, None]                                 # boxes overlap across
-    pred_across = np.abs(platoon.y[pred_safe] - platoon.y) < half_w[pred_safe] + half_w
-    in_path = np.zeros((nv, len(obstacles)), bool)
+    pred_across = np.abs(y[pred_safe] - y) < half_w[pred_safe] + half_w
+    in_path = np.zeros((n_rows, len(obstacles)), bool)
     # An obstacle overlapping a vehicle's box at the start is a piece of that vehicle's own cells (or a contact
     # the conflicts judge): never that vehicle's leader here.
-    own = ((np.abs(ox[0][None, :] - platoon.x[:, None]) < o_half[0][None, :] + half[:, None])
-           & across[0]) if len(obstacles) else np.zeros((nv, 0), bool)
-    collision = np.full(nv, np.inf)
+    own = ((np.abs(ox[0][None, :] - x0[:, None]) < o_half[0][None, :] + half[:, None])
+           & across[0]) if len(obstacles) else np.zeros((n_rows, 0), bool)
+    collision = np.full(n_rows, np.inf)
     collided: NDArray[np.bool_] | None = None          # np.isfinite(collision), once a vehicle has touched
-    rows = np.arange(nv)
+    rows = np.arange(n_rows)
     obstacles_ignored = True
     # Constant over the steps. The loop is the IDM of idm.py (idm_acceleration_unchecked, idm_step) written out,
     # the same arithmetic in the same order, with what does not change hoisted out of it (a call per
@@ -544,7 +559,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     idm, dt, max_decel = cfg.idm, cfg.dt_s, cfg.max_decel_mps2
     a_max, delta, headway, s0 = idm.a_max, idm.delta, idm.time_headway_s, idm.s0_m
     two_sqrt_ab = 2.0 * math.sqrt(idm.a_max * idm.b_comf)
-    gaps = np.empty((n_steps + 1, nv))                         # checked for NaN after the loop (idm.check_no_nan)
+    gaps = np.empty((n_steps + 1, n_rows))                     # checked for NaN after the loop (idm.check_no_nan)
     nk = len(obstacles)
     in_path_any = False
     for k in range(n_steps + 1):
@@ -573,7 +588,7 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
                     j = np.argmin(g_obs, axis=1)
                     gap = np.where(closer, g_obs[rows, j], gap)
                     v_lead = np.where(closer, np.maximum(ovx[k, j], 0.0), v_lead)
-                    lead = np.where(closer, nv + j, lead)
+                    lead = np.where(closer, n_rows + j, lead)
         if touch.any():
             collision = np.where(touch & ~np.isfinite(collision), t[k], collision)
             collided = np.isfinite(collision)
@@ -602,11 +617,18 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
                 x_new = np.where(stops, x_stop, x_new)
             xs[k + 1] = x_new
             vs[k + 1] = np.maximum(v_new, 0.0)
-    if np.isnan(gaps).any() or np.isnan(vs).any():
-        k = int(np.argmax(np.isnan(gaps).any(axis=1) | np.isnan(vs).any(axis=1)))
-        check_no_nan(vs[k], gaps[k])
+    for cols in ((slice(0, nv), slice(nv, n_rows)) if copies == 2 else (slice(None),)):
+        bad = np.isnan(gaps[:, cols]).any(axis=1) | np.isnan(vs[:, cols]).any(axis=1)
+        if bad.any():
+            k = int(np.argmax(bad))
+            check_no_nan(vs[k, cols], gaps[k, cols])
+    alone = None
+    if copies == 2:
+        alone = None if obstacles_ignored else np.ascontiguousarray(xs[:, nv:])
+        xs, vs, acc, collision = (np.ascontiguousarray(a[..., :nv]) for a in (xs, vs, acc, collision))
+        leader = np.ascontiguousarray(np.where(leader[:, :nv] >= n_rows, leader[:, :nv] - nv, leader[:, :nv]))
     return Rollout(cfg, platoon, obstacles, t, xs, vs, acc, leader, ox, oy, oyaw, ovx, ovy, collision,
-                   obstacles_ignored, road)
+                   obstacles_ignored, road, alone)
 
 
 @dataclass(frozen=True)

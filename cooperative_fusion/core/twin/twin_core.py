@@ -198,7 +198,8 @@ class TwinCore:
         if cfg.pieces_move_together:
             obstacles = pieces_move_together(obstacles, np.array([t.hits for t in tracks], np.int64), cfg.piece_gap_m,
                                              cfg.piece_across_m)
-        ro = rollout(platoon.in_road(road), obstacles, cfg.prediction, road=road)
+        ro = rollout(platoon.in_road(road), obstacles, cfg.prediction, road=road,
+                     platoon_alone=cfg.conflicts.predecessor_reacts)
         grids, percent = predicted_grids_percent(ro, spec, cfg.prediction, include_platoon=cfg.include_platoon_in_grids)
         mature = mature_tracks(tracks, cfg.conflicts, road)
         conflicts = find_conflicts(ro, cfg.conflicts, mature)

@@ -96,3 +96,17 @@ def test_rollout_equals_the_loop_over_idm_functions(seed: int) -> None:
                       (ro.platoon_leader, leader), (ro.platoon_collision_s, collision)):
         np.testing.assert_array_equal(got, want)
     assert ro.obstacles_ignored == ignored
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_platoon_alone_in_the_same_loop_equals_its_own_rollout(seed: int) -> None:
+    pl, obs = _scene(np.random.default_rng(seed))
+    cfg = PredictionConfig()
+    both, single = rollout(pl, obs, cfg, platoon_alone=True), rollout(pl, obs, cfg)
+    for name in ('platoon_x', 'platoon_speed', 'platoon_accel', 'platoon_leader', 'platoon_collision_s'):
+        np.testing.assert_array_equal(getattr(both, name), getattr(single, name))
+    assert both.obstacles_ignored == single.obstacles_ignored and single.platoon_x_alone is None
+    if both.obstacles_ignored:
+        assert both.platoon_x_alone is None
+    else:
+        np.testing.assert_array_equal(both.platoon_x_alone, rollout(pl, ObstacleState.empty(), cfg).platoon_x)
