@@ -177,7 +177,7 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
         raise ConfigError(f'occupied_threshold must be in 1..100 percent, got {occupied_threshold}')
     if min_cells < 1:
         raise ConfigError(f'min_cells must be >= 1, got {min_cells}')
-    occupied = cells.astype(np.int16) >= occupied_threshold
+    occupied = cells >= np.int8(occupied_threshold)          # 1..100: exact in int8
     for box in exclude_boxes:
         hit = _box_mask(spec, box.dilated(exclude_margin_m))
         if hit is not None:
