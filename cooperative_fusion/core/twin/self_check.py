@@ -51,8 +51,14 @@ def _iou_brier_percent(predicted: NDArray[np.int8], occupied: NDArray[np.bool_])
     a = predicted >= _OCCUPIED_PERCENT
     union = int(np.count_nonzero(a | occupied))
     iou = float(np.count_nonzero(a & occupied)) / union if union else float('nan')
-    p = predicted.astype(np.float32) / np.float32(100.0)
-    brier = float(np.mean((p - occupied) ** 2)) if p.size else float('nan')
+    if not predicted.size:
+        return iou, float('nan')
+    # (p - b)^2 with p = percent / 100, in one float32 buffer (the same operations as the expression)
+    sq = predicted.astype(np.float32)
+    sq /= np.float32(100.0)
+    np.subtract(sq, occupied, out=sq)
+    np.square(sq, out=sq)
+    brier = float(np.mean(sq))
     return iou, brier
 
 
@@ -110,7 +116,7 @@ class SelfCheck:
                 key = tuple((sl.start, sl.stop) for sl in ov[0])
                 if key not in observed:
                     obs = cells[ov[0]]
-                    known = (obs >= 0) & (obs <= 100)
+                    known = obs.view(np.uint8) <= 100          # 0..100; -1 and other negatives are >= 128
                     observed[key] = known, obs[known] >= _OCCUPIED_PERCENT
                 known, occupied = observed[key]
                 percent = e.percent[ov[1]]
