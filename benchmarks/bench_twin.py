@@ -1,5 +1,6 @@
-"""Digital-twin prediction speed: 5 s rollout (dt 0.1 s) of 4 platoon vehicles and 20 tracks,
-predicted grids at 4 horizons on a 200 m x 30 m grid at 0.2 m, and the conflict search.
+"""Digital-twin prediction speed: 5 s rollout (dt 0.1 s) of 4 platoon vehicles and 20 tracks (with the
+platoon alone in the same loop, for the conflict search), predicted grids at 4 horizons on a 200 m x 30 m
+grid at 0.2 m (probabilities and OccupancyGrid cells), and the conflict search.
 
 Prints a reference measured in the same run (a fixed numpy workload) so runs on
 different machines compare by ratio, and ends with ``twin_ms=<x> speedup=<y>``
@@ -14,8 +15,8 @@ import numpy as np
 
 from cooperative_fusion.core.twin.conflicts import ConflictConfig, find_conflicts
 from cooperative_fusion.core.grid import GridSpec
-from cooperative_fusion.core.twin.prediction import (ObstacleState, PlatoonState, PredictionConfig, predicted_grids,
-                                                rollout)
+from cooperative_fusion.core.twin.prediction import (ObstacleState, PlatoonState, PredictionConfig,
+                                                     predicted_grids_percent, rollout)
 
 RUNS = 30
 
@@ -56,9 +57,9 @@ def main() -> None:
     parts = {'rollout': [], 'grids': [], 'conflicts': [], 'total': []}
     for _ in range(RUNS + 3):
         t0 = time.perf_counter()
-        ro = rollout(pl, obs, pcfg)
+        ro = rollout(pl, obs, pcfg, platoon_alone=ccfg.predecessor_reacts)     # as TwinCore.step
         t1 = time.perf_counter()
-        grids = predicted_grids(ro, spec, pcfg)
+        grids, _ = predicted_grids_percent(ro, spec, pcfg)                      # probabilities and cells
         t2 = time.perf_counter()
         conflicts = find_conflicts(ro, ccfg)
         t3 = time.perf_counter()
