@@ -512,7 +512,8 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
 
     nv = len(platoon)
     pred = platoon.predecessor
-    x0, y, speed, length, width, accel = platoon.x, platoon.y, platoon.speed, platoon.length, platoon.width, platoon.accel
+    x0, y, speed = platoon.x, platoon.y, platoon.speed
+    length, width, accel = platoon.length, platoon.width, platoon.accel
     copies = 2 if platoon_alone and len(obstacles) else 1
     if copies == 2:
         # Rows nv.. are the platoon again, followed by its own copies only (no obstacle is ever in their path).

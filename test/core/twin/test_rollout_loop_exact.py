@@ -80,7 +80,8 @@ def _scene(rng: np.random.Generator) -> tuple[PlatoonState, ObstacleState]:
     k = int(rng.integers(1, 12))
     # Obstacles ahead, among and behind the platoon, some stopped, some braking, some overlapping a vehicle.
     return pl, ObstacleState(np.arange(k), rng.uniform(-20.0, 200.0, k),
-                             rng.choice([-3.5, 0.0, 3.5], k) + rng.normal(0.0, 0.5, k), rng.choice([0.0, 10.0, 30.0], k),
+                             rng.choice([-3.5, 0.0, 3.5], k) + rng.normal(0.0, 0.5, k),
+                             rng.choice([0.0, 10.0, 30.0], k),
                              rng.normal(0.0, 0.5, k), rng.uniform(1.0, 12.0, k), rng.uniform(0.8, 2.5, k),
                              rng.normal(0.0, 0.1, k), np.zeros(k), np.full(k, 0.3),
                              ax=rng.choice([0.0, -6.0, 1.0], k), vy_std=rng.uniform(0.0, 1.0, k))
