@@ -62,6 +62,11 @@ from .morphology import nonzero_box
 
 #: Stamp of a cell that was never observed.
 NEVER_NS = np.iinfo(np.int64).min
+#: Fill of a cell entering the window: log-odds, observed, newest occupied stamp.
+_FILLS = (np.float32(0.0), False, NEVER_NS)
+#: Room kept around the window in its buffers on each side, as a share of its size: the window moves
+#: within it by a recentre that fills only the strips entering it (no copy of the kept cells).
+WINDOW_ROOM = 0.5
 
 
 class DropCause(str, Enum):
@@ -261,9 +266,7 @@ class CommonGrid:
     def __init__(self, config: FusionConfig) -> None:
         self.config = config
         self._spec = config.spec
-        self._l = np.zeros(config.spec.shape, dtype=np.float32)
-        self._observed = np.zeros(config.spec.shape, dtype=bool)
-        self._occ = np.full(config.spec.shape, NEVER_NS, dtype=np.int64)
+        self._allocate(config.spec)
         self._time_ns: int | None = None
         self._books = {vid: _Book() for vid in config.vehicle_weights}
         self._pending_stamps: list[int] = []
@@ -464,33 +467,64 @@ class CommonGrid:
         old = self._spec
         if abs(new_spec.yaw - old.yaw) > YAW_TOLERANCE_RAD and \
                 math.isclose(new_spec.resolution, old.resolution, rel_tol=1e-6):
-            self._l = resample_nearest(old, self._l, new_spec, np.float32(0.0))
-            self._observed = resample_nearest(old, self._observed, new_spec, False)
-            self._occ = resample_nearest(old, self._occ, new_spec, np.int64(NEVER_NS))
+            self._allocate(new_spec, resample_nearest(old, self._l, new_spec, np.float32(0.0)),
+                           resample_nearest(old, self._observed, new_spec, False),
+                           resample_nearest(old, self._occ, new_spec, np.int64(NEVER_NS)))
             self._spec = new_spec
             self.turns += 1
             return
         dx, dy = self._spec.lattice_offset(new_spec)   # new (0,0) in old cells
+        # The cells kept: [y0, y1) x [x0, x1) in old cells, [r0, r1) x [c0, c1) in new ones (empty: none).
+        x0, x1 = max(dx, 0), min(dx + new_spec.width, old.width)
+        y0, y1 = max(dy, 0), min(dy + new_spec.height, old.height)
+        kept = x0 < x1 and y0 < y1
+        r0, r1, c0, c1 = (y0 - dy, y1 - dy, x0 - dx, x1 - dx) if kept else (0, 0, 0, 0)
+        by, bx = self._at[0] + dy, self._at[1] + dx
+        buf_h, buf_w = self._buffers[0].shape
+        if 0 <= by <= buf_h - new_spec.height and 0 <= bx <= buf_w - new_spec.width:
+            # Within the room around the window: the kept cells stay where they are in the buffers,
+            # only the strips entering the window are filled.
+            self._at = (by, bx)
+            self._views(new_spec)
+            for a, fill in zip((self._l, self._observed, self._occ), _FILLS):
+                if not kept:
+                    a.fill(fill)
+                    continue
+                a[:r0] = fill
+                a[r1:] = fill
+                a[r0:r1, :c0] = fill
+                a[r0:r1, c1:] = fill
+            self._spec = new_spec
+            return
 
         def moved(a: NDArray, fill: float | int) -> NDArray:
-            x0, x1 = max(dx, 0), min(dx + new_spec.width, old.width)
-            y0, y1 = max(dy, 0), min(dy + new_spec.height, old.height)
-            if x0 >= x1 or y0 >= y1:
-                return np.full(new_spec.shape, fill, dtype=a.dtype)
-            # The kept cells copied once; only the strips entering the window are filled.
-            out = np.empty(new_spec.shape, dtype=a.dtype)
-            r0, r1, c0, c1 = y0 - dy, y1 - dy, x0 - dx, x1 - dx
-            out[r0:r1, c0:c1] = a[y0:y1, x0:x1]
-            out[:r0] = fill
-            out[r1:] = fill
-            out[r0:r1, :c0] = fill
-            out[r0:r1, c1:] = fill
+            out = np.full(new_spec.shape, fill, dtype=a.dtype)
+            if kept:
+                out[r0:r1, c0:c1] = a[y0:y1, x0:x1]
             return out
 
-        self._l = moved(self._l, 0.0)
-        self._observed = moved(self._observed, False)
-        self._occ = moved(self._occ, NEVER_NS)
+        self._allocate(new_spec, *(moved(a, fill) for a, fill in zip((self._l, self._observed, self._occ), _FILLS)))
         self._spec = new_spec
+
+    def _allocate(self, spec: GridSpec, logodds: NDArray[np.float32] | None = None,
+                  observed: NDArray[np.bool_] | None = None, occ: NDArray[np.int64] | None = None) -> None:
+        """New backing buffers with room (:data:`WINDOW_ROOM`) around a window of ``spec``'s shape in their
+        middle; the window's cells from the arrays given (default: never observed)."""
+        h, w = spec.shape
+        my, mx = int(math.ceil(WINDOW_ROOM * h)), int(math.ceil(WINDOW_ROOM * w))
+        shape = (h + 2 * my, w + 2 * mx)
+        self._buffers = (np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=bool),
+                         np.full(shape, NEVER_NS, dtype=np.int64))
+        self._at = (my, mx)
+        self._views(spec)
+        for view, a in zip((self._l, self._observed, self._occ), (logodds, observed, occ)):
+            if a is not None:
+                view[...] = a
+
+    def _views(self, spec: GridSpec) -> None:
+        """``_l``, ``_observed``, ``_occ``: the window of ``spec``'s shape at ``_at`` in the buffers."""
+        (by, bx), (h, w) = self._at, spec.shape
+        self._l, self._observed, self._occ = (b[by:by + h, bx:bx + w] for b in self._buffers)
 
     # ---------------------------------------------------------------- output
     def known_mask(self) -> NDArray[np.bool_]:
