@@ -452,7 +452,8 @@ class CommonGrid:
             np.putmask(L, fresh_free, reset)
         L += e
         np.clip(L, cfg.clamp_min, cfg.clamp_max, out=L)
-        np.maximum(occ, stamp_ns, out=occ, where=e >= c)
+        # occ := max(occ, s) where confident occupied (a masked copy: a masked maximum is ~10x slower)
+        np.copyto(occ, stamp_ns, where=(e >= c) & (occ < stamp_ns))
         self._observed[y0:y1, x0:x1] |= k
         return IntegrateResult(True, None, '', n_cells, float(weight), float(sigma_blur))
 
@@ -537,15 +538,18 @@ class CommonGrid:
         :func:`~cooperative_fusion.core.grid.logodds_to_percent` in one float32 buffer (``L`` is never NaN:
         integrate fuses finite evidence only, and a NaN would fail the known mask anyway).
         """
-        known = self.known_mask()
-        t = np.negative(self._l)
+        t = np.abs(self._l)
+        unknown = np.greater_equal(t, self.config.unknown_logodds)      # known_mask, then its complement
+        unknown &= self._observed
+        np.logical_not(unknown, out=unknown)
+        np.negative(self._l, out=t)
         np.exp(t, out=t)
         t += np.float32(1.0)
         np.divide(np.float32(1.0), t, out=t)
         t *= np.float32(100.0)
         np.rint(t, out=t)
         cells = t.astype(np.int8)
-        cells[~known] = -1
+        np.putmask(cells, unknown, np.int8(-1))
         return cells
 
     def latency_ms(self, publish_ns: int) -> NDArray[np.float64]:
@@ -626,14 +630,21 @@ def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArra
     """
     if not members:
         return logodds, known, 0
-    drop = np.zeros(spec.shape, dtype=bool)
+    hits = []          # (window, cells to drop in it): only the members' windows are looked at
     for x, y, yaw, fp in members:
         sl, body = member_box_window(spec, x, y, yaw, fp, margin_m, margin_behind_m)
-        drop[sl] |= body & known[sl] & (logodds[sl] > 0)     # NaN is not > 0, +inf is
-    n = int(np.count_nonzero(drop))
-    if n == 0:
+        hit = body & known[sl] & (logodds[sl] > 0)           # NaN is not > 0, +inf is
+        if hit.any():
+            hits.append((sl, hit))
+    if not hits:
         return logodds, known, 0
-    return np.where(drop, 0.0, logodds).astype(np.float32), known & ~drop, n
+    out_l = np.array(logodds, dtype=np.float32)
+    out_k = np.array(known, dtype=bool)
+    for sl, hit in hits:
+        out_l[sl][hit] = 0.0
+        out_k[sl][hit] = False
+    # Every dropped cell was known: the windows may overlap, so count what left the known mask.
+    return out_l, out_k, int(np.count_nonzero(known)) - int(np.count_nonzero(out_k))
 
 
 def draw_members(spec: GridSpec, cells: NDArray[np.int8],

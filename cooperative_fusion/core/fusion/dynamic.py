@@ -547,15 +547,33 @@ class DynamicLayer:
         all_ix, all_iy = spec.world_to_cell(np.concatenate([o.cells_xy for o in objects])
                                             + np.repeat(shift, sizes, axis=0))
         all_inside = spec.in_bounds(all_ix, all_iy)
+        # Per object: its cells inside the grid (count, index bounds), each bound in one pass over all.
+        owner = np.repeat(np.arange(len(objects)), sizes)
+        n_inside = np.bincount(owner[all_inside], minlength=len(objects)).tolist()
+        big = np.iinfo(np.int64).max
+        starts = np.cumsum([0, *sizes[:-1]])
+        nonempty = np.flatnonzero(np.asarray(sizes) > 0)
+        bounds = np.zeros((4, len(objects)), dtype=np.int64)
+        if nonempty.size:
+            seg = starts[nonempty]      # strictly increasing: each segment is one non-empty object's cells
+            bounds[0, nonempty] = np.minimum.reduceat(np.where(all_inside, all_ix, big), seg)
+            bounds[1, nonempty] = np.maximum.reduceat(np.where(all_inside, all_ix, -big), seg)
+            bounds[2, nonempty] = np.minimum.reduceat(np.where(all_inside, all_iy, big), seg)
+            bounds[3, nonempty] = np.maximum.reduceat(np.where(all_inside, all_iy, -big), seg)
+        ix_min, ix_max, iy_min, iy_max = bounds.tolist()
         ends = np.cumsum(sizes).tolist()
-        for o, start, stop in zip(objects, [0, *ends[:-1]], ends):
-            inside = all_inside[start:stop]
-            if not inside.any():
+        for j, (o, start, stop) in enumerate(zip(objects, starts.tolist(), ends)):
+            n = n_inside[j]
+            if n == 0:
                 continue
-            ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
-            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
-            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-            if near_drawn[iy, ix].mean() >= 0.5:
+            inside = all_inside[start:stop]
+            ix, iy = all_ix[start:stop], all_iy[start:stop]
+            if n < stop - start:
+                ix, iy = ix[inside], iy[inside]
+            x0, x1 = max(ix_min[j] - r, 0), min(ix_max[j] + r + 1, spec.width)
+            y0, y1 = max(iy_min[j] - r, 0), min(iy_max[j] + r + 1, spec.height)
+            # At least half its cells near drawn ones (nothing is near before the first draw).
+            if draws and 2 * np.count_nonzero(near_drawn[iy, ix]) >= n:
                 if o.source != 'radar':
                     continue                               # a tracked duplicate: no costlier test
                 near_as = drawn_as[y0:y1, x0:x1]
@@ -563,7 +581,7 @@ class DynamicLayer:
                 if not self._fuller_view(o, ix, iy, near_as, [owners[k - 1] for k in near], spec.width):
                     continue
                 replaced.update(near)
-            draws.append((ix, iy, o.percent[inside]))
+            draws.append((ix, iy, o.percent if n == stop - start else o.percent[inside]))
             owners.append(o.vehicle_id)
             drawn_as[iy, ix] = len(draws)
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)
