@@ -244,6 +244,18 @@ def logodds_to_percent(logodds: NDArray[np.floating], known: NDArray[np.bool_] |
 def percent_to_logodds(cells: NDArray[np.integer]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Inverse of :func:`logodds_to_percent`: log-odds (0 where unknown) and the known mask."""
     cells = np.asarray(cells)
+    if cells.dtype == np.int8:
+        # An OccupancyGrid's cells: a look-up of each of the 256 values, computed once the same way.
+        index = cells.view(np.uint8)
+        return np.take(_INT8_LOGODDS, index), np.take(_INT8_KNOWN, index)
+    return _percent_to_logodds(cells)
+
+
+def _percent_to_logodds(cells: NDArray[np.integer]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     known = (cells >= 0) & (cells <= 100)
     p = np.where(known, cells, 50).astype(np.float32) / 100.0
     return np.where(known, prob_to_logodds(p), 0.0).astype(np.float32), known
+
+
+#: :func:`percent_to_logodds` of every int8 value, indexed by its bits as uint8.
+_INT8_LOGODDS, _INT8_KNOWN = _percent_to_logodds(np.arange(256, dtype=np.uint8).view(np.int8))

@@ -119,3 +119,23 @@ def test_follow_yaw_steps_with_hysteresis(heading_deg, current_deg, expected_deg
     cur = None if current_deg is None else math.radians(current_deg)
     got = follow_yaw(math.radians(heading_deg), math.radians(2.0), cur, math.radians(0.5))
     assert math.degrees(got) == pytest.approx(expected_deg)
+
+
+@pytest.mark.parametrize('step', [1, 3])
+def test_percent_to_logodds_of_int8_cells_is_the_computed_value_bit_for_bit(step):
+    """int8 cells go through a look-up table: the same float32 bits as computing each value (any length,
+    strided too), for every int8 value."""
+    from cooperative_fusion.core.grid import _percent_to_logodds
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 33, 25_001):
+        cells = rng.integers(-128, 128, n * step).astype(np.int8)[::step]
+        got_l, got_k = percent_to_logodds(cells)
+        want_l, want_k = _percent_to_logodds(cells)
+        assert got_l.dtype == np.float32 and got_k.dtype == bool and got_l.shape == cells.shape
+        np.testing.assert_array_equal(got_l.view(np.uint32), want_l.view(np.uint32))
+        np.testing.assert_array_equal(got_k, want_k)
+    every = np.arange(-128, 128).astype(np.int8).reshape(16, 16)
+    got_l, got_k = percent_to_logodds(every)
+    assert got_l.shape == (16, 16)
+    np.testing.assert_array_equal(got_k.ravel(), (np.arange(-128, 128) >= 0) & (np.arange(-128, 128) <= 100))
+    assert got_l.ravel()[128 + 50] == 0.0 and got_l.ravel()[128 - 1] == 0.0 and got_l.ravel()[128 + 80] > 1.3

@@ -305,6 +305,13 @@ def occupied_components(occ: NDArray[np.bool_], grow_cells: int
     return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
 
 
+def _with_percent_of(new: MovingObject, old: MovingObject) -> MovingObject:
+    """``new`` (a copy of ``old`` with another age limit) holding ``old``'s percent if already converted."""
+    if 'percent' in old.__dict__:
+        new.__dict__['percent'] = old.__dict__['percent']      # the cached_property's slot: same cells
+    return new
+
+
 class DynamicLayer:
     """Per-vehicle component tracks and moving objects (see the module docstring)."""
 
@@ -516,7 +523,7 @@ class DynamicLayer:
                 if observed_share.get(i, 0.0) >= 0.5:
                     continue
                 if o.max_age_ns is not None:
-                    o = replace(o, max_age_ns=None)
+                    o = _with_percent_of(replace(o, max_age_ns=None), o)
             kept.append(o)
         self._objects[vehicle_id] = kept + new
 
