@@ -463,6 +463,11 @@ class DynamicLayer:
             static_known[my, mx] = False
             static_l = logodds.copy()
             static_l[my, mx] = np.float32(0.0)
+            thin = cfg.thin_faces and sensor_xy is not None
+            if thin:
+                # The sensor in the grid's own frame (ix, iy count along it on a turned grid), in cells.
+                sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
+                sensor_ix, sensor_iy = (sensor[0] - spec.origin_x) / res, (sensor[1] - spec.origin_y) / res
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 cells_xy = np.stack([x[sel], y[sel]], axis=1)
@@ -470,11 +475,8 @@ class DynamicLayer:
                     # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
                     cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
                 keep = np.ones(cells_xy.shape[0], dtype=bool)
-                if cfg.thin_faces and sensor_xy is not None:
-                    # The sensor in the grid's own frame (ix, iy count along it on a turned grid).
-                    sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
-                    keep = ~near_layer(ix[sel], iy[sel], (sensor[0] - spec.origin_x) / res,
-                                       (sensor[1] - spec.origin_y) / res)
+                if thin:
+                    keep = ~near_layer(ix[sel], iy[sel], sensor_ix, sensor_iy)
                 objects.append(MovingObject(
                     vehicle_id, cells_xy[keep],
                     (logodds[iy[sel][keep], ix[sel][keep]] * np.float32(weight)).astype(np.float32),
