@@ -606,11 +606,34 @@ def member_box_window(spec: GridSpec, x: float, y: float, yaw: float, footprint:
                       ) -> tuple[tuple[slice, slice], NDArray[np.bool_]]:
     """:func:`member_box_mask` as (slice into the grid, mask over that slice); the slice may be empty."""
     length = footprint.length_m + 2.0 * margin_m + margin_behind_m
+    width = footprint.width_m + 2.0 * margin_m
     ahead = footprint.length_m - footprint.rear_overhang_m + margin_m      # front, from base_link
     centre = ahead - 0.5 * length
-    box = Box(x + centre * math.cos(yaw), y + centre * math.sin(yaw), length,
-              footprint.width_m + 2.0 * margin_m, yaw)
-    return footprint_window(spec, box)
+    cx, cy = x + centre * math.cos(yaw), y + centre * math.sin(yaw)
+    if spec.is_rotated or not (length > 0 and width > 0 and all(math.isfinite(v) for v in (cx, cy, yaw, length, width))):
+        return footprint_window(spec, Box(cx, cy, length, width, yaw))
+    # footprint_window of that Box, without making it (called for every member, evidence and publish): the
+    # same cell test on a window one cell wider each way than its (its corners come from a matrix product,
+    # these from their half extents: a last-bit difference must not cut a cell off). The extra cells lie
+    # outside the box: the mask is the same there, False.
+    c, s = math.cos(yaw), math.sin(yaw)
+    ex = abs(c) * 0.5 * length + abs(s) * 0.5 * width
+    ey = abs(s) * 0.5 * length + abs(c) * 0.5 * width
+    res = spec.resolution
+    x0 = max(math.floor((cx - ex - spec.origin_x) / res) - 2, 0)
+    x1 = min(math.floor((cx + ex - spec.origin_x) / res) + 3, spec.width)
+    y0 = max(math.floor((cy - ey - spec.origin_y) / res) - 2, 0)
+    y1 = min(math.floor((cy + ey - spec.origin_y) / res) + 3, spec.height)
+    if x0 >= x1 or y0 >= y1:
+        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
+    dx = spec.origin_x + (np.arange(x0, x1) + 0.5) * res - cx
+    dy = (spec.origin_y + (np.arange(y0, y1) + 0.5) * res - cy)[:, None]
+    mask = (np.abs(c * dx + s * dy) <= 0.5 * length) & (np.abs(-s * dx + c * dy) <= 0.5 * width)
+    cix = math.floor((cx - spec.origin_x) / res)
+    ciy = math.floor((cy - spec.origin_y) / res)
+    if x0 <= cix < x1 and y0 <= ciy < y1:
+        mask[ciy - y0, cix - x0] = True
+    return (slice(y0, y1), slice(x0, x1)), mask
 
 
 def member_box_mask(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
