@@ -452,11 +452,9 @@ class CommonGrid:
             np.putmask(L, fresh_free, reset)
         L += e
         np.clip(L, cfg.clamp_min, cfg.clamp_max, out=L)
-        # occ := max(occ, s) where confident occupied: a few cells, so on their indices (a masked maximum
-        # over the box is ~10x slower)
-        iy, ix = np.nonzero(e >= c)
-        if iy.size:
-            occ[iy, ix] = np.maximum(occ[iy, ix], stamp_ns)
+        # occ := max(occ, s) where confident occupied, as a masked copy (about half the time of a masked
+        # maximum, a third of a gather and scatter of the confident cells)
+        np.copyto(occ, stamp_ns, where=(e >= c) & (occ < stamp_ns))
         self._observed[y0:y1, x0:x1] |= k
         return IntegrateResult(True, None, '', n_cells, float(weight), float(sigma_blur))
 

@@ -398,7 +398,13 @@ class DynamicLayer:
             cxy = np.stack([x, y], axis=1)[cell_ok]
             clab = lab[cell_ok]
             if txy.shape[0] and cxy.shape[0]:
-                d2 = ((txy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
+                # Squared distances (targets, cells): dx² + dy², two (T, C) planes (a sum over a last axis of
+                # two is numpy's slow case; the same values).
+                dx = txy[:, 0, None] - cxy[None, :, 0]
+                dy = txy[:, 1, None] - cxy[None, :, 1]
+                dx *= dx
+                dy *= dy
+                d2 = dx + dy
                 j = np.argmin(d2, axis=1)
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
                 near_lab, near_speed = clab[j[near]], tspeed[near]
