@@ -539,18 +539,19 @@ class CommonGrid:
         :func:`~cooperative_fusion.core.grid.logodds_to_percent` in one float32 buffer (``L`` is never NaN:
         integrate fuses finite evidence only, and a NaN would fail the known mask anyway).
         """
-        t = np.abs(self._l)
-        unknown = np.greater_equal(t, self.config.unknown_logodds)      # known_mask, then its complement
+        t = np.negative(self._l)       # the one pass over the window (a view into the buffers: strided)
+        unknown = np.greater_equal(np.abs(t), self.config.unknown_logodds)   # known_mask, then its complement
         unknown &= self._observed
         np.logical_not(unknown, out=unknown)
-        np.negative(self._l, out=t)
         np.exp(t, out=t)
         t += np.float32(1.0)
         np.divide(np.float32(1.0), t, out=t)
         t *= np.float32(100.0)
         np.rint(t, out=t)
         cells = t.astype(np.int8)
-        np.putmask(cells, unknown, np.int8(-1))
+        # -1 where unknown by OR-ing all bits set (a bool is 0 or 1: negated as int8, 0 or -1): a masked
+        # assignment costs ~40x more on a scattered mask.
+        np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
         return cells
 
     def latency_ms(self, publish_ns: int) -> NDArray[np.float64]:
