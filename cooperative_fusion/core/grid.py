@@ -233,11 +233,22 @@ def logodds_to_prob(logodds: NDArray[np.floating]) -> NDArray[np.float32]:
 def logodds_to_percent(logodds: NDArray[np.floating], known: NDArray[np.bool_] | None = None) -> NDArray[np.int8]:
     """OccupancyGrid cells: round(100·p), -1 where ``known`` is False (or where logodds is NaN)."""
     logodds = np.asarray(logodds, dtype=np.float32)
-    cells = np.rint(100.0 * logodds_to_prob(np.nan_to_num(logodds))).astype(np.int8)
     unknown = np.isnan(logodds)
+    has_nan = bool(unknown.any())
+    # round(100 / (1 + exp(-l))) in one float32 buffer, step by step as logodds_to_prob (the same values);
+    # NaN as 0 (nan_to_num, only when there is one: ±inf give the same p either way).
+    t = np.negative(np.nan_to_num(logodds) if has_nan else logodds)
+    np.exp(t, out=t)
+    t += np.float32(1.0)
+    np.divide(np.float32(1.0), t, out=t)
+    t *= np.float32(100.0)
+    np.rint(t, out=t)
+    cells = t.astype(np.int8)
     if known is not None:
         unknown |= ~known
-    cells[unknown] = -1
+    if has_nan or known is not None:
+        # -1 where unknown by OR-ing all bits set (a bool negated as int8: 0 or -1), without a masked write
+        np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
     return cells
 
 
