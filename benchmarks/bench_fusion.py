@@ -16,9 +16,20 @@ whatever the machine's load.
 Last lines: ``evidence_ms_4=<a> evidence_ms_16=<b> integrate_ms=<r>`` and
 ``fusion_ms_4=<x> fusion_ms_16=<y>``. Target (issue 12): at 10 Hz per vehicle,
 <= 3 ms per evidence message with 4 vehicles (0.12 core) and 0.5 core with 16.
+
+``--replay RESULT --scenario BAG``: instead, the fusion node alone, lock-step, on recorded
+inputs: the odometry and time references of the scenario bag ``BAG`` (``/<v>/odom``,
+``/<v>/time_reference``) and the evidence grids and
+radar targets of ``RESULT``, a result bag of ``cooperative-fusion run --bag BAG --record RESULT``
+(moving traffic, a window following the platoon, the node's timers). Prints the CPU seconds of the
+feed, the core's ms per evidence (``CooperativeFusion.add``) and per publish (``publish``), thread
+CPU time, and a digest of the published grids (equal digests: equal grids). Last line:
+``replay_cpu_s=<c> add_ms=<a> publish_ms=<p> grids=<n> digest=<d>``.
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
 import time
 
 import numpy as np
@@ -128,7 +139,79 @@ def reference_ms(rng: np.random.Generator) -> float:
     return 1e3 * float(np.median(times))
 
 
+def replay(result_bag: str, scenario_bag: str) -> None:
+    """The fusion node alone, lock-step, on the recorded inputs (see the module docstring)."""
+    import importlib
+
+    from cooperative_fusion.app.bringup import destroy_nodes, init_context, shutdown_context
+    from cooperative_fusion.app.lockstep import LockstepRunner
+    from cooperative_fusion.app.platoon import load_platoon_config
+    from cooperative_fusion.core.platoon_config import NodeKind
+    from cooperative_fusion.ros.bag import BagReader
+
+    msgs = []      # (log time, source, topic, message): at equal times the scenario's first
+    with BagReader(scenario_bag) as reader:
+        start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
+        topics = [t for t in reader.topics() if t.endswith(('/odom', '/time_reference'))]
+        msgs += [(ts, 0, t, reader.deserialize(ty, raw)) for t, ty, ts, raw in reader.messages(topics)]
+    with BagReader(result_bag) as reader:
+        topics = [t for t in reader.topics() if t.endswith(('/evidence_grid', '/radar/targets'))]
+        msgs += [(ts, 1, t, reader.deserialize(ty, raw)) for t, ty, ts, raw in reader.messages(topics)]
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    times: dict[str, list[float]] = {'add': [], 'publish': []}
+    originals = {name: getattr(CooperativeFusion, name) for name in times}
+
+    def timed(name: str):
+        def call(*args, **kwargs):
+            t0 = time.thread_time()
+            out = originals[name](*args, **kwargs)
+            times[name].append(time.thread_time() - t0)
+            return out
+        return call
+
+    spec = next(s for s in load_platoon_config(None).node_specs() if s.kind is NodeKind.FUSION)
+    node_class = getattr(importlib.import_module(spec.kind.module), spec.kind.class_name)
+    ctx = init_context(None, isolated=True)
+    digest, grids = hashlib.sha1(), [0]
+
+    def record(topic: str, msg, _t_ns: int) -> None:
+        if topic == spec_output:
+            grids[0] += 1
+            digest.update(bytes(memoryview(msg.data)))
+
+    node = node_class(context=ctx, cli_args=spec.ros_args(True))
+    spec_output = node.cfg.output_topic
+    try:
+        for name in times:
+            setattr(CooperativeFusion, name, timed(name))
+        runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=start_ns)
+        c0 = time.process_time()
+        for t_ns, _source, topic, msg in msgs:
+            runner.feed(topic, msg, t_ns)
+        runner.advance_to(end_ns + 1_000_000_000)
+        cpu_s = time.process_time() - c0
+    finally:
+        for name, f in originals.items():
+            setattr(CooperativeFusion, name, f)
+        destroy_nodes([node])
+        shutdown_context(ctx)
+    add_ms, publish_ms = (1e3 * float(np.mean(times[k])) if times[k] else float('nan') for k in ('add', 'publish'))
+    print(f'{len(times["add"])} evidence messages, {len(times["publish"])} publishes, {grids[0]} grids recorded')
+    print(f'replay_cpu_s={cpu_s:.3f} add_ms={add_ms:.3f} publish_ms={publish_ms:.3f} grids={grids[0]} '
+          f'digest={digest.hexdigest()[:16]}')
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--replay', metavar='RESULT', help='a result bag of run --bag: replay it into the fusion node')
+    parser.add_argument('--scenario', metavar='BAG', help='the scenario bag RESULT was made from (odometry, '
+                        'time references); needed with --replay')
+    args = parser.parse_args()
+    if args.replay:
+        if not args.scenario:
+            parser.error('--replay needs --scenario BAG')
+        replay(args.replay, args.scenario)
+        return
     rng = np.random.default_rng(0)
     ref = reference_ms(rng)
     print(f'reference: CommonGrid.integrate of one evidence message (blur on): {ref:.2f} ms')
