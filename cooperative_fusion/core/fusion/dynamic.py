@@ -433,8 +433,8 @@ class DynamicLayer:
                 along = pred @ road
                 lateral = np.abs(pred[:, 0] * road[1] - pred[:, 1] * road[0])
                 ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= cfg.max_speed_mps * dt)
-                if ok.any():
-                    cand = np.flatnonzero(ok)
+                cand = np.flatnonzero(ok)
+                if cand.size:
                     match = int(cand[np.argmin(np.abs(along[cand]))])
             before = prev.seen[match] if match is not None else None
             if math.isfinite(speed_radar[c]):
