@@ -7,7 +7,8 @@ consistency check, dynamic layer and co-registration bookkeeping as in
 ``config/fusion.yaml``'s defaults), then ``publish(now)``. The common grid is a
 fixed 200 m × 30 m window at 0.2 m. Medians over >= 50 cycles, for 1, 2, 4, 8,
 16 vehicles: ms per cycle, ms per evidence message (its add_odometry + add) and
-ms per publish. The reference, measured in the same run on the same evidence, is
+ms per publish, all in CPU time of this thread (``time.thread_time``: on a shared
+machine, wall time also counts the other processes' turns). The reference, measured in the same run on the same evidence, is
 the plain ``CommonGrid.integrate`` of one evidence message (the update every
 path ends in): the ratio says what the rest of the path costs on top of it,
 whatever the machine's load.
@@ -15,9 +16,20 @@ whatever the machine's load.
 Last lines: ``evidence_ms_4=<a> evidence_ms_16=<b> integrate_ms=<r>`` and
 ``fusion_ms_4=<x> fusion_ms_16=<y>``. Target (issue 12): at 10 Hz per vehicle,
 <= 3 ms per evidence message with 4 vehicles (0.12 core) and 0.5 core with 16.
+
+``--replay RESULT --scenario BAG``: instead, the fusion node alone, lock-step, on recorded
+inputs: the odometry and time references of the scenario bag ``BAG`` (``/<v>/odom``,
+``/<v>/time_reference``) and the evidence grids and
+radar targets of ``RESULT``, a result bag of ``cooperative-fusion run --bag BAG --record RESULT``
+(moving traffic, a window following the platoon, the node's timers). Prints the CPU seconds of the
+feed, the core's ms per evidence (``CooperativeFusion.add``) and per publish (``publish``), thread
+CPU time, and a digest of the published grids (equal digests: equal grids). Last line:
+``replay_cpu_s=<c> add_ms=<a> publish_ms=<p> grids=<n> digest=<d>``.
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
 import time
 
 import numpy as np
@@ -58,7 +70,7 @@ def evidence_cells(spec: GridSpec, sensor_xy: tuple[float, float], rng: np.rando
 
 def one_cycle(fusion: CooperativeFusion, inputs: list, now_ns: int, cov: np.ndarray) -> tuple[float, float]:
     """One cycle at ``now_ns``: (seconds in add_odometry + add, all vehicles; seconds in publish)."""
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for vid, xy, spec, logodds, known in inputs:
         # Standing still: every member's body is where its evidence was made.
         fusion.add_odometry(vid, np.array([xy[0], xy[1], 0.0]), np.array([1.0, 0.0, 0.0, 0.0]), 0.0, cov,
@@ -66,9 +78,9 @@ def one_cycle(fusion: CooperativeFusion, inputs: list, now_ns: int, cov: np.ndar
         r = fusion.add(vid, spec, logodds, known, now_ns - 30_000_000, now_ns)
         if not r.accepted:
             raise RuntimeError(f'{vid}: {r.cause}: {r.detail}')
-    t1 = time.perf_counter()
+    t1 = time.thread_time()
     fusion.publish(now_ns)
-    return t1 - t0, time.perf_counter() - t1
+    return t1 - t0, time.thread_time() - t1
 
 
 def make_fusion(n_vehicles: int) -> CooperativeFusion:
@@ -118,16 +130,88 @@ def reference_ms(rng: np.random.Generator) -> float:
     for k in range(N_CYCLES + 3):
         now_ns = 1_000_000_000 + k * CYCLE_NS
         for vid, _xy, spec, logodds, known in inputs:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             r = grid.integrate(vid, spec, logodds, known, now_ns - 30_000_000, now_ns, COV)
             if k >= 3:
-                times.append(time.perf_counter() - t0)
+                times.append(time.thread_time() - t0)
             if not r.accepted:
                 raise RuntimeError(f'{vid}: {r.cause}: {r.reason}')
     return 1e3 * float(np.median(times))
 
 
+def replay(result_bag: str, scenario_bag: str) -> None:
+    """The fusion node alone, lock-step, on the recorded inputs (see the module docstring)."""
+    import importlib
+
+    from cooperative_fusion.app.bringup import destroy_nodes, init_context, shutdown_context
+    from cooperative_fusion.app.lockstep import LockstepRunner
+    from cooperative_fusion.app.platoon import load_platoon_config
+    from cooperative_fusion.core.platoon_config import NodeKind
+    from cooperative_fusion.ros.bag import BagReader
+
+    msgs = []      # (log time, source, topic, message): at equal times the scenario's first
+    with BagReader(scenario_bag) as reader:
+        start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
+        topics = [t for t in reader.topics() if t.endswith(('/odom', '/time_reference'))]
+        msgs += [(ts, 0, t, reader.deserialize(ty, raw)) for t, ty, ts, raw in reader.messages(topics)]
+    with BagReader(result_bag) as reader:
+        topics = [t for t in reader.topics() if t.endswith(('/evidence_grid', '/radar/targets'))]
+        msgs += [(ts, 1, t, reader.deserialize(ty, raw)) for t, ty, ts, raw in reader.messages(topics)]
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    times: dict[str, list[float]] = {'add': [], 'publish': []}
+    originals = {name: getattr(CooperativeFusion, name) for name in times}
+
+    def timed(name: str):
+        def call(*args, **kwargs):
+            t0 = time.thread_time()
+            out = originals[name](*args, **kwargs)
+            times[name].append(time.thread_time() - t0)
+            return out
+        return call
+
+    spec = next(s for s in load_platoon_config(None).node_specs() if s.kind is NodeKind.FUSION)
+    node_class = getattr(importlib.import_module(spec.kind.module), spec.kind.class_name)
+    ctx = init_context(None, isolated=True)
+    digest, grids = hashlib.sha1(), [0]
+
+    def record(topic: str, msg, _t_ns: int) -> None:
+        if topic == spec_output:
+            grids[0] += 1
+            digest.update(bytes(memoryview(msg.data)))
+
+    node = node_class(context=ctx, cli_args=spec.ros_args(True))
+    spec_output = node.cfg.output_topic
+    try:
+        for name in times:
+            setattr(CooperativeFusion, name, timed(name))
+        runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=start_ns)
+        c0 = time.process_time()
+        for t_ns, _source, topic, msg in msgs:
+            runner.feed(topic, msg, t_ns)
+        runner.advance_to(end_ns + 1_000_000_000)
+        cpu_s = time.process_time() - c0
+    finally:
+        for name, f in originals.items():
+            setattr(CooperativeFusion, name, f)
+        destroy_nodes([node])
+        shutdown_context(ctx)
+    add_ms, publish_ms = (1e3 * float(np.mean(times[k])) if times[k] else float('nan') for k in ('add', 'publish'))
+    print(f'{len(times["add"])} evidence messages, {len(times["publish"])} publishes, {grids[0]} grids recorded')
+    print(f'replay_cpu_s={cpu_s:.3f} add_ms={add_ms:.3f} publish_ms={publish_ms:.3f} grids={grids[0]} '
+          f'digest={digest.hexdigest()[:16]}')
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--replay', metavar='RESULT', help='a result bag of run --bag: replay it into the fusion node')
+    parser.add_argument('--scenario', metavar='BAG', help='the scenario bag RESULT was made from (odometry, '
+                        'time references); needed with --replay')
+    args = parser.parse_args()
+    if args.replay:
+        if not args.scenario:
+            parser.error('--replay needs --scenario BAG')
+        replay(args.replay, args.scenario)
+        return
     rng = np.random.default_rng(0)
     ref = reference_ms(rng)
     print(f'reference: CommonGrid.integrate of one evidence message (blur on): {ref:.2f} ms')

@@ -233,17 +233,40 @@ def logodds_to_prob(logodds: NDArray[np.floating]) -> NDArray[np.float32]:
 def logodds_to_percent(logodds: NDArray[np.floating], known: NDArray[np.bool_] | None = None) -> NDArray[np.int8]:
     """OccupancyGrid cells: round(100·p), -1 where ``known`` is False (or where logodds is NaN)."""
     logodds = np.asarray(logodds, dtype=np.float32)
-    cells = np.rint(100.0 * logodds_to_prob(np.nan_to_num(logodds))).astype(np.int8)
     unknown = np.isnan(logodds)
+    has_nan = bool(unknown.any())
+    # round(100 / (1 + exp(-l))) in one float32 buffer, step by step as logodds_to_prob (the same values);
+    # NaN as 0 (nan_to_num, only when there is one: ±inf give the same p either way).
+    t = np.negative(np.nan_to_num(logodds) if has_nan else logodds)
+    np.exp(t, out=t)
+    t += np.float32(1.0)
+    np.divide(np.float32(1.0), t, out=t)
+    t *= np.float32(100.0)
+    np.rint(t, out=t)
+    cells = t.astype(np.int8)
     if known is not None:
         unknown |= ~known
-    cells[unknown] = -1
+    if has_nan or known is not None:
+        # -1 where unknown by OR-ing all bits set (a bool negated as int8: 0 or -1), without a masked write
+        np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
     return cells
 
 
 def percent_to_logodds(cells: NDArray[np.integer]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Inverse of :func:`logodds_to_percent`: log-odds (0 where unknown) and the known mask."""
     cells = np.asarray(cells)
+    if cells.dtype == np.int8:
+        # An OccupancyGrid's cells: a look-up of each of the 256 values, computed once the same way.
+        index = cells.view(np.uint8)
+        return np.take(_INT8_LOGODDS, index), np.take(_INT8_KNOWN, index)
+    return _percent_to_logodds(cells)
+
+
+def _percent_to_logodds(cells: NDArray[np.integer]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     known = (cells >= 0) & (cells <= 100)
     p = np.where(known, cells, 50).astype(np.float32) / 100.0
     return np.where(known, prob_to_logodds(p), 0.0).astype(np.float32), known
+
+
+#: :func:`percent_to_logodds` of every int8 value, indexed by its bits as uint8.
+_INT8_LOGODDS, _INT8_KNOWN = _percent_to_logodds(np.arange(256, dtype=np.uint8).view(np.int8))

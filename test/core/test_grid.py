@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from cooperative_fusion.core.errors import ConfigError
-from cooperative_fusion.core.grid import (GridSpec, follow_yaw, logodds_to_percent, percent_to_logodds, resample_nearest,
+from cooperative_fusion.core.grid import (GridSpec, follow_yaw, logodds_to_percent, logodds_to_prob, percent_to_logodds, resample_nearest,
                                           prob_to_logodds)
 
 
@@ -119,3 +119,43 @@ def test_follow_yaw_steps_with_hysteresis(heading_deg, current_deg, expected_deg
     cur = None if current_deg is None else math.radians(current_deg)
     got = follow_yaw(math.radians(heading_deg), math.radians(2.0), cur, math.radians(0.5))
     assert math.degrees(got) == pytest.approx(expected_deg)
+
+
+@pytest.mark.parametrize('step', [1, 3])
+def test_percent_to_logodds_of_int8_cells_is_the_computed_value_bit_for_bit(step):
+    """int8 cells go through a look-up table: the same float32 bits as computing each value (any length,
+    strided too), for every int8 value."""
+    from cooperative_fusion.core.grid import _percent_to_logodds
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 33, 25_001):
+        cells = rng.integers(-128, 128, n * step).astype(np.int8)[::step]
+        got_l, got_k = percent_to_logodds(cells)
+        want_l, want_k = _percent_to_logodds(cells)
+        assert got_l.dtype == np.float32 and got_k.dtype == bool and got_l.shape == cells.shape
+        np.testing.assert_array_equal(got_l.view(np.uint32), want_l.view(np.uint32))
+        np.testing.assert_array_equal(got_k, want_k)
+    every = np.arange(-128, 128).astype(np.int8).reshape(16, 16)
+    got_l, got_k = percent_to_logodds(every)
+    assert got_l.shape == (16, 16)
+    np.testing.assert_array_equal(got_k.ravel(), (np.arange(-128, 128) >= 0) & (np.arange(-128, 128) <= 100))
+    assert got_l.ravel()[128 + 50] == 0.0 and got_l.ravel()[128 - 1] == 0.0 and got_l.ravel()[128 + 80] > 1.3
+
+
+def test_logodds_to_percent_is_the_step_by_step_formula_bit_for_bit():
+    """logodds_to_percent in one buffer: the values of rint(100 · logodds_to_prob(nan_to_num(l))), -1 where NaN
+    or not known; ±inf, large values, NaN, with and without a known mask."""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.normal(0.0, 3.0, 5000), [0.0, -0.0, 1e30, -1e30, np.inf, -np.inf, 88.0, -88.0,
+                                                             104.0, -104.0]]).astype(np.float32)
+    for with_nan in (False, True):
+        x = values.copy()
+        if with_nan:
+            x[rng.random(x.size) < 0.05] = np.nan
+        known = rng.random(x.size) < 0.8
+        with np.errstate(over='ignore'):
+            want = np.rint(100.0 * logodds_to_prob(np.nan_to_num(x))).astype(np.int8)
+            for k in (None, known):
+                got = logodds_to_percent(x, k)
+                expected = want.copy()
+                expected[np.isnan(x) | (False if k is None else ~k)] = -1
+                np.testing.assert_array_equal(got, expected)

@@ -163,6 +163,7 @@ class CooperativeFusion:
         self._window_center: NDArray[np.float64] | None = None
         #: evidence grids brought from another yaw onto the common lattice (nearest cell)
         self.resampled_evidence = 0
+        self._grown: dict[Footprint, Footprint] = {}     # a member's footprint -> its dynamic-layer zone
         #: when to publish between heartbeats: on new evidence, rate-limited, with a deadline
         self.publish_policy = PublishPolicy(PublishPolicyConfig(min_interval_ns=cfg.publish_min_interval_ns,
                                                                 max_delay_ns=cfg.publish_max_delay_ns))
@@ -365,7 +366,9 @@ class CooperativeFusion:
             m = cfg.dynamic_member_margin_m
             zone = np.zeros(r_spec.shape, dtype=bool)
             for x, y, yaw, fp in members:
-                grown = Footprint(fp.length_m + 2.0 * m, fp.width_m, fp.rear_overhang_m + m)
+                grown = self._grown.get(fp)
+                if grown is None:
+                    grown = self._grown[fp] = Footprint(fp.length_m + 2.0 * m, fp.width_m, fp.rear_overhang_m + m)
                 sl, body = member_box_window(r_spec, x, y, yaw, grown, cfg.footprint_margin_m,
                                              cfg.footprint_margin_behind_m)
                 zone[sl] |= body

@@ -305,6 +305,13 @@ def occupied_components(occ: NDArray[np.bool_], grow_cells: int
     return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
 
 
+def _with_percent_of(new: MovingObject, old: MovingObject) -> MovingObject:
+    """``new`` (a copy of ``old`` with another age limit) holding ``old``'s percent if already converted."""
+    if 'percent' in old.__dict__:
+        new.__dict__['percent'] = old.__dict__['percent']      # the cached_property's slot: same cells
+    return new
+
+
 class DynamicLayer:
     """Per-vehicle component tracks and moving objects (see the module docstring)."""
 
@@ -391,7 +398,13 @@ class DynamicLayer:
             cxy = np.stack([x, y], axis=1)[cell_ok]
             clab = lab[cell_ok]
             if txy.shape[0] and cxy.shape[0]:
-                d2 = ((txy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
+                # Squared distances (targets, cells): dx² + dy², two (T, C) planes (a sum over a last axis of
+                # two is numpy's slow case; the same values).
+                dx = txy[:, 0, None] - cxy[None, :, 0]
+                dy = txy[:, 1, None] - cxy[None, :, 1]
+                dx *= dx
+                dy *= dy
+                d2 = dx + dy
                 j = np.argmin(d2, axis=1)
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
                 near_lab, near_speed = clab[j[near]], tspeed[near]
@@ -420,8 +433,8 @@ class DynamicLayer:
                 along = pred @ road
                 lateral = np.abs(pred[:, 0] * road[1] - pred[:, 1] * road[0])
                 ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= cfg.max_speed_mps * dt)
-                if ok.any():
-                    cand = np.flatnonzero(ok)
+                cand = np.flatnonzero(ok)
+                if cand.size:
                     match = int(cand[np.argmin(np.abs(along[cand]))])
             before = prev.seen[match] if match is not None else None
             if math.isfinite(speed_radar[c]):
@@ -456,6 +469,11 @@ class DynamicLayer:
             static_known[my, mx] = False
             static_l = logodds.copy()
             static_l[my, mx] = np.float32(0.0)
+            thin = cfg.thin_faces and sensor_xy is not None
+            if thin:
+                # The sensor in the grid's own frame (ix, iy count along it on a turned grid), in cells.
+                sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
+                sensor_ix, sensor_iy = (sensor[0] - spec.origin_x) / res, (sensor[1] - spec.origin_y) / res
             for c in np.flatnonzero(moving_label):
                 sel = lab == c
                 cells_xy = np.stack([x[sel], y[sel]], axis=1)
@@ -463,11 +481,8 @@ class DynamicLayer:
                     # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
                     cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
                 keep = np.ones(cells_xy.shape[0], dtype=bool)
-                if cfg.thin_faces and sensor_xy is not None:
-                    # The sensor in the grid's own frame (ix, iy count along it on a turned grid).
-                    sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
-                    keep = ~near_layer(ix[sel], iy[sel], (sensor[0] - spec.origin_x) / res,
-                                       (sensor[1] - spec.origin_y) / res)
+                if thin:
+                    keep = ~near_layer(ix[sel], iy[sel], sensor_ix, sensor_iy)
                 objects.append(MovingObject(
                     vehicle_id, cells_xy[keep],
                     (logodds[iy[sel][keep], ix[sel][keep]] * np.float32(weight)).astype(np.float32),
@@ -516,7 +531,7 @@ class DynamicLayer:
                 if observed_share.get(i, 0.0) >= 0.5:
                     continue
                 if o.max_age_ns is not None:
-                    o = replace(o, max_age_ns=None)
+                    o = _with_percent_of(replace(o, max_age_ns=None), o)
             kept.append(o)
         self._objects[vehicle_id] = kept + new
 
@@ -547,15 +562,33 @@ class DynamicLayer:
         all_ix, all_iy = spec.world_to_cell(np.concatenate([o.cells_xy for o in objects])
                                             + np.repeat(shift, sizes, axis=0))
         all_inside = spec.in_bounds(all_ix, all_iy)
+        # Per object: its cells inside the grid (count, index bounds), each bound in one pass over all.
+        owner = np.repeat(np.arange(len(objects)), sizes)
+        n_inside = np.bincount(owner[all_inside], minlength=len(objects)).tolist()
+        big = np.iinfo(np.int64).max
+        starts = np.cumsum([0, *sizes[:-1]])
+        nonempty = np.flatnonzero(np.asarray(sizes) > 0)
+        bounds = np.zeros((4, len(objects)), dtype=np.int64)
+        if nonempty.size:
+            seg = starts[nonempty]      # strictly increasing: each segment is one non-empty object's cells
+            bounds[0, nonempty] = np.minimum.reduceat(np.where(all_inside, all_ix, big), seg)
+            bounds[1, nonempty] = np.maximum.reduceat(np.where(all_inside, all_ix, -big), seg)
+            bounds[2, nonempty] = np.minimum.reduceat(np.where(all_inside, all_iy, big), seg)
+            bounds[3, nonempty] = np.maximum.reduceat(np.where(all_inside, all_iy, -big), seg)
+        ix_min, ix_max, iy_min, iy_max = bounds.tolist()
         ends = np.cumsum(sizes).tolist()
-        for o, start, stop in zip(objects, [0, *ends[:-1]], ends):
-            inside = all_inside[start:stop]
-            if not inside.any():
+        for j, (o, start, stop) in enumerate(zip(objects, starts.tolist(), ends)):
+            n = n_inside[j]
+            if n == 0:
                 continue
-            ix, iy = all_ix[start:stop][inside], all_iy[start:stop][inside]
-            x0, x1 = max(int(ix.min()) - r, 0), min(int(ix.max()) + r + 1, spec.width)
-            y0, y1 = max(int(iy.min()) - r, 0), min(int(iy.max()) + r + 1, spec.height)
-            if near_drawn[iy, ix].mean() >= 0.5:
+            inside = all_inside[start:stop]
+            ix, iy = all_ix[start:stop], all_iy[start:stop]
+            if n < stop - start:
+                ix, iy = ix[inside], iy[inside]
+            x0, x1 = max(ix_min[j] - r, 0), min(ix_max[j] + r + 1, spec.width)
+            y0, y1 = max(iy_min[j] - r, 0), min(iy_max[j] + r + 1, spec.height)
+            # At least half its cells near drawn ones (nothing is near before the first draw).
+            if draws and 2 * np.count_nonzero(near_drawn[iy, ix]) >= n:
                 if o.source != 'radar':
                     continue                               # a tracked duplicate: no costlier test
                 near_as = drawn_as[y0:y1, x0:x1]
@@ -563,7 +596,7 @@ class DynamicLayer:
                 if not self._fuller_view(o, ix, iy, near_as, [owners[k - 1] for k in near], spec.width):
                     continue
                 replaced.update(near)
-            draws.append((ix, iy, o.percent[inside]))
+            draws.append((ix, iy, o.percent if n == stop - start else o.percent[inside]))
             owners.append(o.vehicle_id)
             drawn_as[iy, ix] = len(draws)
             local = np.zeros((y1 - y0, x1 - x0), dtype=bool)

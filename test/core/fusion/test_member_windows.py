@@ -87,3 +87,28 @@ def test_member_windows_drop_and_draw_are_the_whole_grid_versions(seed):
         m = member_box_mask(SPEC, x, y, yaw, fp)
         want[m] = np.maximum(want[m], np.int8(97))
     np.testing.assert_array_equal(draw_members(SPEC, cells, members, 97), want)
+
+
+@pytest.mark.parametrize('spec', [SPEC, GridSpec(-41.3, -12.2, 0.2, 400, 120), GridSpec(-40.0, -12.0, 0.4, 200, 60),
+                                  GridSpec(-40.0, -12.0, 0.2, 400, 120, 0.3)])
+def test_member_box_window_is_footprint_window_of_the_member_box(spec):
+    """member_box_window computes the box's cells itself (a window up to a cell wider): the same cells as
+    footprint_window of the member's Box, on every grid, at every pose, across the edges too."""
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        x, y = float(rng.uniform(-48.0, 48.0)), float(rng.uniform(-16.0, 16.0))
+        if rng.random() < 0.5:
+            x, y = round(x, 1), round(y, 1)          # edges on cell centres and borders
+        yaw = float(rng.choice([0.0, math.pi / 2, -math.pi, rng.uniform(-math.pi, math.pi)]))
+        fp = CAR if rng.random() < 0.6 else TRUCK
+        margin, behind = float(rng.choice([0.0, 0.3, 1.5])), float(rng.choice([0.0, 0.8]))
+        length = fp.length_m + 2.0 * margin + behind
+        centre = fp.length_m - fp.rear_overhang_m + margin - 0.5 * length
+        box = Box(x + centre * math.cos(yaw), y + centre * math.sin(yaw), length, fp.width_m + 2.0 * margin, yaw)
+        want = np.zeros(spec.shape, dtype=bool)
+        sl, mask = footprint_window(spec, box)
+        want[sl] = mask
+        got = np.zeros(spec.shape, dtype=bool)
+        sl, mask = member_box_window(spec, x, y, yaw, fp, margin, behind)
+        got[sl] = mask
+        np.testing.assert_array_equal(got, want)
