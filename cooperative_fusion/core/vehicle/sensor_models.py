@@ -54,6 +54,7 @@ __all__ = [
     'SensorModel', 'default_lidar_model', 'default_radar_model', 'default_camera_model',
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
+    'EvidencePatch', 'lidar_patch', 'radar_patch', 'camera_patch',
     'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
 ]
 
@@ -179,6 +180,54 @@ def _empty(spec: GridSpec) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     return np.zeros(spec.shape, dtype=np.float32), np.zeros(spec.shape, dtype=bool)
 
 
+@dataclass(frozen=True, eq=False)
+class EvidencePatch:
+    """One sensor's evidence on part of a grid of ``shape``: what its ``*_evidence`` layer holds, without the
+    zeros around it.
+
+    rows, cols : the box (slices of the grid); logodds : (rows, cols) float32 and known : (rows, cols) bool
+    in it; outside : flat indices of cells outside the box (repeats allowed) whose log-odds are
+    ``outside_logodds`` (known); every other cell is 0 and unknown
+    """
+
+    shape: tuple[int, int]
+    rows: slice
+    cols: slice
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    outside: NDArray[np.intp]
+    outside_logodds: np.float32 = np.float32(0.0)
+
+    def add_to(self, total: NDArray[np.float32], known: NDArray[np.bool_]) -> None:
+        """``total += logodds`` and ``known |= known`` of the whole layer, in place, cell by cell as
+        :func:`combine` adds (a cell outside the patch adds 0, which changes no sum)."""
+        box = total[self.rows, self.cols]
+        box += self.logodds
+        mask = known[self.rows, self.cols]
+        mask |= self.known
+        if self.outside.size:
+            total.reshape(-1)[self.outside] += self.outside_logodds   # repeats add once, as in a layer
+            known.reshape(-1)[self.outside] = True
+
+    def layer(self) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """The whole (height, width) ``(logodds, known)`` layer."""
+        logodds, known = np.zeros(self.shape, dtype=np.float32), np.zeros(self.shape, dtype=bool)
+        logodds[self.rows, self.cols] = self.logodds
+        known[self.rows, self.cols] = self.known
+        if self.outside.size:
+            logodds.reshape(-1)[self.outside] = self.outside_logodds
+            known.reshape(-1)[self.outside] = True
+        return logodds, known
+
+
+_NO_CELLS = np.zeros(0, dtype=np.intp)
+
+
+def _empty_patch(spec: GridSpec) -> EvidencePatch:
+    return EvidencePatch(spec.shape, slice(0, 0), slice(0, 0), np.zeros((0, 0), dtype=np.float32),
+                         np.zeros((0, 0), dtype=bool), _NO_CELLS)
+
+
 def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
     """Angles wrapped to [-pi, pi)."""
     return (angle + math.pi) % _TWO_PI - math.pi
@@ -237,7 +286,7 @@ def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.fl
 
 def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
                  free_xy: NDArray[np.floating], model: SensorModel,
-                 fov: tuple[float, float] | None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                 fov: tuple[float, float] | None) -> EvidencePatch:
     """Lidar / camera evidence; ``fov`` = (yaw, hfov) in radians or None for 360 deg."""
     origin = _as_origin(origin_xy)
     hits = _as_xy(hits_xy, 'hits_xy')
@@ -306,12 +355,10 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     blocked = nearest - np.float32(0.5 * spec.resolution)
     limit = np.minimum(reach, np.nextafter(blocked, np.float32(-np.inf)))
 
-    # cell codes: bit 0 free, bit 1 occupied (occupied wins)
-    codes = np.zeros(spec.shape, dtype=np.uint8)
     box = _reach_box(spec, origin, limit, model.min_range_m)
+    rows, cols = box if box is not None else (slice(0, 0), slice(0, 0))
     if box is not None:
         # Only the cells some bin can reach: the camera's field of view, not the whole window.
-        rows, cols = box
         xs, ys = spec.cell_centers()
         dx = (xs[cols] - origin[0]).astype(np.float32)
         dy = (ys[rows] - origin[1]).astype(np.float32)
@@ -324,12 +371,19 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
             candidates = np.flatnonzero(free_cells & unsure[cell_bin])
             free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
-        codes[rows, cols] = free_cells.view(np.uint8)
+        logodds = np.array([0.0, model.l_miss], dtype=np.float32).take(free_cells.view(np.uint8))
+    else:
+        free_cells, logodds = np.zeros((0, 0), dtype=bool), np.zeros((0, 0), dtype=np.float32)
+    # Occupied wins over free: hits in the box overwrite it, the others lie outside it.
+    l_hit = np.float32(model.l_hit)
     ix, iy = spec.world_to_cell(hits[valid])
     inside = spec.in_bounds(ix, iy)
-    codes.reshape(-1)[iy[inside] * spec.width + ix[inside]] = 2
-    values = np.array([0.0, model.l_miss, model.l_hit], dtype=np.float32)
-    return values.take(codes), codes.astype(bool)
+    ix, iy = ix[inside], iy[inside]
+    in_box = (iy >= rows.start) & (iy < rows.stop) & (ix >= cols.start) & (ix < cols.stop)
+    logodds[iy[in_box] - rows.start, ix[in_box] - cols.start] = l_hit
+    free_cells[iy[in_box] - rows.start, ix[in_box] - cols.start] = True
+    in_box = ~in_box
+    return EvidencePatch(spec.shape, rows, cols, logodds, free_cells, iy[in_box] * spec.width + ix[in_box], l_hit)
 
 
 def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
@@ -346,6 +400,12 @@ def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDA
     returns, logit(p_miss) where free, 0 elsewhere; (height, width) bool.
     Non-finite points are skipped.
     """
+    return lidar_patch(spec, origin_xy, hits_xy, free_xy, model).layer()
+
+
+def lidar_patch(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
+                free_xy: NDArray[np.floating], model: SensorModel) -> EvidencePatch:
+    """:func:`lidar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     return _polar_sweep(spec, origin_xy, hits_xy, free_xy, model, None)
 
 
@@ -362,6 +422,12 @@ def camera_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], yaw: float,
     Other arguments and the return as :func:`lidar_evidence`; cells and points
     outside the field of view get no evidence.
     """
+    return camera_patch(spec, origin_xy, yaw, hfov_rad, hits_xy, free_xy, model).layer()
+
+
+def camera_patch(spec: GridSpec, origin_xy: NDArray[np.floating], yaw: float, hfov_rad: float,
+                 hits_xy: NDArray[np.floating], free_xy: NDArray[np.floating], model: SensorModel) -> EvidencePatch:
+    """:func:`camera_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(yaw)):
         raise ConfigError(f'camera yaw must be finite, got {yaw!r}')
     if not (0.0 < hfov_rad <= _TWO_PI):
@@ -406,6 +472,13 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     missing detection does not mean empty space (weak reflectors such as people,
     occlusion and multipath, suppressed stationary clutter).
     """
+    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static).layer()
+
+
+def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
+                origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None
+                ) -> EvidencePatch:
+    """:func:`radar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
     hits, finite = _xy_rows(hits_xy, 'hits_xy')
@@ -420,27 +493,38 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
         r = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
         near = (r >= model.min_range_m) & (r <= model.max_range_m)
         hits, fixed = hits[near], fixed[near]
-    weight = np.zeros(spec.shape, dtype=np.float32)
+    boxes = []
     for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
         if part.any():
-            w = _radar_weight(spec, hits[part], sigma_m / spec.resolution)
-            np.maximum(weight, np.where(w >= floor, w, np.float32(0.0)), out=weight)
+            box = _radar_weight(spec, hits[part], sigma_m / spec.resolution)
+            if box is not None:
+                boxes.append((box, floor))
+    if not boxes:
+        return _empty_patch(spec)
+    # Only the union of the detections' boxes can be known: the rest of the grid stays 0 and unknown.
+    r0, r1 = min(b[0] for b, _ in boxes), max(b[1] for b, _ in boxes)
+    c0, c1 = min(b[2] for b, _ in boxes), max(b[3] for b, _ in boxes)
+    weight = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
+    for (g0, g1, h0, h1, w), floor in boxes:
+        sub = weight[g0 - r0:g1 - r0, h0 - c0:h1 - c0]
+        np.maximum(sub, np.where(w >= floor, w, np.float32(0.0)), out=sub)
     known = weight > 0
-    logodds = np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32)
-    return logodds, known
+    return EvidencePatch(spec.shape, slice(r0, r1), slice(c0, c1),
+                         np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)), known, _NO_CELLS)
 
 
-def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float) -> NDArray[np.float32]:
-    """(height, width) float32: the detections (N, 2) counted per cell, blurred (peak 1 per detection),
-    capped at 1."""
+def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float
+                  ) -> tuple[int, int, int, int, NDArray[np.float32]] | None:
+    """The detections (N, 2) counted per cell, blurred (peak 1 per detection), capped at 1: ``(row0, row1,
+    col0, col1, weight)`` with ``weight`` (row1 - row0, col1 - col0) float32 the part of the grid they reach
+    (0 elsewhere); None when they reach none of it."""
     pad = int(RADAR_TRUNCATE * sigma_cells + 0.5) if sigma_cells > 0 else 0
-    weight = np.zeros(spec.shape, dtype=np.float32)
     ix, iy = spec.world_to_cell(hits)
     ix, iy = ix + pad, iy + pad
     height, width = spec.height + 2 * pad, spec.width + 2 * pad
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
     if not inside.any():
-        return weight
+        return None
     ix, iy = ix[inside], iy[inside]
     # Only the padded bounding box of the detections is blurred: everything else stays 0.
     r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
@@ -453,9 +537,9 @@ def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float)
     # the box in the unpadded grid
     g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
     h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
-    if g0 < g1 and h0 < h1:
-        weight[g0:g1, h0:h1] = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
-    return weight
+    if not (g0 < g1 and h0 < h1):
+        return None
+    return g0, g1, h0, h1, np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
 
 
 # ------------------------------------------------------- moving returns ----
