@@ -584,6 +584,30 @@ def moving_returns(targets_xy: NDArray[np.floating], sensor_xy: NDArray[np.float
     return MovingReturns(xy[keep], unit * v[keep, None], int(stamp_ns))
 
 
+#: hits_to_stamp compares at most this many (hit, moving return) pairs at a time.
+_HITS_TO_STAMP_CELLS = 1 << 16
+
+
+def _nearest_mover(hits: NDArray[np.float64], dt_from_radar: NDArray[np.float64], movers: MovingReturns,
+                   radius_m: float) -> NDArray[np.intp]:
+    """(N,) index of the moving return nearest each hit (N, 2) at the hit's time within ``radius_m``; of equally
+    near ones the last (as a scan over the returns that keeps any at least as near as the best so far); -1: none.
+
+    Distances are the float64 steps of ``((hits - (xy + dt·v)) ** 2).sum(axis=1)`` per return, for all returns
+    at once (N, M).
+    """
+    dt = dt_from_radar[:, None]
+    ex = hits[:, 0, None] - (dt * movers.velocity[:, 0] + movers.xy[:, 0])
+    ey = hits[:, 1, None] - (dt * movers.velocity[:, 1] + movers.xy[:, 1])
+    ex *= ex
+    ey *= ey
+    d2 = ex + ey
+    near = d2 <= radius_m * radius_m
+    d2[~near] = np.inf
+    last = len(movers.xy) - 1 - np.argmin(d2[:, ::-1], axis=1)
+    return np.where(near[np.arange(len(hits)), last], last, -1)
+
+
 def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.integer],
                   movers: MovingReturns | None, t_ns: int, radius_m: float = MOVING_RADIUS_M
                   ) -> NDArray[np.float64]:
@@ -601,25 +625,11 @@ def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.
     t_hit = np.broadcast_to(np.asarray(hit_stamp_ns, dtype=np.int64), (len(hits),))
     dt_from_radar = (t_hit - int(movers.stamp_ns)).astype(np.float64) * 1e-9          # (N,)
     out = hits.copy()
-    best = np.full(len(hits), radius_m * radius_m)
-    which = np.full(len(hits), -1, dtype=np.int64)
-    hx, hy = hits[:, 0], hits[:, 1]
-    ex, ey = np.empty(len(hits)), np.empty(len(hits))
-    for m in range(len(movers.xy)):          # a scan has few moving returns; hits can be many
-        # Per coordinate, the same float64 steps as ((hits - (xy + dt·v)) ** 2).sum(axis=1).
-        (mx, my), (vx, vy) = movers.xy[m].tolist(), movers.velocity[m].tolist()
-        np.multiply(dt_from_radar, vx, out=ex)
-        ex += mx
-        np.subtract(hx, ex, out=ex)
-        np.multiply(dt_from_radar, vy, out=ey)
-        ey += my
-        np.subtract(hy, ey, out=ey)
-        ex *= ex
-        ey *= ey
-        d2 = ex + ey
-        closer = d2 <= best
-        best[closer] = d2[closer]
-        which[closer] = m
+    which = np.empty(len(hits), dtype=np.intp)
+    step = max(1, _HITS_TO_STAMP_CELLS // len(movers.xy))
+    for start in range(0, len(hits), step):
+        which[start:start + step] = _nearest_mover(hits[start:start + step], dt_from_radar[start:start + step],
+                                                   movers, radius_m)
     moved = which >= 0
     dt_to_t = (int(t_ns) - t_hit[moved]).astype(np.float64) * 1e-9
     out[moved] += movers.velocity[which[moved]] * dt_to_t[:, None]
