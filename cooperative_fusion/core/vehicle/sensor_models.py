@@ -310,10 +310,11 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             dy = (xy[:, 1] - origin[1]).astype(np.float32)
             return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
-    def to_bin(azimuth: NDArray[np.float32]) -> NDArray[np.intp]:
+    def to_bin(azimuth: NDArray[np.float32], out: NDArray[np.float32] | None = None) -> NDArray[np.intp]:
         # float32 arctan2 gives [-pi, pi] rounded to float32, so the shifted azimuth is >= 0,
         # where truncation is floor; pi itself (the same edge as -pi) goes to the last bin.
-        scaled = azimuth + np.float32(math.pi)
+        # out : scratch for the scaled azimuths (may be ``azimuth`` itself)
+        scaled = np.add(azimuth, np.float32(math.pi), out=out)
         scaled *= to_bin_scale
         bins = scaled.astype(np.intp)
         return np.minimum(bins, n_bins - 1, out=bins)
@@ -362,10 +363,12 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         xs, ys = spec.cell_centers()
         dx = (xs[cols] - origin[0]).astype(np.float32)
         dy = (ys[rows] - origin[1]).astype(np.float32)
-        cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
+        cell_r = np.add.outer(dy * dy, dx * dx)          # dx² + dy², as float32 adds it either way round
+        np.sqrt(cell_r, out=cell_r)
         cell_az = np.arctan2(dy[:, None], dx[None, :])
-        cell_bin = to_bin(cell_az)
-        free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
+        cell_bin = to_bin(cell_az, cell_az if fov is None else None)     # (the camera needs cell_az again)
+        free_cells = cell_r >= model.min_range_m
+        free_cells &= cell_r <= limit.take(cell_bin)
         if fov is not None:
             # The exact field-of-view test, only where a bin is not surely inside the field of view.
             unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
