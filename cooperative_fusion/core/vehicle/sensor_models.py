@@ -499,9 +499,7 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
     boxes = []
     for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
         if part.any():
-            box = _radar_weight(spec, hits[part], sigma_m / spec.resolution)
-            if box is not None:
-                boxes.append((box, floor))
+            boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
     if not boxes:
         return _empty_patch(spec)
     # Only the union of the detections' boxes can be known: the rest of the grid stays 0 and unknown.
@@ -516,33 +514,60 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
                          np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)), known, _NO_CELLS)
 
 
+#: Up to this many detections are split into groups blurred apart (a scan has tens; the grouping is O(N²)).
+_RADAR_GROUP_MAX = 256
+
+
+def _radar_groups(ix: NDArray[np.int64], iy: NDArray[np.int64], gap: int) -> list[NDArray[np.intp]]:
+    """Detections (cells ``ix``, ``iy``) in groups no two of which come within ``gap`` cells of each other
+    along both axes: a blur of radius ``gap / 2`` then sees at every cell the detections of one group at most."""
+    n = len(ix)
+    if n < 2 or n > _RADAR_GROUP_MAX:
+        return [np.arange(n)]
+    near = (np.abs(ix[:, None] - ix[None, :]) <= gap) & (np.abs(iy[:, None] - iy[None, :]) <= gap)
+    label = np.arange(n)
+    while True:      # each detection takes the smallest label among its neighbours, until none changes
+        new = np.where(near, label[None, :], n).min(axis=1)
+        if np.array_equal(new, label):
+            break
+        label = new
+    return [np.flatnonzero(label == g) for g in np.unique(label)]
+
+
 def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float
-                  ) -> tuple[int, int, int, int, NDArray[np.float32]] | None:
-    """The detections (N, 2) counted per cell, blurred (peak 1 per detection), capped at 1: ``(row0, row1,
-    col0, col1, weight)`` with ``weight`` (row1 - row0, col1 - col0) float32 the part of the grid they reach
-    (0 elsewhere); None when they reach none of it."""
+                  ) -> list[tuple[int, int, int, int, NDArray[np.float32]]]:
+    """The detections (N, 2) counted per cell, blurred (peak 1 per detection), capped at 1: boxes ``(row0, row1,
+    col0, col1, weight)`` with ``weight`` (row1 - row0, col1 - col0) float32, the parts of the grid they reach
+    (0 elsewhere); none when they reach none of it.
+
+    Only the padded bounding box of each group of detections is blurred (:func:`_radar_groups`): the blur of
+    the whole window, bit for bit, since a cell's sum holds the same terms and the rest add zeros.
+    """
     pad = int(RADAR_TRUNCATE * sigma_cells + 0.5) if sigma_cells > 0 else 0
     ix, iy = spec.world_to_cell(hits)
     ix, iy = ix + pad, iy + pad
     height, width = spec.height + 2 * pad, spec.width + 2 * pad
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
-    if not inside.any():
-        return None
     ix, iy = ix[inside], iy[inside]
-    # Only the padded bounding box of the detections is blurred: everything else stays 0.
-    r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
-    c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, width)
-    counts = np.bincount((iy - r0) * (c1 - c0) + (ix - c0), minlength=(r1 - r0) * (c1 - c0))
-    density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
-    if sigma_cells > 0:
-        density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
-        density /= np.float32(_gaussian_peak(sigma_cells))
-    # the box in the unpadded grid
-    g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
-    h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
-    if not (g0 < g1 and h0 < h1):
-        return None
-    return g0, g1, h0, h1, np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
+    boxes = []
+    for group in (_radar_groups(ix, iy, 2 * pad) if pad else [np.arange(len(ix))]):
+        if group.size == 0:
+            continue
+        gx, gy = ix[group], iy[group]
+        r0, r1 = max(int(gy.min()) - pad, 0), min(int(gy.max()) + pad + 1, height)
+        c0, c1 = max(int(gx.min()) - pad, 0), min(int(gx.max()) + pad + 1, width)
+        counts = np.bincount((gy - r0) * (c1 - c0) + (gx - c0), minlength=(r1 - r0) * (c1 - c0))
+        density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
+        if sigma_cells > 0:
+            density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
+            density /= np.float32(_gaussian_peak(sigma_cells))
+        # the box in the unpadded grid
+        g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
+        h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
+        if g0 < g1 and h0 < h1:
+            boxes.append((g0, g1, h0, h1,
+                          np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)))
+    return boxes
 
 
 # ------------------------------------------------------- moving returns ----

@@ -60,3 +60,31 @@ def test_hits_beyond_the_reach_box_count_once_each_cell():
     logodds, layer_known = patch.layer()
     assert logodds.reshape(-1)[far] == np.float32(model.l_hit) and layer_known.reshape(-1)[far]
     assert int(layer_known.sum()) == int(known.sum())
+
+
+@pytest.mark.parametrize('sigma_m', [0.2, 0.5, 1.3])
+def test_radar_groups_blurred_apart_equal_the_whole_window_blur(sigma_m):
+    from scipy import ndimage
+
+    from cooperative_fusion.core.vehicle.sensor_models import RADAR_KNOWN_FRACTION, RADAR_TRUNCATE, _gaussian_peak
+    spec = GridSpec(0.0, 0.0, 0.2, 300, 120)
+    s = sigma_m / spec.resolution
+    pad = int(RADAR_TRUNCATE * s + 0.5)
+    rng = np.random.default_rng(int(sigma_m * 10))
+    # Pairs of detections just inside and just outside blur range of each other, plus a scatter.
+    base = np.array([[5.1, 5.1], [20.1, 8.1], [40.1, 12.1]])
+    step = np.array([[2 * pad * 0.2, 0.0], [(2 * pad + 1) * 0.2, 0.0], [0.0, (2 * pad + 1) * 0.2]])
+    hits = np.concatenate([base, base + step, rng.uniform([-3, -3], [63, 27], (25, 2))])
+    got = radar_patch(spec, hits, sigma_m, default_radar_model())
+    h, w = spec.height + 2 * pad, spec.width + 2 * pad
+    ix, iy = spec.world_to_cell(hits)
+    ix, iy = ix + pad, iy + pad
+    ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    density = np.bincount(iy[ok] * w + ix[ok], minlength=h * w).reshape(h, w).astype(np.float32)
+    density = ndimage.gaussian_filter(density, s, mode='constant', truncate=RADAR_TRUNCATE) / np.float32(_gaussian_peak(s))
+    weight = np.minimum(density[pad:pad + spec.height, pad:pad + spec.width], 1.0)
+    known = weight >= RADAR_KNOWN_FRACTION
+    logodds, layer_known = got.layer()
+    assert_array_equal(layer_known, known)
+    assert logodds.tobytes() == np.where(known, weight * np.float32(default_radar_model().l_hit),
+                                         np.float32(0.0)).astype(np.float32).tobytes()
