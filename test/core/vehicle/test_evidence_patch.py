@@ -71,9 +71,11 @@ def test_radar_groups_blurred_apart_equal_the_whole_window_blur(sigma_m):
     s = sigma_m / spec.resolution
     pad = int(RADAR_TRUNCATE * s + 0.5)
     rng = np.random.default_rng(int(sigma_m * 10))
-    # Pairs of detections just inside and just outside blur range of each other, plus a scatter.
-    base = np.array([[5.1, 5.1], [20.1, 8.1], [40.1, 12.1]])
-    step = np.array([[2 * pad * 0.2, 0.0], [(2 * pad + 1) * 0.2, 0.0], [0.0, (2 * pad + 1) * 0.2]])
+    # Pairs of detections within blur range of each other, just outside it, and just outside the grouping
+    # distance (4 pads), plus a scatter.
+    base = np.array([[5.1, 5.1], [20.1, 8.1], [40.1, 12.1], [50.1, 3.1]])
+    step = np.array([[2 * pad * 0.2, 0.0], [(2 * pad + 1) * 0.2, 0.0], [0.0, (4 * pad + 1) * 0.2],
+                     [(4 * pad + 1) * 0.2, (4 * pad) * 0.2]])
     hits = np.concatenate([base, base + step, rng.uniform([-3, -3], [63, 27], (25, 2))])
     got = radar_patch(spec, hits, sigma_m, default_radar_model())
     h, w = spec.height + 2 * pad, spec.width + 2 * pad
