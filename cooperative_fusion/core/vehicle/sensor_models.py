@@ -68,6 +68,8 @@ RADAR_STATIC_KNOWN_FRACTION = 0.5
 RADAR_TRUNCATE = 4.0
 
 _TWO_PI = 2.0 * math.pi
+#: Whole numbers up to here are exact in float32.
+_FLOAT32_WHOLE = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,18 @@ def _bin_edges(n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     return np.cos(edges), np.sin(edges)
 
 
+@lru_cache(maxsize=8)
+def _ring(n_bins: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """Indices around the ring of bins: each bin's left and right neighbour (n_bins,), and for each of the
+    n_bins + 1 edges from -pi the bins after and before it (the last edge is the first one again)."""
+    index = np.arange(n_bins)
+    left, right = np.roll(index, 1), np.roll(index, -1)
+    after, before = np.append(index, 0), np.append(left, n_bins - 1)
+    for a in (left, right, after, before):
+        a.setflags(write=False)      # shared by the cache
+    return left, right, after, before
+
+
 def _bins_inside(n_bins: int, yaw: float, half_fov: float) -> NDArray[np.bool_]:
     """(n_bins,) True for the bins lying inside ``yaw ± half_fov`` with 1e-4 rad to spare (far more
     than the float32 error of a cell's azimuth), where a cell's own field-of-view test must pass."""
@@ -271,8 +285,8 @@ def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.fl
         return None
     cos_e, sin_e = _bin_edges(limit.size)
     r = np.where(reaching, limit, np.float32(0.0)).astype(np.float64)
-    r_edge = np.maximum(r, np.roll(r, 1))       # each edge at the larger limit of the two bins it bounds
-    r_edge = np.append(r_edge, r_edge[0])
+    _, _, after, before = _ring(limit.size)
+    r_edge = np.maximum(r.take(after), r.take(before))   # each edge at the larger limit of the two bins it bounds
     xs = origin[0] + r_edge * cos_e
     ys = origin[1] + r_edge * sin_e
     rows = _index_range(min(float(ys.min()), origin[1]), max(float(ys.max()), origin[1]),
@@ -316,6 +330,10 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
         # out : scratch for the scaled azimuths (may be ``azimuth`` itself)
         scaled = np.add(azimuth, np.float32(math.pi), out=out)
         scaled *= to_bin_scale
+        if n_bins <= _FLOAT32_WHOLE:
+            # Capped before truncation: the same bins (n_bins - 1 is a float32), a float32 pass, not an int64 one.
+            np.minimum(scaled, np.float32(n_bins - 1), out=scaled)
+            return scaled.astype(np.intp)
         bins = scaled.astype(np.intp)
         return np.minimum(bins, n_bins - 1, out=bins)
 
@@ -345,7 +363,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     observed[hit_bin[valid | beyond]] = True
 
     if n_bins >= 3:
-        left, right = np.roll(np.arange(n_bins), 1), np.roll(np.arange(n_bins), -1)
+        left, right, _, _ = _ring(n_bins)
         gap = ~observed & observed[left] & observed[right]
         nearest[gap] = np.minimum(nearest[left[gap]], nearest[right[gap]])
         reach[gap] = np.minimum(reach[left[gap]], reach[right[gap]])
@@ -374,7 +392,8 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
             candidates = np.flatnonzero(free_cells & unsure[cell_bin])
             free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
-        logodds = np.array([0.0, model.l_miss], dtype=np.float32).take(free_cells.view(np.uint8))
+        logodds = free_cells.view(np.uint8) * np.float32(model.l_miss)
+        logodds += np.float32(0.0)                        # -0.0 (0 · l_miss) is +0.0 then, as in the layer
     else:
         free_cells, logodds = np.zeros((0, 0), dtype=bool), np.zeros((0, 0), dtype=np.float32)
     # Occupied wins over free: hits in the box overwrite it, the others lie outside it.
