@@ -363,9 +363,10 @@ class VehicleNode(BaseNode):
 
     def _publish(self, step: Step) -> None:
         """Count what the core dropped, publish the evidence it produced."""
-        now = self.now_ns()
-        for _ in range(step.sets):
-            self.set_rate.tick(now)
+        if step.sets:               # most messages (odometry, radar) complete no set: no clock read then
+            now = self.now_ns()
+            for _ in range(step.sets):
+                self.set_rate.tick(now)
         self.drop_all(step.drops)
         for evidence in step.evidence:
             t0 = time.perf_counter()
