@@ -235,6 +235,18 @@ def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
     return (angle + math.pi) % _TWO_PI - math.pi
 
 
+def _in_fov(azimuth: NDArray[np.float32], yaw: float, half: float) -> NDArray[np.bool_]:
+    """``np.abs(_wrap(azimuth - yaw)) <= half`` for float32 azimuths, bit for bit, with the remainder taken
+    only where the shifted angle is outside [0, 2 pi) (elsewhere it is the angle itself): most points."""
+    shifted = azimuth - yaw
+    shifted += math.pi
+    outside = (shifted < 0) | (shifted >= np.float32(_TWO_PI))
+    if outside.any():
+        shifted[outside] %= _TWO_PI
+    shifted -= math.pi
+    return np.abs(shifted) <= half
+
+
 # ------------------------------------------------------------- polar sweep ----
 
 @lru_cache(maxsize=8)
@@ -341,8 +353,8 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     free_r, free_az = polar(free)
     if fov is not None:
         yaw, half = fov[0], 0.5 * fov[1]
-        in_hit = np.abs(_wrap(hit_az - yaw)) <= half
-        in_free = np.abs(_wrap(free_az - yaw)) <= half
+        in_hit = _in_fov(hit_az, yaw, half)
+        in_free = _in_fov(free_az, yaw, half)
         hits, hit_r, hit_az = hits[in_hit], hit_r[in_hit], hit_az[in_hit]
         free_r, free_az = free_r[in_free], free_az[in_free]
 
