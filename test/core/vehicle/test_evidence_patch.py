@@ -90,3 +90,14 @@ def test_radar_groups_blurred_apart_equal_the_whole_window_blur(sigma_m):
     assert_array_equal(layer_known, known)
     assert logodds.tobytes() == np.where(known, weight * np.float32(default_radar_model().l_hit),
                                          np.float32(0.0)).astype(np.float32).tobytes()
+
+
+def test_in_fov_equals_the_wrapped_test():
+    from cooperative_fusion.core.vehicle.sensor_models import _in_fov, _wrap
+    rng = np.random.default_rng(5)
+    for i in range(200):
+        az = np.arctan2(rng.normal(size=2000), rng.normal(size=2000)).astype(np.float32)
+        az = np.concatenate([az, np.float32([math.pi, -math.pi, 0.0])])
+        yaw = float(rng.uniform(-8.0, 8.0)) if i % 4 else float(rng.choice([0.0, math.pi, -math.pi]))
+        half = float(rng.uniform(0.0, 3.2))
+        assert_array_equal(_in_fov(az, yaw, half), np.abs(_wrap(az - yaw)) <= half)
