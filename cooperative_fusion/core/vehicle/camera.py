@@ -55,10 +55,21 @@ def pixel_rays(K: NDArray[np.floating], width: int, height: int, normalize: bool
     ``K⁻¹ (u, v, 1)``: z = 1, so ``depth[..., None] * rays`` are the points;
     with ``normalize`` the rays are unit vectors instead (for range images).
     """
-    k = validate_k(K)
+    k = np.asarray(K, dtype=np.float64)
+    if k.shape != (3, 3):
+        validate_k(k)               # raises the shape error
+    key = k.tobytes()
+    _checked_k(key)
     if width < 0 or height < 0:
         raise ConfigError(f'image size {width}x{height} is negative')
-    return _rays(k.tobytes(), int(width), int(height), bool(normalize))
+    return _rays(key, int(width), int(height), bool(normalize))
+
+
+@lru_cache(maxsize=16)
+def _checked_k(k_bytes: bytes) -> bool:
+    """:func:`validate_k` of a (3, 3) float64 matrix's bytes, once per matrix (a bad one raises every time)."""
+    validate_k(np.frombuffer(k_bytes, dtype=np.float64).reshape(3, 3))
+    return True
 
 
 def backproject(depth_m: NDArray[np.floating], K: NDArray[np.floating],

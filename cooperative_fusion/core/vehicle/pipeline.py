@@ -11,7 +11,7 @@
    are the free-space end points;
 3. inverse sensor models: lidar (polar sweep), radar (Gaussian spread of
    detections), depth camera (polar sweep inside its field of view);
-4. ``combine`` and ``logodds_to_percent``: OccupancyGrid cells, round(100·p) of
+4. the layers' sum (as ``combine`` adds them) and ``logodds_to_percent``: OccupancyGrid cells, round(100·p) of
    this cycle's evidence, -1 where there is none.
 
 The grid window is axis-aligned in ``map`` and on the global lattice, either
@@ -39,9 +39,9 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, follow_yaw, logodds_to_percent
 from .motion import compensate, deskew
-from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, GroundConfig, MovingReturns, SensorModel,
-                            camera_evidence, combine, default_camera_model, default_lidar_model,
-                            default_radar_model, hits_to_stamp, lidar_evidence, moving_returns, radar_evidence,
+from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, EvidencePatch, GroundConfig, MovingReturns,
+                            SensorModel, camera_patch, default_camera_model, default_lidar_model,
+                            default_radar_model, hits_to_stamp, lidar_patch, moving_returns, radar_patch,
                             split_ground)
 
 __all__ = [
@@ -365,7 +365,7 @@ class VehiclePipeline:
         base2map = poses.lookup(int(stamp_vehicle_ns))
         self.window_yaw = window_yaw(self.cfg.window, base2map, self.window_yaw)
         spec = window_spec(self.cfg.window, base2map, self.window_yaw)
-        results: dict[str, tuple[tuple[NDArray[np.float32], NDArray[np.bool_]], int]] = {}
+        results: dict[str, tuple[EvidencePatch, int]] = {}
         skipped: dict[str, str] = {}
         n_points: dict[str, int] = {}
         targets = None
@@ -389,12 +389,11 @@ class VehiclePipeline:
                 skipped[name] = str(exc)
                 continue
         used = [name for name in STREAMS if name in results]
-        layers = [results[name][0] for name in used]
         n_points = {name: results[name][1] for name in used}
-        if layers:
-            logodds, known = combine(layers)
-        else:
-            logodds, known = np.zeros(spec.shape, np.float32), np.zeros(spec.shape, bool)
+        # The layers' sum in stream order, as sensor_models.combine adds them, each only over its own patch.
+        logodds, known = np.zeros(spec.shape, np.float32), np.zeros(spec.shape, bool)
+        for name in used:
+            results[name][0].add_to(logodds, known)
         return CycleResult(int(stamp_vehicle_ns), spec, logodds, known, targets, tuple(used), skipped, n_points)
 
     def _split(self, points_map: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -423,7 +422,7 @@ class VehiclePipeline:
         if draw_at is not None and movers is not None:
             t_hit = t_point if np.ndim(t_point) == 0 else np.asarray(t_point)[obstacle]
             hits = hits_to_stamp(hits, t_hit, movers, draw_at, self.cfg.moving_radius_m)
-        return lidar_evidence(spec, origin, hits, free, self.cfg.lidar_model), len(points_map)
+        return lidar_patch(spec, origin, hits, free, self.cfg.lidar_model), len(points_map)
 
     def _radar(self, spec: GridSpec, scan: RadarScan, poses: PoseLookup, draw_at: int | None = None):
         pts = _xyz(scan.points, 'radar')
@@ -447,7 +446,7 @@ class VehiclePipeline:
             hits = hits_to_stamp(hits, stamp, movers, draw_at, radius_m=0.0)
         # Standing things (no Doppler once the ego motion is removed) are seen again every scan: a tighter spread.
         static = np.abs(targets['velocity']) < self.cfg.moving_min_speed_mps
-        layer = radar_evidence(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
+        layer = radar_patch(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
                                origin_xy=radar2map[:2, 3], static=static)
         return layer, len(points_map), targets, movers
 
@@ -471,5 +470,5 @@ class VehiclePipeline:
         hits, free = self._split(points_map)
         if draw_at is not None and movers is not None:
             hits = hits_to_stamp(hits, stamp, movers, draw_at, self.cfg.moving_radius_m)
-        layer = camera_evidence(spec, camera2map[:2, 3], yaw, hfov, hits, free, self.cfg.camera_model)
+        layer = camera_patch(spec, camera2map[:2, 3], yaw, hfov, hits, free, self.cfg.camera_model)
         return layer, len(points_map)

@@ -54,6 +54,7 @@ __all__ = [
     'SensorModel', 'default_lidar_model', 'default_radar_model', 'default_camera_model',
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
+    'EvidencePatch', 'lidar_patch', 'radar_patch', 'camera_patch',
     'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
 ]
 
@@ -67,6 +68,8 @@ RADAR_STATIC_KNOWN_FRACTION = 0.5
 RADAR_TRUNCATE = 4.0
 
 _TWO_PI = 2.0 * math.pi
+#: Whole numbers up to here are exact in float32.
+_FLOAT32_WHOLE = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -179,9 +182,69 @@ def _empty(spec: GridSpec) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     return np.zeros(spec.shape, dtype=np.float32), np.zeros(spec.shape, dtype=bool)
 
 
+@dataclass(frozen=True, eq=False)
+class EvidencePatch:
+    """One sensor's evidence on part of a grid of ``shape``: what its ``*_evidence`` layer holds, without the
+    zeros around it.
+
+    rows, cols : the box (slices of the grid); logodds : (rows, cols) float32 and known : (rows, cols) bool
+    in it; outside : flat indices of cells outside the box (repeats allowed) whose log-odds are
+    ``outside_logodds`` (known); every other cell is 0 and unknown
+    """
+
+    shape: tuple[int, int]
+    rows: slice
+    cols: slice
+    logodds: NDArray[np.float32]
+    known: NDArray[np.bool_]
+    outside: NDArray[np.intp]
+    outside_logodds: np.float32 = np.float32(0.0)
+
+    def add_to(self, total: NDArray[np.float32], known: NDArray[np.bool_]) -> None:
+        """``total += logodds`` and ``known |= known`` of the whole layer, in place, cell by cell as
+        :func:`combine` adds (a cell outside the patch adds 0, which changes no sum)."""
+        box = total[self.rows, self.cols]
+        box += self.logodds
+        mask = known[self.rows, self.cols]
+        mask |= self.known
+        if self.outside.size:
+            total.reshape(-1)[self.outside] += self.outside_logodds   # repeats add once, as in a layer
+            known.reshape(-1)[self.outside] = True
+
+    def layer(self) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """The whole (height, width) ``(logodds, known)`` layer."""
+        logodds, known = np.zeros(self.shape, dtype=np.float32), np.zeros(self.shape, dtype=bool)
+        logodds[self.rows, self.cols] = self.logodds
+        known[self.rows, self.cols] = self.known
+        if self.outside.size:
+            logodds.reshape(-1)[self.outside] = self.outside_logodds
+            known.reshape(-1)[self.outside] = True
+        return logodds, known
+
+
+_NO_CELLS = np.zeros(0, dtype=np.intp)
+
+
+def _empty_patch(spec: GridSpec) -> EvidencePatch:
+    return EvidencePatch(spec.shape, slice(0, 0), slice(0, 0), np.zeros((0, 0), dtype=np.float32),
+                         np.zeros((0, 0), dtype=bool), _NO_CELLS)
+
+
 def _wrap(angle: NDArray[np.floating]) -> NDArray[np.float64]:
     """Angles wrapped to [-pi, pi)."""
     return (angle + math.pi) % _TWO_PI - math.pi
+
+
+def _in_fov(azimuth: NDArray[np.float32], yaw: float, half: float) -> NDArray[np.bool_]:
+    """``np.abs(_wrap(azimuth - yaw)) <= half`` for float32 azimuths, bit for bit, with the remainder taken
+    only where the shifted angle is outside [0, 2 pi) (elsewhere it is the angle itself): most points."""
+    shifted = azimuth - yaw
+    shifted += math.pi
+    outside = (shifted < 0) | (shifted >= np.float32(_TWO_PI))
+    if outside.any():
+        shifted[outside] %= _TWO_PI
+    shifted -= math.pi
+    return np.abs(shifted) <= half
 
 
 # ------------------------------------------------------------- polar sweep ----
@@ -191,6 +254,18 @@ def _bin_edges(n_bins: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """cos and sin (n_bins + 1,) of the bin edges, from -pi."""
     edges = -math.pi + np.arange(n_bins + 1) * (_TWO_PI / n_bins)
     return np.cos(edges), np.sin(edges)
+
+
+@lru_cache(maxsize=8)
+def _ring(n_bins: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """Indices around the ring of bins: each bin's left and right neighbour (n_bins,), and for each of the
+    n_bins + 1 edges from -pi the bins after and before it (the last edge is the first one again)."""
+    index = np.arange(n_bins)
+    left, right = np.roll(index, 1), np.roll(index, -1)
+    after, before = np.append(index, 0), np.append(left, n_bins - 1)
+    for a in (left, right, after, before):
+        a.setflags(write=False)      # shared by the cache
+    return left, right, after, before
 
 
 def _bins_inside(n_bins: int, yaw: float, half_fov: float) -> NDArray[np.bool_]:
@@ -222,8 +297,8 @@ def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.fl
         return None
     cos_e, sin_e = _bin_edges(limit.size)
     r = np.where(reaching, limit, np.float32(0.0)).astype(np.float64)
-    r_edge = np.maximum(r, np.roll(r, 1))       # each edge at the larger limit of the two bins it bounds
-    r_edge = np.append(r_edge, r_edge[0])
+    _, _, after, before = _ring(limit.size)
+    r_edge = np.maximum(r.take(after), r.take(before))   # each edge at the larger limit of the two bins it bounds
     xs = origin[0] + r_edge * cos_e
     ys = origin[1] + r_edge * sin_e
     rows = _index_range(min(float(ys.min()), origin[1]), max(float(ys.max()), origin[1]),
@@ -237,7 +312,7 @@ def _reach_box(spec: GridSpec, origin: NDArray[np.float64], limit: NDArray[np.fl
 
 def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
                  free_xy: NDArray[np.floating], model: SensorModel,
-                 fov: tuple[float, float] | None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                 fov: tuple[float, float] | None) -> EvidencePatch:
     """Lidar / camera evidence; ``fov`` = (yaw, hfov) in radians or None for 360 deg."""
     origin = _as_origin(origin_xy)
     hits = _as_xy(hits_xy, 'hits_xy')
@@ -261,11 +336,16 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
             dy = (xy[:, 1] - origin[1]).astype(np.float32)
             return np.sqrt(dx * dx + dy * dy), np.arctan2(dy, dx)
 
-    def to_bin(azimuth: NDArray[np.float32]) -> NDArray[np.intp]:
+    def to_bin(azimuth: NDArray[np.float32], out: NDArray[np.float32] | None = None) -> NDArray[np.intp]:
         # float32 arctan2 gives [-pi, pi] rounded to float32, so the shifted azimuth is >= 0,
         # where truncation is floor; pi itself (the same edge as -pi) goes to the last bin.
-        scaled = azimuth + np.float32(math.pi)
+        # out : scratch for the scaled azimuths (may be ``azimuth`` itself)
+        scaled = np.add(azimuth, np.float32(math.pi), out=out)
         scaled *= to_bin_scale
+        if n_bins <= _FLOAT32_WHOLE:
+            # Capped before truncation: the same bins (n_bins - 1 is a float32), a float32 pass, not an int64 one.
+            np.minimum(scaled, np.float32(n_bins - 1), out=scaled)
+            return scaled.astype(np.intp)
         bins = scaled.astype(np.intp)
         return np.minimum(bins, n_bins - 1, out=bins)
 
@@ -273,8 +353,8 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     free_r, free_az = polar(free)
     if fov is not None:
         yaw, half = fov[0], 0.5 * fov[1]
-        in_hit = np.abs(_wrap(hit_az - yaw)) <= half
-        in_free = np.abs(_wrap(free_az - yaw)) <= half
+        in_hit = _in_fov(hit_az, yaw, half)
+        in_free = _in_fov(free_az, yaw, half)
         hits, hit_r, hit_az = hits[in_hit], hit_r[in_hit], hit_az[in_hit]
         free_r, free_az = free_r[in_free], free_az[in_free]
 
@@ -295,7 +375,7 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     observed[hit_bin[valid | beyond]] = True
 
     if n_bins >= 3:
-        left, right = np.roll(np.arange(n_bins), 1), np.roll(np.arange(n_bins), -1)
+        left, right, _, _ = _ring(n_bins)
         gap = ~observed & observed[left] & observed[right]
         nearest[gap] = np.minimum(nearest[left[gap]], nearest[right[gap]])
         reach[gap] = np.minimum(reach[left[gap]], reach[right[gap]])
@@ -306,30 +386,38 @@ def _polar_sweep(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArr
     blocked = nearest - np.float32(0.5 * spec.resolution)
     limit = np.minimum(reach, np.nextafter(blocked, np.float32(-np.inf)))
 
-    # cell codes: bit 0 free, bit 1 occupied (occupied wins)
-    codes = np.zeros(spec.shape, dtype=np.uint8)
     box = _reach_box(spec, origin, limit, model.min_range_m)
+    rows, cols = box if box is not None else (slice(0, 0), slice(0, 0))
     if box is not None:
         # Only the cells some bin can reach: the camera's field of view, not the whole window.
-        rows, cols = box
         xs, ys = spec.cell_centers()
         dx = (xs[cols] - origin[0]).astype(np.float32)
         dy = (ys[rows] - origin[1]).astype(np.float32)
-        cell_r = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
+        cell_r = np.add.outer(dy * dy, dx * dx)          # dx² + dy², as float32 adds it either way round
+        np.sqrt(cell_r, out=cell_r)
         cell_az = np.arctan2(dy[:, None], dx[None, :])
-        cell_bin = to_bin(cell_az)
-        free_cells = (cell_r >= model.min_range_m) & (cell_r <= limit[cell_bin])
+        cell_bin = to_bin(cell_az, cell_az if fov is None else None)     # (the camera needs cell_az again)
+        free_cells = cell_r >= model.min_range_m
+        free_cells &= cell_r <= limit.take(cell_bin)
         if fov is not None:
             # The exact field-of-view test, only where a bin is not surely inside the field of view.
             unsure = ~_bins_inside(n_bins, fov[0], 0.5 * fov[1])
             candidates = np.flatnonzero(free_cells & unsure[cell_bin])
             free_cells.flat[candidates] = np.abs(_wrap(cell_az.flat[candidates] - fov[0])) <= 0.5 * fov[1]
-        codes[rows, cols] = free_cells.view(np.uint8)
+        logodds = free_cells.view(np.uint8) * np.float32(model.l_miss)
+        logodds += np.float32(0.0)                        # -0.0 (0 · l_miss) is +0.0 then, as in the layer
+    else:
+        free_cells, logodds = np.zeros((0, 0), dtype=bool), np.zeros((0, 0), dtype=np.float32)
+    # Occupied wins over free: hits in the box overwrite it, the others lie outside it.
+    l_hit = np.float32(model.l_hit)
     ix, iy = spec.world_to_cell(hits[valid])
     inside = spec.in_bounds(ix, iy)
-    codes.reshape(-1)[iy[inside] * spec.width + ix[inside]] = 2
-    values = np.array([0.0, model.l_miss, model.l_hit], dtype=np.float32)
-    return values.take(codes), codes.astype(bool)
+    ix, iy = ix[inside], iy[inside]
+    in_box = (iy >= rows.start) & (iy < rows.stop) & (ix >= cols.start) & (ix < cols.stop)
+    logodds[iy[in_box] - rows.start, ix[in_box] - cols.start] = l_hit
+    free_cells[iy[in_box] - rows.start, ix[in_box] - cols.start] = True
+    in_box = ~in_box
+    return EvidencePatch(spec.shape, rows, cols, logodds, free_cells, iy[in_box] * spec.width + ix[in_box], l_hit)
 
 
 def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
@@ -346,6 +434,12 @@ def lidar_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDA
     returns, logit(p_miss) where free, 0 elsewhere; (height, width) bool.
     Non-finite points are skipped.
     """
+    return lidar_patch(spec, origin_xy, hits_xy, free_xy, model).layer()
+
+
+def lidar_patch(spec: GridSpec, origin_xy: NDArray[np.floating], hits_xy: NDArray[np.floating],
+                free_xy: NDArray[np.floating], model: SensorModel) -> EvidencePatch:
+    """:func:`lidar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     return _polar_sweep(spec, origin_xy, hits_xy, free_xy, model, None)
 
 
@@ -362,6 +456,12 @@ def camera_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], yaw: float,
     Other arguments and the return as :func:`lidar_evidence`; cells and points
     outside the field of view get no evidence.
     """
+    return camera_patch(spec, origin_xy, yaw, hfov_rad, hits_xy, free_xy, model).layer()
+
+
+def camera_patch(spec: GridSpec, origin_xy: NDArray[np.floating], yaw: float, hfov_rad: float,
+                 hits_xy: NDArray[np.floating], free_xy: NDArray[np.floating], model: SensorModel) -> EvidencePatch:
+    """:func:`camera_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(yaw)):
         raise ConfigError(f'camera yaw must be finite, got {yaw!r}')
     if not (0.0 < hfov_rad <= _TWO_PI):
@@ -371,6 +471,7 @@ def camera_evidence(spec: GridSpec, origin_xy: NDArray[np.floating], yaw: float,
 
 # ------------------------------------------------------------------- radar ----
 
+@lru_cache(maxsize=16)
 def _gaussian_peak(sigma_cells: float) -> float:
     """Centre value of scipy's 2-D Gaussian filter applied to a unit impulse."""
     radius = int(RADAR_TRUNCATE * sigma_cells + 0.5)
@@ -406,6 +507,13 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     missing detection does not mean empty space (weak reflectors such as people,
     occlusion and multipath, suppressed stationary clutter).
     """
+    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static).layer()
+
+
+def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
+                origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None
+                ) -> EvidencePatch:
+    """:func:`radar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
     hits, finite = _xy_rows(hits_xy, 'hits_xy')
@@ -420,42 +528,79 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
         r = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
         near = (r >= model.min_range_m) & (r <= model.max_range_m)
         hits, fixed = hits[near], fixed[near]
-    weight = np.zeros(spec.shape, dtype=np.float32)
+    boxes = []
     for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
         if part.any():
-            w = _radar_weight(spec, hits[part], sigma_m / spec.resolution)
-            np.maximum(weight, np.where(w >= floor, w, np.float32(0.0)), out=weight)
+            boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
+    if not boxes:
+        return _empty_patch(spec)
+    # Only the union of the detections' boxes can be known: the rest of the grid stays 0 and unknown.
+    r0, r1 = min(b[0] for b, _ in boxes), max(b[1] for b, _ in boxes)
+    c0, c1 = min(b[2] for b, _ in boxes), max(b[3] for b, _ in boxes)
+    weight = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
+    for (g0, g1, h0, h1, w), floor in boxes:
+        sub = weight[g0 - r0:g1 - r0, h0 - c0:h1 - c0]
+        np.maximum(sub, np.where(w >= floor, w, np.float32(0.0)), out=sub)
     known = weight > 0
-    logodds = np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)).astype(np.float32)
-    return logodds, known
+    return EvidencePatch(spec.shape, slice(r0, r1), slice(c0, c1),
+                         np.where(known, weight * np.float32(model.l_hit), np.float32(0.0)), known, _NO_CELLS)
 
 
-def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float) -> NDArray[np.float32]:
-    """(height, width) float32: the detections (N, 2) counted per cell, blurred (peak 1 per detection),
-    capped at 1."""
+#: Up to this many detections are split into groups blurred apart (a scan has tens; the grouping is O(N²)).
+_RADAR_GROUP_MAX = 256
+
+
+def _radar_groups(ix: NDArray[np.int64], iy: NDArray[np.int64], gap: int) -> list[NDArray[np.intp]]:
+    """Detections (cells ``ix``, ``iy``) in groups no two of which come within ``gap`` cells of each other
+    along both axes: a blur of radius ``gap / 2`` then sees at every cell the detections of one group at most."""
+    n = len(ix)
+    if n < 2 or n > _RADAR_GROUP_MAX:
+        return [np.arange(n)]
+    near = (np.abs(ix[:, None] - ix[None, :]) <= gap) & (np.abs(iy[:, None] - iy[None, :]) <= gap)
+    label = np.arange(n)
+    while True:      # each detection takes the smallest label among its neighbours, until none changes
+        new = np.where(near, label[None, :], n).min(axis=1)
+        if np.array_equal(new, label):
+            break
+        label = new
+    return [np.flatnonzero(label == g) for g in np.unique(label)]
+
+
+def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float
+                  ) -> list[tuple[int, int, int, int, NDArray[np.float32]]]:
+    """The detections (N, 2) counted per cell, blurred (peak 1 per detection), capped at 1: boxes ``(row0, row1,
+    col0, col1, weight)`` with ``weight`` (row1 - row0, col1 - col0) float32, the parts of the grid they reach
+    (0 elsewhere); none when they reach none of it.
+
+    Only the padded bounding box of each group of detections is blurred (:func:`_radar_groups`): the blur of
+    the whole window, bit for bit, since a cell's sum holds the same terms and the rest add zeros.
+    """
     pad = int(RADAR_TRUNCATE * sigma_cells + 0.5) if sigma_cells > 0 else 0
-    weight = np.zeros(spec.shape, dtype=np.float32)
     ix, iy = spec.world_to_cell(hits)
     ix, iy = ix + pad, iy + pad
     height, width = spec.height + 2 * pad, spec.width + 2 * pad
     inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height)
-    if not inside.any():
-        return weight
     ix, iy = ix[inside], iy[inside]
-    # Only the padded bounding box of the detections is blurred: everything else stays 0.
-    r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, height)
-    c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, width)
-    counts = np.bincount((iy - r0) * (c1 - c0) + (ix - c0), minlength=(r1 - r0) * (c1 - c0))
-    density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
-    if sigma_cells > 0:
-        density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
-        density /= np.float32(_gaussian_peak(sigma_cells))
-    # the box in the unpadded grid
-    g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
-    h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
-    if g0 < g1 and h0 < h1:
-        weight[g0:g1, h0:h1] = np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)
-    return weight
+    boxes = []
+    # Groups apart by more than 2 pads would do; 4 also blurs nearby groups together, one scipy call each.
+    for group in (_radar_groups(ix, iy, 4 * pad) if pad else [np.arange(len(ix))]):
+        if group.size == 0:
+            continue
+        gx, gy = ix[group], iy[group]
+        r0, r1 = max(int(gy.min()) - pad, 0), min(int(gy.max()) + pad + 1, height)
+        c0, c1 = max(int(gx.min()) - pad, 0), min(int(gx.max()) + pad + 1, width)
+        counts = np.bincount((gy - r0) * (c1 - c0) + (gx - c0), minlength=(r1 - r0) * (c1 - c0))
+        density = counts.reshape(r1 - r0, c1 - c0).astype(np.float32)
+        if sigma_cells > 0:
+            density = ndimage.gaussian_filter(density, sigma_cells, mode='constant', truncate=RADAR_TRUNCATE)
+            density /= np.float32(_gaussian_peak(sigma_cells))
+        # the box in the unpadded grid
+        g0, g1 = max(r0 - pad, 0), min(r1 - pad, spec.height)
+        h0, h1 = max(c0 - pad, 0), min(c1 - pad, spec.width)
+        if g0 < g1 and h0 < h1:
+            boxes.append((g0, g1, h0, h1,
+                          np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)))
+    return boxes
 
 
 # ------------------------------------------------------- moving returns ----
@@ -500,6 +645,30 @@ def moving_returns(targets_xy: NDArray[np.floating], sensor_xy: NDArray[np.float
     return MovingReturns(xy[keep], unit * v[keep, None], int(stamp_ns))
 
 
+#: hits_to_stamp compares at most this many (hit, moving return) pairs at a time.
+_HITS_TO_STAMP_CELLS = 1 << 16
+
+
+def _nearest_mover(hits: NDArray[np.float64], dt_from_radar: NDArray[np.float64], movers: MovingReturns,
+                   radius_m: float) -> NDArray[np.intp]:
+    """(N,) index of the moving return nearest each hit (N, 2) at the hit's time within ``radius_m``; of equally
+    near ones the last (as a scan over the returns that keeps any at least as near as the best so far); -1: none.
+
+    Distances are the float64 steps of ``((hits - (xy + dt·v)) ** 2).sum(axis=1)`` per return, for all returns
+    at once (N, M).
+    """
+    dt = dt_from_radar[:, None]
+    ex = hits[:, 0, None] - (dt * movers.velocity[:, 0] + movers.xy[:, 0])
+    ey = hits[:, 1, None] - (dt * movers.velocity[:, 1] + movers.xy[:, 1])
+    ex *= ex
+    ey *= ey
+    d2 = ex + ey
+    near = d2 <= radius_m * radius_m
+    d2[~near] = np.inf
+    last = len(movers.xy) - 1 - np.argmin(d2[:, ::-1], axis=1)
+    return np.where(near[np.arange(len(hits)), last], last, -1)
+
+
 def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.integer],
                   movers: MovingReturns | None, t_ns: int, radius_m: float = MOVING_RADIUS_M
                   ) -> NDArray[np.float64]:
@@ -517,25 +686,11 @@ def hits_to_stamp(hits_xy: NDArray[np.floating], hit_stamp_ns: int | NDArray[np.
     t_hit = np.broadcast_to(np.asarray(hit_stamp_ns, dtype=np.int64), (len(hits),))
     dt_from_radar = (t_hit - int(movers.stamp_ns)).astype(np.float64) * 1e-9          # (N,)
     out = hits.copy()
-    best = np.full(len(hits), radius_m * radius_m)
-    which = np.full(len(hits), -1, dtype=np.int64)
-    hx, hy = hits[:, 0], hits[:, 1]
-    ex, ey = np.empty(len(hits)), np.empty(len(hits))
-    for m in range(len(movers.xy)):          # a scan has few moving returns; hits can be many
-        # Per coordinate, the same float64 steps as ((hits - (xy + dt·v)) ** 2).sum(axis=1).
-        (mx, my), (vx, vy) = movers.xy[m].tolist(), movers.velocity[m].tolist()
-        np.multiply(dt_from_radar, vx, out=ex)
-        ex += mx
-        np.subtract(hx, ex, out=ex)
-        np.multiply(dt_from_radar, vy, out=ey)
-        ey += my
-        np.subtract(hy, ey, out=ey)
-        ex *= ex
-        ey *= ey
-        d2 = ex + ey
-        closer = d2 <= best
-        best[closer] = d2[closer]
-        which[closer] = m
+    which = np.empty(len(hits), dtype=np.intp)
+    step = max(1, _HITS_TO_STAMP_CELLS // len(movers.xy))
+    for start in range(0, len(hits), step):
+        which[start:start + step] = _nearest_mover(hits[start:start + step], dt_from_radar[start:start + step],
+                                                   movers, radius_m)
     moved = which >= 0
     dt_to_t = (int(t_ns) - t_hit[moved]).astype(np.float64) * 1e-9
     out[moved] += movers.velocity[which[moved]] * dt_to_t[:, None]

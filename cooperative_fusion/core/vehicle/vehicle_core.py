@@ -133,6 +133,7 @@ class VehicleCore:
         self.sets_waited = 0
         self.sets_released = {r: 0 for r in Release if r is not Release.COVERED}
         self._reference_stamps: list[int] = []     # the last lidar scans' stamps, vehicle clock (its period)
+        self._output_offset_ns = cfg.output_stamp_offset_ns   # output_offset_ns(), updated per lidar scan
         self._expected = {'lidar': cfg.frames.lidar, 'radar': cfg.frames.radar, 'camera': cfg.frames.camera_optical,
                           'camera_info': cfg.frames.camera_optical}
 
@@ -212,6 +213,7 @@ class VehicleCore:
         if stream == 'lidar' and (not stamps or stamp > stamps[-1]):
             stamps.append(stamp)
             del stamps[:-9]
+            self._output_offset_ns = self._measured_offset_ns()
         self.waiting.sensor(stamp)
         before = self.sync.stats
         sets = self.sync.add(stream, stamp, payload, now_ns)
@@ -251,6 +253,10 @@ class VehicleCore:
         outputs at the end of its sweep, and moving things seen ahead 25 ms before their stamp (0.7 m at
         27 m/s) where the fusion draws them (core/fusion/dynamic.py, sweep_phase_s).
         """
+        return self._output_offset_ns
+
+    def _measured_offset_ns(self) -> int:
+        """:meth:`output_offset_ns` from the lidar stamps held now (it changes only when one arrives)."""
         offset = self.cfg.output_stamp_offset_ns
         stamps = self._reference_stamps
         if self.cfg.sync.reference != 'lidar' or len(stamps) < 2:

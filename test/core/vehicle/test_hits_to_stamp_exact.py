@@ -38,3 +38,18 @@ def test_hits_to_stamp_is_bit_identical_to_the_plain_loop(seed):
         want = _plain(hits, stamps, movers, 10**9 + 50 * 10**6, 1.5)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
         assert np.count_nonzero(np.any(got != hits, axis=1)) > 0
+
+
+@pytest.mark.parametrize('chunk', [1, 7, 1 << 16])
+def test_equally_near_returns_pick_the_last_as_the_loop_does(chunk, monkeypatch):
+    from cooperative_fusion.core.vehicle import sensor_models
+    monkeypatch.setattr(sensor_models, '_HITS_TO_STAMP_CELLS', chunk)
+    rng = np.random.default_rng(11)
+    hits = rng.uniform(-5.0, 5.0, (300, 2))
+    xy = rng.uniform(-5.0, 5.0, (4, 2))
+    # Each return twice, with other velocities: every hit near one has two equally near.
+    movers = MovingReturns(np.concatenate([xy, xy]), rng.normal(0.0, 10.0, (8, 2)), 10**9)
+    got = hits_to_stamp(hits, 10**9, movers, 10**9 + 50 * 10**6, 2.0)
+    want = _plain(hits, 10**9, movers, 10**9 + 50 * 10**6, 2.0)
+    assert got.tobytes() == want.tobytes()
+    assert np.count_nonzero(np.any(got != hits, axis=1)) > 0
