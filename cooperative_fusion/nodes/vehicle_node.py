@@ -19,7 +19,6 @@ Run: ``vehicle_node --ros-args -r __ns:=/v1 --params-file config/vehicle.yaml``
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import sys
 import time
@@ -402,31 +401,8 @@ class VehicleNode(BaseNode):
         return Level.OK, f'{self.core.cycles} cycles'
 
 
-#: glibc mallopt parameters (malloc.h) and the values the node process runs with.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_BYTES = 32 << 20      # glibc's largest: arrays up to 32 MB come from the heap
-_TRIM_THRESHOLD_BYTES = 128 << 20     # the heap keeps up to 128 MB freed before giving memory back
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep freed memory for the next cycle instead of returning it to the kernel.
-
-    A cycle allocates and frees some 10 MB of arrays of 0.1-1 MB; by default glibc maps each one fresh
-    and unmaps it when freed, so every page of them faults in again next cycle (0.3-0.6 ms of kernel time
-    per cycle, 5-6 % of the node's CPU). Call once per process. False where the C library has no
-    mallopt (not glibc): nothing changed.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
-
-
 def main(args: Sequence[str] | None = None) -> int:
     """Console entry point: init, spin until Ctrl-C or shutdown, clean up."""
-    keep_freed_memory()
     return spin_node(VehicleNode, NODE_NAME, args)
 
 

@@ -1,4 +1,4 @@
-"""vehicle_node.keep_freed_memory: a cycle's freed arrays are reused without faulting their pages in again."""
+"""ros.node.keep_freed_memory (each node process, via spin_node): freed arrays are reused, no page faults."""
 from __future__ import annotations
 
 import resource
@@ -6,7 +6,7 @@ import resource
 import numpy as np
 import pytest
 
-from cooperative_fusion.nodes.vehicle_node import keep_freed_memory
+from cooperative_fusion.ros.node import keep_freed_memory
 
 #: A cycle's worth of array sizes, float32 elements (1-8 MB).
 SIZES = (1 << 18, 3 << 18, 1 << 20, 5 << 17, 1 << 21)
