@@ -267,7 +267,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     Raises ConfigError / BagError for a bad config or bag.
     """
     from ..ros.bag import BagReader
-    from .lockstep import LockstepRunner
+    from .lockstep import LockstepRunner, SerializedMessage
 
     config = load_platoon_config(config_path)
     plan = load_faults(faults, config)
@@ -291,20 +291,22 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
             def recorder(topic: str, msg: Any, t_ns: int) -> None:
                 counts['out'] += 1
                 if writer is not None and topic in record:
-                    writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
+                    if isinstance(msg, SerializedMessage):
+                        writer.write_serialized(topic, msg.msgtype, msg.data, t_ns)
+                    else:
+                        writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
                     counts['recorded'] += 1
 
             runner = LockstepRunner(nodes, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)
             for topic, msgtype, log_time_ns, raw in reader.messages(feed):
                 try:
-                    msg = reader.deserialize(msgtype, raw)
+                    runner.feed_serialized(renames.get(topic, topic), msgtype, raw, log_time_ns)
                 except BagError as exc:
                     counts['bad'] += 1
                     if counts['bad'] == 1:
                         print(f'run: skipping undecodable messages (first: {topic} at {log_time_ns} ns: {exc})',
                               file=progress_stream or sys.stderr)
                     continue
-                runner.feed(renames.get(topic, topic), msg, log_time_ns)
                 counts['in'] += 1
                 meter.update((log_time_ns - start_ns) / NS_PER_S)
             stop_ns = end_ns + int(round(config.drain_s * NS_PER_S))
