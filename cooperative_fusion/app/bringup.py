@@ -20,10 +20,10 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, TextIO
 
 from ..core.errors import BagError, ConfigError
 from ..ros import names
@@ -88,10 +88,12 @@ def load_faults(path: str | Path | None, config: PlatoonConfig | None = None) ->
 
 
 def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool | None = None,
-                  faults: 'FaultPlan | None' = None, origin_ns: int = 0, strict: bool = False) -> list['Node']:
+                  faults: 'FaultPlan | None' = None, origin_ns: int = 0, strict: bool = False,
+                  kinds: Collection[NodeKind] | None = None, injectors: bool = True) -> list['Node']:
     """Create every node of ``config`` on ``context`` with its :meth:`NodeSpec.ros_args`.
 
     strict : ``-p strict_parameters:=true`` for every node (an unknown parameter is an error)
+    kinds : only the nodes of these kinds (None: all); injectors : also the fault injectors of ``faults``
 
     On any failure the nodes already created are destroyed and a ConfigError
     names the node and its params files.
@@ -99,6 +101,8 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
     nodes: list[Node] = []
     try:
         for spec in config.node_specs():
+            if kinds is not None and spec.kind not in kinds:
+                continue
             if faults is not None and spec.kind is NodeKind.VEHICLE:   # outputs to raw/, onboard odometry
                 spec = replace(spec, parameters=spec.parameters + faults.vehicle_parameters(spec.namespace[1:]))
             try:
@@ -116,7 +120,7 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
             except Exception as exc:  # rcl rejects a params file with RCLError, ...
                 raise ConfigError(f'{spec.label} (params {", ".join(map(str, spec.params_files))}): '
                                   f'cannot create the node: {type(exc).__name__}: {exc}') from exc
-        if faults is not None:
+        if faults is not None and injectors:
             nodes += faults.create_injectors(context, use_sim_time, origin_ns)
     except BaseException:
         destroy_nodes(nodes)
@@ -253,37 +257,58 @@ def close_writer(writer: 'BagWriter | None') -> None:
 def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, record_path: str | Path | None,
                      progress: bool = True, *, faults: str | Path | None = None, domain_id: int | None = None,
                      overwrite: bool = False, publish_to_dds: bool = False, strict: bool = False,
-                     progress_stream: TextIO | None = None) -> RunSummary:
+                     progress_stream: TextIO | None = None, jobs: int = 1, quiet: bool = False) -> RunSummary:
     """Run ``bag_path`` through the composed nodes deterministically (see the module docstring).
 
-    Every bag message on an :func:`input_topics` topic is deserialized and fed
-    at its log time; then sim time runs on ``drain_s`` past the bag's end.
-    Messages the nodes publish on the config's record topics are written to
-    ``record_path`` (None: no recording) with log time = sim time.
+    Every bag message on an :func:`input_topics` topic is fed at its log time (as
+    CDR bytes: :meth:`~.lockstep.LockstepRunner.feed_serialized`); then sim time runs
+    on ``drain_s`` past the bag's end. Messages the nodes publish on the config's
+    record topics are written to ``record_path`` (None: no recording) with log time = sim time.
 
     The run's context has discovery off: it hears no other process on the host (nor is heard),
     unless ``publish_to_dds``: also publish the nodes' outputs over DDS (to watch in RViz); slower.
     strict : unknown parameters in the params files are errors (:func:`compose_nodes`)
-    Raises ConfigError / BagError for a bad config or bag.
+    jobs : 2 (or more) runs the vehicle nodes in a worker process (:mod:`.lockstep_parallel`), with the
+        same result; 1, or with ``publish_to_dds`` or no vehicle nodes, everything runs in this process
+    quiet : the worker's nodes log warnings and errors only (as :func:`node_log_level` does here)
+    Raises ConfigError / BagError for a bad config or bag, WorkerError when the worker fails.
     """
     from ..ros.bag import BagReader
     from .lockstep import LockstepRunner, SerializedMessage
 
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ConfigError(f'jobs must be an integer >= 1, got {jobs!r}')
     config = load_platoon_config(config_path)
     plan = load_faults(faults, config)
     renames = plan.renames() if plan is not None else {}
     record = set(config.record_topics)
-    with BagReader(bag_path) as reader:
+    parallel = jobs > 1 and not publish_to_dds and config.run_vehicles
+    with BagReader(bag_path) as reader, ExitStack() as stack:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
+        stop_ns = end_ns + int(round(config.drain_s * NS_PER_S))
         bag_topics = reader.topics()
+        worker = None
+        if parallel:
+            from .lockstep_parallel import VehicleWorker, WorkerArgs
+
+            worker = stack.enter_context(VehicleWorker(WorkerArgs(
+                config_path=Path(config_path) if config_path is not None else None, bag_path=Path(bag_path),
+                faults=Path(faults) if faults is not None else None, domain_id=domain_id, strict=strict,
+                quiet=quiet, start_ns=start_ns)))
         ctx = init_context(domain_id, isolated=not publish_to_dds)
         nodes: list[Node] = []
         writer = None
         counts = {'in': 0, 'out': 0, 'recorded': 0, 'bad': 0}
         meter = Progress(progress, (end_ns - start_ns) / NS_PER_S, stream=progress_stream)
         try:
-            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict)
-            inputs = input_topics(nodes)
+            local_kinds = None if worker is None else set(NodeKind) - {NodeKind.VEHICLE}
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict,
+                                  kinds=local_kinds)
+            everyone: list[Any] = list(nodes)
+            if worker is not None:
+                everyone = _with_worker(worker, config, nodes, bag_topics, renames, stop_ns,
+                                        lambda: runner.now_ns)
+            inputs = input_topics(everyone)
             feed = sorted(t for t in bag_topics if renames.get(t, t) in inputs)
             writer = open_writer(record_path, overwrite)
             meter.restart()   # wall time of the run itself, without node start-up
@@ -297,7 +322,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
                         writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
                     counts['recorded'] += 1
 
-            runner = LockstepRunner(nodes, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)
+            runner = LockstepRunner(everyone, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)
             for topic, msgtype, log_time_ns, raw in reader.messages(feed):
                 try:
                     runner.feed_serialized(renames.get(topic, topic), msgtype, raw, log_time_ns)
@@ -309,8 +334,9 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
                     continue
                 counts['in'] += 1
                 meter.update((log_time_ns - start_ns) / NS_PER_S)
-            stop_ns = end_ns + int(round(config.drain_s * NS_PER_S))
             runner.advance_to(stop_ns)
+            if worker is not None:
+                worker.finish()
             close_writer(writer)
             writer = None
         finally:
@@ -324,3 +350,34 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     return RunSummary(sim_s=(stop_ns - start_ns) / NS_PER_S, wall_s=meter.wall_s, messages_in=counts['in'],
                       messages_out=counts['out'], recorded=counts['recorded'],
                       record_path=Path(record_path) if record_path is not None else None)
+
+
+def _with_worker(worker: Any, config: PlatoonConfig, nodes: list['Node'], bag_topics: Iterable[str],
+                 renames: dict[str, str], stop_ns: int, now_ns: Any) -> list[Any]:
+    """The serial run's node list with the worker's vehicle nodes as stand-ins; sends the worker its plan.
+
+    nodes : this process's nodes (every non-vehicle node in spec order, then the injectors)
+    """
+    from .lockstep_parallel import WorkerPlan, check_independent, remote_stand_ins, shape_of
+
+    remote = worker.shapes()
+    order: list[tuple[str, int]] = []
+    n_remote = n_local = 0
+    for spec in config.node_specs():
+        if spec.kind is NodeKind.VEHICLE:
+            order.append(('remote', n_remote))
+            n_remote += 1
+        else:
+            order.append(('local', n_local))
+            n_local += 1
+    order += [('local', i) for i in range(n_local, len(nodes))]
+    if n_remote != len(remote):
+        raise ConfigError(f'--jobs: the worker composed {len(remote)} vehicle nodes, expected {n_remote}')
+    local = [shape_of(n) for n in nodes]
+    check_independent(remote, [*remote, *local])
+    stand_ins = remote_stand_ins(worker, order, remote, now_ns)
+    everyone = [stand_ins[k] if side == 'remote' else nodes[i] for k, (side, i) in enumerate(order)]
+    inputs = input_topics(everyone)
+    feed = tuple((t, renames.get(t, t)) for t in sorted(bag_topics) if renames.get(t, t) in inputs)
+    worker.send_plan(WorkerPlan(order=tuple(order), local=tuple(local), feed=feed, stop_ns=stop_ns, recorder=True))
+    return everyone

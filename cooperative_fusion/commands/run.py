@@ -17,6 +17,9 @@ from typing import Any
 
 from ..core.errors import ConfigError
 
+#: ``--jobs`` default: processes of a lock-step run (the vehicle nodes in a worker beside the rest).
+DEFAULT_JOBS = 2
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', type=Path, default=None, metavar='FILE',
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--quiet', action='store_true',
                         help='warnings and errors only: no progress lines, the nodes log at WARN and above '
                              '(the summary line is still printed)')
+    parser.add_argument('--jobs', type=int, default=DEFAULT_JOBS, metavar='N',
+                        help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a worker process, '
+                             f'same result bag (default {DEFAULT_JOBS}; 1: one process)')
     parser.add_argument('--strict', action='store_true',
                         help='an unknown parameter in a params file is an error (-p strict_parameters:=true '
                              'for every node), not a warning')
@@ -51,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--rate needs --bag (live runs follow the sensors\' own timing)')
     if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
         raise ConfigError(f'--rate must be a finite number > 0, got {args.rate}')
+    if getattr(args, 'jobs', 1) < 1:
+        raise ConfigError(f'--jobs must be >= 1, got {args.jobs}')
     if args.record is not None and args.record.exists() and not args.overwrite:
         raise ConfigError(f'--record {args.record} already exists; choose another path or pass --overwrite')
     # Validate before starting anything, so a bad file fails fast.
@@ -67,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                                         strict=strict)
             elif args.rate is None:
                 summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not quiet,
-                                                   faults=args.faults, overwrite=args.overwrite, strict=strict)
+                                                   faults=args.faults, overwrite=args.overwrite, strict=strict,
+                                                   jobs=getattr(args, 'jobs', 1), quiet=quiet)
             else:
                 summary = live.run_bag_live(args.config, args.bag, args.rate, args.record, progress=not quiet,
                                             faults=args.faults, overwrite=args.overwrite, strict=strict)
