@@ -1,0 +1,83 @@
+"""Lock-step with the vehicle nodes in a worker process (app/lockstep_parallel.py): the serial result, or a clear error."""
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+
+import pytest
+
+from cooperative_fusion.app import bringup
+from cooperative_fusion.app.lockstep_parallel import NodeShape, WorkerError, _receive, check_independent
+from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.ros.bag import BagReader
+from platoon_files import domain as _domain
+from platoon_files import simulate, vehicle_entry, write_config
+
+SIM_S = 1.5
+
+
+@pytest.fixture(scope='module')
+def sim_bag(tmp_path_factory) -> Path:
+    """1.5 s of the default scenario (four vehicles, truth) from the simulator."""
+    return simulate(tmp_path_factory.mktemp('parallel') / 'scenario', SIM_S)
+
+
+def _read(bag: Path) -> list[tuple[str, int, bytes]]:
+    with BagReader(bag) as reader:
+        return [(topic, t, raw) for topic, _type, t, raw in reader.messages()]
+
+
+def test_worker_gives_the_serial_result_bag(tmp_path, sim_bag):
+    """Three vehicles in the worker, fusion and twin here: every message, its bytes, log time and place in
+    the bag as in the serial run (/diagnostics: topic and time; its latencies are wall-clock)."""
+    config = write_config(tmp_path / 'p.yaml', vehicles=('v1', 'v2', 'v3'))
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f'result{jobs}'
+        summary = bringup.run_bag_lockstep(config, sim_bag, out, progress=False, domain_id=_domain(), jobs=jobs)
+        runs[jobs] = (summary, _read(out))
+    (s1, r1), (s2, r2) = runs[1], runs[2]
+    assert sum(topic == '/v3/evidence_grid' for topic, _, _ in r1) >= 10
+    assert sum(topic == '/twin/predicted_grid' for topic, _, _ in r1) >= 10
+    assert [(t, ts) for t, ts, _ in r2] == [(t, ts) for t, ts, _ in r1]
+    assert [m for m in r2 if m[0] != '/diagnostics'] == [m for m in r1 if m[0] != '/diagnostics']
+    assert (s2.messages_in, s2.messages_out, s2.recorded) == (s1.messages_in, s1.messages_out, s1.recorded)
+
+
+def test_worker_config_error_reaches_the_caller(tmp_path, sim_bag):
+    """A vehicle node the worker cannot create fails the run with the serial run's ConfigError."""
+    bad = tmp_path / 'bad_vehicle.yaml'
+    bad.write_text('/**:\n  ros__parameters:\n    sync:\n      poll_period_s: -1.0\n')
+    v1 = vehicle_entry('v1')
+    config = write_config(tmp_path / 'p.yaml', vehicles=[{**v1, 'params': v1['params'] + [str(bad)]}])
+    messages = []
+    for jobs in (1, 2):
+        with pytest.raises(ConfigError, match='vehicle_node in /v1') as info:
+            bringup.run_bag_lockstep(config, sim_bag, None, progress=False, domain_id=_domain(), jobs=jobs)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+class _Gone:
+    exitcode = -9
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    with pytest.raises(WorkerError, match=r'worker exited \(code -9\) without finishing'):
+        _receive(queue.Queue(), _Gone(), 'the worker')
+    q: queue.Queue = queue.Queue()
+    q.put(('error', ConfigError('v1: bad')))
+    with pytest.raises(ConfigError, match='v1: bad'):
+        _receive(q, _Gone(), 'the worker')
+
+
+def test_a_vehicle_that_hears_the_run_cannot_go_to_a_worker():
+    vehicle = NodeShape('/v1/vehicle_node', (('/v1/odom', 'nav_msgs/msg/Odometry', True),
+                                             ('/v1/twin/advisory', 'nav_msgs/msg/Path', False)), (), ())
+    twin = NodeShape('/twin_node', (), (('/v1/twin/advisory', 'nav_msgs/msg/Path'),), (100_000_000,))
+    with pytest.raises(ConfigError, match=r"/v1/vehicle_node subscribes to \['/v1/twin/advisory'\].*--jobs 1"):
+        check_independent([vehicle], [vehicle, twin])
+    check_independent([vehicle], [vehicle])
