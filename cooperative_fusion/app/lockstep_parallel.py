@@ -19,13 +19,17 @@ BagError), never hangs.
 """
 from __future__ import annotations
 
-import multiprocessing
+import os
 import queue
 import signal
+import subprocess
+import sys
+import threading
 import traceback
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -186,16 +190,20 @@ class _CapturingRunner(LockstepRunner):
         self._captured(id(timer), timer.callback)
 
 
-def _worker_main(args: WorkerArgs, to_main: Any, from_main: Any) -> None:
+def _worker_main(from_main: Connection, to_main: Connection) -> None:
     """The worker process: compose the vehicle nodes, run them over the bag, send what they publish."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the main process's; it stops the worker
-    from . import bringup
-    from ..ros.bag import BagReader
-    from .platoon import NodeKind
-
+    out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_all, args=(out, to_main), daemon=True)   # run ahead: never block
+    sender.start()
     ctx = None
     nodes: list[Any] = []
     try:
+        from . import bringup
+        from ..ros.bag import BagReader
+        from .platoon import NodeKind
+
+        _, args = from_main.recv()
         config = bringup.load_platoon_config(args.config_path)
         plan_faults = bringup.load_faults(args.faults, config)
         ctx = bringup.init_context(args.domain_id, isolated=True)
@@ -203,8 +211,8 @@ def _worker_main(args: WorkerArgs, to_main: Any, from_main: Any) -> None:
             nodes = bringup.compose_nodes(config, ctx, use_sim_time=True, faults=plan_faults,
                                           origin_ns=args.start_ns, strict=args.strict,
                                           kinds={NodeKind.VEHICLE}, injectors=False)
-            to_main.put(('shapes', [shape_of(n) for n in nodes]))
-            _, plan = _receive(from_main, multiprocessing.parent_process(), 'the main process')
+            out.put(('shapes', [shape_of(n) for n in nodes]))
+            _, plan = from_main.recv()
             everyone: list[Any] = []
             tags: dict[int, Tag] = {}
             for index, (side, i) in enumerate(plan.order):
@@ -218,6 +226,13 @@ def _worker_main(args: WorkerArgs, to_main: Any, from_main: Any) -> None:
             batch: list[tuple[Tag, int, list[Published]]] = []
             size = 0
 
+            def flush() -> None:
+                nonlocal size
+                if batch:
+                    out.put(('groups', list(batch)))
+                    batch.clear()
+                    size = 0
+
             def sink(tag: Tag, t_ns: int, published: list[Published]) -> None:
                 nonlocal size
                 batch.append((tag, t_ns, published))
@@ -225,15 +240,8 @@ def _worker_main(args: WorkerArgs, to_main: Any, from_main: Any) -> None:
                 if len(batch) >= _BATCH_CALLS or size >= _BATCH_BYTES:
                     flush()
 
-            def flush() -> None:
-                nonlocal size
-                if batch:
-                    to_main.put(('groups', list(batch)))
-                    batch.clear()
-                    size = 0
-
             runner = _CapturingRunner(everyone, tags, sink, plan.recorder, args.start_ns)
-            mine = {t for n in nodes for t in (s.topic_name for s in n.subscriptions)}
+            mine = {s.topic_name for n in nodes for s in n.subscriptions}
             renames = dict(plan.feed)
             with BagReader(args.bag_path) as reader:
                 for topic, msgtype, log_time_ns, raw in reader.messages([t for t, fed in plan.feed if fed in mine]):
@@ -243,33 +251,47 @@ def _worker_main(args: WorkerArgs, to_main: Any, from_main: Any) -> None:
                         continue   # the main process skips it too, and counts it
             runner.advance_to(plan.stop_ns)
             flush()
-            to_main.put(('done', runner.dispatched))
+            out.put(('done', runner.dispatched))
+    except EOFError:
+        pass    # the main process is gone: nothing to report to
     except BaseException as exc:
         if isinstance(exc, CooperativeFusionError):
-            to_main.put(('error', exc))
+            out.put(('error', exc))
         else:
-            to_main.put(('error', WorkerError(f'lock-step worker (vehicle nodes) failed:\n{traceback.format_exc()}')))
+            out.put(('error', WorkerError(f'lock-step worker (vehicle nodes) failed:\n{traceback.format_exc()}')))
     finally:
-        bringup.destroy_nodes(nodes)
+        out.put(None)
+        sender.join()
         if ctx is not None:
+            from . import bringup
+
+            bringup.destroy_nodes(nodes)
             bringup.shutdown_context(ctx)
-        to_main.close()
-        to_main.join_thread()
 
 
-def _receive(q: Any, other: Any, who: str) -> Any:
-    """The next item from ``q`` (an ``('error', exc)`` is raised); WorkerError if ``other`` dies meanwhile."""
-    while True:
-        try:
-            item = q.get(timeout=_POLL_S)
-        except queue.Empty:
-            if other is not None and not other.is_alive():
-                raise WorkerError(f'{who} exited (code {getattr(other, "exitcode", None)}) '
-                                  f'without finishing the lock-step run') from None
-            continue
-        if isinstance(item, tuple) and item and item[0] == 'error':
-            raise item[1]
-        return item
+def _send_all(items: 'queue.SimpleQueue[Any]', conn: Connection) -> None:
+    """Send every item to ``conn`` until None (the sender thread: a full pipe blocks only it)."""
+    try:
+        while (item := items.get()) is not None:
+            conn.send(item)
+    except OSError:
+        pass    # the main process is gone
+
+
+def _receive(conn: Connection, process: Any, who: str) -> Any:
+    """The next item from ``conn`` (an ``('error', exc)`` is raised); WorkerError when ``process``
+    (a ``subprocess.Popen``) exits meanwhile."""
+    try:
+        while not conn.poll(_POLL_S):
+            if process.poll() is not None:
+                break
+        item = conn.recv()
+    except (EOFError, OSError):
+        code = process.wait()
+        raise WorkerError(f'{who} exited (code {code}) without finishing the lock-step run') from None
+    if isinstance(item, tuple) and item and item[0] == 'error':
+        raise item[1]
+    return item
 
 
 class VehicleWorker:
@@ -279,16 +301,31 @@ class VehicleWorker:
     """
 
     def __init__(self, args: WorkerArgs) -> None:
-        ctx = multiprocessing.get_context('spawn')     # never fork a process that holds rclpy
-        self._from_worker = ctx.Queue()
-        self._to_worker = ctx.Queue()
-        self._process = ctx.Process(target=_worker_main, args=(args, self._from_worker, self._to_worker),
-                                    name='lockstep-vehicles', daemon=True)
+        self._args = args
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
         self._pending: deque[tuple[Tag, int, list[Published]]] = deque()
         self.dispatched = 0
 
     def __enter__(self) -> 'VehicleWorker':
-        self._process.start()
+        # A fresh interpreter (never fork a process that holds rclpy), on the same package as this one.
+        import cooperative_fusion
+
+        to_worker_r, to_worker_w = os.pipe()
+        to_main_r, to_main_w = os.pipe()
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(Path(cooperative_fusion.__file__).parents[1]),
+                                                          env.get('PYTHONPATH')]))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, '-m', __name__, str(to_worker_r), str(to_main_w)],
+                pass_fds=(to_worker_r, to_main_w), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(to_worker_r)
+            os.close(to_main_w)
+        self._to_worker = Connection(to_worker_w, readable=False)
+        self._conn = Connection(to_main_r, writable=False)
+        self._to_worker.send(('args', self._args))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -296,19 +333,21 @@ class VehicleWorker:
 
     def stop(self) -> None:
         """Stop the worker (if it still runs) and wait for it."""
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join(10.0)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5.0)
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5.0)
         self._to_worker.close()
-        self._to_worker.cancel_join_thread()
-        self._from_worker.close()
-        self._from_worker.cancel_join_thread()
+        self._conn.close()
 
     def _next(self) -> Any:
-        return _receive(self._from_worker, self._process, 'the lock-step worker (vehicle nodes)')
+        return _receive(self._conn, self._process, 'the lock-step worker (vehicle nodes)')
 
     def shapes(self) -> list[NodeShape]:
         """The worker's node shapes, once it has composed its nodes."""
@@ -318,7 +357,7 @@ class VehicleWorker:
         return shapes
 
     def send_plan(self, plan: WorkerPlan) -> None:
-        self._to_worker.put(('plan', plan))
+        self._to_worker.send(('plan', plan))
 
     def group(self, tag: Tag, t_ns: int) -> list[Published]:
         """What the worker's node published in the call ``tag`` at sim time ``t_ns``."""
@@ -341,7 +380,7 @@ class VehicleWorker:
         if item[0] != 'done':
             raise WorkerError(f'lock-step worker made calls past the end of the run ({item[0]!r})')
         self.dispatched = item[1]
-        self._process.join(10.0)
+        self._process.wait(10.0)
 
 
 def remote_stand_ins(worker: VehicleWorker, order: Sequence[tuple[str, int]], remote: Sequence[NodeShape],
@@ -359,3 +398,10 @@ def remote_stand_ins(worker: VehicleWorker, order: Sequence[tuple[str, int]], re
 
         stand_ins[index] = StandIn(index, remote[i], replay)
     return stand_ins
+
+
+if __name__ == '__main__':     # the worker process: python -m cooperative_fusion.app.lockstep_parallel R W
+    from cooperative_fusion.app import lockstep_parallel   # the module, not __main__: what it sends unpickles
+
+    lockstep_parallel._worker_main(Connection(int(sys.argv[1]), writable=False),
+                                   Connection(int(sys.argv[2]), readable=False))

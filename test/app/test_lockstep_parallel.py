@@ -1,7 +1,8 @@
 """Lock-step with the vehicle nodes in a worker process (app/lockstep_parallel.py): the serial result, or a clear error."""
 from __future__ import annotations
 
-import queue
+import os
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -59,19 +60,25 @@ def test_worker_config_error_reaches_the_caller(tmp_path, sim_bag):
 
 
 class _Gone:
-    exitcode = -9
+    def poll(self) -> int:
+        return -9
 
-    def is_alive(self) -> bool:
-        return False
+    def wait(self) -> int:
+        return -9
 
 
 def test_a_worker_that_dies_is_an_error_not_a_hang():
-    with pytest.raises(WorkerError, match=r'worker exited \(code -9\) without finishing'):
-        _receive(queue.Queue(), _Gone(), 'the worker')
-    q: queue.Queue = queue.Queue()
-    q.put(('error', ConfigError('v1: bad')))
-    with pytest.raises(ConfigError, match='v1: bad'):
-        _receive(q, _Gone(), 'the worker')
+    read, write = os.pipe()
+    conn, writer = Connection(read, writable=False), Connection(write, readable=False)
+    try:
+        writer.send(('error', ConfigError('v1: bad')))
+        with pytest.raises(ConfigError, match='v1: bad'):
+            _receive(conn, _Gone(), 'the worker')
+        writer.close()
+        with pytest.raises(WorkerError, match=r'the worker exited \(code -9\) without finishing'):
+            _receive(conn, _Gone(), 'the worker')
+    finally:
+        conn.close()
 
 
 def test_a_vehicle_that_hears_the_run_cannot_go_to_a_worker():
