@@ -303,11 +303,23 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
         try:
             local_kinds = None if worker is None else set(NodeKind) - {NodeKind.VEHICLE}
             nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict,
-                                  kinds=local_kinds)
+                                  kinds=local_kinds, injectors=worker is None)
             everyone: list[Any] = list(nodes)
             if worker is not None:
-                everyone = _with_worker(worker, config, nodes, bag_topics, renames, stop_ns,
-                                        lambda: runner.now_ns)
+                with_worker = _with_worker(worker, config, nodes, bag_topics, renames, stop_ns,
+                                           lambda: runner.now_ns)
+                if isinstance(with_worker, str):     # the vehicle nodes hear the others: one process after all
+                    worker.stop()
+                    worker = None
+                    if not quiet:
+                        print(f'run: --jobs {jobs}: one process ({with_worker})', file=progress_stream or sys.stderr)
+                    destroy_nodes(nodes)
+                    nodes = []
+                    nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns,
+                                          strict=strict)
+                    everyone = list(nodes)
+                else:
+                    everyone = with_worker
             inputs = input_topics(everyone)
             feed = sorted(t for t in bag_topics if renames.get(t, t) in inputs)
             writer = open_writer(record_path, overwrite)
@@ -353,12 +365,14 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
 
 
 def _with_worker(worker: Any, config: PlatoonConfig, nodes: list['Node'], bag_topics: Iterable[str],
-                 renames: dict[str, str], stop_ns: int, now_ns: Any) -> list[Any]:
-    """The serial run's node list with the worker's vehicle nodes as stand-ins; sends the worker its plan.
+                 renames: dict[str, str], stop_ns: int, now_ns: Any) -> list[Any] | str:
+    """The serial run's node list with the worker's nodes as stand-ins, once the worker has its plan;
+    or why the worker's nodes cannot run apart (it then waits for nothing: stop it).
 
-    nodes : this process's nodes (every non-vehicle node in spec order, then the injectors)
+    nodes : this process's nodes (every non-vehicle node, in spec order); the worker has the vehicle
+        nodes, then the fault injectors
     """
-    from .lockstep_parallel import WorkerPlan, check_independent, remote_stand_ins, shape_of
+    from .lockstep_parallel import WorkerPlan, independent, remote_stand_ins, shape_of
 
     remote = worker.shapes()
     order: list[tuple[str, int]] = []
@@ -370,11 +384,13 @@ def _with_worker(worker: Any, config: PlatoonConfig, nodes: list['Node'], bag_to
         else:
             order.append(('local', n_local))
             n_local += 1
-    order += [('local', i) for i in range(n_local, len(nodes))]
-    if n_remote != len(remote):
-        raise ConfigError(f'--jobs: the worker composed {len(remote)} vehicle nodes, expected {n_remote}')
+    order += [('remote', i) for i in range(n_remote, len(remote))]     # the injectors come last
+    if n_local != len(nodes):
+        raise ConfigError(f'--jobs: {len(nodes)} nodes in the main process, expected {n_local}')
     local = [shape_of(n) for n in nodes]
-    check_independent(remote, [*remote, *local])
+    why_not = independent(remote, local)
+    if why_not is not None:
+        return why_not
     stand_ins = remote_stand_ins(worker, order, remote, now_ns)
     everyone = [stand_ins[k] if side == 'remote' else nodes[i] for k, (side, i) in enumerate(order)]
     inputs = input_topics(everyone)

@@ -1,17 +1,18 @@
 """Lock-step with the vehicle nodes in a worker process (``run --bag --jobs 2``), same result bag.
 
-The vehicle nodes hear only recorded inputs (checked: none of their subscriptions is a
-topic any node publishes), so what they publish for each bag message and each timer
-firing does not depend on the rest of the platoon. A worker process composes them,
-reads the bag itself and runs ahead, with a :class:`~.lockstep.LockstepRunner` over the
-same node list in the same order, the other nodes replaced by :class:`StandIn` s with
-the same subscriptions and timers that do nothing. For every call of a vehicle
-callback it sends the messages published, serialized, tagged with the callback and the
-sim time. The main process runs the other nodes with the vehicles replaced by stand-ins
-whose callbacks publish what the worker sent for that call: its runner calls them at the
-same points of the same sequence as the serial runner, so the messages, their order
-and their sim times are those of the serial run. Determinism does not depend on timing:
-the main process blocks on the worker's output for a call before it goes past it.
+The vehicle nodes (and the fault injectors of ``--faults``) hear only recorded inputs and
+each other (checked: none subscribes to a topic the other nodes publish), so what they
+publish for each bag message and each timer firing does not depend on the rest of the
+platoon. A worker process composes them, reads the bag itself and runs ahead, with a
+:class:`~.lockstep.LockstepRunner` over the same node list in the same order, the other
+nodes replaced by :class:`StandIn` s with the same subscriptions and timers that do
+nothing. For every call of one of its callbacks it sends the messages published,
+serialized, tagged with the callback and the sim time. The main process runs the other
+nodes with the worker's replaced by stand-ins whose callbacks publish what the worker
+sent for that call: its runner calls them at the same points of the same sequence as the
+serial runner, so the messages, their order and their sim times are those of the serial
+run. Determinism does not depend on timing: the main process blocks on the worker's
+output for a call before it goes past it.
 
 A worker that fails sends its exception, and one that dies without a word is noticed
 within a second: the run stops with :class:`WorkerError` (or the worker's ConfigError /
@@ -119,21 +120,19 @@ class StandIn:
         self.by_topic = {p.topic_name: p for p in self.publishers}
 
 
-def check_independent(remote: Sequence[NodeShape], everyone: Sequence[NodeShape]) -> None:
-    """Raise ConfigError when a ``remote`` node subscribes to a topic some node publishes."""
-    from ..core.errors import ConfigError
-
-    published = {topic for shape in everyone for topic, _ in shape.publishers}
+def independent(remote: Sequence[NodeShape], local: Sequence[NodeShape]) -> str | None:
+    """None when no ``remote`` node subscribes to a topic a ``local`` node publishes; else why not."""
+    published = {topic for shape in local for topic, _ in shape.publishers}
     for shape in remote:
         heard = sorted({topic for topic, _, _ in shape.subscriptions} & published)
         if heard:
-            raise ConfigError(f'--jobs: {shape.name} subscribes to {heard}, which the run publishes; its '
-                              f'outputs then depend on the other nodes: run with --jobs 1')
+            return f'{shape.name} subscribes to {heard}, published in the main process'
+    return None
 
 
 @dataclass(frozen=True)
 class WorkerArgs:
-    """What the worker needs to compose the vehicle nodes as the serial run does."""
+    """What the worker needs to compose the vehicle nodes (and fault injectors) as the serial run does."""
 
     config_path: Path | None
     bag_path: Path
@@ -210,7 +209,7 @@ def _worker_main(from_main: Connection, to_main: Connection) -> None:
         with bringup.node_log_level(args.quiet):
             nodes = bringup.compose_nodes(config, ctx, use_sim_time=True, faults=plan_faults,
                                           origin_ns=args.start_ns, strict=args.strict,
-                                          kinds={NodeKind.VEHICLE}, injectors=False)
+                                          kinds={NodeKind.VEHICLE}, injectors=True)
             out.put(('shapes', [shape_of(n) for n in nodes]))
             _, plan = from_main.recv()
             everyone: list[Any] = []

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from cooperative_fusion.app import bringup
-from cooperative_fusion.app.lockstep_parallel import NodeShape, WorkerError, _receive, check_independent
+from cooperative_fusion.app.lockstep_parallel import NodeShape, WorkerError, _receive, independent
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.ros.bag import BagReader
 from platoon_files import domain as _domain
-from platoon_files import simulate, vehicle_entry, write_config
+from platoon_files import CONFIG, simulate, vehicle_entry, write_config
 
 SIM_S = 1.5
 
@@ -28,17 +28,20 @@ def _read(bag: Path) -> list[tuple[str, int, bytes]]:
         return [(topic, t, raw) for topic, _type, t, raw in reader.messages()]
 
 
-def test_worker_gives_the_serial_result_bag(tmp_path, sim_bag):
-    """Three vehicles in the worker, fusion and twin here: every message, its bytes, log time and place in
-    the bag as in the serial run (/diagnostics: topic and time; its latencies are wall-clock)."""
+@pytest.mark.parametrize('faults', [None, 'lossy.yaml'])
+def test_worker_gives_the_serial_result_bag(tmp_path, sim_bag, faults):
+    """Three vehicles (and with --faults their injectors) in the worker, fusion and twin here: every message,
+    its bytes, log time and place in the bag as in the serial run (/diagnostics: topic and time; its
+    latencies are wall-clock)."""
     config = write_config(tmp_path / 'p.yaml', vehicles=('v1', 'v2', 'v3'))
     runs = {}
     for jobs in (1, 2):
         out = tmp_path / f'result{jobs}'
-        summary = bringup.run_bag_lockstep(config, sim_bag, out, progress=False, domain_id=_domain(), jobs=jobs)
+        summary = bringup.run_bag_lockstep(config, sim_bag, out, progress=False, domain_id=_domain(), jobs=jobs,
+                                           faults=faults and CONFIG / 'faults' / faults)
         runs[jobs] = (summary, _read(out))
     (s1, r1), (s2, r2) = runs[1], runs[2]
-    assert sum(topic == '/v3/evidence_grid' for topic, _, _ in r1) >= 10
+    assert sum(topic == '/v3/evidence_grid' for topic, _, _ in r1) >= (5 if faults else 10)
     assert sum(topic == '/twin/predicted_grid' for topic, _, _ in r1) >= 10
     assert [(t, ts) for t, ts, _ in r2] == [(t, ts) for t, ts, _ in r1]
     assert [m for m in r2 if m[0] != '/diagnostics'] == [m for m in r1 if m[0] != '/diagnostics']
@@ -81,10 +84,29 @@ def test_a_worker_that_dies_is_an_error_not_a_hang():
         conn.close()
 
 
-def test_a_vehicle_that_hears_the_run_cannot_go_to_a_worker():
+def test_a_vehicle_that_hears_the_main_process_cannot_go_to_a_worker():
     vehicle = NodeShape('/v1/vehicle_node', (('/v1/odom', 'nav_msgs/msg/Odometry', True),
                                              ('/v1/twin/advisory', 'nav_msgs/msg/Path', False)), (), ())
     twin = NodeShape('/twin_node', (), (('/v1/twin/advisory', 'nav_msgs/msg/Path'),), (100_000_000,))
-    with pytest.raises(ConfigError, match=r"/v1/vehicle_node subscribes to \['/v1/twin/advisory'\].*--jobs 1"):
-        check_independent([vehicle], [vehicle, twin])
-    check_independent([vehicle], [vehicle])
+    assert independent([vehicle], [twin]) == "/v1/vehicle_node subscribes to ['/v1/twin/advisory'], " \
+                                             "published in the main process"
+    assert independent([vehicle, twin], []) is None    # hearing each other in the worker is fine
+
+
+def test_a_worker_that_cannot_run_apart_falls_back_to_one_process(tmp_path, sim_bag, monkeypatch):
+    """When the vehicle nodes hear the main process (no shipped node does; forced here), --jobs 2 stops
+    the worker and runs in one process, with a note, and the serial result."""
+    import io
+
+    from cooperative_fusion.app import lockstep_parallel
+
+    config = write_config(tmp_path / 'p.yaml', vehicles=('v1',))
+    serial = tmp_path / 'serial'
+    bringup.run_bag_lockstep(config, sim_bag, serial, progress=False, domain_id=_domain(), jobs=1)
+    monkeypatch.setattr(lockstep_parallel, 'independent', lambda remote, local: 'v1 hears the twin')
+    stream = io.StringIO()
+    out = tmp_path / 'fallback'
+    bringup.run_bag_lockstep(config, sim_bag, out, progress=False, domain_id=_domain(), jobs=2,
+                             progress_stream=stream)
+    assert stream.getvalue() == 'run: --jobs 2: one process (v1 hears the twin)\n'
+    assert [m for m in _read(out) if m[0] != '/diagnostics'] == [m for m in _read(serial) if m[0] != '/diagnostics']
