@@ -11,7 +11,9 @@ log-time order and all it causes is processed before sim time moves on. The same
 gives the same result bag on any machine (``/diagnostics`` latencies aside), and the run
 hears no other process on the host (:func:`init_context` with ``isolated``). A faulted
 vehicle's ``/<v>/odom`` and ``/<v>/time_reference`` are fed as ``/<v>/raw/...``; the
-fault models are seeded from the bag's start. Live runs are in :mod:`.live`.
+fault models are seeded from the bag's start. With ``jobs`` >= 2 the vehicle nodes (and
+injectors) run in a worker process, with the same result (:mod:`.lockstep_parallel`).
+Live runs are in :mod:`.live`.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 from ..core.errors import ConfigError
 
-#: ``--jobs`` default: processes of a lock-step run (the vehicle nodes in a worker beside the rest).
-DEFAULT_JOBS = 2
+#: ``--jobs`` default: processes of a lock-step run (2: the vehicle nodes in a worker beside the rest).
+DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='warnings and errors only: no progress lines, the nodes log at WARN and above '
                              '(the summary line is still printed)')
     parser.add_argument('--jobs', type=int, default=DEFAULT_JOBS, metavar='N',
-                        help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a worker process, '
-                             f'same result bag (default {DEFAULT_JOBS}; 1: one process)')
+                        help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a second process, '
+                             f'same result bag (default {DEFAULT_JOBS}: 2 with 2 cores or more; 1: one process)')
     parser.add_argument('--strict', action='store_true',
                         help='an unknown parameter in a params file is an error (-p strict_parameters:=true '
                              'for every node), not a warning')

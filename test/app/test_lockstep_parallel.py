@@ -110,3 +110,27 @@ def test_a_worker_that_cannot_run_apart_falls_back_to_one_process(tmp_path, sim_
                              progress_stream=stream)
     assert stream.getvalue() == 'run: --jobs 2: one process (v1 hears the twin)\n'
     assert [m for m in _read(out) if m[0] != '/diagnostics'] == [m for m in _read(serial) if m[0] != '/diagnostics']
+
+
+def test_run_passes_jobs_and_refuses_less_than_one(tmp_path, monkeypatch):
+    import argparse
+
+    from cooperative_fusion.commands import run as run_cmd
+
+    parser = argparse.ArgumentParser()
+    run_cmd.add_arguments(parser)
+    seen = {}
+
+    def fake_run(*a, **kw):
+        seen.update(kw)
+        raise RuntimeError('stop here')
+
+    monkeypatch.setattr(bringup, 'run_bag_lockstep', fake_run)
+    bag = tmp_path / 'bag'
+    for argv, jobs in (([], run_cmd.DEFAULT_JOBS), (['--jobs', '1'], 1), (['--jobs', '3'], 3)):
+        with pytest.raises(RuntimeError, match='stop here'):
+            run_cmd.run(parser.parse_args(['--bag', str(bag), *argv]))
+        assert seen['jobs'] == jobs
+    assert run_cmd.DEFAULT_JOBS == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    with pytest.raises(ConfigError, match='--jobs must be >= 1, got 0'):
+        run_cmd.run(parser.parse_args(['--bag', str(bag), '--jobs', '0']))
