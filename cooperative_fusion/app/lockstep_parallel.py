@@ -268,6 +268,11 @@ def _worker_main(from_main: Connection, to_main: Connection) -> None:
             bringup.shutdown_context(ctx)
 
 
+def worker_process() -> None:
+    """The worker's entry point: ``sys.argv[1:]`` are the fds of its pipes from and to the main process."""
+    _worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+
+
 def _send_all(items: 'queue.SimpleQueue[Any]', conn: Connection) -> None:
     """Send every item to ``conn`` until None (the sender thread: a full pipe blocks only it)."""
     try:
@@ -307,18 +312,18 @@ class VehicleWorker:
         self.dispatched = 0
 
     def __enter__(self) -> 'VehicleWorker':
-        # A fresh interpreter (never fork a process that holds rclpy), on the same package as this one.
+        # A fresh interpreter (never fork a process that holds rclpy), on the package this one runs:
+        # its directory first on sys.path (``python -m`` would put the working directory first).
         import cooperative_fusion
 
+        root = str(Path(cooperative_fusion.__file__).resolve().parents[1])
         to_worker_r, to_worker_w = os.pipe()
         to_main_r, to_main_w = os.pipe()
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(Path(cooperative_fusion.__file__).parents[1]),
-                                                          env.get('PYTHONPATH')]))
+        code = (f'import sys; sys.path.insert(0, {root!r}); '
+                f'from cooperative_fusion.app.lockstep_parallel import worker_process; worker_process()')
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, '-m', __name__, str(to_worker_r), str(to_main_w)],
-                pass_fds=(to_worker_r, to_main_w), env=env, stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen([sys.executable, '-c', code, str(to_worker_r), str(to_main_w)],
+                                             pass_fds=(to_worker_r, to_main_w), stdin=subprocess.DEVNULL)
         finally:
             os.close(to_worker_r)
             os.close(to_main_w)
@@ -397,10 +402,3 @@ def remote_stand_ins(worker: VehicleWorker, order: Sequence[tuple[str, int]], re
 
         stand_ins[index] = StandIn(index, remote[i], replay)
     return stand_ins
-
-
-if __name__ == '__main__':     # the worker process: python -m cooperative_fusion.app.lockstep_parallel R W
-    from cooperative_fusion.app import lockstep_parallel   # the module, not __main__: what it sends unpickles
-
-    lockstep_parallel._worker_main(Connection(int(sys.argv[1]), writable=False),
-                                   Connection(int(sys.argv[2]), readable=False))

@@ -134,3 +134,15 @@ def test_run_passes_jobs_and_refuses_less_than_one(tmp_path, monkeypatch):
     assert run_cmd.DEFAULT_JOBS == (2 if (os.cpu_count() or 1) >= 2 else 1)
     with pytest.raises(ConfigError, match='--jobs must be >= 1, got 0'):
         run_cmd.run(parser.parse_args(['--bag', str(bag), '--jobs', '0']))
+
+
+def test_worker_runs_this_package_whatever_the_working_directory(tmp_path, sim_bag, monkeypatch):
+    """Run from a directory holding another cooperative_fusion (a second checkout): the worker still
+    imports the package of the main process (``python -m`` would take the working directory's)."""
+    shadow = tmp_path / 'checkout' / 'cooperative_fusion'
+    shadow.mkdir(parents=True)
+    (shadow / '__init__.py').write_text('raise ImportError("the wrong checkout")\n')
+    config = write_config(tmp_path / 'p.yaml', vehicles=('v1',), fusion=False, twin=False)
+    monkeypatch.chdir(shadow.parent)
+    summary = bringup.run_bag_lockstep(config, sim_bag, None, progress=False, domain_id=_domain(), jobs=2)
+    assert summary.messages_out > 10
