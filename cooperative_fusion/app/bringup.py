@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..nodes.fault_injector import FaultPlan
     from ..ros.bag import BagWriter
+    from .lockstep_parallel import WorkerArgs
 
 #: Topics never fed from a bag: the run makes its own time; ground truth is for evaluation only.
 _NEVER_FED_PREFIXES = (names.TRUTH_PREFIX,)
@@ -364,6 +365,31 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     return RunSummary(sim_s=(stop_ns - start_ns) / NS_PER_S, wall_s=meter.wall_s, messages_in=counts['in'],
                       messages_out=counts['out'], recorded=counts['recorded'],
                       record_path=Path(record_path) if record_path is not None else None)
+
+
+@contextmanager
+def worker_nodes(args: 'WorkerArgs') -> Iterator[list['Node']]:
+    """The nodes of a ``--jobs`` worker (:mod:`.lockstep_parallel`): the vehicle nodes of the platoon, then the
+    fault injectors, composed as :func:`run_bag_lockstep` composes them, on a context of their own."""
+    config = load_platoon_config(args.config_path)
+    plan = load_faults(args.faults, config)
+    ctx = init_context(args.domain_id, isolated=True)
+    nodes: list[Node] = []
+    try:
+        with node_log_level(args.quiet):
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=args.start_ns,
+                                  strict=args.strict, kinds={NodeKind.VEHICLE})
+            yield nodes
+    finally:
+        destroy_nodes(nodes)
+        shutdown_context(ctx)
+
+
+def lockstep_worker() -> None:
+    """Entry point of the ``--jobs`` worker process (started by :class:`.lockstep_parallel.VehicleWorker`)."""
+    from .lockstep_parallel import worker_process
+
+    worker_process(worker_nodes)
 
 
 def _with_worker(worker: Any, config: PlatoonConfig, nodes: list['Node'], bag_topics: Iterable[str],

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 from ..core.errors import BagError, CooperativeFusionError
 from .lockstep import LockstepRunner, SerializedMessage, type_name
@@ -189,27 +189,22 @@ class _CapturingRunner(LockstepRunner):
         self._captured(id(timer), timer.callback)
 
 
-def _worker_main(from_main: Connection, to_main: Connection) -> None:
+#: Composes the worker's nodes for :class:`WorkerArgs` (the vehicle nodes, then the fault injectors) and
+#: destroys them on exit (``bringup.worker_nodes``).
+ComposeWorkerNodes = Callable[[WorkerArgs], ContextManager[list[Any]]]
+
+
+def _worker_main(from_main: Connection, to_main: Connection, compose: ComposeWorkerNodes) -> None:
     """The worker process: compose the vehicle nodes, run them over the bag, send what they publish."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the main process's; it stops the worker
     out: queue.SimpleQueue[Any] = queue.SimpleQueue()
     sender = threading.Thread(target=_send_all, args=(out, to_main), daemon=True)   # run ahead: never block
     sender.start()
-    ctx = None
-    nodes: list[Any] = []
     try:
-        from . import bringup
         from ..ros.bag import BagReader
-        from .platoon import NodeKind
 
         _, args = from_main.recv()
-        config = bringup.load_platoon_config(args.config_path)
-        plan_faults = bringup.load_faults(args.faults, config)
-        ctx = bringup.init_context(args.domain_id, isolated=True)
-        with bringup.node_log_level(args.quiet):
-            nodes = bringup.compose_nodes(config, ctx, use_sim_time=True, faults=plan_faults,
-                                          origin_ns=args.start_ns, strict=args.strict,
-                                          kinds={NodeKind.VEHICLE}, injectors=True)
+        with compose(args) as nodes:
             out.put(('shapes', [shape_of(n) for n in nodes]))
             _, plan = from_main.recv()
             everyone: list[Any] = []
@@ -261,16 +256,13 @@ def _worker_main(from_main: Connection, to_main: Connection) -> None:
     finally:
         out.put(None)
         sender.join()
-        if ctx is not None:
-            from . import bringup
-
-            bringup.destroy_nodes(nodes)
-            bringup.shutdown_context(ctx)
 
 
-def worker_process() -> None:
-    """The worker's entry point: ``sys.argv[1:]`` are the fds of its pipes from and to the main process."""
-    _worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+def worker_process(compose: ComposeWorkerNodes) -> None:
+    """The worker's entry point (``bringup.lockstep_worker``): ``sys.argv[1:]`` are the fds of its pipes
+    from and to the main process."""
+    _worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
+                 compose)
 
 
 def _send_all(items: 'queue.SimpleQueue[Any]', conn: Connection) -> None:
@@ -314,13 +306,11 @@ class VehicleWorker:
     def __enter__(self) -> 'VehicleWorker':
         # A fresh interpreter (never fork a process that holds rclpy), on the package this one runs:
         # its directory first on sys.path (``python -m`` would put the working directory first).
-        import cooperative_fusion
-
-        root = str(Path(cooperative_fusion.__file__).resolve().parents[1])
+        root = str(Path(__file__).resolve().parents[2])
         to_worker_r, to_worker_w = os.pipe()
         to_main_r, to_main_w = os.pipe()
         code = (f'import sys; sys.path.insert(0, {root!r}); '
-                f'from cooperative_fusion.app.lockstep_parallel import worker_process; worker_process()')
+                f'from cooperative_fusion.app.bringup import lockstep_worker; lockstep_worker()')
         try:
             self._process = subprocess.Popen([sys.executable, '-c', code, str(to_worker_r), str(to_main_w)],
                                              pass_fds=(to_worker_r, to_main_w), stdin=subprocess.DEVNULL)
