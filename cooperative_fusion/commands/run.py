@@ -18,8 +18,20 @@ from typing import Any
 
 from ..core.errors import ConfigError
 
-#: ``--jobs`` default: processes of a lock-step run (2: the vehicle nodes in a worker beside the rest).
-DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
+
+def default_jobs() -> int:
+    """``--jobs`` by default: 2 (the vehicle nodes in a second process) when a core is free, else 1.
+
+    A core is free when the 1-minute load average is at most the core count minus 1.5. A second
+    process gains only on a free core: on a busy machine it shares its session's CPU share with the
+    first (autogroup scheduling) and costs about 14 % more CPU in all (docs/limits.md).
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):      # no load average on this platform
+        return 1
+    return 2 if cores >= 2 and load <= cores - 1.5 else 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--quiet', action='store_true',
                         help='warnings and errors only: no progress lines, the nodes log at WARN and above '
                              '(the summary line is still printed)')
-    parser.add_argument('--jobs', type=int, default=DEFAULT_JOBS, metavar='N',
-                        help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a second process, '
-                             f'same result bag (default {DEFAULT_JOBS}: 2 with 2 cores or more; 1: one process)')
+    parser.add_argument('--jobs', type=int, default=None, metavar='N',
+                        help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a second process, same '
+                             'result bag; 1: one process (default: 2 when the load average leaves a core free)')
     parser.add_argument('--strict', action='store_true',
                         help='an unknown parameter in a params file is an error (-p strict_parameters:=true '
                              'for every node), not a warning')
@@ -58,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--rate needs --bag (live runs follow the sensors\' own timing)')
     if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
         raise ConfigError(f'--rate must be a finite number > 0, got {args.rate}')
-    if getattr(args, 'jobs', 1) < 1:
-        raise ConfigError(f'--jobs must be >= 1, got {args.jobs}')
+    jobs = getattr(args, 'jobs', None)
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f'--jobs must be >= 1, got {jobs}')
     if args.record is not None and args.record.exists() and not args.overwrite:
         raise ConfigError(f'--record {args.record} already exists; choose another path or pass --overwrite')
     # Validate before starting anything, so a bad file fails fast.
@@ -77,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             elif args.rate is None:
                 summary = bringup.run_bag_lockstep(args.config, args.bag, args.record, progress=not quiet,
                                                    faults=args.faults, overwrite=args.overwrite, strict=strict,
-                                                   jobs=getattr(args, 'jobs', 1), quiet=quiet)
+                                                   jobs=jobs or default_jobs(), quiet=quiet)
             else:
                 summary = live.run_bag_live(args.config, args.bag, args.rate, args.record, progress=not quiet,
                                             faults=args.faults, overwrite=args.overwrite, strict=strict)

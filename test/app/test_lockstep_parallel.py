@@ -126,12 +126,13 @@ def test_run_passes_jobs_and_refuses_less_than_one(tmp_path, monkeypatch):
         raise RuntimeError('stop here')
 
     monkeypatch.setattr(bringup, 'run_bag_lockstep', fake_run)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
     bag = tmp_path / 'bag'
-    for argv, jobs in (([], run_cmd.DEFAULT_JOBS), (['--jobs', '1'], 1), (['--jobs', '3'], 3)):
+    for argv, load, jobs in (([], 0.4, 2), ([], 0.6, 1), (['--jobs', '1'], 0.0, 1), (['--jobs', '3'], 9.0, 3)):
+        monkeypatch.setattr(os, 'getloadavg', lambda load=load: (load, load, load))
         with pytest.raises(RuntimeError, match='stop here'):
             run_cmd.run(parser.parse_args(['--bag', str(bag), *argv]))
-        assert seen['jobs'] == jobs
-    assert run_cmd.DEFAULT_JOBS == (2 if (os.cpu_count() or 1) >= 2 else 1)
+        assert seen['jobs'] == jobs, (argv, load)
     with pytest.raises(ConfigError, match='--jobs must be >= 1, got 0'):
         run_cmd.run(parser.parse_args(['--bag', str(bag), '--jobs', '0']))
 
