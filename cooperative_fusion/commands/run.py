@@ -13,25 +13,42 @@ import math
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
 
 
-def default_jobs() -> int:
+def default_jobs(sample_s: float = 0.1, stat: str = '/proc/stat') -> int:
     """``--jobs`` by default: 2 (the vehicle nodes in a second process) when a core is free, else 1.
 
-    A core is free when the 1-minute load average is at most the core count minus 1.5. A second
-    process gains only on a free core: on a busy machine it shares its session's CPU share with the
-    first (autogroup scheduling) and costs about 14 % more CPU in all (docs/limits.md).
+    Free: over ``sample_s`` seconds, the machine's idle time (``stat``'s cpu line) adds up to at least
+    one core. A second process gains only on a free core: on a busy machine it shares its session's
+    CPU share with the first (autogroup scheduling) and costs about 14 % more CPU in all. Without
+    ``stat`` (not Linux): 2 with 2 cores or more.
     """
     cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):      # no load average on this platform
+    if cores < 2:
         return 1
-    return 2 if cores >= 2 and load <= cores - 1.5 else 1
+    try:
+        before = _cpu_times(stat)
+        time.sleep(sample_s)
+        after = _cpu_times(stat)
+    except (OSError, ValueError, IndexError):
+        return 2
+    total = sum(after) - sum(before)
+    idle = (after[3] + after[4]) - (before[3] + before[4])     # idle + iowait
+    return 2 if total > 0 and idle / total * cores >= 1.0 else 1
+
+
+def _cpu_times(stat: str) -> list[int]:
+    """The aggregate ``cpu`` line of ``/proc/stat``: user, nice, system, idle, iowait, ... (clock ticks)."""
+    with open(stat) as f:
+        fields = f.readline().split()
+    if fields[0] != 'cpu':
+        raise ValueError(f'{stat}: no cpu line')
+    return [int(v) for v in fields[1:]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(the summary line is still printed)')
     parser.add_argument('--jobs', type=int, default=None, metavar='N',
                         help='with --bag, lock-step: N >= 2 runs the vehicle nodes in a second process, same '
-                             'result bag; 1: one process (default: 2 when the load average leaves a core free)')
+                             'result bag; 1: one process (default: 2 when a core is idle)')
     parser.add_argument('--strict', action='store_true',
                         help='an unknown parameter in a params file is an error (-p strict_parameters:=true '
                              'for every node), not a warning')

@@ -126,15 +126,33 @@ def test_run_passes_jobs_and_refuses_less_than_one(tmp_path, monkeypatch):
         raise RuntimeError('stop here')
 
     monkeypatch.setattr(bringup, 'run_bag_lockstep', fake_run)
-    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
     bag = tmp_path / 'bag'
-    for argv, load, jobs in (([], 0.4, 2), ([], 0.6, 1), (['--jobs', '1'], 0.0, 1), (['--jobs', '3'], 9.0, 3)):
-        monkeypatch.setattr(os, 'getloadavg', lambda load=load: (load, load, load))
+    for argv, default, jobs in (([], 2, 2), ([], 1, 1), (['--jobs', '1'], 2, 1), (['--jobs', '3'], 1, 3)):
+        monkeypatch.setattr(run_cmd, 'default_jobs', lambda default=default: default)
         with pytest.raises(RuntimeError, match='stop here'):
             run_cmd.run(parser.parse_args(['--bag', str(bag), *argv]))
-        assert seen['jobs'] == jobs, (argv, load)
+        assert seen['jobs'] == jobs, argv
     with pytest.raises(ConfigError, match='--jobs must be >= 1, got 0'):
         run_cmd.run(parser.parse_args(['--bag', str(bag), '--jobs', '0']))
+
+
+@pytest.mark.parametrize('idle_ticks, cores, jobs', [(150, 2, 2), (90, 2, 1), (500, 1, 1), (60, 4, 2)])
+def test_default_jobs_is_two_when_a_core_is_idle(tmp_path, monkeypatch, idle_ticks, cores, jobs):
+    """Of 200 ticks in the sample, ``idle_ticks`` idle (idle + iowait): a core is free at 1/cores of them."""
+    from cooperative_fusion.commands import run as run_cmd
+
+    stat = tmp_path / 'stat'
+    samples = iter([(0, 0), (200 - idle_ticks, idle_ticks)])
+
+    def sleep(_s: float) -> None:
+        busy, idle = next(samples)
+        stat.write_text(f'cpu  {busy} 0 0 {idle - idle // 4} {idle // 4} 0 0 0 0 0\ncpu0 1 2 3 4\n')
+
+    sleep(0)
+    monkeypatch.setattr(run_cmd.time, 'sleep', sleep)
+    monkeypatch.setattr(os, 'cpu_count', lambda: cores)
+    assert run_cmd.default_jobs(stat=str(stat)) == jobs
+    assert run_cmd.default_jobs(stat=str(tmp_path / 'missing')) == (2 if cores >= 2 else 1)
 
 
 def test_worker_runs_this_package_whatever_the_working_directory(tmp_path, sim_bag, monkeypatch):
