@@ -11,7 +11,9 @@ log-time order and all it causes is processed before sim time moves on. The same
 gives the same result bag on any machine (``/diagnostics`` latencies aside), and the run
 hears no other process on the host (:func:`init_context` with ``isolated``). A faulted
 vehicle's ``/<v>/odom`` and ``/<v>/time_reference`` are fed as ``/<v>/raw/...``; the
-fault models are seeded from the bag's start. Live runs are in :mod:`.live`.
+fault models are seeded from the bag's start. With ``jobs`` >= 2 the vehicle nodes (and
+injectors) run in a worker process, with the same result (:mod:`.lockstep_parallel`).
+Live runs are in :mod:`.live`.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, TextIO
 
 from ..core.errors import BagError, ConfigError
 from ..ros import names
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..nodes.fault_injector import FaultPlan
     from ..ros.bag import BagWriter
+    from .lockstep_parallel import WorkerArgs
 
 #: Topics never fed from a bag: the run makes its own time; ground truth is for evaluation only.
 _NEVER_FED_PREFIXES = (names.TRUTH_PREFIX,)
@@ -88,10 +91,12 @@ def load_faults(path: str | Path | None, config: PlatoonConfig | None = None) ->
 
 
 def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool | None = None,
-                  faults: 'FaultPlan | None' = None, origin_ns: int = 0, strict: bool = False) -> list['Node']:
+                  faults: 'FaultPlan | None' = None, origin_ns: int = 0, strict: bool = False,
+                  kinds: Collection[NodeKind] | None = None, injectors: bool = True) -> list['Node']:
     """Create every node of ``config`` on ``context`` with its :meth:`NodeSpec.ros_args`.
 
     strict : ``-p strict_parameters:=true`` for every node (an unknown parameter is an error)
+    kinds : only the nodes of these kinds (None: all); injectors : also the fault injectors of ``faults``
 
     On any failure the nodes already created are destroyed and a ConfigError
     names the node and its params files.
@@ -99,6 +104,8 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
     nodes: list[Node] = []
     try:
         for spec in config.node_specs():
+            if kinds is not None and spec.kind not in kinds:
+                continue
             if faults is not None and spec.kind is NodeKind.VEHICLE:   # outputs to raw/, onboard odometry
                 spec = replace(spec, parameters=spec.parameters + faults.vehicle_parameters(spec.namespace[1:]))
             try:
@@ -116,7 +123,7 @@ def compose_nodes(config: PlatoonConfig, context: 'Context', use_sim_time: bool 
             except Exception as exc:  # rcl rejects a params file with RCLError, ...
                 raise ConfigError(f'{spec.label} (params {", ".join(map(str, spec.params_files))}): '
                                   f'cannot create the node: {type(exc).__name__}: {exc}') from exc
-        if faults is not None:
+        if faults is not None and injectors:
             nodes += faults.create_injectors(context, use_sim_time, origin_ns)
     except BaseException:
         destroy_nodes(nodes)
@@ -253,37 +260,70 @@ def close_writer(writer: 'BagWriter | None') -> None:
 def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, record_path: str | Path | None,
                      progress: bool = True, *, faults: str | Path | None = None, domain_id: int | None = None,
                      overwrite: bool = False, publish_to_dds: bool = False, strict: bool = False,
-                     progress_stream: TextIO | None = None) -> RunSummary:
+                     progress_stream: TextIO | None = None, jobs: int = 1, quiet: bool = False) -> RunSummary:
     """Run ``bag_path`` through the composed nodes deterministically (see the module docstring).
 
-    Every bag message on an :func:`input_topics` topic is deserialized and fed
-    at its log time; then sim time runs on ``drain_s`` past the bag's end.
-    Messages the nodes publish on the config's record topics are written to
-    ``record_path`` (None: no recording) with log time = sim time.
+    Every bag message on an :func:`input_topics` topic is fed at its log time (as
+    CDR bytes: :meth:`~.lockstep.LockstepRunner.feed_serialized`); then sim time runs
+    on ``drain_s`` past the bag's end. Messages the nodes publish on the config's
+    record topics are written to ``record_path`` (None: no recording) with log time = sim time.
 
     The run's context has discovery off: it hears no other process on the host (nor is heard),
     unless ``publish_to_dds``: also publish the nodes' outputs over DDS (to watch in RViz); slower.
     strict : unknown parameters in the params files are errors (:func:`compose_nodes`)
-    Raises ConfigError / BagError for a bad config or bag.
+    jobs : 2 (or more) runs the vehicle nodes in a worker process (:mod:`.lockstep_parallel`), with the
+        same result; 1, or with ``publish_to_dds`` or no vehicle nodes, everything runs in this process
+    quiet : the worker's nodes log warnings and errors only (as :func:`node_log_level` does here)
+    Raises ConfigError / BagError for a bad config or bag, WorkerError when the worker fails.
     """
     from ..ros.bag import BagReader
-    from .lockstep import LockstepRunner
+    from .lockstep import LockstepRunner, SerializedMessage
 
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ConfigError(f'jobs must be an integer >= 1, got {jobs!r}')
     config = load_platoon_config(config_path)
     plan = load_faults(faults, config)
     renames = plan.renames() if plan is not None else {}
     record = set(config.record_topics)
-    with BagReader(bag_path) as reader:
+    parallel = jobs > 1 and not publish_to_dds and config.run_vehicles
+    with BagReader(bag_path) as reader, ExitStack() as stack:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
+        stop_ns = end_ns + int(round(config.drain_s * NS_PER_S))
         bag_topics = reader.topics()
+        worker = None
+        if parallel:
+            from .lockstep_parallel import VehicleWorker, WorkerArgs
+
+            worker = stack.enter_context(VehicleWorker(WorkerArgs(
+                config_path=Path(config_path) if config_path is not None else None, bag_path=Path(bag_path),
+                faults=Path(faults) if faults is not None else None, domain_id=domain_id, strict=strict,
+                quiet=quiet, start_ns=start_ns)))
         ctx = init_context(domain_id, isolated=not publish_to_dds)
         nodes: list[Node] = []
         writer = None
         counts = {'in': 0, 'out': 0, 'recorded': 0, 'bad': 0}
         meter = Progress(progress, (end_ns - start_ns) / NS_PER_S, stream=progress_stream)
         try:
-            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict)
-            inputs = input_topics(nodes)
+            local_kinds = None if worker is None else set(NodeKind) - {NodeKind.VEHICLE}
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns, strict=strict,
+                                  kinds=local_kinds, injectors=worker is None)
+            everyone: list[Any] = list(nodes)
+            if worker is not None:
+                with_worker = _with_worker(worker, config, nodes, bag_topics, renames, stop_ns,
+                                           lambda: runner.now_ns)
+                if isinstance(with_worker, str):     # the vehicle nodes hear the others: one process after all
+                    worker.stop()
+                    worker = None
+                    if not quiet:
+                        print(f'run: --jobs {jobs}: one process ({with_worker})', file=progress_stream or sys.stderr)
+                    destroy_nodes(nodes)
+                    nodes = []
+                    nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=start_ns,
+                                          strict=strict)
+                    everyone = list(nodes)
+                else:
+                    everyone = with_worker
+            inputs = input_topics(everyone)
             feed = sorted(t for t in bag_topics if renames.get(t, t) in inputs)
             writer = open_writer(record_path, overwrite)
             meter.restart()   # wall time of the run itself, without node start-up
@@ -291,24 +331,27 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
             def recorder(topic: str, msg: Any, t_ns: int) -> None:
                 counts['out'] += 1
                 if writer is not None and topic in record:
-                    writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
+                    if isinstance(msg, SerializedMessage):
+                        writer.write_serialized(topic, msg.msgtype, msg.data, t_ns)
+                    else:
+                        writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
                     counts['recorded'] += 1
 
-            runner = LockstepRunner(nodes, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)
+            runner = LockstepRunner(everyone, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)
             for topic, msgtype, log_time_ns, raw in reader.messages(feed):
                 try:
-                    msg = reader.deserialize(msgtype, raw)
+                    runner.feed_serialized(renames.get(topic, topic), msgtype, raw, log_time_ns)
                 except BagError as exc:
                     counts['bad'] += 1
                     if counts['bad'] == 1:
                         print(f'run: skipping undecodable messages (first: {topic} at {log_time_ns} ns: {exc})',
                               file=progress_stream or sys.stderr)
                     continue
-                runner.feed(renames.get(topic, topic), msg, log_time_ns)
                 counts['in'] += 1
                 meter.update((log_time_ns - start_ns) / NS_PER_S)
-            stop_ns = end_ns + int(round(config.drain_s * NS_PER_S))
             runner.advance_to(stop_ns)
+            if worker is not None:
+                worker.finish()
             close_writer(writer)
             writer = None
         finally:
@@ -322,3 +365,63 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     return RunSummary(sim_s=(stop_ns - start_ns) / NS_PER_S, wall_s=meter.wall_s, messages_in=counts['in'],
                       messages_out=counts['out'], recorded=counts['recorded'],
                       record_path=Path(record_path) if record_path is not None else None)
+
+
+@contextmanager
+def worker_nodes(args: 'WorkerArgs') -> Iterator[list['Node']]:
+    """The nodes of a ``--jobs`` worker (:mod:`.lockstep_parallel`): the vehicle nodes of the platoon, then the
+    fault injectors, composed as :func:`run_bag_lockstep` composes them, on a context of their own."""
+    config = load_platoon_config(args.config_path)
+    plan = load_faults(args.faults, config)
+    ctx = init_context(args.domain_id, isolated=True)
+    nodes: list[Node] = []
+    try:
+        with node_log_level(args.quiet):
+            nodes = compose_nodes(config, ctx, use_sim_time=True, faults=plan, origin_ns=args.start_ns,
+                                  strict=args.strict, kinds={NodeKind.VEHICLE})
+            yield nodes
+    finally:
+        destroy_nodes(nodes)
+        shutdown_context(ctx)
+
+
+def lockstep_worker() -> None:
+    """Entry point of the ``--jobs`` worker process (started by :class:`.lockstep_parallel.VehicleWorker`)."""
+    from .lockstep_parallel import worker_process
+
+    worker_process(worker_nodes)
+
+
+def _with_worker(worker: Any, config: PlatoonConfig, nodes: list['Node'], bag_topics: Iterable[str],
+                 renames: dict[str, str], stop_ns: int, now_ns: Any) -> list[Any] | str:
+    """The serial run's node list with the worker's nodes as stand-ins, once the worker has its plan;
+    or why the worker's nodes cannot run apart (it then waits for nothing: stop it).
+
+    nodes : this process's nodes (every non-vehicle node, in spec order); the worker has the vehicle
+        nodes, then the fault injectors
+    """
+    from .lockstep_parallel import WorkerPlan, independent, remote_stand_ins, shape_of
+
+    remote = worker.shapes()
+    order: list[tuple[str, int]] = []
+    n_remote = n_local = 0
+    for spec in config.node_specs():
+        if spec.kind is NodeKind.VEHICLE:
+            order.append(('remote', n_remote))
+            n_remote += 1
+        else:
+            order.append(('local', n_local))
+            n_local += 1
+    order += [('remote', i) for i in range(n_remote, len(remote))]     # the injectors come last
+    if n_local != len(nodes):
+        raise ConfigError(f'--jobs: {len(nodes)} nodes in the main process, expected {n_local}')
+    local = [shape_of(n) for n in nodes]
+    why_not = independent(remote, local)
+    if why_not is not None:
+        return why_not
+    stand_ins = remote_stand_ins(worker, order, remote, now_ns)
+    everyone = [stand_ins[k] if side == 'remote' else nodes[i] for k, (side, i) in enumerate(order)]
+    inputs = input_topics(everyone)
+    feed = tuple((t, renames.get(t, t)) for t in sorted(bag_topics) if renames.get(t, t) in inputs)
+    worker.send_plan(WorkerPlan(order=tuple(order), local=tuple(local), feed=feed, stop_ns=stop_ns, recorder=True))
+    return everyone

@@ -13,9 +13,12 @@ runner *is* the executor:
 * timers fire in sim-time order at their period, with sim time set to their
   due time first.
 
+Recorded CDR bytes (:meth:`LockstepRunner.feed_serialized`) go as they are to
+``raw=True`` subscriptions; others get the message deserialized once.
 Publishers still publish over DDS as well (so RViz or ``ros2 topic echo`` see
 the run), unless ``publish_to_dds`` is False. Nodes driven this way must not
-also be spun by an executor.
+also be spun by an executor. Besides rclpy nodes, ``nodes`` may hold stand-ins
+with the same ``subscriptions`` / ``publishers`` / ``timers`` (``.lockstep_parallel``).
 """
 from __future__ import annotations
 
@@ -31,8 +34,33 @@ from rosgraph_msgs.msg import Clock
 from ..core.errors import ConfigError
 from ..ros.time import ns_to_stamp
 
-#: Called with (topic, message, sim_time_ns) for every message published by a composed node.
+#: Called with (topic, message, sim_time_ns) for every message published by a composed node;
+#: the message is a :class:`SerializedMessage` when it came serialized (from a worker process).
 Recorder = Callable[[str, Any, int], None]
+
+
+class SerializedMessage:
+    """A published message as CDR bytes: ``raw=True`` subscriptions get ``data``, others :meth:`message`."""
+
+    __slots__ = ('msgtype', 'data', '_msg')
+
+    def __init__(self, msgtype: str, data: bytes) -> None:
+        self.msgtype = msgtype      # 'pkg/msg/Name'
+        self.data = data
+        self._msg: Any = None
+
+    def message(self) -> Any:
+        """The rclpy message (deserialized on first use); raises BagError for bytes that do not decode."""
+        if self._msg is None:
+            from ..ros.bag import BagReader
+
+            self._msg = BagReader.deserialize(self.msgtype, self.data)
+        return self._msg
+
+
+def type_name(msg_type: type) -> str:
+    """``'pkg/msg/Name'`` of an rclpy message class."""
+    return f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
 
 
 @dataclass(order=True)
@@ -45,27 +73,31 @@ class _DueTimer:
 class LockstepRunner:
     """Drive ``nodes`` deterministically; see the module docstring.
 
-    Every node gets ``use_sim_time = True``. Call :meth:`feed` with recorded
-    messages in log-time order, then :meth:`advance_to` the end time.
+    Every node gets ``use_sim_time = True``. Call :meth:`feed` (or :meth:`feed_serialized`)
+    with recorded messages in log-time order, then :meth:`advance_to` the end time.
     """
 
-    def __init__(self, nodes: Iterable[Node], recorder: Recorder | None = None,
+    def __init__(self, nodes: Iterable[Any], recorder: Recorder | None = None,
                  publish_to_dds: bool = True, start_ns: int = 0) -> None:
         self._nodes = list(nodes)
+        self._ros_nodes = [n for n in self._nodes if isinstance(n, Node)]
         self._recorder = recorder
         self._publish_to_dds = publish_to_dds
         self._now_ns = start_ns
+        self._time_set = False
         self._queue: deque[tuple[str, Any]] = deque()
         self._subs: dict[str, list[Any]] = {}
+        self._sub_types: dict[int, str] = {}
         self._timers: list[_DueTimer] = []
         self._order = 0
         self.dispatched = 0
-        for node in self._nodes:
+        for node in self._ros_nodes:
             node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
         self._set_time(start_ns)
         for node in self._nodes:
             for sub in node.subscriptions:
                 self._subs.setdefault(sub.topic_name, []).append(sub)
+                self._sub_types[id(sub)] = type_name(sub.msg_type)
             for pub in node.publishers:
                 self._wrap(pub)
             for timer in node.timers:
@@ -81,7 +113,7 @@ class LockstepRunner:
 
         def publish(msg: Any) -> None:
             if self._publish_to_dds:
-                original(msg)
+                original(msg.data if isinstance(msg, SerializedMessage) else msg)
             self._queue.append((topic, msg))
 
         pub.publish = publish
@@ -97,15 +129,35 @@ class LockstepRunner:
     def _set_time(self, t_ns: int) -> None:
         if t_ns < self._now_ns:
             raise ConfigError(f'lock-step time cannot go back: {t_ns} ns < {self._now_ns} ns')
+        if t_ns == self._now_ns and self._time_set:
+            return
         self._now_ns = t_ns
+        self._time_set = True
         clock = Clock(clock=ns_to_stamp(t_ns))
-        for node in self._nodes:
+        for node in self._ros_nodes:
             node._time_source.clock_callback(clock)  # the path /clock takes in rclpy
 
+    def _call_sub(self, sub: Any, msg: Any) -> None:
+        """Run one subscription callback (a hook for :mod:`.lockstep_parallel`)."""
+        sub.callback(msg)
+
+    def _call_timer(self, timer: Any) -> None:
+        """Run one timer callback (a hook for :mod:`.lockstep_parallel`)."""
+        timer.callback()
+
     def _deliver(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, SerializedMessage):
+            self._deliver_serialized(topic, msg)
+            return
         for sub in self._subs.get(topic, ()):
             if isinstance(msg, sub.msg_type):
-                sub.callback(msg)
+                self._call_sub(sub, msg)
+                self.dispatched += 1
+
+    def _deliver_serialized(self, topic: str, msg: SerializedMessage) -> None:
+        for sub in self._subs.get(topic, ()):
+            if self._sub_types[id(sub)] == msg.msgtype:
+                self._call_sub(sub, msg.data if sub.raw else msg.message())
                 self.dispatched += 1
 
     def _drain(self) -> None:
@@ -122,7 +174,7 @@ class LockstepRunner:
             if due.timer.is_canceled():
                 continue
             self._set_time(max(due.due_ns, self._now_ns))
-            due.timer.callback()
+            self._call_timer(due.timer)
             self._drain()
             self._schedule(due.timer, due.due_ns + due.timer.timer_period_ns)
         self._set_time(max(t_ns, self._now_ns))
@@ -132,3 +184,14 @@ class LockstepRunner:
         self.advance_to(t_ns)
         self._deliver(topic, msg)
         self._drain()
+
+    def feed_serialized(self, topic: str, msgtype: str, data: bytes, t_ns: int) -> None:
+        """:meth:`feed` for recorded CDR bytes of type ``msgtype``: ``raw=True`` subscriptions get the bytes.
+
+        Raises BagError, before time moves, when a subscription that takes messages
+        needs them and they do not deserialize (the caller skips the message).
+        """
+        msg = SerializedMessage(msgtype, data)
+        if any(not sub.raw and self._sub_types[id(sub)] == msgtype for sub in self._subs.get(topic, ())):
+            msg.message()
+        self.feed(topic, msg, t_ns)

@@ -1,6 +1,7 @@
 """The lock-step runner: deterministic delivery, chained callbacks, timers on sim time."""
 from __future__ import annotations
 
+import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
@@ -82,4 +83,36 @@ def test_lockstep_publishers_count_in_process_subscribers_and_the_recorder():
                 for n in nodes:
                     n.destroy_node()
     finally:
+        rclpy.shutdown(context=ctx)
+
+
+class RawAndTyped(Node):
+    """Two subscriptions on /in: one raw (gets the CDR bytes), one typed (gets Int64)."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__('raw_and_typed', context=context)
+        self.heard: list[tuple[str, object]] = []
+        self.create_subscription(Int64, '/in', lambda m: self.heard.append(('raw', m)), 10, raw=True)
+        self.create_subscription(Int64, '/in', lambda m: self.heard.append(('typed', m)), 10)
+
+
+def test_feed_serialized_hands_bytes_to_raw_subscriptions_and_skips_what_does_not_decode():
+    from rclpy.serialization import serialize_message
+
+    from cooperative_fusion.core.errors import BagError
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=77)
+    node = RawAndTyped(ctx)
+    try:
+        runner = LockstepRunner([node], None, publish_to_dds=False)
+        data = serialize_message(Int64(data=7))
+        runner.feed_serialized('/in', 'std_msgs/msg/Int64', data, 5_000_000)
+        assert node.heard == [('raw', data), ('typed', Int64(data=7))]
+        runner.feed_serialized('/in', 'std_msgs/msg/String', data, 6_000_000)   # another type: nobody
+        with pytest.raises(BagError, match='cannot deserialize 3 bytes as std_msgs/msg/Int64'):
+            runner.feed_serialized('/in', 'std_msgs/msg/Int64', b'\x00\x01\x00', 20_000_000)
+        assert len(node.heard) == 2 and runner.now_ns == 6_000_000    # skipped whole, before time moved
+    finally:
+        node.destroy_node()
         rclpy.shutdown(context=ctx)
