@@ -5,7 +5,7 @@ Four stages, each the library function behind a command:
 1. ``simulate`` (:class:`~.sim.world.Simulation`, :func:`~.sim.bag_writer.write_simulation`)
    -> ``DIR/scenario_bag``;
 2. ``run --bag --record`` in lock-step (:func:`~..app.bringup.run_bag_lockstep`,
-   ``config/platoon.yaml``, ``--faults`` passed through) -> ``DIR/result_bag``;
+   ``config/platoon.yaml``, ``--faults`` passed through, ``--jobs`` as run's default) -> ``DIR/result_bag``;
 3. ``evaluate`` (:func:`~.evaluate.evaluate`) -> ``DIR/report.json``, ``DIR/report.md``
    (the report tables under a header naming the scenario, seed, duration, the
    wall time of every stage and the files), ``DIR/see_through.png``, ``DIR/metrics.png``;
@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 from ..app.closed_loop import DEFAULT_MODE, MODES
 from ..core.errors import ConfigError, OutputError
+from .run import default_jobs
 from .simulate import check_closed_loop_flags
 
 DEFAULT_OUT = Path('demo_output')
@@ -200,7 +201,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, scenario: str | Path | None = No
         with bringup.node_log_level(not progress):
             summary = bringup.run_bag_lockstep(config, scenario_bag, result_bag, progress=progress, faults=faults,
                                                domain_id=domain_id, overwrite=True, strict=strict,
-                                               progress_stream=stream)
+                                               progress_stream=stream, jobs=default_jobs())
         wall['run'] = time.perf_counter() - t0
         if progress:
             print(f'run: {summary.line()}', file=stream, flush=True)
