@@ -235,21 +235,30 @@ def logodds_to_percent(logodds: NDArray[np.floating], known: NDArray[np.bool_] |
     logodds = np.asarray(logodds, dtype=np.float32)
     unknown = np.isnan(logodds)
     has_nan = bool(unknown.any())
-    # round(100 / (1 + exp(-l))) in one float32 buffer, step by step as logodds_to_prob (the same values);
     # NaN as 0 (nan_to_num, only when there is one: ±inf give the same p either way).
-    t = np.negative(np.nan_to_num(logodds) if has_nan else logodds)
+    cells = negated_logodds_to_percent(np.negative(np.nan_to_num(logodds) if has_nan else logodds))
+    if known is not None:
+        unknown |= ~known
+    if has_nan or known is not None:
+        mark_unknown(cells, unknown)
+    return cells
+
+
+def negated_logodds_to_percent(t: NDArray[np.float32]) -> NDArray[np.int8]:
+    """round(100 / (1 + exp(t))) of ``t`` = -log-odds, float32, computed in ``t``'s own buffer (overwritten),
+    step by step as :func:`logodds_to_prob` (the same values)."""
     np.exp(t, out=t)
     t += np.float32(1.0)
     np.divide(np.float32(1.0), t, out=t)
     t *= np.float32(100.0)
     np.rint(t, out=t)
-    cells = t.astype(np.int8)
-    if known is not None:
-        unknown |= ~known
-    if has_nan or known is not None:
-        # -1 where unknown by OR-ing all bits set (a bool negated as int8: 0 or -1), without a masked write
-        np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
-    return cells
+    return t.astype(np.int8)
+
+
+def mark_unknown(cells: NDArray[np.int8], unknown: NDArray[np.bool_]) -> None:
+    """Set ``cells`` to -1 where ``unknown``, in place, by OR-ing all bits set (a bool negated as int8 is 0 or
+    -1): a masked assignment costs ~40x more on a scattered mask."""
+    np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
 
 
 def percent_to_logodds(cells: NDArray[np.integer]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:

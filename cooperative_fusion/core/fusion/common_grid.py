@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ..errors import ConfigError
-from ..grid import YAW_TOLERANCE_RAD, GridSpec, resample_nearest
+from ..grid import YAW_TOLERANCE_RAD, GridSpec, mark_unknown, negated_logodds_to_percent, resample_nearest
 from ..metrics import Box, footprint_window
 from .morphology import nonzero_box
 
@@ -543,15 +543,8 @@ class CommonGrid:
         unknown = np.greater_equal(np.abs(t), self.config.unknown_logodds)   # known_mask, then its complement
         unknown &= self._observed
         np.logical_not(unknown, out=unknown)
-        np.exp(t, out=t)
-        t += np.float32(1.0)
-        np.divide(np.float32(1.0), t, out=t)
-        t *= np.float32(100.0)
-        np.rint(t, out=t)
-        cells = t.astype(np.int8)
-        # -1 where unknown by OR-ing all bits set (a bool is 0 or 1: negated as int8, 0 or -1): a masked
-        # assignment costs ~40x more on a scattered mask.
-        np.bitwise_or(cells, np.negative(unknown.view(np.int8)), out=cells)
+        cells = negated_logodds_to_percent(t)
+        mark_unknown(cells, unknown)
         return cells
 
     def latency_ms(self, publish_ns: int) -> NDArray[np.float64]:
