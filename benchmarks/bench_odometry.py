@@ -19,7 +19,6 @@ import random
 import statistics
 import time
 
-import numpy as np
 import rclpy
 from rclpy.context import Context
 
