@@ -32,12 +32,12 @@ def odometry_to_pose(msg: Odometry) -> PoseSample:
     """
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
-    values = np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z],
-                      dtype=np.float64)
+    fields = [p.x, p.y, p.z, q.w, q.x, q.y, q.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z]
+    values = np.array(fields, dtype=np.float64)
     cov = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
-    # One sum screens both (a NaN or an infinity anywhere makes it non-finite; so may an overflow of
-    # finite values, which the checks below then let through): two numpy calls per message, not four.
-    if not math.isfinite(values.sum() + cov.sum()):
+    # A plain sum screens the fields (a NaN or an infinity makes it non-finite; so may an overflow of
+    # finite values, which the checks below then let through), without numpy's overflow warning.
+    if not (math.isfinite(sum(fields)) and np.isfinite(cov).all()):
         _finite('position', values[0:3])
         _finite('orientation', values[3:7])
         _check_norm(values[3:7], q)

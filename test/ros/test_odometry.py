@@ -85,3 +85,18 @@ def test_covariance_is_psd():
     bad[2, 2] = np.nan
     assert not covariance_is_psd(bad)
     assert not covariance_is_psd(np.eye(3)[:2])
+
+
+def test_huge_finite_values_are_not_taken_for_non_finite_ones():
+    # Their sum overflows (the cheap screen trips); the field checks then find every value finite.
+    # No warning either (numpy would warn of the overflow; pytest.ini may turn warnings into errors).
+    msg = Odometry()
+    msg.pose.pose.position.x = msg.pose.pose.position.y = 1e308
+    msg.pose.pose.orientation.w = 1.0
+    cov = np.zeros(36)
+    cov[0] = cov[7] = 1.0
+    msg.pose.covariance = cov
+    pose = odometry_to_pose(msg)
+    assert pose.position.tolist() == [1e308, 1e308, 0.0]
+    assert pose.covariance[0, 0] == pose.covariance[1, 1] == 1.0
+    assert pose.quat_wxyz.tolist() == [1.0, 0.0, 0.0, 0.0]
