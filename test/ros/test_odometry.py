@@ -87,6 +87,37 @@ def test_covariance_is_psd():
     assert not covariance_is_psd(np.eye(3)[:2])
 
 
+def _numpy_covariance_is_psd(cov: np.ndarray, tol: float = 1e-9) -> bool:
+    """The check as numpy computes it for any size (the reference of the small-matrix path)."""
+    largest = float(np.abs(cov).max(initial=0.0))
+    if not np.isfinite(largest):
+        return False
+    scale = tol * max(1.0, largest)
+    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
+        return False
+    if np.count_nonzero(cov) == np.count_nonzero(cov.diagonal()):
+        return min(float(cov.diagonal().min(initial=0.0)), 0.0) >= -scale
+    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)
+
+
+def test_small_covariances_are_judged_as_numpy_judges_them():
+    rng = np.random.default_rng(1)
+    answers = set()
+    with np.errstate(all='ignore'):
+        for _ in range(5000):
+            n = int(rng.integers(0, 4))
+            a = rng.normal(size=(n, n)) * 10.0 ** int(rng.integers(-12, 300))
+            kind = int(rng.integers(0, 5))
+            cov = [a @ a.T, a, np.diag(rng.normal(size=n)), (a + a.T) / 2 - np.eye(n) * abs(a).max(initial=0.0),
+                   np.diag(np.abs(rng.normal(size=n)))][kind]
+            if n > 1 and rng.random() < 0.3:
+                cov[0, 1] = rng.choice([-0.0, 1e-12, 1e-8, np.nan, np.inf, 1.7e308])
+            expected = _numpy_covariance_is_psd(cov)
+            assert covariance_is_psd(cov) == expected, cov
+            answers.add(expected)
+    assert answers == {True, False}
+
+
 def test_huge_finite_values_are_not_taken_for_non_finite_ones():
     # Their sum overflows (the cheap screen trips); the field checks then find every value finite.
     # No warning either (numpy would warn of the overflow; pytest.ini may turn warnings into errors).
