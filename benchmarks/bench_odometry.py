@@ -18,9 +18,12 @@ import hashlib
 import random
 import statistics
 import time
+from pathlib import Path
 
 import rclpy
 from rclpy.context import Context
+
+import cooperative_fusion
 
 from cooperative_fusion.core.road import RoadTracker
 from cooperative_fusion.core.twin.edge import EdgeTwin
@@ -118,6 +121,7 @@ def main() -> None:
         rclpy.try_shutdown(context=ctx)
     n_odom, n_cycles = rows[0][4], rows[0][5]
     med = [statistics.median(r[i] for r in rows) for i in range(4)]
+    print(f'code {Path(cooperative_fusion.__file__).parent}')
     print(f'odometry messages {n_odom}, cycles {n_cycles}, repeats {args.repeats}')
     print(f'twin odometry    {1e6 * med[0] / n_odom:8.1f} us/message')
     print(f'fusion odometry  {1e6 * med[1] / n_odom:8.1f} us/message')
