@@ -47,12 +47,13 @@ def covariance_is_psd(cov: NDArray[np.floating], tol: float = 1e-9) -> bool:
     if not math.isfinite(largest):          # NaN or inf anywhere
         return False
     scale = tol * max(1.0, largest)
-    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
-        return False
     diagonal = cov.diagonal()
     if np.count_nonzero(cov) == np.count_nonzero(diagonal):
-        # A diagonal matrix: its eigenvalues are its diagonal, exactly (what eigvalsh returns too).
+        # A diagonal matrix (symmetric as it is): its eigenvalues are its diagonal, exactly (what eigvalsh
+        # returns too).
         return min(float(diagonal.min(initial=0.0)), 0.0) >= -scale
+    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
+        return False
     return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)
 
 
