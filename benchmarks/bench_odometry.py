@@ -1,15 +1,17 @@
 """Per-message cost of the odometry path in the twin and the fusion node, and of the twin's road per cycle.
 
-Replays the odometry and time references of a bag (default: the default scenario's 20 s bag) through
+Replays the odometry and time references of a bag (default: 20 s of the default scenario) through
 the real node callbacks, in-process, without spinning: the twin's ``_odom_cb`` (decode, pose, covariance
 check, ``Platoon.add_odometry``: clock mapping, link statistics) and the fusion's ``_on_odom`` (decode,
 covariance, pose, ``CooperativeFusion.add_odometry``). Every ``--cycle-ms`` of log time it takes the
 platoon at that stamp (``Platoon.state_at``) and feeds the twin's road (``RoadTracker.update_platoon`` and
 ``model()``: the refit), as a twin cycle does.
 
-Prints CPU microseconds per message / per cycle (median of ``--repeats``) and a digest of every output
-(platoon snapshots, roads, the fusion's vehicle states), so two versions of the code can be compared for
-speed and bit-identical results: run it with ``PYTHONPATH`` on each checkout.
+Prints CPU microseconds per message / per cycle (median of ``--repeats``), a reference measured in the same
+run (a fixed workload of small numpy calls), and a digest of every output (platoon snapshots, roads, the
+fusion's vehicle states), so two versions of the code can be compared for speed and bit-identical results:
+run it with ``PYTHONPATH`` on each checkout. Without ``--bag`` it simulates the default scenario first (into
+a temporary directory, removed afterwards). Last line: ``odom_twin_us=... odom_fusion_us=... ...``.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ import argparse
 import hashlib
 import random
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rclpy.context import Context
 
 import cooperative_fusion
-
 from cooperative_fusion.core.road import RoadTracker
 from cooperative_fusion.core.twin.edge import EdgeTwin
 from cooperative_fusion.core.fusion.cooperative import CooperativeFusion
@@ -32,6 +35,8 @@ from cooperative_fusion.nodes.fusion_node import FusionNode
 from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.ros.bag import BagReader
 from cooperative_fusion.ros.time import time_reference_to_ns
+
+SCENARIO = Path(__file__).resolve().parents[1] / 'config' / 'scenarios' / 'highway_occlusion.yaml'
 
 
 def load(bag: str) -> list[tuple[str, str, int, object]]:
@@ -99,13 +104,42 @@ def replay(twin: TwinNode, fusion: FusionNode, msgs: list, cycle_ns: int, digest
     return t_twin, t_fusion, t_state, t_road, n_odom, n_cycles
 
 
+def simulated(duration_s: float, work: Path) -> Path:
+    """The default scenario simulated for ``duration_s`` into ``work``/scenario (the scenario's seed)."""
+    from cooperative_fusion.sim.bag_writer import write_simulation
+    from cooperative_fusion.sim.scenario import load_scenario
+    from cooperative_fusion.sim.world import Simulation
+
+    bag = work / 'scenario'
+    write_simulation(Simulation(load_scenario(SCENARIO)).events(duration_s=duration_s), bag, progress=False,
+                     overwrite=True)
+    return bag
+
+
+def reference_us() -> float:
+    """CPU µs of a fixed workload of small numpy calls and Python float work (median of 5), for ratios."""
+    a, times = np.arange(64, dtype=np.int64), []
+    for _ in range(5):
+        t0 = time.process_time()
+        for k in range(2000):
+            b = (a * 3 + k).astype(np.float64)
+            float(np.abs(b - 7.0).max()) + sum(float(x) for x in b[:13])
+        times.append(1e6 * (time.process_time() - t0) / 2000)
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--bag', default='/work/baseline/scn')
+    ap.add_argument('--bag', default=None, help='bag to replay (default: simulate the default scenario)')
+    ap.add_argument('--duration', type=float, default=20.0, help='seconds to simulate without --bag')
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--cycle-ms', type=float, default=100.0, help='twin cycle period in log time, ms')
     args = ap.parse_args()
-    msgs = load(args.bag)
+    if args.bag is None:
+        with tempfile.TemporaryDirectory(prefix='bench_odometry-') as work:
+            msgs = load(str(simulated(args.duration, Path(work))))
+    else:
+        msgs = load(args.bag)
     ctx = Context()
     rclpy.init(context=ctx, domain_id=random.SystemRandom().randint(101, 200))
     try:
@@ -127,7 +161,12 @@ def main() -> None:
     print(f'fusion odometry  {1e6 * med[1] / n_odom:8.1f} us/message')
     print(f'state_at         {1e6 * med[2] / n_cycles:8.1f} us/cycle')
     print(f'road             {1e6 * med[3] / n_cycles:8.1f} us/cycle')
+    ref = reference_us()
+    print(f'reference        {ref:8.1f} us (fixed small-numpy workload, same run)')
     print(f'digest {" ".join(sorted(digests))}')
+    us = [1e6 * med[0] / n_odom, 1e6 * med[1] / n_odom, 1e6 * med[2] / n_cycles, 1e6 * med[3] / n_cycles]
+    print(f'odom_twin_us={us[0]:.1f} odom_fusion_us={us[1]:.1f} state_at_us={us[2]:.1f} road_us={us[3]:.1f} '
+          f'reference_us={ref:.1f} digest={"/".join(sorted(digests))}')
 
 
 if __name__ == '__main__':
