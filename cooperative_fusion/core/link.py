@@ -96,22 +96,29 @@ class LinkMonitor:
         if len(win) < self.min_samples:
             return None
         cap = float(self.latency_cap_ns)
-        lat = sorted(min(max(float(a - s), 0.0), cap) for s, a in win)
         if quantile == 0.5:
             # np.quantile's median, without its overhead (called per message): the middle value, or
-            # its interpolation b - (b - a) * 0.5 between the middle two (numpy's rounding).
+            # its interpolation b - (b - a) * 0.5 between the middle two (numpy's rounding). The clip
+            # is monotone, so only the middle two of the sorted latencies need it.
+            lat = sorted([a - s for s, a in win])
             n = len(lat)
-            lo, hi = lat[(n - 1) // 2], lat[n // 2]
+            lo, hi = min(max(float(lat[(n - 1) // 2]), 0.0), cap), min(max(float(lat[n // 2]), 0.0), cap)
             return int(round(hi - (hi - lo) * 0.5 if n % 2 == 0 else lo))
+        lat = sorted(min(max(float(a - s), 0.0), cap) for s, a in win)
         return int(round(float(np.quantile(np.array(lat), quantile))))
 
     def missing_share(self, now_ns: int | None = None) -> float:
         """Share of the stream's messages missing over the window, in [0, 1]; NaN with fewer than 3 stamps."""
-        stamps = np.unique(np.array([s for s, _a in self._window(now_ns)], dtype=np.int64))
-        if stamps.size < 3:
+        # Plain ints, not numpy (called per cycle and vehicle): unique sorted stamps, and the median of
+        # their steps as np.median takes it (the middle one, or the float mean of the middle two).
+        stamps = sorted({s for s, _a in self._window(now_ns)})
+        n = len(stamps)
+        if n < 3:
             return math.nan
-        period = float(np.median(np.diff(stamps)))
+        steps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+        mid = len(steps) // 2
+        period = float(steps[mid]) if len(steps) % 2 else (float(steps[mid - 1]) + float(steps[mid])) / 2.0
         if period <= 0:
             return math.nan
         expected = int(round((stamps[-1] - stamps[0]) / period)) + 1
-        return max(0.0, 1.0 - stamps.size / expected) if expected > 0 else math.nan
+        return max(0.0, 1.0 - n / expected) if expected > 0 else math.nan

@@ -39,7 +39,7 @@ class OdomSample(NamedTuple):
     @classmethod
     def from_pose(cls, pose: PoseSample) -> OdomSample:
         """The sample of a pose (stamp in the vehicle's clock); yaw from its quaternion, speed = forward velocity."""
-        w, x, y, z = (float(v) for v in pose.quat_wxyz)
+        w, x, y, z = pose.quat_wxyz.tolist()
         yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
         return cls(int(pose.stamp_ns), float(pose.position[0]), float(pose.position[1]), yaw,
                    float(pose.linear_velocity[0]))
@@ -203,7 +203,7 @@ class Platoon:
         """
         veh, cfg = self.vehicles[vehicle_id], self.config
         if veh.clock_known:
-            common = int(veh.to_common(np.array([sample.stamp_vehicle_ns], np.int64))[0])
+            common = veh.clock.to_common(int(sample.stamp_vehicle_ns))     # the scalar path: the same ns
             ahead = common - now_ns
             if ahead > cfg.future_tolerance_ns:
                 raise DroppedInput(Cause.FUTURE, f'{vehicle_id} odometry is {ahead / 1e9:.3g} s ahead of the '

@@ -11,7 +11,6 @@ origin gives ``s == x`` and ``d == y`` exactly.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -315,6 +314,48 @@ class RoadModel:
         return v[..., 0] * c + v[..., 1] * sn, -v[..., 0] * sn + v[..., 1] * c
 
 
+class _Path:
+    """One vehicle's path points, oldest first: stamps (ns, increasing) and map xy (metres) in numpy buffers,
+    so a refit reads them as views instead of rebuilding arrays from tuples every cycle."""
+
+    __slots__ = ('stamps', 'xy', 'start', 'end', 'last_xy')
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.stamps = np.zeros(capacity, dtype=np.int64)
+        self.xy = np.zeros((capacity, 2))
+        self.start = self.end = 0
+        self.last_xy: tuple[float, float] | None = None     # the newest point, as floats
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def append(self, stamp_ns: int, x: float, y: float) -> None:
+        if self.end == len(self.stamps):
+            n = self.end - self.start
+            if 2 * n > len(self.stamps):
+                stamps, xy = np.zeros(2 * len(self.stamps), dtype=np.int64), np.zeros((2 * len(self.stamps), 2))
+            else:
+                stamps, xy = self.stamps, self.xy
+            stamps[:n], xy[:n] = self.stamps[self.start:self.end], self.xy[self.start:self.end]
+            self.stamps, self.xy, self.start, self.end = stamps, xy, 0, n
+        self.stamps[self.end] = stamp_ns
+        self.xy[self.end] = (x, y)
+        self.end += 1
+        self.last_xy = (x, y)
+
+    def drop_older(self, oldest_ns: int) -> None:
+        """Drop the points stamped before ``oldest_ns``."""
+        stamps = self.stamps
+        while self.start < self.end and stamps[self.start] < oldest_ns:
+            self.start += 1
+        if self.start == self.end:
+            self.last_xy = None
+
+    def points(self) -> NDArray[np.float64]:
+        """(N, 2) map xy, oldest first (a view)."""
+        return self.xy[self.start:self.end]
+
+
 class RoadTracker:
     """The platoon's recent path (odometry of every vehicle) -> the current :class:`RoadModel`.
 
@@ -327,7 +368,7 @@ class RoadTracker:
     def __init__(self, cfg: RoadConfig | None = None, vehicles: Sequence[str] = ()) -> None:
         self.cfg = cfg or RoadConfig()
         self._order: list[str] = list(vehicles)
-        self._paths: dict[str, deque[tuple[int, float, float]]] = {}
+        self._paths: dict[str, _Path] = {}
         self._last: dict[str, tuple[int, float, float, float]] = {}
         self._model: RoadModel | None = None
         self._dirty = False
@@ -345,15 +386,16 @@ class RoadTracker:
         if vehicle_id not in self._order:
             self._order.append(vehicle_id)
         self._last[vehicle_id] = (int(stamp_ns), float(x), float(y), float(yaw))
-        path = self._paths.setdefault(vehicle_id, deque())
-        if not path or math.hypot(x - path[-1][1], y - path[-1][2]) >= self.cfg.sample_spacing_m:
-            path.append((int(stamp_ns), float(x), float(y)))
+        path = self._paths.get(vehicle_id)
+        if path is None:
+            path = self._paths[vehicle_id] = _Path()
+        last_xy = path.last_xy
+        if last_xy is None or math.hypot(x - last_xy[0], y - last_xy[1]) >= self.cfg.sample_spacing_m:
+            path.append(int(stamp_ns), float(x), float(y))
             self._dirty = True
         elif self._model is None:
             self._dirty = True
-        oldest = stamp_ns - int(self.cfg.history_s * _NS_PER_S)
-        while path and path[0][0] < oldest:
-            path.popleft()
+        path.drop_older(stamp_ns - int(self.cfg.history_s * _NS_PER_S))
 
     def update_platoon(self, stamp_ns: int, ids: Sequence[str], x: ArrayLike, y: ArrayLike, yaw: ArrayLike
                        ) -> None:
@@ -386,7 +428,7 @@ class RoadTracker:
             return self._model
         _, lx, ly, lyaw = self._last[lead]
         heading = (math.cos(lyaw), math.sin(lyaw))
-        paths = [np.array([(p[1], p[2]) for p in path]) for path in self._paths.values() if path]
+        paths = [path.points() for path in self._paths.values() if len(path)]
         xy = np.concatenate(paths) if paths else np.zeros((0, 2))
         behind = (xy[:, 0] - lx) * heading[0] + (xy[:, 1] - ly) * heading[1]
         xy, behind = xy[behind >= -self.cfg.history_m], behind[behind >= -self.cfg.history_m]

@@ -41,14 +41,39 @@ def covariance_is_psd(cov: NDArray[np.floating], tol: float = 1e-9) -> bool:
     cov = np.asarray(cov, dtype=np.float64)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         return False
+    if cov.shape[0] <= 3:
+        return _small_covariance_is_psd(cov, tol)
     largest = float(np.abs(cov).max(initial=0.0))
     if not math.isfinite(largest):          # NaN or inf anywhere
         return False
     scale = tol * max(1.0, largest)
-    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
-        return False
     diagonal = cov.diagonal()
     if np.count_nonzero(cov) == np.count_nonzero(diagonal):
-        # A diagonal matrix: its eigenvalues are its diagonal, exactly (what eigvalsh returns too).
+        # A diagonal matrix (symmetric as it is): its eigenvalues are its diagonal, exactly (what eigvalsh
+        # returns too).
         return min(float(diagonal.min(initial=0.0)), 0.0) >= -scale
+    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
+        return False
+    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)
+
+
+def _small_covariance_is_psd(cov: NDArray[np.float64], tol: float) -> bool:
+    """covariance_is_psd of a square (n <= 3) matrix with plain floats (called per odometry message), the
+    same answer: every value finite, |c_ij - c_ji| within the scale, a diagonal one by its diagonal."""
+    n = cov.shape[0]
+    flat = cov.ravel().tolist()
+    if not all(map(math.isfinite, flat)):       # NaN or inf anywhere
+        return False
+    scale = tol * max(1.0, max(map(abs, flat), default=0.0))
+    diagonal = True
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = flat[i * n + j], flat[j * n + i]
+            if abs(a - b) > scale:
+                return False
+            if a or b:
+                diagonal = False
+    if diagonal:
+        # Its eigenvalues are its diagonal, exactly (what eigvalsh returns too).
+        return min(min(flat[::n + 1], default=0.0), 0.0) >= -scale
     return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)

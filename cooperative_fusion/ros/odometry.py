@@ -5,6 +5,8 @@ covariance (36,) row-major becomes (6, 6) in ROS order x, y, z, roll, pitch, yaw
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
@@ -30,10 +32,12 @@ def odometry_to_pose(msg: Odometry) -> PoseSample:
     """
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
-    values = np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z],
-                      dtype=np.float64)
+    fields = [p.x, p.y, p.z, q.w, q.x, q.y, q.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z]
+    values = np.array(fields, dtype=np.float64)
     cov = np.array(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
-    if not (np.isfinite(values).all() and np.isfinite(cov).all()):
+    # A plain sum screens the fields (a NaN or an infinity makes it non-finite; so may an overflow of
+    # finite values, which the checks below then let through), without numpy's overflow warning.
+    if not (math.isfinite(sum(fields)) and np.isfinite(cov).all()):
         _finite('position', values[0:3])
         _finite('orientation', values[3:7])
         _check_norm(values[3:7], q)
@@ -53,7 +57,7 @@ def odometry_to_pose(msg: Odometry) -> PoseSample:
 
 
 def _check_norm(quat: NDArray[np.float64], q) -> float:
-    norm = float(np.linalg.norm(quat))
+    norm = math.sqrt(quat.dot(quat))        # what np.linalg.norm computes for a vector, without its overhead
     if norm < 1e-9:
         raise MessageFormatError(f'odometry orientation is a zero quaternion (x, y, z, w) = '
                                  f'({q.x}, {q.y}, {q.z}, {q.w}): expected a unit quaternion')

@@ -86,3 +86,39 @@ def test_monitor_rejects_bad_settings(kwargs, match):
         LinkMonitor(**kwargs)
     with pytest.raises(ConfigError, match='quantile must be in'):
         LinkMonitor().latency_ns(quantile=1.5)
+
+
+def _reference_missing_share(mon: LinkMonitor, now_ns: int | None) -> float:
+    """missing_share as numpy computes it (np.unique, np.median of the steps)."""
+    stamps = np.unique(np.array([s for s, _a in mon._window(now_ns)], dtype=np.int64))
+    if stamps.size < 3:
+        return math.nan
+    period = float(np.median(np.diff(stamps)))
+    if period <= 0:
+        return math.nan
+    expected = int(round((stamps[-1] - stamps[0]) / period)) + 1
+    return max(0.0, 1.0 - stamps.size / expected) if expected > 0 else math.nan
+
+
+def _reference_latency(mon: LinkMonitor, now_ns: int | None) -> int | None:
+    """latency_ns (median) as np.quantile computes it over the clipped latencies."""
+    win = mon._window(now_ns)
+    if len(win) < mon.min_samples:
+        return None
+    lat = np.clip(np.array([float(a - s) for s, a in win]), 0.0, float(mon.latency_cap_ns))
+    return int(round(float(np.quantile(lat, 0.5))))
+
+
+def test_plain_int_statistics_equal_numpys_exactly():
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        mon = LinkMonitor(window_ns=int(rng.choice([100 * MS, S, 2 * S])), max_samples=int(rng.choice([5, 8, 64])),
+                          latency_cap_ns=int(rng.choice([0, 100 * MS, 10 * S])))
+        t = T0
+        for _k in range(int(rng.integers(0, 80))):
+            t += int(rng.choice([20 * MS, 20 * MS, 40 * MS, 0, -20 * MS, 33_333_333, int(rng.integers(0, S))]))
+            mon.add(t, t + int(rng.choice([int(rng.integers(-100 * MS, S)), int(rng.integers(-10 * S, 10 * S))])))
+        now = None if rng.random() < 0.3 else t + int(rng.integers(0, 2 * S))
+        expected, got = _reference_missing_share(mon, now), mon.missing_share(now)
+        assert got == expected or (math.isnan(got) and math.isnan(expected))
+        assert mon.latency_ns(now) == _reference_latency(mon, now)

@@ -233,3 +233,32 @@ def test_a_short_noisy_path_gives_a_straight_road():
     assert abs(road.heading0 - math.radians(37)) < 0.03
     loose = RoadModel.from_path(noisy, RoadConfig(curvature_sigmas=0.0))
     assert abs(loose.curvature) > 1e-4
+
+
+def test_tracker_path_buffers_keep_exactly_the_recent_points_over_a_long_drive():
+    # 60 s at 20 m/s, one sample a metre or more apart every 50 ms: the buffers grow and move their
+    # start many times; what a refit reads is always the last history_s of points, in order.
+    cfg = RoadConfig(history_s=5.0)
+    tracker = RoadTracker(cfg)
+    kept: list[tuple[int, float, float]] = []
+    for k in range(1200):
+        stamp, x, y = k * 50 * MS, 1.0 * k + 0.001 * k * k / 1200, 0.25 * math.sin(k / 40)
+        tracker.update(stamp, 'v1', x, y, 0.0)
+        kept.append((stamp, x, y))
+        kept = [p for p in kept if p[0] >= stamp - 5 * 1_000_000_000]
+        if k % 97 == 0 or k == 1199:
+            path = tracker._paths['v1']
+            assert len(path) == len(kept)
+            np.testing.assert_array_equal(path.points(), np.array([(p[1], p[2]) for p in kept]))
+            np.testing.assert_array_equal(path.stamps[path.start:path.end], [p[0] for p in kept])
+    assert tracker.model() == RoadModel._fit(np.array([(p[1], p[2]) for p in kept]), np.ones(len(kept)),
+                                            np.array(kept[-1][1:]), 0.0, cfg)
+
+
+def test_tracker_refills_a_path_emptied_by_a_gap_in_time():
+    tracker = RoadTracker(RoadConfig(history_s=1.0))
+    tracker.update(0, 'v1', 0.0, 0.0, 0.0)
+    tracker.update(5_000_000_000, 'v1', 0.5, 0.0, 0.0)     # too close to be a point; 5 s on, the old one went
+    assert len(tracker._paths['v1']) == 0
+    tracker.update(5_050_000_000, 'v1', 0.6, 0.0, 0.0)     # an empty path takes the next sample, however close
+    np.testing.assert_array_equal(tracker._paths['v1'].points(), [[0.6, 0.0]])

@@ -103,3 +103,16 @@ def test_bad_stamp_raises():
         est.add(1.5, 2)
     with pytest.raises(SyncError, match='common_ns'):
         est.add(1, -2)
+
+
+def test_scalar_path_equals_the_array_path_bit_for_bit():
+    # Platoon.add_odometry maps one stamp per message on the scalar path; state_at maps arrays.
+    rng = np.random.default_rng(3)
+    est = ClockEstimator()
+    for k in range(20):
+        v = EPOCH + k * 100_000_000 + int(rng.integers(0, 1000))
+        est.add(v, v + 87_654_321 + int(k * 4_321.5) + int(rng.integers(-3000, 3000)))
+    assert est.ready and est.drift_ppm != 0.0
+    stamps = EPOCH + rng.integers(-5_000_000_000, 5_000_000_000, 2000)
+    assert [est.to_common(int(v)) for v in stamps] == est.to_common(stamps).tolist()
+    assert [est.to_common(v) for v in stamps] == est.to_common(stamps).tolist()      # numpy scalars too

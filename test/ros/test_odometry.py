@@ -85,3 +85,50 @@ def test_covariance_is_psd():
     bad[2, 2] = np.nan
     assert not covariance_is_psd(bad)
     assert not covariance_is_psd(np.eye(3)[:2])
+
+
+def _numpy_covariance_is_psd(cov: np.ndarray, tol: float = 1e-9) -> bool:
+    """The check as it was, in numpy for any size (the reference of the small-matrix path and the diagonal
+    shortcut)."""
+    largest = float(np.abs(cov).max(initial=0.0))
+    if not np.isfinite(largest):
+        return False
+    scale = tol * max(1.0, largest)
+    if float(np.abs(cov - cov.T).max(initial=0.0)) > scale:
+        return False
+    if np.count_nonzero(cov) == np.count_nonzero(cov.diagonal()):
+        return min(float(cov.diagonal().min(initial=0.0)), 0.0) >= -scale
+    return bool(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min(initial=0.0) >= -scale)
+
+
+def test_covariances_are_judged_as_numpy_judged_them():
+    rng = np.random.default_rng(1)
+    answers = set()
+    with np.errstate(all='ignore'):
+        for _ in range(5000):
+            n = int(rng.integers(0, 8))     # up to 3: plain floats; above: numpy, diagonal first
+            a = rng.normal(size=(n, n)) * 10.0 ** int(rng.integers(-12, 300))
+            kind = int(rng.integers(0, 5))
+            cov = [a @ a.T, a, np.diag(rng.normal(size=n)), (a + a.T) / 2 - np.eye(n) * abs(a).max(initial=0.0),
+                   np.diag(np.abs(rng.normal(size=n)))][kind]
+            if n > 1 and rng.random() < 0.3:
+                cov[0, 1] = rng.choice([-0.0, 1e-12, 1e-8, np.nan, np.inf, 1.7e308])
+            expected = _numpy_covariance_is_psd(cov)
+            assert covariance_is_psd(cov) == expected, cov
+            answers.add(expected)
+    assert answers == {True, False}
+
+
+def test_huge_finite_values_are_not_taken_for_non_finite_ones():
+    # Their sum overflows (the cheap screen trips); the field checks then find every value finite.
+    # No warning either (numpy would warn of the overflow; pytest.ini may turn warnings into errors).
+    msg = Odometry()
+    msg.pose.pose.position.x = msg.pose.pose.position.y = 1e308
+    msg.pose.pose.orientation.w = 1.0
+    cov = np.zeros(36)
+    cov[0] = cov[7] = 1.0
+    msg.pose.covariance = cov
+    pose = odometry_to_pose(msg)
+    assert pose.position.tolist() == [1e308, 1e308, 0.0]
+    assert pose.covariance[0, 0] == pose.covariance[1, 1] == 1.0
+    assert pose.quat_wxyz.tolist() == [1.0, 0.0, 0.0, 0.0]
