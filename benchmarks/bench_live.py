@@ -672,7 +672,7 @@ def table(results: Sequence[LiveResult]) -> list[str]:
     lines = ['| N | lidar sweeps | evidence published (lock-step) | fused (lock-step) | too_old | other drops '
              '| not taken in | grids '
              '| evidence delay p50 / p95 ms | age p50 / p95 / max ms | age trend ms/s '
-             '| fusion-reported age p50 / p95 ms '
+             '| first-grid age (the fusion\'s; sim: + one /clock period) p50 / p95 ms '
              '| cores: vehicle (max) | fusion | twin | all nodes | lock-step ref | live / ref |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
