@@ -374,7 +374,8 @@ class _Listener:
         self.grid_stamps: list[int] = []
         self.diagnostics: list[tuple[int, int, dict[str, dict[str, str]]]] = []
         self.first_input_wall: float | None = None      # monotonic s of the first /clock (wall: first odom)
-        self.last_output_wall = time.monotonic()
+        self.last_output_wall = time.monotonic()       # any output: evidence or a common grid
+        self.last_evidence_wall = time.monotonic()
 
         def deep(durability: DurabilityPolicy) -> QoSProfile:
             return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
@@ -407,7 +408,7 @@ class _Listener:
             stamp = cdr_header_stamp_ns(raw)
             self.evidence[vid].append(stamp)
             self.evidence_arrivals.append((self.now_ns(), stamp))
-            self.last_output_wall = time.monotonic()
+            self.last_output_wall = self.last_evidence_wall = time.monotonic()
         return on_message
 
     def _on_grid(self, raw: bytes) -> None:
@@ -543,8 +544,10 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
             raise RuntimeError(f'replay did not finish\n{_log_tails(logs)}')
         if replay.returncode != 0 or not cpu_start:
             raise RuntimeError(f'replay failed (exit {replay.returncode})\n{_log_tails(logs)}')
-        # queued work is part of the data's cost: wait until the outputs have been quiet for 1 s
-        spin_until(lambda: time.monotonic() - listener.last_output_wall > 1.0, 30.0)
+        # queued work is part of the data's cost: wait until the outputs have been quiet for 1 s (on the wall
+        # clock the fusion's heartbeat grids never stop: there, until the evidence has been)
+        spin_until(lambda: time.monotonic() - (listener.last_evidence_wall if wall_clock
+                                               else listener.last_output_wall) > 1.0, 30.0)
         for name, p in pipeline.items():
             result.cores[name] = (cpu_seconds(p.pid) - cpu_start[name]) / result.data_s
         result.cores['replay'] = (replay_cpu[0] - cpu_start['replay']) / result.data_s
@@ -593,7 +596,8 @@ def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str],
         return int(sum(x for x in values if math.isfinite(x)))
 
     result.published = sum(len(s) for s in listener.evidence.values())
-    result.grids = len(listener.grid_stamps)
+    # grids stamped within the data (on the wall clock the heartbeat also runs before and after it)
+    result.grids = sum(1 for stamp in listener.grid_stamps if start_ns <= stamp <= end_ns)
     result.evidence_delay_ms = [(t + clock_lag_ns - stamp) / 1e6 for t, stamp in listener.evidence_arrivals
                                 if t <= end_ns]
     result.received, result.fused = total('received'), total('accepted')

@@ -199,7 +199,7 @@ class _HeardListener:
     def __init__(self, base_ns: int) -> None:
         ms = 1_000_000
         self.evidence = {'v1': [base_ns + i * 100 * ms for i in range(10)]}
-        self.grid_stamps = [base_ns]
+        self.grid_stamps = [base_ns - 1, base_ns, base_ns + 2000 * ms]    # a heartbeat before and after the data
         self.evidence_arrivals = [(base_ns + 30 * ms, base_ns)]
         status = {'v1': {'received': '5', 'accepted': '5'}, '': {'latency_ms.p50': '40', 'latency_ms.p95': '60'}}
         late = {'v1': {'received': '10', 'accepted': '10'}}
@@ -221,7 +221,7 @@ def test_summary_reads_ages_on_the_nodes_clock_with_the_lag_only_on_sim_time(clo
     lag = 10 * ms if clock == 'sim' else 0
     r = bench.LiveResult(n=1, data_s=1.0, clock=clock)
     bench._summarise(r, _HeardListener(start), ['v1'], start, start + 1000 * ms, clock_lag_ns=lag)
-    assert r.fused == 10 and r.published == 10
+    assert r.fused == 10 and r.published == 10 and r.grids == 1
     assert r.ages_ms == [100.0 + lag / ms]       # newest fused (the 5th, 400 ms) at 500 ms; the late one left out
     assert r.age_times_s == [0.5]
     assert r.evidence_delay_ms == [30.0 + lag / ms]
