@@ -4,13 +4,17 @@ Per platoon size N (``--vehicles 2 4 8``): simulate ``--duration`` s of a
 ``highway_occlusion`` variant with N vehicles; start the vehicle nodes, fusion
 and twin as processes (bringup :class:`NodeSpec` commands, ``use_sim_time``, an
 isolated ROS domain); replay the bag (``cooperative-fusion replay --rate R``);
-listen from this process, which is not measured. Reported: evidence published /
+listen from this process, which is not measured. ``--wall-clock``: as on a
+vehicle, no /clock: the nodes run on the system clock (no ``use_sim_time``) and
+the replay shifts every stamp onto it (``replay --wall-clock``, rate 1), so no
+node pays a /clock callback and timers fire on time. Reported: evidence published /
 fused, fusion drops by cause, data age (:func:`age_samples`) p50 / p95 / max and
 trend, CPU cores per second of data of each process (``/proc/<pid>/stat``).
 Reference, same run: the same bag and nodes in one process, lock-step
 (``cooperative-fusion run --bag``), in cores per second of data.
 
-Last line: ``live_n2_fused=... live_n2_too_old=... live_n2_age_p95_ms=... live_n2_cores_fusion=... ...``.
+Last line: ``live_n2_clock=sim|wall live_n2_fused=... live_n2_too_old=... live_n2_age_p95_ms=...
+live_n2_cores_fusion=... ...``.
 """
 from __future__ import annotations
 
@@ -310,6 +314,7 @@ class LiveResult:
 
     n: int
     data_s: float
+    clock: str = 'sim'       # 'sim': nodes on the replay's /clock; 'wall': on the system clock
     sweeps: int = 0          # lidar sweeps in the bag: the evidence grids the vehicles could publish
     published: int = 0
     received: int = 0
@@ -348,12 +353,13 @@ class LiveResult:
 
 
 class _Listener:
-    """This process's view of the run: evidence and grid stamps, fusion diagnostics, on sim time."""
+    """This process's view of the run: evidence and grid stamps, fusion diagnostics, on sim time (or, with
+    ``wall_clock``, on the system clock)."""
 
-    def __init__(self, context: Any, vehicles: Sequence[str]) -> None:
+    def __init__(self, context: Any, vehicles: Sequence[str], wall_clock: bool = False) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import OccupancyGrid
+        from nav_msgs.msg import OccupancyGrid, Odometry
         from rclpy.parameter import Parameter
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
@@ -361,14 +367,15 @@ class _Listener:
         from cooperative_fusion.ros.qos import clock_qos
 
         self.node = rclpy.create_node('bench_live_listener', context=context, parameter_overrides=[
-            Parameter('use_sim_time', Parameter.Type.BOOL, True)])
+            Parameter('use_sim_time', Parameter.Type.BOOL, not wall_clock)])
         self.vehicles = list(vehicles)
         self.evidence: dict[str, list[int]] = {v: [] for v in vehicles}      # sensor stamps, ns
         self.evidence_arrivals: list[tuple[int, int]] = []   # (sim time on arrival here, sensor stamp), ns
         self.grid_stamps: list[int] = []
         self.diagnostics: list[tuple[int, int, dict[str, dict[str, str]]]] = []
-        self.first_clock_wall: float | None = None
-        self.last_output_wall = time.monotonic()
+        self.first_input_wall: float | None = None      # monotonic s of the first /clock (wall: first odom)
+        self.last_output_wall = time.monotonic()       # any output: evidence or a common grid
+        self.last_evidence_wall = time.monotonic()
 
         def deep(durability: DurabilityPolicy) -> QoSProfile:
             return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
@@ -381,22 +388,27 @@ class _Listener:
                                       deep(DurabilityPolicy.TRANSIENT_LOCAL), raw=True)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                       deep(DurabilityPolicy.VOLATILE))
-        self.node.create_subscription(Clock, '/clock', self._on_clock, clock_qos())
-        self.clock_pub = self.node.create_publisher(Clock, '/clock', clock_qos())
+        if wall_clock:      # the first input marks the start: the first vehicle's odometry, 50 Hz
+            self.node.create_subscription(Odometry, f'/{vehicles[0]}/odom', self._on_clock,
+                                          deep(DurabilityPolicy.VOLATILE), raw=True)
+            self.clock_pub = None
+        else:
+            self.node.create_subscription(Clock, '/clock', self._on_clock, clock_qos())
+            self.clock_pub = self.node.create_publisher(Clock, '/clock', clock_qos())
 
     def now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
 
     def _on_clock(self, _msg: Any) -> None:
-        if self.first_clock_wall is None:
-            self.first_clock_wall = time.monotonic()
+        if self.first_input_wall is None:
+            self.first_input_wall = time.monotonic()
 
     def _on_evidence(self, vid: str) -> Callable[[bytes], None]:
         def on_message(raw: bytes) -> None:
             stamp = cdr_header_stamp_ns(raw)
             self.evidence[vid].append(stamp)
             self.evidence_arrivals.append((self.now_ns(), stamp))
-            self.last_output_wall = time.monotonic()
+            self.last_output_wall = self.last_evidence_wall = time.monotonic()
         return on_message
 
     def _on_grid(self, raw: bytes) -> None:
@@ -436,13 +448,17 @@ def _log_tails(logs: Mapping[str, Path]) -> str:
 
 def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool = True,
              startup_timeout_s: float = 120.0, clock_hz: float | None = None,
-             node_executor: str | None = None) -> LiveResult:
+             node_executor: str | None = None, wall_clock: bool = False) -> LiveResult:
     """Simulate, start the nodes as processes, replay at ``rate``, listen, measure. Raises RuntimeError on failure.
 
     clock_hz : the replay's ``--clock-hz`` (None: its default). A node's sim clock lags the bag by up to one
         clock period, so that period is added to every age and delay read on a sim clock (an upper bound).
     node_executor : the nodes' ``executor`` parameter (None: their default)
+    wall_clock : nodes and this process on the system clock, ``replay --wall-clock`` (rate must be 1): ages are
+        read on the wall clock, with no clock lag to add
     """
+    if wall_clock and (rate != 1.0 or clock_hz is not None):
+        raise ValueError('a wall-clock run replays at rate 1 and has no /clock rate')
     import rclpy
 
     from cooperative_fusion.app.player import DEFAULT_CLOCK_HZ
@@ -461,7 +477,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
     with BagReader(bag) as reader:
         start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
         inputs = sorted(t for t in reader.topics() if not t.startswith('/truth/'))
-    result = LiveResult(n=n, data_s=(end_ns - start_ns) / NS_PER_S,
+    result = LiveResult(n=n, data_s=(end_ns - start_ns) / NS_PER_S, clock='wall' if wall_clock else 'sim',
                         sweeps=sum(counts.get(f'/{v}/lidar/points', 0) for v in cfg.vehicles))
 
     domain = random.SystemRandom().randint(1, 101)
@@ -469,7 +485,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
                PYTHONUNBUFFERED='1')
     ctx = Context()
     rclpy.init(context=ctx, domain_id=domain)
-    listener = _Listener(ctx, cfg.vehicles)
+    listener = _Listener(ctx, cfg.vehicles, wall_clock)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(listener.node)
     procs: dict[str, subprocess.Popen] = {}
@@ -497,7 +513,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         for spec in cfg.node_specs():
             extra = ['-p', f'executor:={node_executor}'] if node_executor else []
             start(f'{spec.kind.executable}{spec.namespace.replace("/", "_")}',
-                  spec.command(sys.executable, use_sim_time=True) + extra)
+                  spec.command(sys.executable, use_sim_time=not wall_clock) + extra)
         node = listener.node
         if not spin_until(lambda: node.count_publishers('/cooperative/grid') >= 1
                           and node.count_subscribers('/cooperative/grid') >= 2      # the twin and this process
@@ -508,7 +524,7 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         cpu_start: dict[str, float] = {}
 
         def mark_start() -> None:
-            if not cpu_start and listener.first_clock_wall is not None:
+            if not cpu_start and listener.first_input_wall is not None:
                 cpu_start.update({name: cpu_seconds(p.pid) for name, p in procs.items()})
 
         replay_cpu = [math.nan]
@@ -519,22 +535,29 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
                 replay_cpu[0] = c
 
         clock_hz = DEFAULT_CLOCK_HZ if clock_hz is None else clock_hz
+        timing = (['--wall-clock'] if wall_clock else
+                  ['--rate', str(rate), '--clock-hz', str(clock_hz),
+                   '--clock-subscribers', str(len(pipeline) + 1)])     # every node and this process
         replay = start('replay', [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(bag),
-                                  '--rate', str(rate), '--wait-for-subscribers', '30', '--clock-hz', str(clock_hz),
-                                  '--clock-subscribers', str(len(pipeline) + 1),     # every node and this process
-                                  '--topics', *inputs])
+                                  *timing, '--wait-for-subscribers', '30', '--topics', *inputs])
         if not spin_until(lambda: replay.poll() is not None, duration_s / rate + 90.0, on_spin):
             raise RuntimeError(f'replay did not finish\n{_log_tails(logs)}')
         if replay.returncode != 0 or not cpu_start:
             raise RuntimeError(f'replay failed (exit {replay.returncode})\n{_log_tails(logs)}')
-        # queued work is part of the data's cost: wait until the outputs have been quiet for 1 s
-        spin_until(lambda: time.monotonic() - listener.last_output_wall > 1.0, 30.0)
+        # queued work is part of the data's cost: wait until the outputs have been quiet for 1 s (on the wall
+        # clock the fusion's heartbeat grids never stop: there, until the evidence has been)
+        spin_until(lambda: time.monotonic() - (listener.last_evidence_wall if wall_clock
+                                               else listener.last_output_wall) > 1.0, 30.0)
         for name, p in pipeline.items():
             result.cores[name] = (cpu_seconds(p.pid) - cpu_start[name]) / result.data_s
         result.cores['replay'] = (replay_cpu[0] - cpu_start['replay']) / result.data_s
-        # sim time past the end: the fusion's diagnostics timer reports the final counters
-        listener.clock_pub.publish(Clock(clock=ns_to_stamp(end_ns + int(1.2 * NS_PER_S))))
-        spin_until(lambda: any(s >= end_ns for _, s, _ in listener.diagnostics), 15.0)
+        offset_ns = replay_offset_ns(logs['replay'].read_text()) if wall_clock else 0
+        if wall_clock:      # the fusion's diagnostics timer reports the final counters on its own
+            quiet_ns = time.time_ns()
+            spin_until(lambda: any(s >= quiet_ns for _, s, _ in listener.diagnostics), 15.0)
+        else:               # sim time past the end: the fusion's diagnostics timer reports the final counters
+            listener.clock_pub.publish(Clock(clock=ns_to_stamp(end_ns + int(1.2 * NS_PER_S))))
+            spin_until(lambda: any(s >= end_ns for _, s, _ in listener.diagnostics), 15.0)
     finally:
         _stop(procs)
         executor.remove_node(listener.node)
@@ -542,18 +565,29 @@ def run_live(n: int, duration_s: float, rate: float, work: Path, reference: bool
         executor.shutdown()
         rclpy.try_shutdown(context=ctx)
 
-    _summarise(result, listener, cfg.vehicles, start_ns, end_ns,
-               clock_lag_ns=int(round(NS_PER_S / clock_hz)) if clock_hz > 0 else 0)
+    _summarise(result, listener, cfg.vehicles, start_ns + offset_ns, end_ns + offset_ns,
+               clock_lag_ns=int(round(NS_PER_S / clock_hz)) if clock_hz > 0 and not wall_clock else 0)
     if reference:
         result.reference = lockstep_reference(cfg_path, bag, result.data_s, work)
     return result
+
+
+def replay_offset_ns(log: str) -> int:
+    """The offset (ns) a ``replay --wall-clock`` added to every stamp, from its last output line."""
+    marker = 'stamps shifted by '
+    if marker not in log:
+        raise RuntimeError(f'the wall-clock replay did not report its offset:\n{log[-1500:]}')
+    return int(log.rsplit(marker, 1)[1].split()[0])
 
 
 def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str], start_ns: int, end_ns: int,
                clock_lag_ns: int = 0) -> None:
     """Fill ``result``'s counts, drops and ages from what ``listener`` heard (the fusion's last report).
 
+    start_ns, end_ns : the data's first and last stamp on the nodes' clock (a wall-clock run: bag times + the
+        replay's offset)
     clock_lag_ns : how far a node's sim clock may lag the bag (one /clock period), added to each age and delay
+        and to the fusion's own first-grid age (all upper bounds); 0 on the wall clock
     """
     final = listener.latest_fusion_status()
 
@@ -562,14 +596,15 @@ def _summarise(result: LiveResult, listener: _Listener, vehicles: Sequence[str],
         return int(sum(x for x in values if math.isfinite(x)))
 
     result.published = sum(len(s) for s in listener.evidence.values())
-    result.grids = len(listener.grid_stamps)
+    # grids stamped within the data (on the wall clock the heartbeat also runs before and after it)
+    result.grids = sum(1 for stamp in listener.grid_stamps if start_ns <= stamp <= end_ns)
     result.evidence_delay_ms = [(t + clock_lag_ns - stamp) / 1e6 for t, stamp in listener.evidence_arrivals
                                 if t <= end_ns]
     result.received, result.fused = total('received'), total('accepted')
     result.drops = drop_counts(final.values())
     own = final.get('', {})
-    result.fusion_reported_ms = (as_number(own.get('latency_ms.p50', 'nan')),
-                                 as_number(own.get('latency_ms.p95', 'nan')))
+    result.fusion_reported_ms = (as_number(own.get('latency_ms.p50', 'nan')) + clock_lag_ns / 1e6,
+                                 as_number(own.get('latency_ms.p95', 'nan')) + clock_lag_ns / 1e6)
     # after the run's end sim time moved on only to flush the counters: no delay or age samples there
     # timed by the fusion's own sim clock (the diagnostics stamp): this process's /clock may lag on a busy
     # machine and gave negative ages when it did
@@ -641,7 +676,7 @@ def table(results: Sequence[LiveResult]) -> list[str]:
     lines = ['| N | lidar sweeps | evidence published (lock-step) | fused (lock-step) | too_old | other drops '
              '| not taken in | grids '
              '| evidence delay p50 / p95 ms | age p50 / p95 / max ms | age trend ms/s '
-             '| fusion-reported age p50 / p95 ms '
+             '| first-grid age (the fusion\'s; sim: + one /clock period) p50 / p95 ms '
              '| cores: vehicle (max) | fusion | twin | all nodes | lock-step ref | live / ref |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
@@ -669,12 +704,13 @@ def result_line(results: Sequence[LiveResult]) -> str:
         vc = r.vehicle_cores()
         ages = r.ages_ms
         values = {
-            'sweeps': str(r.sweeps), 'published': str(r.published), 'fused': str(r.fused),
+            'clock': r.clock, 'sweeps': str(r.sweeps), 'published': str(r.published), 'fused': str(r.fused),
             'too_old': str(r.too_old), 'drops_other': str(r.other_drops), 'not_taken_in': str(r.lost),
             'evidence_delay_p50_ms': _fmt(percentile(r.evidence_delay_ms, 50)),
             'age_p50_ms': _fmt(percentile(ages, 50)), 'age_p95_ms': _fmt(percentile(ages, 95)),
             'age_max_ms': _fmt(max(ages, default=math.nan)),
             'age_trend_ms_per_s': _fmt(trend_slope(r.age_times_s, ages), 1),
+            'fusion_age_p50_ms': _fmt(r.fusion_reported_ms[0]), 'fusion_age_p95_ms': _fmt(r.fusion_reported_ms[1]),
             'cores_vehicle_max': _fmt(max(vc, default=math.nan), 3),
             'cores_fusion': _fmt(r.cores.get('fusion_node', math.nan), 3),
             'cores_twin': _fmt(r.cores.get('twin_node', math.nan), 3),
@@ -696,6 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--no-reference', action='store_true', help='skip the lock-step reference runs')
     parser.add_argument('--clock-hz', type=float, default=None, metavar='HZ',
                         help="the replay's /clock rate (default: the replay's default; 0 = a tick per message)")
+    parser.add_argument('--wall-clock', action='store_true',
+                        help='nodes on the system clock, no /clock: `replay --wall-clock` (rate 1), as on a vehicle')
     parser.add_argument('--executor', choices=('events', 'single'), default=None,
                         help="the nodes' executor parameter (default: the nodes' default)")
     parser.add_argument('--keep', type=Path, default=None, metavar='DIR',
@@ -703,20 +741,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.vehicles) or not (args.duration > 0) or not (args.rate > 0):
         parser.error('--vehicles must be >= 1, --duration and --rate > 0')
+    if args.wall_clock and (args.rate != 1.0 or args.clock_hz is not None):
+        parser.error('--wall-clock replays at rate 1 with no /clock: no --rate or --clock-hz')
     results = []
     with tempfile.TemporaryDirectory(prefix='bench_live_') as tmp:
         root = args.keep if args.keep is not None else Path(tmp)
         for n in args.vehicles:
-            print(f'N={n}: simulating {args.duration:g} s, replaying at rate {args.rate:g} ...', flush=True)
+            print(f'N={n}: simulating {args.duration:g} s, replaying at rate {args.rate:g} '
+                  f'({"wall clock" if args.wall_clock else "/clock"}) ...', flush=True)
             r = run_live(n, args.duration, args.rate, root / f'n{n}', reference=not args.no_reference,
-                         clock_hz=args.clock_hz, node_executor=args.executor)
+                         clock_hz=args.clock_hz, node_executor=args.executor, wall_clock=args.wall_clock)
             drops = {cause: k for cause, k in r.drops.items() if k} or 'none'
             print(f'N={n}: {r.published} evidence grids, {r.fused} fused, drops {drops}; '
                   f'processes (cores per data s): '
                   + ', '.join(f'{k} {v:.3f}' for k, v in sorted(r.cores.items())), flush=True)
             results.append(r)
-    print(f'rate {args.rate:g}, {args.duration:g} s of data; age = replay sim time at each fusion /diagnostics '
-          f'+ one /clock period (the most a sim clock lags) - newest fused evidence stamp, per vehicle; '
+    when = ('the wall clock (nodes without use_sim_time, `replay --wall-clock`)' if args.wall_clock else
+            'sim time (the replay\'s /clock) + one /clock period (the most a sim clock lags)')
+    print(f'rate {args.rate:g}, {args.duration:g} s of data; age = the fusion\'s clock at each /diagnostics, on '
+          f'{when}, - newest fused evidence stamp, per vehicle; '
           f'cores = CPU s per data s; lock-step ref = the same bag '
           f'and nodes in one process, deterministic (`cooperative-fusion run --bag`)')
     for line in table(results):

@@ -20,6 +20,20 @@ topic recorded TRANSIENT_LOCAL (``/tf_static`` in a foreign bag,
 ``/truth/scenario``) stays latched. ``/clock`` uses ``clock_qos``. A ``/clock``
 recorded in the bag is not replayed: the replay makes its own.
 
+**Wall clock** (``wall_clock=True``, ``replay --wall-clock``), as on a vehicle: no
+``/clock``, rate 1, and every stamp moved onto the wall clock by one constant
+offset = (system time when the first message goes out) - (its log time), in
+integer ns, shifted in the CDR bytes (:mod:`cooperative_fusion.ros.restamp`):
+``header.stamp`` of every header-first type, and the time right after the header
+(``TimeReference.time_ref``, ``OccupancyGrid.info.map_load_time``). One offset for
+all topics keeps each vehicle's simulated clock offset (its time_reference
+carries it). A type holding other stamps (``visualization_msgs/MarkerArray``, as
+``/truth/objects``) is not replayed: on a graph where every other stamp is "now",
+its bag-time stamps would be decades old to a node (dropped as too old, or matched
+to the wrong time); its messages are counted and logged. A type without stamps
+(``std_msgs/String``, as ``/truth/scenario``) goes out unchanged. Bytes that cannot
+be shifted (not plain CDR, truncated) are counted, logged and skipped.
+
 The timing loop, :class:`BagPlayer`, holds no ROS, so ``run --bag`` reuses it.
 Top-level imports stay light: the CLI imports this module to build its parser.
 """
@@ -107,10 +121,11 @@ class ReplayPublisher:
     topics : ``{topic: msgtype}`` to publish (``/clock`` in it is ignored)
     latched : topics recorded TRANSIENT_LOCAL, kept latched
     clock_hz : at most this many /clock ticks per second of bag time (0: one before every message)
+    clock : False: no /clock at all (a wall-clock replay)
     """
 
     def __init__(self, node: 'Node', topics: dict[str, str], latched: Iterable[str] = (),
-                 clock_hz: float = DEFAULT_CLOCK_HZ) -> None:
+                 clock_hz: float = DEFAULT_CLOCK_HZ, clock: bool = True) -> None:
         from rclpy.qos import DurabilityPolicy
         from rosgraph_msgs.msg import Clock
 
@@ -124,7 +139,7 @@ class ReplayPublisher:
         self._clock_cls = Clock
         self.clock_period_ns = int(round(1e9 / clock_hz)) if clock_hz > 0 else 0
         self.clock_ns: int | None = None   # the last /clock published
-        self.clock_pub = node.create_publisher(Clock, '/clock', clock_qos())
+        self.clock_pub = node.create_publisher(Clock, '/clock', clock_qos()) if clock else None
         self.publishers: dict[str, Any] = {}
         latched = set(latched)
         for topic, msgtype in sorted(topics.items()):
@@ -145,7 +160,7 @@ class ReplayPublisher:
         reader gets nothing from before it matched), e.g. the bag's first time reference.
         """
         deadline = time.monotonic() + timeout_s
-        pubs = [self.clock_pub, *self.publishers.values()]
+        pubs = self._all_publishers()
         want = {p.topic_name: max(1, (expected or {}).get(p.topic_name, 1)) for p in pubs}
         while should_continue():
             if all(p.get_subscription_count() >= want[p.topic_name] for p in pubs):
@@ -161,7 +176,8 @@ class ReplayPublisher:
         pub = self.publishers.get(topic)
         if pub is None:
             return False
-        if self.clock_ns is None or log_time_ns - self.clock_ns >= self.clock_period_ns:
+        if self.clock_pub is not None and (self.clock_ns is None
+                                           or log_time_ns - self.clock_ns >= self.clock_period_ns):
             self._tick(log_time_ns)
         pub.publish(raw)
         self.published += 1
@@ -169,7 +185,7 @@ class ReplayPublisher:
 
     def finish(self, log_time_ns: int) -> None:
         """The last /clock: at ``log_time_ns`` (the last message's log time) unless it went out already."""
-        if self.clock_ns is None or log_time_ns > self.clock_ns:
+        if self.clock_pub is not None and (self.clock_ns is None or log_time_ns > self.clock_ns):
             self._tick(log_time_ns)
 
     def _tick(self, log_time_ns: int) -> None:
@@ -179,13 +195,16 @@ class ReplayPublisher:
         self.clock_ns = log_time_ns
         self.clock_pub.publish(self._clock_cls(clock=ns_to_stamp(log_time_ns)))
 
+    def _all_publishers(self) -> list[Any]:
+        return [p for p in [self.clock_pub, *self.publishers.values()] if p is not None]
+
     def wait_for_acked(self, timeout_s: float) -> bool:
         """Block until reliable subscribers acknowledged everything published (or ``timeout_s`` passed)."""
         from rclpy.duration import Duration
 
         deadline = time.monotonic() + timeout_s
         ok = True
-        for pub in [self.clock_pub, *self.publishers.values()]:
+        for pub in self._all_publishers():
             left = max(0.0, deadline - time.monotonic())
             ok &= bool(pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))))
         return ok
@@ -194,7 +213,8 @@ class ReplayPublisher:
 def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] | None = None,
            context: Any = None, wait_for_subscribers_s: float = 0.0, node_name: str = 'replay',
            on_message: Callable[[int, str], None] | None = None, clock_hz: float = DEFAULT_CLOCK_HZ,
-           clock_subscribers: int = 1) -> int:
+           clock_subscribers: int = 1, wall_clock: bool = False,
+           on_offset: Callable[[int], None] | None = None) -> int:
     """Publish ``bag`` on the ROS graph of ``context`` (rclpy must be initialised); returns messages published.
 
     rate : speed factor, or None for as fast as possible
@@ -203,12 +223,17 @@ def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] |
     clock_hz : /clock ticks per second of bag time at most (0: one before every message)
     clock_subscribers : with ``wait_for_subscribers_s``, wait for this many /clock subscribers (every node on
         sim time is one: a node that matches /clock late has no time yet when the first data reaches it)
+    wall_clock : no /clock, stamps shifted onto the system clock (module docstring); rate must be 1
+    on_offset : with ``wall_clock``, called once with the offset (ns) when the first message goes out
     """
     import rclpy
     from rclpy.qos import DurabilityPolicy
 
     from ..ros.bag import BagReader
+    from ..ros.restamp import Restamper
 
+    if wall_clock and rate != 1.0:
+        raise ConfigError(f'a wall-clock replay runs at rate 1 (stamps are "now" when sent), got rate {rate!r}')
     with BagReader(bag) as reader:
         recorded = reader.topics()
         if topics is not None:
@@ -216,25 +241,49 @@ def replay(bag: str | Path, *, rate: float | None = 1.0, topics: Sequence[str] |
             if unknown:
                 raise ConfigError(f'{bag}: topics {unknown} are not in the bag; it has {sorted(recorded)}')
             recorded = {t: recorded[t] for t in topics}
+        restamper = Restamper(0, {t: m for t, m in recorded.items() if t != '/clock'}) if wall_clock else None
+        skipped = restamper.skip_topics() if restamper is not None else []
         latched = [t for t in recorded
                    if (q := reader.offered_qos(t)) is not None and q.durability == DurabilityPolicy.TRANSIENT_LOCAL]
         node = rclpy.create_node(node_name, context=context)
+        log = node.get_logger()
         try:
-            out = ReplayPublisher(node, recorded, latched, clock_hz=clock_hz)
+            out = ReplayPublisher(node, {t: m for t, m in recorded.items() if t not in skipped}, latched,
+                                  clock_hz=clock_hz, clock=not wall_clock)
+            if skipped:
+                log.warning(f'not replayed on the wall clock (their stamps cannot be shifted): {skipped}')
             ok = context.ok if context is not None else rclpy.ok
-            if wait_for_subscribers_s > 0 and not out.wait_for_subscribers(
-                    wait_for_subscribers_s, ok, {out.clock_pub.topic_name: clock_subscribers}):
-                node.get_logger().warning(
-                    f'not every topic has a subscriber after {wait_for_subscribers_s:.1f} s; replaying anyway')
-            player = BagPlayer(reader, rate=rate, topics=list(out.publishers))
+            expected = {out.clock_pub.topic_name: clock_subscribers} if out.clock_pub is not None else {}
+            if wait_for_subscribers_s > 0 and not out.wait_for_subscribers(wait_for_subscribers_s, ok, expected):
+                log.warning(f'not every topic has a subscriber after {wait_for_subscribers_s:.1f} s; replaying anyway')
+            player = BagPlayer(reader, rate=rate, topics=list(out.publishers) + skipped)
             last_ns = None
             for log_time_ns, topic, _msgtype, raw in player:
-                if not player.wait_until(log_time_ns, ok):
+                if restamper is not None:
+                    if topic in skipped:
+                        restamper(topic, raw)       # counts it
+                        continue
+                    first = player.due_wall_time(log_time_ns) is None
+                    if not player.wait_until(log_time_ns, ok):
+                        break
+                    if first:
+                        restamper.offset_ns = time.time_ns() - log_time_ns
+                        if on_offset is not None:
+                            on_offset(restamper.offset_ns)
+                    raw = restamper(topic, raw)
+                    if raw is None:
+                        log.warning(f'{topic}: a message at log time {log_time_ns} ns is not plain CDR with '
+                                    f'a header stamp; skipped', throttle_duration_sec=5.0)
+                        continue
+                elif not player.wait_until(log_time_ns, ok):
                     break
                 if out.publish(log_time_ns, topic, raw):
                     last_ns = log_time_ns
                     if on_message is not None:
                         on_message(log_time_ns, topic)
+            if restamper is not None and (restamper.skipped or restamper.malformed):
+                log.warning(f'wall-clock replay: messages not replayed: {restamper.skipped or "none"} of types '
+                            f'whose stamps cannot be shifted, {restamper.malformed or "none"} with bad bytes')
             if ok():
                 if last_ns is not None:
                     out.finish(last_ns)

@@ -257,7 +257,7 @@ def test_a_context_shut_down_by_a_signal_is_an_interruption(bag: tuple[Path, lis
         return 3
     monkeypatch.setattr(replay_module, 'replay', shut_down_midway)
     args = argparse.Namespace(bag=bag[0], rate=1.0, topics=None, wait_for_subscribers=0.0, clock_hz=100.0,
-                              clock_subscribers=1)
+                              clock_subscribers=1, wall_clock=False)
     with pytest.raises(KeyboardInterrupt):
         replay_module.run(args)
     assert 'replayed 3 messages' in capsys.readouterr().err

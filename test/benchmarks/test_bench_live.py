@@ -179,12 +179,63 @@ def test_result_line_has_every_figure_of_every_n():
     assert values['live_n3_ref_lockstep_fused'] == '280' and values['live_n3_ref_lockstep_cores'] == '1.000'
 
 
+def test_result_line_says_the_clock_mode():
+    r = bench.LiveResult(n=2, data_s=1.0)
+    assert bench.result_line([r]).startswith('live_n2_clock=sim ')
+    r.clock = 'wall'
+    assert bench.result_line([r]).startswith('live_n2_clock=wall ')
+
+
+def test_replay_offset_is_read_from_the_replay_output():
+    log = 'warning ...\nreplayed 12 messages from b in 1.00 s; stamps shifted by 1765000000123456789 ns\n'
+    assert bench.replay_offset_ns(log) == 1765000000123456789
+    with pytest.raises(RuntimeError, match='did not report its offset'):
+        bench.replay_offset_ns('replayed 12 messages from b in 1.00 s\n')
+
+
+class _HeardListener:
+    """What bench_live's listener holds after a run, without ROS."""
+
+    def __init__(self, base_ns: int) -> None:
+        ms = 1_000_000
+        self.evidence = {'v1': [base_ns + i * 100 * ms for i in range(10)]}
+        self.grid_stamps = [base_ns - 1, base_ns, base_ns + 2000 * ms]    # a heartbeat before and after the data
+        self.evidence_arrivals = [(base_ns + 30 * ms, base_ns)]
+        status = {'v1': {'received': '5', 'accepted': '5'}, '': {'latency_ms.p50': '40', 'latency_ms.p95': '60'}}
+        late = {'v1': {'received': '10', 'accepted': '10'}}
+        # (this process's clock, the fusion's stamp, statuses): one report in the data, one after its end
+        self.diagnostics = [(base_ns + 500 * ms, base_ns + 500 * ms, status),
+                            (base_ns + 2500 * ms, base_ns + 2500 * ms, late)]
+
+    def latest_fusion_status(self):
+        out = {}
+        for _, _, s in self.diagnostics:
+            out.update(s)
+        return out
+
+
+@pytest.mark.parametrize('clock', ['sim', 'wall'])
+def test_summary_reads_ages_on_the_nodes_clock_with_the_lag_only_on_sim_time(clock):
+    ms = 1_000_000
+    start = 1_000 * ms if clock == 'sim' else 1_765_000_000_000 * ms     # a wall run: bag times + offset
+    lag = 10 * ms if clock == 'sim' else 0
+    r = bench.LiveResult(n=1, data_s=1.0, clock=clock)
+    bench._summarise(r, _HeardListener(start), ['v1'], start, start + 1000 * ms, clock_lag_ns=lag)
+    assert r.fused == 10 and r.published == 10 and r.grids == 1
+    assert r.ages_ms == [100.0 + lag / ms]       # newest fused (the 5th, 400 ms) at 500 ms; the late one left out
+    assert r.age_times_s == [0.5]
+    assert r.evidence_delay_ms == [30.0 + lag / ms]
+    assert r.fusion_reported_ms == (40.0 + lag / ms, 60.0 + lag / ms)
+
+
 # ---------------------------------------------------------------- a live run --
 
-def test_short_live_run_prints_a_sane_result_line(tmp_path):
-    """2 vehicles, 3 s of data at half rate: the line parses and its figures are sane (never timed)."""
+@pytest.mark.parametrize('timing', [['--rate', '0.5'], ['--wall-clock']])
+def test_short_live_run_prints_a_sane_result_line(tmp_path, timing):
+    """2 vehicles, 3 s of data at half rate on /clock, or at rate 1 on the wall clock: the line parses and
+    its figures are sane (never timed)."""
     proc = subprocess.run([sys.executable, str(REPO / 'benchmarks' / 'bench_live.py'), '--vehicles', '2',
-                           '--duration', '3', '--rate', '0.5', '--keep', str(tmp_path)],
+                           '--duration', '3', *timing, '--keep', str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
@@ -202,3 +253,4 @@ def test_short_live_run_prints_a_sane_result_line(tmp_path):
     assert int(v['live_n2_ref_lockstep_published']) >= int(v['live_n2_ref_lockstep_fused']) > 0
     assert any(ln.startswith('| 2 |') for ln in lines), 'no table row for N=2'
     assert (tmp_path / 'n2' / 'fusion_node.log').is_file()
+    assert v['live_n2_clock'] == ('wall' if '--wall-clock' in timing else 'sim')
