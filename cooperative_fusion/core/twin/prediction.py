@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from ..errors import ConfigError, MessageFormatError
 from ..grid import GridSpec
 from ..road import RoadModel
-from .idm import MIN_GAP_M, IdmParams, check_no_nan, desired_speeds
+from .idm import IdmParams, check_no_nan, desired_speeds, idm_acceleration_unchecked, idm_step
 from .tracking import OrientedBox, Track
 
 
@@ -549,17 +549,14 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
     collided: NDArray[np.bool_] | None = None          # np.isfinite(collision), once a vehicle has touched
     rows = np.arange(n_rows)
     obstacles_ignored = True
-    # Constant over the steps. The loop is the IDM of idm.py (idm_acceleration_unchecked, idm_step) written out,
-    # the same arithmetic in the same order, with what does not change hoisted out of it (a call per
-    # operation on a few vehicles is what the rollout costs).
+    # Constant over the steps, hoisted out of the loop (a call per operation on a few vehicles is what the
+    # rollout costs); the model itself is idm.py's.
     half_pred, lead_pred = half[pred_safe], np.where(has_pred, pred, -1)
     touch_pred = has_pred & pred_across
     half_col = half[:, None]
     lane_own = in_lane & ~own[None]                            # (S+1, V, K) in the lane and not the vehicle's own
     lane_across = lane_own & across
     idm, dt, max_decel = cfg.idm, cfg.dt_s, cfg.max_decel_mps2
-    a_max, delta, headway, s0 = idm.a_max, idm.delta, idm.time_headway_s, idm.s0_m
-    two_sqrt_ab = 2.0 * math.sqrt(idm.a_max * idm.b_comf)
     gaps = np.empty((n_steps + 1, n_rows))                     # checked for NaN after the loop (idm.check_no_nan)
     nk = len(obstacles)
     in_path_any = False
@@ -595,29 +592,14 @@ def rollout(platoon: PlatoonState, obstacles: ObstacleState, cfg: PredictionConf
             collided = np.isfinite(collision)
         leader[k] = lead
         gaps[k] = gap
-        # idm_acceleration_unchecked
-        v_pos = np.maximum(v, 0.0)
-        free = a_max * (1.0 - (v_pos / v0_checked) ** delta)
-        finite = np.isfinite(gap)
-        dv = v_pos - np.where(finite, v_lead, v)
-        s_star = s0 + np.maximum(0.0, v_pos * headway + v_pos * dv / two_sqrt_ab)
-        interaction = (s_star / np.where(finite, np.maximum(gap, MIN_GAP_M), np.inf)) ** 2
-        a = np.maximum(np.minimum(free - a_max * interaction, lead_brake), -max_decel)
+        a = np.maximum(np.minimum(idm_acceleration_unchecked(v, v_lead, gap, idm, v0_checked), lead_brake),
+                       -max_decel)
         # A vehicle that has collided brakes to a standstill: it does not drive on through the obstacle.
         if collided is not None:
             a = np.where(collided, -max_decel, a)
         acc[k] = a
         if k < n_steps:
-            # idm_step
-            v_new = v_pos + a * dt
-            stops = v_new < 0.0
-            x_new = x + v_pos * dt + 0.5 * a * dt * dt
-            if stops.any():
-                with np.errstate(divide='ignore', invalid='ignore'):
-                    x_stop = x - np.where(stops, v_pos * v_pos / (2.0 * np.where(stops, a, -1.0)), 0.0)
-                x_new = np.where(stops, x_stop, x_new)
-            xs[k + 1] = x_new
-            vs[k + 1] = np.maximum(v_new, 0.0)
+            xs[k + 1], vs[k + 1] = idm_step(x, v, a, dt)
     for cols in ((slice(0, nv), slice(nv, n_rows)) if copies == 2 else (slice(None),)):
         bad = np.isnan(gaps[:, cols]).any(axis=1) | np.isnan(vs[:, cols]).any(axis=1)
         if bad.any():
