@@ -110,7 +110,7 @@ class ClockEstimator:
             raise SyncError('no time reference received yet: cannot map vehicle stamps to common time')
         if type(vehicle_ns) is int or np.ndim(vehicle_ns) == 0:
             # round() and np.rint both round half to even: the scalar and the array path agree exactly.
-            return int(vehicle_ns) + int(round(self._offset + self._drift * float(int(vehicle_ns) - self._t_ref)))
+            return int(vehicle_ns) + int(round(self._correction(float(int(vehicle_ns) - self._t_ref))))
         v = np.asarray(vehicle_ns, dtype=np.int64)
         corr = self._correction((v - self._t_ref).astype(np.float64))
         return v + np.rint(corr).astype(np.int64)
