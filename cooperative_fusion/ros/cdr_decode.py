@@ -271,6 +271,16 @@ class _Structs:
 _STRUCTS = {order: _Structs(order) for order in _ORDERS.values()}
 
 
+def header_layout(raw: RawBytes, what: str = 'message') -> tuple[str, int]:
+    """Of serialized bytes that begin with a ``std_msgs/Header``: their byte order (``'<'`` or ``'>'``) and
+    the offset (from the start, the encapsulation header included) of the 4-aligned field after the header.
+    Raises MessageFormatError for bytes that do not hold a whole header."""
+    r = _Reader(raw, what)
+    r.header()
+    r.align(4)
+    return r.order, r.pos
+
+
 def decode_point_cloud2(raw: RawBytes) -> PointCloud2View:
     """The :class:`PointCloud2View` of serialized ``sensor_msgs/PointCloud2`` bytes (CDR header included).
 

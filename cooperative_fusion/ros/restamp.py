@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Union
 
 from ..core.errors import MessageFormatError
+from .cdr_decode import header_layout
 
 #: What :func:`plan_for` decides for a message type.
 HEADER = 'header'                   # shift header.stamp
@@ -35,7 +36,6 @@ SKIP = 'skip'                       # holds times this module cannot reach
 
 NS_PER_S = 1_000_000_000
 _INT32_MAX = 2**31 - 1
-_ORDERS = {0: '>', 1: '<'}          # encapsulation kind (second byte): CDR_BE, CDR_LE
 _HEADER_TYPE = 'std_msgs/Header'
 _TIME_TYPE = 'builtin_interfaces/Time'
 
@@ -53,13 +53,6 @@ def shift_stamp(sec: int, nanosec: int, offset_ns: int) -> tuple[int, int]:
     return sec, nanosec
 
 
-def _order(raw: RawBytes) -> str:
-    if len(raw) < 4 or raw[0] != 0 or raw[1] not in _ORDERS:
-        head = bytes(raw[:4]).hex()
-        raise MessageFormatError(f'not a plain CDR message (encapsulation header {head!r})')
-    return _ORDERS[raw[1]]
-
-
 def _shift_at(out: bytearray, pos: int, order: str, offset_ns: int) -> None:
     """Shift the builtin_interfaces/Time at byte ``pos`` of ``out`` in place."""
     if pos + 8 > len(out):
@@ -70,19 +63,6 @@ def _shift_at(out: bytearray, pos: int, order: str, offset_ns: int) -> None:
     struct.pack_into(f'{order}iI', out, pos, *shift_stamp(sec, nanosec, offset_ns))
 
 
-def time_after_header_pos(raw: RawBytes) -> int:
-    """Byte position (from the start, encapsulation included) of a Time that directly follows the header."""
-    order = _order(raw)
-    if len(raw) < 16:
-        raise MessageFormatError(f'{len(raw)} bytes: too short for a std_msgs/Header')
-    (length,) = struct.unpack_from(f'{order}I', raw, 12)
-    end = 16 + length                       # past frame_id's characters and NUL
-    if length < 1 or end > len(raw) or raw[end - 1] != 0:
-        raise MessageFormatError(f'header frame_id of {length} bytes does not fit in {len(raw)} bytes '
-                                 f'or is not NUL-terminated')
-    return 4 + (-(end - 4) % 4) + (end - 4)   # alignment counts from after the encapsulation header
-
-
 def restamp(raw: RawBytes, offset_ns: int, plan: str = HEADER) -> bytes:
     """``raw`` with its stamps shifted by ``offset_ns`` (int ns) as ``plan`` says (:data:`HEADER`,
     :data:`HEADER_AND_TIME` or :data:`UNCHANGED`); a new ``bytes``, ``raw`` is not changed."""
@@ -90,11 +70,11 @@ def restamp(raw: RawBytes, offset_ns: int, plan: str = HEADER) -> bytes:
         return bytes(raw)
     if plan not in (HEADER, HEADER_AND_TIME):
         raise ValueError(f'cannot restamp with plan {plan!r}')
-    order = _order(raw)
+    order, after_header = header_layout(raw)
     out = bytearray(raw)
     _shift_at(out, 4, order, offset_ns)
     if plan == HEADER_AND_TIME:
-        _shift_at(out, time_after_header_pos(out), order, offset_ns)
+        _shift_at(out, after_header, order, offset_ns)
     return bytes(out)
 
 
