@@ -32,6 +32,7 @@ from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 
 from ..core.errors import ConfigError
+from ..ros.bag import BagReader, message_type_name
 from ..ros.time import ns_to_stamp
 
 #: Called with (topic, message, sim_time_ns) for every message published by a composed node;
@@ -52,15 +53,8 @@ class SerializedMessage:
     def message(self) -> Any:
         """The rclpy message (deserialized on first use); raises BagError for bytes that do not decode."""
         if self._msg is None:
-            from ..ros.bag import BagReader
-
             self._msg = BagReader.deserialize(self.msgtype, self.data)
         return self._msg
-
-
-def type_name(msg_type: type) -> str:
-    """``'pkg/msg/Name'`` of an rclpy message class."""
-    return f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
 
 
 @dataclass(order=True)
@@ -97,7 +91,7 @@ class LockstepRunner:
         for node in self._nodes:
             for sub in node.subscriptions:
                 self._subs.setdefault(sub.topic_name, []).append(sub)
-                self._sub_types[id(sub)] = type_name(sub.msg_type)
+                self._sub_types[id(sub)] = message_type_name(sub.msg_type)
             for pub in node.publishers:
                 self._wrap(pub)
             for timer in node.timers:

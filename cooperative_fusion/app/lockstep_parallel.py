@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 from ..core.errors import BagError, CooperativeFusionError
-from .lockstep import LockstepRunner, SerializedMessage, type_name
+from ..ros.bag import BagReader, message_class, message_type_name, serialize
+from .lockstep import LockstepRunner, SerializedMessage
 
 #: A worker sends its groups in batches of this many calls (or fewer at ``_BATCH_BYTES``).
 _BATCH_CALLS = 64
@@ -71,9 +72,9 @@ def shape_of(node: Any) -> NodeShape:
     """The :class:`NodeShape` of an rclpy node (or a stand-in)."""
     return NodeShape(name=node.get_fully_qualified_name() if hasattr(node, 'get_fully_qualified_name')
                      else node.name,
-                     subscriptions=tuple((s.topic_name, type_name(s.msg_type), bool(s.raw))
+                     subscriptions=tuple((s.topic_name, message_type_name(s.msg_type), bool(s.raw))
                                          for s in node.subscriptions),
-                     publishers=tuple((p.topic_name, type_name(p.msg_type)) for p in node.publishers),
+                     publishers=tuple((p.topic_name, message_type_name(p.msg_type)) for p in node.publishers),
                      timer_periods_ns=tuple(int(t.timer_period_ns) for t in node.timers))
 
 
@@ -108,8 +109,6 @@ class StandIn:
     """
 
     def __init__(self, index: int, shape: NodeShape, on_call: Callable[[Tag], None] | None = None) -> None:
-        from ..ros.bag import message_class
-
         self.name = shape.name
         call = on_call or (lambda tag: None)
         self.subscriptions = [_Sub(topic, message_class(msgtype), raw, lambda msg, tag=(index, 's', i): call(tag))
@@ -177,8 +176,6 @@ class _CapturingRunner(LockstepRunner):
             return
         before = len(self._queue)
         call()
-        from ..ros.bag import message_type_name, serialize
-
         self._sink(tag, self.now_ns, [(topic, message_type_name(msg), serialize(msg))
                                       for topic, msg in islice(self._queue, before, None)])
 
@@ -201,8 +198,6 @@ def _worker_main(from_main: Connection, to_main: Connection, compose: ComposeWor
     sender = threading.Thread(target=_send_all, args=(out, to_main), daemon=True)   # run ahead: never block
     sender.start()
     try:
-        from ..ros.bag import BagReader
-
         _, args = from_main.recv()
         with compose(args) as nodes:
             out.put(('shapes', [shape_of(n) for n in nodes]))
