@@ -10,24 +10,13 @@ from numpy.testing import assert_array_equal
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.vehicle.sensor_models import (SensorModel, camera_patch, combine, default_radar_model,
                                                            lidar_patch, radar_patch)
-
-
-def _scene(rng: np.random.Generator):
-    spec = GridSpec(0.2 * int(rng.integers(-500, 500)), 0.2 * int(rng.integers(-200, 200)), 0.2,
-                    int(rng.integers(20, 400)), int(rng.integers(20, 200)))
-    origin = np.array([spec.origin_x + rng.uniform(-20, spec.size_x + 20),
-                       spec.origin_y + rng.uniform(-20, spec.size_y + 20)])
-    az = rng.uniform(-math.pi, math.pi, int(rng.integers(0, 3000)))
-    r = rng.uniform(0, 120, az.size)
-    pts = origin + np.column_stack([r * np.cos(az), r * np.sin(az)])
-    split = rng.random(az.size) < 0.3
-    return spec, origin, pts[split], pts[~split]
+from sensor_scene import random_sensor_scene
 
 
 @pytest.mark.parametrize('seed', range(10))
 def test_patches_added_in_place_equal_combine_of_their_layers(seed):
     rng = np.random.default_rng(seed)
-    spec, origin, hits, free = _scene(rng)
+    spec, origin, hits, free = random_sensor_scene(rng)
     model = SensorModel(p_hit=0.85, p_miss=0.35, max_range_m=float(rng.uniform(20, 100)),
                         min_range_m=float(rng.uniform(0, 2)), azimuth_resolution_rad=math.radians(rng.uniform(0.1, 2)))
     radar = hits[:int(rng.integers(0, 30))]

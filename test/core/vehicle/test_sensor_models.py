@@ -11,6 +11,7 @@ from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.vehicle.sensor_models import (SensorModel, camera_evidence, combine, default_camera_model,
                                                    default_lidar_model, default_radar_model, hits_to_stamp,
                                                    lidar_evidence, moving_returns, radar_evidence)
+from sensor_scene import random_sensor_scene
 
 LIDAR = default_lidar_model()
 L_HIT = math.log(0.85 / 0.15)
@@ -319,22 +320,10 @@ def _plain_sweep(spec, origin, hits, free, model, fov):
     return logodds, occupied | free_cells
 
 
-def _random_scene(rng):
-    """A window on the lattice, a sensor inside or outside it, clutter hits and free end points around it."""
-    spec = GridSpec(0.2 * int(rng.integers(-500, 500)), 0.2 * int(rng.integers(-200, 200)), 0.2,
-                    int(rng.integers(20, 400)), int(rng.integers(20, 200)))
-    origin = np.array([spec.origin_x + rng.uniform(-20, spec.size_x + 20), spec.origin_y + rng.uniform(-20, spec.size_y + 20)])
-    az = rng.uniform(-math.pi, math.pi, int(rng.integers(0, 3000)))
-    r = rng.uniform(0, 120, az.size)
-    pts = origin + np.column_stack([r * np.cos(az), r * np.sin(az)])
-    split = rng.random(az.size) < 0.3
-    return spec, origin, pts[split], pts[~split]
-
-
 @pytest.mark.parametrize('seed', range(12))
 def test_lidar_and_camera_sweeps_equal_the_plain_sweep_bit_for_bit(seed):
     rng = np.random.default_rng(seed)
-    spec, origin, hits, free = _random_scene(rng)
+    spec, origin, hits, free = random_sensor_scene(rng)
     model = SensorModel(p_hit=0.85, p_miss=0.35, max_range_m=float(rng.uniform(20, 100)),
                         min_range_m=float(rng.uniform(0, 2)), azimuth_resolution_rad=math.radians(rng.uniform(0.1, 2)))
     got = lidar_evidence(spec, origin, hits, free, model)
@@ -354,7 +343,7 @@ def test_radar_equals_blurring_the_whole_window(seed):
 
     from cooperative_fusion.core.vehicle.sensor_models import RADAR_KNOWN_FRACTION, RADAR_TRUNCATE, _gaussian_peak
     rng = np.random.default_rng(seed)
-    spec, origin, hits, _ = _random_scene(rng)
+    spec, origin, hits, _ = random_sensor_scene(rng)
     model, sigma = default_radar_model(), float(rng.choice([0.0, 0.2, 0.5, 1.3]))
     hits = hits[:int(rng.integers(1, 40))]
     got = radar_evidence(spec, hits, sigma, model)
