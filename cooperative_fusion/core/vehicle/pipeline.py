@@ -224,13 +224,6 @@ class PipelineConfig:
             raise ConfigError(f'radar_range_sigma_m and radar_azimuth_sigma_rad must both be > 0 (footprint from '
                               f'the radar\'s noise) or both 0 (radar_sigma_m every way), got '
                               f'{self.radar_range_sigma_m!r} and {self.radar_azimuth_sigma_rad!r}')
-
-    @property
-    def radar_noise(self) -> RadarNoise | None:
-        """The radar's range / azimuth noise that shapes a detection's footprint; None: ``radar_sigma_m``."""
-        if self.radar_range_sigma_m == 0:
-            return None
-        return RadarNoise(self.radar_range_sigma_m, self.radar_azimuth_sigma_rad)
         _finite('camera_hfov_rad', self.camera_hfov_rad)
         if not 0 < self.camera_hfov_rad < math.pi:
             raise ConfigError(f'camera_hfov_rad must be in (0, pi) for a pinhole camera, got {self.camera_hfov_rad!r}')
@@ -242,6 +235,13 @@ class PipelineConfig:
         if unknown or not enabled:
             raise ConfigError(f'enabled streams must be a non-empty subset of {list(STREAMS)}, got {list(enabled)!r}')
         object.__setattr__(self, 'enabled', enabled)
+
+    @property
+    def radar_noise(self) -> RadarNoise | None:
+        """The radar's range / azimuth noise that shapes a detection's footprint; None: ``radar_sigma_m``."""
+        if self.radar_range_sigma_m == 0:
+            return None
+        return RadarNoise(self.radar_range_sigma_m, self.radar_azimuth_sigma_rad)
 
 
 # ------------------------------------------------------------------- inputs ---
