@@ -173,11 +173,11 @@ class PipelineConfig:
     lidar_extrinsic, radar_extrinsic, camera_extrinsic : [x, y, z, roll, pitch, yaw]
         of the sensor frame (camera: the optical frame) in base_link, metres and radians
     lidar_model, radar_model, camera_model : inverse sensor models
-    radar_sigma_m : metres, 1-sigma position error of a radar detection, every way (used when the two
-        next are 0)
+    radar_sigma_m : metres, spread of a moving radar detection every way (one scan draws a moving object: the
+        disc stands for its body), and of a standing one when the two next are 0
     radar_range_sigma_m, radar_azimuth_sigma_rad : metres and radians, the radar's 1-sigma range and azimuth
-        error: a detection is spread by range sigma along the line of sight and range × azimuth sigma across
-        it (:class:`.sensor_models.RadarNoise`); both 0: by ``radar_sigma_m`` every way
+        error: a standing detection is spread by range sigma along the line of sight and range × azimuth sigma
+        across it (:class:`.sensor_models.RadarNoise`); both 0: by ``radar_sigma_m`` every way
     moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
         ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the

@@ -482,7 +482,7 @@ def _gaussian_peak(sigma_cells: float) -> float:
 
 @dataclass(frozen=True)
 class RadarNoise:
-    """A radar's measurement noise, which shapes a detection's footprint on the grid.
+    """A radar's measurement noise, which shapes a standing detection's footprint on the grid.
 
     range_sigma_m : metres, 1-sigma range error (> 0)
     azimuth_sigma_rad : radians, 1-sigma azimuth error (> 0)
@@ -513,9 +513,9 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
         detections outside [min_range_m, max_range_m] are dropped
     static : optional (N,) bool, the detections of standing things (Doppler, ego motion removed, below
         the moving threshold): their spread stops at ``RADAR_STATIC_KNOWN_FRACTION`` (see below)
-    noise : optional, the radar's range and azimuth noise; when given (needs ``origin_xy``) each detection
-        is spread by its own ellipse, ``range_sigma_m`` along the line of sight and range × azimuth sigma
-        across it, instead of the disc of ``sigma_m``
+    noise : optional, the radar's range and azimuth noise; when given (needs ``origin_xy``) each standing
+        detection is spread by its own ellipse, ``range_sigma_m`` along the line of sight and range × azimuth
+        sigma across it, instead of the disc of ``sigma_m`` (see below)
     Returns ``(logodds, known)`` like :func:`lidar_evidence`. Detections are
     counted per cell and blurred with a Gaussian normalised so that one
     detection gives exactly logit(p_hit) at its cell and decays outward; the
@@ -526,7 +526,13 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     A standing object is detected again every scan, and the fusion adds the scans up: at 20 Hz with a
     2 s half-life, 2 % of logit(p_hit) per scan already makes a cell occupied, so a 3-sigma spread would
     grow it by 1.4 m on every side. The scatter of its detections over the scans already draws their
-    position error; a static detection's own spread therefore stops at half its peak (1.2 sigma).
+    position error; a static detection's own spread therefore stops at half its peak (1.2 sigma), and with
+    ``noise`` it is the radar's own error, not a disc: a radar measures range to a few centimetres and
+    angle coarsely, so the disc drew a standing car 0.6 m deep in front of its face scan after scan, where
+    0.15 m of range noise puts a detection in its own cell. Moving detections keep the disc of ``sigma_m``:
+    the fusion's dynamic layer draws a moving object from one scan, where the disc stands for the body
+    behind the detections (with the ellipse there too, 0.822 -> 0.845 precision away on
+    ``highway_occlusion`` seed 3, but 11 % fewer true cells and lower see-through recall).
 
     Radar gives no free evidence: it reports CFAR-thresholded detections, and a
     missing detection does not mean empty space (weak reflectors such as people,
@@ -556,12 +562,13 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
         near = (r >= model.min_range_m) & (r <= model.max_range_m)
         hits, fixed = hits[near], fixed[near]
     boxes = []
-    for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
-        if part.any():
-            if noise is None:
-                boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
-            else:
-                boxes += [(box, floor) for box in _radar_ellipses(spec, hits[part], _as_origin(origin_xy), noise)]
+    for part, floor, standing in ((~fixed, RADAR_KNOWN_FRACTION, False), (fixed, RADAR_STATIC_KNOWN_FRACTION, True)):
+        if not part.any():
+            continue
+        if standing and noise is not None:
+            boxes += [(box, floor) for box in _radar_ellipses(spec, hits[part], _as_origin(origin_xy), noise)]
+        else:
+            boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
     if not boxes:
         return _empty_patch(spec)
     # Only the union of the detections' boxes can be known: the rest of the grid stays 0 and unknown.

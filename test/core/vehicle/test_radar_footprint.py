@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
@@ -21,35 +21,43 @@ ORIGIN = np.array([0.0, 0.0])
 NOISE = RadarNoise(range_sigma_m=0.15, azimuth_sigma_rad=math.radians(0.3))
 
 
+STANDING = np.array([True])
+
+
 def test_footprint_is_narrow_along_the_line_of_sight_and_grows_across_it_with_range():
-    for x, ix in ((20.1, 100), (80.1, 400)):            # straight ahead, at the centre of cell (ix, iy 50)
-        logodds, known = radar_evidence(SPEC, np.array([[x, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN, noise=NOISE)
+    for x, ix, across_cells in ((20.1, 100, 0), (80.1, 400, 2)):   # straight ahead, centre of cell (ix, iy 50)
+        logodds, known = radar_evidence(SPEC, np.array([[x, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN,
+                                        static=STANDING, noise=NOISE)
         assert_allclose(logodds[50, ix], L_HIT, rtol=1e-5)
         assert logodds.max() == logodds[50, ix]
-        # along (x): exp(-0.5 (0.2 / 0.15)^2) one cell away; across (y): exp(-0.5 (0.2 / (r 0.3 deg))^2)
-        assert_allclose(logodds[50, ix + 1] / L_HIT, math.exp(-0.5 * (0.2 / 0.15) ** 2), rtol=1e-4)
+        # along (x): one cell away is exp(-0.5 (0.2 / 0.15)^2) = 0.41 of the peak: below half, unknown
+        assert not known[50, ix + 1] and not known[50, ix - 1]
+        # across (y): exp(-0.5 (k 0.2 / (r 0.3 deg))^2), known while at least half the peak (1.18 sigma)
         sigma_across = x * math.radians(0.3)
-        assert_allclose(logodds[51, ix] / L_HIT, math.exp(-0.5 * (0.2 / sigma_across) ** 2), rtol=1e-4)
-        # known out to 3 sigma (1 % of the peak): 0.45 m along, 3 r 0.3 deg across
-        assert known[50, ix + 2] and not known[50, ix + 3]
-        across = np.flatnonzero(known[:, ix]) - 50
-        assert_allclose(across.max() * 0.2, 3.03 * sigma_across, atol=0.2)
-    # the disc of sigma_m (the old footprint) reaches 1.4 m along the line of sight
-    _, disc = radar_evidence(SPEC, np.array([[80.1, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN)
-    assert disc[50, 400 + 7] and not known[50, 400 + 3]
+        assert_array_equal(np.flatnonzero(known[:, ix]) - 50, np.arange(-across_cells, across_cells + 1))
+        for k in range(1, across_cells + 1):
+            assert_allclose(logodds[50 + k, ix] / L_HIT, math.exp(-0.5 * (k * 0.2 / sigma_across) ** 2), rtol=1e-4)
+        assert known.sum() == 2 * across_cells + 1
+    # the disc of sigma_m (the old footprint) reaches 0.4 m along the line of sight too: 5 x 5 cells, not 1 x 5
+    _, disc = radar_evidence(SPEC, np.array([[80.1, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN, static=STANDING)
+    assert disc[50, 400 + 2] and disc.sum() == 25
 
 
-def test_footprint_turns_with_the_line_of_sight():
+def test_footprint_turns_with_the_line_of_sight_and_moving_detections_keep_the_disc():
     # A detection 40 m away at 45 deg: along the diagonal it falls as the range sigma, across as range × azimuth.
     point = np.array([[28.3, 28.3]])                     # the centre of cell (ix 141, iy 141)
     spec = GridSpec(0.0, 0.0, 0.2, 200, 200)
-    logodds, _ = radar_evidence(spec, point, 0.5, RADAR, origin_xy=ORIGIN, noise=NOISE)
-    ix, iy = (int(v) for v in np.floor(point[0] / 0.2))
-    r = float(np.hypot(*point[0]))
-    step = 0.2 * math.sqrt(2.0)                           # one diagonal cell
-    assert_allclose(logodds[iy + 1, ix + 1] / L_HIT, math.exp(-0.5 * (step / 0.15) ** 2), rtol=1e-3)
-    assert_allclose(logodds[iy + 1, ix - 1] / L_HIT,
-                    math.exp(-0.5 * (step / (r * math.radians(0.3))) ** 2), rtol=1e-3)
+    noise = RadarNoise(range_sigma_m=0.3, azimuth_sigma_rad=math.radians(0.6))   # wider: neighbours above half
+    logodds, _ = radar_evidence(spec, point, 0.5, RADAR, origin_xy=ORIGIN, static=STANDING, noise=noise)
+    r, step = 40.02, 0.2 * math.sqrt(2.0)                # range, one diagonal cell
+    assert_allclose(logodds[142, 142] / L_HIT, math.exp(-0.5 * (step / 0.3) ** 2), rtol=1e-3)
+    assert_allclose(logodds[142, 140] / L_HIT, math.exp(-0.5 * (step / (r * math.radians(0.6))) ** 2), rtol=1e-3)
+    # A moving detection in the same scan is drawn as without noise: the disc of sigma_m, out to 3 sigma.
+    both = np.array([[28.3, 28.3], [10.1, 30.1]])
+    mixed, _ = radar_evidence(spec, both, 0.5, RADAR, origin_xy=ORIGIN, static=np.array([True, False]), noise=noise)
+    disc, _ = radar_evidence(spec, both[1:], 0.5, RADAR, origin_xy=ORIGIN)
+    assert_array_equal(mixed[:, :90], disc[:, :90])
+    assert_array_equal(mixed[:, 120:], logodds[:, 120:])
 
 
 def _standing_car_seen(noise: RadarNoise | None, scans: int = 60, seed: int = 0
