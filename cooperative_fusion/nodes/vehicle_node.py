@@ -137,10 +137,10 @@ PARAMS: tuple[Param, ...] = (
     Param('radar.max_range_m', 150.0, 'radar max trusted range, metres', 0.1, 1000.0),
     Param('radar.sigma_m', 0.5, 'spread of a moving radar detection every way (it stands for the body behind it), '
           'and of a standing one when range_sigma_m and azimuth_sigma_deg are 0, metres', 0.0, 20.0),
-    Param('radar.range_sigma_m', 0.15, 'radar 1-sigma range error: a standing detection\'s spread along the line '
+    Param('radar.range_sigma_m', 0.0, 'radar 1-sigma range error: a standing detection\'s spread along the line '
           'of sight (0 with azimuth_sigma_deg 0: sigma_m every way), metres', 0.0, 20.0),
-    Param('radar.azimuth_sigma_deg', 0.3, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '
-          'line of sight is its range times this, degrees', 0.0, 30.0),
+    Param('radar.azimuth_sigma_deg', 0.0, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '
+          'line of sight is its range times this (0 with range_sigma_m 0: sigma_m every way), degrees', 0.0, 30.0),
     Param('radar.moving_min_speed_mps', 1.0, 'radar returns at least this fast (radial, ego motion removed) move the '
           'hits near them to the cycle\'s output stamp, m/s', 0.0, 1000.0),
     Param('radar.moving_radius_m', 2.5, 'a lidar, camera or radar hit within this of a moving radar return moves '

@@ -177,7 +177,7 @@ class PipelineConfig:
         disc stands for its body), and of a standing one when the two next are 0
     radar_range_sigma_m, radar_azimuth_sigma_rad : metres and radians, the radar's 1-sigma range and azimuth
         error: a standing detection is spread by range sigma along the line of sight and range × azimuth sigma
-        across it (:class:`.sensor_models.RadarNoise`); both 0: by ``radar_sigma_m`` every way
+        across it (:class:`.sensor_models.RadarNoise`); both 0 (the default): by ``radar_sigma_m`` every way
     moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
         ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
@@ -196,8 +196,8 @@ class PipelineConfig:
     radar_model: SensorModel = field(default_factory=default_radar_model)
     camera_model: SensorModel = field(default_factory=default_camera_model)
     radar_sigma_m: float = 0.5
-    radar_range_sigma_m: float = 0.15
-    radar_azimuth_sigma_rad: float = math.radians(0.3)
+    radar_range_sigma_m: float = 0.0
+    radar_azimuth_sigma_rad: float = 0.0
     moving_min_speed_mps: float = MOVING_MIN_SPEED_MPS
     moving_radius_m: float = MOVING_RADIUS_M
     camera_hfov_rad: float = math.radians(90.0)

@@ -107,9 +107,9 @@ def test_a_standing_car_seen_scan_after_scan_is_not_grown_into_a_disc_and_a_post
 
 
 def test_pipeline_radar_noise_config():
-    cfg = PipelineConfig()
+    assert PipelineConfig().radar_noise is None            # off by default: the disc of radar_sigma_m
+    cfg = PipelineConfig(radar_range_sigma_m=0.15, radar_azimuth_sigma_rad=math.radians(0.3))
     assert cfg.radar_noise == RadarNoise(0.15, math.radians(0.3))
-    assert PipelineConfig(radar_range_sigma_m=0.0, radar_azimuth_sigma_rad=0.0).radar_noise is None
     with pytest.raises(ConfigError, match=r'radar_range_sigma_m and radar_azimuth_sigma_rad must both be > 0'):
         PipelineConfig(radar_range_sigma_m=0.2, radar_azimuth_sigma_rad=0.0)
     with pytest.raises(ConfigError, match=r'RadarNoise.range_sigma_m must be a finite number > 0, got -1'):
