@@ -55,7 +55,8 @@ __all__ = [
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
     'EvidencePatch', 'lidar_patch', 'radar_patch', 'camera_patch',
-    'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'RadarNoise', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
+    'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'RadarNoise', 'MovingReturns', 'moving_returns',
+    'hits_to_stamp',
 ]
 
 #: Radar cells whose spread evidence is below this fraction of logit(p_hit) count
@@ -531,8 +532,9 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     angle coarsely, so the disc drew a standing car 0.6 m deep in front of its face scan after scan, where
     0.15 m of range noise puts a detection in its own cell. Moving detections keep the disc of ``sigma_m``:
     the fusion's dynamic layer draws a moving object from one scan, where the disc stands for the body
-    behind the detections (with the ellipse there too, 0.822 -> 0.845 precision away on
-    ``highway_occlusion`` seed 3, but 11 % fewer true cells and lower see-through recall).
+    behind the detections. The vehicle pipeline passes no ``noise`` by default: the disc also covers
+    errors beyond the radar's own (probe-ray azimuth steps, localisation bias), and small standing
+    objects only the radar sees (guard-rail posts) lost their cells with the ellipse (docs/fusion.md).
 
     Radar gives no free evidence: it reports CFAR-thresholded detections, and a
     missing detection does not mean empty space (weak reflectors such as people,
@@ -643,19 +645,24 @@ def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float
 def _radar_ellipses(spec: GridSpec, hits: NDArray[np.float64], origin: NDArray[np.float64], noise: RadarNoise
                     ) -> list[tuple[int, int, int, int, NDArray[np.float32]]]:
     """Like :func:`_radar_weight`, with each detection (N, 2) spread by its own ellipse (:class:`RadarNoise`)
-    about its cell's centre: peak 1 there, summed over detections, capped at 1; one box, none off the grid."""
+    about its cell's centre: peak 1 there, summed over detections, capped at 1; one box (none when no ellipse
+    reaches the grid)."""
     res = spec.resolution
-    ix, iy = spec.world_to_cell(hits)
-    inside = spec.in_bounds(ix, iy)
-    if not inside.any():
+    if not len(hits):
         return []
-    ix, iy, hits = ix[inside], iy[inside], hits[inside]
     los = spec.to_grid_frame(hits) - spec.to_grid_frame(origin[None, :])          # (N, 2) line of sight
     rng = np.maximum(np.hypot(los[:, 0], los[:, 1]), 1e-9)
-    u = los / rng[:, None]                                                          # unit, grid frame
     sig_r = np.full(len(rng), noise.range_sigma_m)
     sig_c = rng * noise.azimuth_sigma_rad
     pad = min(int(math.ceil(RADAR_TRUNCATE * float(max(sig_r.max(), sig_c.max())) / res)), max(spec.shape))
+    # detections up to the kernel's radius beyond the edge still reach into the grid
+    ix, iy = spec.world_to_cell(hits)
+    inside = (ix >= -pad) & (ix < spec.width + pad) & (iy >= -pad) & (iy < spec.height + pad)
+    if not inside.any():
+        return []
+    ix, iy, los, rng = ix[inside], iy[inside], los[inside], rng[inside]
+    sig_r, sig_c = sig_r[inside], sig_c[inside]
+    u = los / rng[:, None]                                                          # unit, grid frame
     r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, spec.height)
     c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, spec.width)
     off = np.arange(-pad, pad + 1)

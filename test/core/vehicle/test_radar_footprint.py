@@ -106,6 +106,25 @@ def test_a_standing_car_seen_scan_after_scan_is_not_grown_into_a_disc_and_a_post
     assert post_noise >= 3 and post_disc >= 3
 
 
+def test_an_ellipse_beyond_the_edge_reaches_in():
+    # A detection at the centre of the cell one row beyond the top edge (y 10.1), 80 m out.
+    point = np.array([[80.1, 10.1]])
+    logodds, known = radar_evidence(SPEC, point, 0.5, RADAR, origin_xy=ORIGIN, static=STANDING, noise=NOISE)
+    r = float(np.hypot(*point[0]))
+    u = point[0] / r
+    for row in (99, 98, 97):                              # 0.2, 0.4, 0.6 m below it
+        d = np.array([0.0, -0.2 * (100 - row)])
+        along, across = float(d @ u), float(u[0] * d[1] - u[1] * d[0])
+        w = math.exp(-0.5 * ((along / 0.15) ** 2 + (across / (r * math.radians(0.3))) ** 2))
+        assert known[row, 400] == (w >= 0.5)
+        if w >= 0.5:
+            assert_allclose(logodds[row, 400] / L_HIT, w, rtol=1e-4)
+    assert known[99, 400]
+    _, none = radar_evidence(SPEC, np.array([[80.1, 15.0]]), 0.5, RADAR, origin_xy=ORIGIN, static=STANDING,
+                             noise=NOISE)
+    assert not none.any()
+
+
 def test_pipeline_radar_noise_config():
     assert PipelineConfig().radar_noise is None            # off by default: the disc of radar_sigma_m
     cfg = PipelineConfig(radar_range_sigma_m=0.15, radar_azimuth_sigma_rad=math.radians(0.3))
