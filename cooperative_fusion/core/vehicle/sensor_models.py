@@ -55,7 +55,8 @@ __all__ = [
     'GroundMode', 'GroundConfig', 'split_ground', 'fit_ground_plane',
     'lidar_evidence', 'radar_evidence', 'camera_evidence', 'combine',
     'EvidencePatch', 'lidar_patch', 'radar_patch', 'camera_patch',
-    'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'MovingReturns', 'moving_returns', 'hits_to_stamp',
+    'RADAR_KNOWN_FRACTION', 'RADAR_STATIC_KNOWN_FRACTION', 'RadarNoise', 'MovingReturns', 'moving_returns',
+    'hits_to_stamp',
 ]
 
 #: Radar cells whose spread evidence is below this fraction of logit(p_hit) count
@@ -480,9 +481,31 @@ def _gaussian_peak(sigma_cells: float) -> float:
     return float((1.0 / kernel.sum()) ** 2)
 
 
+@dataclass(frozen=True)
+class RadarNoise:
+    """A radar's measurement noise, which shapes a standing detection's footprint on the grid.
+
+    range_sigma_m : metres, 1-sigma range error (> 0)
+    azimuth_sigma_rad : radians, 1-sigma azimuth error (> 0)
+    A radar measures range finely and angle coarsely: a detection at range r lies within an ellipse of
+    ``range_sigma_m`` along the line of sight and ``r * azimuth_sigma_rad`` across it (0.15 m by 0.4 m at
+    80 m for 0.15 m and 0.3 deg), not in a disc.
+    """
+
+    range_sigma_m: float = 0.15
+    azimuth_sigma_rad: float = math.radians(0.3)
+
+    def __post_init__(self) -> None:
+        for name in ('range_sigma_m', 'azimuth_sigma_rad'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not (math.isfinite(value) and value > 0.0):
+                raise ConfigError(f'RadarNoise.{name} must be a finite number > 0, got {value!r}')
+
+
 def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
-                   origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None
-                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                   origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None,
+                   noise: RadarNoise | None = None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """One radar scan's occupied evidence, spread by the radar's position error.
 
     hits_xy : (N, 2) metres in ``map``, radar detections
@@ -491,6 +514,9 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
         detections outside [min_range_m, max_range_m] are dropped
     static : optional (N,) bool, the detections of standing things (Doppler, ego motion removed, below
         the moving threshold): their spread stops at ``RADAR_STATIC_KNOWN_FRACTION`` (see below)
+    noise : optional, the radar's range and azimuth noise; when given (needs ``origin_xy``) each standing
+        detection is spread by its own ellipse, ``range_sigma_m`` along the line of sight and range × azimuth
+        sigma across it, instead of the disc of ``sigma_m`` (see below)
     Returns ``(logodds, known)`` like :func:`lidar_evidence`. Detections are
     counted per cell and blurred with a Gaussian normalised so that one
     detection gives exactly logit(p_hit) at its cell and decays outward; the
@@ -501,18 +527,25 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     A standing object is detected again every scan, and the fusion adds the scans up: at 20 Hz with a
     2 s half-life, 2 % of logit(p_hit) per scan already makes a cell occupied, so a 3-sigma spread would
     grow it by 1.4 m on every side. The scatter of its detections over the scans already draws their
-    position error; a static detection's own spread therefore stops at half its peak (1.2 sigma).
+    position error; a static detection's own spread therefore stops at half its peak (1.2 sigma), and with
+    ``noise`` it is the radar's own error, not a disc: a radar measures range to a few centimetres and
+    angle coarsely, so the disc drew a standing car 0.6 m deep in front of its face scan after scan, where
+    0.15 m of range noise puts a detection in its own cell. Moving detections keep the disc of ``sigma_m``:
+    the fusion's dynamic layer draws a moving object from one scan, where the disc stands for the body
+    behind the detections. The vehicle pipeline passes no ``noise`` by default: the disc also covers
+    errors beyond the radar's own (probe-ray azimuth steps, localisation bias), and small standing
+    objects only the radar sees (guard-rail posts) lost their cells with the ellipse (docs/fusion.md).
 
     Radar gives no free evidence: it reports CFAR-thresholded detections, and a
     missing detection does not mean empty space (weak reflectors such as people,
     occlusion and multipath, suppressed stationary clutter).
     """
-    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static).layer()
+    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static, noise).layer()
 
 
 def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
-                origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None
-                ) -> EvidencePatch:
+                origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None,
+                noise: RadarNoise | None = None) -> EvidencePatch:
     """:func:`radar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
@@ -523,14 +556,20 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
         if fixed.shape != (len(hits),):
             raise ConfigError(f'radar static must have shape ({len(hits)},), got {fixed.shape}')
     hits, fixed = hits[finite], fixed[finite]
+    if noise is not None and origin_xy is None:
+        raise ConfigError('radar noise needs origin_xy: the footprint is shaped along the line of sight')
     if origin_xy is not None:
         d = hits - _as_origin(origin_xy)
         r = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
         near = (r >= model.min_range_m) & (r <= model.max_range_m)
         hits, fixed = hits[near], fixed[near]
     boxes = []
-    for part, floor in ((~fixed, RADAR_KNOWN_FRACTION), (fixed, RADAR_STATIC_KNOWN_FRACTION)):
-        if part.any():
+    for part, floor, standing in ((~fixed, RADAR_KNOWN_FRACTION, False), (fixed, RADAR_STATIC_KNOWN_FRACTION, True)):
+        if not part.any():
+            continue
+        if standing and noise is not None:
+            boxes += [(box, floor) for box in _radar_ellipses(spec, hits[part], _as_origin(origin_xy), noise)]
+        else:
             boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
     if not boxes:
         return _empty_patch(spec)
@@ -601,6 +640,44 @@ def _radar_weight(spec: GridSpec, hits: NDArray[np.float64], sigma_cells: float
             boxes.append((g0, g1, h0, h1,
                           np.minimum(density[g0 + pad - r0:g1 + pad - r0, h0 + pad - c0:h1 + pad - c0], 1.0)))
     return boxes
+
+
+def _radar_ellipses(spec: GridSpec, hits: NDArray[np.float64], origin: NDArray[np.float64], noise: RadarNoise
+                    ) -> list[tuple[int, int, int, int, NDArray[np.float32]]]:
+    """Like :func:`_radar_weight`, with each detection (N, 2) spread by its own ellipse (:class:`RadarNoise`)
+    about its cell's centre: peak 1 there, summed over detections, capped at 1; one box (none when no ellipse
+    reaches the grid)."""
+    res = spec.resolution
+    if not len(hits):
+        return []
+    los = spec.to_grid_frame(hits) - spec.to_grid_frame(origin[None, :])          # (N, 2) line of sight
+    rng = np.maximum(np.hypot(los[:, 0], los[:, 1]), 1e-9)
+    sig_r = np.full(len(rng), noise.range_sigma_m)
+    sig_c = rng * noise.azimuth_sigma_rad
+    pad = min(int(math.ceil(RADAR_TRUNCATE * float(max(sig_r.max(), sig_c.max())) / res)), max(spec.shape))
+    # detections up to the kernel's radius beyond the edge still reach into the grid
+    ix, iy = spec.world_to_cell(hits)
+    inside = (ix >= -pad) & (ix < spec.width + pad) & (iy >= -pad) & (iy < spec.height + pad)
+    if not inside.any():
+        return []
+    ix, iy, los, rng = ix[inside], iy[inside], los[inside], rng[inside]
+    sig_r, sig_c = sig_r[inside], sig_c[inside]
+    u = los / rng[:, None]                                                          # unit, grid frame
+    r0, r1 = max(int(iy.min()) - pad, 0), min(int(iy.max()) + pad + 1, spec.height)
+    c0, c1 = max(int(ix.min()) - pad, 0), min(int(ix.max()) + pad + 1, spec.width)
+    off = np.arange(-pad, pad + 1)
+    dx, dy = np.meshgrid(off * res, off * res)                                      # (K, K) metres, grid frame
+    along = u[:, 0, None, None] * dx + u[:, 1, None, None] * dy                   # (N, K, K)
+    across = u[:, 0, None, None] * dy - u[:, 1, None, None] * dx
+    w = np.exp(-0.5 * ((along / sig_r[:, None, None]) ** 2 + (across / sig_c[:, None, None]) ** 2))
+    w[w < np.exp(-0.5 * RADAR_TRUNCATE ** 2)] = 0.0                                 # the kernel's radius
+    rows = iy[:, None, None] + off[None, :, None]
+    cols = ix[:, None, None] + off[None, None, :]
+    rows, cols = np.broadcast_to(rows, w.shape), np.broadcast_to(cols, w.shape)
+    keep = (w > 0) & (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+    flat = (rows[keep] - r0) * (c1 - c0) + (cols[keep] - c0)
+    weight = np.bincount(flat, weights=w[keep], minlength=(r1 - r0) * (c1 - c0)).reshape(r1 - r0, c1 - c0)
+    return [(r0, r1, c0, c1, np.minimum(weight, 1.0).astype(np.float32))]
 
 
 # ------------------------------------------------------- moving returns ----
