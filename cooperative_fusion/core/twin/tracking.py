@@ -365,6 +365,13 @@ class TrackerConfig:
         end after ``max_misses``). Else a front piece's track that
         takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
         re-anchoring when a track's box holds another detection besides its own (split into pieces again)
+    extent_noise : a detection whose extent (along map x, y) differs from its track's adds the centroid shift
+        that difference allows to its measurement noise, in the gate and in the update: a variance of
+        ``(difference)^2 / 12`` per axis (the visible part's centroid anywhere in a band of that width).
+        On the common grid a car is seen as its rear face (2 x 1 m) in one grid and whole (5 x 2 m) in the
+        next; its centroid moves 1-2 m without the car moving, which a 0.3 m centroid noise takes for
+        motion (a jump in speed) or, beyond the gate, for another object (the settled track coasts and a
+        new one starts at the wrong speed). False: the centroid noise is ``meas_noise_m`` alone
     """
 
     model: MotionModel = MotionModel.CV
@@ -380,6 +387,7 @@ class TrackerConfig:
     size_smoothing: float = 0.3
     spawn_radius_m: float = 0.0
     merge_tracks: bool = False
+    extent_noise: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, MotionModel):
@@ -517,6 +525,23 @@ def _as_xy(name: str, array: NDArray[np.floating] | None, n: int | None = None,
     return a
 
 
+def _extent_noise(track_size: NDArray[np.float64], track_yaw: NDArray[np.float64],
+                  det_size: NDArray[np.float64], det_yaw: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(T, N, 2, 2) centroid covariance, m^2, from the difference of the extents along map x and y of each
+    track's box (T, 2 length, width; (T,) yaw) and each detection's (N, 2; (N,)): diagonal
+    ``(difference)^2 / 12`` (see ``TrackerConfig.extent_noise``). A track without a size (0) adds nothing."""
+    def extents(size: NDArray[np.float64], yaw: NDArray[np.float64]) -> NDArray[np.float64]:
+        c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
+        return np.stack([c * size[:, 0] + s * size[:, 1], s * size[:, 0] + c * size[:, 1]], axis=1)
+
+    et, ed = extents(track_size, track_yaw), extents(det_size, det_yaw)
+    diff = np.abs(et[:, None, :] - ed[None, :, :])                                  # (T, N, 2)
+    diff[~(track_size > 0).all(axis=1)] = 0.0
+    out = np.zeros(diff.shape + (2,))
+    out[..., 0, 0], out[..., 1, 1] = diff[..., 0] ** 2 / 12.0, diff[..., 1] ** 2 / 12.0
+    return out
+
+
 class MultiObjectTracker:
     """Kalman multi-object tracker over map-frame detections (see module doc)."""
 
@@ -587,15 +612,23 @@ class MultiObjectTracker:
         nt = self._x.shape[0]
         r = cfg.meas_noise_m ** 2 * np.eye(2)
         rows = cols = np.zeros(0, np.int64)
+        extra = None
+        if cfg.extent_noise and size is not None and nt and nd:
+            extra = _extent_noise(self._size, self._yaw, size,
+                                  yaw if yaw is not None else np.zeros(nd))          # (T, N, 2, 2)
         if nt and nd:
-            s = self._p[:, :2, :2] + r
-            s_inv = np.linalg.inv(s)
             d = z[None, :, :] - self._x[:, None, :2]
-            maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
+            if extra is None:
+                s = self._p[:, :2, :2] + r
+                maha = np.einsum('tni,tij,tnj->tn', d, np.linalg.inv(s), d)
+                log_det = np.log(np.linalg.det(s))[:, None]
+            else:
+                s = self._p[:, None, :2, :2] + r + extra                        # (T, N, 2, 2)
+                maha = np.einsum('tni,tnij,tnj->tn', d, np.linalg.inv(s), d)
+                log_det = np.log(np.linalg.det(s))
             # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
             # uncertain track, so a young fragment track of an object takes the detection of the
             # settled track beside it (which then coasts and dies) and reads its jump as a speed change.
-            log_det = np.log(np.linalg.det(s))[:, None]
             cost = np.where(maha <= cfg.gate_chi2, maha + log_det - log_det.min(), _FORBIDDEN)
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
@@ -613,7 +646,8 @@ class MultiObjectTracker:
                 self._p[rows[whole], :, :2] = 0.0
                 self._p[rows[whole], 0, 0] = self._p[rows[whole], 1, 1] = cfg.meas_noise_m ** 2
             upd = ~whole
-            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None)
+            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None,
+                                None if extra is None else extra[rows[upd], cols[upd]])
             if size is not None:
                 a = cfg.size_smoothing
                 self._size[rows] = (1.0 - a) * self._size[rows] + a * size[cols]
@@ -689,11 +723,15 @@ class MultiObjectTracker:
         return rows, merged, absorbed
 
     def _kalman_update(self, rows: NDArray[np.int64], z: NDArray[np.float64],
-                       vel: NDArray[np.float64] | None) -> None:
+                       vel: NDArray[np.float64] | None, extra: NDArray[np.float64] | None = None) -> None:
+        """Position update of tracks ``rows`` by centroids ``z`` (A, 2), then the velocity hints; ``extra``:
+        (A, 2, 2) measurement covariance added per pair (``TrackerConfig.extent_noise``)."""
         cfg = self.config
         n = cfg.state_dim
         x, p = self._x[rows], self._p[rows]
-        r = cfg.meas_noise_m ** 2 * np.eye(2)
+        r = np.broadcast_to(cfg.meas_noise_m ** 2 * np.eye(2), (len(rows), 2, 2))
+        if extra is not None:
+            r = r + extra
         s = p[:, :2, :2] + r
         k = p[:, :, :2] @ np.linalg.inv(s)                       # (A, n, 2)
         x = x + np.einsum('aij,aj->ai', k, z - x[:, :2])
