@@ -729,9 +729,9 @@ class MultiObjectTracker:
         cfg = self.config
         n = cfg.state_dim
         x, p = self._x[rows], self._p[rows]
-        r = np.broadcast_to(cfg.meas_noise_m ** 2 * np.eye(2), (len(rows), 2, 2))
+        r = cfg.meas_noise_m ** 2 * np.eye(2)
         if extra is not None:
-            r = r + extra
+            r = r + extra                                        # (A, 2, 2)
         s = p[:, :2, :2] + r
         k = p[:, :, :2] @ np.linalg.inv(s)                       # (A, n, 2)
         x = x + np.einsum('aij,aj->ai', k, z - x[:, :2])
