@@ -365,13 +365,14 @@ class TrackerConfig:
         end after ``max_misses``). Else a front piece's track that
         takes the whole car reads the 1-2 m slide back as a speed 2-3 m/s too low for seconds. The same
         re-anchoring when a track's box holds another detection besides its own (split into pieces again)
-    extent_noise : a detection whose extent (along map x, y) differs from its track's adds the centroid shift
-        that difference allows to its measurement noise, in the gate and in the update: a variance of
+    extent_noise : in the Kalman update, a detection whose extent (along map x, y) differs from its track's
+        adds the centroid shift that difference allows to its measurement noise: a variance of
         ``(difference)^2 / 12`` per axis (the visible part's centroid anywhere in a band of that width).
         On the common grid a car is seen as its rear face (2 x 1 m) in one grid and whole (5 x 2 m) in the
         next; its centroid moves 1-2 m without the car moving, which a 0.3 m centroid noise takes for
-        motion (a jump in speed) or, beyond the gate, for another object (the settled track coasts and a
-        new one starts at the wrong speed). False: the centroid noise is ``meas_noise_m`` alone
+        motion (a jump in speed, with a speed std that stays small). The gate keeps ``meas_noise_m``: with
+        the wider noise there too, tracks kept detections of merged blobs (docs/twin.md). False: the
+        centroid noise is ``meas_noise_m`` alone
     """
 
     model: MotionModel = MotionModel.CV
@@ -617,15 +618,10 @@ class MultiObjectTracker:
             extra = _extent_noise(self._size, self._yaw, size,
                                   yaw if yaw is not None else np.zeros(nd))          # (T, N, 2, 2)
         if nt and nd:
+            s = self._p[:, :2, :2] + r
             d = z[None, :, :] - self._x[:, None, :2]
-            if extra is None:
-                s = self._p[:, :2, :2] + r
-                maha = np.einsum('tni,tij,tnj->tn', d, np.linalg.inv(s), d)
-                log_det = np.log(np.linalg.det(s))[:, None]
-            else:
-                s = self._p[:, None, :2, :2] + r + extra                        # (T, N, 2, 2)
-                maha = np.einsum('tni,tnij,tnj->tn', d, np.linalg.inv(s), d)
-                log_det = np.log(np.linalg.det(s))
+            maha = np.einsum('tni,tij,tnj->tn', d, np.linalg.inv(s), d)
+            log_det = np.log(np.linalg.det(s))[:, None]
             # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
             # uncertain track, so a young fragment track of an object takes the detection of the
             # settled track beside it (which then coasts and dies) and reads its jump as a speed change.

@@ -26,49 +26,50 @@ def _whole(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array([[rear + 0.5 * CAR_L, 3.5]]), np.array([[CAR_L, CAR_W]]), np.zeros(1)
 
 
-def _run(extent_noise: bool) -> MultiObjectTracker:
-    """A car tracked on its rear face for 20 frames (radar speed hints), then seen whole at frame 20."""
+def _settled(extent_noise: bool) -> MultiObjectTracker:
+    """A car tracked on its rear face for 20 frames, with radar speed hints."""
     trk = MultiObjectTracker(TrackerConfig(process_noise_accel=3.0, spawn_radius_m=5.0, extent_noise=extent_noise))
     for k in range(20):
         xy, size, yaw = _face(k)
         trk.update(xy, k * DT_NS, velocities=np.array([[V, np.nan]]), sizes=size, yaws=yaw)
-    xy, size, yaw = _whole(20)
-    trk.update(xy, 20 * DT_NS, sizes=size, yaws=yaw)
     return trk
 
 
-def test_a_car_seen_whole_after_its_rear_face_keeps_its_track_and_speed():
-    # cut_in seed 3 at 7.0 s: c1 tracked on its rear face (2.0 x 0.9 m) for 56 detections showed whole (5.9 x
-    # 3.5 m), its centroid 1.1 m further on. Outside the 0.3 m centroid noise's gate, the settled track coasted
-    # and died, and new tracks chased the pieces at 42, 46 and -3 m/s through the lane change.
-    trk = _run(extent_noise=True)
-    (track,) = trk.tracks(include_tentative=True)
-    assert (track.track_id, track.hits, track.misses) == (1, 21, 0)
-    assert abs(track.vx - V) < 1.0          # the 2.05 m jump of the point measured is mostly not read as speed
-    assert abs(track.vy) < 0.1
+def _face_or_part(trk: MultiObjectTracker, k: int) -> tuple[float, float]:
+    """Frame ``k``: the rear face or, every other pair of frames, the rear 2.4 m of the car (centroid 1.0 m
+    further on, inside the gate); returns the track's speed and its std, m/s."""
+    rear = V * k * 0.1
+    if (k // 2) % 2:
+        xy, size, yaw = np.array([[rear + 1.2, 3.5]]), np.array([[2.4, CAR_W]]), np.zeros(1)
+    else:
+        xy, size, yaw = _face(k)
+    (track,) = trk.update(xy, k * DT_NS, sizes=size, yaws=yaw)
+    return track.vx, float(np.sqrt(track.covariance[2, 2]))
 
 
-def test_without_extent_noise_the_whole_car_is_another_object():
-    trk = _run(extent_noise=False)
+def test_a_changing_extent_moves_the_speed_less_and_widens_its_std():
+    # cut_in_close seed 3 at 8.4 s: a piece of c1 whose extent changed from cycle to cycle (1.6-2.7 m) read
+    # 18.0-18.7 m/s for the car at 20 m/s with a speed std of 0.61 m/s, so 3 stds did not cover the error
+    # and v2 got a warning. The shift of the point measured is part of the measurement noise.
+    out = {}
+    for extent_noise in (False, True):
+        trk = _settled(extent_noise)
+        speed, std = np.array([_face_or_part(trk, k) for k in range(20, 40)]).T
+        out[extent_noise] = (np.abs(speed - V).max(), std[10:].mean())
+    assert out[False][0] == pytest.approx(1.18, abs=0.01) and out[True][0] == pytest.approx(0.99, abs=0.01)
+    assert out[False][1] == pytest.approx(0.60, abs=0.01) and out[True][1] > 0.64
+
+
+@pytest.mark.parametrize('extent_noise', [False, True])
+def test_the_gate_keeps_the_centroid_noise(extent_noise):
+    # The whole car 2.05 m beyond its rear face's centroid is outside the gate either way: with the extent's
+    # shift in the gate too, tracks kept the detections of blobs merged from two objects (docs/twin.md).
+    trk = _settled(extent_noise)
+    xy, size, yaw = _whole(20)
+    trk.update(xy, 20 * DT_NS, sizes=size, yaws=yaw)
     tracks = {t.track_id: t for t in trk.tracks(include_tentative=True)}
     assert sorted(tracks) == [1, 2]
-    assert tracks[1].misses == 1 and tracks[2].hits == 1
-
-
-def test_a_car_in_the_next_lane_keeps_its_own_detection():
-    # The wider gate follows a change of extent, not of lane: a car seen whole 3.5 m across the road from the
-    # settled face track is not taken by it (the extent difference across the road is 0 there).
-    trk = MultiObjectTracker(TrackerConfig(process_noise_accel=3.0, extent_noise=True))
-    for k in range(20):
-        xy, size, yaw = _face(k)
-        trk.update(xy, k * DT_NS, velocities=np.array([[V, np.nan]]), sizes=size, yaws=yaw)
-    xy, size, yaw = _face(20)
-    other = np.array([[xy[0, 0] + 2.05, 0.0]])            # a whole car level with it, one lane over
-    trk.update(np.concatenate([xy, other]), 20 * DT_NS, sizes=np.concatenate([size, [[CAR_L, CAR_W]]]),
-               yaws=np.array([np.pi / 2, 0.0]))
-    tracks = {t.track_id: t for t in trk.tracks(include_tentative=True)}
-    assert tracks[1].misses == 0 and abs(tracks[1].y - 3.5) < 0.05 and abs(tracks[1].vx - V) < 0.2
-    assert tracks[2].hits == 1 and tracks[2].y == 0.0
+    assert tracks[1].misses == 1 and tracks[2].hits == 1 and abs(tracks[1].vx - V) < 0.1
 
 
 def test_extent_noise_is_the_squared_difference_of_the_extents_over_twelve():
