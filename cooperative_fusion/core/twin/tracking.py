@@ -528,15 +528,15 @@ def _as_xy(name: str, array: NDArray[np.floating] | None, n: int | None = None,
 
 def _extent_noise(track_size: NDArray[np.float64], track_yaw: NDArray[np.float64],
                   det_size: NDArray[np.float64], det_yaw: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(T, N, 2, 2) centroid covariance, m^2, from the difference of the extents along map x and y of each
-    track's box (T, 2 length, width; (T,) yaw) and each detection's (N, 2; (N,)): diagonal
+    """(A, 2, 2) centroid covariance, m^2, of A track-detection pairs, from the difference of the extents along
+    map x and y of the track's box (A, 2 length, width; (A,) yaw) and the detection's (A, 2; (A,)): diagonal
     ``(difference)^2 / 12`` (see ``TrackerConfig.extent_noise``). A track without a size (0) adds nothing."""
     def extents(size: NDArray[np.float64], yaw: NDArray[np.float64]) -> NDArray[np.float64]:
         c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
         return np.stack([c * size[:, 0] + s * size[:, 1], s * size[:, 0] + c * size[:, 1]], axis=1)
 
     et, ed = extents(track_size, track_yaw), extents(det_size, det_yaw)
-    diff = np.abs(et[:, None, :] - ed[None, :, :])                                  # (T, N, 2)
+    diff = np.abs(et - ed)                                                          # (A, 2)
     diff[~(track_size > 0).all(axis=1)] = 0.0
     out = np.zeros(diff.shape + (2,))
     out[..., 0, 0], out[..., 1, 1] = diff[..., 0] ** 2 / 12.0, diff[..., 1] ** 2 / 12.0
@@ -613,18 +613,15 @@ class MultiObjectTracker:
         nt = self._x.shape[0]
         r = cfg.meas_noise_m ** 2 * np.eye(2)
         rows = cols = np.zeros(0, np.int64)
-        extra = None
-        if cfg.extent_noise and size is not None and nt and nd:
-            extra = _extent_noise(self._size, self._yaw, size,
-                                  yaw if yaw is not None else np.zeros(nd))          # (T, N, 2, 2)
         if nt and nd:
             s = self._p[:, :2, :2] + r
+            s_inv = np.linalg.inv(s)
             d = z[None, :, :] - self._x[:, None, :2]
-            maha = np.einsum('tni,tij,tnj->tn', d, np.linalg.inv(s), d)
-            log_det = np.log(np.linalg.det(s))[:, None]
+            maha = np.einsum('tni,tij,tnj->tn', d, s_inv, d)
             # Negative log-likelihood, not the Mahalanobis distance alone: that one favours the most
             # uncertain track, so a young fragment track of an object takes the detection of the
             # settled track beside it (which then coasts and dies) and reads its jump as a speed change.
+            log_det = np.log(np.linalg.det(s))[:, None]
             cost = np.where(maha <= cfg.gate_chi2, maha + log_det - log_det.min(), _FORBIDDEN)
             rows, cols = linear_sum_assignment(cost)
             ok = cost[rows, cols] < _FORBIDDEN
@@ -642,8 +639,12 @@ class MultiObjectTracker:
                 self._p[rows[whole], :, :2] = 0.0
                 self._p[rows[whole], 0, 0] = self._p[rows[whole], 1, 1] = cfg.meas_noise_m ** 2
             upd = ~whole
-            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None,
-                                None if extra is None else extra[rows[upd], cols[upd]])
+            extra = None
+            if cfg.extent_noise and size is not None:
+                ru, cu = rows[upd], cols[upd]
+                extra = _extent_noise(self._size[ru], self._yaw[ru], size[cu],
+                                      yaw[cu] if yaw is not None else np.zeros(len(cu)))
+            self._kalman_update(rows[upd], z[cols[upd]], vel[cols[upd]] if vel is not None else None, extra)
             if size is not None:
                 a = cfg.size_smoothing
                 self._size[rows] = (1.0 - a) * self._size[rows] + a * size[cols]

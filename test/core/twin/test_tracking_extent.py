@@ -73,15 +73,16 @@ def test_the_gate_keeps_the_centroid_noise(extent_noise):
 
 
 def test_extent_noise_is_the_squared_difference_of_the_extents_over_twelve():
-    track_size = np.array([[1.9, 0.4], [0.0, 0.0]])          # a rear face (yaw pi/2) and a track without a size
-    track_yaw = np.array([np.pi / 2, 0.0])
-    det_size = np.array([[4.5, 1.9], [1.9, 0.4]])
-    det_yaw = np.array([0.0, np.pi / 2])
+    # pairs: a rear face (yaw pi/2) and the whole car; the same face again; a track without a size
+    track_size = np.array([[1.9, 0.4], [1.9, 0.4], [0.0, 0.0]])
+    track_yaw = np.array([np.pi / 2, np.pi / 2, 0.0])
+    det_size = np.array([[4.5, 1.9], [1.9, 0.4], [1.9, 0.4]])
+    det_yaw = np.array([0.0, np.pi / 2, np.pi / 2])
     out = _extent_noise(track_size, track_yaw, det_size, det_yaw)
-    assert out.shape == (2, 2, 2, 2)
-    assert_allclose(out[0, 0], np.diag([(4.5 - 0.4) ** 2 / 12.0, 0.0]), atol=1e-12)
-    assert_allclose(out[0, 1], 0.0, atol=1e-12)               # the same face again: no extra noise
-    assert_allclose(out[1], 0.0)                              # no size: nothing added
+    assert out.shape == (3, 2, 2)
+    assert_allclose(out[0], np.diag([(4.5 - 0.4) ** 2 / 12.0, 0.0]), atol=1e-12)
+    assert_allclose(out[1], 0.0, atol=1e-12)
+    assert_allclose(out[2], 0.0)
 
 
 @pytest.mark.parametrize('extent_noise', [False, True])
