@@ -371,7 +371,7 @@ class TrackerConfig:
         On the common grid a car is seen as its rear face (2 x 1 m) in one grid and whole (5 x 2 m) in the
         next; its centroid moves 1-2 m without the car moving, which a 0.3 m centroid noise takes for
         motion (a jump in speed, with a speed std that stays small). The gate keeps ``meas_noise_m``: with
-        the wider noise there too, tracks kept detections of merged blobs (docs/twin.md). False: the
+        the wider noise there too, the scenario set got more false warnings (docs/twin.md). False: the
         centroid noise is ``meas_noise_m`` alone
     """
 

@@ -63,7 +63,7 @@ def test_a_changing_extent_moves_the_speed_less_and_widens_its_std():
 @pytest.mark.parametrize('extent_noise', [False, True])
 def test_the_gate_keeps_the_centroid_noise(extent_noise):
     # The whole car 2.05 m beyond its rear face's centroid is outside the gate either way: with the extent's
-    # shift in the gate too, tracks kept the detections of blobs merged from two objects (docs/twin.md).
+    # shift in the gate too, the scenario set got more false warnings (docs/twin.md).
     trk = _settled(extent_noise)
     xy, size, yaw = _whole(20)
     trk.update(xy, 20 * DT_NS, sizes=size, yaws=yaw)
