@@ -162,6 +162,10 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('tracker.merge_tracks', False, 'a detection holding several tracks is one object seen whole: the track '
              'with the most hits takes it, moved onto it with its velocity kept, the others coast (and a track '
              'whose box holds another detection besides its own is moved onto its own the same way)'),
+    ParamRow('tracker.extent_noise', False, 'in the Kalman update, a detection whose extent along map x or y '
+             'differs from its track\'s adds the centroid shift that difference allows to its measurement noise '
+             '(difference^2 / 12; the gate keeps meas_noise_m): a piece seen larger or smaller is not read as '
+             'motion (false: meas_noise_m alone)'),
     # conflicts and advice
     ParamRow('conflicts.ttc_warn_s', _D_CONF.ttc_warn_s, 'WARN below this time to collision, seconds', 0.01, 100.0),
     ParamRow('conflicts.ttc_error_s', _D_CONF.ttc_error_s, 'ERROR below this time to collision, seconds', 0.01, 100.0),
