@@ -134,7 +134,7 @@ def grid_to_cdr(spec: GridSpec, cells: NDArray[np.integer], stamp_ns: int, frame
         CDR_LE_HEADER, struct.pack('<iII', stamp.sec, stamp.nanosec, len(name)), name, bytes(pad_info),
         _MAP_INFO.pack(stamp.sec, stamp.nanosec, float(spec.resolution), spec.width, spec.height),
         bytes(pad_pose), _POSE.pack(float(ox), float(oy), 0.0, 0.0, 0.0, qz, qw),
-        _UINT32.pack(cells.size), cells.tobytes()))
+        _UINT32.pack(cells.size), memoryview(cells).cast('B')))
 
 
 def _int8_cells(spec: GridSpec, cells: NDArray[np.integer]) -> NDArray[np.int8]:
