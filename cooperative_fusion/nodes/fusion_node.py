@@ -109,6 +109,7 @@ class FusionNode(BaseNode):
                                                        lambda: self._publish(self.now_ns()))
         self.publish_check_timer = self.create_guarded_timer(cfg.publish_check_period_s, 'publish',
                                                              self._on_publish_check)
+        self.publish_check_timer.cancel()       # armed only while evidence is held: _arm_publish_check
         self.coreg_timer = (self.create_guarded_timer(cfg.coreg_period_s, 'coregistration', self._on_coregistration)
                             if cfg.coreg_enabled else None)
         self.discovery_timer = self.create_guarded_timer(cfg.discovery_period_s, 'discovery', self._on_discovery)
@@ -156,6 +157,12 @@ class FusionNode(BaseNode):
                                cov_xy if cov_ok else None, pose.stamp_ns, self.now_ns())
 
     def _on_evidence(self, vid: str, raw: OccupancyGrid | bytes) -> None:
+        try:
+            self._fuse_evidence(vid, raw)
+        finally:
+            self._arm_publish_check()
+
+    def _fuse_evidence(self, vid: str, raw: OccupancyGrid | bytes) -> None:
         self.received[vid] += 1
         msg = as_occupancy_grid(raw)            # bytes live, a message object from the lock-step runner
         if self._wrong_frame(vid, msg.header.frame_id, 'evidence grid', InputDrop.FRAME):
@@ -185,16 +192,37 @@ class FusionNode(BaseNode):
         self.core.add_radar(vid, stamp_to_ns(msg.header.stamp), xyv)
 
     def _on_publish_check(self) -> None:
-        """Publish held evidence once its rate limit or deadline has passed (100 ticks a second: nothing
-        held, no clock read)."""
+        """Publish held evidence once its rate limit or deadline has passed (the timer runs only while
+        evidence is held)."""
         if not self.core.publish_holding:
             return
         now = self.now_ns()
         if self.core.publish_due(now):
             self._publish(now)
 
+    def _arm_publish_check(self) -> None:
+        """Run the publish check timer while evidence is held, cancel it while none is.
+
+        Evidence becomes held in ``core.add`` and stops being held in ``core.publish``, both called here
+        only, so every tick of a cancelled timer would have found nothing held and done nothing: 100
+        wake-ups a second saved, at about 0.1 ms of CPU each. A reset timer ticks one period after the
+        reset; the lock-step runner keeps a cancelled timer on its phase and skips its ticks.
+        """
+        timer = self.publish_check_timer
+        if self.core.publish_holding:
+            if timer.is_canceled():
+                timer.reset()
+        elif not timer.is_canceled():
+            timer.cancel()
+
     def _publish(self, now: int) -> None:
         """One fusion cycle at common time ``now``: the core's grid (a shard: its delta) out, latencies recorded."""
+        try:
+            self._publish_now(now)
+        finally:
+            self._arm_publish_check()
+
+    def _publish_now(self, now: int) -> None:
         t0 = time.perf_counter()
         if self.shard is not None:
             delta = self.shard.take(now)
