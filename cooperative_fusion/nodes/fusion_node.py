@@ -2,8 +2,8 @@
 
 Subscribes, per configured vehicle ``<v>``, to ``/<v>/evidence_grid``, ``/<v>/odom``,
 ``/<v>/time_reference`` and (with ``dynamic.enabled``) ``/<v>/radar/targets``;
-publishes the posterior on ``topics.output`` (latched, depth 1) and its health on
-``/diagnostics``. The work is :class:`~cooperative_fusion.core.fusion.cooperative.CooperativeFusion`;
+publishes the posterior on ``topics.output`` (latched, depth 1; as CDR bytes, :func:`~cooperative_fusion.ros.grid.grid_to_cdr`)
+and its health on ``/diagnostics``. The work is :class:`~cooperative_fusion.core.fusion.cooperative.CooperativeFusion`;
 this node converts messages, calls it on the timers (publish heartbeat, publish check,
 co-registration, discovery of unconfigured vehicles, diagnostics) and publishes: on the heartbeat, and
 after fused evidence when the core's publish policy says (rate limit, deadline). The README
