@@ -25,6 +25,13 @@ radar targets of ``RESULT``, a result bag of ``cooperative-fusion run --bag BAG 
 feed, the core's ms per evidence (``CooperativeFusion.add``) and per publish (``publish``), thread
 CPU time, and a digest of the published grids (equal digests: equal grids). Last line:
 ``replay_cpu_s=<c> add_ms=<a> publish_ms=<p> grids=<n> digest=<d>``.
+
+``--replay RESULT --scenario BAG --live``: the same inputs, merged into one bag, replayed over DDS on the wall
+clock (``cooperative-fusion replay --wall-clock``) into the fusion node running as its own process on the
+system clock, as on the edge; this process takes ``/cooperative/grid`` (raw) and ``/diagnostics``. Prints
+the node process's CPU (``/proc``, all threads) from the replay's start to 1 s after its end per second of
+data, and before it, idle (heartbeat grids only) per wall second. Last line:
+``live_cores=<c> idle_cores=<i> grids=<n> published=<p> too_old=<t> latency_p95_ms=<l>``.
 """
 from __future__ import annotations
 
@@ -201,16 +208,122 @@ def replay(result_bag: str, scenario_bag: str) -> None:
           f'digest={digest.hexdigest()[:16]}')
 
 
+def _merged_inputs(result_bag: str, scenario_bag: str, out: str) -> tuple[list[str], float]:
+    """The replay inputs of :func:`replay` as one bag at ``out``: (its topics, its data seconds)."""
+    from cooperative_fusion.ros.bag import BagReader, BagWriter
+
+    msgs = []
+    with BagReader(scenario_bag) as reader:
+        data_s = (reader.end_time_ns - reader.start_time_ns) / 1e9
+        topics = [t for t in reader.topics() if t.endswith(('/odom', '/time_reference')) and not t.startswith('/truth')]
+        msgs += [(ts, 0, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
+    with BagReader(result_bag) as reader:
+        topics = [t for t in reader.topics() if t.endswith(('/evidence_grid', '/radar/targets'))]
+        msgs += [(ts, 1, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    with BagWriter(out, overwrite=True) as writer:
+        for ts, _source, topic, msgtype, raw in msgs:
+            writer.write_serialized(topic, msgtype, raw, ts)
+    return sorted({m[2] for m in msgs}), data_s
+
+
+def replay_live(result_bag: str, scenario_bag: str) -> None:
+    """The fusion node as its own process, fed the recorded inputs over DDS (see the module docstring)."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import OccupancyGrid
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from cooperative_fusion.app.platoon import load_platoon_config
+    from cooperative_fusion.core.platoon_config import NodeKind
+    from cooperative_fusion.ros.qos import diagnostics_qos, latched_qos
+
+    def cpu_s(pid: int) -> float:
+        text = Path(f'/proc/{pid}/stat').read_text()
+        fields = text[text.rindex(')') + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+    domain = random.SystemRandom().randint(120, 220)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    spec = next(s for s in load_platoon_config(None).node_specs() if s.kind is NodeKind.FUSION)
+    with tempfile.TemporaryDirectory(prefix='bench_fusion_live_') as tmp:
+        topics, data_s = _merged_inputs(result_bag, scenario_bag, str(Path(tmp) / 'inputs'))
+        log = open(Path(tmp) / 'node.log', 'w')
+        node_proc = subprocess.Popen(spec.command(sys.executable, use_sim_time=False), env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        ctx = Context()
+        rclpy.init(context=ctx, domain_id=domain)
+        listener = rclpy.create_node('bench_fusion_listener', context=ctx)
+        grids, status = [0], {}
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            for st in msg.status:
+                if st.name == 'fusion_node':
+                    status.update({kv.key: kv.value for kv in st.values})
+
+        listener.create_subscription(OccupancyGrid, '/cooperative/grid',
+                                     lambda _raw: grids.__setitem__(0, grids[0] + 1), latched_qos(), raw=True)
+        listener.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, diagnostics_qos())
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(listener)
+
+        def spin_for(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.05)
+
+        try:
+            deadline = time.monotonic() + 60.0
+            while listener.count_publishers('/cooperative/grid') < 1:
+                if time.monotonic() > deadline or node_proc.poll() is not None:
+                    raise RuntimeError(f'the fusion node did not come up (log: {Path(tmp) / "node.log"})')
+                spin_for(0.2)
+            spin_for(5.0)      # discovery settles
+            c0, w0 = cpu_s(node_proc.pid), time.monotonic()
+            spin_for(3.0)
+            idle = (cpu_s(node_proc.pid) - c0) / (time.monotonic() - w0)
+            c0, g0 = cpu_s(node_proc.pid), grids[0]
+            replay_proc = subprocess.Popen(
+                [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(Path(tmp) / 'inputs'), '--wall-clock',
+                 '--wait-for-subscribers', '30', '--topics', *topics],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+            while replay_proc.poll() is None:
+                spin_for(0.2)
+            spin_for(1.0)
+            busy = cpu_s(node_proc.pid) - c0
+            spin_for(1.5)      # the last /diagnostics
+        finally:
+            node_proc.send_signal(2)
+            node_proc.wait(timeout=30)
+            listener.destroy_node()
+            rclpy.shutdown(context=ctx)
+            log.close()
+    too_old = sum(int(v) for k, v in status.items() if k.endswith('too_old'))
+    print(f'fusion node alone, live: {busy:.2f} CPU s over {data_s:.1f} s of data, idle {idle:.3f} cores')
+    print(f'live_cores={busy / data_s:.3f} idle_cores={idle:.3f} grids={grids[0] - g0} '
+          f'published={status.get("published")} too_old={too_old} latency_p95_ms={status.get("latency_ms.p95")}')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--replay', metavar='RESULT', help='a result bag of run --bag: replay it into the fusion node')
     parser.add_argument('--scenario', metavar='BAG', help='the scenario bag RESULT was made from (odometry, '
                         'time references); needed with --replay')
+    parser.add_argument('--live', action='store_true', help='with --replay: the node as its own process, '
+                        'fed over DDS on the wall clock; its process CPU')
     args = parser.parse_args()
     if args.replay:
         if not args.scenario:
             parser.error('--replay needs --scenario BAG')
-        replay(args.replay, args.scenario)
+        (replay_live if args.live else replay)(args.replay, args.scenario)
         return
     rng = np.random.default_rng(0)
     ref = reference_ms(rng)

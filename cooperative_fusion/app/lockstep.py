@@ -11,7 +11,7 @@ runner *is* the executor:
   topic; whatever those callbacks publish is handed on to the callbacks
   subscribed to *that* topic, breadth-first, before time moves on;
 * timers fire in sim-time order at their period, with sim time set to their
-  due time first.
+  due time first; a cancelled timer's ticks are skipped until it is reset.
 
 Recorded CDR bytes (:meth:`LockstepRunner.feed_serialized`) go as they are to
 ``raw=True`` subscriptions; others get the message deserialized once.
@@ -165,11 +165,10 @@ class LockstepRunner:
         """Fire every timer due up to ``t_ns`` (inclusive), in order, then set time to ``t_ns``."""
         while self._timers and self._timers[0].due_ns <= t_ns:
             due = heapq.heappop(self._timers)
-            if due.timer.is_canceled():
-                continue
-            self._set_time(max(due.due_ns, self._now_ns))
-            self._call_timer(due.timer)
-            self._drain()
+            if not due.timer.is_canceled():     # a cancelled timer keeps its phase: reset() resumes its ticks
+                self._set_time(max(due.due_ns, self._now_ns))
+                self._call_timer(due.timer)
+                self._drain()
             self._schedule(due.timer, due.due_ns + due.timer.timer_period_ns)
         self._set_time(max(t_ns, self._now_ns))
 

@@ -24,7 +24,7 @@ PARAMS: tuple[Param, ...] = (
           'evidence not yet published, whatever the rate limit (to within publish_check_period_s), seconds',
           0.0, 3600.0),
     Param('publish_check_period_s', 0.01, 'period of the timer that publishes held evidence once the rate limit '
-          'or the deadline has passed, node clock, seconds', 0.001, 10.0),
+          'or the deadline has passed (it runs only while evidence is held), node clock, seconds', 0.001, 10.0),
     # grid window
     Param('grid.mode', 'follow_platoon', 'follow_platoon: window around the platoon centroid; fixed: at fixed_origin'),
     Param('grid.size_x_m', 260.0, 'window extent along the road (map x when not turned), metres', 1.0, 5000.0),

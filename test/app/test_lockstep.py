@@ -116,3 +116,22 @@ def test_feed_serialized_hands_bytes_to_raw_subscriptions_and_skips_what_does_no
     finally:
         node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_a_cancelled_timer_skips_its_ticks_and_a_reset_one_resumes_on_its_phase():
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=77)
+    node = Node('ticker', context=ctx)
+    try:
+        ticks: list[int] = []
+        timer = node.create_timer(0.1, lambda: ticks.append(node.get_clock().now().nanoseconds))
+        runner = LockstepRunner([node], publish_to_dds=False)
+        runner.advance_to(150_000_000)
+        timer.cancel()
+        runner.advance_to(350_000_000)          # 200 and 300 ms skipped
+        timer.reset()
+        runner.advance_to(500_000_000)
+        assert ticks == [100_000_000, 400_000_000, 500_000_000]
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)

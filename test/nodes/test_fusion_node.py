@@ -356,9 +356,13 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
                                 start_ns=50 * 10**9)
         v1, _ = two_views()
         t_ev = 50 * 10**9 + 120_000_000
+        assert fusion.publish_check_timer.is_canceled()                     # nothing held: no 100 Hz ticks
         runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, t_ev - 20_000_000), t_ev)
         runner.feed('/v1/evidence_grid', grid_to_msg(EV, v1, t_ev - 900_000_000), t_ev)   # too old in sim time
+        # held for the deadline (the timer ticks), or published at once (nothing held)
+        assert fusion.publish_check_timer.is_canceled() is on_evidence
         runner.advance_to(50 * 10**9 + 300_000_000)
+        assert fusion.publish_check_timer.is_canceled()
         grids = [(msg, t) for topic, msg, t in out if topic == '/cooperative/grid']
         expected = [50_100_000_000, 50_200_000_000, 50_300_000_000]
         expected.insert(1, t_ev if on_evidence else t_ev + 50_000_000)
