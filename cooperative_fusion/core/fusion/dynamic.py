@@ -346,8 +346,9 @@ class DynamicLayer:
             that the member margins missed must not become an object)
         max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
             to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
-        sensor_xy : (2,) the vehicle's position at ``stamp_ns`` in ``map``, metres: with ``sweep_phase``, a
-            tracked object's cells are moved by its velocity from when the lidar saw them to the stamp
+        sensor_xy : (2,) the vehicle's lidar at ``stamp_ns`` in ``map`` (not its base_link: a truck's lidar
+            sits 10 m or more ahead of it), metres: with ``sweep_phase``, a tracked object's cells are moved by
+            its velocity from when the lidar saw them to the stamp; with ``thin_faces``, the sensor side
         Raises ConfigError when the arrays do not match ``spec``.
         """
         cfg = self.config
