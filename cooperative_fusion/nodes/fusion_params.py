@@ -109,6 +109,12 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.thin_faces', True,
           'a moving object\'s cells two or more deep along the line of sight lose the one nearest the sensor '
           '(a face drawn thicker than it is: coarser shared lattice, range noise)'),
+    Param('dynamic.moved_radius_m', 2.5,
+          'the vehicles\' moving_radius_m: cells this close to a moving radar target were moved to the stamp by '
+          'their vehicle, and the sweep phase leaves them, metres', 0.0, 100.0),
+    Param('dynamic.moved_min_speed_mps', 1.0,
+          'the vehicles\' moving_min_speed_mps: radar targets at least this fast (radial) moved hits, m/s',
+          0.0, 100.0),
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),
