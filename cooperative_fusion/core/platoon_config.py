@@ -69,8 +69,9 @@ def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dic
     """The parameters that name the platoon, per node kind, in platoon order (leader first).
 
     Fusion: ``vehicles``, ``vehicle_weights``, ``footprints.vehicles`` / ``length_m`` / ``width_m`` /
-    ``rear_overhang_m`` / ``lidar_x_m`` / ``lidar_y_m`` (:func:`lidar_mount_xy`); twin: ``vehicles``, ``vehicle_lengths_m``, ``vehicle_widths_m``,
-    ``vehicle_rear_overhangs_m``. Vehicle nodes get none (their ``vehicle_id`` is per node).
+    ``rear_overhang_m`` / ``lidar_x_m`` / ``lidar_y_m`` (:func:`lidar_mount_xy`); twin: ``vehicles``,
+    ``vehicle_lengths_m``, ``vehicle_widths_m``, ``vehicle_rear_overhangs_m``. Vehicle nodes get none (their
+    ``vehicle_id`` is per node).
     """
     ids = [v.id for v in vehicles]
     lidars = [lidar_mount_xy(v.params) for v in vehicles]
@@ -81,7 +82,8 @@ def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dic
         NodeKind.FUSION: {'vehicles': ids, 'vehicle_weights': [float(v.weight) for v in vehicles],
                           'footprints.vehicles': list(ids), 'footprints.length_m': lengths,
                           'footprints.width_m': widths, 'footprints.rear_overhang_m': rears,
-                          'footprints.lidar_x_m': [x for x, _ in lidars], 'footprints.lidar_y_m': [y for _, y in lidars]},
+                          'footprints.lidar_x_m': [x for x, _ in lidars],
+                          'footprints.lidar_y_m': [y for _, y in lidars]},
         NodeKind.TWIN: {'vehicles': list(ids), 'vehicle_lengths_m': list(lengths),
                         'vehicle_widths_m': list(widths), 'vehicle_rear_overhangs_m': list(rears)},
     }
@@ -96,8 +98,8 @@ def lidar_mount_xy(params: Sequence[Path]) -> tuple[float, float]:
             mount = ros_parameters(file).get('extrinsics.lidar')
         except ConfigError:
             continue
-        if isinstance(mount, list) and len(mount) >= 2 \
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mount[:2]):
+        if isinstance(mount, list) and len(mount) >= 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mount[:2]):
             xy = (float(mount[0]), float(mount[1]))
     return xy
 

@@ -596,8 +596,9 @@ class Footprint:
             raise ConfigError(f'footprint rear_overhang_m must be in [0, length_m = {self.length_m}), '
                               f'got {self.rear_overhang_m!r}')
         for name in ('lidar_x_m', 'lidar_y_m'):
-            if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f'footprint {name} must be a finite number of metres, got {getattr(self, name)!r}')
+            v = getattr(self, name)
+            if not math.isfinite(v):
+                raise ConfigError(f'footprint {name} must be a finite number of metres, got {v!r}')
 
 
 def member_box_window(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,
