@@ -237,7 +237,7 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
 
 
 #: Beyond this angle between line of sight and road a target's radial velocity is not taken as motion
-#: along the road (as the vehicles' :data:`~..vehicle.sensor_models.MOVING_ALONG_ROAD_MAX_DEG`), degrees.
+#: along the road (1/cos <= 2.9; across the road v_r says little about it), degrees.
 ALONG_ROAD_MAX_DEG = 70.0
 
 

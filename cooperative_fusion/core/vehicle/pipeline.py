@@ -441,10 +441,8 @@ class VehiclePipeline:
         hits = points_map[:, :2]
         movers = None
         if draw_at is not None:
-            base2map = poses.lookup(stamp)
             movers = moving_returns(hits, radar2map[:2, 3], targets['velocity'], stamp,
-                                    self.cfg.moving_min_speed_mps,
-                                    road_heading_rad=math.atan2(float(base2map[1, 0]), float(base2map[0, 0])))
+                                    self.cfg.moving_min_speed_mps)
             hits = hits_to_stamp(hits, stamp, movers, draw_at, radius_m=0.0)
         # Standing things (no Doppler once the ego motion is removed) are seen again every scan: a tighter spread.
         static = np.abs(targets['velocity']) < self.cfg.moving_min_speed_mps

@@ -610,18 +610,15 @@ MOVING_MIN_SPEED_MPS = 1.0
 #: A hit moves with the nearest moving radar return within this (at the hit's time), metres: a car's
 #: rear face and the first metres of its sides, not its neighbours one lane (3.5 m) away.
 MOVING_RADIUS_M = 2.5
-#: With a road heading, a return's radial velocity v_r is taken as motion along the road, v_r / cos(a)
-#: (a: line of sight to road), where a is at most this (1/cos <= 2.9); beyond, along the line of sight, degrees.
-MOVING_ALONG_ROAD_MAX_DEG = 70.0
 
 
 @dataclass(frozen=True)
 class MovingReturns:
     """One radar scan's moving returns: where they were and how they move.
 
-    xy : (M, 2) metres in ``map`` at ``stamp_ns``; velocity : (M, 2) m/s in ``map``: the motion along the
-    road that gives the measured radial velocity (ego motion removed), or that radial velocity along the
-    line of sight (see :func:`moving_returns`)
+    xy : (M, 2) metres in ``map`` at ``stamp_ns``; velocity : (M, 2) m/s in ``map``, the radial velocity
+    (ego motion removed) along the line of sight: the part of the motion the radar measures, all of it
+    for traffic ahead and behind on the same road
     """
 
     xy: NDArray[np.float64]
@@ -631,17 +628,11 @@ class MovingReturns:
 
 def moving_returns(targets_xy: NDArray[np.floating], sensor_xy: NDArray[np.floating],
                    radial_mps: NDArray[np.floating], stamp_ns: int,
-                   min_speed_mps: float = MOVING_MIN_SPEED_MPS, road_heading_rad: float | None = None
-                   ) -> MovingReturns:
+                   min_speed_mps: float = MOVING_MIN_SPEED_MPS) -> MovingReturns:
     """The returns of one radar scan with ``|radial_mps| >= min_speed_mps``.
 
     targets_xy : (N, 2) metres in ``map``; sensor_xy : (2,) the radar in ``map``; radial_mps : (N,) m/s,
-    + away, ego motion removed; road_heading_rad : the road's direction (the vehicle's heading), or None.
-    Traffic drives along the road: a car at line-of-sight angle ``a`` to the road moving at ``s`` gives
-    ``v_r = s·cos(a)``, so with a heading its velocity is ``v_r / cos(a)`` along the road (where ``a`` is
-    at most ``MOVING_ALONG_ROAD_MAX_DEG``). The radial vector alone would move the car's hits sideways by
-    ``s·cos(a)·sin(a)`` per second (a car 35 degrees off the bow at 28 m/s: 0.65 m in 50 ms) and too little
-    along the road. Without a heading, or beyond that angle, the radial velocity along the line of sight.
+    + away, ego motion removed
     """
     xy = _as_xy(targets_xy, 'targets_xy')
     v = np.asarray(radial_mps, dtype=np.float64).reshape(-1)
@@ -651,13 +642,7 @@ def moving_returns(targets_xy: NDArray[np.floating], sensor_xy: NDArray[np.float
     rng = np.hypot(los[:, 0], los[:, 1])
     keep = np.isfinite(v) & np.all(np.isfinite(xy), axis=1) & (np.abs(v) >= min_speed_mps) & (rng > 1e-6)
     unit = los[keep] / rng[keep, None]
-    velocity = unit * v[keep, None]
-    if road_heading_rad is not None:
-        road = np.array([math.cos(road_heading_rad), math.sin(road_heading_rad)])
-        cos_a = unit @ road
-        along = np.abs(cos_a) >= math.cos(math.radians(MOVING_ALONG_ROAD_MAX_DEG))
-        velocity[along] = (v[keep][along] / cos_a[along])[:, None] * road[None, :]
-    return MovingReturns(xy[keep], velocity, int(stamp_ns))
+    return MovingReturns(xy[keep], unit * v[keep, None], int(stamp_ns))
 
 
 #: hits_to_stamp compares at most this many (hit, moving return) pairs at a time.
