@@ -169,7 +169,8 @@ def fusion_config(n: int, dynamic: bool = False) -> Any:
     ids = vehicle_ids(n)
     values.update({'vehicles': ids, 'vehicle_weights': [1.0] * n, 'footprints.vehicles': ids,
                    'footprints.length_m': [4.5] * n, 'footprints.width_m': [1.8] * n,
-                   'footprints.rear_overhang_m': [1.0] * n, 'dynamic.enabled': dynamic})
+                   'footprints.rear_overhang_m': [1.0] * n, 'footprints.lidar_x_m': [1.2] * n,
+                   'footprints.lidar_y_m': [0.0] * n, 'dynamic.enabled': dynamic})
     return config_from_params(values)
 
 

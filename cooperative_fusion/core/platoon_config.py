@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config_files import find_config, read_yaml
+from .config_files import find_config, read_yaml, ros_parameters
 from .errors import ConfigError
 
 PACKAGE = 'cooperative_fusion'
@@ -69,20 +69,39 @@ def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dic
     """The parameters that name the platoon, per node kind, in platoon order (leader first).
 
     Fusion: ``vehicles``, ``vehicle_weights``, ``footprints.vehicles`` / ``length_m`` / ``width_m`` /
-    ``rear_overhang_m``; twin: ``vehicles``, ``vehicle_lengths_m``, ``vehicle_widths_m``,
-    ``vehicle_rear_overhangs_m``. Vehicle nodes get none (their ``vehicle_id`` is per node).
+    ``rear_overhang_m`` / ``lidar_x_m`` / ``lidar_y_m`` (:func:`lidar_mount_xy`); twin: ``vehicles``,
+    ``vehicle_lengths_m``, ``vehicle_widths_m``, ``vehicle_rear_overhangs_m``. Vehicle nodes get none (their
+    ``vehicle_id`` is per node).
     """
     ids = [v.id for v in vehicles]
+    lidars = [lidar_mount_xy(v.params) for v in vehicles]
     lengths = [float(v.body.length_m) for v in vehicles]
     widths = [float(v.body.width_m) for v in vehicles]
     rears = [float(v.body.rear_overhang_m) for v in vehicles]
     return {
         NodeKind.FUSION: {'vehicles': ids, 'vehicle_weights': [float(v.weight) for v in vehicles],
                           'footprints.vehicles': list(ids), 'footprints.length_m': lengths,
-                          'footprints.width_m': widths, 'footprints.rear_overhang_m': rears},
+                          'footprints.width_m': widths, 'footprints.rear_overhang_m': rears,
+                          'footprints.lidar_x_m': [x for x, _ in lidars],
+                          'footprints.lidar_y_m': [y for _, y in lidars]},
         NodeKind.TWIN: {'vehicles': list(ids), 'vehicle_lengths_m': list(lengths),
                         'vehicle_widths_m': list(widths), 'vehicle_rear_overhangs_m': list(rears)},
     }
+
+
+def lidar_mount_xy(params: Sequence[Path]) -> tuple[float, float]:
+    """(x, y) of the lidar in base_link (``extrinsics.lidar`` of the vehicle's params files, a later file
+    wins), metres; (0, 0) when no readable file gives it."""
+    xy = (0.0, 0.0)
+    for file in params:
+        try:
+            mount = ros_parameters(file).get('extrinsics.lidar')
+        except ConfigError:
+            continue
+        if isinstance(mount, list) and len(mount) >= 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mount[:2]):
+            xy = (float(mount[0]), float(mount[1]))
+    return xy
 
 
 @dataclass(frozen=True)

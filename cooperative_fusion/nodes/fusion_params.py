@@ -70,6 +70,10 @@ PARAMS: tuple[Param, ...] = (
     Param('footprints.width_m', [1.8, 2.5, 1.8, 1.8], 'body width per footprints.vehicles entry, metres'),
     Param('footprints.rear_overhang_m', [1.0, 2.5, 1.0, 1.0],
           'rear face behind base_link per footprints.vehicles entry, metres'),
+    Param('footprints.lidar_x_m', [1.2, 9.6, 1.2, 1.2],
+          'rotating lidar ahead of base_link per footprints.vehicles entry (its extrinsics), metres'),
+    Param('footprints.lidar_y_m', [0.0, 0.0, 0.0, 0.0],
+          'rotating lidar left of base_link per footprints.vehicles entry (its extrinsics), metres'),
     Param('footprints.margin_m', 0.4, 'evidence hits this close to a member\'s body (any side) are dropped, m',
           0.0, 100.0),
     Param('footprints.margin_behind_m', 1.6,
@@ -105,6 +109,12 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.thin_faces', True,
           'a moving object\'s cells two or more deep along the line of sight lose the one nearest the sensor '
           '(a face drawn thicker than it is: coarser shared lattice, range noise)'),
+    Param('dynamic.moved_radius_m', 2.5,
+          'the vehicles\' moving_radius_m: cells this close to a moving radar target were moved to the stamp by '
+          'their vehicle, and the sweep phase leaves them, metres', 0.0, 100.0),
+    Param('dynamic.moved_min_speed_mps', 1.0,
+          'the vehicles\' moving_min_speed_mps: radar targets at least this fast (radial) moved hits, m/s',
+          0.0, 100.0),
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',
           0.0, 100.0),

@@ -13,10 +13,11 @@ from cooperative_fusion.app import platoon
 from cooperative_fusion.app.platoon import NodeKind, NodeSpec, format_parameter, load_platoon_config
 from cooperative_fusion.core.config_files import ros_parameters
 from cooperative_fusion.core.errors import ConfigError
+from cooperative_fusion.core.platoon_config import lidar_mount_xy
 from platoon_files import CONFIG, domain, vehicle_entry, write_config
 
 FUSION_PLATOON = {'vehicles', 'vehicle_weights', 'footprints.vehicles', 'footprints.length_m', 'footprints.width_m',
-                  'footprints.rear_overhang_m'}
+                  'footprints.rear_overhang_m', 'footprints.lidar_x_m', 'footprints.lidar_y_m'}
 TWIN_PLATOON = {'vehicles', 'vehicle_lengths_m', 'vehicle_widths_m', 'vehicle_rear_overhangs_m'}
 
 
@@ -46,7 +47,8 @@ def test_default_platoon_config_matches_the_params_files():
         '--params-file', str((CONFIG / 'fusion.yaml').resolve()),
         '-p', "vehicles:=['v1', 'v2', 'v3', 'v4']", '-p', 'vehicle_weights:=[1.0, 1.0, 1.0, 1.0]',
         '-p', "footprints.vehicles:=['v1', 'v2', 'v3', 'v4']", '-p', 'footprints.length_m:=[4.5, 12.0, 4.5, 4.5]',
-        '-p', 'footprints.width_m:=[1.8, 2.5, 1.8, 1.8]', '-p', 'footprints.rear_overhang_m:=[1.0, 2.5, 1.0, 1.0]']
+        '-p', 'footprints.width_m:=[1.8, 2.5, 1.8, 1.8]', '-p', 'footprints.rear_overhang_m:=[1.0, 2.5, 1.0, 1.0]',
+        '-p', 'footprints.lidar_x_m:=[1.2, 9.6, 1.2, 1.2]', '-p', 'footprints.lidar_y_m:=[0.0, 0.0, 0.0, 0.0]']
     assert dict(specs[5].parameters) == {
         'vehicles': ('v1', 'v2', 'v3', 'v4'), 'vehicle_lengths_m': (4.5, 12.0, 4.5, 4.5),
         'vehicle_widths_m': (1.8, 2.5, 1.8, 1.8), 'vehicle_rear_overhangs_m': (1.0, 2.5, 1.0, 1.0)}
@@ -68,7 +70,8 @@ def test_three_vehicle_platoon_derives_fusion_and_twin_parameters(tmp_path):
         NodeKind.FUSION: {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_weights': [1.0, 0.8, 1.0],
                           'footprints.vehicles': ['lead', 'truck_7', 'tail'],
                           'footprints.length_m': [4.5, 16.5, 6.0], 'footprints.width_m': [1.8, 2.55, 2.0],
-                          'footprints.rear_overhang_m': [1.0, 4.0, 1.2]},
+                          'footprints.rear_overhang_m': [1.0, 4.0, 1.2],
+                          'footprints.lidar_x_m': [1.2, 1.2, 1.2], 'footprints.lidar_y_m': [0.0, 0.0, 0.0]},
         NodeKind.TWIN: {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_lengths_m': [4.5, 16.5, 6.0],
                         'vehicle_widths_m': [1.8, 2.55, 2.0], 'vehicle_rear_overhangs_m': [1.0, 4.0, 1.2]}}
     assert set(derived[NodeKind.FUSION]) == FUSION_PLATOON and set(derived[NodeKind.TWIN]) == TWIN_PLATOON
@@ -255,3 +258,20 @@ def test_platoon_file_from_the_command_line_as_the_readme_gives_it(tmp_path, mon
                                             '-p', 'vehicle_lengths_m:=[4.5, 12.0, 4.5]'])
     finally:
         rclpy.try_shutdown(context=ctx)
+
+
+def test_lidar_mount_comes_from_the_vehicles_extrinsics(tmp_path):
+    """footprints.lidar_x_m / lidar_y_m: extrinsics.lidar of the params files, a later file winning; (0, 0)
+    where none gives it (or a file cannot be read)."""
+    own = tmp_path / 'own.yaml'
+    own.write_text(yaml.safe_dump({'/truck/vehicle_node': {'ros__parameters': {
+        'extrinsics': {'lidar': [12.1, -0.3, 2.6, 0.0, 0.0, 0.0]}}}}))
+    bare = tmp_path / 'bare.yaml'
+    bare.write_text(yaml.safe_dump({'/x/vehicle_node': {'ros__parameters': {'vehicle_id': 'x'}}}))
+    assert lidar_mount_xy((CONFIG / 'vehicle.yaml', own)) == (12.1, -0.3)
+    assert lidar_mount_xy((own, CONFIG / 'vehicle.yaml')) == (1.2, 0.0)
+    assert lidar_mount_xy((own, bare)) == (12.1, -0.3)
+    assert lidar_mount_xy((bare, tmp_path / 'missing.yaml')) == (0.0, 0.0)
+    mixed = load_platoon_config(CONFIG / 'scenarios/platoon_mixed/platoon.yaml').node_parameters()[NodeKind.FUSION]
+    assert mixed['footprints.lidar_x_m'] == [1.4, 4.6, 1.0, 1.3, 12.1, 1.1]
+    assert mixed['footprints.lidar_y_m'] == [0.0, 0.0, 0.0, 0.2, 0.0, 0.0]

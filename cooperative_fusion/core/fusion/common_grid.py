@@ -577,11 +577,15 @@ class CommonGrid:
 @dataclass(frozen=True)
 class Footprint:
     """A platoon member's body in its base_link frame (x forward): ``-rear_overhang_m`` to
-    ``length_m - rear_overhang_m`` along x, ``±width_m/2`` along y; metres."""
+    ``length_m - rear_overhang_m`` along x, ``±width_m/2`` along y; metres. ``lidar_x_m``, ``lidar_y_m``:
+    where its rotating lidar sits in base_link (the dynamic layer's sweep phase and face thinning look
+    from there), metres."""
 
     length_m: float
     width_m: float
     rear_overhang_m: float
+    lidar_x_m: float = 0.0
+    lidar_y_m: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ('length_m', 'width_m'):
@@ -591,6 +595,10 @@ class Footprint:
         if not (math.isfinite(self.rear_overhang_m) and 0 <= self.rear_overhang_m < self.length_m):
             raise ConfigError(f'footprint rear_overhang_m must be in [0, length_m = {self.length_m}), '
                               f'got {self.rear_overhang_m!r}')
+        for name in ('lidar_x_m', 'lidar_y_m'):
+            v = getattr(self, name)
+            if not math.isfinite(v):
+                raise ConfigError(f'footprint {name} must be a finite number of metres, got {v!r}')
 
 
 def member_box_window(spec: GridSpec, x: float, y: float, yaw: float, footprint: Footprint,

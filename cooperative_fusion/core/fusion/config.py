@@ -151,12 +151,14 @@ def config_from_params(values: Mapping[str, Any]) -> FusionNodeConfig:
     footprints = None
     if bool(values['footprints.enabled']):
         ids = [str(v) for v in values['footprints.vehicles']]
-        dims = {k: [float(v) for v in values[f'footprints.{k}']] for k in ('length_m', 'width_m', 'rear_overhang_m')}
+        dims = {k: [float(v) for v in values[f'footprints.{k}']]
+                for k in ('length_m', 'width_m', 'rear_overhang_m', 'lidar_x_m', 'lidar_y_m')}
         for k, v in dims.items():
             if len(v) != len(ids):
                 raise ConfigError(f'footprints.{k} has {len(v)} values for {len(ids)} footprints.vehicles '
                                   f'{ids}: expected one per entry')
-        footprints = {vid: Footprint(dims['length_m'][i], dims['width_m'][i], dims['rear_overhang_m'][i])
+        footprints = {vid: Footprint(dims['length_m'][i], dims['width_m'][i], dims['rear_overhang_m'][i],
+                                     dims['lidar_x_m'][i], dims['lidar_y_m'][i])
                       for i, vid in enumerate(ids) if vid in vehicles}
     dynamic = (config_from_values(DynamicConfig, values, 'dynamic.', ignore=('enabled', 'member_margin_m'))
                if bool(values['dynamic.enabled']) else None)

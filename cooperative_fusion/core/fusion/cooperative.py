@@ -372,10 +372,16 @@ class CooperativeFusion:
                 sl, body = member_box_window(r_spec, x, y, yaw, grown, cfg.footprint_margin_m,
                                              cfg.footprint_margin_behind_m)
                 zone[sl] |= body
+        lidar = None
+        if pose is not None:
+            # Sweep phase and face thinning look from the lidar, not base_link (a truck's sits 10-12 m ahead).
+            fp = cfg.footprints.get(vehicle_id) if cfg.footprints is not None else None
+            lx, ly = (fp.lidar_x_m, fp.lidar_y_m) if fp is not None else (0.0, 0.0)
+            c, s = math.cos(heading), math.sin(heading)
+            lidar = np.array([pose[0] + c * lx - s * ly, pose[1] + s * lx + c * ly])
         split = self.dynamic.split(vehicle_id, r_spec, r_l, r_k, stamp_ns, heading, radar,
                                    cfg.fusion.vehicle_weights.get(vehicle_id, 1.0), zone,
-                                   max_age_ns=object_max_age_ns,
-                                   sensor_xy=None if pose is None else np.array(pose[:2]))
+                                   max_age_ns=object_max_age_ns, sensor_xy=lidar)
         return split.spec, split.logodds, split.known
 
     # --------------------------------------------------------------- members --

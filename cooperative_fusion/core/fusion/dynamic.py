@@ -105,6 +105,9 @@ class DynamicConfig:
         saw them (see :func:`sweep_phase_s`)
     thin_faces : a moving object's cells two or more deep along the line of sight lose the one nearest the
         sensor (see :func:`near_layer`)
+    moved_radius_m, moved_min_speed_mps : the vehicles' ``moving_radius_m`` and ``moving_min_speed_mps``:
+        cells this close to a radar target at least this fast were moved to the stamp by their vehicle
+        (:func:`~..vehicle.sensor_models.hits_to_stamp`), so the sweep phase leaves them (metres, m/s)
     """
 
     occupied_logodds: float = 0.4
@@ -122,6 +125,8 @@ class DynamicConfig:
     duplicate_radius_m: float = 1.0
     sweep_phase: bool = True
     thin_faces: bool = True
+    moved_radius_m: float = 2.5
+    moved_min_speed_mps: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ('occupied_logodds', 'max_length_m', 'radar_radius_m', 'min_speed_mps', 'max_speed_mps',
@@ -129,7 +134,7 @@ class DynamicConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f'dynamic {name} must be a positive finite number, got {v!r}')
-        for name in ('merge_gap_m', 'duplicate_radius_m'):
+        for name in ('merge_gap_m', 'duplicate_radius_m', 'moved_radius_m', 'moved_min_speed_mps'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f'dynamic {name} must be a finite number >= 0, got {v!r}')
@@ -229,6 +234,41 @@ def radar_speeds(radar: RadarTargets, heading_rad: float, max_los_angle_deg: flo
     cos_a = np.divide(los @ road, rng, out=np.zeros_like(rng), where=rng > 1e-6)
     use = np.abs(cos_a) >= math.cos(math.radians(max_los_angle_deg))
     return xyv[use, :2], xyv[use, 2] / cos_a[use]
+
+
+#: Beyond this angle between line of sight and road a target's radial velocity is not taken as motion
+#: along the road (1/cos <= 2.9; across the road v_r says little about it), degrees.
+ALONG_ROAD_MAX_DEG = 70.0
+
+
+def moved_by_vehicle(radar: RadarTargets, x: NDArray[np.float64], y: NDArray[np.float64], heading_rad: float,
+                     stamp_ns: int, radius_m: float, min_speed_mps: float) -> NDArray[np.bool_]:
+    """(N,) the cells (centres x, y in ``map``, metres) within ``radius_m`` of a radar target with
+    ``|v_r| >= min_speed_mps``, the targets moved to ``stamp_ns`` (along the road by ``v_r / cos(a)``, or
+    along the line of sight across it): hits their vehicle already moved to its stamp with that target."""
+    xyv = np.asarray(radar.xyv, dtype=np.float64).reshape(-1, 3)
+    xyv = xyv[np.all(np.isfinite(xyv), axis=1) & (np.abs(xyv[:, 2]) >= min_speed_mps)] if xyv.size else xyv
+    out = np.zeros(np.shape(x), dtype=bool)
+    if xyv.shape[0] == 0 or out.size == 0:
+        return out
+    los = xyv[:, :2] - np.asarray(radar.sensor_xy, dtype=np.float64)[None, :]
+    rng = np.maximum(np.linalg.norm(los, axis=1), 1e-6)
+    unit = los / rng[:, None]
+    road = np.array([math.cos(heading_rad), math.sin(heading_rad)])
+    cos_a = unit @ road
+    velocity = unit * xyv[:, 2, None]
+    along = np.abs(cos_a) >= math.cos(math.radians(ALONG_ROAD_MAX_DEG))
+    velocity[along] = (xyv[along, 2] / cos_a[along])[:, None] * road[None, :]
+    txy = xyv[:, :2] + velocity * ((int(stamp_ns) - int(radar.stamp_ns)) * 1e-9)
+    lo = np.array([np.min(x), np.min(y)]) - radius_m
+    hi = np.array([np.max(x), np.max(y)]) + radius_m
+    txy = txy[np.all((txy >= lo) & (txy <= hi), axis=1)]
+    r2 = radius_m * radius_m
+    for tx, ty in txy:
+        dx = x - tx
+        dy = y - ty
+        out |= dx * dx + dy * dy <= r2
+    return out
 
 
 def _median(values: NDArray[np.float64]) -> float:
@@ -346,8 +386,9 @@ class DynamicLayer:
             that the member margins missed must not become an object)
         max_age_ns : the new objects are drawn while at most this old (the vehicle's link latency added
             to the layer's ``max_age_ns``); None: the layer's ``max_age_ns``
-        sensor_xy : (2,) the vehicle's position at ``stamp_ns`` in ``map``, metres: with ``sweep_phase``, a
-            tracked object's cells are moved by its velocity from when the lidar saw them to the stamp
+        sensor_xy : (2,) the vehicle's lidar at ``stamp_ns`` in ``map`` (not its base_link: a truck's lidar
+            sits 10 m or more ahead of it), metres: with ``sweep_phase``, a tracked object's cells are moved by
+            its velocity from when the lidar saw them to the stamp; with ``thin_faces``, the sensor side
         Raises ConfigError when the arrays do not match ``spec``.
         """
         cfg = self.config
@@ -382,6 +423,9 @@ class DynamicLayer:
         if phased and n > 0:
             phase = sweep_phase_s(np.stack([x, y], axis=1), np.asarray(sensor_xy, dtype=np.float64)[:2],
                                   heading_rad, period)
+            if radar is not None and abs(int(radar.stamp_ns) - stamp_ns) <= cfg.radar_max_dt_ns:
+                phase[moved_by_vehicle(radar, x, y, heading_rad, stamp_ns, cfg.moved_radius_m,
+                                       cfg.moved_min_speed_mps)] = 0.0
         mean_phase = np.bincount(lab, phase, n) / safe
         pinned = np.zeros(n, dtype=bool)
         if static_zone is not None and n > 0:

@@ -193,3 +193,30 @@ def test_follow_platoon_window_starts_on_the_first_evidence_then_follows_the_pla
     odometry(f, 'v1', 0.0, 0.0)
     odometry(f, 'v2', 10.0, 0.0)
     assert f.publish(T0).spec == GridSpec.centered(15.0, 0.0, 50.0, 16.0, RES)
+
+
+def test_a_tracked_car_beside_a_trucks_cab_is_placed_and_thinned_as_its_lidar_saw_it():
+    """v2 (12 m truck) has its lidar 9.6 m ahead of base_link (footprints.lidar_x_m). A car beside its cab
+    (both at 25 m/s) is seen a quarter sweep after each stamp (azimuth 90 deg from the lidar, 16 deg from
+    base_link), 0.6 m ahead of where it is, as a side face two cells deep. Looking from the lidar, the cells go back to
+    the stamp and the face loses its layer nearest the lidar (the outer one of the car's near side)."""
+    f = fusion(**{'coregistration.enabled': False})
+    lidar_x = 9.6
+    assert f.config.footprints['v2'].lidar_x_m == lidar_x
+    for k in range(5):
+        stamp = T0 + k * 100 * MS
+        base_x = 5.0 + 2.5 * k
+        rear_x = base_x + lidar_x - 2.0
+        odometry(f, 'v2', base_x, 0.0, speed=25.0, now=stamp)
+        centre = np.array([rear_x + 2.0, 2.8])
+        seen_late = math.atan2(centre[1], centre[0] - (base_x + lidar_x)) / (2.0 * math.pi) * 0.1
+        shift = 25.0 * seen_late
+        lo, kn = evidence((rear_x + shift, rear_x + 4.0 + shift, 2.6, 3.0))
+        assert f.add('v2', EV, lo, kn, stamp, stamp).accepted
+    obj = [o for o in f.dynamic.objects() if o.stamp_ns == T0 + 400 * MS]
+    assert len(obj) == 1 and obj[0].source == 'track'
+    cells = obj[0].cells_xy
+    rear_x = 5.0 + 2.5 * 4 + lidar_x - 2.0
+    assert abs(float(cells[:, 0].min()) - 0.5 * RES - rear_x) < 0.25          # at the stamp, not 0.6 m ahead
+    np.testing.assert_allclose(cells[:, 1], 2.9)                               # the row nearest the lidar thinned
+    assert cells.shape[0] == 20                                                 # the whole 4 m of the other row

@@ -28,6 +28,7 @@ def config(**overrides) -> FusionNodeConfig:
     values.update({'vehicles': VEHICLES, 'vehicle_weights': [1.0, 0.8, 1.0, 0.6, 1.0],
                    'footprints.vehicles': VEHICLES, 'footprints.length_m': [4.5] * 5,
                    'footprints.width_m': [1.8] * 5, 'footprints.rear_overhang_m': [1.0] * 5,
+                   'footprints.lidar_x_m': [1.2] * 5, 'footprints.lidar_y_m': [0.0] * 5,
                    'grid.mode': 'fixed', 'grid.size_x_m': 60.0, 'grid.size_y_m': 16.0,
                    'grid.fixed_origin_y_m': -8.0, 'grid.forward_offset_m': 20.0,
                    'dynamic.enabled': False, 'consistency.enabled': False, 'coregistration.enabled': False,
