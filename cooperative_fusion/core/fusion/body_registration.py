@@ -1,0 +1,241 @@
+"""Body registration: platoon members localised by where the other members' evidence sees their bodies.
+
+Member B's lidar sees member A's body (a follower sees its predecessor's rear face, members in curves or
+other lanes see sides): B's occupied cells near A's box, in A's body frame at A's odometry pose, measure
+where A's body is relative to where A's odometry puts it, as B's odometry places it. With odometry biases
+``e_A``, ``e_B`` (translation), the faces appear offset by ``o_AB = e_B - e_A``: a relative measurement.
+Corrections ``c`` (added to the odometry, ``c = -e`` at best) satisfy ``c_A - c_B = o_AB``.
+
+Observability, honestly: the fit is point-to-line against the four sides of A's footprint (each cell on
+its nearest side), in (dx, dy) of the body frame only (the yaw of a 2-2.5 m face is not determined). A rear
+or front face constrains the along-body offset; the across-body offset needs a side face (a member in a
+curve, in another lane, or a wide truck seen from an offset follower). A direction with less information
+than ``body_min_constraint`` per cell is not estimated: its offset is 0 and it carries no information.
+
+:func:`solve_bodies` combines the pairs' offsets with the static-structure fit (each accepted estimate an
+absolute measurement with information ``1/std²``) by weighted least squares. A chain of relative
+measurements fixes only relative corrections; the gauge is a weak prior (``GAUGE_WEIGHT`` times the
+odometry information ``cov_xy⁻¹``) of every member towards its current correction: the members' current
+corrections' odometry-weighted mean stays where it is (an equally confident platoon: the mean correction
+does not move), and a direction nothing measured keeps its current value.
+
+A member's faces seen by a rotating lidar are where the member was when the beam hit them:
+:func:`face_points` moves each cell back by the member's odometry velocity times its sweep phase
+(``dynamic.sweep_phase_s``) and leaves out cells within ``body_behind_exclusion_deg`` of straight behind the
+observer, where the sweep's start and end meet (a half-period ambiguity: 1.35 m at 27 m/s, 10 Hz).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .common_grid import Footprint
+from .coregistration import CoregConfig
+from .dynamic import sweep_phase_s
+
+#: Gauge prior: this fraction of the odometry information pulls each member towards its current correction.
+GAUGE_WEIGHT = 1e-3
+
+
+@dataclass(frozen=True)
+class BodyFit:
+    """One member's body as another member's evidence sees it (body frame of the member's odometry).
+
+    offset : (2,) metres, (along, across) the body: where the seen faces put the body minus the odometry box
+    information : (2, 2) m⁻², ``JᵀJ / s²`` of the point-to-line rows, in the body frame (0 in a direction not
+        estimated); points : cells used; rmse : metres; std_m : standard deviation along the weakest
+        estimated direction, metres; observable : 'along', 'across', 'both' or 'none'
+    accepted : passes the gates; reason : why not (or 'ok')
+    """
+
+    offset: NDArray[np.float64]
+    information: NDArray[np.float64]
+    points: int
+    rmse: float
+    std_m: float
+    observable: str
+    accepted: bool
+    reason: str
+
+
+def face_points(points_xy: NDArray[np.floating], member_pose: tuple[float, float, float], footprint: Footprint,
+                margin_m: float, member_velocity_xy: NDArray[np.floating] | None = None,
+                observer_pose: tuple[float, float, float] | None = None, period_s: float | None = None,
+                behind_exclusion_deg: float = 10.0) -> NDArray[np.float64]:
+    """The occupied cells (N, 2) metres in ``map`` within ``margin_m`` of the member's box at
+    ``member_pose`` (x, y, yaw), in its body frame (x forward from base_link), (K, 2) metres.
+
+    With ``observer_pose`` (x, y, heading of the observer's sensor) and ``period_s`` (its sweep period), a
+    cell is moved back by ``member_velocity_xy`` (2,) m/s times when the sweep saw it, and cells within
+    ``behind_exclusion_deg`` of straight behind the observer are left out (see the module docstring).
+    """
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    x, y, yaw = member_pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    rel = p - (x, y)
+    bx = rel[:, 0] * c + rel[:, 1] * s
+    by = -rel[:, 0] * s + rel[:, 1] * c
+    near = (bx >= -footprint.rear_overhang_m - margin_m) & (bx <= footprint.length_m - footprint.rear_overhang_m
+                                                           + margin_m) & (np.abs(by) <= 0.5 * footprint.width_m
+                                                                          + margin_m)
+    p = p[near]
+    if observer_pose is not None and period_s is not None and len(p):
+        ox, oy, heading = observer_pose
+        d = p - (ox, oy)
+        a = np.arctan2(d[:, 1], d[:, 0]) - heading
+        a = (a + math.pi) % (2.0 * math.pi) - math.pi
+        keep = np.abs(a) <= math.pi - math.radians(behind_exclusion_deg)
+        p = p[keep]
+        if member_velocity_xy is not None and len(p):
+            phase = sweep_phase_s(p, np.array([ox, oy]), heading, period_s)
+            p = p - phase[:, None] * np.asarray(member_velocity_xy, dtype=np.float64)[None, :]
+    rel = p - (x, y)
+    return np.column_stack([rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c])
+
+
+def _sides(q: NDArray[np.float64], fp: Footprint
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Per body-frame point (N, 2): the unit normal (N, 2) of its side, the signed distance (N,) to that
+    side's line (positive outwards) and whether it is used (N,). A point outside the box belongs to the side
+    it is in front of; one inside, to the nearest side; one beyond a corner (outside along and across) is
+    not used: which side it belongs to is the question the fit answers."""
+    x0, x1 = -fp.rear_overhang_m, fp.length_m - fp.rear_overhang_m
+    h = 0.5 * fp.width_m
+    d = np.column_stack([x0 - q[:, 0], q[:, 0] - x1, -h - q[:, 1], q[:, 1] - h])   # rear, front, right, left
+    side = np.argmin(np.abs(d), axis=1)
+    out_along = np.maximum(d[:, 0], d[:, 1]) > 0
+    out_across = np.maximum(d[:, 2], d[:, 3]) > 0
+    side = np.where(out_along & ~out_across, np.argmax(d[:, :2], axis=1), side)
+    side = np.where(out_across & ~out_along, 2 + np.argmax(d[:, 2:], axis=1), side)
+    normals = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])[side]
+    return normals, d[np.arange(len(q)), side], ~(out_along & out_across)
+
+
+def fit_body(body_points: NDArray[np.floating], footprint: Footprint, cfg: CoregConfig | None = None,
+             iterations: int = 10) -> BodyFit:
+    """The offset (along, across) of the member's body that fits ``body_points`` (K, 2) metres, body frame.
+
+    Gauss-Newton, each cell point-to-line on its nearest side of the footprint moved by the offset; only
+    the directions with at least ``body_min_constraint`` information per cell are estimated. Gates:
+    ``body_min_points`` cells, rmse <= ``body_max_rmse_m``, offset <= ``body_max_offset_m``, standard
+    deviation along the weakest estimated direction <= ``body_max_std_m``. Never raises on a poor scene.
+    """
+    cfg = cfg or CoregConfig()
+    q = np.asarray(body_points, dtype=np.float64).reshape(-1, 2)
+    q = q[np.all(np.isfinite(q), axis=1)]
+    zero2, zero22 = np.zeros(2), np.zeros((2, 2))
+    if len(q) < cfg.body_min_points:
+        return BodyFit(zero2, zero22, len(q), math.inf, math.inf, 'none', False,
+                       f'too few face cells: {len(q)}, need {cfg.body_min_points}')
+    o = np.zeros(2)
+    basis = np.eye(2)
+    for _ in range(iterations):
+        n, r, used = _sides(q - o, footprint)
+        n, r = n[used], r[used]
+        jtj = n.T @ n / len(q)
+        vals, vecs = np.linalg.eigh(jtj)
+        basis = vecs[:, vals >= cfg.body_min_constraint]
+        if basis.shape[1] == 0:
+            break
+        # r_i(o + basis·t) ≈ r_i - (n_i · basis) t: least squares in the estimated directions only.
+        a = n @ basis
+        t = np.linalg.lstsq(a, r, rcond=None)[0]
+        step = basis @ t
+        o = o + step
+        if float(np.hypot(*step)) < 1e-4:
+            break
+    observable = {0: 'none', 2: 'both'}.get(basis.shape[1])
+    if observable is None:
+        observable = 'along' if abs(basis[0, 0]) > abs(basis[1, 0]) else 'across'
+    o = basis @ (basis.T @ o)                 # a direction not estimated in the end is not moved
+    n, r, used = _sides(q - o, footprint)
+    n, r = n[used], r[used]
+    if len(r) < cfg.body_min_points:
+        return BodyFit(zero2, zero22, len(r), math.inf, math.inf, observable, False,
+                       f'too few face cells off the corners: {len(r)}, need {cfg.body_min_points}')
+    rmse = float(np.sqrt(np.mean(r ** 2)))
+    if basis.shape[1] == 0:
+        return BodyFit(zero2, zero22, len(q), rmse, math.inf, observable, False,
+                       'no face constrains the body (too little information per cell in every direction)')
+    a = n @ basis
+    dof = max(len(r) - basis.shape[1], 1)
+    s2 = max(float(np.sum(r ** 2)) / dof, 1e-6)
+    info_sub = a.T @ a / s2
+    std = float(math.sqrt(1.0 / np.linalg.eigvalsh(info_sub)[0]))
+    info = basis @ info_sub @ basis.T
+    fit = (o, info, len(r), rmse, std, observable)
+    if rmse > cfg.body_max_rmse_m:
+        return BodyFit(*fit, False, f'rmse {rmse:.3f} m above body_max_rmse {cfg.body_max_rmse_m} m')
+    if float(np.hypot(*o)) > cfg.body_max_offset_m:
+        return BodyFit(*fit, False, f'offset {float(np.hypot(*o)):.2f} m above body_max_offset '
+                                    f'{cfg.body_max_offset_m} m')
+    if std > cfg.body_max_std_m:
+        return BodyFit(*fit, False, f'imprecise fit: standard deviation {std:.3f} m above body_max_std '
+                                    f'{cfg.body_max_std_m} m')
+    return BodyFit(*fit, True, 'ok')
+
+
+@dataclass(frozen=True)
+class PairMeasurement:
+    """``c_member - c_observer = offset`` (2,) metres in ``map``, with information (2, 2) m⁻² in ``map``."""
+
+    member: str
+    observer: str
+    offset: NDArray[np.float64]
+    information: NDArray[np.float64]
+
+
+def to_map(fit: BodyFit, member_yaw: float, member: str, observer: str) -> PairMeasurement:
+    """A body-frame fit of ``member`` seen by ``observer`` as a relative measurement in ``map``."""
+    c, s = math.cos(member_yaw), math.sin(member_yaw)
+    rot = np.array([[c, -s], [s, c]])
+    return PairMeasurement(member, observer, rot @ fit.offset, rot @ fit.information @ rot.T)
+
+
+def solve_bodies(pairs: Sequence[PairMeasurement], current: Mapping[str, NDArray[np.floating]],
+                 odometry_cov: Mapping[str, NDArray[np.floating] | None],
+                 static: Mapping[str, tuple[NDArray[np.floating], float]] | None = None
+                 ) -> dict[str, NDArray[np.float64]]:
+    """Translation corrections (2,) metres in ``map`` of every member in ``pairs``, by weighted least squares.
+
+    current : {member: its current correction (dx, dy)}, the gauge prior's centre (missing: 0)
+    odometry_cov : {member: its odometry xy covariance (2, 2) m² or None (then 1 m²)}, the gauge prior's weight
+    static : {member: (accepted static-structure estimate (dx, dy), its standard deviation m)}, absolute
+    See the module docstring. Members in no pair are not returned.
+    """
+    members = sorted({p.member for p in pairs} | {p.observer for p in pairs})
+    if not members:
+        return {}
+    index = {v: i for i, v in enumerate(members)}
+    n = 2 * len(members)
+    h = np.zeros((n, n))
+    b = np.zeros(n)
+    for p in pairs:
+        i, j = 2 * index[p.member], 2 * index[p.observer]
+        w = np.asarray(p.information, dtype=np.float64)
+        wz = w @ p.offset
+        h[i:i + 2, i:i + 2] += w
+        h[j:j + 2, j:j + 2] += w
+        h[i:i + 2, j:j + 2] -= w
+        h[j:j + 2, i:i + 2] -= w
+        b[i:i + 2] += wz
+        b[j:j + 2] -= wz
+    for v in members:
+        i = 2 * index[v]
+        cov = odometry_cov.get(v)
+        cov = np.eye(2) if cov is None or not np.all(np.isfinite(cov)) else np.asarray(cov, dtype=np.float64)
+        prior = GAUGE_WEIGHT * np.linalg.inv(cov + 1e-6 * np.eye(2))
+        centre = np.asarray(current.get(v, np.zeros(2)), dtype=np.float64)
+        h[i:i + 2, i:i + 2] += prior
+        b[i:i + 2] += prior @ centre
+        if static and v in static:
+            xy, std = static[v]
+            w = np.eye(2) / max(std, 1e-3) ** 2
+            h[i:i + 2, i:i + 2] += w
+            b[i:i + 2] += w @ np.asarray(xy, dtype=np.float64)
+    x = np.linalg.solve(h, b)
+    return {v: x[2 * index[v]:2 * index[v] + 2] for v in members}
