@@ -97,62 +97,89 @@ def face_points(points_xy: NDArray[np.floating], member_pose: tuple[float, float
     return np.column_stack([rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c])
 
 
-def _sides(q: NDArray[np.float64], fp: Footprint
-           ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+def visible_sides(member_pose: tuple[float, float, float], footprint: Footprint,
+                  observer_xy: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """(4,) which sides of the member's box (rear, front, right, left) face the observer at ``observer_xy``
+    (2,) metres in ``map``: only those can hold the cells the observer saw on the member."""
+    x, y, yaw = member_pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    dx, dy = float(observer_xy[0]) - x, float(observer_xy[1]) - y
+    bx, by = dx * c + dy * s, -dx * s + dy * c
+    h = 0.5 * footprint.width_m
+    return np.array([bx < -footprint.rear_overhang_m, bx > footprint.length_m - footprint.rear_overhang_m,
+                     by < -h, by > h])
+
+
+def _sides(q: NDArray[np.float64], fp: Footprint, depth_m: float, corner_m: float,
+           visible: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """Per body-frame point (N, 2): the unit normal (N, 2) of its side, the signed distance (N,) to that
     side's line (positive outwards) and whether it is used (N,). A point outside the box belongs to the side
-    it is in front of; one inside, to the nearest side; one beyond a corner (outside along and across) is
-    not used: which side it belongs to is the question the fit answers."""
+    it is in front of; one inside, to the nearest side of those ``visible`` (N, 4) to its observer (rear,
+    front, right, left). Not used: a point on a side its observer cannot see, a point beyond a corner (outside along and
+    across: which side it belongs to is the question the fit answers), one within ``corner_m`` of both an
+    end line and a side line (a cell there is as much end as side: one evidence cell), and one more than
+    ``depth_m`` inside every visible side (a roof or bonnet seen from a higher lidar, not a face)."""
     x0, x1 = -fp.rear_overhang_m, fp.length_m - fp.rear_overhang_m
     h = 0.5 * fp.width_m
     d = np.column_stack([x0 - q[:, 0], q[:, 0] - x1, -h - q[:, 1], q[:, 1] - h])   # rear, front, right, left
-    side = np.argmin(np.abs(d), axis=1)
+    side = np.argmin(np.where(visible, np.abs(d), np.inf), axis=1)
     out_along = np.maximum(d[:, 0], d[:, 1]) > 0
     out_across = np.maximum(d[:, 2], d[:, 3]) > 0
     side = np.where(out_along & ~out_across, np.argmax(d[:, :2], axis=1), side)
     side = np.where(out_across & ~out_along, 2 + np.argmax(d[:, 2:], axis=1), side)
     normals = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])[side]
-    return normals, d[np.arange(len(q)), side], ~(out_along & out_across)
+    deep = np.max(np.where(visible, d, -np.inf), axis=1) < -depth_m      # behind every face it could be on
+    at_corner = (np.min(np.abs(d[:, :2]), axis=1) < corner_m) & (np.min(np.abs(d[:, 2:]), axis=1) < corner_m)
+    seen = visible[np.arange(len(q)), side]
+    return normals, d[np.arange(len(q)), side], ~(out_along & out_across) & ~deep & ~at_corner & seen
 
 
 def fit_body(body_points: NDArray[np.floating], footprint: Footprint, cfg: CoregConfig | None = None,
-             iterations: int = 10) -> BodyFit:
+             corner_m: float = 0.4, visible: NDArray[np.bool_] | None = None, iterations: int = 10) -> BodyFit:
     """The offset (along, across) of the member's body that fits ``body_points`` (K, 2) metres, body frame.
 
     Gauss-Newton, each cell point-to-line on its nearest side of the footprint moved by the offset; only
     the directions with at least ``body_min_constraint`` information per cell are estimated. Gates:
     ``body_min_points`` cells, rmse <= ``body_max_rmse_m``, offset <= ``body_max_offset_m``, standard
-    deviation along the weakest estimated direction <= ``body_max_std_m``. Never raises on a poor scene.
+    deviation along the weakest estimated direction <= ``body_max_std_m``. ``corner_m``: the evidence's cell
+    size, metres (cells this near a corner are not used, see :func:`_sides`); ``visible``: (K, 4) or (4,)
+    the sides each cell's observer faces (:func:`visible_sides`), default all. Never raises on a poor scene.
     """
     cfg = cfg or CoregConfig()
     q = np.asarray(body_points, dtype=np.float64).reshape(-1, 2)
-    q = q[np.all(np.isfinite(q), axis=1)]
+    vis = np.broadcast_to(np.ones(4, dtype=bool) if visible is None else np.asarray(visible, dtype=bool),
+                          (len(q), 4))
+    finite = np.all(np.isfinite(q), axis=1)
+    q, vis = q[finite], vis[finite]
     zero2, zero22 = np.zeros(2), np.zeros((2, 2))
     if len(q) < cfg.body_min_points:
         return BodyFit(zero2, zero22, len(q), math.inf, math.inf, 'none', False,
                        f'too few face cells: {len(q)}, need {cfg.body_min_points}')
     o = np.zeros(2)
     basis = np.eye(2)
-    for _ in range(iterations):
-        n, r, used = _sides(q - o, footprint)
-        n, r = n[used], r[used]
-        jtj = n.T @ n / len(q)
-        vals, vecs = np.linalg.eigh(jtj)
-        basis = vecs[:, vals >= cfg.body_min_constraint]
-        if basis.shape[1] == 0:
-            break
-        # r_i(o + basis·t) ≈ r_i - (n_i · basis) t: least squares in the estimated directions only.
-        a = n @ basis
-        t = np.linalg.lstsq(a, r, rcond=None)[0]
-        step = basis @ t
-        o = o + step
-        if float(np.hypot(*step)) < 1e-4:
-            break
+    # First with cells up to body_margin_m inside (the bias is not known yet), then up to one evidence
+    # cell inside the fitted faces: deeper cells are the roof or the back window, not the face.
+    for depth in (cfg.body_margin_m, corner_m):
+        for _ in range(iterations):
+            n, r, used = _sides(q - o, footprint, depth, corner_m, vis)
+            n, r = n[used], r[used]
+            jtj = n.T @ n / max(len(n), 1)
+            vals, vecs = np.linalg.eigh(jtj)
+            basis = vecs[:, vals >= cfg.body_min_constraint]
+            if basis.shape[1] == 0:
+                break
+            # r_i(o + basis·t) ≈ r_i - (n_i · basis) t: least squares in the estimated directions only.
+            a = n @ basis
+            t = np.linalg.lstsq(a, r, rcond=None)[0]
+            step = basis @ t
+            o = o + step
+            if float(np.hypot(*step)) < 1e-4:
+                break
     observable = {0: 'none', 2: 'both'}.get(basis.shape[1])
     if observable is None:
         observable = 'along' if abs(basis[0, 0]) > abs(basis[1, 0]) else 'across'
     o = basis @ (basis.T @ o)                 # a direction not estimated in the end is not moved
-    n, r, used = _sides(q - o, footprint)
+    n, r, used = _sides(q - o, footprint, corner_m, corner_m, vis)
     n, r = n[used], r[used]
     if len(r) < cfg.body_min_points:
         return BodyFit(zero2, zero22, len(r), math.inf, math.inf, observable, False,

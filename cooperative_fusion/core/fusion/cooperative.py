@@ -28,7 +28,7 @@ from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_me
     onto_yaw, resample_to_resolution
 from .config import FusionNodeConfig, WindowMode
 from .consistency import ConsistencyChecker
-from .body_registration import BodyFit, face_points, fit_body, solve_bodies, to_map
+from .body_registration import BodyFit, face_points, fit_body, solve_bodies, to_map, visible_sides
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
 from .dynamic import SWEEP_PERIOD_RANGE_S, SWEEP_STAMPS_KEPT, DynamicLayer, RadarTargets
@@ -121,9 +121,9 @@ class VehicleState:
     # (stamp ns, static points (N, 2) m, odometry position (2,) m at the stamp) of recent evidence,
     # uncorrected: accumulated for registration
     coreg_static: deque[tuple[int, NDArray[np.float64], NDArray[np.float64]]] = field(default_factory=deque)
-    # (stamp ns, observer id, cells (K, 2) m in this member's odometry body frame) of its faces in the
-    # others' evidence, uncorrected: body registration (core.fusion.body_registration)
-    body_faces: deque[tuple[int, str, NDArray[np.float64]]] = field(default_factory=deque)
+    # (stamp ns, observer id, cells (K, 2) m in this member's odometry body frame, the sides (4,) facing the
+    # observer) of its faces in the others' evidence, uncorrected: body registration (core.fusion.body_registration)
+    body_faces: deque[tuple[int, str, NDArray[np.float64], NDArray[np.bool_]]] = field(default_factory=deque)
     body_fits: dict[str, BodyFit] = field(default_factory=dict)     # observer -> the latest fit of this body
     body_updates: int = 0
     fused_stamps: deque[int] = field(default_factory=lambda: deque(maxlen=64))   # recent accepted, ns
@@ -529,7 +529,7 @@ class CooperativeFusion:
             faces = face_points(points, pose, fp, cfg.coreg.body_margin_m, velocity, observer, period,
                                 cfg.coreg.body_behind_exclusion_deg)
             if len(faces):
-                other.body_faces.append((stamp_ns, vehicle_id, faces))
+                other.body_faces.append((stamp_ns, vehicle_id, faces, visible_sides(pose, fp, observer[:2])))
             while other.body_faces and stamp_ns - other.body_faces[0][0] > keep_ns:
                 other.body_faces.popleft()
 
@@ -604,21 +604,31 @@ class CooperativeFusion:
         the heading is the static fit's when accepted, else the current one (a face does not give it)."""
         cfg = self.config
         keep_ns = max(cfg.coreg_accumulate_ns, int(cfg.coreg_period_s * 1e9))
-        pairs = []
+        fits = []
+        poses = {v: self._odom_at(st, now_ns) for v, st in self.vehicles.items()}
         for vid, st in self.vehicles.items():
             fp = cfg.footprints.get(vid) if cfg.footprints is not None else None
-            pose = self._odom_at(st, now_ns)
+            pose = poses[vid]
             st.body_fits = {}
             if fp is None or pose is None:
                 continue
-            recent = [(o, p) for t, o, p in st.body_faces if now_ns - t <= keep_ns]
-            for observer in sorted({o for o, _p in recent}):
-                cells = np.concatenate([p for o, p in recent if o == observer])
-                fit = st.body_fits[observer] = fit_body(cells, fp, cfg.coreg)
-                if fit.accepted and self._odom_at(self.vehicles[observer], now_ns) is not None:
-                    pairs.append(to_map(fit, pose[2], vid, observer))
-        if not pairs:
+            recent = [(o, p, s) for t, o, p, s in st.body_faces if now_ns - t <= keep_ns]
+            for observer in sorted({o for o, _p, _s in recent}):
+                cells = np.concatenate([p for o, p, _s in recent if o == observer])
+                sides = np.concatenate([np.broadcast_to(s, (len(p), 4)) for o, p, s in recent if o == observer])
+                seen = self.vehicles[observer].evidence
+                cell_m = seen.spec.resolution if seen is not None else cfg.resolution_m
+                fit = st.body_fits[observer] = fit_body(cells, fp, cfg.coreg, corner_m=cell_m, visible=sides)
+                if fit.accepted and poses[observer] is not None:
+                    fits.append((fit, vid, observer))
+        if not fits:
             return {}
+        # All pairs along and across the platoon's mean heading: each in its own member's heading, an
+        # along-only pair would constrain the across offsets of an inconsistent loop through the members'
+        # small heading differences (a 0.5 m loop residual turned into metres across).
+        yaws = [p[2] for p in poses.values() if p is not None]
+        heading = math.atan2(float(np.mean(np.sin(yaws))), float(np.mean(np.cos(yaws))))
+        pairs = [to_map(fit, heading, vid, observer) for fit, vid, observer in fits]
         current = {v: np.array([st.correction.dx, st.correction.dy]) for v, st in self.vehicles.items()}
         anchors = {v: (np.array([r.dx, r.dy]), r.std_m) for v, r in static.items() if r.accepted}
         solved = solve_bodies(pairs, current, {v: st.cov_xy for v, st in self.vehicles.items()}, anchors)

@@ -99,7 +99,8 @@ class CoregConfig:
         noisier than the biases sought and tell a heading error from a sideways shift only through the
         lever arm (on highway_occlusion_curve seed 3 such fits passed every other gate and turned v1 by 1 deg)
     body_enabled : also localise members by where the others' evidence sees their bodies (:mod:`.body_registration`)
-    body_margin_m : cells within this of a member's odometry box are its faces, metres
+    body_margin_m : cells within this outside a member's odometry box, or this shallow inside it, are its faces
+        (deeper: a roof seen from a higher lidar), metres
     body_min_points : face cells needed (accumulated over the round's window) per (member, observer) pair
     body_max_rmse_m : RMS point-to-side distance of the face cells, to accept, metres
     body_max_std_m : largest standard deviation of a pair's offset along its weakest estimated direction, metres
@@ -124,10 +125,10 @@ class CoregConfig:
     body_enabled: bool = True
     body_margin_m: float = 0.8
     body_min_points: int = 20
-    body_max_rmse_m: float = 0.25
+    body_max_rmse_m: float = 0.35
     body_max_std_m: float = 0.05
     body_max_offset_m: float = 1.0
-    body_min_constraint: float = 0.1
+    body_min_constraint: float = 0.25
     body_behind_exclusion_deg: float = 10.0
 
     def __post_init__(self) -> None:

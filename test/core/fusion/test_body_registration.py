@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.fusion.body_registration import (GAUGE_WEIGHT, PairMeasurement, face_points, fit_body,
-                                                              solve_bodies, to_map)
+                                                              solve_bodies, to_map, visible_sides)
 from cooperative_fusion.core.fusion.common_grid import Footprint
 from cooperative_fusion.core.fusion.config import config_from_params
 from cooperative_fusion.core.fusion.cooperative import CooperativeFusion
@@ -185,3 +185,23 @@ def test_body_registration_off_leaves_the_corrections_alone():
     _drive(f, {'v2': 0.4}, seconds=3.0)
     assert all(f.vehicles[v].correction.is_identity for v in TRUE_X)
     assert 'coreg.body.reason' not in f.vehicle_report('v2', T0).values
+
+
+def test_roof_cells_and_corner_cells_are_not_faces():
+    # A higher lidar sees the car's roof (cells deep inside the box) and the face's end cells sit at the
+    # corners: neither moves the fit of the rear face, and the corners give no across information.
+    rng = np.random.default_rng(3)
+    roof = rng.uniform((0.0, -0.0), (2.5, 0.05), (150, 2))               # > 0.8 m inside the box
+    cells = np.concatenate([rear_face(-1.3, -0.9, 0.9, rng=rng), roof])
+    behind = visible_sides((0.0, 0.0, 0.0), CAR, np.array([-12.0, 0.3]))
+    assert behind.tolist() == [True, False, False, False]
+    fit = fit_body(cells, CAR, visible=behind)
+    assert fit.accepted and fit.observable == 'along'
+    assert fit.offset[0] == pytest.approx(-0.3, abs=0.02)
+    assert fit.points == 5 * 10          # |y| <= 0.5 m: the face's cells within 0.4 m of a side are corners
+    # Bonnet cells near the front line, seen from behind over the roof: with the sides facing the observer
+    # they are not a face; taken for the front face they pull the fit towards no offset.
+    bonnet = np.column_stack([rng.uniform(3.2, 3.4, 60), rng.uniform(-0.4, 0.4, 60)])
+    with_bonnet = np.concatenate([cells, bonnet])
+    assert fit_body(with_bonnet, CAR, visible=behind).offset[0] == pytest.approx(-0.3, abs=0.02)
+    assert fit_body(with_bonnet, CAR).offset[0] > -0.27
