@@ -1,28 +1,17 @@
 """Body registration: platoon members localised by where the other members' evidence sees their bodies.
 
-Member B's lidar sees member A's body (a follower sees its predecessor's rear face, members in curves or
-other lanes see sides): B's occupied cells near A's box, in A's body frame at A's odometry pose, measure
-where A's body is relative to where A's odometry puts it, as B's odometry places it. With odometry biases
-``e_A``, ``e_B`` (translation), the faces appear offset by ``o_AB = e_B - e_A``: a relative measurement.
-Corrections ``c`` (added to the odometry, ``c = -e`` at best) satisfy ``c_A - c_B = o_AB``.
+Member B's occupied cells on member A's box (a follower sees its predecessor's rear face; members in
+curves or other lanes see sides), in A's body frame at A's odometry pose, are offset from A's odometry box
+by ``o_AB = e_B - e_A`` (the two odometry errors): corrections ``c`` (``c = -e`` at best) satisfy the
+relative measurement ``c_A - c_B = o_AB``.
 
-Observability, honestly: the fit is point-to-line against the four sides of A's footprint (each cell on
-its nearest side), in (dx, dy) of the body frame only (the yaw of a 2-2.5 m face is not determined). A rear
-or front face constrains the along-body offset; the across-body offset needs a side face (a member in a
-curve, in another lane, or a wide truck seen from an offset follower). A direction with less information
-than ``body_min_constraint`` per cell is not estimated: its offset is 0 and it carries no information.
-
-:func:`solve_bodies` combines the pairs' offsets with the static-structure fit (each accepted estimate an
-absolute measurement with information ``1/std²``) by weighted least squares. A chain of relative
-measurements fixes only relative corrections; the gauge is a weak prior (``GAUGE_WEIGHT`` times the
-odometry information ``cov_xy⁻¹``) of every member towards its current correction: the members' current
-corrections' odometry-weighted mean stays where it is (an equally confident platoon: the mean correction
-does not move), and a direction nothing measured keeps its current value.
-
-A member's faces seen by a rotating lidar are where the member was when the beam hit them:
-:func:`face_points` moves each cell back by the member's odometry velocity times its sweep phase
-(``dynamic.sweep_phase_s``) and leaves out cells within ``body_behind_exclusion_deg`` of straight behind the
-observer, where the sweep's start and end meet (a half-period ambiguity: 1.35 m at 27 m/s, 10 Hz).
+Observable (:func:`fit_body`): the offset along a member from its rear or front face, across it only from a
+side; a direction with too little information is not estimated (offset 0, information 0); the heading
+never (a 2 m face does not give it). :func:`solve_bodies` combines the pairs with the accepted
+static-structure fits by weighted least squares; the gauge of the relative chain is a weak prior
+(``GAUGE_WEIGHT`` times the odometry information) towards each member's current correction. A rotating
+lidar sees a face when its beam passes: :func:`face_points` moves cells back by the member's velocity times
+their sweep phase and leaves out the sweep seam straight behind the observer (ambiguous by a period).
 """
 from __future__ import annotations
 
@@ -138,7 +127,7 @@ def fit_body(body_points: NDArray[np.floating], footprint: Footprint, cfg: Coreg
              corner_m: float = 0.4, visible: NDArray[np.bool_] | None = None, iterations: int = 10) -> BodyFit:
     """The offset (along, across) of the member's body that fits ``body_points`` (K, 2) metres, body frame.
 
-    Gauss-Newton, each cell point-to-line on its nearest side of the footprint moved by the offset; only
+    Gauss-Newton, each cell point-to-line on its side of the footprint moved by the offset (:func:`_sides`); only
     the directions with at least ``body_min_constraint`` information per cell are estimated. Gates:
     ``body_min_points`` cells, rmse <= ``body_max_rmse_m``, offset <= ``body_max_offset_m``, standard
     deviation along the weakest estimated direction <= ``body_max_std_m``. ``corner_m``: the evidence's cell
