@@ -60,6 +60,9 @@ r, so at the points' mean distance) must be at most ``max_std_m``. Without it a
 correction of noise was applied whole (``highway_occlusion`` seed 3: the truck
 moved 0.5 m sideways on one car's cells, its drawn body and its evidence with
 it; docs/fusion.md).
+
+Where static structure is missing, the members are also localised by their bodies in each other's
+evidence (:mod:`.body_registration`, parameters ``body_*``).
 """
 from __future__ import annotations
 
