@@ -597,6 +597,26 @@ class CooperativeFusion:
             st.body_updates += 1
         return True
 
+    @staticmethod
+    def _neighbours(vid: str, poses: dict[str, tuple[float, float, float] | None]) -> set[str]:
+        """The members nearest behind and nearest ahead of ``vid`` (along its heading, at ``poses``): only they
+        see its rear / front face whole; a member further back sees it past the nearer one, partly hidden,
+        and at a slant in a curve (on ``highway_occlusion_curve`` seed 3 v4's view of the truck v2 read
+        -0.64 / -0.33 m for a true +0.2 / +0.05 m)."""
+        own = poses[vid]
+        if own is None:
+            return set()
+        u = np.array([math.cos(own[2]), math.sin(own[2])])
+        along = {o: float(np.dot(np.array(p[:2]) - own[:2], u)) for o, p in poses.items() if o != vid and p is not None}
+        behind = [o for o, a in along.items() if a < 0]
+        ahead = [o for o, a in along.items() if a > 0]
+        out = set()
+        if behind:
+            out.add(max(behind, key=along.__getitem__))
+        if ahead:
+            out.add(min(ahead, key=along.__getitem__))
+        return out
+
     def _register_bodies(self, now_ns: int, static: dict[str, CoregResult]
                          ) -> dict[str, tuple[NDArray[np.float64], float]]:
         """{member: (translation correction (2,) m, heading correction rad)} of every member that the others'
@@ -613,7 +633,7 @@ class CooperativeFusion:
             if fp is None or pose is None:
                 continue
             recent = [(o, p, s) for t, o, p, s in st.body_faces if now_ns - t <= keep_ns]
-            for observer in sorted({o for o, _p, _s in recent}):
+            for observer in sorted({o for o, _p, _s in recent} & self._neighbours(vid, poses)):
                 cells = np.concatenate([p for o, p, _s in recent if o == observer])
                 sides = np.concatenate([np.broadcast_to(s, (len(p), 4)) for o, p, s in recent if o == observer])
                 seen = self.vehicles[observer].evidence
