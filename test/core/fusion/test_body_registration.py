@@ -205,3 +205,12 @@ def test_roof_cells_and_corner_cells_are_not_faces():
     with_bonnet = np.concatenate([cells, bonnet])
     assert fit_body(with_bonnet, CAR, visible=behind).offset[0] == pytest.approx(-0.3, abs=0.02)
     assert fit_body(with_bonnet, CAR).offset[0] > -0.27
+
+
+def test_only_the_nearest_members_behind_and_ahead_observe_a_body():
+    poses = {'v1': (40.0, 0.0, 0.0), 'v2': (25.0, 0.0, 0.0), 'v3': (10.0, 0.3, 0.0), 'v4': (-5.0, 0.9, 0.0),
+             'v5': None}
+    assert CooperativeFusion._neighbours('v2', poses) == {'v1', 'v3'}
+    assert CooperativeFusion._neighbours('v1', poses) == {'v2'}
+    assert CooperativeFusion._neighbours('v4', poses) == {'v3'}
+    assert CooperativeFusion._neighbours('v5', poses) == set()
