@@ -172,6 +172,26 @@ def test_a_member_biased_along_the_road_is_drawn_where_its_follower_sees_it():
     assert abs(x2 - truth) < 0.25
 
 
+def test_the_body_correction_moves_the_members_evidence_too():
+    # The correction is the member's pose correction: what v2 senses moves with it, as its body does.
+    f = _fusion()
+    _drive(f, {'v2': 0.4}, seconds=4.0)
+    dx = f.vehicles['v2'].correction.dx
+    assert dx < -0.2
+    cells = np.full(EV.shape, 20, dtype=np.int8)
+    rows = slice(int(round((3.0 - EV.origin_y) / RES)), int(round((5.0 - EV.origin_y) / RES)))
+    cells[rows, int(round((0.0 - EV.origin_x) / RES)):int(round((1.0 - EV.origin_x) / RES))] = 90    # a post
+    lo, kn = percent_to_logodds(cells)
+    for k in range(40, 46):              # the road there was seen free for 4 s: a few scans to outweigh it
+        t = T0 + k * 100 * MS
+        assert f.add('v2', EV, lo, kn, t, t).accepted
+    grid = f.grid.posterior_percent()
+    iy, ix = np.nonzero(grid >= 65)
+    xs = f.grid.spec.origin_x + (ix + 0.5) * RES
+    ys = f.grid.spec.origin_y + (iy + 0.5) * RES
+    assert np.mean(xs[(ys > 2.5) & (xs < 5.0)]) == pytest.approx(0.5 + dx, abs=0.1)
+
+
 def test_without_bias_nothing_moves():
     f = _fusion()
     _drive(f, {}, seconds=3.0)
