@@ -145,6 +145,22 @@ PARAMS: tuple[Param, ...] = (
           0.0, 60.0),
     Param('coregistration.sweeps', 3, 'per round, times every vehicle is registered against the others\' evidence '
           'moved by their latest estimates, before the platoon median correction is removed', 1, 100),
+    Param('coregistration.body_enabled', True, 'also localise each member by where the other members\' evidence '
+          'sees its body (rear/front faces: along it; sides: across it), combined with the static fit '
+          '(core.fusion.body_registration)'),
+    Param('coregistration.body_margin_m', 0.8, 'occupied cells within this outside a member\'s odometry box, or '
+          'this shallow inside it, are its faces (deeper: its roof), metres', 0.01, 10.0),
+    Param('coregistration.body_min_points', 20, 'face cells of a member seen by one observer over the window, '
+          'to fit', 3, 1_000_000),
+    Param('coregistration.body_max_rmse_m', 0.35, 'RMS distance of the face cells from the fitted sides, to accept, '
+          'metres', 0.001, 100.0),
+    Param('coregistration.body_max_std_m', 0.05, 'largest standard deviation of a body offset along its weakest '
+          'estimated direction, to accept, metres', 0.0001, 100.0),
+    Param('coregistration.body_max_offset_m', 1.0, 'largest body offset accepted, metres', 0.001, 100.0),
+    Param('coregistration.body_min_constraint', 0.25, 'a body direction is estimated when this share of the face '
+          'cells lies on sides across it (a rear face alone: along only)', 0.0001, 1.0),
+    Param('coregistration.body_behind_exclusion_deg', 10.0, 'cells within this of straight behind the observer '
+          'are not used (the lidar sweep\'s start and end meet there), degrees', 0.0, 179.0),
     # cross-vehicle consistency (core.fusion.consistency.ConsistencyConfig)
     Param('consistency.enabled', True,
           'down-weight evidence cells that contradict min_witnesses other vehicles; score and flag each source'),

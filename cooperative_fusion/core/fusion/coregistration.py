@@ -60,6 +60,9 @@ r, so at the points' mean distance) must be at most ``max_std_m``. Without it a
 correction of noise was applied whole (``highway_occlusion`` seed 3: the truck
 moved 0.5 m sideways on one car's cells, its drawn body and its evidence with
 it; docs/fusion.md).
+
+Where static structure is missing, the members are also localised by their bodies in each other's
+evidence (:mod:`.body_registration`, parameters ``body_*``).
 """
 from __future__ import annotations
 
@@ -98,6 +101,17 @@ class CoregConfig:
         (a stopped car: 2-5 m), whose fit is not applied, metres: its cells (0.4 m lattice, range noise) are
         noisier than the biases sought and tell a heading error from a sideways shift only through the
         lever arm (on highway_occlusion_curve seed 3 such fits passed every other gate and turned v1 by 1 deg)
+    body_enabled : also localise members by where the others' evidence sees their bodies (:mod:`.body_registration`)
+    body_margin_m : cells within this outside a member's odometry box, or this shallow inside it, are its faces
+        (deeper: a roof seen from a higher lidar), metres
+    body_min_points : face cells needed (accumulated over the round's window) per (member, observer) pair
+    body_max_rmse_m : RMS point-to-side distance of the face cells, to accept, metres
+    body_max_std_m : largest standard deviation of a pair's offset along its weakest estimated direction, metres
+    body_max_offset_m : largest offset accepted, metres
+    body_min_constraint : a direction is estimated when the face cells give it at least this information per
+        cell (the share of cells on sides across it: a rear face alone leaves the across offset unestimated)
+    body_behind_exclusion_deg : cells within this of straight behind the observer are not used (the sweep's
+        start and end meet there: the cell's time is ambiguous by a sweep period)
     """
 
     min_points: int = 30
@@ -111,6 +125,14 @@ class CoregConfig:
     max_iterations: int = 50
     normal_radius_m: float = 1.0
     min_span_m: float = 10.0
+    body_enabled: bool = True
+    body_margin_m: float = 0.8
+    body_min_points: int = 20
+    body_max_rmse_m: float = 0.35
+    body_max_std_m: float = 0.05
+    body_max_offset_m: float = 1.0
+    body_min_constraint: float = 0.25
+    body_behind_exclusion_deg: float = 10.0
 
     def __post_init__(self) -> None:
         if self.min_points < 3:
@@ -118,7 +140,8 @@ class CoregConfig:
         if self.max_iterations < 1:
             raise ConfigError(f'max_iterations must be >= 1, got {self.max_iterations}')
         for name in ('max_correspondence_m', 'max_rmse_m', 'max_correction_m', 'max_correction_deg',
-                     'normal_radius_m', 'max_std_m'):
+                     'normal_radius_m', 'max_std_m', 'body_margin_m', 'body_max_rmse_m', 'body_max_std_m',
+                     'body_max_offset_m'):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ConfigError(f'{name} must be a positive finite number, got {v!r}')
@@ -128,6 +151,12 @@ class CoregConfig:
             raise ConfigError(f'min_constraint must be >= 0, got {self.min_constraint}')
         if not (self.min_span_m >= 0 and math.isfinite(self.min_span_m)):
             raise ConfigError(f'min_span_m must be a finite number >= 0, got {self.min_span_m!r}')
+        if self.body_min_points < 3:
+            raise ConfigError(f'body_min_points must be >= 3, got {self.body_min_points}')
+        if not (0.0 < self.body_min_constraint <= 1.0):
+            raise ConfigError(f'body_min_constraint must be in (0, 1], got {self.body_min_constraint}')
+        if not (0.0 <= self.body_behind_exclusion_deg < 180.0):
+            raise ConfigError(f'body_behind_exclusion_deg must be in [0, 180), got {self.body_behind_exclusion_deg}')
 
 
 @dataclass(frozen=True)
@@ -135,7 +164,8 @@ class CoregResult:
     """dx, dy : metres; dyaw : radians, about ``pivot`` (see the module docstring)
     fitness : fraction of vehicle points with a match; rmse : metres, over the matches
     accepted : True when the correction should be applied; reason : why not (or 'ok')
-    pivot : (x, y) metres
+    pivot : (x, y) metres; std_m : the fit's standard deviation along its weakest direction, metres (inf when
+    not computed)
     """
 
     dx: float
@@ -146,6 +176,7 @@ class CoregResult:
     accepted: bool
     reason: str
     pivot: tuple[float, float] = (0.0, 0.0)
+    std_m: float = math.inf
 
 
 def occupied_points(spec: GridSpec, cells: NDArray[np.integer] | None = None,
@@ -383,7 +414,7 @@ def estimate_offset(vehicle_points_xy: NDArray[np.floating], reference_points_xy
     if span < cfg.min_span_m:
         return _reject(f'small scene: the matched static cells span {span:.1f} m, need {cfg.min_span_m} m '
                        f'(one object cannot tell a heading error from a sideways shift)', *args)
-    return CoregResult(dx, dy, yaw, fitness, rmse, True, 'ok', (float(pivot[0]), float(pivot[1])))
+    return CoregResult(dx, dy, yaw, fitness, rmse, True, 'ok', (float(pivot[0]), float(pivot[1])), std)
 
 
 def register_platoon(points_xy: Mapping[str, NDArray[np.floating]], pivots_xy: Mapping[str, NDArray[np.floating]],
@@ -431,7 +462,7 @@ def register_platoon(points_xy: Mapping[str, NDArray[np.floating]], pivots_xy: M
     out = {}
     for v in vids:
         r, e = results[v], _compose(gauge, est[v])
-        out[v] = CoregResult(e.dx, e.dy, e.dyaw, r.fitness, r.rmse, r.accepted, r.reason, e.pivot)
+        out[v] = CoregResult(e.dx, e.dy, e.dyaw, r.fitness, r.rmse, r.accepted, r.reason, e.pivot, r.std_m)
     return out
 
 
