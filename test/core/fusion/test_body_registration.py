@@ -125,7 +125,8 @@ def _fusion(**overrides) -> CooperativeFusion:
                    'grid.size_x_m': 80.0, 'grid.size_y_m': 16.0, 'grid.fixed_origin_x_m': -10.0,
                    'grid.fixed_origin_y_m': -8.0, 'footprints.vehicles': ['v1', 'v2', 'v3'],
                    'footprints.length_m': [4.5] * 3, 'footprints.width_m': [1.8] * 3,
-                   'footprints.rear_overhang_m': [1.0] * 3, 'dynamic.enabled': False,
+                   'footprints.rear_overhang_m': [1.0] * 3, 'footprints.lidar_x_m': [1.2] * 3,
+                   'footprints.lidar_y_m': [0.0] * 3, 'dynamic.enabled': False,
                    'consistency.enabled': False, **overrides})
     return CooperativeFusion(config_from_params(values))
 
