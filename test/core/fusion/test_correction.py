@@ -92,3 +92,23 @@ def test_correction_travels_with_the_vehicle():
     for _ in range(10):
         c = c.blend(est, 0.5)
     assert (c.dx, c.dyaw) == pytest.approx((1.0, math.radians(1.0)), rel=1e-3)
+
+
+def test_a_pure_translation_is_warped_exactly_as_ndimage_does() -> None:
+    """The block-copy path of a yaw-free correction gives ndimage's order-0 result cell for cell, ties included."""
+    from cooperative_fusion.core.fusion.correction import _shifted_nearest
+
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        src = rng.normal(size=(h, w)).astype(np.float32)
+        src[rng.random((h, w)) < 0.3] = np.nan
+        m = int(rng.integers(1, 4))
+        shape = (h + 2 * m, w + 2 * m)
+        half = trial % 2 == 0
+        offset = np.array([-m + (rng.integers(-4, 5) * 0.5 if half else rng.uniform(-3, 3)) for _ in range(2)])
+        expected = ndimage.affine_transform(src, np.eye(2), offset, output_shape=shape, order=0, mode='constant',
+                                            cval=np.nan)
+        got = _shifted_nearest(src, offset, shape)
+        assert got is not None
+        np.testing.assert_array_equal(got, expected)
