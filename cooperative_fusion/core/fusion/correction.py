@@ -85,38 +85,43 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     # Arrays are [iy, ix]: swap both the matrix axes and the offset.
     matrix = r_inv[::-1, ::-1]
     offset = offset_xy[::-1]
+    if corr.dyaw == 0.0:
+        shifted = _shifted_nearest(logodds, known, offset, out.shape)
+        if shifted is not None:
+            return out, *shifted
     # One pass: unknown travels as NaN (order 0 copies values, so NaN never spreads).
-    src = np.where(known, logodds, np.nan).astype(np.float32)
-    lin = _shifted_nearest(src, offset, out.shape) if corr.dyaw == 0.0 else None
-    if lin is None:
-        lin = ndimage.affine_transform(src, matrix, offset, output_shape=out.shape, order=0, mode='constant',
-                                       cval=np.nan)
+    lin = ndimage.affine_transform(np.where(known, logodds, np.nan).astype(np.float32), matrix, offset,
+                                   output_shape=out.shape, order=0, mode='constant', cval=np.nan)
     kin = ~np.isnan(lin)
     return out, np.where(kin, lin, 0.0).astype(np.float32), kin
 
 
-def _shifted_nearest(src: NDArray[np.float32], offset: NDArray[np.floating], out_shape: tuple[int, int]
-                     ) -> NDArray[np.float32] | None:
-    """``ndimage.affine_transform(src, identity, offset, out_shape, order=0, mode='constant', cval=nan)`` for a
-    pure translation, as one block copy (a body or along-road correction has no yaw: about 10x cheaper).
+def _shifted_nearest(logodds: NDArray[np.float32], known: NDArray[np.bool_], offset: NDArray[np.floating],
+                     out_shape: tuple[int, int]) -> tuple[NDArray[np.float32], NDArray[np.bool_]] | None:
+    """The general path's (log-odds, known) for a pure translation, as one block copy (a body or along-road
+    correction has no yaw: about 10x cheaper than ``ndimage.affine_transform``).
 
     Output index i reads source coordinate ``c = i + offset`` (per axis) at index ``floor(c + 0.5)``, and
-    NaN where ``c`` lies outside ``[0, n - 1]``: ndimage's order-0 rule and its constant-mode bounds. None
-    when the indices are not consecutive (float rounding at a tie), for the caller's general path.
+    nothing where ``c`` lies outside ``[0, n - 1]``: ndimage's order-0 rule and its constant-mode bounds.
+    None when the indices are not consecutive (float rounding at a tie), for the general path.
     """
     cy = np.arange(out_shape[0], dtype=np.float64) + offset[0]
     cx = np.arange(out_shape[1], dtype=np.float64) + offset[1]
-    ys = np.flatnonzero((cy >= 0.0) & (cy <= src.shape[0] - 1))
-    xs = np.flatnonzero((cx >= 0.0) & (cx <= src.shape[1] - 1))
-    out = np.full(out_shape, np.nan, dtype=np.float32)
+    ys = np.flatnonzero((cy >= 0.0) & (cy <= logodds.shape[0] - 1))
+    xs = np.flatnonzero((cx >= 0.0) & (cx <= logodds.shape[1] - 1))
+    out_l = np.zeros(out_shape, dtype=np.float32)
+    out_k = np.zeros(out_shape, dtype=bool)
     if ys.size == 0 or xs.size == 0:
-        return out
+        return out_l, out_k
     iy = np.floor(cy[ys] + 0.5).astype(np.int64)
     ix = np.floor(cx[xs] + 0.5).astype(np.int64)
     if np.any(np.diff(iy) != 1) or np.any(np.diff(ix) != 1) or np.any(np.diff(ys) != 1) or np.any(np.diff(xs) != 1):
         return None
-    out[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = src[iy[0]:iy[-1] + 1, ix[0]:ix[-1] + 1]
-    return out
+    dst = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+    src = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
+    out_k[dst] = known[src]
+    out_l[dst] = np.where(known[src], logodds[src], np.float32(0.0))
+    return out_l, out_k
 
 
 def mask_on(src: GridSpec, mask: NDArray[np.bool_], dst: GridSpec) -> NDArray[np.bool_]:
