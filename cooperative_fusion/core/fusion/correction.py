@@ -134,5 +134,7 @@ def mask_on(src: GridSpec, mask: NDArray[np.bool_], dst: GridSpec) -> NDArray[np
     iy = np.floor((dst.origin_y + (np.arange(dst.height) + 0.5) * dst.resolution - src.origin_y)
                   / src.resolution).astype(np.int64)
     okx, oky = (ix >= 0) & (ix < src.width), (iy >= 0) & (iy < src.height)
-    out = np.asarray(mask, dtype=bool)[np.clip(iy, 0, src.height - 1)[:, None], np.clip(ix, 0, src.width - 1)[None, :]]
+    # Rows then columns (two 1-D takes are cheaper than one broadcast 2-D gather).
+    out = np.asarray(mask, dtype=bool).take(np.clip(iy, 0, src.height - 1), axis=0).take(
+        np.clip(ix, 0, src.width - 1), axis=1)
     return out & oky[:, None] & okx[None, :]
