@@ -526,16 +526,16 @@ class CooperativeFusion:
         if cfg.footprints is None or observer is None or period is None or not len(points):
             return
         keep_ns = max(cfg.coreg_accumulate_ns, int(cfg.coreg_period_s * 1e9))
+        lo, hi = points.min(axis=0), points.max(axis=0)
         for vid, other in self.vehicles.items():
             fp = cfg.footprints.get(vid)
             pose = self._odom_at(other, stamp_ns) if vid != vehicle_id and fp is not None else None
-            if pose is None:
-                continue
-            velocity = other.speed * np.array([math.cos(pose[2]), math.sin(pose[2])])
-            faces = face_points(points, pose, fp, cfg.coreg.body_margin_m, velocity, observer, period,
-                                cfg.coreg.body_behind_exclusion_deg)
-            if len(faces):
-                other.body_faces.append((stamp_ns, vehicle_id, faces, visible_sides(pose, fp, observer[:2])))
+            if pose is not None and _box_reaches(pose, fp, cfg.coreg.body_margin_m, lo, hi):
+                velocity = other.speed * np.array([math.cos(pose[2]), math.sin(pose[2])])
+                faces = face_points(points, pose, fp, cfg.coreg.body_margin_m, velocity, observer, period,
+                                    cfg.coreg.body_behind_exclusion_deg)
+                if len(faces):
+                    other.body_faces.append((stamp_ns, vehicle_id, faces, visible_sides(pose, fp, observer[:2])))
             while other.body_faces and stamp_ns - other.body_faces[0][0] > keep_ns:
                 other.body_faces.popleft()
 
@@ -751,3 +751,17 @@ class CooperativeFusion:
                            'consistency.conflict_cells_total': cons.total_conflict_cells,
                            'consistency.flagged': cons.flagged})
         return VehicleReport(health, state, message, values)
+
+
+def _box_reaches(pose: tuple[float, float, float], fp: Footprint, margin_m: float, lo: NDArray[np.floating],
+                 hi: NDArray[np.floating]) -> bool:
+    """Whether the member's box at ``pose`` grown by ``margin_m`` can hold a point of the bounding box
+    ``lo``..``hi`` (2,) metres: a circle about its centre against that box. False only when
+    :func:`face_points` would find nothing (with 8 members most are outside a vehicle's evidence window)."""
+    x, y, yaw = pose
+    half_len = 0.5 * fp.length_m + margin_m
+    half_wid = 0.5 * fp.width_m + margin_m
+    mid = 0.5 * fp.length_m - fp.rear_overhang_m             # box centre ahead of base_link
+    cx, cy = x + mid * math.cos(yaw), y + mid * math.sin(yaw)
+    r = math.hypot(half_len, half_wid) + 1e-6
+    return (lo[0] - r <= cx <= hi[0] + r) and (lo[1] - r <= cy <= hi[1] + r)
