@@ -86,6 +86,19 @@ def face_points(points_xy: NDArray[np.floating], member_pose: tuple[float, float
     return np.column_stack([rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c])
 
 
+def may_hold_faces(member_pose: tuple[float, float, float], footprint: Footprint, margin_m: float,
+                   lo: NDArray[np.floating], hi: NDArray[np.floating]) -> bool:
+    """Whether :func:`face_points` could find a point of the bounding box ``lo``..``hi`` (2,) metres in
+    ``map`` near the member's box at ``member_pose`` (grown by ``margin_m``): a circle about the box centre
+    against that bounding box. False only when it would find none, so a caller may skip it (with 8 members
+    most lie outside a vehicle's evidence window)."""
+    x, y, yaw = member_pose
+    mid = 0.5 * footprint.length_m - footprint.rear_overhang_m            # box centre ahead of base_link
+    cx, cy = x + mid * math.cos(yaw), y + mid * math.sin(yaw)
+    r = math.hypot(0.5 * footprint.length_m + margin_m, 0.5 * footprint.width_m + margin_m) + 1e-6
+    return bool(lo[0] - r <= cx <= hi[0] + r and lo[1] - r <= cy <= hi[1] + r)
+
+
 def visible_sides(member_pose: tuple[float, float, float], footprint: Footprint,
                   observer_xy: NDArray[np.floating]) -> NDArray[np.bool_]:
     """(4,) which sides of the member's box (rear, front, right, left) face the observer at ``observer_xy``

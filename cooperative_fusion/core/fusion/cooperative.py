@@ -28,7 +28,7 @@ from .common_grid import CommonGrid, DropCause, Footprint, draw_members, drop_me
     onto_yaw, resample_to_resolution
 from .config import FusionNodeConfig, WindowMode
 from .consistency import ConsistencyChecker
-from .body_registration import BodyFit, face_points, fit_body, solve_bodies, to_map, visible_sides
+from .body_registration import BodyFit, face_points, fit_body, may_hold_faces, solve_bodies, to_map, visible_sides
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
 from .dynamic import SWEEP_PERIOD_RANGE_S, SWEEP_STAMPS_KEPT, DynamicLayer, RadarTargets
@@ -530,7 +530,7 @@ class CooperativeFusion:
         for vid, other in self.vehicles.items():
             fp = cfg.footprints.get(vid)
             pose = self._odom_at(other, stamp_ns) if vid != vehicle_id and fp is not None else None
-            if pose is not None and _box_reaches(pose, fp, cfg.coreg.body_margin_m, lo, hi):
+            if pose is not None and may_hold_faces(pose, fp, cfg.coreg.body_margin_m, lo, hi):
                 velocity = other.speed * np.array([math.cos(pose[2]), math.sin(pose[2])])
                 faces = face_points(points, pose, fp, cfg.coreg.body_margin_m, velocity, observer, period,
                                     cfg.coreg.body_behind_exclusion_deg)
@@ -751,17 +751,3 @@ class CooperativeFusion:
                            'consistency.conflict_cells_total': cons.total_conflict_cells,
                            'consistency.flagged': cons.flagged})
         return VehicleReport(health, state, message, values)
-
-
-def _box_reaches(pose: tuple[float, float, float], fp: Footprint, margin_m: float, lo: NDArray[np.floating],
-                 hi: NDArray[np.floating]) -> bool:
-    """Whether the member's box at ``pose`` grown by ``margin_m`` can hold a point of the bounding box
-    ``lo``..``hi`` (2,) metres: a circle about its centre against that box. False only when
-    :func:`face_points` would find nothing (with 8 members most are outside a vehicle's evidence window)."""
-    x, y, yaw = pose
-    half_len = 0.5 * fp.length_m + margin_m
-    half_wid = 0.5 * fp.width_m + margin_m
-    mid = 0.5 * fp.length_m - fp.rear_overhang_m             # box centre ahead of base_link
-    cx, cy = x + mid * math.cos(yaw), y + mid * math.sin(yaw)
-    r = math.hypot(half_len, half_wid) + 1e-6
-    return (lo[0] - r <= cx <= hi[0] + r) and (lo[1] - r <= cy <= hi[1] + r)

@@ -238,17 +238,16 @@ def test_only_the_nearest_members_behind_and_ahead_observe_a_body():
 
 
 def test_a_member_box_out_of_the_evidence_bounds_is_skipped_only_when_no_cell_can_be_on_it() -> None:
-    """_box_reaches: False only when face_points would find no cell (the cheap skip for far members)."""
+    """may_hold_faces: False only when face_points would find no cell (the cheap skip for far members)."""
+    from cooperative_fusion.core.fusion.body_registration import face_points, may_hold_faces
     from cooperative_fusion.core.fusion.common_grid import Footprint
-    from cooperative_fusion.core.fusion.cooperative import _box_reaches
-    from cooperative_fusion.core.fusion.body_registration import face_points
 
     fp = Footprint(4.5, 1.8, 1.0)
     rng = np.random.default_rng(3)
     for _ in range(300):
         pts = rng.uniform(-30.0, 30.0, size=(int(rng.integers(1, 40)), 2))
         pose = (float(rng.uniform(-40, 40)), float(rng.uniform(-40, 40)), float(rng.uniform(-np.pi, np.pi)))
-        if not _box_reaches(pose, fp, 0.8, pts.min(axis=0), pts.max(axis=0)):
+        if not may_hold_faces(pose, fp, 0.8, pts.min(axis=0), pts.max(axis=0)):
             assert len(face_points(pts, pose, fp, 0.8)) == 0
-    assert not _box_reaches((100.0, 0.0, 0.0), fp, 0.8, np.array([-10.0, -5.0]), np.array([10.0, 5.0]))
-    assert _box_reaches((11.0, 0.0, 0.0), fp, 0.8, np.array([-10.0, -5.0]), np.array([10.0, 5.0]))
+    assert not may_hold_faces((100.0, 0.0, 0.0), fp, 0.8, np.array([-10.0, -5.0]), np.array([10.0, 5.0]))
+    assert may_hold_faces((11.0, 0.0, 0.0), fp, 0.8, np.array([-10.0, -5.0]), np.array([10.0, 5.0]))
