@@ -277,7 +277,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
     Raises ConfigError / BagError for a bad config or bag, WorkerError when the worker fails.
     """
     from ..ros.bag import BagReader
-    from .lockstep import LockstepRunner, SerializedMessage
+    from .lockstep import LockstepRunner, write_published
 
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ConfigError(f'jobs must be an integer >= 1, got {jobs!r}')
@@ -331,10 +331,7 @@ def run_bag_lockstep(config_path: str | Path | None, bag_path: str | Path, recor
             def recorder(topic: str, msg: Any, t_ns: int) -> None:
                 counts['out'] += 1
                 if writer is not None and topic in record:
-                    if isinstance(msg, SerializedMessage):
-                        writer.write_serialized(topic, msg.msgtype, msg.data, t_ns)
-                    else:
-                        writer.write(topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
+                    write_published(writer, topic, msg, t_ns)   # deterministic CDR: equal runs, equal bytes
                     counts['recorded'] += 1
 
             runner = LockstepRunner(everyone, recorder, publish_to_dds=publish_to_dds, start_ns=start_ns)

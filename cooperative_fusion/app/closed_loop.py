@@ -131,10 +131,12 @@ class CommandTap:
         self.received = 0
 
     def on_published(self, topic: str, msg: Any, t_ns: int) -> None:
-        """Keep ``msg`` if it is a follower's command (``t_ns``: sim time it was published)."""
+        """Keep ``msg`` (a message object or a :class:`~.lockstep.SerializedMessage`) if it is a follower's
+        command (``t_ns``: sim time it was published)."""
         vid = self._topics.get(topic)
         if vid is not None:
-            self._new.append((vid, twist_to_command(msg, t_ns, self._periods[vid])))
+            from .lockstep import published_message
+            self._new.append((vid, twist_to_command(published_message(msg), t_ns, self._periods[vid])))
             self.received += 1
 
     def commands(self, t_ns: int) -> list[tuple[str, 'SpeedCommand']]:
@@ -172,7 +174,7 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
     from ..ros.bag import BagWriter
     from ..sim.bag_writer import event_to_message
     from ..sim.world import Simulation
-    from .lockstep import LockstepRunner
+    from .lockstep import LockstepRunner, write_published
 
     check_mode(mode)
     config = load_platoon_config(config_path)
@@ -206,7 +208,7 @@ def run_closed_loop(scenario: 'Scenario', out_bag: str | Path, *, mode: str = DE
             counts['out'] += 1
             tap.on_published(topic, msg, t_ns)
             if topic in record:
-                writer.write(topic, msg, t_ns)
+                write_published(writer, topic, msg, t_ns)
                 counts['recorded'] += 1
 
         runner = LockstepRunner(nodes, recorder, publish_to_dds=False, start_ns=start_ns)

@@ -13,8 +13,10 @@ runner *is* the executor:
 * timers fire in sim-time order at their period, with sim time set to their
   due time first; a cancelled timer's ticks are skipped until it is reset.
 
-Recorded CDR bytes (:meth:`LockstepRunner.feed_serialized`) go as they are to
-``raw=True`` subscriptions; others get the message deserialized once.
+Recorded CDR bytes (:meth:`LockstepRunner.feed_serialized`) and CDR bytes a node
+publishes (as rclpy's ``Publisher.publish`` takes them) go as they are to ``raw=True``
+subscriptions, as a :class:`SerializedMessage`; others get the message deserialized once.
+A recorder writes what was published with :func:`write_published`.
 Publishers still publish over DDS as well (so RViz or ``ros2 topic echo`` see
 the run), unless ``publish_to_dds`` is False. Nodes driven this way must not
 also be spun by an executor. Besides rclpy nodes, ``nodes`` may hold stand-ins
@@ -32,11 +34,12 @@ from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 
 from ..core.errors import ConfigError
-from ..ros.bag import BagReader, message_type_name
+from ..ros.bag import BagReader, BagWriter, message_type_name, serialize
 from ..ros.time import ns_to_stamp
 
 #: Called with (topic, message, sim_time_ns) for every message published by a composed node;
-#: the message is a :class:`SerializedMessage` when it came serialized (from a worker process).
+#: the message is a :class:`SerializedMessage` when it was published as CDR bytes or came serialized
+#: from a worker process (:func:`write_published`, :func:`published_message` take either).
 Recorder = Callable[[str, Any, int], None]
 
 
@@ -55,6 +58,25 @@ class SerializedMessage:
         if self._msg is None:
             self._msg = BagReader.deserialize(self.msgtype, self.data)
         return self._msg
+
+
+def published_message(msg: Any) -> Any:
+    """The message object of what a node published: a :class:`SerializedMessage` deserialized (once)."""
+    return msg.message() if isinstance(msg, SerializedMessage) else msg
+
+
+def published_cdr(msg: Any) -> tuple[str, bytes]:
+    """``('pkg/msg/Name', CDR bytes)`` of what a node published: a :class:`SerializedMessage` as it is, a
+    message object serialized (:func:`~..ros.bag.serialize`: deterministic, equal messages give equal bytes)."""
+    if isinstance(msg, SerializedMessage):
+        return msg.msgtype, msg.data
+    return message_type_name(msg), serialize(msg)
+
+
+def write_published(writer: BagWriter, topic: str, msg: Any, t_ns: int) -> None:
+    """Write what a node published on ``topic`` (a message object or a :class:`SerializedMessage`) at log
+    time ``t_ns``, the same bytes either way."""
+    writer.write_serialized(topic, *published_cdr(msg), t_ns)
 
 
 @dataclass(order=True)
@@ -104,8 +126,11 @@ class LockstepRunner:
     def _wrap(self, pub: Any) -> None:
         original = pub.publish
         topic = pub.topic_name
+        msgtype = message_type_name(pub.msg_type)
 
         def publish(msg: Any) -> None:
+            if isinstance(msg, bytes):      # CDR bytes, as rclpy's Publisher.publish takes them
+                msg = SerializedMessage(msgtype, msg)
             if self._publish_to_dds:
                 original(msg.data if isinstance(msg, SerializedMessage) else msg)
             self._queue.append((topic, msg))

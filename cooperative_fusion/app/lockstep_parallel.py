@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 from ..core.errors import BagError, CooperativeFusionError
-from ..ros.bag import BagReader, message_class, message_type_name, serialize
-from .lockstep import LockstepRunner, SerializedMessage
+from ..ros.bag import BagReader, message_class, message_type_name
+from .lockstep import LockstepRunner, SerializedMessage, published_cdr
 
 #: A worker sends its groups in batches of this many calls (or fewer at ``_BATCH_BYTES``).
 _BATCH_CALLS = 64
@@ -176,8 +176,7 @@ class _CapturingRunner(LockstepRunner):
             return
         before = len(self._queue)
         call()
-        self._sink(tag, self.now_ns, [(topic, message_type_name(msg), serialize(msg))
-                                      for topic, msg in islice(self._queue, before, None)])
+        self._sink(tag, self.now_ns, [(topic, *published_cdr(msg)) for topic, msg in islice(self._queue, before, None)])
 
     def _call_sub(self, sub: Any, msg: Any) -> None:
         self._captured(id(sub), lambda: sub.callback(msg))

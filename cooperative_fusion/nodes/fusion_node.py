@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.publisher import Publisher
 from sensor_msgs.msg import PointCloud2, TimeReference
 from std_msgs.msg import Float32MultiArray
 
@@ -39,7 +38,7 @@ from ..core.grid import percent_to_logodds
 from ..ros import names
 from ..ros.cdr_decode import as_occupancy_grid, as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_status
-from ..ros.grid import grid_from_msg, grid_to_cdr, grid_to_msg
+from ..ros.grid import grid_from_msg, grid_to_cdr
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.pointcloud import cloud_to_array
 from ..ros.node import BaseNode, spin_node
@@ -230,10 +229,8 @@ class FusionNode(BaseNode):
             latencies = (now - delta.evidence_stamps_ns) / 1e6
         else:
             out = self.core.publish(now)
-            if _replaced(self.grid_pub.publish):
-                self.grid_pub.publish(grid_to_msg(out.spec, out.cells, out.stamp_ns, self.cfg.frame_id))
-            else:   # the CDR bytes: no message object, no conversion to C, no rmw serialization
-                self.grid_pub.publish(grid_to_cdr(out.spec, out.cells, out.stamp_ns, self.cfg.frame_id))
+            # the CDR bytes: no message object, no conversion to C, no rmw serialization
+            self.grid_pub.publish(grid_to_cdr(out.spec, out.cells, out.stamp_ns, self.cfg.frame_id))
             latencies = out.latencies_ms
         for ms in latencies:
             self.latency.add(float(ms))
@@ -310,13 +307,6 @@ class FusionNode(BaseNode):
         statuses.insert(0, make_status(NODE_NAME, level, message, values,
                                        hardware_id=self.get_fully_qualified_name()))
         return statuses
-
-
-def _replaced(publish: Any) -> bool:
-    """True when ``publish`` is not rclpy's ``Publisher.publish`` but a stand-in set on the publisher (the
-    lock-step runner's, which hands what is published to in-process callbacks and recorders as it is:
-    they take message objects)."""
-    return getattr(publish, '__func__', None) is not Publisher.publish
 
 
 def create_node(**kwargs: Any) -> FusionNode:

@@ -118,6 +118,56 @@ def test_feed_serialized_hands_bytes_to_raw_subscriptions_and_skips_what_does_no
         rclpy.shutdown(context=ctx)
 
 
+class BytesPublisher(Node):
+    """Publishes on /in what it hears on /go as CDR bytes (rclpy's ``Publisher.publish`` takes either)."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__('bytes_publisher', context=context)
+        self.pub = self.create_publisher(Int64, '/in', 10)
+        self.create_subscription(Int64, '/go', self.on_go, 10)
+
+    def on_go(self, msg: Int64) -> None:
+        from rclpy.serialization import serialize_message
+
+        self.pub.publish(serialize_message(Int64(data=msg.data)))
+
+
+def test_published_bytes_reach_subscriptions_and_the_recorder_as_a_message_would(tmp_path):
+    """A node publishing CDR bytes: raw subscriptions get the bytes, typed ones the message, the recorder a
+    SerializedMessage that write_published writes as the same bytes the message object gives."""
+    from rclpy.serialization import serialize_message
+
+    from cooperative_fusion.app.lockstep import (SerializedMessage, published_cdr, published_message,
+                                                 write_published)
+    from cooperative_fusion.ros.bag import BagReader, BagWriter
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=77)
+    nodes = [BytesPublisher(ctx), RawAndTyped(ctx)]
+    try:
+        out: list[tuple[str, object, int]] = []
+        runner = LockstepRunner(nodes, lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False)
+        runner.feed('/go', Int64(data=-3), 5_000_000)
+        data = serialize_message(Int64(data=-3))
+        assert nodes[1].heard == [('raw', data), ('typed', Int64(data=-3))]
+        [(topic, msg, t)] = out
+        assert (topic, t) == ('/in', 5_000_000) and isinstance(msg, SerializedMessage)
+        assert (msg.msgtype, msg.data) == ('std_msgs/msg/Int64', data)
+        assert published_message(msg) == Int64(data=-3)
+        assert published_message(Int64(data=4)) == Int64(data=4)
+        assert published_cdr(msg) == published_cdr(Int64(data=-3)) == ('std_msgs/msg/Int64', data)
+        with BagWriter(tmp_path / 'bag') as bag:
+            write_published(bag, '/in', msg, 5_000_000)
+            write_published(bag, '/in', Int64(data=-3), 6_000_000)
+        with BagReader(tmp_path / 'bag') as bag:
+            assert [(t, ts, raw) for t, _, ts, raw in bag.messages()] == [('/in', 5_000_000, data),
+                                                                        ('/in', 6_000_000, data)]
+    finally:
+        for n in nodes:
+            n.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
 def test_a_cancelled_timer_skips_its_ticks_and_a_reset_one_resumes_on_its_phase():
     ctx = Context()
     rclpy.init(context=ctx, domain_id=77)

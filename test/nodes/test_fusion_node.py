@@ -20,7 +20,7 @@ from cooperative_fusion.core.fusion.config import WindowMode, config_from_params
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import PARAMS, FusionNode
-from cooperative_fusion.app.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner, published_message
 from cooperative_fusion.app.platoon import NodeKind, load_platoon_config
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
@@ -352,7 +352,8 @@ def test_lockstep_runner_drives_the_node_on_sim_time(ros_context, on_evidence):
         'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5, 'publish_on_evidence': on_evidence})
     try:
         out: list[tuple[str, object, int]] = []
-        runner = LockstepRunner([fusion], lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False,
+        runner = LockstepRunner([fusion], lambda topic, msg, t: out.append((topic, published_message(msg), t)),
+                                publish_to_dds=False,
                                 start_ns=50 * 10**9)
         v1, _ = two_views()
         t_ev = 50 * 10**9 + 120_000_000

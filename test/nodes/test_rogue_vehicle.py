@@ -20,7 +20,7 @@ from rclpy.parameter import Parameter
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.nodes.fusion_node import FusionNode
-from cooperative_fusion.app.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner, published_message
 from cooperative_fusion.nodes.twin_node import TwinNode
 from cooperative_fusion.ros.diagnostics import Level, status_level
 from cooperative_fusion.ros.grid import grid_from_msg, grid_to_msg
@@ -86,7 +86,7 @@ def run(ros_context, consistency: bool) -> dict:
     twin = TwinNode(context=ros_context)
     out: list[tuple[str, object, int]] = []
     try:
-        runner = LockstepRunner([fusion, twin], lambda topic, msg, t: out.append((topic, msg, t)),
+        runner = LockstepRunner([fusion, twin], lambda topic, msg, t: out.append((topic, published_message(msg), t)),
                                 publish_to_dds=False, start_ns=START_NS)
         ghost_max_p = 0.0
         n = int(round(DURATION_S * 10))

@@ -19,7 +19,7 @@ from cooperative_fusion.core import se3
 from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.types import PoseSample
 from cooperative_fusion.core.vehicle.pipeline import GridMode
-from cooperative_fusion.app.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner, published_message
 from cooperative_fusion.nodes.vehicle_node import PARAMS, VehicleNode, config_from_params, topics_from_params
 from cooperative_fusion.ros.grid import grid_from_msg
 from cooperative_fusion.ros.image import array_to_depth_image, k_to_camera_info
@@ -385,7 +385,7 @@ def test_lockstep_coarse_shared_evidence_is_fused_by_a_finer_fusion_node(ros_con
         'grid.fixed_origin_y_m': -8.0, 'publish_rate_hz': 10.0, 'fusion.max_age_s': 0.5}.items()])
     try:
         out: list[tuple[str, object, int]] = []
-        runner = LockstepRunner([vehicle, fusion], lambda topic, msg, t: out.append((topic, msg, t)),
+        runner = LockstepRunner([vehicle, fusion], lambda topic, msg, t: out.append((topic, published_message(msg), t)),
                                 publish_to_dds=False, start_ns=T0 - 450_000_000)
         runner.feed('/v5/camera/depth/camera_info', k_to_camera_info(K, 160, 120, T0, 'v5/camera_optical'),
                     T0 - 450_000_000)

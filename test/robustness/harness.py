@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from rclpy.node import Node
 
-from cooperative_fusion.app.lockstep import LockstepRunner
+from cooperative_fusion.app.lockstep import LockstepRunner, published_message
 
 MS = 1_000_000
 #: A far-future stamp that still fits the int32 seconds of a ROS stamp (year 2100 does not).
@@ -92,6 +92,7 @@ def run_node(node: Node, stream: Stream, *, start_ns: int, end_ns: int, outputs:
 
     def record(topic: str, msg: Any, t: int) -> None:
         if topic in outputs:
+            msg = published_message(msg)    # the fusion publishes its grid as CDR bytes
             recorded.append((topic, stamp_ns(msg), fingerprint(topic, msg)))
     try:
         runner = LockstepRunner([node], record, publish_to_dds=False, start_ns=start_ns)
