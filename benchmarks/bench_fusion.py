@@ -184,6 +184,9 @@ def replay(result_bag: str, scenario_bag: str) -> None:
     def record(topic: str, msg, _t_ns: int) -> None:
         if topic == spec_output:
             grids[0] += 1
+            if isinstance(msg.data, bytes):     # the grid published as CDR bytes: its cells, as a message's
+                from cooperative_fusion.ros.cdr_decode import decode_occupancy_grid
+                msg = decode_occupancy_grid(msg.data)
             digest.update(bytes(memoryview(msg.data)))
 
     node = node_class(context=ctx, cli_args=spec.ros_args(True))

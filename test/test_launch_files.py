@@ -228,7 +228,8 @@ def _three_vehicle_platoon(tmp_path: Path) -> Path:
 THREE_FUSION = {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_weights': [1.0, 0.8, 1.0],
                 'footprints.vehicles': ['lead', 'truck_7', 'tail'], 'footprints.length_m': [4.5, 16.5, 6.0],
                 'footprints.width_m': [1.8, 2.55, 2.0], 'footprints.rear_overhang_m': [1.0, 4.0, 1.2],
-                'footprints.lidar_x_m': [1.2, 1.2, 1.2], 'footprints.lidar_y_m': [0.0, 0.0, 0.0]}
+                'footprints.lidar_x_m': [1.2, 1.2, 1.2], 'footprints.lidar_y_m': [0.0, 0.0, 0.0],
+                'dynamic.moved_radius_m': 2.5, 'dynamic.moved_min_speed_mps': 1.0}
 THREE_TWIN = {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_lengths_m': [4.5, 16.5, 6.0],
               'vehicle_widths_m': [1.8, 2.55, 2.0], 'vehicle_rear_overhangs_m': [1.0, 4.0, 1.2]}
 

@@ -95,7 +95,7 @@ class PlatoonConfig(_core.PlatoonConfig):
         derived = self.node_parameters()
 
         def params(kind: NodeKind) -> tuple[tuple[str, ParamValue], ...]:
-            return tuple((k, tuple(v)) for k, v in derived[kind].items())
+            return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in derived[kind].items())
 
         specs: list[NodeSpec] = []
         if self.run_vehicles:

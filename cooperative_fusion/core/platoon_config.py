@@ -2,7 +2,8 @@
 
 :func:`load_platoon_config` validates the file (ConfigError naming file and key).
 :func:`platoon_parameters` derives the fusion and twin nodes' platoon parameters
-(vehicle ids, weights, bodies) from its vehicle list. No ROS imports: the nodes
+(vehicle ids, weights, bodies; for the fusion also the vehicles' lidar mounts and radar
+moving-return settings, from their params files) from its vehicle list. No ROS imports: the nodes
 (``platoon_file``), the bringup (``app/platoon.py``) and the launch files use it.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 from .config_files import find_config, read_yaml, ros_parameters
 from .errors import ConfigError
+from .vehicle_defaults import LIDAR_EXTRINSIC, MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M
 
 PACKAGE = 'cooperative_fusion'
 DEFAULT_CONFIG = 'platoon.yaml'
@@ -65,16 +67,30 @@ class PlatoonVehicle:
     weight: float = 1.0
 
 
-def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dict[str, list[Any]]]:
+#: Fusion parameters that are a vehicle node parameter of every vehicle (fusion name: vehicle name); the
+#: fusion's dynamic layer takes one value for the platoon.
+PLATOON_WIDE = {'dynamic.moved_radius_m': 'radar.moving_radius_m',
+                'dynamic.moved_min_speed_mps': 'radar.moving_min_speed_mps'}
+#: The vehicle node's defaults of the parameters the fusion derives (where no params file gives one).
+VEHICLE_DEFAULTS: dict[str, Any] = {'extrinsics.lidar': list(LIDAR_EXTRINSIC),
+                                    'radar.moving_radius_m': MOVING_RADIUS_M,
+                                    'radar.moving_min_speed_mps': MOVING_MIN_SPEED_MPS}
+
+
+def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dict[str, Any]]:
     """The parameters that name the platoon, per node kind, in platoon order (leader first).
 
     Fusion: ``vehicles``, ``vehicle_weights``, ``footprints.vehicles`` / ``length_m`` / ``width_m`` /
-    ``rear_overhang_m`` / ``lidar_x_m`` / ``lidar_y_m`` (:func:`lidar_mount_xy`); twin: ``vehicles``,
-    ``vehicle_lengths_m``, ``vehicle_widths_m``, ``vehicle_rear_overhangs_m``. Vehicle nodes get none (their
-    ``vehicle_id`` is per node).
+    ``rear_overhang_m`` / ``lidar_x_m`` / ``lidar_y_m`` (:func:`lidar_mount_xy`), and the
+    :data:`PLATOON_WIDE` ones (``dynamic.moved_radius_m`` / ``moved_min_speed_mps``: the vehicles'
+    ``radar.moving_radius_m`` / ``moving_min_speed_mps``; ConfigError naming them when they differ); twin:
+    ``vehicles``, ``vehicle_lengths_m``, ``vehicle_widths_m``, ``vehicle_rear_overhangs_m``. Vehicle nodes get
+    none (their ``vehicle_id`` is per node). A vehicle's own values come from its params files, else the
+    vehicle node's defaults (:func:`vehicle_parameter`).
     """
     ids = [v.id for v in vehicles]
-    lidars = [lidar_mount_xy(v.params) for v in vehicles]
+    own = [vehicle_parameters(v.params) for v in vehicles]
+    lidars = [_lidar_xy(v.id, values) for v, values in zip(vehicles, own)]
     lengths = [float(v.body.length_m) for v in vehicles]
     widths = [float(v.body.width_m) for v in vehicles]
     rears = [float(v.body.rear_overhang_m) for v in vehicles]
@@ -83,25 +99,64 @@ def platoon_parameters(vehicles: Sequence[PlatoonVehicle]) -> dict[NodeKind, dic
                           'footprints.vehicles': list(ids), 'footprints.length_m': lengths,
                           'footprints.width_m': widths, 'footprints.rear_overhang_m': rears,
                           'footprints.lidar_x_m': [x for x, _ in lidars],
-                          'footprints.lidar_y_m': [y for _, y in lidars]},
+                          'footprints.lidar_y_m': [y for _, y in lidars],
+                          **{name: _platoon_wide(ids, own, of) for name, of in PLATOON_WIDE.items()}},
         NodeKind.TWIN: {'vehicles': list(ids), 'vehicle_lengths_m': list(lengths),
                         'vehicle_widths_m': list(widths), 'vehicle_rear_overhangs_m': list(rears)},
     }
 
 
-def lidar_mount_xy(params: Sequence[Path]) -> tuple[float, float]:
-    """(x, y) of the lidar in base_link (``extrinsics.lidar`` of the vehicle's params files, a later file
-    wins), metres; (0, 0) when no readable file gives it."""
-    xy = (0.0, 0.0)
+def vehicle_parameters(params: Sequence[Path]) -> dict[str, Any]:
+    """The vehicle node parameters its params files give, ``{dotted.name: value}``, a later file winning.
+
+    A file that cannot be read gives none: a bringup without the vehicle nodes need not have them
+    (with them, :func:`load_platoon_config` checks every file first).
+    """
+    values: dict[str, Any] = {}
     for file in params:
         try:
-            mount = ros_parameters(file).get('extrinsics.lidar')
+            values.update(ros_parameters(file))
         except ConfigError:
             continue
-        if isinstance(mount, list) and len(mount) >= 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mount[:2]):
-            xy = (float(mount[0]), float(mount[1]))
-    return xy
+    return values
+
+
+def vehicle_parameter(values: dict[str, Any], name: str) -> Any:
+    """``name`` of :func:`vehicle_parameters` ``values``, else the vehicle node's default
+    (:data:`VEHICLE_DEFAULTS`), as the vehicle node itself takes it."""
+    return values.get(name, VEHICLE_DEFAULTS[name])
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _lidar_xy(vehicle_id: str, values: dict[str, Any]) -> tuple[float, float]:
+    mount = vehicle_parameter(values, 'extrinsics.lidar')
+    if not (isinstance(mount, list) and len(mount) == 6 and all(_finite(v) for v in mount)):
+        raise ConfigError(f'vehicle {vehicle_id}: extrinsics.lidar {mount!r} in its params files: expected '
+                          f'[x, y, z, roll, pitch, yaw] (metres, radians)')
+    return float(mount[0]), float(mount[1])
+
+
+def lidar_mount_xy(params: Sequence[Path], vehicle_id: str = '') -> tuple[float, float]:
+    """(x, y) of the lidar in base_link: ``extrinsics.lidar`` of the vehicle's params files (a later file
+    wins), else the vehicle node's default, metres; ConfigError for a value that is not six numbers."""
+    return _lidar_xy(vehicle_id or '?', vehicle_parameters(params))
+
+
+def _platoon_wide(ids: Sequence[str], own: Sequence[dict[str, Any]], name: str) -> float:
+    """The vehicles' common value of vehicle parameter ``name``; ConfigError when they differ or one is not a
+    number >= 0."""
+    values = [vehicle_parameter(v, name) for v in own]
+    for vid, value in zip(ids, values):
+        if not (_finite(value) and value >= 0):
+            raise ConfigError(f'vehicle {vid}: {name} {value!r} in its params files: expected a number >= 0')
+    if len(set(float(v) for v in values)) > 1:
+        shown = ', '.join(f'{vid} {float(v):g}' for vid, v in zip(ids, values))
+        raise ConfigError(f'the vehicles\' {name} differ ({shown}): the fusion takes one value for the platoon '
+                          f'(dynamic layer); give every vehicle the same')
+    return float(values[0])
 
 
 @dataclass(frozen=True)
@@ -134,9 +189,12 @@ class PlatoonConfig:
         """Vehicle id -> its params files."""
         return {v.id: v.params for v in self.platoon}
 
-    def node_parameters(self) -> dict[NodeKind, dict[str, list[Any]]]:
-        """:func:`platoon_parameters` of this platoon."""
-        return platoon_parameters(self.platoon)
+    def node_parameters(self) -> dict[NodeKind, dict[str, Any]]:
+        """:func:`platoon_parameters` of this platoon; ConfigError naming the file when its vehicles disagree."""
+        try:
+            return platoon_parameters(self.platoon)
+        except ConfigError as exc:
+            raise ConfigError(f'{self.path}: {exc}') from exc
 
 
 # ------------------------------------------------------------------ loading --

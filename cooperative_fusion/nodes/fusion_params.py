@@ -2,6 +2,7 @@
 each row; :func:`cooperative_fusion.core.fusion.config.config_from_params` maps them to the core config)."""
 from __future__ import annotations
 
+from ..core.vehicle_defaults import MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M
 from ..ros.names import COMMON_GRID, MAP_FRAME
 from ..ros.params import Param
 
@@ -71,9 +72,11 @@ PARAMS: tuple[Param, ...] = (
     Param('footprints.rear_overhang_m', [1.0, 2.5, 1.0, 1.0],
           'rear face behind base_link per footprints.vehicles entry, metres'),
     Param('footprints.lidar_x_m', [1.2, 9.6, 1.2, 1.2],
-          'rotating lidar ahead of base_link per footprints.vehicles entry (its extrinsics), metres'),
+          'rotating lidar ahead of base_link per footprints.vehicles entry (its extrinsics.lidar, derived from the '
+          'platoon config), metres'),
     Param('footprints.lidar_y_m', [0.0, 0.0, 0.0, 0.0],
-          'rotating lidar left of base_link per footprints.vehicles entry (its extrinsics), metres'),
+          'rotating lidar left of base_link per footprints.vehicles entry (its extrinsics.lidar, derived from the '
+          'platoon config), metres'),
     Param('footprints.margin_m', 0.4, 'evidence hits this close to a member\'s body (any side) are dropped, m',
           0.0, 100.0),
     Param('footprints.margin_behind_m', 1.6,
@@ -109,11 +112,13 @@ PARAMS: tuple[Param, ...] = (
     Param('dynamic.thin_faces', True,
           'a moving object\'s cells two or more deep along the line of sight lose the one nearest the sensor '
           '(a face drawn thicker than it is: coarser shared lattice, range noise)'),
-    Param('dynamic.moved_radius_m', 2.5,
-          'the vehicles\' moving_radius_m: cells this close to a moving radar target were moved to the stamp by '
+    Param('dynamic.moved_radius_m', MOVING_RADIUS_M,
+          'the vehicles\' radar.moving_radius_m (derived from the platoon config, like footprints.*; without one, '
+          'give the vehicles\' value): cells this close to a moving radar target were moved to the stamp by '
           'their vehicle, and the sweep phase leaves them, metres', 0.0, 100.0),
-    Param('dynamic.moved_min_speed_mps', 1.0,
-          'the vehicles\' moving_min_speed_mps: radar targets at least this fast (radial) moved hits, m/s',
+    Param('dynamic.moved_min_speed_mps', MOVING_MIN_SPEED_MPS,
+          'the vehicles\' radar.moving_min_speed_mps (derived from the platoon config, like footprints.*; without '
+          'one, give the vehicles\' value): radar targets at least this fast (radial) moved hits, m/s',
           0.0, 100.0),
     Param('dynamic.member_margin_m', 1.5,
           'components this much beyond the footprint margins of a member (along its heading) stay static, m',

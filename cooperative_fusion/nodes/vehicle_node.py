@@ -31,6 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 from ..core.config_values import config_from_values, seconds_to_ns
 from ..core.errors import ConfigError
 from ..core.timebase import ClockFitConfig
+from ..core.vehicle_defaults import LIDAR_EXTRINSIC, MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M
 from ..core.vehicle.ground import GroundConfig
 from ..core.vehicle.pipeline import STREAMS, LidarScan, PipelineConfig, RadarScan, WindowConfig
 from ..core.vehicle.pose_buffer import PoseBufferConfig
@@ -75,7 +76,7 @@ PARAMS: tuple[Param, ...] = (
     Param('frames.camera_optical', '', 'frame_id expected on depth images; empty = <vehicle_id>/camera_optical'),
     # extrinsics: sensor -> base_link
     # defaults: the car of config/scenarios (sim.world.sensor_extrinsics gives any vehicle's)
-    Param('extrinsics.lidar', [1.2, 0.0, 1.9, 0.0, 0.0, 0.0],
+    Param('extrinsics.lidar', list(LIDAR_EXTRINSIC),
           'lidar pose in base_link [x, y, z, roll, pitch, yaw], metres and radians'),
     Param('extrinsics.radar', [3.4, 0.0, 0.5, 0.0, 0.0, 0.0],
           'radar pose in base_link [x, y, z, roll, pitch, yaw], metres and radians'),
@@ -141,10 +142,12 @@ PARAMS: tuple[Param, ...] = (
           'of sight (0 with azimuth_sigma_deg 0: sigma_m every way), metres', 0.0, 20.0),
     Param('radar.azimuth_sigma_deg', 0.0, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '
           'line of sight is its range times this (0 with range_sigma_m 0: sigma_m every way), degrees', 0.0, 30.0),
-    Param('radar.moving_min_speed_mps', 1.0, 'radar returns at least this fast (radial, ego motion removed) move the '
-          'hits near them to the cycle\'s output stamp, m/s', 0.0, 1000.0),
-    Param('radar.moving_radius_m', 2.5, 'a lidar, camera or radar hit within this of a moving radar return moves '
-          'with it to the output stamp (0: only the radar\'s own returns), metres', 0.0, 100.0),
+    Param('radar.moving_min_speed_mps', MOVING_MIN_SPEED_MPS, 'radar returns at least this fast (radial, ego '
+          'motion removed) move the hits near them to the cycle\'s output stamp (the fusion takes it from the '
+          'platoon config: dynamic.moved_min_speed_mps), m/s', 0.0, 1000.0),
+    Param('radar.moving_radius_m', MOVING_RADIUS_M, 'a lidar, camera or radar hit within this of a moving radar '
+          'return moves with it to the output stamp (0: only the radar\'s own returns; the fusion takes it from '
+          'the platoon config: dynamic.moved_radius_m), metres', 0.0, 100.0),
     Param('camera.p_hit', 0.75, 'depth camera inverse model: occupancy probability at a return', 0.5, 1.0),
     Param('camera.p_miss', 0.40, 'depth camera inverse model: occupancy probability where a ray passed',
           0.0, 0.5),

@@ -144,7 +144,7 @@ class BaseNode(Node):
                 params = [replace(p, default=derived[p.name]) if p.name in derived else p for p in params]
         return declare(self, params)
 
-    def _platoon_values(self, path: str, kind: NodeKind) -> dict[str, list[Any]]:
+    def _platoon_values(self, path: str, kind: NodeKind) -> dict[str, Any]:
         derived = load_platoon_config(path).node_parameters()[kind]
         given = self._parameter_overrides      # rclpy: the -p / params-file values for this node, by name
         for name, value in derived.items():
@@ -323,8 +323,11 @@ def vehicle_id_or_namespace(value: str, namespace: str) -> str:
     return vid
 
 
-def _same(given: Any, derived: Sequence[Any]) -> bool:
-    """A given list parameter equals a derived one (numbers compared as floats)."""
+def _same(given: Any, derived: Any) -> bool:
+    """A given parameter equals a derived one, a list or a number (numbers compared as floats)."""
+    if not isinstance(derived, list):
+        return (isinstance(given, (int, float)) and not isinstance(given, bool)
+                and isinstance(derived, (int, float)) and float(given) == float(derived))
     if isinstance(given, (str, bytes)) or not hasattr(given, '__iter__'):
         return False
     given = list(given)          # a list, or an array.array for numbers

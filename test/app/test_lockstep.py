@@ -5,19 +5,24 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from std_msgs.msg import Int64
 
 from cooperative_fusion.app.lockstep import LockstepRunner
 
 
 class Doubler(Node):
-    def __init__(self, context: Context) -> None:
+    """Publishes on /mid twice what it hears on /in; ``serialized``: as CDR bytes (rclpy's publish takes either)."""
+
+    def __init__(self, context: Context, serialized: bool = False) -> None:
         super().__init__('doubler', context=context)
+        self.serialized = serialized
         self.pub = self.create_publisher(Int64, '/mid', 10)
         self.create_subscription(Int64, '/in', self.on_in, 10)
 
     def on_in(self, msg: Int64) -> None:
-        self.pub.publish(Int64(data=msg.data * 2))
+        out = Int64(data=msg.data * 2)
+        self.pub.publish(serialize_message(out) if self.serialized else out)
 
 
 class Stamper(Node):
@@ -87,18 +92,16 @@ def test_lockstep_publishers_count_in_process_subscribers_and_the_recorder():
 
 
 class RawAndTyped(Node):
-    """Two subscriptions on /in: one raw (gets the CDR bytes), one typed (gets Int64)."""
+    """Two subscriptions on ``topic``: one raw (gets the CDR bytes), one typed (gets Int64)."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, topic: str = '/in') -> None:
         super().__init__('raw_and_typed', context=context)
         self.heard: list[tuple[str, object]] = []
-        self.create_subscription(Int64, '/in', lambda m: self.heard.append(('raw', m)), 10, raw=True)
-        self.create_subscription(Int64, '/in', lambda m: self.heard.append(('typed', m)), 10)
+        self.create_subscription(Int64, topic, lambda m: self.heard.append(('raw', m)), 10, raw=True)
+        self.create_subscription(Int64, topic, lambda m: self.heard.append(('typed', m)), 10)
 
 
 def test_feed_serialized_hands_bytes_to_raw_subscriptions_and_skips_what_does_not_decode():
-    from rclpy.serialization import serialize_message
-
     from cooperative_fusion.core.errors import BagError
 
     ctx = Context()
@@ -118,50 +121,34 @@ def test_feed_serialized_hands_bytes_to_raw_subscriptions_and_skips_what_does_no
         rclpy.shutdown(context=ctx)
 
 
-class BytesPublisher(Node):
-    """Publishes on /in what it hears on /go as CDR bytes (rclpy's ``Publisher.publish`` takes either)."""
-
-    def __init__(self, context: Context) -> None:
-        super().__init__('bytes_publisher', context=context)
-        self.pub = self.create_publisher(Int64, '/in', 10)
-        self.create_subscription(Int64, '/go', self.on_go, 10)
-
-    def on_go(self, msg: Int64) -> None:
-        from rclpy.serialization import serialize_message
-
-        self.pub.publish(serialize_message(Int64(data=msg.data)))
-
-
 def test_published_bytes_reach_subscriptions_and_the_recorder_as_a_message_would(tmp_path):
     """A node publishing CDR bytes: raw subscriptions get the bytes, typed ones the message, the recorder a
     SerializedMessage that write_published writes as the same bytes the message object gives."""
-    from rclpy.serialization import serialize_message
-
     from cooperative_fusion.app.lockstep import (SerializedMessage, published_cdr, published_message,
                                                  write_published)
     from cooperative_fusion.ros.bag import BagReader, BagWriter
 
     ctx = Context()
     rclpy.init(context=ctx, domain_id=77)
-    nodes = [BytesPublisher(ctx), RawAndTyped(ctx)]
+    nodes = [Doubler(ctx, serialized=True), RawAndTyped(ctx, '/mid')]
     try:
         out: list[tuple[str, object, int]] = []
         runner = LockstepRunner(nodes, lambda topic, msg, t: out.append((topic, msg, t)), publish_to_dds=False)
-        runner.feed('/go', Int64(data=-3), 5_000_000)
-        data = serialize_message(Int64(data=-3))
-        assert nodes[1].heard == [('raw', data), ('typed', Int64(data=-3))]
+        runner.feed('/in', Int64(data=-3), 5_000_000)
+        data = serialize_message(Int64(data=-6))
+        assert nodes[1].heard == [('raw', data), ('typed', Int64(data=-6))]
         [(topic, msg, t)] = out
-        assert (topic, t) == ('/in', 5_000_000) and isinstance(msg, SerializedMessage)
+        assert (topic, t) == ('/mid', 5_000_000) and isinstance(msg, SerializedMessage)
         assert (msg.msgtype, msg.data) == ('std_msgs/msg/Int64', data)
-        assert published_message(msg) == Int64(data=-3)
+        assert published_message(msg) == Int64(data=-6)
         assert published_message(Int64(data=4)) == Int64(data=4)
-        assert published_cdr(msg) == published_cdr(Int64(data=-3)) == ('std_msgs/msg/Int64', data)
+        assert published_cdr(msg) == published_cdr(Int64(data=-6)) == ('std_msgs/msg/Int64', data)
         with BagWriter(tmp_path / 'bag') as bag:
-            write_published(bag, '/in', msg, 5_000_000)
-            write_published(bag, '/in', Int64(data=-3), 6_000_000)
+            write_published(bag, '/mid', msg, 5_000_000)
+            write_published(bag, '/mid', Int64(data=-6), 6_000_000)
         with BagReader(tmp_path / 'bag') as bag:
-            assert [(t, ts, raw) for t, _, ts, raw in bag.messages()] == [('/in', 5_000_000, data),
-                                                                        ('/in', 6_000_000, data)]
+            assert [(t, ts, raw) for t, _, ts, raw in bag.messages()] == [('/mid', 5_000_000, data),
+                                                                        ('/mid', 6_000_000, data)]
     finally:
         for n in nodes:
             n.destroy_node()

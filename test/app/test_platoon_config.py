@@ -17,7 +17,8 @@ from cooperative_fusion.core.platoon_config import lidar_mount_xy
 from platoon_files import CONFIG, domain, vehicle_entry, write_config
 
 FUSION_PLATOON = {'vehicles', 'vehicle_weights', 'footprints.vehicles', 'footprints.length_m', 'footprints.width_m',
-                  'footprints.rear_overhang_m', 'footprints.lidar_x_m', 'footprints.lidar_y_m'}
+                  'footprints.rear_overhang_m', 'footprints.lidar_x_m', 'footprints.lidar_y_m',
+                  'dynamic.moved_radius_m', 'dynamic.moved_min_speed_mps'}
 TWIN_PLATOON = {'vehicles', 'vehicle_lengths_m', 'vehicle_widths_m', 'vehicle_rear_overhangs_m'}
 
 
@@ -48,7 +49,8 @@ def test_default_platoon_config_matches_the_params_files():
         '-p', "vehicles:=['v1', 'v2', 'v3', 'v4']", '-p', 'vehicle_weights:=[1.0, 1.0, 1.0, 1.0]',
         '-p', "footprints.vehicles:=['v1', 'v2', 'v3', 'v4']", '-p', 'footprints.length_m:=[4.5, 12.0, 4.5, 4.5]',
         '-p', 'footprints.width_m:=[1.8, 2.5, 1.8, 1.8]', '-p', 'footprints.rear_overhang_m:=[1.0, 2.5, 1.0, 1.0]',
-        '-p', 'footprints.lidar_x_m:=[1.2, 9.6, 1.2, 1.2]', '-p', 'footprints.lidar_y_m:=[0.0, 0.0, 0.0, 0.0]']
+        '-p', 'footprints.lidar_x_m:=[1.2, 9.6, 1.2, 1.2]', '-p', 'footprints.lidar_y_m:=[0.0, 0.0, 0.0, 0.0]',
+        '-p', 'dynamic.moved_radius_m:=2.5', '-p', 'dynamic.moved_min_speed_mps:=1.0']
     assert dict(specs[5].parameters) == {
         'vehicles': ('v1', 'v2', 'v3', 'v4'), 'vehicle_lengths_m': (4.5, 12.0, 4.5, 4.5),
         'vehicle_widths_m': (1.8, 2.5, 1.8, 1.8), 'vehicle_rear_overhangs_m': (1.0, 2.5, 1.0, 1.0)}
@@ -71,7 +73,8 @@ def test_three_vehicle_platoon_derives_fusion_and_twin_parameters(tmp_path):
                           'footprints.vehicles': ['lead', 'truck_7', 'tail'],
                           'footprints.length_m': [4.5, 16.5, 6.0], 'footprints.width_m': [1.8, 2.55, 2.0],
                           'footprints.rear_overhang_m': [1.0, 4.0, 1.2],
-                          'footprints.lidar_x_m': [1.2, 1.2, 1.2], 'footprints.lidar_y_m': [0.0, 0.0, 0.0]},
+                          'footprints.lidar_x_m': [1.2, 1.2, 1.2], 'footprints.lidar_y_m': [0.0, 0.0, 0.0],
+                          'dynamic.moved_radius_m': 2.5, 'dynamic.moved_min_speed_mps': 1.0},
         NodeKind.TWIN: {'vehicles': ['lead', 'truck_7', 'tail'], 'vehicle_lengths_m': [4.5, 16.5, 6.0],
                         'vehicle_widths_m': [1.8, 2.55, 2.0], 'vehicle_rear_overhangs_m': [1.0, 4.0, 1.2]}}
     assert set(derived[NodeKind.FUSION]) == FUSION_PLATOON and set(derived[NodeKind.TWIN]) == TWIN_PLATOON
@@ -84,11 +87,12 @@ def test_three_vehicle_platoon_derives_fusion_and_twin_parameters(tmp_path):
 
 
 def test_platoon_parameters_survive_the_command_line():
-    """rcl reads the -p values back as the platoon: string arrays (also an id like ``on``), double arrays."""
+    """rcl reads the -p values back as the platoon: string arrays (also an id like ``on``), double arrays, doubles."""
     body = platoon.VehicleBody(12.0, 2.5, 2.5)
     vehicles = (platoon.PlatoonVehicle('on', (), body), platoon.PlatoonVehicle('truck_7', (), body, 0.5))
     params = platoon.platoon_parameters(vehicles)[NodeKind.FUSION]
-    spec = NodeSpec(NodeKind.FUSION, (), parameters=tuple((k, tuple(v)) for k, v in params.items()))
+    spec = NodeSpec(NodeKind.FUSION, (), parameters=tuple((k, tuple(v) if isinstance(v, list) else v)
+                                                          for k, v in params.items()))
     ctx = Context()
     rclpy.init(context=ctx, domain_id=domain())
     try:
@@ -99,7 +103,8 @@ def test_platoon_parameters_survive_the_command_line():
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=ctx)
-    assert {k: list(v) for k, v in got.items()} == params
+    assert {k: list(v) if isinstance(params[k], list) else v for k, v in got.items()} == params
+    assert isinstance(got['dynamic.moved_radius_m'], float)
     assert format_parameter("it's") == "'it''s'" and format_parameter(3) == '3' and format_parameter(True) == 'true'
     with pytest.raises(ConfigError, match='empty list'):
         format_parameter([])
@@ -214,6 +219,11 @@ def test_fusion_and_twin_load_the_platoon_from_platoon_file(tmp_path):
                                               r".*three\.yaml, which gives \['lead', 'truck_7', 'tail'\]"):
             FusionNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path)),
                                                          Parameter('vehicles', value=['v1', 'v2'])])
+        # a platoon-wide value too: the vehicles' radar.moving_radius_m (vehicle.yaml: 2.5)
+        with pytest.raises(ConfigError, match=r"parameter 'dynamic\.moved_radius_m' = 3\.0 disagrees with platoon_file "
+                                              r".*three\.yaml, which gives 2\.5"):
+            FusionNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(path)),
+                                                         Parameter('dynamic.moved_radius_m', value=3.0)])
         with pytest.raises(ConfigError, match=r"nope\.yaml: bringup config does not exist"):
             TwinNode(context=ctx, parameter_overrides=[Parameter('platoon_file', value=str(tmp_path / 'nope.yaml'))])
         # without platoon_file: the node's own platoon parameters, whose defaults are the shipped platoon
@@ -261,8 +271,8 @@ def test_platoon_file_from_the_command_line_as_the_readme_gives_it(tmp_path, mon
 
 
 def test_lidar_mount_comes_from_the_vehicles_extrinsics(tmp_path):
-    """footprints.lidar_x_m / lidar_y_m: extrinsics.lidar of the params files, a later file winning; (0, 0)
-    where none gives it (or a file cannot be read)."""
+    """footprints.lidar_x_m / lidar_y_m: extrinsics.lidar of the params files, a later file winning; the vehicle
+    node's default where none gives it (or a file cannot be read), as the vehicle node takes it."""
     own = tmp_path / 'own.yaml'
     own.write_text(yaml.safe_dump({'/truck/vehicle_node': {'ros__parameters': {
         'extrinsics': {'lidar': [12.1, -0.3, 2.6, 0.0, 0.0, 0.0]}}}}))
@@ -271,7 +281,54 @@ def test_lidar_mount_comes_from_the_vehicles_extrinsics(tmp_path):
     assert lidar_mount_xy((CONFIG / 'vehicle.yaml', own)) == (12.1, -0.3)
     assert lidar_mount_xy((own, CONFIG / 'vehicle.yaml')) == (1.2, 0.0)
     assert lidar_mount_xy((own, bare)) == (12.1, -0.3)
-    assert lidar_mount_xy((bare, tmp_path / 'missing.yaml')) == (0.0, 0.0)
+    assert lidar_mount_xy((bare, tmp_path / 'missing.yaml')) == (1.2, 0.0)
+    assert VehicleNode_default('extrinsics.lidar')[:2] == [1.2, 0.0]
+    short = tmp_path / 'short.yaml'
+    short.write_text(yaml.safe_dump({'/x/vehicle_node': {'ros__parameters': {'extrinsics': {'lidar': [12.1, 0.0]}}}}))
+    with pytest.raises(ConfigError, match=r"vehicle x: extrinsics.lidar \[12.1, 0.0\] in its params files: expected "
+                                          r"\[x, y, z, roll, pitch, yaw\]"):
+        lidar_mount_xy((own, short), 'x')
     mixed = load_platoon_config(CONFIG / 'scenarios/platoon_mixed/platoon.yaml').node_parameters()[NodeKind.FUSION]
     assert mixed['footprints.lidar_x_m'] == [1.4, 4.6, 1.0, 1.3, 12.1, 1.1]
     assert mixed['footprints.lidar_y_m'] == [0.0, 0.0, 0.0, 0.2, 0.0, 0.0]
+
+
+def VehicleNode_default(name: str):
+    """The vehicle node's declared default of parameter ``name``."""
+    from cooperative_fusion.nodes.vehicle_node import PARAMS
+
+    return next(p.default for p in PARAMS if p.name == name)
+
+
+def test_dynamic_moved_parameters_come_from_the_vehicles_radar_parameters(tmp_path):
+    """dynamic.moved_radius_m / moved_min_speed_mps: the vehicles' radar.moving_radius_m / moving_min_speed_mps
+    (params files, else the vehicle node's default); vehicles that differ are an error naming them."""
+    def vehicle_file(name: str, radar: dict) -> str:
+        path = tmp_path / f'{name}.yaml'
+        path.write_text(yaml.safe_dump({f'/{name}/vehicle_node': {'ros__parameters': {'radar': radar}}}))
+        return str(path)
+
+    base = str(CONFIG / 'vehicle.yaml')
+    fast = vehicle_file('fast', {'moving_radius_m': 3.0, 'moving_min_speed_mps': 2})
+    path = write_config(tmp_path / 'p.yaml', vehicles=[vehicle_entry('a', params=[base, fast]),
+                                                       vehicle_entry('b', params=[fast])])
+    fusion = load_platoon_config(path).node_parameters()[NodeKind.FUSION]
+    assert (fusion['dynamic.moved_radius_m'], fusion['dynamic.moved_min_speed_mps']) == (3.0, 2.0)
+    assert isinstance(fusion['dynamic.moved_min_speed_mps'], float)       # 2 in the file: a double for ROS
+    # the vehicle node's defaults where no file gives them
+    bare = vehicle_file('bare', {'p_hit': 0.7})
+    fusion = load_platoon_config(write_config(tmp_path / 'q.yaml', vehicles=[vehicle_entry('a', params=[bare])])
+                                 ).node_parameters()[NodeKind.FUSION]
+    assert fusion['dynamic.moved_radius_m'] == VehicleNode_default('radar.moving_radius_m') == 2.5
+    assert fusion['dynamic.moved_min_speed_mps'] == VehicleNode_default('radar.moving_min_speed_mps') == 1.0
+    # vehicles that differ: one fusion value cannot hold both
+    path = write_config(tmp_path / 'r.yaml', vehicles=[vehicle_entry('a', params=[base]),
+                                                       vehicle_entry('b', params=[base, fast])])
+    with pytest.raises(ConfigError, match=r"r\.yaml: the vehicles' radar\.moving_radius_m differ \(a 2\.5, b 3\): "
+                                          r"the fusion takes one value for the platoon"):
+        load_platoon_config(path).node_parameters()
+    bad = vehicle_file('bad', {'moving_radius_m': 'far'})
+    path = write_config(tmp_path / 's.yaml', vehicles=[vehicle_entry('a', params=[base, bad])])
+    with pytest.raises(ConfigError, match=r"vehicle a: radar\.moving_radius_m 'far' in its params files: expected "
+                                          r"a number >= 0"):
+        load_platoon_config(path).node_parameters()

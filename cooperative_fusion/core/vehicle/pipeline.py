@@ -39,6 +39,7 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, follow_yaw, logodds_to_percent
 from .motion import compensate, deskew
+from ..vehicle_defaults import LIDAR_EXTRINSIC
 from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, EvidencePatch, GroundConfig, MovingReturns,
                             RadarNoise, SensorModel, camera_patch, default_camera_model, default_lidar_model,
                             default_radar_model, hits_to_stamp, lidar_patch, moving_returns, radar_patch,
@@ -189,7 +190,7 @@ class PipelineConfig:
     """
 
     window: WindowConfig = field(default_factory=WindowConfig)
-    lidar_extrinsic: tuple[float, ...] = (1.2, 0.0, 1.9, 0.0, 0.0, 0.0)
+    lidar_extrinsic: tuple[float, ...] = LIDAR_EXTRINSIC
     radar_extrinsic: tuple[float, ...] = (3.4, 0.0, 0.5, 0.0, 0.0, 0.0)
     camera_extrinsic: tuple[float, ...] = (1.8, 0.0, 1.4, -math.pi / 2, 0.0, -math.pi / 2)
     lidar_model: SensorModel = field(default_factory=default_lidar_model)

@@ -48,6 +48,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec
+from ..vehicle_defaults import MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M
 from .ground import GroundConfig, GroundMode, fit_ground_plane, split_ground
 
 __all__ = [
@@ -681,13 +682,6 @@ def _radar_ellipses(spec: GridSpec, hits: NDArray[np.float64], origin: NDArray[n
 
 
 # ------------------------------------------------------- moving returns ----
-
-#: Radar returns slower than this (ego motion removed) are static: nothing is moved with them, m/s.
-MOVING_MIN_SPEED_MPS = 1.0
-#: A hit moves with the nearest moving radar return within this (at the hit's time), metres: a car's
-#: rear face and the first metres of its sides, not its neighbours one lane (3.5 m) away.
-MOVING_RADIUS_M = 2.5
-
 
 @dataclass(frozen=True)
 class MovingReturns:
