@@ -10,7 +10,8 @@ where speedup = predicted seconds per wall second = 5000 / twin_ms.
 it gets them live: the odometry and time references of the scenario bag ``BAG`` and the common grid
 and radar targets of ``RESULT``, a result bag of ``cooperative-fusion run --bag BAG --record RESULT``,
 fed as CDR bytes (``LockstepRunner.feed_serialized``: the raw subscriptions decode them as over DDS).
-No one subscribes ``/twin/markers`` (as live without a viewer; ``--markers``: a subscriber). Prints
+No one subscribes ``/twin/markers`` (as live without a viewer; ``--markers``: a subscriber); freed memory
+is kept as in the node's process (``ros.node.keep_freed_memory``). Prints
 the thread CPU time of each kind of callback per second of data (the grid's includes the cycle) and
 per cycle: the whole grid callback, ``EdgeTwin.cycle`` (the core step and the self-check's
 expectations) and the publishing; and a digest of the predicted grids, warnings and advisories
@@ -139,7 +140,9 @@ def replay(result_bag: str, scenario_bag: str, markers: bool) -> None:
     from cooperative_fusion.core.platoon_config import NodeKind
     from cooperative_fusion.core.twin.edge import EdgeTwin
     from cooperative_fusion.ros.cdr import serialize_cdr
+    from cooperative_fusion.ros.node import keep_freed_memory
 
+    keep_freed_memory()       # as in the node's own process (spin_node)
     msgs, start_ns, end_ns = _inputs(result_bag, scenario_bag)
     cpu: dict[str, float] = defaultdict(float)          # callback kind -> thread CPU s
     per_cycle: dict[str, list[float]] = {'grid': [], 'cycle': [], 'publish': []}
