@@ -303,7 +303,7 @@ def replay_live(result_bag: str, scenario_bag: str) -> None:
 
 
 if __name__ == '__main__':
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--replay', metavar='RESULT', help='a result bag of run --bag --record: replay its common '
                         'grid and radar targets into the twin node (thread CPU per callback and per cycle)')
     parser.add_argument('--scenario', metavar='BAG', help='the scenario bag RESULT was made from (odometry, '
@@ -316,9 +316,17 @@ if __name__ == '__main__':
     if args.replay:
         if not args.scenario:
             parser.error('--replay needs --scenario BAG')
-        if args.live:
-            replay_live(args.replay, args.scenario)
-        else:
-            replay(args.replay, args.scenario, args.markers)
+        if args.live and args.markers:
+            parser.error('--markers is for the lock-step replay; --live has no marker subscriber')
+        from cooperative_fusion.core.errors import CooperativeFusionError
+        try:
+            if args.live:
+                replay_live(args.replay, args.scenario)
+            else:
+                replay(args.replay, args.scenario, args.markers)
+        except CooperativeFusionError as exc:      # a missing or unreadable bag
+            parser.exit(2, f'bench_twin.py: error: {exc}\n')
+    elif args.scenario or args.live or args.markers:
+        parser.error('--scenario, --live and --markers go with --replay RESULT')
     else:
         main()
