@@ -15,6 +15,7 @@ Marker ids are the index within their namespace, so (ns, id) is unique per array
 from __future__ import annotations
 
 import math
+import struct
 from typing import Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ from ..core.twin.conflicts import Advisory, Conflict, ConflictLevel
 from ..core.errors import MessageFormatError
 from ..core.twin.prediction import Rollout
 from ..core.twin.tracking import Track
+from .cdr import CDR_LE_HEADER
 from .time import ns_to_stamp, stamp_to_ns
 
 #: Height of the drawn boxes, metres (the grid is 2-D).
@@ -158,13 +160,7 @@ def advisory_to_path(advisory: Advisory, stamp_ns: int, frame_id: str = 'map') -
 
     MessageFormatError when the advisory holds non-finite positions or arrays of different lengths.
     """
-    n = advisory.t_offset_ns.shape[0]
-    for name in ('x', 'y', 'yaw'):
-        a = getattr(advisory, name)
-        if a.shape != (n,):
-            raise MessageFormatError(f'advisory {name} has shape {a.shape}, expected ({n},) like t_offset_ns')
-        if not np.all(np.isfinite(a)):
-            raise MessageFormatError(f'advisory for {advisory.vehicle_id} holds non-finite {name}')
+    n = _check_advisory(advisory)
     path = Path()
     path.header.stamp = ns_to_stamp(stamp_ns)
     path.header.frame_id = frame_id
@@ -179,6 +175,51 @@ def advisory_to_path(advisory: Advisory, stamp_ns: int, frame_id: str = 'map') -
         poses.append(ps)
     path.poses = poses
     return path
+
+
+_STAMP_LEN = struct.Struct('<iII')      # a header's stamp (sec, nanosec) and its frame_id's length
+_COUNT = struct.Struct('<I')
+_POSE = struct.Struct('<7d')            # position x y z, orientation x y z w
+_NS_PER_S = 1_000_000_000
+
+
+def advisory_to_cdr(advisory: Advisory, stamp_ns: int, frame_id: str = 'map') -> bytes:
+    """The serialized (CDR, little endian, with its encapsulation header) bytes of :func:`advisory_to_path`'s
+    message, byte for byte what ``ros.cdr.serialize_cdr`` writes for it; the same checks and errors.
+
+    For ``Publisher.publish(bytes)``: no PoseStamped objects, no conversion to C (see ``nodes/twin_node.py``).
+    """
+    n = _check_advisory(advisory)
+    name = frame_id.encode() + b'\0'
+    pad = bytes(-len(name) % 4)      # the string ends 4-aligned again: stamps and lengths follow at 4
+    stamp = ns_to_stamp(stamp_ns)
+    parts = [CDR_LE_HEADER, _STAMP_LEN.pack(stamp.sec, stamp.nanosec, len(name)), name, pad,
+             _COUNT.pack(n)]
+    offset = 12 + len(name) + len(pad) + 4          # from the end of the encapsulation header
+    pose_ns = [int(stamp_ns) + int(dt) for dt in advisory.t_offset_ns.tolist()]
+    if pose_ns:
+        ns_to_stamp(min(pose_ns))       # the errors of advisory_to_path's stamps: negative, past 2038
+        ns_to_stamp(max(pose_ns))
+    for ns, x, y, yaw in zip(pose_ns, advisory.x.tolist(), advisory.y.tolist(), advisory.yaw.tolist()):
+        sec, nanosec = divmod(ns, _NS_PER_S)
+        offset += 12 + len(name) + len(pad)
+        pose_pad = -offset % 8
+        offset += pose_pad + _POSE.size
+        parts += [_STAMP_LEN.pack(sec, nanosec, len(name)), name, pad, bytes(pose_pad),
+                  _POSE.pack(x, y, 0.0, 0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw))]   # yaw_to_quaternion
+    return b''.join(parts)
+
+
+def _check_advisory(advisory: Advisory) -> int:
+    """The advisory's pose count; MessageFormatError for arrays of other lengths or non-finite values."""
+    n = advisory.t_offset_ns.shape[0]
+    for name in ('x', 'y', 'yaw'):
+        a = getattr(advisory, name)
+        if a.shape != (n,):
+            raise MessageFormatError(f'advisory {name} has shape {a.shape}, expected ({n},) like t_offset_ns')
+        if not np.all(np.isfinite(a)):
+            raise MessageFormatError(f'advisory for {advisory.vehicle_id} holds non-finite {name}')
+    return n
 
 
 def path_to_advisory(msg: Path) -> tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:

@@ -6,14 +6,15 @@ import math
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from nav_msgs.msg import Path
 from visualization_msgs.msg import Marker
 
 from cooperative_fusion.core.twin.conflicts import Advisory, Conflict, ConflictLevel
 from cooperative_fusion.core.errors import MessageFormatError
 from cooperative_fusion.core.twin.prediction import ObstacleState, PlatoonState, PredictionConfig, rollout
 from cooperative_fusion.core.twin.tracking import Track
-from cooperative_fusion.ros.markers import (advisory_to_path, conflict_markers, path_to_advisory, prediction_markers,
-                                            track_markers, twin_markers, yaw_to_quaternion)
+from cooperative_fusion.ros.markers import (advisory_to_cdr, advisory_to_path, conflict_markers, path_to_advisory,
+                                            prediction_markers, track_markers, twin_markers, yaw_to_quaternion)
 from cooperative_fusion.ros.time import stamp_to_ns
 
 STAMP = 1_700_000_000_123_456_789
@@ -122,6 +123,38 @@ def test_advisory_to_path_refuses_bad_arrays():
     bad = Advisory(adv.vehicle_id, adv.t_offset_ns, x, adv.y, adv.yaw, adv.speed, 1.0, 1.0, 0.0, False, False)
     with pytest.raises(MessageFormatError, match='non-finite x'):
         advisory_to_path(bad, STAMP)
+
+
+@pytest.mark.parametrize('frame_id', ['map', 'm', 'ab', 'abc', 'odom_frame'])
+@pytest.mark.parametrize('n', [0, 1, 2, 5])
+def test_advisory_to_cdr_is_the_serialized_path(frame_id, n):
+    """The bytes the twin publishes live are those of advisory_to_path's message, for every frame_id length
+    (the padding before each pose's doubles moves with it) and pose count; rclpy reads them back."""
+    from rclpy.serialization import deserialize_message
+
+    from cooperative_fusion.ros.cdr import serialize_cdr
+
+    adv = _advisory(max(n, 1))
+    if n == 0:
+        adv = Advisory('v2', adv.t_offset_ns[:0], adv.x[:0], adv.y[:0], adv.yaw[:0], adv.speed[:0], 4.0, 4.0, 10.0,
+                       True, False)
+    adv = Advisory(adv.vehicle_id, adv.t_offset_ns, adv.x, adv.y, np.linspace(-3.0, 3.0, n), adv.speed, 4.0, 4.0,
+                   10.0, True, False)
+    raw = advisory_to_cdr(adv, STAMP + 123, frame_id)
+    assert raw == serialize_cdr(advisory_to_path(adv, STAMP + 123, frame_id))
+    back = deserialize_message(raw, Path)
+    assert back.header.frame_id == frame_id and len(back.poses) == n
+
+
+def test_advisory_to_cdr_refuses_what_advisory_to_path_refuses():
+    adv = _advisory()
+    x = adv.x.copy()
+    x[2] = np.inf
+    bad = Advisory(adv.vehicle_id, adv.t_offset_ns, x, adv.y, adv.yaw, adv.speed, 1.0, 1.0, 0.0, False, False)
+    with pytest.raises(MessageFormatError, match='non-finite x'):
+        advisory_to_cdr(bad, STAMP)
+    with pytest.raises(MessageFormatError, match='negative'):
+        advisory_to_cdr(adv, -1)
 
 
 @pytest.mark.parametrize('distance', [50.0, 100.0, 140.0])
