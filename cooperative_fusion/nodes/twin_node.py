@@ -34,11 +34,11 @@ from ..core.twin.config import PARAMETERS, config_from_params
 from ..core.twin.edge import CycleOutput, EdgeTwin, GridAction
 from ..ros.cdr_decode import as_occupancy_grid, as_odometry, as_point_cloud2
 from ..ros.diagnostics import LatencyStats, Level, RateMeter, make_array, make_status
-from ..ros.grid import grid_from_msg, grid_to_cdr, grid_to_msg
-from ..ros.markers import advisory_to_cdr, advisory_to_path, twin_markers
+from ..ros.grid import grid_from_msg, grid_to_cdr
+from ..ros.markers import advisory_to_cdr, twin_markers
 from ..ros.names import (ADVISORY, COMMON_GRID, MAP_FRAME, MARKERS, ODOM, PREDICTED_GRID, RADAR_TARGETS,
                          TIME_REFERENCE, WARNINGS, vehicle_topic)
-from ..ros.node import BaseNode, publishes_bytes, spin_node
+from ..ros.node import BaseNode, spin_node
 from ..ros.odometry import covariance_is_psd, odometry_to_pose
 from ..ros.params import Param
 from ..ros.pointcloud import cloud_to_array
@@ -168,21 +168,18 @@ class TwinNode(BaseNode):
     def _publish(self, out: CycleOutput) -> None:
         """Predicted grids, warnings (always), advisories of warned vehicles, markers (while subscribed).
 
-        Grids and advisories go out as CDR bytes where the publisher is rclpy's (no message objects, no
-        conversion to C); the lock-step runner's stand-ins get the same content as message objects."""
+        Grids and advisories go out as CDR bytes (no message objects, no conversion to C); the lock-step
+        runner wraps them as a SerializedMessage for its in-process subscribers and recorder."""
         cfg, stamp, spec = self.cfg, out.result.stamp_ns, out.spec
-        as_bytes = publishes_bytes(self.predicted_pub)
-        grid_out = grid_to_cdr if as_bytes else grid_to_msg
         for g in out.predicted:
-            self.predicted_pub.publish(grid_out(spec, g.percent, g.target_ns, cfg.map_frame))
+            self.predicted_pub.publish(grid_to_cdr(spec, g.percent, g.target_ns, cfg.map_frame))
         self.warnings_pub.publish(make_array(stamp, [
             make_status(w.vehicle_id, Level(int(w.level)), w.message, w.values, hardware_id=w.vehicle_id)
             for w in out.warnings]))
         for v, adv in out.advisories.items():
             pub = self.advisory_pubs.get(v)
             if pub is not None:
-                path_out = advisory_to_cdr if publishes_bytes(pub) else advisory_to_path
-                pub.publish(path_out(adv, stamp, cfg.map_frame))
+                pub.publish(advisory_to_cdr(adv, stamp, cfg.map_frame))
         # markers are for a viewer (RViz) or a recorder: built only while one subscribes (~4-8 ms a cycle)
         if cfg.publish_markers and self.markers_pub.get_subscription_count() > 0:
             r = out.result

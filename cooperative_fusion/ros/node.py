@@ -30,7 +30,6 @@ import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.publisher import Publisher
 from rclpy.timer import Timer
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -313,13 +312,6 @@ class BaseNode(Node):
         statuses = self.diagnostics_statuses()
         if self.diag_pub is not None:
             self.diag_pub.publish(make_array(self.now_ns(), statuses))
-
-
-def publishes_bytes(publisher: Publisher) -> bool:
-    """True when ``publisher.publish`` is rclpy's own, which takes serialized CDR bytes as well as a message;
-    False under a stand-in (the lock-step runner's hands what is published to in-process callbacks and
-    recorders as it is, and they take message objects)."""
-    return getattr(publisher.publish, '__func__', None) is Publisher.publish
 
 
 def vehicle_id_or_namespace(value: str, namespace: str) -> str:

@@ -91,24 +91,6 @@ def test_lockstep_publishers_count_in_process_subscribers_and_the_recorder():
         rclpy.shutdown(context=ctx)
 
 
-def test_publishes_bytes_is_true_for_rclpy_publishers_and_false_under_the_runner():
-    """Nodes publish CDR bytes only where rclpy publishes (ros.node.publishes_bytes): the runner's stand-in
-    hands what is published to in-process subscribers and the recorder, which take message objects."""
-    from cooperative_fusion.ros.node import publishes_bytes
-
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=77)
-    nodes = [Doubler(ctx), Stamper(ctx)]
-    try:
-        assert publishes_bytes(nodes[0].pub) and publishes_bytes(nodes[1].pub)
-        LockstepRunner(nodes, None, publish_to_dds=False)
-        assert not publishes_bytes(nodes[0].pub) and not publishes_bytes(nodes[1].pub)
-    finally:
-        for n in nodes:
-            n.destroy_node()
-        rclpy.shutdown(context=ctx)
-
-
 class RawAndTyped(Node):
     """Two subscriptions on ``topic``: one raw (gets the CDR bytes), one typed (gets Int64)."""
 
