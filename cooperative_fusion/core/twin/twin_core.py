@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,6 +90,16 @@ class TwinConfig:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
 
+
+
+def road_heading(road: RoadModel | None, spec: GridSpec) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """The road's heading (radians in ``map``) at points (K, 2) in ``map``: ``road``'s, or the grid's yaw while no
+    road is fitted (the grid follows the platoon's heading)."""
+    def heading(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        if road is None:
+            return np.full(len(xy), spec.yaw)
+        return np.asarray(road.heading_at(road.to_road(xy)[0]), dtype=np.float64).reshape(-1)
+    return heading
 
 @dataclass(frozen=True)
 class TwinResult:
@@ -189,12 +200,7 @@ class TwinCore:
         """
         cfg = self.config
         road = self.road_at(platoon, stamp_ns)
-        heading = None
-        if cfg.road_axes:
-            def heading(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-                if road is None:
-                    return np.full(len(xy), spec.yaw)          # the grid follows the platoon's heading
-                return np.asarray(road.heading_at(road.to_road(xy)[0]), dtype=np.float64)
+        heading = road_heading(road, spec) if cfg.road_axes else None
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
                                   platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m,
                                   merge_gap_m=cfg.merge_gap_m, merge_gap_across_m=cfg.merge_gap_across_m,
