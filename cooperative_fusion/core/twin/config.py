@@ -128,6 +128,12 @@ PARAMETERS: tuple[ParamRow, ...] = (
     ParamRow('detection.merge_gap_across_m', 0.4,
              '... but at most this far apart across the road (cars in adjacent lanes are drawn under 1 m apart), '
              'metres', 0.0, 10.0),
+    ParamRow('detection.box_centre', False,
+             'a detection lies at the centre of the box its cells span, not at their mean (true: the predicted grids '
+             'fit better, but cut-in warnings come 0.4-0.5 s later; see docs/twin.md, fifth pass)'),
+    ParamRow('detection.road_axes', True,
+             'a detection\'s box is spanned along and across the road, not along its cells\' principal axes (a car '
+             'seen in part has them 0.3 rad or more off its heading: a box wider and longer than its cells)'),
     ParamRow('detection.pieces_move_together', True,
              'a track whose box comes within piece_gap_m along the road of that of a track with more detections '
              '(centres within piece_across_m across it) is a piece of that object and moves at its along-road speed '

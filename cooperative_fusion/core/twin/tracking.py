@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,7 +56,8 @@ class OrientedBox:
 class Detections:
     """Objects found on one grid.
 
-    xy : (N, 2) centroids, metres in ``map``
+    xy : (N, 2) centroids (or, from ``extract_detections(box_centre=True)``, the centres of the boxes that
+        ``length`` and ``width`` span), metres in ``map``
     length, width : (N,) extent along / across the principal axis, metres
     yaw : (N,) principal-axis angle in (-pi/2, pi/2], radians
     cell_count : (N,) occupied cells of each component
@@ -160,7 +161,10 @@ def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] =
 def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied_threshold: int = 65,
                        min_cells: int = 3, exclude_boxes: Sequence[OrientedBox] = (),
                        exclude_margin_m: float = 0.5, max_length_m: float = 25.0,
-                       merge_gap_m: float = 0.0, merge_gap_across_m: float | None = None) -> Detections:
+                       merge_gap_m: float = 0.0, merge_gap_across_m: float | None = None,
+                       box_centre: bool = False,
+                       road_heading: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
+                       ) -> Detections:
     """Connected components (8-connectivity) of occupied cells, as detections.
 
     cells_percent : (H, W) int8 OccupancyGrid cells, 0..100, -1 unknown
@@ -179,8 +183,19 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
         None: ``merge_gap_m``. Smaller than ``merge_gap_m``: the pieces of one car lie one behind the
         other, but two cars in adjacent lanes are drawn only 0.6-1.0 m apart, and merged they are one
         object 5 m wide whose centre lies between the lanes.
+    box_centre : a detection's position is the centre of the box its length and width span, not the mean
+        of its cells. A car on the common grid is mostly its dense rear face (seen by the vehicle behind it)
+        with thinner side and front strips: the mean lies up to 1 m behind the middle of the cells, and a
+        box of the cells' length centred on it reaches that far behind the car's drawn rear (the gap to
+        the vehicle behind reads 1 m short) and short of its front.
+    road_heading : the road's heading (radians in ``map``) at points (K, 2); when given, a detection's axes
+        are the road's at its cells' mean instead of their principal axes. The cells of a car seen in part
+        (a rear face, an L of rear and side) have principal axes 0.3 rad or more off its heading, or across
+        it; the box spanned along such axes is wider and longer than the cells, and its extent along the
+        road reaches up to 1 m behind them. Traffic drives along the road: its cells' spans along and
+        across the road are its extent there, which is what gaps and lanes are measured by.
     Extent and yaw come from the principal axes (PCA) of each component's cell
-    centres; length and width are the spans along those axes plus one cell.
+    centres (or the road's); length and width are the spans along those axes plus one cell.
     """
     cells = np.asarray(cells_percent)
     if cells.shape != spec.shape:
@@ -220,7 +235,13 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     sxx = np.bincount(lab, dx * dx, n) / count
     syy = np.bincount(lab, dy * dy, n) / count
     sxy = np.bincount(lab, dx * dy, n) / count
-    yaw = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    if road_heading is None:
+        yaw = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    else:
+        heading = np.asarray(road_heading(np.stack([mx, my], axis=1)), dtype=np.float64).reshape(-1)
+        if heading.shape != (n,) or not np.all(np.isfinite(heading)):
+            raise ConfigError(f'road_heading gave {heading.shape} headings for {n} components (finite expected)')
+        yaw = np.pi / 2 - (np.pi / 2 - heading) % np.pi        # the same axis, in (-pi/2, pi/2]
     c, s = np.cos(yaw)[lab], np.sin(yaw)[lab]
     u = c * dx + s * dy
     v = -s * dx + c * dy
@@ -232,6 +253,11 @@ def extract_detections(cells_percent: NDArray[np.int8], spec: GridSpec, occupied
     vmin = np.full(n, np.inf)
     np.minimum.at(umin, lab, u)
     np.minimum.at(vmin, lab, v)
+    if box_centre:
+        # The spans' midpoints (u, v in the principal frame, about the mean) moved back into map.
+        mu, mv = 0.5 * (length + umin), 0.5 * (width + vmin)
+        cy, sy = np.cos(yaw), np.sin(yaw)
+        mx, my = mx + cy * mu - sy * mv, my + sy * mu + cy * mv
     length = length - umin + spec.resolution
     width = width - vmin + spec.resolution
     keep = (count >= min_cells) & (length <= max_length_m)

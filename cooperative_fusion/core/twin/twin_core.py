@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,10 @@ class TwinConfig:
     merge_gap_m : occupied components this close are one object (see tracking.extract_detections)
     merge_gap_across_m : ... this close across the road (None: ``merge_gap_m``); two cars in adjacent
         lanes are drawn under 1 m apart
+    box_centre : a detection lies at the centre of its cells' box, not at their mean (see
+        tracking.extract_detections: a car drawn mostly as its rear face is otherwise boxed up to 1 m behind)
+    road_axes : a detection's box is spanned along and across the road (the fitted road's heading at it;
+        the grid's axes before a road is fitted), not along its cells' principal axes
     pieces_move_together, piece_gap_m, piece_across_m : a track whose box comes within ``piece_gap_m``
         along the road (or overlaps) of the box of a track with more detections, centres within
         ``piece_across_m`` across it, is a piece of that object: it moves at that track's along-road speed
@@ -56,6 +61,8 @@ class TwinConfig:
     exclude_front_m: float = 0.0
     merge_gap_m: float = 0.0
     merge_gap_across_m: float | None = None
+    box_centre: bool = False
+    road_axes: bool = False
     pieces_move_together: bool = False
     piece_gap_m: float = 1.0
     piece_across_m: float = 1.0
@@ -83,6 +90,16 @@ class TwinConfig:
             raise ConfigError(f'exclude_margin_m must be >= 0 and radar_radius_m > 0, got '
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
 
+
+
+def road_heading(road: RoadModel | None, spec: GridSpec) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """The road's heading (radians in ``map``) at points (K, 2) in ``map``: ``road``'s, or the grid's yaw while no
+    road is fitted (the grid follows the platoon's heading)."""
+    def heading(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        if road is None:
+            return np.full(len(xy), spec.yaw)
+        return np.asarray(road.heading_at(road.to_road(xy)[0]), dtype=np.float64).reshape(-1)
+    return heading
 
 @dataclass(frozen=True)
 class TwinResult:
@@ -183,9 +200,11 @@ class TwinCore:
         """
         cfg = self.config
         road = self.road_at(platoon, stamp_ns)
+        heading = road_heading(road, spec) if cfg.road_axes else None
         dets = extract_detections(cells_percent, spec, cfg.occupied_threshold, cfg.min_cells,
                                   platoon.footprints(cfg.exclude_trail_s, cfg.exclude_front_m), cfg.exclude_margin_m,
-                                  merge_gap_m=cfg.merge_gap_m, merge_gap_across_m=cfg.merge_gap_across_m)
+                                  merge_gap_m=cfg.merge_gap_m, merge_gap_across_m=cfg.merge_gap_across_m,
+                                  box_centre=cfg.box_centre, road_heading=heading)
         if radar_xyv is not None and len(dets):
             if radar_sensor_xy is None:
                 raise ConfigError('radar targets given without the position of the radar that saw them')

@@ -263,6 +263,53 @@ def test_extract_detections_merges_less_across_the_road_than_along_it():
         extract_detections(cells, spec, merge_gap_m=1.0, merge_gap_across_m=math.inf)
 
 
+
+def test_extract_detections_box_centre_covers_a_car_seen_mostly_at_its_rear(spec):
+    """A car as the common grid draws it ahead of a truck: a dense rear face, thin side and front strips.
+    The cells' mean lies behind the car's middle; the box of the cells' span must not reach behind its
+    rear (that is the gap the vehicle behind is warned by)."""
+    cells = np.zeros(spec.shape, np.int8)
+    rows, cols = slice(46, 55), slice(140, 163)     # 9 x 23 cells: x 28.0-32.6 m, y -0.8-1.0 m
+    cells[rows, 140:143] = 100                      # rear face, three cells deep
+    cells[rows, 162] = 100                          # front face
+    cells[46, cols] = cells[54, cols] = 100         # the sides
+    x_rear, x_front, y_mid = 28.0, 32.6, 0.1
+    mean = extract_detections(cells, spec)
+    boxed = extract_detections(cells, spec, box_centre=True)
+    assert len(mean) == len(boxed) == 1
+    assert_allclose(boxed.length, mean.length)
+    assert_allclose(boxed.length, x_front - x_rear, atol=1e-9)
+    assert_allclose(boxed.yaw, mean.yaw)
+    # the mean lies behind the middle: a box on it reaches 0.3 m or more behind the rear ...
+    assert mean.xy[0, 0] - 0.5 * mean.length[0] < x_rear - 0.3
+    # ... the box's centre is the middle of the cells, its rear at the drawn rear
+    assert_allclose(boxed.xy[0], [0.5 * (x_rear + x_front), y_mid], atol=1e-9)
+    # cells symmetric about their middle (a whole car): the same position either way
+    whole = np.zeros(spec.shape, np.int8)
+    whole[rows, cols] = 100
+    assert_allclose(extract_detections(whole, spec, box_centre=True).xy, extract_detections(whole, spec).xy,
+                    atol=1e-9)
+
+
+def test_extract_detections_road_axes_span_a_partly_seen_car_along_the_road(spec):
+    """A car's rear face and one side (an L, as a vehicle behind and beside it sees it): its principal
+    axes are off its heading, and the box along them reaches behind the cells; along the road it does not."""
+    cells = np.zeros(spec.shape, np.int8)
+    cells[46:55, 140:142] = 100                     # rear face, two cells deep: x 28.0-28.4, y -0.8-1.0
+    cells[54, 140:163] = 100                        # the near side, x 28.0-32.6 m
+    pca = extract_detections(cells, spec, box_centre=True)
+    assert abs(pca.yaw[0]) > 0.1                    # the L's axes are turned
+    pca_rear = pca.xy[0, 0] - 0.5 * (abs(math.cos(pca.yaw[0])) * pca.length[0]
+                                     + abs(math.sin(pca.yaw[0])) * pca.width[0])
+    assert pca_rear < 28.0 - 0.3
+    for heading in (0.0, math.pi, -math.pi):        # a road east or west along x: the same axes
+        road = extract_detections(cells, spec, box_centre=True, road_heading=lambda xy: np.full(len(xy), heading))
+        assert_allclose(road.yaw, [0.0], atol=1e-12)
+        assert_allclose(road.xy[0], [30.3, 0.1], atol=1e-9)
+        assert_allclose([road.length[0], road.width[0]], [4.6, 1.8], atol=1e-9)
+    with pytest.raises(ConfigError, match='road_heading gave'):
+        extract_detections(cells, spec, road_heading=lambda xy: np.full(len(xy), np.nan))
+
 def _settled_car(trk: MultiObjectTracker, frames: int = 20, v: float = 20.0) -> None:
     """A car at ``v`` m/s along x, its radar hint each frame, for ``frames`` frames (10 Hz)."""
     for k in range(frames):

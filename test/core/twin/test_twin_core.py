@@ -9,7 +9,8 @@ from cooperative_fusion.core.errors import ConfigError
 from cooperative_fusion.core.grid import GridSpec
 from cooperative_fusion.core.twin.prediction import PlatoonState, PredictionConfig, iou
 from cooperative_fusion.core.twin.tracking import Track
-from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore, mature_tracks
+from cooperative_fusion.core.road import RoadModel
+from cooperative_fusion.core.twin.twin_core import TwinConfig, TwinCore, mature_tracks, road_heading
 
 LEN, GAP, V = 4.5, 18.0, 25.0
 SPEC = GridSpec(0.0, -15.0, 0.2, 1500, 150)       # 300 m x 30 m
@@ -180,3 +181,16 @@ def test_a_car_in_the_lane_and_a_truck_beside_it_are_two_objects(across_m, warne
         assert_allclose([by_y[0].vx, by_y[1].vx], [v, v], atol=0.5)
     with pytest.raises(ConfigError, match='merge_gap_across_m must be a finite number of metres >= 0'):
         TwinConfig(merge_gap_across_m=-0.1)
+
+
+def test_road_heading_is_the_fitted_roads_or_the_grids():
+    """detection.road_axes spans detections along the road: the fitted road's heading where each one is (on a
+    curve it turns along the road), the grid's yaw before a road is fitted."""
+    spec = GridSpec(0.0, 0.0, 0.2, 100, 50, yaw=0.3)
+    xy = np.array([[10.0, 1.0], [200.0, 5.0]])
+    assert_allclose(road_heading(None, spec)(xy), [0.3, 0.3])
+    road = RoadModel(0.0, 0.0, 0.0, 1 / 400)                 # a left curve of radius 400 m from the origin
+    h = road_heading(road, spec)(xy)
+    assert h.shape == (2,)
+    assert_allclose(h, road.heading_at(road.to_road(xy)[0]))
+    assert 0.0 < h[0] < h[1] < 1.0                           # further along the curve, turned further
