@@ -79,7 +79,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
-from .morphology import dilate_square, nonzero_box
+from .morphology import dilate_square, nonzero_box, nonzero_cells
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -271,8 +271,8 @@ def moved_by_vehicle(radar: RadarTargets, x: NDArray[np.float64], y: NDArray[np.
     return out
 
 
-def _median(values: NDArray[np.float64]) -> float:
-    """``np.median`` of a short finite 1-D array (the same value), without its overhead."""
+def small_median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of a short finite 1-D array, float or integer (the same value), without its overhead."""
     v = np.sort(values)
     mid = v.size // 2
     return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
@@ -340,7 +340,7 @@ def occupied_components(occ: NDArray[np.bool_], grow_cells: int
     # On the bounding box only: every grown cell lies inside it, and raster order is kept there.
     occ_box = occ[box]
     labels, n = ndimage.label(dilate_square(occ_box, grow_cells), structure=_EIGHT)
-    iy, ix = np.nonzero(occ_box)
+    iy, ix = nonzero_cells(occ_box)
     lab = labels[iy, ix].astype(np.int64) - 1
     return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
 
@@ -453,7 +453,7 @@ class DynamicLayer:
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
                 near_lab, near_speed = clab[j[near]], tspeed[near]
                 for c in np.unique(near_lab):
-                    speed_radar[c] = _median(near_speed[near_lab == c])
+                    speed_radar[c] = small_median(near_speed[near_lab == c])
 
         # Tracking: the same vehicle's previous components, predicted along the road.
         prev = self._tracks.get(vehicle_id)
@@ -547,7 +547,7 @@ class DynamicLayer:
             del stamps[:-SWEEP_STAMPS_KEPT]
         if len(stamps) < 2:
             return None
-        period = _median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
+        period = small_median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
         lo, hi = SWEEP_PERIOD_RANGE_S
         return period if lo <= period <= hi else None
 

@@ -27,6 +27,22 @@ def nonzero_box(mask: NDArray[np.bool_], margin: int = 0) -> tuple[slice, slice]
             slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w)))
 
 
+def nonzero_cells(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(iy, ix) of the True cells of a 2-D ``mask``, row-major: ``np.nonzero(mask)``, by the flat indices
+    (numpy 2.4's 2-D ``nonzero`` takes 7-20x as long on the fusion's grids)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f'nonzero_cells takes a 2-D mask, got shape {mask.shape}')
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
+def column_bounds(points: NDArray) -> tuple[NDArray, NDArray]:
+    """(lo, hi) (2,) of points (N >= 1, 2) per column: ``points.min(axis=0)``, ``points.max(axis=0)``, a
+    column at a time (numpy reduces a (N, 2) array over its long axis ~50x slower)."""
+    return (np.array([points[:, 0].min(), points[:, 1].min()]),
+            np.array([points[:, 0].max(), points[:, 1].max()]))
+
+
 def _or_shifted(out: NDArray[np.bool_], src: NDArray[np.bool_], dy: int, dx: int) -> None:
     """out[y, x] |= src[y - dy, x - dx] where both lie in the array."""
     h, w = src.shape
