@@ -72,10 +72,12 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     # The grid frame is map turned about the map origin: one rotation takes points and vectors into it.
     c = spec.to_grid_frame(np.asarray(corr.pivot, dtype=np.float64))
     t = spec.to_grid_frame(np.array([corr.dx, corr.dy]))
-    corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
-                        [spec.origin_x, spec.origin_y + spec.size_y],
-                        [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
-    reach = float(np.hypot(*t)) + abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
+    reach = float(np.hypot(*t))
+    if corr.dyaw != 0.0:
+        corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
+                            [spec.origin_x, spec.origin_y + spec.size_y],
+                            [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
+        reach += abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
     m = int(math.ceil(reach / res)) + 1
     out = GridSpec(spec.origin_x - m * res, spec.origin_y - m * res, res, spec.width + 2 * m, spec.height + 2 * m,
                    spec.yaw)

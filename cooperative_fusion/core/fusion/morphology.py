@@ -116,13 +116,16 @@ def dilate_offsets(mask: NDArray[np.bool_], offsets: NDArray[np.integer]) -> NDA
 
     For a point-symmetric set (as :func:`line_offsets`) this is ``ndimage.binary_dilation`` by that
     element. Offsets sharing a dy with a run of 4 or more consecutive dx (a line near the x axis) are
-    done as one run. A new array.
+    done as one run, a whole 3x3 or 5x5 square as :func:`dilate_square`. A new array.
     """
     mask = np.asarray(mask, dtype=bool)
-    out = np.zeros_like(mask)
     rows: dict[int, set[int]] = {}
     for dy, dx in np.asarray(offsets).reshape(-1, 2):
         rows.setdefault(int(dy), set()).add(int(dx))
+    r = max(rows, default=0)
+    if 0 < r < 3 and set(rows) == set(range(-r, r + 1)) and all(d == set(range(-r, r + 1)) for d in rows.values()):
+        return dilate_square(mask, r)     # a whole square (a disc of up to 1.5 cells): rows, then columns
+    out = np.zeros_like(mask)
     for dy, dxs in rows.items():
         lo, hi = min(dxs), max(dxs)
         if len(dxs) >= 4 and hi - lo + 1 == len(dxs):

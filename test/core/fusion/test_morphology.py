@@ -125,3 +125,25 @@ def test_nonzero_cells_and_column_bounds_are_numpys(shape):
             np.testing.assert_array_equal(hi, pts.max(axis=0))
     with pytest.raises(ValueError, match='2-D mask'):
         nonzero_cells(np.zeros(4, bool))
+
+
+@pytest.mark.parametrize('r', [1, 2])
+def test_dilate_offsets_of_a_whole_square_is_the_square_dilation(r):
+    def shifted_or(mask, offsets):              # out[y, x] |= mask[y - dy, x - dx], nothing from outside
+        out = np.zeros_like(mask)
+        h, w = mask.shape
+        for dy, dx in offsets:
+            out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
+                mask[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        return out
+
+    rng = np.random.default_rng(r)
+    k = np.arange(-r, r + 1)
+    square = np.stack([a.ravel() for a in np.meshgrid(k, k)], axis=1)
+    for shape in SHAPES:
+        mask = rng.random(shape) < 0.1
+        want = ndimage.binary_dilation(mask, np.ones((2 * r + 1, 2 * r + 1), bool))
+        np.testing.assert_array_equal(dilate_offsets(mask, square[::-1]), want)
+        np.testing.assert_array_equal(shifted_or(mask, square.tolist()), want)
+        # one offset short of the square: the general path
+        np.testing.assert_array_equal(dilate_offsets(mask, square[1:]), shifted_or(mask, square[1:].tolist()))
