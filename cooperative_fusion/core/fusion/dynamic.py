@@ -474,6 +474,8 @@ class DynamicLayer:
         if use_prev:
             p_xy = np.array([s.centroid for s in prev.seen])
             p_speed = np.array([0.0 if s.speed is None else s.speed for s in prev.seen])
+            p_moved = (p_speed * dt)[:, None] * road[None, :]      # each previous component's predicted step
+            along_gate = cfg.max_speed_mps * dt
         seen: list[_Seen] = []
         moving_label = np.zeros(n, dtype=bool)
         objects: list[MovingObject] = []
@@ -485,10 +487,10 @@ class DynamicLayer:
             if use_prev:
                 d = centroid[c][None, :] - p_xy
                 along_raw = d @ road
-                pred = d - (p_speed * dt)[:, None] * road[None, :]
+                pred = d - p_moved
                 along = pred @ road
                 lateral = np.abs(pred[:, 0] * road[1] - pred[:, 1] * road[0])
-                ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= cfg.max_speed_mps * dt)
+                ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= along_gate)
                 cand = np.flatnonzero(ok)
                 if cand.size:
                     match = int(cand[np.argmin(np.abs(along[cand]))])
