@@ -666,11 +666,13 @@ def drop_member_hits(spec: GridSpec, logodds: NDArray[np.float32], known: NDArra
         return logodds, known, 0
     out_l = np.array(logodds, dtype=np.float32)
     out_k = np.array(known, dtype=bool)
+    dropped = 0
     for sl, hit in hits:
+        # Windows may overlap: count only what is still known (every dropped cell was known).
+        dropped += int(np.count_nonzero(out_k[sl][hit]))
         out_l[sl][hit] = 0.0
         out_k[sl][hit] = False
-    # Every dropped cell was known: the windows may overlap, so count what left the known mask.
-    return out_l, out_k, int(np.count_nonzero(known)) - int(np.count_nonzero(out_k))
+    return out_l, out_k, dropped
 
 
 def draw_members(spec: GridSpec, cells: NDArray[np.int8],

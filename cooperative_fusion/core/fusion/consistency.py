@@ -239,11 +239,7 @@ class ConsistencyChecker:
         book = self._books.setdefault(vehicle_id, _Book())
         mine_st = self._classify(spec, logodds, known, stamp_ns)
         occ = mine_st.occ
-        count = np.uint8 if len(self._latest) < 255 else np.int32
-        n_free = np.zeros(spec.shape, dtype=count)      # witnesses saying free where v is occupied
-        n_occ = np.zeros(spec.shape, dtype=count)       # witnesses saying occupied where v is free
-        n_both = np.zeros(spec.shape, dtype=count)      # witnesses occupied where v is occupied
-        witnesses = 0
+        pairs = []              # (overlap in mine (y0, y1, x0, x1), their clear free and occupied there, reach)
         for oid, other in self._latest.items():
             if oid == vehicle_id or abs(other.stamp_ns - stamp_ns) > cfg.max_age_ns:
                 continue
@@ -258,36 +254,51 @@ class ConsistencyChecker:
             y0, y1 = max(dy, 0), min(dy + other.spec.height, spec.height)
             if x0 >= x1 or y0 >= y1:
                 continue
-            mine = (slice(y0, y1), slice(x0, x1))
             theirs = (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
             # Swept along the road between the two stamps, in cells (the square margin comes on top).
             reach = int(math.ceil(cfg.max_speed_mps * abs(other.stamp_ns - stamp_ns) * 1e-9 / spec.resolution
                                   - 1e-9))
-            w_free = other.clear_free(reach, road_heading_rad)[theirs]
-            w_occ = other.occ[theirs]
-            v_free = mine_st.clear_free(reach, road_heading_rad)[mine]
-            v_occ = occ[mine]
-            n_free[mine] += v_occ & w_free
-            n_occ[mine] += v_free & w_occ
-            n_both[mine] += v_occ & w_occ
-            witnesses += 1
+            pairs.append(((y0, y1, x0, x1), other.clear_free(reach, road_heading_rad)[theirs], other.occ[theirs],
+                          reach))
+        witnesses = len(pairs)
         k = cfg.min_witnesses
-        conflict = (n_free >= k) | (n_occ >= k)
-        # Free and occupied are disjoint: witnesses confident where v is occupied are n_free + n_both,
-        # witnesses occupied where v is confident n_occ + n_both.
-        compared = (occ & (n_free + n_both >= k)) | (n_occ + n_both >= k)
-        n_conflict = int(np.count_nonzero(conflict))
-        scored = compared
-        n_scored_conflict = n_conflict
-        min_cells_area = cfg.score_min_area_m2 / (spec.resolution * spec.resolution)
-        if n_conflict and min_cells_area > 1.0:
-            labels, n = ndimage.label(conflict, structure=_EIGHT)
-            small = np.bincount(labels.ravel(), minlength=n + 1) < min_cells_area
-            small[0] = False
-            clutter = small[labels]
-            scored = compared & ~clutter
-            n_scored_conflict = n_conflict - int(np.count_nonzero(clutter))
-        n_compared = int(np.count_nonzero(scored))
+        # Nothing is compared outside the witnesses' overlaps (every count 0 there, and k >= 1): count, test
+        # and label on their bounding box only.
+        conflict = np.zeros(spec.shape, dtype=bool)
+        n_conflict = n_scored_conflict = 0
+        scored = None
+        if pairs:
+            by0, by1 = min(p[0][0] for p in pairs), max(p[0][1] for p in pairs)
+            bx0, bx1 = min(p[0][2] for p in pairs), max(p[0][3] for p in pairs)
+            box = (slice(by0, by1), slice(bx0, bx1))
+            count = np.uint8 if len(self._latest) < 255 else np.int32
+            shape = (by1 - by0, bx1 - bx0)
+            n_free = np.zeros(shape, dtype=count)      # witnesses saying free where v is occupied
+            n_occ = np.zeros(shape, dtype=count)       # witnesses saying occupied where v is free
+            n_both = np.zeros(shape, dtype=count)      # witnesses occupied where v is occupied
+            for (y0, y1, x0, x1), w_free, w_occ, reach in pairs:
+                mine = (slice(y0, y1), slice(x0, x1))
+                local = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+                v_free = mine_st.clear_free(reach, road_heading_rad)[mine]
+                v_occ = occ[mine]
+                n_free[local] += v_occ & w_free
+                n_occ[local] += v_free & w_occ
+                n_both[local] += v_occ & w_occ
+            conflict_box = (n_free >= k) | (n_occ >= k)
+            conflict[box] = conflict_box
+            # Free and occupied are disjoint: witnesses confident where v is occupied are n_free + n_both,
+            # witnesses occupied where v is confident n_occ + n_both.
+            scored = (occ[box] & (n_free + n_both >= k)) | (n_occ + n_both >= k)
+            n_conflict = n_scored_conflict = int(np.count_nonzero(conflict_box))
+            min_cells_area = cfg.score_min_area_m2 / (spec.resolution * spec.resolution)
+            if n_conflict and min_cells_area > 1.0:
+                labels, n = ndimage.label(conflict_box, structure=_EIGHT)
+                small = np.bincount(labels.ravel(), minlength=n + 1) < min_cells_area
+                small[0] = False
+                clutter = small[labels]
+                scored = scored & ~clutter
+                n_scored_conflict = n_conflict - int(np.count_nonzero(clutter))
+        n_compared = int(np.count_nonzero(scored)) if scored is not None else 0
         sample = None
         if n_compared >= cfg.min_cells:
             sample = 1.0 - n_scored_conflict / n_compared

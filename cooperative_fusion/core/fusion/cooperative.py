@@ -31,7 +31,8 @@ from .consistency import ConsistencyChecker
 from .body_registration import BodyFit, face_points, fit_body, may_hold_faces, solve_bodies, to_map, visible_sides
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
-from .dynamic import SWEEP_PERIOD_RANGE_S, SWEEP_STAMPS_KEPT, DynamicLayer, RadarTargets
+from .dynamic import SWEEP_PERIOD_RANGE_S, SWEEP_STAMPS_KEPT, DynamicLayer, RadarTargets, small_median
+from .morphology import column_bounds
 from .publish_policy import PublishPolicy, PublishPolicyConfig
 from .window import road_window
 
@@ -319,10 +320,11 @@ class CooperativeFusion:
             if checked is None:
                 logodds = self.consistency.check(vehicle_id, spec, logodds, known, stamp_ns, heading).logodds
             else:
-                conflict = self.consistency.check(vehicle_id, *checked, stamp_ns, heading).conflict
-                weight = self.consistency.config.conflict_weight
-                logodds = np.where(mask_on(checked[0], conflict, spec), logodds * np.float32(weight),
-                                   logodds).astype(np.float32)
+                checked_result = self.consistency.check(vehicle_id, *checked, stamp_ns, heading)
+                if checked_result.conflict_cells:
+                    weight = self.consistency.config.conflict_weight
+                    logodds = np.where(mask_on(checked[0], checked_result.conflict, spec),
+                                       logodds * np.float32(weight), logodds).astype(np.float32)
         return spec, logodds, known
 
     def _fine(self, spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[np.bool_]
@@ -513,7 +515,7 @@ class CooperativeFusion:
         stamps = list(st.fused_stamps)[-SWEEP_STAMPS_KEPT:]
         if len(stamps) < 2:
             return None
-        period = float(np.median(np.diff(stamps))) * 1e-9
+        period = small_median(np.diff(np.asarray(stamps, dtype=np.int64))) * 1e-9
         return period if SWEEP_PERIOD_RANGE_S[0] <= period <= SWEEP_PERIOD_RANGE_S[1] else None
 
     def _remember_faces(self, vehicle_id: str, st: VehicleState, points: NDArray[np.float64], stamp_ns: int) -> None:
@@ -526,7 +528,7 @@ class CooperativeFusion:
         if cfg.footprints is None or observer is None or period is None or not len(points):
             return
         keep_ns = max(cfg.coreg_accumulate_ns, int(cfg.coreg_period_s * 1e9))
-        lo, hi = points.min(axis=0), points.max(axis=0)
+        lo, hi = column_bounds(points)
         for vid, other in self.vehicles.items():
             fp = cfg.footprints.get(vid)
             pose = self._odom_at(other, stamp_ns) if vid != vehicle_id and fp is not None else None

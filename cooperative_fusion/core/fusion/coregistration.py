@@ -77,7 +77,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import ConfigError
 from ..grid import GridSpec
-from .morphology import dilate_offsets
+from .morphology import column_bounds, dilate_offsets, nonzero_cells
 
 #: Probability from which a cell counts as occupied (the same as the metrics).
 P_OCCUPIED = 0.65
@@ -199,7 +199,7 @@ def occupied_points(spec: GridSpec, cells: NDArray[np.integer] | None = None,
             mask &= np.asarray(known, dtype=bool)
     if arr.shape != spec.shape:
         raise ConfigError(f'grid shape {arr.shape} does not match the spec (height, width) = {spec.shape}')
-    iy, ix = np.nonzero(mask)
+    iy, ix = nonzero_cells(mask)
     return spec.to_map_frame(np.stack([spec.origin_x + (ix + 0.5) * spec.resolution,
                                        spec.origin_y + (iy + 0.5) * spec.resolution], axis=1))
 
@@ -302,8 +302,8 @@ def _near_on_lattice(p: NDArray[np.float64], e: NDArray[np.float64], tolerance_m
     if offsets is None:
         return None
     ip, ie = ip.astype(np.int64), ie.astype(np.int64)
-    lo = np.minimum(ip.min(axis=0), ie.min(axis=0))
-    hi = np.maximum(ip.max(axis=0), ie.max(axis=0))
+    (lo_p, hi_p), (lo_e, hi_e) = column_bounds(ip), column_bounds(ie)
+    lo, hi = np.minimum(lo_p, lo_e), np.maximum(hi_p, hi_e)
     width, height = int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1
     if width * height > _MAX_RASTER_CELLS:
         return None

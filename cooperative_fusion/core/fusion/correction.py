@@ -62,6 +62,9 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     (height', width') log-odds and known mask. A corrected cell takes the value
     of the source cell its centre maps back into (order 0: values never mix).
     A grid with a yaw is warped in its own frame (the correction turned into it).
+    A pure translation (``dyaw`` 0) moves every cell by the same whole number of cells: then the result is
+    a view of the cells that land (:func:`_shifted_block`) on a spec moved by those cells, no copy; the
+    known cells are those of the grown grid, and an unknown cell keeps the log-odds it had.
     """
     if corr.is_identity:
         return spec, logodds, known
@@ -69,10 +72,12 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     # The grid frame is map turned about the map origin: one rotation takes points and vectors into it.
     c = spec.to_grid_frame(np.asarray(corr.pivot, dtype=np.float64))
     t = spec.to_grid_frame(np.array([corr.dx, corr.dy]))
-    corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
-                        [spec.origin_x, spec.origin_y + spec.size_y],
-                        [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
-    reach = float(np.hypot(*t)) + abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
+    reach = float(np.hypot(*t))
+    if corr.dyaw != 0.0:
+        corners = np.array([[spec.origin_x, spec.origin_y], [spec.origin_x + spec.size_x, spec.origin_y],
+                            [spec.origin_x, spec.origin_y + spec.size_y],
+                            [spec.origin_x + spec.size_x, spec.origin_y + spec.size_y]])
+        reach += abs(corr.dyaw) * float(np.max(np.hypot(*(corners - c).T)))
     m = int(math.ceil(reach / res)) + 1
     out = GridSpec(spec.origin_x - m * res, spec.origin_y - m * res, res, spec.width + 2 * m, spec.height + 2 * m,
                    spec.yaw)
@@ -86,9 +91,12 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     matrix = r_inv[::-1, ::-1]
     offset = offset_xy[::-1]
     if corr.dyaw == 0.0:
-        shifted = _shifted_nearest(logodds, known, offset, out.shape)
-        if shifted is not None:
-            return out, *shifted
+        block = _shifted_block(offset, np.shape(logodds), out.shape)
+        if block is not None:
+            (y0, x0), src = block
+            moved = GridSpec(out.origin_x + x0 * res, out.origin_y + y0 * res, res, src[1].stop - src[1].start,
+                             src[0].stop - src[0].start, spec.yaw)
+            return moved, logodds[src], known[src]
     # One pass: unknown travels as NaN (order 0 copies values, so NaN never spreads).
     lin = ndimage.affine_transform(np.where(known, logodds, np.nan).astype(np.float32), matrix, offset,
                                    output_shape=out.shape, order=0, mode='constant', cval=np.nan)
@@ -96,32 +104,27 @@ def warp_evidence(spec: GridSpec, logodds: NDArray[np.float32], known: NDArray[n
     return out, np.where(kin, lin, 0.0).astype(np.float32), kin
 
 
-def _shifted_nearest(logodds: NDArray[np.float32], known: NDArray[np.bool_], offset: NDArray[np.floating],
-                     out_shape: tuple[int, int]) -> tuple[NDArray[np.float32], NDArray[np.bool_]] | None:
-    """The general path's (log-odds, known) for a pure translation, as one block copy (a body or along-road
-    correction has no yaw: about 10x cheaper than ``ndimage.affine_transform``).
-
-    Output index i reads source coordinate ``c = i + offset`` (per axis) at index ``floor(c + 0.5)``, and
-    nothing where ``c`` lies outside ``[0, n - 1]``: ndimage's order-0 rule and its constant-mode bounds.
-    None when the indices are not consecutive (float rounding at a tie), for the general path.
+def _shifted_block(offset: NDArray[np.floating], in_shape: tuple[int, ...], out_shape: tuple[int, int]
+                   ) -> tuple[tuple[int, int], tuple[slice, slice]] | None:
+    """A pure translation onto the grown grid as a block: ((iy, ix) of the output cell that the block's first
+    cell lands on, the source block's (rows, cols) slices); every other output cell is unknown. The general
+    path's rule: output index i reads source coordinate ``c = i + offset`` (per axis) at index
+    ``floor(c + 0.5)``, and nothing where ``c`` lies outside ``[0, n - 1]`` (ndimage's order-0 rule and its
+    constant-mode bounds: a source row or column at an edge may be left out). None when the indices are not
+    consecutive (float rounding at a tie) or nothing lands, for the general path.
     """
-    cy = np.arange(out_shape[0], dtype=np.float64) + offset[0]
-    cx = np.arange(out_shape[1], dtype=np.float64) + offset[1]
-    ys = np.flatnonzero((cy >= 0.0) & (cy <= logodds.shape[0] - 1))
-    xs = np.flatnonzero((cx >= 0.0) & (cx <= logodds.shape[1] - 1))
-    out_l = np.zeros(out_shape, dtype=np.float32)
-    out_k = np.zeros(out_shape, dtype=bool)
-    if ys.size == 0 or xs.size == 0:
-        return out_l, out_k
-    iy = np.floor(cy[ys] + 0.5).astype(np.int64)
-    ix = np.floor(cx[xs] + 0.5).astype(np.int64)
-    if np.any(np.diff(iy) != 1) or np.any(np.diff(ix) != 1) or np.any(np.diff(ys) != 1) or np.any(np.diff(xs) != 1):
-        return None
-    dst = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-    src = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
-    out_k[dst] = known[src]
-    out_l[dst] = np.where(known[src], logodds[src], np.float32(0.0))
-    return out_l, out_k
+    first, block = [], []
+    for axis in (0, 1):
+        c = np.arange(out_shape[axis], dtype=np.float64) + offset[axis]
+        sel = np.flatnonzero((c >= 0.0) & (c <= in_shape[axis] - 1))
+        if sel.size == 0:
+            return None
+        idx = np.floor(c[sel] + 0.5).astype(np.int64)
+        if sel[-1] - sel[0] != sel.size - 1 or np.any(np.diff(idx) != 1):
+            return None
+        first.append(int(sel[0]))
+        block.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return (first[0], first[1]), (block[0], block[1])
 
 
 def mask_on(src: GridSpec, mask: NDArray[np.bool_], dst: GridSpec) -> NDArray[np.bool_]:

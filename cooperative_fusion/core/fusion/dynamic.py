@@ -79,7 +79,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
-from .morphology import dilate_square, nonzero_box
+from .morphology import dilate_square, nonzero_box, nonzero_cells
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -263,16 +263,19 @@ def moved_by_vehicle(radar: RadarTargets, x: NDArray[np.float64], y: NDArray[np.
     lo = np.array([np.min(x), np.min(y)]) - radius_m
     hi = np.array([np.max(x), np.max(y)]) + radius_m
     txy = txy[np.all((txy >= lo) & (txy <= hi), axis=1)]
-    r2 = radius_m * radius_m
-    for tx, ty in txy:
-        dx = x - tx
-        dy = y - ty
-        out |= dx * dx + dy * dy <= r2
-    return out
+    if txy.shape[0] == 0:
+        return out
+    # (targets, cells) planes: each target's dx² + dy² <= r², the same values as one target at a time.
+    dx = np.ravel(x)[None, :] - txy[:, 0, None]
+    dy = np.ravel(y)[None, :] - txy[:, 1, None]
+    dx *= dx
+    dy *= dy
+    dx += dy
+    return np.any(dx <= radius_m * radius_m, axis=0).reshape(np.shape(x))
 
 
-def _median(values: NDArray[np.float64]) -> float:
-    """``np.median`` of a short finite 1-D array (the same value), without its overhead."""
+def small_median(values: NDArray[np.float64]) -> float:
+    """``np.median`` of a short finite 1-D array, float or integer (the same value), without its overhead."""
     v = np.sort(values)
     mid = v.size // 2
     return float(v[mid]) if v.size % 2 else float((v[mid - 1] + v[mid]) / 2.0)
@@ -300,8 +303,8 @@ def sweep_phase_s(xy: NDArray[np.float64], sensor_xy: NDArray[np.float64], headi
     return a / (2.0 * math.pi) * period_s
 
 
-def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, sensor_iy: float
-               ) -> NDArray[np.bool_]:
+def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, sensor_iy: float,
+               labels: NDArray[np.integer] | None = None) -> NDArray[np.bool_]:
     """(K,) the cells of one object (cell indices) that face the sensor in front of another of its cells.
 
     Per cell, one step along the axis nearer its line of sight from the sensor (at cell coordinates
@@ -309,7 +312,8 @@ def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, s
     towards the sensor is not the object's and the cell one step away is. A face drawn one cell thick is
     kept whole. Evidence shared on a coarser lattice (``share.resolution_m`` 0.4 m: two fine cells) and
     range noise draw a face thicker than it is, and the excess lies in front of the surface: on the
-    sensor's side.
+    sensor's side. ``labels`` (K,) >= 0: the cells of several objects at once, each cell's object (a cell of
+    another object is not the cell's object's); the same as one call per object.
     """
     ix = np.asarray(ix, dtype=np.int64)
     iy = np.asarray(iy, dtype=np.int64)
@@ -321,10 +325,18 @@ def near_layer(ix: NDArray[np.int64], iy: NDArray[np.int64], sensor_ix: float, s
     sx = np.where(along_x, np.sign(dx), 0).astype(np.int64)
     sy = np.where(along_x, 0, np.sign(dy)).astype(np.int64)
     x0, y0 = int(ix.min()) - 1, int(iy.min()) - 1
-    mask = np.zeros((int(iy.max()) - y0 + 2, int(ix.max()) - x0 + 2), dtype=bool)
-    mask[iy - y0, ix - x0] = True
-    toward = mask[iy - sy - y0, ix - sx - x0]
-    away = mask[iy + sy - y0, ix + sx - x0]
+    shape = (int(iy.max()) - y0 + 2, int(ix.max()) - x0 + 2)
+    if labels is None:
+        mask = np.zeros(shape, dtype=bool)
+        mask[iy - y0, ix - x0] = True
+        toward = mask[iy - sy - y0, ix - sx - x0]
+        away = mask[iy + sy - y0, ix + sx - x0]
+    else:
+        own = np.asarray(labels, dtype=np.int64) + 1          # 0: no object's cell
+        grid = np.zeros(shape, dtype=np.int64)
+        grid[iy - y0, ix - x0] = own
+        toward = grid[iy - sy - y0, ix - sx - x0] == own
+        away = grid[iy + sy - y0, ix + sx - x0] == own
     return ~toward & away
 
 
@@ -340,7 +352,7 @@ def occupied_components(occ: NDArray[np.bool_], grow_cells: int
     # On the bounding box only: every grown cell lies inside it, and raster order is kept there.
     occ_box = occ[box]
     labels, n = ndimage.label(dilate_square(occ_box, grow_cells), structure=_EIGHT)
-    iy, ix = np.nonzero(occ_box)
+    iy, ix = nonzero_cells(occ_box)
     lab = labels[iy, ix].astype(np.int64) - 1
     return iy.astype(np.int64) + box[0].start, ix.astype(np.int64) + box[1].start, lab, int(n)
 
@@ -453,7 +465,7 @@ class DynamicLayer:
                 near = d2[np.arange(txy.shape[0]), j] <= cfg.radar_radius_m ** 2
                 near_lab, near_speed = clab[j[near]], tspeed[near]
                 for c in np.unique(near_lab):
-                    speed_radar[c] = _median(near_speed[near_lab == c])
+                    speed_radar[c] = small_median(near_speed[near_lab == c])
 
         # Tracking: the same vehicle's previous components, predicted along the road.
         prev = self._tracks.get(vehicle_id)
@@ -462,6 +474,8 @@ class DynamicLayer:
         if use_prev:
             p_xy = np.array([s.centroid for s in prev.seen])
             p_speed = np.array([0.0 if s.speed is None else s.speed for s in prev.seen])
+            p_moved = (p_speed * dt)[:, None] * road[None, :]      # each previous component's predicted step
+            along_gate = cfg.max_speed_mps * dt
         seen: list[_Seen] = []
         moving_label = np.zeros(n, dtype=bool)
         objects: list[MovingObject] = []
@@ -473,10 +487,10 @@ class DynamicLayer:
             if use_prev:
                 d = centroid[c][None, :] - p_xy
                 along_raw = d @ road
-                pred = d - (p_speed * dt)[:, None] * road[None, :]
+                pred = d - p_moved
                 along = pred @ road
                 lateral = np.abs(pred[:, 0] * road[1] - pred[:, 1] * road[0])
-                ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= cfg.max_speed_mps * dt)
+                ok = (lateral <= cfg.track_lateral_gate_m) & (np.abs(along_raw) <= along_gate)
                 cand = np.flatnonzero(ok)
                 if cand.size:
                     match = int(cand[np.argmin(np.abs(along[cand]))])
@@ -518,20 +532,32 @@ class DynamicLayer:
                 # The sensor in the grid's own frame (ix, iy count along it on a turned grid), in cells.
                 sensor = spec.to_grid_frame(np.asarray(sensor_xy, dtype=np.float64)[:2])
                 sensor_ix, sensor_iy = (sensor[0] - spec.origin_x) / res, (sensor[1] - spec.origin_y) / res
-            for c in np.flatnonzero(moving_label):
-                sel = lab == c
-                cells_xy = np.stack([x[sel], y[sel]], axis=1)
-                if sources[c] == 'track':
-                    # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
-                    cells_xy = cells_xy - (float(speeds[c]) * phase[sel])[:, None] * road[None, :]
-                keep = np.ones(cells_xy.shape[0], dtype=bool)
-                if thin:
-                    keep = ~near_layer(ix[sel], iy[sel], sensor_ix, sensor_iy)
+            # The moving cells grouped by component (ascending), raster order kept within each: one pass for
+            # every object's cells, sweep-phase shift and face thinning, then one slice per object.
+            members = np.flatnonzero(cell_moving)
+            members = members[np.argsort(lab[members], kind='stable')]
+            m_lab = lab[members]
+            cells_all = np.stack([x[members], y[members]], axis=1)
+            tracked = np.array([sources[c] == 'track' for c in range(n)], dtype=bool)[m_lab]
+            if tracked.any():
+                # Radar objects were moved to the stamp by their vehicle (sensor_models.hits_to_stamp).
+                cells_all[tracked] = cells_all[tracked] - (speeds[m_lab[tracked]] * phase[members[tracked]]
+                                                           )[:, None] * road[None, :]
+            keep_all = np.ones(members.size, dtype=bool)
+            if thin:
+                keep_all = ~near_layer(ix[members], iy[members], sensor_ix, sensor_iy, m_lab)
+            lo_all = logodds[iy[members], ix[members]]
+            comps = np.flatnonzero(moving_label)
+            ends = np.cumsum(np.bincount(m_lab, minlength=n)[comps]).tolist()
+            start = 0
+            for c, end in zip(comps.tolist(), ends):
+                keep = keep_all[start:end]
                 objects.append(MovingObject(
-                    vehicle_id, cells_xy[keep],
-                    (logodds[iy[sel][keep], ix[sel][keep]] * np.float32(weight)).astype(np.float32),
+                    vehicle_id, cells_all[start:end][keep],
+                    (lo_all[start:end][keep] * np.float32(weight)).astype(np.float32),
                     float(speeds[c]) * road, stamp_ns, sources[c],
                     None if max_age_ns is None else max(int(max_age_ns), cfg.max_age_ns)))
+                start = end
         self._replace(vehicle_id, spec, known, stamp_ns, objects)
         self.moving_total += len(objects)
         return SplitResult(spec, static_l, static_known, tuple(objects), int(np.count_nonzero(valid)),
@@ -547,7 +573,7 @@ class DynamicLayer:
             del stamps[:-SWEEP_STAMPS_KEPT]
         if len(stamps) < 2:
             return None
-        period = _median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
+        period = small_median(np.diff(np.asarray(stamps, dtype=np.float64)) * 1e-9)
         lo, hi = SWEEP_PERIOD_RANGE_S
         return period if lo <= period <= hi else None
 

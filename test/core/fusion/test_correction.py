@@ -95,8 +95,9 @@ def test_correction_travels_with_the_vehicle():
 
 
 def test_a_pure_translation_is_warped_exactly_as_ndimage_does() -> None:
-    """The block-copy path of a yaw-free correction gives ndimage's order-0 result cell for cell, ties included."""
-    from cooperative_fusion.core.fusion.correction import _shifted_nearest
+    """The block of a yaw-free correction holds ndimage's order-0 result cell for cell, ties included: the
+    block's cells where it lands on the grown grid, nothing elsewhere."""
+    from cooperative_fusion.core.fusion.correction import _shifted_block
 
     rng = np.random.default_rng(5)
     for trial in range(400):
@@ -109,7 +110,48 @@ def test_a_pure_translation_is_warped_exactly_as_ndimage_does() -> None:
         offset = np.array([-m + (rng.integers(-4, 5) * 0.5 if half else rng.uniform(-3, 3)) for _ in range(2)])
         lin = ndimage.affine_transform(np.where(known, logodds, np.nan).astype(np.float32), np.eye(2), offset,
                                        output_shape=shape, order=0, mode='constant', cval=np.nan)
-        got = _shifted_nearest(logodds, known, offset, shape)
-        assert got is not None
-        np.testing.assert_array_equal(got[1], ~np.isnan(lin))
-        np.testing.assert_array_equal(got[0], np.where(np.isnan(lin), 0.0, lin).astype(np.float32))
+        got = _shifted_block(offset, (h, w), shape)
+        if got is None:                                # nothing lands
+            assert np.isnan(lin).all()
+            continue
+        (y0, x0), (rows, cols) = got
+        k = np.zeros(shape, bool)
+        lo = np.zeros(shape, np.float32)
+        dst = (slice(y0, y0 + rows.stop - rows.start), slice(x0, x0 + cols.stop - cols.start))
+        k[dst] = known[rows, cols]
+        lo[dst] = np.where(known[rows, cols], logodds[rows, cols], 0.0)
+        np.testing.assert_array_equal(k, ~np.isnan(lin))
+        np.testing.assert_array_equal(lo, np.where(np.isnan(lin), 0.0, lin).astype(np.float32))
+
+
+def test_a_yaw_free_correction_moves_the_spec_not_the_cells() -> None:
+    """warp_evidence of a pure translation: views of the evidence (no copy) on a spec moved by whole cells,
+    the same known cells in map as the general path (ndimage) puts on the grown grid."""
+    rng = np.random.default_rng(11)
+    views = 0
+    for trial in range(200):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        spec = GridSpec(float(rng.integers(-50, 50)) * 0.2, float(rng.integers(-50, 50)) * 0.2, 0.2, w, h)
+        logodds = rng.normal(size=(h, w)).astype(np.float32)
+        known = rng.random((h, w)) >= 0.3
+        t = [float(rng.integers(-6, 7)) * 0.1 if trial % 2 else float(rng.uniform(-1.5, 1.5)) for _ in range(2)]
+        corr = Correction(t[0], t[1], 0.0, (float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5))))
+        got_spec, got_l, got_k = warp_evidence(spec, logodds, known, corr)
+        if got_l.base is not logodds:
+            continue                                   # a tie rounded unevenly: the general path
+        assert got_k.base is known
+        views += 1
+        # ndimage on the general path's grown grid, its offset in the same floating-point steps
+        m = int(math.ceil(math.hypot(*t) / 0.2)) + 1
+        grown = GridSpec(spec.origin_x - m * 0.2, spec.origin_y - m * 0.2, 0.2, w + 2 * m, h + 2 * m)
+        c = np.asarray(corr.pivot)
+        offset = ((np.array([grown.origin_x, grown.origin_y]) + 0.5 * 0.2 - c - np.array(t) + c
+                   - np.array([spec.origin_x, spec.origin_y])) / 0.2 - 0.5)[::-1]
+        lin = ndimage.affine_transform(np.where(known, logodds, np.nan).astype(np.float32), np.eye(2), offset,
+                                       output_shape=grown.shape, order=0, mode='constant', cval=np.nan)
+        want_k = ~np.isnan(lin)
+        ox, oy = grown.lattice_offset(got_spec)
+        assert np.count_nonzero(want_k) == np.count_nonzero(got_k)
+        np.testing.assert_array_equal(want_k[oy:oy + got_spec.height, ox:ox + got_spec.width], got_k)
+        np.testing.assert_array_equal(lin[oy:oy + got_spec.height, ox:ox + got_spec.width][got_k], got_l[got_k])
+    assert views >= 150                                # every one off a tie, most at ties

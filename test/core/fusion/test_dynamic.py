@@ -266,6 +266,21 @@ def test_near_layer_is_the_sensor_side_of_a_face_two_cells_deep():
     np.testing.assert_array_equal(near_layer(ix, iy, 80.0, 1.5), [False, True] * 4 + [False])
 
 
+
+def test_near_layer_of_labelled_objects_is_one_call_per_object():
+    """Objects side by side (touching cells of other objects are not the cell's own): the labelled call gives
+    each object's near layer as its own call does."""
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        cells = np.unique(rng.integers(0, 12, (60, 2)), axis=0)
+        labels = rng.integers(0, 4, len(cells))
+        sensor = rng.uniform(-20, 30, 2)
+        got = near_layer(cells[:, 0], cells[:, 1], *sensor, labels=labels)
+        for lab in np.unique(labels):
+            sel = labels == lab
+            np.testing.assert_array_equal(got[sel], near_layer(cells[sel, 0], cells[sel, 1], *sensor))
+
+
 def test_a_moving_object_is_drawn_one_cell_thinner_on_the_sensor_side():
     layers = {}
     for thin in (True, False):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cooperative_fusion.core.fusion.morphology import (dilate_offsets, dilate_square, line_element, line_offsets,
-                                                       nonzero_box)
+from cooperative_fusion.core.fusion.morphology import (column_bounds, dilate_offsets, dilate_square, line_element,
+                                                       line_offsets, nonzero_box, nonzero_cells)
 
 SHAPES = [(1, 1), (1, 7), (9, 1), (5, 6), (40, 53), (120, 37)]
 
@@ -106,3 +106,44 @@ def test_runs_of_offsets_equal_one_shift_per_offset(lo, hi):
             want |= src[40:60, 40:65]
         np.testing.assert_array_equal(dilate_offsets(mask, offsets), want)
 
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (7, 1), (1, 9), (60, 130)])
+def test_nonzero_cells_and_column_bounds_are_numpys(shape):
+    rng = np.random.default_rng(3)
+    for density in (0.0, 0.02, 0.5, 1.0):
+        mask = rng.random(shape) < density
+        iy, ix = nonzero_cells(mask)
+        want = np.nonzero(mask)
+        np.testing.assert_array_equal(iy, want[0])
+        np.testing.assert_array_equal(ix, want[1])
+        assert iy.dtype == want[0].dtype and ix.dtype == want[1].dtype
+        if iy.size:
+            pts = np.stack([ix * 0.2 - 3.0, iy * 0.2 + 1.0], axis=1)
+            lo, hi = column_bounds(pts)
+            np.testing.assert_array_equal(lo, pts.min(axis=0))
+            np.testing.assert_array_equal(hi, pts.max(axis=0))
+    with pytest.raises(ValueError, match='2-D mask'):
+        nonzero_cells(np.zeros(4, bool))
+
+
+@pytest.mark.parametrize('r', [1, 2])
+def test_dilate_offsets_of_a_whole_square_is_the_square_dilation(r):
+    def shifted_or(mask, offsets):              # out[y, x] |= mask[y - dy, x - dx], nothing from outside
+        out = np.zeros_like(mask)
+        h, w = mask.shape
+        for dy, dx in offsets:
+            out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
+                mask[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        return out
+
+    rng = np.random.default_rng(r)
+    k = np.arange(-r, r + 1)
+    square = np.stack([a.ravel() for a in np.meshgrid(k, k)], axis=1)
+    for shape in SHAPES:
+        mask = rng.random(shape) < 0.1
+        want = ndimage.binary_dilation(mask, np.ones((2 * r + 1, 2 * r + 1), bool))
+        np.testing.assert_array_equal(dilate_offsets(mask, square[::-1]), want)
+        np.testing.assert_array_equal(shifted_or(mask, square.tolist()), want)
+        # one offset short of the square: the general path
+        np.testing.assert_array_equal(dilate_offsets(mask, square[1:]), shifted_or(mask, square[1:].tolist()))
