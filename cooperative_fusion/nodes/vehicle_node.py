@@ -135,8 +135,9 @@ PARAMS: tuple[Param, ...] = (
     Param('radar.p_miss', 0.45, 'radar inverse model p_miss (radar gives no free evidence)', 0.0, 0.5),
     Param('radar.min_range_m', 0.5, 'radar blind zone, metres', 0.0, 1000.0),
     Param('radar.max_range_m', 150.0, 'radar max trusted range, metres', 0.1, 1000.0),
-    Param('radar.sigma_m', 0.5, 'spread of a moving radar detection every way (it stands for the body behind it), '
-          'and of a standing one when range_sigma_m and azimuth_sigma_deg are 0, metres', 0.0, 20.0),
+    Param('radar.sigma_m', 0.5, 'spread of a radar detection every way: of a standing one when range_sigma_m and '
+          'azimuth_sigma_deg are 0, of a moving one when moving_range_sigma_m and moving_azimuth_sigma_deg are 0, '
+          'metres', 0.0, 20.0),
     Param('radar.range_sigma_m', 0.0, 'radar 1-sigma range error: a standing detection\'s spread along the line '
           'of sight (0 with azimuth_sigma_deg 0: sigma_m every way), metres', 0.0, 20.0),
     Param('radar.azimuth_sigma_deg', 0.0, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '

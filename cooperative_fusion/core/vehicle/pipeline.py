@@ -173,8 +173,8 @@ class PipelineConfig:
     lidar_extrinsic, radar_extrinsic, camera_extrinsic : [x, y, z, roll, pitch, yaw]
         of the sensor frame (camera: the optical frame) in base_link, metres and radians
     lidar_model, radar_model, camera_model : inverse sensor models
-    radar_sigma_m : metres, spread of a moving radar detection every way (one scan draws a moving object: the
-        disc stands for its body), and of a standing one when the two next are 0
+    radar_sigma_m : metres, spread of a radar detection every way: of a standing one when the two next are 0, of
+        a moving one when the two after them are 0
     radar_range_sigma_m, radar_azimuth_sigma_rad : metres and radians, the radar's 1-sigma range and azimuth
         error: a standing detection is spread by range sigma along the line of sight and range × azimuth sigma
         across it (:class:`.sensor_models.RadarNoise`); both 0 (the default): by ``radar_sigma_m`` every way

@@ -533,9 +533,10 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     position error; a static detection's own spread therefore stops at half its peak (1.2 sigma), and with
     ``noise`` it is the radar's own error, not a disc: a radar measures range to a few centimetres and
     angle coarsely, so the disc drew a standing car 0.6 m deep in front of its face scan after scan, where
-    0.15 m of range noise puts a detection in its own cell. Moving detections keep the disc of ``sigma_m``:
-    the fusion's dynamic layer draws a moving object from one scan, where the disc stands for the body
-    behind the detections. The vehicle pipeline passes no ``noise`` by default: the disc also covers
+    0.15 m of range noise puts a detection in its own cell. Without ``moving_noise`` moving detections keep the
+    disc of ``sigma_m`` out to 1 % of the peak (the fusion's dynamic layer draws a moving object from one scan);
+    that disc reaches 1.5 m past a car's faces and sides, so the vehicle pipeline passes ``moving_noise`` by
+    default (``radar.moving_range_sigma_m``). The vehicle pipeline passes no ``noise`` by default: the disc also covers
     errors beyond the radar's own (probe-ray azimuth steps, localisation bias), and small standing
     objects only the radar sees (guard-rail posts) lost their cells with the ellipse (docs/fusion.md).
 
