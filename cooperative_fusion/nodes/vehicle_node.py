@@ -136,12 +136,18 @@ PARAMS: tuple[Param, ...] = (
     Param('radar.p_miss', 0.45, 'radar inverse model p_miss (radar gives no free evidence)', 0.0, 0.5),
     Param('radar.min_range_m', 0.5, 'radar blind zone, metres', 0.0, 1000.0),
     Param('radar.max_range_m', 150.0, 'radar max trusted range, metres', 0.1, 1000.0),
-    Param('radar.sigma_m', 0.5, 'spread of a moving radar detection every way (it stands for the body behind it), '
-          'and of a standing one when range_sigma_m and azimuth_sigma_deg are 0, metres', 0.0, 20.0),
+    Param('radar.sigma_m', 0.5, 'spread of a radar detection every way: of a standing one when range_sigma_m and '
+          'azimuth_sigma_deg are 0, of a moving one when moving_range_sigma_m and moving_azimuth_sigma_deg are 0, '
+          'metres', 0.0, 20.0),
     Param('radar.range_sigma_m', 0.0, 'radar 1-sigma range error: a standing detection\'s spread along the line '
           'of sight (0 with azimuth_sigma_deg 0: sigma_m every way), metres', 0.0, 20.0),
     Param('radar.azimuth_sigma_deg', 0.0, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '
           'line of sight is its range times this (0 with range_sigma_m 0: sigma_m every way), degrees', 0.0, 30.0),
+    Param('radar.moving_range_sigma_m', 0.15, 'a moving detection\'s spread along the line of sight (its own '
+          'ellipse, out to 1 % of its peak; 0 with moving_azimuth_sigma_deg 0: the disc of sigma_m), metres',
+          0.0, 20.0),
+    Param('radar.moving_azimuth_sigma_deg', 0.3, 'a moving detection\'s spread across the line of sight is its '
+          'range times this (0 with moving_range_sigma_m 0: the disc of sigma_m), degrees', 0.0, 30.0),
     Param('radar.moving_min_speed_mps', MOVING_MIN_SPEED_MPS, 'radar returns at least this fast (radial, ego '
           'motion removed) move the hits near them to the cycle\'s output stamp (the fusion takes it from the '
           'platoon config: dynamic.moved_min_speed_mps), m/s', 0.0, 1000.0),
@@ -230,6 +236,8 @@ _TOPICS = {'lidar': names.LIDAR, 'radar': names.RADAR, 'camera': names.DEPTH_IMA
 _PIPELINE_NAMES = {'lidar_extrinsic': 'extrinsics.lidar', 'radar_extrinsic': 'extrinsics.radar',
                    'camera_extrinsic': 'extrinsics.camera_optical', 'radar_sigma_m': 'radar.sigma_m',
                    'radar_range_sigma_m': 'radar.range_sigma_m', 'radar_azimuth_sigma_rad': 'radar.azimuth_sigma_deg',
+                   'radar_moving_range_sigma_m': 'radar.moving_range_sigma_m',
+                   'radar_moving_azimuth_sigma_rad': 'radar.moving_azimuth_sigma_deg',
                    'moving_min_speed_mps': 'radar.moving_min_speed_mps', 'moving_radius_m': 'radar.moving_radius_m',
                    'camera_hfov_rad': 'camera.hfov_deg', 'camera_stride': 'camera.stride', 'enabled': 'sync.streams'}
 
@@ -250,8 +258,8 @@ def config_from_params(values: Mapping[str, Any], namespace: str = '/') -> Vehic
     pipeline = config_from_values(
         PipelineConfig, values, names=_PIPELINE_NAMES, window=config_from_values(WindowConfig, values, 'grid.'),
         lidar_model=model('lidar'),
-        radar_model=model('radar', 'sigma_m', 'range_sigma_m', 'azimuth_sigma_deg', 'moving_min_speed_mps',
-                          'moving_radius_m'),
+        radar_model=model('radar', 'sigma_m', 'range_sigma_m', 'azimuth_sigma_deg', 'moving_range_sigma_m',
+                          'moving_azimuth_sigma_deg', 'moving_min_speed_mps', 'moving_radius_m'),
         camera_model=model('camera', 'hfov_deg', 'stride'),
         ground=config_from_values(GroundConfig, values, 'ground.', names={'ground_z_m': 'z_m'}))
     if values['pose_buffer.extrapolate_s'] > values['pose_buffer.extrapolation_margin_s']:

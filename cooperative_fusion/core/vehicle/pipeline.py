@@ -174,11 +174,13 @@ class PipelineConfig:
     lidar_extrinsic, radar_extrinsic, camera_extrinsic : [x, y, z, roll, pitch, yaw]
         of the sensor frame (camera: the optical frame) in base_link, metres and radians
     lidar_model, radar_model, camera_model : inverse sensor models
-    radar_sigma_m : metres, spread of a moving radar detection every way (one scan draws a moving object: the
-        disc stands for its body), and of a standing one when the two next are 0
+    radar_sigma_m : metres, spread of a radar detection every way: of a standing one when the two next are 0, of
+        a moving one when the two after them are 0
     radar_range_sigma_m, radar_azimuth_sigma_rad : metres and radians, the radar's 1-sigma range and azimuth
         error: a standing detection is spread by range sigma along the line of sight and range × azimuth sigma
         across it (:class:`.sensor_models.RadarNoise`); both 0 (the default): by ``radar_sigma_m`` every way
+    radar_moving_range_sigma_m, radar_moving_azimuth_sigma_rad : the same for a moving detection (its own
+        ellipse out to 1 % of the peak instead of the disc of ``radar_sigma_m``); both 0: the disc
     moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
         ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
@@ -199,6 +201,8 @@ class PipelineConfig:
     radar_sigma_m: float = 0.5
     radar_range_sigma_m: float = 0.0
     radar_azimuth_sigma_rad: float = 0.0
+    radar_moving_range_sigma_m: float = 0.0
+    radar_moving_azimuth_sigma_rad: float = 0.0
     moving_min_speed_mps: float = MOVING_MIN_SPEED_MPS
     moving_radius_m: float = MOVING_RADIUS_M
     camera_hfov_rad: float = math.radians(90.0)
@@ -218,13 +222,14 @@ class PipelineConfig:
                 raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.radar_sigma_m < 0:
             raise ConfigError(f'radar_sigma_m must be >= 0, got {self.radar_sigma_m!r}')
-        for name in ('radar_range_sigma_m', 'radar_azimuth_sigma_rad'):
-            _finite(name, getattr(self, name))
-        if not ((self.radar_range_sigma_m > 0 and self.radar_azimuth_sigma_rad > 0)
-                or (self.radar_range_sigma_m == 0 and self.radar_azimuth_sigma_rad == 0)):
-            raise ConfigError(f'radar_range_sigma_m and radar_azimuth_sigma_rad must both be > 0 (footprint from '
-                              f'the radar\'s noise) or both 0 (radar_sigma_m every way), got '
-                              f'{self.radar_range_sigma_m!r} and {self.radar_azimuth_sigma_rad!r}')
+        for prefix in ('radar_', 'radar_moving_'):
+            rs, az = f'{prefix}range_sigma_m', f'{prefix}azimuth_sigma_rad'
+            _finite(rs, getattr(self, rs))
+            _finite(az, getattr(self, az))
+            if not ((getattr(self, rs) > 0 and getattr(self, az) > 0)
+                    or (getattr(self, rs) == 0 and getattr(self, az) == 0)):
+                raise ConfigError(f'{rs} and {az} must both be > 0 (footprint from the radar\'s noise) or both 0 '
+                                  f'(radar_sigma_m every way), got {getattr(self, rs)!r} and {getattr(self, az)!r}')
         _finite('camera_hfov_rad', self.camera_hfov_rad)
         if not 0 < self.camera_hfov_rad < math.pi:
             raise ConfigError(f'camera_hfov_rad must be in (0, pi) for a pinhole camera, got {self.camera_hfov_rad!r}')
@@ -243,6 +248,13 @@ class PipelineConfig:
         if self.radar_range_sigma_m == 0:
             return None
         return RadarNoise(self.radar_range_sigma_m, self.radar_azimuth_sigma_rad)
+
+    @property
+    def radar_moving_noise(self) -> RadarNoise | None:
+        """The footprint of a moving detection: its own ellipse; None: the disc of ``radar_sigma_m``."""
+        if self.radar_moving_range_sigma_m == 0:
+            return None
+        return RadarNoise(self.radar_moving_range_sigma_m, self.radar_moving_azimuth_sigma_rad)
 
 
 # ------------------------------------------------------------------- inputs ---
@@ -468,7 +480,8 @@ class VehiclePipeline:
         # Standing things (no Doppler once the ego motion is removed) are seen again every scan: a tighter spread.
         static = np.abs(targets['velocity']) < self.cfg.moving_min_speed_mps
         layer = radar_patch(spec, hits, self.cfg.radar_sigma_m, self.cfg.radar_model,
-                               origin_xy=radar2map[:2, 3], static=static, noise=self.cfg.radar_noise)
+                               origin_xy=radar2map[:2, 3], static=static, noise=self.cfg.radar_noise,
+                            moving_noise=self.cfg.radar_moving_noise)
         return layer, len(points_map), targets, movers
 
     def _camera(self, spec: GridSpec, frame: DepthFrame, poses: PoseLookup, movers: MovingReturns | None = None,

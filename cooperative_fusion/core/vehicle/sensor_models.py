@@ -506,7 +506,8 @@ class RadarNoise:
 
 def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
                    origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None,
-                   noise: RadarNoise | None = None) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                   noise: RadarNoise | None = None, moving_noise: RadarNoise | None = None
+                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """One radar scan's occupied evidence, spread by the radar's position error.
 
     hits_xy : (N, 2) metres in ``map``, radar detections
@@ -518,6 +519,8 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     noise : optional, the radar's range and azimuth noise; when given (needs ``origin_xy``) each standing
         detection is spread by its own ellipse, ``range_sigma_m`` along the line of sight and range × azimuth
         sigma across it, instead of the disc of ``sigma_m`` (see below)
+    moving_noise : optional, the same for the moving detections (needs ``origin_xy``): each spread by its own
+        ellipse out to ``RADAR_KNOWN_FRACTION`` instead of the disc of ``sigma_m``
     Returns ``(logodds, known)`` like :func:`lidar_evidence`. Detections are
     counted per cell and blurred with a Gaussian normalised so that one
     detection gives exactly logit(p_hit) at its cell and decays outward; the
@@ -531,9 +534,10 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     position error; a static detection's own spread therefore stops at half its peak (1.2 sigma), and with
     ``noise`` it is the radar's own error, not a disc: a radar measures range to a few centimetres and
     angle coarsely, so the disc drew a standing car 0.6 m deep in front of its face scan after scan, where
-    0.15 m of range noise puts a detection in its own cell. Moving detections keep the disc of ``sigma_m``:
-    the fusion's dynamic layer draws a moving object from one scan, where the disc stands for the body
-    behind the detections. The vehicle pipeline passes no ``noise`` by default: the disc also covers
+    0.15 m of range noise puts a detection in its own cell. Without ``moving_noise`` moving detections keep the
+    disc of ``sigma_m`` out to 1 % of the peak (the fusion's dynamic layer draws a moving object from one scan);
+    that disc reaches 1.5 m past a car's faces and sides, so the vehicle pipeline passes ``moving_noise`` by
+    default (``radar.moving_range_sigma_m``). The vehicle pipeline passes no ``noise`` by default: the disc also covers
     errors beyond the radar's own (probe-ray azimuth steps, localisation bias), and small standing
     objects only the radar sees (guard-rail posts) lost their cells with the ellipse (docs/fusion.md).
 
@@ -541,12 +545,12 @@ def radar_evidence(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float
     missing detection does not mean empty space (weak reflectors such as people,
     occlusion and multipath, suppressed stationary clutter).
     """
-    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static, noise).layer()
+    return radar_patch(spec, hits_xy, sigma_m, model, origin_xy, static, noise, moving_noise).layer()
 
 
 def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, model: SensorModel,
                 origin_xy: NDArray[np.floating] | None = None, static: NDArray[np.bool_] | None = None,
-                noise: RadarNoise | None = None) -> EvidencePatch:
+                noise: RadarNoise | None = None, moving_noise: RadarNoise | None = None) -> EvidencePatch:
     """:func:`radar_evidence` as an :class:`EvidencePatch` (no full-grid arrays)."""
     if not (math.isfinite(sigma_m) and sigma_m >= 0.0):
         raise ConfigError(f'radar sigma_m must be a finite number >= 0, got {sigma_m!r}')
@@ -557,7 +561,7 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
         if fixed.shape != (len(hits),):
             raise ConfigError(f'radar static must have shape ({len(hits)},), got {fixed.shape}')
     hits, fixed = hits[finite], fixed[finite]
-    if noise is not None and origin_xy is None:
+    if (noise is not None or moving_noise is not None) and origin_xy is None:
         raise ConfigError('radar noise needs origin_xy: the footprint is shaped along the line of sight')
     if origin_xy is not None:
         d = hits - _as_origin(origin_xy)
@@ -568,8 +572,9 @@ def radar_patch(spec: GridSpec, hits_xy: NDArray[np.floating], sigma_m: float, m
     for part, floor, standing in ((~fixed, RADAR_KNOWN_FRACTION, False), (fixed, RADAR_STATIC_KNOWN_FRACTION, True)):
         if not part.any():
             continue
-        if standing and noise is not None:
-            boxes += [(box, floor) for box in _radar_ellipses(spec, hits[part], _as_origin(origin_xy), noise)]
+        shape = noise if standing else moving_noise
+        if shape is not None:
+            boxes += [(box, floor) for box in _radar_ellipses(spec, hits[part], _as_origin(origin_xy), shape)]
         else:
             boxes += [(box, floor) for box in _radar_weight(spec, hits[part], sigma_m / spec.resolution)]
     if not boxes:

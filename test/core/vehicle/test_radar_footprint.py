@@ -135,3 +135,36 @@ def test_pipeline_radar_noise_config():
         RadarNoise(range_sigma_m=-1.0)
     with pytest.raises(ConfigError, match=r'radar noise needs origin_xy'):
         radar_evidence(SPEC, np.array([[10.0, 0.0]]), 0.5, RADAR, noise=NOISE)
+
+
+def test_moving_detections_take_their_own_ellipse_out_to_one_percent_and_standing_ones_keep_theirs():
+    # A moving detection 20 m straight ahead with moving_noise: along the line of sight (x) it falls with the
+    # range sigma and is known out to 1 % of the peak (3 sigma: 0.45 m, two cells), across it with r x azimuth
+    # (0.1 m: 0.2 m is 0.14 of the peak, 0.4 m 0.0003: one cell each side). The disc of sigma_m reached 1.5 m.
+    moving = np.array([False])
+    logodds, known = radar_evidence(SPEC, np.array([[20.1, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN, static=moving,
+                                    moving_noise=NOISE)
+    assert_allclose(logodds[50, 100], L_HIT, rtol=1e-5)
+    assert_array_equal(np.flatnonzero(known[50, :]) - 100, [-2, -1, 0, 1, 2])
+    assert_array_equal(np.flatnonzero(known[:, 100]) - 50, [-1, 0, 1])
+    assert_allclose(logodds[50, 101] / L_HIT, math.exp(-0.5 * (0.2 / 0.15) ** 2), rtol=1e-4)
+    _, disc = radar_evidence(SPEC, np.array([[20.1, 0.1]]), 0.5, RADAR, origin_xy=ORIGIN, static=moving)
+    assert disc.sum() > 5 * known.sum()
+    # In a mixed scan the standing detection keeps the disc when only moving_noise is given, and vice versa.
+    both = np.array([[20.1, 0.1], [60.1, 4.1]])
+    mixed, _ = radar_evidence(SPEC, both, 0.5, RADAR, origin_xy=ORIGIN, static=np.array([False, True]),
+                              moving_noise=NOISE)
+    standing_disc, _ = radar_evidence(SPEC, both[1:], 0.5, RADAR, origin_xy=ORIGIN, static=STANDING)
+    assert_array_equal(mixed[:, 200:], standing_disc[:, 200:])
+    assert_array_equal(mixed[:, :150], logodds[:, :150])
+    with pytest.raises(ConfigError, match=r'radar noise needs origin_xy'):
+        radar_evidence(SPEC, both, 0.5, RADAR, moving_noise=NOISE)
+
+
+def test_pipeline_radar_moving_noise_config():
+    assert PipelineConfig().radar_moving_noise is None     # the disc of radar_sigma_m unless configured
+    cfg = PipelineConfig(radar_moving_range_sigma_m=0.15, radar_moving_azimuth_sigma_rad=math.radians(0.3))
+    assert cfg.radar_moving_noise == RadarNoise(0.15, math.radians(0.3)) and cfg.radar_noise is None
+    with pytest.raises(ConfigError, match=r'radar_moving_range_sigma_m and radar_moving_azimuth_sigma_rad must both '
+                                          r'be > 0'):
+        PipelineConfig(radar_moving_range_sigma_m=0.0, radar_moving_azimuth_sigma_rad=0.01)
