@@ -142,6 +142,7 @@ class FollowerCore:
         self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
         self.warned_for_predecessor = False              # the newest warnings for this vehicle: its predecessor only
         self.warning_held = False                        # a standing obstacle kept through the twin's silence
+        self.twin_named: Obstacle | None = None          # the newest warning's obstacle, also once cleared
         self.expired = {'advisory': 0, 'warning': 0}
 
     @property
@@ -201,7 +202,7 @@ class FollowerCore:
             return
         self.warning_held = False
         v = self.own.speed if self.own is not None else 0.0
-        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
+        self.warning = self.twin_named = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
                                                                     self.setup.follower.obstacle_gap_m),
                                                      -o.distance_m))
 
@@ -353,19 +354,22 @@ class FollowerCore:
         """The own obstacle as the command takes it (the twin adds to what the vehicle sees, in every mode).
 
         In the cooperative modes, not before its speed is known (``ego_confirmed``): taken as standing, a car
-        cutting in 2 m ahead at nearly the own speed braked v2 at 7.4 m/s^2 (cut_in). Nor while a twin warning
-        names the same obstacle (gaps now within ``SAME_OBSTACLE_M``): one obstacle, one estimate, and the
-        twin's, tracked with velocities in the common grid, is the better one; counting both braked for the
-        harder of two noisy estimates (cut_in: v1 to v4 0.2 m/s^2 harder). It stands in when the twin says
-        nothing about it: a twin gone quiet does not make a stopped car go away.
+        cutting in 2 m ahead at nearly the own speed braked v2 at 7.4 m/s^2 (cut_in). Nor while the twin's word
+        on the same obstacle (gaps now within ``SAME_OBSTACLE_M``) is fresh, within ``warning_max_age_s``,
+        warning or, since, silence: one obstacle, one estimate, and the twin's, tracked with velocities in the
+        common grid, is the better one (counting both braked for the harder of two noisy estimates: cut_in,
+        v1 to v4 0.2 m/s^2 harder; and filled the gaps of a flickering warning with an own speed 1.4 m/s
+        low: v2 5.3 m/s^2 against 5.1). Once the twin has said nothing about it for that long, the own
+        obstacle stands in: a twin gone quiet does not make a stopped car go away.
         """
-        ego, warned = self.ego_obstacle, self.warning
+        ego = self.ego_obstacle
         if ego is None or self.mode is FollowerMode.EGO:
             return ego
         if not self.ego_confirmed:
             return None
-        if warned is not None and abs(_gap_now(ego, now_ns, speed_mps)
-                                      - _gap_now(warned, now_ns, speed_mps)) < SAME_OBSTACLE_M:
+        named = self.twin_named
+        if named is not None and (now_ns - named.stamp_ns) * 1e-9 <= self.setup.follower.warning_max_age_s \
+                and abs(_gap_now(ego, now_ns, speed_mps) - _gap_now(named, now_ns, speed_mps)) < SAME_OBSTACLE_M:
             return None
         return ego
 
