@@ -275,3 +275,26 @@ def test_the_own_obstacle_stands_in_only_where_the_twin_says_nothing_about_it():
     near.on_warnings(now, now, [(60.0, 0.0, 0.0)])
     cmd = near.step(now)[0]
     assert near.ego_used and cmd.accel_mps2 < both.accel_mps2
+
+
+def test_a_flickering_warning_about_a_moving_car_is_not_filled_in_with_the_own_estimate():
+    """cut_in, seed 7: the twin warned v2 about c1 (~1.5 m ahead, 24 m/s) in every other array; each array
+    without v2 clears a moving obstacle's warning. The own obstacle, the same car with a speed 1.4 m/s low,
+    filled those gaps (v2 5.3 m/s^2 against 5.1). The twin's word on it stands for warning_max_age_s: the own
+    obstacle takes the car over only after the twin has said nothing about it for that long."""
+    core = FollowerCore(FollowerSetup('v2', None, front_m=3.5,
+                                      follower=FollowerConfig(mode=FollowerMode.COOPERATIVE)))
+    used = []
+    for k in range(19):                                              # c1 2 m ahead at 24.5 m/s, grids every 0.1 s
+        now = k * S // 10
+        t = now * 1e-9
+        core.on_odometry(now, 25.0 * t, 0.0, 0.0, 25.0)
+        core.on_evidence(now, GRID, _car(25.0 * t + 3.5 + 2.0 - 0.5 * t))
+        if k in (5, 7):
+            core.on_warnings(now, now, [(2.0 - 0.5 * t, 24.5, 0.0)])
+        elif k > 5:
+            core.on_warnings(now, now, [])                           # an array without v2: cleared (moving)
+        core.step(now)
+        used.append(core.ego_used)
+    assert core.ego_confirmed and core.warning is None
+    assert used == [False] * 18 + [True]                             # 1.1 s after the last warning about it
