@@ -354,22 +354,28 @@ class FollowerCore:
         """The own obstacle as the command takes it (the twin adds to what the vehicle sees, in every mode).
 
         In the cooperative modes, not before its speed is known (``ego_confirmed``): taken as standing, a car
-        cutting in 2 m ahead at nearly the own speed braked v2 at 7.4 m/s^2 (cut_in). Nor while the twin's word
-        on the same obstacle (gaps now within ``SAME_OBSTACLE_M``) is fresh, within ``warning_max_age_s``,
-        warning or, since, silence: one obstacle, one estimate, and the twin's, tracked with velocities in the
-        common grid, is the better one (counting both braked for the harder of two noisy estimates: cut_in,
-        v1 to v4 0.2 m/s^2 harder; and filled the gaps of a flickering warning with an own speed 1.4 m/s
-        low: v2 5.3 m/s^2 against 5.1). Once the twin has said nothing about it for that long, the own
-        obstacle stands in: a twin gone quiet does not make a stopped car go away.
+        cutting in 2 m ahead at nearly the own speed braked v2 at 7.4 m/s^2 (cut_in). Nor while a twin warning
+        names the same obstacle (gaps now within ``SAME_OBSTACLE_M``): one obstacle, one estimate, and the
+        twin's, tracked with velocities in the common grid, is the better one (counting both braked for the
+        harder of two noisy estimates: cut_in, v1 0.2 m/s^2 harder). A moving obstacle the twin warned about
+        within ``warning_max_age_s`` stays the twin's through its silence, which may mean the conflict is
+        over (filling the gaps of a flickering warning about c1 with an own speed 1.4 m/s low braked v2 at
+        5.3 m/s^2, not 5.1). A standing one does not leave when the twin goes quiet: the own obstacle
+        stands in at once (issue 16, v1 4.97 m behind the stopped car).
         """
         ego = self.ego_obstacle
         if ego is None or self.mode is FollowerMode.EGO:
             return ego
         if not self.ego_confirmed:
             return None
+
+        def same(o: Obstacle | None) -> bool:
+            return o is not None and abs(_gap_now(ego, now_ns, speed_mps)
+                                         - _gap_now(o, now_ns, speed_mps)) < SAME_OBSTACLE_M
+
         named = self.twin_named
-        if named is not None and (now_ns - named.stamp_ns) * 1e-9 <= self.setup.follower.warning_max_age_s \
-                and abs(_gap_now(ego, now_ns, speed_mps) - _gap_now(named, now_ns, speed_mps)) < SAME_OBSTACLE_M:
+        if same(self.warning) or (ego.speed_mps >= STOPPED_MPS and named is not None and same(named)
+                                  and (now_ns - named.stamp_ns) * 1e-9 <= self.setup.follower.warning_max_age_s):
             return None
         return ego
 
