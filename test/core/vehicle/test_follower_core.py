@@ -298,3 +298,25 @@ def test_a_flickering_warning_about_a_moving_car_is_not_filled_in_with_the_own_e
         used.append(core.ego_used)
     assert core.ego_confirmed and core.warning is None
     assert used == [False] * 18 + [True]                             # 1.1 s after the last warning about it
+
+
+def test_a_standing_car_is_taken_over_at_once_when_the_twin_goes_quiet():
+    """Default scenario, seed 7: the stopped car's track took up 0.5 m/s as v1 crept up to it, so the twin's
+    last warning was not held, and the twin's quiet spells (< 1 s) ended before any 1 s deference would have:
+    v1 4.97 m. The own grid says the car stands: it is the own obstacle's at once."""
+    core = FollowerCore(FollowerSetup('v1', None, front_m=3.5,
+                                      follower=FollowerConfig(mode=FollowerMode.COOPERATIVE)))
+    rear = 0.8 * 0.6 + 3.5 + 5.8
+    for k in range(7):                                               # the car tracked 0.6 s, standing
+        now = k * S // 10
+        core.on_odometry(now, 0.8 * now * 1e-9, 0.0, 0.0, 0.8)
+        core.on_evidence(now, GRID, _car(rear))
+        if k == 5:
+            core.on_warnings(now, now, [(5.9, 0.6, 0.0)])             # the twin's track moves at 0.6 m/s
+            core.step(now)
+            assert core.warning is not None and not core.ego_used    # named by a warning: the twin's
+        if k == 6:
+            core.on_warnings(now, now, [])                           # quiet: a moving obstacle's warning clears
+    cmd = core.step(now)[0]
+    assert core.warning is None and core.ego_obstacle.speed_mps < 0.5
+    assert core.ego_used and cmd.limit is Limit.OBSTACLE and cmd.accel_mps2 < 0   # before: cruise, +1.5 m/s^2
