@@ -60,7 +60,8 @@ def follower_args(vehicle_id: str, mode: str, platoon_file: Path, faults: 'Fault
                   params_files: Sequence[Path] | None = None) -> list[str]:
     """ROS arguments of ``vehicle_id``'s advisory_follower: params files (default
     ``config/advisory_follower.yaml``), namespace, ``vehicle_id``, ``platoon_file``, ``follower.mode``;
-    with faults, its own odometry from the injector's onboard topic (on board: no network faults)."""
+    with faults, its own odometry from the injector's onboard topic and its own evidence grid from the
+    vehicle node's raw one (on board: no network faults)."""
     if params_files is None:
         params_files = (find_config(FOLLOWER_PARAMS, '--config FILE'),)
     args = ['--ros-args']
@@ -72,6 +73,9 @@ def follower_args(vehicle_id: str, mode: str, platoon_file: Path, faults: 'Fault
     if faults is not None and vehicle_id in faults_vehicles(faults):
         from ..nodes.fault_injector import ONBOARD_ODOM
         args += ['-p', f'topics.odom:={format_parameter(names.vehicle_topic(vehicle_id, ONBOARD_ODOM))}']
+    evidence = dict(faults.vehicle_parameters(vehicle_id)).get('topics.evidence_grid') if faults else None
+    if evidence is not None:
+        args += ['-p', f'topics.evidence_grid:={format_parameter(evidence)}']
     return args
 
 

@@ -1,8 +1,8 @@
 """Advisory follower: one vehicle's longitudinal command from its predecessor, the twin's warnings and advisory.
 
 Subscribes ``/<v>/odom``, the predecessor's ``/<pred>/odom``, ``/twin/warnings``
-(statuses named ``<v>``), ``/<v>/twin/advisory`` and, in ego mode,
-``/<v>/evidence_grid``; publishes ``/<v>/cooperative/cmd`` (geometry_msgs/TwistStamped,
+(statuses named ``<v>``), ``/<v>/twin/advisory`` and ``/<v>/evidence_grid`` (its own
+perception, in every mode); publishes ``/<v>/cooperative/cmd`` (geometry_msgs/TwistStamped,
 frame ``<v>/base_link``: ``twist.linear.x`` target speed m/s, ``twist.linear.z`` the
 acceleration it implies m/s^2, see ``ros/command.py``) on a timer of
 ``follower.command_period_s`` (node clock: sim time with ``use_sim_time``), and its
@@ -90,28 +90,29 @@ PARAMS: tuple[Param, ...] = (
           "(by arrival) is ignored, seconds", 0.01, 60.0),
     Param('follower.command_period_s', _F.command_period_s, 'command period (timer, node clock); target speed '
           '= speed + acceleration * period, seconds', 0.01, 1.0),
-    Param('ego.half_width_m', _E.half_width_m, 'ego mode: lane corridor half width, metres', 0.1, 10.0),
-    Param('ego.max_range_m', _E.max_range_m, 'ego mode: how far ahead to look in the evidence grid, metres',
+    Param('ego.half_width_m', _E.half_width_m, 'own perception (every mode): lane corridor half width, metres',
+          0.1, 10.0),
+    Param('ego.max_range_m', _E.max_range_m, 'own perception: how far ahead to look in the own evidence grid, metres',
           1.0, 500.0),
-    Param('ego.occupied_percent', _E.occupied_percent, 'ego mode: an evidence cell at or above this is '
-          'occupied, percent', 1, 100),
-    Param('ego.min_cells', _E.min_cells, 'ego mode: occupied cells within 1 m along the road that make an '
-          'obstacle', 1, 1000),
-    Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "ego mode: the corridor ends this far short of "
+    Param('ego.occupied_percent', _E.occupied_percent, 'own perception: an evidence cell at or above '
+          'this is occupied, percent', 1, 100),
+    Param('ego.min_cells', _E.min_cells, 'own perception: occupied cells within 1 m along the road that '
+          'make an obstacle', 1, 1000),
+    Param('ego.predecessor_margin_m', _E.predecessor_margin_m, "own perception: the corridor ends this far short of "
           "the predecessor's rear bumper (beyond is the predecessor's to stop for), metres", 0.0, 20.0),
-    Param('ego.min_curve_speed_mps', _E.min_curve_speed_mps, 'ego mode: below this speed the corridor is '
+    Param('ego.min_curve_speed_mps', _E.min_curve_speed_mps, 'own perception: below this speed the corridor is '
           'straight; above, it bends with yaw rate / speed, m/s', 0.1, 70.0),
-    Param('ego.max_curvature_per_m', _E.max_curvature_per_m, "ego mode: largest curvature of the corridor, "
+    Param('ego.max_curvature_per_m', _E.max_curvature_per_m, "own perception: largest curvature of the corridor, "
           "1/m", 0.0, 1.0),
-    Param('ego.max_age_s', _E.max_age_s, 'ego mode: the obstacle of an evidence grid older than this is '
-          'forgotten, seconds', 0.01, 60.0),
+    Param('ego.max_age_s', _E.max_age_s, 'own perception: the obstacle of an evidence grid older than '
+          'this is forgotten, seconds', 0.01, 60.0),
     Param('frames.map', MAP_FRAME, 'shared frame of odometry, advisories and evidence'),
     Param('frames.base_link', '', "frame of the command; '' = <vehicle_id>/base_link"),
     Param('topics.odom', '', "own odometry in; '' = /<v>/odom"),
     Param('topics.predecessor_odom', '', "predecessor's odometry in; '' = /<predecessor>/odom"),
     Param('topics.warnings', WARNINGS, "the twin's warnings in (diagnostic_msgs/DiagnosticArray)"),
     Param('topics.advisory', '', "the twin's advisory in (nav_msgs/Path); '' = /<v>/twin/advisory"),
-    Param('topics.evidence_grid', '', "own evidence in (ego mode); '' = /<v>/evidence_grid"),
+    Param('topics.evidence_grid', '', "own evidence in (own perception, every mode); '' = /<v>/evidence_grid"),
     Param('topics.cmd', '', "command out (geometry_msgs/TwistStamped); '' = /<v>/cooperative/cmd"),
     Param('qos.cmd_depth', 2, 'command publisher queue depth', 1, 100),
     Param('diagnostics.period_s', 1.0, 'period of /diagnostics, seconds', 0.01, 3600.0),
@@ -153,9 +154,8 @@ class AdvisoryFollowerNode(BaseNode):
         if follower.mode is FollowerMode.ADVISORY:
             self.create_subscription(Path, topic('topics.advisory', vehicle_topic(v, ADVISORY)),
                                      self.guard('advisory', self._on_advisory), evidence_qos(10))
-        if follower.mode is FollowerMode.EGO:
-            self.create_subscription(OccupancyGrid, topic('topics.evidence_grid', vehicle_topic(v, EVIDENCE_GRID)),
-                                     self.guard('evidence', self._on_evidence), evidence_qos(5))
+        self.create_subscription(OccupancyGrid, topic('topics.evidence_grid', vehicle_topic(v, EVIDENCE_GRID)),
+                                 self.guard('evidence', self._on_evidence), evidence_qos(5))
         self.timer = self.create_guarded_timer(follower.command_period_s, 'tick', self._tick)
         self.start_diagnostics(values['diagnostics.period_s'], f'{NODE_NAME}: {v}', hardware_id=v)
         self.get_logger().info(f'advisory follower {v}: mode {follower.mode.value}, predecessor {pred or "none"}, '

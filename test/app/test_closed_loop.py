@@ -136,7 +136,10 @@ def test_follower_args_and_modes() -> None:
     faulted = faults_vehicles(plan)
     assert faulted and faulted <= set(VEHICLES)
     vid = sorted(faulted)[0]
-    assert f"topics.odom:='/{vid}/onboard/odom'" in follower_args(vid, 'ego', config.path, plan)
+    faulted_args = follower_args(vid, 'cooperative', config.path, plan)
+    assert f"topics.odom:='/{vid}/onboard/odom'" in faulted_args
+    assert f"topics.evidence_grid:='/{vid}/raw/evidence_grid'" in faulted_args     # own evidence: on board
+    assert not any(a.startswith('topics.evidence_grid') for a in args)
     assert check_mode('cooperative') == 'cooperative'
     with pytest.raises(ConfigError, match=r"--mode 'fast': expected one of ego, cooperative, cooperative\+advisory"):
         check_mode('fast')

@@ -189,7 +189,7 @@ def test_platoon_file_gives_predecessor_and_bodies(ros_context):
         s = node.setup
         assert (s.predecessor_id, s.front_m, s.predecessor_rear_m, s.predecessor_length_m) == ('v2', 3.5, 2.5, 12.0)
         assert {sub.topic_name for sub in node.subscriptions} >= {'/v3/odom', '/v2/odom', '/twin/warnings',
-                                                                  '/v3/twin/advisory'}
+                                                                  '/v3/twin/advisory', '/v3/evidence_grid'}
         assert {p.topic_name for p in node.publishers} >= {'/v3/cooperative/cmd', '/diagnostics'}
     finally:
         node.destroy_node()

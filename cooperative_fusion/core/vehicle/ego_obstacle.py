@@ -1,4 +1,5 @@
-"""The nearest obstacle a vehicle itself perceives in its lane ahead (ego mode of the advisory follower).
+"""The nearest obstacle a vehicle itself perceives in its lane ahead (the advisory
+follower's own perception, every mode).
 
 :func:`nearest_in_corridor` reads one evidence grid (percent cells, -1 unknown,
 as ``/<v>/evidence_grid``, in any grid yaw) and returns the gap from the

@@ -4,8 +4,8 @@
 state and its inputs into a :class:`FollowerCommand` (target speed, the
 acceleration it implies, the input that limited it). The platoon law is a
 CACC toward the predecessor whose state it has over V2V (constant time gap,
-the predecessor's acceleration fed forward); obstacles (from the twin's
-warnings, or in ego mode from the vehicle's own evidence) are followed as
+the predecessor's acceleration fed forward); obstacles (from the vehicle's
+own evidence in every mode, and the twin's warnings in the cooperative ones) are followed as
 standing or moving leaders by the Improved IDM (Treiber & Kesting, *Traffic
 Flow Dynamics*, 2013, 11.3.5); both have a kinematic floor
 (:func:`stopping_decel`) that brakes harder, up to ``max_decel_mps2``, when
@@ -322,10 +322,10 @@ class AdvisoryFollower:
                 ego_obstacle: Obstacle | None = None) -> FollowerCommand:
         """The command at ``now_ns``.
 
-        Inputs at other stamps are moved to ``now_ns`` at constant speeds. The mode decides what counts:
-        ego uses ``ego_obstacle``; cooperative uses ``warnings_obstacle`` (fresh within
+        Inputs at other stamps are moved to ``now_ns`` at constant speeds. The predecessor and the own
+        perception (``ego_obstacle``) count in every mode; cooperative adds ``warnings_obstacle`` (fresh within
         ``warning_max_age_s``); cooperative+advisory also the advisory (fresh within ``advisory_max_age_s``).
-        The predecessor counts in every mode. The lowest acceleration wins; its input is ``limit``.
+        The lowest acceleration wins; its input is ``limit``.
         """
         cfg = self.cfg
         v = max(float(own.speed_mps), 0.0)
@@ -345,11 +345,11 @@ class AdvisoryFollower:
                 gap, vp = self._at_now(predecessor.gap_m, predecessor.speed_mps, v, age)
                 candidates.append((self._platoon(v, gap, vp, predecessor.accel_mps2), Limit.PREDECESSOR))
 
-        obstacles: list[Obstacle] = []
-        if cfg.mode is FollowerMode.EGO:
-            if ego_obstacle is not None:
-                obstacles.append(ego_obstacle)
-        elif warnings_obstacle is not None:
+        # The vehicle's own perception counts in every mode: the twin adds to what the vehicle sees, it does
+        # not replace it (a twin gone quiet while the vehicle creeps up to a stopped car it sees 5.7 m ahead
+        # is no reason to drive on; issue 16, default scenario).
+        obstacles: list[Obstacle] = [] if ego_obstacle is None else [ego_obstacle]
+        if cfg.mode is not FollowerMode.EGO and warnings_obstacle is not None:
             if (now_ns - warnings_obstacle.stamp_ns) * 1e-9 > cfg.warning_max_age_s:
                 stale.append('warning')
             else:

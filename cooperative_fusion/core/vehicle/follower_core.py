@@ -1,7 +1,7 @@
 """The advisory follower node's whole work without ROS: latest inputs in, one command per tick out.
 
 :class:`FollowerCore` keeps the newest own odometry, predecessor odometry,
-twin warning, twin advisory and (ego mode) perceived obstacle, and ``step``
+twin warning, twin advisory and own perceived obstacle (every mode), and ``step``
 turns them into a :class:`~.follower.FollowerCommand` with
 :class:`~.follower.AdvisoryFollower`. Odometry is stamped in the vehicle's own
 clock, so it is aged by its arrival on the node clock; warnings and advisories
@@ -34,6 +34,14 @@ EGO_SPEED_WINDOW_S = 0.5
 
 #: Ego mode: a detection farther than this (m) from where the tracked obstacle should be is another one.
 EGO_TRACK_GATE_M = 3.0
+
+#: In the cooperative modes the own obstacle counts once it has been tracked this long (s): its speed is then
+#: the slope of a whole EGO_SPEED_WINDOW_S. Ego mode has nothing else and takes a new one as standing at once.
+EGO_CONFIRM_S = EGO_SPEED_WINDOW_S
+
+#: The own obstacle and a twin warning's obstacle whose gaps now differ by less than this (m) are one obstacle
+#: (the twin's track and the own evidence differ by up to ~2 m, as PREDECESSOR_MARGIN_M says).
+SAME_OBSTACLE_M = 3.0
 
 #: A warning's obstacle farther than the predecessor's gap less this (m) is the predecessor or beyond it
 #: (the twin's track and the odometry gap differ by up to ~2 m, as the evidence does; see ``on_warnings``).
@@ -77,7 +85,7 @@ class FollowerSetup:
     """One vehicle's follower: its id, its predecessor (None: the leader) and the bodies, metres.
 
     front_m : own base_link to front bumper; predecessor_rear_m : the predecessor's base_link to its rear
-    bumper (its rear overhang); predecessor_length_m : its length (skipped in ego mode's corridor)
+    bumper (its rear overhang); predecessor_length_m : its length (skipped in the own obstacle's corridor)
     odom_max_age_s : own odometry older than this (by arrival): no command
     """
 
@@ -124,6 +132,9 @@ class FollowerCore:
         self.advisory: AdvisoryProfile | None = None
         self.ego_obstacle: Obstacle | None = None
         self._ego_track: deque[tuple[int, float]] = deque()  # (grid stamp ns, own distance driven + gap m)
+        self._ego_since_ns: int | None = None                # grid stamp of the current track's first detection
+        self.ego_confirmed = False                           # the own obstacle tracked EGO_CONFIRM_S: speed known
+        self.ego_used = False                                # the own obstacle went into the last command
         self._driven: tuple[int, float] | None = None        # (grid stamp ns, own distance driven m since then)
         self.last: FollowerCommand | None = None
         self.commands = 0
@@ -131,6 +142,7 @@ class FollowerCore:
         self.advisory_stamp_ns: int | None = None         # newest accepted advisory (also once expired)
         self.warned_for_predecessor = False              # the newest warnings for this vehicle: its predecessor only
         self.warning_held = False                        # a standing obstacle kept through the twin's silence
+        self.twin_named: Obstacle | None = None          # the newest warning's obstacle, also once cleared
         self.expired = {'advisory': 0, 'warning': 0}
 
     @property
@@ -141,8 +153,8 @@ class FollowerCore:
 
     def on_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float,
                     yaw_rate_rps: float = 0.0) -> None:
-        """Own base_link pose in ``map``, forward speed and yaw rate (rad/s, left +; bends ego mode's
-        corridor); ConfigError on non-finite values."""
+        """Own base_link pose in ``map``, forward speed and yaw rate (rad/s, left +; bends the own
+        obstacle's corridor); ConfigError on non-finite values."""
         self.own = _odom(received_ns, x, y, yaw, speed_mps, 'own odometry', yaw_rate_rps)
 
     def on_predecessor_odometry(self, received_ns: int, x: float, y: float, yaw: float, speed_mps: float) -> None:
@@ -190,7 +202,7 @@ class FollowerCore:
             return
         self.warning_held = False
         v = self.own.speed if self.own is not None else 0.0
-        self.warning = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
+        self.warning = self.twin_named = max(obstacles, key=lambda o: (stopping_decel(v, o.distance_m, o.speed_mps, o.accel_mps2,
                                                                     self.setup.follower.obstacle_gap_m),
                                                      -o.distance_m))
 
@@ -241,14 +253,15 @@ class FollowerCore:
             raise DroppedInput(Cause.TOO_OLD, f'{what} is {age:.2f} s old on arrival, over its limit of {limit_s} s')
 
     def on_evidence(self, stamp_ns: int, spec: GridSpec, percent: NDArray[np.integer]) -> None:
-        """Own evidence grid (ego mode): the nearest obstacle in the lane ahead, short of the predecessor.
+        """Own evidence grid (every mode): the nearest obstacle in the lane ahead, short of the predecessor.
 
         The grid has no velocities: an obstacle's speed comes from its track over successive grids
         (``_ego_speed``; standing until seen for 0.2 s). Beyond the predecessor stands what the predecessor
         stops for (its braking reaches the law over V2V), so with a predecessor the corridor ends
         ``predecessor_margin_m`` short of its rear bumper (its evidence blurs up to ~2 m toward the
         sensors). The corridor bends with the curvature the vehicle drives (yaw rate / speed, above
-        ``min_curve_speed_mps``).
+        ``min_curve_speed_mps``). Ego mode acts on it at once; the cooperative modes once it has been tracked
+        ``EGO_CONFIRM_S`` (``ego_confirmed``: its speed known).
         """
         own = self.own
         if own is None:
@@ -264,6 +277,8 @@ class FollowerCore:
                                 self.curvature_per_m())
         speed = None if d is None else self._ego_speed(int(stamp_ns), d, own.speed)
         self.ego_obstacle = None if d is None else Obstacle(int(stamp_ns), d, speed, 'ego')
+        self.ego_confirmed = (d is not None and self._ego_since_ns is not None
+                              and (int(stamp_ns) - self._ego_since_ns) * 1e-9 >= EGO_CONFIRM_S - 1e-6)
 
     def _ego_speed(self, stamp_ns: int, gap_m: float, own_speed_mps: float) -> float:
         """Speed (m/s, >= 0) of the obstacle perceived ``gap_m`` ahead at ``stamp_ns``: the slope of its
@@ -281,6 +296,8 @@ class FollowerCore:
         speed = _slope(track) if len(track) >= 3 else 0.0
         if track and abs(pos - (track[-1][1] + speed * (stamp_ns - track[-1][0]) * 1e-9)) > EGO_TRACK_GATE_M:
             track.clear()
+        if not track:
+            self._ego_since_ns = stamp_ns
         track.append((stamp_ns, pos))
         if len(track) < 3 or (track[-1][0] - track[0][0]) * 1e-9 < 0.2:
             return 0.0
@@ -322,14 +339,45 @@ class FollowerCore:
         if self.warning is not None and (now_ns - self.warning.stamp_ns) * 1e-9 > f.warning_max_age_s:
             self.warning, self.expired['warning'] = None, self.expired['warning'] + 1
         if self.ego_obstacle is not None and (now_ns - self.ego_obstacle.stamp_ns) * 1e-9 > self.setup.ego.max_age_s:
-            self.ego_obstacle = None
+            self.ego_obstacle, self.ego_confirmed = None, False
         advisory = None if self.warned_for_predecessor and pred is not None else self.advisory
-        cmd = self.follower.command(now_ns, state, pred, self.warning, advisory, self.ego_obstacle)
+        ego = self._own_obstacle(now_ns, own.speed)
+        self.ego_used = ego is not None
+        cmd = self.follower.command(now_ns, state, pred, self.warning, advisory, ego)
         self.last = cmd
         self.commands += 1
         if 'predecessor' in cmd.stale and self.pred is not None:
             self._stale(drops, 'predecessor', self.pred.received_ns, now_ns, f.predecessor_max_age_s)
         return cmd, drops
+
+    def _own_obstacle(self, now_ns: int, speed_mps: float) -> Obstacle | None:
+        """The own obstacle as the command takes it (the twin adds to what the vehicle sees, in every mode).
+
+        In the cooperative modes, not before its speed is known (``ego_confirmed``): taken as standing, a car
+        cutting in 2 m ahead at nearly the own speed braked v2 at 7.4 m/s^2 (cut_in). Nor while a twin warning
+        names the same obstacle (gaps now within ``SAME_OBSTACLE_M``): one obstacle, one estimate, and the
+        twin's, tracked with velocities in the common grid, is the better one (counting both braked for the
+        harder of two noisy estimates: cut_in, v1 0.2 m/s^2 harder). A moving obstacle the twin warned about
+        within ``warning_max_age_s`` stays the twin's through its silence, which may mean the conflict is
+        over (filling the gaps of a flickering warning about c1 with an own speed 1.4 m/s low braked v2 at
+        5.3 m/s^2, not 5.1). A standing one does not leave when the twin goes quiet: the own obstacle
+        stands in at once (issue 16, v1 4.97 m behind the stopped car).
+        """
+        ego = self.ego_obstacle
+        if ego is None or self.mode is FollowerMode.EGO:
+            return ego
+        if not self.ego_confirmed:
+            return None
+
+        def same(o: Obstacle | None) -> bool:
+            return o is not None and abs(_gap_now(ego, now_ns, speed_mps)
+                                         - _gap_now(o, now_ns, speed_mps)) < SAME_OBSTACLE_M
+
+        named = self.twin_named
+        if same(self.warning) or (ego.speed_mps >= STOPPED_MPS and named is not None and same(named)
+                                  and (now_ns - named.stamp_ns) * 1e-9 <= self.setup.follower.warning_max_age_s):
+            return None
+        return ego
 
     def _stale(self, drops: list[Drop], source: str, stamp_ns: int, now_ns: int, limit_s: float) -> None:
         if self._stale_seen.get(source) != stamp_ns:
@@ -365,12 +413,19 @@ class FollowerCore:
             'warning_expired': self.expired['warning'],
             'warning_held': self.warning is not None and self.warning_held,
             'ego_obstacle_m': math.nan if self.ego_obstacle is None else self.ego_obstacle.distance_m,
+            'ego_obstacle_confirmed': self.ego_obstacle is not None and self.ego_confirmed,
+            'ego_obstacle_used': self.ego_used,
             'commands': self.commands,
             'limit': '' if last is None else last.limit.value,
             'target_speed_mps': math.nan if last is None else last.target_speed_mps,
             'accel_mps2': math.nan if last is None else last.accel_mps2,
             'stale_inputs': '' if last is None else ','.join(last.stale),
         }
+
+
+def _gap_now(o: Obstacle, now_ns: int, own_speed_mps: float) -> float:
+    """Gap (m) to obstacle ``o`` at ``now_ns``, both moving at constant speed since its stamp."""
+    return o.distance_m + (o.speed_mps - own_speed_mps) * max(int(now_ns) - o.stamp_ns, 0) * 1e-9
 
 
 def _slope(samples: Sequence[tuple[int, float]]) -> float:

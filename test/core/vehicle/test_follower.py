@@ -243,6 +243,16 @@ def test_modes_use_their_inputs(mode: FollowerMode, limit: Limit) -> None:
         assert_allclose(cmd.target_speed_mps, 20.0 - 0.8)
 
 
+@pytest.mark.parametrize('mode', list(FollowerMode))
+def test_own_perception_counts_in_every_mode(mode: FollowerMode) -> None:
+    """The twin adds to what the vehicle sees: an obstacle in its own evidence is braked for alike in every
+    mode (before, the cooperative modes dropped it; issue 16, v1 4.97 m behind the stopped car)."""
+    own, ego = OwnState(0, 20.0), Obstacle(0, 60.0, 0.0, 'ego')
+    cmd = AdvisoryFollower(FollowerConfig(mode=mode)).command(0, own, None, None, None, ego)
+    alone = AdvisoryFollower(FollowerConfig(mode=FollowerMode.EGO)).command(0, own, None, None, None, ego)
+    assert cmd.limit is Limit.OBSTACLE and cmd.accel_mps2 == alone.accel_mps2 <= -400 / 109
+
+
 def test_stale_warning_and_predecessor_are_ignored_and_reported() -> None:
     f = AdvisoryFollower(FollowerConfig(mode=FollowerMode.COOPERATIVE, warning_max_age_s=1.0,
                                         predecessor_max_age_s=0.5))
