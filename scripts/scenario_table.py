@@ -222,9 +222,9 @@ def row_of(scenario: str, seed: int, report: Mapping[str, Any], targets: Targets
     false, missed = _total(report.get('false_warnings')), _total(report.get('missed_warnings'))
     miss: list[str] = []
     if see is not None and see < targets.see_through_min:
-        miss.append(f'see-through {last} {see:.3f} < {targets.see_through_min:.2f}')
+        miss.append(f'see-through {last} {_f(see, 3, targets.see_through_min)} < {targets.see_through_min:.2f}')
     if precision is not None and precision < targets.precision_away_min:
-        miss.append(f'precision away {precision:.3f} < {targets.precision_away_min:.2f}')
+        miss.append(f'precision away {_f(precision, 3, targets.precision_away_min)} < {targets.precision_away_min:.2f}')
     if moving is not None and moving > targets.moving_error_max_m:
         miss.append(f'moving error {moving:.2f} m > {targets.moving_error_max_m:.1f} m')
     for v, lead in leads:
@@ -241,8 +241,15 @@ def row_of(scenario: str, seed: int, report: Mapping[str, Any], targets: Targets
     return RunRow(scenario, seed, last, see, precision, moving, leads, false, missed, tuple(miss))
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return 'n/a' if value is None else f'{value:.{digits}f}'
+def _f(value: float | None, digits: int = 3, limit: float | None = None) -> str:
+    """``value`` to ``digits`` decimals; with ``limit``, more decimals where rounding would hide which side of
+    the limit it is on (0.8497 against 0.85 is 0.8497, not 0.850)."""
+    if value is None:
+        return 'n/a'
+    if limit is not None and value != limit:
+        while digits < 6 and round(value, digits) == round(limit, digits):
+            digits += 1
+    return f'{value:.{digits}f}'
 
 
 def _mark(text: str, bad: bool) -> str:
@@ -268,8 +275,8 @@ def _cells(row_values: Mapping[str, Any], targets: Targets, vids_order: Sequence
         for v in vids_order if v in leads) or 'n/a'
     false, missed = row_values['false'], row_values['missed']
     cells = [
-        _mark(_f(see[0]), see[0] is not None and see[0] < targets.see_through_min) + see[1],
-        _mark(_f(prec[0]), prec[0] is not None and prec[0] < targets.precision_away_min) + prec[1],
+        _mark(_f(see[0], 3, targets.see_through_min), see[0] is not None and see[0] < targets.see_through_min) + see[1],
+        _mark(_f(prec[0], 3, targets.precision_away_min), prec[0] is not None and prec[0] < targets.precision_away_min) + prec[1],
         _mark(_f(mov[0], 2), mov[0] is not None and mov[0] > targets.moving_error_max_m) + mov[1],
         lead_txt,
         _mark('n/a' if false is None else str(false), false is not None and false > targets.false_max),

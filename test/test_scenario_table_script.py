@@ -132,3 +132,11 @@ def test_finished_only_tables_the_finished_runs_and_runs_nothing(tmp_path, monke
                     '--out', str(out), '--finished-only']) == 0
     text = out.read_text()
     assert '| `highway_clear` | 7 | 0.950 | 0.700 ✗ |' in text and '`cut_in`' not in text
+
+
+def test_a_value_just_below_its_target_shows_enough_decimals_to_be_below_it():
+    row = st.row_of('s', 7, _report(V, precision=0.8497))
+    assert row.missed_targets == ('precision away 0.8497 < 0.85',)
+    md = st.table({('s', 7): _report(V, precision=0.8497)}, 'cmd', date='2026-01-01')
+    assert '0.8497 ✗' in md and '0.850 ✗' not in md
+    assert st._f(0.8512, 3, 0.85) == '0.851' and st._f(0.85, 3, 0.85) == '0.850' and st._f(None) == 'n/a'
