@@ -211,108 +211,24 @@ def replay(result_bag: str, scenario_bag: str) -> None:
           f'digest={digest.hexdigest()[:16]}')
 
 
-def _merged_inputs(result_bag: str, scenario_bag: str, out: str) -> tuple[list[str], float]:
-    """The replay inputs of :func:`replay` as one bag at ``out``: (its topics, its data seconds)."""
-    from cooperative_fusion.ros.bag import BagReader, BagWriter
-
-    msgs = []
-    with BagReader(scenario_bag) as reader:
-        data_s = (reader.end_time_ns - reader.start_time_ns) / 1e9
-        topics = [t for t in reader.topics() if t.endswith(('/odom', '/time_reference')) and not t.startswith('/truth')]
-        msgs += [(ts, 0, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
-    with BagReader(result_bag) as reader:
-        topics = [t for t in reader.topics() if t.endswith(('/evidence_grid', '/radar/targets'))]
-        msgs += [(ts, 1, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
-    msgs.sort(key=lambda m: (m[0], m[1]))
-    with BagWriter(out, overwrite=True) as writer:
-        for ts, _source, topic, msgtype, raw in msgs:
-            writer.write_serialized(topic, msgtype, raw, ts)
-    return sorted({m[2] for m in msgs}), data_s
-
-
 def replay_live(result_bag: str, scenario_bag: str) -> None:
     """The fusion node as its own process, fed the recorded inputs over DDS (see the module docstring)."""
-    import os
-    import random
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import OccupancyGrid
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
+    from node_alone import recorded_inputs, run_alone
 
-    from cooperative_fusion.app.platoon import load_platoon_config
     from cooperative_fusion.core.platoon_config import NodeKind
-    from cooperative_fusion.ros.qos import diagnostics_qos, latched_qos
+    from cooperative_fusion.ros.qos import latched_qos
 
-    def cpu_s(pid: int) -> float:
-        text = Path(f'/proc/{pid}/stat').read_text()
-        fields = text[text.rindex(')') + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-    domain = random.SystemRandom().randint(120, 220)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    spec = next(s for s in load_platoon_config(None).node_specs() if s.kind is NodeKind.FUSION)
-    with tempfile.TemporaryDirectory(prefix='bench_fusion_live_') as tmp:
-        topics, data_s = _merged_inputs(result_bag, scenario_bag, str(Path(tmp) / 'inputs'))
-        log = open(Path(tmp) / 'node.log', 'w')
-        node_proc = subprocess.Popen(spec.command(sys.executable, use_sim_time=False), env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        ctx = Context()
-        rclpy.init(context=ctx, domain_id=domain)
-        listener = rclpy.create_node('bench_fusion_listener', context=ctx)
-        grids, status = [0], {}
-
-        def on_diagnostics(msg: DiagnosticArray) -> None:
-            for st in msg.status:
-                if st.name == 'fusion_node':
-                    status.update({kv.key: kv.value for kv in st.values})
-
-        listener.create_subscription(OccupancyGrid, '/cooperative/grid',
-                                     lambda _raw: grids.__setitem__(0, grids[0] + 1), latched_qos(), raw=True)
-        listener.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, diagnostics_qos())
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(listener)
-
-        def spin_for(seconds: float) -> None:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
-
-        try:
-            deadline = time.monotonic() + 60.0
-            while listener.count_publishers('/cooperative/grid') < 1:
-                if time.monotonic() > deadline or node_proc.poll() is not None:
-                    raise RuntimeError(f'the fusion node did not come up (log: {Path(tmp) / "node.log"})')
-                spin_for(0.2)
-            spin_for(5.0)      # discovery settles
-            c0, w0 = cpu_s(node_proc.pid), time.monotonic()
-            spin_for(3.0)
-            idle = (cpu_s(node_proc.pid) - c0) / (time.monotonic() - w0)
-            c0, g0 = cpu_s(node_proc.pid), grids[0]
-            replay_proc = subprocess.Popen(
-                [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(Path(tmp) / 'inputs'), '--wall-clock',
-                 '--wait-for-subscribers', '30', '--topics', *topics],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
-            while replay_proc.poll() is None:
-                spin_for(0.2)
-            spin_for(1.0)
-            busy = cpu_s(node_proc.pid) - c0
-            spin_for(1.5)      # the last /diagnostics
-        finally:
-            node_proc.send_signal(2)
-            node_proc.wait(timeout=30)
-            listener.destroy_node()
-            rclpy.shutdown(context=ctx)
-            log.close()
-    too_old = sum(int(v) for k, v in status.items() if k.endswith('too_old'))
-    print(f'fusion node alone, live: {busy:.2f} CPU s over {data_s:.1f} s of data, idle {idle:.3f} cores')
-    print(f'live_cores={busy / data_s:.3f} idle_cores={idle:.3f} grids={grids[0] - g0} '
-          f'published={status.get("published")} too_old={too_old} latency_p95_ms={status.get("latency_ms.p95")}')
+    msgs, start_ns, end_ns = recorded_inputs(result_bag, scenario_bag, ('/odom', '/time_reference'),
+                                             ('/evidence_grid', '/radar/targets'))
+    r = run_alone(NodeKind.FUSION, msgs, (end_ns - start_ns) / 1e9, status_name='fusion_node',
+                  ready=lambda listener: listener.count_publishers('/cooperative/grid') >= 1,
+                  count=('/cooperative/grid', OccupancyGrid, latched_qos()))
+    too_old = sum(int(v) for k, v in r.status.items() if k.endswith('too_old'))
+    print(f'fusion node alone, live: {r.busy_cpu_s:.2f} CPU s over {r.data_s:.1f} s of data, '
+          f'idle {r.idle_cores:.3f} cores')
+    print(f'live_cores={r.cores:.3f} idle_cores={r.idle_cores:.3f} grids={r.received} '
+          f'published={r.status.get("published")} too_old={too_old} latency_p95_ms={r.status.get("latency_ms.p95")}')
 
 
 def main() -> None:

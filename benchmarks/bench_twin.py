@@ -107,19 +107,11 @@ _DIGEST_TOPICS = ('/twin/predicted_grid', '/twin/warnings', '/twin/advisory')
 def _inputs(result_bag: str, scenario_bag: str) -> tuple[list[tuple[int, int, str, str, bytes]], int, int]:
     """The twin's recorded inputs, (log time, source, topic, type, CDR bytes) in log-time order (at equal
     times the scenario's first), and the scenario's start and end, ns."""
-    from cooperative_fusion.ros.bag import BagReader
+    from node_alone import recorded_inputs
 
-    msgs = []
-    with BagReader(scenario_bag) as reader:
-        start_ns, end_ns = reader.start_time_ns, reader.end_time_ns
-        topics = [t for t in reader.topics() if t.endswith(_SCENARIO_TOPICS) and not t.startswith('/truth')]
-        msgs += [(ts, 0, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
-    with BagReader(result_bag) as reader:
-        topics = [t for t in reader.topics() if t.endswith(_RESULT_TOPICS)]
-        msgs += [(ts, 1, t, ty, raw) for t, ty, ts, raw in reader.messages(topics)]
+    msgs, start_ns, end_ns = recorded_inputs(result_bag, scenario_bag, _SCENARIO_TOPICS, _RESULT_TOPICS)
     if not any(m[2].endswith('/cooperative/grid') for m in msgs):
         raise SystemExit(f'{result_bag}: no /cooperative/grid recorded (a result bag of run --bag --record?)')
-    msgs.sort(key=lambda m: (m[0], m[1]))
     return msgs, start_ns, end_ns
 
 
@@ -215,92 +207,17 @@ def replay(result_bag: str, scenario_bag: str, markers: bool) -> None:
 
 def replay_live(result_bag: str, scenario_bag: str) -> None:
     """The twin node as its own process, fed the recorded inputs over DDS (see the module docstring)."""
-    import os
-    import random
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
+    from node_alone import run_alone
 
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    from cooperative_fusion.app.platoon import load_platoon_config
     from cooperative_fusion.core.platoon_config import NodeKind
-    from cooperative_fusion.ros.bag import BagWriter
-    from cooperative_fusion.ros.qos import diagnostics_qos
-
-    def cpu_s(pid: int) -> float:
-        text = Path(f'/proc/{pid}/stat').read_text()
-        fields = text[text.rindex(')') + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
     msgs, start_ns, end_ns = _inputs(result_bag, scenario_bag)
-    data_s = (end_ns - start_ns) / 1e9
-    domain = random.SystemRandom().randint(120, 220)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    spec = next(s for s in load_platoon_config(None).node_specs() if s.kind is NodeKind.TWIN)
-    with tempfile.TemporaryDirectory(prefix='bench_twin_live_') as tmp:
-        with BagWriter(str(Path(tmp) / 'inputs'), overwrite=True) as writer:
-            for ts, _source, topic, msgtype, raw in msgs:
-                writer.write_serialized(topic, msgtype, raw, ts)
-        topics = sorted({m[2] for m in msgs})
-        log = open(Path(tmp) / 'node.log', 'w')
-        node_proc = subprocess.Popen(spec.command(sys.executable, use_sim_time=False), env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        ctx = Context()
-        rclpy.init(context=ctx, domain_id=domain)
-        listener = rclpy.create_node('bench_twin_listener', context=ctx)
-        status: dict[str, str] = {}
-
-        def on_diagnostics(msg: DiagnosticArray) -> None:
-            for st in msg.status:
-                if st.name == 'twin_node':
-                    status.update({kv.key: kv.value for kv in st.values})
-
-        listener.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, diagnostics_qos())
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(listener)
-
-        def spin_for(seconds: float) -> None:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
-
-        try:
-            deadline = time.monotonic() + 60.0
-            while listener.count_subscribers('/cooperative/grid') < 1:
-                if time.monotonic() > deadline or node_proc.poll() is not None:
-                    raise RuntimeError(f'the twin node did not come up (log: {Path(tmp) / "node.log"})')
-                spin_for(0.2)
-            spin_for(5.0)      # discovery settles
-            c0, w0 = cpu_s(node_proc.pid), time.monotonic()
-            spin_for(3.0)
-            idle = (cpu_s(node_proc.pid) - c0) / (time.monotonic() - w0)
-            c0 = cpu_s(node_proc.pid)
-            cycles0 = int(float(status.get('cycles', 0)))
-            replay_proc = subprocess.Popen(
-                [sys.executable, '-m', 'cooperative_fusion.cli', 'replay', str(Path(tmp) / 'inputs'), '--wall-clock',
-                 '--wait-for-subscribers', '30', '--topics', *topics],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
-            while replay_proc.poll() is None:
-                spin_for(0.2)
-            spin_for(1.0)
-            busy = cpu_s(node_proc.pid) - c0
-            spin_for(1.5)      # the last /diagnostics
-        finally:
-            node_proc.send_signal(2)
-            node_proc.wait(timeout=30)
-            listener.destroy_node()
-            rclpy.shutdown(context=ctx)
-            log.close()
-    cycles = int(float(status.get('cycles', 0))) - cycles0
-    print(f'twin node alone, live: {busy:.2f} CPU s over {data_s:.1f} s of data, idle {idle:.3f} cores, '
-          f'cycle_ms p50 {status.get("cycle_ms.p50")}')
-    print(f'live_cores={busy / data_s:.3f} idle_cores={idle:.3f} cycles={cycles}')
-
+    r = run_alone(NodeKind.TWIN, msgs, (end_ns - start_ns) / 1e9, status_name='twin_node',
+                  ready=lambda listener: listener.count_subscribers('/cooperative/grid') >= 1)
+    cycles = int(float(r.status.get('cycles', 0))) - int(float(r.status_start.get('cycles', 0)))
+    print(f'twin node alone, live: {r.busy_cpu_s:.2f} CPU s over {r.data_s:.1f} s of data, idle {r.idle_cores:.3f} '
+          f'cores, cycle_ms p50 {r.status.get("cycle_ms.p50")}')
+    print(f'live_cores={r.cores:.3f} idle_cores={r.idle_cores:.3f} cycles={cycles}')
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
