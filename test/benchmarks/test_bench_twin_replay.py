@@ -5,21 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from processes import simulate_bag
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope='module')
-def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    from cooperative_fusion.app.bringup import run_bag_lockstep
-
-    tmp = tmp_path_factory.mktemp('bench_twin')
-    scenario = simulate_bag(tmp / 'scenario', seed=3, duration_s=2.0)
-    run_bag_lockstep(None, scenario, tmp / 'result', progress=False, quiet=True)
-    return scenario, tmp / 'result'
 
 
 def _replay(*args: str) -> subprocess.CompletedProcess:
@@ -27,8 +13,8 @@ def _replay(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_replay_reports_cpu_per_cycle_and_the_same_digest_twice(recorded):
-    scenario, result = recorded
+def test_replay_reports_cpu_per_cycle_and_the_same_digest_twice(recorded_run):
+    scenario, result = recorded_run
     lines = []
     for _ in range(2):
         out = _replay('--replay', str(result), '--scenario', str(scenario))
@@ -40,8 +26,8 @@ def test_replay_reports_cpu_per_cycle_and_the_same_digest_twice(recorded):
     assert values[0]['digest'] == values[1]['digest']     # the outputs are deterministic
 
 
-def test_replay_refuses_a_bag_without_the_common_grid_and_flags_without_replay(recorded):
-    scenario, _ = recorded
+def test_replay_refuses_a_bag_without_the_common_grid_and_flags_without_replay(recorded_run):
+    scenario, _ = recorded_run
     out = _replay('--replay', str(scenario), '--scenario', str(scenario))
     assert out.returncode != 0 and 'no /cooperative/grid recorded' in (out.stdout + out.stderr)
     out = _replay('--live')

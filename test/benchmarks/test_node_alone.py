@@ -6,21 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from processes import simulate_bag
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope='module')
-def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    from cooperative_fusion.app.bringup import run_bag_lockstep
-
-    tmp = tmp_path_factory.mktemp('node_alone')
-    scenario = simulate_bag(tmp / 'scenario', seed=3, duration_s=2.0)
-    run_bag_lockstep(None, scenario, tmp / 'result', progress=False, quiet=True)
-    return scenario, tmp / 'result'
 
 
 def _live(bench: str, scenario: Path, result: Path) -> dict[str, str]:
@@ -30,15 +16,15 @@ def _live(bench: str, scenario: Path, result: Path) -> dict[str, str]:
     return dict(kv.split('=', 1) for kv in out.stdout.strip().splitlines()[-1].split())
 
 
-def test_the_fusion_node_alone_fuses_the_recorded_evidence_and_its_cpu_is_measured(recorded):
-    scenario, result = recorded
+def test_the_fusion_node_alone_fuses_the_recorded_evidence_and_its_cpu_is_measured(recorded_run):
+    scenario, result = recorded_run
     values = _live('bench_fusion.py', scenario, result)
     assert float(values['live_cores']) > 0 and float(values['idle_cores']) >= 0
     assert int(values['grids']) >= 1            # common grids heard by the listener during the replay
 
 
-def test_the_twin_node_alone_cycles_on_the_recorded_grids_and_its_cpu_is_measured(recorded):
-    scenario, result = recorded
+def test_the_twin_node_alone_cycles_on_the_recorded_grids_and_its_cpu_is_measured(recorded_run):
+    scenario, result = recorded_run
     values = _live('bench_twin.py', scenario, result)
     assert float(values['live_cores']) > 0
     assert int(values['cycles']) >= 1
