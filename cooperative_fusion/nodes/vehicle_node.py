@@ -31,7 +31,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, TimeReference
 from ..core.config_values import config_from_values, seconds_to_ns
 from ..core.errors import ConfigError
 from ..core.timebase import ClockFitConfig
-from ..core.vehicle_defaults import LIDAR_EXTRINSIC, MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M
+from ..core.vehicle_defaults import (LIDAR_EXTRINSIC, MOVING_AZIMUTH_SIGMA_DEG, MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M,
+                                     MOVING_RANGE_SIGMA_M)
 from ..core.vehicle.ground import GroundConfig
 from ..core.vehicle.pipeline import STREAMS, LidarScan, PipelineConfig, RadarScan, WindowConfig
 from ..core.vehicle.pose_buffer import PoseBufferConfig
@@ -143,10 +144,10 @@ PARAMS: tuple[Param, ...] = (
           'of sight (0 with azimuth_sigma_deg 0: sigma_m every way), metres', 0.0, 20.0),
     Param('radar.azimuth_sigma_deg', 0.0, 'radar 1-sigma azimuth error: a standing detection\'s spread across the '
           'line of sight is its range times this (0 with range_sigma_m 0: sigma_m every way), degrees', 0.0, 30.0),
-    Param('radar.moving_range_sigma_m', 0.15, 'a moving detection\'s spread along the line of sight (its own '
+    Param('radar.moving_range_sigma_m', MOVING_RANGE_SIGMA_M, 'a moving detection\'s spread along the line of sight (its own '
           'ellipse, out to 1 % of its peak; 0 with moving_azimuth_sigma_deg 0: the disc of sigma_m), metres',
           0.0, 20.0),
-    Param('radar.moving_azimuth_sigma_deg', 0.3, 'a moving detection\'s spread across the line of sight is its '
+    Param('radar.moving_azimuth_sigma_deg', MOVING_AZIMUTH_SIGMA_DEG, 'a moving detection\'s spread across the line of sight is its '
           'range times this (0 with moving_range_sigma_m 0: the disc of sigma_m), degrees', 0.0, 30.0),
     Param('radar.moving_min_speed_mps', MOVING_MIN_SPEED_MPS, 'radar returns at least this fast (radial, ego '
           'motion removed) move the hits near them to the cycle\'s output stamp (the fusion takes it from the '

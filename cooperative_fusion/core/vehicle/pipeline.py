@@ -39,7 +39,7 @@ from ..errors import ConfigError, FrameError
 from .extrinsics import extrinsic_from_params
 from ..grid import GridSpec, follow_yaw, logodds_to_percent
 from .motion import compensate, deskew
-from ..vehicle_defaults import LIDAR_EXTRINSIC
+from ..vehicle_defaults import LIDAR_EXTRINSIC, MOVING_AZIMUTH_SIGMA_DEG, MOVING_RANGE_SIGMA_M
 from .sensor_models import (MOVING_MIN_SPEED_MPS, MOVING_RADIUS_M, EvidencePatch, GroundConfig, MovingReturns,
                             RadarNoise, SensorModel, camera_patch, default_camera_model, default_lidar_model,
                             default_radar_model, hits_to_stamp, lidar_patch, moving_returns, radar_patch,
@@ -180,7 +180,8 @@ class PipelineConfig:
         error: a standing detection is spread by range sigma along the line of sight and range × azimuth sigma
         across it (:class:`.sensor_models.RadarNoise`); both 0 (the default): by ``radar_sigma_m`` every way
     radar_moving_range_sigma_m, radar_moving_azimuth_sigma_rad : the same for a moving detection (its own
-        ellipse out to 1 % of the peak instead of the disc of ``radar_sigma_m``); both 0: the disc
+        ellipse out to 1 % of the peak instead of the disc of ``radar_sigma_m``; default: the vehicle node's,
+        :mod:`..vehicle_defaults`); both 0: the disc
     moving_min_speed_mps, moving_radius_m : hits within ``moving_radius_m`` of a radar return at least
         ``moving_min_speed_mps`` fast are moved with it to the output stamp (:func:`.sensor_models.hits_to_stamp`)
     camera_hfov_rad : radians, cap on the camera's horizontal field of view (the
@@ -201,8 +202,8 @@ class PipelineConfig:
     radar_sigma_m: float = 0.5
     radar_range_sigma_m: float = 0.0
     radar_azimuth_sigma_rad: float = 0.0
-    radar_moving_range_sigma_m: float = 0.0
-    radar_moving_azimuth_sigma_rad: float = 0.0
+    radar_moving_range_sigma_m: float = MOVING_RANGE_SIGMA_M
+    radar_moving_azimuth_sigma_rad: float = math.radians(MOVING_AZIMUTH_SIGMA_DEG)
     moving_min_speed_mps: float = MOVING_MIN_SPEED_MPS
     moving_radius_m: float = MOVING_RADIUS_M
     camera_hfov_rad: float = math.radians(90.0)

@@ -162,9 +162,13 @@ def test_moving_detections_take_their_own_ellipse_out_to_one_percent_and_standin
 
 
 def test_pipeline_radar_moving_noise_config():
-    assert PipelineConfig().radar_moving_noise is None     # the disc of radar_sigma_m unless configured
-    cfg = PipelineConfig(radar_moving_range_sigma_m=0.15, radar_moving_azimuth_sigma_rad=math.radians(0.3))
-    assert cfg.radar_moving_noise == RadarNoise(0.15, math.radians(0.3)) and cfg.radar_noise is None
+    # the core's default is the vehicle node's (core.vehicle_defaults): a moving detection takes its ellipse
+    assert PipelineConfig().radar_moving_noise == RadarNoise(0.15, math.radians(0.3))
+    assert PipelineConfig().radar_noise is None                       # a standing one keeps the disc
+    disc = PipelineConfig(radar_moving_range_sigma_m=0.0, radar_moving_azimuth_sigma_rad=0.0)
+    assert disc.radar_moving_noise is None                            # both 0: the disc of radar_sigma_m
+    cfg = PipelineConfig(radar_moving_range_sigma_m=0.3, radar_moving_azimuth_sigma_rad=math.radians(0.5))
+    assert cfg.radar_moving_noise == RadarNoise(0.3, math.radians(0.5)) and cfg.radar_noise is None
     with pytest.raises(ConfigError, match=r'radar_moving_range_sigma_m and radar_moving_azimuth_sigma_rad must both '
                                           r'be > 0'):
         PipelineConfig(radar_moving_range_sigma_m=0.0, radar_moving_azimuth_sigma_rad=0.01)
