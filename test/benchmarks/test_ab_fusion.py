@@ -1,26 +1,16 @@
 """benchmarks/ab_fusion.py: two checkouts' fusion cores side by side (structure and equality, not speed)."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from script_module import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load():
-    sys.path.insert(0, str(REPO / 'benchmarks'))
-    spec = importlib.util.spec_from_file_location('ab_fusion', REPO / 'benchmarks' / 'ab_fusion.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_benchmark('ab_fusion')
 
 
 def test_a_checkout_against_itself_publishes_the_same_grids(capsys):
