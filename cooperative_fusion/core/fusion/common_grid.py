@@ -58,7 +58,7 @@ from scipy import ndimage
 from ..errors import ConfigError
 from ..grid import YAW_TOLERANCE_RAD, GridSpec, mark_unknown, negated_logodds_to_percent, resample_nearest
 from ..metrics import Box, footprint_window
-from .morphology import nonzero_box
+from ..morphology import nonzero_box
 
 #: Stamp of a cell that was never observed.
 NEVER_NS = np.iinfo(np.int64).min

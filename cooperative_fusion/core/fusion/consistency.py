@@ -70,7 +70,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec
-from .morphology import dilate_offsets, dilate_square, line_offsets
+from ..morphology import dilate_offsets, dilate_square, line_offsets
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 

@@ -32,7 +32,7 @@ from .body_registration import BodyFit, face_points, fit_body, may_hold_faces, s
 from .coregistration import CoregResult, occupied_points, persistent_points, register_platoon
 from .correction import Correction, mask_on, warp_evidence
 from .dynamic import SWEEP_PERIOD_RANGE_S, SWEEP_STAMPS_KEPT, DynamicLayer, RadarTargets, small_median
-from .morphology import column_bounds
+from ..morphology import column_bounds
 from .publish_policy import PublishPolicy, PublishPolicyConfig
 from .window import road_window
 

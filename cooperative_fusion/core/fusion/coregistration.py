@@ -77,7 +77,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import ConfigError
 from ..grid import GridSpec
-from .morphology import column_bounds, dilate_offsets, nonzero_cells
+from ..morphology import column_bounds, dilate_offsets, nonzero_cells
 
 #: Probability from which a cell counts as occupied (the same as the metrics).
 P_OCCUPIED = 0.65

@@ -79,7 +79,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from ..grid import GridSpec, logodds_to_percent
-from .morphology import dilate_square, nonzero_box, nonzero_cells
+from ..morphology import dilate_square, nonzero_box, nonzero_cells
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 

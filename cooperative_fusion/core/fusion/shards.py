@@ -34,7 +34,7 @@ from .common_grid import NEVER_NS, CommonGrid, FusionConfig
 from .config import FusionNodeConfig
 from .cooperative import AddResult, CooperativeFusion, GridOutput, InputDrop
 from .dynamic import DynamicLayer, MovingObject
-from .morphology import nonzero_box
+from ..morphology import nonzero_box
 
 #: An accumulator bound no evidence sum reaches (float32 max): the shard neither clamps nor resets.
 UNBOUNDED_LOGODDS = float(np.finfo(np.float32).max)

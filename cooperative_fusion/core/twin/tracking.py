@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError, MessageFormatError, SyncError
 from ..grid import GridSpec
+from ..morphology import dilate_rect
 from ..road import RoadModel
 
 #: Cost given to pairs outside the gate; never chosen unless nothing else fits.
@@ -115,21 +116,6 @@ def _in_boxes(offsets: NDArray[np.float64], yaw: NDArray[np.float64], size: NDAr
     return (np.abs(u) <= 0.5 * size[:, 0:1] + grow_m) & (np.abs(v) <= 0.5 * size[:, 1:2] + grow_m)
 
 
-def _dilate_rect(mask: NDArray[np.bool_], reach_r: int, reach_c: int) -> NDArray[np.bool_]:
-    """(H, W) bool: ``mask`` dilated by the (2·reach_r+1) x (2·reach_c+1) rectangle, nothing from outside the
-    array: ``ndimage.maximum_filter(mask, size=..., mode='constant', cval=False)``, as ORs of shifted slices
-    (rows, then columns), several times faster for the few cells of reach used here."""
-    out = mask.copy()
-    for d in range(1, min(reach_c, mask.shape[1] - 1) + 1):
-        out[:, d:] |= mask[:, :-d]
-        out[:, :-d] |= mask[:, d:]
-    rows = out.copy() if reach_r > 0 else out
-    for d in range(1, min(reach_r, mask.shape[0] - 1) + 1):
-        out[d:] |= rows[:-d]
-        out[:-d] |= rows[d:]
-    return out
-
-
 def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] = 0
                      ) -> tuple[NDArray[np.int32], int, int, int]:
     """8-connected components of ``occupied`` (H, W), those at most ``2 * reach`` cells apart merged.
@@ -151,7 +137,7 @@ def label_components(occupied: NDArray[np.bool_], reach: int | tuple[int, int] =
     window = occupied[r0:r1, c0:c1]
     eight = np.ones((3, 3), dtype=bool)
     if reach_r > 0 or reach_c > 0:
-        labels, n = ndimage.label(_dilate_rect(window, reach_r, reach_c), structure=eight)
+        labels, n = ndimage.label(dilate_rect(window, reach_r, reach_c), structure=eight)
         labels[~window] = 0
     else:
         labels, n = ndimage.label(window, structure=eight)

@@ -56,11 +56,11 @@ def test_reach_across_rows_and_along_columns() -> None:
 
 @pytest.mark.parametrize('seed', range(20))
 def test_rectangular_dilation_equals_the_maximum_filter(seed: int) -> None:
-    from cooperative_fusion.core.twin.tracking import _dilate_rect
+    from cooperative_fusion.core.morphology import dilate_rect
 
     rng = np.random.default_rng(seed)
     h, w = (int(v) for v in rng.integers(1, 30, 2))
     mask = rng.random((h, w)) < rng.uniform(0.0, 0.3)
     for rr, rc in ((0, 0), (1, 2), (2, 1), (0, 3), (4, 0), (35, 35)):
         want = ndimage.maximum_filter(mask, size=(2 * rr + 1, 2 * rc + 1), mode='constant', cval=False)
-        np.testing.assert_array_equal(_dilate_rect(mask, rr, rc), want)
+        np.testing.assert_array_equal(dilate_rect(mask, rr, rc), want)

@@ -1,4 +1,5 @@
-"""Binary dilations by shifted ORs: exact stand-ins for the scipy.ndimage calls on the fusion's hot paths.
+"""Binary dilations by shifted ORs: exact stand-ins for the scipy.ndimage calls on the hot paths of the
+fusion and the twin.
 
 A dilation by a small, point-symmetric structuring element is the OR of the
 mask shifted by each of its offsets, with nothing coming in from outside the
@@ -58,20 +59,28 @@ def dilate_square(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
     The same as ``ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=radius)`` and
     ``ndimage.maximum_filter(mask, size=2 * radius + 1, mode='constant', cval=False)``. A new array.
     """
+    return dilate_rect(mask, radius, radius)
+
+
+def dilate_rect(mask: NDArray[np.bool_], reach_rows: int, reach_cols: int) -> NDArray[np.bool_]:
+    """(H, W) bool: ``mask`` dilated by the (2·reach_rows+1) x (2·reach_cols+1) rectangle, nothing from outside
+    the array: ``ndimage.maximum_filter(mask, size=(2 * reach_rows + 1, 2 * reach_cols + 1), mode='constant',
+    cval=False)``, along rows, then columns. A new array."""
     mask = np.asarray(mask, dtype=bool)
-    if radius <= 0:
+    rows = _dilate_along_x(mask, reach_cols)
+    return np.ascontiguousarray(_dilate_along_x(rows.T, reach_rows).T)
+
+
+def _dilate_along_x(mask: NDArray[np.bool_], reach: int) -> NDArray[np.bool_]:
+    """``mask`` dilated by ``reach`` cells both ways along its second axis (a new array)."""
+    if reach <= 0:
         return mask.copy()
-    if radius >= 3:                     # runs by doubling: fewer slice-ORs than one per offset
-        rows = _run_x(mask, -radius, radius)
-        return np.ascontiguousarray(_run_x(rows.T, -radius, radius).T)
-    rows = mask.copy()
-    for d in range(1, radius + 1):
-        _or_shifted(rows, mask, 0, d)
-        _or_shifted(rows, mask, 0, -d)
-    out = rows.copy()
-    for d in range(1, radius + 1):
-        _or_shifted(out, rows, d, 0)
-        _or_shifted(out, rows, -d, 0)
+    if reach >= 3:                      # runs by doubling: fewer slice-ORs than one per offset
+        return _run_x(mask, -reach, reach)
+    out = mask.copy()
+    for d in range(1, reach + 1):
+        _or_shifted(out, mask, 0, d)
+        _or_shifted(out, mask, 0, -d)
     return out
 
 

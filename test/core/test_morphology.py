@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cooperative_fusion.core.fusion.morphology import (column_bounds, dilate_offsets, dilate_square, line_element,
+from cooperative_fusion.core.morphology import (column_bounds, dilate_offsets, dilate_square, line_element,
                                                        line_offsets, nonzero_box, nonzero_cells)
 
 SHAPES = [(1, 1), (1, 7), (9, 1), (5, 6), (40, 53), (120, 37)]
