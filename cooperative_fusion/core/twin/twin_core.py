@@ -91,7 +91,6 @@ class TwinConfig:
                               f'{self.exclude_margin_m} and {self.radar_radius_m}')
 
 
-
 def road_heading(road: RoadModel | None, spec: GridSpec) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """The road's heading (radians in ``map``) at points (K, 2) in ``map``: ``road``'s, or the grid's yaw while no
     road is fitted (the grid follows the platoon's heading)."""
@@ -100,6 +99,7 @@ def road_heading(road: RoadModel | None, spec: GridSpec) -> Callable[[NDArray[np
             return np.full(len(xy), spec.yaw)
         return np.asarray(road.heading_at(road.to_road(xy)[0]), dtype=np.float64).reshape(-1)
     return heading
+
 
 @dataclass(frozen=True)
 class TwinResult:
